@@ -1,0 +1,93 @@
+# One Makefile for the whole pool: poold (master), xe (CLI), tests, bench.
+#   make            build bin/poold bin/xe
+#   make check      unit + integration tests (installs deps first when root)
+#   make bench      benchmarks (tests/bench)
+#   make demo       a local pool doing real work
+#   make SAN=1 ...  the same under AddressSanitizer + UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS    := openssl libevent libevent_openssl libcurl jansson sqlite3 yaml-0.1 libzstd
+DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-dev \
+	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3
+
+ifeq ($(SAN),1)
+BUILD   := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+BUILD   := build/rel
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	-Wno-missing-field-initializers -Ilib -Ipoold $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC   := $(wildcard lib/*.c)
+POOLD_SRC := $(filter-out poold/main.c,$(wildcard poold/*.c))
+XE_SRC    := $(filter-out cli/xe.c,$(wildcard cli/*.c))
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+POOLD_OBJ := $(POOLD_SRC:%.c=$(BUILD)/%.o)
+XE_OBJ    := $(XE_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+BINS := bin/poold bin/xe
+
+.PHONY: all deps check unit integration bench demo install clean
+all: $(BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(LIB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libpoold.a: $(POOLD_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libxe.a: $(XE_OBJ)
+	@rm -f $@; ar rcs $@ $^ $(if $(XE_OBJ),,/dev/null 2>/dev/null || true)
+
+bin/poold: $(BUILD)/poold/main.o $(BUILD)/libpoold.a $(BUILD)/libcommon.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+bin/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Each unit test links cmocka, the daemon's modules and lib/.
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(XE_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+deps:
+	@sh scripts/deps.sh $(DEPS_APT)
+
+unit: $(UNIT_BIN)
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run-all
+
+bench: all
+	@python3 tests/bench/api.py
+
+demo: deps all
+	@sh scripts/demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 etc/xapi.conf.sample $(DESTDIR)$(PREFIX)/share/poold/
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,191 @@
+/*
+ * api_session.c - login, logout and session validity.
+ *
+ * Sessions are objects of class "session" in the database (so they survive
+ * a poold restart) mirrored in pd_sessions (ref -> last active second) so
+ * that checking one costs a hash lookup, not a query. last_active is written
+ * back at most once a minute; sessions idle longer than session-timeout are
+ * destroyed by session_gc().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "log.h"
+#include "poold.h"
+#include "pwhash.h"
+#include "xerr.h"
+
+#define SESSION_TOUCH_SECONDS 60
+
+static time_t parse_datetime(const char *s)
+{
+	struct tm tm = {0};
+	if (!s || sscanf(s, "%4d%2d%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+			 &tm.tm_min, &tm.tm_sec) != 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return timegm(&tm);
+}
+
+static void format_datetime(time_t t, char *out)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y%m%dT%H:%M:%SZ", &tm);
+}
+
+static int session_load_one(void *ctx, const char *ref, const char *text, int len)
+{
+	struct poold *pd = ctx;
+	json_t *rec = json_loadb(text, (size_t)len, 0, NULL);
+	time_t t = parse_datetime(json_string_value(json_object_get(rec, "last_active")));
+	json_object_set_new(pd->pd_sessions, ref, json_integer((json_int_t)t));
+	json_decref(rec);
+	return 0;
+}
+
+void session_load(struct poold *pd)
+{
+	if (!pd->pd_sessions)
+		pd->pd_sessions = json_object();
+	db_foreach_text(pd->pd_db, "session", session_load_one, pd);
+}
+
+static json_t *session_touch_txn(struct db *db, void *ctx)
+{
+	const char **a = ctx;
+	return db_obj_set(db, a[0], "last_active", json_string(a[1]));
+}
+
+json_t *session_check(struct poold *pd, const char *ref)
+{
+	json_t *v = json_object_get(pd->pd_sessions, ref);
+	time_t now = time(NULL);
+	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
+	if (!v || now - (time_t)json_integer_value(v) > timeout)
+		return xerr_new(XE_SESSION_INVALID, ref, NULL);
+	if (now - (time_t)json_integer_value(v) >= SESSION_TOUCH_SECONDS) {
+		char ts[32];
+		format_datetime(now, ts);
+		const char *a[2] = {ref, ts};
+		json_t *e = db_txn(pd->pd_db, session_touch_txn, a);
+		json_decref(e); /* a lost touch only shortens the session */
+		json_integer_set(v, (json_int_t)now);
+	}
+	return NULL;
+}
+
+struct login_ctx {
+	struct poold *pd;
+	const char *user, *originator;
+	char ref[64];
+};
+
+static json_t *login_txn(struct db *db, void *ctx)
+{
+	struct login_ctx *l = ctx;
+	char now[32];
+	model_now(now);
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "this_host", l->pd->pd_host_ref,
+				"last_active", now, "validation_time", now, "auth_user_name", l->user,
+				"is_local_superuser", 1, "originator", l->originator);
+	json_t *e = db_obj_create(db, "session", rec, l->ref);
+	json_decref(rec);
+	return e;
+}
+
+json_t *session_login(struct api_call *c)
+{
+	const char *user, *pw, *originator = "";
+	json_t *e = api_arg_str(c, 0, "uname", &user);
+	if (e || (e = api_arg_str(c, 1, "pwd", &pw)))
+		return e;
+	if (json_array_size(c->ac_args) >= 4 && json_is_string(json_array_get(c->ac_args, 3)))
+		originator = json_string_value(json_array_get(c->ac_args, 3));
+	char *stored = db_user_hash(c->ac_pd->pd_db, user);
+	/* the same work whether or not the user exists: no user enumeration by timing */
+	static const char dummy[] =
+		"pbkdf2-sha256$200000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	bool ok = pwhash_verify(pw, stored ? stored : dummy) && stored;
+	free(stored);
+	if (!ok) {
+		log_warn("login failed for user '%s'", user);
+		return xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user, "Authentication failure", NULL);
+	}
+	struct login_ctx l = {c->ac_pd, user, originator, ""};
+	if ((e = db_txn(c->ac_pd->pd_db, login_txn, &l)))
+		return e;
+	json_object_set_new(c->ac_pd->pd_sessions, l.ref, json_integer((json_int_t)time(NULL)));
+	c->ac_result = json_string(l.ref);
+	return NULL;
+}
+
+static json_t *logout_txn(struct db *db, void *ctx)
+{
+	return db_obj_destroy(db, ctx);
+}
+
+json_t *session_logout(struct api_call *c)
+{
+	json_t *e = db_txn(c->ac_pd->pd_db, logout_txn, c->ac_session);
+	json_object_del(c->ac_pd->pd_sessions, c->ac_session);
+	json_decref(e); /* already gone is as good as logged out */
+	c->ac_result = json_string("");
+	return NULL;
+}
+
+json_t *session_get_this_host(struct api_call *c)
+{
+	const char *s;
+	json_t *rec, *e = api_arg_str(c, 0, "session", &s);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "session", s, &rec)))
+		return e;
+	c->ac_result = json_incref(json_object_get(rec, "this_host"));
+	json_decref(rec);
+	return NULL;
+}
+
+json_t *session_get_this_user(struct api_call *c)
+{
+	const char *s;
+	json_t *rec, *e = api_arg_str(c, 0, "session", &s);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "session", s, &rec)))
+		return e;
+	c->ac_result = json_incref(json_object_get(rec, "this_user"));
+	json_decref(rec);
+	return NULL;
+}
+
+static json_t *gc_txn(struct db *db, void *ctx)
+{
+	json_t *refs = ctx;
+	size_t i;
+	json_t *r;
+	json_array_foreach(refs, i, r) {
+		json_t *e = db_obj_destroy(db, json_string_value(r));
+		json_decref(e);
+	}
+	return NULL;
+}
+
+void session_gc(struct poold *pd)
+{
+	time_t now = time(NULL);
+	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
+	json_t *dead = json_array();
+	const char *ref;
+	json_t *v;
+	json_object_foreach(pd->pd_sessions, ref, v)
+		if (now - (time_t)json_integer_value(v) > timeout)
+			json_array_append_new(dead, json_string(ref));
+	if (json_array_size(dead)) {
+		json_t *e = db_txn(pd->pd_db, gc_txn, dead);
+		json_decref(e);
+		size_t i;
+		json_array_foreach(dead, i, v) json_object_del(pd->pd_sessions, json_string_value(v));
+		log_info("expired %zu idle sessions", json_array_size(dead));
+	}
+	json_decref(dead);
+}

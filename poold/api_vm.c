@@ -1,0 +1,216 @@
+/*
+ * api_vm.c - VM.create, VM.clone, VM.destroy.
+ *
+ * A VM record always comes with its VM_metrics object. Power-state rules
+ * are XAPI's: clone and destroy need a halted VM.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <strings.h>
+#include <string.h>
+#include "poold.h"
+#include "xerr.h"
+
+json_t *api_ctor_record(const struct model_class *cls, const json_t *given);
+
+static json_int_t ival(const json_t *rec, const char *k)
+{
+	return json_integer_value(json_object_get(rec, k));
+}
+
+/* static_min <= dynamic_min <= dynamic_max <= static_max, 1 <= at_startup <= max */
+static json_t *vm_check_limits(const json_t *rec)
+{
+	if (!(ival(rec, "memory_static_min") <= ival(rec, "memory_dynamic_min") &&
+	      ival(rec, "memory_dynamic_min") <= ival(rec, "memory_dynamic_max") &&
+	      ival(rec, "memory_dynamic_max") <= ival(rec, "memory_static_max")))
+		return xerr_new(XE_MEMORY_CONSTRAINT_VIOLATION,
+				"Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max", NULL);
+	if (ival(rec, "VCPUs_at_startup") < 1 || ival(rec, "VCPUs_at_startup") > ival(rec, "VCPUs_max"))
+		return xerr_new(XE_VCPU_CONSTRAINT_VIOLATION, "1 <= VCPUs_at_startup <= VCPUs_max", NULL);
+	return NULL;
+}
+
+static json_t *vm_power_check(const char *ref, const json_t *rec, const char *want)
+{
+	const char *ps = json_string_value(json_object_get(rec, "power_state"));
+	if (ps && strcasecmp(ps, want) == 0)
+		return NULL;
+	char lw[32], lp[32];
+	snprintf(lw, sizeof lw, "%s", want);
+	snprintf(lp, sizeof lp, "%s", ps ? ps : "");
+	for (char *p = lw; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (char *p = lp; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return xerr_new(XE_VM_BAD_POWER_STATE, ref, lw, lp, NULL);
+}
+
+/* Insert a VM (halted) and its metrics; rec holds constructor fields. */
+static json_t *vm_insert(struct db *db, json_t *rec, char *ref_out)
+{
+	char mref[64];
+	json_t *e = vm_check_limits(rec);
+	if (e)
+		return e;
+	json_t *m = json_object();
+	e = db_obj_create(db, "VM_metrics", m, mref);
+	json_decref(m);
+	if (e)
+		return e;
+	json_object_set_new(rec, "metrics", json_string(mref));
+	json_object_set_new(rec, "power_state", json_string("Halted"));
+	return db_obj_create(db, "VM", rec, ref_out);
+}
+
+struct vm_create_ctx {
+	json_t *rec;
+	char ref[64];
+};
+
+static json_t *vm_create_txn(struct db *db, void *ctx)
+{
+	struct vm_create_ctx *v = ctx;
+	json_t *rec = json_deep_copy(v->rec);
+	/* a record without memory limits gets consistent ones from static_max */
+	json_int_t smax = ival(rec, "memory_static_max");
+	const char *dflt[] = {"memory_dynamic_max", "memory_dynamic_min"};
+	for (int i = 0; i < 2; i++)
+		if (!json_object_get(rec, dflt[i]))
+			json_object_set_new(rec, dflt[i], json_integer(smax));
+	json_t *e = vm_insert(db, rec, v->ref);
+	json_decref(rec);
+	return e;
+}
+
+json_t *vm_create(struct api_call *c)
+{
+	const struct model_class *cls = model_class_find("VM");
+	json_t *given, *e = api_arg_obj(c, 0, "args", &given);
+	if (e || (e = api_record_check(cls, given)))
+		return e;
+	struct vm_create_ctx v = {api_ctor_record(cls, given), ""};
+	e = db_txn(c->ac_pd->pd_db, vm_create_txn, &v);
+	json_decref(v.rec);
+	if (!e)
+		c->ac_result = json_string(v.ref);
+	return e;
+}
+
+/* Fields a copy does not inherit: identity, runtime state, relations. */
+static const char *const vm_clone_reset[] = {
+	"uuid", "power_state", "resident_on", "scheduled_to_be_resident_on", "domid", "metrics",
+	"guest_metrics", "VBDs", "VIFs", "consoles", "snapshots", "children", "snapshot_of",
+	"is_a_snapshot", "allowed_operations", "current_operations", "last_boot_CPU_flags",
+	"last_booted_record", "is_default_template", "memory_overhead", "memory_target",
+	"generation_id", "suspend_VDI",
+};
+
+static json_t *copy_children(struct db *db, const char *cls, const char *parent_field,
+			     const char *from, const char *to)
+{
+	json_t *kids = db_find(db, cls, parent_field, from);
+	const char *ref;
+	json_t *rec;
+	json_t *e = NULL;
+	json_object_foreach(kids, ref, rec) {
+		json_t *copy = json_deep_copy(rec);
+		json_object_del(copy, "uuid");
+		json_object_set_new(copy, parent_field, json_string(to));
+		json_object_set_new(copy, "currently_attached", json_false());
+		char nref[64];
+		e = db_obj_create(db, cls, copy, nref);
+		json_decref(copy);
+		if (e)
+			break;
+	}
+	json_decref(kids);
+	return e;
+}
+
+struct vm_clone_ctx {
+	const char *vm, *name;
+	char ref[64];
+};
+
+static json_t *vm_clone_txn(struct db *db, void *ctx)
+{
+	struct vm_clone_ctx *v = ctx;
+	json_t *rec, *e = db_obj_get_checked(db, "VM", v->vm, &rec);
+	if (e)
+		return e;
+	if ((e = vm_power_check(v->vm, rec, "Halted"))) {
+		json_decref(rec);
+		return e;
+	}
+	for (size_t i = 0; i < sizeof vm_clone_reset / sizeof vm_clone_reset[0]; i++)
+		json_object_del(rec, vm_clone_reset[i]);
+	json_object_set_new(rec, "name_label", json_string(v->name));
+	json_object_set_new(rec, "parent", json_string(v->vm));
+	e = vm_insert(db, rec, v->ref);
+	json_decref(rec);
+	/* disks: the clone shares no writable VDI with its parent; VBDs are
+	 * copied to point at the same VDIs only for CDs and read-only disks,
+	 * the rest get their VDI copied by the storage layer (VDI.clone) */
+	if (!e)
+		e = copy_children(db, "VBD", "VM", v->vm, v->ref);
+	if (!e)
+		e = copy_children(db, "VIF", "VM", v->vm, v->ref);
+	return e;
+}
+
+json_t *vm_clone(struct api_call *c)
+{
+	struct vm_clone_ctx v = {0};
+	json_t *e = api_arg_ref(c, 0, "VM", &v.vm);
+	if (e || (e = api_arg_str(c, 1, "new_name", &v.name)))
+		return e;
+	if ((e = db_txn(c->ac_pd->pd_db, vm_clone_txn, &v)))
+		return e;
+	c->ac_result = json_string(v.ref);
+	return NULL;
+}
+
+static json_t *destroy_children(struct db *db, const char *cls, const char *field, const char *parent)
+{
+	json_t *kids = db_find(db, cls, field, parent);
+	const char *ref;
+	json_t *rec, *e = NULL;
+	json_object_foreach(kids, ref, rec) if (!e) e = db_obj_destroy(db, ref);
+	json_decref(kids);
+	return e;
+}
+
+static json_t *vm_destroy_txn(struct db *db, void *ctx)
+{
+	const char *vm = ctx;
+	json_t *rec, *e = db_obj_get_checked(db, "VM", vm, &rec);
+	if (e)
+		return e;
+	if (json_is_true(json_object_get(rec, "is_control_domain")) ||
+	    json_is_true(json_object_get(rec, "is_default_template")))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s is a control domain or a built-in template", vm);
+	if (!e)
+		e = vm_power_check(vm, rec, "Halted");
+	const char *metrics = json_string_value(json_object_get(rec, "metrics"));
+	if (!e)
+		e = destroy_children(db, "VBD", "VM", vm);
+	if (!e)
+		e = destroy_children(db, "VIF", "VM", vm);
+	if (!e && metrics && strcmp(metrics, MODEL_NULL_REF)) {
+		char have[64];
+		if (db_obj_class(db, metrics, have, sizeof have))
+			e = db_obj_destroy(db, metrics);
+	}
+	if (!e)
+		e = db_obj_destroy(db, vm);
+	json_decref(rec);
+	return e;
+}
+
+json_t *vm_destroy(struct api_call *c)
+{
+	const char *vm;
+	json_t *e = api_arg_ref(c, 0, "VM", &vm);
+	return e ? e : db_txn(c->ac_pd->pd_db, vm_destroy_txn, (void *)vm);
+}

@@ -1,0 +1,32 @@
+/*
+ * config.c - the xapi.conf keys poold reads, declared once. The sample file
+ * etc/xapi.conf.sample documents each of them (a unit test checks that
+ * every key here appears there).
+ */
+#include "poold.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+const struct conf_key poold_conf_keys[] = {
+	{"listen-address", CONF_STRING, "0.0.0.0", 0, 0, NULL,
+	 "address the XAPI port listens on; 0.0.0.0 = every interface, as xapi"},
+	{"port", CONF_INT, "443", 0, 65535, NULL,
+	 "HTTPS port for JSON-RPC (xe, XenAPI clients, agents); 443 as xapi, 0 = any free port"},
+	{"max-request-size", CONF_SIZE, "8MiB", 1024, 1LL << 30, NULL,
+	 "largest request body accepted; bigger ones get 413 so one client cannot exhaust memory"},
+	{"connection-timeout", CONF_DURATION, "60s", 100, DAY_MS, NULL,
+	 "a connection that sends no complete request for this long is closed"},
+	{"session-timeout", CONF_DURATION, "24h", 1000, 365 * DAY_MS, NULL,
+	 "a session unused for this long is destroyed, as xapi expires idle sessions"},
+	{"login-failure-delay", CONF_DURATION, "2s", 0, 60000, NULL,
+	 "pause before answering a failed login: slows password guessing without blocking others"},
+	{"event-from-max-timeout", CONF_DURATION, "1h", 1000, DAY_MS, NULL,
+	 "upper bound for an event.from wait, whatever timeout the client asks"},
+	{"event-log-size", CONF_INT, "200000", 1000, 100000000, NULL,
+	 "events kept for event.from; a client further behind gets a full resynchronisation"},
+	{"evacuation-batch-size", CONF_INT, "10", 1, 1000, NULL,
+	 "migrations in flight during host.evacuate when the call gives no batch size (xapi: 10)"},
+	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error",
+	 "least severe log line written to stderr"},
+};
+const size_t poold_nconf_keys = sizeof poold_conf_keys / sizeof poold_conf_keys[0];

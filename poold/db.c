@@ -1,0 +1,805 @@
+/*
+ * db.c - SQLite storage of XAPI objects, events, users (see db.h).
+ *
+ * Schema version 1: meta, objects, events, users. Later versions are added
+ * to db_migrations[]; every migration also runs db_fill_defaults(), which
+ * gives every stored record the fields the model declares, so a poold that
+ * learned new fields serves complete records from an old database.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <sqlite3.h>
+#include "db.h"
+#include "log.h"
+#include "xerr.h"
+
+enum db_stmt_id {
+	ST_CLASS, ST_GET, ST_INSERT, ST_UPDATE, ST_DELETE, ST_EVENT, ST_BY_UUID, ST_BY_NAME,
+	ST_ALL, ST_COUNT, ST_EV_SINCE, ST_USER_GET, ST_USER_SET, ST_META_GET, ST_META_SET,
+	ST__COUNT
+};
+
+static const char *const db_sql[ST__COUNT] = {
+	[ST_CLASS] = "SELECT class FROM objects WHERE ref = ?1",
+	[ST_GET] = "SELECT class, rec FROM objects WHERE ref = ?1",
+	[ST_INSERT] = "INSERT INTO objects(ref, class, uuid, name, rec) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_UPDATE] = "UPDATE objects SET name = ?2, rec = ?3 WHERE ref = ?1",
+	[ST_DELETE] = "DELETE FROM objects WHERE ref = ?1",
+	[ST_EVENT] = "INSERT INTO events(ts, class, op, ref, snapshot) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_BY_UUID] = "SELECT ref FROM objects WHERE class = ?1 AND uuid = ?2",
+	[ST_BY_NAME] = "SELECT ref FROM objects WHERE class = ?1 AND name = ?2",
+	[ST_ALL] = "SELECT ref, rec FROM objects WHERE class = ?1",
+	[ST_COUNT] = "SELECT count(*) FROM objects WHERE class = ?1",
+	[ST_EV_SINCE] = "SELECT id, ts, class, op, ref, snapshot FROM events WHERE id > ?1 ORDER BY id",
+	[ST_USER_GET] = "SELECT pwhash FROM users WHERE name = ?1",
+	[ST_USER_SET] = "INSERT INTO users(name, pwhash) VALUES (?1, ?2) "
+			"ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+};
+
+struct db {
+	sqlite3 *db_sql;
+	sqlite3_stmt *db_stmts[ST__COUNT];
+	int db_depth;             /* db_txn nesting */
+	int64_t db_txn_last_event; /* newest event appended by the open transaction */
+	void (*db_hook)(void *, int64_t);
+	void *db_hook_ctx;
+};
+
+static sqlite3_stmt *db_stmt(struct db *db, enum db_stmt_id id)
+{
+	sqlite3_stmt *s = db->db_stmts[id];
+	if (!s) {
+		if (sqlite3_prepare_v3(db->db_sql, db_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+			log_error("db: prepare %s: %s", db_sql[id], sqlite3_errmsg(db->db_sql));
+			return NULL;
+		}
+		db->db_stmts[id] = s;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static json_t *db_internal(struct db *db, const char *what)
+{
+	log_error("db: %s: %s", what, sqlite3_errmsg(db->db_sql));
+	return xerr_newf(XE_INTERNAL_ERROR, "database: %s: %s", what, sqlite3_errmsg(db->db_sql));
+}
+
+static int db_exec(struct db *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->db_sql, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("db: %s: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- schema */
+
+static int db_migrate_v1(struct db *db)
+{
+	return db_exec(db,
+		"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+		"CREATE TABLE IF NOT EXISTS objects(ref TEXT PRIMARY KEY, class TEXT NOT NULL,"
+		" uuid TEXT NOT NULL, name TEXT, rec TEXT NOT NULL);"
+		"CREATE UNIQUE INDEX IF NOT EXISTS objects_uuid ON objects(class, uuid);"
+		"CREATE INDEX IF NOT EXISTS objects_name ON objects(class, name);"
+		"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+		" ts REAL NOT NULL, class TEXT NOT NULL, op TEXT NOT NULL, ref TEXT NOT NULL,"
+		" snapshot TEXT);"
+		"CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL);");
+}
+
+/* Index = the version a step migrates to. */
+static int (*const db_migrations[])(struct db *) = {NULL, db_migrate_v1};
+#define DB_SCHEMA_DDL_VERSION ((int)(sizeof db_migrations / sizeof db_migrations[0]) - 1)
+
+static int db_target_version(void)
+{
+	int m = model_schema_version();
+	return m > DB_SCHEMA_DDL_VERSION ? m : DB_SCHEMA_DDL_VERSION;
+}
+
+/* Give every stored record every field its class declares. */
+static int db_fill_defaults(struct db *db)
+{
+	for (size_t i = 0; i < model_nclasses; i++) {
+		const struct model_class *c = &model_classes[i];
+		json_t *all = db_find(db, c->mc_name, NULL, NULL);
+		const char *ref;
+		json_t *rec;
+		json_object_foreach(all, ref, rec) {
+			json_t *missing = json_object();
+			for (size_t j = 0; j < c->mc_nfields; j++)
+				if (!json_object_get(rec, c->mc_fields[j].fld_name))
+					json_object_set_new(missing, c->mc_fields[j].fld_name,
+							    model_default(&c->mc_fields[j]));
+			json_t *e = json_object_size(missing) ? db_obj_update(db, ref, missing) : NULL;
+			json_decref(missing);
+			if (e) {
+				json_decref(e);
+				json_decref(all);
+				return -1;
+			}
+		}
+		json_decref(all);
+	}
+	return 0;
+}
+
+int db_schema_version(struct db *db)
+{
+	char *v = db_meta_get(db, "schema_version");
+	int n = v ? atoi(v) : 0;
+	free(v);
+	return n;
+}
+
+static int db_migrate(struct db *db, char *err, size_t errlen)
+{
+	int have = 0;
+	sqlite3_stmt *s;
+	/* meta may not exist yet */
+	if (sqlite3_prepare_v2(db->db_sql, "SELECT value FROM meta WHERE key='schema_version'", -1,
+			       &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			have = atoi((const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+	}
+	int want = db_target_version();
+	if (have > want) {
+		snprintf(err, errlen, "database schema version %d is newer than this poold (%d)", have, want);
+		return -1;
+	}
+	if (have == want)
+		return 0;
+	if (db_exec(db, "BEGIN IMMEDIATE") < 0)
+		goto fail;
+	db->db_depth++;
+	for (int v = have + 1; v <= DB_SCHEMA_DDL_VERSION; v++)
+		if (db_migrations[v](db) < 0)
+			goto rollback;
+	if (db_fill_defaults(db) < 0)
+		goto rollback;
+	char buf[16];
+	snprintf(buf, sizeof buf, "%d", want);
+	json_t *e = db_meta_set(db, "schema_version", buf);
+	if (e) {
+		json_decref(e);
+		goto rollback;
+	}
+	db->db_depth--;
+	if (db_exec(db, "COMMIT") < 0)
+		goto fail;
+	if (have)
+		log_info("db: migrated schema %d -> %d", have, want);
+	return 0;
+rollback:
+	db->db_depth--;
+	db_exec(db, "ROLLBACK");
+fail:
+	snprintf(err, errlen, "schema migration %d -> %d failed: %s", have, want,
+		 sqlite3_errmsg(db->db_sql));
+	return -1;
+}
+
+struct db *db_open(const char *path, bool create, char *err, size_t errlen)
+{
+	struct db *db = calloc(1, sizeof *db);
+	if (!db) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &db->db_sql, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, db->db_sql ? sqlite3_errmsg(db->db_sql) : "cannot open");
+		db_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db->db_sql, 5000);
+	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") < 0 ||
+	    db_migrate(db, err, errlen) < 0) {
+		if (!*err)
+			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db->db_sql));
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(db->db_stmts[i]);
+	sqlite3_close(db->db_sql);
+	free(db);
+}
+
+void db_set_commit_hook(struct db *db, void (*hook)(void *, int64_t), void *ctx)
+{
+	db->db_hook = hook;
+	db->db_hook_ctx = ctx;
+}
+
+/* ---------------------------------------------------------- transactions */
+
+json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx)
+{
+	if (db->db_depth > 0)
+		return fn(db, ctx); /* joins the enclosing transaction */
+	for (int attempt = 0;; attempt++) {
+		if (db_exec(db, "BEGIN IMMEDIATE") < 0) {
+			if (sqlite3_errcode(db->db_sql) == SQLITE_BUSY && attempt < 5)
+				continue;
+			return db_internal(db, "begin");
+		}
+		db->db_depth = 1;
+		db->db_txn_last_event = 0;
+		json_t *e = fn(db, ctx);
+		db->db_depth = 0;
+		if (e) {
+			db_exec(db, "ROLLBACK");
+			return e;
+		}
+		if (db_exec(db, "COMMIT") == 0)
+			break;
+		int busy = sqlite3_errcode(db->db_sql) == SQLITE_BUSY;
+		db_exec(db, "ROLLBACK");
+		if (!busy || attempt >= 5)
+			return db_internal(db, "commit");
+		/* the function has no outside effects: running it again is safe */
+	}
+	if (db->db_txn_last_event && db->db_hook)
+		db->db_hook(db->db_hook_ctx, db->db_txn_last_event);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static double db_now(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static json_t *db_event(struct db *db, const char *cls, const char *op, const char *ref,
+			const char *snapshot)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_EVENT);
+	if (!s)
+		return db_internal(db, "event");
+	sqlite3_bind_double(s, 1, db_now());
+	bind_text(s, 2, cls);
+	bind_text(s, 3, op);
+	bind_text(s, 4, ref);
+	if (snapshot)
+		bind_text(s, 5, snapshot);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return db_internal(db, "event insert");
+	db->db_txn_last_event = sqlite3_last_insert_rowid(db->db_sql);
+	return NULL;
+}
+
+int64_t db_last_event(struct db *db)
+{
+	sqlite3_stmt *s;
+	int64_t id = 0;
+	if (sqlite3_prepare_v2(db->db_sql, "SELECT coalesce(max(id),0) FROM events", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			id = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	/* AUTOINCREMENT keeps ids growing even when the log was trimmed empty */
+	if (sqlite3_prepare_v2(db->db_sql, "SELECT seq FROM sqlite_sequence WHERE name='events'", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) > id)
+			id = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	return id;
+}
+
+int64_t db_first_event(struct db *db)
+{
+	sqlite3_stmt *s;
+	int64_t id = 0;
+	if (sqlite3_prepare_v2(db->db_sql, "SELECT coalesce(min(id),0) FROM events", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			id = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	return id;
+}
+
+static bool class_wanted(const json_t *classes, const char *cls)
+{
+	if (json_object_get(classes, "*"))
+		return true;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)classes, k, v) if (strcasecmp(k, cls) == 0) return true;
+	return false;
+}
+
+int db_events_since(struct db *db, int64_t since, const json_t *classes,
+		    int (*fn)(void *, int64_t, double, const char *, const char *, const char *, const char *),
+		    void *ctx)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_EV_SINCE);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, since);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *cls = (const char *)sqlite3_column_text(s, 2);
+		if (!class_wanted(classes, cls))
+			continue;
+		if (fn(ctx, sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1), cls,
+		       (const char *)sqlite3_column_text(s, 3), (const char *)sqlite3_column_text(s, 4),
+		       (const char *)sqlite3_column_text(s, 5)))
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+void db_events_trim(struct db *db, int64_t keep)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - %lld",
+		 (long long)keep);
+	db_exec(db, sql);
+}
+
+/* --------------------------------------------------------------- objects */
+
+bool db_obj_class(struct db *db, const char *ref, char *cls, size_t clslen)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_CLASS);
+	if (!s)
+		return false;
+	bind_text(s, 1, ref);
+	bool found = sqlite3_step(s) == SQLITE_ROW;
+	if (found)
+		snprintf(cls, clslen, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return found;
+}
+
+/* Record and class of ref; NULL when absent. */
+static json_t *db_load(struct db *db, const char *ref, char *cls, size_t clslen)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_GET);
+	if (!s)
+		return NULL;
+	bind_text(s, 1, ref);
+	json_t *rec = NULL;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		if (cls)
+			snprintf(cls, clslen, "%s", (const char *)sqlite3_column_text(s, 0));
+		rec = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, NULL);
+	}
+	sqlite3_reset(s);
+	return rec;
+}
+
+json_t *db_obj_get(struct db *db, const char *ref)
+{
+	return db_load(db, ref, NULL, 0);
+}
+
+json_t *db_obj_get_checked(struct db *db, const char *cls, const char *ref, json_t **rec)
+{
+	char have[64];
+	*rec = db_load(db, ref, have, sizeof have);
+	if (*rec && strcmp(have, cls) == 0)
+		return NULL;
+	json_decref(*rec);
+	*rec = NULL;
+	return xerr_new(XE_HANDLE_INVALID, cls, ref, NULL);
+}
+
+char *db_obj_text(struct db *db, const char *cls, const char *ref)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_GET);
+	if (!s)
+		return NULL;
+	bind_text(s, 1, ref);
+	char *out = NULL;
+	if (sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), cls) == 0)
+		out = strdup((const char *)sqlite3_column_text(s, 1));
+	sqlite3_reset(s);
+	return out;
+}
+
+static json_t *db_store(struct db *db, const char *ref, const char *cls, json_t *rec, const char *op)
+{
+	char *text = json_dumps(rec, JSON_COMPACT);
+	if (!text)
+		return xerr_newf(XE_INTERNAL_ERROR, "cannot encode %s record", cls);
+	sqlite3_stmt *s = db_stmt(db, ST_UPDATE);
+	json_t *e = NULL;
+	if (!s) {
+		e = db_internal(db, "update");
+		goto out;
+	}
+	bind_text(s, 1, ref);
+	const char *name = json_string_value(json_object_get(rec, "name_label"));
+	if (name)
+		bind_text(s, 2, name);
+	sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		e = db_internal(db, "update");
+		goto out;
+	}
+	sqlite3_reset(s);
+	e = db_event(db, cls, op, ref, text);
+out:
+	free(text);
+	return e;
+}
+
+/* Add (add=true) or remove ref in the set field of object target. */
+static json_t *db_set_member(struct db *db, const char *target, const char *field, const char *ref, bool add)
+{
+	char cls[64];
+	json_t *rec = db_load(db, target, cls, sizeof cls);
+	if (!rec)
+		return NULL; /* dangling forward reference: nothing to maintain */
+	json_t *set = json_object_get(rec, field);
+	if (!json_is_array(set)) {
+		set = json_array();
+		json_object_set_new(rec, field, set);
+	}
+	size_t i;
+	json_t *v;
+	bool changed = false;
+	json_array_foreach(set, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), ref) == 0) {
+			if (add)
+				goto done;
+			json_array_remove(set, i);
+			changed = true;
+			break;
+		}
+	}
+	if (add) {
+		json_array_append_new(set, json_string(ref));
+		changed = true;
+	}
+done:;
+	json_t *e = changed ? db_store(db, target, cls, rec, "mod") : NULL;
+	json_decref(rec);
+	return e;
+}
+
+/* Keep the reverse sets that mirror forward field fld of class cls: the
+ * object ref moved from old_target to new_target (either may be NULL). */
+static json_t *db_inverse(struct db *db, const char *cls, const char *fld, const char *ref,
+			  const char *old_target, const char *new_target)
+{
+	for (size_t i = 0; i < model_nclasses; i++) {
+		const struct model_class *c = &model_classes[i];
+		for (size_t j = 0; j < c->mc_nfields; j++) {
+			const struct model_field *f = &c->mc_fields[j];
+			if (f->fld_type != FT_SET_REF || !f->fld_inverse || strcmp(f->fld_target, cls) ||
+			    strcmp(f->fld_inverse, fld))
+				continue;
+			const char *ends[2] = {old_target, new_target};
+			for (int k = 0; k < 2; k++) {
+				char tcls[64];
+				if (!ends[k] || strcmp(ends[k], MODEL_NULL_REF) == 0 ||
+				    !db_obj_class(db, ends[k], tcls, sizeof tcls) || strcmp(tcls, c->mc_name))
+					continue;
+				json_t *e = db_set_member(db, ends[k], f->fld_name, ref, k == 1);
+				if (e)
+					return e;
+			}
+		}
+	}
+	return NULL;
+}
+
+json_t *db_obj_create(struct db *db, const char *cls, const json_t *given, char *ref_out)
+{
+	const struct model_class *c = model_class_find(cls);
+	if (!c)
+		return xerr_newf(XE_INTERNAL_ERROR, "unknown class %s", cls);
+	json_t *rec = json_object();
+	for (size_t i = 0; i < c->mc_nfields; i++) {
+		const struct model_field *f = &c->mc_fields[i];
+		json_t *v = json_object_get(given, f->fld_name);
+		/* reverse sets start empty and are filled by their members */
+		if (v && !(f->fld_type == FT_SET_REF && f->fld_inverse))
+			json_object_set(rec, f->fld_name, v);
+		else
+			json_object_set_new(rec, f->fld_name, model_default(f));
+	}
+	const char *uuid = json_string_value(json_object_get(rec, "uuid"));
+	char ubuf[48];
+	if (!uuid || !*uuid) {
+		model_new_uuid(ubuf);
+		json_object_set_new(rec, "uuid", json_string(ubuf));
+		uuid = json_string_value(json_object_get(rec, "uuid"));
+	}
+	model_new_ref(ref_out);
+	json_t *e = NULL;
+	char *text = json_dumps(rec, JSON_COMPACT);
+	sqlite3_stmt *s = db_stmt(db, ST_INSERT);
+	if (!s || !text) {
+		e = db_internal(db, "insert");
+		goto out;
+	}
+	bind_text(s, 1, ref_out);
+	bind_text(s, 2, cls);
+	bind_text(s, 3, uuid);
+	const char *name = json_string_value(json_object_get(rec, "name_label"));
+	if (name)
+		bind_text(s, 4, name);
+	sqlite3_bind_text(s, 5, text, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		if (sqlite3_errcode(db->db_sql) == SQLITE_CONSTRAINT)
+			e = xerr_new(XE_INVALID_VALUE, "uuid", uuid, NULL);
+		else
+			e = db_internal(db, "insert");
+		sqlite3_reset(s);
+		goto out;
+	}
+	sqlite3_reset(s);
+	if ((e = db_event(db, cls, "add", ref_out, text)))
+		goto out;
+	for (size_t i = 0; i < c->mc_nfields && !e; i++)
+		if (c->mc_fields[i].fld_type == FT_REF)
+			e = db_inverse(db, cls, c->mc_fields[i].fld_name, ref_out, NULL,
+				       json_string_value(json_object_get(rec, c->mc_fields[i].fld_name)));
+out:
+	free(text);
+	json_decref(rec);
+	return e;
+}
+
+json_t *db_obj_update(struct db *db, const char *ref, const json_t *fields)
+{
+	char cls[64];
+	json_t *rec = db_load(db, ref, cls, sizeof cls);
+	if (!rec)
+		return xerr_new(XE_HANDLE_INVALID, "object", ref, NULL);
+	const struct model_class *c = model_class_find(cls);
+	json_t *e = NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)fields, k, v) {
+		const struct model_field *f = c ? model_field_find(c, k) : NULL;
+		if (f && f->fld_type == FT_REF) {
+			const char *old = json_string_value(json_object_get(rec, k));
+			if ((e = db_inverse(db, cls, k, ref, old, json_string_value(v))))
+				break;
+		}
+		json_object_set(rec, k, v);
+	}
+	if (!e)
+		e = db_store(db, ref, cls, rec, "mod");
+	json_decref(rec);
+	return e;
+}
+
+json_t *db_obj_set(struct db *db, const char *ref, const char *field, json_t *value)
+{
+	json_t *f = json_object();
+	json_object_set_new(f, field, value);
+	json_t *e = db_obj_update(db, ref, f);
+	json_decref(f);
+	return e;
+}
+
+json_t *db_obj_destroy(struct db *db, const char *ref)
+{
+	char cls[64];
+	json_t *rec = db_load(db, ref, cls, sizeof cls);
+	if (!rec)
+		return xerr_new(XE_HANDLE_INVALID, "object", ref, NULL);
+	const struct model_class *c = model_class_find(cls);
+	json_t *e = NULL;
+	for (size_t i = 0; c && i < c->mc_nfields && !e; i++) {
+		const struct model_field *f = &c->mc_fields[i];
+		json_t *v = json_object_get(rec, f->fld_name);
+		if (f->fld_type == FT_REF) {
+			e = db_inverse(db, cls, f->fld_name, ref, json_string_value(v), NULL);
+		} else if (f->fld_type == FT_SET_REF && f->fld_inverse) {
+			/* members keep no reference to an object that is gone */
+			json_t *members = json_deep_copy(v);
+			size_t j;
+			json_t *m;
+			json_array_foreach(members, j, m) {
+				if ((e = db_obj_set(db, json_string_value(m), f->fld_inverse, json_string(MODEL_NULL_REF))))
+					break;
+			}
+			json_decref(members);
+		}
+	}
+	if (!e) {
+		sqlite3_stmt *s = db_stmt(db, ST_DELETE);
+		bind_text(s, 1, ref);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			e = db_internal(db, "delete");
+		sqlite3_reset(s);
+	}
+	if (!e) {
+		char *text = json_dumps(rec, JSON_COMPACT);
+		e = db_event(db, cls, "del", ref, text);
+		free(text);
+	}
+	json_decref(rec);
+	return e;
+}
+
+json_t *db_obj_touch(struct db *db, const char *ref, int64_t *event_id)
+{
+	char cls[64];
+	json_t *rec = db_load(db, ref, cls, sizeof cls);
+	if (!rec)
+		return xerr_new(XE_HANDLE_INVALID, "object", ref, NULL);
+	json_t *e = db_store(db, ref, cls, rec, "mod");
+	json_decref(rec);
+	if (!e)
+		*event_id = db->db_txn_last_event;
+	return e;
+}
+
+bool db_ref_by_uuid(struct db *db, const char *cls, const char *uuid, char *ref_out)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_BY_UUID);
+	if (!s)
+		return false;
+	bind_text(s, 1, cls);
+	bind_text(s, 2, uuid);
+	bool found = sqlite3_step(s) == SQLITE_ROW;
+	if (found)
+		snprintf(ref_out, 64, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return found;
+}
+
+static json_t *db_ref_list(struct db *db, enum db_stmt_id id, const char *cls, const char *arg)
+{
+	sqlite3_stmt *s = db_stmt(db, id);
+	json_t *out = json_array();
+	if (!s)
+		return out;
+	bind_text(s, 1, cls);
+	if (arg)
+		bind_text(s, 2, arg);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(out, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+	return out;
+}
+
+json_t *db_refs_by_name(struct db *db, const char *cls, const char *name)
+{
+	return db_ref_list(db, ST_BY_NAME, cls, name);
+}
+
+json_t *db_refs_all(struct db *db, const char *cls)
+{
+	return db_ref_list(db, ST_ALL, cls, NULL);
+}
+
+int64_t db_count(struct db *db, const char *cls)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_COUNT);
+	int64_t n = 0;
+	if (!s)
+		return 0;
+	bind_text(s, 1, cls);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+int db_foreach_text(struct db *db, const char *cls,
+		    int (*fn)(void *, const char *, const char *, int), void *ctx)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_ALL);
+	if (!s)
+		return -1;
+	bind_text(s, 1, cls);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(ctx, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+		       sqlite3_column_bytes(s, 1)))
+			break;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+struct db_find_ctx {
+	const char *field, *value;
+	json_t *out;
+};
+
+static int db_find_one(void *ctx, const char *ref, const char *text, int len)
+{
+	struct db_find_ctx *f = ctx;
+	json_t *rec = json_loadb(text, (size_t)len, 0, NULL);
+	if (!rec)
+		return 0;
+	const char *v = f->field ? json_string_value(json_object_get(rec, f->field)) : NULL;
+	if (!f->field || (v && strcmp(v, f->value) == 0))
+		json_object_set(f->out, ref, rec);
+	json_decref(rec);
+	return 0;
+}
+
+json_t *db_find(struct db *db, const char *cls, const char *field, const char *value)
+{
+	struct db_find_ctx f = {field, value, json_object()};
+	db_foreach_text(db, cls, db_find_one, &f);
+	return f.out;
+}
+
+/* ----------------------------------------------------------- users, meta */
+
+json_t *db_user_set(struct db *db, const char *name, const char *pwhash)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_USER_SET);
+	if (!s)
+		return db_internal(db, "user");
+	bind_text(s, 1, name);
+	bind_text(s, 2, pwhash);
+	json_t *e = sqlite3_step(s) == SQLITE_DONE ? NULL : db_internal(db, "user set");
+	sqlite3_reset(s);
+	return e;
+}
+
+static char *db_scalar(struct db *db, enum db_stmt_id id, const char *key)
+{
+	sqlite3_stmt *s = db_stmt(db, id);
+	if (!s)
+		return NULL;
+	bind_text(s, 1, key);
+	char *out = NULL;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		out = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return out;
+}
+
+char *db_user_hash(struct db *db, const char *name)
+{
+	return db_scalar(db, ST_USER_GET, name);
+}
+
+char *db_meta_get(struct db *db, const char *key)
+{
+	return db_scalar(db, ST_META_GET, key);
+}
+
+json_t *db_meta_set(struct db *db, const char *key, const char *value)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_META_SET);
+	if (!s)
+		return db_internal(db, "meta");
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	json_t *e = sqlite3_step(s) == SQLITE_DONE ? NULL : db_internal(db, "meta set");
+	sqlite3_reset(s);
+	return e;
+}

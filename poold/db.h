@@ -1,0 +1,94 @@
+/*
+ * db.h - poold's state: every XAPI object, the event log and the users, in
+ * SQLite (WAL).
+ *
+ * Records are stored whole, as compact JSON text carrying every field of
+ * their class (model.h), so reads splice stored text into responses without
+ * re-encoding. Every mutation runs inside db_txn(): one transaction, a
+ * function with no effects outside the database (it may be run again if
+ * the store asks for a retry), and every object change appends an event.
+ * Reverse-reference sets (VM.VBDs, SR.VDIs, ...) are maintained here, so
+ * callers only ever set the forward reference.
+ *
+ * Functions that can fail return an XAPI error value (xerr.h) or NULL.
+ */
+#ifndef DB_H
+#define DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "model.h"
+
+struct db;
+
+/* Open (creating when create is true) and migrate to the current schema.
+ * NULL with a reason in err. */
+struct db *db_open(const char *path, bool create, char *err, size_t errlen);
+void db_close(struct db *db);
+int db_schema_version(struct db *db);
+
+/* Called after each commit that appended events, with the newest event id. */
+void db_set_commit_hook(struct db *db, void (*hook)(void *ctx, int64_t last_event), void *ctx);
+
+typedef json_t *(*db_txn_fn)(struct db *db, void *ctx);
+/* Run fn in one transaction: commit when it returns NULL, roll back and
+ * return its error otherwise. */
+json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx);
+
+/* --- objects --- */
+/* Class name of ref into cls (>= 32 bytes); false when no such object. */
+bool db_obj_class(struct db *db, const char *ref, char *cls, size_t clslen);
+/* The record (new reference) or NULL. */
+json_t *db_obj_get(struct db *db, const char *ref);
+/* Record of ref if it is of class cls, else HANDLE_INVALID [cls, ref]. */
+json_t *db_obj_get_checked(struct db *db, const char *cls, const char *ref, json_t **rec);
+/* Stored text of a record of class cls (malloc'ed) or NULL. */
+char *db_obj_text(struct db *db, const char *cls, const char *ref);
+/* Create: rec may be partial, missing fields get defaults; uuid is
+ * generated when empty; ref_out (>= 48 bytes) receives the new ref.
+ * rec is not stolen. */
+json_t *db_obj_create(struct db *db, const char *cls, const json_t *rec, char *ref_out);
+/* Set fields given in a partial record (one "mod" event). */
+json_t *db_obj_update(struct db *db, const char *ref, const json_t *fields);
+json_t *db_obj_set(struct db *db, const char *ref, const char *field, json_t *value_stolen);
+json_t *db_obj_destroy(struct db *db, const char *ref);
+/* Append a "mod" event with the current record (event.inject). */
+json_t *db_obj_touch(struct db *db, const char *ref, int64_t *event_id);
+
+/* Lookups. */
+bool db_ref_by_uuid(struct db *db, const char *cls, const char *uuid, char *ref_out);
+json_t *db_refs_by_name(struct db *db, const char *cls, const char *name);
+json_t *db_refs_all(struct db *db, const char *cls);
+int64_t db_count(struct db *db, const char *cls);
+/* Records of a class whose field equals a string value (e.g. VBDs of a VM);
+ * the result is an object ref -> record. */
+json_t *db_find(struct db *db, const char *cls, const char *field, const char *value);
+/* Calls fn for every record of cls with the stored text; stops when fn
+ * returns non-zero. */
+int db_foreach_text(struct db *db, const char *cls,
+		    int (*fn)(void *ctx, const char *ref, const char *text, int len), void *ctx);
+
+/* --- events --- */
+int64_t db_last_event(struct db *db);
+int64_t db_first_event(struct db *db);
+/* Events with id > since, oldest first, for the classes in the
+ * classes set ({"VM":true} or {"*":true}; class names compared
+ * case-insensitively); calls fn per event. */
+int db_events_since(struct db *db, int64_t since, const json_t *classes,
+		    int (*fn)(void *ctx, int64_t id, double ts, const char *cls, const char *op,
+			      const char *ref, const char *snapshot),
+		    void *ctx);
+/* Drop events so at most keep remain. */
+void db_events_trim(struct db *db, int64_t keep);
+
+/* --- users --- */
+json_t *db_user_set(struct db *db, const char *name, const char *pwhash);
+/* Stored hash (malloc'ed) or NULL. */
+char *db_user_hash(struct db *db, const char *name);
+
+/* --- meta --- */
+char *db_meta_get(struct db *db, const char *key);
+json_t *db_meta_set(struct db *db, const char *key, const char *value);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * http.c - poold's HTTPS front: libevent's evhttp over OpenSSL bufferevents.
+ *
+ * POST /jsonrpc carries XAPI's JSON-RPC; POST / and /RPC2 take JSON-RPC
+ * too when the body is JSON (XML-RPC is not spoken: such requests get 415
+ * with a sentence saying so). Bodies above max-request-size are refused
+ * with 413 by evhttp itself; connections that send nothing are closed after
+ * connection-timeout. An event.from call parks its request until it can be
+ * answered; if the client goes away first, its wait is dropped.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/ssl.h>
+#include "jsonrpc.h"
+#include "log.h"
+#include "poold.h"
+#include "tls.h"
+#include "xerr.h"
+
+/* The TLS context and the listener: singletons of the one server. */
+static SSL_CTX *http_ssl_ctx;
+
+static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
+{
+	(void)arg;
+	SSL *ssl = SSL_new(http_ssl_ctx);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void http_reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+		       const char *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+	evhttp_add_header(h, "Access-Control-Allow-Headers", "X-Requested-With");
+	struct evbuffer *b = evbuffer_new();
+	if (body)
+		evbuffer_add(b, body, strlen(body));
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+static void http_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct poold *pd = arg;
+	evt_cancel_transport(pd, evcon);
+}
+
+/* Transport callback of api_dispatch: frames the answer and sends it. */
+static void http_call_done(struct api_call *c, json_t *err)
+{
+	struct evhttp_request *req = c->ac_transport;
+	char *text = NULL;
+	if (err) {
+		text = jrpc_err(c->ac_id, c->ac_v2, err);
+		char *s = xerr_to_text(err);
+		log_debug("%s: %s", c->ac_method ? c->ac_method->am_name : "?", s ? s : "?");
+		free(s);
+		json_decref(err);
+	} else {
+		char *r = c->ac_raw ? NULL : (c->ac_result ? json_dumps(c->ac_result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL);
+		text = jrpc_ok(c->ac_id, c->ac_v2, c->ac_raw ? c->ac_raw : r);
+		free(r);
+	}
+	if (req) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		if (evcon)
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+		http_reply(req, 200, "OK", "application/json", text ? text : "");
+	}
+	free(text);
+	api_call_free(c);
+}
+
+static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const char *body, size_t len)
+{
+	struct jrpc_req r;
+	char *error_text = NULL;
+	if (jrpc_parse(body, len, &r, &error_text) < 0) {
+		http_reply(req, 200, "OK", "application/json", error_text);
+		free(error_text);
+		return;
+	}
+	struct api_call *c = calloc(1, sizeof *c);
+	if (!c) {
+		jrpc_req_clear(&r);
+		evhttp_send_error(req, 503, "out of memory");
+		return;
+	}
+	c->ac_pd = pd;
+	c->ac_params = r.jr_params;
+	c->ac_id = r.jr_id;
+	c->ac_v2 = r.jr_v2;
+	c->ac_transport = req;
+	c->ac_done = http_call_done;
+	/* a parked call is dropped if its client goes away */
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon && strcmp(r.jr_method, "event.from") == 0) {
+		c->ac_conn = evcon;
+		evhttp_connection_set_closecb(evcon, http_conn_closed, pd);
+	}
+	api_dispatch(c, r.jr_method);
+	free(r.jr_method);
+}
+
+static void http_handle(struct evhttp_request *req, void *arg)
+{
+	struct poold *pd = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (!path)
+		path = "/";
+	bool rpc_path = strcmp(path, "/jsonrpc") == 0 || strcmp(path, "/") == 0 || strcmp(path, "/RPC2") == 0;
+	if (!rpc_path) {
+		http_reply(req, 404, "Not Found", "text/plain", "no such resource: JSON-RPC is at /jsonrpc\n");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_OPTIONS) {
+		http_reply(req, 200, "OK", "text/plain", "");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_POST) {
+		http_reply(req, 405, "Method Not Allowed", "text/plain", "use POST with a JSON-RPC body\n");
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	size_t skip = 0;
+	while (skip < len && (body[skip] == ' ' || body[skip] == '\n' || body[skip] == '\r' || body[skip] == '\t'))
+		skip++;
+	if (strcmp(path, "/jsonrpc") != 0 && (skip == len || body[skip] != '{')) {
+		http_reply(req, 415, "Unsupported Media Type", "text/plain",
+			   "XML-RPC is not supported by this server: send JSON-RPC to /jsonrpc\n");
+		return;
+	}
+	http_jsonrpc(pd, req, body ? body : "", len);
+}
+
+int http_start(struct poold *pd, char *err, size_t errlen)
+{
+	char cert[4200], key[4200];
+	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
+	snprintf(key, sizeof key, "%s/server.key", pd->pd_dir);
+	http_ssl_ctx = tls_server_ctx(cert, key, NULL, 0, err, errlen);
+	if (!http_ssl_ctx)
+		return -1;
+	pd->pd_http = evhttp_new(pd->pd_base);
+	if (!pd->pd_http) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return -1;
+	}
+	evhttp_set_bevcb(pd->pd_http, http_bevcb, pd);
+	evhttp_set_gencb(pd->pd_http, http_handle, pd);
+	evhttp_set_max_body_size(pd->pd_http, (ev_ssize_t)conf_int(pd->pd_conf, "max-request-size"));
+	evhttp_set_max_headers_size(pd->pd_http, 64 * 1024);
+	long long tmo = conf_duration_ms(pd->pd_conf, "connection-timeout");
+	struct timeval tv = {(time_t)(tmo / 1000), (suseconds_t)(tmo % 1000) * 1000};
+	evhttp_set_timeout_tv(pd->pd_http, &tv);
+	evhttp_set_allowed_methods(pd->pd_http, EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_OPTIONS);
+	const char *addr = conf_str(pd->pd_conf, "listen-address");
+	int port = (int)conf_int(pd->pd_conf, "port");
+	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(pd->pd_http, addr, (ev_uint16_t)port);
+	if (!bs) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+		return -1;
+	}
+	/* port 0 asks the kernel for one: write the real one for tests and tools */
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	evutil_socket_t fd = evhttp_bound_socket_get_fd(bs);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		int real = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							  : ((struct sockaddr_in *)&ss)->sin_port);
+		char path[4200];
+		snprintf(path, sizeof path, "%s/poold.port", pd->pd_dir);
+		FILE *f = fopen(path, "w");
+		if (f) {
+			fprintf(f, "%d\n", real);
+			fclose(f);
+		}
+		log_info("serving XAPI JSON-RPC on https://%s:%d/jsonrpc", addr, real);
+	}
+	return 0;
+}
+
+void http_stop(struct poold *pd)
+{
+	if (pd->pd_http)
+		evhttp_free(pd->pd_http);
+	pd->pd_http = NULL;
+	SSL_CTX_free(http_ssl_ctx);
+	http_ssl_ctx = NULL;
+}

@@ -1,0 +1,228 @@
+/*
+ * main.c - poold, the pool master.
+ *
+ *   poold init --dir DIR [--password-file FILE]   create a pool (password
+ *                                                  from FILE or stdin)
+ *   poold --dir DIR [--config FILE] [--set KEY=VALUE]...   serve it
+ *
+ * Serving: one libevent loop answers XAPI JSON-RPC over HTTPS; SIGTERM and
+ * SIGINT stop it cleanly (parked event.from calls are dropped, the database
+ * closed).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "log.h"
+#include "poold.h"
+#include "tls.h"
+#include "version.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: poold init --dir DIR [--password-file FILE]\n"
+		   "       poold --dir DIR [--config FILE] [--set KEY=VALUE]...\n"
+		   "       poold --version\n");
+}
+
+static int read_password(const char *file, char *buf, size_t len)
+{
+	FILE *f = file ? fopen(file, "r") : stdin;
+	if (!f) {
+		fprintf(stderr, "poold: %s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	if (!file && isatty(STDIN_FILENO))
+		fprintf(stderr, "admin (root) password: ");
+	char *ok = fgets(buf, (int)len, f);
+	if (file)
+		fclose(f);
+	if (!ok) {
+		fprintf(stderr, "poold: no password given (first line of %s)\n", file ? file : "standard input");
+		return -1;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	const char *dir = NULL, *pwfile = NULL;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
+			pwfile = argv[++i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!dir) {
+		usage(stderr);
+		return 2;
+	}
+	char pw[1024], err[1024] = "";
+	if (read_password(pwfile, pw, sizeof pw) < 0)
+		return 1;
+	if (pool_init_dir(dir, pw, err, sizeof err) < 0) {
+		fprintf(stderr, "poold init: %s\n", err);
+		return 1;
+	}
+	char ca[4200], fp[128];
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	if (tls_cert_fingerprint(ca, fp, sizeof fp, err, sizeof err) < 0) {
+		fprintf(stderr, "poold init: %s\n", err);
+		return 1;
+	}
+	printf("pool created in %s\n", dir);
+	printf("pool CA fingerprint (SHA-256): %s\n", fp);
+	return 0;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct poold *pd = arg;
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(pd->pd_base, NULL);
+}
+
+static void on_gc(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct poold *pd = arg;
+	session_gc(pd);
+	db_events_trim(pd->pd_db, conf_int(pd->pd_conf, "event-log-size"));
+}
+
+static int load_config(struct poold *pd, const char *file, char **sets, int nsets)
+{
+	char err[1024] = "", path[4200];
+	pd->pd_conf = conf_new(poold_conf_keys, poold_nconf_keys);
+	if (!pd->pd_conf)
+		return -1;
+	if (!file) {
+		snprintf(path, sizeof path, "%s/xapi.conf", pd->pd_dir);
+		if (access(path, F_OK) == 0)
+			file = path;
+	}
+	if (file && conf_load(pd->pd_conf, file, err, sizeof err) < 0) {
+		fprintf(stderr, "poold: %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < nsets; i++) {
+		char *eq = strchr(sets[i], '=');
+		if (!eq) {
+			fprintf(stderr, "poold: --set %s: expected KEY=VALUE\n", sets[i]);
+			return -1;
+		}
+		*eq = '\0';
+		if (conf_set(pd->pd_conf, sets[i], eq + 1, "--set", err, sizeof err) < 0) {
+			fprintf(stderr, "poold: %s\n", err);
+			return -1;
+		}
+	}
+	log_set_level((enum log_level)log_level_from_name(conf_str(pd->pd_conf, "log-level")));
+	return 0;
+}
+
+static void write_pid(struct poold *pd)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/poold.pid", pd->pd_dir);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+}
+
+static int serve(struct poold *pd)
+{
+	char err[1024] = "", dbp[4200];
+	snprintf(dbp, sizeof dbp, "%s/pool.db", pd->pd_dir);
+	pd->pd_db = db_open(dbp, false, err, sizeof err);
+	if (!pd->pd_db) {
+		fprintf(stderr, "poold: %s (create a pool with `poold init --dir %s`)\n", err, pd->pd_dir);
+		return 1;
+	}
+	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd) < 0) {
+		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot set up the API");
+		return 1;
+	}
+	session_load(pd);
+	pd->pd_notified = db_last_event(pd->pd_db);
+	db_set_commit_hook(pd->pd_db, evt_commit_hook, pd);
+	pd->pd_base = event_base_new();
+	if (!pd->pd_base || http_start(pd, err, sizeof err) < 0) {
+		fprintf(stderr, "poold: %s\n", err);
+		return 1;
+	}
+	struct event *sigterm = evsignal_new(pd->pd_base, SIGTERM, on_signal, pd);
+	struct event *sigint = evsignal_new(pd->pd_base, SIGINT, on_signal, pd);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	pd->pd_gc_timer = event_new(pd->pd_base, -1, EV_PERSIST, on_gc, pd);
+	struct timeval gc = {30, 0};
+	event_add(pd->pd_gc_timer, &gc);
+	write_pid(pd);
+	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
+	event_base_dispatch(pd->pd_base);
+	evt_fini(pd);
+	http_stop(pd);
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(pd->pd_gc_timer);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("poold", LOG_LVL_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 2 && strcmp(argv[1], "init") == 0)
+		return cmd_init(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("poold %s\n", POOLD_VERSION);
+		return 0;
+	}
+	struct poold pd;
+	memset(&pd, 0, sizeof pd);
+	const char *dir = NULL, *config = NULL;
+	char **sets = calloc((size_t)argc, sizeof *sets);
+	int nsets = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config = argv[++i];
+		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+			sets[nsets++] = argv[++i];
+		else {
+			usage(stderr);
+			free(sets);
+			return 2;
+		}
+	}
+	if (!dir) {
+		usage(stderr);
+		free(sets);
+		return 2;
+	}
+	snprintf(pd.pd_dir, sizeof pd.pd_dir, "%s", dir);
+	int rc = load_config(&pd, config, sets, nsets) < 0 ? 1 : serve(&pd);
+	free(sets);
+	api_fini(&pd);
+	json_decref(pd.pd_sessions);
+	db_close(pd.pd_db);
+	conf_free(pd.pd_conf);
+	if (pd.pd_base)
+		event_base_free(pd.pd_base);
+	return rc;
+}

@@ -1,0 +1,201 @@
+/*
+ * pool.c - creating a pool directory (`poold init`) and loading it.
+ *
+ * A pool directory holds pool.db (SQLite), the pool CA (ca.pem, ca.key),
+ * poold's server certificate (server.pem, server.key) and, while poold
+ * runs, poold.pid and poold.port. The database starts with the pool, the
+ * master's host object and its metrics, the built-in templates and the
+ * admin user "root".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+#include "log.h"
+#include "poold.h"
+#include "pwhash.h"
+#include "tls.h"
+#include "version.h"
+#include "xerr.h"
+
+#define MIB (1024LL * 1024)
+
+static void path_in(char *out, size_t n, const char *dir, const char *name)
+{
+	snprintf(out, n, "%s/%s", dir, name);
+}
+
+struct init_ctx {
+	const char *hostname, *address, *pwhash;
+};
+
+static json_t *init_host(struct db *db, const struct init_ctx *ic, char *host_ref)
+{
+	struct sysinfo si;
+	sysinfo(&si);
+	char mref[64];
+	char now[32];
+	model_now(now);
+	json_t *m = json_pack("{s:I, s:I, s:b, s:s}", "memory_total", (json_int_t)si.totalram * si.mem_unit,
+			      "memory_free", (json_int_t)si.freeram * si.mem_unit, "live", 1, "last_updated", now);
+	json_t *e = db_obj_create(db, "host_metrics", m, mref);
+	json_decref(m);
+	if (e)
+		return e;
+	char cpus[16];
+	snprintf(cpus, sizeof cpus, "%ld", sysconf(_SC_NPROCESSORS_ONLN));
+	json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}, s:s, s:I, s:I}",
+			      "name_label", ic->hostname, "hostname", ic->hostname, "address", ic->address,
+			      "metrics", mref, "software_version", "product_brand", POOLD_PRODUCT,
+			      "product_version", POOLD_VERSION, "platform_name", POOLD_PRODUCT, "xapi",
+			      POOLD_VERSION, "cpu_info", "cpu_count", cpus, "API_version_vendor", "XenSource",
+			      "API_version_major", (json_int_t)POOLD_API_MAJOR, "API_version_minor",
+			      (json_int_t)POOLD_API_MINOR);
+	e = db_obj_create(db, "host", h, host_ref);
+	json_decref(h);
+	return e;
+}
+
+static json_t *init_templates(struct db *db)
+{
+	json_t *t = json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s,"
+			      " s:{s:s, s:s, s:s, s:s}}",
+			      "name_label", "Generic VM", "name_description",
+			      "A template for any guest: 1 GiB of memory, 1 vCPU, no disks",
+			      "is_a_template", 1, "is_default_template", 1, "memory_static_max",
+			      (json_int_t)(1024 * MIB), "memory_dynamic_max", (json_int_t)(1024 * MIB),
+			      "memory_dynamic_min", (json_int_t)(1024 * MIB), "memory_static_min",
+			      (json_int_t)(128 * MIB), "VCPUs_max", (json_int_t)1, "VCPUs_at_startup",
+			      (json_int_t)1, "HVM_boot_policy", "BIOS order", "domain_type", "hvm", "platform",
+			      "acpi", "1", "apic", "true", "pae", "true", "nx", "true");
+	char ref[64], mref[64];
+	json_t *m = json_object();
+	json_t *e = db_obj_create(db, "VM_metrics", m, mref);
+	json_decref(m);
+	if (!e) {
+		json_object_set_new(t, "metrics", json_string(mref));
+		e = db_obj_create(db, "VM", t, ref);
+	}
+	json_decref(t);
+	return e;
+}
+
+static json_t *init_txn(struct db *db, void *ctx)
+{
+	struct init_ctx *ic = ctx;
+	char host[64], pool[64];
+	json_t *e = init_host(db, ic, host);
+	if (e)
+		return e;
+	json_t *p = json_pack("{s:s, s:s, s:{}}", "name_label", "pool", "master", host, "other_config");
+	e = db_obj_create(db, "pool", p, pool);
+	json_decref(p);
+	if (!e)
+		e = db_meta_set(db, "pool_ref", pool);
+	if (!e)
+		e = db_meta_set(db, "master_ref", host);
+	if (!e)
+		e = init_templates(db);
+	if (!e)
+		e = db_user_set(db, "root", ic->pwhash);
+	return e;
+}
+
+int pool_init_dir(const char *dir, const char *password, char *err, size_t errlen)
+{
+	char dbp[4200], ca[4200], cakey[4200], cert[4200], key[4200];
+	path_in(dbp, sizeof dbp, dir, "pool.db");
+	path_in(ca, sizeof ca, dir, "ca.pem");
+	path_in(cakey, sizeof cakey, dir, "ca.key");
+	path_in(cert, sizeof cert, dir, "server.pem");
+	path_in(key, sizeof key, dir, "server.key");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (access(dbp, F_OK) == 0 || access(ca, F_OK) == 0) {
+		snprintf(err, errlen, "%s already holds a pool: refusing to initialise over it", dir);
+		return -1;
+	}
+	if (strlen(password) < 1) {
+		snprintf(err, errlen, "the admin password is empty");
+		return -1;
+	}
+	char hostname[256] = "localhost";
+	gethostname(hostname, sizeof hostname - 1);
+	char sans[600];
+	snprintf(sans, sizeof sans, "DNS:localhost,IP:127.0.0.1,DNS:%s", hostname);
+	char uuid[48], cn[96];
+	model_new_uuid(uuid);
+	snprintf(cn, sizeof cn, "poold pool CA %.8s", uuid);
+	if (tls_ca_create(ca, cakey, cn, err, errlen) < 0)
+		return -1;
+	if (tls_cert_issue(ca, cakey, hostname, sans, 3650, cert, key, err, errlen) < 0)
+		return -1;
+	char *hash = pwhash_make(password, PWHASH_DEFAULT_ITERATIONS);
+	if (!hash) {
+		snprintf(err, errlen, "cannot hash the password");
+		return -1;
+	}
+	struct db *db = db_open(dbp, true, err, errlen);
+	if (!db) {
+		free(hash);
+		return -1;
+	}
+	struct init_ctx ic = {hostname, "127.0.0.1", hash};
+	json_t *e = db_txn(db, init_txn, &ic);
+	db_close(db);
+	free(hash);
+	if (e) {
+		char *s = xerr_to_text(e);
+		snprintf(err, errlen, "cannot create the pool database: %s", s ? s : "?");
+		free(s);
+		json_decref(e);
+		unlink(dbp);
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *metrics_txn(struct db *db, void *ctx)
+{
+	struct poold *pd = ctx;
+	json_t *h = db_obj_get(db, pd->pd_host_ref);
+	const char *m = json_string_value(json_object_get(h, "metrics"));
+	json_t *e = NULL;
+	if (m) {
+		struct sysinfo si;
+		sysinfo(&si);
+		char now[32];
+		model_now(now);
+		json_t *f = json_pack("{s:I, s:I, s:b, s:s}", "memory_total", (json_int_t)si.totalram * si.mem_unit,
+				      "memory_free", (json_int_t)si.freeram * si.mem_unit, "live", 1,
+				      "last_updated", now);
+		e = db_obj_update(db, m, f);
+		json_decref(f);
+	}
+	json_decref(h);
+	return e;
+}
+
+int pool_load(struct poold *pd, char *err, size_t errlen)
+{
+	char *pool = db_meta_get(pd->pd_db, "pool_ref");
+	char *host = db_meta_get(pd->pd_db, "master_ref");
+	if (!pool || !host) {
+		snprintf(err, errlen, "%s/pool.db holds no pool (run `poold init --dir %s` first)", pd->pd_dir, pd->pd_dir);
+		free(pool);
+		free(host);
+		return -1;
+	}
+	snprintf(pd->pd_pool_ref, sizeof pd->pd_pool_ref, "%s", pool);
+	snprintf(pd->pd_host_ref, sizeof pd->pd_host_ref, "%s", host);
+	free(pool);
+	free(host);
+	json_t *e = db_txn(pd->pd_db, metrics_txn, pd);
+	json_decref(e);
+	return 0;
+}

@@ -1,0 +1,124 @@
+/*
+ * poold.h - the pool master's shared state and the functions each of its
+ * files exports, grouped by file (one header tells the whole program).
+ */
+#ifndef POOLD_H
+#define POOLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include "conf.h"
+#include "db.h"
+
+struct api_call;
+struct evt_waiter;
+
+/* The daemon: one per process, owned by main(). */
+struct poold {
+	struct event_base *pd_base;
+	struct evhttp *pd_http;
+	struct db *pd_db;
+	struct conf *pd_conf;
+	char pd_dir[4096];
+	char pd_pool_ref[64];
+	char pd_host_ref[64];        /* the master's own host object */
+	json_t *pd_sessions;         /* ref -> last_active (seconds), the valid sessions */
+	json_t *pd_methods;          /* method name -> index into pd_method_tab */
+	struct api_method *pd_method_tab;
+	size_t pd_nmethods;
+	struct evt_waiter *pd_waiters; /* event.from calls waiting for a change */
+	int64_t pd_notified;         /* newest event id waiters were told about */
+	struct event *pd_gc_timer;
+	uint64_t pd_calls;
+};
+
+/* ---- api.c: method registry, dispatch, Async tasks ---- */
+
+enum api_flags {
+	API_NO_SESSION = 1, /* session.login_with_password, system.listMethods */
+	API_ASYNC = 2,      /* also callable as Async.<name> */
+};
+
+typedef json_t *(*api_handler)(struct api_call *c);
+
+struct api_method {
+	const char *am_name;    /* "VM.clone" */
+	int am_min, am_max;     /* parameter counts, session included */
+	unsigned am_flags;
+	api_handler am_fn;
+	const struct model_class *am_class;  /* generated methods: their class */
+	const struct model_field *am_field;  /* generated get_/set_: their field */
+	char *am_owned_name;    /* generated names are allocated */
+};
+
+/* One call in flight. A handler returns NULL with c->result (or c->raw)
+ * set, an XAPI error, or API_PENDING when it will finish later through
+ * api_call_finish() (event.from long-polls, long tasks). */
+struct api_call {
+	struct poold *ac_pd;
+	const struct api_method *ac_method;
+	json_t *ac_params;       /* all params as sent (session first) */
+	json_t *ac_args;         /* params after the session */
+	char ac_session[64];     /* "" when the method needs none */
+	char ac_task[64];        /* the task when called as Async.*, else "" */
+	json_t *ac_result;       /* owned */
+	char *ac_raw;            /* owned: result as JSON text, used when set */
+	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */
+	void *ac_transport;      /* the HTTP request */
+	void *ac_conn;           /* its connection, while the call is parked */
+	json_t *ac_id;           /* JSON-RPC id */
+	bool ac_v2;              /* JSON-RPC 2.0 framing */
+};
+
+extern json_t *const API_PENDING;
+
+int api_init(struct poold *pd);
+void api_fini(struct poold *pd);
+/* Look up, check count and session, run (or start an Async task). Calls
+ * c->ac_done exactly once, now or later. */
+void api_dispatch(struct api_call *c, const char *method);
+void api_call_finish(struct api_call *c, json_t *err);
+void api_call_free(struct api_call *c);
+/* Arguments (index after the session) with type checks: FIELD_TYPE_ERROR. */
+json_t *api_arg_str(struct api_call *c, size_t i, const char *name, const char **out);
+json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **out);
+json_t *api_arg_int(struct api_call *c, size_t i, const char *name, json_int_t *out);
+json_t *api_arg_bool(struct api_call *c, size_t i, const char *name, bool *out);
+json_t *api_arg_obj(struct api_call *c, size_t i, const char *name, json_t **out);
+/* Set a task's progress (0..1, never lowered). */
+void api_task_progress(struct poold *pd, const char *task, double progress);
+
+/* ---- api_objects.c: generated per-class methods, records ---- */
+int api_register_generic(struct poold *pd);
+/* Validate a record given to <Class>.create: known fields of the right
+ * type, constructor fields only. */
+json_t *api_record_check(const struct model_class *c, const json_t *rec);
+
+/* ---- api_session.c ---- */
+json_t *session_check(struct poold *pd, const char *ref);
+void session_load(struct poold *pd);
+void session_gc(struct poold *pd);
+
+/* ---- api_event.c ---- */
+void evt_commit_hook(void *ctx, int64_t last_event);
+/* The connection conn went away: drop the calls parked on it. */
+void evt_cancel_transport(struct poold *pd, void *conn);
+void evt_fini(struct poold *pd);
+char *evt_token(int64_t id);
+
+/* ---- http.c ---- */
+int http_start(struct poold *pd, char *err, size_t errlen);
+void http_stop(struct poold *pd);
+
+/* ---- pool.c: pool creation and the built-in objects ---- */
+int pool_init_dir(const char *dir, const char *password, char *err, size_t errlen);
+int pool_load(struct poold *pd, char *err, size_t errlen);
+
+/* ---- config.c ---- */
+extern const struct conf_key poold_conf_keys[];
+extern const size_t poold_nconf_keys;
+
+#endif
