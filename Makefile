@@ -74,10 +74,16 @@ deps:
 unit: $(UNIT_BIN)
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	@BUILD=$(BUILD) sh tests/run-all
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run-all
 
-bench: all
-	@python3 tests/bench/api.py
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b $(BENCH_ARGS) || exit 1; done
 
 demo: deps all
 	@sh scripts/demo

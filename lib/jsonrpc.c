@@ -71,13 +71,25 @@ static char *id_text(const json_t *id)
 	return json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-char *jrpc_ok(const json_t *id, bool v2, const char *result_json)
+char *jrpc_ok_prefix(bool v2)
+{
+	return strdup(v2 ? "{\"jsonrpc\":\"2.0\",\"result\":" : "{\"result\":");
+}
+
+char *jrpc_ok_suffix(const json_t *id, bool v2)
 {
 	char *idt = id_text(id), *out = NULL;
-	const char *r = result_json ? result_json : "\"\"";
-	int n = v2 ? asprintf(&out, "{\"jsonrpc\":\"2.0\",\"result\":%s,\"id\":%s}", r, idt)
-		   : asprintf(&out, "{\"result\":%s,\"error\":null,\"id\":%s}", r, idt);
+	int n = asprintf(&out, v2 ? ",\"id\":%s}" : ",\"error\":null,\"id\":%s}", idt ? idt : "null");
 	free(idt);
+	return n < 0 ? NULL : out;
+}
+
+char *jrpc_ok(const json_t *id, bool v2, const char *result_json)
+{
+	char *pre = jrpc_ok_prefix(v2), *post = jrpc_ok_suffix(id, v2), *out = NULL;
+	int n = pre && post ? asprintf(&out, "%s%s%s", pre, result_json ? result_json : "\"\"", post) : -1;
+	free(pre);
+	free(post);
 	return n < 0 ? NULL : out;
 }
 

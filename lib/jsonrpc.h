@@ -33,6 +33,10 @@ void jrpc_req_clear(struct jrpc_req *req);
  * result; NULL means void, which XAPI answers as "". */
 char *jrpc_ok(const json_t *id, bool v2, const char *result_json);
 char *jrpc_err(const json_t *id, bool v2, const json_t *xerr);
+/* The envelope around a result written elsewhere: prefix + result +
+ * suffix == jrpc_ok(). Both malloc'ed. */
+char *jrpc_ok_prefix(bool v2);
+char *jrpc_ok_suffix(const json_t *id, bool v2);
 
 /* Client side: build a request (malloc'ed text). */
 char *jrpc_request(const char *method, const json_t *params, long long id);

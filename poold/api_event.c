@@ -288,24 +288,18 @@ static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
 	struct poold *pd = w->w_call->ac_pd;
 	waiter_unlink(pd, w);
 	struct api_call *c = w->w_call;
-	c->ac_raw = evt_empty(pd, w->w_classes, w->w_token);
+	api_raw_take(c, evt_empty(pd, w->w_classes, w->w_token));
+	c->ac_cancel = NULL;
 	waiter_free(w);
 	api_call_finish(c, NULL);
 }
 
-void evt_cancel_transport(struct poold *pd, void *conn)
+static void waiter_cancel(struct api_call *c)
 {
-	struct evt_waiter **p = &pd->pd_waiters;
-	while (*p) {
-		struct evt_waiter *w = *p;
-		if (w->w_call->ac_conn == conn) {
-			*p = w->w_next;
-			api_call_free(w->w_call);
-			waiter_free(w);
-		} else {
-			p = &w->w_next;
-		}
-	}
+	struct evt_waiter *w = c->ac_parked;
+	waiter_unlink(c->ac_pd, w);
+	waiter_free(w);
+	api_call_free(c);
 }
 
 void evt_fini(struct poold *pd)
@@ -360,7 +354,8 @@ void evt_commit_hook(void *ctx, int64_t last_event)
 		}
 		*p = w->w_next;
 		struct api_call *c = w->w_call;
-		c->ac_raw = text;
+		api_raw_take(c, text);
+		c->ac_cancel = NULL;
 		waiter_free(w);
 		api_call_finish(c, NULL);
 	}
@@ -426,14 +421,15 @@ json_t *evt_from(struct api_call *c)
 	}
 	double timeout = json_number_value(tv);
 	if (token < 0) {
-		c->ac_raw = evt_full(pd, classes, db_last_event(pd->pd_db));
+		api_raw_take(c, evt_full(pd, classes, db_last_event(pd->pd_db)));
 		json_decref(classes);
 		return NULL;
 	}
-	c->ac_raw = evt_since(pd, classes, token);
-	if (c->ac_raw || timeout <= 0 || !c->ac_transport) {
-		if (!c->ac_raw)
-			c->ac_raw = evt_empty(pd, classes, db_last_event(pd->pd_db) > token ? db_last_event(pd->pd_db) : token);
+	char *text = evt_since(pd, classes, token);
+	if (text || timeout <= 0 || !c->ac_transport) {
+		if (!text)
+			text = evt_empty(pd, classes, db_last_event(pd->pd_db) > token ? db_last_event(pd->pd_db) : token);
+		api_raw_take(c, text);
 		json_decref(classes);
 		return NULL;
 	}
@@ -453,6 +449,8 @@ json_t *evt_from(struct api_call *c)
 	evtimer_add(w->w_timer, &t);
 	w->w_next = pd->pd_waiters;
 	pd->pd_waiters = w;
+	c->ac_parked = w;
+	c->ac_cancel = waiter_cancel;
 	return API_PENDING;
 }
 

@@ -23,56 +23,26 @@ static json_t *gen_get_all(struct api_call *c)
 	return NULL;
 }
 
-struct text_join {
-	char *buf;
-	size_t len, cap;
-	int n;
-};
-
-static int join_grow(struct text_join *j, size_t more)
+static int add_record(void *ctx, const char *ref, const char *text, int len)
 {
-	if (j->len + more + 1 <= j->cap)
-		return 0;
-	size_t cap = j->cap ? j->cap : 4096;
-	while (cap < j->len + more + 1)
-		cap *= 2;
-	char *b = realloc(j->buf, cap);
-	if (!b)
-		return -1;
-	j->buf = b;
-	j->cap = cap;
+	struct evbuffer *out = ctx;
+	/* big chains: one allocation per 256 KiB, not one per record */
+	if (evbuffer_get_length(out) % (256 * 1024) + (size_t)len + 128 > 256 * 1024)
+		evbuffer_expand(out, 256 * 1024);
+	/* refs are generated: no characters to escape */
+	evbuffer_add_printf(out, evbuffer_get_length(out) > 1 ? ",\"%s\":" : "\"%s\":", ref);
+	evbuffer_add(out, text, (size_t)len);
 	return 0;
 }
 
-static void join_put(struct text_join *j, const char *s, size_t n)
-{
-	if (join_grow(j, n) == 0) {
-		memcpy(j->buf + j->len, s, n);
-		j->len += n;
-		j->buf[j->len] = '\0';
-	}
-}
-
-static int join_record(void *ctx, const char *ref, const char *text, int len)
-{
-	struct text_join *j = ctx;
-	const char *sep = j->n++ ? ",\"" : "\"";
-	join_put(j, sep, strlen(sep));
-	join_put(j, ref, strlen(ref)); /* refs are generated: no characters to escape */
-	join_put(j, "\":", 2);
-	join_put(j, text, (size_t)len);
-	return 0;
-}
-
+/* Stored texts go straight into the answer: one copy, no re-encoding. */
 static json_t *gen_get_all_records(struct api_call *c)
 {
-	struct text_join j = {0};
-	join_put(&j, "{", 1);
-	db_foreach_text(c->ac_pd->pd_db, CLS(c)->mc_name, join_record, &j);
-	join_put(&j, "}", 1);
-	if (!j.buf)
-		return xerr_newf(XE_INTERNAL_ERROR, "out of memory");
-	c->ac_raw = j.buf;
+	struct evbuffer *out = api_raw(c);
+	evbuffer_add(out, "{", 1);
+	if (db_foreach_text(c->ac_pd->pd_db, CLS(c)->mc_name, add_record, out) < 0)
+		return xerr_newf(XE_INTERNAL_ERROR, "database read failed");
+	evbuffer_add(out, "}", 1);
 	return NULL;
 }
 
@@ -82,8 +52,11 @@ static json_t *gen_get_record(struct api_call *c)
 	json_t *e = api_arg_str(c, 0, CLS(c)->mc_name, &ref);
 	if (e)
 		return e;
-	c->ac_raw = db_obj_text(c->ac_pd->pd_db, CLS(c)->mc_name, ref);
-	return c->ac_raw ? NULL : xerr_new(XE_HANDLE_INVALID, CLS(c)->mc_name, ref, NULL);
+	char *text = db_obj_text(c->ac_pd->pd_db, CLS(c)->mc_name, ref);
+	if (!text)
+		return xerr_new(XE_HANDLE_INVALID, CLS(c)->mc_name, ref, NULL);
+	api_raw_take(c, text);
+	return NULL;
 }
 
 static json_t *gen_get_by_uuid(struct api_call *c)

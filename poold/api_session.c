@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <event2/event.h>
 #include "log.h"
 #include "poold.h"
 #include "pwhash.h"
@@ -96,6 +97,65 @@ static json_t *login_txn(struct db *db, void *ctx)
 	return e;
 }
 
+/* A hash of nothing, made once, to verify against for unknown users. */
+static const char *login_dummy_hash(void)
+{
+	static char *dummy;
+	if (!dummy)
+		dummy = pwhash_make("", PWHASH_DEFAULT_ITERATIONS);
+	return dummy ? dummy : "";
+}
+
+struct login_fail {
+	struct api_call *lf_call;
+	json_t *lf_err;
+	struct event *lf_timer;
+};
+
+static void login_fail_free(struct login_fail *lf)
+{
+	event_free(lf->lf_timer);
+	free(lf);
+}
+
+static void login_fail_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct login_fail *lf = arg;
+	struct api_call *c = lf->lf_call;
+	json_t *e = lf->lf_err;
+	c->ac_cancel = NULL;
+	login_fail_free(lf);
+	api_call_finish(c, e);
+}
+
+static void login_fail_cancel(struct api_call *c)
+{
+	struct login_fail *lf = c->ac_parked;
+	json_decref(lf->lf_err);
+	login_fail_free(lf);
+	api_call_free(c);
+}
+
+/* A failed login is answered after login-failure-delay, without holding
+ * up anyone else: password guessing gets slow, the server does not. */
+static json_t *login_fail_later(struct api_call *c, json_t *err)
+{
+	long long ms = conf_duration_ms(c->ac_pd->pd_conf, "login-failure-delay");
+	struct login_fail *lf = ms > 0 && c->ac_transport ? calloc(1, sizeof *lf) : NULL;
+	if (!lf)
+		return err;
+	lf->lf_call = c;
+	lf->lf_err = err;
+	lf->lf_timer = evtimer_new(c->ac_pd->pd_base, login_fail_fire, lf);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(lf->lf_timer, &tv);
+	c->ac_parked = lf;
+	c->ac_cancel = login_fail_cancel;
+	return API_PENDING;
+}
+
 json_t *session_login(struct api_call *c)
 {
 	const char *user, *pw, *originator = "";
@@ -106,13 +166,12 @@ json_t *session_login(struct api_call *c)
 		originator = json_string_value(json_array_get(c->ac_args, 3));
 	char *stored = db_user_hash(c->ac_pd->pd_db, user);
 	/* the same work whether or not the user exists: no user enumeration by timing */
-	static const char dummy[] =
-		"pbkdf2-sha256$200000$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-	bool ok = pwhash_verify(pw, stored ? stored : dummy) && stored;
+	bool ok = pwhash_verify(pw, stored ? stored : login_dummy_hash()) && stored;
 	free(stored);
 	if (!ok) {
 		log_warn("login failed for user '%s'", user);
-		return xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user, "Authentication failure", NULL);
+		return login_fail_later(c, xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user,
+						    "Authentication failure", NULL));
 	}
 	struct login_ctx l = {c->ac_pd, user, originator, ""};
 	if ((e = db_txn(c->ac_pd->pd_db, login_txn, &l)))

@@ -50,7 +50,11 @@ static json_t *vm_power_check(const char *ref, const json_t *rec, const char *wa
 static json_t *vm_insert(struct db *db, json_t *rec, char *ref_out)
 {
 	char mref[64];
-	json_t *e = vm_check_limits(rec);
+	/* the limits are checked on what will be stored: defaults included */
+	json_t *full = model_new_record(model_class_find("VM"));
+	json_object_update(full, rec);
+	json_t *e = vm_check_limits(full);
+	json_decref(full);
 	if (e)
 		return e;
 	json_t *m = json_object();

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,35 +58,62 @@ static void http_reply(struct evhttp_request *req, int code, const char *reason,
 	evbuffer_free(b);
 }
 
+/* The client went away while its call was parked: drop the call. */
 static void http_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-	struct poold *pd = arg;
-	evt_cancel_transport(pd, evcon);
+	struct api_call *c = arg;
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (c->ac_cancel)
+		c->ac_cancel(c);
+}
+
+static void http_send(struct evhttp_request *req, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+	evhttp_add_header(h, "Access-Control-Allow-Headers", "X-Requested-With");
+	evhttp_send_reply(req, 200, "OK", body);
 }
 
 /* Transport callback of api_dispatch: frames the answer and sends it. */
 static void http_call_done(struct api_call *c, json_t *err)
 {
 	struct evhttp_request *req = c->ac_transport;
-	char *text = NULL;
+	struct evbuffer *body = evbuffer_new();
 	if (err) {
-		text = jrpc_err(c->ac_id, c->ac_v2, err);
+		char *text = jrpc_err(c->ac_id, c->ac_v2, err);
 		char *s = xerr_to_text(err);
 		log_debug("%s: %s", c->ac_method ? c->ac_method->am_name : "?", s ? s : "?");
 		free(s);
 		json_decref(err);
+		if (text)
+			evbuffer_add(body, text, strlen(text));
+		free(text);
 	} else {
-		char *r = c->ac_raw ? NULL : (c->ac_result ? json_dumps(c->ac_result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL);
-		text = jrpc_ok(c->ac_id, c->ac_v2, c->ac_raw ? c->ac_raw : r);
-		free(r);
+		/* the result text moves into the answer without a copy */
+		char *pre = jrpc_ok_prefix(c->ac_v2), *post = jrpc_ok_suffix(c->ac_id, c->ac_v2);
+		evbuffer_add(body, pre, strlen(pre));
+		if (c->ac_raw) {
+			evbuffer_add_buffer(body, c->ac_raw);
+		} else if (c->ac_result) {
+			char *r = json_dumps(c->ac_result, JSON_COMPACT | JSON_ENCODE_ANY);
+			evbuffer_add(body, r, strlen(r));
+			free(r);
+		} else {
+			evbuffer_add(body, "\"\"", 2); /* void, as XAPI answers it */
+		}
+		evbuffer_add(body, post, strlen(post));
+		free(pre);
+		free(post);
 	}
 	if (req) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		if (evcon)
 			evhttp_connection_set_closecb(evcon, NULL, NULL);
-		http_reply(req, 200, "OK", "application/json", text ? text : "");
+		http_send(req, body);
 	}
-	free(text);
+	evbuffer_free(body);
 	api_call_free(c);
 }
 
@@ -110,12 +138,11 @@ static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const cha
 	c->ac_v2 = r.jr_v2;
 	c->ac_transport = req;
 	c->ac_done = http_call_done;
-	/* a parked call is dropped if its client goes away */
+	/* a parked call is dropped if its client goes away (one request is
+	 * in flight per connection: evhttp answers them in order) */
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon && strcmp(r.jr_method, "event.from") == 0) {
-		c->ac_conn = evcon;
-		evhttp_connection_set_closecb(evcon, http_conn_closed, pd);
-	}
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, http_conn_closed, c);
 	api_dispatch(c, r.jr_method);
 	free(r.jr_method);
 }
@@ -182,10 +209,14 @@ int http_start(struct poold *pd, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
 		return -1;
 	}
+	evutil_socket_t fd = evhttp_bound_socket_get_fd(bs);
+	/* accepted sockets inherit it: answers are several small TLS records
+	 * (headers, body) and Nagle + delayed ACK would add 40 ms to each */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	/* port 0 asks the kernel for one: write the real one for tests and tools */
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	evutil_socket_t fd = evhttp_bound_socket_get_fd(bs);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		int real = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 							  : ((struct sockaddr_in *)&ss)->sin_port);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include "conf.h"
@@ -65,10 +66,14 @@ struct api_call {
 	char ac_session[64];     /* "" when the method needs none */
 	char ac_task[64];        /* the task when called as Async.*, else "" */
 	json_t *ac_result;       /* owned */
-	char *ac_raw;            /* owned: result as JSON text, used when set */
+	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */
 	void *ac_transport;      /* the HTTP request */
-	void *ac_conn;           /* its connection, while the call is parked */
+	/* A parked call (API_PENDING) says how to drop it if its client goes
+	 * away before the answer: the transport calls ac_cancel, which undoes
+	 * the parking and frees the call without answering. */
+	void (*ac_cancel)(struct api_call *c);
+	void *ac_parked;
 	json_t *ac_id;           /* JSON-RPC id */
 	bool ac_v2;              /* JSON-RPC 2.0 framing */
 };
@@ -82,6 +87,10 @@ void api_fini(struct poold *pd);
 void api_dispatch(struct api_call *c, const char *method);
 void api_call_finish(struct api_call *c, json_t *err);
 void api_call_free(struct api_call *c);
+/* The call's result as JSON text: the buffer to write it into, or a
+ * malloc'ed text handed over without a copy. */
+struct evbuffer *api_raw(struct api_call *c);
+void api_raw_take(struct api_call *c, char *text);
 /* Arguments (index after the session) with type checks: FIELD_TYPE_ERROR. */
 json_t *api_arg_str(struct api_call *c, size_t i, const char *name, const char **out);
 json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **out);
@@ -104,8 +113,6 @@ void session_gc(struct poold *pd);
 
 /* ---- api_event.c ---- */
 void evt_commit_hook(void *ctx, int64_t last_event);
-/* The connection conn went away: drop the calls parked on it. */
-void evt_cancel_transport(struct poold *pd, void *conn);
 void evt_fini(struct poold *pd);
 char *evt_token(int64_t id);
 

@@ -1,0 +1,540 @@
+/*
+ * xe_cmds.c - the one table of xe commands (name, required and optional
+ * parameters, description, handler), dispatch with XAPI's parameter
+ * checks, `xe help`, and the commands generated for every class with a
+ * CLI name: <cls>-list, -param-list, -param-get, -param-set, -param-clear,
+ * -param-add, -param-remove.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "xe.h"
+
+static int gen_list(struct xe_ctx *c, const struct xe_cmd *cmd);
+static int gen_param_list(struct xe_ctx *c, const struct xe_cmd *cmd);
+static int gen_param_get(struct xe_ctx *c, const struct xe_cmd *cmd);
+static int gen_param_set(struct xe_ctx *c, const struct xe_cmd *cmd);
+static int gen_param_clear(struct xe_ctx *c, const struct xe_cmd *cmd);
+static int gen_param_add(struct xe_ctx *c, const struct xe_cmd *cmd);
+static int gen_param_remove(struct xe_ctx *c, const struct xe_cmd *cmd);
+
+#define GEN(p, what) \
+	{p "-list", "", "params", "Lists all the " what ", filtered by the optional arguments.", gen_list, \
+	 XE_CMD_ANYPARAM}, \
+	{p "-param-list", "uuid", "", "Lists all the parameters of the object specified by the uuid.", \
+	 gen_param_list, 0}, \
+	{p "-param-get", "uuid,param-name", "param-key", \
+	 "Gets the parameter specified of the object. If the parameter is a map of key=value pairs, " \
+	 "specify 'param-key=<key>' to get the value associated with a particular key.", gen_param_get, 0}, \
+	{p "-param-set", "uuid", "", \
+	 "Sets the parameter specified. If param-value is not given, the parameter is set to a null " \
+	 "value. To set a (key,value) pair in a map parameter, use the syntax 'map-param:key=value'.", \
+	 gen_param_set, XE_CMD_ANYPARAM}, \
+	{p "-param-clear", "uuid,param-name", "", "Clears the specified parameter (param-name can be a map or a set).", \
+	 gen_param_clear, 0}, \
+	{p "-param-add", "uuid,param-name", "param-key", \
+	 "Adds to a set or map parameter. For a set, give param-key=<value>; for a map, give key=value pairs.", \
+	 gen_param_add, XE_CMD_ANYPARAM}, \
+	{p "-param-remove", "uuid,param-name,param-key", "", \
+	 "Removes a key or value from a map or set parameter.", gen_param_remove, 0}
+
+const struct xe_cmd xe_cmds[] = {
+	{"help", "", "", "Display help on a command.", xe_cmd_help, XE_CMD_NOSERVER | XE_CMD_ANYPARAM},
+	GEN("vm", "VMs"),
+	GEN("template", "templates"),
+	GEN("host", "hosts"),
+	GEN("sr", "SRs"),
+	GEN("pbd", "PBDs"),
+	GEN("vdi", "VDIs"),
+	GEN("vbd", "VBDs"),
+	GEN("network", "networks"),
+	GEN("vif", "VIFs"),
+	GEN("pif", "PIFs"),
+	GEN("pool", "pools"),
+	GEN("task", "tasks"),
+	{"vm-install", "new-name-label", "sr-name-label,sr-uuid,template;template-uuid,template-name-label,template-name",
+	 "Install a new VM from a template. The template parameter can match either the template name or "
+	 "the uuid.",
+	 xe_cmd_vm_install, 0},
+	{"vm-uninstall", "", "uuid,vm,force",
+	 "Uninstall a VM. This operation will destroy those VDIs that are marked RW and connected to this VM "
+	 "only.",
+	 xe_cmd_vm_uninstall, 0},
+	{"vm-clone", "new-name-label", "new-name-description,uuid,vm",
+	 "Clone an existing VM, using storage-level fast disk clone operation where available.",
+	 xe_cmd_vm_clone, 0},
+	{"vdi-create", "sr-uuid,name-label,virtual-size", "type,sharable,read-only,name-description",
+	 "Create a VDI. Virtual-size accepts the suffixes KiB, MiB, GiB and TiB.", xe_cmd_vdi_create,
+	 XE_CMD_ANYPARAM},
+	{"vdi-destroy", "uuid", "", "Destroy a VDI.", xe_cmd_destroy, 0},
+	{"vbd-create", "vm-uuid,device", "vdi-uuid,bootable,type,mode,unpluggable",
+	 "Create a VBD. Appropriate values for the device field are listed in the parameter "
+	 "'allowed-VBD-devices' on the VM.",
+	 xe_cmd_vbd_create, 0},
+	{"vbd-destroy", "uuid", "", "Destroy a VBD.", xe_cmd_destroy, 0},
+	{"task-cancel", "uuid", "", "Set a task to cancelling and return.", xe_cmd_task_cancel, 0},
+	{"event-wait", "class", "timeout",
+	 "Wait for the event that satisfies the conditions given on the command line: field=value or "
+	 "field=/=value for every condition. timeout=SECONDS gives up after that long.",
+	 xe_cmd_event_wait, XE_CMD_ANYPARAM},
+};
+const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
+
+const struct xe_cmd *xe_cmd_find(const char *name)
+{
+	for (size_t i = 0; i < xe_ncmds; i++)
+		if (strcmp(xe_cmds[i].name, name) == 0)
+			return &xe_cmds[i];
+	return NULL;
+}
+
+static bool in_list(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; p && *p;) {
+		size_t len = strcspn(p, ",;");
+		if (len == n && strncmp(p, word, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',' || *p == ';')
+			p++;
+	}
+	return false;
+}
+
+static struct xe_kv *kv_find(struct xe_ctx *c, const char *key)
+{
+	for (size_t i = 0; i < c->opts->nkv; i++)
+		if (c->opts->kv[i].val && strcmp(c->opts->kv[i].key, key) == 0)
+			return &c->opts->kv[i];
+	return NULL;
+}
+
+const char *xe_param(struct xe_ctx *c, const char *key)
+{
+	struct xe_kv *kv = kv_find(c, key);
+	if (!kv)
+		return NULL;
+	kv->used = true;
+	return kv->val;
+}
+
+int xe_check_params(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	char *copy = strdup(cmd->reqd), *save = NULL;
+	int rc = 0;
+	for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
+		if (!kv_find(c, t))
+			rc = xe_fail(c, "Required parameter not found: %s", t);
+	free(copy);
+	if (rc || (cmd->flags & XE_CMD_ANYPARAM))
+		return rc;
+	for (size_t i = 0; i < c->opts->nkv; i++) {
+		const char *k = c->opts->kv[i].key;
+		if (!in_list(cmd->reqd, k) && !in_list(cmd->optn, k))
+			return xe_fail(c, "Unknown parameter: %s", k);
+	}
+	return 0;
+}
+
+/* ---- help ---- */
+/* optn lists end their documented part at ';' (undocumented aliases follow). */
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void print_names(struct xe_ctx *c, const char *prefix, bool with)
+{
+	const char **names = calloc(xe_ncmds, sizeof *names);
+	size_t n = 0;
+	for (size_t i = 0; names && i < xe_ncmds; i++) {
+		bool match = prefix && strncmp(xe_cmds[i].name, prefix, strlen(prefix)) == 0;
+		if (!prefix || match == with)
+			names[n++] = xe_cmds[i].name;
+	}
+	qsort(names, n, sizeof *names, cmp_names);
+	char *text = xe_wrap_names(names, n);
+	fputs(text, c->out);
+	free(text);
+	free(names);
+}
+
+static void print_usage(FILE *f)
+{
+	fputs("Usage:\n"
+	      "  xe <command>\n"
+	      "    [ -s <server> ]            XenServer host\n"
+	      "    [ -p <port> ]              XenServer port number\n"
+	      "    [ -u <username> -pw <password> | -pwf <password file> ]\n"
+	      "                               User authentication (password or file)\n"
+	      "    [ --nossl ]                Disable SSL/TLS\n"
+	      "    [ --debug ]                Enable debug output\n"
+	      "    [ --debug-on-fail ]        Enable debug output only on failure\n"
+	      "    [ --traceparent <value> ]  Distributed tracing context\n"
+	      "    [ <other arguments> ... ]  Command-specific options\n"
+	      "\n"
+	      "To get help on a specific command:\n"
+	      "  xe help <command>\n"
+	      "\n"
+	      "To get a full listing of commands:\n"
+	      "  xe help --all\n"
+	      "\n",
+	      f);
+}
+
+static char *comma_space(const char *list)
+{
+	struct xe_buf b = {0};
+	char *copy = strndup(list, strcspn(list, ";")), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (b.len)
+			xe_buf_add(&b, ", ");
+		xe_buf_add(&b, t);
+	}
+	free(copy);
+	return b.s ? b.s : strdup("");
+}
+
+static int help_cmd(struct xe_ctx *c, const char *name)
+{
+	const struct xe_cmd *cmd = xe_cmd_find(name);
+	if (!cmd)
+		return xe_fail(c, "Unknown command '%s'", name);
+	char *reqd = comma_space(cmd->reqd), *optn = comma_space(cmd->optn);
+	const char *labels[] = {"command name        ", "reqd params     ", "optional params ", "description     "};
+	const char *values[] = {cmd->name, reqd, optn, cmd->desc};
+	xe_print_record(c->out, labels, values, 4);
+	free(reqd);
+	free(optn);
+	return 0;
+}
+
+int xe_cmd_help(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	(void)cmd;
+	for (size_t i = 0; i < c->opts->nkv; i++)
+		if (!c->opts->kv[i].val)
+			return help_cmd(c, c->opts->kv[i].key);
+	if (c->opts->minimal) {
+		const char **names = calloc(xe_ncmds, sizeof *names);
+		for (size_t i = 0; names && i < xe_ncmds; i++)
+			names[i] = xe_cmds[i].name;
+		qsort(names, xe_ncmds, sizeof *names, cmp_names);
+		xe_print_minimal(c->out, names, names ? xe_ncmds : 0);
+		free(names);
+		return 0;
+	}
+	if (c->opts->help_all) {
+		fputs("Full command list\n-----------------\n", c->out);
+		print_names(c, "host-", true);
+		fputc('\n', c->out);
+		print_names(c, "vm-", true);
+		fputc('\n', c->out);
+		const char **names = calloc(xe_ncmds, sizeof *names);
+		size_t n = 0;
+		for (size_t i = 0; names && i < xe_ncmds; i++)
+			if (strncmp(xe_cmds[i].name, "host-", 5) && strncmp(xe_cmds[i].name, "vm-", 3))
+				names[n++] = xe_cmds[i].name;
+		qsort(names, n, sizeof *names, cmp_names);
+		char *text = xe_wrap_names(names, n);
+		fputs(text, c->out);
+		free(text);
+		free(names);
+		return 0;
+	}
+	print_usage(c->out);
+	fputs("Common command list\n-------------------\n", c->out);
+	print_names(c, NULL, true);
+	return 0;
+}
+
+/* ---- generic per-class commands ---- */
+
+/* The CLI class of a generated command: its name up to the suffix. */
+static int cmd_class(const struct xe_cmd *cmd, struct xe_cls *x)
+{
+	static const char *const suffixes[] = {"-param-remove", "-param-clear", "-param-list", "-param-get",
+					       "-param-set", "-param-add", "-list"};
+	size_t n = strlen(cmd->name);
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		size_t sl = strlen(suffixes[i]);
+		if (n > sl && strcmp(cmd->name + n - sl, suffixes[i]) == 0) {
+			char cls[64];
+			snprintf(cls, sizeof cls, "%.*s", (int)(n - sl), cmd->name);
+			return xe_cls_build(cls, x);
+		}
+	}
+	return -1;
+}
+
+static bool passes(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec)
+{
+	bool ok = true;
+	if (x->filter) {
+		char *copy = strdup(x->filter), *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(t, '=');
+			*eq = '\0';
+			ok = xe_match(c, x, rec, t, eq + 1, false);
+		}
+		free(copy);
+	}
+	for (size_t i = 0; ok && i < c->opts->nkv; i++) {
+		const struct xe_kv *kv = &c->opts->kv[i];
+		if (kv->val && strcmp(kv->key, "params") != 0)
+			ok = xe_match(c, x, rec, kv->key, kv->val, false);
+	}
+	return ok;
+}
+
+static int gen_list(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	struct xe_cls x;
+	if (cmd_class(cmd, &x))
+		return xe_fail(c, "internal error: no class for %s", cmd->name);
+	char method[96];
+	snprintf(method, sizeof method, "%s.get_all_records", x.mc->mc_name);
+	json_t *all = xe_rpc(c, method, "");
+	if (!all) {
+		xe_cls_free(&x);
+		return -1;
+	}
+	json_t *keep = json_object();
+	const char *ref;
+	json_t *rec;
+	json_object_foreach(all, ref, rec) if (passes(c, &x, rec)) json_object_set(keep, ref, rec);
+	xe_print_records(c, &x, keep, xe_param(c, "params"));
+	json_decref(keep);
+	json_decref(all);
+	xe_cls_free(&x);
+	return 0;
+}
+
+/* Class view, ref and record of uuid=; 0 or -1. */
+static int load_obj(struct xe_ctx *c, const struct xe_cmd *cmd, struct xe_cls *x, char **ref, json_t **rec)
+{
+	*ref = NULL;
+	*rec = NULL;
+	if (cmd_class(cmd, x))
+		return xe_fail(c, "internal error: no class for %s", cmd->name);
+	*ref = xe_ref_by_uuid(c, x->mc->mc_name, xe_param(c, "uuid"));
+	if (*ref) {
+		char method[96];
+		snprintf(method, sizeof method, "%s.get_record", x->mc->mc_name);
+		*rec = xe_rpc(c, method, "s", *ref);
+	}
+	if (*rec)
+		return 0;
+	free(*ref);
+	*ref = NULL;
+	xe_cls_free(x);
+	return -1;
+}
+
+static void unload_obj(struct xe_cls *x, char *ref, json_t *rec)
+{
+	xe_cls_free(x);
+	free(ref);
+	json_decref(rec);
+}
+
+static int gen_param_list(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	struct xe_cls x;
+	char *ref;
+	json_t *rec;
+	if (load_obj(c, cmd, &x, &ref, &rec))
+		return -1;
+	json_t *one = json_pack("{s:O}", ref, rec);
+	xe_print_records(c, &x, one, "all");
+	json_decref(one);
+	unload_obj(&x, ref, rec);
+	return 0;
+}
+
+/* The field named by param-name, NULL + error when unknown. */
+static const struct xe_fdef *param_field(struct xe_ctx *c, const struct xe_cls *x, const char *name)
+{
+	const struct xe_fdef *d = xe_fdef_find(x, name);
+	if (!d)
+		xe_fail(c, "Unknown field '%s'", name);
+	return d;
+}
+
+static int gen_param_get(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	struct xe_cls x;
+	char *ref;
+	json_t *rec;
+	if (load_obj(c, cmd, &x, &ref, &rec))
+		return -1;
+	const struct xe_fdef *d = param_field(c, &x, xe_param(c, "param-name"));
+	const char *key = xe_param(c, "param-key");
+	int rc = d ? 0 : -1;
+	if (d && key) {
+		json_t *m = json_object_get(rec, d->mf->fld_name);
+		json_t *v = json_is_object(m) && d->src == XS_FIELD ? json_object_get(m, key) : NULL;
+		if (!v)
+			rc = xe_fail(c, "Key %s not found in map", key);
+		else
+			fprintf(c->out, "%s\n", json_is_string(v) ? json_string_value(v) : "");
+	} else if (d) {
+		char *s = xe_fvalue(c, d, rec);
+		fprintf(c->out, "%s\n", s);
+		free(s);
+	}
+	unload_obj(&x, ref, rec);
+	return rc;
+}
+
+/* A settable field of the class by CLI name (own field, RW). */
+static const struct xe_fdef *rw_field(struct xe_ctx *c, const struct xe_cls *x, const char *name)
+{
+	const struct xe_fdef *d = param_field(c, x, name);
+	if (d && (d->src != XS_FIELD || d->mf->fld_qual != QUAL_RW)) {
+		xe_fail(c, "Error: field '%s' is read-only", name);
+		return NULL;
+	}
+	return d;
+}
+
+static int call_void(struct xe_ctx *c, const char *cls, const char *op, const char *field, const char *ref,
+		     json_t *a, json_t *b)
+{
+	char method[160];
+	snprintf(method, sizeof method, "%s.%s%s", cls, op, field);
+	json_t *p = json_pack("[s, s]", c->session, ref);
+	if (a)
+		json_array_append_new(p, a);
+	if (b)
+		json_array_append_new(p, b);
+	json_t *r = xe_call(c, method, p);
+	json_decref(r);
+	return r ? 0 : -1;
+}
+
+static int set_map_key(struct xe_ctx *c, const struct xe_cls *x, const char *ref, const struct xe_kv *kv)
+{
+	const char *colon = strchr(kv->key, ':');
+	char *name = strndup(kv->key, (size_t)(colon - kv->key));
+	const struct xe_fdef *d = rw_field(c, x, name);
+	free(name);
+	if (!d)
+		return -1;
+	if (d->mf->fld_type != FT_MAP && d->mf->fld_type != FT_MAP_ANY)
+		return xe_fail(c, "Error: field '%s' is not a map", d->cli);
+	const char *f = d->mf->fld_name, *cls = x->mc->mc_name;
+	/* XAPI's param-set on a key: remove the old value first */
+	json_t *save = c->xerr;
+	c->xerr = NULL;
+	call_void(c, cls, "remove_from_", f, ref, json_string(colon + 1), NULL);
+	json_decref(c->xerr);
+	c->xerr = save;
+	return call_void(c, cls, "add_to_", f, ref, json_string(colon + 1), json_string(kv->val));
+}
+
+static int gen_param_set(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	struct xe_cls x;
+	char *ref;
+	json_t *rec;
+	if (load_obj(c, cmd, &x, &ref, &rec))
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < c->opts->nkv; i++) {
+		struct xe_kv *kv = &c->opts->kv[i];
+		if (kv->used || !kv->val)
+			continue;
+		if (strchr(kv->key, ':')) {
+			rc = set_map_key(c, &x, ref, kv);
+			continue;
+		}
+		const struct xe_fdef *d = rw_field(c, &x, kv->key);
+		json_t *v = d ? xe_parse_value(c, x.mc->mc_name, d->mf, kv->val) : NULL;
+		rc = v ? call_void(c, x.mc->mc_name, "set_", d->mf->fld_name, ref, v, NULL) : -1;
+	}
+	unload_obj(&x, ref, rec);
+	return rc;
+}
+
+static int gen_param_clear(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	struct xe_cls x;
+	char *ref;
+	json_t *rec;
+	if (load_obj(c, cmd, &x, &ref, &rec))
+		return -1;
+	const struct xe_fdef *d = rw_field(c, &x, xe_param(c, "param-name"));
+	int rc = -1;
+	if (d) {
+		enum fld_type t = d->mf->fld_type;
+		json_t *empty = (t == FT_MAP || t == FT_MAP_ANY) ? json_object()
+				: (t == FT_SET_STRING || t == FT_SET_REF) ? json_array()
+				: t == FT_STRING ? json_string("") : NULL;
+		rc = empty ? call_void(c, x.mc->mc_name, "set_", d->mf->fld_name, ref, empty, NULL)
+			   : xe_fail(c, "Error: field '%s' cannot be cleared", d->cli);
+	}
+	unload_obj(&x, ref, rec);
+	return rc;
+}
+
+static int add_remove(struct xe_ctx *c, const struct xe_cmd *cmd, bool add)
+{
+	struct xe_cls x;
+	char *ref;
+	json_t *rec;
+	if (load_obj(c, cmd, &x, &ref, &rec))
+		return -1;
+	const struct xe_fdef *d = rw_field(c, &x, xe_param(c, "param-name"));
+	const char *key = xe_param(c, "param-key");
+	const char *cls = x.mc->mc_name;
+	int rc = d ? 0 : -1;
+	bool map = d && (d->mf->fld_type == FT_MAP || d->mf->fld_type == FT_MAP_ANY);
+	if (d && !map && d->mf->fld_type != FT_SET_STRING)
+		rc = xe_fail(c, "Error: field '%s' is not a map or a set", d->cli);
+	else if (d && !map)
+		rc = key ? call_void(c, cls, add ? "add_" : "remove_", d->mf->fld_name, ref, json_string(key), NULL)
+			 : xe_fail(c, "Required parameter not found: param-key");
+	else if (d && !add)
+		rc = call_void(c, cls, "remove_from_", d->mf->fld_name, ref, json_string(key), NULL);
+	for (size_t i = 0; map && add && !rc && i < c->opts->nkv; i++) {
+		struct xe_kv *kv = &c->opts->kv[i];
+		if (!kv->used && kv->val)
+			rc = call_void(c, cls, "add_to_", d->mf->fld_name, ref, json_string(kv->key),
+				       json_string(kv->val));
+	}
+	unload_obj(&x, ref, rec);
+	return rc;
+}
+
+static int gen_param_add(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	return add_remove(c, cmd, true);
+}
+
+static int gen_param_remove(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	return add_remove(c, cmd, false);
+}
+
+/* ---- dispatch ---- */
+
+int xe_run(struct xe_ctx *c)
+{
+	const char *name = c->opts->cmd ? c->opts->cmd : "help";
+	const struct xe_cmd *cmd = xe_cmd_find(name);
+	if (!cmd) {
+		xe_fail(c, "Unknown command: %s\nFor usage run: 'xe help'", name);
+		return 1;
+	}
+	if (xe_check_params(c, cmd))
+		return 1;
+	if (cmd->flags & XE_CMD_NOSERVER)
+		return cmd->fn(c, cmd) ? 1 : 0;
+	if (xe_connect(c) || xe_login(c))
+		return 1;
+	int rc = cmd->fn(c, cmd);
+	xe_logout(c);
+	return rc ? 1 : 0;
+}
