@@ -211,7 +211,7 @@ struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db->db_sql, 5000);
-	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") < 0 ||
+	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;") < 0 ||
 	    db_migrate(db, err, errlen) < 0) {
 		if (!*err)
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db->db_sql));

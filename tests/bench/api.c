@@ -39,7 +39,7 @@ struct bench {
 
 struct buf {
 	char *b;
-	size_t n;
+	size_t n, cap;
 };
 
 static double now_s(void)
@@ -52,11 +52,17 @@ static double now_s(void)
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
 	struct buf *b = arg;
-	char *nb = realloc(b->b, b->n + sz * n + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + b->n, p, sz * n);
-	b->b = nb;
+	if (b->n + sz * n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->n + sz * n + 1)
+			cap *= 2;
+		char *nb = realloc(b->b, cap);
+		if (!nb)
+			return 0;
+		b->b = nb;
+		b->cap = cap;
+	}
+	memcpy(b->b + b->n, p, sz * n);
 	b->n += sz * n;
 	b->b[b->n] = '\0';
 	return sz * n;

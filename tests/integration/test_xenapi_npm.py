@@ -9,7 +9,6 @@ unless POOLD_SKIP_NPM=1 is set, in which case it is skipped.
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import threading

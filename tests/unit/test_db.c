@@ -1,0 +1,1119 @@
+/* test_db.c - unit tests for poold/db.c (the SQLite store). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/time.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "db.h"
+#include "log.h"
+#include "model.h"
+#include "xerr.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct db *db;
+};
+
+static void rm_db_files(const char *path)
+{
+	const char *sfx[] = {"", "-wal", "-shm", "-journal"};
+	char p[160];
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+		unlink(p);
+	}
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/test_db.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/pool.db", f->dir);
+	char err[256] = "";
+	f->db = db_open(f->path, true, err, sizeof err);
+	if (!f->db) {
+		fprintf(stderr, "db_open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	db_close(f->db);
+	rm_db_files(f->path);
+	char p[160];
+	snprintf(p, sizeof p, "%s/junk", f->dir);
+	unlink(p);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+struct op {
+	enum { OP_CREATE, OP_SET, OP_DESTROY, OP_FAIL } kind;
+	const char *cls;
+	const char *rec; /* JSON text for create */
+	char *ref;       /* create: out (>= 48 bytes); set/destroy: in */
+	const char *field;
+	const char *value; /* JSON text for set */
+};
+
+struct script {
+	struct op *ops;
+	size_t n;
+};
+
+static json_t *run_ops(struct db *db, void *ctx)
+{
+	struct script *s = ctx;
+	for (size_t i = 0; i < s->n; i++) {
+		struct op *o = &s->ops[i];
+		json_t *e = NULL;
+		switch (o->kind) {
+		case OP_CREATE: {
+			json_t *r = json_loads(o->rec ? o->rec : "{}", 0, NULL);
+			e = db_obj_create(db, o->cls, r, o->ref);
+			json_decref(r);
+			break;
+		}
+		case OP_SET:
+			e = db_obj_set(db, o->ref, o->field, json_loads(o->value, JSON_DECODE_ANY, NULL));
+			break;
+		case OP_DESTROY:
+			e = db_obj_destroy(db, o->ref);
+			break;
+		case OP_FAIL:
+			e = xerr_newf(XE_INTERNAL_ERROR, "deliberate failure");
+			break;
+		}
+		if (e)
+			return e;
+	}
+	return NULL;
+}
+
+static json_t *txn1(struct db *db, struct op o)
+{
+	struct script s = {&o, 1};
+	return db_txn(db, run_ops, &s);
+}
+
+static void create(struct db *db, const char *cls, const char *rec, char *ref)
+{
+	json_t *e = txn1(db, (struct op){OP_CREATE, cls, rec, ref, NULL, NULL});
+	if (e) {
+		char *t = xerr_to_text(e);
+		fail_msg("create %s: %s", cls, t);
+	}
+}
+
+static void set(struct db *db, char *ref, const char *field, const char *value)
+{
+	json_t *e = txn1(db, (struct op){OP_SET, NULL, NULL, ref, field, value});
+	if (e) {
+		char *t = xerr_to_text(e);
+		fail_msg("set %s.%s: %s", ref, field, t);
+	}
+}
+
+static void destroy(struct db *db, char *ref)
+{
+	json_t *e = txn1(db, (struct op){OP_DESTROY, NULL, NULL, ref, NULL, NULL});
+	if (e) {
+		char *t = xerr_to_text(e);
+		fail_msg("destroy %s: %s", ref, t);
+	}
+}
+
+static json_t *field(struct db *db, const char *ref, const char *name)
+{
+	json_t *r = db_obj_get(db, ref);
+	if (!r)
+		fail_msg("no object %s", ref);
+	json_t *v = json_incref(json_object_get(r, name));
+	json_decref(r);
+	return v;
+}
+
+static const char *field_s(struct db *db, const char *ref, const char *name)
+{
+	static char buf[4][128];
+	static int k;
+	json_t *v = field(db, ref, name);
+	char *b = buf[k++ % 4];
+	snprintf(b, 128, "%s", json_string_value(v) ? json_string_value(v) : "(not a string)");
+	json_decref(v);
+	return b;
+}
+
+/* The set field holds exactly the given refs (any order), NULL-terminated. */
+static void expect_set(struct db *db, const char *ref, const char *name, ...)
+{
+	json_t *v = field(db, ref, name);
+	assert_true(json_is_array(v));
+	va_list ap;
+	va_start(ap, name);
+	size_t n = 0;
+	const char *m;
+	while ((m = va_arg(ap, const char *))) {
+		n++;
+		bool found = false;
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e) if (strcmp(json_string_value(e), m) == 0) found = true;
+		if (!found)
+			fail_msg("%s.%s lacks %s", ref, name, m);
+	}
+	va_end(ap);
+	if (json_array_size(v) != n) {
+		char *t = json_dumps(v, 0);
+		fail_msg("%s.%s = %s, want %zu members", ref, name, t, n);
+	}
+	json_decref(v);
+}
+
+/* Events since id, as an array of {id, ts, class, op, ref, snapshot}. */
+static int ev_collect(void *ctx, int64_t id, double ts, const char *cls, const char *op, const char *ref,
+		      const char *snapshot)
+{
+	json_t *a = ctx;
+	json_t *snap = snapshot ? json_loads(snapshot, 0, NULL) : json_null();
+	json_array_append_new(a, json_pack("{s:I, s:f, s:s, s:s, s:s, s:o}", "id", (json_int_t)id, "ts", ts,
+					   "class", cls, "op", op, "ref", ref, "snapshot", snap ? snap : json_null()));
+	return 0;
+}
+
+static json_t *events_since(struct db *db, int64_t since, const char *cls)
+{
+	json_t *a = json_array();
+	json_t *classes = json_pack("{s:b}", cls ? cls : "*", 1);
+	assert_int_equal(db_events_since(db, since, classes, ev_collect, a), 0);
+	json_decref(classes);
+	return a;
+}
+
+/* Among events, one with op/class/ref exists; returns it (borrowed). */
+static json_t *find_event(json_t *evs, const char *op, const char *cls, const char *ref)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(evs, i, e) {
+		if (strcmp(json_string_value(json_object_get(e, "op")), op) == 0 &&
+		    strcmp(json_string_value(json_object_get(e, "class")), cls) == 0 &&
+		    strcmp(json_string_value(json_object_get(e, "ref")), ref) == 0)
+			return e;
+	}
+	char *t = json_dumps(evs, JSON_COMPACT);
+	fail_msg("no %s %s %s event in %s", op, cls, ref, t);
+	return NULL;
+}
+
+static int64_t count_rows(const char *path, const char *sql)
+{
+	sqlite3 *c;
+	assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(c, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	int64_t n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(c);
+	return n;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *c;
+	assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	char *msg = NULL;
+	if (sqlite3_exec(c, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(c);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_fresh_open(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(db_schema_version(f->db), model_schema_version());
+	char *v = db_meta_get(f->db, "schema_version");
+	assert_non_null(v);
+	assert_int_equal(atoi(v), model_schema_version());
+	free(v);
+	for (size_t i = 0; i < model_nclasses; i++)
+		assert_int_equal(db_count(f->db, model_classes[i].mc_name), 0);
+	assert_int_equal(db_last_event(f->db), 0);
+	assert_int_equal(db_first_event(f->db), 0);
+
+	/* WAL, seen from another connection */
+	sqlite3 *c;
+	assert_int_equal(sqlite3_open_v2(f->path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(c, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	sqlite3_close(c);
+
+	/* re-opening an existing database (create=false) keeps it */
+	char ref[48];
+	create(f->db, "VM", "{\"name_label\":\"keep\"}", ref);
+	db_close(f->db);
+	char err[256] = "";
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+	assert_string_equal(field_s(f->db, ref, "name_label"), "keep");
+	assert_int_equal(db_schema_version(f->db), model_schema_version());
+}
+
+static void test_create_fills_record(void **state)
+{
+	struct fx *f = *state;
+	char ref[48];
+	create(f->db, "VM", "{\"name_label\":\"a\",\"VCPUs_max\":4,\"no_such_field\":1,"
+			    "\"VBDs\":[\"OpaqueRef:bogus\"]}", ref);
+	assert_memory_equal(ref, "OpaqueRef:", 10);
+	assert_true(model_is_uuid(ref + 10));
+	json_t *r = db_obj_get(f->db, ref);
+	const struct model_class *vm = model_class_find("VM");
+	assert_int_equal(json_object_size(r), vm->mc_nfields);
+	for (size_t i = 0; i < vm->mc_nfields; i++)
+		assert_true(model_value_ok(&vm->mc_fields[i], json_object_get(r, vm->mc_fields[i].fld_name)));
+	assert_null(json_object_get(r, "no_such_field"));
+	assert_int_equal(json_integer_value(json_object_get(r, "VCPUs_max")), 4);
+	assert_string_equal(json_string_value(json_object_get(r, "power_state")), "Halted");
+	/* reverse sets start empty whatever the caller says */
+	assert_int_equal(json_array_size(json_object_get(r, "VBDs")), 0);
+	assert_true(model_is_uuid(json_string_value(json_object_get(r, "uuid"))));
+
+	/* the stored text is the compact JSON of the record */
+	char *t = db_obj_text(f->db, "VM", ref);
+	assert_non_null(t);
+	json_t *r2 = json_loads(t, 0, NULL);
+	assert_true(json_equal(r, r2));
+	assert_null(strchr(t, '\n'));
+	free(t);
+	assert_null(db_obj_text(f->db, "VBD", ref));
+	assert_null(db_obj_text(f->db, "VM", "OpaqueRef:nope"));
+	json_decref(r2);
+	json_decref(r);
+
+	char cls[32];
+	assert_true(db_obj_class(f->db, ref, cls, sizeof cls));
+	assert_string_equal(cls, "VM");
+	assert_false(db_obj_class(f->db, "OpaqueRef:nope", cls, sizeof cls));
+	assert_null(db_obj_get(f->db, "OpaqueRef:nope"));
+
+	/* a given uuid is kept */
+	char ref2[48];
+	create(f->db, "VM", "{\"uuid\":\"0b4a1c1e-1111-4222-8333-444455556666\"}", ref2);
+	assert_string_equal(field_s(f->db, ref2, "uuid"), "0b4a1c1e-1111-4222-8333-444455556666");
+
+	/* an unknown class is an error and stores nothing */
+	char ref3[48];
+	json_t *e = txn1(f->db, (struct op){OP_CREATE, "Nope", "{}", ref3, NULL, NULL});
+	assert_non_null(e);
+	assert_string_equal(xerr_code_of(e), "INTERNAL_ERROR");
+	json_decref(e);
+	assert_int_equal(db_count(f->db, "Nope"), 0);
+}
+
+static void test_reverse_refs(void **state)
+{
+	struct fx *f = *state;
+	char vm1[48], vm2[48], vbd[48], vbd2[48], vdi[48], sr[48];
+	create(f->db, "VM", "{\"name_label\":\"vm1\"}", vm1);
+	create(f->db, "VM", "{\"name_label\":\"vm2\"}", vm2);
+	create(f->db, "SR", "{\"name_label\":\"sr\"}", sr);
+	char rec[256];
+	snprintf(rec, sizeof rec, "{\"SR\":\"%s\"}", sr);
+	create(f->db, "VDI", rec, vdi);
+	expect_set(f->db, sr, "VDIs", vdi, NULL);
+
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\",\"VDI\":\"%s\",\"device\":\"xvda\"}", vm1, vdi);
+	create(f->db, "VBD", rec, vbd);
+	expect_set(f->db, vm1, "VBDs", vbd, NULL);
+	expect_set(f->db, vm2, "VBDs", NULL);
+	expect_set(f->db, vdi, "VBDs", vbd, NULL);
+
+	/* move the VBD to vm2: both sets follow */
+	char v[64];
+	snprintf(v, sizeof v, "\"%s\"", vm2);
+	set(f->db, vbd, "VM", v);
+	assert_string_equal(field_s(f->db, vbd, "VM"), vm2);
+	expect_set(f->db, vm1, "VBDs", NULL);
+	expect_set(f->db, vm2, "VBDs", vbd, NULL);
+	expect_set(f->db, vdi, "VBDs", vbd, NULL);
+	/* setting the same value again does not duplicate membership */
+	set(f->db, vbd, "VM", v);
+	expect_set(f->db, vm2, "VBDs", vbd, NULL);
+
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\"}", vm2);
+	create(f->db, "VBD", rec, vbd2);
+	expect_set(f->db, vm2, "VBDs", vbd, vbd2, NULL);
+
+	/* destroying a member leaves the set */
+	destroy(f->db, vbd);
+	assert_null(db_obj_get(f->db, vbd));
+	expect_set(f->db, vm2, "VBDs", vbd2, NULL);
+	expect_set(f->db, vdi, "VBDs", NULL);
+
+	/* destroying the holder nulls the members' forward ref */
+	destroy(f->db, vm2);
+	assert_null(db_obj_get(f->db, vm2));
+	assert_string_equal(field_s(f->db, vbd2, "VM"), MODEL_NULL_REF);
+	expect_set(f->db, vm1, "VBDs", NULL);
+
+	/* pointing at OpaqueRef:NULL and then at vm1 */
+	snprintf(v, sizeof v, "\"%s\"", vm1);
+	set(f->db, vbd2, "VM", v);
+	expect_set(f->db, vm1, "VBDs", vbd2, NULL);
+	set(f->db, vbd2, "VM", "\"OpaqueRef:NULL\"");
+	expect_set(f->db, vm1, "VBDs", NULL);
+
+	/* a dangling forward ref is stored, with nothing to maintain */
+	set(f->db, vbd2, "VM", "\"OpaqueRef:dangling\"");
+	assert_string_equal(field_s(f->db, vbd2, "VM"), "OpaqueRef:dangling");
+	/* a ref to an object of the wrong class does not touch that object */
+	snprintf(v, sizeof v, "\"%s\"", sr);
+	set(f->db, vbd2, "VM", v);
+	expect_set(f->db, sr, "VDIs", vdi, NULL);
+	json_t *srrec = db_obj_get(f->db, sr);
+	assert_null(json_object_get(srrec, "VBDs"));
+	json_decref(srrec);
+}
+
+static void test_events(void **state)
+{
+	struct fx *f = *state;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	double t0 = (double)tv.tv_sec - 1;
+
+	char vm[48], vbd[48];
+	int64_t e0 = db_last_event(f->db);
+	create(f->db, "VM", "{\"name_label\":\"ev\"}", vm);
+	json_t *evs = events_since(f->db, e0, NULL);
+	assert_int_equal(json_array_size(evs), 1);
+	json_t *ev = find_event(evs, "add", "VM", vm);
+	json_t *rec = db_obj_get(f->db, vm);
+	assert_true(json_equal(json_object_get(ev, "snapshot"), rec));
+	json_decref(rec);
+	int64_t id1 = json_integer_value(json_object_get(ev, "id"));
+	assert_true(id1 > e0);
+	assert_int_equal(db_last_event(f->db), id1);
+	double ts = json_real_value(json_object_get(ev, "ts"));
+	assert_true(ts >= t0 && ts < t0 + 60);
+	json_decref(evs);
+
+	/* a plain field change: one mod with the new record */
+	set(f->db, vm, "name_label", "\"renamed\"");
+	evs = events_since(f->db, id1, NULL);
+	assert_int_equal(json_array_size(evs), 1);
+	ev = find_event(evs, "mod", "VM", vm);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "snapshot"), "name_label")),
+			    "renamed");
+	int64_t id2 = json_integer_value(json_object_get(ev, "id"));
+	assert_true(id2 > id1);
+	json_decref(evs);
+
+	/* creating a member: add of the member, mod of the holder's set */
+	char rec_t[128];
+	snprintf(rec_t, sizeof rec_t, "{\"VM\":\"%s\"}", vm);
+	create(f->db, "VBD", rec_t, vbd);
+	evs = events_since(f->db, id2, NULL);
+	assert_int_equal(json_array_size(evs), 2);
+	find_event(evs, "add", "VBD", vbd);
+	ev = find_event(evs, "mod", "VM", vm);
+	json_t *set_v = json_object_get(json_object_get(ev, "snapshot"), "VBDs");
+	assert_int_equal(json_array_size(set_v), 1);
+	assert_string_equal(json_string_value(json_array_get(set_v, 0)), vbd);
+	int64_t id3 = db_last_event(f->db);
+	json_decref(evs);
+
+	/* ids strictly increase, oldest first */
+	evs = events_since(f->db, 0, NULL);
+	assert_int_equal(json_array_size(evs), 4);
+	for (size_t i = 1; i < json_array_size(evs); i++)
+		assert_true(json_integer_value(json_object_get(json_array_get(evs, i), "id")) >
+			    json_integer_value(json_object_get(json_array_get(evs, i - 1), "id")));
+	json_decref(evs);
+
+	/* class filter, case-insensitive */
+	evs = events_since(f->db, 0, "vm");
+	assert_int_equal(json_array_size(evs), 3);
+	json_decref(evs);
+	evs = events_since(f->db, 0, "VBD");
+	assert_int_equal(json_array_size(evs), 1);
+	json_decref(evs);
+	evs = events_since(f->db, 0, "host");
+	assert_int_equal(json_array_size(evs), 0);
+	json_decref(evs);
+
+	/* destroy: a del with the last record */
+	destroy(f->db, vbd);
+	evs = events_since(f->db, id3, NULL);
+	assert_int_equal(json_array_size(evs), 2);
+	ev = find_event(evs, "del", "VBD", vbd);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "snapshot"), "VM")), vm);
+	find_event(evs, "mod", "VM", vm);
+	json_decref(evs);
+
+	/* touch: a mod with no change, and its id */
+	int64_t before = db_last_event(f->db), tid = 0;
+	json_t *e = db_obj_touch(f->db, vm, &tid);
+	assert_null(e);
+	assert_true(tid > before);
+	assert_int_equal(tid, db_last_event(f->db));
+	evs = events_since(f->db, before, NULL);
+	assert_int_equal(json_array_size(evs), 1);
+	find_event(evs, "mod", "VM", vm);
+	json_decref(evs);
+	e = db_obj_touch(f->db, "OpaqueRef:nope", &tid);
+	assert_non_null(e);
+	assert_string_equal(xerr_code_of(e), "HANDLE_INVALID");
+	json_decref(e);
+}
+
+static int stop_after_one(void *ctx, int64_t id, double ts, const char *cls, const char *op, const char *ref,
+			  const char *snapshot)
+{
+	(void)id, (void)ts, (void)cls, (void)op, (void)ref, (void)snapshot;
+	(*(int *)ctx)++;
+	return 1;
+}
+
+static void test_events_stop(void **state)
+{
+	struct fx *f = *state;
+	char a[48], b[48];
+	create(f->db, "VM", NULL, a);
+	create(f->db, "VM", NULL, b);
+	int n = 0;
+	json_t *all = json_pack("{s:b}", "*", 1);
+	assert_int_equal(db_events_since(f->db, 0, all, stop_after_one, &n), 0);
+	assert_int_equal(n, 1);
+	/* the statement was reset: a second walk works */
+	json_t *evs = events_since(f->db, 0, NULL);
+	assert_int_equal(json_array_size(evs), 2);
+	json_decref(evs);
+	json_decref(all);
+}
+
+static void test_txn_rollback(void **state)
+{
+	struct fx *f = *state;
+	char vm[48], vbd[48], vm2[48];
+	create(f->db, "VM", "{\"name_label\":\"before\"}", vm);
+	int64_t ev = db_last_event(f->db);
+	int64_t nvm = db_count(f->db, "VM");
+
+	char rec[128];
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\"}", vm);
+	struct op ops[] = {
+		{OP_CREATE, "VBD", rec, vbd, NULL, NULL},
+		{OP_SET, NULL, NULL, vm, "name_label", "\"during\""},
+		{OP_CREATE, "VM", "{\"name_label\":\"ghost\"}", vm2, NULL, NULL},
+		{OP_FAIL, NULL, NULL, NULL, NULL, NULL},
+	};
+	struct script s = {ops, 4};
+	json_t *e = db_txn(f->db, run_ops, &s);
+	assert_non_null(e);
+	assert_string_equal(xerr_code_of(e), "INTERNAL_ERROR");
+	assert_string_equal(json_string_value(json_array_get(e, 1)), "deliberate failure");
+	json_decref(e);
+
+	assert_int_equal(db_count(f->db, "VM"), nvm);
+	assert_int_equal(db_count(f->db, "VBD"), 0);
+	assert_null(db_obj_get(f->db, vbd));
+	assert_null(db_obj_get(f->db, vm2));
+	assert_string_equal(field_s(f->db, vm, "name_label"), "before");
+	expect_set(f->db, vm, "VBDs", NULL);
+	assert_int_equal(db_last_event(f->db), ev);
+	json_t *evs = events_since(f->db, ev, NULL);
+	assert_int_equal(json_array_size(evs), 0);
+	json_decref(evs);
+	json_t *names = db_refs_by_name(f->db, "VM", "ghost");
+	assert_int_equal(json_array_size(names), 0);
+	json_decref(names);
+
+	/* the store is usable afterwards and ids continue */
+	char vm3[48];
+	create(f->db, "VM", NULL, vm3);
+	assert_int_equal(db_last_event(f->db), ev + 1);
+}
+
+struct nest {
+	char outer_ref[48], inner_ref[48];
+	bool fail_outer;
+	json_t *inner_err;
+};
+
+static json_t *inner_fn(struct db *db, void *ctx)
+{
+	struct nest *n = ctx;
+	json_t *r = json_pack("{s:s}", "name_label", "inner");
+	json_t *e = db_obj_create(db, "VM", r, n->inner_ref);
+	json_decref(r);
+	return e;
+}
+
+static json_t *outer_fn(struct db *db, void *ctx)
+{
+	struct nest *n = ctx;
+	json_t *r = json_pack("{s:s}", "name_label", "outer");
+	json_t *e = db_obj_create(db, "VM", r, n->outer_ref);
+	json_decref(r);
+	if (e)
+		return e;
+	n->inner_err = db_txn(db, inner_fn, n);
+	if (n->inner_err)
+		return n->inner_err;
+	return n->fail_outer ? xerr_newf(XE_INTERNAL_ERROR, "outer fails") : NULL;
+}
+
+struct hook_log {
+	int calls;
+	int64_t last;
+};
+
+static void hook(void *ctx, int64_t last_event)
+{
+	struct hook_log *h = ctx;
+	h->calls++;
+	h->last = last_event;
+}
+
+static json_t *read_only_fn(struct db *db, void *ctx)
+{
+	(void)ctx;
+	(void)db_count(db, "VM");
+	return NULL;
+}
+
+static void test_txn_nested_and_hook(void **state)
+{
+	struct fx *f = *state;
+	struct hook_log h = {0, 0};
+	db_set_commit_hook(f->db, hook, &h);
+
+	/* nested: one transaction, one hook call */
+	struct nest n = {.fail_outer = false};
+	json_t *e = db_txn(f->db, outer_fn, &n);
+	assert_null(e);
+	assert_null(n.inner_err);
+	json_t *r = db_obj_get(f->db, n.outer_ref);
+	assert_non_null(r);
+	json_decref(r);
+	r = db_obj_get(f->db, n.inner_ref);
+	assert_non_null(r);
+	json_decref(r);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.last, db_last_event(f->db));
+	assert_int_equal(db_last_event(f->db), 2);
+
+	/* outer failing after the inner succeeded rolls back both */
+	struct nest n2 = {.fail_outer = true};
+	e = db_txn(f->db, outer_fn, &n2);
+	assert_non_null(e);
+	json_decref(e);
+	assert_null(n2.inner_err);
+	assert_null(db_obj_get(f->db, n2.outer_ref));
+	assert_null(db_obj_get(f->db, n2.inner_ref));
+	assert_int_equal(db_count(f->db, "VM"), 2);
+	assert_int_equal(h.calls, 1); /* no call for a rolled-back transaction */
+	assert_int_equal(db_last_event(f->db), 2);
+
+	/* a committed transaction with several events: one call, newest id */
+	char a[48], b[48], vbd[48];
+	char rec[128];
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\"}", n.outer_ref);
+	struct op ops[] = {
+		{OP_CREATE, "VM", NULL, a, NULL, NULL},
+		{OP_CREATE, "VM", NULL, b, NULL, NULL},
+		{OP_CREATE, "VBD", rec, vbd, NULL, NULL},
+	};
+	struct script s = {ops, 3};
+	assert_null(db_txn(f->db, run_ops, &s));
+	assert_int_equal(h.calls, 2);
+	assert_int_equal(db_last_event(f->db), 2 + 4);
+	assert_int_equal(h.last, 6);
+
+	/* a transaction that appended nothing does not call it */
+	assert_null(db_txn(f->db, read_only_fn, NULL));
+	assert_int_equal(h.calls, 2);
+
+	/* a failing one still does not */
+	e = txn1(f->db, (struct op){OP_FAIL, NULL, NULL, NULL, NULL, NULL});
+	json_decref(e);
+	assert_int_equal(h.calls, 2);
+
+	/* hook removed */
+	db_set_commit_hook(f->db, NULL, NULL);
+	char c[48];
+	create(f->db, "VM", NULL, c);
+	assert_int_equal(h.calls, 2);
+}
+
+static void test_get_checked(void **state)
+{
+	struct fx *f = *state;
+	char vm[48];
+	create(f->db, "VM", "{\"name_label\":\"chk\"}", vm);
+	json_t *rec = (json_t *)1;
+	assert_null(db_obj_get_checked(f->db, "VM", vm, &rec));
+	assert_non_null(rec);
+	assert_string_equal(json_string_value(json_object_get(rec, "name_label")), "chk");
+	json_decref(rec);
+
+	rec = (json_t *)1;
+	json_t *e = db_obj_get_checked(f->db, "VBD", vm, &rec);
+	assert_null(rec);
+	json_t *want = json_pack("[s,s,s]", "HANDLE_INVALID", "VBD", vm);
+	assert_true(json_equal(e, want));
+	json_decref(want);
+	json_decref(e);
+
+	e = db_obj_get_checked(f->db, "VM", "OpaqueRef:nope", &rec);
+	assert_null(rec);
+	want = json_pack("[s,s,s]", "HANDLE_INVALID", "VM", "OpaqueRef:nope");
+	assert_true(json_equal(e, want));
+	json_decref(want);
+	json_decref(e);
+
+	e = db_obj_get_checked(f->db, "VM", MODEL_NULL_REF, &rec);
+	assert_null(rec);
+	assert_string_equal(xerr_code_of(e), "HANDLE_INVALID");
+	json_decref(e);
+
+	/* class names are exact */
+	e = db_obj_get_checked(f->db, "vm", vm, &rec);
+	assert_null(rec);
+	assert_string_equal(xerr_code_of(e), "HANDLE_INVALID");
+	json_decref(e);
+
+	/* set / destroy of an unknown ref */
+	e = txn1(f->db, (struct op){OP_SET, NULL, NULL, "OpaqueRef:nope", "name_label", "\"x\""});
+	assert_string_equal(xerr_code_of(e), "HANDLE_INVALID");
+	assert_string_equal(json_string_value(json_array_get(e, 2)), "OpaqueRef:nope");
+	json_decref(e);
+	e = txn1(f->db, (struct op){OP_DESTROY, NULL, NULL, "OpaqueRef:nope", NULL, NULL});
+	assert_string_equal(xerr_code_of(e), "HANDLE_INVALID");
+	assert_string_equal(json_string_value(json_array_get(e, 2)), "OpaqueRef:nope");
+	json_decref(e);
+	/* destroying twice */
+	destroy(f->db, vm);
+	e = txn1(f->db, (struct op){OP_DESTROY, NULL, NULL, vm, NULL, NULL});
+	assert_string_equal(xerr_code_of(e), "HANDLE_INVALID");
+	json_decref(e);
+}
+
+static void test_uuid_collision(void **state)
+{
+	struct fx *f = *state;
+	char a[48], b[48];
+	const char *u = "0b4a1c1e-1111-4222-8333-444455556666";
+	char rec[128];
+	snprintf(rec, sizeof rec, "{\"uuid\":\"%s\",\"name_label\":\"first\"}", u);
+	create(f->db, "VM", rec, a);
+	int64_t ev = db_last_event(f->db);
+	snprintf(rec, sizeof rec, "{\"uuid\":\"%s\",\"name_label\":\"second\"}", u);
+	json_t *e = txn1(f->db, (struct op){OP_CREATE, "VM", rec, b, NULL, NULL});
+	json_t *want = json_pack("[s,s,s]", "INVALID_VALUE", "uuid", u);
+	assert_true(json_equal(e, want));
+	json_decref(want);
+	json_decref(e);
+	assert_int_equal(db_count(f->db, "VM"), 1);
+	assert_int_equal(db_last_event(f->db), ev);
+	assert_null(db_obj_get(f->db, b));
+	assert_string_equal(field_s(f->db, a, "name_label"), "first");
+	char got[64];
+	assert_true(db_ref_by_uuid(f->db, "VM", u, got));
+	assert_string_equal(got, a);
+}
+
+static void test_lookups(void **state)
+{
+	struct fx *f = *state;
+	char vm1[48], vm2[48], vm3[48], vbd1[48], vbd2[48], vbd3[48];
+	create(f->db, "VM", "{\"name_label\":\"web\"}", vm1);
+	create(f->db, "VM", "{\"name_label\":\"web\"}", vm2);
+	create(f->db, "VM", "{\"name_label\":\"db\"}", vm3);
+	char rec[128];
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\",\"device\":\"xvda\"}", vm1);
+	create(f->db, "VBD", rec, vbd1);
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\",\"device\":\"xvdb\"}", vm1);
+	create(f->db, "VBD", rec, vbd2);
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\",\"device\":\"xvda\"}", vm3);
+	create(f->db, "VBD", rec, vbd3);
+
+	assert_int_equal(db_count(f->db, "VM"), 3);
+	assert_int_equal(db_count(f->db, "VBD"), 3);
+	assert_int_equal(db_count(f->db, "host"), 0);
+	assert_int_equal(db_count(f->db, "vm"), 0);
+
+	json_t *all = db_refs_all(f->db, "VM");
+	assert_int_equal(json_array_size(all), 3);
+	json_decref(all);
+
+	json_t *found = db_find(f->db, "VBD", "VM", vm1);
+	assert_int_equal(json_object_size(found), 2);
+	assert_non_null(json_object_get(found, vbd1));
+	assert_non_null(json_object_get(found, vbd2));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(found, vbd2), "device")), "xvdb");
+	json_decref(found);
+	found = db_find(f->db, "VBD", "device", "xvda");
+	assert_int_equal(json_object_size(found), 2);
+	assert_non_null(json_object_get(found, vbd1));
+	assert_non_null(json_object_get(found, vbd3));
+	json_decref(found);
+	found = db_find(f->db, "VBD", "VM", "OpaqueRef:none");
+	assert_int_equal(json_object_size(found), 0);
+	json_decref(found);
+	/* a non-string field never matches */
+	found = db_find(f->db, "VBD", "bootable", "false");
+	assert_int_equal(json_object_size(found), 0);
+	json_decref(found);
+	found = db_find(f->db, "VM", NULL, NULL);
+	assert_int_equal(json_object_size(found), 3);
+	json_decref(found);
+
+	/* by uuid: exact class */
+	char got[64];
+	assert_true(db_ref_by_uuid(f->db, "VM", field_s(f->db, vm3, "uuid"), got));
+	assert_string_equal(got, vm3);
+	assert_false(db_ref_by_uuid(f->db, "VBD", field_s(f->db, vm3, "uuid"), got));
+	assert_false(db_ref_by_uuid(f->db, "VM", "0b4a1c1e-1111-4222-8333-444455556666", got));
+
+	/* by name; renames are followed */
+	json_t *n = db_refs_by_name(f->db, "VM", "web");
+	assert_int_equal(json_array_size(n), 2);
+	json_decref(n);
+	set(f->db, vm2, "name_label", "\"api\"");
+	n = db_refs_by_name(f->db, "VM", "web");
+	assert_int_equal(json_array_size(n), 1);
+	assert_string_equal(json_string_value(json_array_get(n, 0)), vm1);
+	json_decref(n);
+	n = db_refs_by_name(f->db, "VM", "api");
+	assert_int_equal(json_array_size(n), 1);
+	assert_string_equal(json_string_value(json_array_get(n, 0)), vm2);
+	json_decref(n);
+	n = db_refs_by_name(f->db, "VM", "nothing");
+	assert_int_equal(json_array_size(n), 0);
+	json_decref(n);
+	n = db_refs_by_name(f->db, "VBD", "web");
+	assert_int_equal(json_array_size(n), 0);
+	json_decref(n);
+}
+
+static void test_events_trim(void **state)
+{
+	struct fx *f = *state;
+	char r[10][48];
+	for (int i = 0; i < 10; i++)
+		create(f->db, "VM", NULL, r[i]);
+	assert_int_equal(db_last_event(f->db), 10);
+	assert_int_equal(db_first_event(f->db), 1);
+
+	db_events_trim(f->db, 3);
+	assert_int_equal(db_first_event(f->db), 8);
+	assert_int_equal(db_last_event(f->db), 10);
+	json_t *evs = events_since(f->db, 0, NULL);
+	assert_int_equal(json_array_size(evs), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(evs, 0), "id")), 8);
+	json_decref(evs);
+
+	/* keeping more than there are drops nothing */
+	db_events_trim(f->db, 100);
+	assert_int_equal(db_first_event(f->db), 8);
+
+	db_events_trim(f->db, 0);
+	assert_int_equal(db_first_event(f->db), 0);
+	assert_int_equal(db_last_event(f->db), 10); /* keeps growing after a trim */
+	evs = events_since(f->db, 0, NULL);
+	assert_int_equal(json_array_size(evs), 0);
+	json_decref(evs);
+
+	char x[48];
+	create(f->db, "VM", NULL, x);
+	assert_int_equal(db_last_event(f->db), 11);
+	assert_int_equal(db_first_event(f->db), 11);
+
+	/* also across a re-open */
+	db_events_trim(f->db, 0);
+	db_close(f->db);
+	char err[256] = "";
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+	assert_int_equal(db_last_event(f->db), 11);
+	create(f->db, "VM", NULL, x);
+	assert_int_equal(db_last_event(f->db), 12);
+	/* the objects are untouched by trimming */
+	assert_int_equal(db_count(f->db, "VM"), 12);
+}
+
+static void test_users_and_meta(void **state)
+{
+	struct fx *f = *state;
+	assert_null(db_user_hash(f->db, "root"));
+	assert_null(db_user_set(f->db, "root", "pbkdf2-sha256$1000$a$b"));
+	char *h = db_user_hash(f->db, "root");
+	assert_string_equal(h, "pbkdf2-sha256$1000$a$b");
+	free(h);
+	assert_null(db_user_set(f->db, "root", "pbkdf2-sha256$1000$c$d"));
+	h = db_user_hash(f->db, "root");
+	assert_string_equal(h, "pbkdf2-sha256$1000$c$d");
+	free(h);
+	assert_null(db_user_set(f->db, "alice", "x"));
+	assert_null(db_user_hash(f->db, "Root"));
+	assert_null(db_user_hash(f->db, ""));
+
+	assert_null(db_meta_get(f->db, "pool_secret"));
+	assert_null(db_meta_set(f->db, "pool_secret", "s3cr3t"));
+	assert_null(db_meta_set(f->db, "empty", ""));
+	char *m = db_meta_get(f->db, "pool_secret");
+	assert_string_equal(m, "s3cr3t");
+	free(m);
+	assert_null(db_meta_set(f->db, "pool_secret", "other"));
+	m = db_meta_get(f->db, "pool_secret");
+	assert_string_equal(m, "other");
+	free(m);
+
+	/* users and meta change no objects and append no events */
+	assert_int_equal(db_last_event(f->db), 0);
+
+	/* and they persist */
+	db_close(f->db);
+	char err[256] = "";
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+	h = db_user_hash(f->db, "alice");
+	assert_string_equal(h, "x");
+	free(h);
+	m = db_meta_get(f->db, "pool_secret");
+	assert_string_equal(m, "other");
+	free(m);
+	m = db_meta_get(f->db, "empty");
+	assert_string_equal(m, "");
+	free(m);
+	/* schema_version is untouched by meta round trips of other keys */
+	assert_int_equal(db_schema_version(f->db), model_schema_version());
+}
+
+static void test_migration_fills_defaults(void **state)
+{
+	struct fx *f = *state;
+	char vm[48], host[48];
+	create(f->db, "VM", "{\"name_label\":\"old\"}", vm);
+	create(f->db, "host", "{\"name_label\":\"h\"}", host);
+	char uuid[64];
+	snprintf(uuid, sizeof uuid, "%s", field_s(f->db, vm, "uuid"));
+	db_close(f->db);
+	f->db = NULL;
+
+	/* an older poold's database: schema 0 and a VM with only a few fields */
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "UPDATE meta SET value='0' WHERE key='schema_version';"
+		 "UPDATE objects SET rec='{\"uuid\":\"%s\",\"name_label\":\"old\",\"VCPUs_max\":8}' WHERE ref='%s';",
+		 uuid, vm);
+	raw_exec(f->path, sql);
+
+	char err[256] = "";
+	f->db = db_open(f->path, false, err, sizeof err);
+	if (!f->db)
+		fail_msg("db_open after downgrade: %s", err);
+	assert_int_equal(db_schema_version(f->db), model_schema_version());
+
+	json_t *r = db_obj_get(f->db, vm);
+	const struct model_class *c = model_class_find("VM");
+	assert_int_equal(json_object_size(r), c->mc_nfields);
+	for (size_t i = 0; i < c->mc_nfields; i++) {
+		const struct model_field *fl = &c->mc_fields[i];
+		json_t *v = json_object_get(r, fl->fld_name);
+		if (!v)
+			fail_msg("migrated VM lacks %s", fl->fld_name);
+		assert_true(model_value_ok(fl, v));
+		if (strcmp(fl->fld_name, "uuid") && strcmp(fl->fld_name, "name_label") &&
+		    strcmp(fl->fld_name, "VCPUs_max")) {
+			json_t *d = model_default(fl);
+			if (!json_equal(d, v))
+				fail_msg("migrated VM.%s is not the default", fl->fld_name);
+			json_decref(d);
+		}
+	}
+	assert_string_equal(json_string_value(json_object_get(r, "name_label")), "old");
+	assert_string_equal(json_string_value(json_object_get(r, "uuid")), uuid);
+	assert_int_equal(json_integer_value(json_object_get(r, "VCPUs_max")), 8);
+	json_decref(r);
+	/* still found by uuid and name */
+	char got[64];
+	assert_true(db_ref_by_uuid(f->db, "VM", uuid, got));
+	assert_string_equal(got, vm);
+	json_t *n = db_refs_by_name(f->db, "VM", "old");
+	assert_int_equal(json_array_size(n), 1);
+	json_decref(n);
+	/* the complete host was left as it was */
+	assert_string_equal(field_s(f->db, host, "name_label"), "h");
+
+	/* a second open does not migrate again */
+	int64_t ev = db_last_event(f->db);
+	db_close(f->db);
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+	assert_int_equal(db_last_event(f->db), ev);
+}
+
+static void test_migration_keeps_reverse_sets(void **state)
+{
+	struct fx *f = *state;
+	/* A stored holder that lacks its reverse set (e.g. the set field is new
+	 * in this version) while members point at it: after the migration the
+	 * set must list those members, not the empty default. */
+	char vm[48], vbd[48];
+	create(f->db, "VM", "{\"name_label\":\"holder\"}", vm);
+	char rec[128];
+	snprintf(rec, sizeof rec, "{\"VM\":\"%s\"}", vm);
+	create(f->db, "VBD", rec, vbd);
+	char uuid[64];
+	snprintf(uuid, sizeof uuid, "%s", field_s(f->db, vm, "uuid"));
+	db_close(f->db);
+	f->db = NULL;
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "UPDATE meta SET value='0' WHERE key='schema_version';"
+		 "UPDATE objects SET rec='{\"uuid\":\"%s\",\"name_label\":\"holder\"}' WHERE ref='%s';", uuid, vm);
+	raw_exec(f->path, sql);
+	char err[256] = "";
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+	expect_set(f->db, vm, "VBDs", vbd, NULL);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	char vm[48];
+	create(f->db, "VM", NULL, vm);
+	db_close(f->db);
+	f->db = NULL;
+	int newer = model_schema_version() + 1;
+	char sql[128];
+	snprintf(sql, sizeof sql, "UPDATE meta SET value='%d' WHERE key='schema_version';", newer);
+	raw_exec(f->path, sql);
+
+	char err[256] = "";
+	struct db *db = db_open(f->path, false, err, sizeof err);
+	assert_null(db);
+	char want[32];
+	snprintf(want, sizeof want, "%d", newer);
+	if (!strstr(err, "newer") || !strstr(err, want))
+		fail_msg("unclear refusal: \"%s\"", err);
+	/* nothing was changed */
+	assert_int_equal(count_rows(f->path, "SELECT value FROM meta WHERE key='schema_version'"), newer);
+	assert_int_equal(count_rows(f->path, "SELECT count(*) FROM objects"), 1);
+
+	/* with create=true too */
+	err[0] = '\0';
+	db = db_open(f->path, true, err, sizeof err);
+	assert_null(db);
+	assert_non_null(strstr(err, "newer"));
+
+	/* restore so teardown's reopen-free cleanup is simple */
+	f->db = NULL;
+	snprintf(sql, sizeof sql, "UPDATE meta SET value='%d' WHERE key='schema_version';", model_schema_version());
+	raw_exec(f->path, sql);
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+}
+
+static void test_open_failures(void **state)
+{
+	struct fx *f = *state;
+	char p[160];
+	snprintf(p, sizeof p, "%s/junk", f->dir);
+	FILE *fp = fopen(p, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database, just text. ", fp);
+	fclose(fp);
+
+	char err[256] = "";
+	struct db *db = db_open(p, false, err, sizeof err);
+	assert_null(db);
+	if (strlen(err) == 0)
+		fail_msg("no message for a non-database file");
+	assert_non_null(strstr(err, "not a database"));
+	db = db_open(p, true, err, sizeof err);
+	assert_null(db);
+	/* the file was not touched */
+	fp = fopen(p, "r");
+	char head[16] = "";
+	assert_int_equal(fread(head, 1, 15, fp), 15);
+	fclose(fp);
+	assert_memory_equal(head, "this is not an ", 15);
+
+	/* a missing file without create */
+	char missing[160];
+	snprintf(missing, sizeof missing, "%s/missing.db", f->dir);
+	err[0] = '\0';
+	db = db_open(missing, false, err, sizeof err);
+	assert_null(db);
+	assert_true(strlen(err) > 0);
+	assert_int_equal(access(missing, F_OK), -1);
+
+	/* a directory that does not exist */
+	err[0] = '\0';
+	db = db_open("/nonexistent-dir-xyz/pool.db", true, err, sizeof err);
+	assert_null(db);
+	assert_true(strlen(err) > 0);
+
+	/* a tiny error buffer is respected */
+	char tiny[8];
+	memset(tiny, 'Z', sizeof tiny);
+	tiny[0] = '\0';
+	db = db_open(p, false, tiny, sizeof tiny);
+	assert_null(db);
+	assert_true(memchr(tiny, '\0', sizeof tiny) != NULL);
+}
+
+int main(void)
+{
+	log_init("test_db", LOG_LVL_ERROR);
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_fresh_open),
+		T(test_create_fills_record),
+		T(test_reverse_refs),
+		T(test_events),
+		T(test_events_stop),
+		T(test_txn_rollback),
+		T(test_txn_nested_and_hook),
+		T(test_get_checked),
+		T(test_uuid_collision),
+		T(test_lookups),
+		T(test_events_trim),
+		T(test_users_and_meta),
+		T(test_migration_fills_defaults),
+		T(test_migration_keeps_reverse_sets),
+		T(test_newer_schema_refused),
+		T(test_open_failures),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
