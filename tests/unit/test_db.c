@@ -176,15 +176,17 @@ static void expect_set(struct db *db, const char *ref, const char *name, ...)
 		size_t i;
 		json_t *e;
 		json_array_foreach(v, i, e) if (strcmp(json_string_value(e), m) == 0) found = true;
-		if (!found)
+		if (!found) {
+			va_end(ap);
+			json_decref(v);
 			fail_msg("%s.%s lacks %s", ref, name, m);
+		}
 	}
 	va_end(ap);
-	if (json_array_size(v) != n) {
-		char *t = json_dumps(v, 0);
-		fail_msg("%s.%s = %s, want %zu members", ref, name, t, n);
-	}
+	size_t have = json_array_size(v);
 	json_decref(v);
+	if (have != n)
+		fail_msg("%s.%s has %zu members, want %zu", ref, name, have, n);
 }
 
 /* Events since id, as an array of {id, ts, class, op, ref, snapshot}. */
