@@ -66,7 +66,7 @@ bin/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
 # Each unit test links cmocka, the daemon's modules and lib/.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(XE_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 
 deps:
 	@sh scripts/deps.sh $(DEPS_APT)
@@ -80,7 +80,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b $(BENCH_ARGS) || exit 1; done

@@ -44,7 +44,7 @@ int jrpc_parse(const char *body, size_t len, struct jrpc_req *req, char **error_
 		why = "\"method\" must be a string";
 	else if (params && !json_is_array(params) && !json_is_object(params))
 		why = "\"params\" must be a list";
-	else if (!id || !(json_is_string(id) || json_is_number(id) || json_is_null(id)))
+	else if (!id || !(json_is_string(id) || json_is_number(id)))
 		why = "\"id\" must be a number or a string";
 	else if (ver && !(json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0))
 		why = "\"jsonrpc\" must be \"2.0\"";

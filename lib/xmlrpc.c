@@ -115,10 +115,14 @@ char *xmlrpc_string(const char *text)
 	if (!p)
 		return NULL;
 	p += 7;
-	if (strncmp(p, "<string>", 8) == 0)
+	const char *close = "</value>";
+	if (strncmp(p, "<string>", 8) == 0) {
 		p += 8;
+		close = "</string></value>";
+	}
 	const char *end = strchr(p, '<');
-	if (!end)
+	/* only a plain string: <array>, <struct>, <boolean>... are not one */
+	if (!end || strncmp(end, close, strlen(close)) != 0)
 		return NULL;
 	char *out = malloc((size_t)(end - p) + 1);
 	if (!out)

@@ -114,6 +114,19 @@ static int db_target_version(void)
 	return m > DB_SCHEMA_DDL_VERSION ? m : DB_SCHEMA_DDL_VERSION;
 }
 
+/* The objects whose forward reference f->fld_inverse names ref: the
+ * content of the reverse set f of ref. */
+static json_t *db_members(struct db *db, const struct model_field *f, const char *ref)
+{
+	json_t *found = db_find(db, f->fld_target, f->fld_inverse, ref);
+	json_t *out = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(found, k, v) json_array_append_new(out, json_string(k));
+	json_decref(found);
+	return out;
+}
+
 /* Give every stored record every field its class declares. */
 static int db_fill_defaults(struct db *db)
 {
@@ -124,10 +137,14 @@ static int db_fill_defaults(struct db *db)
 		json_t *rec;
 		json_object_foreach(all, ref, rec) {
 			json_t *missing = json_object();
-			for (size_t j = 0; j < c->mc_nfields; j++)
-				if (!json_object_get(rec, c->mc_fields[j].fld_name))
-					json_object_set_new(missing, c->mc_fields[j].fld_name,
-							    model_default(&c->mc_fields[j]));
+			for (size_t j = 0; j < c->mc_nfields; j++) {
+				const struct model_field *f = &c->mc_fields[j];
+				if (json_object_get(rec, f->fld_name))
+					continue;
+				json_t *v = f->fld_type == FT_SET_REF && f->fld_inverse ? db_members(db, f, ref)
+											: model_default(f);
+				json_object_set_new(missing, f->fld_name, v);
+			}
 			json_t *e = json_object_size(missing) ? db_obj_update(db, ref, missing) : NULL;
 			json_decref(missing);
 			if (e) {
@@ -199,6 +216,8 @@ fail:
 
 struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 {
+	if (errlen)
+		err[0] = '\0';
 	struct db *db = calloc(1, sizeof *db);
 	if (!db) {
 		snprintf(err, errlen, "out of memory");
@@ -584,17 +603,23 @@ json_t *db_obj_update(struct db *db, const char *ref, const json_t *fields)
 	json_t *e = NULL;
 	const char *k;
 	json_t *v;
+	json_t *moved = json_object(); /* forward refs that change: field -> old target */
 	json_object_foreach((json_t *)fields, k, v) {
 		const struct model_field *f = c ? model_field_find(c, k) : NULL;
-		if (f && f->fld_type == FT_REF) {
-			const char *old = json_string_value(json_object_get(rec, k));
-			if ((e = db_inverse(db, cls, k, ref, old, json_string_value(v))))
-				break;
-		}
+		const char *old = json_string_value(json_object_get(rec, k));
+		if (f && f->fld_type == FT_REF && !json_equal(json_object_get(rec, k), v))
+			json_object_set_new(moved, k, json_string(old ? old : MODEL_NULL_REF));
 		json_object_set(rec, k, v);
 	}
-	if (!e)
-		e = db_store(db, ref, cls, rec, "mod");
+	/* store first: an inverse may be this very object (VM.parent = self) */
+	e = db_store(db, ref, cls, rec, "mod");
+	json_object_foreach(moved, k, v) {
+		if (e)
+			break;
+		e = db_inverse(db, cls, k, ref, json_string_value(v),
+			       json_string_value(json_object_get(fields, k)));
+	}
+	json_decref(moved);
 	json_decref(rec);
 	return e;
 }
