@@ -32,6 +32,7 @@
 	X(TASK_CANCELLED, "task") \
 	X(VM_BAD_POWER_STATE, "vm,expected,actual") \
 	X(VM_IS_TEMPLATE, "vm") \
+	X(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, "vm") \
 	X(VM_INCOMPATIBLE_WITH_THIS_HOST, "vm,host,reason") \
 	X(VM_REQUIRES_SR, "vm,sr") \
 	X(VM_REQUIRES_NETWORK, "vm,network") \

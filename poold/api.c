@@ -384,7 +384,7 @@ void api_dispatch(struct api_call *c, const char *method)
 	c->ac_method = m;
 	size_t n = json_array_size(c->ac_params);
 	if ((int)n < m->am_min || (int)n > m->am_max) {
-		api_call_finish(c, count_mismatch(method, m, n));
+		api_call_finish(c, count_mismatch(name, m, n)); /* XAPI names the sync method */
 		return;
 	}
 	size_t skip = 0;

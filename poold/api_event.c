@@ -143,7 +143,7 @@ static void sb_printf(struct sbuf *s, const char *fmt, ...)
 static void put_event(struct sbuf *s, int first, int64_t id, double ts, const char *cls,
 		      const char *op, const char *ref, const char *snapshot)
 {
-	sb_printf(s, "%s{\"id\":\"%lld\",\"timestamp\":\"%.6f\",\"class\":\"%s\",\"operation\":\"%s\","
+	sb_printf(s, "%s{\"id\":\"%lld\",\"timestamp\":\"%.1f\",\"class\":\"%s\",\"operation\":\"%s\","
 		  "\"ref\":\"%s\"", first ? "" : ",", (long long)id, ts, cls, op, ref);
 	if (snapshot && strcmp(op, "del")) {
 		sb_puts(s, ",\"snapshot\":");

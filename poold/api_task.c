@@ -10,10 +10,13 @@ static json_t *cancel_txn(struct db *db, void *ctx)
 	if (e)
 		return e;
 	const char *st = json_string_value(json_object_get(rec, "status"));
-	bool pending = st && strcmp(st, "pending") == 0;
+	if (!st || strcmp(st, "pending") != 0) {
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "task %s is %s: only a pending task can be cancelled", ref,
+			      st ? st : "?");
+		json_decref(rec);
+		return e;
+	}
 	json_decref(rec);
-	if (!pending)
-		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "task %s is %s: only a pending task can be cancelled", ref, st ? st : "?");
 	return db_obj_set(db, ref, "status", json_string("cancelling"));
 }
 

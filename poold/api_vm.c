@@ -151,6 +151,8 @@ static json_t *vm_clone_txn(struct db *db, void *ctx)
 		json_object_del(rec, vm_clone_reset[i]);
 	json_object_set_new(rec, "name_label", json_string(v->name));
 	json_object_set_new(rec, "parent", json_string(v->vm));
+	/* a copy of a built-in template is the user's own, as in XAPI */
+	json_object_del(json_object_get(rec, "other_config"), "default_template");
 	e = vm_insert(db, rec, v->ref);
 	json_decref(rec);
 	/* disks: the clone shares no writable VDI with its parent; VBDs are
@@ -191,9 +193,10 @@ static json_t *vm_destroy_txn(struct db *db, void *ctx)
 	json_t *rec, *e = db_obj_get_checked(db, "VM", vm, &rec);
 	if (e)
 		return e;
-	if (json_is_true(json_object_get(rec, "is_control_domain")) ||
-	    json_is_true(json_object_get(rec, "is_default_template")))
-		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s is a control domain or a built-in template", vm);
+	if (json_is_true(json_object_get(rec, "is_default_template")))
+		e = xerr_new(XE_VM_CANNOT_DELETE_DEFAULT_TEMPLATE, vm, NULL);
+	else if (json_is_true(json_object_get(rec, "is_control_domain")))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s is a control domain", vm);
 	if (!e)
 		e = vm_power_check(vm, rec, "Halted");
 	const char *metrics = json_string_value(json_object_get(rec, "metrics"));

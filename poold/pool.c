@@ -62,7 +62,7 @@ static json_t *init_host(struct db *db, const struct init_ctx *ic, char *host_re
 static json_t *init_templates(struct db *db)
 {
 	json_t *t = json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:s,"
-			      " s:{s:s, s:s, s:s, s:s}}",
+			      " s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
 			      "name_label", "Generic VM", "name_description",
 			      "A template for any guest: 1 GiB of memory, 1 vCPU, no disks",
 			      "is_a_template", 1, "is_default_template", 1, "memory_static_max",
@@ -70,7 +70,8 @@ static json_t *init_templates(struct db *db)
 			      "memory_dynamic_min", (json_int_t)(1024 * MIB), "memory_static_min",
 			      (json_int_t)(128 * MIB), "VCPUs_max", (json_int_t)1, "VCPUs_at_startup",
 			      (json_int_t)1, "HVM_boot_policy", "BIOS order", "domain_type", "hvm", "platform",
-			      "acpi", "1", "apic", "true", "pae", "true", "nx", "true");
+			      "acpi", "1", "apic", "true", "pae", "true", "nx", "true", "other_config",
+			      "default_template", "true");
 	char ref[64], mref[64];
 	json_t *m = json_object();
 	json_t *e = db_obj_create(db, "VM_metrics", m, mref);

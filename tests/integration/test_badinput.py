@@ -252,7 +252,7 @@ class ConfigLimitsTest(PoolTest):
         sock.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:200])
         # a body just under the limit is still fine
-        ok = rpc_body("VM.get_all", [self.pool.session, ] ) + " " * (60 * 1024)
+        ok = rpc_body("VM.get_all", [self.pool.session]) + " " * (60 * 1024)
         status, headers, answer = self.pool.raw(ok)
         self.assertEqual(status, 200)
         self.assertServing()
