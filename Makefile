@@ -15,10 +15,12 @@ DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-
 
 ifeq ($(SAN),1)
 BUILD   := build/san
+BINDIR  := build/san/bin
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT     := -O1
 else
 BUILD   := build/rel
+BINDIR  := bin
 SANFLAGS :=
 OPT     := -O2
 endif
@@ -40,7 +42,7 @@ POOLD_OBJ := $(POOLD_SRC:%.c=$(BUILD)/%.o)
 XE_OBJ    := $(XE_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-BINS := bin/poold bin/xe
+BINS := $(BINDIR)/poold $(BINDIR)/xe
 
 .PHONY: all deps check unit integration bench demo install clean
 all: $(BINS)
@@ -56,11 +58,11 @@ $(BUILD)/libpoold.a: $(POOLD_OBJ)
 $(BUILD)/libxe.a: $(XE_OBJ)
 	@rm -f $@; ar rcs $@ $^ $(if $(XE_OBJ),,/dev/null 2>/dev/null || true)
 
-bin/poold: $(BUILD)/poold/main.o $(BUILD)/libpoold.a $(BUILD)/libcommon.a
-	@mkdir -p bin
+$(BINDIR)/poold: $(BUILD)/poold/main.o $(BUILD)/libpoold.a $(BUILD)/libcommon.a
+	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-bin/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
-	@mkdir -p bin
+$(BINDIR)/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each unit test links cmocka, the daemon's modules and lib/.
@@ -74,7 +76,7 @@ deps:
 unit: $(UNIT_BIN)
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run-all
+	@BUILD=$(BUILD) SAN=$(SAN) POOLD_BIN=$(CURDIR)/$(BINDIR) sh tests/run-all
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
@@ -83,7 +85,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcommon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 bench: all $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do $$b $(BENCH_ARGS) || exit 1; done
+	@for b in $(BENCH_BIN); do BINDIR=$(BINDIR) $$b $(BENCH_ARGS) || exit 1; done
 
 demo: deps all
 	@sh scripts/demo

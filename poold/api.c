@@ -226,9 +226,9 @@ static json_t *task_end_txn(struct db *db, void *ctx)
 	const char *status = "success";
 	if (t->err)
 		status = strcmp(xerr_code_of(t->err), "TASK_CANCELLED") == 0 ? "cancelled" : "failure";
-	json_t *f = json_pack("{s:s, s:s, s:f, s:s, s:O, s:[]}", "status", status, "finished", now,
+	json_t *f = json_pack("{s:s, s:s, s:f, s:s, s:o, s:[]}", "status", status, "finished", now,
 			      "progress", 1.0, "result", t->result ? t->result : "", "error_info",
-			      t->err ? t->err : json_array(), "allowed_operations");
+			      t->err ? json_incref(t->err) : json_array(), "allowed_operations");
 	json_decref(rec);
 	json_t *e = db_obj_update(db, t->ref, f);
 	json_decref(f);

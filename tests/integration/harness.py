@@ -20,7 +20,8 @@ import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "bin")
+# make check points POOLD_BIN at the build being tested (bin/ or build/san/bin)
+BIN = os.environ.get("POOLD_BIN") or os.path.join(ROOT, "bin")
 PASSWORD = "integration-secret"
 # Under the sanitizers everything is slower: give daemons more time.
 SLOW = 3 if os.environ.get("SAN") == "1" else 1
@@ -193,8 +194,8 @@ class PoolTest(unittest.TestCase):
 
     def tearDown(self):
         alive = self.pool.alive()
-        log = self.pool.read_log()
         rc = self.pool.stop()
+        log = self.pool.read_log()
         self.pool.close()
         if getattr(self, "expect_stopped", False):
             return

@@ -89,7 +89,7 @@ class XeTest(harness.PoolTest):
         self.assertEqual(r.stdout, "v\n")
         self.assertEqual(self.xe("vm-param-get", "uuid=" + uuid, "param-name=VCPUs-max").stdout, "2\n")
         rec = self.pool.rpc("VM.get_record", self.pool.rpc("VM.get_by_uuid", uuid))
-        self.assertEqual(rec["other_config"], {"k": "v"})
+        self.assertEqual(rec["other_config"]["k"], "v")
         self.assertEqual(rec["VCPUs_max"], 2)
         plist = self.xe("vm-param-list", "uuid=" + uuid).stdout
         self.assertIn("other-config (MRW): k: v\n", plist)
@@ -123,7 +123,10 @@ class XeTest(harness.PoolTest):
     def test_task_list(self):
         r = self.xe("task-list")
         self.assertEqual(r.returncode, 0)
-        # an async call leaves a task behind
+
+    def test_task_list_async(self):
+        # an async call leaves a task behind (NB: at the time of writing poold
+        # exits 1 on SIGTERM after any Async.VM.clone: a poold bug, not xe's)
         vm = self.pool.rpc("VM.get_by_uuid", self.install("t"))
         task = self.pool.rpc("Async.VM.clone", vm, "x")
         self.pool.wait_task(task)
