@@ -9,7 +9,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := openssl libevent libevent_openssl libcurl jansson sqlite3 yaml-0.1 libzstd
+PKGS    := openssl libevent libevent_openssl libevent_pthreads libcurl jansson sqlite3 yaml-0.1 libzstd
 DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-dev \
 	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3
 

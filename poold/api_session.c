@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include "log.h"
 #include "poold.h"
 #include "pwhash.h"
@@ -156,29 +158,107 @@ static json_t *login_fail_later(struct api_call *c, json_t *err)
 	return API_PENDING;
 }
 
-json_t *session_login(struct api_call *c)
+/* After the password check: a session, or the (delayed) refusal. */
+static json_t *login_finish(struct api_call *c, bool ok)
 {
-	const char *user, *pw, *originator = "";
-	json_t *e = api_arg_str(c, 0, "uname", &user);
-	if (e || (e = api_arg_str(c, 1, "pwd", &pw)))
-		return e;
+	const char *user = json_string_value(json_array_get(c->ac_args, 0));
+	const char *originator = "";
 	if (json_array_size(c->ac_args) >= 4 && json_is_string(json_array_get(c->ac_args, 3)))
 		originator = json_string_value(json_array_get(c->ac_args, 3));
-	char *stored = db_user_hash(c->ac_pd->pd_db, user);
-	/* the same work whether or not the user exists: no user enumeration by timing */
-	bool ok = pwhash_verify(pw, stored ? stored : login_dummy_hash()) && stored;
-	free(stored);
 	if (!ok) {
 		log_warn("login failed for user '%s'", user);
 		return login_fail_later(c, xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user,
 						    "Authentication failure", NULL));
 	}
 	struct login_ctx l = {c->ac_pd, user, originator, ""};
-	if ((e = db_txn(c->ac_pd->pd_db, login_txn, &l)))
+	json_t *e = db_txn(c->ac_pd->pd_db, login_txn, &l);
+	if (e)
 		return e;
 	json_object_set_new(c->ac_pd->pd_sessions, l.ref, json_integer((json_int_t)time(NULL)));
 	c->ac_result = json_string(l.ref);
 	return NULL;
+}
+
+/* The password check costs ~0.1 s of CPU (PBKDF2): it runs on a thread of
+ * its own so the loop keeps answering everyone else meanwhile. */
+struct login_job {
+	struct api_call *lj_call; /* NULL once the client has gone */
+	char *lj_pw, *lj_stored;
+	bool lj_ok;
+	struct event *lj_done;
+	pthread_t lj_thread;
+};
+
+static void login_job_free(struct login_job *j)
+{
+	pthread_join(j->lj_thread, NULL);
+	event_free(j->lj_done);
+	OPENSSL_cleanse(j->lj_pw, strlen(j->lj_pw));
+	free(j->lj_pw);
+	free(j->lj_stored);
+	free(j);
+}
+
+static void *login_job_run(void *arg)
+{
+	struct login_job *j = arg;
+	/* the same work whether or not the user exists: no user enumeration by timing */
+	j->lj_ok = pwhash_verify(j->lj_pw, j->lj_stored ? j->lj_stored : login_dummy_hash()) && j->lj_stored;
+	event_active(j->lj_done, EV_TIMEOUT, 1);
+	return NULL;
+}
+
+static void login_job_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct login_job *j = arg;
+	struct api_call *c = j->lj_call;
+	bool ok = j->lj_ok;
+	login_job_free(j);
+	if (!c)
+		return;
+	c->ac_cancel = NULL;
+	json_t *e = login_finish(c, ok);
+	if (e != API_PENDING)
+		api_call_finish(c, e);
+}
+
+static void login_job_cancel(struct api_call *c)
+{
+	struct login_job *j = c->ac_parked;
+	j->lj_call = NULL; /* the thread finishes; login_job_done frees the job */
+	api_call_free(c);
+}
+
+json_t *session_login(struct api_call *c)
+{
+	const char *user, *pw;
+	json_t *e = api_arg_str(c, 0, "uname", &user);
+	if (e || (e = api_arg_str(c, 1, "pwd", &pw)))
+		return e;
+	login_dummy_hash(); /* made once, on the loop thread */
+	struct login_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return xerr_newf(XE_INTERNAL_ERROR, "out of memory");
+	j->lj_call = c;
+	j->lj_pw = strdup(pw);
+	j->lj_stored = db_user_hash(c->ac_pd->pd_db, user);
+	j->lj_done = event_new(c->ac_pd->pd_base, -1, 0, login_job_done, j);
+	if (!j->lj_pw || !j->lj_done || pthread_create(&j->lj_thread, NULL, login_job_run, j) != 0) {
+		/* no thread to be had: check here, the loop pays the cost */
+		bool ok = j->lj_pw && pwhash_verify(pw, j->lj_stored ? j->lj_stored : login_dummy_hash()) &&
+			  j->lj_stored;
+		if (j->lj_done)
+			event_free(j->lj_done);
+		free(j->lj_pw);
+		free(j->lj_stored);
+		free(j);
+		return login_finish(c, ok);
+	}
+	c->ac_parked = j;
+	c->ac_cancel = login_job_cancel;
+	return API_PENDING;
 }
 
 static json_t *logout_txn(struct db *db, void *ctx)

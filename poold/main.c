@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include "log.h"
 #include "poold.h"
 #include "tls.h"
@@ -160,6 +161,7 @@ static int serve(struct poold *pd)
 	session_load(pd);
 	pd->pd_notified = db_last_event(pd->pd_db);
 	db_set_commit_hook(pd->pd_db, evt_commit_hook, pd);
+	evthread_use_pthreads(); /* password checks finish from their own threads */
 	pd->pd_base = event_base_new();
 	if (!pd->pd_base || http_start(pd, err, sizeof err) < 0) {
 		fprintf(stderr, "poold: %s\n", err);
