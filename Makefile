@@ -11,7 +11,7 @@ DESTDIR ?=
 CC      ?= cc
 PKGS    := openssl libevent libevent_openssl libevent_pthreads libcurl jansson sqlite3 yaml-0.1 libzstd
 DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-dev \
-	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3
+	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3 valgrind
 
 ifeq ($(SAN),1)
 BUILD   := build/san
