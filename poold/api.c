@@ -296,6 +296,13 @@ static void api_async_start(evutil_socket_t fd, short what, void *arg)
 
 static void api_task_done(struct api_call *c, json_t *err)
 {
+	while (!err && c->ac_stream) { /* a task's result is stored whole */
+		int more = c->ac_stream(c, api_raw(c));
+		if (more < 0)
+			err = xerr_newf(XE_INTERNAL_ERROR, "reading the database failed");
+		if (more != 1)
+			c->ac_stream = NULL;
+	}
 	if (!err && !c->ac_result && !c->ac_raw)
 		c->ac_result = json_string(""); /* void: "<value></value>" */
 	char *text = NULL;

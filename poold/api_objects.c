@@ -23,26 +23,44 @@ static json_t *gen_get_all(struct api_call *c)
 	return NULL;
 }
 
+#define RECORDS_PER_PIECE 256
+
+struct record_out {
+	struct evbuffer *ro_out;
+	bool ro_any; /* a record was written before: the next needs a comma */
+};
+
 static int add_record(void *ctx, const char *ref, const char *text, int len)
 {
-	struct evbuffer *out = ctx;
-	/* big chains: one allocation per 256 KiB, not one per record */
-	if (evbuffer_get_length(out) % (256 * 1024) + (size_t)len + 128 > 256 * 1024)
-		evbuffer_expand(out, 256 * 1024);
+	struct record_out *r = ctx;
 	/* refs are generated: no characters to escape */
-	evbuffer_add_printf(out, evbuffer_get_length(out) > 1 ? ",\"%s\":" : "\"%s\":", ref);
-	evbuffer_add(out, text, (size_t)len);
+	evbuffer_add_printf(r->ro_out, "%s\"%s\":", r->ro_any ? "," : "", ref);
+	evbuffer_add(r->ro_out, text, (size_t)len);
+	r->ro_any = true;
 	return 0;
 }
 
-/* Stored texts go straight into the answer: one copy, no re-encoding. */
+/* The next RECORDS_PER_PIECE records: thousands of VMs go out in pieces
+ * as the client reads them, never as one answer held in memory. */
+static int stream_records(struct api_call *c, struct evbuffer *out)
+{
+	struct record_out r = {out, c->ac_stream_pos != 0};
+	if (c->ac_stream_pos == 0)
+		evbuffer_add(out, "{", 1);
+	int n = db_page_text(c->ac_pd->pd_db, CLS(c)->mc_name, &c->ac_stream_pos, RECORDS_PER_PIECE,
+			     add_record, &r);
+	if (n < 0)
+		return -1;
+	if (n == RECORDS_PER_PIECE)
+		return 1;
+	evbuffer_add(out, "}", 1);
+	return 0;
+}
+
 static json_t *gen_get_all_records(struct api_call *c)
 {
-	struct evbuffer *out = api_raw(c);
-	evbuffer_add(out, "{", 1);
-	if (db_foreach_text(c->ac_pd->pd_db, CLS(c)->mc_name, add_record, out) < 0)
-		return xerr_newf(XE_INTERNAL_ERROR, "database read failed");
-	evbuffer_add(out, "}", 1);
+	c->ac_stream = stream_records;
+	c->ac_stream_pos = 0;
 	return NULL;
 }
 

@@ -18,7 +18,7 @@
 
 enum db_stmt_id {
 	ST_CLASS, ST_GET, ST_INSERT, ST_UPDATE, ST_DELETE, ST_EVENT, ST_BY_UUID, ST_BY_NAME,
-	ST_ALL, ST_COUNT, ST_EV_SINCE, ST_USER_GET, ST_USER_SET, ST_META_GET, ST_META_SET,
+	ST_ALL, ST_PAGE, ST_COUNT, ST_EV_SINCE, ST_USER_GET, ST_USER_SET, ST_META_GET, ST_META_SET,
 	ST__COUNT
 };
 
@@ -32,6 +32,7 @@ static const char *const db_sql[ST__COUNT] = {
 	[ST_BY_UUID] = "SELECT ref FROM objects WHERE class = ?1 AND uuid = ?2",
 	[ST_BY_NAME] = "SELECT ref FROM objects WHERE class = ?1 AND name = ?2",
 	[ST_ALL] = "SELECT ref, rec FROM objects WHERE class = ?1",
+	[ST_PAGE] = "SELECT rowid, ref, rec FROM objects WHERE class = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
 	[ST_COUNT] = "SELECT count(*) FROM objects WHERE class = ?1",
 	[ST_EV_SINCE] = "SELECT id, ts, class, op, ref, snapshot FROM events WHERE id > ?1 ORDER BY id",
 	[ST_USER_GET] = "SELECT pwhash FROM users WHERE name = ?1",
@@ -753,6 +754,26 @@ int db_foreach_text(struct db *db, const char *cls,
 			break;
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int db_page_text(struct db *db, const char *cls, int64_t *after, int limit,
+		 int (*fn)(void *, const char *, const char *, int), void *ctx)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_PAGE);
+	if (!s)
+		return -1;
+	bind_text(s, 1, cls);
+	sqlite3_bind_int64(s, 2, *after);
+	sqlite3_bind_int(s, 3, limit);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*after = sqlite3_column_int64(s, 0);
+		n++;
+		fn(ctx, (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
+		   sqlite3_column_bytes(s, 2));
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? n : -1;
 }
 
 struct db_find_ctx {

@@ -61,6 +61,12 @@ bool db_ref_by_uuid(struct db *db, const char *cls, const char *uuid, char *ref_
 json_t *db_refs_by_name(struct db *db, const char *cls, const char *name);
 json_t *db_refs_all(struct db *db, const char *cls);
 int64_t db_count(struct db *db, const char *cls);
+/* One page of the records of cls in storage order: those after position
+ * *after (0 to start), at most limit of them; *after moves to the last one
+ * given. Returns how many fn saw, -1 on error. Pages are separate queries:
+ * nothing stays open between them. */
+int db_page_text(struct db *db, const char *cls, int64_t *after, int limit,
+		 int (*fn)(void *ctx, const char *ref, const char *text, int len), void *ctx);
 /* Records of a class whose field equals a string value (e.g. VBDs of a VM);
  * the result is an object ref -> record. */
 json_t *db_find(struct db *db, const char *cls, const char *field, const char *value);

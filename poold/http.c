@@ -76,10 +76,68 @@ static void http_send(struct evhttp_request *req, struct evbuffer *body)
 	evhttp_send_reply(req, 200, "OK", body);
 }
 
+static void http_stream_more(struct evhttp_connection *evcon, void *arg);
+
+static void http_stream_cancel(struct api_call *c)
+{
+	api_call_free(c);
+}
+
+/* Send the next piece of a streamed answer; the last one ends it. */
+static void http_stream_next(struct api_call *c, struct evbuffer *buf)
+{
+	struct evhttp_request *req = c->ac_transport;
+	int more = c->ac_stream(c, buf);
+	if (more == 1) {
+		evhttp_send_reply_chunk_with_cb(req, buf, http_stream_more, c);
+		evbuffer_free(buf);
+		return;
+	}
+	if (more < 0)
+		log_error("%s: reading the database failed: answer cut off", c->ac_method->am_name);
+	char *post = jrpc_ok_suffix(c->ac_id, c->ac_v2);
+	evbuffer_add(buf, post, strlen(post));
+	free(post);
+	evhttp_send_reply_chunk(req, buf);
+	evbuffer_free(buf);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	evhttp_send_reply_end(req);
+	api_call_free(c);
+}
+
+/* The previous piece is on its way: make the next one. */
+static void http_stream_more(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	http_stream_next(arg, evbuffer_new());
+}
+
+static void http_stream_start(struct api_call *c)
+{
+	struct evhttp_request *req = c->ac_transport;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+	evhttp_add_header(h, "Access-Control-Allow-Headers", "X-Requested-With");
+	evhttp_send_reply_start(req, 200, "OK");
+	c->ac_cancel = http_stream_cancel; /* the client may leave mid-answer */
+	struct evbuffer *buf = evbuffer_new();
+	char *pre = jrpc_ok_prefix(c->ac_v2);
+	evbuffer_add(buf, pre, strlen(pre));
+	free(pre);
+	http_stream_next(c, buf);
+}
+
 /* Transport callback of api_dispatch: frames the answer and sends it. */
 static void http_call_done(struct api_call *c, json_t *err)
 {
 	struct evhttp_request *req = c->ac_transport;
+	if (!err && c->ac_stream && req) {
+		http_stream_start(c);
+		return;
+	}
 	struct evbuffer *body = evbuffer_new();
 	if (err) {
 		char *text = jrpc_err(c->ac_id, c->ac_v2, err);

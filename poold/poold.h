@@ -67,6 +67,11 @@ struct api_call {
 	char ac_task[64];        /* the task when called as Async.*, else "" */
 	json_t *ac_result;       /* owned */
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
+	/* A result too big to build at once is streamed: the transport calls
+	 * ac_stream for the next piece (appended to out) while it returns 1;
+	 * 0 = that was the last piece, -1 = failed (the answer is cut off). */
+	int (*ac_stream)(struct api_call *c, struct evbuffer *out);
+	int64_t ac_stream_pos;
 	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */
 	void *ac_transport;      /* the HTTP request */
 	/* A parked call (API_PENDING) says how to drop it if its client goes
