@@ -23,7 +23,7 @@ static json_t *gen_get_all(struct api_call *c)
 	return NULL;
 }
 
-#define RECORDS_PER_PIECE 256
+#define RECORDS_PER_PIECE 1024
 
 struct record_out {
 	struct evbuffer *ro_out;

@@ -27,6 +27,8 @@ struct db;
 struct db *db_open(const char *path, bool create, char *err, size_t errlen);
 void db_close(struct db *db);
 int db_schema_version(struct db *db);
+/* The schema version this code writes: table layout and model fields. */
+int db_code_version(void);
 
 /* Called after each commit that appended events, with the newest event id. */
 void db_set_commit_hook(struct db *db, void (*hook)(void *ctx, int64_t last_event), void *ctx);

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define NVMS (getenv("BENCH_VMS") ? atoi(getenv("BENCH_VMS")) : 10000)
-#define THREADS 4
+#define THREADS 8
 #define RUN_SECONDS 3.0
 #define PASSWORD "bench-password"
 

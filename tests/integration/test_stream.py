@@ -25,16 +25,16 @@ class StreamTest(PoolTest):
         [t.join() for t in ts]
 
     def test_many_records_in_one_answer(self):
-        self.make_vms(700)  # pieces are 256 records
+        self.make_vms(2100)  # pieces are 1024 records
         recs = self.pool.rpc("VM.get_all_records")
         refs = self.pool.rpc("VM.get_all")
-        self.assertEqual(len(recs), 701)
+        self.assertEqual(len(recs), 2101)
         self.assertEqual(sorted(recs), sorted(refs))
-        some = refs[350]
+        some = refs[1500]
         self.assertEqual(recs[some], self.pool.rpc("VM.get_record", some))
         names = {r["name_label"] for r in recs.values()}
         self.assertIn("s0000", names)
-        self.assertIn("s0699", names)
+        self.assertIn("s2099", names)
         # an empty class still answers {}
         self.assertEqual(self.pool.rpc("VIF.get_all_records"), {})
 

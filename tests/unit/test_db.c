@@ -253,10 +253,10 @@ static void raw_exec(const char *path, const char *sql)
 static void test_fresh_open(void **state)
 {
 	struct fx *f = *state;
-	assert_int_equal(db_schema_version(f->db), model_schema_version());
+	assert_int_equal(db_schema_version(f->db), db_code_version());
 	char *v = db_meta_get(f->db, "schema_version");
 	assert_non_null(v);
-	assert_int_equal(atoi(v), model_schema_version());
+	assert_int_equal(atoi(v), db_code_version());
 	free(v);
 	for (size_t i = 0; i < model_nclasses; i++)
 		assert_int_equal(db_count(f->db, model_classes[i].mc_name), 0);
@@ -281,7 +281,7 @@ static void test_fresh_open(void **state)
 	f->db = db_open(f->path, false, err, sizeof err);
 	assert_non_null(f->db);
 	assert_string_equal(field_s(f->db, ref, "name_label"), "keep");
-	assert_int_equal(db_schema_version(f->db), model_schema_version());
+	assert_int_equal(db_schema_version(f->db), db_code_version());
 }
 
 static void test_create_fills_record(void **state)
@@ -915,7 +915,7 @@ static void test_users_and_meta(void **state)
 	assert_string_equal(m, "");
 	free(m);
 	/* schema_version is untouched by meta round trips of other keys */
-	assert_int_equal(db_schema_version(f->db), model_schema_version());
+	assert_int_equal(db_schema_version(f->db), db_code_version());
 }
 
 static void test_migration_fills_defaults(void **state)
@@ -941,7 +941,7 @@ static void test_migration_fills_defaults(void **state)
 	f->db = db_open(f->path, false, err, sizeof err);
 	if (!f->db)
 		fail_msg("db_open after downgrade: %s", err);
-	assert_int_equal(db_schema_version(f->db), model_schema_version());
+	assert_int_equal(db_schema_version(f->db), db_code_version());
 
 	json_t *r = db_obj_get(f->db, vm);
 	const struct model_class *c = model_class_find("VM");
@@ -1015,7 +1015,7 @@ static void test_newer_schema_refused(void **state)
 	create(f->db, "VM", NULL, vm);
 	db_close(f->db);
 	f->db = NULL;
-	int newer = model_schema_version() + 1;
+	int newer = db_code_version() + 1;
 	char sql[128];
 	snprintf(sql, sizeof sql, "UPDATE meta SET value='%d' WHERE key='schema_version';", newer);
 	raw_exec(f->path, sql);
@@ -1039,7 +1039,7 @@ static void test_newer_schema_refused(void **state)
 
 	/* restore so teardown's reopen-free cleanup is simple */
 	f->db = NULL;
-	snprintf(sql, sizeof sql, "UPDATE meta SET value='%d' WHERE key='schema_version';", model_schema_version());
+	snprintf(sql, sizeof sql, "UPDATE meta SET value='%d' WHERE key='schema_version';", db_code_version());
 	raw_exec(f->path, sql);
 	f->db = db_open(f->path, false, err, sizeof err);
 	assert_non_null(f->db);
