@@ -398,3 +398,17 @@ class ConfigFileTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ExpiryTest(PoolTest):
+    """A session idle for longer than session-timeout is gone."""
+    pool_sets = {"session-timeout": "1s"}
+
+    def test_expired_session_is_invalid(self):
+        s = self.pool.login()
+        self.assertEqual(len(self.pool.call("VM.get_all", s)), 1)
+        time.sleep(2.5)  # activity is kept to the second: more than 1 s + 1 s
+        params = self.assertXapiError("SESSION_INVALID", self.pool.call, "VM.get_all", s)
+        self.assertEqual(params, [s])
+        # a new login works
+        self.assertTrue(self.pool.call("VM.get_all", self.pool.login()))
