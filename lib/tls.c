@@ -422,8 +422,8 @@ char *tls_csr_sign(const char *ca_cert_path, const char *ca_key_path, const char
 	return pem;
 }
 
-int tls_cert_fingerprint(const char *cert_path, char *out, size_t outlen, char *err,
-			 size_t errlen)
+static int tls_x509_fingerprint(X509 *x, const char *what, char *out, size_t outlen, char *err,
+				size_t errlen)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -431,13 +431,8 @@ int tls_cert_fingerprint(const char *cert_path, char *out, size_t outlen, char *
 		tls_err(err, errlen, "fingerprint buffer too small (need 96 bytes)");
 		return 0;
 	}
-	X509 *x = tls_read_cert(cert_path, err, errlen);
-	if (!x)
-		return 0;
-	int ok = X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32;
-	X509_free(x);
-	if (!ok) {
-		tls_err(err, errlen, "cannot compute SHA-256 fingerprint of %s", cert_path);
+	if (X509_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32) {
+		tls_err(err, errlen, "cannot compute SHA-256 fingerprint of %s", what);
 		return 0;
 	}
 	static const char hex[] = "0123456789ABCDEF";
@@ -447,6 +442,67 @@ int tls_cert_fingerprint(const char *cert_path, char *out, size_t outlen, char *
 		out[3 * i + 2] = i + 1 < mdlen ? ':' : '\0';
 	}
 	return 1;
+}
+
+int tls_cert_fingerprint(const char *cert_path, char *out, size_t outlen, char *err,
+			 size_t errlen)
+{
+	X509 *x = tls_read_cert(cert_path, err, errlen);
+	if (!x)
+		return 0;
+	int ok = tls_x509_fingerprint(x, cert_path, out, outlen, err, errlen);
+	X509_free(x);
+	return ok;
+}
+
+int tls_pem_fingerprint(const char *pem, char *out, size_t outlen, char *err, size_t errlen)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (!x) {
+		tls_err(err, errlen, "not a PEM certificate");
+		return 0;
+	}
+	int ok = tls_x509_fingerprint(x, "the certificate", out, outlen, err, errlen);
+	X509_free(x);
+	return ok;
+}
+
+char *tls_csr_create(const char *key_path, const char *cn, char *err, size_t errlen)
+{
+	EVP_PKEY *key = tls_keygen(err, errlen);
+	X509_REQ *req = key ? X509_REQ_new() : NULL;
+	char *pem = NULL;
+	BIO *b = NULL;
+	if (!req)
+		goto out;
+	X509_NAME *name = X509_REQ_get_subject_name(req);
+	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_REQ_set_pubkey(req, key) || !X509_REQ_sign(req, key, EVP_sha256())) {
+		tls_err(err, errlen, "cannot build the certificate request");
+		goto out;
+	}
+	FILE *kf = tls_create(key_path, 0600, "key file", err, errlen);
+	if (!kf)
+		goto out;
+	if (!tls_finish(kf, PEM_write_PrivateKey(kf, key, NULL, NULL, 0, NULL, NULL) == 1, key_path, "key file",
+			err, errlen))
+		goto out;
+	b = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+	if (!b || PEM_write_bio_X509_REQ(b, req) != 1 || (n = BIO_get_mem_data(b, &data)) <= 0) {
+		tls_err(err, errlen, "cannot encode the certificate request");
+		unlink(key_path);
+		goto out;
+	}
+	pem = strndup(data, (size_t)n);
+out:
+	BIO_free(b);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return pem;
 }
 
 /* ---- public: contexts ----------------------------------------------- */

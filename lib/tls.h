@@ -3,8 +3,9 @@
  *
  * A pool has its own CA, created by `poold init`. Every server certificate
  * (poold's, each agent's) is issued by it, and peers are checked against it.
- * Keys are EC P-256, written PEM with mode 0600. Functions return 0 / NULL
- * on failure with a human-readable reason in err; they never print or exit.
+ * Keys are EC P-256, written PEM with mode 0600. Functions returning int
+ * return 1 on success and 0 on failure, pointers NULL on failure, always
+ * with a human-readable reason in err; they never print or exit.
  */
 #ifndef TLS_H
 #define TLS_H
@@ -30,6 +31,14 @@ int tls_cert_issue(const char *ca_cert_path, const char *ca_key_path, const char
  * replaced by cn; sans as above. */
 char *tls_csr_sign(const char *ca_cert_path, const char *ca_key_path, const char *csr_pem,
 		   const char *cn, const char *sans, int days, char *err, size_t errlen);
+
+/* A new key (key_path, 0600, must not exist) and a certificate request for
+ * it with CN=cn, as PEM (malloc'ed) — what an agent sends to join. */
+char *tls_csr_create(const char *key_path, const char *cn, char *err, size_t errlen);
+
+/* SHA-256 fingerprint of a PEM certificate given as text, same format as
+ * tls_cert_fingerprint. */
+int tls_pem_fingerprint(const char *pem, char *out, size_t outlen, char *err, size_t errlen);
 
 /* SHA-256 fingerprint of the first certificate in a PEM file, as
  * "AB:CD:...", 95 characters + NUL into out (size >= 96). */

@@ -77,7 +77,7 @@ static int cmd_init(int argc, char **argv)
 	}
 	char ca[4200], fp[128];
 	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-	if (tls_cert_fingerprint(ca, fp, sizeof fp, err, sizeof err) < 0) {
+	if (!tls_cert_fingerprint(ca, fp, sizeof fp, err, sizeof err)) {
 		fprintf(stderr, "poold init: %s\n", err);
 		return 1;
 	}

@@ -132,9 +132,9 @@ int pool_init_dir(const char *dir, const char *password, char *err, size_t errle
 	char uuid[48], cn[96];
 	model_new_uuid(uuid);
 	snprintf(cn, sizeof cn, "poold pool CA %.8s", uuid);
-	if (tls_ca_create(ca, cakey, cn, err, errlen) < 0)
+	if (!tls_ca_create(ca, cakey, cn, err, errlen))
 		return -1;
-	if (tls_cert_issue(ca, cakey, hostname, sans, 3650, cert, key, err, errlen) < 0)
+	if (!tls_cert_issue(ca, cakey, hostname, sans, 3650, cert, key, err, errlen))
 		return -1;
 	char *hash = pwhash_make(password, PWHASH_DEFAULT_ITERATIONS);
 	if (!hash) {

@@ -1,0 +1,149 @@
+/* evrpc.c - JSON-RPC over HTTPS from a libevent loop (see evrpc.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/x509.h>
+#include "evrpc.h"
+#include "jsonrpc.h"
+#include "xerr.h"
+
+struct evrpc_call {
+	evrpc_cb ec_cb;
+	void *ec_arg;
+	char ec_peer[300];
+	char ec_cn[128];
+	char ec_method[128];
+};
+
+static int cn_of(X509 *cert, char *out, size_t outlen)
+{
+	X509_NAME *n = cert ? X509_get_subject_name(cert) : NULL;
+	return n && X509_NAME_get_text_by_NID(n, NID_commonName, out, (int)outlen) > 0 ? 0 : -1;
+}
+
+static SSL *ssl_of(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+static void fail(struct evrpc_call *c, const char *what)
+{
+	char msg[700];
+	snprintf(msg, sizeof msg, "%s to %s: %s", c->ec_method, c->ec_peer, what);
+	json_t *e = xerr_new(XE_INTERNAL_ERROR, msg, NULL);
+	c->ec_cb(c->ec_arg, NULL, e);
+	json_decref(e);
+}
+
+static void on_done(struct evhttp_request *req, void *arg)
+{
+	struct evrpc_call *c = arg;
+	if (!req || evhttp_request_get_response_code(req) == 0) {
+		fail(c, "no answer (connection refused or reset, TLS refused, or timed out)");
+		free(c);
+		return;
+	}
+	if (c->ec_cn[0]) {
+		SSL *ssl = ssl_of(evhttp_request_get_connection(req));
+		X509 *peer = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+		char cn[128] = "";
+		int ok = peer && cn_of(peer, cn, sizeof cn) == 0 && strcmp(cn, c->ec_cn) == 0;
+		X509_free(peer);
+		if (!ok) {
+			char what[256];
+			snprintf(what, sizeof what, "the peer's certificate is for '%s', not the host expected", cn);
+			fail(c, what);
+			free(c);
+			return;
+		}
+	}
+	int code = evhttp_request_get_response_code(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	if (code != 200) {
+		char d[64];
+		snprintf(d, sizeof d, "answered HTTP %d", code);
+		fail(c, d);
+		free(c);
+		return;
+	}
+	json_t *result = NULL, *err = NULL;
+	jrpc_parse_answer(body ? body : "", len, &result, &err);
+	c->ec_cb(c->ec_arg, err ? NULL : result, err);
+	json_decref(result);
+	json_decref(err);
+	free(c);
+}
+
+int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char *method, json_t *params,
+	       int timeout_s, evrpc_cb cb, void *arg)
+{
+	char *body = jrpc_request(method, params, 1);
+	json_decref(params);
+	struct evrpc_call *c = calloc(1, sizeof *c);
+	SSL *ssl = SSL_new(t->et_ctx);
+	if (!body || !c || !ssl) {
+		free(body);
+		free(c);
+		SSL_free(ssl);
+		return -1;
+	}
+	SSL_set_tlsext_host_name(ssl, t->et_host);
+	c->ec_cb = cb;
+	c->ec_arg = arg;
+	snprintf(c->ec_peer, sizeof c->ec_peer, "%s:%d", t->et_host, t->et_port);
+	snprintf(c->ec_cn, sizeof c->ec_cn, "%s", t->et_peer_cn ? t->et_peer_cn : "");
+	snprintf(c->ec_method, sizeof c->ec_method, "%s", method);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+								BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		free(body);
+		free(c);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	struct evhttp_connection *evcon = evhttp_connection_base_bufferevent_new(base, NULL, bev, t->et_host,
+										  (ev_uint16_t)t->et_port);
+	if (!evcon) {
+		bufferevent_free(bev);
+		free(body);
+		free(c);
+		return -1;
+	}
+	evhttp_connection_set_timeout(evcon, timeout_s);
+	evhttp_connection_set_retries(evcon, 0);
+	evhttp_connection_free_on_completion(evcon);
+	struct evhttp_request *req = evhttp_request_new(on_done, c);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Host", t->et_host);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Connection", "close");
+	evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+	free(body);
+	if (evhttp_make_request(evcon, req, EVHTTP_REQ_POST, "/jsonrpc") < 0) {
+		/* evhttp freed the request; the connection is ours to free */
+		evhttp_connection_free(evcon);
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
+int evrpc_request_peer_cn(struct evhttp_request *req, char *out, size_t outlen)
+{
+	SSL *ssl = ssl_of(evhttp_request_get_connection(req));
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
+		return -1;
+	X509 *peer = SSL_get1_peer_certificate(ssl);
+	int rc = cn_of(peer, out, outlen);
+	X509_free(peer);
+	return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * evrpc.h - JSON-RPC calls to a peer over HTTPS, inside a libevent loop.
+ *
+ * poold calls its agents and agents call poold with it: mutual TLS (both
+ * sides present certificates issued by the pool CA and check the other's
+ * against it), XAPI's JSON-RPC framing, no thread and no blocking. Each call
+ * uses its own connection, closed when the answer has arrived: agents are
+ * few and calls are rare, and a connection that died with a peer can never
+ * poison the next call.
+ */
+#ifndef EVRPC_H
+#define EVRPC_H
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <event2/event.h>
+
+/* Exactly one of result and err is set (both borrowed for the callback's
+ * duration). err is an XAPI error value; transport failures are
+ * INTERNAL_ERROR with a sentence naming the peer. */
+typedef void (*evrpc_cb)(void *arg, json_t *result, json_t *err);
+
+struct evrpc_target {
+	const char *et_host;     /* address */
+	int et_port;
+	SSL_CTX *et_ctx;         /* client context (tls_client_ctx) */
+	const char *et_peer_cn;  /* when set, the peer certificate's CN must equal it */
+};
+
+/* Start a call; params is stolen. 0 = the callback will be called (maybe
+ * with an error), -1 = could not start (callback not called). */
+int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char *method, json_t *params,
+	       int timeout_s, evrpc_cb cb, void *arg);
+
+/* The CN of the peer certificate of an incoming request's connection when
+ * it verified against the server's CA (for agent-only methods), into out;
+ * 0 when there is one, -1 when there is none. */
+struct evhttp_request;
+int evrpc_request_peer_cn(struct evhttp_request *req, char *out, size_t outlen);
+
+#endif
