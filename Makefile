@@ -28,21 +28,24 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	-Wno-missing-field-initializers -Ilib -Ipoold $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC   := $(wildcard lib/*.c)
 POOLD_SRC := $(filter-out poold/main.c,$(wildcard poold/*.c))
 XE_SRC    := $(filter-out cli/xe.c,$(wildcard cli/*.c))
+AGENT_SRC := $(filter-out agent/main.c agent/simdom.c,$(wildcard agent/*.c)) $(wildcard sr/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 POOLD_OBJ := $(POOLD_SRC:%.c=$(BUILD)/%.o)
 XE_OBJ    := $(XE_SRC:%.c=$(BUILD)/%.o)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-BINS := $(BINDIR)/poold $(BINDIR)/xe
+BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
+	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
 .PHONY: all deps check unit integration bench demo install clean
 all: $(BINS)
@@ -55,10 +58,16 @@ $(BUILD)/libcommon.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libpoold.a: $(POOLD_OBJ)
 	@rm -f $@; ar rcs $@ $^
-$(BUILD)/libxe.a: $(XE_OBJ)
-	@rm -f $@; ar rcs $@ $^ $(if $(XE_OBJ),,/dev/null 2>/dev/null || true)
+$(BUILD)/libagent.a: $(AGENT_OBJ)
+	@rm -f $@; ar rcs $@ $^ $(if $(AGENT_OBJ),,$(BUILD)/lib/log.o)
 
 $(BINDIR)/poold: $(BUILD)/poold/main.o $(BUILD)/libpoold.a $(BUILD)/libcommon.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BINDIR)/pool-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BINDIR)/pool-simdom: $(BUILD)/agent/simdom.o $(BUILD)/libcommon.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BINDIR)/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
@@ -66,7 +75,7 @@ $(BINDIR)/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each unit test links cmocka, the daemon's modules and lib/.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(XE_OBJ) $(BUILD)/libcommon.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 

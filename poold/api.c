@@ -43,6 +43,10 @@ json_t *vdi_create(struct api_call *c);
 json_t *vdi_destroy(struct api_call *c);
 json_t *vbd_create(struct api_call *c);
 json_t *vbd_destroy(struct api_call *c);
+json_t *pool_create_join_token(struct api_call *c);
+json_t *pool_get_ca_certificate(struct api_call *c);
+json_t *host_join(struct api_call *c);
+json_t *host_heartbeat(struct api_call *c);
 
 static const struct api_method api_methods[] = {
 	{"session.login_with_password", 2, 4, API_NO_SESSION, session_login},
@@ -63,6 +67,11 @@ static const struct api_method api_methods[] = {
 	{"VDI.destroy", 2, 2, API_ASYNC, vdi_destroy},
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
+	/* ours: hosts joining the pool (xe pool-join-token-create; pool-agent) */
+	{"pool.create_join_token", 1, 2, 0, pool_create_join_token},
+	{"pool.get_ca_certificate", 0, 0, API_NO_SESSION, pool_get_ca_certificate},
+	{"host.join", 3, 3, API_NO_SESSION, host_join},
+	{"host.heartbeat", 1, 1, API_NO_SESSION | API_AGENT, host_heartbeat},
 };
 
 static int api_add(struct poold *pd, const struct api_method *m)
@@ -395,6 +404,11 @@ void api_dispatch(struct api_call *c, const char *method)
 		return;
 	}
 	size_t skip = 0;
+	if ((m->am_flags & API_AGENT) && !c->ac_peer[0]) {
+		api_call_finish(c, xerr_new(XE_PERMISSION_DENIED,
+					    "only a pool member with its pool certificate may call this", NULL));
+		return;
+	}
 	if (!(m->am_flags & API_NO_SESSION)) {
 		json_t *s = json_array_get(c->ac_params, 0);
 		json_t *e = json_is_string(s) ? session_check(pd, json_string_value(s))

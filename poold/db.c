@@ -19,6 +19,7 @@
 enum db_stmt_id {
 	ST_CLASS, ST_GET, ST_INSERT, ST_UPDATE, ST_DELETE, ST_EVENT, ST_BY_UUID, ST_BY_NAME,
 	ST_ALL, ST_PAGE, ST_COUNT, ST_EV_SINCE, ST_USER_GET, ST_USER_SET, ST_META_GET, ST_META_SET,
+	ST_TOKEN_ADD, ST_TOKEN_GET, ST_TOKEN_USE,
 	ST__COUNT
 };
 
@@ -39,6 +40,9 @@ static const char *const db_sql[ST__COUNT] = {
 	[ST_USER_SET] = "INSERT INTO users(name, pwhash) VALUES (?1, ?2) "
 			"ON CONFLICT(name) DO UPDATE SET pwhash = excluded.pwhash",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_TOKEN_ADD] = "INSERT INTO join_tokens(hash, expires) VALUES (?1, ?2)",
+	[ST_TOKEN_GET] = "SELECT expires, used FROM join_tokens WHERE hash = ?1",
+	[ST_TOKEN_USE] = "UPDATE join_tokens SET used = 1 WHERE hash = ?1",
 	[ST_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2) "
 			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
@@ -113,8 +117,15 @@ static int db_migrate_v2(struct db *db)
 	return db_exec(db, "CREATE INDEX IF NOT EXISTS objects_class ON objects(class);");
 }
 
+/* v3: one-time join tokens for agents (only their SHA-256 is kept). */
+static int db_migrate_v3(struct db *db)
+{
+	return db_exec(db, "CREATE TABLE IF NOT EXISTS join_tokens(hash TEXT PRIMARY KEY,"
+			   " expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);");
+}
+
 /* Index = the version a step migrates to. */
-static int (*const db_migrations[])(struct db *) = {NULL, db_migrate_v1, db_migrate_v2};
+static int (*const db_migrations[])(struct db *) = {NULL, db_migrate_v1, db_migrate_v2, db_migrate_v3};
 #define DB_SCHEMA_DDL_VERSION ((int)(sizeof db_migrations / sizeof db_migrations[0]) - 1)
 
 int db_code_version(void)
@@ -642,6 +653,20 @@ json_t *db_obj_set(struct db *db, const char *ref, const char *field, json_t *va
 	return e;
 }
 
+json_t *db_obj_create_new(struct db *db, const char *cls, json_t *rec, char *ref_out)
+{
+	json_t *e = db_obj_create(db, cls, rec, ref_out);
+	json_decref(rec);
+	return e;
+}
+
+json_t *db_obj_update_new(struct db *db, const char *ref, json_t *fields)
+{
+	json_t *e = db_obj_update(db, ref, fields);
+	json_decref(fields);
+	return e;
+}
+
 json_t *db_obj_destroy(struct db *db, const char *ref)
 {
 	char cls[64];
@@ -834,6 +859,41 @@ static char *db_scalar(struct db *db, enum db_stmt_id id, const char *key)
 		out = strdup((const char *)sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
 	return out;
+}
+
+json_t *db_token_add(struct db *db, const char *hash, int64_t expires)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_TOKEN_ADD);
+	if (!s)
+		return db_internal(db, "token");
+	bind_text(s, 1, hash);
+	sqlite3_bind_int64(s, 2, expires);
+	json_t *e = sqlite3_step(s) == SQLITE_DONE ? NULL : db_internal(db, "token add");
+	sqlite3_reset(s);
+	return e;
+}
+
+json_t *db_token_use(struct db *db, const char *hash, int64_t now)
+{
+	sqlite3_stmt *s = db_stmt(db, ST_TOKEN_GET);
+	if (!s)
+		return db_internal(db, "token");
+	bind_text(s, 1, hash);
+	const char *why = NULL;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		why = "the join token is unknown";
+	else if (sqlite3_column_int(s, 1))
+		why = "the join token was used already (tokens are one-time)";
+	else if (sqlite3_column_int64(s, 0) < now)
+		why = "the join token has expired";
+	sqlite3_reset(s);
+	if (why)
+		return xerr_new(XE_PERMISSION_DENIED, why, NULL);
+	s = db_stmt(db, ST_TOKEN_USE);
+	bind_text(s, 1, hash);
+	json_t *e = sqlite3_step(s) == SQLITE_DONE ? NULL : db_internal(db, "token use");
+	sqlite3_reset(s);
+	return e;
 }
 
 char *db_user_hash(struct db *db, const char *name)

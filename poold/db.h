@@ -54,6 +54,9 @@ json_t *db_obj_create(struct db *db, const char *cls, const json_t *rec, char *r
 /* Set fields given in a partial record (one "mod" event). */
 json_t *db_obj_update(struct db *db, const char *ref, const json_t *fields);
 json_t *db_obj_set(struct db *db, const char *ref, const char *field, json_t *value_stolen);
+/* The same as db_obj_create / db_obj_update, taking the record (stolen). */
+json_t *db_obj_create_new(struct db *db, const char *cls, json_t *rec_stolen, char *ref_out);
+json_t *db_obj_update_new(struct db *db, const char *ref, json_t *fields_stolen);
 json_t *db_obj_destroy(struct db *db, const char *ref);
 /* Append a "mod" event with the current record (event.inject). */
 json_t *db_obj_touch(struct db *db, const char *ref, int64_t *event_id);
@@ -94,6 +97,11 @@ void db_events_trim(struct db *db, int64_t keep);
 json_t *db_user_set(struct db *db, const char *name, const char *pwhash);
 /* Stored hash (malloc'ed) or NULL. */
 char *db_user_hash(struct db *db, const char *name);
+
+/* --- join tokens (by SHA-256) --- */
+json_t *db_token_add(struct db *db, const char *hash, int64_t expires);
+/* Mark used; PERMISSION_DENIED [reason] when unknown, used or expired. */
+json_t *db_token_use(struct db *db, const char *hash, int64_t now);
 
 /* --- meta --- */
 char *db_meta_get(struct db *db, const char *key);

@@ -22,6 +22,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
+#include "evrpc.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "poold.h"
@@ -200,6 +201,9 @@ static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const cha
 	c->ac_v2 = r.jr_v2;
 	c->ac_transport = req;
 	c->ac_done = http_call_done;
+	/* an agent authenticates with its pool certificate */
+	if (evrpc_request_peer_cn(req, c->ac_peer, sizeof c->ac_peer) < 0)
+		c->ac_peer[0] = '\0';
 	/* a parked call is dropped if its client goes away (one request is
 	 * in flight per connection: evhttp answers them in order) */
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -248,7 +252,12 @@ int http_start(struct poold *pd, char *err, size_t errlen)
 	char cert[4200], key[4200];
 	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
 	snprintf(key, sizeof key, "%s/server.key", pd->pd_dir);
-	http_ssl_ctx = tls_server_ctx(cert, key, NULL, 0, err, errlen);
+	char ca[4200];
+	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
+	/* client certificates are asked for, not required: agents present
+	 * theirs (issued by the pool CA), xe and XAPI clients log in instead;
+	 * one issued by another CA is refused at the handshake */
+	http_ssl_ctx = tls_server_ctx(cert, key, ca, 0, err, errlen);
 	if (!http_ssl_ctx)
 		return -1;
 	pd->pd_http = evhttp_new(pd->pd_base);

@@ -174,10 +174,12 @@ static int serve(struct poold *pd)
 	pd->pd_gc_timer = event_new(pd->pd_base, -1, EV_PERSIST, on_gc, pd);
 	struct timeval gc = {30, 0};
 	event_add(pd->pd_gc_timer, &gc);
+	host_liveness_start(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	event_base_dispatch(pd->pd_base);
 	http_stop(pd); /* closing the connections cancels the parked calls */
+	host_liveness_stop(pd);
 	evt_fini(pd);
 	event_free(sigterm);
 	event_free(sigint);

@@ -33,6 +33,8 @@ struct poold {
 	struct evt_waiter *pd_waiters; /* event.from calls waiting for a change */
 	int64_t pd_notified;         /* newest event id waiters were told about */
 	struct event *pd_gc_timer;
+	struct event *pd_live_timer;
+	json_t *pd_host_seen;        /* host ref -> monotonic second of its last heartbeat */
 	uint64_t pd_calls;
 };
 
@@ -41,6 +43,7 @@ struct poold {
 enum api_flags {
 	API_NO_SESSION = 1, /* session.login_with_password, system.listMethods */
 	API_ASYNC = 2,      /* also callable as Async.<name> */
+	API_AGENT = 4,      /* only for agents: their pool certificate is the credential */
 };
 
 typedef json_t *(*api_handler)(struct api_call *c);
@@ -65,6 +68,7 @@ struct api_call {
 	json_t *ac_args;         /* params after the session */
 	char ac_session[64];     /* "" when the method needs none */
 	char ac_task[64];        /* the task when called as Async.*, else "" */
+	char ac_peer[64];        /* CN of the verified client certificate (agents), else "" */
 	json_t *ac_result;       /* owned */
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	/* A result too big to build at once is streamed: the transport calls
@@ -120,6 +124,10 @@ void session_gc(struct poold *pd);
 void evt_commit_hook(void *ctx, int64_t last_event);
 void evt_fini(struct poold *pd);
 char *evt_token(int64_t id);
+
+/* ---- api_host.c: agents joining, heartbeats, liveness ---- */
+void host_liveness_start(struct poold *pd);
+void host_liveness_stop(struct poold *pd);
 
 /* ---- http.c ---- */
 int http_start(struct poold *pd, char *err, size_t errlen);

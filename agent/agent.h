@@ -1,0 +1,58 @@
+/*
+ * agent.h - pool-agent, the daemon on every host: what each file exports.
+ *
+ * The agent joins the pool once (join.c), then serves poold's requests
+ * over mutual TLS (server.c), drives the hypervisor through the backend
+ * (backend.h) and reports its host to poold every heartbeat-interval
+ * (main.c).
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include "backend.h"
+#include "conf.h"
+
+struct agent {
+	struct conf *ag_conf;
+	struct backend *ag_be;
+	struct event_base *ag_base;
+	struct evhttp *ag_http;
+	SSL_CTX *ag_server_ctx;     /* our certificate; clients must show a pool one */
+	SSL_CTX *ag_client_ctx;     /* our certificate; the master must show a pool one */
+	struct event *ag_beat_timer;
+	char ag_state[4096];        /* state-dir */
+	char ag_host_uuid[48];
+	char ag_master_host[256];
+	int ag_master_port;
+	int ag_port;                /* the port we really listen on */
+	char ag_address[64];        /* where poold reaches us */
+	bool ag_beat_inflight;
+	int ag_beats_failed;
+};
+
+/* ---- config.c ---- */
+extern const struct conf_key agent_conf_keys[];
+extern const size_t agent_nconf_keys;
+
+/* ---- join.c ---- */
+/* Join the pool when state-dir holds no certificate yet (blocking; before
+ * the loop starts). 0, or -1 with a reason in err. */
+int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
+/* "host:port" -> parts. */
+int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
+
+/* ---- report.c ---- */
+/* What we tell poold about this host (join and heartbeats). */
+json_t *agent_report(struct agent *ag);
+
+/* ---- server.c ---- */
+int agent_server_start(struct agent *ag, char *err, size_t errlen);
+void agent_server_stop(struct agent *ag);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * config.c - the settings pool-agent reads (etc/pool-agent.conf.sample
+ * documents each; a unit test checks that it does).
+ */
+#include "agent.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+#define GIB (1024LL * 1024 * 1024)
+
+const struct conf_key agent_conf_keys[] = {
+	{"master", CONF_STRING, "", 0, 0, NULL, "the pool master's address and port (host:port)"},
+	{"ca-fingerprint", CONF_STRING, "", 0, 0, NULL,
+	 "SHA-256 fingerprint of the pool CA, as printed by `poold init`: checked before joining"},
+	{"join-token", CONF_STRING, "", 0, 0, NULL, "one-time token from `xe pool-join-token-create`"},
+	{"state-dir", CONF_STRING, "/var/lib/pool-agent", 0, 0, NULL,
+	 "where the agent keeps its key, certificate and its domains' control sockets"},
+	{"name", CONF_STRING, "", 0, 0, NULL, "the host's name-label (default: the machine's host name)"},
+	{"listen-address", CONF_STRING, "0.0.0.0", 0, 0, NULL, "address the agent's API listens on"},
+	{"port", CONF_INT, "4444", 0, 65535, NULL, "the agent's HTTPS port (mutual TLS); 0 = any free port"},
+	{"address", CONF_STRING, "", 0, 0, NULL,
+	 "management address poold reaches the agent on (default: the one it joined from)"},
+	{"migration-address", CONF_STRING, "", 0, 0, NULL,
+	 "an address on a separate network for migration streams (default: none)"},
+	{"backend", CONF_ENUM, "auto", 0, 0, "auto|sim|xen",
+	 "hypervisor: xen (libxl), sim (simulated), auto = xen when /dev/xen/privcmd exists"},
+	{"sim-memory", CONF_SIZE, "16GiB", 64LL * 1024 * 1024, 64 * 1024 * GIB, NULL,
+	 "sim backend: the host's memory"},
+	{"sim-cpus", CONF_INT, "8", 1, 1024, NULL, "sim backend: the host's CPU count"},
+	{"sim-cpu-vendor", CONF_ENUM, "GenuineIntel", 0, 0, "GenuineIntel|AuthenticAMD",
+	 "sim backend: the CPU vendor"},
+	{"sim-featureset", CONF_STRING,
+	 "1fcbfbff-f7fa3223-2d93fbff-00000023-00000001-000007ab-00000000-00000000-001000c8", 0, 0, NULL,
+	 "sim backend: the CPU feature set (XAPI form), so tests can mix CPU generations"},
+	{"simdom-path", CONF_STRING, "", 0, 0, NULL,
+	 "sim backend: the domain program (default: pool-simdom beside pool-agent)"},
+	{"heartbeat-interval", CONF_DURATION, "2s", 100, DAY_MS, NULL,
+	 "how often the agent reports its host and domains to poold"},
+	{"software-version", CONF_STRING, "", 0, 0, NULL,
+	 "the product version reported (default: this build's); lets tests build mixed-version pools"},
+	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe log line written"},
+};
+const size_t agent_nconf_keys = sizeof agent_conf_keys / sizeof agent_conf_keys[0];

@@ -1,0 +1,238 @@
+/*
+ * join.c - an agent joins the pool, once.
+ *
+ * 1. Ask the master for the pool CA (pool.get_ca_certificate) without
+ *    trusting anything yet, and compare its SHA-256 fingerprint with the
+ *    one the operator copied from `poold init`: a wrong master, or someone
+ *    in between, stops here and the token is never sent.
+ * 2. Make a key (state-dir/agent.key, 0600) and a certificate request.
+ * 3. host.join(token, CSR, report) over TLS verified against that CA; the
+ *    answer holds the certificate the pool CA signed for this host.
+ * Files are written under temporary names and renamed at the end: a failed
+ * join leaves the state directory as it was, and poold records the host
+ * only when the whole join succeeded.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include "agent.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "tls.h"
+#include "xerr.h"
+
+struct body {
+	char *b;
+	size_t n;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+	struct body *b = arg;
+	if (b->n + sz * n > (1u << 20))
+		return 0; /* no answer of ours is that big */
+	char *nb = realloc(b->b, b->n + sz * n + 1);
+	if (!nb)
+		return 0;
+	memcpy(nb + b->n, p, sz * n);
+	b->b = nb;
+	b->n += sz * n;
+	b->b[b->n] = '\0';
+	return sz * n;
+}
+
+/* One blocking JSON-RPC call; cainfo NULL = do not verify the server (only
+ * for fetching the CA, whose fingerprint is then checked). */
+static json_t *call(const char *url, const char *cainfo, const char *method, json_t *params, char *local_ip,
+		    char *err, size_t errlen)
+{
+	char *req = jrpc_request(method, params, 1);
+	json_decref(params);
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	struct body b = {0};
+	json_t *result = NULL, *xerr = NULL;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, req);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cainfo ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L); /* the chain is checked; names vary */
+	if (cainfo)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cainfo);
+	CURLcode rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
+	} else if (jrpc_parse_answer(b.b ? b.b : "", b.n, &result, &xerr) != 0) {
+		char *s = xerr_to_text(xerr);
+		snprintf(err, errlen, "%s refused: %s", method, s ? s : "?");
+		free(s);
+	}
+	if (rc == CURLE_OK && local_ip) {
+		char *ip = NULL;
+		curl_easy_getinfo(c, CURLINFO_LOCAL_IP, &ip);
+		snprintf(local_ip, 64, "%s", ip ? ip : "");
+	}
+	json_decref(xerr);
+	free(b.b);
+	free(req);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return result;
+}
+
+int agent_split_master(const char *master, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(master, ':');
+	if (!colon || colon == master || !colon[1])
+		return -1;
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || p <= 0 || p > 65535 || (size_t)(colon - master) >= hostlen)
+		return -1;
+	snprintf(host, hostlen, "%.*s", (int)(colon - master), master);
+	*port = (int)p;
+	return 0;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fchmod(fileno(f), mode) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	if (fclose(f) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void path(char *out, const struct agent *ag, const char *name)
+{
+	snprintf(out, 4200, "%s/%s", ag->ag_state, name);
+}
+
+/* Fingerprints compare without regard to case or colons. */
+static bool same_fingerprint(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == ':')
+			a++;
+		while (*b == ':')
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
+			return false;
+	}
+}
+
+static int load_joined(struct agent *ag)
+{
+	char p[4200];
+	path(p, ag, "host.json");
+	json_t *h = json_load_file(p, 0, NULL);
+	const char *uuid = json_string_value(json_object_get(h, "host_uuid"));
+	int rc = -1;
+	if (uuid) {
+		snprintf(ag->ag_host_uuid, sizeof ag->ag_host_uuid, "%s", uuid);
+		rc = 0;
+	}
+	json_decref(h);
+	return rc;
+}
+
+int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
+{
+	char cert[4200], key[4200], ca[4200], hostjson[4200], tmp_key[4200], tmp_ca[4200];
+	path(cert, ag, "agent.pem");
+	path(key, ag, "agent.key");
+	path(ca, ag, "ca.pem");
+	path(hostjson, ag, "host.json");
+	path(tmp_key, ag, "agent.key.joining");
+	path(tmp_ca, ag, "ca.pem.joining");
+	if (access(cert, F_OK) == 0 && load_joined(ag) == 0)
+		return 0;
+	const char *token = conf_str(ag->ag_conf, "join-token");
+	const char *want_fp = conf_str(ag->ag_conf, "ca-fingerprint");
+	if (!*token || !*want_fp) {
+		snprintf(err, errlen, "not a pool member yet: set join-token (xe pool-join-token-create) and "
+				      "ca-fingerprint (printed by poold init) to join the pool at %s:%d",
+			 ag->ag_master_host, ag->ag_master_port);
+		return -1;
+	}
+	char url[400];
+	snprintf(url, sizeof url, "https://%s:%d/jsonrpc", ag->ag_master_host, ag->ag_master_port);
+	char local_ip[64] = "";
+	json_t *pem = call(url, NULL, "pool.get_ca_certificate", json_array(), local_ip, err, errlen);
+	if (!pem)
+		return -1;
+	char fp[128];
+	int rc = -1;
+	char *csr = NULL;
+	json_t *ans = NULL;
+	if (!json_is_string(pem) || !tls_pem_fingerprint(json_string_value(pem), fp, sizeof fp, err, errlen))
+		goto out;
+	if (!same_fingerprint(fp, want_fp)) {
+		snprintf(err, errlen, "the master at %s:%d shows a pool CA with fingerprint %s, not %s: "
+				      "wrong master or wrong fingerprint, not joining",
+			 ag->ag_master_host, ag->ag_master_port, fp, want_fp);
+		goto out;
+	}
+	unlink(tmp_key);
+	if (write_file(tmp_ca, json_string_value(pem), 0644, err, errlen) < 0)
+		goto out;
+	csr = tls_csr_create(tmp_key, conf_str(ag->ag_conf, "name"), err, errlen);
+	if (!csr)
+		goto out;
+	if (!ag->ag_address[0])
+		snprintf(ag->ag_address, sizeof ag->ag_address, "%s", local_ip);
+	ans = call(url, tmp_ca, "host.join", json_pack("[s,s,o]", token, csr, agent_report(ag)), NULL, err, errlen);
+	const char *uuid = json_string_value(json_object_get(ans, "host_uuid"));
+	const char *certificate = json_string_value(json_object_get(ans, "certificate"));
+	if (!ans)
+		goto out;
+	if (!uuid || !certificate) {
+		snprintf(err, errlen, "host.join answered without a certificate");
+		goto out;
+	}
+	json_t *hj = json_pack("{s:s, s:s}", "host_uuid", uuid, "master", conf_str(ag->ag_conf, "master"));
+	char *hjs = json_dumps(hj, JSON_INDENT(2));
+	json_decref(hj);
+	rc = write_file(cert, certificate, 0644, err, errlen) == 0 && write_file(hostjson, hjs, 0644, err, errlen) == 0 &&
+			     rename(tmp_key, key) == 0 && rename(tmp_ca, ca) == 0
+		     ? 0
+		     : -1;
+	free(hjs);
+	if (rc == 0) {
+		snprintf(ag->ag_host_uuid, sizeof ag->ag_host_uuid, "%s", uuid);
+		log_info("joined the pool at %s:%d as host %s", ag->ag_master_host, ag->ag_master_port, uuid);
+	} else {
+		if (!*err)
+			snprintf(err, errlen, "cannot store the certificate in %s: %s", ag->ag_state, strerror(errno));
+		unlink(cert);
+		unlink(hostjson);
+	}
+out:
+	if (rc < 0) {
+		unlink(tmp_key);
+		unlink(tmp_ca);
+	}
+	json_decref(ans);
+	json_decref(pem);
+	free(csr);
+	return rc;
+}

@@ -1,0 +1,274 @@
+/*
+ * server.c - the agent's API: JSON-RPC over HTTPS with mutual TLS.
+ *
+ * Only a peer with a certificate from the pool CA gets past the handshake
+ * (poold, and other agents for migration later). One table names each
+ * method, its parameter count and handler; domains are named by their VM's
+ * uuid, as poold knows them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include "agent.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "xerr.h"
+
+typedef json_t *(*agent_method_fn)(struct agent *ag, json_t *args, json_t **result);
+
+static json_t *be_fail(struct agent *ag, const char *what, const char *uuid)
+{
+	return xerr_newf(XE_INTERNAL_ERROR, "%s %s: %s", what, uuid, backend_error(ag->ag_be));
+}
+
+/* The domain of VM uuid: its domid, or -1. */
+static int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
+{
+	struct be_domain_info *d = NULL;
+	int n = 0, domid = -1;
+	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &d, &n) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(d[i].di_uuid, uuid) == 0) {
+			domid = d[i].di_domid;
+			if (out)
+				*out = d[i];
+		}
+	free(d);
+	return domid;
+}
+
+static json_t *m_report(struct agent *ag, json_t *args, json_t **result)
+{
+	(void)args;
+	*result = agent_report(ag);
+	return NULL;
+}
+
+static void copy_str(char *dst, size_t len, json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	snprintf(dst, len, "%s", s ? s : "");
+}
+
+static json_int_t ival(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static json_t *m_vm_start(struct agent *ag, json_t *args, json_t **result)
+{
+	json_t *cfg = json_array_get(args, 0);
+	if (!json_is_object(cfg))
+		return xerr_new(XE_FIELD_TYPE_ERROR, "config", NULL);
+	struct be_domain_config dc;
+	memset(&dc, 0, sizeof dc);
+	copy_str(dc.dc_uuid, sizeof dc.dc_uuid, cfg, "uuid");
+	copy_str(dc.dc_name, sizeof dc.dc_name, cfg, "name");
+	copy_str(dc.dc_cpu_vendor, sizeof dc.dc_cpu_vendor, cfg, "cpu_vendor");
+	copy_str(dc.dc_featureset, sizeof dc.dc_featureset, cfg, "featureset");
+	dc.dc_memory = (uint64_t)ival(cfg, "memory");
+	dc.dc_vcpus = (int)ival(cfg, "vcpus");
+	json_t *wl = json_object_get(cfg, "workload");
+	dc.dc_workload = (struct be_workload){(uint64_t)ival(wl, "touch_pages"), (uint64_t)ival(wl, "dirty_pages_per_s"),
+					      (uint64_t)ival(wl, "working_set_pages"), (int)ival(wl, "pct_zero"),
+					      (int)ival(wl, "pct_text"), (int)ival(wl, "pct_random"),
+					      (uint64_t)ival(wl, "disk_write_bytes_per_s")};
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(cfg, "disks"), i, d) {
+		if (dc.dc_ndisks >= 8)
+			break;
+		struct be_disk *bd = &dc.dc_disks[dc.dc_ndisks++];
+		copy_str(bd->bd_vdi_uuid, sizeof bd->bd_vdi_uuid, d, "vdi_uuid");
+		copy_str(bd->bd_path, sizeof bd->bd_path, d, "path");
+		copy_str(bd->bd_device, sizeof bd->bd_device, d, "device");
+		bd->bd_readonly = json_is_true(json_object_get(d, "readonly"));
+	}
+	if (!dc.dc_uuid[0] || dc.dc_memory == 0 || dc.dc_vcpus < 1)
+		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
+	if (domid_of(ag, dc.dc_uuid, NULL) >= 0)
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
+	int domid;
+	if (ag->ag_be->be_ops->bo_domain_create(ag->ag_be, &dc, &domid) < 0)
+		return be_fail(ag, "cannot create a domain for", dc.dc_uuid);
+	if (!json_is_true(json_object_get(cfg, "start_paused")) && ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid) < 0) {
+		json_t *e = be_fail(ag, "cannot unpause the domain of", dc.dc_uuid);
+		ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid);
+		return e;
+	}
+	log_info("started VM %s (%s) as domain %d", dc.dc_uuid, dc.dc_name, domid);
+	*result = json_pack("{s:i}", "domid", domid);
+	return NULL;
+}
+
+static json_t *with_domain(struct agent *ag, json_t *args, int *domid, const char **uuid)
+{
+	*uuid = json_string_value(json_array_get(args, 0));
+	if (!*uuid)
+		return xerr_new(XE_FIELD_TYPE_ERROR, "vm", NULL);
+	*domid = domid_of(ag, *uuid, NULL);
+	return *domid < 0 ? xerr_newf(XE_INTERNAL_ERROR, "VM %s has no domain on this host", *uuid) : NULL;
+}
+
+static json_t *m_vm_shutdown(struct agent *ag, json_t *args, json_t **result)
+{
+	int domid;
+	const char *uuid;
+	json_t *e = with_domain(ag, args, &domid, &uuid);
+	if (e)
+		return e;
+	bool hard = json_is_true(json_array_get(args, 1));
+	int rc = hard ? ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid)
+		      : ag->ag_be->be_ops->bo_domain_shutdown(ag->ag_be, domid, 30000);
+	if (rc == 0 && !hard)
+		rc = ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid); /* release what it held */
+	if (rc < 0)
+		return be_fail(ag, hard ? "cannot destroy" : "cannot shut down", uuid);
+	log_info("%s VM %s (domain %d)", hard ? "destroyed" : "shut down", uuid, domid);
+	*result = json_string("");
+	return NULL;
+}
+
+static json_t *m_vm_pause(struct agent *ag, json_t *args, json_t **result)
+{
+	int domid;
+	const char *uuid;
+	json_t *e = with_domain(ag, args, &domid, &uuid);
+	if (e)
+		return e;
+	if (ag->ag_be->be_ops->bo_domain_pause(ag->ag_be, domid) < 0)
+		return be_fail(ag, "cannot pause", uuid);
+	*result = json_string("");
+	return NULL;
+}
+
+static json_t *m_vm_unpause(struct agent *ag, json_t *args, json_t **result)
+{
+	int domid;
+	const char *uuid;
+	json_t *e = with_domain(ag, args, &domid, &uuid);
+	if (e)
+		return e;
+	if (ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid) < 0)
+		return be_fail(ag, "cannot unpause", uuid);
+	*result = json_string("");
+	return NULL;
+}
+
+static const struct {
+	const char *name;
+	size_t nargs;
+	agent_method_fn fn;
+} agent_methods[] = {
+	{"agent.report", 0, m_report},
+	{"agent.vm_start", 1, m_vm_start},
+	{"agent.vm_shutdown", 2, m_vm_shutdown},
+	{"agent.vm_pause", 1, m_vm_pause},
+	{"agent.vm_unpause", 1, m_vm_unpause},
+};
+
+static void reply(struct evhttp_request *req, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, text, strlen(text));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+	struct agent *ag = arg;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_send_error(req, 405, "use POST with a JSON-RPC body");
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	struct jrpc_req r;
+	char *text = NULL;
+	if (jrpc_parse(body ? body : "", len, &r, &text) < 0) {
+		reply(req, text);
+		free(text);
+		return;
+	}
+	json_t *err = NULL, *result = NULL;
+	size_t i, n = sizeof agent_methods / sizeof agent_methods[0];
+	for (i = 0; i < n && strcmp(agent_methods[i].name, r.jr_method); i++)
+		;
+	if (i == n) {
+		err = xerr_new(XE_MESSAGE_METHOD_UNKNOWN, r.jr_method, NULL);
+	} else if (json_array_size(r.jr_params) != agent_methods[i].nargs) {
+		char want[16], got[16];
+		snprintf(want, sizeof want, "%zu", agent_methods[i].nargs);
+		snprintf(got, sizeof got, "%zu", json_array_size(r.jr_params));
+		err = xerr_new(XE_MESSAGE_PARAMETER_COUNT_MISMATCH, r.jr_method, want, got, NULL);
+	} else {
+		err = agent_methods[i].fn(ag, r.jr_params, &result);
+	}
+	if (err) {
+		text = jrpc_err(r.jr_id, r.jr_v2, err);
+	} else {
+		char *rt = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		text = jrpc_ok(r.jr_id, r.jr_v2, rt);
+		free(rt);
+	}
+	reply(req, text ? text : "");
+	free(text);
+	json_decref(err);
+	json_decref(result);
+	jrpc_req_clear(&r);
+}
+
+static struct bufferevent *bevcb(struct event_base *base, void *arg)
+{
+	struct agent *ag = arg;
+	SSL *ssl = SSL_new(ag->ag_server_ctx);
+	if (!ssl)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+}
+
+/* Listen now (the port goes into the join report); TLS is ready before
+ * the loop runs, so nothing is accepted without it. */
+int agent_server_start(struct agent *ag, char *err, size_t errlen)
+{
+	ag->ag_http = evhttp_new(ag->ag_base);
+	if (!ag->ag_http) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return -1;
+	}
+	evhttp_set_bevcb(ag->ag_http, bevcb, ag);
+	evhttp_set_gencb(ag->ag_http, handle, ag);
+	evhttp_set_max_body_size(ag->ag_http, 4 << 20);
+	evhttp_set_timeout(ag->ag_http, 60);
+	const char *addr = conf_str(ag->ag_conf, "listen-address");
+	int port = (int)conf_int(ag->ag_conf, "port");
+	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ag->ag_http, addr, (ev_uint16_t)port);
+	if (!bs) {
+		snprintf(err, errlen, "cannot listen on %s:%d", addr, port);
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl);
+	ag->ag_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+void agent_server_stop(struct agent *ag)
+{
+	if (ag->ag_http)
+		evhttp_free(ag->ag_http);
+	ag->ag_http = NULL;
+}

@@ -1,0 +1,416 @@
+/*
+ * api_host.c - hosts joining the pool, their heartbeats, their liveness.
+ *
+ * An operator makes a one-time join token (pool.create_join_token, `xe
+ * pool-join-token-create`). The agent fetches the pool CA
+ * (pool.get_ca_certificate), checks its fingerprint against the one
+ * `poold init` printed, and calls host.join(token, CSR, report) over TLS
+ * verified against that CA. In one transaction poold uses the token up,
+ * checks the CPU vendor (HOSTS_NOT_HOMOGENEOUS), records the host and its
+ * metrics, re-levels the pool's CPU features and signs the CSR with the
+ * host's uuid as CN: either all of it happens or none. From then on the
+ * agent's certificate is its credential: host.heartbeat accepts only a
+ * verified pool certificate and takes the host from its CN.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "cpuid.h"
+#include "log.h"
+#include "poold.h"
+#include "tls.h"
+#include "version.h"
+#include "xerr.h"
+
+static int64_t mono_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec;
+}
+
+static void sha256_hex(const char *text, char *out)
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* ------------------------------------------------------------- tokens */
+
+struct token_ctx {
+	char hash[65];
+	int64_t expires;
+};
+
+static json_t *token_txn(struct db *db, void *ctx)
+{
+	struct token_ctx *t = ctx;
+	return db_token_add(db, t->hash, t->expires);
+}
+
+json_t *pool_create_join_token(struct api_call *c)
+{
+	json_int_t ttl = conf_duration_ms(c->ac_pd->pd_conf, "join-token-lifetime") / 1000;
+	if (json_array_size(c->ac_args) >= 1) {
+		json_t *e = api_arg_int(c, 0, "expiry_seconds", &ttl);
+		if (e)
+			return e;
+		if (ttl < 1 || ttl > 30 * 86400) {
+			char v[32];
+			snprintf(v, sizeof v, "%lld", (long long)ttl);
+			return xerr_new(XE_INVALID_VALUE, "expiry_seconds", v, NULL);
+		}
+	}
+	unsigned char raw[24];
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		return xerr_newf(XE_INTERNAL_ERROR, "no randomness for a token");
+	char token[64];
+	EVP_EncodeBlock((unsigned char *)token, raw, sizeof raw);
+	for (char *p = token; *p; p++) /* URL- and shell-safe */
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	struct token_ctx t;
+	sha256_hex(token, t.hash);
+	t.expires = (int64_t)time(NULL) + ttl;
+	json_t *e = db_txn(c->ac_pd->pd_db, token_txn, &t);
+	if (e)
+		return e;
+	c->ac_result = json_string(token);
+	return NULL;
+}
+
+json_t *pool_get_ca_certificate(struct api_call *c)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/ca.pem", c->ac_pd->pd_dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return xerr_newf(XE_INTERNAL_ERROR, "cannot read the pool CA certificate");
+	char buf[16384];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	c->ac_result = json_string(buf);
+	return NULL;
+}
+
+/* --------------------------------------------------------------- join */
+
+/* What an agent reports about its host (join and every heartbeat). */
+struct host_report {
+	const char *name, *hostname, *address, *migration_address, *backend, *version, *vendor, *features;
+	json_int_t port, memory_total, memory_free, cpus;
+};
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static json_t *report_parse(json_t *r, struct host_report *out)
+{
+	if (!json_is_object(r))
+		return xerr_new(XE_FIELD_TYPE_ERROR, "report", NULL);
+	json_t *cpu = json_object_get(r, "cpu_info");
+	*out = (struct host_report){str(r, "name_label"), str(r, "hostname"), str(r, "address"),
+				    str(r, "migration_address"), str(r, "backend"), str(r, "product_version"),
+				    str(cpu, "vendor"), str(cpu, "features"),
+				    json_integer_value(json_object_get(r, "port")),
+				    json_integer_value(json_object_get(r, "memory_total")),
+				    json_integer_value(json_object_get(r, "memory_free")),
+				    json_integer_value(json_object_get(cpu, "cpu_count"))};
+	struct cpuid_set set;
+	if (!*out->name || !*out->address || out->port <= 0 || out->port > 65535 || out->memory_total <= 0 ||
+	    !*out->vendor || cpuid_parse(out->features, &set) < 0 || !*out->version)
+		return xerr_new(XE_INVALID_VALUE, "report",
+				"needs name_label, address, port, memory_total, product_version and cpu_info "
+				"{vendor, features (XAPI feature-set form)}",
+				NULL);
+	return NULL;
+}
+
+static json_t *host_fields(const struct host_report *r)
+{
+	char cpus[16];
+	snprintf(cpus, sizeof cpus, "%lld", (long long)r->cpus);
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}",
+			 "name_label", r->name, "hostname", *r->hostname ? r->hostname : r->name, "address",
+			 r->address, "software_version", "product_brand", POOLD_PRODUCT, "product_version",
+			 r->version, "platform_name", POOLD_PRODUCT, "xapi", r->version, "backend", r->backend,
+			 "cpu_info", "vendor", r->vendor, "features", r->features, "cpu_count", cpus,
+			 "other_config", "agent_address", r->address, "agent_port", "", "migration_address",
+			 r->migration_address);
+}
+
+/* The pool's CPU level: the AND of every host's feature set, stored in
+ * pool.cpu_info as XAPI does. -1 and HOSTS_NOT_HOMOGENEOUS in *err when
+ * the vendors differ. */
+static json_t *pool_relevel(struct db *db, const char *pool)
+{
+	json_t *hosts = db_find(db, "host", NULL, NULL);
+	struct cpuid_host ch[256];
+	size_t n = 0;
+	const char *ref;
+	json_t *h;
+	json_object_foreach(hosts, ref, h) {
+		json_t *cpu = json_object_get(h, "cpu_info");
+		if (n < 256 && *str(cpu, "vendor"))
+			ch[n++] = (struct cpuid_host){str(cpu, "vendor"), str(cpu, "features")};
+	}
+	struct cpuid_set level;
+	char reason[512], text[9 * CPUID_MAX_WORDS + 1];
+	json_t *e = NULL;
+	if (n == 0) {
+		json_decref(hosts);
+		return NULL;
+	}
+	if (cpuid_pool_level(ch, n, &level, reason, sizeof reason) < 0) {
+		e = xerr_new(XE_HOSTS_NOT_HOMOGENEOUS, reason, NULL);
+	} else {
+		cpuid_format(&level, text, sizeof text);
+		e = db_obj_set(db, pool, "cpu_info",
+			       json_pack("{s:s, s:s, s:s}", "vendor", ch[0].ch_vendor, "features", text,
+					 "features_hvm", text));
+	}
+	json_decref(hosts);
+	return e;
+}
+
+struct join_ctx {
+	struct poold *pd;
+	const char *token, *csr;
+	struct host_report rep;
+	char host_ref[64], host_uuid[48];
+	char *cert;
+};
+
+/* The host object poold init made for the master's machine, while no
+ * agent has claimed it: the first agent to join becomes it. */
+static bool master_unclaimed(struct db *db, const char *master, json_t **rec)
+{
+	*rec = db_obj_get(db, master);
+	return *rec && !*str(json_object_get(*rec, "other_config"), "agent_address");
+}
+
+static json_t *join_txn(struct db *db, void *ctx)
+{
+	struct join_ctx *j = ctx;
+	struct poold *pd = j->pd;
+	char hash[65];
+	sha256_hex(j->token, hash);
+	free(j->cert);
+	j->cert = NULL;
+	json_t *e = db_token_use(db, hash, (int64_t)time(NULL));
+	if (e)
+		return e;
+	json_t *fields = host_fields(&j->rep);
+	char port[16];
+	snprintf(port, sizeof port, "%lld", (long long)j->rep.port);
+	json_object_set_new(json_object_get(fields, "other_config"), "agent_port", json_string(port));
+	json_t *master;
+	if (master_unclaimed(db, pd->pd_host_ref, &master)) {
+		snprintf(j->host_ref, sizeof j->host_ref, "%s", pd->pd_host_ref);
+		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(master, "uuid"));
+		e = db_obj_update(db, j->host_ref, fields);
+		const char *mref = str(master, "metrics");
+		if (!e)
+			e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b}", "memory_total", j->rep.memory_total,
+							      "memory_free", j->rep.memory_free, "live", 1));
+	} else {
+		char mref[64];
+		e = db_obj_create_new(db, "host_metrics",
+				  json_pack("{s:I, s:I, s:b}", "memory_total", j->rep.memory_total, "memory_free",
+					    j->rep.memory_free, "live", 1),
+				  mref);
+		json_object_set_new(fields, "metrics", json_string(mref));
+		json_object_set_new(fields, "enabled", json_true());
+		if (!e)
+			e = db_obj_create(db, "host", fields, j->host_ref);
+		json_t *h = e ? NULL : db_obj_get(db, j->host_ref);
+		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(h, "uuid"));
+		json_decref(h);
+	}
+	json_decref(master);
+	json_decref(fields);
+	if (!e)
+		e = pool_relevel(db, pd->pd_pool_ref);
+	if (e)
+		return e;
+	char ca[4200], cakey[4200], sans[300], err[512] = "";
+	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
+	snprintf(cakey, sizeof cakey, "%s/ca.key", pd->pd_dir);
+	snprintf(sans, sizeof sans, "IP:%s", j->rep.address);
+	j->cert = tls_csr_sign(ca, cakey, j->csr, j->host_uuid, sans, 3650, err, sizeof err);
+	if (!j->cert)
+		return xerr_new(XE_INVALID_VALUE, "csr", err, NULL);
+	return NULL;
+}
+
+json_t *host_join(struct api_call *c)
+{
+	struct join_ctx j = {c->ac_pd, NULL, NULL, {0}, "", "", NULL};
+	json_t *report, *e = api_arg_str(c, 0, "token", &j.token);
+	if (e || (e = api_arg_str(c, 1, "csr", &j.csr)) || (e = api_arg_obj(c, 2, "report", &report)) ||
+	    (e = report_parse(report, &j.rep)))
+		return e;
+	/* the same name twice is an operator's mistake, not a new host */
+	json_t *same = db_refs_by_name(c->ac_pd->pd_db, "host", j.rep.name);
+	json_t *m = db_obj_get(c->ac_pd->pd_db, c->ac_pd->pd_host_ref);
+	bool dup = json_array_size(same) > 0 &&
+		   !(json_array_size(same) == 1 &&
+		     strcmp(json_string_value(json_array_get(same, 0)), c->ac_pd->pd_host_ref) == 0 &&
+		     !*str(json_object_get(m, "other_config"), "agent_address"));
+	json_decref(same);
+	json_decref(m);
+	if (dup)
+		return xerr_new(XE_INVALID_VALUE, "name_label", j.rep.name, NULL);
+	e = db_txn(c->ac_pd->pd_db, join_txn, &j);
+	if (e) {
+		free(j.cert);
+		char *s = xerr_to_text(e);
+		log_warn("host '%s' (%s) refused: %s", j.rep.name, j.rep.address, s ? s : "?");
+		free(s);
+		return e;
+	}
+	json_object_set_new(c->ac_pd->pd_host_seen, j.host_ref, json_integer(mono_s()));
+	log_info("host '%s' joined from %s:%lld as %s", j.rep.name, j.rep.address, (long long)j.rep.port,
+		 j.host_uuid);
+	c->ac_result = json_pack("{s:s, s:s, s:s}", "host_ref", j.host_ref, "host_uuid", j.host_uuid,
+				 "certificate", j.cert);
+	free(j.cert);
+	return NULL;
+}
+
+/* ----------------------------------------------------------- heartbeat */
+
+struct beat_ctx {
+	const char *host;
+	struct host_report rep;
+	bool changed;
+};
+
+static json_t *beat_txn(struct db *db, void *ctx)
+{
+	struct beat_ctx *b = ctx;
+	json_t *h, *e = db_obj_get_checked(db, "host", b->host, &h);
+	if (e)
+		return e;
+	const char *mref = str(h, "metrics");
+	json_t *m = db_obj_get(db, mref);
+	json_int_t free_was = json_integer_value(json_object_get(m, "memory_free"));
+	json_int_t diff = free_was - b->rep.memory_free;
+	bool live = json_is_true(json_object_get(m, "live"));
+	/* write when something a client would notice changed, not every beat */
+	if (!live || diff > b->rep.memory_total / 100 || -diff > b->rep.memory_total / 100 ||
+	    json_integer_value(json_object_get(m, "memory_total")) != b->rep.memory_total) {
+		char now[32];
+		model_now(now);
+		e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b, s:s}", "memory_total", b->rep.memory_total,
+						      "memory_free", b->rep.memory_free, "live", 1,
+						      "last_updated", now));
+		b->changed = !live;
+	}
+	json_t *fields = host_fields(&b->rep);
+	char port[16];
+	snprintf(port, sizeof port, "%lld", (long long)b->rep.port);
+	json_object_set_new(json_object_get(fields, "other_config"), "agent_port", json_string(port));
+	/* keep the operator's other_config keys: only ours are refreshed */
+	json_t *oc = json_deep_copy(json_object_get(h, "other_config"));
+	json_object_update(oc, json_object_get(fields, "other_config"));
+	json_object_set_new(fields, "other_config", oc);
+	bool same = true;
+	const char *k;
+	json_t *v;
+	json_object_foreach(fields, k, v) if (!json_equal(v, json_object_get(h, k))) same = false;
+	if (!e && !same)
+		e = db_obj_update(db, b->host, fields);
+	json_decref(fields);
+	json_decref(m);
+	json_decref(h);
+	return e;
+}
+
+json_t *host_heartbeat(struct api_call *c)
+{
+	struct beat_ctx b = {NULL, {0}, false};
+	char ref[64];
+	if (!db_ref_by_uuid(c->ac_pd->pd_db, "host", c->ac_peer, ref))
+		return xerr_new(XE_PERMISSION_DENIED, "the certificate names no host of this pool", NULL);
+	b.host = ref;
+	json_t *report, *e = api_arg_obj(c, 0, "report", &report);
+	if (e || (e = report_parse(report, &b.rep)) || (e = db_txn(c->ac_pd->pd_db, beat_txn, &b)))
+		return e;
+	if (b.changed)
+		log_info("host %s is live", b.rep.name);
+	json_object_set_new(c->ac_pd->pd_host_seen, ref, json_integer(mono_s()));
+	c->ac_result = json_pack("{s:s}", "host", ref);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ liveness */
+
+static json_t *not_live_txn(struct db *db, void *ctx)
+{
+	json_t *h = db_obj_get(db, ctx);
+	const char *m = str(h, "metrics");
+	json_t *e = *m ? db_obj_set(db, m, "live", json_false()) : NULL;
+	json_decref(h);
+	return e;
+}
+
+static void liveness_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct poold *pd = arg;
+	int64_t now = mono_s();
+	int64_t limit = conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout") / 1000;
+	const char *ref;
+	json_t *seen, *tmp;
+	json_object_foreach_safe(pd->pd_host_seen, tmp, ref, seen) {
+		if (now - json_integer_value(seen) <= limit)
+			continue;
+		json_t *e = db_txn(pd->pd_db, not_live_txn, (void *)ref);
+		json_decref(e);
+		log_warn("host %s is not live: no heartbeat for %llds", ref, (long long)(now - json_integer_value(seen)));
+		json_object_del(pd->pd_host_seen, ref); /* live again with its next heartbeat */
+	}
+}
+
+void host_liveness_start(struct poold *pd)
+{
+	pd->pd_host_seen = json_object();
+	/* hosts live when poold stopped get a full timeout to say so again */
+	json_t *hosts = db_find(pd->pd_db, "host", NULL, NULL);
+	const char *ref;
+	json_t *h;
+	json_object_foreach(hosts, ref, h) {
+		/* the master's own machine, until an agent claims it, is poold's
+		 * to report: it is live while poold runs */
+		if (!*str(json_object_get(h, "other_config"), "agent_address"))
+			continue;
+		json_t *m = db_obj_get(pd->pd_db, str(h, "metrics"));
+		if (json_is_true(json_object_get(m, "live")))
+			json_object_set_new(pd->pd_host_seen, ref, json_integer(mono_s()));
+		json_decref(m);
+	}
+	json_decref(hosts);
+	pd->pd_live_timer = event_new(pd->pd_base, -1, EV_PERSIST, liveness_check, pd);
+	struct timeval one = {1, 0};
+	event_add(pd->pd_live_timer, &one);
+}
+
+void host_liveness_stop(struct poold *pd)
+{
+	if (pd->pd_live_timer)
+		event_free(pd->pd_live_timer);
+	pd->pd_live_timer = NULL;
+	json_decref(pd->pd_host_seen);
+	pd->pd_host_seen = NULL;
+}
