@@ -44,6 +44,13 @@ json_t *vdi_destroy(struct api_call *c);
 json_t *vbd_create(struct api_call *c);
 json_t *vbd_destroy(struct api_call *c);
 json_t *pool_create_join_token(struct api_call *c);
+json_t *vm_start(struct api_call *c);
+json_t *vm_start_on(struct api_call *c);
+json_t *vm_shutdown(struct api_call *c);
+json_t *vm_clean_shutdown(struct api_call *c);
+json_t *vm_hard_shutdown(struct api_call *c);
+json_t *vm_pause(struct api_call *c);
+json_t *vm_unpause(struct api_call *c);
 json_t *pool_get_ca_certificate(struct api_call *c);
 json_t *host_join(struct api_call *c);
 json_t *host_heartbeat(struct api_call *c);
@@ -67,6 +74,13 @@ static const struct api_method api_methods[] = {
 	{"VDI.destroy", 2, 2, API_ASYNC, vdi_destroy},
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
+	{"VM.start", 3, 3, API_ASYNC, vm_start},
+	{"VM.start_on", 4, 4, API_ASYNC, vm_start_on},
+	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown},
+	{"VM.clean_shutdown", 2, 2, API_ASYNC, vm_clean_shutdown},
+	{"VM.hard_shutdown", 2, 2, API_ASYNC, vm_hard_shutdown},
+	{"VM.pause", 2, 2, API_ASYNC, vm_pause},
+	{"VM.unpause", 2, 2, API_ASYNC, vm_unpause},
 	/* ours: hosts joining the pool (xe pool-join-token-create; pool-agent) */
 	{"pool.create_join_token", 1, 2, 0, pool_create_join_token},
 	{"pool.get_ca_certificate", 0, 0, API_NO_SESSION, pool_get_ca_certificate},

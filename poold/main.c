@@ -174,12 +174,24 @@ static int serve(struct poold *pd)
 	pd->pd_gc_timer = event_new(pd->pd_base, -1, EV_PERSIST, on_gc, pd);
 	struct timeval gc = {30, 0};
 	event_add(pd->pd_gc_timer, &gc);
+	char ca[4200], cert[4200], key[4200];
+	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
+	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
+	snprintf(key, sizeof key, "%s/server.key", pd->pd_dir);
+	pd->pd_agent_ctx = tls_client_ctx(ca, cert, key, err, sizeof err);
+	if (!pd->pd_agent_ctx) {
+		fprintf(stderr, "poold: %s\n", err);
+		return 1;
+	}
+	pd->pd_vm_changed = json_object();
 	host_liveness_start(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	event_base_dispatch(pd->pd_base);
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	host_liveness_stop(pd);
+	SSL_CTX_free(pd->pd_agent_ctx);
+	json_decref(pd->pd_vm_changed);
 	evt_fini(pd);
 	event_free(sigterm);
 	event_free(sigint);

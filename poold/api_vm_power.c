@@ -1,0 +1,424 @@
+/*
+ * api_vm_power.c - VM.start, VM.start_on, VM.shutdown / clean_shutdown /
+ * hard_shutdown, VM.pause, VM.unpause: poold decides, the host's agent acts.
+ *
+ * A start first reserves the host in the database (scheduled_to_be_resident_on),
+ * so two starts can never both count the same free memory, then asks the
+ * agent to create and unpause the domain, and records the result when the
+ * agent answers. Every check a user can trip comes before anything moves,
+ * each with XAPI's error and its numbers.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "evrpc.h"
+#include "log.h"
+#include "poold.h"
+#include "xerr.h"
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static json_int_t ival(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+static json_t *bad_power(const char *vm, const char *expected, const char *actual)
+{
+	char a[32];
+	snprintf(a, sizeof a, "%s", actual);
+	lower(a);
+	return xerr_new(XE_VM_BAD_POWER_STATE, vm, expected, a, NULL);
+}
+
+/* Bytes a host can still give: what its agent reported free, minus what
+ * starts already scheduled there will take. */
+static json_int_t host_available(struct db *db, const char *host, json_t *hrec)
+{
+	json_t *m = db_obj_get(db, str(hrec, "metrics"));
+	json_int_t avail = ival(m, "memory_free");
+	json_decref(m);
+	json_t *coming = db_find(db, "VM", "scheduled_to_be_resident_on", host);
+	const char *k;
+	json_t *v;
+	json_object_foreach(coming, k, v) avail -= ival(v, "memory_static_max");
+	json_decref(coming);
+	return avail;
+}
+
+/* The SRs the VM's disks live on must be plugged on the host. */
+static json_t *check_srs(struct db *db, const char *vm, const char *host)
+{
+	json_t *vbds = db_find(db, "VBD", "VM", vm), *e = NULL;
+	const char *k;
+	json_t *vbd;
+	json_object_foreach(vbds, k, vbd) {
+		json_t *vdi = json_is_true(json_object_get(vbd, "empty")) ? NULL : db_obj_get(db, str(vbd, "VDI"));
+		const char *sr = str(vdi, "SR");
+		bool plugged = false;
+		json_t *pbds = *sr ? db_find(db, "PBD", "SR", sr) : json_object();
+		const char *pk;
+		json_t *pbd;
+		json_object_foreach(pbds, pk, pbd) if (strcmp(str(pbd, "host"), host) == 0 &&
+						       json_is_true(json_object_get(pbd, "currently_attached"))) plugged = true;
+		json_decref(pbds);
+		if (vdi && !plugged && !e)
+			e = xerr_new(XE_VM_REQUIRES_SR, vm, sr, NULL);
+		json_decref(vdi);
+	}
+	json_decref(vbds);
+	return e;
+}
+
+/* Can vm start on host now? NULL, or the XAPI error saying why not. */
+static json_t *check_host(struct db *db, const char *vm, json_t *vrec, const char *host)
+{
+	json_t *h, *e = db_obj_get_checked(db, "host", host, &h);
+	if (e)
+		return e;
+	json_t *m = db_obj_get(db, str(h, "metrics"));
+	bool live = json_is_true(json_object_get(m, "live"));
+	json_decref(m);
+	if (!json_is_true(json_object_get(h, "enabled")))
+		e = xerr_new(XE_HOST_DISABLED, host, NULL);
+	else if (!live || !*str(json_object_get(h, "other_config"), "agent_address"))
+		e = xerr_new(XE_HOST_OFFLINE, host, NULL);
+	if (!e) {
+		json_int_t need = ival(vrec, "memory_static_max"), avail = host_available(db, host, h);
+		if (need > avail) {
+			char n[32], a[32];
+			snprintf(n, sizeof n, "%lld", (long long)need);
+			snprintf(a, sizeof a, "%lld", (long long)(avail < 0 ? 0 : avail));
+			e = xerr_new(XE_HOST_NOT_ENOUGH_FREE_MEMORY, n, a, NULL);
+		}
+	}
+	if (!e)
+		e = check_srs(db, vm, host);
+	json_decref(h);
+	return e;
+}
+
+struct start_ctx {
+	struct poold *pd;
+	const char *vm, *want_host;
+	char host[64];
+	json_t *config; /* for the agent */
+	char agent_host[64], agent_uuid[48];
+	int agent_port;
+};
+
+/* Choose and reserve a host: the live, enabled one with the most memory
+ * to spare (spreads the load), or the one asked for. */
+static json_t *start_reserve_txn(struct db *db, void *ctx)
+{
+	struct start_ctx *s = ctx;
+	json_t *v, *e = db_obj_get_checked(db, "VM", s->vm, &v);
+	if (e)
+		return e;
+	if (json_is_true(json_object_get(v, "is_a_template")))
+		e = xerr_new(XE_VM_IS_TEMPLATE, s->vm, NULL);
+	else if (strcmp(str(v, "power_state"), "Halted"))
+		e = bad_power(s->vm, "halted", str(v, "power_state"));
+	else if (strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
+		e = xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", s->vm, NULL);
+	if (!e && s->want_host) {
+		snprintf(s->host, sizeof s->host, "%s", s->want_host);
+		e = check_host(db, s->vm, v, s->host);
+	} else if (!e) {
+		json_t *hosts = db_find(db, "host", NULL, NULL), *first_err = NULL;
+		json_int_t best = -1;
+		const char *k;
+		json_t *h;
+		int candidates = 0;
+		json_object_foreach(hosts, k, h) {
+			json_t *he = check_host(db, s->vm, v, k);
+			candidates++;
+			if (he) {
+				if (!first_err)
+					first_err = he;
+				else
+					json_decref(he);
+				continue;
+			}
+			json_int_t avail = host_available(db, k, h);
+			if (avail > best) {
+				best = avail;
+				snprintf(s->host, sizeof s->host, "%s", k);
+			}
+		}
+		json_decref(hosts);
+		if (best < 0)
+			e = candidates == 1 && first_err ? json_incref(first_err) : xerr_new(XE_NO_HOSTS_AVAILABLE, NULL);
+		json_decref(first_err);
+	}
+	if (!e)
+		e = db_obj_set(db, s->vm, "scheduled_to_be_resident_on", json_string(s->host));
+	json_decref(v);
+	return e;
+}
+
+static json_t *clear_schedule_txn(struct db *db, void *ctx)
+{
+	return db_obj_set(db, ctx, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+}
+
+/* What the agent needs to build the domain. */
+static json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused)
+{
+	json_t *p = db_obj_get(db, pool);
+	json_t *cpu = json_object_get(p, "cpu_info");
+	json_t *oc = json_object_get(v, "other_config");
+	json_int_t mem = ival(v, "memory_static_max");
+	/* the simulated guest's behaviour, from other_config (sim backend) */
+	json_int_t touch = *str(oc, "sim-touch-mib") ? atoll(str(oc, "sim-touch-mib")) * 256 : mem / 4096 / 4;
+	json_t *disks = json_array();
+	json_t *vbds = db_find(db, "VBD", "VM", vm);
+	const char *k;
+	json_t *vbd;
+	json_object_foreach(vbds, k, vbd) {
+		if (json_is_true(json_object_get(vbd, "empty")))
+			continue;
+		json_t *vdi = db_obj_get(db, str(vbd, "VDI"));
+		json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:b}", "vdi_uuid", str(vdi, "uuid"), "path",
+						       str(vdi, "location"), "device", str(vbd, "userdevice"),
+						       "readonly", strcmp(str(vbd, "mode"), "RO") == 0));
+		json_decref(vdi);
+	}
+	json_decref(vbds);
+	json_t *cfg = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:i, s:i, s:i, s:I}}",
+				"uuid", str(v, "uuid"), "name", str(v, "name_label"), "memory", mem, "vcpus",
+				ival(v, "VCPUs_at_startup"), "cpu_vendor", str(cpu, "vendor"), "featureset",
+				str(cpu, "features"), "start_paused", paused, "disks", disks, "workload",
+				"touch_pages", touch, "dirty_pages_per_s", (json_int_t)atoll(str(oc, "sim-dirty-pages-per-s")),
+				"working_set_pages", (json_int_t)atoll(str(oc, "sim-working-set-mib")) * 256, "pct_zero",
+				*str(oc, "sim-pct-zero") ? atoi(str(oc, "sim-pct-zero")) : 30, "pct_text",
+				*str(oc, "sim-pct-text") ? atoi(str(oc, "sim-pct-text")) : 50, "pct_random",
+				*str(oc, "sim-pct-random") ? atoi(str(oc, "sim-pct-random")) : 20,
+				"disk_write_bytes_per_s", (json_int_t)atoll(str(oc, "sim-disk-write-kib-per-s")) * 1024);
+	json_decref(p);
+	return cfg;
+}
+
+/* An agent call in flight for an API call that may be abandoned. */
+struct vm_op {
+	struct poold *op_pd;
+	struct api_call *op_call; /* NULL once its client is gone */
+	char op_vm[64], op_host[64];
+	char op_kind[16]; /* start, shutdown, pause, unpause */
+	bool op_paused, op_hard;
+	json_t *op_cpu;   /* the CPU the guest was given (start) */
+};
+
+static void op_cancel(struct api_call *c)
+{
+	struct vm_op *op = c->ac_parked;
+	op->op_call = NULL; /* the agent's answer is still recorded when it comes */
+	api_call_free(c);
+}
+
+static void op_finish(struct vm_op *op, json_t *e)
+{
+	struct api_call *c = op->op_call;
+	json_decref(op->op_cpu);
+	free(op);
+	if (!c) {
+		json_decref(e);
+		return;
+	}
+	c->ac_cancel = NULL;
+	if (!e)
+		c->ac_result = json_string("");
+	api_call_finish(c, e);
+}
+
+struct record_ctx {
+	struct vm_op *op;
+	json_int_t domid;
+};
+
+static json_t *record_txn(struct db *db, void *ctx)
+{
+	struct record_ctx *r = ctx;
+	struct vm_op *op = r->op;
+	json_t *v = db_obj_get(db, op->op_vm);
+	if (!v)
+		return NULL; /* destroyed meanwhile: nothing to record */
+	char now[32];
+	model_now(now);
+	json_t *f;
+	if (strcmp(op->op_kind, "start") == 0) {
+		f = json_pack("{s:s, s:s, s:s, s:I, s:O}", "power_state", op->op_paused ? "Paused" : "Running",
+			      "resident_on", op->op_host, "scheduled_to_be_resident_on", MODEL_NULL_REF, "domid",
+			      r->domid, "last_boot_CPU_flags", op->op_cpu);
+		const char *m = str(v, "metrics");
+		if (*m)
+			json_decref(db_obj_update_new(db, m, json_pack("{s:s, s:I, s:I}", "start_time", now, "memory_actual",
+								       ival(v, "memory_static_max"), "VCPUs_number",
+								       ival(v, "VCPUs_at_startup"))));
+	} else if (strcmp(op->op_kind, "shutdown") == 0) {
+		f = json_pack("{s:s, s:s, s:I}", "power_state", "Halted", "resident_on", MODEL_NULL_REF, "domid",
+			      (json_int_t)-1);
+	} else {
+		f = json_pack("{s:s}", "power_state", strcmp(op->op_kind, "pause") == 0 ? "Paused" : "Running");
+	}
+	json_decref(v);
+	return db_obj_update_new(db, op->op_vm, f);
+}
+
+static void on_agent_answer(void *arg, json_t *result, json_t *err)
+{
+	struct vm_op *op = arg;
+	struct poold *pd = op->op_pd;
+	json_t *e = NULL;
+	if (err) {
+		char *s = xerr_to_text(err);
+		log_warn("VM %s: %s on %s failed: %s", op->op_vm, op->op_kind, op->op_host, s ? s : "?");
+		e = strcmp(op->op_kind, "start") == 0 ? json_incref(err) : json_incref(err);
+		free(s);
+		if (strcmp(op->op_kind, "start") == 0)
+			json_decref(db_txn(pd->pd_db, clear_schedule_txn, op->op_vm));
+	} else {
+		struct record_ctx r = {op, json_integer_value(json_object_get(result, "domid"))};
+		e = db_txn(pd->pd_db, record_txn, &r);
+		json_object_set_new(pd->pd_vm_changed, op->op_vm, json_integer((json_int_t)time(NULL)));
+	}
+	op_finish(op, e);
+}
+
+/* Send method to the agent of host; the call finishes when it answers. */
+static json_t *op_send(struct api_call *c, struct vm_op *op, const char *method, json_t *params)
+{
+	struct poold *pd = c->ac_pd;
+	json_t *h = db_obj_get(pd->pd_db, op->op_host);
+	json_t *oc = json_object_get(h, "other_config");
+	struct evrpc_target t = {str(oc, "agent_address"), atoi(str(oc, "agent_port")), pd->pd_agent_ctx,
+				 str(h, "uuid")};
+	op->op_pd = pd;
+	op->op_call = c;
+	int rc = *t.et_host && t.et_port > 0 ? evrpc_call(pd->pd_base, &t, method, params, 120, on_agent_answer, op)
+					     : (json_decref(params), -1);
+	json_decref(h);
+	if (rc < 0) {
+		json_decref(op->op_cpu);
+		free(op);
+		return xerr_new(XE_HOST_OFFLINE, op->op_host, NULL);
+	}
+	c->ac_parked = op;
+	c->ac_cancel = op_cancel;
+	return API_PENDING;
+}
+
+static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)
+{
+	struct poold *pd = c->ac_pd;
+	struct start_ctx s = {pd, vm, host, "", NULL, "", "", 0};
+	json_t *e = db_txn(pd->pd_db, start_reserve_txn, &s);
+	if (e)
+		return e;
+	json_t *v = db_obj_get(pd->pd_db, vm);
+	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, paused);
+	json_decref(v);
+	struct vm_op *op = calloc(1, sizeof *op);
+	snprintf(op->op_vm, sizeof op->op_vm, "%s", vm);
+	snprintf(op->op_host, sizeof op->op_host, "%s", s.host);
+	snprintf(op->op_kind, sizeof op->op_kind, "start");
+	op->op_paused = paused;
+	op->op_cpu = json_pack("{s:s, s:s}", "vendor", str(cfg, "cpu_vendor"), "features", str(cfg, "featureset"));
+	e = op_send(c, op, "agent.vm_start", json_pack("[o]", cfg));
+	if (e != API_PENDING)
+		json_decref(db_txn(pd->pd_db, clear_schedule_txn, (void *)vm));
+	return e;
+}
+
+json_t *vm_start(struct api_call *c)
+{
+	const char *vm;
+	bool paused = false, force = false;
+	json_t *e = api_arg_ref(c, 0, "VM", &vm);
+	if (e || (e = api_arg_bool(c, 1, "start_paused", &paused)) || (e = api_arg_bool(c, 2, "force", &force)))
+		return e;
+	return vm_start_common(c, vm, NULL, paused);
+}
+
+json_t *vm_start_on(struct api_call *c)
+{
+	const char *vm, *host;
+	bool paused = false, force = false;
+	json_t *e = api_arg_ref(c, 0, "VM", &vm);
+	if (e || (e = api_arg_ref(c, 1, "host", &host)) || (e = api_arg_bool(c, 2, "start_paused", &paused)) ||
+	    (e = api_arg_bool(c, 3, "force", &force)))
+		return e;
+	return vm_start_common(c, vm, host, paused);
+}
+
+/* Checks for an operation on a resident VM; op_host gets its host. */
+static json_t *resident_op(struct api_call *c, const char *kind, const char *allowed, const char *expected,
+			   const char *method, bool hard)
+{
+	const char *vm;
+	json_t *v, *e = api_arg_ref(c, 0, "VM", &vm);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VM", vm, &v)))
+		return e;
+	const char *ps = str(v, "power_state");
+	if (!strstr(allowed, ps)) {
+		e = bad_power(vm, expected, ps);
+	} else if (strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF)) {
+		e = xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", vm, NULL);
+	}
+	if (e) {
+		json_decref(v);
+		return e;
+	}
+	struct vm_op *op = calloc(1, sizeof *op);
+	snprintf(op->op_vm, sizeof op->op_vm, "%s", vm);
+	snprintf(op->op_host, sizeof op->op_host, "%s", str(v, "resident_on"));
+	snprintf(op->op_kind, sizeof op->op_kind, "%s", kind);
+	op->op_hard = hard;
+	json_t *params = strcmp(kind, "shutdown") == 0 ? json_pack("[s,b]", str(v, "uuid"), hard)
+						       : json_pack("[s]", str(v, "uuid"));
+	json_decref(v);
+	return op_send(c, op, method, params);
+}
+
+json_t *vm_clean_shutdown(struct api_call *c)
+{
+	return resident_op(c, "shutdown", "Running", "running", "agent.vm_shutdown", false);
+}
+
+json_t *vm_hard_shutdown(struct api_call *c)
+{
+	return resident_op(c, "shutdown", "Running Paused Suspended", "running, paused, suspended", "agent.vm_shutdown",
+			   true);
+}
+
+/* VM.shutdown: a clean shutdown of a running VM, a hard one of a paused VM. */
+json_t *vm_shutdown(struct api_call *c)
+{
+	json_t *v = db_obj_get(c->ac_pd->pd_db, json_string_value(json_array_get(c->ac_args, 0)));
+	bool paused = v && strcmp(str(v, "power_state"), "Paused") == 0;
+	json_decref(v);
+	return paused ? vm_hard_shutdown(c) : vm_clean_shutdown(c);
+}
+
+json_t *vm_pause(struct api_call *c)
+{
+	return resident_op(c, "pause", "Running", "running", "agent.vm_pause", false);
+}
+
+json_t *vm_unpause(struct api_call *c)
+{
+	return resident_op(c, "unpause", "Paused", "paused", "agent.vm_unpause", false);
+}
