@@ -18,6 +18,9 @@
 #include "backend.h"
 #include "conf.h"
 
+#define AGENT_MAX_SRS 64
+struct agent_sr;
+
 struct agent {
 	struct conf *ag_conf;
 	struct backend *ag_be;
@@ -32,6 +35,8 @@ struct agent {
 	int ag_master_port;
 	int ag_port;                /* the port we really listen on */
 	char ag_address[64];        /* where poold reaches us */
+	struct agent_sr *ag_srs;    /* AGENT_MAX_SRS slots */
+	int ag_nsrs;
 	bool ag_beat_inflight;
 	int ag_beats_failed;
 };
@@ -50,6 +55,17 @@ int agent_split_master(const char *master, char *host, size_t hostlen, int *port
 /* ---- report.c ---- */
 /* What we tell poold about this host (join and heartbeats). */
 json_t *agent_report(struct agent *ag);
+
+/* ---- sr_ops.c: plugged SRs and their VDIs ---- */
+void agent_srs_load(struct agent *ag);
+void agent_srs_free(struct agent *ag);
+json_t *agent_srs_report(struct agent *ag);
+json_t *agent_m_sr_attach(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_create(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_destroy(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_copy(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result);
 
 /* ---- server.c ---- */
 int agent_server_start(struct agent *ag, char *err, size_t errlen);

@@ -80,6 +80,7 @@ struct be_domain_info {
 	pid_t di_pid;                /* sim: the domain's process; xen: 0 */
 	uint64_t di_heartbeat;       /* sim: the guest's heartbeat counter */
 	uint64_t di_dirty_pages;     /* sim: pages dirtied since boot */
+	uint64_t di_heartbeat_ns;    /* sim: CLOCK_MONOTONIC of the last heartbeat */
 };
 
 struct backend;
@@ -90,6 +91,13 @@ struct backend_ops {
 	int (*bo_host_info)(struct backend *be, struct be_host_info *out);
 	/* domains */
 	int (*bo_domain_create)(struct backend *be, const struct be_domain_config *cfg, int *domid);
+	/* libxl_domain_create_restore: a domain for an incoming migration,
+	 * created paused with its RAM empty; the guest does not boot. The
+	 * receiver fills RAM and vCPU state (sim: backend_sim_map) and then
+	 * unpauses it; the guest continues from that state. NULL when the
+	 * backend cannot (the xen backend receives libxl's own stream). */
+	int (*bo_domain_create_restore)(struct backend *be, const struct be_domain_config *cfg,
+					int *domid);
 	int (*bo_domain_unpause)(struct backend *be, int domid);
 	int (*bo_domain_pause)(struct backend *be, int domid);
 	/* Ask the guest to shut down; waits at most timeout_ms for it. */
@@ -112,14 +120,64 @@ struct backend {
 	void *be_priv;
 };
 
+/* Calls on one struct backend must not overlap (the agent serialises
+ * them); be_error holds the reason of the last failed call. */
 const char *backend_error(const struct backend *be);
+
+/* backend.c: helpers shared by the backends. */
+void be_set_error(struct backend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* XAPI feature-set text ("1fcbfbff-f7fa3223-...") -> words; the count, or
+ * -1 when malformed. "" is 0 words. */
+int be_featureset_parse(const char *text, uint32_t *words, int max);
+/* true when every feature in `sub` is also in `super` (shorter sets are
+ * zero-extended); false when either is malformed. */
+bool be_featureset_subset(const char *sub, const char *super);
+const char *be_state_name(enum be_state s);
 
 /* backend_sim.c: state_dir holds one control socket per domain (and
  * survives agent restarts); simdom_path is the domain program
  * (bin/pool-simdom); the host's simulated memory, CPU vendor and feature set
- * come from the agent's settings. NULL with a reason in err. */
+ * come from the agent's settings. NULL with a reason in err.
+ *
+ * The backend keeps no domain table: every call reads STATE_DIR (records
+ * dom-N.json) and asks the live domains, so a new backend on the same
+ * directory (a restarted agent) sees and drives the same domains. A domain
+ * whose process is gone without a clean shutdown is listed as CRASHED
+ * (holding no memory; its stale socket is removed when noticed) until
+ * domain_destroy removes its record, as a dead Xen domain stays until
+ * destroyed; a guest that shut down is listed as SHUTDOWN the same way. */
 struct backend *backend_sim_new(const char *state_dir, const char *simdom_path, uint64_t host_memory,
 				int cpus, const char *cpu_vendor, const char *featureset, char *err,
 				size_t errlen);
+
+/*
+ * sim only: the toolstack's view of a domain's memory (what Xen's
+ * toolstack gets from xenforeignmemory + the log-dirty bitmap). The three
+ * memfds come from the domain over its control socket (SCM_RIGHTS) and are
+ * mapped MAP_SHARED, read-write; see simdom.h for the layouts:
+ * sm_ram page 0 is the heartbeat page, sm_dirty has 1 bit per page (clear a
+ * word with an atomic exchange, then read the pages it named), sm_shared
+ * is a struct simdom_shared (status and the vCPU state a migration copies).
+ * The mapping keeps the memory alive after the domain dies: unmap it.
+ * Mappings are not populated: madvise(MADV_POPULATE_READ/WRITE) or
+ * pread/pwrite the fds in bulk rather than faulting page by page.
+ */
+struct simdom_shared;
+struct be_sim_map {
+	int sm_domid;
+	uint64_t sm_npages;	    /* RAM pages (4 KiB) */
+	unsigned char *sm_ram;	    /* sm_npages * 4096 bytes */
+	uint64_t *sm_dirty;	    /* (sm_npages + 63) / 64 words */
+	struct simdom_shared *sm_shared;
+	int sm_ram_fd, sm_dirty_fd, sm_shared_fd; /* kept open, O_CLOEXEC */
+	size_t sm_ram_len, sm_dirty_len, sm_shared_len;
+};
+int backend_sim_map(struct backend *be, int domid, struct be_sim_map *out);
+void backend_sim_unmap(struct be_sim_map *m);
+/* Auto-converge: percent (0..100) of the guest's dirty rate taken away,
+ * as QEMU's cpu-throttle-percentage; 0 = full speed. */
+int backend_sim_set_throttle(struct backend *be, int domid, int pct);
+/* Change the running guest's workload (rates, working set, mix; no re-touch). */
+int backend_sim_set_workload(struct backend *be, int domid, const struct be_workload *wl);
 
 #endif

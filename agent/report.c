@@ -36,11 +36,11 @@ json_t *agent_report(struct agent *ag)
 							      d[i].di_vcpus));
 		free(d);
 	}
-	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o}", "name_label",
+	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:o}", "name_label",
 			 conf_str(ag->ag_conf, "name"), "hostname", hostname, "address", ag->ag_address, "port",
 			 ag->ag_port, "migration_address", conf_str(ag->ag_conf, "migration-address"), "backend",
 			 hi.hi_backend, "product_version", *version ? version : POOLD_VERSION, "memory_total",
 			 (json_int_t)hi.hi_total_memory, "memory_free", (json_int_t)hi.hi_free_memory, "cpu_info",
 			 "vendor", hi.hi_cpu_vendor, "features", hi.hi_featureset, "cpu_count", hi.hi_cpus,
-			 "domains", doms);
+			 "domains", doms, "srs", agent_srs_report(ag));
 }

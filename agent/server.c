@@ -173,6 +173,12 @@ static const struct {
 	{"agent.vm_shutdown", 2, m_vm_shutdown},
 	{"agent.vm_pause", 1, m_vm_pause},
 	{"agent.vm_unpause", 1, m_vm_unpause},
+	{"agent.sr_attach", 3, agent_m_sr_attach},
+	{"agent.sr_detach", 1, agent_m_sr_detach},
+	{"agent.vdi_create", 3, agent_m_vdi_create},
+	{"agent.vdi_destroy", 2, agent_m_vdi_destroy},
+	{"agent.vdi_copy", 4, agent_m_vdi_copy},
+	{"agent.vdi_resize", 3, agent_m_vdi_resize},
 };
 
 static void reply(struct evhttp_request *req, const char *text)

@@ -38,8 +38,14 @@ int xe_opts_defaults(struct xe_opts *o, const char *path, char *err, size_t errl
 void xe_opts_free(struct xe_opts *o);
 /* Split "key=value" into kv (strdup'ed). Bare words get val NULL. */
 void xe_kv_split(const char *arg, struct xe_kv *kv);
-/* Sizes: "1GiB", "512MiB", "4KiB", "2TiB", "10G", "100" (bytes). -1 when bad. */
+/* Sizes: "1GiB", "512MiB", "4KiB", "2TiB", "10G", "100" (bytes); suffixes in
+ * any case, "bytes"/"B" and a space before the suffix accepted (XAPI's
+ * Record_util.bytes_of_string). -1 when bad. */
 long long xe_parse_size(const char *s);
+/* sr-create's physical-size: a size, 0 when absent or bad (as XAPI). */
+long long xe_physical_size(const char *s);
+/* XAPI's bool_of_string: true/t/1, false/f/0 (any case). 0 ok, -1 bad. */
+int xe_parse_bool(const char *v, bool *out);
 
 /* ---- connection and call context (xe_rpc.c) ---- */
 
@@ -154,6 +160,8 @@ struct xe_cmd {
 };
 #define XE_CMD_NOSERVER 1u /* help: no connection */
 #define XE_CMD_ANYPARAM 2u /* takes free field=value parameters */
+#define XE_CMD_VMSEL 4u    /* XAPI's Vm_selectors: vm=, field filters, --multiple */
+#define XE_CMD_HOSTSEL 8u  /* XAPI's Host_selectors: host=, field filters, --multiple */
 
 extern const struct xe_cmd xe_cmds[];
 extern const size_t xe_ncmds;
@@ -174,7 +182,18 @@ int xe_cmd_vbd_create(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_destroy(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_task_cancel(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_event_wait(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_join_token_create(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_power(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_power(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_sr_create(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
+/* Print the uuid of the object ref of class cls; 0 or -1. */
+int xe_print_uuid(struct xe_ctx *c, const char *cls, const char *ref);
+/* "prefix:k=v" parameters as a JSON map (marks them used; new ref). */
+json_t *xe_map_params(struct xe_ctx *c, const char *prefix);
+/* A command's boolean parameter (dflt when absent); 0, or -1 with error. */
+int xe_bool_param(struct xe_ctx *c, const char *key, bool dflt, bool *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "xe.h"
 
 void xe_kv_split(const char *arg, struct xe_kv *kv)
@@ -199,9 +200,9 @@ long long xe_parse_size(const char *s)
 	static const struct {
 		const char *suffix;
 		int shift;
-	} units[] = {{"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40},
-		     {"K", 10}, {"M", 20}, {"G", 30}, {"T", 40}, {"KB", 10}, {"MB", 20},
-		     {"GB", 30}, {"TB", 40}};
+	} units[] = {{"", 0}, {"b", 0}, {"bytes", 0}, {"kib", 10}, {"kb", 10}, {"k", 10},
+		     {"mib", 20}, {"mb", 20}, {"m", 20}, {"gib", 30}, {"gb", 30}, {"g", 30},
+		     {"tib", 40}, {"tb", 40}, {"t", 40}};
 	if (!s || !isdigit((unsigned char)*s))
 		return -1;
 	char *end;
@@ -209,12 +210,33 @@ long long xe_parse_size(const char *s)
 	long long n = strtoll(s, &end, 10);
 	if (errno)
 		return -1;
+	while (*end == ' ')
+		end++;
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(end, units[i].suffix) != 0)
+		if (strcasecmp(end, units[i].suffix) != 0)
 			continue;
 		if (n > (0x7fffffffffffffffLL >> units[i].shift))
 			return -1;
 		return n << units[i].shift;
 	}
 	return -1;
+}
+
+long long xe_physical_size(const char *s)
+{
+	long long n = s ? xe_parse_size(s) : 0;
+	return n < 0 ? 0 : n;
+}
+
+int xe_parse_bool(const char *v, bool *out)
+{
+	if (!v)
+		return -1;
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "t") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "false") || !strcasecmp(v, "f") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return -1;
+	return 0;
 }

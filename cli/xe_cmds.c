@@ -76,6 +76,40 @@ const struct xe_cmd xe_cmds[] = {
 	 "Wait for the event that satisfies the conditions given on the command line: field=value or "
 	 "field=/=value for every condition. timeout=SECONDS gives up after that long.",
 	 xe_cmd_event_wait, XE_CMD_ANYPARAM},
+	/* ours: a one-time token with which a pool-agent host joins the pool */
+	{"pool-join-token-create", "", "expiry",
+	 "Create a one-time token with which a new host joins the pool; prints the token. expiry=SECONDS "
+	 "sets how long it stays valid.",
+	 xe_cmd_pool_join_token_create, 0},
+	{"vm-start", "", "force,on,paused",
+	 "Start the selected VM(s). Where pooling is enabled, the host on which to start can be specified "
+	 "with the 'on' parameter that takes a uuid. The optional parameter '--force' will bypass any "
+	 "hardware-compatibility warnings.",
+	 xe_cmd_vm_power, XE_CMD_VMSEL},
+	{"vm-shutdown", "", "force",
+	 "Shutdown the selected VM(s). The optional argument --force will forcibly shut down the VM.",
+	 xe_cmd_vm_power, XE_CMD_VMSEL},
+	{"vm-pause", "", "",
+	 "Pause a running VM. Note this operation does not free the associated memory (see 'vm-suspend').",
+	 xe_cmd_vm_power, XE_CMD_VMSEL},
+	{"vm-unpause", "", "", "Unpause a paused VM.", xe_cmd_vm_power, XE_CMD_VMSEL},
+	{"sr-create", "name-label,type",
+	 "name-description,host-uuid,device-config:,shared,physical-size,content-type,sm-config:",
+	 "Create an SR, also a PBD. The device-config parameters can be specified by "
+	 "device-config:foo=baa, for example.",
+	 xe_cmd_sr_create, 0},
+	{"sr-destroy", "uuid", "", "Destroy the SR.", xe_cmd_obj_op, 0},
+	{"sr-forget", "uuid", "", "Forget about the SR.", xe_cmd_obj_op, 0},
+	{"pbd-plug", "uuid", "",
+	 "Attempt to plug in the PBD to the host. If this succeeds then the referenced SR (and the VDIs "
+	 "contained within) should be visible to the host.",
+	 xe_cmd_obj_op, 0},
+	{"pbd-unplug", "uuid", "",
+	 "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs "
+	 "contained within) should not be visible to the host.",
+	 xe_cmd_obj_op, 0},
+	{"host-enable", "", "", "Enable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
+	{"host-disable", "", "", "Disable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
 };
 const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
 
@@ -93,6 +127,21 @@ static bool in_list(const char *list, const char *word)
 	for (const char *p = list; p && *p;) {
 		size_t len = strcspn(p, ",;");
 		if (len == n && strncmp(p, word, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',' || *p == ';')
+			p++;
+	}
+	return false;
+}
+
+/* A declared parameter ending in ':' ("device-config:") takes every
+ * "device-config:KEY" (XAPI's map parameters). */
+static bool in_list_prefix(const char *list, const char *word)
+{
+	for (const char *p = list; p && *p;) {
+		size_t len = strcspn(p, ",;");
+		if (len > 1 && p[len - 1] == ':' && strncmp(p, word, len) == 0 && word[len])
 			return true;
 		p += len;
 		if (*p == ',' || *p == ';')
@@ -128,15 +177,41 @@ int xe_check_params(struct xe_ctx *c, const struct xe_cmd *cmd)
 	free(copy);
 	if (rc || (cmd->flags & XE_CMD_ANYPARAM))
 		return rc;
+	bool sel = cmd->flags & (XE_CMD_VMSEL | XE_CMD_HOSTSEL);
 	for (size_t i = 0; i < c->opts->nkv; i++) {
-		const char *k = c->opts->kv[i].key;
-		if (!in_list(cmd->reqd, k) && !in_list(cmd->optn, k))
-			return xe_fail(c, "Unknown parameter: %s", k);
+		const struct xe_kv *kv = &c->opts->kv[i];
+		const char *k = kv->key;
+		if (in_list(cmd->reqd, k) || in_list(cmd->optn, k) || in_list_prefix(cmd->optn, k))
+			continue;
+		/* selectors: any field=value (checked against the class when
+		 * selecting), and --multiple / multiple= */
+		if (sel && (kv->val || strcmp(k, "--multiple") == 0))
+			continue;
+		return xe_fail(c, "Unknown parameter: %s", k);
 	}
 	return 0;
 }
 
 /* ---- help ---- */
+
+/* Appended to the description of commands taking selectors (XAPI's text). */
+static const char xe_vm_selectors_info[] =
+	" VMs can be specified by filtering the full list of VMs on the values of zero or more fields. For "
+	"example, specifying 'uuid=<some_uuid>' will select only the VM with that uuid, and "
+	"'power-state=halted' will select only VMs whose 'power-state' field is equal to 'halted'. The "
+	"special pseudo-field 'vm' matches either of name-label or uuid. Where multiple VMs are matching, the "
+	"option '--multiple' must be specified to perform the operation. The full list of fields that can be "
+	"matched can be obtained by the command 'xe vm-list params=all'. If no parameters to select VMs are "
+	"given, the operation will be performed on all VMs.";
+static const char xe_host_selectors_info[] =
+	" Hosts can be specified by filtering the full list of hosts on the values of zero or more fields. "
+	"For example, specifying 'uuid=<some_uuid>' will select only the host with that uuid, and "
+	"'enabled=true' will select only hosts whose 'enabled' field is equal to 'true'. The special "
+	"pseudo-field 'host' matches any of hostname, name-label or uuid. Where multiple hosts are matching, "
+	"and the operation can be performed on multiple hosts, the option '--multiple' must be specified to "
+	"perform the operation. The full list of fields that can be matched can be obtained by the command "
+	"'xe host-list params=all'. If no parameters to select hosts are given, the operation will be "
+	"performed on all hosts.";
 /* optn lists end their documented part at ';' (undocumented aliases follow). */
 
 static int cmp_names(const void *a, const void *b)
@@ -202,11 +277,22 @@ static int help_cmd(struct xe_ctx *c, const char *name)
 	if (!cmd)
 		return xe_fail(c, "Unknown command '%s'", name);
 	char *reqd = comma_space(cmd->reqd), *optn = comma_space(cmd->optn);
+	struct xe_buf o = {0}, d = {0};
+	xe_buf_add(&o, optn);
+	xe_buf_add(&d, cmd->desc);
+	if (cmd->flags & (XE_CMD_VMSEL | XE_CMD_HOSTSEL)) {
+		bool vm = cmd->flags & XE_CMD_VMSEL;
+		xe_buf_add(&o, *optn ? ", " : "");
+		xe_buf_add(&o, vm ? "<vm-selectors>" : "<host-selectors>");
+		xe_buf_add(&d, vm ? xe_vm_selectors_info : xe_host_selectors_info);
+	}
 	const char *labels[] = {"command name        ", "reqd params     ", "optional params ", "description     "};
-	const char *values[] = {cmd->name, reqd, optn, cmd->desc};
+	const char *values[] = {cmd->name, reqd, o.s, d.s};
 	xe_print_record(c->out, labels, values, 4);
 	free(reqd);
 	free(optn);
+	free(o.s);
+	free(d.s);
 	return 0;
 }
 

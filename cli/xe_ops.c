@@ -19,7 +19,7 @@ static char *str_result(json_t *r)
 }
 
 /* Print the uuid of a new object of class cls. */
-static int print_uuid(struct xe_ctx *c, const char *cls, const char *ref)
+int xe_print_uuid(struct xe_ctx *c, const char *cls, const char *ref)
 {
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_uuid", cls);
@@ -151,7 +151,7 @@ int xe_cmd_vm_install(struct xe_ctx *c, const struct xe_cmd *cmd)
 	else if (rec && (sr = sr_select(c), sr || (!xe_param(c, "sr-uuid") && !xe_param(c, "sr-name-label"))))
 		vm = str_result(xe_rpc(c, "VM.clone", "ss", tmpl, xe_param(c, "new-name-label")));
 	if (vm && install_steps(c, vm, sr) == 0)
-		rc = print_uuid(c, "VM", vm);
+		rc = xe_print_uuid(c, "VM", vm);
 	if (vm && rc) { /* on failure the half-made VM goes */
 		json_t *save = c->xerr;
 		c->xerr = NULL;
@@ -261,29 +261,23 @@ int xe_cmd_vm_clone(struct xe_ctx *c, const struct xe_cmd *cmd)
 		json_decref(r);
 	}
 	if (!rc)
-		rc = print_uuid(c, "VM", nvm);
+		rc = xe_print_uuid(c, "VM", nvm);
 	free(nvm);
 	free(vm);
 	return rc;
 }
 
-static int bool_param(struct xe_ctx *c, const char *key, bool dflt, bool *out)
+int xe_bool_param(struct xe_ctx *c, const char *key, bool dflt, bool *out)
 {
 	const char *v = xe_param(c, key);
 	*out = dflt;
-	if (!v)
-		return 0;
-	if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0)
-		*out = true;
-	else if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcasecmp(v, "no") == 0)
-		*out = false;
-	else
-		return xe_fail(c, "Failed to parse parameter '%s': expecting a boolean (true or false)", key);
+	if (v && xe_parse_bool(v, out))
+		return xe_fail(c, "Failed to parse parameter '%s': expecting 'true' or 'false'", key);
 	return 0;
 }
 
 /* "sm-config:k=v" style parameters into a map. */
-static json_t *map_params(struct xe_ctx *c, const char *prefix)
+json_t *xe_map_params(struct xe_ctx *c, const char *prefix)
 {
 	json_t *m = json_object();
 	size_t pl = strlen(prefix);
@@ -305,7 +299,7 @@ int xe_cmd_vdi_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 	if (size < 0)
 		return xe_fail(c, "Failed to parse parameter 'virtual-size': expecting a size such as 10GiB, got '%s'", sz);
 	bool sharable, ro;
-	if (bool_param(c, "sharable", false, &sharable) || bool_param(c, "read-only", false, &ro))
+	if (xe_bool_param(c, "sharable", false, &sharable) || xe_bool_param(c, "read-only", false, &ro))
 		return -1;
 	char *sr = xe_ref_by_uuid(c, "SR", xe_param(c, "sr-uuid"));
 	if (!sr)
@@ -314,10 +308,10 @@ int xe_cmd_vdi_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 	json_t *args = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:o, s:{}, s:o, s:[]}", "name_label",
 				 xe_param(c, "name-label"), "name_description", desc ? desc : "", "SR", sr,
 				 "virtual_size", (json_int_t)size, "type", type ? type : "user", "sharable",
-				 sharable, "read_only", ro, "other_config", map_params(c, "other-config"),
-				 "xenstore_data", "sm_config", map_params(c, "sm-config"), "tags");
+				 sharable, "read_only", ro, "other_config", xe_map_params(c, "other-config"),
+				 "xenstore_data", "sm_config", xe_map_params(c, "sm-config"), "tags");
 	char *vdi = str_result(xe_rpc(c, "VDI.create", "o", args));
-	int rc = vdi ? print_uuid(c, "VDI", vdi) : -1;
+	int rc = vdi ? xe_print_uuid(c, "VDI", vdi) : -1;
 	free(vdi);
 	free(sr);
 	return rc;
@@ -326,7 +320,7 @@ int xe_cmd_vdi_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 static json_t *vbd_args(struct xe_ctx *c, const char *vm, const char *vdi)
 {
 	bool bootable, unplug;
-	if (bool_param(c, "bootable", false, &bootable) || bool_param(c, "unpluggable", true, &unplug))
+	if (xe_bool_param(c, "bootable", false, &bootable) || xe_bool_param(c, "unpluggable", true, &unplug))
 		return NULL;
 	const char *mode = xe_param(c, "mode"), *type = xe_param(c, "type");
 	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:b, s:{}, s:s, s:{}}", "VM", vm, "VDI",
@@ -345,7 +339,7 @@ int xe_cmd_vbd_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 	json_t *args = vm && (vdi || !vdi_uuid) ? vbd_args(c, vm, vdi) : NULL;
 	if (args) {
 		char *vbd = str_result(xe_rpc(c, "VBD.create", "o", args));
-		rc = vbd ? print_uuid(c, "VBD", vbd) : -1;
+		rc = vbd ? xe_print_uuid(c, "VBD", vbd) : -1;
 		free(vbd);
 	}
 	free(vdi);

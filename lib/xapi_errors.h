@@ -51,6 +51,9 @@
 	X(HOST_EVACUATE_IN_PROGRESS, "host") \
 	X(SR_FULL, "requested,maximum") \
 	X(SR_HAS_NO_PBDS, "sr") \
+	X(SR_UNKNOWN_DRIVER, "driver") \
+	X(SR_BACKEND_FAILURE, "operation,reason") \
+	X(SR_NOT_EMPTY, "") \
 	X(VDI_IN_USE, "vdi,operation") \
 	X(VDI_READ_ONLY, "vdi") \
 	X(DEVICE_ALREADY_EXISTS, "device") \

@@ -44,6 +44,9 @@ json_t *vdi_destroy(struct api_call *c);
 json_t *vbd_create(struct api_call *c);
 json_t *vbd_destroy(struct api_call *c);
 json_t *pool_create_join_token(struct api_call *c);
+json_t *sr_create(struct api_call *c);
+json_t *pbd_plug(struct api_call *c);
+json_t *pbd_unplug(struct api_call *c);
 json_t *vm_start(struct api_call *c);
 json_t *vm_start_on(struct api_call *c);
 json_t *vm_shutdown(struct api_call *c);
@@ -74,8 +77,11 @@ static const struct api_method api_methods[] = {
 	{"VDI.destroy", 2, 2, API_ASYNC, vdi_destroy},
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
-	{"VM.start", 3, 3, API_ASYNC, vm_start},
-	{"VM.start_on", 4, 4, API_ASYNC, vm_start_on},
+	{"SR.create", 10, 10, API_ASYNC, sr_create},
+	{"PBD.plug", 2, 2, API_ASYNC, pbd_plug},
+	{"PBD.unplug", 2, 2, API_ASYNC, pbd_unplug},
+	{"VM.start", 4, 4, API_ASYNC, vm_start},
+	{"VM.start_on", 5, 5, API_ASYNC, vm_start_on},
 	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown},
 	{"VM.clean_shutdown", 2, 2, API_ASYNC, vm_clean_shutdown},
 	{"VM.hard_shutdown", 2, 2, API_ASYNC, vm_hard_shutdown},

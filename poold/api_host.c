@@ -290,10 +290,71 @@ json_t *host_join(struct api_call *c)
 /* ----------------------------------------------------------- heartbeat */
 
 struct beat_ctx {
+	struct poold *pd;
 	const char *host;
 	struct host_report rep;
+	json_t *domains; /* [{uuid, domid, power_state}] as the agent sees them */
+	json_t *srs;     /* [{uuid, physical_size, ...}] of the SRs it has plugged */
 	bool changed;
 };
+
+/* A power operation poold made in the last few seconds may be newer than
+ * the report: the agent built it before the operation reached it. */
+static bool recently_changed(struct poold *pd, const char *vm)
+{
+	json_t *t = json_object_get(pd->pd_vm_changed, vm);
+	return t && time(NULL) - (time_t)json_integer_value(t) < 10;
+}
+
+/* Make the database agree with the domains the host runs (after an agent
+ * restart, a crash, a guest that shut itself down). */
+static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
+{
+	json_t *e = NULL, *seen = json_object();
+	size_t i;
+	json_t *d;
+	json_array_foreach(b->domains, i, d) {
+		char vm[64];
+		const char *ps = str(d, "power_state");
+		if (!db_ref_by_uuid(db, "VM", str(d, "uuid"), vm))
+			continue; /* not a VM of this pool: left alone */
+		json_object_set_new(seen, vm, json_true());
+		json_t *v = db_obj_get(db, vm);
+		bool busy = strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) || recently_changed(b->pd, vm);
+		bool gone = strcmp(ps, "Running") && strcmp(ps, "Paused");
+		json_t *want = gone ? json_pack("{s:s, s:s, s:I}", "power_state", "Halted", "resident_on", MODEL_NULL_REF,
+					       "domid", (json_int_t)-1)
+				    : json_pack("{s:s, s:s, s:I}", "power_state", ps, "resident_on", b->host, "domid",
+						json_integer_value(json_object_get(d, "domid")));
+		bool same = true;
+		const char *k;
+		json_t *x;
+		json_object_foreach(want, k, x) if (!json_equal(x, json_object_get(v, k))) same = false;
+		if (!busy && !same) {
+			log_info("VM %s: the host reports it %s, recorded as %s", str(v, "name_label"), ps,
+				 str(v, "power_state"));
+			e = db_obj_update(db, vm, want);
+		}
+		json_decref(want);
+		json_decref(v);
+		if (e)
+			break;
+	}
+	json_t *mine = e ? json_object() : db_find(db, "VM", "resident_on", b->host);
+	const char *vm;
+	json_t *v;
+	json_object_foreach(mine, vm, v) {
+		if (e || json_object_get(seen, vm) || recently_changed(b->pd, vm) ||
+		    strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
+			continue;
+		log_warn("VM %s: its domain is gone from its host: recorded as halted", str(v, "name_label"));
+		e = db_obj_update_new(db, vm, json_pack("{s:s, s:s, s:I}", "power_state", "Halted", "resident_on",
+							MODEL_NULL_REF, "domid", (json_int_t)-1));
+	}
+	json_decref(mine);
+	json_decref(seen);
+	return e;
+}
 
 static json_t *beat_txn(struct db *db, void *ctx)
 {
@@ -330,6 +391,11 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	json_object_foreach(fields, k, v) if (!json_equal(v, json_object_get(h, k))) same = false;
 	if (!e && !same)
 		e = db_obj_update(db, b->host, fields);
+	if (!e)
+		e = reconcile_vms(db, b);
+	size_t i;
+	json_t *sp;
+	json_array_foreach(b->srs, i, sp) if (!e) e = sr_space_update(db, sp);
 	json_decref(fields);
 	json_decref(m);
 	json_decref(h);
@@ -338,13 +404,17 @@ static json_t *beat_txn(struct db *db, void *ctx)
 
 json_t *host_heartbeat(struct api_call *c)
 {
-	struct beat_ctx b = {NULL, {0}, false};
+	struct beat_ctx b = {c->ac_pd, NULL, {0}, NULL, NULL, false};
 	char ref[64];
 	if (!db_ref_by_uuid(c->ac_pd->pd_db, "host", c->ac_peer, ref))
 		return xerr_new(XE_PERMISSION_DENIED, "the certificate names no host of this pool", NULL);
 	b.host = ref;
 	json_t *report, *e = api_arg_obj(c, 0, "report", &report);
-	if (e || (e = report_parse(report, &b.rep)) || (e = db_txn(c->ac_pd->pd_db, beat_txn, &b)))
+	if (e || (e = report_parse(report, &b.rep)))
+		return e;
+	b.domains = json_object_get(report, "domains");
+	b.srs = json_object_get(report, "srs");
+	if ((e = db_txn(c->ac_pd->pd_db, beat_txn, &b)))
 		return e;
 	if (b.changed)
 		log_info("host %s is live", b.rep.name);

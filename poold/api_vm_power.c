@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include "evrpc.h"
 #include "log.h"
 #include "poold.h"
 #include "xerr.h"
@@ -44,19 +43,23 @@ static json_t *bad_power(const char *vm, const char *expected, const char *actua
 	return xerr_new(XE_VM_BAD_POWER_STATE, vm, expected, a, NULL);
 }
 
-/* Bytes a host can still give: what its agent reported free, minus what
- * starts already scheduled there will take. */
+/* Bytes a host can still give: its total minus what the VMs running and
+ * scheduled there hold, and never more than its agent last reported free
+ * (the agent sees what the database cannot: other users of the memory). */
 static json_int_t host_available(struct db *db, const char *host, json_t *hrec)
 {
 	json_t *m = db_obj_get(db, str(hrec, "metrics"));
-	json_int_t avail = ival(m, "memory_free");
+	json_int_t reported = ival(m, "memory_free"), avail = ival(m, "memory_total");
 	json_decref(m);
-	json_t *coming = db_find(db, "VM", "scheduled_to_be_resident_on", host);
-	const char *k;
-	json_t *v;
-	json_object_foreach(coming, k, v) avail -= ival(v, "memory_static_max");
-	json_decref(coming);
-	return avail;
+	const char *which[2] = {"resident_on", "scheduled_to_be_resident_on"};
+	for (int i = 0; i < 2; i++) {
+		json_t *vms = db_find(db, "VM", which[i], host);
+		const char *k;
+		json_t *v;
+		json_object_foreach(vms, k, v) avail -= ival(v, "memory_static_max");
+		json_decref(vms);
+	}
+	return avail < reported ? avail : reported;
 }
 
 /* The SRs the VM's disks live on must be plugged on the host. */
@@ -212,37 +215,13 @@ static json_t *start_config(struct db *db, const char *pool, const char *vm, jso
 	return cfg;
 }
 
-/* An agent call in flight for an API call that may be abandoned. */
+/* What a power operation remembers while the agent works. */
 struct vm_op {
-	struct poold *op_pd;
-	struct api_call *op_call; /* NULL once its client is gone */
 	char op_vm[64], op_host[64];
 	char op_kind[16]; /* start, shutdown, pause, unpause */
-	bool op_paused, op_hard;
-	json_t *op_cpu;   /* the CPU the guest was given (start) */
+	bool op_paused;
+	char op_vendor[32], op_features[9 * 32 + 1]; /* the CPU the guest was given (start) */
 };
-
-static void op_cancel(struct api_call *c)
-{
-	struct vm_op *op = c->ac_parked;
-	op->op_call = NULL; /* the agent's answer is still recorded when it comes */
-	api_call_free(c);
-}
-
-static void op_finish(struct vm_op *op, json_t *e)
-{
-	struct api_call *c = op->op_call;
-	json_decref(op->op_cpu);
-	free(op);
-	if (!c) {
-		json_decref(e);
-		return;
-	}
-	c->ac_cancel = NULL;
-	if (!e)
-		c->ac_result = json_string("");
-	api_call_finish(c, e);
-}
 
 struct record_ctx {
 	struct vm_op *op;
@@ -260,9 +239,9 @@ static json_t *record_txn(struct db *db, void *ctx)
 	model_now(now);
 	json_t *f;
 	if (strcmp(op->op_kind, "start") == 0) {
-		f = json_pack("{s:s, s:s, s:s, s:I, s:O}", "power_state", op->op_paused ? "Paused" : "Running",
+		f = json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "power_state", op->op_paused ? "Paused" : "Running",
 			      "resident_on", op->op_host, "scheduled_to_be_resident_on", MODEL_NULL_REF, "domid",
-			      r->domid, "last_boot_CPU_flags", op->op_cpu);
+			      r->domid, "last_boot_CPU_flags", "vendor", op->op_vendor, "features", op->op_features);
 		const char *m = str(v, "metrics");
 		if (*m)
 			json_decref(db_obj_update_new(db, m, json_pack("{s:s, s:I, s:I}", "start_time", now, "memory_actual",
@@ -278,47 +257,19 @@ static json_t *record_txn(struct db *db, void *ctx)
 	return db_obj_update_new(db, op->op_vm, f);
 }
 
-static void on_agent_answer(void *arg, json_t *result, json_t *err)
+static json_t *op_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
-	struct vm_op *op = arg;
-	struct poold *pd = op->op_pd;
-	json_t *e = NULL;
-	if (err) {
-		char *s = xerr_to_text(err);
-		log_warn("VM %s: %s on %s failed: %s", op->op_vm, op->op_kind, op->op_host, s ? s : "?");
-		e = strcmp(op->op_kind, "start") == 0 ? json_incref(err) : json_incref(err);
-		free(s);
-		if (strcmp(op->op_kind, "start") == 0)
-			json_decref(db_txn(pd->pd_db, clear_schedule_txn, op->op_vm));
-	} else {
-		struct record_ctx r = {op, json_integer_value(json_object_get(result, "domid"))};
-		e = db_txn(pd->pd_db, record_txn, &r);
-		json_object_set_new(pd->pd_vm_changed, op->op_vm, json_integer((json_int_t)time(NULL)));
-	}
-	op_finish(op, e);
+	(void)result;
+	struct vm_op *op = ctx;
+	struct record_ctx r = {op, json_integer_value(json_object_get(answer, "domid"))};
+	json_object_set_new(pd->pd_vm_changed, op->op_vm, json_integer((json_int_t)time(NULL)));
+	return db_txn(pd->pd_db, record_txn, &r);
 }
 
-/* Send method to the agent of host; the call finishes when it answers. */
-static json_t *op_send(struct api_call *c, struct vm_op *op, const char *method, json_t *params)
+static void start_failed(struct poold *pd, void *ctx)
 {
-	struct poold *pd = c->ac_pd;
-	json_t *h = db_obj_get(pd->pd_db, op->op_host);
-	json_t *oc = json_object_get(h, "other_config");
-	struct evrpc_target t = {str(oc, "agent_address"), atoi(str(oc, "agent_port")), pd->pd_agent_ctx,
-				 str(h, "uuid")};
-	op->op_pd = pd;
-	op->op_call = c;
-	int rc = *t.et_host && t.et_port > 0 ? evrpc_call(pd->pd_base, &t, method, params, 120, on_agent_answer, op)
-					     : (json_decref(params), -1);
-	json_decref(h);
-	if (rc < 0) {
-		json_decref(op->op_cpu);
-		free(op);
-		return xerr_new(XE_HOST_OFFLINE, op->op_host, NULL);
-	}
-	c->ac_parked = op;
-	c->ac_cancel = op_cancel;
-	return API_PENDING;
+	struct vm_op *op = ctx;
+	json_decref(db_txn(pd->pd_db, clear_schedule_txn, op->op_vm));
 }
 
 static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)
@@ -336,11 +287,9 @@ static json_t *vm_start_common(struct api_call *c, const char *vm, const char *h
 	snprintf(op->op_host, sizeof op->op_host, "%s", s.host);
 	snprintf(op->op_kind, sizeof op->op_kind, "start");
 	op->op_paused = paused;
-	op->op_cpu = json_pack("{s:s, s:s}", "vendor", str(cfg, "cpu_vendor"), "features", str(cfg, "featureset"));
-	e = op_send(c, op, "agent.vm_start", json_pack("[o]", cfg));
-	if (e != API_PENDING)
-		json_decref(db_txn(pd->pd_db, clear_schedule_txn, (void *)vm));
-	return e;
+	snprintf(op->op_vendor, sizeof op->op_vendor, "%s", str(cfg, "cpu_vendor"));
+	snprintf(op->op_features, sizeof op->op_features, "%s", str(cfg, "featureset"));
+	return agent_call(c, s.host, "agent.vm_start", json_pack("[o]", cfg), op_ok, start_failed, op);
 }
 
 json_t *vm_start(struct api_call *c)
@@ -386,11 +335,10 @@ static json_t *resident_op(struct api_call *c, const char *kind, const char *all
 	snprintf(op->op_vm, sizeof op->op_vm, "%s", vm);
 	snprintf(op->op_host, sizeof op->op_host, "%s", str(v, "resident_on"));
 	snprintf(op->op_kind, sizeof op->op_kind, "%s", kind);
-	op->op_hard = hard;
 	json_t *params = strcmp(kind, "shutdown") == 0 ? json_pack("[s,b]", str(v, "uuid"), hard)
 						       : json_pack("[s]", str(v, "uuid"));
 	json_decref(v);
-	return op_send(c, op, method, params);
+	return agent_call(c, op->op_host, method, params, op_ok, NULL, op);
 }
 
 json_t *vm_clean_shutdown(struct api_call *c)

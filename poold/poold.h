@@ -117,6 +117,10 @@ int api_register_generic(struct poold *pd);
  * type, constructor fields only. */
 json_t *api_record_check(const struct model_class *c, const json_t *rec);
 
+/* ---- api_sr.c ---- */
+/* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
+json_t *sr_space_update(struct db *db, json_t *space);
+
 /* ---- api_session.c ---- */
 json_t *session_check(struct poold *pd, const char *ref);
 void session_load(struct poold *pd);
@@ -130,6 +134,25 @@ char *evt_token(int64_t id);
 /* ---- api_host.c: agents joining, heartbeats, liveness ---- */
 void host_liveness_start(struct poold *pd);
 void host_liveness_stop(struct poold *pd);
+
+/* ---- agentcall.c: API calls carried out by a host's agent ---- */
+struct agent_addr {
+	char aa_address[64];
+	char aa_uuid[48];
+	int aa_port;
+};
+/* Where the agent of host listens; false when it has none. */
+bool agent_target(struct poold *pd, const char *host, struct agent_addr *out);
+/* The agent answered: record it (a transaction) and say what the API call
+ * returns (*result; NULL = void). Returns an error or NULL. */
+typedef json_t *(*agent_ok_fn)(struct poold *pd, void *ctx, json_t *answer, json_t **result);
+/* The agent failed or could not be reached: undo what was reserved. */
+typedef void (*agent_fail_fn)(struct poold *pd, void *ctx);
+/* Ask host's agent to run method(params) for c; params and ctx (malloc'ed,
+ * freed after the callbacks) are taken. Returns API_PENDING, or an error
+ * when the call could not start (fail has run then). */
+json_t *agent_call(struct api_call *c, const char *host, const char *method, json_t *params, agent_ok_fn ok,
+		   agent_fail_fn fail, void *ctx);
 
 /* ---- http.c ---- */
 int http_start(struct poold *pd, char *err, size_t errlen);

@@ -238,6 +238,74 @@ class XeTest(harness.PoolTest):
         self.xe("vdi-destroy", "uuid=" + vdi)
         self.assertEqual(self.xe("vdi-list", "uuid=" + vdi).stdout, "")
 
+    def test_join_token(self):
+        a = self.xe("pool-join-token-create").stdout
+        self.assertRegex(a, r"^\S+\n$")
+        b = self.xe("pool-join-token-create", "expiry=600").stdout
+        self.assertRegex(b, r"^\S+\n$")
+        self.assertNotEqual(a, b)
+        r = self.xe("pool-join-token-create", "expiry=soon", check=False)
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertIn("expiry", r.stderr)
+
+    def test_power_errors(self):
+        uuid = self.install("p1")
+        # no host agent is live: VM.start's XAPI error, exit 1
+        r = self.xe("vm-start", "vm=p1", check=False)
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertRegex(r.stderr, r"^[A-Z][A-Z_]+\n")
+        r = self.xe("vm-shutdown", "uuid=" + uuid, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        self.assertIn("halted", r.stderr)
+        r = self.xe("vm-shutdown", "vm=p1", "force=true", check=False)
+        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        r = self.xe("vm-pause", "uuid=" + uuid, check=False)
+        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        # selectors: field filters, no match, several without --multiple
+        r = self.xe("vm-shutdown", "power-state=halted", "name-label=p1", check=False)
+        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        r = self.xe("vm-start", "vm=nope", check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "No VMs matched\n"))
+        r = self.xe("vm-start", "name-label=nope", check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "No matching VMs found\n"))
+        self.install("p2")
+        r = self.xe("vm-pause", "power-state=halted", check=False)
+        self.assertEqual((r.returncode, r.stderr),
+                         (1, "Multiple matches VMs found. --multiple required to complete the operation\n"))
+        r = self.xe("vm-pause", "bogus=1", check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "Parameter 'bogus' is not a field of the VM class. "
+                                                       "Failed to select VM for operation.\n"))
+        r = self.xe("vm-start", "vm=p1", "on=no-such-host", check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "Host no-such-host not found\n"))
+        r = self.xe("vm-start", "vm=p1", "paused=maybe", check=False)
+        self.assertEqual((r.returncode, r.stderr),
+                         (1, "Failed to parse parameter 'paused': expecting 'true' or 'false'\n"))
+
+    def test_sr_pbd_errors(self):
+        bad = "00000000-0000-0000-0000-000000000000"
+        r = self.xe("pbd-plug", "uuid=" + bad, check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: PBD\nuuid: %s\n" % bad))
+        r = self.xe("pbd-unplug", "uuid=" + bad, check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: PBD\nuuid: %s\n" % bad))
+        for cmd in ("sr-destroy", "sr-forget"):
+            r = self.xe(cmd, "uuid=" + bad, check=False)
+            self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: SR\nuuid: %s\n" % bad))
+        r = self.xe("sr-create", "name-label=s", "type=file", "host-uuid=" + bad, "device-config:path=/x",
+                    check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: host\nuuid: %s\n" % bad))
+        r = self.xe("sr-create", "name-label=s", check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "Required parameter not found: type\n"))
+
+    def test_help_new_commands(self):
+        listing = self.xe("help").stdout
+        for cmd in ("pool-join-token-create", "vm-start", "vm-shutdown", "vm-pause", "vm-unpause",
+                    "sr-create", "sr-destroy", "sr-forget", "pbd-plug", "pbd-unplug", "host-enable",
+                    "host-disable"):
+            self.assertRegex(listing, r"[ ,]%s(,|\n)" % cmd)
+        r = self.xe("help", "vm-shutdown")
+        self.assertIn("        optional params : force, <vm-selectors>\n", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -179,6 +179,16 @@ static void test_sizes(void **state)
 	assert_int_equal(xe_parse_size("1XiB"), -1);
 	assert_int_equal(xe_parse_size(""), -1);
 	assert_int_equal(xe_parse_size("99999999999TiB"), -1);
+	/* XAPI's bytes_of_string: any case, "bytes", a space before the suffix */
+	assert_int_equal(xe_parse_size("10gib"), 10LL << 30);
+	assert_int_equal(xe_parse_size("3 MiB"), 3LL << 20);
+	assert_int_equal(xe_parse_size("7bytes"), 7);
+	/* sr-create physical-size: absent or bad -> 0, as XAPI */
+	assert_int_equal(xe_physical_size(NULL), 0);
+	assert_int_equal(xe_physical_size("1GiB"), 1LL << 30);
+	assert_int_equal(xe_physical_size("100"), 100);
+	assert_int_equal(xe_physical_size("lots"), 0);
+	assert_int_equal(xe_physical_size("-5"), 0);
 }
 
 static void test_kv_split(void **state)
@@ -410,6 +420,140 @@ static void test_check_params(void **state)
 	assert_non_null(xe_cmd_find("template-list"));
 }
 
+/* Parse argv into o and a context c (no server). */
+static void ctx_for(struct xe_ctx *c, struct xe_opts *o, int argc, char **argv)
+{
+	char err[64];
+	assert_int_equal(xe_opts_parse(o, argc, argv, err, sizeof err), 0);
+	memset(c, 0, sizeof *c);
+	c->opts = o;
+}
+
+static void ctx_done(struct xe_ctx *c, struct xe_opts *o)
+{
+	xe_ctx_free(c);
+	xe_opts_free(o);
+}
+
+static void test_sr_create_params(void **state)
+{
+	(void)state;
+	struct xe_ctx c;
+	struct xe_opts o;
+	char *argv[] = {"sr-create", "name-label=s", "type=file", "device-config:path=/srv/sr",
+			"device-config:opt=a=b", "sm-config:k=v", "physical-size=10GiB", "shared=true"};
+	ctx_for(&c, &o, 8, argv);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("sr-create")), 0);
+	json_t *dc = xe_map_params(&c, "device-config");
+	assert_int_equal(json_object_size(dc), 2);
+	assert_string_equal(json_string_value(json_object_get(dc, "path")), "/srv/sr");
+	assert_string_equal(json_string_value(json_object_get(dc, "opt")), "a=b");
+	json_decref(dc);
+	json_t *smc = xe_map_params(&c, "sm-config");
+	assert_int_equal(json_object_size(smc), 1);
+	assert_string_equal(json_string_value(json_object_get(smc, "k")), "v");
+	json_decref(smc);
+	json_t *none = xe_map_params(&c, "other-config");
+	assert_int_equal(json_object_size(none), 0);
+	json_decref(none);
+	assert_int_equal(xe_physical_size(xe_param(&c, "physical-size")), 10LL << 30);
+	bool shared = false;
+	assert_int_equal(xe_bool_param(&c, "shared", false, &shared), 0);
+	assert_true(shared);
+	ctx_done(&c, &o);
+
+	/* required name-label and type; unknown and bare map prefixes refused */
+	char *argv2[] = {"sr-create", "name-label=s"};
+	ctx_for(&c, &o, 2, argv2);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("sr-create")), -1);
+	assert_string_equal(c.msg, "Required parameter not found: type");
+	ctx_done(&c, &o);
+	char *argv3[] = {"sr-create", "name-label=s", "type=file", "device-config=x"};
+	ctx_for(&c, &o, 4, argv3);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("sr-create")), -1);
+	assert_string_equal(c.msg, "Unknown parameter: device-config");
+	ctx_done(&c, &o);
+	char *argv4[] = {"sr-create", "name-label=s", "type=file", "other-config:a=b"};
+	ctx_for(&c, &o, 4, argv4);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("sr-create")), -1);
+	assert_string_equal(c.msg, "Unknown parameter: other-config:a");
+	ctx_done(&c, &o);
+}
+
+static void test_bool_params(void **state)
+{
+	(void)state;
+	bool b = false;
+	assert_int_equal(xe_parse_bool("TRUE", &b), 0);
+	assert_true(b);
+	assert_int_equal(xe_parse_bool("f", &b), 0);
+	assert_false(b);
+	assert_int_equal(xe_parse_bool("1", &b), 0);
+	assert_true(b);
+	assert_int_equal(xe_parse_bool("0", &b), 0);
+	assert_false(b);
+	assert_int_equal(xe_parse_bool("maybe", &b), -1);
+	assert_int_equal(xe_parse_bool("yes", &b), -1);
+	struct xe_ctx c;
+	struct xe_opts o;
+	char *argv[] = {"vm-start", "vm=a", "paused=perhaps"};
+	ctx_for(&c, &o, 3, argv);
+	assert_int_equal(xe_bool_param(&c, "force", true, &b), 0);
+	assert_true(b); /* absent: the default */
+	assert_int_equal(xe_bool_param(&c, "paused", false, &b), -1);
+	assert_string_equal(c.msg, "Failed to parse parameter 'paused': expecting 'true' or 'false'");
+	ctx_done(&c, &o);
+}
+
+static void test_new_command_params(void **state)
+{
+	(void)state;
+	struct xe_ctx c;
+	struct xe_opts o;
+	/* vm selectors: vm=, uuid=, any field filter, --multiple */
+	char *argv[] = {"vm-start", "vm=a", "on=h1", "paused=true", "force=true", "power-state=halted",
+			"--multiple"};
+	ctx_for(&c, &o, 7, argv);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("vm-start")), 0);
+	ctx_done(&c, &o);
+	char *argv2[] = {"vm-shutdown", "uuid=x", "force=true"};
+	ctx_for(&c, &o, 3, argv2);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("vm-shutdown")), 0);
+	ctx_done(&c, &o);
+	char *argv3[] = {"vm-pause", "--bogus"};
+	ctx_for(&c, &o, 2, argv3);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("vm-pause")), -1);
+	assert_string_equal(c.msg, "Unknown parameter: --bogus");
+	ctx_done(&c, &o);
+	/* uuid-only commands */
+	static const char *const uuid_cmds[] = {"pbd-plug", "pbd-unplug", "sr-destroy", "sr-forget"};
+	for (size_t i = 0; i < sizeof uuid_cmds / sizeof uuid_cmds[0]; i++) {
+		char *a[] = {(char *)uuid_cmds[i], "force=true"};
+		ctx_for(&c, &o, 2, a);
+		assert_int_equal(xe_check_params(&c, xe_cmd_find(uuid_cmds[i])), -1);
+		assert_string_equal(c.msg, "Required parameter not found: uuid");
+		ctx_done(&c, &o);
+	}
+	char *argv4[] = {"pool-join-token-create", "expiry=600"};
+	ctx_for(&c, &o, 2, argv4);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("pool-join-token-create")), 0);
+	ctx_done(&c, &o);
+	char *argv5[] = {"pool-join-token-create", "expiry=600", "ttl=1"};
+	ctx_for(&c, &o, 3, argv5);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("pool-join-token-create")), -1);
+	assert_string_equal(c.msg, "Unknown parameter: ttl");
+	ctx_done(&c, &o);
+	char *argv6[] = {"host-disable", "uuid=x"};
+	ctx_for(&c, &o, 2, argv6);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("host-disable")), 0);
+	ctx_done(&c, &o);
+	static const char *const names[] = {"pool-join-token-create", "vm-start", "vm-shutdown", "vm-pause",
+					    "vm-unpause", "sr-create", "pbd-plug", "pbd-unplug", "sr-destroy",
+					    "sr-forget", "host-enable", "host-disable"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		assert_non_null(xe_cmd_find(names[i]));
+}
+
 static void test_wrap(void **state)
 {
 	(void)state;
@@ -442,6 +586,62 @@ static void test_help_output(void **state)
 	free(out);
 	xe_ctx_free(&c);
 	xe_opts_free(&o);
+
+	/* selector commands: <vm-selectors> and XAPI's explanation */
+	mem_open(&m);
+	char *argv2[] = {"help", "vm-start"};
+	assert_int_equal(xe_opts_parse(&o, 2, argv2, err, sizeof err), 0);
+	memset(&c, 0, sizeof c);
+	c.opts = &o;
+	c.out = m.f;
+	assert_int_equal(xe_run(&c), 0);
+	out = mem_close(&m);
+	assert_non_null(strstr(out, "        reqd params     : \n"
+				    "        optional params : force, on, paused, <vm-selectors>\n"
+				    "        description     : Start the selected VM(s)."));
+	assert_non_null(strstr(out, "warnings. VMs can be specified by filtering"));
+	free(out);
+	xe_ctx_free(&c);
+	xe_opts_free(&o);
+
+	mem_open(&m);
+	char *argv3[] = {"help", "sr-create"};
+	assert_int_equal(xe_opts_parse(&o, 2, argv3, err, sizeof err), 0);
+	memset(&c, 0, sizeof c);
+	c.opts = &o;
+	c.out = m.f;
+	assert_int_equal(xe_run(&c), 0);
+	out = mem_close(&m);
+	assert_non_null(strstr(out, "        reqd params     : name-label, type\n"
+				    "        optional params : name-description, host-uuid, device-config:, shared, "
+				    "physical-size, content-type, sm-config:\n"));
+	free(out);
+	xe_ctx_free(&c);
+	xe_opts_free(&o);
+
+	/* the command list names them all */
+	mem_open(&m);
+	char *argv4[] = {"help", "--minimal"};
+	assert_int_equal(xe_opts_parse(&o, 2, argv4, err, sizeof err), 0);
+	memset(&c, 0, sizeof c);
+	c.opts = &o;
+	c.out = m.f;
+	assert_int_equal(xe_run(&c), 0);
+	out = mem_close(&m);
+	static const char *const names[] = {"pool-join-token-create", "vm-start", "vm-shutdown", "vm-pause",
+					    "vm-unpause", "sr-create", "pbd-plug", "pbd-unplug", "sr-destroy",
+					    "sr-forget", "host-enable", "host-disable"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char want[64];
+		snprintf(want, sizeof want, ",%s,", names[i]);
+		char *list = NULL;
+		assert_true(asprintf(&list, ",%.*s,", (int)strcspn(out, "\n"), out) > 0);
+		assert_non_null(strstr(list, want));
+		free(list);
+	}
+	free(out);
+	xe_ctx_free(&c);
+	xe_opts_free(&o);
 }
 
 int main(void)
@@ -455,6 +655,8 @@ int main(void)
 		cmocka_unit_test(test_vm_fields), cmocka_unit_test(test_values_and_list),
 		cmocka_unit_test(test_parse_value), cmocka_unit_test(test_check_params),
 		cmocka_unit_test(test_wrap), cmocka_unit_test(test_help_output),
+		cmocka_unit_test(test_sr_create_params), cmocka_unit_test(test_bool_params),
+		cmocka_unit_test(test_new_command_params),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

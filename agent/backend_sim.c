@@ -1,0 +1,1053 @@
+/*
+ * backend_sim.c - the sim hypervisor: every domain is a bin/pool-simdom
+ * process (agent/simdom.c) driven over its control socket (simdom.h).
+ *
+ * No domain table in memory: STATE_DIR is the truth (dom-N.json records,
+ * written here; dom-N.sock and dom-N.shutdown, made by the domains), and
+ * each call asks the live domains. A restarted agent therefore just makes
+ * a new backend on the same directory and finds its domains.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "log.h"
+#include "simdom.h"
+
+#define CALL_TIMEOUT_S 10  /* a PAUSE may take the domain up to 5 s */
+#define BOOT_TIMEOUT_S 30
+#define KILL_WAIT_MS 5000
+
+struct sim {
+	char dir[PATH_MAX];
+	int dirfd;
+	char simdom[PATH_MAX];
+	uint64_t host_memory;
+	int cpus;
+	char vendor[16];
+	char features[BE_FEATURESET_LEN];
+};
+
+enum { CALL_OK = 0, CALL_FAIL = -1, CALL_GONE = -2 };
+
+static struct sim *SIM(struct backend *be)
+{
+	return be->be_priv;
+}
+
+static uint64_t round_pages(uint64_t b)
+{
+	return (b + SIMDOM_PAGE_SIZE - 1) / SIMDOM_PAGE_SIZE * SIMDOM_PAGE_SIZE;
+}
+
+/* A process we wait for: a pidfd where the kernel (and valgrind) offer
+ * one, else the pid and /proc polling. Domains are not our children (they
+ * are reparented to init), so waitpid() cannot be used; an exited domain
+ * may linger as a zombie until init reaps it, and counts as gone. */
+struct proc {
+	pid_t pid;
+	int pidfd;
+};
+
+/* false when the process is already gone. */
+static bool proc_open(struct proc *p, pid_t pid)
+{
+	p->pid = pid;
+	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p->pidfd < 0 && errno == ESRCH)
+		return false;
+	return true;
+}
+
+static void proc_close(struct proc *p)
+{
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->pidfd = -1;
+}
+
+static int proc_kill(struct proc *p, int sig)
+{
+	if (p->pidfd >= 0)
+		return (int)syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+	return kill(p->pid, sig);
+}
+
+static bool proc_exited(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	const char *rp = strrchr(buf, ')');
+	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+/* Waits until the process has exited; false on timeout. */
+static bool proc_wait(struct proc *p, int timeout_ms)
+{
+	if (p->pidfd >= 0) {
+		struct pollfd pf = {.fd = p->pidfd, .events = POLLIN};
+		for (;;) {
+			int r = poll(&pf, 1, timeout_ms);
+			if (r < 0 && errno == EINTR)
+				continue;
+			return r > 0;
+		}
+	}
+	for (int waited = 0;; waited++) {
+		if (proc_exited(p->pid))
+			return true;
+		if (waited >= timeout_ms)
+			return false;
+		usleep(1000);
+	}
+}
+
+static void file_name(char *buf, size_t len, int domid, const char *ext)
+{
+	snprintf(buf, len, "dom-%d.%s", domid, ext);
+}
+
+static void unlink_dom_file(struct sim *s, int domid, const char *ext)
+{
+	char n[64];
+	file_name(n, sizeof n, domid, ext);
+	unlinkat(s->dirfd, n, 0);
+}
+
+static bool dom_file_exists(struct sim *s, int domid, const char *ext)
+{
+	char n[64];
+	file_name(n, sizeof n, domid, ext);
+	return faccessat(s->dirfd, n, F_OK, 0) == 0;
+}
+
+/* ---- the control protocol, client side ---- */
+
+static void sock_addr(struct sim *s, int domid, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	int n = snprintf(sa->sun_path, sizeof sa->sun_path, "%s/dom-%d.sock", s->dir, domid);
+	if (n < 0 || (size_t)n >= sizeof sa->sun_path) /* long STATE_DIR: through our dirfd */
+		snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/dom-%d.sock",
+			 s->dirfd, domid);
+}
+
+/* One request, one answer. CALL_GONE when no process serves the socket
+ * (no error set); CALL_FAIL with be_error set otherwise. With fds, the
+ * three memfds of a GET_FDS answer are stored there. */
+static int sim_call(struct backend *be, int domid, struct simdom_req *rq, struct simdom_resp *rs,
+		    int *fds)
+{
+	struct sim *s = SIM(be);
+	rq->rq_magic = SIMDOM_MAGIC;
+	rq->rq_version = SIMDOM_PROTO_VERSION;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		be_set_error(be, "socket: %s", strerror(errno));
+		return CALL_FAIL;
+	}
+	struct timeval tv = {.tv_sec = CALL_TIMEOUT_S};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	struct sockaddr_un sa;
+	sock_addr(s, domid, &sa);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		int e = errno;
+		close(fd);
+		if (e == ENOENT || e == ECONNREFUSED)
+			return CALL_GONE;
+		be_set_error(be, "domain %d: connect: %s", domid, strerror(e));
+		return CALL_FAIL;
+	}
+	if (send(fd, rq, sizeof *rq, MSG_NOSIGNAL) != (ssize_t)sizeof *rq) {
+		int e = errno;
+		close(fd);
+		if (e == EPIPE || e == ECONNRESET)
+			return CALL_GONE;
+		be_set_error(be, "domain %d: send: %s", domid, strerror(e));
+		return CALL_FAIL;
+	}
+	union {
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = rs, .iov_len = sizeof *rs};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof u.buf};
+	ssize_t n;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	int e = errno;
+	close(fd);
+	int got[3] = {-1, -1, -1}, ngot = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int tmp[3];
+		if (k > 3)
+			k = 3;
+		memcpy(tmp, CMSG_DATA(cm), k * sizeof(int));
+		for (size_t i = 0; i < k; i++)
+			got[ngot++] = tmp[i];
+	}
+	int rc = CALL_OK;
+	if (n == 0 || (n < 0 && e == ECONNRESET)) {
+		rc = CALL_GONE; /* died while answering */
+	} else if (n < 0) {
+		be_set_error(be, "domain %d: no answer: %s", domid,
+			     e == EAGAIN ? "timed out" : strerror(e));
+		rc = CALL_FAIL;
+	} else if (n != (ssize_t)sizeof *rs || rs->rs_magic != SIMDOM_MAGIC ||
+		   rs->rs_version != SIMDOM_PROTO_VERSION) {
+		be_set_error(be, "domain %d: bad answer (%zd bytes, version %u; expected %u)", domid,
+			     n, n >= 8 ? rs->rs_version : 0, SIMDOM_PROTO_VERSION);
+		rc = CALL_FAIL;
+	} else if (rs->rs_status != 0) {
+		rs->rs_error[sizeof rs->rs_error - 1] = 0;
+		be_set_error(be, "domain %d: %s", domid, rs->rs_error);
+		rc = CALL_FAIL;
+	} else if (fds && ngot != 3) {
+		be_set_error(be, "domain %d: expected 3 descriptors, got %d", domid, ngot);
+		rc = CALL_FAIL;
+	}
+	for (int i = 0; i < ngot; i++) {
+		if (rc == CALL_OK && fds)
+			fds[i] = got[i];
+		else
+			close(got[i]);
+	}
+	return rc;
+}
+
+/* ---- records ---- */
+
+struct rec {
+	char uuid[BE_UUID_LEN];
+	char name[128];
+	uint64_t memory;
+	int vcpus;
+};
+
+static int rec_write(struct backend *be, int domid, const struct be_domain_config *c, bool restore,
+		     pid_t pid)
+{
+	struct sim *s = SIM(be);
+	json_t *disks = json_array();
+	for (int i = 0; i < c->dc_ndisks; i++)
+		json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:b}", "vdi",
+						       c->dc_disks[i].bd_vdi_uuid, "path",
+						       c->dc_disks[i].bd_path, "device",
+						       c->dc_disks[i].bd_device, "readonly",
+						       c->dc_disks[i].bd_readonly));
+	const struct be_workload *w = &c->dc_workload;
+	json_t *j = json_pack(
+		"{s:i, s:s, s:s, s:I, s:i, s:s, s:s, s:b, s:I, s:o, s:{s:I, s:I, s:I, s:i, s:i, s:i, "
+		"s:I}}",
+		"domid", domid, "uuid", c->dc_uuid, "name", c->dc_name, "memory",
+		(json_int_t)c->dc_memory, "vcpus", c->dc_vcpus, "cpu_vendor", c->dc_cpu_vendor,
+		"featureset", c->dc_featureset, "restore", restore, "pid", (json_int_t)pid, "disks",
+		disks, "workload", "touch_pages", (json_int_t)w->wl_touch_pages, "dirty_pages_per_s",
+		(json_int_t)w->wl_dirty_pages_per_s, "working_set_pages",
+		(json_int_t)w->wl_working_set_pages, "pct_zero", w->wl_pct_zero, "pct_text",
+		w->wl_pct_text, "pct_random", w->wl_pct_random, "disk_write_bytes_per_s",
+		(json_int_t)w->wl_disk_write_bytes_per_s);
+	char *txt = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
+	json_decref(j);
+	if (!txt) {
+		be_set_error(be, "domain %d: cannot encode its record", domid);
+		return -1;
+	}
+	char tmp[64], fin[64];
+	snprintf(tmp, sizeof tmp, "dom-%d.json.tmp", domid);
+	file_name(fin, sizeof fin, domid, "json");
+	int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	size_t len = strlen(txt);
+	bool ok = fd >= 0 && write(fd, txt, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(txt);
+	if (!ok || renameat(s->dirfd, tmp, s->dirfd, fin) != 0) {
+		if (ok)
+			e = errno;
+		unlinkat(s->dirfd, tmp, 0);
+		be_set_error(be, "cannot write %s/%s: %s", s->dir, fin, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+static int rec_read(struct sim *s, int domid, struct rec *r)
+{
+	char n[64];
+	file_name(n, sizeof n, domid, "json");
+	int fd = openat(s->dirfd, n, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	json_error_t je;
+	json_t *j = json_loadfd(fd, 0, &je);
+	close(fd);
+	if (!j)
+		return -1;
+	const char *uuid = "", *name = "";
+	json_int_t mem = 0;
+	int vcpus = 0;
+	int rc = json_unpack(j, "{s?s, s?s, s?I, s?i}", "uuid", &uuid, "name", &name, "memory", &mem,
+			     "vcpus", &vcpus);
+	if (rc == 0) {
+		memset(r, 0, sizeof *r);
+		snprintf(r->uuid, sizeof r->uuid, "%s", uuid);
+		snprintf(r->name, sizeof r->name, "%s", name);
+		r->memory = (uint64_t)mem;
+		r->vcpus = vcpus;
+	}
+	json_decref(j);
+	return rc;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* The domids with a record, ascending (malloc'ed). */
+static int scan_domids(struct backend *be, int **out, int *n)
+{
+	struct sim *s = SIM(be);
+	*out = NULL;
+	*n = 0;
+	int dfd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!dir) {
+		if (dfd >= 0)
+			close(dfd);
+		be_set_error(be, "cannot read %s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	int cap = 0, *ids = NULL;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		int id, len = 0;
+		if (sscanf(de->d_name, "dom-%d.json%n", &id, &len) != 1 || de->d_name[len] != 0 ||
+		    id < 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			int *t = realloc(ids, (size_t)cap * sizeof *ids);
+			if (!t) {
+				free(ids);
+				closedir(dir);
+				be_set_error(be, "out of memory");
+				return -1;
+			}
+			ids = t;
+		}
+		ids[(*n)++] = id;
+	}
+	closedir(dir);
+	if (*n)
+		qsort(ids, (size_t)*n, sizeof *ids, cmp_int);
+	*out = ids;
+	return 0;
+}
+
+static void info_from(struct be_domain_info *o, const struct simdom_info *in)
+{
+	memset(o, 0, sizeof *o);
+	o->di_domid = in->in_domid;
+	memcpy(o->di_uuid, in->in_uuid, BE_UUID_LEN);
+	o->di_uuid[BE_UUID_LEN - 1] = 0;
+	memcpy(o->di_name, in->in_name, sizeof o->di_name);
+	o->di_name[sizeof o->di_name - 1] = 0;
+	o->di_state = (enum be_state)in->in_state;
+	o->di_memory = in->in_memory_held;
+	o->di_memory_target = in->in_memory_target;
+	o->di_vcpus = in->in_vcpus;
+	o->di_pid = in->in_pid;
+	o->di_heartbeat = in->in_heartbeat;
+	o->di_dirty_pages = in->in_dirty_total;
+	o->di_heartbeat_ns = in->in_heartbeat_ns;
+}
+
+/* The domain's info: from the live process, or from its record when the
+ * process is gone (SHUTDOWN if it said so, CRASHED otherwise). *alive
+ * tells which. -1 with be_error set when there is no such domain. */
+static int probe(struct backend *be, int domid, struct be_domain_info *out, bool *alive)
+{
+	struct sim *s = SIM(be);
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_INFO};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	if (!rs) {
+		be_set_error(be, "out of memory");
+		return -1;
+	}
+	int rc = sim_call(be, domid, &rq, rs, NULL);
+	if (rc == CALL_OK)
+		info_from(out, &rs->rs_info);
+	free(rs);
+	*alive = rc == CALL_OK;
+	if (rc != CALL_GONE)
+		return rc == CALL_OK ? 0 : -1;
+	struct rec r;
+	if (rec_read(s, domid, &r) != 0) {
+		be_set_error(be, "no domain %d", domid);
+		return -1;
+	}
+	memset(out, 0, sizeof *out);
+	out->di_domid = domid;
+	memcpy(out->di_uuid, r.uuid, BE_UUID_LEN);
+	memcpy(out->di_name, r.name, sizeof out->di_name);
+	out->di_memory = 0; /* its memory went with the process */
+	out->di_memory_target = r.memory;
+	out->di_vcpus = r.vcpus;
+	if (dom_file_exists(s, domid, "shutdown")) {
+		out->di_state = BE_STATE_SHUTDOWN;
+	} else {
+		out->di_state = BE_STATE_CRASHED;
+		if (!dom_file_exists(s, domid, "crashed")) { /* first time noticed: say so once */
+			char n[64];
+			file_name(n, sizeof n, domid, "crashed");
+			int fd = openat(s->dirfd, n, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0)
+				close(fd);
+			log_warn("domain %d (%s, %s) crashed: its process is gone", domid, r.uuid,
+				 r.name);
+		}
+	}
+	unlink_dom_file(s, domid, "sock");
+	return 0;
+}
+
+/* ---- host ---- */
+
+static int sim_host_info(struct backend *be, struct be_host_info *out)
+{
+	struct sim *s = SIM(be);
+	int *ids, n;
+	if (scan_domids(be, &ids, &n) != 0)
+		return -1;
+	uint64_t used = 0;
+	for (int i = 0; i < n; i++) {
+		struct be_domain_info di;
+		bool alive;
+		if (probe(be, ids[i], &di, &alive) == 0)
+			used += di.di_memory;
+	}
+	free(ids);
+	memset(out, 0, sizeof *out);
+	out->hi_total_memory = s->host_memory;
+	out->hi_free_memory = used >= s->host_memory ? 0 : s->host_memory - used;
+	out->hi_cpus = s->cpus;
+	snprintf(out->hi_cpu_vendor, sizeof out->hi_cpu_vendor, "%s", s->vendor);
+	snprintf(out->hi_featureset, sizeof out->hi_featureset, "%s", s->features);
+	snprintf(out->hi_backend, sizeof out->hi_backend, "sim");
+	return 0;
+}
+
+/* ---- create ---- */
+
+static int alloc_domid(struct backend *be, int *domid)
+{
+	struct sim *s = SIM(be);
+	int *ids, n;
+	if (scan_domids(be, &ids, &n) != 0)
+		return -1;
+	int next = n ? ids[n - 1] + 1 : 1;
+	free(ids);
+	int fd = openat(s->dirfd, "next-domid", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+		be_set_error(be, "%s/next-domid: %s", s->dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char buf[32] = {0};
+	ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+	int stored = r > 0 ? atoi(buf) : 0;
+	if (stored > next)
+		next = stored;
+	if (next < 1)
+		next = 1; /* 0 is dom0 */
+	int len = snprintf(buf, sizeof buf, "%d\n", next + 1);
+	bool ok = ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)len, 0) == len;
+	int e = errno;
+	close(fd); /* drops the lock */
+	if (!ok) {
+		be_set_error(be, "%s/next-domid: %s", s->dir, strerror(e));
+		return -1;
+	}
+	*domid = next;
+	return 0;
+}
+
+/* Starts pool-simdom detached (own session, reparented to init) and hands
+ * it its configuration. */
+static int spawn(struct backend *be, int domid, const struct be_domain_config *c, bool restore,
+		 struct simdom_info *info)
+{
+	struct sim *s = SIM(be);
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
+		be_set_error(be, "socketpair: %s", strerror(errno));
+		return -1;
+	}
+	char sdomid[16];
+	snprintf(sdomid, sizeof sdomid, "%d", domid);
+	char uuid[BE_UUID_LEN];
+	snprintf(uuid, sizeof uuid, "%s", c->dc_uuid);
+	char *argv[] = {s->simdom, "--state-dir", s->dir, "--domid", sdomid, "--boot-fd", "3",
+			"--uuid", uuid[0] ? uuid : "-", NULL};
+	pid_t child = fork();
+	if (child < 0) {
+		be_set_error(be, "fork: %s", strerror(errno));
+		close(sp[0]);
+		close(sp[1]);
+		return -1;
+	}
+	if (child == 0) {
+		/* only async-signal-safe calls from here on */
+		setsid();
+		pid_t g = _Fork();
+		if (g != 0)
+			_exit(g < 0 ? 1 : 0);
+		int b = fcntl(sp[1], F_DUPFD, 10);
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+		}
+		if (b < 0 || dup2(b, 3) != 3)
+			_exit(126);
+		execv(s->simdom, argv);
+		int e = errno;
+		ssize_t w = write(3, &e, sizeof e);
+		(void)w;
+		_exit(127);
+	}
+	close(sp[1]);
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	struct timeval tv = {.tv_sec = BOOT_TIMEOUT_S};
+	setsockopt(sp[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(sp[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	struct simdom_boot *boot = calloc(1, sizeof *boot);
+	struct simdom_resp *rs = calloc(1, sizeof *rs);
+	int rc = -1;
+	if (!boot || !rs) {
+		be_set_error(be, "out of memory");
+		goto out;
+	}
+	boot->sb_magic = SIMDOM_MAGIC;
+	boot->sb_version = SIMDOM_PROTO_VERSION;
+	boot->sb_domid = domid;
+	boot->sb_restore = restore;
+	boot->sb_cfg = *c;
+	/* a failed exec may already have said why: it never reads the boot */
+	(void)send(sp[0], boot, sizeof *boot, MSG_NOSIGNAL);
+	ssize_t n = recv(sp[0], rs, sizeof *rs, 0);
+	if (n == (ssize_t)sizeof(int)) {
+		int e;
+		memcpy(&e, rs, sizeof e);
+		be_set_error(be, "cannot run %s: %s", s->simdom, strerror(e));
+	} else if (n < 0) {
+		be_set_error(be, "domain %d: no answer from %s at start: %s", domid, s->simdom,
+			     errno == EAGAIN ? "timed out" : strerror(errno));
+	} else if (n != (ssize_t)sizeof *rs || rs->rs_magic != SIMDOM_MAGIC) {
+		be_set_error(be, "domain %d: %s exited during start (see %s/dom-%d.log)", domid,
+			     s->simdom, s->dir, domid);
+	} else if (rs->rs_status != 0) {
+		rs->rs_error[sizeof rs->rs_error - 1] = 0;
+		be_set_error(be, "domain %d not created: %s", domid, rs->rs_error);
+	} else {
+		*info = rs->rs_info;
+		rc = 0;
+	}
+out:
+	free(boot);
+	free(rs);
+	close(sp[0]);
+	return rc;
+}
+
+static int create_common(struct backend *be, const struct be_domain_config *cfg, int *domid,
+			 bool restore)
+{
+	struct sim *s = SIM(be);
+	struct be_domain_config *c = malloc(sizeof *c);
+	if (!c) {
+		be_set_error(be, "out of memory");
+		return -1;
+	}
+	*c = *cfg;
+	c->dc_uuid[BE_UUID_LEN - 1] = 0;
+	c->dc_name[sizeof c->dc_name - 1] = 0;
+	c->dc_cpu_vendor[sizeof c->dc_cpu_vendor - 1] = 0;
+	c->dc_featureset[sizeof c->dc_featureset - 1] = 0;
+	struct be_workload *w = &c->dc_workload;
+	int rc = -1;
+	if (w->wl_pct_zero == 0 && w->wl_pct_text == 0 && w->wl_pct_random == 0)
+		w->wl_pct_zero = 100; /* no mix given: untouched-looking memory */
+	if (c->dc_memory < SIMDOM_MIN_MEMORY) {
+		be_set_error(be, "memory %" PRIu64 " bytes is below the minimum of %u", c->dc_memory,
+			     SIMDOM_MIN_MEMORY);
+		goto out;
+	}
+	if (c->dc_vcpus < 1 || c->dc_vcpus > SIMDOM_MAX_VCPUS) {
+		be_set_error(be, "vcpus %d out of range 1..%d", c->dc_vcpus, SIMDOM_MAX_VCPUS);
+		goto out;
+	}
+	if (c->dc_ndisks < 0 || c->dc_ndisks > SIMDOM_MAX_DISKS) {
+		be_set_error(be, "%d disks out of range 0..%d", c->dc_ndisks, SIMDOM_MAX_DISKS);
+		goto out;
+	}
+	if (w->wl_pct_zero < 0 || w->wl_pct_text < 0 || w->wl_pct_random < 0 ||
+	    w->wl_pct_zero + w->wl_pct_text + w->wl_pct_random != 100) {
+		be_set_error(be, "workload content mix %d/%d/%d (zero/text/random) does not sum to 100",
+			     w->wl_pct_zero, w->wl_pct_text, w->wl_pct_random);
+		goto out;
+	}
+	if (c->dc_cpu_vendor[0] && strcmp(c->dc_cpu_vendor, s->vendor) != 0) {
+		be_set_error(be, "the domain's CPU vendor %s is not this host's (%s)", c->dc_cpu_vendor,
+			     s->vendor);
+		goto out;
+	}
+	snprintf(c->dc_cpu_vendor, sizeof c->dc_cpu_vendor, "%s", s->vendor);
+	if (!c->dc_featureset[0]) {
+		snprintf(c->dc_featureset, sizeof c->dc_featureset, "%s", s->features);
+	} else if (!be_featureset_subset(c->dc_featureset, s->features)) {
+		be_set_error(be, "the domain's CPU features %s are not all on this host (%s)",
+			     c->dc_featureset, s->features);
+		goto out;
+	}
+	struct be_host_info hi;
+	if (sim_host_info(be, &hi) != 0)
+		goto out;
+	uint64_t need = round_pages(c->dc_memory);
+	if (need > hi.hi_free_memory) {
+		be_set_error(be,
+			     "not enough free memory on this host: the domain needs %" PRIu64
+			     " MiB, %" PRIu64 " MiB free of %" PRIu64 " MiB",
+			     need >> 20, hi.hi_free_memory >> 20, hi.hi_total_memory >> 20);
+		goto out;
+	}
+	int id;
+	if (alloc_domid(be, &id) != 0 || rec_write(be, id, c, restore, 0) != 0)
+		goto out;
+	struct simdom_info info;
+	if (spawn(be, id, c, restore, &info) != 0) {
+		unlink_dom_file(s, id, "json");
+		unlink_dom_file(s, id, "sock");
+		unlink_dom_file(s, id, "log");
+		goto out;
+	}
+	(void)rec_write(be, id, c, restore, info.in_pid); /* the pid, for tools; best effort */
+	log_info("domain %d created%s: %s (%s), %" PRIu64 " MiB, %d vCPUs, pid %d", id,
+		 restore ? " for an incoming migration" : "", c->dc_uuid, c->dc_name, need >> 20,
+		 c->dc_vcpus, (int)info.in_pid);
+	*domid = id;
+	rc = 0;
+out:
+	free(c);
+	return rc;
+}
+
+static int sim_domain_create(struct backend *be, const struct be_domain_config *cfg, int *domid)
+{
+	return create_common(be, cfg, domid, false);
+}
+
+static int sim_domain_create_restore(struct backend *be, const struct be_domain_config *cfg,
+				     int *domid)
+{
+	return create_common(be, cfg, domid, true);
+}
+
+/* ---- simple requests ---- */
+
+static int simple(struct backend *be, int domid, struct simdom_req *rq)
+{
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	if (!rs) {
+		be_set_error(be, "out of memory");
+		return -1;
+	}
+	int rc = sim_call(be, domid, rq, rs, NULL);
+	free(rs);
+	if (rc == CALL_GONE) {
+		struct be_domain_info di;
+		bool alive;
+		if (probe(be, domid, &di, &alive) == 0)
+			be_set_error(be, "domain %d is not running (%s)", domid,
+				     be_state_name(di.di_state));
+	}
+	return rc == CALL_OK ? 0 : -1;
+}
+
+static int sim_domain_unpause(struct backend *be, int domid)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_UNPAUSE};
+	return simple(be, domid, &rq);
+}
+
+static int sim_domain_pause(struct backend *be, int domid)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_PAUSE};
+	return simple(be, domid, &rq);
+}
+
+static int sim_set_vcpus(struct backend *be, int domid, int vcpus)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_SET_VCPUS, .rq_value = (uint64_t)vcpus};
+	if (vcpus < 1) {
+		be_set_error(be, "vcpus %d out of range 1..%d", vcpus, SIMDOM_MAX_VCPUS);
+		return -1;
+	}
+	return simple(be, domid, &rq);
+}
+
+static int sim_set_memory_target(struct backend *be, int domid, uint64_t bytes)
+{
+	struct be_domain_info di;
+	bool alive;
+	if (probe(be, domid, &di, &alive) != 0)
+		return -1;
+	if (alive && round_pages(bytes) > di.di_memory) {
+		struct be_host_info hi;
+		if (sim_host_info(be, &hi) != 0)
+			return -1;
+		uint64_t more = round_pages(bytes) - di.di_memory;
+		if (more > hi.hi_free_memory) {
+			be_set_error(be,
+				     "not enough free memory on this host to raise domain %d to %" PRIu64
+				     " MiB: %" PRIu64 " MiB more needed, %" PRIu64 " MiB free",
+				     domid, bytes >> 20, more >> 20, hi.hi_free_memory >> 20);
+			return -1;
+		}
+	}
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_SET_MEMORY_TARGET, .rq_value = bytes};
+	return simple(be, domid, &rq);
+}
+
+static int sim_disk_add(struct backend *be, int domid, const struct be_disk *disk)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_ADD, .rq_disk = *disk};
+	return simple(be, domid, &rq);
+}
+
+static int sim_disk_remove(struct backend *be, int domid, const char *device)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_REMOVE};
+	snprintf(rq.rq_disk.bd_device, sizeof rq.rq_disk.bd_device, "%s", device);
+	return simple(be, domid, &rq);
+}
+
+int backend_sim_set_throttle(struct backend *be, int domid, int pct)
+{
+	if (pct < 0 || pct > 100) {
+		be_set_error(be, "throttle %d%% out of range 0..100", pct);
+		return -1;
+	}
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_SET_THROTTLE, .rq_value = (uint64_t)pct};
+	return simple(be, domid, &rq);
+}
+
+int backend_sim_set_workload(struct backend *be, int domid, const struct be_workload *wl)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_SET_WORKLOAD, .rq_workload = *wl};
+	return simple(be, domid, &rq);
+}
+
+/* ---- shutdown, destroy ---- */
+
+static int sim_domain_shutdown(struct backend *be, int domid, int timeout_ms)
+{
+	struct be_domain_info di;
+	bool alive;
+	if (probe(be, domid, &di, &alive) != 0)
+		return -1;
+	if (!alive) {
+		if (di.di_state == BE_STATE_SHUTDOWN)
+			return 0;
+		be_set_error(be, "domain %d is not running (%s)", domid, be_state_name(di.di_state));
+		return -1;
+	}
+	struct proc pr;
+	bool there = proc_open(&pr, di.di_pid);
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_SHUTDOWN};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	int rc = rs ? sim_call(be, domid, &rq, rs, NULL) : CALL_FAIL;
+	free(rs);
+	if (rc == CALL_FAIL) {
+		proc_close(&pr);
+		return -1;
+	}
+	bool gone = !there || proc_wait(&pr, timeout_ms < 0 ? 0 : timeout_ms);
+	proc_close(&pr);
+	if (!gone) {
+		be_set_error(be, "domain %d did not shut down within %d ms", domid, timeout_ms);
+		return -1;
+	}
+	log_info("domain %d (%s) shut down", domid, di.di_uuid);
+	return 0;
+}
+
+static int sim_domain_destroy(struct backend *be, int domid)
+{
+	struct sim *s = SIM(be);
+	struct be_domain_info di;
+	bool alive;
+	if (probe(be, domid, &di, &alive) != 0)
+		return -1;
+	if (alive) {
+		struct proc pr;
+		if (proc_open(&pr, di.di_pid)) {
+			if (proc_kill(&pr, SIGKILL) != 0 && errno != ESRCH) {
+				be_set_error(be, "domain %d: kill %d: %s", domid, (int)di.di_pid,
+					     strerror(errno));
+				proc_close(&pr);
+				return -1;
+			}
+			bool gone = proc_wait(&pr, KILL_WAIT_MS);
+			proc_close(&pr);
+			if (!gone) {
+				be_set_error(be, "domain %d: process %d still there %d ms after SIGKILL",
+					     domid, (int)di.di_pid, KILL_WAIT_MS);
+				return -1;
+			}
+		}
+	}
+	static const char *const exts[] = {"sock", "shutdown", "crashed", "log", "json"};
+	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+		unlink_dom_file(s, domid, exts[i]);
+	log_info("domain %d (%s) destroyed", domid, di.di_uuid);
+	return 0;
+}
+
+/* ---- list, info ---- */
+
+static int sim_domain_list(struct backend *be, struct be_domain_info **out, int *n)
+{
+	int *ids, nids;
+	*out = NULL;
+	*n = 0;
+	if (scan_domids(be, &ids, &nids) != 0)
+		return -1;
+	struct be_domain_info *v = calloc(nids ? (size_t)nids : 1, sizeof *v);
+	if (!v) {
+		free(ids);
+		be_set_error(be, "out of memory");
+		return -1;
+	}
+	int k = 0;
+	for (int i = 0; i < nids; i++) {
+		bool alive;
+		if (probe(be, ids[i], &v[k], &alive) == 0)
+			k++;
+		else
+			log_warn("domain %d: %s", ids[i], backend_error(be));
+	}
+	free(ids);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static int sim_domain_info(struct backend *be, int domid, struct be_domain_info *out)
+{
+	bool alive;
+	return probe(be, domid, out, &alive);
+}
+
+/* ---- the toolstack's mapping ---- */
+
+int backend_sim_map(struct backend *be, int domid, struct be_sim_map *m)
+{
+	memset(m, 0, sizeof *m);
+	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+	if (!be || be->be_ops->bo_domain_create_restore != sim_domain_create_restore) {
+		if (be)
+			be_set_error(be, "backend_sim_map: not a sim backend");
+		return -1;
+	}
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_GET_FDS};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	int fds[3] = {-1, -1, -1};
+	int rc = rs ? sim_call(be, domid, &rq, rs, fds) : CALL_FAIL;
+	free(rs);
+	if (rc == CALL_GONE)
+		be_set_error(be, "domain %d is not running", domid);
+	if (rc != CALL_OK)
+		return -1;
+	m->sm_domid = domid;
+	m->sm_ram_fd = fds[0];
+	m->sm_dirty_fd = fds[1];
+	m->sm_shared_fd = fds[2];
+	struct stat st[3];
+	void *p[3] = {MAP_FAILED, MAP_FAILED, MAP_FAILED};
+	for (int i = 0; i < 3; i++) {
+		if (fstat(fds[i], &st[i]) != 0 || st[i].st_size <= 0)
+			goto fail;
+		p[i] = mmap(NULL, (size_t)st[i].st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
+		if (p[i] == MAP_FAILED)
+			goto fail;
+	}
+	m->sm_ram = p[0];
+	m->sm_ram_len = (size_t)st[0].st_size;
+	m->sm_npages = m->sm_ram_len / SIMDOM_PAGE_SIZE;
+	m->sm_dirty = p[1];
+	m->sm_dirty_len = (size_t)st[1].st_size;
+	m->sm_shared = p[2];
+	m->sm_shared_len = (size_t)st[2].st_size;
+	return 0;
+fail:
+	be_set_error(be, "domain %d: cannot map its memory: %s", domid, strerror(errno));
+	for (int i = 0; i < 3; i++) {
+		if (p[i] != MAP_FAILED)
+			munmap(p[i], (size_t)st[i].st_size);
+		close(fds[i]);
+	}
+	memset(m, 0, sizeof *m);
+	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+	return -1;
+}
+
+void backend_sim_unmap(struct be_sim_map *m)
+{
+	if (!m)
+		return;
+	if (m->sm_ram)
+		munmap(m->sm_ram, m->sm_ram_len);
+	if (m->sm_dirty)
+		munmap(m->sm_dirty, m->sm_dirty_len);
+	if (m->sm_shared)
+		munmap(m->sm_shared, m->sm_shared_len);
+	if (m->sm_ram_fd >= 0)
+		close(m->sm_ram_fd);
+	if (m->sm_dirty_fd >= 0)
+		close(m->sm_dirty_fd);
+	if (m->sm_shared_fd >= 0)
+		close(m->sm_shared_fd);
+	memset(m, 0, sizeof *m);
+	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+}
+
+/* ---- life ---- */
+
+static void sim_free(struct backend *be)
+{
+	if (!be)
+		return;
+	struct sim *s = SIM(be);
+	if (s) {
+		if (s->dirfd >= 0)
+			close(s->dirfd);
+		free(s);
+	}
+	free(be);
+}
+
+static const struct backend_ops sim_ops = {
+	.bo_name = "sim",
+	.bo_host_info = sim_host_info,
+	.bo_domain_create = sim_domain_create,
+	.bo_domain_create_restore = sim_domain_create_restore,
+	.bo_domain_unpause = sim_domain_unpause,
+	.bo_domain_pause = sim_domain_pause,
+	.bo_domain_shutdown = sim_domain_shutdown,
+	.bo_domain_destroy = sim_domain_destroy,
+	.bo_domain_list = sim_domain_list,
+	.bo_domain_info = sim_domain_info,
+	.bo_set_memory_target = sim_set_memory_target,
+	.bo_set_vcpus = sim_set_vcpus,
+	.bo_disk_add = sim_disk_add,
+	.bo_disk_remove = sim_disk_remove,
+	.bo_free = sim_free,
+};
+
+struct backend *backend_sim_new(const char *state_dir, const char *simdom_path, uint64_t host_memory,
+				int cpus, const char *cpu_vendor, const char *featureset, char *err,
+				size_t errlen)
+{
+	if (!state_dir || !*state_dir || !simdom_path || !*simdom_path) {
+		snprintf(err, errlen, "sim backend: a state directory and the domain program are needed");
+		return NULL;
+	}
+	if (host_memory < SIMDOM_MIN_MEMORY || cpus < 1) {
+		snprintf(err, errlen, "sim backend: host memory %" PRIu64 " bytes / %d cpus is too small",
+			 host_memory, cpus);
+		return NULL;
+	}
+	uint32_t w[64];
+	if (featureset && be_featureset_parse(featureset, w, 64) < 0) {
+		snprintf(err, errlen, "sim backend: bad CPU feature set \"%.200s\"", featureset);
+		return NULL;
+	}
+	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "sim backend: cannot create %.300s: %s", state_dir, strerror(errno));
+		return NULL;
+	}
+	struct backend *be = calloc(1, sizeof *be);
+	struct sim *s = calloc(1, sizeof *s);
+	if (!be || !s) {
+		free(be);
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->dirfd = -1;
+	be->be_ops = &sim_ops;
+	be->be_priv = s;
+	if (!realpath(state_dir, s->dir)) {
+		snprintf(err, errlen, "sim backend: %.300s: %s", state_dir, strerror(errno));
+		goto fail;
+	}
+	if (!realpath(simdom_path, s->simdom) || access(s->simdom, X_OK) != 0) {
+		snprintf(err, errlen, "sim backend: domain program %.300s: %s", simdom_path,
+			 strerror(errno));
+		goto fail;
+	}
+	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		snprintf(err, errlen, "sim backend: %.300s: %s", s->dir, strerror(errno));
+		goto fail;
+	}
+	s->host_memory = host_memory;
+	s->cpus = cpus;
+	snprintf(s->vendor, sizeof s->vendor, "%s", cpu_vendor && *cpu_vendor ? cpu_vendor : "AuthenticAMD");
+	snprintf(s->features, sizeof s->features, "%s", featureset ? featureset : "");
+	return be;
+fail:
+	sim_free(be);
+	return NULL;
+}

@@ -1,0 +1,241 @@
+/*
+ * main.c - pool-agent, the daemon on every host of the pool.
+ *
+ *   pool-agent --config FILE [--backend sim|xen|auto] [--set KEY=VALUE]...
+ *
+ * Starts the hypervisor backend, listens for poold (mutual TLS), joins the
+ * pool the first time (a join token and the CA fingerprint from the
+ * config), then reports its host and domains to poold every
+ * heartbeat-interval. Domains outlive the agent: a restarted agent finds
+ * them through the backend and reports them at its first heartbeat.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include "agent.h"
+#include "evrpc.h"
+#include "log.h"
+#include "tls.h"
+#include "xerr.h"
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: pool-agent --config FILE [--backend auto|sim|xen] [--set KEY=VALUE]...\n");
+}
+
+static int load_config(struct agent *ag, const char *file, const char *backend, char **sets, int nsets)
+{
+	char err[1024] = "";
+	ag->ag_conf = conf_new(agent_conf_keys, agent_nconf_keys);
+	if (!ag->ag_conf)
+		return -1;
+	if (file && conf_load(ag->ag_conf, file, err, sizeof err) < 0) {
+		fprintf(stderr, "pool-agent: %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < nsets; i++) {
+		char *eq = strchr(sets[i], '=');
+		if (!eq) {
+			fprintf(stderr, "pool-agent: --set %s: expected KEY=VALUE\n", sets[i]);
+			return -1;
+		}
+		*eq = '\0';
+		if (conf_set(ag->ag_conf, sets[i], eq + 1, "--set", err, sizeof err) < 0) {
+			fprintf(stderr, "pool-agent: %s\n", err);
+			return -1;
+		}
+	}
+	if (backend && conf_set(ag->ag_conf, "backend", backend, "--backend", err, sizeof err) < 0) {
+		fprintf(stderr, "pool-agent: %s\n", err);
+		return -1;
+	}
+	if (!*conf_str(ag->ag_conf, "name")) {
+		char host[256] = "localhost";
+		gethostname(host, sizeof host - 1);
+		conf_set(ag->ag_conf, "name", host, "default", err, sizeof err);
+	}
+	log_set_level((enum log_level)log_level_from_name(conf_str(ag->ag_conf, "log-level")));
+	return 0;
+}
+
+static struct backend *open_backend(struct agent *ag, const char *argv0, char *err, size_t errlen)
+{
+	const char *want = conf_str(ag->ag_conf, "backend");
+	if (strcmp(want, "auto") == 0)
+		want = access("/dev/xen/privcmd", F_OK) == 0 ? "xen" : "sim";
+	if (strcmp(want, "xen") == 0) {
+		snprintf(err, errlen, "backend xen: this build has no Xen support (install libxen-dev and "
+				      "rebuild; on a machine without Xen use backend: sim)");
+		return NULL;
+	}
+	char simdom[4200], state[4200];
+	const char *p = conf_str(ag->ag_conf, "simdom-path");
+	if (!*p) {
+		char self[4096];
+		snprintf(self, sizeof self, "%s", argv0);
+		snprintf(simdom, sizeof simdom, "%s/pool-simdom", dirname(self));
+	} else {
+		snprintf(simdom, sizeof simdom, "%s", p);
+	}
+	snprintf(state, sizeof state, "%s/domains", ag->ag_state);
+	mkdir(state, 0700);
+	return backend_sim_new(state, simdom, (uint64_t)conf_int(ag->ag_conf, "sim-memory"),
+			       (int)conf_int(ag->ag_conf, "sim-cpus"), conf_str(ag->ag_conf, "sim-cpu-vendor"),
+			       conf_str(ag->ag_conf, "sim-featureset"), err, errlen);
+}
+
+static void on_beat_done(void *arg, json_t *result, json_t *err)
+{
+	struct agent *ag = arg;
+	(void)result;
+	ag->ag_beat_inflight = false;
+	if (!err) {
+		if (ag->ag_beats_failed)
+			log_info("heartbeats reach the master again");
+		ag->ag_beats_failed = 0;
+		return;
+	}
+	/* the first failure, then every 30th: a master that is away is no log flood */
+	if (ag->ag_beats_failed++ % 30 == 0) {
+		char *s = xerr_to_text(err);
+		log_warn("heartbeat failed: %s", s ? s : "?");
+		free(s);
+	}
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct agent *ag = arg;
+	if (ag->ag_beat_inflight)
+		return; /* the previous one is still out: do not pile up */
+	struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, NULL};
+	long long every = conf_duration_ms(ag->ag_conf, "heartbeat-interval");
+	int timeout = (int)(every / 1000) + 5;
+	if (evrpc_call(ag->ag_base, &t, "host.heartbeat", json_pack("[o]", agent_report(ag)), timeout, on_beat_done,
+		       ag) == 0)
+		ag->ag_beat_inflight = true;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct agent *ag = arg;
+	log_info("signal %d: stopping (domains keep running)", (int)sig);
+	event_base_loopexit(ag->ag_base, NULL);
+}
+
+static int tls_setup(struct agent *ag, char *err, size_t errlen)
+{
+	char cert[4200], key[4200], ca[4200];
+	snprintf(cert, sizeof cert, "%s/agent.pem", ag->ag_state);
+	snprintf(key, sizeof key, "%s/agent.key", ag->ag_state);
+	snprintf(ca, sizeof ca, "%s/ca.pem", ag->ag_state);
+	ag->ag_server_ctx = tls_server_ctx(cert, key, ca, 1, err, errlen);
+	ag->ag_client_ctx = ag->ag_server_ctx ? tls_client_ctx(ca, cert, key, err, errlen) : NULL;
+	return ag->ag_client_ctx ? 0 : -1;
+}
+
+static int run(struct agent *ag, const char *argv0)
+{
+	char err[1024] = "";
+	snprintf(ag->ag_state, sizeof ag->ag_state, "%s", conf_str(ag->ag_conf, "state-dir"));
+	if (mkdir(ag->ag_state, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "pool-agent: %s: %s\n", ag->ag_state, strerror(errno));
+		return 1;
+	}
+	if (agent_split_master(conf_str(ag->ag_conf, "master"), ag->ag_master_host, sizeof ag->ag_master_host,
+			       &ag->ag_master_port) < 0) {
+		fprintf(stderr, "pool-agent: master: '%s' is not valid: expected host:port\n",
+			conf_str(ag->ag_conf, "master"));
+		return 1;
+	}
+	snprintf(ag->ag_address, sizeof ag->ag_address, "%s", conf_str(ag->ag_conf, "address"));
+	ag->ag_be = open_backend(ag, argv0, err, sizeof err);
+	if (!ag->ag_be) {
+		fprintf(stderr, "pool-agent: %s\n", err);
+		return 1;
+	}
+	evthread_use_pthreads();
+	ag->ag_base = event_base_new();
+	agent_srs_load(ag);
+	if (agent_server_start(ag, err, sizeof err) < 0 || agent_join_if_needed(ag, err, sizeof err) < 0 ||
+	    tls_setup(ag, err, sizeof err) < 0) {
+		fprintf(stderr, "pool-agent: %s\n", err);
+		return 1;
+	}
+	if (!ag->ag_address[0]) /* after a restart: the address is the master's view of us */
+		snprintf(ag->ag_address, sizeof ag->ag_address, "%s",
+			 strcmp(conf_str(ag->ag_conf, "listen-address"), "0.0.0.0") ? conf_str(ag->ag_conf, "listen-address")
+										  : "127.0.0.1");
+	char portfile[4200];
+	snprintf(portfile, sizeof portfile, "%s/agent.port", ag->ag_state);
+	FILE *f = fopen(portfile, "w");
+	if (f) {
+		fprintf(f, "%d\n", ag->ag_port);
+		fclose(f);
+	}
+	struct event *sigterm = evsignal_new(ag->ag_base, SIGTERM, on_signal, ag);
+	struct event *sigint = evsignal_new(ag->ag_base, SIGINT, on_signal, ag);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	long long every = conf_duration_ms(ag->ag_conf, "heartbeat-interval");
+	struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
+	ag->ag_beat_timer = event_new(ag->ag_base, -1, EV_PERSIST, on_beat, ag);
+	event_add(ag->ag_beat_timer, &tv);
+	on_beat(-1, 0, ag); /* say hello now, not in one interval */
+	log_info("host %s (%s backend) serving on %s:%d, master %s:%d", ag->ag_host_uuid, ag->ag_be->be_ops->bo_name,
+		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
+	event_base_dispatch(ag->ag_base);
+	agent_server_stop(ag);
+	event_free(ag->ag_beat_timer);
+	event_free(sigterm);
+	event_free(sigint);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("pool-agent", LOG_LVL_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	const char *config = NULL, *backend = NULL;
+	char **sets = calloc((size_t)argc, sizeof *sets);
+	int nsets = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config = argv[++i];
+		else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
+			backend = argv[++i];
+		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+			sets[nsets++] = argv[++i];
+		else {
+			usage();
+			free(sets);
+			return 2;
+		}
+	}
+	struct agent ag;
+	memset(&ag, 0, sizeof ag);
+	int rc = load_config(&ag, config, backend, sets, nsets) < 0 ? 1 : run(&ag, argv[0]);
+	free(sets);
+	if (ag.ag_be)
+		ag.ag_be->be_ops->bo_free(ag.ag_be);
+	agent_srs_free(&ag);
+	SSL_CTX_free(ag.ag_server_ctx);
+	SSL_CTX_free(ag.ag_client_ctx);
+	if (ag.ag_base)
+		event_base_free(ag.ag_base);
+	conf_free(ag.ag_conf);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,387 @@
+/*
+ * api_sr.c - storage repositories: SR.create, PBD.plug / PBD.unplug, and
+ * VDI.create / VDI.destroy carried out by an agent that has the SR plugged.
+ *
+ * The file SR type keeps an SR in a directory; `shared` means every host
+ * sees the same directory, so the SR gets a PBD on every host. Space
+ * figures come from the agents (statvfs there, where the disk is).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "poold.h"
+#include "xerr.h"
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* Record an agent's view of an SR's space. */
+json_t *sr_space_update(struct db *db, json_t *space)
+{
+	char sr[64];
+	if (!db_ref_by_uuid(db, "SR", str(space, "uuid"), sr))
+		return NULL;
+	json_t *rec = db_obj_get(db, sr);
+	json_t *want = json_pack("{s:O, s:O, s:O}", "physical_size", json_object_get(space, "physical_size"),
+				 "physical_utilisation", json_object_get(space, "physical_utilisation"),
+				 "virtual_allocation", json_object_get(space, "virtual_allocation"));
+	bool same = true;
+	const char *k;
+	json_t *v;
+	json_object_foreach(want, k, v) if (!json_is_integer(v) || !json_equal(v, json_object_get(rec, k))) same = false;
+	json_decref(rec);
+	return same ? (json_decref(want), NULL) : db_obj_update_new(db, sr, want);
+}
+
+static json_t *space_txn(struct db *db, void *ctx)
+{
+	return sr_space_update(db, ctx);
+}
+
+/* ------------------------------------------------------------ PBD.plug */
+
+struct plug_ctx {
+	char pbd[64];
+	bool plug;
+};
+
+static json_t *plug_txn(struct db *db, void *ctx)
+{
+	struct plug_ctx *p = ctx;
+	return db_obj_set(db, p->pbd, "currently_attached", json_boolean(p->plug));
+}
+
+struct plug_done {
+	char pbd[64];
+	bool plug;
+};
+
+static json_t *plug_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	(void)result;
+	struct plug_done *d = ctx;
+	struct plug_ctx p;
+	snprintf(p.pbd, sizeof p.pbd, "%s", d->pbd);
+	p.plug = d->plug;
+	json_t *e = db_txn(pd->pd_db, plug_txn, &p);
+	if (!e && d->plug)
+		e = db_txn(pd->pd_db, space_txn, answer);
+	return e;
+}
+
+/* Any VM running on host with a disk in sr: unplugging would pull it away. */
+static bool sr_in_use_on(struct db *db, const char *sr, const char *host)
+{
+	json_t *vms = db_find(db, "VM", "resident_on", host);
+	bool used = false;
+	const char *k;
+	json_t *v;
+	json_object_foreach(vms, k, v) {
+		json_t *vbds = db_find(db, "VBD", "VM", k);
+		const char *bk;
+		json_t *b;
+		json_object_foreach(vbds, bk, b) {
+			json_t *vdi = db_obj_get(db, str(b, "VDI"));
+			if (vdi && strcmp(str(vdi, "SR"), sr) == 0)
+				used = true;
+			json_decref(vdi);
+		}
+		json_decref(vbds);
+	}
+	json_decref(vms);
+	return used;
+}
+
+static json_t *pbd_plug_common(struct api_call *c, bool plug)
+{
+	const char *pbd;
+	json_t *p, *e = api_arg_ref(c, 0, "PBD", &pbd);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "PBD", pbd, &p)))
+		return e;
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(p, "SR"));
+	json_t *params = NULL;
+	if (!plug && sr_in_use_on(c->ac_pd->pd_db, str(p, "SR"), str(p, "host")))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "SR %s holds disks of VMs running on this host", str(sr, "uuid"));
+	else if (plug)
+		params = json_pack("[s,s,s]", str(sr, "uuid"), str(sr, "type"), str(json_object_get(p, "device_config"), "path"));
+	else
+		params = json_pack("[s]", str(sr, "uuid"));
+	if (!e) {
+		struct plug_done *d = calloc(1, sizeof *d);
+		snprintf(d->pbd, sizeof d->pbd, "%s", pbd);
+		d->plug = plug;
+		e = agent_call(c, str(p, "host"), plug ? "agent.sr_attach" : "agent.sr_detach", params, plug_ok, NULL, d);
+	}
+	json_decref(sr);
+	json_decref(p);
+	return e;
+}
+
+json_t *pbd_plug(struct api_call *c)
+{
+	return pbd_plug_common(c, true);
+}
+
+json_t *pbd_unplug(struct api_call *c)
+{
+	return pbd_plug_common(c, false);
+}
+
+/* ----------------------------------------------------------- SR.create */
+
+struct sr_create_ctx {
+	const char *host, *name, *desc, *type, *content, *path;
+	json_t *device_config, *sm_config;
+	bool shared;
+	char sr[64], pbd[64];
+};
+
+static json_t *sr_create_txn(struct db *db, void *ctx)
+{
+	struct sr_create_ctx *s = ctx;
+	json_t *e = db_obj_create_new(db, "SR",
+				      json_pack("{s:s, s:s, s:s, s:s, s:b, s:O}", "name_label", s->name, "name_description",
+						s->desc, "type", s->type, "content_type", s->content, "shared", s->shared,
+						"sm_config", s->sm_config),
+				      s->sr);
+	/* shared: every host sees the directory, so every host gets a PBD */
+	json_t *hosts = e ? json_object() : db_find(db, "host", NULL, NULL);
+	const char *h;
+	json_t *rec;
+	json_object_foreach(hosts, h, rec) {
+		if (e || (!s->shared && strcmp(h, s->host)))
+			continue;
+		char pbd[64];
+		e = db_obj_create_new(db, "PBD", json_pack("{s:s, s:s, s:O}", "SR", s->sr, "host", h, "device_config",
+							   s->device_config),
+				      pbd);
+		if (!e && strcmp(h, s->host) == 0)
+			snprintf(s->pbd, sizeof s->pbd, "%s", pbd);
+	}
+	json_decref(hosts);
+	return e;
+}
+
+struct sr_created {
+	char sr[64], pbd[64];
+};
+
+static json_t *sr_plugged_txn(struct db *db, void *ctx)
+{
+	struct sr_created *s = ctx;
+	return db_obj_set(db, s->pbd, "currently_attached", json_true());
+}
+
+static json_t *sr_created_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	struct sr_created *s = ctx;
+	json_t *e = db_txn(pd->pd_db, sr_plugged_txn, s);
+	if (!e)
+		e = db_txn(pd->pd_db, space_txn, answer);
+	if (!e)
+		*result = json_string(s->sr);
+	log_info("SR %s created; other hosts of a shared SR are plugged with PBD.plug", s->sr);
+	return e;
+}
+
+static json_t *sr_remove_txn(struct db *db, void *ctx)
+{
+	struct sr_created *s = ctx;
+	json_t *pbds = db_find(db, "PBD", "SR", s->sr), *e = NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
+	json_decref(pbds);
+	return e ? e : db_obj_destroy(db, s->sr);
+}
+
+/* The first host could not attach it: the SR never existed. */
+static void sr_create_failed(struct poold *pd, void *ctx)
+{
+	json_decref(db_txn(pd->pd_db, sr_remove_txn, ctx));
+}
+
+json_t *sr_create(struct api_call *c)
+{
+	struct sr_create_ctx s = {0};
+	json_int_t size;
+	json_t *e = api_arg_ref(c, 0, "host", &s.host);
+	if (e || (e = api_arg_obj(c, 1, "device_config", &s.device_config)) || (e = api_arg_int(c, 2, "physical_size", &size)) ||
+	    (e = api_arg_str(c, 3, "name_label", &s.name)) || (e = api_arg_str(c, 4, "name_description", &s.desc)) ||
+	    (e = api_arg_str(c, 5, "type", &s.type)) || (e = api_arg_str(c, 6, "content_type", &s.content)) ||
+	    (e = api_arg_bool(c, 7, "shared", &s.shared)) || (e = api_arg_obj(c, 8, "sm_config", &s.sm_config)))
+		return e;
+	if (strcmp(s.type, "file") != 0)
+		return xerr_new(XE_SR_UNKNOWN_DRIVER, s.type, NULL);
+	s.path = str(s.device_config, "path");
+	if (s.path[0] != '/')
+		return xerr_new(XE_INVALID_VALUE, "device_config:path", s.path, NULL);
+	if ((e = db_txn(c->ac_pd->pd_db, sr_create_txn, &s)))
+		return e;
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, s.sr);
+	struct sr_created *d = calloc(1, sizeof *d);
+	snprintf(d->sr, sizeof d->sr, "%s", s.sr);
+	snprintf(d->pbd, sizeof d->pbd, "%s", s.pbd);
+	e = agent_call(c, s.host, "agent.sr_attach", json_pack("[s,s,s]", str(sr, "uuid"), s.type, s.path), sr_created_ok,
+		       sr_create_failed, d);
+	json_decref(sr);
+	return e;
+}
+
+/* A host with the SR plugged and an agent to do the work, or NULL. */
+static const char *sr_worker(struct db *db, const char *sr, char *host)
+{
+	json_t *pbds = db_find(db, "PBD", "SR", sr);
+	const char *k, *found = NULL;
+	json_t *p;
+	json_object_foreach(pbds, k, p) {
+		if (found || !json_is_true(json_object_get(p, "currently_attached")))
+			continue;
+		json_t *h = db_obj_get(db, str(p, "host"));
+		json_t *m = db_obj_get(db, str(h, "metrics"));
+		if (json_is_true(json_object_get(m, "live"))) {
+			snprintf(host, 64, "%s", str(p, "host"));
+			found = host;
+		}
+		json_decref(m);
+		json_decref(h);
+	}
+	json_decref(pbds);
+	return found;
+}
+
+/* ---------------------------------------------------------- VDI.create */
+
+struct vdi_new {
+	json_t *rec; /* the VDI's record, made before the file */
+};
+
+static json_t *vdi_insert_txn(struct db *db, void *ctx)
+{
+	json_t **a = ctx; /* [rec, answer] */
+	json_t *rec = json_deep_copy(a[0]);
+	json_object_set(rec, "location", json_object_get(a[1], "location"));
+	json_object_set(rec, "physical_utilisation", json_object_get(a[1], "physical_utilisation"));
+	char ref[64];
+	json_t *e = db_obj_create_new(db, "VDI", rec, ref);
+	if (!e)
+		e = sr_space_update(db, json_object_get(a[1], "sr"));
+	if (!e)
+		json_object_set_new(a[0], "__ref", json_string(ref));
+	return e;
+}
+
+static json_t *vdi_created_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	struct vdi_new *v = ctx;
+	json_t *a[2] = {v->rec, answer};
+	json_t *e = db_txn(pd->pd_db, vdi_insert_txn, a);
+	if (!e)
+		*result = json_incref(json_object_get(v->rec, "__ref"));
+	json_decref(v->rec);
+	return e;
+}
+
+static void vdi_create_failed(struct poold *pd, void *ctx)
+{
+	(void)pd;
+	struct vdi_new *v = ctx;
+	json_decref(v->rec);
+}
+
+json_t *api_ctor_record(const struct model_class *cls, const json_t *given);
+
+json_t *vdi_create(struct api_call *c)
+{
+	const struct model_class *cls = model_class_find("VDI");
+	json_t *given, *e = api_arg_obj(c, 0, "args", &given);
+	if (e || (e = api_record_check(cls, given)))
+		return e;
+	const char *sr = str(given, "SR");
+	json_t *srrec;
+	if ((e = db_obj_get_checked(c->ac_pd->pd_db, "SR", *sr ? sr : MODEL_NULL_REF, &srrec)))
+		return e;
+	json_decref(srrec);
+	json_t *vs = json_object_get(given, "virtual_size");
+	if (!json_is_integer(vs) || json_integer_value(vs) < 0) {
+		char buf[32];
+		snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(vs));
+		return xerr_new(XE_INVALID_VALUE, "virtual_size", buf, NULL);
+	}
+	char host[64];
+	if (!sr_worker(c->ac_pd->pd_db, sr, host))
+		return xerr_new(XE_SR_HAS_NO_PBDS, sr, NULL);
+	struct vdi_new *v = calloc(1, sizeof *v);
+	v->rec = api_ctor_record(cls, given);
+	char uuid[48];
+	model_new_uuid(uuid);
+	json_object_set_new(v->rec, "uuid", json_string(uuid));
+	json_t *sr_rec = db_obj_get(c->ac_pd->pd_db, sr);
+	e = agent_call(c, host, "agent.vdi_create", json_pack("[s,s,I]", str(sr_rec, "uuid"), uuid, json_integer_value(vs)),
+		       vdi_created_ok, vdi_create_failed, v);
+	json_decref(sr_rec);
+	return e;
+}
+
+/* --------------------------------------------------------- VDI.destroy */
+
+static bool any_attached(json_t *vbds)
+{
+	const char *ref;
+	json_t *rec;
+	json_object_foreach(vbds, ref, rec) if (json_is_true(json_object_get(rec, "currently_attached"))) return true;
+	return false;
+}
+
+static json_t *vdi_forget_txn(struct db *db, void *ctx)
+{
+	json_t **a = ctx; /* [vdi ref string, answer] */
+	const char *vdi = json_string_value(a[0]);
+	json_t *vbds = db_find(db, "VBD", "VDI", vdi), *e = NULL;
+	const char *ref;
+	json_t *v;
+	/* detached drives go with their disk, as in XAPI */
+	json_object_foreach(vbds, ref, v) if (!e) e = db_obj_destroy(db, ref);
+	json_decref(vbds);
+	if (!e && db_obj_class(db, vdi, (char[32]){0}, 32))
+		e = db_obj_destroy(db, vdi);
+	if (!e && a[1])
+		e = sr_space_update(db, json_object_get(a[1], "sr"));
+	return e;
+}
+
+static json_t *vdi_destroyed_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	(void)result;
+	json_t *a[2] = {json_string(ctx), answer};
+	json_t *e = db_txn(pd->pd_db, vdi_forget_txn, a);
+	json_decref(a[0]);
+	return e;
+}
+
+json_t *vdi_destroy(struct api_call *c)
+{
+	const char *vdi;
+	json_t *rec, *e = api_arg_str(c, 0, "VDI", &vdi);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
+		return e;
+	json_t *vbds = db_find(c->ac_pd->pd_db, "VBD", "VDI", vdi);
+	bool attached = any_attached(vbds);
+	json_decref(vbds);
+	char host[64];
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
+	if (attached)
+		e = xerr_new(XE_VDI_IN_USE, vdi, "destroy", NULL);
+	else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host))
+		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
+	else
+		e = agent_call(c, host, "agent.vdi_destroy", json_pack("[s,s]", str(sr, "uuid"), str(rec, "uuid")),
+			       vdi_destroyed_ok, NULL, strdup(vdi));
+	json_decref(sr);
+	json_decref(rec);
+	return e;
+}
