@@ -218,6 +218,10 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
 		     : -1;
 	free(hjs);
 	if (rc == 0) {
+		size_t wi;
+		json_t *w;
+		json_array_foreach(json_object_get(ans, "warnings"), wi, w)
+			log_warn("joining lowers the pool's CPU level: %s", json_string_value(w));
 		snprintf(ag->ag_host_uuid, sizeof ag->ag_host_uuid, "%s", uuid);
 		log_info("joined the pool at %s:%d as host %s", ag->ag_master_host, ag->ag_master_port, uuid);
 	} else {

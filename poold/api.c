@@ -45,6 +45,8 @@ json_t *vbd_create(struct api_call *c);
 json_t *vbd_destroy(struct api_call *c);
 json_t *pool_create_join_token(struct api_call *c);
 json_t *sr_create(struct api_call *c);
+json_t *host_enable(struct api_call *c);
+json_t *host_disable(struct api_call *c);
 json_t *pbd_plug(struct api_call *c);
 json_t *pbd_unplug(struct api_call *c);
 json_t *vm_start(struct api_call *c);
@@ -78,6 +80,8 @@ static const struct api_method api_methods[] = {
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
 	{"SR.create", 10, 10, API_ASYNC, sr_create},
+	{"host.enable", 2, 2, API_ASYNC, host_enable},
+	{"host.disable", 2, 2, API_ASYNC, host_disable},
 	{"PBD.plug", 2, 2, API_ASYNC, pbd_plug},
 	{"PBD.unplug", 2, 2, API_ASYNC, pbd_unplug},
 	{"VM.start", 4, 4, API_ASYNC, vm_start},

@@ -252,6 +252,35 @@ static json_t *join_txn(struct db *db, void *ctx)
 	return NULL;
 }
 
+/* The running VMs that could not move to the joining host: they booted
+ * with CPU features it lacks (see cpuid.h for why this is the test). */
+static json_t *join_warnings(struct db *db, const struct host_report *rep)
+{
+	json_t *vms = db_find(db, "VM", NULL, NULL), *out = json_array();
+	size_t n = json_object_size(vms), k = 0;
+	struct cpuid_vm *cv = calloc(n ? n : 1, sizeof *cv);
+	struct cpuid_stranded *st = calloc(n ? n : 1, sizeof *st);
+	const char *ref;
+	json_t *v;
+	json_object_foreach(vms, ref, v) {
+		const char *ps = str(v, "power_state");
+		json_t *flags = json_object_get(v, "last_boot_CPU_flags");
+		if ((strcmp(ps, "Running") && strcmp(ps, "Paused")) || !*str(flags, "features"))
+			continue;
+		cv[k++] = (struct cpuid_vm){str(v, "name_label"), str(flags, "vendor"), str(flags, "features")};
+	}
+	char reason[256], line[512];
+	int ns = cv && st ? cpuid_join_stranded(cv, k, rep->vendor, rep->features, st, k, reason, sizeof reason) : 0;
+	for (int i = 0; i < ns && (size_t)i < k; i++) {
+		cpuid_stranded_describe(&st[i], cv[st[i].st_vm].cv_vendor, rep->vendor, line, sizeof line);
+		json_array_append_new(out, json_string(line));
+	}
+	free(cv);
+	free(st);
+	json_decref(vms);
+	return out;
+}
+
 json_t *host_join(struct api_call *c)
 {
 	struct join_ctx j = {c->ac_pd, NULL, NULL, {0}, "", "", NULL};
@@ -270,21 +299,60 @@ json_t *host_join(struct api_call *c)
 	json_decref(m);
 	if (dup)
 		return xerr_new(XE_INVALID_VALUE, "name_label", j.rep.name, NULL);
+	json_t *warnings = join_warnings(c->ac_pd->pd_db, &j.rep);
 	e = db_txn(c->ac_pd->pd_db, join_txn, &j);
 	if (e) {
 		free(j.cert);
 		char *s = xerr_to_text(e);
 		log_warn("host '%s' (%s) refused: %s", j.rep.name, j.rep.address, s ? s : "?");
 		free(s);
+		json_decref(warnings);
 		return e;
 	}
 	json_object_set_new(c->ac_pd->pd_host_seen, j.host_ref, json_integer(mono_s()));
 	log_info("host '%s' joined from %s:%lld as %s", j.rep.name, j.rep.address, (long long)j.rep.port,
 		 j.host_uuid);
-	c->ac_result = json_pack("{s:s, s:s, s:s}", "host_ref", j.host_ref, "host_uuid", j.host_uuid,
-				 "certificate", j.cert);
+	size_t i;
+	json_t *w;
+	json_array_foreach(warnings, i, w)
+		log_warn("host '%s' lowers the pool's CPU level: %s; it can run there after a reboot", j.rep.name,
+			 json_string_value(w));
+	c->ac_result = json_pack("{s:s, s:s, s:s, s:o}", "host_ref", j.host_ref, "host_uuid", j.host_uuid,
+				 "certificate", j.cert, "warnings", warnings);
 	free(j.cert);
 	return NULL;
+}
+
+/* ------------------------------------------------------ enable/disable */
+
+static json_t *enable_txn(struct db *db, void *ctx)
+{
+	json_t **a = ctx;
+	return db_obj_set(db, json_string_value(a[0]), "enabled", json_incref(a[1]));
+}
+
+static json_t *host_set_enabled(struct api_call *c, bool on)
+{
+	const char *host;
+	json_t *e = api_arg_ref(c, 0, "host", &host);
+	if (e)
+		return e;
+	json_t *a[2] = {json_string(host), json_boolean(on)};
+	e = db_txn(c->ac_pd->pd_db, enable_txn, a);
+	json_decref(a[0]);
+	json_decref(a[1]);
+	return e;
+}
+
+/* A disabled host takes no new VMs (VM.start answers HOST_DISABLED). */
+json_t *host_disable(struct api_call *c)
+{
+	return host_set_enabled(c, false);
+}
+
+json_t *host_enable(struct api_call *c)
+{
+	return host_set_enabled(c, true);
 }
 
 /* ----------------------------------------------------------- heartbeat */

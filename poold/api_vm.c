@@ -147,6 +147,26 @@ static json_t *vm_clone_txn(struct db *db, void *ctx)
 		json_decref(rec);
 		return e;
 	}
+	/* a clone must not share a writable disk with its parent; copying
+	 * disks through the SR is not wired into VM.clone yet, so say so */
+	json_t *vbds = db_find(db, "VBD", "VM", v->vm);
+	const char *vk;
+	json_t *vbd;
+	json_object_foreach(vbds, vk, vbd) {
+		const char *mode = json_string_value(json_object_get(vbd, "mode"));
+		json_t *vdi = json_is_true(json_object_get(vbd, "empty")) ? NULL
+			      : db_obj_get(db, json_string_value(json_object_get(vbd, "VDI")));
+		if (!e && vdi && mode && strcmp(mode, "RW") == 0 && !json_is_true(json_object_get(vdi, "sharable")))
+			e = xerr_newf(XE_OPERATION_NOT_ALLOWED,
+				      "VM %s has a writable disk: cloning disks is not supported yet (copy the VM's "
+				      "VDIs and attach the copies to a new VM)", v->vm);
+		json_decref(vdi);
+	}
+	json_decref(vbds);
+	if (e) {
+		json_decref(rec);
+		return e;
+	}
 	for (size_t i = 0; i < sizeof vm_clone_reset / sizeof vm_clone_reset[0]; i++)
 		json_object_del(rec, vm_clone_reset[i]);
 	json_object_set_new(rec, "name_label", json_string(v->name));
