@@ -29,7 +29,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
-LDFLAGS += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC   := $(wildcard lib/*.c)
@@ -95,6 +95,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcommon.a
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do BINDIR=$(BINDIR) $$b $(BENCH_ARGS) || exit 1; done
+	@for b in tests/bench/*.py; do POOLD_BIN=$(CURDIR)/$(BINDIR) python3 $$b $(BENCH_ARGS) || exit 1; done
 
 demo: deps all
 	@sh scripts/demo

@@ -29,6 +29,7 @@ struct agent {
 	SSL_CTX *ag_server_ctx;     /* our certificate; clients must show a pool one */
 	SSL_CTX *ag_client_ctx;     /* our certificate; the master must show a pool one */
 	struct event *ag_beat_timer;
+	struct evrpc_conn *ag_master;  /* kept alive: one handshake, not one per beat */
 	char ag_state[4096];        /* state-dir */
 	char ag_host_uuid[48];
 	char ag_master_host[256];

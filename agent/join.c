@@ -20,74 +20,55 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <curl/curl.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include "evrpc.h"
 #include "agent.h"
-#include "jsonrpc.h"
 #include "log.h"
 #include "tls.h"
 #include "xerr.h"
 
-struct body {
-	char *b;
-	size_t n;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+/* One call before the loop runs. verify_ca NULL = do not verify the server
+ * (only for fetching the CA, whose fingerprint is then checked). */
+static json_t *call(const struct agent *ag, const char *verify_ca, const char *method, json_t *params, char *err,
+		    size_t errlen)
 {
-	struct body *b = arg;
-	if (b->n + sz * n > (1u << 20))
-		return 0; /* no answer of ours is that big */
-	char *nb = realloc(b->b, b->n + sz * n + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + b->n, p, sz * n);
-	b->b = nb;
-	b->n += sz * n;
-	b->b[b->n] = '\0';
-	return sz * n;
-}
-
-/* One blocking JSON-RPC call; cainfo NULL = do not verify the server (only
- * for fetching the CA, whose fingerprint is then checked). */
-static json_t *call(const char *url, const char *cainfo, const char *method, json_t *params, char *local_ip,
-		    char *err, size_t errlen)
-{
-	char *req = jrpc_request(method, params, 1);
-	json_decref(params);
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	struct body b = {0};
+	SSL_CTX *ctx = tls_client_ctx(verify_ca, NULL, NULL, err, errlen);
+	if (!ctx) {
+		json_decref(params);
+		return NULL;
+	}
+	struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ctx, NULL};
 	json_t *result = NULL, *xerr = NULL;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, req);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cainfo ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L); /* the chain is checked; names vary */
-	if (cainfo)
-		curl_easy_setopt(c, CURLOPT_CAINFO, cainfo);
-	CURLcode rc = curl_easy_perform(c);
-	if (rc != CURLE_OK) {
-		snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
-	} else if (jrpc_parse_answer(b.b ? b.b : "", b.n, &result, &xerr) != 0) {
+	if (evrpc_call_sync(&t, method, params, 30, &result, &xerr) < 0) {
 		char *s = xerr_to_text(xerr);
-		snprintf(err, errlen, "%s refused: %s", method, s ? s : "?");
+		snprintf(err, errlen, "%s", s ? s : "the master did not answer");
 		free(s);
 	}
-	if (rc == CURLE_OK && local_ip) {
-		char *ip = NULL;
-		curl_easy_getinfo(c, CURLINFO_LOCAL_IP, &ip);
-		snprintf(local_ip, 64, "%s", ip ? ip : "");
-	}
 	json_decref(xerr);
-	free(b.b);
-	free(req);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	SSL_CTX_free(ctx);
 	return result;
+}
+
+/* The local address that routes to the master: what poold will reach us
+ * on unless configured otherwise (a UDP connect sends nothing). */
+static void local_address_towards(const char *host, int port, char *out, size_t outlen)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	hints.ai_socktype = SOCK_DGRAM;
+	char ps[16];
+	snprintf(ps, sizeof ps, "%d", port);
+	if (getaddrinfo(host, ps, &hints, &ai) != 0)
+		return;
+	int fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		getnameinfo((struct sockaddr *)&ss, sl, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST);
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
 }
 
 int agent_split_master(const char *master, char *host, size_t hostlen, int *port)
@@ -174,10 +155,9 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
 			 ag->ag_master_host, ag->ag_master_port);
 		return -1;
 	}
-	char url[400];
-	snprintf(url, sizeof url, "https://%s:%d/jsonrpc", ag->ag_master_host, ag->ag_master_port);
 	char local_ip[64] = "";
-	json_t *pem = call(url, NULL, "pool.get_ca_certificate", json_array(), local_ip, err, errlen);
+	local_address_towards(ag->ag_master_host, ag->ag_master_port, local_ip, sizeof local_ip);
+	json_t *pem = call(ag, NULL, "pool.get_ca_certificate", json_array(), err, errlen);
 	if (!pem)
 		return -1;
 	char fp[128];
@@ -200,7 +180,7 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
 		goto out;
 	if (!ag->ag_address[0])
 		snprintf(ag->ag_address, sizeof ag->ag_address, "%s", local_ip);
-	ans = call(url, tmp_ca, "host.join", json_pack("[s,s,o]", token, csr, agent_report(ag)), NULL, err, errlen);
+	ans = call(ag, tmp_ca, "host.join", json_pack("[s,s,o]", token, csr, agent_report(ag)), err, errlen);
 	const char *uuid = json_string_value(json_object_get(ans, "host_uuid"));
 	const char *certificate = json_string_value(json_object_get(ans, "certificate"));
 	if (!ans)

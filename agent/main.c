@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "agent.h"
@@ -118,11 +117,16 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	struct agent *ag = arg;
 	if (ag->ag_beat_inflight)
 		return; /* the previous one is still out: do not pile up */
-	struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, NULL};
+	if (!ag->ag_master) {
+		struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, NULL};
+		ag->ag_master = evrpc_conn_new(ag->ag_base, &t);
+		if (!ag->ag_master)
+			return;
+	}
 	long long every = conf_duration_ms(ag->ag_conf, "heartbeat-interval");
 	int timeout = (int)(every / 1000) + 5;
-	if (evrpc_call(ag->ag_base, &t, "host.heartbeat", json_pack("[o]", agent_report(ag)), timeout, on_beat_done,
-		       ag) == 0)
+	if (evrpc_conn_call(ag->ag_master, "host.heartbeat", json_pack("[o]", agent_report(ag)), timeout, on_beat_done,
+			    ag) == 0)
 		ag->ag_beat_inflight = true;
 }
 
@@ -197,6 +201,7 @@ static int run(struct agent *ag, const char *argv0)
 		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
 	agent_server_stop(ag);
+	evrpc_conn_free(ag->ag_master);
 	event_free(ag->ag_beat_timer);
 	event_free(sigterm);
 	event_free(sigint);
@@ -207,7 +212,6 @@ int main(int argc, char **argv)
 {
 	log_init("pool-agent", LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const char *config = NULL, *backend = NULL;
 	char **sets = calloc((size_t)argc, sizeof *sets);
 	int nsets = 0;
@@ -236,6 +240,5 @@ int main(int argc, char **argv)
 	if (ag.ag_base)
 		event_base_free(ag.ag_base);
 	conf_free(ag.ag_conf);
-	curl_global_cleanup();
 	return rc;
 }

@@ -1,4 +1,5 @@
 /* evrpc.c - JSON-RPC over HTTPS from a libevent loop (see evrpc.h). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,25 +68,46 @@ static void on_done(struct evhttp_request *req, void *arg)
 	free(c);
 }
 
-int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char *method, json_t *params,
-	       int timeout_s, evrpc_cb cb, void *arg)
+/* A TLS connection to t (not yet connected: evhttp connects on first use). */
+static struct evhttp_connection *conn_new(struct event_base *base, const struct evrpc_target *t)
 {
-	char *body = jrpc_request(method, params, 1);
-	json_decref(params);
-	struct evrpc_call *c = calloc(1, sizeof *c);
 	SSL *ssl = SSL_new(t->et_ctx);
-	if (!body || !c || !ssl) {
-		free(body);
-		free(c);
-		SSL_free(ssl);
-		return -1;
-	}
+	if (!ssl)
+		return NULL;
 	SSL_set_tlsext_host_name(ssl, t->et_host);
 	/* the peer must be the host we mean, not just any pool member: its
 	 * certificate's CN (agents have no DNS names) is checked in the
 	 * handshake, which fails otherwise */
 	if (t->et_peer_cn && *t->et_peer_cn && SSL_set1_host(ssl, t->et_peer_cn) != 1) {
 		SSL_free(ssl);
+		return NULL;
+	}
+	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+								BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	struct evhttp_connection *evcon = evhttp_connection_base_bufferevent_new(base, NULL, bev, t->et_host,
+										  (ev_uint16_t)t->et_port);
+	if (!evcon) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	evhttp_connection_set_retries(evcon, 0);
+	return evcon;
+}
+
+/* Send one request on evcon; -1 when it could not be queued (the request
+ * is freed by evhttp then, c by us). */
+static int send_request(struct evhttp_connection *evcon, const struct evrpc_target *t, const char *method,
+			json_t *params, bool keep, evrpc_cb cb, void *arg)
+{
+	char *body = jrpc_request(method, params, 1);
+	json_decref(params);
+	struct evrpc_call *c = calloc(1, sizeof *c);
+	if (!body || !c) {
 		free(body);
 		free(c);
 		return -1;
@@ -94,40 +116,162 @@ int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char
 	c->ec_arg = arg;
 	snprintf(c->ec_peer, sizeof c->ec_peer, "%s:%d", t->et_host, t->et_port);
 	snprintf(c->ec_method, sizeof c->ec_method, "%s", method);
-	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-								BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (!bev) {
-		SSL_free(ssl);
-		free(body);
-		free(c);
-		return -1;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	struct evhttp_connection *evcon = evhttp_connection_base_bufferevent_new(base, NULL, bev, t->et_host,
-										  (ev_uint16_t)t->et_port);
-	if (!evcon) {
-		bufferevent_free(bev);
-		free(body);
-		free(c);
-		return -1;
-	}
-	evhttp_connection_set_timeout(evcon, timeout_s);
-	evhttp_connection_set_retries(evcon, 0);
-	evhttp_connection_free_on_completion(evcon);
 	struct evhttp_request *req = evhttp_request_new(on_done, c);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Host", t->et_host);
 	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Connection", "close");
+	if (!keep)
+		evhttp_add_header(h, "Connection", "close");
 	evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
 	free(body);
 	if (evhttp_make_request(evcon, req, EVHTTP_REQ_POST, "/jsonrpc") < 0) {
-		/* evhttp freed the request; the connection is ours to free */
-		evhttp_connection_free(evcon);
 		free(c);
 		return -1;
 	}
 	return 0;
+}
+
+int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char *method, json_t *params,
+	       int timeout_s, evrpc_cb cb, void *arg)
+{
+	struct evhttp_connection *evcon = conn_new(base, t);
+	if (!evcon) {
+		json_decref(params);
+		return -1;
+	}
+	evhttp_connection_set_timeout(evcon, timeout_s);
+	evhttp_connection_free_on_completion(evcon);
+	if (send_request(evcon, t, method, params, false, cb, arg) < 0) {
+		evhttp_connection_free(evcon);
+		return -1;
+	}
+	return 0;
+}
+
+struct sync_ctx {
+	json_t *result, *err;
+	bool done;
+};
+
+static void sync_done(void *arg, json_t *result, json_t *err)
+{
+	struct sync_ctx *s = arg;
+	s->result = json_incref(result);
+	s->err = json_incref(err);
+	s->done = true;
+}
+
+int evrpc_call_sync(const struct evrpc_target *t, const char *method, json_t *params, int timeout_s,
+		    json_t **result, json_t **err)
+{
+	struct sync_ctx s = {NULL, NULL, false};
+	struct event_base *base = event_base_new();
+	*result = *err = NULL;
+	if (!base || evrpc_call(base, t, method, params, timeout_s, sync_done, &s) < 0) {
+		if (base)
+			event_base_free(base);
+		else
+			json_decref(params);
+		*err = xerr_newf(XE_INTERNAL_ERROR, "%s to %s:%d: cannot start the call", method, t->et_host, t->et_port);
+		return -1;
+	}
+	while (!s.done && event_base_loop(base, EVLOOP_ONCE) == 0)
+		;
+	event_base_free(base);
+	*result = s.result;
+	*err = s.err;
+	if (!s.done)
+		*err = xerr_newf(XE_INTERNAL_ERROR, "%s to %s:%d: no answer", method, t->et_host, t->et_port);
+	return *err ? -1 : 0;
+}
+
+struct evrpc_conn {
+	struct event_base *k_base;
+	struct evrpc_target k_target;
+	char k_host[256], k_cn[128];
+	struct evhttp_connection *k_evcon;
+	bool k_dead; /* closed or failed: replace before the next call */
+};
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	struct evrpc_conn *k = arg;
+	k->k_dead = true;
+}
+
+struct evrpc_conn *evrpc_conn_new(struct event_base *base, const struct evrpc_target *t)
+{
+	struct evrpc_conn *k = calloc(1, sizeof *k);
+	if (!k)
+		return NULL;
+	k->k_base = base;
+	k->k_target = *t;
+	snprintf(k->k_host, sizeof k->k_host, "%s", t->et_host);
+	snprintf(k->k_cn, sizeof k->k_cn, "%s", t->et_peer_cn ? t->et_peer_cn : "");
+	k->k_target.et_host = k->k_host;
+	k->k_target.et_peer_cn = k->k_cn;
+	return k;
+}
+
+/* A failed call marks the connection for replacement. */
+struct conn_call {
+	struct evrpc_conn *cc_k;
+	evrpc_cb cc_cb;
+	void *cc_arg;
+};
+
+static void conn_call_done(void *arg, json_t *result, json_t *err)
+{
+	struct conn_call *cc = arg;
+	if (err) /* whatever went wrong, the next call starts on a fresh connection */
+		cc->cc_k->k_dead = true;
+	cc->cc_cb(cc->cc_arg, result, err);
+	free(cc);
+}
+
+int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, int timeout_s, evrpc_cb cb,
+		    void *arg)
+{
+	if (k->k_evcon && k->k_dead) {
+		/* a TLS connection cannot be reconnected in place: start anew */
+		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
+		evhttp_connection_free(k->k_evcon);
+		k->k_evcon = NULL;
+	}
+	if (!k->k_evcon) {
+		k->k_evcon = conn_new(k->k_base, &k->k_target);
+		if (!k->k_evcon) {
+			json_decref(params);
+			return -1;
+		}
+		k->k_dead = false;
+		evhttp_connection_set_closecb(k->k_evcon, conn_closed, k);
+	}
+	evhttp_connection_set_timeout(k->k_evcon, timeout_s);
+	struct conn_call *cc = calloc(1, sizeof *cc);
+	if (!cc) {
+		json_decref(params);
+		return -1;
+	}
+	*cc = (struct conn_call){k, cb, arg};
+	if (send_request(k->k_evcon, &k->k_target, method, params, true, conn_call_done, cc) < 0) {
+		free(cc);
+		k->k_dead = true;
+		return -1;
+	}
+	return 0;
+}
+
+void evrpc_conn_free(struct evrpc_conn *k)
+{
+	if (!k)
+		return;
+	if (k->k_evcon) {
+		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
+		evhttp_connection_free(k->k_evcon);
+	}
+	free(k);
 }
 
 int evrpc_request_peer_cn(struct evhttp_request *req, char *out, size_t outlen)

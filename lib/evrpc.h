@@ -32,6 +32,22 @@ struct evrpc_target {
 int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char *method, json_t *params,
 	       int timeout_s, evrpc_cb cb, void *arg);
 
+/* The same, waiting for the answer (its own loop: for start-up work such as
+ * joining, before the daemon's loop runs). 0 with *result, or -1 with
+ * *err (both new references). */
+int evrpc_call_sync(const struct evrpc_target *t, const char *method, json_t *params, int timeout_s,
+		    json_t **result, json_t **err);
+
+/* A kept-alive connection to one peer for frequent calls (heartbeats): one
+ * TLS handshake instead of one per call. A connection that failed or was
+ * closed by the peer is replaced at the next call. */
+struct evrpc_conn;
+struct evrpc_conn *evrpc_conn_new(struct event_base *base, const struct evrpc_target *t);
+/* As evrpc_call, on the kept connection; calls are answered in order. */
+int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, int timeout_s, evrpc_cb cb,
+		    void *arg);
+void evrpc_conn_free(struct evrpc_conn *k);
+
 /* The CN of the peer certificate of an incoming request's connection when
  * it verified against the server's CA (for agent-only methods), into out;
  * 0 when there is one, -1 when there is none. */
