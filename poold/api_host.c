@@ -25,6 +25,8 @@
 #include "version.h"
 #include "xerr.h"
 
+#define BEAT_FULL_SECONDS 30
+
 static int64_t mono_s(void)
 {
 	struct timespec t;
@@ -482,8 +484,29 @@ json_t *host_heartbeat(struct api_call *c)
 		return e;
 	b.domains = json_object_get(report, "domains");
 	b.srs = json_object_get(report, "srs");
-	if ((e = db_txn(c->ac_pd->pd_db, beat_txn, &b)))
+	/* Most beats say what the last one said: then there is nothing to
+	 * write, and no need to read the records to find that out. A full
+	 * pass still runs every BEAT_FULL_SECONDS, in case the records were
+	 * changed under us. */
+	struct poold *pd = c->ac_pd;
+	json_t *last = json_object_get(pd->pd_host_report, ref);
+	json_int_t then = json_integer_value(json_object_get(last, "__at"));
+	json_int_t free_then = json_integer_value(json_object_get(last, "memory_free"));
+	json_t *cmp = json_deep_copy(report);
+	json_object_del(cmp, "memory_free");
+	bool same = last && json_equal(json_object_get(last, "report"), cmp) && mono_s() - then < BEAT_FULL_SECONDS &&
+		    llabs((long long)(free_then - b.rep.memory_free)) <= b.rep.memory_total / 100 &&
+		    json_object_get(pd->pd_host_seen, ref);
+	if (!same && (e = db_txn(pd->pd_db, beat_txn, &b))) {
+		json_decref(cmp);
 		return e;
+	}
+	if (!same)
+		json_object_set_new(pd->pd_host_report, ref,
+				    json_pack("{s:o, s:I, s:I}", "report", cmp, "memory_free", b.rep.memory_free, "__at",
+					      (json_int_t)mono_s()));
+	else
+		json_decref(cmp);
 	if (b.changed)
 		log_info("host %s is live", b.rep.name);
 	json_object_set_new(c->ac_pd->pd_host_seen, ref, json_integer(mono_s()));
@@ -524,6 +547,7 @@ static void liveness_check(evutil_socket_t fd, short what, void *arg)
 void host_liveness_start(struct poold *pd)
 {
 	pd->pd_host_seen = json_object();
+	pd->pd_host_report = json_object();
 	/* hosts live when poold stopped get a full timeout to say so again */
 	json_t *hosts = db_find(pd->pd_db, "host", NULL, NULL);
 	const char *ref;
@@ -551,4 +575,6 @@ void host_liveness_stop(struct poold *pd)
 	pd->pd_live_timer = NULL;
 	json_decref(pd->pd_host_seen);
 	pd->pd_host_seen = NULL;
+	json_decref(pd->pd_host_report);
+	pd->pd_host_report = NULL;
 }

@@ -35,6 +35,7 @@ struct poold {
 	struct event *pd_gc_timer;
 	struct event *pd_live_timer;
 	json_t *pd_host_seen;        /* host ref -> monotonic second of its last heartbeat */
+	json_t *pd_host_report;      /* host ref -> {report, memory_free, __at}: its last recorded beat */
 	json_t *pd_vm_changed;       /* VM ref -> second of its last power operation */
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
 	uint64_t pd_calls;
