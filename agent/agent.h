@@ -38,6 +38,8 @@ struct agent {
 	char ag_address[64];        /* where poold reaches us */
 	struct agent_sr *ag_srs;    /* AGENT_MAX_SRS slots */
 	int ag_nsrs;
+	uint64_t ag_seq;            /* numbers our reports: poold knows which are newer than an answer */
+	char ag_boot[40];           /* this run of the agent (its seq starts again at 0) */
 	bool ag_beat_inflight;
 	int ag_beats_failed;
 };
@@ -56,6 +58,9 @@ int agent_split_master(const char *master, char *host, size_t hostlen, int *port
 /* ---- report.c ---- */
 /* What we tell poold about this host (join and heartbeats). */
 json_t *agent_report(struct agent *ag);
+/* What a VM operation's answer carries so poold can tell which reports
+ * were made after it: {"boot": ..., "seq": the next report's number}. */
+json_t *agent_stamp(struct agent *ag, json_t *answer);
 
 /* ---- sr_ops.c: plugged SRs and their VDIs ---- */
 void agent_srs_load(struct agent *ag);

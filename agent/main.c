@@ -170,6 +170,17 @@ static int run(struct agent *ag, const char *argv0)
 		return 1;
 	}
 	evthread_use_pthreads();
+	{
+		/* a name for this run: a restarted agent numbers its reports anew */
+		unsigned char rnd[8];
+		FILE *u = fopen("/dev/urandom", "r");
+		if (!u || fread(rnd, 1, sizeof rnd, u) != sizeof rnd)
+			memset(rnd, 0, sizeof rnd);
+		if (u)
+			fclose(u);
+		snprintf(ag->ag_boot, sizeof ag->ag_boot, "%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(), rnd[0],
+			 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	}
 	ag->ag_base = event_base_new();
 	agent_srs_load(ag);
 	if (agent_server_start(ag, err, sizeof err) < 0 || agent_join_if_needed(ag, err, sizeof err) < 0 ||

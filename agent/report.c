@@ -17,8 +17,16 @@ static const char *state_name(enum be_state s)
 	return "Halted";
 }
 
+json_t *agent_stamp(struct agent *ag, json_t *answer)
+{
+	json_object_set_new(answer, "boot", json_string(ag->ag_boot));
+	json_object_set_new(answer, "seq", json_integer((json_int_t)(ag->ag_seq + 1)));
+	return answer;
+}
+
 json_t *agent_report(struct agent *ag)
 {
+	ag->ag_seq++;
 	struct be_host_info hi;
 	memset(&hi, 0, sizeof hi);
 	ag->ag_be->be_ops->bo_host_info(ag->ag_be, &hi);
@@ -36,11 +44,13 @@ json_t *agent_report(struct agent *ag)
 							      d[i].di_vcpus));
 		free(d);
 	}
-	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:o}", "name_label",
+	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:o, s:s, s:I}",
+			 "name_label",
 			 conf_str(ag->ag_conf, "name"), "hostname", hostname, "address", ag->ag_address, "port",
 			 ag->ag_port, "migration_address", conf_str(ag->ag_conf, "migration-address"), "backend",
 			 hi.hi_backend, "product_version", *version ? version : POOLD_VERSION, "memory_total",
 			 (json_int_t)hi.hi_total_memory, "memory_free", (json_int_t)hi.hi_free_memory, "cpu_info",
 			 "vendor", hi.hi_cpu_vendor, "features", hi.hi_featureset, "cpu_count", hi.hi_cpus,
-			 "domains", doms, "srs", agent_srs_report(ag));
+			 "domains", doms, "srs", agent_srs_report(ag), "boot", ag->ag_boot, "seq",
+			 (json_int_t)ag->ag_seq);
 }

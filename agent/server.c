@@ -94,8 +94,13 @@ static json_t *m_vm_start(struct agent *ag, json_t *args, json_t **result)
 	}
 	if (!dc.dc_uuid[0] || dc.dc_memory == 0 || dc.dc_vcpus < 1)
 		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
-	if (domid_of(ag, dc.dc_uuid, NULL) >= 0)
+	struct be_domain_info old;
+	int olddom = domid_of(ag, dc.dc_uuid, &old);
+	if (olddom >= 0 && (old.di_state == BE_STATE_RUNNING || old.di_state == BE_STATE_PAUSED))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
+	/* what is left of an earlier run (crashed, shut down) goes first */
+	if (olddom >= 0 && ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, olddom) < 0)
+		return be_fail(ag, "cannot clear the old domain of", dc.dc_uuid);
 	int domid;
 	if (ag->ag_be->be_ops->bo_domain_create(ag->ag_be, &dc, &domid) < 0)
 		return be_fail(ag, "cannot create a domain for", dc.dc_uuid);
@@ -105,7 +110,7 @@ static json_t *m_vm_start(struct agent *ag, json_t *args, json_t **result)
 		return e;
 	}
 	log_info("started VM %s (%s) as domain %d", dc.dc_uuid, dc.dc_name, domid);
-	*result = json_pack("{s:i}", "domid", domid);
+	*result = agent_stamp(ag, json_pack("{s:i}", "domid", domid));
 	return NULL;
 }
 
@@ -133,7 +138,7 @@ static json_t *m_vm_shutdown(struct agent *ag, json_t *args, json_t **result)
 	if (rc < 0)
 		return be_fail(ag, hard ? "cannot destroy" : "cannot shut down", uuid);
 	log_info("%s VM %s (domain %d)", hard ? "destroyed" : "shut down", uuid, domid);
-	*result = json_string("");
+	*result = agent_stamp(ag, json_object());
 	return NULL;
 }
 
@@ -146,7 +151,7 @@ static json_t *m_vm_pause(struct agent *ag, json_t *args, json_t **result)
 		return e;
 	if (ag->ag_be->be_ops->bo_domain_pause(ag->ag_be, domid) < 0)
 		return be_fail(ag, "cannot pause", uuid);
-	*result = json_string("");
+	*result = agent_stamp(ag, json_object());
 	return NULL;
 }
 
@@ -159,7 +164,7 @@ static json_t *m_vm_unpause(struct agent *ag, json_t *args, json_t **result)
 		return e;
 	if (ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid) < 0)
 		return be_fail(ag, "cannot unpause", uuid);
-	*result = json_string("");
+	*result = agent_stamp(ag, json_object());
 	return NULL;
 }
 

@@ -6,9 +6,10 @@
  * Started by backend_sim.c, never by hand. Threads:
  *   main       the control socket (and SIGTERM = clean shutdown)
  *   heartbeat  rewrites page 0 every 1 ms while running
- *   workload   the boot-time touch, then dirties pages at the set rate
+ *   workload   dirties pages at the set rate once the guest has booted
  *   disk       writes the first writable disk at the set rate
- *   populate   preallocates all of RAM once (MADV_POPULATE_WRITE), then ends
+ *   boot       preallocates all of RAM (MADV_POPULATE_WRITE), then does the
+ *              guest's boot-time touch at the first unpause, then ends
  * A pause parks heartbeat, workload and disk at a safe point between two
  * batches before PAUSE is answered, so nothing changes while paused.
  */
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -141,7 +143,6 @@ struct dom {
 
 	pthread_t th_hb, th_wl, th_disk, th_pop;
 	bool have_pop;
-	bool pop_stop;
 };
 
 static enum page_class page_class(const struct dom *d, uint64_t page, const struct be_workload *wl)
@@ -263,6 +264,23 @@ static void dom_unpause(struct dom *d)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* A thread starts / stops being one that a pause must wait for. */
+static bool guest_enter(struct dom *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->nguest++;
+	pthread_mutex_unlock(&d->mu);
+	return guest_checkpoint(d) != CK_STOP;
+}
+
+static void guest_leave(struct dom *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->nguest--;
+	pthread_cond_broadcast(&d->cv_parked);
+	pthread_mutex_unlock(&d->mu);
+}
+
 /* ---- guest threads ---- */
 static void *heartbeat_main(void *arg)
 {
@@ -343,14 +361,12 @@ static void *workload_main(void *arg)
 	struct dom *d = arg;
 	struct rng r;
 	rng_seed(&r, d->seed ^ (uint64_t)getpid() ^ now_ns());
-	if (!d->restore) {
-		/* the guest boots at the first unpause */
+	/* the boot thread touches the guest's pages first */
+	while (!__atomic_load_n(&d->sh->ss_booted, __ATOMIC_ACQUIRE)) {
 		if (guest_checkpoint(d) == CK_STOP)
 			return NULL;
-		if (!boot_touch(d, &r))
-			return NULL;
+		sleep_until(now_ns() + WL_TICK_NS);
 	}
-	__atomic_store_n(&d->sh->ss_booted, 1, __ATOMIC_RELEASE);
 	uint64_t last = now_ns();
 	double budget = 0;
 	uint64_t batch = 0;
@@ -493,14 +509,20 @@ static void *disk_main(void *arg)
 	return NULL;
 }
 
-/* Preallocates RAM (as Xen does at domain build), 16 MiB per step. */
-static void *populate_main(void *arg)
+/* The boot thread, at a lower priority than the control path and the
+ * running guests: preallocates all of RAM (as Xen does at domain build,
+ * paused or not; MADV_POPULATE_WRITE, 16 MiB per step), then, once the
+ * domain first runs, the guest's boot-time touch. A restored domain does
+ * not boot: its RAM comes from the migration. */
+static void *boot_main(void *arg)
 {
 	struct dom *d = arg;
+	if (getenv("SIMDOM_EXP_IDLE")) { struct sched_param sp = {0}; pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp); } else (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	if (getenv("SIMDOM_EXP_NOPOP")) { __atomic_store_n(&d->sh->ss_booted, 1, __ATOMIC_RELEASE); return NULL; }
 	const uint64_t step = 16ull << 20;
 	for (uint64_t off = 0; off < d->ram_len; off += step) {
-		if (__atomic_load_n(&d->pop_stop, __ATOMIC_ACQUIRE))
-			break;
+		if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
+			return NULL;
 		uint64_t lim = held_pages(d) << SIMDOM_PAGE_SHIFT;
 		if (off >= lim)
 			break;
@@ -513,6 +535,17 @@ static void *populate_main(void *arg)
 			}
 		}
 		__atomic_store_n(&d->sh->ss_populated, off + len, __ATOMIC_RELEASE);
+	}
+	if (d->restore) {
+		__atomic_store_n(&d->sh->ss_booted, 1, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	struct rng r;
+	rng_seed(&r, d->seed ^ (uint64_t)getpid() ^ now_ns());
+	if (guest_enter(d)) { /* parks until the first unpause */
+		if (boot_touch(d, &r))
+			__atomic_store_n(&d->sh->ss_booted, 1, __ATOMIC_RELEASE);
+		guest_leave(d);
 	}
 	return NULL;
 }
@@ -781,7 +814,6 @@ static void stop_threads(struct dom *d)
 {
 	pthread_mutex_lock(&d->mu);
 	__atomic_store_n(&d->stop, true, __ATOMIC_RELEASE);
-	__atomic_store_n(&d->pop_stop, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&d->cv_run);
 	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->th_hb, NULL);
@@ -1047,8 +1079,8 @@ int main(int argc, char **argv)
 		return 1; /* exit releases everything */
 	}
 	/* A restored domain's RAM is written by the receiver (pwrite/mapping):
-	 * populate all the same so its writes find the pages allocated. */
-	d->have_pop = pthread_create(&d->th_pop, NULL, populate_main, d) == 0;
+	 * it is populated all the same, so those writes find it allocated. */
+	d->have_pop = pthread_create(&d->th_pop, NULL, boot_main, d) == 0;
 
 	/* Created (paused) once the guest threads are parked. */
 	pthread_mutex_lock(&d->mu);

@@ -50,6 +50,7 @@ json_t *host_disable(struct api_call *c);
 json_t *pbd_plug(struct api_call *c);
 json_t *pbd_unplug(struct api_call *c);
 json_t *vm_start(struct api_call *c);
+json_t *vm_set_memory_limits(struct api_call *c);
 json_t *vm_start_on(struct api_call *c);
 json_t *vm_shutdown(struct api_call *c);
 json_t *vm_clean_shutdown(struct api_call *c);
@@ -84,6 +85,7 @@ static const struct api_method api_methods[] = {
 	{"host.disable", 2, 2, API_ASYNC, host_disable},
 	{"PBD.plug", 2, 2, API_ASYNC, pbd_plug},
 	{"PBD.unplug", 2, 2, API_ASYNC, pbd_unplug},
+	{"VM.set_memory_limits", 6, 6, API_ASYNC, vm_set_memory_limits},
 	{"VM.start", 4, 4, API_ASYNC, vm_start},
 	{"VM.start_on", 5, 5, API_ASYNC, vm_start_on},
 	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown},

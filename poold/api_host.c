@@ -163,7 +163,7 @@ static json_t *pool_relevel(struct db *db, const char *pool)
 	json_object_foreach(hosts, ref, h) {
 		json_t *cpu = json_object_get(h, "cpu_info");
 		if (n < 256 && *str(cpu, "vendor"))
-			ch[n++] = (struct cpuid_host){str(cpu, "vendor"), str(cpu, "features")};
+			ch[n++] = (struct cpuid_host){str(cpu, "vendor"), str(cpu, "features"), str(h, "name_label")};
 	}
 	struct cpuid_set level;
 	char reason[512], text[9 * CPUID_MAX_WORDS + 1];
@@ -216,19 +216,22 @@ static json_t *join_txn(struct db *db, void *ctx)
 	snprintf(port, sizeof port, "%lld", (long long)j->rep.port);
 	json_object_set_new(json_object_get(fields, "other_config"), "agent_port", json_string(port));
 	json_t *master;
+	char now[32];
+	model_now(now);
 	if (master_unclaimed(db, pd->pd_host_ref, &master)) {
 		snprintf(j->host_ref, sizeof j->host_ref, "%s", pd->pd_host_ref);
 		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(master, "uuid"));
 		e = db_obj_update(db, j->host_ref, fields);
 		const char *mref = str(master, "metrics");
 		if (!e)
-			e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b}", "memory_total", j->rep.memory_total,
-							      "memory_free", j->rep.memory_free, "live", 1));
+			e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b, s:s}", "memory_total",
+							      j->rep.memory_total, "memory_free", j->rep.memory_free,
+							      "live", 1, "last_updated", now));
 	} else {
 		char mref[64];
 		e = db_obj_create_new(db, "host_metrics",
-				  json_pack("{s:I, s:I, s:b}", "memory_total", j->rep.memory_total, "memory_free",
-					    j->rep.memory_free, "live", 1),
+				  json_pack("{s:I, s:I, s:b, s:s}", "memory_total", j->rep.memory_total, "memory_free",
+					    j->rep.memory_free, "live", 1, "last_updated", now),
 				  mref);
 		json_object_set_new(fields, "metrics", json_string(mref));
 		json_object_set_new(fields, "enabled", json_true());
@@ -365,15 +368,20 @@ struct beat_ctx {
 	struct host_report rep;
 	json_t *domains; /* [{uuid, domid, power_state}] as the agent sees them */
 	json_t *srs;     /* [{uuid, physical_size, ...}] of the SRs it has plugged */
+	json_t *report;  /* the whole report (its boot and seq) */
 	bool changed;
 };
 
-/* A power operation poold made in the last few seconds may be newer than
- * the report: the agent built it before the operation reached it. */
-static bool recently_changed(struct poold *pd, const char *vm)
+/* Was this report made before the last power operation on vm finished?
+ * The agent numbers its reports and stamps each operation's answer with
+ * the number of the next report, so an old report (sent on another
+ * connection, overtaken by the answer) never undoes the operation. */
+static bool report_older(struct beat_ctx *b, const char *vm)
 {
-	json_t *t = json_object_get(pd->pd_vm_changed, vm);
-	return t && time(NULL) - (time_t)json_integer_value(t) < 10;
+	json_t *t = json_object_get(b->pd->pd_vm_changed, vm);
+	if (!t || strcmp(str(t, "host"), b->host) || strcmp(str(t, "boot"), str(b->report, "boot")))
+		return false; /* another host, or the agent restarted since: no order to keep */
+	return json_integer_value(json_object_get(b->report, "seq")) < json_integer_value(json_object_get(t, "seq"));
 }
 
 /* Make the database agree with the domains the host runs (after an agent
@@ -390,7 +398,7 @@ static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 			continue; /* not a VM of this pool: left alone */
 		json_object_set_new(seen, vm, json_true());
 		json_t *v = db_obj_get(db, vm);
-		bool busy = strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) || recently_changed(b->pd, vm);
+		bool busy = strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) || report_older(b, vm);
 		bool gone = strcmp(ps, "Running") && strcmp(ps, "Paused");
 		json_t *want = gone ? json_pack("{s:s, s:s, s:I}", "power_state", "Halted", "resident_on", MODEL_NULL_REF,
 					       "domid", (json_int_t)-1)
@@ -414,7 +422,7 @@ static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 	const char *vm;
 	json_t *v;
 	json_object_foreach(mine, vm, v) {
-		if (e || json_object_get(seen, vm) || recently_changed(b->pd, vm) ||
+		if (e || json_object_get(seen, vm) || report_older(b, vm) ||
 		    strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
 			continue;
 		log_warn("VM %s: its domain is gone from its host: recorded as halted", str(v, "name_label"));
@@ -438,8 +446,12 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	json_int_t diff = free_was - b->rep.memory_free;
 	bool live = json_is_true(json_object_get(m, "live"));
 	/* write when something a client would notice changed, not every beat */
+	char stamp[32];
+	model_now(stamp);
+	/* a full pass (every BEAT_FULL_SECONDS at least) refreshes last_updated */
 	if (!live || diff > b->rep.memory_total / 100 || -diff > b->rep.memory_total / 100 ||
-	    json_integer_value(json_object_get(m, "memory_total")) != b->rep.memory_total) {
+	    json_integer_value(json_object_get(m, "memory_total")) != b->rep.memory_total ||
+	    strncmp(str(m, "last_updated"), stamp, 13) != 0) {
 		char now[32];
 		model_now(now);
 		e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b, s:s}", "memory_total", b->rep.memory_total,
@@ -474,7 +486,7 @@ static json_t *beat_txn(struct db *db, void *ctx)
 
 json_t *host_heartbeat(struct api_call *c)
 {
-	struct beat_ctx b = {c->ac_pd, NULL, {0}, NULL, NULL, false};
+	struct beat_ctx b = {c->ac_pd, NULL, {0}, NULL, NULL, NULL, false};
 	char ref[64];
 	if (!db_ref_by_uuid(c->ac_pd->pd_db, "host", c->ac_peer, ref))
 		return xerr_new(XE_PERMISSION_DENIED, "the certificate names no host of this pool", NULL);
@@ -484,6 +496,7 @@ json_t *host_heartbeat(struct api_call *c)
 		return e;
 	b.domains = json_object_get(report, "domains");
 	b.srs = json_object_get(report, "srs");
+	b.report = report;
 	/* Most beats say what the last one said: then there is nothing to
 	 * write, and no need to read the records to find that out. A full
 	 * pass still runs every BEAT_FULL_SECONDS, in case the records were
@@ -494,6 +507,7 @@ json_t *host_heartbeat(struct api_call *c)
 	json_int_t free_then = json_integer_value(json_object_get(last, "memory_free"));
 	json_t *cmp = json_deep_copy(report);
 	json_object_del(cmp, "memory_free");
+	json_object_del(cmp, "seq");
 	bool same = last && json_equal(json_object_get(last, "report"), cmp) && mono_s() - then < BEAT_FULL_SECONDS &&
 		    llabs((long long)(free_then - b.rep.memory_free)) <= b.rep.memory_total / 100 &&
 		    json_object_get(pd->pd_host_seen, ref);

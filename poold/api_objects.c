@@ -140,6 +140,18 @@ static json_t *gen_set_txn(struct db *db, void *ctx)
 		return e;
 	json_t *cur = json_deep_copy(json_object_get(rec, f->fld_name));
 	json_decref(rec);
+	if (s->op == 0 && strcmp(cls->mc_name, "VM") == 0 &&
+	    (strncmp(f->fld_name, "memory_", 7) == 0 || strncmp(f->fld_name, "VCPUs_", 6) == 0)) {
+		/* the limits hold after the change, or it does not happen */
+		json_t *after = db_obj_get(db, s->ref);
+		json_object_set(after, f->fld_name, s->value);
+		json_t *bad = vm_check_limits(after);
+		json_decref(after);
+		if (bad) {
+			json_decref(cur);
+			return bad;
+		}
+	}
 	if (s->op == 0) {
 		json_decref(cur);
 		if (f->fld_type == FT_REF && strcmp(json_string_value(s->value), MODEL_NULL_REF)) {

@@ -19,7 +19,7 @@ static json_int_t ival(const json_t *rec, const char *k)
 }
 
 /* static_min <= dynamic_min <= dynamic_max <= static_max, 1 <= at_startup <= max */
-static json_t *vm_check_limits(const json_t *rec)
+json_t *vm_check_limits(const json_t *rec)
 {
 	if (!(ival(rec, "memory_static_min") <= ival(rec, "memory_dynamic_min") &&
 	      ival(rec, "memory_dynamic_min") <= ival(rec, "memory_dynamic_max") &&
@@ -183,6 +183,41 @@ static json_t *vm_clone_txn(struct db *db, void *ctx)
 	if (!e)
 		e = copy_children(db, "VIF", "VM", v->vm, v->ref);
 	return e;
+}
+
+struct limits_ctx {
+	const char *vm;
+	json_int_t v[4];
+};
+
+static json_t *limits_txn(struct db *db, void *ctx)
+{
+	struct limits_ctx *l = ctx;
+	json_t *rec, *e = db_obj_get_checked(db, "VM", l->vm, &rec);
+	if (e)
+		return e;
+	json_t *f = json_pack("{s:I, s:I, s:I, s:I}", "memory_static_min", l->v[0], "memory_static_max", l->v[1],
+			      "memory_dynamic_min", l->v[2], "memory_dynamic_max", l->v[3]);
+	json_object_update(rec, f);
+	e = vm_check_limits(rec);
+	json_decref(rec);
+	if (!e)
+		e = db_obj_update(db, l->vm, f);
+	json_decref(f);
+	return e;
+}
+
+/* VM.set_memory_limits(vm, static_min, static_max, dynamic_min, dynamic_max):
+ * all four at once, so a change of size never passes through an invalid
+ * combination. */
+json_t *vm_set_memory_limits(struct api_call *c)
+{
+	struct limits_ctx l = {0};
+	static const char *names[4] = {"static_min", "static_max", "dynamic_min", "dynamic_max"};
+	json_t *e = api_arg_ref(c, 0, "VM", &l.vm);
+	for (int i = 0; i < 4 && !e; i++)
+		e = api_arg_int(c, (size_t)i + 1, names[i], &l.v[i]);
+	return e ? e : db_txn(c->ac_pd->pd_db, limits_txn, &l);
 }
 
 json_t *vm_clone(struct api_call *c)

@@ -262,7 +262,10 @@ static json_t *op_ok(struct poold *pd, void *ctx, json_t *answer, json_t **resul
 	(void)result;
 	struct vm_op *op = ctx;
 	struct record_ctx r = {op, json_integer_value(json_object_get(answer, "domid"))};
-	json_object_set_new(pd->pd_vm_changed, op->op_vm, json_integer((json_int_t)time(NULL)));
+	/* reports older than this answer must not undo what it did */
+	json_object_set_new(pd->pd_vm_changed, op->op_vm,
+			    json_pack("{s:s, s:O, s:O}", "host", op->op_host, "boot", json_object_get(answer, "boot"),
+				      "seq", json_object_get(answer, "seq")));
 	return db_txn(pd->pd_db, record_txn, &r);
 }
 

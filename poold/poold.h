@@ -122,6 +122,11 @@ json_t *api_record_check(const struct model_class *c, const json_t *rec);
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
 
+/* ---- api_vm.c ---- */
+/* static_min <= dynamic_min <= dynamic_max <= static_max and
+ * 1 <= VCPUs_at_startup <= VCPUs_max, or XAPI's CONSTRAINT_VIOLATION error. */
+json_t *vm_check_limits(const json_t *rec);
+
 /* ---- api_session.c ---- */
 json_t *session_check(struct poold *pd, const char *ref);
 void session_load(struct poold *pd);

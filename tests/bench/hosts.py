@@ -92,8 +92,7 @@ def bench_agent_and_starts(base):
         for i in range(20):
             vm = r.rpc("VM.clone", template, "bench-%02d" % i)
             r.rpc("VM.set_is_a_template", vm, False)
-            for f in ("memory_static_max", "memory_dynamic_max", "memory_dynamic_min"):
-                r.rpc("VM.set_" + f, vm, 256 << 20)
+            r.rpc("VM.set_memory_limits", vm, 128 << 20, 256 << 20, 256 << 20, 256 << 20)
             vms.append(vm)
         t0 = time.time()
         tasks = [r.rpc("Async.VM.start_on", vm, host, False, False) for vm in vms]

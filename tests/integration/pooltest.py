@@ -1,0 +1,258 @@
+"""
+pooltest.py - a whole pool on loopback for the integration tests: poold and
+N pool-agents started by scripts/devpool in a fresh temporary directory.
+
+DevPool(hosts=3) runs `scripts/devpool up` (POOLD_BIN selects the binaries,
+as for harness.Pool), parses the `export XE_...` line it prints, and offers
+rpc() (JSON-RPC over HTTPS, XapiError on a XAPI error), xe(), and what the
+tests need to act on hosts from outside: an agent's pid, killing and
+restarting it with its own command line, its domains' records and pids.
+close() runs `scripts/devpool down` (by pid: poold, the agents, their
+domains), stops whatever else it started, and removes the directory; it is
+also run when `up` fails half-way, so no process outlives a test.
+
+Heartbeats every 0.5 s; devpool then writes host-heartbeat-timeout: 3s.
+"""
+import glob
+import http.client
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.integration.harness import BIN, ROOT, SLOW, XapiError
+
+DEVPOOL = os.path.join(ROOT, "scripts", "devpool")
+MiB = 1 << 20
+GiB = 1 << 30
+HEARTBEAT = 0.5
+HEARTBEAT_TIMEOUT = 3  # what devpool writes for --heartbeat 0.5: max(3, 3 * 0.5)
+
+
+def pid_alive(pid):
+    """True while pid is a process that has not exited (zombies count as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
+
+
+def wait_until(fn, timeout, what, interval=0.1):
+    """fn() until it returns a true value (returned); AssertionError after timeout s."""
+    deadline = time.monotonic() + timeout * SLOW
+    last = None
+    while True:
+        try:
+            last = fn()
+        except (OSError, XapiError, http.client.HTTPException) as e:
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: not within %g s (last: %r)" % (what, timeout * SLOW, last))
+        time.sleep(interval)
+
+
+class DevPool:
+    def __init__(self, hosts=3, host_memory_mib=2048, heartbeat=HEARTBEAT, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="devpool-test-")
+        self.hosts = hosts
+        self.heartbeat = heartbeat
+        self.env = None
+        self._session = None
+        self.started = []  # Popen of agents this object (re)started
+        try:
+            args = [sys.executable, DEVPOOL, "up", "--hosts", str(hosts), "--dir", self.dir,
+                    "--host-memory-mib", str(host_memory_mib), "--heartbeat", str(heartbeat)] + list(extra)
+            env = dict(os.environ, POOLD_BIN=BIN)
+            r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=90 * SLOW)
+            if r.returncode != 0:
+                raise RuntimeError("devpool up failed (%d): %s%s\n%s" % (r.returncode, r.stdout, r.stderr,
+                                                                        self.logs()))
+            line = [x for x in r.stdout.splitlines() if x.startswith("export ")]
+            if not line:
+                raise RuntimeError("devpool up printed no export line: %r" % r.stdout)
+            self.env = dict(kv.split("=", 1) for kv in line[-1][len("export "):].split())
+            self.port = int(self.env["XE_PORT"])
+            self.password = self.env["XE_PASSWORD"]
+            self.cafile = self.env["XE_CACERT"]
+        except BaseException:
+            self.close()
+            raise
+
+    # -- wire
+    def connection(self, timeout=60):
+        ctx = ssl.create_default_context(cafile=self.cafile)
+        ctx.check_hostname = False
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=timeout * SLOW)
+
+    def call(self, method, *params, timeout=60):
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
+        conn = self.connection(timeout)
+        try:
+            conn.request("POST", "/jsonrpc", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise RuntimeError("HTTP %d: %r" % (resp.status, data[:200]))
+        answer = json.loads(data)
+        if "error" in answer:
+            e = answer["error"]
+            raise XapiError(e.get("message"), e.get("data"))
+        return answer["result"]
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = self.call("session.login_with_password", "root", self.password, "2.21", "pooltest")
+        return self._session
+
+    def rpc(self, method, *params, **kw):
+        return self.call(method, self.session, *params, **kw)
+
+    def xe(self, *args, check=True):
+        e = dict(os.environ)
+        e.update(self.env)
+        e["HOME"] = self.dir
+        r = subprocess.run([os.path.join(BIN, "xe")] + list(args), capture_output=True, text=True, env=e,
+                           timeout=60 * SLOW)
+        if check and r.returncode != 0:
+            raise AssertionError("xe %s failed (%d): %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    # -- hosts (i = 1..N, as devpool numbers them)
+    def host_dir(self, i):
+        return os.path.join(self.dir, "host%d" % i)
+
+    def state_dir(self, i):
+        return os.path.join(self.host_dir(i), "state")
+
+    def host_uuid(self, i):
+        with open(os.path.join(self.state_dir(i), "host.json")) as f:
+            return json.load(f)["host_uuid"]
+
+    def host_ref(self, i):
+        return self.rpc("host.get_by_uuid", self.host_uuid(i))
+
+    def host_metrics(self, i):
+        return self.rpc("host_metrics.get_record", self.rpc("host.get_metrics", self.host_ref(i)))
+
+    def agent_pid(self, i):
+        with open(os.path.join(self.host_dir(i), "devpool.pid")) as f:
+            return int(f.read())
+
+    def kill_agent(self, i, sig=signal.SIGKILL):
+        pid = self.agent_pid(i)
+        os.kill(pid, sig)
+        # devpool's agents are its children, gone with it: wait for the pid to disappear
+        wait_until(lambda: not pid_alive(pid), 10, "agent of host%d (pid %d) gone" % (i, pid), 0.02)
+        for p in self.started:
+            if p.pid == pid:
+                p.wait()
+        return pid
+
+    def start_agent(self, i):
+        """Start host i's agent again with devpool's command line; its pid
+        goes to devpool's pid file, so `devpool down` stops it."""
+        portfile = os.path.join(self.state_dir(i), "agent.port")
+        if os.path.exists(portfile):
+            os.unlink(portfile)
+        log = open(os.path.join(self.host_dir(i), "agent.log"), "ab")
+        p = subprocess.Popen([os.path.join(BIN, "pool-agent"), "--config", os.path.join(self.host_dir(i), "agent.conf")],
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.started.append(p)
+        with open(os.path.join(self.host_dir(i), "devpool.pid"), "w") as f:
+            f.write("%d\n" % p.pid)
+        def settled():
+            if p.poll() is not None:
+                return True
+            if os.path.exists(portfile):
+                with open(portfile) as f:
+                    return bool(f.read().strip())
+            return False
+        wait_until(settled, 30, "agent of host%d restarted" % i, 0.02)
+        if p.poll() is not None:
+            raise AssertionError("agent of host%d exited with %d on restart:\n%s" % (i, p.returncode, self.agent_log(i)))
+        return p
+
+    def domains(self, i):
+        """{domid: record} of dom-N.json in host i's state dir."""
+        out = {}
+        for f in glob.glob(os.path.join(self.state_dir(i), "domains", "dom-*.json")):
+            try:
+                with open(f) as fh:
+                    rec = json.load(fh)
+                out[int(rec["domid"])] = rec
+            except (OSError, ValueError, KeyError):
+                pass
+        return out
+
+    def domain_pid(self, i, domid):
+        rec = self.domains(i).get(domid)
+        if rec is None:
+            raise AssertionError("host%d has no dom-%d.json (domains: %s)" % (i, domid, sorted(self.domains(i))))
+        return int(rec["pid"])
+
+    def host_index(self, host_ref):
+        uuid = self.rpc("host.get_uuid", host_ref)
+        for i in range(1, self.hosts + 1):
+            if self.host_uuid(i) == uuid:
+                return i
+        raise AssertionError("host %s is none of the devpool's" % host_ref)
+
+    # -- logs
+    def agent_log(self, i, tail=3000):
+        try:
+            with open(os.path.join(self.host_dir(i), "agent.log"), errors="replace") as f:
+                return f.read()[-tail:]
+        except OSError:
+            return ""
+
+    def poold_log(self, tail=3000):
+        try:
+            with open(os.path.join(self.dir, "master", "poold.log"), errors="replace") as f:
+                return f.read()[-tail:]
+        except OSError:
+            return ""
+
+    read_log = poold_log
+
+    def logs(self):
+        out = ["--- poold.log\n" + self.poold_log()]
+        for i in range(1, self.hosts + 1):
+            out.append("--- host%d/agent.log\n%s" % (i, self.agent_log(i, 1500)))
+        return "\n".join(out)
+
+    # -- the end
+    def close(self):
+        if not self.dir:
+            return
+        try:
+            subprocess.run([sys.executable, DEVPOOL, "down", "--dir", self.dir], capture_output=True,
+                           env=dict(os.environ, POOLD_BIN=BIN), timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        for p in self.started:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
