@@ -90,10 +90,12 @@ static int proc_kill(struct proc *p, int sig)
 	return kill(p->pid, sig);
 }
 
+/* Gone, or a zombie whose threads have all exited (a zombie leader may
+ * still have threads releasing the memory and files). */
 static bool proc_exited(pid_t pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	char path[64], buf[2048];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return true;
@@ -102,8 +104,14 @@ static bool proc_exited(pid_t pid)
 	if (n <= 0)
 		return true;
 	buf[n] = 0;
-	const char *rp = strrchr(buf, ')');
-	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+	const char *st = strstr(buf, "\nState:"), *th = strstr(buf, "\nThreads:");
+	if (!st)
+		return true;
+	st += strlen("\nState:");
+	while (*st == ' ' || *st == '\t')
+		st++;
+	bool zombie = *st == 'Z' || *st == 'X';
+	return zombie && (!th || atoi(th + strlen("\nThreads:")) <= 1);
 }
 
 /* Waits until the process has exited; false on timeout. */
@@ -270,7 +278,7 @@ static int rec_write(struct backend *be, int domid, const struct be_domain_confi
 	const struct be_workload *w = &c->dc_workload;
 	json_t *j = json_pack(
 		"{s:i, s:s, s:s, s:I, s:i, s:s, s:s, s:b, s:I, s:o, s:{s:I, s:I, s:I, s:i, s:i, s:i, "
-		"s:I}}",
+		"s:I, s:b}}",
 		"domid", domid, "uuid", c->dc_uuid, "name", c->dc_name, "memory",
 		(json_int_t)c->dc_memory, "vcpus", c->dc_vcpus, "cpu_vendor", c->dc_cpu_vendor,
 		"featureset", c->dc_featureset, "restore", restore, "pid", (json_int_t)pid, "disks",
@@ -278,7 +286,7 @@ static int rec_write(struct backend *be, int domid, const struct be_domain_confi
 		(json_int_t)w->wl_dirty_pages_per_s, "working_set_pages",
 		(json_int_t)w->wl_working_set_pages, "pct_zero", w->wl_pct_zero, "pct_text",
 		w->wl_pct_text, "pct_random", w->wl_pct_random, "disk_write_bytes_per_s",
-		(json_int_t)w->wl_disk_write_bytes_per_s);
+		(json_int_t)w->wl_disk_write_bytes_per_s, "prealloc", w->wl_prealloc);
 	char *txt = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
 	json_decref(j);
 	if (!txt) {
@@ -449,6 +457,26 @@ static int probe(struct backend *be, int domid, struct be_domain_info *out, bool
 
 /* ---- host ---- */
 
+/* Is the domain's process alive (it holds dom-N.lock), and how much RAM
+ * does it hold? Asks the file system only, never the domain. */
+static bool lock_alive(struct sim *s, int domid, uint64_t *held)
+{
+	char n[64], buf[32];
+	snprintf(n, sizeof n, SIMDOM_LOCK_FMT, domid);
+	*held = 0;
+	int fd = openat(s->dirfd, n, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool alive = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	if (alive) {
+		ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+		buf[r > 0 ? r : 0] = 0;
+		*held = strtoull(buf, NULL, 10);
+	}
+	close(fd);
+	return alive;
+}
+
 static int sim_host_info(struct backend *be, struct be_host_info *out)
 {
 	struct sim *s = SIM(be);
@@ -457,10 +485,9 @@ static int sim_host_info(struct backend *be, struct be_host_info *out)
 		return -1;
 	uint64_t used = 0;
 	for (int i = 0; i < n; i++) {
-		struct be_domain_info di;
-		bool alive;
-		if (probe(be, ids[i], &di, &alive) == 0)
-			used += di.di_memory;
+		uint64_t held;
+		if (lock_alive(s, ids[i], &held))
+			used += held;
 	}
 	free(ids);
 	memset(out, 0, sizeof *out);
@@ -669,6 +696,7 @@ static int create_common(struct backend *be, const struct be_domain_config *cfg,
 		unlink_dom_file(s, id, "json");
 		unlink_dom_file(s, id, "sock");
 		unlink_dom_file(s, id, "log");
+		unlink_dom_file(s, id, "lock");
 		goto out;
 	}
 	(void)rec_write(be, id, c, restore, info.in_pid); /* the pid, for tools; best effort */
@@ -847,7 +875,7 @@ static int sim_domain_destroy(struct backend *be, int domid)
 			}
 		}
 	}
-	static const char *const exts[] = {"sock", "shutdown", "crashed", "log", "json"};
+	static const char *const exts[] = {"sock", "shutdown", "crashed", "log", "lock", "json"};
 	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
 		unlink_dom_file(s, domid, exts[i]);
 	log_info("domain %d (%s) destroyed", domid, di.di_uuid);

@@ -8,8 +8,8 @@
  *   heartbeat  rewrites page 0 every 1 ms while running
  *   workload   dirties pages at the set rate once the guest has booted
  *   disk       writes the first writable disk at the set rate
- *   boot       preallocates all of RAM (MADV_POPULATE_WRITE), then does the
- *              guest's boot-time touch at the first unpause, then ends
+ *   boot       (wl_prealloc: allocates all of RAM first, MADV_POPULATE_WRITE)
+ *              the guest's boot-time touch at the first unpause, then ends
  * A pause parks heartbeat, workload and disk at a safe point between two
  * batches before PAUSE is answered, so nothing changes while paused.
  */
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -139,6 +140,7 @@ struct dom {
 	int nguest;		/* guest threads that park */
 	bool ran;		/* unpaused at least once */
 	int disk_fd[SIMDOM_MAX_DISKS];
+	int lock_fd;		/* dom-N.lock: held while we live; says the memory we hold */
 	uint64_t disk_gen;	/* bumped on disk add/remove */
 
 	pthread_t th_hb, th_wl, th_disk, th_pop;
@@ -315,6 +317,16 @@ static uint64_t held_pages(struct dom *d)
 	return __atomic_load_n(&d->sh->ss_held_pages, __ATOMIC_ACQUIRE);
 }
 
+/* dom-N.lock says how much memory we hold: the backend reads it (and
+ * tests the lock) to account host memory without waking us. */
+static void publish_held(struct dom *d)
+{
+	char b[32];
+	int n = snprintf(b, sizeof b, "%20" PRIu64 "\n", held_pages(d) << SIMDOM_PAGE_SHIFT);
+	if (d->lock_fd >= 0 && pwrite(d->lock_fd, b, (size_t)n, 0) != n)
+		log_warn("dom-%d.lock: %s", d->domid, strerror(errno));
+}
+
 /* Boot: write pages 1..touch with the content mix, in chunks, parking
  * between chunks. Returns false if the domain stops meanwhile. */
 static bool boot_touch(struct dom *d, struct rng *r)
@@ -352,6 +364,8 @@ static bool boot_touch(struct dom *d, struct rng *r)
 		}
 		__atomic_fetch_add(&d->sh->ss_dirty_total, n, __ATOMIC_RELAXED);
 		p += n;
+		if ((p << SIMDOM_PAGE_SHIFT) > __atomic_load_n(&d->sh->ss_populated, __ATOMIC_RELAXED))
+			__atomic_store_n(&d->sh->ss_populated, p << SIMDOM_PAGE_SHIFT, __ATOMIC_RELEASE);
 	}
 	return true;
 }
@@ -509,18 +523,18 @@ static void *disk_main(void *arg)
 	return NULL;
 }
 
-/* The boot thread, at a lower priority than the control path and the
- * running guests: preallocates all of RAM (as Xen does at domain build,
- * paused or not; MADV_POPULATE_WRITE, 16 MiB per step), then, once the
- * domain first runs, the guest's boot-time touch. A restored domain does
- * not boot: its RAM comes from the migration. */
+/* The boot thread, at the lowest priority. With wl_prealloc it first allocates all of RAM, as Xen
+ * does at domain build, paused or not (MADV_POPULATE_WRITE, 16 MiB per
+ * step); otherwise RAM is allocated as the guest touches it. Then, once
+ * the domain first runs, the guest's boot-time touch. A restored domain
+ * does not boot: its RAM comes from the migration. */
 static void *boot_main(void *arg)
 {
 	struct dom *d = arg;
-	if (getenv("SIMDOM_EXP_IDLE")) { struct sched_param sp = {0}; pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp); } else (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-	if (getenv("SIMDOM_EXP_NOPOP")) { __atomic_store_n(&d->sh->ss_booted, 1, __ATOMIC_RELEASE); return NULL; }
+	/* nice 19: the guests' boots yield to the control path and running guests */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 	const uint64_t step = 16ull << 20;
-	for (uint64_t off = 0; off < d->ram_len; off += step) {
+	for (uint64_t off = 0; d->cfg.dc_workload.wl_prealloc && off < d->ram_len; off += step) {
 		if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
 			return NULL;
 		uint64_t lim = held_pages(d) << SIMDOM_PAGE_SHIFT;
@@ -750,6 +764,7 @@ static int set_memory_target(struct dom *d, uint64_t bytes, char *err, size_t er
 		__atomic_store_n(&d->sh->ss_held_pages, pages, __ATOMIC_RELEASE);
 	}
 	d->target = bytes;
+	publish_held(d);
 	return 0;
 }
 
@@ -1042,6 +1057,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d->dirfd = dirfd;
+	char lockname[64];
+	snprintf(lockname, sizeof lockname, SIMDOM_LOCK_FMT, domid);
+	d->lock_fd = openat(dirfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(rs->rs_error, sizeof rs->rs_error, "%s: %s", lockname,
+			 errno == EWOULDBLOCK ? "another process runs this domain" : strerror(errno));
+		log_error("%s", rs->rs_error);
+		rs->rs_magic = SIMDOM_MAGIC;
+		rs->rs_version = SIMDOM_PROTO_VERSION;
+		rs->rs_status = -1;
+		send_resp(boot_fd, rs, NULL, 0);
+		return 1;
+	}
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv_run, NULL);
 	pthread_cond_init(&d->cv_parked, NULL);
@@ -1078,10 +1106,9 @@ int main(int argc, char **argv)
 		unlinkat(dirfd, d->sock_name, 0);
 		return 1; /* exit releases everything */
 	}
-	/* A restored domain's RAM is written by the receiver (pwrite/mapping):
-	 * it is populated all the same, so those writes find it allocated. */
 	d->have_pop = pthread_create(&d->th_pop, NULL, boot_main, d) == 0;
 
+	publish_held(d);
 	/* Created (paused) once the guest threads are parked. */
 	pthread_mutex_lock(&d->mu);
 	while (d->parked < d->nguest)

@@ -29,6 +29,9 @@
  *   dom-N.sock        the domain's control socket (SOCK_SEQPACKET)
  *   dom-N.shutdown    written by the domain when the guest shut down cleanly
  *   dom-N.log         the domain program's stderr
+ *   dom-N.lock        flock(LOCK_EX)ed by the domain process for its whole
+ *                     life; holds the bytes of RAM it holds ("%20llu\n"), so
+ *                     the backend accounts host memory without waking it
  *
  * Protocol: SOCK_SEQPACKET, one fixed-size struct per message, typed by an
  * enum (in the style of OpenBSD's imsg). The client sends a struct
@@ -49,13 +52,15 @@
 #include "backend.h"
 
 #define SIMDOM_MAGIC 0x53494d44u	/* "SIMD" */
-#define SIMDOM_PROTO_VERSION 1u
+#define SIMDOM_PROTO_VERSION 2u /* 2: be_workload.wl_prealloc, dom-N.lock */
 #define SIMDOM_PAGE_SIZE 4096u
 #define SIMDOM_PAGE_SHIFT 12
 #define SIMDOM_MAX_VCPUS 64
 #define SIMDOM_MAX_DISKS 8
 #define SIMDOM_MIN_MEMORY (1u << 20)	/* smallest domain and balloon target */
 #define SIMDOM_HB_MAGIC 0x5349444f4d48424bull /* heartbeat page is live */
+
+#define SIMDOM_LOCK_FMT "dom-%d.lock"
 
 /* Requests. rq_value carries the one number a request needs. */
 enum simdom_req_type {
@@ -106,7 +111,8 @@ struct simdom_shared {
 	uint64_t ss_held_pages;	  /* pages below the balloon target */
 	uint64_t ss_dirty_total;  /* page writes since boot (atomic) */
 	uint64_t ss_disk_bytes;	  /* bytes written to the first disk */
-	uint64_t ss_populated;	  /* bytes of RAM populated so far */
+	uint64_t ss_populated;	  /* bytes of RAM allocated in bulk so far: all of it
+				   * with wl_prealloc, else the boot-touched range */
 	uint32_t ss_throttle_pct;
 	uint32_t ss_pad0;
 	uint64_t ss_reserved0[7];

@@ -143,7 +143,8 @@ static bool sock_exists(struct fixture *f, int domid)
 	return access(p, F_OK) == 0;
 }
 
-/* Gone, or a zombie waiting for init to reap it. */
+/* Gone, or a zombie waiting for init to reap it whose threads have all
+ * exited (only then are its memory and files released). */
 static bool process_gone(pid_t pid)
 {
 	char p[64], line[128];
@@ -152,11 +153,14 @@ static bool process_gone(pid_t pid)
 	if (!fp)
 		return true;
 	bool zombie = false;
-	while (fgets(line, sizeof line, fp))
+	int threads = 1;
+	while (fgets(line, sizeof line, fp)) {
 		if (strncmp(line, "State:", 6) == 0)
 			zombie = strchr(line, 'Z') != NULL || strchr(line, 'X') != NULL;
+		sscanf(line, "Threads: %d", &threads);
+	}
 	fclose(fp);
-	return zombie;
+	return zombie && threads <= 1;
 }
 
 static uint64_t rss_shmem_kb(pid_t pid)
