@@ -37,11 +37,16 @@ json_t *agent_report(struct agent *ag)
 	struct be_domain_info *d = NULL;
 	int n = 0;
 	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &d, &n) == 0) {
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
 			json_array_append_new(doms, json_pack("{s:s, s:i, s:s, s:I, s:i}", "uuid", d[i].di_uuid, "domid",
 							      d[i].di_domid, "power_state", state_name(d[i].di_state),
 							      "memory", (json_int_t)d[i].di_memory, "vcpus",
 							      d[i].di_vcpus));
+			/* a domain that ended by itself is reported once, then cleared:
+			 * poold records the VM halted, its memory is the host's again */
+			if (d[i].di_state == BE_STATE_SHUTDOWN || d[i].di_state == BE_STATE_CRASHED)
+				ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, d[i].di_domid);
+		}
 		free(d);
 	}
 	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:o, s:s, s:I}",
