@@ -45,6 +45,7 @@
 	X(HOST_DISABLED, "host") \
 	X(HOST_NOT_LIVE, "") \
 	X(HOST_OFFLINE, "host") \
+	X(HOST_HAS_RESIDENT_VMS, "host") \
 	X(NO_HOSTS_AVAILABLE, "") \
 	X(HOSTS_NOT_HOMOGENEOUS, "reason") \
 	X(CANNOT_EVACUATE_HOST, "errors") \

@@ -45,6 +45,10 @@ json_t *vbd_create(struct api_call *c);
 json_t *vbd_destroy(struct api_call *c);
 json_t *pool_create_join_token(struct api_call *c);
 json_t *sr_create(struct api_call *c);
+json_t *vdi_resize(struct api_call *c);
+json_t *vdi_snapshot(struct api_call *c);
+json_t *vdi_clone(struct api_call *c);
+json_t *host_destroy(struct api_call *c);
 json_t *host_enable(struct api_call *c);
 json_t *host_disable(struct api_call *c);
 json_t *pbd_plug(struct api_call *c);
@@ -78,6 +82,10 @@ static const struct api_method api_methods[] = {
 	{"VM.destroy", 2, 2, API_ASYNC, vm_destroy},
 	{"VDI.create", 2, 2, API_ASYNC, vdi_create},
 	{"VDI.destroy", 2, 2, API_ASYNC, vdi_destroy},
+	{"VDI.resize", 3, 3, API_ASYNC, vdi_resize},
+	{"VDI.snapshot", 3, 3, API_ASYNC, vdi_snapshot},
+	{"VDI.clone", 3, 3, API_ASYNC, vdi_clone},
+	{"host.destroy", 2, 2, API_ASYNC, host_destroy},
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
 	{"SR.create", 10, 10, API_ASYNC, sr_create},

@@ -328,6 +328,59 @@ json_t *host_join(struct api_call *c)
 	return NULL;
 }
 
+/* ---------------------------------------------------------- host.destroy */
+
+struct destroy_ctx {
+	struct poold *pd;
+	const char *host;
+};
+
+static json_t *host_destroy_txn(struct db *db, void *ctx)
+{
+	struct destroy_ctx *d = ctx;
+	json_t *h, *e = db_obj_get_checked(db, "host", d->host, &h);
+	if (e)
+		return e;
+	json_t *m = db_obj_get(db, str(h, "metrics"));
+	json_t *vms = db_find(db, "VM", "resident_on", d->host);
+	if (strcmp(d->host, d->pd->pd_pool_ref) == 0 || strcmp(d->host, d->pd->pd_host_ref) == 0)
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s is the pool master's own host", d->host);
+	else if (json_is_true(json_object_get(m, "live")))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s is live: stop its agent first", d->host);
+	else if (json_object_size(vms))
+		e = xerr_new(XE_HOST_HAS_RESIDENT_VMS, d->host, NULL);
+	json_decref(vms);
+	json_t *pbds = e ? json_object() : db_find(db, "PBD", "host", d->host);
+	const char *k;
+	json_t *v;
+	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
+	json_decref(pbds);
+	if (!e && m)
+		e = db_obj_destroy(db, str(h, "metrics"));
+	if (!e)
+		e = db_obj_destroy(db, d->host);
+	/* the pool's CPU level may rise now that this host is gone */
+	if (!e)
+		e = pool_relevel(db, d->pd->pd_pool_ref);
+	json_decref(m);
+	json_decref(h);
+	return e;
+}
+
+/* host.destroy(host): forget a host that is gone for good (not live, no
+ * VMs); the pool's CPU level is recomputed without it. */
+json_t *host_destroy(struct api_call *c)
+{
+	struct destroy_ctx d = {c->ac_pd, NULL};
+	json_t *e = api_arg_ref(c, 0, "host", &d.host);
+	if (e || (e = db_txn(c->ac_pd->pd_db, host_destroy_txn, &d)))
+		return e;
+	json_object_del(c->ac_pd->pd_host_seen, d.host);
+	json_object_del(c->ac_pd->pd_host_report, d.host);
+	log_info("host %s removed from the pool", d.host);
+	return NULL;
+}
+
 /* ------------------------------------------------------ enable/disable */
 
 static json_t *enable_txn(struct db *db, void *ctx)

@@ -385,3 +385,99 @@ json_t *vdi_destroy(struct api_call *c)
 	json_decref(rec);
 	return e;
 }
+
+/* ------------------------------------------- VDI.resize / snapshot / clone */
+
+struct vdi_op {
+	char vdi[64];
+	json_t *rec; /* snapshot/clone: the new VDI's record */
+};
+
+static json_t *vdi_resized_txn(struct db *db, void *ctx)
+{
+	json_t **a = ctx; /* [vdi ref, answer] */
+	json_t *e = db_obj_update_new(db, json_string_value(a[0]),
+				      json_pack("{s:O, s:O}", "virtual_size", json_object_get(a[1], "virtual_size"),
+						"physical_utilisation", json_object_get(a[1], "physical_utilisation")));
+	return e ? e : sr_space_update(db, json_object_get(a[1], "sr"));
+}
+
+static json_t *vdi_resized_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	(void)result;
+	struct vdi_op *op = ctx;
+	json_t *a[2] = {json_string(op->vdi), answer};
+	json_t *e = db_txn(pd->pd_db, vdi_resized_txn, a);
+	json_decref(a[0]);
+	return e;
+}
+
+/* VDI.resize(vdi, size): grow only, as XAPI. */
+json_t *vdi_resize(struct api_call *c)
+{
+	const char *vdi;
+	json_int_t size;
+	json_t *rec, *e = api_arg_ref(c, 0, "VDI", &vdi);
+	if (e || (e = api_arg_int(c, 1, "size", &size)) || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
+		return e;
+	char host[64];
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
+	if (size < json_integer_value(json_object_get(rec, "virtual_size"))) {
+		char v[32];
+		snprintf(v, sizeof v, "%lld", (long long)size);
+		e = xerr_new(XE_VALUE_NOT_SUPPORTED, "size", v, "VDIs only grow", NULL);
+	} else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host)) {
+		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
+	} else {
+		struct vdi_op *op = calloc(1, sizeof *op);
+		snprintf(op->vdi, sizeof op->vdi, "%s", vdi);
+		e = agent_call(c, host, "agent.vdi_resize", json_pack("[s,s,I]", str(sr, "uuid"), str(rec, "uuid"), size),
+			       vdi_resized_ok, NULL, op);
+	}
+	json_decref(sr);
+	json_decref(rec);
+	return e;
+}
+
+static json_t *vdi_copy_common(struct api_call *c, bool snapshot)
+{
+	const char *vdi;
+	json_t *rec, *e = api_arg_ref(c, 0, "VDI", &vdi);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
+		return e;
+	char host[64];
+	if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host)) {
+		json_decref(rec);
+		return xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
+	}
+	char uuid[48], now[32];
+	model_new_uuid(uuid);
+	model_now(now);
+	struct vdi_new *v = calloc(1, sizeof *v);
+	v->rec = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:b, s:s, s:s}", "uuid", uuid, "name_label",
+			   str(rec, "name_label"), "name_description", str(rec, "name_description"), "SR",
+			   json_object_get(rec, "SR"), "virtual_size", json_object_get(rec, "virtual_size"), "type",
+			   json_object_get(rec, "type"), "sharable", json_object_get(rec, "sharable"), "other_config",
+			   json_object_get(rec, "other_config"), "is_a_snapshot", snapshot, "snapshot_of",
+			   snapshot ? vdi : MODEL_NULL_REF, "snapshot_time", snapshot ? now : "19700101T00:00:00Z");
+	json_object_set_new(v->rec, "read_only", json_boolean(snapshot || json_is_true(json_object_get(rec, "read_only"))));
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
+	e = agent_call(c, host, "agent.vdi_copy", json_pack("[s,s,s,b]", str(sr, "uuid"), str(rec, "uuid"), uuid, snapshot),
+		       vdi_created_ok, vdi_create_failed, v);
+	json_decref(sr);
+	json_decref(rec);
+	return e;
+}
+
+/* VDI.snapshot(vdi, driver_params) / VDI.clone(vdi, driver_params): a
+ * sparse copy in the same SR (read-only and marked as a snapshot, or a
+ * writable clone). */
+json_t *vdi_snapshot(struct api_call *c)
+{
+	return vdi_copy_common(c, true);
+}
+
+json_t *vdi_clone(struct api_call *c)
+{
+	return vdi_copy_common(c, false);
+}

@@ -1,0 +1,96 @@
+"""
+test_storage.py - disks through the agents: VDI.create / resize / snapshot /
+clone / destroy on a shared file SR (real sparse files, real content), and
+host.destroy of a host that is gone (the pool's CPU level recomputed).
+"""
+import os
+import unittest
+
+from tests.integration.harness import XapiError
+from tests.integration.pooltest import DevPool, wait_until
+
+
+class StorageTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pool = DevPool(2, host_memory_mib=1024,
+                           extra=("--cpu-featureset", "host2=1fcbfbff-f7fa3223-2d93fbff-00000003"))
+        cls.sr = next(r for r, v in cls.pool.rpc("SR.get_all_records").items() if v["shared"])
+        cls.srdir = os.path.join(cls.pool.dir, "sr")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pool.close()
+
+    def path(self, vdi):
+        return os.path.join(self.srdir, self.pool.rpc("VDI.get_uuid", vdi) + ".img")
+
+    def test_vdi_life(self):
+        rpc = self.pool.rpc
+        vdi = rpc("VDI.create", {"SR": self.sr, "virtual_size": 64 << 20, "name_label": "data", "type": "user"})
+        p = self.path(vdi)
+        self.assertEqual(os.path.getsize(p), 64 << 20)
+        self.assertLess(os.stat(p).st_blocks * 512, 1 << 20, "a new VDI allocates nothing")
+        with open(p, "r+b") as f:  # the guest writes something
+            f.seek(5 << 20)
+            f.write(b"payload" * 1000)
+        # grow, never shrink
+        rpc("VDI.resize", vdi, 128 << 20)
+        self.assertEqual(rpc("VDI.get_virtual_size", vdi), 128 << 20)
+        self.assertEqual(os.path.getsize(p), 128 << 20)
+        with self.assertRaises(XapiError) as cm:
+            rpc("VDI.resize", vdi, 1 << 20)
+        self.assertEqual(cm.exception.code, "VALUE_NOT_SUPPORTED")
+        # snapshot: read-only copy of the content, holes kept
+        snap = rpc("VDI.snapshot", vdi, {})
+        srec = rpc("VDI.get_record", snap)
+        self.assertTrue(srec["is_a_snapshot"])
+        self.assertEqual(srec["snapshot_of"], vdi)
+        self.assertTrue(srec["read_only"])
+        self.assertIn(snap, rpc("VDI.get_snapshots", vdi))
+        sp = self.path(snap)
+        with open(sp, "rb") as f:
+            f.seek(5 << 20)
+            self.assertEqual(f.read(7000), b"payload" * 1000)
+        self.assertLess(os.stat(sp).st_blocks * 512, 4 << 20, "the copy keeps the holes")
+        # clone: writable and independent
+        clone = rpc("VDI.clone", vdi, {})
+        self.assertFalse(rpc("VDI.get_read_only", clone))
+        with open(self.path(clone), "r+b") as f:
+            f.seek(5 << 20)
+            f.write(b"changed")
+        with open(p, "rb") as f:
+            f.seek(5 << 20)
+            self.assertEqual(f.read(7), b"payload")
+        # the SR's accounting follows
+        alloc = rpc("SR.get_virtual_allocation", self.sr)
+        self.assertGreaterEqual(alloc, 3 * (128 << 20))
+        for v in (clone, snap, vdi):
+            vp = self.path(v)
+            rpc("VDI.destroy", v)
+            self.assertFalse(os.path.exists(vp))
+        self.assertXapi("HANDLE_INVALID", rpc, "VDI.get_record", vdi)
+
+    def assertXapi(self, code, fn, *a):
+        with self.assertRaises(XapiError) as cm:
+            fn(*a)
+        self.assertEqual(cm.exception.code, code)
+
+    def test_host_destroy_relevels_the_pool(self):
+        rpc = self.pool.rpc
+        low = rpc("pool.get_cpu_info", rpc("pool.get_all")[0])["features"]
+        self.assertTrue(low.startswith("1fcbfbff-f7fa3223-2d93fbff-00000003"), low)
+        h2 = self.pool.host_ref(2)
+        # a live host is not forgotten
+        self.assertXapi("OPERATION_NOT_ALLOWED", rpc, "host.destroy", h2)
+        self.pool.kill_agent(2)
+        wait_until(lambda: not self.pool.host_metrics(2)["live"], 15, "host2 not live")
+        rpc("host.destroy", h2)
+        self.assertNotIn(h2, rpc("host.get_all"))
+        self.assertFalse([p for p in rpc("PBD.get_all_records").values() if p["host"] == h2])
+        high = rpc("pool.get_cpu_info", rpc("pool.get_all")[0])["features"]
+        self.assertTrue(high.startswith("1fcbfbff-f7fa3223-2d93fbff-00000023"), high)
+
+
+if __name__ == "__main__":
+    unittest.main()
