@@ -40,17 +40,9 @@ static int load_config(struct agent *ag, const char *file, const char *backend, 
 		fprintf(stderr, "pool-agent: %s\n", err);
 		return -1;
 	}
-	for (int i = 0; i < nsets; i++) {
-		char *eq = strchr(sets[i], '=');
-		if (!eq) {
-			fprintf(stderr, "pool-agent: --set %s: expected KEY=VALUE\n", sets[i]);
-			return -1;
-		}
-		*eq = '\0';
-		if (conf_set(ag->ag_conf, sets[i], eq + 1, "--set", err, sizeof err) < 0) {
-			fprintf(stderr, "pool-agent: %s\n", err);
-			return -1;
-		}
+	if (conf_set_args(ag->ag_conf, sets, nsets, err, sizeof err) < 0) {
+		fprintf(stderr, "pool-agent: %s\n", err);
+		return -1;
 	}
 	if (backend && conf_set(ag->ag_conf, "backend", backend, "--backend", err, sizeof err) < 0) {
 		fprintf(stderr, "pool-agent: %s\n", err);

@@ -142,30 +142,29 @@ static json_t *m_vm_shutdown(struct agent *ag, json_t *args, json_t **result)
 	return NULL;
 }
 
-static json_t *m_vm_pause(struct agent *ag, json_t *args, json_t **result)
+static json_t *pause_op(struct agent *ag, json_t *args, json_t **result, bool pause)
 {
 	int domid;
 	const char *uuid;
 	json_t *e = with_domain(ag, args, &domid, &uuid);
 	if (e)
 		return e;
-	if (ag->ag_be->be_ops->bo_domain_pause(ag->ag_be, domid) < 0)
-		return be_fail(ag, "cannot pause", uuid);
+	int rc = pause ? ag->ag_be->be_ops->bo_domain_pause(ag->ag_be, domid)
+		       : ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid);
+	if (rc < 0)
+		return be_fail(ag, pause ? "cannot pause" : "cannot unpause", uuid);
 	*result = agent_stamp(ag, json_object());
 	return NULL;
 }
 
+static json_t *m_vm_pause(struct agent *ag, json_t *args, json_t **result)
+{
+	return pause_op(ag, args, result, true);
+}
+
 static json_t *m_vm_unpause(struct agent *ag, json_t *args, json_t **result)
 {
-	int domid;
-	const char *uuid;
-	json_t *e = with_domain(ag, args, &domid, &uuid);
-	if (e)
-		return e;
-	if (ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid) < 0)
-		return be_fail(ag, "cannot unpause", uuid);
-	*result = agent_stamp(ag, json_object());
-	return NULL;
+	return pause_op(ag, args, result, false);
 }
 
 static const struct {

@@ -811,3 +811,19 @@ const char *conf_str(const struct conf *c, const char *key)
 {
 	return conf_get(c, key, CONF_STRING, CONF_ENUM)->s;
 }
+
+int conf_set_args(struct conf *c, char *const *sets, int nsets, char *err, size_t errlen)
+{
+	for (int i = 0; i < nsets; i++) {
+		const char *eq = strchr(sets[i], '=');
+		if (!eq) {
+			snprintf(err, errlen, "--set %s: expected KEY=VALUE", sets[i]);
+			return -1;
+		}
+		char key[256];
+		snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+		if (conf_set(c, key, eq + 1, "--set", err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}

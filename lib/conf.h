@@ -52,6 +52,9 @@ int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
 int conf_set(struct conf *c, const char *key, const char *value, const char *origin,
 	     char *err, size_t errlen);
 int conf_warnings(const struct conf *c);
+/* Apply command-line overrides "KEY=VALUE" (--set) in order; the same
+ * errors as conf_set, or "--set X: expected KEY=VALUE". */
+int conf_set_args(struct conf *c, char *const *sets, int nsets, char *err, size_t errlen);
 
 /* Typed getters. Asking for an undeclared key or the wrong type aborts (a bug). */
 long long conf_int(const struct conf *c, const char *key);       /* CONF_INT, CONF_SIZE */

@@ -118,17 +118,9 @@ static int load_config(struct poold *pd, const char *file, char **sets, int nset
 		fprintf(stderr, "poold: %s\n", err);
 		return -1;
 	}
-	for (int i = 0; i < nsets; i++) {
-		char *eq = strchr(sets[i], '=');
-		if (!eq) {
-			fprintf(stderr, "poold: --set %s: expected KEY=VALUE\n", sets[i]);
-			return -1;
-		}
-		*eq = '\0';
-		if (conf_set(pd->pd_conf, sets[i], eq + 1, "--set", err, sizeof err) < 0) {
-			fprintf(stderr, "poold: %s\n", err);
-			return -1;
-		}
+	if (conf_set_args(pd->pd_conf, sets, nsets, err, sizeof err) < 0) {
+		fprintf(stderr, "poold: %s\n", err);
+		return -1;
 	}
 	log_set_level((enum log_level)log_level_from_name(conf_str(pd->pd_conf, "log-level")));
 	return 0;

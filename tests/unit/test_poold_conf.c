@@ -92,6 +92,25 @@ static void test_bad_batch_size_refused(void **state)
 	unlink(p);
 }
 
+static void test_set_args(void **state)
+{
+	(void)state;
+	struct conf *c = conf_new(poold_conf_keys, poold_nconf_keys);
+	char err[512] = "";
+	char *good[] = {"port=4443", "log-level=debug"};
+	assert_int_equal(conf_set_args(c, good, 2, err, sizeof err), 0);
+	assert_int_equal(conf_int(c, "port"), 4443);
+	assert_string_equal(conf_str(c, "log-level"), "debug");
+	char *nokey[] = {"port"};
+	assert_int_equal(conf_set_args(c, nokey, 1, err, sizeof err), -1);
+	assert_string_equal(err, "--set port: expected KEY=VALUE");
+	char *bad[] = {"port=99999"};
+	assert_int_equal(conf_set_args(c, bad, 1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "port"));
+	assert_int_equal(conf_int(c, "port"), 4443);
+	conf_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +118,7 @@ int main(void)
 		cmocka_unit_test(test_sample_documents_every_key),
 		cmocka_unit_test(test_legacy_batch_size),
 		cmocka_unit_test(test_bad_batch_size_refused),
+		cmocka_unit_test(test_set_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
