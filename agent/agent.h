@@ -30,6 +30,7 @@ struct agent {
 	SSL_CTX *ag_client_ctx;     /* our certificate; the master must show a pool one */
 	struct event *ag_beat_timer;
 	struct evrpc_conn *ag_master;  /* kept alive: one handshake, not one per beat */
+	json_t *ag_watched;            /* domain pid -> its pidfd watch (struct event *, as an integer) */
 	char ag_state[4096];        /* state-dir */
 	char ag_host_uuid[48];
 	char ag_master_host[256];
@@ -41,6 +42,7 @@ struct agent {
 	uint64_t ag_seq;            /* numbers our reports: poold knows which are newer than an answer */
 	char ag_boot[40];           /* this run of the agent (its seq starts again at 0) */
 	bool ag_beat_inflight;
+	bool ag_beat_again;         /* something changed while a beat was out */
 	int ag_beats_failed;
 };
 
@@ -61,6 +63,12 @@ json_t *agent_report(struct agent *ag);
 /* What a VM operation's answer carries so poold can tell which reports
  * were made after it: {"boot": ..., "seq": the next report's number}. */
 json_t *agent_stamp(struct agent *ag, json_t *answer);
+
+/* ---- main.c ---- */
+/* Report now, not at the next interval (a domain ended by itself). */
+void agent_beat_now(struct agent *ag);
+/* Watch the domains' processes: their end is reported as it happens. */
+void agent_watch_domains(struct agent *ag, const struct be_domain_info *d, int n);
 
 /* ---- sr_ops.c: plugged SRs and their VDIs ---- */
 void agent_srs_load(struct agent *ag);

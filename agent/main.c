@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "agent.h"
@@ -83,11 +84,19 @@ static struct backend *open_backend(struct agent *ag, const char *argv0, char *e
 			       conf_str(ag->ag_conf, "sim-featureset"), err, errlen);
 }
 
+static void on_beat(evutil_socket_t fd, short what, void *arg);
+
 static void on_beat_done(void *arg, json_t *result, json_t *err)
 {
 	struct agent *ag = arg;
 	(void)result;
 	ag->ag_beat_inflight = false;
+	if (ag->ag_beat_again) {
+		/* not from inside the connection's own callback: next loop turn */
+		struct timeval now = {0, 0};
+		ag->ag_beat_again = false;
+		event_base_once(ag->ag_base, -1, EV_TIMEOUT, on_beat, ag, &now);
+	}
 	if (!err) {
 		if (ag->ag_beats_failed)
 			log_info("heartbeats reach the master again");
@@ -120,6 +129,76 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	if (evrpc_conn_call(ag->ag_master, "host.heartbeat", json_pack("[o]", agent_report(ag)), timeout, on_beat_done,
 			    ag) == 0)
 		ag->ag_beat_inflight = true;
+}
+
+void agent_beat_now(struct agent *ag)
+{
+	on_beat(-1, 0, ag);
+}
+
+struct watch {
+	struct agent *w_ag;
+	struct event *w_ev;
+	int w_fd;
+	char w_pid[16];
+};
+
+/* A domain's process ended: tell poold now. */
+static void on_domain_exit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct watch *w = arg;
+	struct agent *ag = w->w_ag;
+	log_info("domain process %s ended: reporting now", w->w_pid);
+	json_object_del(ag->ag_watched, w->w_pid);
+	event_free(w->w_ev);
+	close(w->w_fd);
+	free(w);
+	if (ag->ag_beat_inflight)
+		ag->ag_beat_again = true; /* after the one in flight */
+	else
+		agent_beat_now(ag);
+}
+
+void agent_watch_domains(struct agent *ag, const struct be_domain_info *d, int n)
+{
+	if (!ag->ag_base || !ag->ag_watched)
+		return;
+	for (int i = 0; i < n; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "%d", (int)d[i].di_pid);
+		if (d[i].di_pid <= 0 || (d[i].di_state != BE_STATE_RUNNING && d[i].di_state != BE_STATE_PAUSED) ||
+		    json_object_get(ag->ag_watched, key))
+			continue;
+		int fd = (int)syscall(SYS_pidfd_open, d[i].di_pid, 0);
+		if (fd < 0)
+			continue; /* no pidfd (old kernel, valgrind): the next heartbeat reports it */
+		struct watch *w = calloc(1, sizeof *w);
+		if (!w) {
+			close(fd);
+			continue;
+		}
+		*w = (struct watch){ag, NULL, fd, ""};
+		snprintf(w->w_pid, sizeof w->w_pid, "%s", key);
+		w->w_ev = event_new(ag->ag_base, fd, EV_READ, on_domain_exit, w);
+		event_add(w->w_ev, NULL);
+		json_object_set_new(ag->ag_watched, key, json_integer((json_int_t)(intptr_t)w));
+	}
+}
+
+static void unwatch_all(struct agent *ag)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(ag->ag_watched, k, v) {
+		struct watch *w = (struct watch *)(intptr_t)json_integer_value(v);
+		event_free(w->w_ev);
+		close(w->w_fd);
+		free(w);
+	}
+	json_decref(ag->ag_watched);
+	ag->ag_watched = NULL;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -197,6 +276,7 @@ static int run(struct agent *ag, const char *argv0)
 	evsignal_add(sigint, NULL);
 	long long every = conf_duration_ms(ag->ag_conf, "heartbeat-interval");
 	struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
+	ag->ag_watched = json_object();
 	ag->ag_beat_timer = event_new(ag->ag_base, -1, EV_PERSIST, on_beat, ag);
 	event_add(ag->ag_beat_timer, &tv);
 	on_beat(-1, 0, ag); /* say hello now, not in one interval */
@@ -204,6 +284,7 @@ static int run(struct agent *ag, const char *argv0)
 		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
 	agent_server_stop(ag);
+	unwatch_all(ag);
 	evrpc_conn_free(ag->ag_master);
 	event_free(ag->ag_beat_timer);
 	event_free(sigterm);

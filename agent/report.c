@@ -37,6 +37,7 @@ json_t *agent_report(struct agent *ag)
 	struct be_domain_info *d = NULL;
 	int n = 0;
 	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &d, &n) == 0) {
+		agent_watch_domains(ag, d, n);
 		for (int i = 0; i < n; i++) {
 			json_array_append_new(doms, json_pack("{s:s, s:i, s:s, s:I, s:i}", "uuid", d[i].di_uuid, "domid",
 							      d[i].di_domid, "power_state", state_name(d[i].di_state),

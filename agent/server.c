@@ -110,6 +110,9 @@ static json_t *m_vm_start(struct agent *ag, json_t *args, json_t **result)
 		return e;
 	}
 	log_info("started VM %s (%s) as domain %d", dc.dc_uuid, dc.dc_name, domid);
+	struct be_domain_info di;
+	if (ag->ag_be->be_ops->bo_domain_info(ag->ag_be, domid, &di) == 0)
+		agent_watch_domains(ag, &di, 1); /* its end is reported when it happens */
 	*result = agent_stamp(ag, json_pack("{s:i}", "domid", domid));
 	return NULL;
 }
