@@ -43,11 +43,13 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 			j->aj_fail(j->aj_pd, j->aj_ctx);
 		e = json_incref(err);
 	} else {
-		e = j->aj_ok(j->aj_pd, j->aj_ctx, result, &out);
+		e = j->aj_ok(j->aj_call, j->aj_pd, j->aj_ctx, result, &out);
 	}
 	struct api_call *c = j->aj_call;
 	free(j->aj_ctx);
 	free(j);
+	if (e == API_PENDING)
+		return; /* the next step has the call now */
 	if (!c) {
 		json_decref(e);
 		json_decref(out);
@@ -100,7 +102,9 @@ json_t *agent_call(struct api_call *c, const char *host, const char *method, jso
 		free(j);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", method);
 	}
-	c->ac_parked = j;
-	c->ac_cancel = job_cancel;
+	if (c) {
+		c->ac_parked = j;
+		c->ac_cancel = job_cancel;
+	}
 	return API_PENDING;
 }

@@ -60,8 +60,9 @@ struct plug_done {
 	bool plug;
 };
 
-static json_t *plug_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *plug_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
+	(void)c;
 	(void)result;
 	struct plug_done *d = ctx;
 	struct plug_ctx p;
@@ -176,8 +177,9 @@ static json_t *sr_plugged_txn(struct db *db, void *ctx)
 	return db_obj_set(db, s->pbd, "currently_attached", json_true());
 }
 
-static json_t *sr_created_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *sr_created_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
+	(void)c;
 	struct sr_created *s = ctx;
 	json_t *e = db_txn(pd->pd_db, sr_plugged_txn, s);
 	if (!e)
@@ -233,7 +235,7 @@ json_t *sr_create(struct api_call *c)
 }
 
 /* A host with the SR plugged and an agent to do the work, or NULL. */
-static const char *sr_worker(struct db *db, const char *sr, char *host)
+const char *sr_worker(struct db *db, const char *sr, char *host)
 {
 	json_t *pbds = db_find(db, "PBD", "SR", sr);
 	const char *k, *found = NULL;
@@ -260,23 +262,28 @@ struct vdi_new {
 	json_t *rec; /* the VDI's record, made before the file */
 };
 
+json_t *vdi_record_insert(struct db *db, const json_t *given, json_t *answer, char *ref_out)
+{
+	json_t *rec = json_deep_copy(given);
+	json_object_set(rec, "location", json_object_get(answer, "location"));
+	json_object_set(rec, "physical_utilisation", json_object_get(answer, "physical_utilisation"));
+	json_t *e = db_obj_create_new(db, "VDI", rec, ref_out);
+	return e ? e : sr_space_update(db, json_object_get(answer, "sr"));
+}
+
 static json_t *vdi_insert_txn(struct db *db, void *ctx)
 {
 	json_t **a = ctx; /* [rec, answer] */
-	json_t *rec = json_deep_copy(a[0]);
-	json_object_set(rec, "location", json_object_get(a[1], "location"));
-	json_object_set(rec, "physical_utilisation", json_object_get(a[1], "physical_utilisation"));
 	char ref[64];
-	json_t *e = db_obj_create_new(db, "VDI", rec, ref);
-	if (!e)
-		e = sr_space_update(db, json_object_get(a[1], "sr"));
+	json_t *e = vdi_record_insert(db, a[0], a[1], ref);
 	if (!e)
 		json_object_set_new(a[0], "__ref", json_string(ref));
 	return e;
 }
 
-static json_t *vdi_created_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *vdi_created_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
+	(void)c;
 	struct vdi_new *v = ctx;
 	json_t *a[2] = {v->rec, answer};
 	json_t *e = db_txn(pd->pd_db, vdi_insert_txn, a);
@@ -354,8 +361,9 @@ static json_t *vdi_forget_txn(struct db *db, void *ctx)
 	return e;
 }
 
-static json_t *vdi_destroyed_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *vdi_destroyed_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
+	(void)c;
 	(void)result;
 	json_t *a[2] = {json_string(ctx), answer};
 	json_t *e = db_txn(pd->pd_db, vdi_forget_txn, a);
@@ -402,8 +410,9 @@ static json_t *vdi_resized_txn(struct db *db, void *ctx)
 	return e ? e : sr_space_update(db, json_object_get(a[1], "sr"));
 }
 
-static json_t *vdi_resized_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *vdi_resized_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
+	(void)c;
 	(void)result;
 	struct vdi_op *op = ctx;
 	json_t *a[2] = {json_string(op->vdi), answer};
@@ -450,23 +459,33 @@ static json_t *vdi_copy_common(struct api_call *c, bool snapshot)
 		json_decref(rec);
 		return xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
 	}
-	char uuid[48], now[32];
+	char uuid[48];
 	model_new_uuid(uuid);
-	model_now(now);
 	struct vdi_new *v = calloc(1, sizeof *v);
-	v->rec = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:b, s:s, s:s}", "uuid", uuid, "name_label",
-			   str(rec, "name_label"), "name_description", str(rec, "name_description"), "SR",
-			   json_object_get(rec, "SR"), "virtual_size", json_object_get(rec, "virtual_size"), "type",
-			   json_object_get(rec, "type"), "sharable", json_object_get(rec, "sharable"), "other_config",
-			   json_object_get(rec, "other_config"), "is_a_snapshot", snapshot, "snapshot_of",
-			   snapshot ? vdi : MODEL_NULL_REF, "snapshot_time", snapshot ? now : "19700101T00:00:00Z");
-	json_object_set_new(v->rec, "read_only", json_boolean(snapshot || json_is_true(json_object_get(rec, "read_only"))));
+	v->rec = vdi_copy_record(c->ac_pd->pd_db, vdi, uuid, snapshot);
 	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
 	e = agent_call(c, host, "agent.vdi_copy", json_pack("[s,s,s,b]", str(sr, "uuid"), str(rec, "uuid"), uuid, snapshot),
 		       vdi_created_ok, vdi_create_failed, v);
 	json_decref(sr);
 	json_decref(rec);
 	return e;
+}
+
+json_t *vdi_copy_record(struct db *db, const char *src, const char *uuid, bool snapshot)
+{
+	json_t *rec = db_obj_get(db, src);
+	char now[32];
+	model_now(now);
+	json_t *out = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:b, s:s, s:s, s:b}", "uuid", uuid,
+				"name_label", str(rec, "name_label"), "name_description", str(rec, "name_description"),
+				"SR", json_object_get(rec, "SR"), "virtual_size", json_object_get(rec, "virtual_size"),
+				"type", json_object_get(rec, "type"), "sharable", json_object_get(rec, "sharable"),
+				"other_config", json_object_get(rec, "other_config"), "is_a_snapshot", snapshot,
+				"snapshot_of", snapshot ? src : MODEL_NULL_REF, "snapshot_time",
+				snapshot ? now : "19700101T00:00:00Z", "read_only",
+				snapshot || json_is_true(json_object_get(rec, "read_only")));
+	json_decref(rec);
+	return out;
 }
 
 /* VDI.snapshot(vdi, driver_params) / VDI.clone(vdi, driver_params): a

@@ -8,10 +8,22 @@
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
+#include "evrpc.h"
 #include "poold.h"
 #include "xerr.h"
 
 json_t *api_ctor_record(const struct model_class *cls, const json_t *given);
+
+/* In a transaction: store a disk copy made for a clone; a[2] gets its ref. */
+static json_t *vdi_insert_for_clone(struct db *db, void *ctx)
+{
+	json_t **a = ctx;
+	char ref[64];
+	json_t *e = vdi_record_insert(db, a[0], a[1], ref);
+	if (!e)
+		a[2] = json_string(ref);
+	return e;
+}
 
 static json_int_t ival(const json_t *rec, const char *k)
 {
@@ -111,7 +123,7 @@ static const char *const vm_clone_reset[] = {
 };
 
 static json_t *copy_children(struct db *db, const char *cls, const char *parent_field,
-			     const char *from, const char *to)
+			     const char *from, const char *to, const json_t *vdi_map)
 {
 	json_t *kids = db_find(db, cls, parent_field, from);
 	const char *ref;
@@ -122,6 +134,9 @@ static json_t *copy_children(struct db *db, const char *cls, const char *parent_
 		json_object_del(copy, "uuid");
 		json_object_set_new(copy, parent_field, json_string(to));
 		json_object_set_new(copy, "currently_attached", json_false());
+		json_t *moved = json_object_get(vdi_map, json_string_value(json_object_get(rec, "VDI")));
+		if (moved)
+			json_object_set(copy, "VDI", moved);
 		char nref[64];
 		e = db_obj_create(db, cls, copy, nref);
 		json_decref(copy);
@@ -134,6 +149,7 @@ static json_t *copy_children(struct db *db, const char *cls, const char *parent_
 
 struct vm_clone_ctx {
 	const char *vm, *name;
+	json_t *disk_map; /* source VDI ref -> its copy's ref (writable disks) */
 	char ref[64];
 };
 
@@ -147,26 +163,6 @@ static json_t *vm_clone_txn(struct db *db, void *ctx)
 		json_decref(rec);
 		return e;
 	}
-	/* a clone must not share a writable disk with its parent; copying
-	 * disks through the SR is not wired into VM.clone yet, so say so */
-	json_t *vbds = db_find(db, "VBD", "VM", v->vm);
-	const char *vk;
-	json_t *vbd;
-	json_object_foreach(vbds, vk, vbd) {
-		const char *mode = json_string_value(json_object_get(vbd, "mode"));
-		json_t *vdi = json_is_true(json_object_get(vbd, "empty")) ? NULL
-			      : db_obj_get(db, json_string_value(json_object_get(vbd, "VDI")));
-		if (!e && vdi && mode && strcmp(mode, "RW") == 0 && !json_is_true(json_object_get(vdi, "sharable")))
-			e = xerr_newf(XE_OPERATION_NOT_ALLOWED,
-				      "VM %s has a writable disk: cloning disks is not supported yet (copy the VM's "
-				      "VDIs and attach the copies to a new VM)", v->vm);
-		json_decref(vdi);
-	}
-	json_decref(vbds);
-	if (e) {
-		json_decref(rec);
-		return e;
-	}
 	for (size_t i = 0; i < sizeof vm_clone_reset / sizeof vm_clone_reset[0]; i++)
 		json_object_del(rec, vm_clone_reset[i]);
 	json_object_set_new(rec, "name_label", json_string(v->name));
@@ -175,13 +171,12 @@ static json_t *vm_clone_txn(struct db *db, void *ctx)
 	json_object_del(json_object_get(rec, "other_config"), "default_template");
 	e = vm_insert(db, rec, v->ref);
 	json_decref(rec);
-	/* disks: the clone shares no writable VDI with its parent; VBDs are
-	 * copied to point at the same VDIs only for CDs and read-only disks,
-	 * the rest get their VDI copied by the storage layer (VDI.clone) */
+	/* disks: the clone shares no writable VDI with its parent; its VBDs
+	 * point at the copies made before (CDs and read-only disks are shared) */
 	if (!e)
-		e = copy_children(db, "VBD", "VM", v->vm, v->ref);
+		e = copy_children(db, "VBD", "VM", v->vm, v->ref, v->disk_map);
 	if (!e)
-		e = copy_children(db, "VIF", "VM", v->vm, v->ref);
+		e = copy_children(db, "VIF", "VM", v->vm, v->ref, NULL);
 	return e;
 }
 
@@ -220,16 +215,167 @@ json_t *vm_set_memory_limits(struct api_call *c)
 	return e ? e : db_txn(c->ac_pd->pd_db, limits_txn, &l);
 }
 
+/* The writable, unshared disks of vm: each needs a copy for a clone. */
+static json_t *disks_to_copy(struct db *db, const char *vm)
+{
+	json_t *vbds = db_find(db, "VBD", "VM", vm), *out = json_array();
+	const char *k;
+	json_t *vbd;
+	json_object_foreach(vbds, k, vbd) {
+		const char *mode = json_string_value(json_object_get(vbd, "mode"));
+		json_t *vdi = json_is_true(json_object_get(vbd, "empty")) ? NULL
+			      : db_obj_get(db, json_string_value(json_object_get(vbd, "VDI")));
+		if (vdi && mode && strcmp(mode, "RW") == 0 && !json_is_true(json_object_get(vdi, "sharable")))
+			json_array_append(out, json_object_get(vbd, "VDI"));
+		json_decref(vdi);
+	}
+	json_decref(vbds);
+	return out;
+}
+
+/* A clone with disks: each writable disk is copied by an agent with its SR
+ * plugged, one after the other; the VM's records come last, in one
+ * transaction. If a copy fails, the copies already made are removed. */
+struct clone_job {
+	char cj_vm[64];
+	char *cj_name;
+	json_t *cj_disks; /* VDI refs to copy */
+	size_t cj_next;
+	json_t *cj_map;   /* source VDI ref -> copy ref */
+};
+
+struct clone_step {
+	struct clone_job *cs_job;
+	char cs_uuid[48];
+};
+
+static void clone_job_free(struct clone_job *j)
+{
+	free(j->cj_name);
+	json_decref(j->cj_disks);
+	json_decref(j->cj_map);
+	free(j);
+}
+
+static void ignore_answer(void *arg, json_t *result, json_t *err)
+{
+	(void)arg, (void)result, (void)err;
+}
+
+static json_t *forget_txn(struct db *db, void *ctx)
+{
+	return db_obj_destroy(db, ctx);
+}
+
+/* Undo the copies made: their files and their records. */
+static void clone_abort(struct poold *pd, struct clone_job *j)
+{
+	const char *src;
+	json_t *copy;
+	json_object_foreach(j->cj_map, src, copy) {
+		json_t *rec = db_obj_get(pd->pd_db, json_string_value(copy));
+		json_t *sr = rec ? db_obj_get(pd->pd_db, json_string_value(json_object_get(rec, "SR"))) : NULL;
+		char host[64];
+		struct agent_addr a;
+		if (sr && sr_worker(pd->pd_db, json_string_value(json_object_get(rec, "SR")), host) &&
+		    agent_target(pd, host, &a)) {
+			struct evrpc_target t = {a.aa_address, a.aa_port, pd->pd_agent_ctx, a.aa_uuid};
+			evrpc_call(pd->pd_base, &t, "agent.vdi_destroy",
+				   json_pack("[s,s]", json_string_value(json_object_get(sr, "uuid")),
+					     json_string_value(json_object_get(rec, "uuid"))),
+				   60, ignore_answer, NULL);
+		}
+		json_decref(db_txn(pd->pd_db, forget_txn, (void *)json_string_value(copy)));
+		json_decref(sr);
+		json_decref(rec);
+	}
+	clone_job_free(j);
+}
+
+static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job *j, json_t **result);
+
+static json_t *clone_step_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	struct clone_step *st = ctx;
+	struct clone_job *j = st->cs_job;
+	const char *src = json_string_value(json_array_get(j->cj_disks, j->cj_next));
+	json_t *rec = vdi_copy_record(pd->pd_db, src, st->cs_uuid, false);
+	json_t *a[3] = {rec, answer, NULL};
+	json_t *e = db_txn(pd->pd_db, vdi_insert_for_clone, a);
+	json_decref(rec);
+	if (!e) {
+		json_object_set_new(j->cj_map, src, json_string(json_string_value(a[2])));
+		json_decref(a[2]);
+		j->cj_next++;
+		return clone_next(c, pd, j, result);
+	}
+	clone_abort(pd, j);
+	return e;
+}
+
+static void clone_step_failed(struct poold *pd, void *ctx)
+{
+	struct clone_step *st = ctx;
+	clone_abort(pd, st->cs_job);
+}
+
+/* Copy the next disk, or, when all are copied, make the VM's records. */
+static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job *j, json_t **result)
+{
+	if (j->cj_next < json_array_size(j->cj_disks)) {
+		const char *src = json_string_value(json_array_get(j->cj_disks, j->cj_next));
+		json_t *vdi = db_obj_get(pd->pd_db, src);
+		const char *srref = json_string_value(json_object_get(vdi, "SR"));
+		json_t *sr = db_obj_get(pd->pd_db, srref ? srref : MODEL_NULL_REF);
+		char host[64];
+		json_t *e = NULL;
+		if (!vdi || !sr || !sr_worker(pd->pd_db, srref, host)) {
+			e = xerr_new(XE_SR_HAS_NO_PBDS, srref ? srref : MODEL_NULL_REF, NULL);
+			clone_abort(pd, j);
+		} else {
+			struct clone_step *st = calloc(1, sizeof *st);
+			st->cs_job = j;
+			model_new_uuid(st->cs_uuid);
+			e = agent_call(c, host, "agent.vdi_copy",
+				       json_pack("[s,s,s,b]", json_string_value(json_object_get(sr, "uuid")),
+						 json_string_value(json_object_get(vdi, "uuid")), st->cs_uuid, false),
+				       clone_step_ok, clone_step_failed, st);
+		}
+		json_decref(vdi);
+		json_decref(sr);
+		return e;
+	}
+	struct vm_clone_ctx v = {j->cj_vm, j->cj_name, j->cj_map, ""};
+	json_t *e = db_txn(pd->pd_db, vm_clone_txn, &v);
+	if (e) {
+		clone_abort(pd, j);
+		return e;
+	}
+	*result = json_string(v.ref);
+	clone_job_free(j);
+	return NULL;
+}
+
 json_t *vm_clone(struct api_call *c)
 {
-	struct vm_clone_ctx v = {0};
-	json_t *e = api_arg_ref(c, 0, "VM", &v.vm);
-	if (e || (e = api_arg_str(c, 1, "new_name", &v.name)))
+	const char *vm, *name;
+	json_t *rec, *e = api_arg_ref(c, 0, "VM", &vm);
+	if (e || (e = api_arg_str(c, 1, "new_name", &name)) || (e = db_obj_get_checked(c->ac_pd->pd_db, "VM", vm, &rec)))
 		return e;
-	if ((e = db_txn(c->ac_pd->pd_db, vm_clone_txn, &v)))
+	e = vm_power_check(vm, rec, "Halted");
+	json_decref(rec);
+	if (e)
 		return e;
-	c->ac_result = json_string(v.ref);
-	return NULL;
+	struct clone_job *j = calloc(1, sizeof *j);
+	snprintf(j->cj_vm, sizeof j->cj_vm, "%s", vm);
+	j->cj_name = strdup(name);
+	j->cj_disks = disks_to_copy(c->ac_pd->pd_db, vm);
+	j->cj_map = json_object();
+	json_t *result = NULL;
+	e = clone_next(c, c->ac_pd, j, &result);
+	if (!e)
+		c->ac_result = result;
+	return e;
 }
 
 static json_t *destroy_children(struct db *db, const char *cls, const char *field, const char *parent)

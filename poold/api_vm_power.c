@@ -257,8 +257,9 @@ static json_t *record_txn(struct db *db, void *ctx)
 	return db_obj_update_new(db, op->op_vm, f);
 }
 
-static json_t *op_ok(struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *op_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
+	(void)c;
 	(void)result;
 	struct vm_op *op = ctx;
 	struct record_ctx r = {op, json_integer_value(json_object_get(answer, "domid"))};

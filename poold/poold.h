@@ -119,6 +119,12 @@ int api_register_generic(struct poold *pd);
 json_t *api_record_check(const struct model_class *c, const json_t *rec);
 
 /* ---- api_sr.c ---- */
+/* A host with SR sr plugged and live (into host, >= 64 bytes), or NULL. */
+const char *sr_worker(struct db *db, const char *sr, char *host);
+/* The record of a copy (clone or snapshot) of VDI src, uuid given. */
+json_t *vdi_copy_record(struct db *db, const char *src, const char *uuid, bool snapshot);
+/* Store a VDI made by an agent (answer: location, sizes, the SR's space). */
+json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char *ref_out);
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
 
@@ -150,13 +156,16 @@ struct agent_addr {
 /* Where the agent of host listens; false when it has none. */
 bool agent_target(struct poold *pd, const char *host, struct agent_addr *out);
 /* The agent answered: record it (a transaction) and say what the API call
- * returns (*result; NULL = void). Returns an error or NULL. */
-typedef json_t *(*agent_ok_fn)(struct poold *pd, void *ctx, json_t *answer, json_t **result);
+ * returns (*result; NULL = void). Returns an error or NULL, or API_PENDING
+ * after starting the next agent_call for the same c (a chain of steps).
+ * c is NULL once the client has gone: the work is still recorded. */
+typedef json_t *(*agent_ok_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result);
 /* The agent failed or could not be reached: undo what was reserved. */
 typedef void (*agent_fail_fn)(struct poold *pd, void *ctx);
-/* Ask host's agent to run method(params) for c; params and ctx (malloc'ed,
- * freed after the callbacks) are taken. Returns API_PENDING, or an error
- * when the call could not start (fail has run then). */
+/* Ask host's agent to run method(params) for c (NULL: nobody waits);
+ * params and ctx (malloc'ed, freed after the callbacks) are taken. Returns
+ * API_PENDING, or an error when the call could not start (fail has run
+ * then). */
 json_t *agent_call(struct api_call *c, const char *host, const char *method, json_t *params, agent_ok_fn ok,
 		   agent_fail_fn fail, void *ctx);
 

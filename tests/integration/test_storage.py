@@ -94,3 +94,50 @@ class StorageTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CloneTest(unittest.TestCase):
+    """VM.clone copies a VM's writable disks through the agents: the clone's
+    disk is a new VDI with the same content, the parent's disk untouched."""
+
+    def test_clone_copies_disks(self):
+        p = DevPool(1, host_memory_mib=1024)
+        try:
+            rpc = p.rpc
+            sr = next(r for r, v in rpc("SR.get_all_records").items() if v["shared"])
+            vm = rpc("VM.create", {"name_label": "withdisk", "memory_static_max": 64 << 20,
+                                   "memory_dynamic_max": 64 << 20, "memory_dynamic_min": 64 << 20,
+                                   "memory_static_min": 16 << 20})
+            vdi = rpc("VDI.create", {"SR": sr, "virtual_size": 16 << 20, "name_label": "root", "type": "user"})
+            rpc("VBD.create", {"VM": vm, "VDI": vdi, "userdevice": "0", "mode": "RW", "type": "Disk",
+                               "bootable": True})
+            cd = rpc("VBD.create", {"VM": vm, "VDI": "OpaqueRef:NULL", "userdevice": "3", "mode": "RO",
+                                    "type": "CD", "empty": True})
+            src = os.path.join(p.dir, "sr", rpc("VDI.get_uuid", vdi) + ".img")
+            with open(src, "r+b") as f:
+                f.seek(1 << 20)
+                f.write(b"bootloader")
+            clone = rpc("VM.clone", vm, "copy")
+            vbds = [rpc("VBD.get_record", b) for b in rpc("VM.get_VBDs", clone)]
+            disk = next(b for b in vbds if b["type"] == "Disk")
+            self.assertNotEqual(disk["VDI"], vdi, "the clone has its own disk")
+            self.assertTrue(any(b["type"] == "CD" and b["empty"] for b in vbds), "the CD drive is cloned too")
+            dst = os.path.join(p.dir, "sr", rpc("VDI.get_uuid", disk["VDI"]) + ".img")
+            with open(dst, "r+b") as f:
+                f.seek(1 << 20)
+                self.assertEqual(f.read(10), b"bootloader")
+                f.seek(1 << 20)
+                f.write(b"changed!!!")
+            with open(src, "rb") as f:
+                f.seek(1 << 20)
+                self.assertEqual(f.read(10), b"bootloader")
+            # an Async clone works the same way and its task says which VM it made
+            task = rpc("Async.VM.clone", vm, "copy2")
+            deadline = __import__("time").time() + 30
+            while rpc("task.get_status", task) == "pending" and __import__("time").time() < deadline:
+                __import__("time").sleep(0.05)
+            self.assertEqual(rpc("task.get_status", task), "success")
+            self.assertIn("OpaqueRef:", rpc("task.get_result", task))
+            del cd
+        finally:
+            p.close()
