@@ -76,6 +76,7 @@ void agent_srs_free(struct agent *ag);
 json_t *agent_srs_report(struct agent *ag);
 json_t *agent_m_sr_attach(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_sr_destroy(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_create(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_destroy(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_copy(struct agent *ag, json_t *args, json_t **result);

@@ -182,6 +182,7 @@ static const struct {
 	{"agent.vm_unpause", 1, m_vm_unpause},
 	{"agent.sr_attach", 3, agent_m_sr_attach},
 	{"agent.sr_detach", 1, agent_m_sr_detach},
+	{"agent.sr_destroy", 1, agent_m_sr_destroy},
 	{"agent.vdi_create", 3, agent_m_vdi_create},
 	{"agent.vdi_destroy", 2, agent_m_vdi_destroy},
 	{"agent.vdi_copy", 4, agent_m_vdi_copy},

@@ -6,7 +6,9 @@
  * destroyed by an agent that has the SR attached. The attached set is kept
  * in state-dir/srs.json so a restarted agent re-attaches what it had.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include "agent.h"
@@ -150,6 +152,24 @@ json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result)
 		save(ag);
 		log_info("SR %s detached", arg_str(args, 0));
 	}
+	*result = json_string("");
+	return NULL;
+}
+
+/* agent.sr_destroy(sr_uuid): detach and remove the SR's (empty) directory. */
+json_t *agent_m_sr_destroy(struct agent *ag, json_t *args, json_t **result)
+{
+	struct agent_sr *a = find(ag, arg_str(args, 0));
+	if (!a)
+		return xerr_new(XE_SR_HAS_NO_PBDS, arg_str(args, 0), NULL);
+	char path[1024];
+	snprintf(path, sizeof path, "%s", a->as_path);
+	a->as_drv->sd_detach(a->as_sr);
+	*a = ag->ag_srs[--ag->ag_nsrs];
+	save(ag);
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return xerr_new(XE_SR_BACKEND_FAILURE, "sr_destroy", strerror(errno), NULL);
+	log_info("SR %s destroyed (%s removed)", arg_str(args, 0), path);
 	*result = json_string("");
 	return NULL;
 }

@@ -45,6 +45,8 @@ json_t *vbd_create(struct api_call *c);
 json_t *vbd_destroy(struct api_call *c);
 json_t *pool_create_join_token(struct api_call *c);
 json_t *sr_create(struct api_call *c);
+json_t *sr_forget(struct api_call *c);
+json_t *sr_destroy(struct api_call *c);
 json_t *vdi_resize(struct api_call *c);
 json_t *vdi_snapshot(struct api_call *c);
 json_t *vdi_clone(struct api_call *c);
@@ -89,6 +91,8 @@ static const struct api_method api_methods[] = {
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
 	{"SR.create", 10, 10, API_ASYNC, sr_create},
+	{"SR.forget", 2, 2, API_ASYNC, sr_forget},
+	{"SR.destroy", 2, 2, API_ASYNC, sr_destroy},
 	{"host.enable", 2, 2, API_ASYNC, host_enable},
 	{"host.disable", 2, 2, API_ASYNC, host_disable},
 	{"PBD.plug", 2, 2, API_ASYNC, pbd_plug},

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "evrpc.h"
 #include "log.h"
 #include "poold.h"
 #include "xerr.h"
@@ -40,6 +41,11 @@ json_t *sr_space_update(struct db *db, json_t *space)
 static json_t *space_txn(struct db *db, void *ctx)
 {
 	return sr_space_update(db, ctx);
+}
+
+static void sr_ignore(void *arg, json_t *result, json_t *err)
+{
+	(void)arg, (void)result, (void)err;
 }
 
 /* ------------------------------------------------------------ PBD.plug */
@@ -499,4 +505,104 @@ json_t *vdi_snapshot(struct api_call *c)
 json_t *vdi_clone(struct api_call *c)
 {
 	return vdi_copy_common(c, false);
+}
+
+/* ------------------------------------------------- SR.forget / SR.destroy */
+
+/* In a transaction: the SR's records go (PBDs, VDIs and their detached
+ * drives, the SR); the data stays where it is. */
+static json_t *sr_forget_txn(struct db *db, void *ctx)
+{
+	const char *sr = ctx;
+	json_t *e = NULL;
+	const char *classes[2] = {"VDI", "PBD"};
+	for (int i = 0; i < 2 && !e; i++) {
+		json_t *objs = db_find(db, classes[i], "SR", sr);
+		const char *k;
+		json_t *v;
+		json_object_foreach(objs, k, v) {
+			json_t *vbds = i == 0 && !e ? db_find(db, "VBD", "VDI", k) : json_object();
+			const char *bk;
+			json_t *b;
+			json_object_foreach(vbds, bk, b) if (!e) e = db_obj_destroy(db, bk);
+			json_decref(vbds);
+			if (!e)
+				e = db_obj_destroy(db, k);
+		}
+		json_decref(objs);
+	}
+	return e ? e : db_obj_destroy(db, sr);
+}
+
+/* Refusals common to forget and destroy: a disk of a running VM, or (for
+ * forget) a PBD still plugged. */
+static json_t *sr_check_idle(struct db *db, const char *sr, bool need_unplugged)
+{
+	json_t *vdis = db_find(db, "VDI", "SR", sr), *e = NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(vdis, k, v) {
+		json_t *vbds = db_find(db, "VBD", "VDI", k);
+		if (!e && any_attached(vbds))
+			e = xerr_new(XE_VDI_IN_USE, k, "forget", NULL);
+		json_decref(vbds);
+	}
+	json_decref(vdis);
+	json_t *pbds = e || !need_unplugged ? json_object() : db_find(db, "PBD", "SR", sr);
+	json_object_foreach(pbds, k, v) if (!e && json_is_true(json_object_get(v, "currently_attached")))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "SR %s is plugged on a host: unplug its PBDs first", sr);
+	json_decref(pbds);
+	return e;
+}
+
+/* SR.forget(sr): the pool forgets the SR; its directory and disks stay. */
+json_t *sr_forget(struct api_call *c)
+{
+	const char *sr;
+	json_t *e = api_arg_ref(c, 0, "SR", &sr);
+	if (e || (e = sr_check_idle(c->ac_pd->pd_db, sr, true)))
+		return e;
+	return db_txn(c->ac_pd->pd_db, sr_forget_txn, (void *)sr);
+}
+
+static json_t *sr_destroyed_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
+{
+	(void)c, (void)answer, (void)result;
+	const char *sr = ctx;
+	/* the other hosts let go of it too (nothing is left to use) */
+	json_t *pbds = db_find(pd->pd_db, "PBD", "SR", sr);
+	json_t *srrec = db_obj_get(pd->pd_db, sr);
+	const char *k;
+	json_t *p;
+	json_object_foreach(pbds, k, p) {
+		struct agent_addr a;
+		if (!json_is_true(json_object_get(p, "currently_attached")) || !agent_target(pd, str(p, "host"), &a))
+			continue;
+		struct evrpc_target t = {a.aa_address, a.aa_port, pd->pd_agent_ctx, a.aa_uuid};
+		evrpc_call(pd->pd_base, &t, "agent.sr_detach", json_pack("[s]", str(srrec, "uuid")), 60, sr_ignore, NULL);
+	}
+	json_decref(srrec);
+	json_decref(pbds);
+	return db_txn(pd->pd_db, sr_forget_txn, (void *)sr);
+}
+
+/* SR.destroy(sr): an empty SR goes, with its directory. */
+json_t *sr_destroy(struct api_call *c)
+{
+	const char *sr;
+	json_t *e = api_arg_ref(c, 0, "SR", &sr);
+	if (e || (e = sr_check_idle(c->ac_pd->pd_db, sr, false)))
+		return e;
+	json_t *vdis = db_find(c->ac_pd->pd_db, "VDI", "SR", sr);
+	size_t n = json_object_size(vdis);
+	json_decref(vdis);
+	if (n)
+		return xerr_new(XE_SR_NOT_EMPTY, NULL);
+	char host[64];
+	if (!sr_worker(c->ac_pd->pd_db, sr, host))
+		return xerr_new(XE_SR_HAS_NO_PBDS, sr, NULL);
+	json_t *rec = db_obj_get(c->ac_pd->pd_db, sr);
+	e = agent_call(c, host, "agent.sr_destroy", json_pack("[s]", str(rec, "uuid")), sr_destroyed_ok, NULL, strdup(sr));
+	json_decref(rec);
+	return e;
 }

@@ -141,3 +141,41 @@ class CloneTest(unittest.TestCase):
             del cd
         finally:
             p.close()
+
+
+class SrLifeTest(unittest.TestCase):
+    """SR.destroy removes an empty SR and its directory; SR.forget drops the
+    records of an unplugged SR and leaves its data."""
+
+    def test_destroy_and_forget(self):
+        p = DevPool(1, host_memory_mib=1024, extra=("--no-sr",))
+        try:
+            rpc = p.rpc
+            host = p.host_ref(1)
+            d1, d2 = os.path.join(p.dir, "sr-a"), os.path.join(p.dir, "sr-b")
+            a = rpc("SR.create", host, {"path": d1}, 0, "a", "", "file", "user", False, {})
+            b = rpc("SR.create", host, {"path": d2}, 0, "b", "", "file", "user", False, {})
+            self.assertTrue(os.path.isdir(d1) and os.path.isdir(d2))
+            vdi = rpc("VDI.create", {"SR": a, "virtual_size": 1 << 20, "name_label": "x", "type": "user"})
+            with self.assertRaises(XapiError) as cm:
+                rpc("SR.destroy", a)
+            self.assertEqual(cm.exception.code, "SR_NOT_EMPTY")
+            rpc("VDI.destroy", vdi)
+            rpc("SR.destroy", a)
+            self.assertFalse(os.path.exists(d1))
+            self.assertNotIn(a, rpc("SR.get_all"))
+            # forget: refused while plugged, then the records go and the data stays
+            vdi = rpc("VDI.create", {"SR": b, "virtual_size": 1 << 20, "name_label": "y", "type": "user"})
+            loc = rpc("VDI.get_location", vdi)
+            with self.assertRaises(XapiError) as cm:
+                rpc("SR.forget", b)
+            self.assertEqual(cm.exception.code, "OPERATION_NOT_ALLOWED")
+            for pbd in rpc("SR.get_PBDs", b):
+                rpc("PBD.unplug", pbd)
+            rpc("SR.forget", b)
+            self.assertNotIn(b, rpc("SR.get_all"))
+            self.assertNotIn(vdi, rpc("VDI.get_all"))
+            self.assertFalse([x for x in rpc("PBD.get_all_records").values() if x["SR"] == b])
+            self.assertTrue(os.path.exists(loc), "forget leaves the data")
+        finally:
+            p.close()
