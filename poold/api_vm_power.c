@@ -46,7 +46,7 @@ static json_t *bad_power(const char *vm, const char *expected, const char *actua
 /* Bytes a host can still give: its total minus what the VMs running and
  * scheduled there hold, and never more than its agent last reported free
  * (the agent sees what the database cannot: other users of the memory). */
-static json_int_t host_available(struct db *db, const char *host, json_t *hrec)
+json_int_t host_available(struct db *db, const char *host, json_t *hrec)
 {
 	json_t *m = db_obj_get(db, str(hrec, "metrics"));
 	json_int_t reported = ival(m, "memory_free"), avail = ival(m, "memory_total");

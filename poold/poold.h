@@ -128,6 +128,11 @@ json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
 
+/* ---- api_vm_power.c ---- */
+/* Bytes host can still give (its total minus the VMs resident and
+ * scheduled there, capped by what its agent reported free). */
+json_int_t host_available(struct db *db, const char *host, json_t *hrec);
+
 /* ---- api_vm.c ---- */
 /* static_min <= dynamic_min <= dynamic_max <= static_max and
  * 1 <= VCPUs_at_startup <= VCPUs_max, or XAPI's CONSTRAINT_VIOLATION error. */
