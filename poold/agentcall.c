@@ -39,9 +39,9 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 		char *s = xerr_to_text(err);
 		log_warn("%s failed: %s", j->aj_what, s ? s : "?");
 		free(s);
-		if (j->aj_fail)
-			j->aj_fail(j->aj_pd, j->aj_ctx);
 		e = json_incref(err);
+		if (j->aj_fail)
+			j->aj_fail(j->aj_pd, j->aj_ctx, &e);
 	} else {
 		e = j->aj_ok(j->aj_call, j->aj_pd, j->aj_ctx, result, &out);
 	}
@@ -87,7 +87,7 @@ json_t *agent_call(struct api_call *c, const char *host, const char *method, jso
 		json_t *e = xerr_new(XE_HOST_OFFLINE, host, NULL); /* host may live in ctx */
 		json_decref(params);
 		if (fail)
-			fail(pd, ctx);
+			fail(pd, ctx, &e);
 		free(ctx);
 		free(j);
 		return e;
@@ -96,11 +96,12 @@ json_t *agent_call(struct api_call *c, const char *host, const char *method, jso
 	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", method, addr.aa_address, addr.aa_port);
 	struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
 	if (evrpc_call(pd->pd_base, &t, method, params, 120, job_answer, j) < 0) {
+		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", method);
 		if (fail)
-			fail(pd, ctx);
+			fail(pd, ctx, &e);
 		free(ctx);
 		free(j);
-		return xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", method);
+		return e;
 	}
 	if (c) {
 		c->ac_parked = j;

@@ -208,8 +208,9 @@ static json_t *sr_remove_txn(struct db *db, void *ctx)
 }
 
 /* The first host could not attach it: the SR never existed. */
-static void sr_create_failed(struct poold *pd, void *ctx)
+static void sr_create_failed(struct poold *pd, void *ctx, json_t **err)
 {
+	(void)err;
 	json_decref(db_txn(pd->pd_db, sr_remove_txn, ctx));
 }
 
@@ -299,8 +300,9 @@ static json_t *vdi_created_ok(struct api_call *c, struct poold *pd, void *ctx, j
 	return e;
 }
 
-static void vdi_create_failed(struct poold *pd, void *ctx)
+static void vdi_create_failed(struct poold *pd, void *ctx, json_t **err)
 {
+	(void)err;
 	(void)pd;
 	struct vdi_new *v = ctx;
 	json_decref(v->rec);

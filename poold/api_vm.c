@@ -313,8 +313,9 @@ static json_t *clone_step_ok(struct api_call *c, struct poold *pd, void *ctx, js
 	return e;
 }
 
-static void clone_step_failed(struct poold *pd, void *ctx)
+static void clone_step_failed(struct poold *pd, void *ctx, json_t **err)
 {
+	(void)err;
 	struct clone_step *st = ctx;
 	clone_abort(pd, st->cs_job);
 }

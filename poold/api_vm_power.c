@@ -270,8 +270,9 @@ static json_t *op_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *an
 	return db_txn(pd->pd_db, record_txn, &r);
 }
 
-static void start_failed(struct poold *pd, void *ctx)
+static void start_failed(struct poold *pd, void *ctx, json_t **err)
 {
+	(void)err;
 	struct vm_op *op = ctx;
 	json_decref(db_txn(pd->pd_db, clear_schedule_txn, op->op_vm));
 }

@@ -165,8 +165,10 @@ bool agent_target(struct poold *pd, const char *host, struct agent_addr *out);
  * after starting the next agent_call for the same c (a chain of steps).
  * c is NULL once the client has gone: the work is still recorded. */
 typedef json_t *(*agent_ok_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result);
-/* The agent failed or could not be reached: undo what was reserved. */
-typedef void (*agent_fail_fn)(struct poold *pd, void *ctx);
+/* The agent failed or could not be reached: undo what was reserved. *err
+ * is the error the API call will end with; it may be replaced (freed and
+ * set to a new one) with one that says more. */
+typedef void (*agent_fail_fn)(struct poold *pd, void *ctx, json_t **err);
 /* Ask host's agent to run method(params) for c (NULL: nobody waits);
  * params and ctx (malloc'ed, freed after the callbacks) are taken. Returns
  * API_PENDING, or an error when the call could not start (fail has run
