@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "agent.h"
+#include "backend_lock.h"
 #include "evrpc.h"
 #include "log.h"
 #include "tls.h"
@@ -79,9 +80,16 @@ static struct backend *open_backend(struct agent *ag, const char *argv0, char *e
 	}
 	snprintf(state, sizeof state, "%s/domains", ag->ag_state);
 	mkdir(state, 0700);
-	return backend_sim_new(state, simdom, (uint64_t)conf_int(ag->ag_conf, "sim-memory"),
-			       (int)conf_int(ag->ag_conf, "sim-cpus"), conf_str(ag->ag_conf, "sim-cpu-vendor"),
-			       conf_str(ag->ag_conf, "sim-featureset"), err, errlen);
+	struct backend *sim = backend_sim_new(state, simdom, (uint64_t)conf_int(ag->ag_conf, "sim-memory"),
+					      (int)conf_int(ag->ag_conf, "sim-cpus"), conf_str(ag->ag_conf, "sim-cpu-vendor"),
+					      conf_str(ag->ag_conf, "sim-featureset"), err, errlen);
+	/* the loop and migration threads share it: one call at a time */
+	struct backend *locked = sim ? backend_locked_new(sim) : NULL;
+	if (sim && !locked) {
+		sim->be_ops->bo_free(sim);
+		snprintf(err, errlen, "out of memory");
+	}
+	return locked;
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg);
