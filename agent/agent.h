@@ -82,7 +82,17 @@ json_t *agent_m_vdi_destroy(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_copy(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result);
 
+/* ---- migrate_ops.c: live migration, both ends ---- */
+json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result);
+struct evhttp_request;
+/* Starts the sender on a thread; NULL = the answer goes to req later. */
+json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+
 /* ---- server.c ---- */
+/* A VM's domain configuration as poold sends it (JSON) -> the backend's. */
+void agent_config_parse(json_t *cfg, struct be_domain_config *dc);
+/* The domain of VM uuid (and its info), or -1. */
+int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out);
 int agent_server_start(struct agent *ag, char *err, size_t errlen);
 void agent_server_stop(struct agent *ag);
 

@@ -37,6 +37,8 @@ const struct conf_key agent_conf_keys[] = {
 	 "how often the agent reports its host and domains to poold"},
 	{"software-version", CONF_STRING, "", 0, 0, NULL,
 	 "the product version reported (default: this build's); lets tests build mixed-version pools"},
+	{"fault-migration-cut-bytes", CONF_SIZE, "0", 0, 1LL << 50, NULL,
+	 "testing only: cut outgoing migration streams after this many bytes (0 = never)"},
 	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe log line written"},
 };
 const size_t agent_nconf_keys = sizeof agent_conf_keys / sizeof agent_conf_keys[0];

@@ -29,7 +29,7 @@ static json_t *be_fail(struct agent *ag, const char *what, const char *uuid)
 }
 
 /* The domain of VM uuid: its domid, or -1. */
-static int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
+int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
 {
 	struct be_domain_info *d = NULL;
 	int n = 0, domid = -1;
@@ -63,35 +63,40 @@ static json_int_t ival(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
+void agent_config_parse(json_t *cfg, struct be_domain_config *dc)
+{
+	memset(dc, 0, sizeof *dc);
+	copy_str(dc->dc_uuid, sizeof dc->dc_uuid, cfg, "uuid");
+	copy_str(dc->dc_name, sizeof dc->dc_name, cfg, "name");
+	copy_str(dc->dc_cpu_vendor, sizeof dc->dc_cpu_vendor, cfg, "cpu_vendor");
+	copy_str(dc->dc_featureset, sizeof dc->dc_featureset, cfg, "featureset");
+	dc->dc_memory = (uint64_t)ival(cfg, "memory");
+	dc->dc_vcpus = (int)ival(cfg, "vcpus");
+	json_t *wl = json_object_get(cfg, "workload");
+	dc->dc_workload = (struct be_workload){(uint64_t)ival(wl, "touch_pages"), (uint64_t)ival(wl, "dirty_pages_per_s"),
+					       (uint64_t)ival(wl, "working_set_pages"), (int)ival(wl, "pct_zero"),
+					       (int)ival(wl, "pct_text"), (int)ival(wl, "pct_random"),
+					       (uint64_t)ival(wl, "disk_write_bytes_per_s")};
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(cfg, "disks"), i, d) {
+		if (dc->dc_ndisks >= 8)
+			break;
+		struct be_disk *bd = &dc->dc_disks[dc->dc_ndisks++];
+		copy_str(bd->bd_vdi_uuid, sizeof bd->bd_vdi_uuid, d, "vdi_uuid");
+		copy_str(bd->bd_path, sizeof bd->bd_path, d, "path");
+		copy_str(bd->bd_device, sizeof bd->bd_device, d, "device");
+		bd->bd_readonly = json_is_true(json_object_get(d, "readonly"));
+	}
+}
+
 static json_t *m_vm_start(struct agent *ag, json_t *args, json_t **result)
 {
 	json_t *cfg = json_array_get(args, 0);
 	if (!json_is_object(cfg))
 		return xerr_new(XE_FIELD_TYPE_ERROR, "config", NULL);
 	struct be_domain_config dc;
-	memset(&dc, 0, sizeof dc);
-	copy_str(dc.dc_uuid, sizeof dc.dc_uuid, cfg, "uuid");
-	copy_str(dc.dc_name, sizeof dc.dc_name, cfg, "name");
-	copy_str(dc.dc_cpu_vendor, sizeof dc.dc_cpu_vendor, cfg, "cpu_vendor");
-	copy_str(dc.dc_featureset, sizeof dc.dc_featureset, cfg, "featureset");
-	dc.dc_memory = (uint64_t)ival(cfg, "memory");
-	dc.dc_vcpus = (int)ival(cfg, "vcpus");
-	json_t *wl = json_object_get(cfg, "workload");
-	dc.dc_workload = (struct be_workload){(uint64_t)ival(wl, "touch_pages"), (uint64_t)ival(wl, "dirty_pages_per_s"),
-					      (uint64_t)ival(wl, "working_set_pages"), (int)ival(wl, "pct_zero"),
-					      (int)ival(wl, "pct_text"), (int)ival(wl, "pct_random"),
-					      (uint64_t)ival(wl, "disk_write_bytes_per_s")};
-	size_t i;
-	json_t *d;
-	json_array_foreach(json_object_get(cfg, "disks"), i, d) {
-		if (dc.dc_ndisks >= 8)
-			break;
-		struct be_disk *bd = &dc.dc_disks[dc.dc_ndisks++];
-		copy_str(bd->bd_vdi_uuid, sizeof bd->bd_vdi_uuid, d, "vdi_uuid");
-		copy_str(bd->bd_path, sizeof bd->bd_path, d, "path");
-		copy_str(bd->bd_device, sizeof bd->bd_device, d, "device");
-		bd->bd_readonly = json_is_true(json_object_get(d, "readonly"));
-	}
+	agent_config_parse(cfg, &dc);
 	if (!dc.dc_uuid[0] || dc.dc_memory == 0 || dc.dc_vcpus < 1)
 		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
 	struct be_domain_info old;
@@ -187,6 +192,7 @@ static const struct {
 	{"agent.vdi_destroy", 2, agent_m_vdi_destroy},
 	{"agent.vdi_copy", 4, agent_m_vdi_copy},
 	{"agent.vdi_resize", 3, agent_m_vdi_resize},
+	{"agent.migrate_receive", 3, agent_m_migrate_receive},
 };
 
 static void reply(struct evhttp_request *req, const char *text)
@@ -216,6 +222,22 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	json_t *err = NULL, *result = NULL;
+	if (strcmp(r.jr_method, "agent.migrate_send") == 0) {
+		/* long: answered from the loop when the stream has ended */
+		err = json_array_size(r.jr_params) == 6
+			      ? agent_migrate_send_start(ag, req, r.jr_params, r.jr_id, r.jr_v2)
+			      : xerr_new(XE_MESSAGE_PARAMETER_COUNT_MISMATCH, r.jr_method, "6", "?", NULL);
+		if (!err) {
+			jrpc_req_clear(&r);
+			return;
+		}
+		text = jrpc_err(r.jr_id, r.jr_v2, err);
+		reply(req, text ? text : "");
+		free(text);
+		json_decref(err);
+		jrpc_req_clear(&r);
+		return;
+	}
 	size_t i, n = sizeof agent_methods / sizeof agent_methods[0];
 	for (i = 0; i < n && strcmp(agent_methods[i].name, r.jr_method); i++)
 		;

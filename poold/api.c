@@ -56,6 +56,7 @@ json_t *host_disable(struct api_call *c);
 json_t *pbd_plug(struct api_call *c);
 json_t *pbd_unplug(struct api_call *c);
 json_t *vm_start(struct api_call *c);
+json_t *vm_pool_migrate(struct api_call *c);
 json_t *vm_set_memory_limits(struct api_call *c);
 json_t *vm_start_on(struct api_call *c);
 json_t *vm_shutdown(struct api_call *c);
@@ -99,6 +100,7 @@ static const struct api_method api_methods[] = {
 	{"PBD.unplug", 2, 2, API_ASYNC, pbd_unplug},
 	{"VM.set_memory_limits", 6, 6, API_ASYNC, vm_set_memory_limits},
 	{"VM.start", 4, 4, API_ASYNC, vm_start},
+	{"VM.pool_migrate", 4, 4, API_ASYNC, vm_pool_migrate},
 	{"VM.start_on", 5, 5, API_ASYNC, vm_start_on},
 	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown},
 	{"VM.clean_shutdown", 2, 2, API_ASYNC, vm_clean_shutdown},

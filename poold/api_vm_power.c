@@ -179,7 +179,7 @@ static json_t *clear_schedule_txn(struct db *db, void *ctx)
 }
 
 /* What the agent needs to build the domain. */
-static json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused)
+json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused)
 {
 	json_t *p = db_obj_get(db, pool);
 	json_t *cpu = json_object_get(p, "cpu_info");

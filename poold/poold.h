@@ -132,6 +132,9 @@ json_t *sr_space_update(struct db *db, json_t *space);
 /* Bytes host can still give (its total minus the VMs resident and
  * scheduled there, capped by what its agent reported free). */
 json_int_t host_available(struct db *db, const char *host, json_t *hrec);
+/* What an agent needs to build vm's domain (memory, vCPUs, CPU, disks,
+ * the sim workload), as JSON. */
+json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused);
 
 /* ---- api_vm.c ---- */
 /* static_min <= dynamic_min <= dynamic_max <= static_max and

@@ -1,0 +1,1402 @@
+/*
+ * mig.c - live migration stream for the sim backend (see mig.h).
+ *
+ * Source: pages are read from the domain's RAM mapping (holes of the memfd,
+ * found with SEEK_DATA/SEEK_HOLE, are zero pages and are never touched),
+ * gathered into records of up to MIG_BATCH_PAGES pages (index array + data,
+ * one contiguous buffer, one write), optionally through one zstd stream per
+ * connection (flushed per record). Destination: one read per record, pages
+ * memcpy'd into the domain's mapping, which is populated 2 MiB at a time
+ * with MADV_POPULATE_WRITE just before its first page lands.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <zstd.h>
+
+#include "log.h"
+#include "mig.h"
+#include "simdom.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define PG MIG_PAGE_SIZE
+#define POP_CHUNK_PAGES 512u /* receiver populates 2 MiB at a time */
+#define PROGRESS_EVERY (16ull << 20)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- hashing ---- */
+
+#define P1 0x9E3779B185EBCA87ull
+#define P2 0xC2B2AE3D27D4EB4Full
+#define P3 0x165667B19E3779F9ull
+#define P4 0x85EBCA77C2B2AE63ull
+
+static inline uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+uint64_t mig_page_hash(const void *page)
+{
+	const uint64_t *w = page;
+	uint64_t a = P1 + P2, b = P2, c = 0, d = (uint64_t)0 - P1;
+	for (unsigned i = 0; i < PG / 8; i += 4) {
+		uint64_t w0, w1, w2, w3;
+		memcpy(&w0, &w[i], 8);
+		memcpy(&w1, &w[i + 1], 8);
+		memcpy(&w2, &w[i + 2], 8);
+		memcpy(&w3, &w[i + 3], 8);
+		a = rotl(a + w0 * P2, 31) * P1;
+		b = rotl(b + w1 * P2, 31) * P1;
+		c = rotl(c + w2 * P2, 31) * P1;
+		d = rotl(d + w3 * P2, 31) * P1;
+	}
+	uint64_t h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18);
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
+uint64_t mig_digest(const uint64_t *hash, uint64_t n)
+{
+	uint64_t h = P4 ^ n;
+	for (uint64_t i = 0; i < n; i++)
+		h = rotl(h ^ (hash[i] * P2), 27) * P1 + P4;
+	return h ^ (h >> 31);
+}
+
+static bool page_is_zero(const unsigned char *p)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+	if (w[0] | w[PG / 8 - 1])
+		return false;
+	for (unsigned i = 0; i < PG / 8; i += 8)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7])
+			return false;
+	return true;
+}
+
+/* ---- I/O ---- */
+
+void mig_io_init_fd(struct mig_io *io, int fd)
+{
+	memset(io, 0, sizeof *io);
+	io->fd = fd;
+}
+
+void mig_io_init_ssl(struct mig_io *io, SSL *ssl)
+{
+	memset(io, 0, sizeof *io);
+	io->ssl = ssl;
+	io->fd = SSL_get_fd(ssl);
+	SSL_set_read_ahead(ssl, 1); /* one read() per many TLS records */
+}
+
+static void io_set_timeout(struct mig_io *io, int ms)
+{
+	io->timeout_ms = ms > 0 ? ms : 60000;
+	struct timeval tv = {.tv_sec = io->timeout_ms / 1000,
+			     .tv_usec = (io->timeout_ms % 1000) * 1000};
+	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	(void)setsockopt(io->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static const char *ssl_reason(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+	if (!e)
+		return errno ? strerror(errno) : "connection closed";
+	ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+static int raw_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen)
+{
+	const char *p = buf;
+	while (len > 0) {
+		size_t done = 0;
+		if (io->ssl) {
+			errno = 0;
+			if (SSL_write_ex(io->ssl, p, len, &done) <= 0) {
+				char b[160];
+				int e = SSL_get_error(io->ssl, 0);
+				seterr(err, errlen, "connection lost while sending: %s",
+				       (e == SSL_ERROR_SYSCALL && errno == EAGAIN)
+					       ? "timed out"
+					       : ssl_reason(b, sizeof b));
+				return -1;
+			}
+		} else {
+			ssize_t n = send(io->fd, p, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == ENOTSOCK)
+				n = write(io->fd, p, len);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				seterr(err, errlen, "connection lost while sending: %s",
+				       errno == EAGAIN ? "timed out" : strerror(errno));
+				return -1;
+			}
+			done = (size_t)n;
+		}
+		p += done;
+		len -= done;
+		io->bytes_out += done;
+	}
+	return 0;
+}
+
+static int io_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen)
+{
+	if (io->cut_after_bytes && io->bytes_out + len > io->cut_after_bytes) {
+		size_t part = (size_t)(io->cut_after_bytes - io->bytes_out);
+		if (part)
+			(void)raw_write(io, buf, part, NULL, 0);
+		shutdown(io->fd, SHUT_RDWR);
+		seterr(err, errlen, "connection cut after %" PRIu64 " bytes (fault injection)",
+		       io->cut_after_bytes);
+		return -1;
+	}
+	return raw_write(io, buf, len, err, errlen);
+}
+
+static int io_read(struct mig_io *io, void *buf, size_t len, char *err, size_t errlen)
+{
+	char *p = buf;
+	while (len > 0) {
+		size_t done = 0;
+		if (io->ssl) {
+			errno = 0;
+			if (SSL_read_ex(io->ssl, p, len, &done) <= 0) {
+				char b[160];
+				int e = SSL_get_error(io->ssl, 0);
+				if (e == SSL_ERROR_ZERO_RETURN ||
+				    (e == SSL_ERROR_SYSCALL && errno == 0))
+					seterr(err, errlen, "the peer closed the connection");
+				else
+					seterr(err, errlen, "connection lost while receiving: %s",
+					       (e == SSL_ERROR_SYSCALL && errno == EAGAIN)
+						       ? "timed out"
+						       : ssl_reason(b, sizeof b));
+				return -1;
+			}
+		} else {
+			ssize_t n = read(io->fd, p, len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0) {
+				seterr(err, errlen, "the peer closed the connection");
+				return -1;
+			}
+			if (n < 0) {
+				seterr(err, errlen, "connection lost while receiving: %s",
+				       errno == EAGAIN ? "timed out" : strerror(errno));
+				return -1;
+			}
+			done = (size_t)n;
+		}
+		p += done;
+		len -= done;
+		io->bytes_in += done;
+	}
+	return 0;
+}
+
+static bool io_readable(struct mig_io *io)
+{
+	if (io->ssl && SSL_pending(io->ssl) > 0)
+		return true;
+	struct pollfd pf = {.fd = io->fd, .events = POLLIN};
+	return poll(&pf, 1, 0) > 0;
+}
+
+/* small records: header + payload in one write */
+static int send_rec(struct mig_io *io, uint32_t type, const void *payload, size_t len, char *err,
+		    size_t errlen)
+{
+	size_t tot = sizeof(struct mig_rec_hdr) + len;
+	unsigned char stackbuf[1024];
+	unsigned char *b = tot <= sizeof stackbuf ? stackbuf : malloc(tot);
+	if (!b) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	struct mig_rec_hdr h = {.rh_type = type, .rh_flags = 0, .rh_len = len};
+	memcpy(b, &h, sizeof h);
+	if (len)
+		memcpy(b + sizeof h, payload, len);
+	int rc = io_write(io, b, tot, err, errlen);
+	if (b != stackbuf)
+		free(b);
+	return rc;
+}
+
+static int send_text(struct mig_io *io, uint32_t type, const char *msg)
+{
+	return send_rec(io, type, msg, strlen(msg), NULL, 0);
+}
+
+struct rbuf {
+	unsigned char *p;
+	size_t cap;
+};
+
+static int rbuf_need(struct rbuf *b, size_t n)
+{
+	if (n <= b->cap)
+		return 0;
+	unsigned char *q = realloc(b->p, n);
+	if (!q)
+		return -1;
+	b->p = q;
+	b->cap = n;
+	return 0;
+}
+
+/* Read one record; its payload into b (NUL-terminated one past rh_len). An
+ * ERROR/ABORT record becomes the error "<who>: message" and -1. */
+static int read_rec(struct mig_io *io, struct mig_rec_hdr *h, struct rbuf *b, const char *who,
+		    char *err, size_t errlen)
+{
+	if (io_read(io, h, sizeof *h, err, errlen) != 0)
+		return -1;
+	if (h->rh_len > MIG_MAX_PAYLOAD) {
+		seterr(err, errlen, "malformed migration stream: record type %u of %" PRIu64 " bytes",
+		       h->rh_type, h->rh_len);
+		return -1;
+	}
+	if (rbuf_need(b, (size_t)h->rh_len + 1) != 0) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	if (h->rh_len && io_read(io, b->p, (size_t)h->rh_len, err, errlen) != 0)
+		return -1;
+	b->p[h->rh_len] = 0;
+	if (h->rh_type == MIG_REC_ERROR || h->rh_type == MIG_REC_ABORT) {
+		seterr(err, errlen, "%s: %s", who, (char *)b->p);
+		return -1;
+	}
+	return 0;
+}
+
+static int expect_rec(struct mig_io *io, uint32_t type, size_t min_len, struct rbuf *b,
+		      const char *who, char *err, size_t errlen)
+{
+	struct mig_rec_hdr h;
+	if (read_rec(io, &h, b, who, err, errlen) != 0)
+		return -1;
+	if (h.rh_type != type || h.rh_len < min_len) {
+		seterr(err, errlen,
+		       "malformed migration stream: expected record type %u, got %u (%" PRIu64
+		       " bytes)",
+		       type, h.rh_type, h.rh_len);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- backend access ---- */
+
+static void lk_lock(const struct mig_backend_lock *lk)
+{
+	if (lk && lk->lock)
+		lk->lock(lk->arg);
+}
+
+static void lk_unlock(const struct mig_backend_lock *lk)
+{
+	if (lk && lk->unlock)
+		lk->unlock(lk->arg);
+}
+
+/* ---- options and the stop rule ---- */
+
+void mig_opts_default(struct mig_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->compress_level = 1;
+	o->max_downtime_ms = 50;
+	o->max_rounds = 30;
+	o->auto_converge = true;
+	o->throttle_initial = 20;
+	o->throttle_step = 10;
+	o->throttle_max = 99;
+}
+
+const char *mig_stop_name(enum mig_stop s)
+{
+	switch (s) {
+	case MIG_CONTINUE:
+		return "continue";
+	case MIG_STOP_DOWNTIME:
+		return "downtime-fits";
+	case MIG_STOP_MAX_ROUNDS:
+		return "max-rounds";
+	case MIG_STOP_NO_PROGRESS:
+		return "no-progress";
+	}
+	return "?";
+}
+
+static int o_int(int v, int def)
+{
+	return v > 0 ? v : def;
+}
+
+double mig_predict_ms(const struct mig_round_stats *h, int n)
+{
+	if (!h || n <= 0)
+		return -1;
+	uint64_t bytes = 0, ns = 0;
+	for (int i = 0; i < n; i++) {
+		bytes += h[i].rs_wire_bytes;
+		ns += h[i].rs_ns;
+	}
+	if (bytes == 0 || ns == 0)
+		return -1;
+	double bytes_per_ms = (double)bytes / ((double)ns / 1e6);
+	/* a dirty page costs a full page on the wire (conservative: no zero/compression credit) */
+	return (double)h[n - 1].rs_dirty_after * (PG + 8) / bytes_per_ms;
+}
+
+static bool shrank(const struct mig_round_stats *h, int i)
+{
+	/* round i shrank the dirty set by at least 10% against round i-1 */
+	return (double)h[i].rs_dirty_after < 0.9 * (double)h[i - 1].rs_dirty_after;
+}
+
+enum mig_stop mig_should_stop(const struct mig_round_stats *h, int n, const struct mig_opts *o)
+{
+	if (!h || n <= 0 || !o)
+		return MIG_CONTINUE;
+	double pred = mig_predict_ms(h, n);
+	if (h[n - 1].rs_dirty_after == 0 ||
+	    (pred >= 0 && pred <= (double)o_int(o->max_downtime_ms, 50)))
+		return MIG_STOP_DOWNTIME;
+	if (h[n - 1].rs_round >= o_int(o->max_rounds, 30) || n >= o_int(o->max_rounds, 30))
+		return MIG_STOP_MAX_ROUNDS;
+	if (n >= 4 && !shrank(h, n - 1) && !shrank(h, n - 2) && !shrank(h, n - 3)) {
+		if (!o->auto_converge || h[n - 1].rs_throttle_pct >= o_int(o->throttle_max, 99))
+			return MIG_STOP_NO_PROGRESS;
+	}
+	return MIG_CONTINUE;
+}
+
+int mig_next_throttle(const struct mig_round_stats *h, int n, const struct mig_opts *o)
+{
+	if (!h || n <= 0 || !o)
+		return 0;
+	int cur = h[n - 1].rs_throttle_pct;
+	if (!o->auto_converge || n < 2)
+		return cur;
+	double pred = mig_predict_ms(h, n);
+	if (pred >= 0 && pred <= (double)o_int(o->max_downtime_ms, 50))
+		return cur;
+	if (shrank(h, n - 1))
+		return cur;
+	int max = o_int(o->throttle_max, 99);
+	if (max > 100)
+		max = 100;
+	int next = cur <= 0 ? o_int(o->throttle_initial, 20) : cur + o_int(o->throttle_step, 10);
+	return next > max ? max : next;
+}
+
+/* ---- memfd holes ---- */
+
+/* The next data extent at or after page p: [*ds, *de) in pages; false if none. */
+static bool next_data(int fd, uint64_t p, uint64_t npages, uint64_t *ds, uint64_t *de)
+{
+	off_t s = lseek(fd, (off_t)(p * PG), SEEK_DATA);
+	if (s < 0) {
+		if (errno == ENXIO)
+			return false;
+		*ds = p; /* no SEEK_DATA: treat everything as data */
+		*de = npages;
+		return true;
+	}
+	off_t e = lseek(fd, s, SEEK_HOLE);
+	if (e < 0)
+		e = (off_t)(npages * PG);
+	*ds = (uint64_t)s / PG;
+	*de = ((uint64_t)e + PG - 1) / PG;
+	if (*de > npages)
+		*de = npages;
+	return *ds < npages;
+}
+
+/* Hash every page of a mapping (holes hash as zero pages without being
+ * touched). The first page whose hash differs from want (if given) into
+ * *bad; returns the number of differing pages. */
+static uint64_t hash_all(const struct be_sim_map *m, const uint64_t *want, uint64_t zero_hash,
+			 uint64_t *out, uint64_t *bad)
+{
+	uint64_t diff = 0, p = 0, n = m->sm_npages;
+	while (p < n) {
+		uint64_t ds, de;
+		if (!next_data(m->sm_ram_fd, p, n, &ds, &de))
+			ds = de = n;
+		for (; p < ds; p++) {
+			if (out)
+				out[p] = zero_hash;
+			if (want && want[p] != zero_hash && diff++ == 0)
+				*bad = p;
+		}
+		if (ds < de)
+			(void)madvise(m->sm_ram + ds * PG, (de - ds) * PG, MADV_POPULATE_READ);
+		for (; p < de; p++) {
+			uint64_t h = mig_page_hash(m->sm_ram + p * PG);
+			if (out)
+				out[p] = h;
+			if (want && want[p] != h && diff++ == 0)
+				*bad = p;
+		}
+	}
+	return diff;
+}
+
+/* ---- sender ---- */
+
+struct sender {
+	struct mig_io *io;
+	const struct mig_opts *o;
+	struct be_sim_map m;
+	uint64_t *sent_hash;
+	uint64_t zero_hash;
+	ZSTD_CCtx *cctx;
+	/* the record being built: hdr | mig_pages | index[] | data */
+	unsigned char *rec;
+	size_t rec_cap;
+	unsigned char *raw; /* uncompressed data when compressing */
+	uint32_t nidx;
+	size_t raw_len;
+	/* accounting */
+	struct mig_send_result *res;
+	uint64_t hashed; /* pages hashed while sending (cost estimated, not timed per page) */
+	mig_progress_fn progress;
+	void *parg;
+	uint64_t t0;
+	uint64_t next_progress;
+	int round;
+	bool paused;
+	int throttle;
+	char *err;
+	size_t errlen;
+};
+
+#define REC_HDRS (sizeof(struct mig_rec_hdr) + sizeof(struct mig_pages))
+#define IDX_OFF REC_HDRS
+#define DATA_OFF (REC_HDRS + MIG_BATCH_PAGES * 8)
+
+static uint64_t *rec_index(struct sender *s)
+{
+	return (uint64_t *)(void *)(s->rec + IDX_OFF);
+}
+
+static void report(struct sender *s, uint64_t remaining)
+{
+	if (!s->progress)
+		return;
+	struct mig_progress p = {0};
+	p.pg_round = s->round;
+	p.pg_paused = s->paused;
+	p.pg_bytes_sent = s->io->bytes_out;
+	p.pg_pages_remaining = remaining;
+	p.pg_npages = s->m.sm_npages;
+	double sec = (double)(now_ns() - s->t0) / 1e9;
+	p.pg_rate_mb_s = sec > 0 ? (double)s->io->bytes_out / 1e6 / sec : 0;
+	p.pg_throttle_pct = s->throttle;
+	s->progress(&p, s->parg);
+}
+
+/* Is the destination telling us something (an ERROR) mid-stream? */
+static int check_peer(struct sender *s, struct rbuf *b)
+{
+	if (!io_readable(s->io))
+		return 0;
+	struct mig_rec_hdr h;
+	if (read_rec(s->io, &h, b, "the destination refused", s->err, s->errlen) == 0)
+		seterr(s->err, s->errlen,
+		       "malformed migration stream: unexpected record type %u from the destination",
+		       h.rh_type);
+	return -1;
+}
+
+static int flush_batch(struct sender *s)
+{
+	if (s->nidx == 0)
+		return 0;
+	size_t data_len = s->raw_len;
+	uint32_t flags = 0;
+	if (s->cctx && s->raw_len) {
+		ZSTD_inBuffer in = {s->raw, s->raw_len, 0};
+		ZSTD_outBuffer out = {s->rec + DATA_OFF, s->rec_cap - DATA_OFF, 0};
+		size_t r;
+		do {
+			r = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_flush);
+			if (ZSTD_isError(r)) {
+				seterr(s->err, s->errlen, "compression failed: %s",
+				       ZSTD_getErrorName(r));
+				return -1;
+			}
+			if (r && out.pos == out.size) {
+				seterr(s->err, s->errlen, "compression output overflow");
+				return -1;
+			}
+		} while (r != 0);
+		data_len = out.pos;
+		flags = MIG_F_COMPRESSED;
+	}
+	s->res->bytes_raw += s->raw_len;
+	s->res->bytes_compressed += data_len;
+	/* index array is MIG_BATCH_PAGES long; close the gap when shorter */
+	size_t idx_len = (size_t)s->nidx * 8;
+	if (s->nidx < MIG_BATCH_PAGES)
+		memmove(s->rec + IDX_OFF + idx_len, s->rec + DATA_OFF, data_len);
+	struct mig_rec_hdr h = {.rh_type = MIG_REC_PAGES,
+				.rh_flags = flags,
+				.rh_len = sizeof(struct mig_pages) + idx_len + data_len};
+	struct mig_pages ph = {.ps_npages = s->nidx, .ps_raw_len = s->raw_len};
+	memcpy(s->rec, &h, sizeof h);
+	memcpy(s->rec + sizeof h, &ph, sizeof ph);
+	if (io_write(s->io, s->rec, REC_HDRS + idx_len + data_len, s->err, s->errlen) != 0)
+		return -1;
+	if (s->o->max_bandwidth_mb_s > 0) { /* pace: bytes_out may not run ahead of the limit */
+		uint64_t due = s->t0 + (uint64_t)((double)s->io->bytes_out * 1e3 /
+						  (double)s->o->max_bandwidth_mb_s);
+		uint64_t t = now_ns();
+		if (due > t) {
+			struct timespec ts = {.tv_sec = (time_t)((due - t) / 1000000000ull),
+					      .tv_nsec = (long)((due - t) % 1000000000ull)};
+			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+				;
+		}
+	}
+	s->nidx = 0;
+	s->raw_len = 0;
+	return 0;
+}
+
+static int add_page(struct sender *s, uint64_t p, bool known_zero)
+{
+	const unsigned char *src = s->m.sm_ram + p * PG;
+	uint64_t *idx = rec_index(s);
+	if (known_zero || page_is_zero(src)) {
+		idx[s->nidx++] = p | MIG_PAGE_ZERO;
+		s->sent_hash[p] = s->zero_hash;
+		s->res->zero_pages++;
+	} else {
+		unsigned char *dst = (s->cctx ? s->raw : s->rec + DATA_OFF) + s->raw_len;
+		memcpy(dst, src, PG);
+		s->sent_hash[p] = mig_page_hash(dst); /* what was sent, not what is there now */
+		s->hashed++;
+		s->raw_len += PG;
+		idx[s->nidx++] = p;
+	}
+	s->res->pages_sent++;
+	if (s->nidx == MIG_BATCH_PAGES)
+		return flush_batch(s);
+	return 0;
+}
+
+/* One round: round 1 sends every page (holes as zero markers, never
+ * touched), later rounds the pages whose dirty bit they clear. Returns the
+ * pages sent, or -1. */
+static int64_t send_round(struct sender *s, bool all, struct rbuf *b)
+{
+	uint64_t n = s->m.sm_npages, words = (n + 63) / 64, sent = 0;
+	uint64_t mark = s->io->bytes_out;
+	if (all) {
+		for (uint64_t w = 0; w < words; w++)
+			(void)__atomic_exchange_n(&s->m.sm_dirty[w], 0, __ATOMIC_ACQ_REL);
+		uint64_t p = 0;
+		while (p < n) {
+			uint64_t ds, de;
+			if (!next_data(s->m.sm_ram_fd, p, n, &ds, &de))
+				ds = de = n;
+			for (; p < ds; p++, sent++)
+				if (add_page(s, p, true) != 0)
+					return -1;
+			for (uint64_t c = ds; c < de; c += 4096) { /* 16 MiB at a time */
+				uint64_t ce = c + 4096 < de ? c + 4096 : de;
+				(void)madvise(s->m.sm_ram + c * PG, (ce - c) * PG, MADV_POPULATE_READ);
+				for (; p < ce; p++, sent++)
+					if (add_page(s, p, false) != 0)
+						return -1;
+				if (s->io->bytes_out - mark >= PROGRESS_EVERY) {
+					mark = s->io->bytes_out;
+					if (check_peer(s, b) != 0)
+						return -1;
+					report(s, n - p);
+				}
+			}
+		}
+	} else {
+		for (uint64_t w = 0; w < words; w++) {
+			if (!__atomic_load_n(&s->m.sm_dirty[w], __ATOMIC_RELAXED))
+				continue;
+			uint64_t bits = __atomic_exchange_n(&s->m.sm_dirty[w], 0, __ATOMIC_ACQ_REL);
+			while (bits) {
+				int bit = __builtin_ctzll(bits);
+				bits &= bits - 1;
+				uint64_t p = w * 64 + (uint64_t)bit;
+				if (p >= n)
+					continue;
+				if (add_page(s, p, false) != 0)
+					return -1;
+				sent++;
+			}
+			if (s->io->bytes_out - mark >= PROGRESS_EVERY) {
+				mark = s->io->bytes_out;
+				if (check_peer(s, b) != 0)
+					return -1;
+				report(s, 0);
+			}
+		}
+	}
+	if (flush_batch(s) != 0)
+		return -1;
+	return (int64_t)sent;
+}
+
+static uint64_t count_dirty(const struct be_sim_map *m)
+{
+	uint64_t c = 0;
+	for (uint64_t w = 0; w < (m->sm_npages + 63) / 64; w++)
+		c += (uint64_t)__builtin_popcountll(__atomic_load_n(&m->sm_dirty[w], __ATOMIC_RELAXED));
+	return c;
+}
+
+static int send_round_end(struct sender *s, bool last)
+{
+	struct mig_round_end re = {.re_round = (uint32_t)s->round, .re_last = last};
+	return send_rec(s->io, MIG_REC_ROUND_END, &re, sizeof re, s->err, s->errlen);
+}
+
+int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_lock *lk, int domid,
+	     const struct be_domain_config *cfg, const char *token, const struct mig_opts *opts,
+	     mig_progress_fn progress, void *progress_arg, struct mig_send_result *res, char *err,
+	     size_t errlen)
+{
+	struct mig_opts o;
+	if (opts)
+		o = *opts;
+	else
+		mig_opts_default(&o);
+	struct mig_send_result dummy;
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	struct sender S = {0}, *s = &S;
+	s->io = io;
+	s->o = &o;
+	s->res = res;
+	s->progress = progress;
+	s->parg = progress_arg;
+	s->err = err;
+	s->errlen = errlen;
+	s->t0 = now_ns();
+	s->m.sm_ram_fd = s->m.sm_dirty_fd = s->m.sm_shared_fd = -1;
+	struct rbuf b = {0};
+	struct mig_round_stats *hist = NULL;
+	int rc = MIG_FAILED, nh = 0;
+	bool mapped = false, go_sent = false;
+	uint64_t t_pause = 0;
+	const char *who = "the destination refused the migration";
+	io_set_timeout(io, o.io_timeout_ms);
+
+	/* HELLO first, before touching the domain */
+	uint32_t myver = o.proto_version ? o.proto_version : MIG_PROTO_VERSION;
+	struct mig_hello he = {.he_magic = MIG_MAGIC, .he_version = myver};
+	snprintf(he.he_software, sizeof he.he_software, "pool-agent");
+	if (send_rec(io, MIG_REC_HELLO, &he, sizeof he, err, errlen) != 0)
+		goto out;
+	if (expect_rec(io, MIG_REC_HELLO, sizeof he, &b, who, err, errlen) != 0)
+		goto out;
+	struct mig_hello peer;
+	memcpy(&peer, b.p, sizeof peer);
+	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
+		seterr(err, errlen,
+		       "migration protocol version mismatch: this host (source) speaks version %u, "
+		       "the destination speaks version %u; upgrade the older host first",
+		       myver, peer.he_version);
+		(void)send_text(io, MIG_REC_ABORT, err);
+		goto out;
+	}
+	lk_lock(lk);
+	int mr = backend_sim_map(be, domid, &s->m);
+	if (mr != 0)
+		seterr(err, errlen, "cannot map the source domain %d: %s", domid, backend_error(be));
+	lk_unlock(lk);
+	if (mr != 0) {
+		(void)send_text(io, MIG_REC_ABORT, err);
+		goto out;
+	}
+	mapped = true;
+	uint64_t n = s->m.sm_npages;
+	size_t tlen = token ? strlen(token) : 0;
+	if (send_rec(io, MIG_REC_TOKEN, token ? token : "", tlen, err, errlen) != 0)
+		goto out;
+	struct mig_config mc = {.mc_npages = n, .mc_compress = o.compress, .mc_verify = o.verify};
+	mc.mc_cfg = *cfg;
+	if (send_rec(io, MIG_REC_CONFIG, &mc, sizeof mc, err, errlen) != 0)
+		goto out;
+	/* buffers while the destination creates its domain */
+	s->sent_hash = malloc(n * 8);
+	size_t data_cap = MIG_BATCH_PAGES * PG;
+	if (o.compress)
+		data_cap = ZSTD_compressBound(data_cap) + 4096;
+	s->rec_cap = DATA_OFF + data_cap;
+	s->rec = malloc(s->rec_cap);
+	if (o.compress) {
+		s->raw = malloc(MIG_BATCH_PAGES * PG);
+		s->cctx = ZSTD_createCCtx();
+		if (s->cctx) {
+			ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel,
+					       o_int(o.compress_level, 1));
+			if (o.compress_workers > 0)
+				ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_nbWorkers, o.compress_workers);
+		}
+	}
+	hist = calloc((size_t)o_int(o.max_rounds, 30) + 2, sizeof *hist);
+	if (!s->sent_hash || !s->rec || !hist || (o.compress && (!s->raw || !s->cctx))) {
+		seterr(err, errlen, "out of memory for the migration buffers");
+		(void)send_text(io, MIG_REC_ABORT, err);
+		goto out;
+	}
+	{
+		static const unsigned char zp[PG];
+		s->zero_hash = mig_page_hash(zp);
+	}
+	if (expect_rec(io, MIG_REC_ACCEPT, 0, &b, who, err, errlen) != 0)
+		goto out;
+	res->setup_ms = (double)(now_ns() - s->t0) / 1e6;
+
+	/* pre-copy */
+	int max_rounds = o_int(o.max_rounds, 30);
+	for (;;) {
+		s->round++;
+		uint64_t t = now_ns(), w0 = io->bytes_out;
+		int64_t sent = send_round(s, s->round == 1, &b);
+		if (sent < 0 || send_round_end(s, false) != 0)
+			goto out;
+		struct mig_round_stats *r = &hist[nh++];
+		r->rs_round = s->round;
+		r->rs_pages_sent = (uint64_t)sent;
+		r->rs_wire_bytes = io->bytes_out - w0;
+		r->rs_ns = now_ns() - t;
+		r->rs_dirty_after = count_dirty(&s->m);
+		r->rs_throttle_pct = s->throttle;
+		if (s->round == 1) {
+			res->round1_ms = (double)r->rs_ns / 1e6;
+			res->round1_bytes = r->rs_wire_bytes;
+		}
+		report(s, r->rs_dirty_after);
+		res->stop = mig_should_stop(hist, nh, &o);
+		if (res->stop != MIG_CONTINUE || nh >= max_rounds)
+			break;
+		int thr = mig_next_throttle(hist, nh, &o);
+		if (thr != s->throttle) {
+			lk_lock(lk);
+			int tr = backend_sim_set_throttle(be, domid, thr);
+			lk_unlock(lk);
+			if (tr == 0) {
+				log_info("migration of domain %d: not converging (dirty %" PRIu64
+					 " pages after round %d), throttle %d%%",
+					 domid, r->rs_dirty_after, s->round, thr);
+				s->throttle = thr;
+				if (thr > res->throttle_pct)
+					res->throttle_pct = thr;
+			}
+		}
+		if (check_peer(s, &b) != 0)
+			goto out;
+	}
+	if (res->stop == MIG_CONTINUE)
+		res->stop = MIG_STOP_MAX_ROUNDS;
+
+	/* stop and copy */
+	t_pause = now_ns();
+	lk_lock(lk);
+	int pr = be->be_ops->bo_domain_pause(be, domid);
+	if (pr != 0)
+		seterr(err, errlen, "cannot pause the source domain %d: %s", domid, backend_error(be));
+	lk_unlock(lk);
+	if (pr != 0) {
+		(void)send_text(io, MIG_REC_ABORT, err);
+		goto out;
+	}
+	s->paused = true;
+	uint64_t t_paused = now_ns();
+	s->round++;
+	if (send_round(s, false, &b) < 0 || send_round_end(s, true) != 0)
+		goto out;
+	const size_t voff = offsetof(struct simdom_shared, ss_vcpus);
+	if (send_rec(io, MIG_REC_VCPU, (unsigned char *)s->m.sm_shared + voff,
+		     sizeof(struct simdom_shared) - voff, err, errlen) != 0)
+		goto out;
+	{
+		struct mig_checksum ck = {.ck_npages = n, .ck_digest = mig_digest(s->sent_hash, n)};
+		size_t arr = o.verify ? n * 8 : 0;
+		struct mig_rec_hdr h = {.rh_type = MIG_REC_CHECKSUM, .rh_len = sizeof ck + arr};
+		unsigned char hb[sizeof h + sizeof ck];
+		memcpy(hb, &h, sizeof h);
+		memcpy(hb + sizeof h, &ck, sizeof ck);
+		if (io_write(io, hb, sizeof hb, err, errlen) != 0 ||
+		    (arr && io_write(io, s->sent_hash, arr, err, errlen) != 0))
+			goto out;
+	}
+	uint64_t t_sent = now_ns();
+	report(s, 0);
+	if (o.verify) { /* meanwhile the destination checks its side */
+		uint64_t t = now_ns(), bad = 0;
+		uint64_t nbad = hash_all(&s->m, s->sent_hash, s->zero_hash, NULL, &bad);
+		res->verify_ms = (double)(now_ns() - t) / 1e6;
+		if (nbad) {
+			seterr(err, errlen,
+			       "verification failed on the source: %" PRIu64
+			       " page(s) (first: page %" PRIu64
+			       ") changed after they were sent without being marked dirty "
+			       "(a dirty-tracking bug); the VM keeps running here",
+			       nbad, bad);
+			(void)send_text(io, MIG_REC_ABORT, err);
+			goto out;
+		}
+		res->verified = true;
+	}
+	if (expect_rec(io, MIG_REC_READY, sizeof(struct mig_ready), &b,
+		       "the destination refused the migration", err, errlen) != 0)
+		goto out;
+	{
+		struct mig_ready rd;
+		memcpy(&rd, b.p, sizeof rd);
+		res->dest_verify_ms = (double)rd.rd_verify_ns / 1e6;
+		if (o.verify && !rd.rd_verified) {
+			seterr(err, errlen, "the destination did not verify the memory");
+			(void)send_text(io, MIG_REC_ABORT, err);
+			goto out;
+		}
+	}
+	uint64_t t_ready = now_ns();
+	/* the point of no return */
+	if (send_rec(io, MIG_REC_GO, NULL, 0, err, errlen) != 0) {
+		/* GO may or may not have reached the destination */
+		go_sent = true;
+		seterr(err, errlen, "connection lost while sending GO: the VM may be running on the "
+				    "destination; the source stays paused until the pool decides");
+		rc = MIG_AFTER_GO;
+		goto out;
+	}
+	go_sent = true;
+	if (expect_rec(io, MIG_REC_RUNNING, 0, &b, "the destination failed after GO", err,
+		       errlen) != 0) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", err);
+		seterr(err, errlen,
+		       "no RUNNING from the destination after GO (%s): the source stays paused "
+		       "until the pool asks both hosts",
+		       why);
+		rc = MIG_AFTER_GO;
+		goto out;
+	}
+	res->downtime_ms = (double)(now_ns() - t_pause) / 1e6;
+	res->pause_ms = (double)(t_paused - t_pause) / 1e6;
+	res->final_copy_ms = (double)(t_sent - t_paused) / 1e6;
+	res->ready_wait_ms = (double)(t_ready - t_sent) / 1e6;
+	res->go_running_ms = (double)(now_ns() - t_ready) / 1e6;
+	rc = MIG_OK;
+out:
+	res->rounds = s->round;
+	res->wire_bytes = io->bytes_out;
+	{
+		/* the per-page hash cost, measured once on 64 pages of zeros (clock reads per
+		 * page would cost more than the hash on these VMs) */
+		static const unsigned char zp[64 * PG];
+		uint64_t t = now_ns(), x = 0;
+		for (int i = 0; i < 64; i++)
+			x ^= mig_page_hash(zp + (size_t)i * PG);
+		double per = (double)(now_ns() - t) / 64 + (double)(x & 0);
+		res->checksum_ms = per * (double)s->hashed / 1e6;
+	}
+	res->total_ms = (double)(now_ns() - s->t0) / 1e6;
+	if (rc == MIG_FAILED && !go_sent && mapped) {
+		/* before GO the source owns the VM: keep it running as it was */
+		lk_lock(lk);
+		if (s->paused && be->be_ops->bo_domain_unpause(be, domid) != 0)
+			log_error("migration of domain %d failed and the source cannot be unpaused: %s",
+				  domid, backend_error(be));
+		if (s->throttle && backend_sim_set_throttle(be, domid, 0) != 0)
+			log_warn("domain %d: cannot drop the throttle: %s", domid, backend_error(be));
+		lk_unlock(lk);
+	}
+	if (rc == MIG_FAILED)
+		log_warn("migration of domain %d failed: %s", domid, err ? err : "");
+	if (mapped) {
+		lk_lock(lk);
+		backend_sim_unmap(&s->m);
+		lk_unlock(lk);
+	}
+	ZSTD_freeCCtx(s->cctx);
+	free(s->raw);
+	free(s->rec);
+	free(s->sent_hash);
+	free(hist);
+	free(b.p);
+	return rc;
+}
+
+/* ---- receiver ---- */
+
+struct receiver {
+	struct be_sim_map m;
+	uint64_t *hash;	    /* hash of what was received per page */
+	uint64_t *nonzero;  /* bit per page: holds non-zero data */
+	uint64_t *populated;/* bit per POP_CHUNK_PAGES chunk */
+	ZSTD_DCtx *dctx;
+	struct rbuf raw;
+	uint64_t zero_hash;
+};
+
+static void bit_set(uint64_t *a, uint64_t i)
+{
+	a[i / 64] |= 1ull << (i % 64);
+}
+static void bit_clr(uint64_t *a, uint64_t i)
+{
+	a[i / 64] &= ~(1ull << (i % 64));
+}
+static bool bit_get(const uint64_t *a, uint64_t i)
+{
+	return (a[i / 64] >> (i % 64)) & 1;
+}
+
+static int recv_pages(struct receiver *r, const struct mig_rec_hdr *h, const unsigned char *pl,
+		      struct mig_recv_result *res, char *err, size_t errlen)
+{
+	struct mig_pages ph;
+	if (h->rh_len < sizeof ph)
+		goto bad;
+	memcpy(&ph, pl, sizeof ph);
+	uint64_t idx_len = (uint64_t)ph.ps_npages * 8;
+	if (ph.ps_npages > MIG_BATCH_PAGES * 4 || sizeof ph + idx_len > h->rh_len ||
+	    ph.ps_raw_len > (uint64_t)ph.ps_npages * PG)
+		goto bad;
+	const uint64_t *idx = (const uint64_t *)(const void *)(pl + sizeof ph);
+	const unsigned char *data = pl + sizeof ph + idx_len;
+	size_t dlen = (size_t)(h->rh_len - sizeof ph - idx_len);
+	if (h->rh_flags & MIG_F_COMPRESSED) {
+		if (!r->dctx) {
+			seterr(err, errlen, "compressed pages but compression was not negotiated");
+			return -1;
+		}
+		if (rbuf_need(&r->raw, ph.ps_raw_len + 1) != 0) {
+			seterr(err, errlen, "out of memory");
+			return -1;
+		}
+		ZSTD_inBuffer in = {data, dlen, 0};
+		ZSTD_outBuffer out = {r->raw.p, ph.ps_raw_len, 0};
+		while (out.pos < out.size || in.pos < in.size) {
+			size_t ip = in.pos, op = out.pos;
+			size_t z = ZSTD_decompressStream(r->dctx, &out, &in);
+			if (ZSTD_isError(z)) {
+				seterr(err, errlen, "decompression failed: %s", ZSTD_getErrorName(z));
+				return -1;
+			}
+			if (in.pos == ip && out.pos == op)
+				break; /* no progress: short input or output full */
+		}
+		if (out.pos != out.size)
+			goto bad;
+		data = r->raw.p;
+		dlen = ph.ps_raw_len;
+	} else if (dlen != ph.ps_raw_len) {
+		goto bad;
+	}
+	uint64_t n = r->m.sm_npages, off = 0;
+	for (uint32_t i = 0; i < ph.ps_npages; i++) {
+		uint64_t p = idx[i] & ~MIG_PAGE_ZERO;
+		if (p >= n)
+			goto bad;
+		unsigned char *dst = r->m.sm_ram + p * PG;
+		if (idx[i] & MIG_PAGE_ZERO) {
+			if (bit_get(r->nonzero, p)) {
+				memset(dst, 0, PG);
+				bit_clr(r->nonzero, p);
+			}
+			r->hash[p] = r->zero_hash;
+			res->zero_pages++;
+		} else {
+			if (off + PG > dlen)
+				goto bad;
+			uint64_t c = p / POP_CHUNK_PAGES;
+			if (!bit_get(r->populated, c)) {
+				uint64_t cs = c * POP_CHUNK_PAGES;
+				uint64_t ce = cs + POP_CHUNK_PAGES < n ? cs + POP_CHUNK_PAGES : n;
+				(void)madvise(r->m.sm_ram + cs * PG, (ce - cs) * PG,
+					      MADV_POPULATE_WRITE);
+				bit_set(r->populated, c);
+			}
+			memcpy(dst, data + off, PG);
+			r->hash[p] = mig_page_hash(data + off);
+			bit_set(r->nonzero, p);
+			off += PG;
+		}
+		res->pages++;
+	}
+	if (off != dlen)
+		goto bad;
+	return 0;
+bad:
+	seterr(err, errlen, "malformed migration stream: bad PAGES record");
+	return -1;
+}
+
+/* Is the destination domain still there (paused, as we left it)? */
+static int dest_alive(struct backend *be, const struct mig_backend_lock *lk, int domid, char *err,
+		      size_t errlen)
+{
+	struct be_domain_info di;
+	lk_lock(lk);
+	int ir = be->be_ops->bo_domain_info(be, domid, &di);
+	if (ir != 0)
+		seterr(err, errlen, "the destination domain %d is gone: %s", domid, backend_error(be));
+	lk_unlock(lk);
+	if (ir != 0)
+		return -1;
+	if (di.di_state != BE_STATE_PAUSED) {
+		seterr(err, errlen, "the destination domain %d died during the migration (state %s)",
+		       domid, be_state_name(di.di_state));
+		return -1;
+	}
+	return 0;
+}
+
+/* After refusing: say why, stop writing, and give the peer a moment to read
+ * it before the socket closes under unread data. */
+static void refuse(struct mig_io *io, const char *msg)
+{
+	if (send_text(io, MIG_REC_ERROR, msg) != 0)
+		return;
+	shutdown(io->fd, SHUT_WR);
+	char junk[65536];
+	uint64_t end = now_ns() + 500000000ull;
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	while (now_ns() < end && read(io->fd, junk, sizeof junk) > 0)
+		;
+}
+
+int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_lock *lk,
+		const struct mig_recv_opts *opts, struct mig_recv_result *res, char *err,
+		size_t errlen)
+{
+	struct mig_recv_opts o = {0};
+	if (opts)
+		o = *opts;
+	struct mig_recv_result dummy;
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	res->domid = -1;
+	struct receiver R = {0}, *r = &R;
+	r->m.sm_ram_fd = r->m.sm_dirty_fd = r->m.sm_shared_fd = -1;
+	struct rbuf b = {0};
+	int rc = MIG_FAILED, domid = -1;
+	bool mapped = false, go = false, refused = false, verify = o.verify, got_last = false,
+	     got_vcpu = false;
+	const char *who = "the source aborted";
+	io_set_timeout(io, o.io_timeout_ms);
+
+	uint32_t myver = o.proto_version ? o.proto_version : MIG_PROTO_VERSION;
+	if (expect_rec(io, MIG_REC_HELLO, sizeof(struct mig_hello), &b, who, err, errlen) != 0)
+		goto out;
+	struct mig_hello peer, he = {.he_magic = MIG_MAGIC, .he_version = myver};
+	memcpy(&peer, b.p, sizeof peer);
+	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
+		seterr(err, errlen,
+		       "migration protocol version mismatch: this host (destination) speaks version "
+		       "%u, the source speaks version %u; upgrade the older host first",
+		       myver, peer.he_magic == MIG_MAGIC ? peer.he_version : 0);
+		refuse(io, err);
+		refused = true;
+		goto out;
+	}
+	snprintf(he.he_software, sizeof he.he_software, "pool-agent");
+	if (send_rec(io, MIG_REC_HELLO, &he, sizeof he, err, errlen) != 0)
+		goto out;
+	if (expect_rec(io, MIG_REC_TOKEN, 0, &b, who, err, errlen) != 0)
+		goto out;
+	{
+		size_t tl = o.token ? strlen(o.token) : 0;
+		size_t gl = (size_t)strlen((char *)b.p);
+		bool ok = tl > 0 && gl == tl && CRYPTO_memcmp(b.p, o.token, tl) == 0;
+		if (!ok) {
+			seterr(err, errlen,
+			       "migration token refused by the destination (unknown, expired or "
+			       "for another migration): ask the pool to prepare the migration again");
+			refuse(io, err);
+			refused = true;
+			goto out;
+		}
+	}
+	if (expect_rec(io, MIG_REC_CONFIG, sizeof(struct mig_config), &b, who, err, errlen) != 0)
+		goto out;
+	struct mig_config mc;
+	memcpy(&mc, b.p, sizeof mc);
+	verify = verify || mc.mc_verify;
+	snprintf(res->uuid, sizeof res->uuid, "%s", mc.mc_cfg.dc_uuid);
+	lk_lock(lk);
+	int cr = be->be_ops->bo_domain_create_restore
+			 ? be->be_ops->bo_domain_create_restore(be, &mc.mc_cfg, &domid)
+			 : -1;
+	if (cr != 0)
+		seterr(err, errlen, "cannot create the destination domain: %s",
+		       be->be_ops->bo_domain_create_restore ? backend_error(be)
+							    : "the backend cannot restore");
+	else if (backend_sim_map(be, domid, &r->m) != 0)
+		seterr(err, errlen, "cannot map the destination domain %d: %s", domid,
+		       backend_error(be));
+	else
+		mapped = true;
+	lk_unlock(lk);
+	if (cr != 0) {
+		domid = -1;
+		refuse(io, err);
+		refused = true;
+		goto out;
+	}
+	if (o.on_created)
+		o.on_created(domid, o.arg);
+	if (!mapped) {
+		refuse(io, err);
+		refused = true;
+		goto out;
+	}
+	uint64_t n = r->m.sm_npages;
+	if (n != mc.mc_npages) {
+		seterr(err, errlen,
+		       "the destination domain has %" PRIu64 " pages, the source %" PRIu64, n,
+		       mc.mc_npages);
+		refuse(io, err);
+		refused = true;
+		goto out;
+	}
+	r->hash = calloc(n, 8);
+	r->nonzero = calloc((n + 63) / 64, 8);
+	r->populated = calloc((n / POP_CHUNK_PAGES + 64) / 64, 8);
+	if (mc.mc_compress)
+		r->dctx = ZSTD_createDCtx();
+	if (!r->hash || !r->nonzero || !r->populated || (mc.mc_compress && !r->dctx)) {
+		seterr(err, errlen, "out of memory for the migration buffers");
+		refuse(io, err);
+		refused = true;
+		goto out;
+	}
+	{
+		static const unsigned char zp[PG];
+		r->zero_hash = mig_page_hash(zp);
+		for (uint64_t i = 0; i < n; i++)
+			r->hash[i] = r->zero_hash;
+	}
+	if (send_rec(io, MIG_REC_ACCEPT, NULL, 0, err, errlen) != 0)
+		goto out;
+
+	for (;;) {
+		struct mig_rec_hdr h;
+		if (read_rec(io, &h, &b, who, err, errlen) != 0) {
+			if (go)
+				break;
+			goto out;
+		}
+		switch (h.rh_type) {
+		case MIG_REC_PAGES:
+			if (recv_pages(r, &h, b.p, res, err, errlen) != 0) {
+				refuse(io, err);
+				refused = true;
+				goto out;
+			}
+			break;
+		case MIG_REC_ROUND_END: {
+			struct mig_round_end re = {0};
+			memcpy(&re, b.p, h.rh_len < sizeof re ? h.rh_len : sizeof re);
+			if (dest_alive(be, lk, domid, err, errlen) != 0) {
+				refuse(io, err);
+				refused = true;
+				goto out;
+			}
+			if (re.re_last)
+				got_last = true;
+			break;
+		}
+		case MIG_REC_VCPU: {
+			const size_t voff = offsetof(struct simdom_shared, ss_vcpus);
+			if (h.rh_len != sizeof(struct simdom_shared) - voff) {
+				seterr(err, errlen, "vCPU state of %" PRIu64 " bytes, expected %zu",
+				       h.rh_len, sizeof(struct simdom_shared) - voff);
+				refuse(io, err);
+				refused = true;
+				goto out;
+			}
+			memcpy((unsigned char *)r->m.sm_shared + voff, b.p, (size_t)h.rh_len);
+			got_vcpu = true;
+			break;
+		}
+		case MIG_REC_CHECKSUM: {
+			struct mig_checksum ck;
+			if (h.rh_len < sizeof ck || !got_last || !got_vcpu) {
+				seterr(err, errlen, "malformed migration stream: early CHECKSUM");
+				refuse(io, err);
+				refused = true;
+				goto out;
+			}
+			memcpy(&ck, b.p, sizeof ck);
+			const uint64_t *want =
+				h.rh_len >= sizeof ck + n * 8 ? (const uint64_t *)(const void *)(b.p + sizeof ck) : NULL;
+			if (ck.ck_npages != n || mig_digest(r->hash, n) != ck.ck_digest) {
+				uint64_t first = n;
+				for (uint64_t i = 0; want && i < n; i++)
+					if (want[i] != r->hash[i]) {
+						first = i;
+						break;
+					}
+				if (first < n)
+					seterr(err, errlen,
+					       "memory checksum mismatch on the destination: page %" PRIu64
+					       " differs from what the source sent",
+					       first);
+				else
+					seterr(err, errlen, "memory checksum mismatch on the destination");
+				refuse(io, err);
+				refused = true;
+				goto out;
+			}
+			struct mig_ready rd = {0};
+			if (verify) {
+				if (!want) {
+					seterr(err, errlen, "verify asked but no page hashes sent");
+					refuse(io, err);
+					refused = true;
+					goto out;
+				}
+				uint64_t t = now_ns(), bad = 0;
+				uint64_t nbad = hash_all(&r->m, want, r->zero_hash, NULL, &bad);
+				rd.rd_verify_ns = now_ns() - t;
+				res->verify_ms = (double)rd.rd_verify_ns / 1e6;
+				if (nbad) {
+					seterr(err, errlen,
+					       "verification failed on the destination: %" PRIu64
+					       " page(s) differ from the source (first: page %" PRIu64 ")",
+					       nbad, bad);
+					refuse(io, err);
+					refused = true;
+					goto out;
+				}
+				rd.rd_verified = 1;
+				res->verified = true;
+			}
+			if (dest_alive(be, lk, domid, err, errlen) != 0) {
+				refuse(io, err);
+				refused = true;
+				goto out;
+			}
+			if (send_rec(io, MIG_REC_READY, &rd, sizeof rd, err, errlen) != 0)
+				goto out;
+			break;
+		}
+		case MIG_REC_GO: {
+			go = true;
+			lk_lock(lk);
+			int ur = be->be_ops->bo_domain_unpause(be, domid);
+			if (ur != 0)
+				seterr(err, errlen, "cannot unpause the destination domain %d after GO: %s",
+				       domid, backend_error(be));
+			lk_unlock(lk);
+			if (ur != 0) {
+				(void)send_text(io, MIG_REC_ERROR, err);
+				rc = MIG_AFTER_GO;
+				goto out;
+			}
+			res->running_sent =
+				send_rec(io, MIG_REC_RUNNING, NULL, 0, NULL, 0) == 0;
+			if (!res->running_sent)
+				log_warn("migration into domain %d: RUNNING not delivered after GO; the "
+					 "domain runs here, the source decides with the pool",
+					 domid);
+			rc = MIG_OK;
+			goto out;
+		}
+		default:
+			seterr(err, errlen, "malformed migration stream: record type %u", h.rh_type);
+			refuse(io, err);
+			refused = true;
+			goto out;
+		}
+	}
+out:
+	(void)refused;
+	res->wire_bytes = io->bytes_in;
+	if (rc == MIG_OK)
+		res->domid = domid;
+	if (mapped) {
+		lk_lock(lk);
+		backend_sim_unmap(&r->m);
+		lk_unlock(lk);
+	}
+	if (rc == MIG_FAILED && domid >= 0) {
+		/* before GO: nothing may be left behind */
+		lk_lock(lk);
+		if (be->be_ops->bo_domain_destroy(be, domid) != 0)
+			log_error("migration failed and destination domain %d cannot be destroyed: %s",
+				  domid, backend_error(be));
+		lk_unlock(lk);
+	}
+	if (rc == MIG_AFTER_GO)
+		res->domid = domid;
+	if (rc != MIG_OK)
+		log_warn("incoming migration failed: %s", err ? err : "");
+	ZSTD_freeDCtx(r->dctx);
+	free(r->raw.p);
+	free(r->hash);
+	free(r->nonzero);
+	free(r->populated);
+	free(b.p);
+	return rc;
+}

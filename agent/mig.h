@@ -1,0 +1,269 @@
+/*
+ * mig.h - live migration stream for the sim backend (agent to agent).
+ *
+ * One connection per migration (TLS in production, a plain fd in tests),
+ * carrying framed records: struct mig_rec_hdr (type, flags, length) and
+ * `length` bytes of payload, all integers little-endian (both hosts are
+ * x86-64; the HELLO magic catches anything else).
+ *
+ * Conversation (S = source, mig_send; D = destination, mig_receive):
+ *   S: HELLO(version)           D: HELLO(version) or ERROR naming both versions
+ *   S: TOKEN, CONFIG            D: creates the paused empty domain, maps RAM,
+ *                                  populates it in bulk; ACCEPT or ERROR
+ *   S: PAGES... ROUND_END        (pre-copy rounds, source running)
+ *      ... after the stop rule: source paused, PAGES... ROUND_END (last),
+ *      VCPU (guest CPU state), CHECKSUM (per-page hashes + digest)
+ *                               D: checks the digest (and with verify every
+ *                                  page's content), READY or ERROR
+ *   S: GO (point of no return)  D: unpauses, RUNNING
+ * Either side may send ERROR (a message for a person) instead of the next
+ * record and close; S may send ABORT before GO.
+ *
+ * Ownership (ARCHITECTURE.md "Migration: who owns the VM"): before GO the
+ * source owns the VM. Any failure before GO: mig_send unpauses the source
+ * (and drops the auto-converge throttle) and returns MIG_FAILED; mig_receive
+ * destroys the destination domain (nothing is left) and returns MIG_FAILED.
+ * After GO a lost connection is ambiguous: mig_send returns MIG_AFTER_GO
+ * with the source domain left PAUSED (never destroyed, never unpaused);
+ * mig_receive unpauses on GO regardless, and if it cannot tell the source
+ * (RUNNING not delivered) it still returns MIG_OK with res->rr_running_sent
+ * false. The caller (agent -> poold) then asks both sides and decides:
+ * destination running => destroy the source; destination gone => unpause
+ * the source. Never two running copies: the source only resumes before GO.
+ *
+ * Threads: mig_send and mig_receive block; run each on its own thread. They
+ * share nothing global (no static state; zstd contexts are per call). The
+ * struct backend is NOT thread-safe: every backend call made here
+ * (map/unmap, pause/unpause, throttle, create_restore, info, destroy) goes
+ * through the optional struct mig_backend_lock, which must be the same lock
+ * the agent takes for all its other calls on that backend. Guest memory
+ * itself is read/written through the mapping without the lock.
+ *
+ * SIGPIPE: a peer that goes away makes write()/SSL_write raise SIGPIPE
+ * unless the process ignores it; the agent (and the tests) must ignore it.
+ */
+#ifndef MIG_H
+#define MIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "backend.h"
+
+#define MIG_PROTO_VERSION 1u
+#define MIG_MAGIC 0x3147494du /* "MIG1" */
+#define MIG_PAGE_SIZE 4096u
+#define MIG_BATCH_PAGES 512u	       /* 2 MiB of raw pages per PAGES record */
+#define MIG_MAX_PAYLOAD (64ull << 20) /* refuse larger records */
+#define MIG_TOKEN_MAX 256
+
+enum mig_rec_type {
+	MIG_REC_HELLO = 1,  /* struct mig_hello */
+	MIG_REC_TOKEN,	    /* the token's bytes */
+	MIG_REC_CONFIG,	    /* struct mig_config */
+	MIG_REC_ACCEPT,	    /* empty: D is ready for pages */
+	MIG_REC_PAGES,	    /* struct mig_pages + u64 index[npages] + data */
+	MIG_REC_ROUND_END,  /* struct mig_round_end */
+	MIG_REC_VCPU,	    /* the guest section of struct simdom_shared */
+	MIG_REC_CHECKSUM,   /* struct mig_checksum + u64 page_hash[npages] */
+	MIG_REC_READY,	    /* struct mig_ready */
+	MIG_REC_GO,	    /* empty: the point of no return */
+	MIG_REC_RUNNING,    /* empty */
+	MIG_REC_ERROR,	    /* a message for a person (not NUL-terminated) */
+	MIG_REC_ABORT,	    /* S gives up before GO (payload: a message) */
+};
+
+struct mig_rec_hdr {
+	uint32_t rh_type;  /* enum mig_rec_type */
+	uint32_t rh_flags; /* MIG_F_* */
+	uint64_t rh_len;   /* payload bytes that follow */
+};
+
+#define MIG_F_COMPRESSED 1u /* PAGES: the data part is a zstd stream chunk */
+
+struct mig_hello {
+	uint32_t he_magic;   /* MIG_MAGIC */
+	uint32_t he_version; /* MIG_PROTO_VERSION of the sender of this HELLO */
+	char he_software[32];/* informative: the agent's software version */
+};
+
+struct mig_config {
+	uint64_t mc_npages;  /* RAM pages of the source domain */
+	uint32_t mc_compress;/* PAGES records may be compressed */
+	uint32_t mc_verify;  /* D checks every page's final content */
+	struct be_domain_config mc_cfg;
+};
+
+/* PAGES: index[i] is a guest page number; MIG_PAGE_ZERO set = the page is
+ * all zero and has no data. Data: the non-zero pages in index order, raw
+ * (ps_raw_len bytes) or one flushed chunk of the connection's zstd stream. */
+#define MIG_PAGE_ZERO (1ull << 63)
+struct mig_pages {
+	uint32_t ps_npages;
+	uint32_t ps_pad;
+	uint64_t ps_raw_len; /* bytes of non-zero page data once decompressed */
+};
+
+struct mig_round_end {
+	uint32_t re_round;
+	uint32_t re_last; /* 1: the source is paused, this was the final round */
+};
+
+struct mig_checksum {
+	uint64_t ck_npages;
+	uint64_t ck_digest; /* mig_digest over every page's mig_page_hash */
+	/* followed by uint64_t hash[ck_npages]: the hash of each page as sent */
+};
+
+struct mig_ready {
+	uint32_t rd_verified;	/* D compared every page with the sender's hash */
+	uint32_t rd_pad;
+	uint64_t rd_verify_ns;	/* what that cost D */
+};
+
+/* ---- I/O: a TLS session (already handshaken) or a plain fd ---- */
+struct mig_io {
+	int fd;
+	SSL *ssl;		  /* NULL: plain fd */
+	uint64_t cut_after_bytes; /* fault injection: 0 = never; else the connection is
+				   * shut down once this many bytes were written */
+	int timeout_ms;		  /* per read/write wait; 0 = 60000 */
+	uint64_t bytes_out, bytes_in;
+};
+void mig_io_init_fd(struct mig_io *io, int fd);
+void mig_io_init_ssl(struct mig_io *io, SSL *ssl); /* fd = SSL_get_fd(ssl) */
+
+/* ---- backend access ---- */
+struct mig_backend_lock {
+	void (*lock)(void *arg);
+	void (*unlock)(void *arg);
+	void *arg;
+};
+
+/* ---- the stop rule (pure) ---- */
+struct mig_round_stats {
+	int rs_round;		 /* 1.. */
+	uint64_t rs_pages_sent;	 /* pages sent in this round (zero markers included) */
+	uint64_t rs_wire_bytes;	 /* bytes written for this round */
+	uint64_t rs_ns;		 /* duration of the round */
+	uint64_t rs_dirty_after; /* pages found dirty when the round ended */
+	int rs_throttle_pct;	 /* throttle in force during the round */
+};
+
+struct mig_opts {
+	bool compress;
+	int compress_level;	/* 0 = 1 */
+	int compress_workers;	/* ZSTD_c_nbWorkers; 0 = compress on the calling thread */
+	int max_downtime_ms;	/* 0 = 50 */
+	int max_rounds;		/* 0 = 30 (counts pre-copy rounds) */
+	bool verify;
+	bool auto_converge;	/* raise the throttle when rounds stop shrinking (default on: see
+				 * mig_opts_default) */
+	int throttle_initial;	/* first step, percent (0 = 20) */
+	int throttle_step;	/* then +step per round (0 = 10) */
+	int throttle_max;	/* 0 = 99 */
+	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION (tests set another) */
+	int io_timeout_ms;	/* 0 = 60000 */
+	int max_bandwidth_mb_s;	/* sender paces itself to this (MB = 1e6); 0 = no limit */
+};
+void mig_opts_default(struct mig_opts *o);
+
+enum mig_stop {
+	MIG_CONTINUE = 0,
+	MIG_STOP_DOWNTIME,   /* predicted final copy fits max_downtime_ms */
+	MIG_STOP_MAX_ROUNDS,
+	MIG_STOP_NO_PROGRESS,/* the dirty set stopped shrinking (with throttle maxed or off) */
+};
+const char *mig_stop_name(enum mig_stop s);
+
+/* Pure: decide after round history[n-1]. The rate is the mean of all rounds
+ * (wire bytes / time); predicted final copy = rs_dirty_after pages * the
+ * wire bytes per page measured so far / rate. "Not shrinking": the dirty
+ * set after each of the last 3 rounds >= 90% of the one before. */
+enum mig_stop mig_should_stop(const struct mig_round_stats *history, int n,
+			      const struct mig_opts *o);
+/* Pure: the throttle for the next round. Raised (initial, then +step, up
+ * to max) while the last two rounds did not shrink the dirty set by 10%
+ * and the prediction does not fit; otherwise kept. */
+int mig_next_throttle(const struct mig_round_stats *history, int n, const struct mig_opts *o);
+/* Predicted final copy in ms after history[n-1] (for reports); -1 if unknown. */
+double mig_predict_ms(const struct mig_round_stats *history, int n);
+
+/* ---- progress ---- */
+struct mig_progress {
+	int pg_round;
+	bool pg_paused;		 /* final round: the source is paused */
+	uint64_t pg_bytes_sent;	 /* on the wire so far */
+	uint64_t pg_pages_remaining; /* this round's pages not yet sent + dirty ones */
+	uint64_t pg_npages;
+	double pg_rate_mb_s;	 /* mean MB/s (1e6) so far */
+	int pg_throttle_pct;	 /* auto-converge: 0 unless raised */
+};
+typedef void (*mig_progress_fn)(const struct mig_progress *p, void *arg);
+
+/* ---- results ---- */
+enum mig_rc { MIG_OK = 0, MIG_FAILED = -1, MIG_AFTER_GO = -2 };
+
+struct mig_send_result {
+	double total_ms;
+	double downtime_ms;	/* source paused -> RUNNING received (verify included) */
+	double verify_ms;	/* source's own re-hash of all pages (inside downtime) */
+	double dest_verify_ms;	/* destination's check (inside downtime) */
+	double checksum_ms;	/* hashing pages as they were sent (spread over rounds) */
+	/* downtime_ms split: the pause call, the last pages + vCPU + checksum
+	 * sent, waiting for READY (both verifies run there), GO -> RUNNING
+	 * (the destination's unpause) */
+	double pause_ms, final_copy_ms, ready_wait_ms, go_running_ms;
+	double setup_ms;	/* HELLO .. ACCEPT (the destination creates its domain) */
+	double round1_ms;	/* the full copy: wire bytes of round 1 / this = stream rate */
+	uint64_t round1_bytes;
+	int rounds;		/* pre-copy rounds + the final one */
+	enum mig_stop stop;
+	uint64_t pages_sent, zero_pages;
+	uint64_t bytes_raw;	/* non-zero page data before compression */
+	uint64_t bytes_compressed; /* the same after compression (= raw when off) */
+	uint64_t wire_bytes;	/* everything written */
+	int throttle_pct;	/* highest auto-converge throttle used */
+	bool verified;
+};
+
+struct mig_recv_opts {
+	const char *token;	/* expected (compared in constant time) */
+	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION */
+	bool verify;		/* check every page even if the sender does not ask */
+	int io_timeout_ms;
+	/* told the domid as soon as the destination domain exists (the agent
+	 * records it for cleanup/reports); may be NULL */
+	void (*on_created)(int domid, void *arg);
+	void *arg;
+};
+
+struct mig_recv_result {
+	int domid;		/* the running destination domain (MIG_OK), else -1 */
+	uint64_t pages, zero_pages, wire_bytes;
+	double verify_ms;
+	bool verified;
+	bool running_sent;	/* RUNNING reached the socket (after GO) */
+	char uuid[BE_UUID_LEN];
+};
+
+/* Blocking. cfg is the domain's configuration as the source agent knows it
+ * (uuid, memory, workload...). err gets a one-line reason a person can act
+ * on. Returns enum mig_rc. */
+int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_lock *lk, int domid,
+	     const struct be_domain_config *cfg, const char *token, const struct mig_opts *opts,
+	     mig_progress_fn progress, void *progress_arg, struct mig_send_result *res, char *err,
+	     size_t errlen);
+
+int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_lock *lk,
+		const struct mig_recv_opts *opts, struct mig_recv_result *res, char *err,
+		size_t errlen);
+
+/* The page hash used by CHECKSUM (64-bit, xxh64-style, ~10 GB/s) and the
+ * digest over a hash array. */
+uint64_t mig_page_hash(const void *page);
+uint64_t mig_digest(const uint64_t *hash, uint64_t n);
+
+#endif
