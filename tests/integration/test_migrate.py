@@ -1,0 +1,136 @@
+"""
+test_migrate.py - VM.pool_migrate between real agents on loopback: the VM
+moves with its memory (the guest's heartbeat counter goes on where it left
+off), poold's records follow, the checks refuse what must not move, and a
+migration cut in the middle leaves the VM running where it was.
+"""
+import os
+import signal
+import time
+import unittest
+
+from tests.integration.harness import SLOW, XapiError
+from tests.integration.pooltest import DevPool, pid_alive, wait_until
+from tests.integration.test_pool import guest_heartbeat
+
+LOW = "1fcbfbff-f7fa3223-2d93fbff-00000003"
+
+
+class MigrateTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.p = DevPool(3, host_memory_mib=2048, extra=("--no-sr", "--cpu-featureset", "host3=" + LOW))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.close()
+
+    def vm(self, name, mib=128, **oc):
+        return self.p.rpc("VM.create", {"name_label": name, "memory_static_max": mib << 20,
+                                        "memory_dynamic_max": mib << 20, "memory_dynamic_min": mib << 20,
+                                        "memory_static_min": 16 << 20, "other_config": oc})
+
+    def refused(self, code, *a):
+        with self.assertRaises(XapiError) as cm:
+            self.p.rpc(*a)
+        self.assertEqual(cm.exception.code, code, cm.exception.params)
+        return cm.exception.params
+
+    def domain_pid(self, vm):
+        host = self.p.host_index(self.p.rpc("VM.get_resident_on", vm))
+        return host, self.p.domain_pid(host, self.p.rpc("VM.get_domid", vm))
+
+    def test_moves_with_its_memory(self):
+        rpc = self.p.rpc
+        vm = self.vm("mover", **{"sim-dirty-pages-per-s": "2000"})
+        h1, h2 = self.p.host_ref(1), self.p.host_ref(2)
+        rpc("VM.start_on", vm, h1, False, False)
+        _, src_pid = self.domain_pid(vm)
+        wait_until(lambda: guest_heartbeat(src_pid) > 100, 5 * SLOW, "the guest runs")
+        before = guest_heartbeat(src_pid)
+        rpc("VM.pool_migrate", vm, h2, {"live": "true", "verify": "true"}, timeout=120 * SLOW)
+        rec = rpc("VM.get_record", vm)
+        self.assertEqual((rec["power_state"], rec["resident_on"]), ("Running", h2))
+        host, dst_pid = self.domain_pid(vm)
+        self.assertEqual(host, 2)
+        # the guest's own counter went on from where it was: its memory came along
+        hb = guest_heartbeat(dst_pid)
+        self.assertGreaterEqual(hb, before)
+        wait_until(lambda: guest_heartbeat(dst_pid) > hb, 5 * SLOW, "the guest runs on the destination")
+        wait_until(lambda: not pid_alive(src_pid), 5 * SLOW, "the source domain is gone")
+        # a heartbeat later poold still agrees
+        time.sleep(1.5)
+        self.assertEqual(rpc("VM.get_resident_on", vm), h2)
+        # and back, compressed, as an Async task
+        task = rpc("Async.VM.pool_migrate", vm, h1, {"compress": "true"})
+        deadline = time.time() + 60 * SLOW
+        while rpc("task.get_status", task) == "pending" and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(rpc("task.get_status", task), "success", rpc("task.get_error_info", task))
+        self.assertEqual(rpc("VM.get_resident_on", vm), h1)
+        rpc("VM.hard_shutdown", vm)
+
+    def test_checks(self):
+        rpc = self.p.rpc
+        h1, h2, h3 = self.p.host_ref(1), self.p.host_ref(2), self.p.host_ref(3)
+        vm = self.vm("checked")
+        self.refused("VM_BAD_POWER_STATE", "VM.pool_migrate", vm, h2, {})
+        rpc("VM.start_on", vm, h1, False, False)
+        self.refused("OPERATION_NOT_ALLOWED", "VM.pool_migrate", vm, h1, {})
+        # booted with the pool level of hosts 1-2-3 (the lowest): fits host3
+        big = self.vm("big", mib=4096)
+        self.refused("HOST_NOT_ENOUGH_FREE_MEMORY", "VM.start_on", big, h2, False, False)
+        rpc("VM.add_to_platform", vm, "nomigrate", "true")
+        self.assertEqual(self.refused("VM_IS_IMMOBILE", "VM.pool_migrate", vm, h2, {}), [vm])
+        rpc("VM.remove_from_platform", vm, "nomigrate")
+        rpc("host.disable", h2)
+        self.refused("HOST_DISABLED", "VM.pool_migrate", vm, h2, {})
+        rpc("host.enable", h2)
+        rpc("VM.hard_shutdown", vm)
+
+    def test_booted_with_the_pool_level_it_fits_every_host(self):
+        rpc = self.p.rpc
+        h1, h3 = self.p.host_ref(1), self.p.host_ref(3)
+        vm = self.vm("cpu")
+        rpc("VM.start_on", vm, h1, False, False)
+        flags = rpc("VM.get_last_boot_CPU_flags", vm)
+        self.assertTrue(flags["features"].startswith(LOW), flags)
+        rpc("VM.pool_migrate", vm, h3, {}, timeout=120 * SLOW)  # host3 has the fewest features
+        self.assertEqual(rpc("VM.get_resident_on", vm), h3)
+        rpc("VM.hard_shutdown", vm)
+
+    def test_cut_connection_leaves_the_vm_where_it_was(self):
+        rpc = self.p.rpc
+        h1, h2 = self.p.host_ref(1), self.p.host_ref(2)
+        conf = os.path.join(self.p.host_dir(1), "agent.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "a") as f:
+            f.write("fault-migration-cut-bytes: 3MiB\n")
+        self.p.kill_agent(1, signal.SIGTERM)
+        self.p.start_agent(1)
+        try:
+            vm = self.vm("cut")
+            rpc("VM.start_on", vm, h1, False, False)
+            _, pid = self.domain_pid(vm)
+            params = self.refused("VM_MIGRATE_FAILED", "VM.pool_migrate", vm, h2, {})
+            self.assertEqual(params[:3], [vm, h1, h2])
+            rec = rpc("VM.get_record", vm)
+            self.assertEqual((rec["power_state"], rec["resident_on"]), ("Running", h1))
+            self.assertEqual(rec["scheduled_to_be_resident_on"], "OpaqueRef:NULL")
+            hb = guest_heartbeat(pid)
+            wait_until(lambda: guest_heartbeat(pid) > hb, 5 * SLOW, "the guest still runs on its source")
+            # nothing was left on the destination
+            wait_until(lambda: not self.p.domains(2) or all(not pid_alive(int(d["pid"]))
+                                                          for d in self.p.domains(2).values()),
+                       10 * SLOW, "no domain left on the destination")
+            rpc("VM.hard_shutdown", vm)
+        finally:
+            with open(conf, "w") as f:
+                f.write(text)
+            self.p.kill_agent(1, signal.SIGTERM)
+            self.p.start_agent(1)
+
+
+if __name__ == "__main__":
+    unittest.main()
