@@ -182,6 +182,26 @@ static json_t *metrics_txn(struct db *db, void *ctx)
 	return e;
 }
 
+/* No operation outlives poold: reservations of a poold that stopped (a
+ * start or a migration in flight) are dropped, and the hosts' next reports
+ * say where each VM really runs. */
+static json_t *drop_reservations_txn(struct db *db, void *ctx)
+{
+	int *n = ctx;
+	json_t *vms = db_find(db, "VM", NULL, NULL), *e = NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(vms, k, v) {
+		const char *s = json_string_value(json_object_get(v, "scheduled_to_be_resident_on"));
+		if (e || !s || strcmp(s, MODEL_NULL_REF) == 0)
+			continue;
+		e = db_obj_set(db, k, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+		(*n)++;
+	}
+	json_decref(vms);
+	return e;
+}
+
 int pool_load(struct poold *pd, char *err, size_t errlen)
 {
 	char *pool = db_meta_get(pd->pd_db, "pool_ref");
@@ -198,5 +218,10 @@ int pool_load(struct poold *pd, char *err, size_t errlen)
 	free(host);
 	json_t *e = db_txn(pd->pd_db, metrics_txn, pd);
 	json_decref(e);
+	int dropped = 0;
+	json_decref(db_txn(pd->pd_db, drop_reservations_txn, &dropped));
+	if (dropped)
+		log_warn("%d VM operations were in flight when poold stopped: the hosts' reports will say where "
+			 "those VMs run", dropped);
 	return 0;
 }

@@ -134,3 +134,48 @@ class MigrateTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MasterRestartTest(unittest.TestCase):
+    """poold stopped in the middle of a migration and started again: the VM
+    runs on exactly one host, and poold's records say which."""
+
+    def test_poold_restart_mid_migration(self):
+        p = DevPool(2, host_memory_mib=2048, extra=("--no-sr",))
+        np = None
+        try:
+            rpc = p.rpc
+            h1, h2 = p.host_ref(1), p.host_ref(2)
+            vm = rpc("VM.create", {"name_label": "m", "memory_static_max": 512 << 20,
+                                   "memory_dynamic_max": 512 << 20, "memory_dynamic_min": 512 << 20,
+                                   "memory_static_min": 16 << 20, "other_config": {"sim-touch-mib": "400"}})
+            rpc("VM.start_on", vm, h1, False, False)
+            rpc("Async.VM.pool_migrate", vm, h2, {"verify": "true"})
+            time.sleep(0.15)
+            master = os.path.join(p.dir, "master")
+            with open(os.path.join(master, "devpool.pid")) as f:
+                pid = int(f.read())
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(2)
+            import subprocess
+            from tests.integration.harness import BIN
+            log = open(os.path.join(master, "poold.log"), "ab")
+            np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
+                                  start_new_session=True)
+            log.close()
+            with open(os.path.join(master, "devpool.pid"), "w") as f:
+                f.write("%d\n" % np.pid)
+            def settled():
+                try:  # sessions outlive a restart of poold
+                    rec = rpc("VM.get_record", vm)
+                except Exception:
+                    return False
+                running = [i for i in (1, 2) if any(pid_alive(int(d["pid"])) and d.get("uuid") == rec["uuid"]
+                                                   for d in p.domains(i).values())]
+                return (rec["scheduled_to_be_resident_on"] == "OpaqueRef:NULL" and rec["power_state"] == "Running"
+                        and len(running) == 1 and p.host_ref(running[0]) == rec["resident_on"])
+            wait_until(settled, 20 * SLOW, "one running copy, and poold agrees where")
+        finally:
+            p.close()
+            if np:
+                np.wait(30)
