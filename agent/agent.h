@@ -84,6 +84,8 @@ json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result);
 
 /* ---- migrate_ops.c: live migration, both ends ---- */
 json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result);
+/* At start-up: destroy what incoming migrations left unfinished. */
+void agent_incoming_cleanup(struct agent *ag);
 struct evhttp_request;
 /* Starts the sender on a thread; NULL = the answer goes to req later. */
 json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);

@@ -262,6 +262,7 @@ static int run(struct agent *ag, const char *argv0)
 	}
 	ag->ag_base = event_base_new();
 	agent_srs_load(ag);
+	agent_incoming_cleanup(ag);
 	if (agent_server_start(ag, err, sizeof err) < 0 || agent_join_if_needed(ag, err, sizeof err) < 0 ||
 	    tls_setup(ag, err, sizeof err) < 0) {
 		fprintf(stderr, "pool-agent: %s\n", err);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -55,8 +56,50 @@ struct recv_job {
 	struct agent *rj_ag;
 	int rj_lfd;
 	char rj_token[MIG_TOKEN_MAX];
+	char rj_uuid[BE_UUID_LEN];
 	bool rj_verify;
 };
+
+/* state-dir/incoming/<uuid> exists while a migration comes in: a domain
+ * found paused under such a marker at start-up never got GO. */
+static void incoming_path(struct agent *ag, const char *uuid, char *out, size_t n)
+{
+	snprintf(out, n, "%s/incoming/%s", ag->ag_state, uuid);
+}
+
+static void on_created(int domid, void *arg)
+{
+	struct recv_job *j = arg;
+	(void)domid;
+	char path[4200], dir[4200];
+	snprintf(dir, sizeof dir, "%s/incoming", j->rj_ag->ag_state);
+	mkdir(dir, 0700);
+	incoming_path(j->rj_ag, j->rj_uuid, path, sizeof path);
+	FILE *f = fopen(path, "w");
+	if (f)
+		fclose(f);
+}
+
+void agent_incoming_cleanup(struct agent *ag)
+{
+	struct be_domain_info *d = NULL;
+	int n = 0;
+	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &d, &n) < 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		char path[4200];
+		incoming_path(ag, d[i].di_uuid, path, sizeof path);
+		if (access(path, F_OK) != 0)
+			continue;
+		if (d[i].di_state != BE_STATE_RUNNING) {
+			log_warn("VM %s: an incoming migration never finished (domain %d): destroyed", d[i].di_uuid,
+				 d[i].di_domid);
+			ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, d[i].di_domid);
+		}
+		unlink(path);
+	}
+	free(d);
+}
 
 static void *recv_thread(void *arg)
 {
@@ -81,10 +124,13 @@ static void *recv_thread(void *arg)
 	struct mig_io io;
 	mig_io_init_ssl(&io, ssl);
 	struct mig_backend_lock lk = lock_of(ag);
-	struct mig_recv_opts ro = {j->rj_token, 0, j->rj_verify, 0, NULL, NULL};
+	struct mig_recv_opts ro = {j->rj_token, 0, j->rj_verify, 0, on_created, j};
 	struct mig_recv_result res;
 	memset(&res, 0, sizeof res);
 	int rc = mig_receive(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res, err, sizeof err);
+	char marker[4200];
+	incoming_path(ag, j->rj_uuid, marker, sizeof marker);
+	unlink(marker); /* finished, one way or the other */
 	if (rc == MIG_OK)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
 			 (unsigned long long)res.pages, (unsigned long long)res.zero_pages,
@@ -138,6 +184,8 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	j->rj_ag = ag;
 	snprintf(j->rj_token, sizeof j->rj_token, "%s", token);
 	j->rj_verify = json_is_true(json_object_get(opts, "verify"));
+	const char *uuid = json_string_value(json_object_get(json_array_get(args, 0), "uuid"));
+	snprintf(j->rj_uuid, sizeof j->rj_uuid, "%s", uuid ? uuid : "unknown");
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);

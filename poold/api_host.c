@@ -461,7 +461,15 @@ static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 		const char *k;
 		json_t *x;
 		json_object_foreach(want, k, x) if (!json_equal(x, json_object_get(v, k))) same = false;
-		if (!busy && !same) {
+		/* a paused copy on another host than the one the VM runs on (an
+		 * incoming migration that never finished) does not move the VM */
+		const char *on = str(v, "resident_on");
+		bool elsewhere = !gone && strcmp(on, MODEL_NULL_REF) && strcmp(on, b->host) &&
+				 strcmp(str(v, "power_state"), "Running") == 0 && strcmp(ps, "Running");
+		if (elsewhere && !busy)
+			log_warn("VM %s: host %s holds a %s copy while it runs on %s: left alone", str(v, "name_label"),
+				 b->rep.name, ps, on);
+		if (!busy && !same && !elsewhere) {
 			log_info("VM %s: the host reports it %s, recorded as %s", str(v, "name_label"), ps,
 				 str(v, "power_state"));
 			e = db_obj_update(db, vm, want);

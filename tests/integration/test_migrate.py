@@ -179,3 +179,39 @@ class MasterRestartTest(unittest.TestCase):
             p.close()
             if np:
                 np.wait(30)
+
+
+class AgentDeathTest(unittest.TestCase):
+    """A migration whose destination agent dies mid-stream: the VM keeps
+    running on its source; the restarted agent clears the half-made copy."""
+
+    def test_destination_agent_killed(self):
+        p = DevPool(2, host_memory_mib=2048, extra=("--no-sr",))
+        try:
+            rpc = p.rpc
+            h1, h2 = p.host_ref(1), p.host_ref(2)
+            vm = rpc("VM.create", {"name_label": "m", "memory_static_max": 512 << 20,
+                                   "memory_dynamic_max": 512 << 20, "memory_dynamic_min": 512 << 20,
+                                   "memory_static_min": 16 << 20, "other_config": {"sim-touch-mib": "400"}})
+            rpc("VM.start_on", vm, h1, False, False)
+            pid = p.domain_pid(1, rpc("VM.get_domid", vm))
+            task = rpc("Async.VM.pool_migrate", vm, h2, {"verify": "true"})
+            wait_until(lambda: p.domains(2), 10 * SLOW, "the destination domain exists")
+            p.kill_agent(2)
+            deadline = time.time() + 60 * SLOW
+            while rpc("task.get_status", task) == "pending" and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(rpc("task.get_status", task), "failure")
+            self.assertEqual(rpc("task.get_error_info", task)[0], "VM_MIGRATE_FAILED")
+            rec = rpc("VM.get_record", vm)
+            self.assertEqual((rec["power_state"], rec["resident_on"]), ("Running", h1))
+            hb = guest_heartbeat(pid)
+            wait_until(lambda: guest_heartbeat(pid) > hb, 5 * SLOW, "the guest still runs on its source")
+            p.start_agent(2)
+            wait_until(lambda: not any(pid_alive(int(d["pid"])) for d in p.domains(2).values()),
+                       10 * SLOW, "the half-made copy is gone")
+            time.sleep(1.5)
+            self.assertEqual(rpc("VM.get_resident_on", vm), h1)
+            self.assertEqual(rpc("VM.get_power_state", vm), "Running")
+        finally:
+            p.close()
