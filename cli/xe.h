@@ -187,6 +187,17 @@ int xe_cmd_vm_power(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_power(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_sr_create(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* vm-migrate's checks before any call (storage migration refused, host or
+ * host-uuid required, booleans and max-downtime-ms parsed) and the options
+ * map of strings for VM.pool_migrate without "network" (new ref), or NULL
+ * with the error. */
+json_t *xe_migrate_opts(struct xe_ctx *c);
+/* The in-place progress line (without \r) and the closing line of
+ * vm-migrate; result is task.result, empty or a JSON object of the
+ * migration's stats (downtime_ms, wire_bytes). malloc'ed. */
+char *xe_migrate_progress(double progress, double elapsed, const char *status);
+char *xe_migrate_summary(double elapsed, const char *result);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
 /* Print the uuid of the object ref of class cls; 0 or -1. */

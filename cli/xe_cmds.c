@@ -108,6 +108,18 @@ const struct xe_cmd xe_cmds[] = {
 	 "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs "
 	 "contained within) should not be visible to the host.",
 	 xe_cmd_obj_op, 0},
+	/* XAPI's, within the pool only (remote-*, vdi:, vif:, copy are refused);
+	 * network-uuid, max-downtime-ms and verify are ours */
+	{"vm-migrate", "",
+	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify;--live,--compress,--force,"
+	 "--verify,remote-master,remote-username,remote-password,remote-network,copy,vif:,vdi:",
+	 "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The "
+	 "'host' parameter matches can be either the name or the uuid of the host. compress=true compresses "
+	 "the memory stream, network-uuid selects the network it uses, max-downtime-ms bounds the final pause "
+	 "and verify=true checks the copied memory. Migration to a remote pool and storage migration (the "
+	 "remote-*, vdi: and vif: parameters) are not supported yet. Shows the progress on a terminal unless "
+	 "--minimal is given.",
+	 xe_cmd_vm_migrate, XE_CMD_VMSEL},
 	{"host-enable", "", "", "Enable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
 	{"host-disable", "", "", "Disable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
 };

@@ -3,7 +3,8 @@
  * printer (alignment, qualifiers, separators), value rendering (maps, sets,
  * floats, enums, refs through a pre-filled cache), --minimal escaping,
  * size suffixes, argument parsing and option precedence, the per-class CLI
- * field tables, parameter checks and help wrapping.
+ * field tables, parameter checks (vm-migrate's refusals among them), the
+ * vm-migrate progress and summary lines and help wrapping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -554,6 +555,125 @@ static void test_new_command_params(void **state)
 		assert_non_null(xe_cmd_find(names[i]));
 }
 
+/* vm-migrate: parameter checks and refusals, all before any call */
+static void test_vm_migrate_args(void **state)
+{
+	(void)state;
+	struct xe_ctx c;
+	struct xe_opts o;
+	const struct xe_cmd *cmd = xe_cmd_find("vm-migrate");
+	assert_non_null(cmd);
+	assert_true(cmd->flags & XE_CMD_VMSEL);
+
+	char *argv[] = {"vm-migrate", "vm=a", "host=h1", "--live", "compress=false", "max-downtime-ms=100",
+			"verify=true", "network-uuid=n1", "power-state=running"};
+	ctx_for(&c, &o, 9, argv);
+	assert_int_equal(xe_check_params(&c, cmd), 0);
+	json_t *opts = xe_migrate_opts(&c);
+	assert_non_null(opts);
+	assert_int_equal(json_object_size(opts), 4);
+	assert_string_equal(json_string_value(json_object_get(opts, "live")), "true");
+	assert_string_equal(json_string_value(json_object_get(opts, "compress")), "false");
+	assert_string_equal(json_string_value(json_object_get(opts, "verify")), "true");
+	assert_string_equal(json_string_value(json_object_get(opts, "max_downtime_ms")), "100");
+	assert_null(json_object_get(opts, "force")); /* only when given */
+	assert_null(json_object_get(opts, "network")); /* a ref, looked up later */
+	json_decref(opts);
+	ctx_done(&c, &o);
+
+	char *argv1[] = {"vm-migrate", "uuid=u", "host-uuid=h", "live=false", "force=true"};
+	ctx_for(&c, &o, 5, argv1);
+	assert_int_equal(xe_check_params(&c, cmd), 0);
+	opts = xe_migrate_opts(&c);
+	assert_int_equal(json_object_size(opts), 2);
+	assert_string_equal(json_string_value(json_object_get(opts, "live")), "false");
+	assert_string_equal(json_string_value(json_object_get(opts, "force")), "true");
+	json_decref(opts);
+	ctx_done(&c, &o);
+
+	/* no destination */
+	char *argv2[] = {"vm-migrate", "vm=a", "live=true"};
+	ctx_for(&c, &o, 3, argv2);
+	assert_int_equal(xe_check_params(&c, cmd), 0);
+	assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
+	assert_string_equal(c.msg, "Required parameter not found: host (or host-uuid)");
+	ctx_done(&c, &o);
+
+	/* unknown parameters: a bare word, a key that is no VM field */
+	char *argv3[] = {"vm-migrate", "vm=a", "host=h", "--bogus"};
+	ctx_for(&c, &o, 4, argv3);
+	assert_int_equal(xe_check_params(&c, cmd), -1);
+	assert_string_equal(c.msg, "Unknown parameter: --bogus");
+	ctx_done(&c, &o);
+	char *argv4[] = {"vm-migrate", "vm=a", "host=h", "bogus=1"};
+	ctx_for(&c, &o, 4, argv4);
+	assert_int_equal(xe_check_params(&c, cmd), 0);
+	assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
+	assert_string_equal(c.msg, "Parameter 'bogus' is not a field of the VM class. Failed to select VM for "
+				   "operation.");
+	ctx_done(&c, &o);
+
+	/* bad values */
+	char *argv5[] = {"vm-migrate", "vm=a", "host=h", "live=maybe"};
+	ctx_for(&c, &o, 4, argv5);
+	assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
+	assert_string_equal(c.msg, "Failed to parse parameter 'live': expecting 'true' or 'false'");
+	ctx_done(&c, &o);
+	char *argv6[] = {"vm-migrate", "vm=a", "host=h", "max-downtime-ms=soon"};
+	ctx_for(&c, &o, 4, argv6);
+	assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
+	assert_string_equal(c.msg, "Failed to parse parameter 'max-downtime-ms': expecting a non-negative "
+				   "integer, got 'soon'");
+	ctx_done(&c, &o);
+
+	/* storage migration is refused, not ignored (even with a host) */
+	static const char *const storage[] = {"remote-master=10.0.0.1", "remote-username=root", "vdi:v1=sr1",
+					      "vif:f1=n1", "copy=true"};
+	for (size_t i = 0; i < sizeof storage / sizeof storage[0]; i++) {
+		char *a[] = {"vm-migrate", "vm=a", "host=h", (char *)storage[i]};
+		ctx_for(&c, &o, 4, a);
+		assert_int_equal(xe_check_params(&c, cmd), 0);
+		assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
+		assert_non_null(strstr(c.msg, "Storage migration (VM.migrate_send"));
+		assert_non_null(strstr(c.msg, "is not supported yet"));
+		char want[64];
+		snprintf(want, sizeof want, "parameter '%.*s' refused", (int)strcspn(storage[i], "="), storage[i]);
+		assert_non_null(strstr(c.msg, want));
+		ctx_done(&c, &o);
+	}
+	char *argv7[] = {"vm-migrate", "vm=a", "remote-master=10.0.0.1", "remote-password=x"};
+	ctx_for(&c, &o, 4, argv7);
+	assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
+	assert_non_null(strstr(c.msg, "not supported yet"));
+	ctx_done(&c, &o);
+}
+
+static void test_vm_migrate_output(void **state)
+{
+	(void)state;
+	char *s = xe_migrate_progress(0.456, 3.21, NULL);
+	assert_string_equal(s, "Migrating:  45%  3.2 s");
+	free(s);
+	s = xe_migrate_progress(1.5, 10.0, "copying");
+	assert_string_equal(s, "Migrating: 100%  10.0 s  copying");
+	free(s);
+	s = xe_migrate_summary(4.26, "");
+	assert_string_equal(s, "Migrated in 4.3 s");
+	free(s);
+	s = xe_migrate_summary(4.26, NULL);
+	assert_string_equal(s, "Migrated in 4.3 s");
+	free(s);
+	s = xe_migrate_summary(2.0, "{\"downtime_ms\": 12.34, \"wire_bytes\": 3145728, \"rounds\": 4}");
+	assert_string_equal(s, "Migrated in 2.0 s, downtime 12.3 ms, 3145728 bytes (3.0 MiB) sent");
+	free(s);
+	s = xe_migrate_summary(2.0, "{\"downtime_ms\": 8}");
+	assert_string_equal(s, "Migrated in 2.0 s, downtime 8.0 ms");
+	free(s);
+	s = xe_migrate_summary(1.0, "not json");
+	assert_string_equal(s, "Migrated in 1.0 s");
+	free(s);
+}
+
 static void test_wrap(void **state)
 {
 	(void)state;
@@ -619,6 +739,25 @@ static void test_help_output(void **state)
 	xe_ctx_free(&c);
 	xe_opts_free(&o);
 
+	mem_open(&m);
+	char *argv5[] = {"help", "vm-migrate"};
+	assert_int_equal(xe_opts_parse(&o, 2, argv5, err, sizeof err), 0);
+	memset(&c, 0, sizeof c);
+	c.opts = &o;
+	c.out = m.f;
+	assert_int_equal(xe_run(&c), 0);
+	out = mem_close(&m);
+	assert_non_null(strstr(out, "command name            : vm-migrate\n"
+				    "        reqd params     : \n"
+				    "        optional params : live, host, host-uuid, compress, force, network-uuid, "
+				    "max-downtime-ms, verify, <vm-selectors>\n"
+				    "        description     : Migrate the selected VM(s)."));
+	assert_non_null(strstr(out, "not supported yet."));
+	assert_non_null(strstr(out, "VMs can be specified by filtering"));
+	free(out);
+	xe_ctx_free(&c);
+	xe_opts_free(&o);
+
 	/* the command list names them all */
 	mem_open(&m);
 	char *argv4[] = {"help", "--minimal"};
@@ -630,7 +769,7 @@ static void test_help_output(void **state)
 	out = mem_close(&m);
 	static const char *const names[] = {"pool-join-token-create", "vm-start", "vm-shutdown", "vm-pause",
 					    "vm-unpause", "sr-create", "pbd-plug", "pbd-unplug", "sr-destroy",
-					    "sr-forget", "host-enable", "host-disable"};
+					    "sr-forget", "host-enable", "host-disable", "vm-migrate"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char want[64];
 		snprintf(want, sizeof want, ",%s,", names[i]);
@@ -656,7 +795,8 @@ int main(void)
 		cmocka_unit_test(test_parse_value), cmocka_unit_test(test_check_params),
 		cmocka_unit_test(test_wrap), cmocka_unit_test(test_help_output),
 		cmocka_unit_test(test_sr_create_params), cmocka_unit_test(test_bool_params),
-		cmocka_unit_test(test_new_command_params),
+		cmocka_unit_test(test_new_command_params), cmocka_unit_test(test_vm_migrate_args),
+		cmocka_unit_test(test_vm_migrate_output),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
