@@ -488,8 +488,11 @@ static int migrate_wait(struct xe_ctx *c, const char *task, double start, bool s
 			if (strcmp(st, "success") == 0) {
 				rc = 0;
 				if (show) {
+					/* XAPI's result is void: poold keeps the figures in
+					 * the task's other_config */
 					char *sum = xe_migrate_summary(
-						elapsed, json_string_value(json_object_get(rec, "result")));
+						elapsed, json_string_value(json_object_get(
+								 json_object_get(rec, "other_config"), "migration_stats")));
 					fprintf(c->out, "%s\n", sum ? sum : "Migrated");
 					free(sum);
 				}

@@ -303,6 +303,28 @@ static json_t *task_prog_txn(struct db *db, void *ctx)
 	return db_obj_set(db, t->ref, "progress", json_real(t->progress > 1.0 ? 1.0 : t->progress));
 }
 
+struct task_note_ctx {
+	const char *ref, *key, *value;
+};
+
+static json_t *task_note_txn(struct db *db, void *ctx)
+{
+	struct task_note_ctx *t = ctx;
+	json_t *rec = db_obj_get(db, t->ref);
+	if (!rec)
+		return NULL;
+	json_t *oc = json_deep_copy(json_object_get(rec, "other_config"));
+	json_decref(rec);
+	json_object_set_new(oc, t->key, json_string(t->value));
+	return db_obj_set(db, t->ref, "other_config", oc);
+}
+
+void api_task_note(struct poold *pd, const char *task, const char *key, const char *value)
+{
+	struct task_note_ctx t = {task, key, value};
+	json_decref(db_txn(pd->pd_db, task_note_txn, &t));
+}
+
 void api_task_progress(struct poold *pd, const char *task, double progress)
 {
 	struct task_prog_ctx t = {task, progress};

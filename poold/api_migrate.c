@@ -266,8 +266,13 @@ static json_t *sent_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *
 	struct mig_step *st = ctx;
 	struct mig_job *j = st->ms_job;
 	j->mj_stats = json_incref(answer);
-	if (c && c->ac_task[0])
+	if (c && c->ac_task[0]) {
+		char *stats = json_dumps(answer, JSON_COMPACT);
+		api_task_note(pd, c->ac_task, "migration_stats", stats ? stats : "{}");
+		api_task_note(pd, c->ac_task, "phase", "recording");
+		free(stats);
 		api_task_progress(pd, c->ac_task, 0.99);
+	}
 	struct mig_step *next = calloc(1, sizeof *next);
 	next->ms_job = j;
 	json_t *e = agent_call(c, j->mj_dst, "agent.report", json_array(), reported_ok, report_failed, next);
@@ -281,6 +286,10 @@ static json_t *prepared_ok(struct api_call *c, struct poold *pd, void *ctx, json
 	struct mig_step *st = ctx;
 	struct mig_job *j = st->ms_job;
 	json_int_t port = json_integer_value(json_object_get(answer, "port"));
+	if (c && c->ac_task[0]) {
+		api_task_note(pd, c->ac_task, "phase", "streaming");
+		api_task_progress(pd, c->ac_task, 0.05);
+	}
 	if (port <= 0)
 		return fail_with(pd, j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"));
 	struct mig_step *next = calloc(1, sizeof *next);

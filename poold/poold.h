@@ -109,6 +109,8 @@ json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **
 json_t *api_arg_int(struct api_call *c, size_t i, const char *name, json_int_t *out);
 json_t *api_arg_bool(struct api_call *c, size_t i, const char *name, bool *out);
 json_t *api_arg_obj(struct api_call *c, size_t i, const char *name, json_t **out);
+/* Record key=value in a task's other_config (a phase, figures). */
+void api_task_note(struct poold *pd, const char *task, const char *key, const char *value);
 /* Set a task's progress (0..1, never lowered). */
 void api_task_progress(struct poold *pd, const char *task, double progress);
 
