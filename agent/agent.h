@@ -91,6 +91,8 @@ struct evhttp_request;
 json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 
 /* ---- server.c ---- */
+/* Answer a request with a JSON-RPC text (200, application/json). */
+void agent_reply(struct evhttp_request *req, const char *text);
 /* A VM's domain configuration as poold sends it (JSON) -> the backend's. */
 void agent_config_parse(json_t *cfg, struct be_domain_config *dc);
 /* The domain of VM uuid (and its info), or -1. */

@@ -272,15 +272,6 @@ out:
 	return NULL;
 }
 
-static void reply(struct evhttp_request *req, const char *text)
-{
-	struct evbuffer *b = evbuffer_new();
-	evbuffer_add(b, text, strlen(text));
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evhttp_send_reply(req, 200, "OK", b);
-	evbuffer_free(b);
-}
-
 static void send_done(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -317,7 +308,7 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 		text = jrpc_err(j->sj_id, j->sj_v2, e);
 		json_decref(e);
 	}
-	reply(j->sj_req, text ? text : "");
+	agent_reply(j->sj_req, text ? text : "");
 	free(text);
 	event_free(j->sj_done);
 	json_decref(j->sj_id);

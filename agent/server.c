@@ -195,7 +195,7 @@ static const struct {
 	{"agent.migrate_receive", 3, agent_m_migrate_receive},
 };
 
-static void reply(struct evhttp_request *req, const char *text)
+void agent_reply(struct evhttp_request *req, const char *text)
 {
 	struct evbuffer *b = evbuffer_new();
 	evbuffer_add(b, text, strlen(text));
@@ -217,7 +217,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	struct jrpc_req r;
 	char *text = NULL;
 	if (jrpc_parse(body ? body : "", len, &r, &text) < 0) {
-		reply(req, text);
+		agent_reply(req, text);
 		free(text);
 		return;
 	}
@@ -232,7 +232,7 @@ static void handle(struct evhttp_request *req, void *arg)
 			return;
 		}
 		text = jrpc_err(r.jr_id, r.jr_v2, err);
-		reply(req, text ? text : "");
+		agent_reply(req, text ? text : "");
 		free(text);
 		json_decref(err);
 		jrpc_req_clear(&r);
@@ -258,7 +258,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		text = jrpc_ok(r.jr_id, r.jr_v2, rt);
 		free(rt);
 	}
-	reply(req, text ? text : "");
+	agent_reply(req, text ? text : "");
 	free(text);
 	json_decref(err);
 	json_decref(result);
