@@ -101,14 +101,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void sleep_until(uint64_t t)
-{
-	struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull),
-			      .tv_nsec = (long)(t % 1000000000ull)};
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
-
 /* ---- the domain ---- */
 enum page_class { PC_ZERO, PC_TEXT, PC_RANDOM };
 
@@ -134,6 +126,7 @@ struct dom {
 	pthread_mutex_t mu;
 	pthread_cond_t cv_run;	  /* guest threads wait here while paused */
 	pthread_cond_t cv_parked; /* PAUSE waits here for them */
+	pthread_cond_t cv_wake;	  /* (CLOCK_MONOTONIC) wakes guest threads sleeping between ticks */
 	bool pause_req;
 	bool stop;
 	int parked;
@@ -235,12 +228,25 @@ static enum ckpt guest_checkpoint(struct dom *d)
 	return rc;
 }
 
+/* A guest thread's sleep until t (CLOCK_MONOTONIC ns), cut short by a
+ * pause or stop request: a PAUSE then waits for no tick to run out. */
+static void dom_sleep_until(struct dom *d, uint64_t t)
+{
+	struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
+	pthread_mutex_lock(&d->mu);
+	while (!d->pause_req && !__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) && now_ns() < t)
+		if (pthread_cond_timedwait(&d->cv_wake, &d->mu, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&d->mu);
+}
+
 /* Parks every guest thread; returns -1 if they did not park within 5 s. */
 static int dom_pause(struct dom *d)
 {
 	int rc = 0;
 	pthread_mutex_lock(&d->mu);
 	__atomic_store_n(&d->pause_req, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&d->cv_wake); /* sleepers reach their safe point now */
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 5;
@@ -307,7 +313,7 @@ static void *heartbeat_main(void *arg)
 					 __ATOMIC_RELAXED);
 			next = t + 1000000ull;
 		}
-		sleep_until(next);
+		dom_sleep_until(d, next);
 	}
 	return NULL;
 }
@@ -379,7 +385,7 @@ static void *workload_main(void *arg)
 	while (!__atomic_load_n(&d->sh->ss_booted, __ATOMIC_ACQUIRE)) {
 		if (guest_checkpoint(d) == CK_STOP)
 			return NULL;
-		sleep_until(now_ns() + WL_TICK_NS);
+		dom_sleep_until(d, now_ns() + WL_TICK_NS);
 	}
 	uint64_t last = now_ns();
 	double budget = 0;
@@ -446,7 +452,7 @@ static void *workload_main(void *arg)
 			vc->vc_gpr[2] = vc->vc_retired;
 			batch++;
 		}
-		sleep_until(t + (wl.wl_dirty_pages_per_s ? WL_TICK_NS : 4 * WL_TICK_NS));
+		dom_sleep_until(d, t + (wl.wl_dirty_pages_per_s ? WL_TICK_NS : 4 * WL_TICK_NS));
 	}
 	return NULL;
 }
@@ -515,7 +521,7 @@ static void *disk_main(void *arg)
 			budget -= (double)w;
 			__atomic_fetch_add(&d->sh->ss_disk_bytes, (uint64_t)w, __ATOMIC_RELAXED);
 		}
-		sleep_until(t + (rate ? DISK_TICK_NS : 5 * DISK_TICK_NS));
+		dom_sleep_until(d, t + (rate ? DISK_TICK_NS : 5 * DISK_TICK_NS));
 	}
 	if (fd >= 0)
 		close(fd);
@@ -830,6 +836,7 @@ static void stop_threads(struct dom *d)
 	pthread_mutex_lock(&d->mu);
 	__atomic_store_n(&d->stop, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&d->cv_run);
+	pthread_cond_broadcast(&d->cv_wake);
 	pthread_mutex_unlock(&d->mu);
 	pthread_join(d->th_hb, NULL);
 	pthread_join(d->th_wl, NULL);
@@ -990,6 +997,7 @@ static void dom_release(struct dom *d)
 	free(d->text);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv_run);
+	pthread_cond_destroy(&d->cv_wake);
 	pthread_cond_destroy(&d->cv_parked);
 	free(d);
 }
@@ -1073,6 +1081,11 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv_run, NULL);
 	pthread_cond_init(&d->cv_parked, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cv_wake, &ca);
+	pthread_condattr_destroy(&ca);
 	d->pause_req = true; /* created paused */
 	rs->rs_magic = SIMDOM_MAGIC;
 	rs->rs_version = SIMDOM_PROTO_VERSION;

@@ -191,6 +191,12 @@ class DevPool:
         wait_until(settled, 30, "agent of host%d restarted" % i, 0.02)
         if p.poll() is not None:
             raise AssertionError("agent of host%d exited with %d on restart:\n%s" % (i, p.returncode, self.agent_log(i)))
+        # it listens on a new port: poold learns it from the first heartbeat
+        with open(portfile) as f:
+            port = f.read().strip()
+        ref = self.host_ref(i)
+        wait_until(lambda: self.rpc("host.get_other_config", ref).get("agent_port") == port, 30,
+                   "poold knows host%d's new port" % i, 0.05)
         return p
 
     def domains(self, i):
