@@ -13,12 +13,19 @@
 #include "jsonrpc.h"
 #include "xerr.h"
 
+struct evrpc_conn;
+
 struct evrpc_call {
 	evrpc_cb ec_cb;
 	void *ec_arg;
 	char ec_peer[300];
 	char ec_method[128];
+	struct evrpc_conn *ec_owner; /* a kept connection, which lists its calls in flight */
+	struct evrpc_call *ec_next;
 };
+
+static void owner_forget(struct evrpc_call *c);
+static void owner_add(struct evrpc_conn *k, struct evrpc_call *c);
 
 static int cn_of(X509 *cert, char *out, size_t outlen)
 {
@@ -44,6 +51,7 @@ static void fail(struct evrpc_call *c, const char *what)
 static void on_done(struct evhttp_request *req, void *arg)
 {
 	struct evrpc_call *c = arg;
+	owner_forget(c);
 	if (!req || evhttp_request_get_response_code(req) == 0) {
 		fail(c, "no answer (connection refused or reset, TLS refused, or timed out)");
 		free(c);
@@ -102,7 +110,7 @@ static struct evhttp_connection *conn_new(struct event_base *base, const struct 
 /* Send one request on evcon; -1 when it could not be queued (the request
  * is freed by evhttp then, c by us). */
 static int send_request(struct evhttp_connection *evcon, const struct evrpc_target *t, const char *method,
-			json_t *params, bool keep, evrpc_cb cb, void *arg)
+			json_t *params, struct evrpc_conn *keep, evrpc_cb cb, void *arg)
 {
 	char *body = jrpc_request(method, params, 1);
 	json_decref(params);
@@ -128,6 +136,8 @@ static int send_request(struct evhttp_connection *evcon, const struct evrpc_targ
 		free(c);
 		return -1;
 	}
+	if (keep)
+		owner_add(keep, c);
 	return 0;
 }
 
@@ -141,7 +151,7 @@ int evrpc_call(struct event_base *base, const struct evrpc_target *t, const char
 	}
 	evhttp_connection_set_timeout(evcon, timeout_s);
 	evhttp_connection_free_on_completion(evcon);
-	if (send_request(evcon, t, method, params, false, cb, arg) < 0) {
+	if (send_request(evcon, t, method, params, NULL, cb, arg) < 0) {
 		evhttp_connection_free(evcon);
 		return -1;
 	}
@@ -191,13 +201,52 @@ struct evrpc_conn {
 	char k_host[256], k_cn[128];
 	struct evhttp_connection *k_evcon;
 	bool k_dead; /* closed or failed: replace before the next call */
+	struct evrpc_call *k_pending; /* calls in flight on it */
 };
+
+static void owner_forget(struct evrpc_call *c)
+{
+	if (!c->ec_owner)
+		return;
+	for (struct evrpc_call **p = &c->ec_owner->k_pending; *p; p = &(*p)->ec_next)
+		if (*p == c) {
+			*p = c->ec_next;
+			break;
+		}
+	c->ec_owner = NULL;
+}
 
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	(void)evcon;
 	struct evrpc_conn *k = arg;
 	k->k_dead = true;
+}
+
+static void owner_add(struct evrpc_conn *k, struct evrpc_call *c)
+{
+	c->ec_owner = k;
+	c->ec_next = k->k_pending;
+	k->k_pending = c;
+}
+
+static void conn_call_done(void *arg, json_t *result, json_t *err);
+
+/* Calls whose connection is gone without answering them: their callers
+ * are told (notify) or, at shutdown, they are only freed. */
+static void drop_pending(struct evrpc_conn *k, bool notify)
+{
+	while (k->k_pending) {
+		struct evrpc_call *c = k->k_pending;
+		k->k_pending = c->ec_next;
+		c->ec_owner = NULL;
+		if (notify) {
+			fail(c, "no answer (the connection was replaced)");
+		} else {
+			free(c->ec_arg); /* the struct conn_call of evrpc_conn_call */
+		}
+		free(c);
+	}
 }
 
 struct evrpc_conn *evrpc_conn_new(struct event_base *base, const struct evrpc_target *t)
@@ -238,6 +287,7 @@ int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, in
 		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
 		evhttp_connection_free(k->k_evcon);
 		k->k_evcon = NULL;
+		drop_pending(k, true); /* their callers hear that they failed */
 	}
 	if (!k->k_evcon) {
 		k->k_evcon = conn_new(k->k_base, &k->k_target);
@@ -255,7 +305,7 @@ int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, in
 		return -1;
 	}
 	*cc = (struct conn_call){k, cb, arg};
-	if (send_request(k->k_evcon, &k->k_target, method, params, true, conn_call_done, cc) < 0) {
+	if (send_request(k->k_evcon, &k->k_target, method, params, k, conn_call_done, cc) < 0) {
 		free(cc);
 		k->k_dead = true;
 		return -1;
@@ -269,8 +319,9 @@ void evrpc_conn_free(struct evrpc_conn *k)
 		return;
 	if (k->k_evcon) {
 		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
-		evhttp_connection_free(k->k_evcon);
+		evhttp_connection_free(k->k_evcon); /* drops its requests without callbacks */
 	}
+	drop_pending(k, false); /* a heartbeat in flight at shutdown ends here, unanswered */
 	free(k);
 }
 

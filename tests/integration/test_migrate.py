@@ -48,7 +48,12 @@ class MigrateTest(unittest.TestCase):
         _, src_pid = self.domain_pid(vm)
         wait_until(lambda: guest_heartbeat(src_pid) > 100, 5 * SLOW, "the guest runs")
         before = guest_heartbeat(src_pid)
+        metrics = rpc("VM.get_metrics", vm)
+        history = rpc("VM_metrics.get_record", metrics)
         rpc("VM.pool_migrate", vm, h2, {"live": "true", "verify": "true"}, timeout=120 * SLOW)
+        # same identity, same metrics history
+        self.assertEqual(rpc("VM.get_metrics", vm), metrics)
+        self.assertEqual(rpc("VM_metrics.get_record", metrics), history)
         rec = rpc("VM.get_record", vm)
         self.assertEqual((rec["power_state"], rec["resident_on"]), ("Running", h2))
         host, dst_pid = self.domain_pid(vm)

@@ -95,6 +95,7 @@ class AgentValgrindTest(unittest.TestCase):
             log = os.path.join(d, "valgrind.log")
             with open(os.path.join(d, "agent.log"), "w") as agent_log:
                 agent = subprocess.Popen(["valgrind", "--leak-check=full", "--error-exitcode=99",
+                                          "--child-silent-after-fork=yes",
                                           "--errors-for-leak-kinds=definite", "--log-file=" + log,
                                           os.path.join(BIN, "pool-agent"), "--config", conf],
                                          stdout=subprocess.DEVNULL, stderr=agent_log)
