@@ -297,8 +297,9 @@ static json_t *task_prog_txn(struct db *db, void *ctx)
 		return NULL;
 	double now = json_number_value(json_object_get(rec, "progress"));
 	const char *st = json_string_value(json_object_get(rec, "status"));
+	bool pending = st && strcmp(st, "pending") == 0;
 	json_decref(rec);
-	if (t->progress <= now || !st || strcmp(st, "pending"))
+	if (t->progress <= now || !pending)
 		return NULL; /* progress never goes back */
 	return db_obj_set(db, t->ref, "progress", json_real(t->progress > 1.0 ? 1.0 : t->progress));
 }
