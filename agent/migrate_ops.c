@@ -67,14 +67,14 @@ static void incoming_path(struct agent *ag, const char *uuid, char *out, size_t 
 	snprintf(out, n, "%s/incoming/%s", ag->ag_state, uuid);
 }
 
-static void on_created(int domid, void *arg)
+/* Written before the destination domain can exist, so an agent killed at
+ * any point of an incoming migration finds the marker when it restarts. */
+static void incoming_mark(struct agent *ag, const char *uuid)
 {
-	struct recv_job *j = arg;
-	(void)domid;
 	char path[4200], dir[4200];
-	snprintf(dir, sizeof dir, "%s/incoming", j->rj_ag->ag_state);
+	snprintf(dir, sizeof dir, "%s/incoming", ag->ag_state);
 	mkdir(dir, 0700);
-	incoming_path(j->rj_ag, j->rj_uuid, path, sizeof path);
+	incoming_path(ag, uuid, path, sizeof path);
 	FILE *f = fopen(path, "w");
 	if (f)
 		fclose(f);
@@ -124,7 +124,7 @@ static void *recv_thread(void *arg)
 	struct mig_io io;
 	mig_io_init_ssl(&io, ssl);
 	struct mig_backend_lock lk = lock_of(ag);
-	struct mig_recv_opts ro = {j->rj_token, 0, j->rj_verify, 0, on_created, j};
+	struct mig_recv_opts ro = {j->rj_token, 0, j->rj_verify, 0, NULL, NULL};
 	struct mig_recv_result res;
 	memset(&res, 0, sizeof res);
 	int rc = mig_receive(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res, err, sizeof err);
@@ -186,11 +186,15 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	j->rj_verify = json_is_true(json_object_get(opts, "verify"));
 	const char *uuid = json_string_value(json_object_get(json_array_get(args, 0), "uuid"));
 	snprintf(j->rj_uuid, sizeof j->rj_uuid, "%s", uuid ? uuid : "unknown");
+	incoming_mark(ag, j->rj_uuid);
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &at, recv_thread, j) != 0) {
+		char marker[4200];
+		incoming_path(ag, j->rj_uuid, marker, sizeof marker);
+		unlink(marker);
 		close(j->rj_lfd);
 		free(j);
 		pthread_attr_destroy(&at);
