@@ -8,13 +8,14 @@
  *
  * Conversation (S = source, mig_send; D = destination, mig_receive):
  *   S: HELLO(version)           D: HELLO(version) or ERROR naming both versions
- *   S: TOKEN, CONFIG            D: creates the paused empty domain, maps RAM,
- *                                  populates it in bulk; ACCEPT or ERROR
+ *   S: TOKEN, CONFIG            D: creates the paused empty domain (or takes
+ *                                  the one prepared for it) and maps its RAM;
+ *                                  ACCEPT or ERROR
  *   S: PAGES... ROUND_END        (pre-copy rounds, source running)
  *      ... after the stop rule: source paused, PAGES... ROUND_END (last),
  *      VCPU (guest CPU state), CHECKSUM (per-page hashes + digest)
  *                               D: checks the digest (and with verify every
- *                                  page's content), READY or ERROR
+ *                                  page's hash as received), READY or ERROR
  *   S: GO (point of no return)  D: unpauses, RUNNING
  * Either side may send ERROR (a message for a person) instead of the next
  * record and close; S may send ABORT before GO.
@@ -207,10 +208,12 @@ typedef void (*mig_progress_fn)(const struct mig_progress *p, void *arg);
 enum mig_rc { MIG_OK = 0, MIG_FAILED = -1, MIG_AFTER_GO = -2 };
 
 struct mig_send_result {
-	double total_ms;
-	double downtime_ms;	/* source paused -> RUNNING received (verify included) */
-	double verify_ms;	/* source's own re-hash of all pages (inside downtime) */
-	double dest_verify_ms;	/* destination's check (inside downtime) */
+	double total_ms;	/* HELLO .. RUNNING (or the failure) */
+	double downtime_ms;	/* source paused -> RUNNING received */
+	double verify_ms;	/* source's re-hash of all its pages after RUNNING (outside
+				 * the downtime: the source copy stays paused until destroyed) */
+	double dest_verify_ms;	/* destination's check before READY (inside the downtime: a
+				 * compare of the hashes it took as pages landed) */
 	double checksum_ms;	/* hashing pages as they were sent (spread over rounds) */
 	/* downtime_ms split: the pause call, the last pages + vCPU + checksum
 	 * sent, waiting for READY (both verifies run there), GO -> RUNNING
@@ -226,7 +229,10 @@ struct mig_send_result {
 	uint64_t bytes_compressed; /* the same after compression (= raw when off) */
 	uint64_t wire_bytes;	/* everything written */
 	int throttle_pct;	/* highest auto-converge throttle used */
-	bool verified;
+	bool verified;		/* with verify: both sides checked every page. MIG_OK with
+				 * verify on and verified false: the source found pages that
+				 * changed after they were sent (err says which); the VM runs
+				 * on the destination, the caller reports the failure */
 };
 
 struct mig_recv_opts {
@@ -238,6 +244,11 @@ struct mig_recv_opts {
 	 * records it for cleanup/reports); may be NULL */
 	void (*on_created)(int domid, void *arg);
 	void *arg;
+	/* a domain prepared for this migration before the stream (created paused
+	 * and empty with bo_domain_create_restore, so the stream does not wait
+	 * for it); 0 = create it when CONFIG arrives. Either way it belongs to the
+	 * migration: destroyed on any failure before GO. */
+	int domid;
 };
 
 struct mig_recv_result {

@@ -304,6 +304,10 @@ static void *heartbeat_main(void *arg)
 			__atomic_store_n(&d->hb->hb_magic, SIMDOM_HB_MAGIC, __ATOMIC_RELAXED);
 		}
 		uint64_t c = __atomic_load_n(&d->hb->hb_counter, __ATOMIC_RELAXED);
+		uint64_t prev = __atomic_load_n(&d->hb->hb_time_ns, __ATOMIC_RELAXED);
+		if (c && prev && t > prev &&
+		    t - prev > __atomic_load_n(&d->hb->hb_max_gap_ns, __ATOMIC_RELAXED))
+			__atomic_store_n(&d->hb->hb_max_gap_ns, t - prev, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->hb->hb_time_ns, t, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->hb->hb_counter, c + 1, __ATOMIC_RELEASE);
 		mark_dirty(d, 0);

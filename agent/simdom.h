@@ -84,6 +84,9 @@ struct simdom_heartbeat {
 	uint64_t hb_counter;	/* +1 every tick (1 ms) while running */
 	uint64_t hb_time_ns;	/* CLOCK_MONOTONIC of the last tick */
 	uint64_t hb_ticks_late; /* ticks that ran > 1 ms late (scheduling noise) */
+	uint64_t hb_max_gap_ns; /* the longest time between two ticks the guest saw
+				 * (a pause, a migration's hand-over); anyone holding
+				 * the RAM mapping may reset it to 0 */
 };
 
 /* "Registers-ish" state of one vCPU: what a migration transfers at the end.

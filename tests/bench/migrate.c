@@ -1,0 +1,501 @@
+/*
+ * bench/migrate - live migration of a sim domain between two hosts on
+ * loopback, next to raw TLS between the same two endpoints in the same run.
+ *
+ * Two sim backends on two state directories are the two hosts; the
+ * migration is the agents' own code (agent/mig.c: mig_send on this thread,
+ * mig_receive on another) over mutual TLS on 127.0.0.1 with the pool's
+ * kind of certificates, into a destination domain prepared beforehand as
+ * agent.migrate_receive prepares it. Real pool-simdom processes hold the
+ * guest RAM and run the workload while the migration runs.
+ *
+ * Workloads (issue 4): idle = 1 GiB, 25% of pages touched with mixed
+ * content, no dirtying; busy = 1 GiB, all pages touched, 20,000 pages/s
+ * rewritten in a 64 MiB working set. Each without and with compression.
+ * Per case, after the migration, the baseline: the same number of bytes as
+ * the migration put on the wire, written in 2 MiB SSL_writes over a new TLS
+ * connection between the same endpoints (same certificates, same cipher).
+ *
+ * Fields: workload, compress, memory_mib, prepare_ms (destination domain
+ * created), total_ms (prepare + stream), stream_ms (HELLO .. RUNNING),
+ * downtime_ms (source paused .. RUNNING received), guest_gap_ms (largest
+ * gap between two guest heartbeat ticks, measured by the guest itself
+ * across the hand-over), rounds, wire_bytes, wire_mb_s (wire bytes /
+ * stream_ms), baseline_mb_s, ratio, verified, rss_mib (this process's
+ * anonymous + file resident memory at its peak during the migration:
+ * sender and receiver together, guest RAM mappings excluded).
+ * `--json` prints one JSON object per case. `--quick` uses 256 MiB VMs.
+ * Never pass/fail: figures only.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "backend.h"
+#include "log.h"
+#include "mig.h"
+#include "simdom.h"
+#include "tls.h"
+
+#define MiB ((uint64_t)1024 * 1024)
+#define TOKEN "bench-one-time-token"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "bench/migrate: %s: %s\n", what, why);
+	exit(1);
+}
+
+struct env {
+	char dir[64];
+	struct backend *a, *b;
+	SSL_CTX *srv, *cli;
+};
+
+static struct backend *new_be(const char *dir, const char *simdom)
+{
+	char err[256] = "";
+	mkdir(dir, 0700);
+	struct backend *be = backend_sim_new(dir, simdom, 4096 * MiB, 2, "AuthenticAMD",
+					     "178bfbff-f6f83203-2e500800-040001f3", err, sizeof err);
+	if (!be)
+		die("backend", err);
+	return be;
+}
+
+static void env_init(struct env *e)
+{
+	snprintf(e->dir, sizeof e->dir, "/tmp/bench_migrate.XXXXXX");
+	if (!mkdtemp(e->dir))
+		die("mkdtemp", strerror(errno));
+	const char *bindir = getenv("BINDIR") ? getenv("BINDIR") : getenv("POOLD_BIN");
+	char simdom[PATH_MAX], d[PATH_MAX];
+	snprintf(simdom, sizeof simdom, "%s/pool-simdom", bindir && *bindir ? bindir : "bin");
+	if (access(simdom, X_OK) != 0)
+		die(simdom, "not found: run make first (or set BINDIR)");
+	snprintf(d, sizeof d, "%s/a", e->dir);
+	e->a = new_be(d, simdom);
+	snprintf(d, sizeof d, "%s/b", e->dir);
+	e->b = new_be(d, simdom);
+	char ca[PATH_MAX], cak[PATH_MAX], a[PATH_MAX], ak[PATH_MAX], b[PATH_MAX], bk[PATH_MAX],
+		err[256];
+	snprintf(ca, sizeof ca, "%s/ca.pem", e->dir);
+	snprintf(cak, sizeof cak, "%s/ca.key", e->dir);
+	snprintf(a, sizeof a, "%s/a.pem", e->dir);
+	snprintf(ak, sizeof ak, "%s/a.key", e->dir);
+	snprintf(b, sizeof b, "%s/b.pem", e->dir);
+	snprintf(bk, sizeof bk, "%s/b.key", e->dir);
+	if (!tls_ca_create(ca, cak, "bench pool CA", err, sizeof err) ||
+	    !tls_cert_issue(ca, cak, "host-a", "IP:127.0.0.1", 2, a, ak, err, sizeof err) ||
+	    !tls_cert_issue(ca, cak, "host-b", "IP:127.0.0.1", 2, b, bk, err, sizeof err))
+		die("certificates", err);
+	e->srv = tls_server_ctx(b, bk, ca, 1, err, sizeof err);
+	e->cli = tls_client_ctx(ca, a, ak, err, sizeof err);
+	if (!e->srv || !e->cli)
+		die("TLS contexts", err);
+}
+
+static void destroy_all(struct backend *be)
+{
+	struct be_domain_info *v;
+	int n;
+	if (be->be_ops->bo_domain_list(be, &v, &n) == 0) {
+		for (int i = 0; i < n; i++)
+			be->be_ops->bo_domain_destroy(be, v[i].di_domid);
+		free(v);
+	}
+}
+
+static void env_free(struct env *e)
+{
+	destroy_all(e->a);
+	destroy_all(e->b);
+	e->a->be_ops->bo_free(e->a);
+	e->b->be_ops->bo_free(e->b);
+	SSL_CTX_free(e->srv);
+	SSL_CTX_free(e->cli);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench/migrate: could not remove %s\n", e->dir);
+}
+
+/* ---- loopback TLS: a listener and a connected client ---- */
+
+static int listener(struct sockaddr_in *sa)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof *sa;
+	if (ls < 0 || bind(ls, (struct sockaddr *)sa, sizeof *sa) != 0 || listen(ls, 1) != 0 ||
+	    getsockname(ls, (struct sockaddr *)sa, &sl) != 0)
+		die("listen", strerror(errno));
+	return ls;
+}
+
+static SSL *tls_accept_one(SSL_CTX *ctx, int ls)
+{
+	int fd = accept(ls, NULL, NULL);
+	SSL *ssl = fd >= 0 ? SSL_new(ctx) : NULL;
+	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1)
+		die("TLS accept", "handshake failed");
+	return ssl;
+}
+
+static SSL *tls_connect_to(SSL_CTX *ctx, const struct sockaddr_in *sa)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (const struct sockaddr *)sa, sizeof *sa) != 0)
+		die("connect", strerror(errno));
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)
+		die("TLS connect", "handshake failed");
+	return ssl;
+}
+
+static void tls_close(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+	SSL_shutdown(ssl);
+	SSL_free(ssl);
+	close(fd);
+}
+
+/* ---- baseline: N bytes of raw TLS, 2 MiB per SSL_write ---- */
+
+struct sink {
+	SSL_CTX *ctx;
+	int ls;
+	uint64_t want;
+};
+
+static void *sink_main(void *arg)
+{
+	struct sink *k = arg;
+	SSL *ssl = tls_accept_one(k->ctx, k->ls);
+	SSL_set_read_ahead(ssl, 1);
+	static unsigned char buf[2 << 20];
+	uint64_t got = 0;
+	while (got < k->want) {
+		size_t n = 0;
+		if (SSL_read_ex(ssl, buf, sizeof buf, &n) <= 0)
+			break;
+		got += n;
+	}
+	unsigned char ack = 1;
+	size_t w;
+	SSL_write_ex(ssl, &ack, 1, &w);
+	tls_close(ssl);
+	return NULL;
+}
+
+static double baseline_mb_s(struct env *e, uint64_t bytes)
+{
+	struct sockaddr_in sa;
+	struct sink k = {e->srv, listener(&sa), bytes};
+	pthread_t th;
+	pthread_create(&th, NULL, sink_main, &k);
+	SSL *ssl = tls_connect_to(e->cli, &sa);
+	static unsigned char buf[2 << 20];
+	RAND_bytes(buf, sizeof buf);
+	double t0 = now_ms();
+	uint64_t sent = 0;
+	while (sent < bytes) {
+		size_t len = bytes - sent < sizeof buf ? (size_t)(bytes - sent) : sizeof buf, w = 0;
+		if (SSL_write_ex(ssl, buf, len, &w) <= 0)
+			die("baseline", "write failed");
+		sent += w;
+	}
+	unsigned char ack;
+	size_t r;
+	SSL_read_ex(ssl, &ack, 1, &r);
+	double ms = now_ms() - t0;
+	tls_close(ssl);
+	pthread_join(th, NULL);
+	close(k.ls);
+	return (double)bytes / 1e3 / ms;
+}
+
+/* ---- RSS of this process without shared (guest RAM) mappings ---- */
+
+static long rss_own_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long anon = 0, file = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		sscanf(line, "RssAnon: %ld", &anon);
+		sscanf(line, "RssFile: %ld", &file);
+	}
+	if (f)
+		fclose(f);
+	return anon + file;
+}
+
+struct sampler {
+	pthread_t th;
+	volatile int stop;
+	long peak_kib;
+};
+
+static void *sampler_main(void *arg)
+{
+	struct sampler *s = arg;
+	while (!s->stop) {
+		long k = rss_own_kib();
+		if (k > s->peak_kib)
+			s->peak_kib = k;
+		sleep_ms(5);
+	}
+	return NULL;
+}
+
+/* ---- one migration ---- */
+
+struct recv_job {
+	struct env *e;
+	int ls;
+	int domid;
+	int rc;
+	struct mig_recv_result res;
+	char err[512];
+};
+
+static void *recv_main(void *arg)
+{
+	struct recv_job *j = arg;
+	SSL *ssl = tls_accept_one(j->e->srv, j->ls);
+	struct mig_io io;
+	mig_io_init_ssl(&io, ssl);
+	struct mig_recv_opts o = {0};
+	o.token = TOKEN;
+	o.domid = j->domid;
+	j->rc = mig_receive(&io, j->e->b, NULL, &o, &j->res, j->err, sizeof j->err);
+	tls_close(ssl);
+	return NULL;
+}
+
+struct wcase {
+	const char *name;
+	uint64_t memory, touch, rate, ws;
+	int zero, text, rnd;
+};
+
+struct result {
+	double prepare_ms, total_ms, stream_ms, downtime_ms, guest_gap_ms, wire_mb_s, baseline,
+		ratio;
+	int rounds;
+	uint64_t wire_bytes;
+	bool verified;
+	long rss_kib;
+	const char *stop;
+	int throttle;
+	double setup_ms, round1_ms, verify_ms;
+	uint64_t round1_bytes;
+};
+
+static int boot(struct env *e, const struct wcase *w)
+{
+	struct be_domain_config c;
+	memset(&c, 0, sizeof c);
+	snprintf(c.dc_uuid, sizeof c.dc_uuid, "00000000-0000-4000-8000-%012d", (int)getpid());
+	snprintf(c.dc_name, sizeof c.dc_name, "bench-%s", w->name);
+	c.dc_memory = w->memory;
+	c.dc_vcpus = 2;
+	c.dc_workload.wl_touch_pages = w->touch;
+	c.dc_workload.wl_dirty_pages_per_s = w->rate;
+	c.dc_workload.wl_working_set_pages = w->ws;
+	c.dc_workload.wl_pct_zero = w->zero;
+	c.dc_workload.wl_pct_text = w->text;
+	c.dc_workload.wl_pct_random = w->rnd;
+	int domid = -1;
+	if (e->a->be_ops->bo_domain_create(e->a, &c, &domid) != 0 ||
+	    e->a->be_ops->bo_domain_unpause(e->a, domid) != 0)
+		die("boot", backend_error(e->a));
+	struct be_sim_map m;
+	if (backend_sim_map(e->a, domid, &m) != 0)
+		die("map", backend_error(e->a));
+	double end = now_ms() + 120000;
+	while (!__atomic_load_n(&m.sm_shared->ss_booted, __ATOMIC_ACQUIRE) && now_ms() < end)
+		sleep_ms(10);
+	backend_sim_unmap(&m);
+	sleep_ms(w->rate ? 1000 : 200); /* the workload reaches its steady state */
+	return domid;
+}
+
+static void run_case(struct env *e, const struct wcase *w, bool compress, struct result *r)
+{
+	memset(r, 0, sizeof *r);
+	int src = boot(e, w);
+	struct be_domain_config c;
+	struct be_domain_info di;
+	if (e->a->be_ops->bo_domain_info(e->a, src, &di) != 0)
+		die("info", backend_error(e->a));
+	memset(&c, 0, sizeof c);
+	snprintf(c.dc_uuid, sizeof c.dc_uuid, "%s", di.di_uuid);
+	snprintf(c.dc_name, sizeof c.dc_name, "%s", di.di_name);
+	c.dc_memory = w->memory;
+	c.dc_vcpus = 2;
+	c.dc_workload.wl_touch_pages = w->touch;
+	c.dc_workload.wl_dirty_pages_per_s = w->rate;
+	c.dc_workload.wl_working_set_pages = w->ws;
+	c.dc_workload.wl_pct_zero = w->zero;
+	c.dc_workload.wl_pct_text = w->text;
+	c.dc_workload.wl_pct_random = w->rnd;
+
+	/* prepare: the destination's paused, empty domain */
+	double t0 = now_ms();
+	struct recv_job j = {.e = e, .domid = -1};
+	if (e->b->be_ops->bo_domain_create_restore(e->b, &c, &j.domid) != 0)
+		die("prepare", backend_error(e->b));
+	r->prepare_ms = now_ms() - t0;
+
+	/* the guest measures its own largest heartbeat gap from here on */
+	struct be_sim_map m;
+	if (backend_sim_map(e->a, src, &m) != 0)
+		die("map", backend_error(e->a));
+	__atomic_store_n(&((struct simdom_heartbeat *)(void *)m.sm_ram)->hb_max_gap_ns, 0,
+			 __ATOMIC_RELAXED);
+	backend_sim_unmap(&m);
+
+	struct sockaddr_in sa;
+	j.ls = listener(&sa);
+	pthread_t th;
+	pthread_create(&th, NULL, recv_main, &j);
+	SSL *ssl = tls_connect_to(e->cli, &sa);
+	struct mig_io io;
+	mig_io_init_ssl(&io, ssl);
+	struct mig_opts o;
+	mig_opts_default(&o);
+	o.compress = compress;
+	o.verify = true;
+	struct mig_send_result res;
+	char err[512] = "";
+	struct sampler smp = {0};
+	pthread_create(&smp.th, NULL, sampler_main, &smp);
+	int rc = mig_send(&io, e->a, NULL, src, &c, TOKEN, &o, NULL, NULL, &res, err, sizeof err);
+	smp.stop = 1;
+	pthread_join(smp.th, NULL);
+	tls_close(ssl);
+	pthread_join(th, NULL);
+	close(j.ls);
+	if (rc != MIG_OK || j.rc != MIG_OK)
+		die("migration failed", *err ? err : j.err);
+
+	sleep_ms(50); /* a few ticks on the destination */
+	if (backend_sim_map(e->b, j.res.domid, &m) != 0)
+		die("map", backend_error(e->b));
+	uint64_t gap = __atomic_load_n(&((struct simdom_heartbeat *)(void *)m.sm_ram)->hb_max_gap_ns,
+				       __ATOMIC_RELAXED);
+	backend_sim_unmap(&m);
+
+	r->stream_ms = res.total_ms;
+	r->total_ms = r->prepare_ms + res.total_ms;
+	r->downtime_ms = res.downtime_ms;
+	r->guest_gap_ms = (double)gap / 1e6;
+	r->rounds = res.rounds;
+	r->wire_bytes = res.wire_bytes;
+	r->wire_mb_s = (double)res.wire_bytes / 1e3 / res.total_ms;
+	r->verified = res.verified && j.res.verified;
+	r->rss_kib = smp.peak_kib;
+	r->stop = mig_stop_name(res.stop);
+	r->throttle = res.throttle_pct;
+	r->setup_ms = res.setup_ms;
+	r->round1_ms = res.round1_ms;
+	r->round1_bytes = res.round1_bytes;
+	r->verify_ms = res.verify_ms;
+	e->a->be_ops->bo_domain_destroy(e->a, src);
+	e->b->be_ops->bo_domain_destroy(e->b, j.res.domid);
+	sleep_ms(100);
+	r->baseline = baseline_mb_s(e, res.wire_bytes);
+	r->ratio = r->wire_mb_s / r->baseline;
+}
+
+int main(int argc, char **argv)
+{
+	bool json = false, quick = getenv("BENCH_QUICK") != NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--quick"))
+			quick = true;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level(LOG_LVL_WARN);
+	uint64_t mem = (uint64_t)(quick ? 256 : 1024) * 1024 * 1024, pages = mem / 4096;
+	const struct wcase cases[] = {
+		{"idle", mem, pages / 4, 0, 0, 30, 40, 30},
+		{"busy", mem, pages, 20000, 64 * MiB / 4096, 10, 50, 40},
+	};
+	struct env e;
+	env_init(&e);
+	if (!json)
+		printf("%-5s %-8s %6s %8s %8s %9s %9s %6s %9s %9s %9s %6s %8s %4s\n", "work", "compress",
+		       "MiB", "total", "stream", "downtime", "guestgap", "rounds", "wire MB", "wire MB/s",
+		       "TLS MB/s", "ratio", "verified", "RSS");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		for (int comp = 0; comp < 2; comp++) {
+			struct result r;
+			run_case(&e, &cases[i], comp, &r);
+			if (json)
+				printf("{\"workload\": \"%s\", \"compress\": %s, \"memory_mib\": %" PRIu64
+				       ", \"prepare_ms\": %.1f, \"total_ms\": %.1f, \"stream_ms\": %.1f, "
+				       "\"downtime_ms\": %.2f, \"guest_gap_ms\": %.2f, \"rounds\": %d, "
+				       "\"stop\": \"%s\", \"throttle_pct\": %d, \"wire_bytes\": %" PRIu64
+				       ", \"wire_mb_s\": %.0f, \"baseline_mb_s\": %.0f, \"ratio\": %.2f, "
+				       "\"verified\": %s, \"rss_mib\": %.1f}\n",
+				       cases[i].name, comp ? "true" : "false", mem / MiB, r.prepare_ms,
+				       r.total_ms, r.stream_ms, r.downtime_ms, r.guest_gap_ms, r.rounds,
+				       r.stop, r.throttle, r.wire_bytes, r.wire_mb_s, r.baseline, r.ratio,
+				       r.verified ? "true" : "false", (double)r.rss_kib / 1024);
+			else
+				printf("%-5s %-8s %6" PRIu64 " %8.1f %8.1f %9.2f %9.2f %6d %9.1f %9.0f %9.0f "
+				       "%6.2f %8s %4.0f\n",
+				       cases[i].name, comp ? "zstd" : "off", mem / MiB, r.total_ms, r.stream_ms,
+				       r.downtime_ms, r.guest_gap_ms, r.rounds, (double)r.wire_bytes / 1e6,
+				       r.wire_mb_s, r.baseline, r.ratio, r.verified ? "yes" : "NO",
+				       (double)r.rss_kib / 1024);
+			if (!json)
+				printf("      stream: setup %.1f ms, round 1 %.1f MB in %.1f ms (%.0f MB/s), "
+				       "stop: %s, throttle %d%%; source verify after hand-over %.1f ms\n",
+				       r.setup_ms, (double)r.round1_bytes / 1e6, r.round1_ms,
+				       (double)r.round1_bytes / 1e3 / r.round1_ms, r.stop, r.throttle,
+				       r.verify_ms);
+			fflush(stdout);
+		}
+	if (!json)
+		printf("times in ms; wire MB/s = wire bytes / stream time; TLS MB/s = the same bytes "
+		       "over raw TLS between the same endpoints, same run; RSS in MiB (sender and "
+		       "receiver together, guest RAM excluded)\n");
+	env_free(&e);
+	return 0;
+}
