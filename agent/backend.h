@@ -70,6 +70,7 @@ struct be_domain_config {
 	struct be_workload dc_workload;
 	struct be_disk dc_disks[8];
 	int dc_ndisks;
+	char dc_guest_type[8];       /* xen: "pvh", else HVM ("" = hvm); sim: ignored */
 };
 
 struct be_domain_info {
@@ -115,6 +116,13 @@ struct backend_ops {
 	int (*bo_disk_add)(struct backend *be, int domid, const struct be_disk *disk);
 	int (*bo_disk_remove)(struct backend *be, int domid, const char *device);
 	void (*bo_free)(struct backend *be);
+	/* Optional (NULL: the backend has none, as sim): an fd that becomes
+	 * readable when a domain may have died (xen: the @releaseDomain
+	 * xenstore watch), for the agent's event loop; -1 when none. Once it
+	 * is readable, bo_watch_drain consumes what is pending (returns how
+	 * many events) and the agent reports its domains. */
+	int (*bo_watch_fd)(struct backend *be);
+	int (*bo_watch_drain)(struct backend *be);
 };
 
 struct backend {
@@ -152,6 +160,20 @@ const char *be_state_name(enum be_state s);
 struct backend *backend_sim_new(const char *state_dir, const char *simdom_path, uint64_t host_memory,
 				int cpus, const char *cpu_vendor, const char *featureset, char *err,
 				size_t errlen);
+
+/* xen_choose.c: which backend runs. want is the `backend` setting (auto |
+ * xen | sim); auto is xen when this build has Xen support and privcmd
+ * exists. Returns "xen" or "sim", or NULL with ONE line in err saying what
+ * is missing and what to install (xen asked for without Xen). */
+#define BACKEND_XEN_PRIVCMD "/dev/xen/privcmd"
+bool backend_xen_built(void);
+const char *backend_choose(const char *want, const char *privcmd, bool xen_built, char *err, size_t errlen);
+
+/* backend_xen.c: libxl + xenstore on a Xen 4.17 dom0. privcmd is the
+ * hypervisor device checked first (BACKEND_XEN_PRIVCMD; tests pass another
+ * path); state_dir gets each domain's libxl JSON and xl.cfg text. NULL with
+ * one line in err when Xen is not there (or the build has no Xen support). */
+struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char *err, size_t errlen);
 
 /*
  * sim only: the toolstack's view of a domain's memory (what Xen's

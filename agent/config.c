@@ -22,7 +22,8 @@ const struct conf_key agent_conf_keys[] = {
 	{"migration-address", CONF_STRING, "", 0, 0, NULL,
 	 "an address on a separate network for migration streams (default: none)"},
 	{"backend", CONF_ENUM, "auto", 0, 0, "auto|sim|xen",
-	 "hypervisor: xen (libxl), sim (simulated), auto = xen when /dev/xen/privcmd exists"},
+	 "hypervisor: xen (libxl), sim (simulated), auto = xen when /dev/xen/privcmd exists and this build has "
+	 "Xen support (libxen-dev), else sim; --backend overrides it"},
 	{"sim-memory", CONF_SIZE, "16GiB", 64LL * 1024 * 1024, 64 * 1024 * GIB, NULL,
 	 "sim backend: the host's memory"},
 	{"sim-cpus", CONF_INT, "8", 1, 1024, NULL, "sim backend: the host's CPU count"},

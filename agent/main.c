@@ -59,17 +59,29 @@ static int load_config(struct agent *ag, const char *file, const char *backend, 
 	return 0;
 }
 
+/* The loop and migration threads share the backend: one call at a time. */
+static struct backend *locked(struct backend *inner, char *err, size_t errlen)
+{
+	struct backend *l = inner ? backend_locked_new(inner) : NULL;
+	if (inner && !l) {
+		inner->be_ops->bo_free(inner);
+		snprintf(err, errlen, "out of memory");
+	}
+	return l;
+}
+
 static struct backend *open_backend(struct agent *ag, const char *argv0, char *err, size_t errlen)
 {
-	const char *want = conf_str(ag->ag_conf, "backend");
-	if (strcmp(want, "auto") == 0)
-		want = access("/dev/xen/privcmd", F_OK) == 0 ? "xen" : "sim";
-	if (strcmp(want, "xen") == 0) {
-		snprintf(err, errlen, "backend xen: this build has no Xen support (install libxen-dev and "
-				      "rebuild; on a machine without Xen use backend: sim)");
+	const char *want = backend_choose(conf_str(ag->ag_conf, "backend"), BACKEND_XEN_PRIVCMD, backend_xen_built(),
+					  err, errlen);
+	if (!want)
 		return NULL;
+	char state[4200];
+	if (strcmp(want, "xen") == 0) {
+		snprintf(state, sizeof state, "%s/xen", ag->ag_state);
+		return locked(backend_xen_new(state, BACKEND_XEN_PRIVCMD, err, errlen), err, errlen);
 	}
-	char simdom[4200], state[4200];
+	char simdom[4200];
 	const char *p = conf_str(ag->ag_conf, "simdom-path");
 	if (!*p) {
 		char self[4096];
@@ -83,13 +95,25 @@ static struct backend *open_backend(struct agent *ag, const char *argv0, char *e
 	struct backend *sim = backend_sim_new(state, simdom, (uint64_t)conf_int(ag->ag_conf, "sim-memory"),
 					      (int)conf_int(ag->ag_conf, "sim-cpus"), conf_str(ag->ag_conf, "sim-cpu-vendor"),
 					      conf_str(ag->ag_conf, "sim-featureset"), err, errlen);
-	/* the loop and migration threads share it: one call at a time */
-	struct backend *locked = sim ? backend_locked_new(sim) : NULL;
-	if (sim && !locked) {
-		sim->be_ops->bo_free(sim);
-		snprintf(err, errlen, "out of memory");
-	}
-	return locked;
+	return locked(sim, err, errlen);
+}
+
+/* The backend saw domains die (xen: @releaseDomain): report now. */
+static void on_backend_event(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct agent *ag = arg;
+	struct backend *in = backend_locked_inner(ag->ag_be);
+	backend_locked_lock(ag->ag_be);
+	int n = in->be_ops->bo_watch_drain ? in->be_ops->bo_watch_drain(in) : 0;
+	backend_locked_unlock(ag->ag_be);
+	if (n <= 0)
+		return;
+	if (ag->ag_beat_inflight)
+		ag->ag_beat_again = true;
+	else
+		agent_beat_now(ag);
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg);
@@ -261,6 +285,11 @@ static int run(struct agent *ag, const char *argv0)
 			 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	}
 	ag->ag_base = event_base_new();
+	struct backend *inner = backend_locked_inner(ag->ag_be);
+	int wfd = inner->be_ops->bo_watch_fd ? inner->be_ops->bo_watch_fd(inner) : -1;
+	struct event *bewatch = wfd >= 0 ? event_new(ag->ag_base, wfd, EV_READ | EV_PERSIST, on_backend_event, ag) : NULL;
+	if (bewatch)
+		event_add(bewatch, NULL);
 	agent_srs_load(ag);
 	agent_incoming_cleanup(ag);
 	if (agent_server_start(ag, err, sizeof err) < 0 || agent_join_if_needed(ag, err, sizeof err) < 0 ||
@@ -298,6 +327,8 @@ static int run(struct agent *ag, const char *argv0)
 	event_free(ag->ag_beat_timer);
 	event_free(sigterm);
 	event_free(sigint);
+	if (bewatch)
+		event_free(bewatch);
 	return 0;
 }
 
