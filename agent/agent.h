@@ -89,6 +89,10 @@ void agent_incoming_cleanup(struct agent *ag);
 struct evhttp_request;
 /* Starts the sender on a thread; NULL = the answer goes to req later. */
 json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result);
+/* Cut the migrations in flight (each fails as before GO) and wait for their
+ * threads; afterwards none starts. Call before freeing what they use. */
+void agent_migrations_stop(void);
 
 /* ---- server.c ---- */
 /* Answer a request with a JSON-RPC text (200, application/json). */

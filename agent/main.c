@@ -321,6 +321,8 @@ static int run(struct agent *ag, const char *argv0)
 	log_info("host %s (%s backend) serving on %s:%d, master %s:%d", ag->ag_host_uuid, ag->ag_be->be_ops->bo_name,
 		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
+	agent_migrations_stop();
+	event_base_loop(ag->ag_base, EVLOOP_NONBLOCK); /* their answers, while we still can */
 	agent_server_stop(ag);
 	unwatch_all(ag);
 	evrpc_conn_free(ag->ag_master);

@@ -2,15 +2,24 @@
  * migrate_ops.c - the agent's side of a live migration (mig.c moves the
  * memory; this file gives it sockets, threads and answers).
  *
- * agent.migrate_receive(config, token, options): the destination listens on
- * a one-time endpoint (its migration address, else its management address,
- * a fresh port) and answers the port at once; a thread accepts one mutual
- * TLS connection from a pool member and runs mig_receive, which creates the
- * paused domain and destroys it on any failure before GO.
+ * agent.migrate_receive(config, token, options): the destination creates
+ * the paused, empty domain at once (so the stream never waits for it),
+ * listens on a one-time endpoint (options.address: the address poold chose
+ * on the migration's network, else our management address; a fresh port)
+ * and answers the port; a thread accepts one mutual TLS connection from a
+ * pool member and runs mig_receive, which destroys the domain on any failure
+ * before GO. No connection within 60 s: the domain goes.
  * agent.migrate_send(uuid, address, port, token, options, config): the
  * source streams on a thread of its own (heartbeats go on meanwhile) and
  * the answer waits until the destination said RUNNING; then the source's
- * copy is destroyed. Before GO any failure leaves the VM running here.
+ * copy is destroyed. Before GO any failure leaves the VM running here; a
+ * failure after GO answers INTERNAL_ERROR [why, "after_go"] and leaves the
+ * copy paused: poold asks the destination and decides.
+ * agent.migration_status(uuid): the progress of an outgoing migration.
+ *
+ * Every migration thread registers its socket: a stopping agent shuts them
+ * down (each side then fails as before GO) and waits for the threads
+ * (agent_migrations_stop) before it frees what they use.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +54,61 @@ static void opts_parse(json_t *o, struct mig_opts *m)
 	m->verify = json_is_true(json_object_get(o, "verify"));
 }
 
+/* ---- threads in flight (for a clean stop) ---- */
+
+static pthread_mutex_t flight_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flight_cv = PTHREAD_COND_INITIALIZER;
+static int flight_n;	    /* migration threads running */
+static int flight_fd[64];   /* their sockets (-1: none yet) */
+static bool flight_stopping;
+
+static int flight_enter(void)
+{
+	pthread_mutex_lock(&flight_mu);
+	int slot = -1;
+	for (int i = 0; i < 64 && slot < 0 && !flight_stopping; i++)
+		if (flight_fd[i] == 0) {
+			flight_fd[i] = -1;
+			slot = i;
+		}
+	if (slot >= 0)
+		flight_n++;
+	pthread_mutex_unlock(&flight_mu);
+	return slot;
+}
+
+static void flight_fd_set(int slot, int fd)
+{
+	pthread_mutex_lock(&flight_mu);
+	flight_fd[slot] = fd;
+	if (flight_stopping && fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&flight_mu);
+}
+
+static void flight_leave(int slot)
+{
+	pthread_mutex_lock(&flight_mu);
+	flight_fd[slot] = 0;
+	flight_n--;
+	pthread_cond_broadcast(&flight_cv);
+	pthread_mutex_unlock(&flight_mu);
+}
+
+void agent_migrations_stop(void)
+{
+	pthread_mutex_lock(&flight_mu);
+	flight_stopping = true;
+	for (int i = 0; i < 64; i++)
+		if (flight_fd[i] > 0)
+			shutdown(flight_fd[i], SHUT_RDWR);
+	if (flight_n)
+		log_info("stopping: %d migration(s) in flight are cut (each fails before GO)", flight_n);
+	while (flight_n > 0)
+		pthread_cond_wait(&flight_cv, &flight_mu);
+	pthread_mutex_unlock(&flight_mu);
+}
+
 static struct mig_backend_lock lock_of(struct agent *ag)
 {
 	return (struct mig_backend_lock){backend_locked_lock, backend_locked_unlock, ag->ag_be};
@@ -55,6 +119,8 @@ static struct mig_backend_lock lock_of(struct agent *ag)
 struct recv_job {
 	struct agent *rj_ag;
 	int rj_lfd;
+	int rj_slot;
+	int rj_domid;	/* prepared for this migration */
 	char rj_token[MIG_TOKEN_MAX];
 	char rj_uuid[BE_UUID_LEN];
 	bool rj_verify;
@@ -106,10 +172,13 @@ static void *recv_thread(void *arg)
 	struct recv_job *j = arg;
 	struct agent *ag = j->rj_ag;
 	char err[512] = "";
+	flight_fd_set(j->rj_slot, j->rj_lfd);
 	struct pollfd p = {j->rj_lfd, POLLIN, 0};
-	int fd = poll(&p, 1, 60000) == 1 ? accept(j->rj_lfd, NULL, NULL) : -1;
+	int fd = poll(&p, 1, 60000) == 1 ? accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+	flight_fd_set(j->rj_slot, fd);
 	close(j->rj_lfd);
 	SSL *ssl = NULL;
+	int rc = MIG_FAILED;
 	if (fd < 0) {
 		log_warn("migration endpoint: no source connected within 60 s");
 		goto out;
@@ -124,13 +193,13 @@ static void *recv_thread(void *arg)
 	struct mig_io io;
 	mig_io_init_ssl(&io, ssl);
 	struct mig_backend_lock lk = lock_of(ag);
-	struct mig_recv_opts ro = {j->rj_token, 0, j->rj_verify, 0, NULL, NULL};
+	struct mig_recv_opts ro = {0};
+	ro.token = j->rj_token;
+	ro.verify = j->rj_verify;
+	ro.domid = j->rj_domid;
 	struct mig_recv_result res;
 	memset(&res, 0, sizeof res);
-	int rc = mig_receive(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res, err, sizeof err);
-	char marker[4200];
-	incoming_path(ag, j->rj_uuid, marker, sizeof marker);
-	unlink(marker); /* finished, one way or the other */
+	rc = mig_receive(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res, err, sizeof err);
 	if (rc == MIG_OK)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
 			 (unsigned long long)res.pages, (unsigned long long)res.zero_pages,
@@ -138,25 +207,40 @@ static void *recv_thread(void *arg)
 	else
 		log_warn("migration in failed: %s", err);
 out:
+	if (rc == MIG_FAILED) { /* the prepared domain never ran: nothing may be left */
+		struct be_domain_info di;
+		if (ag->ag_be->be_ops->bo_domain_info(ag->ag_be, j->rj_domid, &di) == 0 &&
+		    strcmp(di.di_uuid, j->rj_uuid) == 0 && di.di_state != BE_STATE_RUNNING &&
+		    ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid) < 0)
+			log_error("VM %s: the domain prepared for a migration (%d) cannot be destroyed: %s",
+				  j->rj_uuid, j->rj_domid, backend_error(ag->ag_be));
+	}
+	char marker[4200];
+	incoming_path(ag, j->rj_uuid, marker, sizeof marker);
+	unlink(marker); /* finished, one way or the other */
 	if (ssl) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
+	flight_fd_set(j->rj_slot, -1);
 	if (fd >= 0)
 		close(fd);
+	flight_leave(j->rj_slot);
 	free(j);
 	return NULL;
 }
 
-/* A one-time listening socket on our migration (else management) address. */
-static int listen_one(struct agent *ag, int *port)
+/* A one-time listening socket on addr (else our management address). */
+static int listen_one(struct agent *ag, const char *addr, int *port)
 {
-	const char *addr = *conf_str(ag->ag_conf, "migration-address") ? conf_str(ag->ag_conf, "migration-address")
-									: ag->ag_address;
+	if (!addr || !*addr)
+		addr = ag->ag_address;
 	struct sockaddr_in sa = {0};
 	sa.sin_family = AF_INET;
-	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-		sa.sin_addr.s_addr = htonl(INADDR_ANY);
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+		errno = EADDRNOTAVAIL;
+		return -1;
+	}
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	socklen_t sl = sizeof sa;
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1) < 0 ||
@@ -171,37 +255,67 @@ static int listen_one(struct agent *ag, int *port)
 
 json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 {
+	json_t *cfg = json_array_get(args, 0);
 	const char *token = json_string_value(json_array_get(args, 1));
 	json_t *opts = json_array_get(args, 2);
+	if (!json_is_object(cfg))
+		return xerr_new(XE_FIELD_TYPE_ERROR, "config", NULL);
 	if (!token || !*token || strlen(token) >= MIG_TOKEN_MAX)
 		return xerr_new(XE_FIELD_TYPE_ERROR, "token", NULL);
+	struct be_domain_config dc;
+	agent_config_parse(cfg, &dc);
+	if (!dc.dc_uuid[0] || dc.dc_memory == 0 || dc.dc_vcpus < 1)
+		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
+	if (domid_of(ag, dc.dc_uuid, NULL) >= 0)
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
+	if (!ag->ag_be->be_ops->bo_domain_create_restore)
+		return xerr_newf(XE_INTERNAL_ERROR, "the %s backend cannot receive this migration stream",
+				 ag->ag_be->be_ops->bo_name);
 	struct recv_job *j = calloc(1, sizeof *j);
 	int port = 0;
-	if (!j || (j->rj_lfd = listen_one(ag, &port)) < 0) {
+	const char *addr = json_string_value(json_object_get(opts, "address"));
+	if (!j || (j->rj_lfd = listen_one(ag, addr, &port)) < 0) {
+		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot open a migration endpoint on %s: %s",
+				      addr && *addr ? addr : ag->ag_address, strerror(errno));
 		free(j);
-		return xerr_newf(XE_INTERNAL_ERROR, "cannot open a migration endpoint: %s", strerror(errno));
+		return e;
 	}
 	j->rj_ag = ag;
 	snprintf(j->rj_token, sizeof j->rj_token, "%s", token);
 	j->rj_verify = json_is_true(json_object_get(opts, "verify"));
-	const char *uuid = json_string_value(json_object_get(json_array_get(args, 0), "uuid"));
-	snprintf(j->rj_uuid, sizeof j->rj_uuid, "%s", uuid ? uuid : "unknown");
+	snprintf(j->rj_uuid, sizeof j->rj_uuid, "%s", dc.dc_uuid);
 	incoming_mark(ag, j->rj_uuid);
+	/* the paused, empty domain now: its memory is taken before the source starts */
+	if (ag->ag_be->be_ops->bo_domain_create_restore(ag->ag_be, &dc, &j->rj_domid) < 0) {
+		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot prepare a domain for VM %s: %s", dc.dc_uuid,
+				      backend_error(ag->ag_be));
+		char marker[4200];
+		incoming_path(ag, j->rj_uuid, marker, sizeof marker);
+		unlink(marker);
+		close(j->rj_lfd);
+		free(j);
+		return e;
+	}
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, recv_thread, j) != 0) {
+	j->rj_slot = flight_enter();
+	if (j->rj_slot < 0 || pthread_create(&t, &at, recv_thread, j) != 0) {
+		if (j->rj_slot >= 0)
+			flight_leave(j->rj_slot);
+		ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid);
 		char marker[4200];
 		incoming_path(ag, j->rj_uuid, marker, sizeof marker);
 		unlink(marker);
 		close(j->rj_lfd);
 		free(j);
 		pthread_attr_destroy(&at);
-		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration receiver");
+		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration receiver%s",
+				 flight_stopping ? ": the agent is stopping" : "");
 	}
 	pthread_attr_destroy(&at);
-	*result = json_pack("{s:i}", "port", port);
+	*result = json_pack("{s:i, s:i}", "port", port, "domid", j->rj_domid);
 	return NULL;
 }
 
@@ -217,6 +331,10 @@ struct send_job {
 	char sj_addr[64], sj_token[MIG_TOKEN_MAX];
 	int sj_port;
 	struct mig_opts sj_opts;
+	int sj_slot;
+	pthread_mutex_t sj_mu;	  /* guards sj_prog (the send thread writes, the loop reads) */
+	struct mig_progress sj_prog;
+	struct send_job *sj_next; /* the agent's list of outgoing migrations */
 	struct event *sj_done;
 	int sj_rc;
 	struct mig_send_result sj_res;
@@ -240,11 +358,44 @@ static int connect_to(const char *addr, int port)
 	return fd;
 }
 
+/* Outgoing migrations, for agent.migration_status (loop thread only). */
+static struct send_job *sends;
+
+static void on_progress(const struct mig_progress *p, void *arg)
+{
+	struct send_job *j = arg;
+	pthread_mutex_lock(&j->sj_mu);
+	j->sj_prog = *p;
+	pthread_mutex_unlock(&j->sj_mu);
+}
+
+json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result)
+{
+	(void)ag;
+	const char *uuid = json_string_value(json_array_get(args, 0));
+	if (!uuid)
+		return xerr_new(XE_FIELD_TYPE_ERROR, "vm", NULL);
+	for (struct send_job *j = sends; j; j = j->sj_next) {
+		if (strcmp(j->sj_cfg.dc_uuid, uuid))
+			continue;
+		pthread_mutex_lock(&j->sj_mu);
+		struct mig_progress p = j->sj_prog;
+		pthread_mutex_unlock(&j->sj_mu);
+		*result = json_pack("{s:i, s:b, s:I, s:I, s:I, s:f, s:i}", "round", p.pg_round, "paused", p.pg_paused,
+				    "bytes_sent", (json_int_t)p.pg_bytes_sent, "pages_remaining",
+				    (json_int_t)p.pg_pages_remaining, "npages", (json_int_t)p.pg_npages, "rate_mb_s",
+				    p.pg_rate_mb_s, "throttle_pct", p.pg_throttle_pct);
+		return NULL;
+	}
+	return xerr_newf(XE_INTERNAL_ERROR, "VM %s is not migrating from this host", uuid);
+}
+
 static void *send_thread(void *arg)
 {
 	struct send_job *j = arg;
 	struct agent *ag = j->sj_ag;
 	int fd = connect_to(j->sj_addr, j->sj_port);
+	flight_fd_set(j->sj_slot, fd);
 	SSL *ssl = NULL;
 	j->sj_rc = MIG_FAILED;
 	if (fd < 0) {
@@ -264,15 +415,18 @@ static void *send_thread(void *arg)
 	io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
 	struct mig_backend_lock lk = lock_of(ag);
 	j->sj_rc = mig_send(&io, backend_locked_inner(ag->ag_be), &lk, j->sj_domid, &j->sj_cfg, j->sj_token,
-			    &j->sj_opts, NULL, NULL, &j->sj_res, j->sj_err, sizeof j->sj_err);
+			    &j->sj_opts, on_progress, j, &j->sj_res, j->sj_err, sizeof j->sj_err);
 out:
 	if (ssl) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
+	flight_fd_set(j->sj_slot, -1);
 	if (fd >= 0)
 		close(fd);
-	event_active(j->sj_done, EV_TIMEOUT, 1); /* finish on the loop's thread */
+	int slot = j->sj_slot;
+	event_active(j->sj_done, EV_TIMEOUT, 1); /* finish on the loop's thread (j is its now) */
+	flight_leave(slot);
 	return NULL;
 }
 
@@ -283,6 +437,11 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 	struct send_job *j = arg;
 	struct agent *ag = j->sj_ag;
 	char *text = NULL;
+	for (struct send_job **pp = &sends; *pp; pp = &(*pp)->sj_next)
+		if (*pp == j) {
+			*pp = j->sj_next;
+			break;
+		}
 	if (j->sj_rc == MIG_OK) {
 		/* the destination runs it: our copy goes */
 		if (ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->sj_domid) < 0)
@@ -300,6 +459,11 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 							(json_int_t)r->bytes_compressed, "wire_bytes",
 							(json_int_t)r->wire_bytes, "throttle_pct", r->throttle_pct,
 							"verified", r->verified));
+		json_object_set_new(res, "setup_ms", json_real(r->setup_ms));
+		json_object_set_new(res, "round1_ms", json_real(r->round1_ms));
+		json_object_set_new(res, "dest_verify_ms", json_real(r->dest_verify_ms));
+		if (j->sj_opts.verify && !r->verified) /* the VM runs on the destination all the same */
+			json_object_set_new(res, "verify_error", json_string(j->sj_err));
 		char *rt = json_dumps(res, JSON_COMPACT);
 		text = jrpc_ok(j->sj_id, j->sj_v2, rt);
 		free(rt);
@@ -309,11 +473,14 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 			 j->sj_rc == MIG_AFTER_GO ? " (after GO: the source copy stays paused)" : "");
 		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "%s%s", j->sj_err,
 				      j->sj_rc == MIG_AFTER_GO ? " (after GO: the source copy stays paused)" : "");
+		if (j->sj_rc == MIG_AFTER_GO) /* poold must ask the destination before anything resumes */
+			json_array_append_new(e, json_string("after_go"));
 		text = jrpc_err(j->sj_id, j->sj_v2, e);
 		json_decref(e);
 	}
 	agent_reply(j->sj_req, text ? text : "");
 	free(text);
+	pthread_mutex_destroy(&j->sj_mu);
 	event_free(j->sj_done);
 	json_decref(j->sj_id);
 	free(j);
@@ -329,6 +496,9 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	json_t *opts = json_array_get(args, 4), *cfg = json_array_get(args, 5);
 	if (!uuid || !addr || port <= 0 || port > 65535 || !token || strlen(token) >= MIG_TOKEN_MAX || !json_is_object(cfg))
 		return xerr_new(XE_INVALID_VALUE, "migrate_send", "uuid, address, port, token, options, config", NULL);
+	for (struct send_job *o = sends; o; o = o->sj_next)
+		if (strcmp(o->sj_cfg.dc_uuid, uuid) == 0) /* e.g. poold restarted and asks again */
+			return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", uuid, NULL);
 	struct send_job *j = calloc(1, sizeof *j);
 	if (!j)
 		return xerr_newf(XE_INTERNAL_ERROR, "out of memory");
@@ -347,19 +517,27 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	j->sj_port = (int)port;
 	opts_parse(opts, &j->sj_opts);
 	j->sj_done = event_new(ag->ag_base, -1, 0, send_done, j);
+	pthread_mutex_init(&j->sj_mu, NULL);
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	int rc = j->sj_done ? pthread_create(&t, &at, send_thread, j) : -1;
+	j->sj_slot = j->sj_done ? flight_enter() : -1;
+	int rc = j->sj_slot >= 0 ? pthread_create(&t, &at, send_thread, j) : -1;
 	pthread_attr_destroy(&at);
 	if (rc != 0) {
+		if (j->sj_slot >= 0)
+			flight_leave(j->sj_slot);
 		if (j->sj_done)
 			event_free(j->sj_done);
+		pthread_mutex_destroy(&j->sj_mu);
 		json_decref(j->sj_id);
 		free(j);
-		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration sender");
+		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration sender%s",
+				 flight_stopping ? ": the agent is stopping" : "");
 	}
+	j->sj_next = sends;
+	sends = j;
 	log_info("migration out: VM %s (domain %d) to %s:%lld", uuid, j->sj_domid, addr, (long long)port);
 	return NULL;
 }

@@ -193,6 +193,7 @@ static const struct {
 	{"agent.vdi_copy", 4, agent_m_vdi_copy},
 	{"agent.vdi_resize", 3, agent_m_vdi_resize},
 	{"agent.migrate_receive", 3, agent_m_migrate_receive},
+	{"agent.migration_status", 1, agent_m_migration_status},
 };
 
 void agent_reply(struct evhttp_request *req, const char *text)

@@ -513,6 +513,15 @@ static const struct model_field console_fields[] = {
 	RW(other_config, MAP),
 };
 
+/* XAPI 23.x: VMs in an anti-affinity group are kept apart by placement
+ * (host.evacuate here). Membership is VM.groups; XAPI's reverse field
+ * VM_group.VMs is not served (a reverse of a set field). */
+static const struct model_field VM_group_fields[] = {
+	RO(uuid, STRING),
+	NAME_FIELDS,
+	ENUM(placement, RO_CTOR, "normal|anti_affinity", "\"normal\""),
+};
+
 #define CLASS(name, cli, named, gcreate, gdestroy) \
 	{#name, cli, name##_fields, COUNT(name##_fields), named, gcreate, gdestroy}
 
@@ -532,5 +541,6 @@ const struct model_class model_classes[] = {
 	CLASS(PIF, "pif", false, false, false),
 	CLASS(task, "task", true, false, false),
 	CLASS(console, "console", false, false, false),
+	CLASS(VM_group, "vm-group", true, true, true),
 };
 const size_t model_nclasses = COUNT(model_classes);

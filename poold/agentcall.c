@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
 #include "evrpc.h"
 #include "log.h"
 #include "poold.h"
@@ -20,6 +21,7 @@ struct agent_job {
 	struct api_call *aj_call; /* NULL once its client is gone */
 	agent_ok_fn aj_ok;
 	agent_fail_fn aj_fail;
+	agent_done_fn aj_done;
 	void *aj_ctx;
 	char aj_what[160];
 };
@@ -35,7 +37,14 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 {
 	struct agent_job *j = arg;
 	json_t *e, *out = NULL;
-	if (err) {
+	if (j->aj_done) {
+		if (err) {
+			char *s = xerr_to_text(err);
+			log_warn("%s failed: %s", j->aj_what, s ? s : "?");
+			free(s);
+		}
+		e = j->aj_done(j->aj_call, j->aj_pd, j->aj_ctx, err ? NULL : result, err, &out);
+	} else if (err) {
 		char *s = xerr_to_text(err);
 		log_warn("%s failed: %s", j->aj_what, s ? s : "?");
 		free(s);
@@ -80,7 +89,62 @@ bool agent_target(struct poold *pd, const char *host, struct agent_addr *out)
 json_t *agent_call(struct api_call *c, const char *host, const char *method, json_t *params, agent_ok_fn ok,
 		   agent_fail_fn fail, void *ctx)
 {
-	struct poold *pd = c->ac_pd;
+	return agent_call_pd(c->ac_pd, c, host, method, params, ok, fail, ctx);
+}
+
+/* done with an error, from the loop (agent_call_done is always asynchronous) */
+struct late {
+	struct agent_job *l_job;
+	json_t *l_err;
+};
+
+static void late_fail(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct late *l = arg;
+	job_answer(l->l_job, NULL, l->l_err);
+	json_decref(l->l_err);
+	free(l);
+}
+
+json_t *agent_call_done(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+			agent_done_fn done, void *ctx)
+{
+	struct agent_addr addr;
+	struct agent_job *j = calloc(1, sizeof *j);
+	if (!j)
+		abort(); /* as the rest of poold: out of memory ends the daemon */
+	*j = (struct agent_job){pd, c, NULL, NULL, done, ctx, ""};
+	if (c) {
+		c->ac_parked = j;
+		c->ac_cancel = job_cancel;
+	}
+	json_t *e = NULL;
+	if (!agent_target(pd, host, &addr)) {
+		snprintf(j->aj_what, sizeof j->aj_what, "%s on host %s", method, host);
+		e = xerr_new(XE_HOST_OFFLINE, host, NULL);
+	} else {
+		snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", method, addr.aa_address, addr.aa_port);
+		struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
+		if (evrpc_call(pd->pd_base, &t, method, params, 120, job_answer, j) < 0)
+			e = xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", method);
+		params = NULL; /* taken by evrpc_call */
+	}
+	json_decref(params);
+	if (e) {
+		struct late *l = calloc(1, sizeof *l);
+		l->l_job = j;
+		l->l_err = e;
+		if (!l || event_base_once(pd->pd_base, -1, EV_TIMEOUT, late_fail, l, NULL) < 0)
+			abort();
+	}
+	return API_PENDING;
+}
+
+json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+		      agent_ok_fn ok, agent_fail_fn fail, void *ctx)
+{
 	struct agent_addr addr;
 	struct agent_job *j = calloc(1, sizeof *j);
 	if (!j || !agent_target(pd, host, &addr)) {
@@ -92,7 +156,7 @@ json_t *agent_call(struct api_call *c, const char *host, const char *method, jso
 		free(j);
 		return e;
 	}
-	*j = (struct agent_job){pd, c, ok, fail, ctx, ""};
+	*j = (struct agent_job){pd, c, ok, fail, NULL, ctx, ""};
 	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", method, addr.aa_address, addr.aa_port);
 	struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
 	if (evrpc_call(pd->pd_base, &t, method, params, 120, job_answer, j) < 0) {

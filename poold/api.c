@@ -53,6 +53,10 @@ json_t *vdi_clone(struct api_call *c);
 json_t *host_destroy(struct api_call *c);
 json_t *host_enable(struct api_call *c);
 json_t *host_disable(struct api_call *c);
+json_t *host_evacuate(struct api_call *c);
+json_t *host_compute_evacuation_plan(struct api_call *c);
+json_t *host_get_vms_which_prevent_evacuation(struct api_call *c);
+json_t *host_assert_can_evacuate(struct api_call *c);
 json_t *pbd_plug(struct api_call *c);
 json_t *pbd_unplug(struct api_call *c);
 json_t *vm_start(struct api_call *c);
@@ -96,6 +100,10 @@ static const struct api_method api_methods[] = {
 	{"SR.destroy", 2, 2, API_ASYNC, sr_destroy},
 	{"host.enable", 2, 2, API_ASYNC, host_enable},
 	{"host.disable", 2, 2, API_ASYNC, host_disable},
+	{"host.evacuate", 2, 4, API_ASYNC, host_evacuate},
+	{"host.compute_evacuation_plan", 2, 2, 0, host_compute_evacuation_plan},
+	{"host.get_vms_which_prevent_evacuation", 2, 2, API_ASYNC, host_get_vms_which_prevent_evacuation},
+	{"host.assert_can_evacuate", 2, 2, API_ASYNC, host_assert_can_evacuate},
 	{"PBD.plug", 2, 2, API_ASYNC, pbd_plug},
 	{"PBD.unplug", 2, 2, API_ASYNC, pbd_unplug},
 	{"VM.set_memory_limits", 6, 6, API_ASYNC, vm_set_memory_limits},
@@ -351,6 +359,16 @@ static void api_run(struct api_call *c)
 	json_t *e = c->ac_method->am_fn(c);
 	if (e != API_PENDING)
 		api_call_finish(c, e);
+}
+
+void api_task_end(struct poold *pd, const char *task, json_t *err)
+{
+	struct task_end_ctx t = {task, err, NULL};
+	json_t *e = db_txn(pd->pd_db, task_end_txn, &t);
+	if (e) {
+		log_warn("task %s: its end was not recorded", task);
+		json_decref(e);
+	}
 }
 
 /* The Async half: runs on the next loop turn, after the task ref went out. */

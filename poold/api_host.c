@@ -200,6 +200,65 @@ static bool master_unclaimed(struct db *db, const char *master, json_t **rec)
 	return *rec && !*str(json_object_get(*rec, "other_config"), "agent_address");
 }
 
+/* The pool-wide network of a device (XAPI names them after the NIC):
+ * found by name, created on first use. */
+static json_t *device_network(struct db *db, const char *device, int index, char *ref)
+{
+	char name[96];
+	snprintf(name, sizeof name, "Pool-wide network associated with %s", device);
+	json_t *refs = db_refs_by_name(db, "network", name);
+	const char *r = json_string_value(json_array_get(refs, 0));
+	json_t *e = NULL;
+	if (r)
+		snprintf(ref, 64, "%s", r);
+	else {
+		char bridge[16];
+		snprintf(bridge, sizeof bridge, "xenbr%d", index);
+		e = db_obj_create_new(db, "network", json_pack("{s:s, s:s, s:I}", "name_label", name, "bridge", bridge, "MTU", 1500),
+				      ref);
+	}
+	json_decref(refs);
+	return e;
+}
+
+/* A host's addresses as PIFs: eth0 the management address, eth1 the
+ * migration address when the agent has one. VM.pool_migrate's `network`
+ * option finds the destination's address on that network here. */
+static json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r)
+{
+	const char *addr[2] = {r->address, r->migration_address};
+	json_t *pifs = db_find(db, "PIF", "host", host), *e = NULL;
+	for (int i = 0; i < 2 && !e; i++) {
+		char device[8], net[64] = "", have[64] = "";
+		snprintf(device, sizeof device, "eth%d", i);
+		const char *k;
+		json_t *p;
+		json_object_foreach(pifs, k, p) if (strcmp(str(p, "device"), device) == 0) snprintf(have, sizeof have, "%s", k);
+		if (!addr[i] || !*addr[i]) {
+			if (*have)
+				e = db_obj_destroy(db, have);
+			continue;
+		}
+		json_t *cur = *have ? json_object_get(pifs, have) : NULL;
+		if (cur && strcmp(str(cur, "IP"), addr[i]) == 0)
+			continue;
+		if (cur) {
+			e = db_obj_set(db, have, "IP", json_string(addr[i]));
+			continue;
+		}
+		if ((e = device_network(db, device, i, net)))
+			break;
+		char pref[64];
+		e = db_obj_create_new(db, "PIF",
+				      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:I}", "device", device, "host", host,
+						"network", net, "IP", addr[i], "management", i == 0, "currently_attached", 1,
+						"ip_configuration_mode", "Static", "MTU", 1500),
+				      pref);
+	}
+	json_decref(pifs);
+	return e;
+}
+
 static json_t *join_txn(struct db *db, void *ctx)
 {
 	struct join_ctx *j = ctx;
@@ -243,6 +302,8 @@ static json_t *join_txn(struct db *db, void *ctx)
 	}
 	json_decref(master);
 	json_decref(fields);
+	if (!e)
+		e = host_pifs_sync(db, j->host_ref, &j->rep);
 	if (!e)
 		e = pool_relevel(db, pd->pd_pool_ref);
 	if (e)
@@ -422,6 +483,7 @@ struct beat_ctx {
 	json_t *domains; /* [{uuid, domid, power_state}] as the agent sees them */
 	json_t *srs;     /* [{uuid, physical_size, ...}] of the SRs it has plugged */
 	json_t *report;  /* the whole report (its boot and seq) */
+	json_t *stale;   /* uuids of paused copies to destroy on this host (after the txn) */
 	bool changed;
 };
 
@@ -431,10 +493,24 @@ struct beat_ctx {
  * connection, overtaken by the answer) never undoes the operation. */
 static bool report_older(struct beat_ctx *b, const char *vm)
 {
-	json_t *t = json_object_get(b->pd->pd_vm_changed, vm);
-	if (!t || strcmp(str(t, "host"), b->host) || strcmp(str(t, "boot"), str(b->report, "boot")))
-		return false; /* another host, or the agent restarted since: no order to keep */
+	json_t *t = json_object_get(json_object_get(b->pd->pd_vm_changed, vm), b->host);
+	if (!t || strcmp(str(t, "boot"), str(b->report, "boot")))
+		return false; /* no stamp from this host, or its agent restarted since: no order to keep */
 	return json_integer_value(json_object_get(b->report, "seq")) < json_integer_value(json_object_get(t, "seq"));
+}
+
+void vm_changed_stamp(struct poold *pd, const char *vm, const char *host, json_t *answer, bool first)
+{
+	if (!json_is_string(json_object_get(answer, "boot")))
+		return;
+	json_t *t = json_object_get(pd->pd_vm_changed, vm);
+	if (first || !t) {
+		t = json_object();
+		json_object_set_new(pd->pd_vm_changed, vm, t);
+	}
+	json_object_set_new(t, host,
+			    json_pack("{s:O, s:O}", "boot", json_object_get(answer, "boot"), "seq",
+				      json_object_get(answer, "seq")));
 }
 
 /* Make the database agree with the domains the host runs (after an agent
@@ -466,9 +542,21 @@ static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 		const char *on = str(v, "resident_on");
 		bool elsewhere = !gone && strcmp(on, MODEL_NULL_REF) && strcmp(on, b->host) &&
 				 strcmp(str(v, "power_state"), "Running") == 0 && strcmp(ps, "Running");
-		if (elsewhere && !busy)
-			log_warn("VM %s: host %s holds a %s copy while it runs on %s: left alone", str(v, "name_label"),
-				 b->rep.name, ps, on);
+		if (elsewhere && !busy) {
+			/* A migration that ended in doubt (the source lost after GO, or
+			 * the destination's unpause failed): the VM runs on a live host,
+			 * so this paused copy never will: it goes. While that host is
+			 * not live nobody can tell: the copy is left alone. */
+			json_t *oh = db_obj_get(db, on);
+			json_t *om = oh ? db_obj_get(db, str(oh, "metrics")) : NULL;
+			bool on_live = json_is_true(json_object_get(om, "live"));
+			json_decref(om);
+			json_decref(oh);
+			log_warn("VM %s: host %s holds a %s copy while it runs on %s: %s", str(v, "name_label"), b->rep.name,
+				 ps, on, on_live && strcmp(ps, "Paused") == 0 ? "destroyed" : "left alone");
+			if (on_live && strcmp(ps, "Paused") == 0 && b->stale)
+				json_array_append_new(b->stale, json_string(str(d, "uuid")));
+		}
 		if (!busy && !same && !elsewhere) {
 			log_info("VM %s: the host reports it %s, recorded as %s", str(v, "name_label"), ps,
 				 str(v, "power_state"));
@@ -535,6 +623,8 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	if (!e && !same)
 		e = db_obj_update(db, b->host, fields);
 	if (!e)
+		e = host_pifs_sync(db, b->host, &b->rep);
+	if (!e)
 		e = reconcile_vms(db, b);
 	size_t i;
 	json_t *sp;
@@ -545,9 +635,16 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	return e;
 }
 
+static json_t *ignore_answer(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			     json_t **result)
+{
+	(void)c, (void)pd, (void)ctx, (void)answer, (void)err, (void)result;
+	return NULL;
+}
+
 json_t *host_heartbeat(struct api_call *c)
 {
-	struct beat_ctx b = {c->ac_pd, NULL, {0}, NULL, NULL, NULL, false};
+	struct beat_ctx b = {c->ac_pd, NULL, {0}, NULL, NULL, NULL, NULL, false};
 	char ref[64];
 	if (!db_ref_by_uuid(c->ac_pd->pd_db, "host", c->ac_peer, ref))
 		return xerr_new(XE_PERMISSION_DENIED, "the certificate names no host of this pool", NULL);
@@ -572,10 +669,17 @@ json_t *host_heartbeat(struct api_call *c)
 	bool same = last && json_equal(json_object_get(last, "report"), cmp) && mono_s() - then < BEAT_FULL_SECONDS &&
 		    llabs((long long)(free_then - b.rep.memory_free)) <= b.rep.memory_total / 100 &&
 		    json_object_get(pd->pd_host_seen, ref);
+	b.stale = json_array();
 	if (!same && (e = db_txn(pd->pd_db, beat_txn, &b))) {
+		json_decref(b.stale);
 		json_decref(cmp);
 		return e;
 	}
+	size_t i;
+	json_t *u;
+	json_array_foreach(b.stale, i, u)
+		agent_call_done(pd, NULL, ref, "agent.vm_shutdown", json_pack("[O,b]", u, 1), ignore_answer, NULL);
+	json_decref(b.stale);
 	if (!same)
 		json_object_set_new(pd->pd_host_report, ref,
 				    json_pack("{s:o, s:I, s:I}", "report", cmp, "memory_free", b.rep.memory_free, "__at",

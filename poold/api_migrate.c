@@ -12,10 +12,25 @@
  *    running on the source.
  * 4. poold moves resident_on in one transaction; the destination's report
  *    taken right after stamps the order for later heartbeats.
+ * While the source streams, poold asks it for progress twice a second
+ * (agent.migration_status) and writes it into the task.
+ *
+ * When the source fails or cannot be reached, nobody resumes anything
+ * before poold has asked the destination (ARCHITECTURE.md "Migration: who
+ * owns the VM"): if the destination runs the VM the move is recorded and the
+ * source's paused copy destroyed; if it does not, the VM stays on the
+ * source (which is asked to unpause when it said it stopped after GO); if
+ * the destination cannot be asked either, the source's copy stays paused
+ * and the task says so (the heartbeats settle it: see reconcile_vms).
+ *
+ * migrate_start() is the one mechanism: VM.pool_migrate and host.evacuate
+ * both use it; a done callback hears the outcome.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <event2/event.h>
 #include <openssl/rand.h>
 #include "log.h"
 #include "migcheck.h"
@@ -29,7 +44,7 @@ static const char *str(json_t *o, const char *k)
 }
 
 /* The SRs of the VM's disks (into an array of strings). */
-static json_t *vm_srs(struct db *db, const char *vm)
+json_t *mig_vm_srs(struct db *db, const char *vm)
 {
 	json_t *vbds = db_find(db, "VBD", "VM", vm), *out = json_array();
 	const char *k;
@@ -58,7 +73,7 @@ static json_t *host_srs(struct db *db, const char *host)
 }
 
 /* Strings of a JSON array as a C array (borrowed; freed by the caller). */
-static const char **strings(json_t *arr)
+const char **mig_strings(json_t *arr)
 {
 	size_t n = json_array_size(arr);
 	const char **out = calloc(n ? n : 1, sizeof *out);
@@ -67,25 +82,29 @@ static const char **strings(json_t *arr)
 	return out;
 }
 
-struct host_view {
-	struct mig_host hv;
-	json_t *hv_rec, *hv_srs;
-	const char **hv_srlist;
-};
+/* current_operations holds {op: "evacuate"} while host.evacuate runs */
+bool host_evacuating(json_t *h)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(h, "current_operations"), k, v) if (strcmp(json_string_value(v) ? json_string_value(v) : "", "evacuate") == 0)
+		return true;
+	return false;
+}
 
-static void host_view_fill(struct poold *pd, const char *ref, struct host_view *v)
+void mig_host_view_fill(struct poold *pd, const char *ref, struct host_view *v)
 {
 	struct db *db = pd->pd_db;
 	v->hv_rec = db_obj_get(db, ref);
 	json_t *m = db_obj_get(db, str(v->hv_rec, "metrics"));
 	v->hv_srs = host_srs(db, ref);
-	v->hv_srlist = strings(v->hv_srs);
+	v->hv_srlist = mig_strings(v->hv_srs);
 	json_t *cpu = json_object_get(v->hv_rec, "cpu_info");
 	v->hv = (struct mig_host){ref,
 				  json_is_true(json_object_get(v->hv_rec, "enabled")),
 				  json_is_true(json_object_get(m, "live")),
 				  *str(json_object_get(v->hv_rec, "other_config"), "agent_address") != '\0',
-				  false,
+				  host_evacuating(v->hv_rec),
 				  str(cpu, "vendor"),
 				  str(cpu, "features"),
 				  str(json_object_get(v->hv_rec, "software_version"), "product_version"),
@@ -95,7 +114,7 @@ static void host_view_fill(struct poold *pd, const char *ref, struct host_view *
 	json_decref(m);
 }
 
-static void host_view_free(struct host_view *v)
+void mig_host_view_free(struct host_view *v)
 {
 	free(v->hv_srlist);
 	json_decref(v->hv_srs);
@@ -110,6 +129,32 @@ struct reserve_ctx {
 	char src[64];
 };
 
+void mig_vm_view_fill(struct db *db, const char *vm, json_t *v, struct vm_view *out)
+{
+	out->vv_srs = mig_vm_srs(db, vm);
+	out->vv_srlist = mig_strings(out->vv_srs);
+	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
+	json_t *platform = json_object_get(v, "platform");
+	out->vv = (struct mig_vm){vm,
+				  str(v, "power_state"),
+				  str(v, "resident_on"),
+				  strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0,
+				  strcmp(str(platform, "nomigrate"), "true") == 0 || strcmp(str(platform, "nomigrate"), "1") == 0,
+				  json_array_size(json_object_get(v, "attached_PCIs")) > 0,
+				  json_array_size(json_object_get(v, "VUSBs")) > 0,
+				  json_integer_value(json_object_get(v, "memory_static_max")),
+				  str(flags, "vendor"),
+				  str(flags, "features"),
+				  out->vv_srlist,
+				  json_array_size(out->vv_srs)};
+}
+
+void mig_vm_view_free(struct vm_view *v)
+{
+	free(v->vv_srlist);
+	json_decref(v->vv_srs);
+}
+
 static json_t *reserve_txn(struct db *db, void *ctx)
 {
 	struct reserve_ctx *r = ctx;
@@ -117,38 +162,23 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	if (e)
 		return e;
 	snprintf(r->src, sizeof r->src, "%s", str(v, "resident_on"));
-	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
-	json_t *platform = json_object_get(v, "platform");
-	json_t *srs = vm_srs(db, r->vm);
-	const char **srlist = strings(srs);
-	struct mig_vm mv = {r->vm,
-			    str(v, "power_state"),
-			    r->src,
-			    strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0,
-			    strcmp(str(platform, "nomigrate"), "true") == 0 || strcmp(str(platform, "nomigrate"), "1") == 0,
-			    json_array_size(json_object_get(v, "attached_PCIs")) > 0,
-			    json_array_size(json_object_get(v, "VUSBs")) > 0,
-			    json_integer_value(json_object_get(v, "memory_static_max")),
-			    str(flags, "vendor"),
-			    str(flags, "features"),
-			    srlist,
-			    json_array_size(srs)};
+	struct vm_view mv;
+	mig_vm_view_fill(db, r->vm, v, &mv);
 	struct host_view src = {0}, dst = {0};
 	bool have_src = strcmp(r->src, MODEL_NULL_REF) != 0;
 	if (have_src)
-		host_view_fill(r->pd, r->src, &src);
+		mig_host_view_fill(r->pd, r->src, &src);
 	char cls[32];
 	if (!db_obj_class(db, r->dst, cls, sizeof cls) || strcmp(cls, "host"))
 		e = xerr_new(XE_HANDLE_INVALID, "host", r->dst, NULL);
 	if (!e) {
-		host_view_fill(r->pd, r->dst, &dst);
-		e = mig_check(&mv, have_src ? &src.hv : NULL, &dst.hv, r->force);
-		host_view_free(&dst);
+		mig_host_view_fill(r->pd, r->dst, &dst);
+		e = mig_check(&mv.vv, have_src ? &src.hv : NULL, &dst.hv, r->force);
+		mig_host_view_free(&dst);
 	}
 	if (have_src)
-		host_view_free(&src);
-	free(srlist);
-	json_decref(srs);
+		mig_host_view_free(&src);
+	mig_vm_view_free(&mv);
 	json_decref(v);
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(r->dst));
 }
@@ -158,31 +188,64 @@ static json_t *unreserve_txn(struct db *db, void *ctx)
 	return db_obj_set(db, ctx, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 }
 
-/* What the migration remembers across its three agent calls. */
+/* What the migration remembers across its agent calls. */
 struct mig_job {
+	struct poold *mj_pd;
 	char mj_vm[64], mj_uuid[48], mj_src[64], mj_dst[64];
 	char mj_token[64];
-	json_t *mj_opts;   /* {compress, max_downtime_ms, max_rounds, verify, live} */
+	char mj_task[64];    /* the task to report progress into, or "" */
+	json_t *mj_opts;     /* {compress, max_downtime_ms, max_rounds, verify, live, address} */
 	char mj_address[64]; /* the destination's address for the stream */
-	json_t *mj_stats;  /* the source's report of the migration */
-	json_t *mj_cfg;    /* the domain's configuration (start_config) */
-};
-
-struct mig_step {
-	struct mig_job *ms_job;
+	json_t *mj_stats;    /* the source's report of the migration */
+	json_t *mj_cfg;      /* the domain's configuration (start_config) */
+	json_t *mj_send_err; /* the source's failure, while the destination is asked */
+	struct event *mj_poll;
+	struct mig_job **mj_poll_cell; /* the status call in flight finds the job here */
+	migrate_done_fn mj_done;
+	void *mj_arg;
 };
 
 static void job_free(struct mig_job *j)
 {
+	if (j->mj_poll)
+		event_free(j->mj_poll);
 	json_decref(j->mj_opts);
 	json_decref(j->mj_stats);
 	json_decref(j->mj_cfg);
+	json_decref(j->mj_send_err);
 	free(j);
+}
+
+/* The end, either way: the API call's error (or NULL and *result), the
+ * done callback told. The job is freed. */
+static json_t *finish(struct mig_job *j, json_t *err, json_t **result)
+{
+	if (j->mj_done)
+		j->mj_done(j->mj_pd, j->mj_arg, err, j->mj_stats);
+	if (!err && result)
+		*result = json_string("");
+	job_free(j);
+	return err;
+}
+
+/* Failed with the VM on its source: VM_MIGRATE_FAILED [vm, source,
+ * destination, why], the reservation dropped. why is taken. */
+static json_t *failed(struct mig_job *j, json_t *why, const char *more)
+{
+	char *text = xerr_to_text(why);
+	char msg[1200];
+	snprintf(msg, sizeof msg, "%s%s", text ? text : "?", more ? more : "");
+	free(text);
+	json_decref(why);
+	json_t *e = xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, msg, NULL);
+	json_decref(db_txn(j->mj_pd->pd_db, unreserve_txn, j->mj_vm));
+	log_warn("VM %s: migration to %s failed; %s", j->mj_vm, j->mj_dst, msg);
+	return finish(j, e, NULL);
 }
 
 struct moved_ctx {
 	struct mig_job *j;
-	json_t *report; /* the destination's report right after */
+	json_t *report; /* the destination's report right after (may be NULL) */
 };
 
 static json_t *moved_txn(struct db *db, void *ctx)
@@ -199,104 +262,230 @@ static json_t *moved_txn(struct db *db, void *ctx)
 					   "domid", domid));
 }
 
-/* Before GO failed: the VM runs on the source as before; the task says
- * VM_MIGRATE_FAILED [vm, source, destination, why]. */
-static void job_failed(struct poold *pd, void *ctx, json_t **err)
+/* The destination runs the VM: the records say so. */
+static json_t *record_move(struct mig_job *j, json_t *report)
 {
-	struct mig_step *st = ctx;
-	struct mig_job *j = st->ms_job;
-	char *text = xerr_to_text(*err);
-	json_t *e = xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, text ? text : "?", NULL);
-	free(text);
-	json_decref(*err);
-	*err = e;
-	json_decref(db_txn(pd->pd_db, unreserve_txn, j->mj_vm));
-	log_warn("VM %s: migration to %s failed; it runs on %s", j->mj_vm, j->mj_dst, j->mj_src);
-	job_free(j);
-}
-
-/* The VM moved, but the destination's report could not be had: record the
- * move all the same (its domid comes with the next heartbeat). */
-static void report_failed(struct poold *pd, void *ctx, json_t **err)
-{
-	struct mig_step *st = ctx;
-	struct moved_ctx m = {st->ms_job, NULL};
+	struct poold *pd = j->mj_pd;
+	struct moved_ctx m = {j, report};
 	json_t *e = db_txn(pd->pd_db, moved_txn, &m);
-	json_decref(*err);
-	*err = e;
-	job_free(st->ms_job);
-}
-
-static json_t *fail_with(struct poold *pd, struct mig_job *j, json_t *why)
-{
-	(void)pd;
-	/* VM_MIGRATE_FAILED [vm, source, destination, msg]: the VM stays where it was */
-	char *text = xerr_to_text(why);
-	json_t *e = xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, text ? text : "?", NULL);
-	free(text);
-	json_decref(why);
-	json_decref(db_txn(pd->pd_db, unreserve_txn, j->mj_vm));
-	job_free(j);
+	/* heartbeats made before these answers must not undo the move: the
+	 * destination's (made before its domain ran) nor the source's (made
+	 * before its copy was destroyed) */
+	vm_changed_stamp(pd, j->mj_vm, j->mj_dst, report, true);
+	vm_changed_stamp(pd, j->mj_vm, j->mj_src, j->mj_stats, false);
+	if (!e)
+		log_info("VM %s migrated to %s", j->mj_vm, j->mj_dst);
 	return e;
 }
+
+/* Whether the destination's report has the VM running. */
+static bool runs_there(struct mig_job *j, json_t *report)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), j->mj_uuid) == 0)
+		return strcmp(str(d, "power_state"), "Running") == 0;
+	return false;
+}
+
+static json_t *ignore_answer(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			     json_t **result)
+{
+	(void)c, (void)pd, (void)answer, (void)err, (void)result, (void)ctx;
+	return NULL;
+}
+
+/* Fire and forget: method(uuid[, extra]) on host; failures are logged. */
+static void tell(struct poold *pd, const char *host, const char *method, json_t *params)
+{
+	agent_call_done(pd, NULL, host, method, params, ignore_answer, NULL);
+}
+
+/* ---- progress, while the source streams ---- */
+
+static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			   json_t **result)
+{
+	(void)c, (void)result, (void)err;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	if (!j) /* the job ended meanwhile (stop_poll) */
+		return NULL;
+	j->mj_poll_cell = NULL;
+	if (!answer || !j->mj_task[0])
+		return NULL;
+	double sent = (double)json_integer_value(json_object_get(answer, "bytes_sent"));
+	double left = (double)json_integer_value(json_object_get(answer, "pages_remaining")) * 4096.0;
+	double npages = (double)json_integer_value(json_object_get(answer, "npages"));
+	double rate = json_number_value(json_object_get(answer, "rate_mb_s"));
+	int round = (int)json_integer_value(json_object_get(answer, "round"));
+	int thr = (int)json_integer_value(json_object_get(answer, "throttle_pct"));
+	bool paused = json_is_true(json_object_get(answer, "paused"));
+	/* round 1 moves the bulk: its share of the guest's pages is the
+	 * progress from 5% to 90%; later rounds and the stop-and-copy fill the
+	 * rest (the task's progress never goes back) */
+	double frac = npages > 0 && round <= 1 ? 1.0 - left / (npages * 4096.0) : 1.0;
+	if (frac < 0)
+		frac = 0;
+	double prog = 0.05 + 0.85 * frac + (round > 1 ? 0.03 : 0) + (paused ? 0.04 : 0);
+	api_task_progress(pd, j->mj_task, prog);
+	char phase[200];
+	double eta = rate > 0 ? left / 1e6 / rate : -1;
+	int n = snprintf(phase, sizeof phase, "%s round %d  %.0f MB/s  %.0f MB sent", paused ? "stop-and-copy," : "pre-copy",
+			 round, rate, sent / 1e6);
+	if (eta >= 0 && !paused && n > 0 && (size_t)n < sizeof phase)
+		n += snprintf(phase + n, sizeof phase - (size_t)n, "  ETA %.1f s", eta);
+	if (thr && n > 0 && (size_t)n < sizeof phase)
+		snprintf(phase + n, sizeof phase - (size_t)n, "  auto-converge: throttled %d%%", thr);
+	api_task_note(pd, j->mj_task, "phase", phase);
+	return NULL;
+}
+
+static struct mig_job **cell_of(struct mig_job *j);
+
+/* A step's context is a cell holding the job (agentcall frees the cell);
+ * the status call's cell is cleared when the job ends first, so an answer
+ * arriving later touches nothing. */
+static void poll_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct mig_job *j = arg;
+	if (j->mj_poll_cell)
+		return; /* the last one is still out */
+	j->mj_poll_cell = cell_of(j);
+	agent_call_done(j->mj_pd, NULL, j->mj_src, "agent.migration_status", json_pack("[s]", j->mj_uuid), status_done,
+			j->mj_poll_cell);
+}
+
+static void stop_poll(struct mig_job *j)
+{
+	if (j->mj_poll) {
+		event_free(j->mj_poll);
+		j->mj_poll = NULL;
+	}
+	if (j->mj_poll_cell)
+		*j->mj_poll_cell = NULL;
+	j->mj_poll_cell = NULL;
+}
+
+/* ---- the steps ---- */
+
+static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			  json_t **result);
 
 /* Step 3: the destination's report after the move; then the records. */
-static json_t *reported_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
+{
+	(void)c, (void)err;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	json_t *e = record_move(j, answer);
+	if (e)
+		return finish(j, e, NULL);
+	const char *verr = str(j->mj_stats, "verify_error");
+	if (*verr) /* moved, but a dirty-tracking bug was caught: the task must not say success */
+		return finish(j,
+			      xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, verr, NULL), NULL);
+	(void)pd;
+	return finish(j, NULL, result);
+}
+
+static struct mig_job **cell_of(struct mig_job *j)
+{
+	struct mig_job **p = malloc(sizeof *p);
+	if (!p)
+		abort();
+	*p = j;
+	return p;
+}
+
+/* Step 2 done: the source streamed (answer: its figures), or failed. */
+static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
+{
+	(void)result;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	stop_poll(j);
+	if (err) {
+		/* nothing resumes before the destination was asked */
+		j->mj_send_err = json_incref(err);
+		if (j->mj_task[0])
+			api_task_note(pd, j->mj_task, "phase", "the source failed: asking the destination");
+		return agent_call_done(pd, c, j->mj_dst, "agent.report", json_array(), arbitrated, cell_of(j));
+	}
+	j->mj_stats = json_incref(answer);
+	if (j->mj_task[0]) {
+		char *stats = json_dumps(answer, JSON_COMPACT);
+		api_task_note(pd, j->mj_task, "migration_stats", stats ? stats : "{}");
+		api_task_note(pd, j->mj_task, "phase", "recording");
+		free(stats);
+		api_task_progress(pd, j->mj_task, 0.99);
+	}
+	return agent_call_done(pd, c, j->mj_dst, "agent.report", json_array(), reported, cell_of(j));
+}
+
+/* The source failed: where does the VM run? */
+static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			  json_t **result)
 {
 	(void)c;
-	struct mig_step *st = ctx;
-	struct mig_job *j = st->ms_job;
-	struct moved_ctx m = {j, answer};
-	json_t *e = db_txn(pd->pd_db, moved_txn, &m);
-	/* heartbeats made before this report must not undo the move */
-	json_object_set_new(pd->pd_vm_changed, j->mj_vm,
-			    json_pack("{s:s, s:O, s:O}", "host", j->mj_dst, "boot", json_object_get(answer, "boot"), "seq",
-				      json_object_get(answer, "seq")));
-	log_info("VM %s migrated to %s", j->mj_vm, j->mj_dst);
-	if (!e)
-		*result = json_string("");
-	job_free(j);
-	return e;
-}
-
-/* Step 2 done: the source streamed, the destination runs the VM. */
-static json_t *sent_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
-{
-	(void)result;
-	struct mig_step *st = ctx;
-	struct mig_job *j = st->ms_job;
-	j->mj_stats = json_incref(answer);
-	if (c && c->ac_task[0]) {
-		char *stats = json_dumps(answer, JSON_COMPACT);
-		api_task_note(pd, c->ac_task, "migration_stats", stats ? stats : "{}");
-		api_task_note(pd, c->ac_task, "phase", "recording");
-		free(stats);
-		api_task_progress(pd, c->ac_task, 0.99);
+	struct mig_job *j = *(struct mig_job **)ctx;
+	char *why = xerr_to_text(j->mj_send_err);
+	const char *w = why ? why : "?";
+	/* the agent says when it stopped after GO; a call that got no answer at
+	 * all (the source agent died) leaves the same doubt */
+	bool after_go = strcmp(json_string_value(json_array_get(j->mj_send_err, 2)) ? json_string_value(json_array_get(j->mj_send_err, 2)) : "", "after_go") == 0;
+	bool no_answer = strncmp(w, "INTERNAL_ERROR: agent.migrate_send to ", 38) == 0 ||
+			 strstr(w, "agent.migrate_send to ") != NULL;
+	json_t *e;
+	if (answer && runs_there(j, answer)) {
+		/* it got GO and runs there: the move happened */
+		log_warn("VM %s: the source failed after the hand-over (%s); it runs on %s", j->mj_vm, w, j->mj_dst);
+		tell(pd, j->mj_src, "agent.vm_shutdown", json_pack("[s,b]", j->mj_uuid, 1));
+		e = record_move(j, answer);
+		free(why);
+		if (e)
+			return finish(j, e, NULL);
+		json_decref(j->mj_stats);
+		j->mj_stats = json_pack("{s:s}", "note", "the source failed after the hand-over; the VM runs on the destination");
+		if (j->mj_task[0])
+			api_task_note(pd, j->mj_task, "migration_stats", "{\"note\": \"the source failed after the hand-over\"}");
+		return finish(j, NULL, result);
 	}
-	struct mig_step *next = calloc(1, sizeof *next);
-	next->ms_job = j;
-	json_t *e = agent_call(c, j->mj_dst, "agent.report", json_array(), reported_ok, report_failed, next);
-	return e;
+	if (answer) {
+		/* the destination does not run it: the VM is the source's */
+		if (after_go || no_answer)
+			tell(pd, j->mj_src, "agent.vm_unpause", json_pack("[s]", j->mj_uuid));
+		e = failed(j, json_incref(j->mj_send_err), after_go ? "; the destination does not run it: the source resumes it" : NULL);
+		free(why);
+		return e;
+	}
+	/* neither side can say: keep the source's copy as it is */
+	char more[512];
+	snprintf(more, sizeof more, "; the destination could not be asked (%s)%s", err ? "unreachable" : "?",
+		 after_go || no_answer ? ": the source's copy stays paused until the destination reports" : "");
+	free(why);
+	return failed(j, json_incref(j->mj_send_err), more);
 }
 
-/* Step 1 done: the destination listens; now the source sends. */
-static json_t *prepared_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
+/* Step 1 done: the destination listens (or refused). */
+static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
 {
 	(void)result;
-	struct mig_step *st = ctx;
-	struct mig_job *j = st->ms_job;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	if (err)
+		return failed(j, json_incref(err), NULL);
 	json_int_t port = json_integer_value(json_object_get(answer, "port"));
-	if (c && c->ac_task[0]) {
-		api_task_note(pd, c->ac_task, "phase", "streaming");
-		api_task_progress(pd, c->ac_task, 0.05);
-	}
 	if (port <= 0)
-		return fail_with(pd, j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"));
-	struct mig_step *next = calloc(1, sizeof *next);
-	next->ms_job = j;
-	return agent_call(c, j->mj_src, "agent.migrate_send",
-			  json_pack("[s,s,I,s,O,O]", j->mj_uuid, j->mj_address, port, j->mj_token, j->mj_opts, j->mj_cfg),
-			  sent_ok, job_failed, next);
+		return failed(j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"), NULL);
+	if (j->mj_task[0]) {
+		api_task_note(pd, j->mj_task, "phase", "streaming");
+		api_task_progress(pd, j->mj_task, 0.05);
+	}
+	struct timeval half = {0, 500000};
+	j->mj_poll = event_new(pd->pd_base, -1, EV_PERSIST, poll_tick, j);
+	if (j->mj_poll)
+		event_add(j->mj_poll, &half);
+	return agent_call_done(pd, c, j->mj_src, "agent.migrate_send",
+			       json_pack("[s,s,I,s,O,O]", j->mj_uuid, j->mj_address, port, j->mj_token, j->mj_opts, j->mj_cfg), sent,
+			       cell_of(j));
 }
 
 /* options: XAPI's map of strings (live, compress, force, network) plus
@@ -309,48 +498,107 @@ static bool opt_bool(json_t *opts, const char *k, bool dflt)
 	return strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
 }
 
-json_t *vm_pool_migrate(struct api_call *c)
+/* A positive integer option, else the pool's setting, else dflt; -1 and
+ * *e when the value is not one. */
+static json_int_t opt_int(json_t *opts, json_t *pool, const char *k, const char *pool_key, json_int_t dflt, json_t **e)
 {
-	struct poold *pd = c->ac_pd;
-	const char *vm, *host;
-	json_t *opts, *e = api_arg_ref(c, 0, "VM", &vm);
-	if (e || (e = api_arg_ref(c, 1, "host", &host)) || (e = api_arg_obj(c, 2, "options", &opts)))
-		return e;
-	struct reserve_ctx r = {pd, vm, host, opt_bool(opts, "force", false), ""};
-	if ((e = db_txn(pd->pd_db, reserve_txn, &r)))
-		return e;
-	struct mig_job *j = calloc(1, sizeof *j);
-	json_t *v = db_obj_get(pd->pd_db, vm);
+	const char *s = str(opts, k);
+	const char *from = k;
+	if (!*s) {
+		s = str(json_object_get(pool, "other_config"), pool_key);
+		from = pool_key;
+	}
+	if (!*s)
+		return dflt;
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (*end || end == s || v <= 0 || v > 1000000) {
+		*e = xerr_new(XE_INVALID_VALUE, from, s, NULL);
+		return -1;
+	}
+	return (json_int_t)v;
+}
+
+/* The destination's address on network (a PIF of dst on it with an IP). */
+static json_t *address_on(struct db *db, const char *dst, const char *net, char *out, size_t n)
+{
+	char cls[32];
+	if (!db_obj_class(db, net, cls, sizeof cls) || strcmp(cls, "network"))
+		return xerr_new(XE_HANDLE_INVALID, "network", net, NULL);
+	json_t *pifs = db_find(db, "PIF", "network", net);
+	const char *k;
+	json_t *p;
+	bool found = false;
+	json_object_foreach(pifs, k, p) if (!found && strcmp(str(p, "host"), dst) == 0 && *str(p, "IP")) {
+		snprintf(out, n, "%s", str(p, "IP"));
+		found = true;
+	}
+	json_decref(pifs);
+	return found ? NULL
+		     : xerr_new(XE_INVALID_VALUE, "network", net,
+				NULL); /* the destination has no address on it */
+}
+
+json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+		      const char *task, migrate_done_fn done, void *arg)
+{
+	json_t *e = NULL;
 	json_t *pool = db_obj_get(pd->pd_db, pd->pd_pool_ref);
+	json_int_t max_dt = opt_int(opts, pool, "max_downtime_ms", "migration-max-downtime-ms", 50, &e);
+	json_int_t max_rounds = e ? 0 : opt_int(opts, pool, "max_rounds", "migration-max-rounds", 30, &e);
+	char address[64] = "";
+	const char *net = str(opts, "network");
+	if (!e && *net && strcmp(net, MODEL_NULL_REF))
+		e = address_on(pd->pd_db, host, net, address, sizeof address);
+	struct reserve_ctx r = {pd, vm, host, opt_bool(opts, "force", false), ""};
+	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r))) {
+		json_decref(pool);
+		return e;
+	}
+	struct mig_job *j = calloc(1, sizeof *j);
+	if (!j)
+		abort();
+	j->mj_pd = pd;
+	j->mj_done = done;
+	j->mj_arg = arg;
+	snprintf(j->mj_task, sizeof j->mj_task, "%s", task ? task : "");
+	json_t *v = db_obj_get(pd->pd_db, vm);
 	json_t *dst = db_obj_get(pd->pd_db, host);
 	snprintf(j->mj_vm, sizeof j->mj_vm, "%s", vm);
 	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", str(v, "uuid"));
 	snprintf(j->mj_src, sizeof j->mj_src, "%s", r.src);
 	snprintf(j->mj_dst, sizeof j->mj_dst, "%s", host);
-	/* network: the stream uses the destination's migration address */
-	const char *maddr = str(json_object_get(dst, "other_config"), "migration_address");
+	/* network: the stream goes to the destination's address on it; else
+	 * to its management address */
 	snprintf(j->mj_address, sizeof j->mj_address, "%s",
-		 *str(opts, "network") && *maddr ? maddr : str(json_object_get(dst, "other_config"), "agent_address"));
+		 *address ? address : str(json_object_get(dst, "other_config"), "agent_address"));
 	unsigned char raw[16];
 	RAND_bytes(raw, sizeof raw);
 	for (int i = 0; i < 16; i++)
 		sprintf(j->mj_token + 2 * i, "%02x", raw[i]);
 	bool compress = opt_bool(opts, "compress", json_is_true(json_object_get(pool, "migration_compression")));
-	j->mj_opts = json_pack("{s:b, s:I, s:I, s:b, s:b}", "compress", compress, "max_downtime_ms",
-			       (json_int_t)(*str(opts, "max_downtime_ms") ? atoll(str(opts, "max_downtime_ms")) : 50),
-			       "max_rounds", (json_int_t)(*str(opts, "max_rounds") ? atoll(str(opts, "max_rounds")) : 30),
-			       "verify", opt_bool(opts, "verify", false), "live", opt_bool(opts, "live", true));
+	j->mj_opts = json_pack("{s:b, s:I, s:I, s:b, s:b, s:s}", "compress", compress, "max_downtime_ms", max_dt,
+			       "max_rounds", max_rounds, "verify", opt_bool(opts, "verify", false), "live",
+			       opt_bool(opts, "live", true), "address", j->mj_address);
 	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, false);
 	/* the guest keeps the CPU it booted with, not today's pool level */
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
 	json_object_set_new(cfg, "cpu_vendor", json_string(str(flags, "vendor")));
 	json_object_set_new(cfg, "featureset", json_string(str(flags, "features")));
-	j->mj_cfg = json_incref(cfg);
+	j->mj_cfg = cfg;
 	json_decref(v);
 	json_decref(pool);
 	json_decref(dst);
-	struct mig_step *st = calloc(1, sizeof *st);
-	st->ms_job = j;
-	return agent_call(c, host, "agent.migrate_receive", json_pack("[o,s,O]", cfg, j->mj_token, j->mj_opts),
-			  prepared_ok, job_failed, st);
+	log_info("VM %s: migrating from %s to %s (stream to %s)", vm, j->mj_src, host, j->mj_address);
+	return agent_call_done(pd, c, host, "agent.migrate_receive", json_pack("[O,s,O]", cfg, j->mj_token, j->mj_opts),
+			       prepared, cell_of(j));
+}
+
+json_t *vm_pool_migrate(struct api_call *c)
+{
+	const char *vm, *host;
+	json_t *opts, *e = api_arg_ref(c, 0, "VM", &vm);
+	if (e || (e = api_arg_ref(c, 1, "host", &host)) || (e = api_arg_obj(c, 2, "options", &opts)))
+		return e;
+	return migrate_start(c->ac_pd, c, vm, host, opts, c->ac_task, NULL, NULL);
 }

@@ -337,7 +337,7 @@ static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job
 			struct clone_step *st = calloc(1, sizeof *st);
 			st->cs_job = j;
 			model_new_uuid(st->cs_uuid);
-			e = agent_call(c, host, "agent.vdi_copy",
+			e = agent_call_pd(pd, c, host, "agent.vdi_copy",
 				       json_pack("[s,s,s,b]", json_string_value(json_object_get(sr, "uuid")),
 						 json_string_value(json_object_get(vdi, "uuid")), st->cs_uuid, false),
 				       clone_step_ok, clone_step_failed, st);

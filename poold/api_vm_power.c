@@ -97,6 +97,8 @@ static json_t *check_host(struct db *db, const char *vm, json_t *vrec, const cha
 	json_decref(m);
 	if (!json_is_true(json_object_get(h, "enabled")))
 		e = xerr_new(XE_HOST_DISABLED, host, NULL);
+	else if (host_evacuating(h))
+		e = xerr_new(XE_HOST_EVACUATE_IN_PROGRESS, host, NULL);
 	else if (!live || !*str(json_object_get(h, "other_config"), "agent_address"))
 		e = xerr_new(XE_HOST_OFFLINE, host, NULL);
 	if (!e) {
@@ -264,9 +266,7 @@ static json_t *op_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *an
 	struct vm_op *op = ctx;
 	struct record_ctx r = {op, json_integer_value(json_object_get(answer, "domid"))};
 	/* reports older than this answer must not undo what it did */
-	json_object_set_new(pd->pd_vm_changed, op->op_vm,
-			    json_pack("{s:s, s:O, s:O}", "host", op->op_host, "boot", json_object_get(answer, "boot"),
-				      "seq", json_object_get(answer, "seq")));
+	vm_changed_stamp(pd, op->op_vm, op->op_host, answer, true);
 	return db_txn(pd->pd_db, record_txn, &r);
 }
 

@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include "conf.h"
 #include "db.h"
+#include "migcheck.h"
 
 struct api_call;
 struct evt_waiter;
@@ -36,7 +37,7 @@ struct poold {
 	struct event *pd_live_timer;
 	json_t *pd_host_seen;        /* host ref -> monotonic second of its last heartbeat */
 	json_t *pd_host_report;      /* host ref -> {report, memory_free, __at}: its last recorded beat */
-	json_t *pd_vm_changed;       /* VM ref -> second of its last power operation */
+	json_t *pd_vm_changed;       /* VM ref -> {host ref: {boot, seq}}: its last operation's answers (vm_changed_stamp) */
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
 	uint64_t pd_calls;
 };
@@ -113,6 +114,9 @@ json_t *api_arg_obj(struct api_call *c, size_t i, const char *name, json_t **out
 void api_task_note(struct poold *pd, const char *task, const char *key, const char *value);
 /* Set a task's progress (0..1, never lowered). */
 void api_task_progress(struct poold *pd, const char *task, double progress);
+/* End a task whose API call is gone (work resumed after a restart): err
+ * NULL = success. err is borrowed. */
+void api_task_end(struct poold *pd, const char *task, json_t *err);
 
 /* ---- api_objects.c: generated per-class methods, records ---- */
 int api_register_generic(struct poold *pd);
@@ -157,6 +161,53 @@ char *evt_token(int64_t id);
 void host_liveness_start(struct poold *pd);
 void host_liveness_stop(struct poold *pd);
 
+/* ---- api_migrate.c: the one migration mechanism (VM.pool_migrate, host.evacuate) ---- */
+/* The outcome: err NULL = the VM runs on the destination (recorded); else
+ * the error the task ends with (borrowed). stats: the source's figures, or
+ * NULL. */
+typedef void (*migrate_done_fn)(struct poold *pd, void *arg, json_t *err, json_t *stats);
+/* Check, reserve and start moving vm to host. opts: XAPI's option map
+ * (live, compress, force, network) plus ours (max_downtime_ms, max_rounds,
+ * verify). task: where progress goes ("" or NULL: nowhere). Returns an
+ * error when a check refused (nothing started, done not called), else
+ * API_PENDING: c (if any) is finished by the migration, and done (if any)
+ * is called once at the end. */
+json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+		      const char *task, migrate_done_fn done, void *arg);
+/* A host as the migration checks see it (migcheck.h), from the database. */
+struct host_view {
+	struct mig_host hv;
+	json_t *hv_rec, *hv_srs;
+	const char **hv_srlist;
+};
+void mig_host_view_fill(struct poold *pd, const char *ref, struct host_view *v);
+/* A host record whose current_operations say host.evacuate runs on it. */
+bool host_evacuating(json_t *hrec);
+void mig_host_view_free(struct host_view *v);
+/* The SRs of a VM's disks (an array of refs); a JSON array of strings as a
+ * C array borrowing them (free the array only). */
+json_t *mig_vm_srs(struct db *db, const char *vm);
+/* A VM as the migration checks see it (v: its record, borrowed; keep it
+ * alive while the view is used). */
+struct vm_view {
+	struct mig_vm vv;
+	json_t *vv_srs;
+	const char **vv_srlist;
+};
+void mig_vm_view_fill(struct db *db, const char *vm, json_t *v, struct vm_view *out);
+void mig_vm_view_free(struct vm_view *v);
+const char **mig_strings(json_t *arr);
+/* ---- api_host.c: after an agent answered an operation on vm, its reports
+ * made before that answer (answer: {boot, seq}) must not undo it. first:
+ * a new operation (stamps of earlier ones are dropped). */
+void vm_changed_stamp(struct poold *pd, const char *vm, const char *host, json_t *answer, bool first);
+
+/* ---- api_evacuate.c: host.evacuate ---- */
+/* Evacuations that were running when poold stopped go on (after the
+ * heartbeats have settled where each VM runs). */
+void evacuations_resume(struct poold *pd);
+void evacuations_stop(struct poold *pd);
+
 /* ---- agentcall.c: API calls carried out by a host's agent ---- */
 struct agent_addr {
 	char aa_address[64];
@@ -180,6 +231,19 @@ typedef void (*agent_fail_fn)(struct poold *pd, void *ctx, json_t **err);
  * then). */
 json_t *agent_call(struct api_call *c, const char *host, const char *method, json_t *params, agent_ok_fn ok,
 		   agent_fail_fn fail, void *ctx);
+/* The same for a c that may be NULL (a step of a chain whose client went
+ * away, or work poold does by itself). */
+json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+		      agent_ok_fn ok, agent_fail_fn fail, void *ctx);
+/* One callback for both outcomes: exactly one of answer and err is set
+ * (err: the agent's error, or HOST_OFFLINE / a transport error). Returns
+ * as agent_ok_fn does (an error, NULL with *result, or API_PENDING when it
+ * started the next step for c). Always asynchronous: returns API_PENDING,
+ * and done runs later even when the agent cannot be reached. */
+typedef json_t *(*agent_done_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+				 json_t **result);
+json_t *agent_call_done(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+			agent_done_fn done, void *ctx);
 
 /* ---- http.c ---- */
 int http_start(struct poold *pd, char *err, size_t errlen);

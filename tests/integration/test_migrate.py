@@ -19,7 +19,8 @@ LOW = "1fcbfbff-f7fa3223-2d93fbff-00000003"
 class MigrateTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.p = DevPool(3, host_memory_mib=2048, extra=("--no-sr", "--cpu-featureset", "host3=" + LOW))
+        cls.p = DevPool(3, host_memory_mib=2048, extra=("--no-sr", "--cpu-featureset", "host3=" + LOW,
+                                                        "--migration-address", "host2=127.0.1.3"))
 
     @classmethod
     def tearDownClass(cls):
@@ -73,6 +74,47 @@ class MigrateTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(rpc("task.get_status", task), "success", rpc("task.get_error_info", task))
         self.assertEqual(rpc("VM.get_resident_on", vm), h1)
+        rpc("VM.hard_shutdown", vm)
+
+    def test_progress_network_and_settings(self):
+        rpc = self.p.rpc
+        h1, h2 = self.p.host_ref(1), self.p.host_ref(2)
+        pool = rpc("pool.get_all")[0]
+        vm = self.vm("progress", 768, **{"sim-touch-mib": "700"})
+        rpc("VM.start_on", vm, h1, False, False)
+        # bad values refused before anything moves, each with its name
+        params = self.refused("INVALID_VALUE", "VM.pool_migrate", vm, h2, {"max_downtime_ms": "soon"})
+        self.assertEqual(params, ["max_downtime_ms", "soon"])
+        self.refused("INVALID_VALUE", "VM.pool_migrate", vm, h2, {"max_rounds": "-3"})
+        self.refused("HANDLE_INVALID", "VM.pool_migrate", vm, h2, {"network": "OpaqueRef:nonesuch"})
+        rpc("pool.add_to_other_config", pool, "migration-max-rounds", "many")
+        try:
+            params = self.refused("INVALID_VALUE", "VM.pool_migrate", vm, h2, {})
+            self.assertEqual(params, ["migration-max-rounds", "many"])
+        finally:
+            rpc("pool.remove_from_other_config", pool, "migration-max-rounds")
+        self.assertEqual(rpc("VM.get_scheduled_to_be_resident_on", vm), "OpaqueRef:NULL")
+        # host2's second address is a PIF on the eth1 network: the stream goes there
+        pifs = rpc("PIF.get_all_records")
+        eth1 = [p for p in pifs.values() if p["host"] == h2 and p["device"] == "eth1"]
+        self.assertEqual([p["IP"] for p in eth1], ["127.0.1.3"])
+        # the task's progress only rises, with a phase a person can read
+        task = rpc("Async.VM.pool_migrate", vm, h2, {"network": eth1[0]["network"], "verify": "true"})
+        seen, phases = [], set()
+        deadline = time.time() + 60 * SLOW
+        while time.time() < deadline:
+            rec = rpc("task.get_record", task)
+            seen.append(rec["progress"])
+            phases.add(rec["other_config"].get("phase", ""))
+            if rec["status"] != "pending":
+                break
+            time.sleep(0.02)
+        self.assertEqual(rec["status"], "success", rec["error_info"])
+        self.assertEqual(seen, sorted(seen))
+        self.assertTrue(any(0 < x < 1 for x in seen), seen)
+        self.assertTrue(any("round" in ph for ph in phases), phases)
+        self.assertIn("127.0.1.3", self.p.agent_log(1))
+        self.assertEqual(rpc("VM.get_resident_on", vm), h2)
         rpc("VM.hard_shutdown", vm)
 
     def test_checks(self):
@@ -218,5 +260,46 @@ class AgentDeathTest(unittest.TestCase):
             time.sleep(1.5)
             self.assertEqual(rpc("VM.get_resident_on", vm), h1)
             self.assertEqual(rpc("VM.get_power_state", vm), "Running")
+        finally:
+            p.close()
+
+    def test_source_agent_killed(self):
+        """The source's agent dies mid-stream: its domain lives on (domains
+        outlive their agent), the destination clears its half-made copy,
+        poold asks the destination before deciding and records the VM where
+        it runs."""
+        p = DevPool(2, host_memory_mib=2048, extra=("--no-sr",))
+        try:
+            rpc = p.rpc
+            h1, h2 = p.host_ref(1), p.host_ref(2)
+            vm = rpc("VM.create", {"name_label": "m", "memory_static_max": 768 << 20,
+                                   "memory_dynamic_max": 768 << 20, "memory_dynamic_min": 768 << 20,
+                                   "memory_static_min": 16 << 20, "other_config": {"sim-touch-mib": "700"}})
+            rpc("VM.start_on", vm, h1, False, False)
+            pid = p.domain_pid(1, rpc("VM.get_domid", vm))
+            task = rpc("Async.VM.pool_migrate", vm, h2, {"verify": "true"})
+            wait_until(lambda: rpc("task.get_progress", task) > 0.05 or rpc("task.get_status", task) != "pending",
+                       20 * SLOW, "the stream runs", 0.01)
+            p.kill_agent(1)
+            deadline = time.time() + 60 * SLOW
+            while rpc("task.get_status", task) == "pending" and time.time() < deadline:
+                time.sleep(0.05)
+            status = rpc("task.get_status", task)
+            if status == "success":  # it finished before the kill landed: nothing to see
+                self.skipTest("the migration ended before the agent died")
+            self.assertEqual(rpc("task.get_error_info", task)[0], "VM_MIGRATE_FAILED")
+            rec = rpc("VM.get_record", vm)
+            self.assertEqual((rec["resident_on"], rec["scheduled_to_be_resident_on"]), (h1, "OpaqueRef:NULL"))
+            hb = guest_heartbeat(pid)
+            wait_until(lambda: guest_heartbeat(pid) > hb, 5 * SLOW, "the guest still runs on its source")
+            wait_until(lambda: not any(pid_alive(int(d["pid"])) for d in p.domains(2).values()),
+                       10 * SLOW, "the destination holds nothing")
+            p.start_agent(1)
+            time.sleep(1.5)
+            rec = rpc("VM.get_record", vm)
+            self.assertEqual((rec["power_state"], rec["resident_on"]), ("Running", h1))
+            # and it can go now
+            rpc("VM.pool_migrate", vm, h2, {"verify": "true"}, timeout=120 * SLOW)
+            self.assertEqual(rpc("VM.get_resident_on", vm), h2)
         finally:
             p.close()

@@ -1,0 +1,802 @@
+/*
+ * api_evacuate.c - host.evacuate: a plan first (evacplan.c, a pure
+ * function over a snapshot of the pool), then a sliding window of at most
+ * batch_size live migrations (api_migrate.c's migrate_start, the same
+ * mechanism as VM.pool_migrate), a new one starting as soon as one ends.
+ *
+ * - While a host is evacuated its current_operations holds
+ *   {task: "evacuate"}: it takes no new VMs (VM.start, VM.start_on and
+ *   migrations to it answer HOST_EVACUATE_IN_PROGRESS).
+ * - One VM's failure does not stop the others: a VM whose migration failed
+ *   is re-placed on another suitable host (evacplan_pick on a fresh
+ *   snapshot, the hosts it failed on excluded), at most EVAC_TRIES times,
+ *   then reported. The task succeeds only when every VM left; otherwise
+ *   CANNOT_EVACUATE_HOST [errors], errors being a JSON text
+ *   {VM ref: [code, params...]} of each VM left behind and why.
+ * - The plan and each VM's state are in the database (meta key
+ *   "evacuations"), written at every change. A poold started again finds
+ *   them and, once the hosts' heartbeats have told it where each VM runs
+ *   (resume_delay), goes on: a VM no longer on the host counts as moved, a
+ *   VM that was being migrated and is still there is tried again (an agent
+ *   refuses a second migration of a VM it is already sending, so none runs
+ *   twice), and the task ends as it would have.
+ * - Cancelling the task stops new migrations; those in flight finish or
+ *   roll back on their own, then the task ends TASK_CANCELLED.
+ *
+ * host.compute_evacuation_plan (ours) and host.get_vms_which_prevent_
+ * evacuation / host.assert_can_evacuate (XAPI's) run the same planner and
+ * move nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include "evacplan.h"
+#include "log.h"
+#include "poold.h"
+#include "xerr.h"
+
+#define EVAC_TRIES 3
+#define META_KEY "evacuations"
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+/* Everything an evac_snapshot points into, owned here. */
+struct snap {
+	struct evac_snapshot s;
+	struct host_view src;
+	bool have_src;
+	json_t *hosts;		  /* host ref -> record (keeps the refs alive) */
+	struct host_view *hv;
+	struct evac_host *eh;
+	size_t nh;
+	json_t **hnets;		  /* per host: array of network refs */
+	const char ***hnetlist;
+	struct evac_group_count **hgroups;
+	json_t *vm_recs;	  /* array of VM records */
+	json_t *vm_refs;	  /* array of refs, same order */
+	struct vm_view *vv;
+	struct evac_vm *ev;
+	json_t **vnets;
+	const char ***vnetlist;
+	json_t *groups;		  /* VM_group ref -> true for anti-affinity groups */
+	size_t nv;
+};
+
+/* The first of the VM's groups whose placement is anti_affinity (the
+ * ref as a key of sn->groups, so it lives as long as the snapshot). */
+static const char *aa_group(struct snap *sn, json_t *v)
+{
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(v, "groups"), i, g) {
+		void *it = json_is_string(g) ? json_object_iter_at(sn->groups, json_string_value(g)) : NULL;
+		if (it)
+			return json_object_iter_key(it);
+	}
+	return NULL;
+}
+
+static void snap_free(struct snap *sn)
+{
+	for (size_t i = 0; i < sn->nh; i++) {
+		mig_host_view_free(&sn->hv[i]);
+		json_decref(sn->hnets[i]);
+		free(sn->hnetlist[i]);
+		free(sn->hgroups[i]);
+	}
+	for (size_t i = 0; i < sn->nv; i++) {
+		mig_vm_view_free(&sn->vv[i]);
+		json_decref(sn->vnets[i]);
+		free(sn->vnetlist[i]);
+	}
+	if (sn->have_src)
+		mig_host_view_free(&sn->src);
+	free(sn->hv);
+	free(sn->eh);
+	free(sn->hnets);
+	free(sn->hnetlist);
+	free(sn->hgroups);
+	free(sn->vv);
+	free(sn->ev);
+	free(sn->vnets);
+	free(sn->vnetlist);
+	json_decref(sn->hosts);
+	json_decref(sn->vm_recs);
+	json_decref(sn->vm_refs);
+	json_decref(sn->groups);
+	memset(sn, 0, sizeof *sn);
+}
+
+/* The pool as the planner sees it: host src evacuated, the VMs vms (an
+ * array of refs; NULL = every VM resident on src). */
+static void snap_build(struct poold *pd, const char *src, json_t *vms, struct snap *sn)
+{
+	struct db *db = pd->pd_db;
+	memset(sn, 0, sizeof *sn);
+	sn->groups = json_object();
+	json_t *all_groups = db_find(db, "VM_group", NULL, NULL);
+	const char *k;
+	json_t *r;
+	json_object_foreach(all_groups, k, r) if (strcmp(str(r, "placement"), "anti_affinity") == 0)
+		json_object_set_new(sn->groups, k, json_true());
+	json_decref(all_groups);
+
+	mig_host_view_fill(pd, src, &sn->src);
+	sn->have_src = true;
+	sn->hosts = db_find(db, "host", NULL, NULL);
+	size_t nh = json_object_size(sn->hosts);
+	sn->hv = calloc(nh + 1, sizeof *sn->hv);
+	sn->eh = calloc(nh + 1, sizeof *sn->eh);
+	sn->hnets = calloc(nh + 1, sizeof *sn->hnets);
+	sn->hnetlist = calloc(nh + 1, sizeof *sn->hnetlist);
+	sn->hgroups = calloc(nh + 1, sizeof *sn->hgroups);
+	if (!sn->hv || !sn->eh || !sn->hnets || !sn->hnetlist || !sn->hgroups)
+		abort();
+	json_object_foreach(sn->hosts, k, r) {
+		if (strcmp(k, src) == 0)
+			continue;
+		size_t i = sn->nh++;
+		mig_host_view_fill(pd, k, &sn->hv[i]);
+		sn->eh[i].eh_host = sn->hv[i].hv;
+		/* networks with a PIF there */
+		sn->hnets[i] = json_array();
+		json_t *pifs = db_find(db, "PIF", "host", k);
+		const char *pk;
+		json_t *p;
+		json_object_foreach(pifs, pk, p) json_array_append_new(sn->hnets[i], json_string(str(p, "network")));
+		json_decref(pifs);
+		sn->hnetlist[i] = mig_strings(sn->hnets[i]);
+		sn->eh[i].eh_networks = sn->hnetlist[i];
+		sn->eh[i].eh_nnetworks = json_array_size(sn->hnets[i]);
+		/* its VMs: how many, and per anti-affinity group */
+		json_t *res = db_find(db, "VM", "resident_on", k);
+		sn->eh[i].eh_nresident = json_object_size(res);
+		sn->hgroups[i] = calloc(json_object_size(res) + 1, sizeof **sn->hgroups);
+		if (!sn->hgroups[i])
+			abort();
+		const char *vk;
+		json_t *v;
+		json_object_foreach(res, vk, v) {
+			const char *g = aa_group(sn, v);
+			if (!g)
+				continue;
+			size_t n = sn->eh[i].eh_ngroups, j;
+			for (j = 0; j < n && strcmp(sn->hgroups[i][j].gc_group, g); j++)
+				;
+			if (j == n) {
+				sn->hgroups[i][n].gc_group = g;
+				sn->eh[i].eh_ngroups++;
+			}
+			sn->hgroups[i][j].gc_count++;
+		}
+		json_decref(res);
+		sn->eh[i].eh_groups = sn->hgroups[i];
+	}
+
+	if (vms) {
+		sn->vm_refs = json_incref(vms);
+	} else {
+		sn->vm_refs = json_array();
+		json_t *res = db_find(db, "VM", "resident_on", src);
+		json_object_foreach(res, k, r) if (!json_is_true(json_object_get(r, "is_control_domain")))
+			json_array_append_new(sn->vm_refs, json_string(k));
+		json_decref(res);
+	}
+	size_t nv = json_array_size(sn->vm_refs);
+	sn->vm_recs = json_array();
+	sn->vv = calloc(nv + 1, sizeof *sn->vv);
+	sn->ev = calloc(nv + 1, sizeof *sn->ev);
+	sn->vnets = calloc(nv + 1, sizeof *sn->vnets);
+	sn->vnetlist = calloc(nv + 1, sizeof *sn->vnetlist);
+	if (!sn->vv || !sn->ev || !sn->vnets || !sn->vnetlist)
+		abort();
+	for (size_t i = 0; i < nv; i++) {
+		const char *ref = json_string_value(json_array_get(sn->vm_refs, i));
+		json_t *v = db_obj_get(db, ref);
+		if (!v)
+			v = json_object();
+		json_array_append_new(sn->vm_recs, v);
+		mig_vm_view_fill(db, ref, v, &sn->vv[i]);
+		sn->ev[i].ev_vm = sn->vv[i].vv;
+		sn->ev[i].ev_group = aa_group(sn, v);
+		sn->vnets[i] = json_array();
+		json_t *vifs = db_find(db, "VIF", "VM", ref);
+		const char *fk;
+		json_t *f;
+		json_object_foreach(vifs, fk, f) json_array_append_new(sn->vnets[i], json_string(str(f, "network")));
+		json_decref(vifs);
+		sn->vnetlist[i] = mig_strings(sn->vnets[i]);
+		sn->ev[i].ev_networks = sn->vnetlist[i];
+		sn->ev[i].ev_nnetworks = json_array_size(sn->vnets[i]);
+		sn->nv++;
+	}
+	sn->s = (struct evac_snapshot){&sn->src.hv, sn->eh, sn->nh, sn->ev, sn->nv, false};
+}
+
+/* ------------------------------------------------------------ the run */
+
+enum ev_state { EV_PENDING, EV_MIGRATING, EV_DONE, EV_FAILED };
+static const char *const state_names[] = {"pending", "migrating", "done", "failed"};
+
+struct evac;
+
+struct evac_vm_st {
+	struct evac *vs_ev;
+	char vs_ref[64];
+	char vs_target[64];
+	enum ev_state vs_state;
+	int vs_tries;
+	json_t *vs_tried;  /* host refs it failed on */
+	json_t *vs_error;  /* why it is still here (the last error) */
+	double vs_downtime_ms;
+	json_int_t vs_memory;
+};
+
+struct evac {
+	struct poold *ev_pd;
+	struct api_call *ev_c; /* NULL once its client went away, or after a restart */
+	char ev_host[64], ev_task[64], ev_network[64], ev_op[80];
+	int ev_batch;
+	struct evac_vm_st *ev_vms;
+	size_t ev_nvms;
+	int ev_in_flight, ev_max_in_flight;
+	bool ev_cancelled, ev_pumping;
+	struct event *ev_tick;
+	struct evac *ev_next;
+};
+
+static struct evac *evacs; /* running evacuations (one poold per process) */
+
+static json_t *vm_json(const struct evac_vm_st *v)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:O, s:I}", "vm", v->vs_ref, "target", v->vs_target, "state",
+			      state_names[v->vs_state], "tries", v->vs_tries, "tried", v->vs_tried, "memory",
+			      v->vs_memory);
+	if (v->vs_error)
+		json_object_set(o, "error", v->vs_error);
+	if (v->vs_downtime_ms > 0)
+		json_object_set_new(o, "downtime_ms", json_real(v->vs_downtime_ms));
+	return o;
+}
+
+static json_t *ev_json(const struct evac *ev)
+{
+	json_t *vms = json_array();
+	for (size_t i = 0; i < ev->ev_nvms; i++)
+		json_array_append_new(vms, vm_json(&ev->ev_vms[i]));
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:o}", "host", ev->ev_host, "task", ev->ev_task, "op", ev->ev_op,
+			 "network", ev->ev_network, "batch_size", ev->ev_batch, "max_in_flight", ev->ev_max_in_flight,
+			 "vms", vms);
+}
+
+struct meta_ctx {
+	const char *host;
+	json_t *state; /* NULL: forget */
+};
+
+static json_t *meta_txn(struct db *db, void *ctx)
+{
+	struct meta_ctx *m = ctx;
+	char *text = db_meta_get(db, META_KEY);
+	json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (!json_is_object(all)) {
+		json_decref(all);
+		all = json_object();
+	}
+	if (m->state)
+		json_object_set(all, m->host, m->state);
+	else
+		json_object_del(all, m->host);
+	char *out = json_dumps(all, JSON_COMPACT);
+	json_decref(all);
+	json_t *e = db_meta_set(db, META_KEY, out ? out : "{}");
+	free(out);
+	return e;
+}
+
+/* The state into the database (resumable) and into the task (for xe). */
+static void ev_save(struct evac *ev)
+{
+	json_t *st = ev_json(ev);
+	struct meta_ctx m = {ev->ev_host, st};
+	json_t *e = db_txn(ev->ev_pd->pd_db, meta_txn, &m);
+	if (e) {
+		log_error("evacuation of %s: its state could not be stored", ev->ev_host);
+		json_decref(e);
+	}
+	if (ev->ev_task[0]) {
+		char *text = json_dumps(st, JSON_COMPACT);
+		api_task_note(ev->ev_pd, ev->ev_task, "evacuation", text ? text : "{}");
+		free(text);
+		size_t ended = 0;
+		for (size_t i = 0; i < ev->ev_nvms; i++)
+			ended += ev->ev_vms[i].vs_state >= EV_DONE;
+		api_task_progress(ev->ev_pd, ev->ev_task, ev->ev_nvms ? 0.99 * (double)ended / (double)ev->ev_nvms : 0.99);
+	}
+	json_decref(st);
+}
+
+struct op_ctx {
+	const char *host, *op;
+	bool on;
+};
+
+static json_t *op_txn(struct db *db, void *ctx)
+{
+	struct op_ctx *o = ctx;
+	json_t *h, *e = db_obj_get_checked(db, "host", o->host, &h);
+	if (e)
+		return e;
+	json_t *ops = json_deep_copy(json_object_get(h, "current_operations"));
+	if (!json_is_object(ops)) {
+		json_decref(ops);
+		ops = json_object();
+	}
+	json_decref(h);
+	if (o->on) {
+		if (json_object_size(ops)) {
+			json_decref(ops);
+			return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "host", o->host, NULL);
+		}
+		json_object_set_new(ops, o->op, json_string("evacuate"));
+	} else {
+		json_object_del(ops, o->op);
+	}
+	return db_obj_set(db, o->host, "current_operations", ops);
+}
+
+static void ev_free(struct evac *ev)
+{
+	for (struct evac **pp = &evacs; *pp; pp = &(*pp)->ev_next)
+		if (*pp == ev) {
+			*pp = ev->ev_next;
+			break;
+		}
+	if (ev->ev_tick)
+		event_free(ev->ev_tick);
+	for (size_t i = 0; i < ev->ev_nvms; i++) {
+		json_decref(ev->ev_vms[i].vs_tried);
+		json_decref(ev->ev_vms[i].vs_error);
+	}
+	free(ev->ev_vms);
+	free(ev);
+}
+
+/* The end: host open again, state forgotten, the task told. */
+static void ev_finish(struct evac *ev)
+{
+	struct poold *pd = ev->ev_pd;
+	json_t *left = json_object();
+	size_t moved = 0;
+	for (size_t i = 0; i < ev->ev_nvms; i++) {
+		struct evac_vm_st *v = &ev->ev_vms[i];
+		if (v->vs_state == EV_DONE)
+			moved++;
+		else
+			json_object_set(left, v->vs_ref,
+					v->vs_error ? v->vs_error : json_pack("[s]", "TASK_CANCELLED"));
+	}
+	json_t *err = NULL;
+	if (ev->ev_cancelled && json_object_size(left))
+		err = xerr_new(XE_TASK_CANCELLED, ev->ev_task[0] ? ev->ev_task : ev->ev_op, NULL);
+	else if (json_object_size(left)) {
+		char *text = json_dumps(left, JSON_COMPACT | JSON_SORT_KEYS);
+		err = xerr_new(XE_CANNOT_EVACUATE_HOST, text ? text : "{}", NULL);
+		free(text);
+	}
+	ev_save(ev); /* the final per-VM states stay visible in the task */
+	struct op_ctx o = {ev->ev_host, ev->ev_op, false};
+	json_decref(db_txn(pd->pd_db, op_txn, &o));
+	struct meta_ctx m = {ev->ev_host, NULL};
+	json_decref(db_txn(pd->pd_db, meta_txn, &m));
+	log_info("evacuation of %s: %zu of %zu VMs moved, at most %d migrations at once%s", ev->ev_host, moved,
+		 ev->ev_nvms, ev->ev_max_in_flight, err ? " (not complete)" : "");
+	json_decref(left);
+	if (ev->ev_c) {
+		ev->ev_c->ac_cancel = NULL;
+		ev->ev_c->ac_parked = NULL;
+		if (!err)
+			ev->ev_c->ac_result = json_string("");
+		api_call_finish(ev->ev_c, err);
+	} else {
+		if (ev->ev_task[0])
+			api_task_end(pd, ev->ev_task, err);
+		json_decref(err);
+	}
+	ev_free(ev);
+}
+
+static void pump(struct evac *ev);
+
+/* A VM's migration failed (err borrowed): elsewhere, or reported. */
+static void vm_failed(struct evac_vm_st *v, json_t *err)
+{
+	struct evac *ev = v->vs_ev;
+	json_decref(v->vs_error);
+	v->vs_error = json_incref(err);
+	if (*v->vs_target)
+		json_array_append_new(v->vs_tried, json_string(v->vs_target));
+	v->vs_tries++;
+	v->vs_state = EV_FAILED;
+	if (v->vs_tries >= EVAC_TRIES || ev->ev_cancelled)
+		return;
+	/* a fresh look at the pool, the hosts it failed on left out */
+	struct snap sn;
+	json_t *one = json_pack("[s]", v->vs_ref);
+	snap_build(ev->ev_pd, ev->ev_host, one, &sn);
+	json_decref(one);
+	size_t n = json_array_size(v->vs_tried), h = EVAC_NONE;
+	const char **ex = mig_strings(v->vs_tried);
+	json_t *e = evacplan_pick(&sn.s, 0, ex, n, &h);
+	free(ex);
+	if (!e && h != EVAC_NONE) {
+		snprintf(v->vs_target, sizeof v->vs_target, "%s", sn.eh[h].eh_host.mh_ref);
+		v->vs_state = EV_PENDING;
+		log_info("evacuation of %s: VM %s tried again, on %s", ev->ev_host, v->vs_ref, v->vs_target);
+	} else if (e) {
+		/* no other host: the reason is the migration's, unless nothing could take it now */
+		if (strcmp(xerr_code_of(e), "NO_HOSTS_AVAILABLE")) {
+			json_decref(v->vs_error);
+			v->vs_error = json_incref(e);
+		}
+	}
+	json_decref(e);
+	snap_free(&sn);
+}
+
+static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
+{
+	(void)pd;
+	struct evac_vm_st *v = arg;
+	struct evac *ev = v->vs_ev;
+	ev->ev_in_flight--;
+	if (!err) {
+		v->vs_state = EV_DONE;
+		v->vs_downtime_ms = json_number_value(json_object_get(stats, "downtime_ms"));
+		json_decref(v->vs_error);
+		v->vs_error = NULL;
+	} else {
+		vm_failed(v, err);
+	}
+	ev_save(ev);
+	pump(ev);
+}
+
+/* Start v's migration (or find it needs none). */
+static void vm_start(struct evac *ev, struct evac_vm_st *v)
+{
+	struct poold *pd = ev->ev_pd;
+	json_t *rec = db_obj_get(pd->pd_db, v->vs_ref);
+	if (!rec || strcmp(str(rec, "resident_on"), ev->ev_host)) {
+		/* gone from the host meanwhile (moved, halted, destroyed): nothing to do */
+		v->vs_state = EV_DONE;
+		json_decref(rec);
+		return;
+	}
+	json_decref(rec);
+	json_t *opts = json_pack("{s:s}", "live", "true");
+	if (ev->ev_network[0])
+		json_object_set_new(opts, "network", json_string(ev->ev_network));
+	v->vs_state = EV_MIGRATING;
+	ev->ev_in_flight++;
+	if (ev->ev_in_flight > ev->ev_max_in_flight)
+		ev->ev_max_in_flight = ev->ev_in_flight;
+	json_t *e = migrate_start(pd, NULL, v->vs_ref, v->vs_target, opts, NULL, vm_done, v);
+	json_decref(opts);
+	if (e != API_PENDING) { /* refused before anything moved */
+		ev->ev_in_flight--;
+		vm_failed(v, e);
+		json_decref(e);
+	}
+}
+
+static bool task_cancelling(struct evac *ev)
+{
+	if (!ev->ev_task[0])
+		return false;
+	json_t *t = db_obj_get(ev->ev_pd->pd_db, ev->ev_task);
+	bool yes = t && strcmp(str(t, "status"), "cancelling") == 0;
+	json_decref(t);
+	return yes;
+}
+
+/* Keep batch migrations in flight while there is work; end when none is left. */
+static void pump(struct evac *ev)
+{
+	if (ev->ev_pumping)
+		return; /* a start that failed at once re-enters: the outer loop goes on */
+	ev->ev_pumping = true;
+	if (!ev->ev_cancelled && task_cancelling(ev)) {
+		ev->ev_cancelled = true;
+		log_info("evacuation of %s cancelled: no new migrations", ev->ev_host);
+	}
+	bool progress = true;
+	while (progress && !ev->ev_cancelled && ev->ev_in_flight < ev->ev_batch) {
+		progress = false;
+		for (size_t i = 0; i < ev->ev_nvms && ev->ev_in_flight < ev->ev_batch; i++)
+			if (ev->ev_vms[i].vs_state == EV_PENDING) {
+				vm_start(ev, &ev->ev_vms[i]);
+				progress = true;
+			}
+	}
+	ev->ev_pumping = false;
+	bool pending = false;
+	for (size_t i = 0; i < ev->ev_nvms; i++)
+		pending |= ev->ev_vms[i].vs_state == EV_PENDING;
+	ev_save(ev);
+	if (ev->ev_in_flight == 0 && (!pending || ev->ev_cancelled))
+		ev_finish(ev);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct evac *ev = arg;
+	if (!ev->ev_cancelled && task_cancelling(ev))
+		pump(ev);
+}
+
+static void client_gone(struct api_call *c)
+{
+	struct evac *ev = c->ac_parked;
+	ev->ev_c = NULL; /* the evacuation goes on; the task (if any) says how it ends */
+	api_call_free(c);
+}
+
+static struct evac *ev_new(struct poold *pd, const char *host, const char *task, const char *network, int batch)
+{
+	struct evac *ev = calloc(1, sizeof *ev);
+	if (!ev)
+		abort();
+	ev->ev_pd = pd;
+	snprintf(ev->ev_host, sizeof ev->ev_host, "%s", host);
+	snprintf(ev->ev_task, sizeof ev->ev_task, "%s", task ? task : "");
+	snprintf(ev->ev_network, sizeof ev->ev_network, "%s", network ? network : "");
+	ev->ev_batch = batch;
+	static unsigned seq;
+	if (task && *task)
+		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", task);
+	else
+		snprintf(ev->ev_op, sizeof ev->ev_op, "evacuate-%u", ++seq);
+	struct timeval quarter = {0, 250000};
+	ev->ev_tick = event_new(pd->pd_base, -1, EV_PERSIST, on_tick, ev);
+	if (ev->ev_tick)
+		event_add(ev->ev_tick, &quarter);
+	ev->ev_next = evacs;
+	evacs = ev;
+	return ev;
+}
+
+/* ------------------------------------------------------------ the API */
+
+/* host, network (NULL ref or absent = any), batch size (0 or absent =
+ * evacuation-batch-size from xapi.conf). */
+static json_t *evac_args(struct api_call *c, const char **host, const char **network, int *batch)
+{
+	json_t *e = api_arg_ref(c, 0, "host", host);
+	if (e)
+		return e;
+	*network = NULL;
+	*batch = 0;
+	size_t n = json_array_size(c->ac_params);
+	if (n >= 3) {
+		json_t *nv = json_array_get(c->ac_params, 2);
+		if (!json_is_string(nv))
+			return xerr_new(XE_FIELD_TYPE_ERROR, "network", NULL);
+		if (strcmp(json_string_value(nv), MODEL_NULL_REF) && *json_string_value(nv)) {
+			char cls[32];
+			if (!db_obj_class(c->ac_pd->pd_db, json_string_value(nv), cls, sizeof cls) || strcmp(cls, "network"))
+				return xerr_new(XE_HANDLE_INVALID, "network", json_string_value(nv), NULL);
+			*network = json_string_value(nv);
+		}
+	}
+	if (n >= 4) {
+		json_int_t b;
+		if ((e = api_arg_int(c, 2, "evacuate_batch_size", &b)))
+			return e;
+		if (b < 0 || b > 1000) {
+			char t[32];
+			snprintf(t, sizeof t, "%lld", (long long)b);
+			return xerr_new(XE_INVALID_VALUE, "evacuate_batch_size", t, NULL);
+		}
+		*batch = (int)b;
+	}
+	if (*batch == 0)
+		*batch = (int)conf_int(c->ac_pd->pd_conf, "evacuation-batch-size");
+	return NULL;
+}
+
+json_t *host_evacuate(struct api_call *c)
+{
+	struct poold *pd = c->ac_pd;
+	const char *host, *network;
+	int batch;
+	json_t *e = evac_args(c, &host, &network, &batch);
+	if (e)
+		return e;
+	struct snap sn;
+	snap_build(pd, host, NULL, &sn);
+	struct evac_plan *plan = evacplan_plan(&sn.s);
+	if (!plan)
+		abort();
+	struct evac *ev = ev_new(pd, host, c->ac_task, network, batch);
+	struct op_ctx o = {host, ev->ev_op, true};
+	if ((e = db_txn(pd->pd_db, op_txn, &o))) {
+		evacplan_free(plan);
+		snap_free(&sn);
+		ev_free(ev);
+		return e;
+	}
+	ev->ev_vms = calloc(sn.nv + 1, sizeof *ev->ev_vms);
+	if (!ev->ev_vms)
+		abort();
+	/* the plan's order: biggest first */
+	for (size_t k = 0; k < plan->pl_nvms; k++) {
+		size_t i = plan->pl_order[k];
+		struct evac_vm_st *v = &ev->ev_vms[ev->ev_nvms++];
+		v->vs_ev = ev;
+		snprintf(v->vs_ref, sizeof v->vs_ref, "%s", json_string_value(json_array_get(sn.vm_refs, i)));
+		v->vs_tried = json_array();
+		v->vs_memory = sn.ev[i].ev_vm.mv_memory;
+		const struct evac_place *pl = &plan->pl_vms[i];
+		if (pl->ep_error) {
+			v->vs_state = EV_FAILED;
+			v->vs_tries = EVAC_TRIES; /* the plan says it cannot move: not retried */
+			v->vs_error = json_incref(pl->ep_error);
+		} else {
+			snprintf(v->vs_target, sizeof v->vs_target, "%s", sn.eh[pl->ep_host].eh_host.mh_ref);
+		}
+	}
+	log_info("evacuation of %s: %zu VMs, %zu placed, batch %d", host, plan->pl_nvms, plan->pl_placed, batch);
+	evacplan_free(plan);
+	snap_free(&sn);
+	ev->ev_c = c;
+	c->ac_parked = ev;
+	c->ac_cancel = client_gone;
+	pump(ev); /* may finish at once (nothing to move) */
+	return API_PENDING;
+}
+
+/* The plan without moving anything: {VM ref: {target, memory} or {error}}. */
+static json_t *plan_only(struct api_call *c, json_t **fails)
+{
+	const char *host;
+	json_t *e = api_arg_ref(c, 0, "host", &host);
+	if (e)
+		return e;
+	struct snap sn;
+	snap_build(c->ac_pd, host, NULL, &sn);
+	struct evac_plan *plan = evacplan_plan(&sn.s);
+	if (!plan)
+		abort();
+	json_t *out = json_object();
+	for (size_t i = 0; i < plan->pl_nvms; i++) {
+		const struct evac_place *pl = &plan->pl_vms[i];
+		const char *ref = json_string_value(json_array_get(sn.vm_refs, i));
+		if (pl->ep_error)
+			json_object_set_new(out, ref, json_pack("{s:O, s:I}", "error", pl->ep_error, "memory",
+								(json_int_t)sn.ev[i].ev_vm.mv_memory));
+		else
+			json_object_set_new(out, ref, json_pack("{s:s, s:I}", "target", sn.eh[pl->ep_host].eh_host.mh_ref,
+								"memory", (json_int_t)pl->ep_memory));
+	}
+	*fails = evacplan_failures_json(&sn.s, plan);
+	evacplan_free(plan);
+	snap_free(&sn);
+	return out;
+}
+
+json_t *host_compute_evacuation_plan(struct api_call *c)
+{
+	json_t *fails = NULL, *out = plan_only(c, &fails);
+	if (!fails)
+		return out;
+	json_decref(fails);
+	c->ac_result = out;
+	return NULL;
+}
+
+json_t *host_get_vms_which_prevent_evacuation(struct api_call *c)
+{
+	json_t *fails = NULL, *out = plan_only(c, &fails);
+	if (!fails) /* out is the error */
+		return out;
+	json_decref(out);
+	c->ac_result = fails;
+	return NULL;
+}
+
+json_t *host_assert_can_evacuate(struct api_call *c)
+{
+	json_t *fails = NULL, *out = plan_only(c, &fails);
+	if (!fails) /* out is the error */
+		return out;
+	json_decref(out);
+	json_t *e = NULL;
+	if (json_object_size(fails)) {
+		char *text = json_dumps(fails, JSON_COMPACT | JSON_SORT_KEYS);
+		e = xerr_new(XE_CANNOT_EVACUATE_HOST, text ? text : "{}", NULL);
+		free(text);
+	}
+	json_decref(fails);
+	if (!e)
+		c->ac_result = json_string("");
+	return e;
+}
+
+/* ------------------------------------------------------------ restart */
+
+static void resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct poold *pd = arg;
+	char *text = db_meta_get(pd->pd_db, META_KEY);
+	json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	const char *host;
+	json_t *st;
+	json_object_foreach(all, host, st) {
+		struct evac *ev = ev_new(pd, host, str(st, "task"), str(st, "network"),
+					 (int)json_integer_value(json_object_get(st, "batch_size")));
+		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", str(st, "op"));
+		ev->ev_max_in_flight = (int)json_integer_value(json_object_get(st, "max_in_flight"));
+		json_t *vms = json_object_get(st, "vms");
+		ev->ev_vms = calloc(json_array_size(vms) + 1, sizeof *ev->ev_vms);
+		if (!ev->ev_vms)
+			abort();
+		size_t i;
+		json_t *vj;
+		json_array_foreach(vms, i, vj) {
+			struct evac_vm_st *v = &ev->ev_vms[ev->ev_nvms++];
+			v->vs_ev = ev;
+			snprintf(v->vs_ref, sizeof v->vs_ref, "%s", str(vj, "vm"));
+			snprintf(v->vs_target, sizeof v->vs_target, "%s", str(vj, "target"));
+			v->vs_tries = (int)json_integer_value(json_object_get(vj, "tries"));
+			v->vs_tried = json_deep_copy(json_object_get(vj, "tried"));
+			if (!v->vs_tried)
+				v->vs_tried = json_array();
+			v->vs_error = json_incref(json_object_get(vj, "error"));
+			v->vs_memory = json_integer_value(json_object_get(vj, "memory"));
+			v->vs_downtime_ms = json_number_value(json_object_get(vj, "downtime_ms"));
+			const char *s = str(vj, "state");
+			v->vs_state = strcmp(s, "done") == 0 ? EV_DONE : strcmp(s, "failed") == 0 ? EV_FAILED : EV_PENDING;
+			/* was migrating: the heartbeats have said where it runs by now;
+			 * vm_start counts it moved if it left the host */
+		}
+		log_info("evacuation of %s resumed after a restart (%zu VMs)", host, ev->ev_nvms);
+		pump(ev);
+	}
+	json_decref(all);
+}
+
+void evacuations_resume(struct poold *pd)
+{
+	char *text = db_meta_get(pd->pd_db, META_KEY);
+	json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	size_t n = json_object_size(all);
+	json_decref(all);
+	if (!n)
+		return;
+	/* after a restart the records say where VMs were when poold stopped;
+	 * the agents' heartbeats say where they are: wait for them */
+	long long ms = conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	log_info("%zu evacuation(s) in progress when poold stopped: resumed in %lld ms", n, ms);
+	event_base_once(pd->pd_base, -1, EV_TIMEOUT, resume, pd, &tv);
+}
+
+void evacuations_stop(struct poold *pd)
+{
+	(void)pd;
+	while (evacs) /* the state stays in the database: the next start resumes */
+		ev_free(evacs);
+}
