@@ -188,6 +188,8 @@ int xe_cmd_host_power(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_sr_create(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_prevent_evacuation(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* vm-migrate's checks before any call (storage migration refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
  * map of strings for VM.pool_migrate without "network" (new ref), or NULL

@@ -122,6 +122,16 @@ const struct xe_cmd xe_cmds[] = {
 	 xe_cmd_vm_migrate, XE_CMD_VMSEL},
 	{"host-enable", "", "", "Enable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
 	{"host-disable", "", "", "Disable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
+	/* XAPI's; dry-run=true is ours (host.compute_evacuation_plan) */
+	{"host-evacuate", "", "network-uuid,batch-size,dry-run",
+	 "Migrate all VMs to other hosts. batch-size is how many migrations run at once (0 or absent: "
+	 "evacuation-batch-size from xapi.conf, 10 by default); network-uuid selects the network the "
+	 "memory streams use. dry-run=true prints the plan (each VM, its target or why it cannot move) and "
+	 "moves nothing. On a terminal each VM's progress is shown unless --minimal is given.",
+	 xe_cmd_host_evacuate, XE_CMD_HOSTSEL},
+	{"host-get-vms-which-prevent-evacuation", "", "",
+	 "Return a list of VMs which prevent the evacuation of a specific host and display reasons for each.",
+	 xe_cmd_host_prevent_evacuation, XE_CMD_HOSTSEL},
 };
 const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
 

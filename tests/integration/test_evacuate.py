@@ -132,6 +132,30 @@ class EvacuateTest(unittest.TestCase):
         self.assertEqual(rpc("VM.get_resident_on", stuck), h1)
         self.assertEqual(rpc("host.get_current_operations", h1), {})
 
+    def test_xe(self):
+        rpc = self.p.rpc
+        h1, h2, h3 = (self.p.host_ref(i) for i in (1, 2, 3))
+        u1 = self.p.host_uuid(1)
+        vms = make_vms(self.p, 3, "x", h1)
+        stuck = make_vms(self.p, 1, "xstuck", h1)[0]
+        rpc("VM.add_to_platform", stuck, "nomigrate", "true")
+        out = self.p.xe("host-evacuate", "uuid=" + u1, "dry-run=true").stdout
+        self.assertIn("xstuck", out)
+        self.assertIn("cannot move: VM_IS_IMMOBILE", out)
+        self.assertIn("3 would move, 1 cannot", out)
+        self.assertEqual([rpc("VM.get_resident_on", vm) for vm in vms], [h1] * 3)  # nothing moved
+        out = self.p.xe("host-get-vms-which-prevent-evacuation", "uuid=" + u1).stdout
+        self.assertIn(rpc("VM.get_uuid", stuck), out)
+        self.assertIn("VM_IS_IMMOBILE", out)
+        r = self.p.xe("host-evacuate", "uuid=" + u1, "batch-size=two", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("batch-size", r.stderr + r.stdout)
+        rpc("VM.remove_from_platform", stuck, "nomigrate")
+        r = self.p.xe("host-evacuate", "uuid=" + u1, "batch-size=2", "--minimal")
+        self.assertEqual(r.stdout, "")
+        for vm in vms + [stuck]:
+            self.assertIn(rpc("VM.get_resident_on", vm), (h2, h3))
+
     def test_bad_arguments(self):
         rpc = self.p.rpc
         h1 = self.p.host_ref(1)

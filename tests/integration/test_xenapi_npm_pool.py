@@ -113,7 +113,7 @@ class XenApiNpmPoolTest(unittest.TestCase):
             p.rpc("VM.start_on", vm, hosts[i], False, False)
             running[vm] = hosts[i]
         watched = self.make_vm("npm-watched")
-        proc, lines = self.start_client(p.port, p.password, watched)
+        proc, lines = self.start_client(p.port, p.password, watched, hosts[1])
         deadline = time.monotonic() + TOTAL + 5
 
         self.next_message(lines, deadline, "connected")
@@ -144,6 +144,16 @@ class XenApiNpmPoolTest(unittest.TestCase):
         self.assertEqual(upd["resident_on"], hosts[3])
         self.assertEqual(upd["host_name"], "host3")
         self.assertEqual(upd["domid"], p.rpc("VM.get_domid", watched))
+        ev = self.next_message(lines, deadline, "evacuated")["evacuated"]
+        self.assertIs(ev["enabled"], True)
+        for vm, host in running.items():
+            where = p.rpc("VM.get_resident_on", vm)
+            if host == hosts[1]:
+                self.assertIn(where, (hosts[2], hosts[3]), "host1's VM left it")
+                running[vm] = where
+            else:
+                self.assertEqual(where, host)
+            self.assertEqual(p.rpc("VM.get_power_state", vm), "Running")
         self.next_message(lines, deadline, "done")
         try:
             rc = proc.wait(timeout=max(1, deadline - time.monotonic()))

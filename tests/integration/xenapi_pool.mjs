@@ -2,7 +2,7 @@
 // several hosts (a devpool), run by test_xenapi_npm_pool.py from a copy placed
 // next to tests/integration/.npm/node_modules (so the bare import resolves):
 //
-//   node xenapi_pool.mjs PORT PASSWORD WATCHED_VM_REF
+//   node xenapi_pool.mjs PORT PASSWORD WATCHED_VM_REF EVACUATED_HOST_REF
 //
 // Protocol with the test: one JSON object per stdout line.
 //   {"connected": ...}               after connect()
@@ -11,11 +11,14 @@
 //   {"running": [...]}               every running VM: ref, name_label, resident_on, domid
 //   {"READY": true}                  the test now starts WATCHED_VM_REF
 //   {"update": {...}}                that VM, Running, as seen through the event loop
+//   {"evacuated": {...}}             after Xen Orchestra's host maintenance: host.disable,
+//                                    Async.host.evacuate(host, NULL, 2) followed to its end
+//                                    through the client's task watching, host.enable
 //   {"done": true}                   after disconnect(); exit code 0
 // Any failure prints {"error": "..."} and exits 1; a global timer exits 2.
 import { createClient } from 'xen-api'
 
-const [port, password, watchedRef] = process.argv.slice(2)
+const [port, password, watchedRef, evacRef] = process.argv.slice(2)
 const TOTAL_MS = Number(process.env.XENAPI_TEST_TIMEOUT_MS ?? 60000)
 
 const out = obj => process.stdout.write(JSON.stringify(obj) + '\n')
@@ -84,6 +87,12 @@ try {
       domid: vm.domid,
     },
   })
+  // what Xen Orchestra does for maintenance mode: disable, evacuate (3 arguments), enable
+  await within(xapi.call('host.disable', evacRef), 10e3, 'host.disable')
+  const t0 = Date.now()
+  const result = await within(xapi.callAsync('host.evacuate', evacRef, 'OpaqueRef:NULL', 2), 60e3, 'Async.host.evacuate')
+  await within(xapi.call('host.enable', evacRef), 10e3, 'host.enable')
+  out({ evacuated: { result: result ?? null, ms: Date.now() - t0, enabled: await xapi.call('host.get_enabled', evacRef) } })
 } catch (error) {
   failed = true
   out({ error: String(error?.stack ?? error), code: error?.code, params: error?.params })
