@@ -618,7 +618,7 @@ static int evacuate_dry_run(struct xe_ctx *c, const char *host, json_t *names)
 	const char *vm;
 	json_t *p;
 	int stuck = 0;
-	fprintf(c->out, "%-28s %9s  %s\n", "VM", "memory", "target (or why it cannot move)");
+	fprintf(c->out, "%-28s %10s  %s\n", "VM", "memory", "target (or why it cannot move)");
 	json_object_foreach(plan, vm, p) {
 		double mib = (double)json_integer_value(json_object_get(p, "memory")) / 1048576.0;
 		json_t *err = json_object_get(p, "error");

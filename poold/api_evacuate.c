@@ -237,6 +237,7 @@ struct evac_vm_st {
 	json_t *vs_error;  /* why it is still here (the last error) */
 	double vs_downtime_ms;
 	json_int_t vs_memory;
+	json_int_t vs_wire_bytes; /* what its migration put on the wire */
 };
 
 struct evac {
@@ -263,6 +264,8 @@ static json_t *vm_json(const struct evac_vm_st *v)
 		json_object_set(o, "error", v->vs_error);
 	if (v->vs_downtime_ms > 0)
 		json_object_set_new(o, "downtime_ms", json_real(v->vs_downtime_ms));
+	if (v->vs_wire_bytes > 0)
+		json_object_set_new(o, "wire_bytes", json_integer(v->vs_wire_bytes));
 	return o;
 }
 
@@ -461,6 +464,7 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 	if (!err) {
 		v->vs_state = EV_DONE;
 		v->vs_downtime_ms = json_number_value(json_object_get(stats, "downtime_ms"));
+		v->vs_wire_bytes = json_integer_value(json_object_get(stats, "wire_bytes"));
 		json_decref(v->vs_error);
 		v->vs_error = NULL;
 	} else {
@@ -766,6 +770,7 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 			v->vs_error = json_incref(json_object_get(vj, "error"));
 			v->vs_memory = json_integer_value(json_object_get(vj, "memory"));
 			v->vs_downtime_ms = json_number_value(json_object_get(vj, "downtime_ms"));
+			v->vs_wire_bytes = json_integer_value(json_object_get(vj, "wire_bytes"));
 			const char *s = str(vj, "state");
 			v->vs_state = strcmp(s, "done") == 0 ? EV_DONE : strcmp(s, "failed") == 0 ? EV_FAILED : EV_PENDING;
 			/* was migrating: the heartbeats have said where it runs by now;

@@ -25,6 +25,8 @@
  * anonymous + file resident memory at its peak during the migration:
  * sender and receiver together, guest RAM mappings excluded).
  * `--json` prints one JSON object per case. `--quick` uses 256 MiB VMs.
+ * `--tls-baseline MB` prints only the raw TLS figure for MB megabytes
+ * (bench/evacuate's bound).
  * Never pass/fail: figures only.
  */
 #include <arpa/inet.h>
@@ -281,6 +283,7 @@ static void *sampler_main(void *arg)
 
 /* ---- one migration ---- */
 
+
 struct recv_job {
 	struct env *e;
 	int ls;
@@ -443,14 +446,26 @@ static void run_case(struct env *e, const struct wcase *w, bool compress, struct
 int main(int argc, char **argv)
 {
 	bool json = false, quick = getenv("BENCH_QUICK") != NULL;
+	double baseline_mb = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
 		else if (!strcmp(argv[i], "--quick"))
 			quick = true;
+		else if (!strcmp(argv[i], "--tls-baseline") && i + 1 < argc)
+			baseline_mb = atof(argv[++i]);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(LOG_LVL_WARN);
+	if (baseline_mb > 0) { /* only the raw TLS figure (bench/evacuate's bound) */
+		struct env e;
+		env_init(&e);
+		uint64_t bytes = (uint64_t)(baseline_mb * 1e6);
+		double r = baseline_mb_s(&e, bytes);
+		printf("{\"bytes\": %" PRIu64 ", \"baseline_mb_s\": %.0f}\n", bytes, r);
+		env_free(&e);
+		return 0;
+	}
 	uint64_t mem = (uint64_t)(quick ? 256 : 1024) * 1024 * 1024, pages = mem / 4096;
 	const struct wcase cases[] = {
 		{"idle", mem, pages / 4, 0, 0, 30, 40, 30},
