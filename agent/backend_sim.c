@@ -70,6 +70,10 @@ struct proc {
 static bool proc_open(struct proc *p, pid_t pid)
 {
 	p->pid = pid;
+	if (pid <= 0) { /* a record without a pid: never kill(0) (our whole process group) */
+		p->pidfd = -1;
+		return false;
+	}
 	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (p->pidfd < 0 && errno == ESRCH)
 		return false;
@@ -87,6 +91,10 @@ static int proc_kill(struct proc *p, int sig)
 {
 	if (p->pidfd >= 0)
 		return (int)syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+	if (p->pid <= 0) {
+		errno = ESRCH;
+		return -1;
+	}
 	return kill(p->pid, sig);
 }
 

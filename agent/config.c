@@ -20,7 +20,8 @@ const struct conf_key agent_conf_keys[] = {
 	{"address", CONF_STRING, "", 0, 0, NULL,
 	 "management address poold reaches the agent on (default: the one it joined from)"},
 	{"migration-address", CONF_STRING, "", 0, 0, NULL,
-	 "an address on a separate network for migration streams (default: none)"},
+	 "a second address, on a separate network, for migration streams that ask for that network (PIF eth1; "
+	 "default: none)"},
 	{"backend", CONF_ENUM, "auto", 0, 0, "auto|sim|xen",
 	 "hypervisor: xen (libxl), sim (simulated), auto = xen when /dev/xen/privcmd exists and this build has "
 	 "Xen support (libxen-dev), else sim; --backend overrides it"},

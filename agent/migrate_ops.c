@@ -41,6 +41,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "mig.h"
+#include "mig_xen.h"
 #include "xerr.h"
 
 static void opts_parse(json_t *o, struct mig_opts *m)
@@ -107,6 +108,13 @@ void agent_migrations_stop(void)
 	while (flight_n > 0)
 		pthread_cond_wait(&flight_cv, &flight_mu);
 	pthread_mutex_unlock(&flight_mu);
+}
+
+/* The xen backend moves memory with libxl's own stream (mig_xen.c), whose
+ * restore builds the destination domain itself: nothing is prepared. */
+static bool xen_stream(struct agent *ag)
+{
+	return strcmp(backend_locked_inner(ag->ag_be)->be_ops->bo_name, "xen") == 0;
 }
 
 static struct mig_backend_lock lock_of(struct agent *ag)
@@ -199,7 +207,8 @@ static void *recv_thread(void *arg)
 	ro.domid = j->rj_domid;
 	struct mig_recv_result res;
 	memset(&res, 0, sizeof res);
-	rc = mig_receive(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res, err, sizeof err);
+	rc = (xen_stream(ag) ? mig_xen_receive : mig_receive)(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res,
+							       err, sizeof err);
 	if (rc == MIG_OK)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
 			 (unsigned long long)res.pages, (unsigned long long)res.zero_pages,
@@ -207,7 +216,7 @@ static void *recv_thread(void *arg)
 	else
 		log_warn("migration in failed: %s", err);
 out:
-	if (rc == MIG_FAILED) { /* the prepared domain never ran: nothing may be left */
+	if (rc == MIG_FAILED && j->rj_domid > 0) { /* the prepared domain never ran: nothing may be left */
 		struct be_domain_info di;
 		if (ag->ag_be->be_ops->bo_domain_info(ag->ag_be, j->rj_domid, &di) == 0 &&
 		    strcmp(di.di_uuid, j->rj_uuid) == 0 && di.di_state != BE_STATE_RUNNING &&
@@ -268,9 +277,6 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
 	if (domid_of(ag, dc.dc_uuid, NULL) >= 0)
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
-	if (!ag->ag_be->be_ops->bo_domain_create_restore)
-		return xerr_newf(XE_INTERNAL_ERROR, "the %s backend cannot receive this migration stream",
-				 ag->ag_be->be_ops->bo_name);
 	struct recv_job *j = calloc(1, sizeof *j);
 	int port = 0;
 	const char *addr = json_string_value(json_object_get(opts, "address"));
@@ -285,8 +291,9 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	j->rj_verify = json_is_true(json_object_get(opts, "verify"));
 	snprintf(j->rj_uuid, sizeof j->rj_uuid, "%s", dc.dc_uuid);
 	incoming_mark(ag, j->rj_uuid);
-	/* the paused, empty domain now: its memory is taken before the source starts */
-	if (ag->ag_be->be_ops->bo_domain_create_restore(ag->ag_be, &dc, &j->rj_domid) < 0) {
+	/* the paused, empty domain now: its memory is taken before the source starts
+	 * (xen: libxl's restore builds it from the stream) */
+	if (!xen_stream(ag) && ag->ag_be->be_ops->bo_domain_create_restore(ag->ag_be, &dc, &j->rj_domid) < 0) {
 		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot prepare a domain for VM %s: %s", dc.dc_uuid,
 				      backend_error(ag->ag_be));
 		char marker[4200];
@@ -304,7 +311,8 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	if (j->rj_slot < 0 || pthread_create(&t, &at, recv_thread, j) != 0) {
 		if (j->rj_slot >= 0)
 			flight_leave(j->rj_slot);
-		ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid);
+		if (j->rj_domid > 0)
+			ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid);
 		char marker[4200];
 		incoming_path(ag, j->rj_uuid, marker, sizeof marker);
 		unlink(marker);
@@ -414,8 +422,9 @@ static void *send_thread(void *arg)
 	mig_io_init_ssl(&io, ssl);
 	io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
 	struct mig_backend_lock lk = lock_of(ag);
-	j->sj_rc = mig_send(&io, backend_locked_inner(ag->ag_be), &lk, j->sj_domid, &j->sj_cfg, j->sj_token,
-			    &j->sj_opts, on_progress, j, &j->sj_res, j->sj_err, sizeof j->sj_err);
+	j->sj_rc = (xen_stream(ag) ? mig_xen_send : mig_send)(&io, backend_locked_inner(ag->ag_be), &lk, j->sj_domid,
+							      &j->sj_cfg, j->sj_token, &j->sj_opts, on_progress, j,
+							      &j->sj_res, j->sj_err, sizeof j->sj_err);
 out:
 	if (ssl) {
 		SSL_shutdown(ssl);

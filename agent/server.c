@@ -70,13 +70,15 @@ void agent_config_parse(json_t *cfg, struct be_domain_config *dc)
 	copy_str(dc->dc_name, sizeof dc->dc_name, cfg, "name");
 	copy_str(dc->dc_cpu_vendor, sizeof dc->dc_cpu_vendor, cfg, "cpu_vendor");
 	copy_str(dc->dc_featureset, sizeof dc->dc_featureset, cfg, "featureset");
+	copy_str(dc->dc_guest_type, sizeof dc->dc_guest_type, cfg, "guest_type");
 	dc->dc_memory = (uint64_t)ival(cfg, "memory");
 	dc->dc_vcpus = (int)ival(cfg, "vcpus");
 	json_t *wl = json_object_get(cfg, "workload");
 	dc->dc_workload = (struct be_workload){(uint64_t)ival(wl, "touch_pages"), (uint64_t)ival(wl, "dirty_pages_per_s"),
 					       (uint64_t)ival(wl, "working_set_pages"), (int)ival(wl, "pct_zero"),
 					       (int)ival(wl, "pct_text"), (int)ival(wl, "pct_random"),
-					       (uint64_t)ival(wl, "disk_write_bytes_per_s")};
+					       (uint64_t)ival(wl, "disk_write_bytes_per_s"), false,
+					       (uint32_t)ival(wl, "heartbeat_ms")};
 	size_t i;
 	json_t *d;
 	json_array_foreach(json_object_get(cfg, "disks"), i, d) {

@@ -136,6 +136,7 @@ struct dom {
 	int lock_fd;		/* dom-N.lock: held while we live; says the memory we hold */
 	uint64_t disk_gen;	/* bumped on disk add/remove */
 
+	uint32_t tick_ms;	/* heartbeat tick (wl_heartbeat_ms), read by the heartbeat thread */
 	pthread_t th_hb, th_wl, th_disk, th_pop;
 	bool have_pop;
 };
@@ -311,11 +312,13 @@ static void *heartbeat_main(void *arg)
 		__atomic_store_n(&d->hb->hb_time_ns, t, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->hb->hb_counter, c + 1, __ATOMIC_RELEASE);
 		mark_dirty(d, 0);
-		next += 1000000ull;
-		if (t > next + 1000000ull) { /* more than a tick late: don't burst */
+		uint32_t ms = __atomic_load_n(&d->tick_ms, __ATOMIC_RELAXED);
+		uint64_t tick = 1000000ull * (ms ? ms : 1);
+		next += tick;
+		if (t > next + tick) { /* more than a tick late: don't burst */
 			__atomic_store_n(&d->hb->hb_ticks_late, d->hb->hb_ticks_late + 1,
 					 __ATOMIC_RELAXED);
-			next = t + 1000000ull;
+			next = t + tick;
 		}
 		dom_sleep_until(d, next);
 	}
@@ -618,6 +621,7 @@ static int dom_setup(struct dom *d, const struct simdom_boot *b, char *err, size
 {
 	const struct be_domain_config *c = &b->sb_cfg;
 	d->cfg = *c;
+	d->tick_ms = c->dc_workload.wl_heartbeat_ms;
 	d->cfg.dc_uuid[BE_UUID_LEN - 1] = 0;
 	d->cfg.dc_name[sizeof d->cfg.dc_name - 1] = 0;
 	d->domid = b->sb_domid;
@@ -964,6 +968,7 @@ static bool handle(struct dom *d, int cfd, const struct simdom_req *rq, ssize_t 
 		if (rc == 0) {
 			pthread_mutex_lock(&d->mu);
 			d->cfg.dc_workload = rq->rq_workload;
+			__atomic_store_n(&d->tick_ms, rq->rq_workload.wl_heartbeat_ms, __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&d->mu);
 		}
 		break;

@@ -52,7 +52,7 @@
 #include "backend.h"
 
 #define SIMDOM_MAGIC 0x53494d44u	/* "SIMD" */
-#define SIMDOM_PROTO_VERSION 2u /* 2: be_workload.wl_prealloc, dom-N.lock */
+#define SIMDOM_PROTO_VERSION 3u /* 2: be_workload.wl_prealloc, dom-N.lock; 3: wl_heartbeat_ms */
 #define SIMDOM_PAGE_SIZE 4096u
 #define SIMDOM_PAGE_SHIFT 12
 #define SIMDOM_MAX_VCPUS 64

@@ -212,7 +212,7 @@ static json_t *device_network(struct db *db, const char *device, int index, char
 	if (r)
 		snprintf(ref, 64, "%s", r);
 	else {
-		char bridge[16];
+		char bridge[24];
 		snprintf(bridge, sizeof bridge, "xenbr%d", index);
 		e = db_obj_create_new(db, "network", json_pack("{s:s, s:s, s:I}", "name_label", name, "bridge", bridge, "MTU", 1500),
 				      ref);
@@ -229,7 +229,7 @@ static json_t *host_pifs_sync(struct db *db, const char *host, const struct host
 	const char *addr[2] = {r->address, r->migration_address};
 	json_t *pifs = db_find(db, "PIF", "host", host), *e = NULL;
 	for (int i = 0; i < 2 && !e; i++) {
-		char device[8], net[64] = "", have[64] = "";
+		char device[16], net[64] = "", have[64] = "";
 		snprintf(device, sizeof device, "eth%d", i);
 		const char *k;
 		json_t *p;

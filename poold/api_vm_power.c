@@ -203,7 +203,7 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
 		json_decref(vdi);
 	}
 	json_decref(vbds);
-	json_t *cfg = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:i, s:i, s:i, s:I}}",
+	json_t *cfg = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:i, s:i, s:i, s:I, s:i}}",
 				"uuid", str(v, "uuid"), "name", str(v, "name_label"), "memory", mem, "vcpus",
 				ival(v, "VCPUs_at_startup"), "cpu_vendor", str(cpu, "vendor"), "featureset",
 				str(cpu, "features"), "start_paused", paused, "disks", disks, "workload",
@@ -212,7 +212,10 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
 				*str(oc, "sim-pct-zero") ? atoi(str(oc, "sim-pct-zero")) : 30, "pct_text",
 				*str(oc, "sim-pct-text") ? atoi(str(oc, "sim-pct-text")) : 50, "pct_random",
 				*str(oc, "sim-pct-random") ? atoi(str(oc, "sim-pct-random")) : 20,
-				"disk_write_bytes_per_s", (json_int_t)atoll(str(oc, "sim-disk-write-kib-per-s")) * 1024);
+				"disk_write_bytes_per_s", (json_int_t)atoll(str(oc, "sim-disk-write-kib-per-s")) * 1024,
+				"heartbeat_ms", atoi(str(oc, "sim-heartbeat-ms")));
+	/* XAPI's VM.domain_type: the xen backend boots "pvh" guests through pvgrub2, others as HVM */
+	json_object_set_new(cfg, "guest_type", json_string(str(v, "domain_type")));
 	json_decref(p);
 	return cfg;
 }
