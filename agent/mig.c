@@ -52,18 +52,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- hashing ---- */
 
 #define P1 0x9E3779B185EBCA87ull
@@ -145,149 +133,11 @@ void mig_io_init_ssl(struct mig_io *io, SSL *ssl)
 	no_delay(io->fd);
 }
 
-static void io_set_timeout(struct mig_io *io, int ms)
-{
-	io->timeout_ms = ms > 0 ? ms : 60000;
-	struct timeval tv = {.tv_sec = io->timeout_ms / 1000,
-			     .tv_usec = (io->timeout_ms % 1000) * 1000};
-	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	(void)setsockopt(io->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-static const char *ssl_reason(char *buf, size_t len)
-{
-	unsigned long e = ERR_get_error();
-	if (!e)
-		return errno ? strerror(errno) : "connection closed";
-	ERR_error_string_n(e, buf, len);
-	ERR_clear_error();
-	return buf;
-}
-
-static int raw_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen)
-{
-	const char *p = buf;
-	while (len > 0) {
-		size_t done = 0;
-		if (io->ssl) {
-			errno = 0;
-			if (SSL_write_ex(io->ssl, p, len, &done) <= 0) {
-				char b[160];
-				int e = SSL_get_error(io->ssl, 0);
-				seterr(err, errlen, "connection lost while sending: %s",
-				       (e == SSL_ERROR_SYSCALL && errno == EAGAIN)
-					       ? "timed out"
-					       : ssl_reason(b, sizeof b));
-				return -1;
-			}
-		} else {
-			ssize_t n = send(io->fd, p, len, MSG_NOSIGNAL);
-			if (n < 0 && errno == ENOTSOCK)
-				n = write(io->fd, p, len);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				seterr(err, errlen, "connection lost while sending: %s",
-				       errno == EAGAIN ? "timed out" : strerror(errno));
-				return -1;
-			}
-			done = (size_t)n;
-		}
-		p += done;
-		len -= done;
-		io->bytes_out += done;
-	}
-	return 0;
-}
-
-static int io_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen)
-{
-	if (io->cut_after_bytes && io->bytes_out + len > io->cut_after_bytes) {
-		size_t part = (size_t)(io->cut_after_bytes - io->bytes_out);
-		if (part)
-			(void)raw_write(io, buf, part, NULL, 0);
-		shutdown(io->fd, SHUT_RDWR);
-		seterr(err, errlen, "connection cut after %" PRIu64 " bytes (fault injection)",
-		       io->cut_after_bytes);
-		return -1;
-	}
-	return raw_write(io, buf, len, err, errlen);
-}
-
-static int io_read(struct mig_io *io, void *buf, size_t len, char *err, size_t errlen)
-{
-	char *p = buf;
-	while (len > 0) {
-		size_t done = 0;
-		if (io->ssl) {
-			errno = 0;
-			if (SSL_read_ex(io->ssl, p, len, &done) <= 0) {
-				char b[160];
-				int e = SSL_get_error(io->ssl, 0);
-				if (e == SSL_ERROR_ZERO_RETURN ||
-				    (e == SSL_ERROR_SYSCALL && errno == 0))
-					seterr(err, errlen, "the peer closed the connection");
-				else
-					seterr(err, errlen, "connection lost while receiving: %s",
-					       (e == SSL_ERROR_SYSCALL && errno == EAGAIN)
-						       ? "timed out"
-						       : ssl_reason(b, sizeof b));
-				return -1;
-			}
-		} else {
-			ssize_t n = read(io->fd, p, len);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n == 0) {
-				seterr(err, errlen, "the peer closed the connection");
-				return -1;
-			}
-			if (n < 0) {
-				seterr(err, errlen, "connection lost while receiving: %s",
-				       errno == EAGAIN ? "timed out" : strerror(errno));
-				return -1;
-			}
-			done = (size_t)n;
-		}
-		p += done;
-		len -= done;
-		io->bytes_in += done;
-	}
-	return 0;
-}
-
-static bool io_readable(struct mig_io *io)
-{
-	if (io->ssl && SSL_pending(io->ssl) > 0)
-		return true;
-	struct pollfd pf = {.fd = io->fd, .events = POLLIN};
-	return poll(&pf, 1, 0) > 0;
-}
-
 /* small records: header + payload in one write */
 static int send_rec(struct mig_io *io, uint32_t type, const void *payload, size_t len, char *err,
 		    size_t errlen)
 {
-	size_t tot = sizeof(struct mig_rec_hdr) + len;
-	unsigned char stackbuf[1024];
-	unsigned char *b = tot <= sizeof stackbuf ? stackbuf : malloc(tot);
-	if (!b) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	struct mig_rec_hdr h = {.rh_type = type, .rh_flags = 0, .rh_len = len};
-	memcpy(b, &h, sizeof h);
-	if (len)
-		memcpy(b + sizeof h, payload, len);
-	int rc = io_write(io, b, tot, err, errlen);
-	if (b != stackbuf)
-		free(b);
-	return rc;
-}
-
-static int send_text(struct mig_io *io, uint32_t type, const char *msg)
-{
-	return send_rec(io, type, msg, strlen(msg), NULL, 0);
+	return mig_send_rec(io, type, 0, payload, len, err, errlen);
 }
 
 struct rbuf {
@@ -307,46 +157,16 @@ static int rbuf_need(struct rbuf *b, size_t n)
 	return 0;
 }
 
-/* Read one record; its payload into b (NUL-terminated one past rh_len). An
- * ERROR/ABORT record becomes the error "<who>: message" and -1. */
 static int read_rec(struct mig_io *io, struct mig_rec_hdr *h, struct rbuf *b, const char *who,
 		    char *err, size_t errlen)
 {
-	if (io_read(io, h, sizeof *h, err, errlen) != 0)
-		return -1;
-	if (h->rh_len > MIG_MAX_PAYLOAD) {
-		seterr(err, errlen, "malformed migration stream: record type %u of %" PRIu64 " bytes",
-		       h->rh_type, h->rh_len);
-		return -1;
-	}
-	if (rbuf_need(b, (size_t)h->rh_len + 1) != 0) {
-		seterr(err, errlen, "out of memory");
-		return -1;
-	}
-	if (h->rh_len && io_read(io, b->p, (size_t)h->rh_len, err, errlen) != 0)
-		return -1;
-	b->p[h->rh_len] = 0;
-	if (h->rh_type == MIG_REC_ERROR || h->rh_type == MIG_REC_ABORT) {
-		seterr(err, errlen, "%s: %s", who, (char *)b->p);
-		return -1;
-	}
-	return 0;
+	return mig_read_rec(io, h, &b->p, &b->cap, who, err, errlen);
 }
 
 static int expect_rec(struct mig_io *io, uint32_t type, size_t min_len, struct rbuf *b,
 		      const char *who, char *err, size_t errlen)
 {
-	struct mig_rec_hdr h;
-	if (read_rec(io, &h, b, who, err, errlen) != 0)
-		return -1;
-	if (h.rh_type != type || h.rh_len < min_len) {
-		seterr(err, errlen,
-		       "malformed migration stream: expected record type %u, got %u (%" PRIu64
-		       " bytes)",
-		       type, h.rh_type, h.rh_len);
-		return -1;
-	}
-	return 0;
+	return mig_expect_rec(io, type, min_len, &b->p, &b->cap, who, err, errlen);
 }
 
 /* ---- backend access ---- */
@@ -622,11 +442,11 @@ static int check_peer(struct sender *s, struct rbuf *b)
 {
 	if (wr_drain(s) != 0)
 		return -1;
-	if (!io_readable(s->io))
+	if (!mig_io_readable(s->io))
 		return 0;
 	struct mig_rec_hdr h;
 	if (read_rec(s->io, &h, b, "the destination refused", s->err, s->errlen) == 0)
-		seterr(s->err, s->errlen,
+		mig_seterr(s->err, s->errlen,
 		       "malformed migration stream: unexpected record type %u from the destination",
 		       h.rh_type);
 	return -1;
@@ -645,7 +465,7 @@ static void *writer_main(void *arg)
 		size_t len = s->wr_len;
 		pthread_mutex_unlock(&s->wr_mu);
 		char e[256] = "";
-		int rc = io_write(s->io, b, len, e, sizeof e);
+		int rc = mig_io_write(s->io, b, len, e, sizeof e);
 		pthread_mutex_lock(&s->wr_mu);
 		if (rc != 0 && !s->wr_failed) {
 			s->wr_failed = true;
@@ -669,7 +489,7 @@ static int wr_drain(struct sender *s)
 	bool failed = s->wr_failed;
 	pthread_mutex_unlock(&s->wr_mu);
 	if (failed) {
-		seterr(s->err, s->errlen, "%s", s->wr_err);
+		mig_seterr(s->err, s->errlen, "%s", s->wr_err);
 		return -1;
 	}
 	s->out = s->io->bytes_out;
@@ -680,7 +500,7 @@ static int wr_drain(struct sender *s)
 static int wr_submit(struct sender *s, size_t len)
 {
 	if (!s->wr_started) {
-		if (io_write(s->io, s->rec, len, s->err, s->errlen) != 0)
+		if (mig_io_write(s->io, s->rec, len, s->err, s->errlen) != 0)
 			return -1;
 		s->out = s->io->bytes_out;
 		return 0;
@@ -724,12 +544,12 @@ static int flush_batch(struct sender *s)
 		do {
 			r = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_flush);
 			if (ZSTD_isError(r)) {
-				seterr(s->err, s->errlen, "compression failed: %s",
+				mig_seterr(s->err, s->errlen, "compression failed: %s",
 				       ZSTD_getErrorName(r));
 				return -1;
 			}
 			if (r && out.pos == out.size) {
-				seterr(s->err, s->errlen, "compression output overflow");
+				mig_seterr(s->err, s->errlen, "compression output overflow");
 				return -1;
 			}
 		} while (r != 0);
@@ -792,7 +612,7 @@ static int add_page(struct sender *s, uint64_t p, const unsigned char *src)
 static int add_run(struct sender *s, uint64_t p, uint64_t k)
 {
 	if (ram_pread(s->m.sm_ram_fd, s->stage, p, k) != 0) {
-		seterr(s->err, s->errlen, "cannot read the source domain's memory (page %" PRIu64 "): %s",
+		mig_seterr(s->err, s->errlen, "cannot read the source domain's memory (page %" PRIu64 "): %s",
 		       p, strerror(errno ? errno : EIO));
 		return -1;
 	}
@@ -916,7 +736,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	bool mapped = false, go_sent = false;
 	uint64_t t_pause = 0;
 	const char *who = "the destination refused the migration";
-	io_set_timeout(io, o.io_timeout_ms);
+	mig_io_set_timeout(io, o.io_timeout_ms);
 
 	/* HELLO first, before touching the domain */
 	uint32_t myver = o.proto_version ? o.proto_version : MIG_PROTO_VERSION;
@@ -929,20 +749,20 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	struct mig_hello peer;
 	memcpy(&peer, b.p, sizeof peer);
 	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
-		seterr(err, errlen,
+		mig_seterr(err, errlen,
 		       "migration protocol version mismatch: this host (source) speaks version %u, "
 		       "the destination speaks version %u; upgrade the older host first",
 		       myver, peer.he_version);
-		(void)send_text(io, MIG_REC_ABORT, err);
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		goto out;
 	}
 	lk_lock(lk);
 	int mr = backend_sim_map(be, domid, &s->m);
 	if (mr != 0)
-		seterr(err, errlen, "cannot map the source domain %d: %s", domid, backend_error(be));
+		mig_seterr(err, errlen, "cannot map the source domain %d: %s", domid, backend_error(be));
 	lk_unlock(lk);
 	if (mr != 0) {
-		(void)send_text(io, MIG_REC_ABORT, err);
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		goto out;
 	}
 	mapped = true;
@@ -975,8 +795,8 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	}
 	hist = calloc((size_t)o_int(o.max_rounds, 30) + 2, sizeof *hist);
 	if (!s->sent_hash || !s->rec || !s->rec_spare || !s->stage || !hist || (o.compress && (!s->raw || !s->cctx))) {
-		seterr(err, errlen, "out of memory for the migration buffers");
-		(void)send_text(io, MIG_REC_ABORT, err);
+		mig_seterr(err, errlen, "out of memory for the migration buffers");
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		goto out;
 	}
 	{
@@ -1043,10 +863,10 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	lk_lock(lk);
 	int pr = be->be_ops->bo_domain_pause(be, domid);
 	if (pr != 0)
-		seterr(err, errlen, "cannot pause the source domain %d: %s", domid, backend_error(be));
+		mig_seterr(err, errlen, "cannot pause the source domain %d: %s", domid, backend_error(be));
 	lk_unlock(lk);
 	if (pr != 0) {
-		(void)send_text(io, MIG_REC_ABORT, err);
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		goto out;
 	}
 	s->paused = true;
@@ -1065,8 +885,8 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 		unsigned char hb[sizeof h + sizeof ck];
 		memcpy(hb, &h, sizeof h);
 		memcpy(hb + sizeof h, &ck, sizeof ck);
-		if (io_write(io, hb, sizeof hb, err, errlen) != 0 ||
-		    (arr && io_write(io, s->sent_hash, arr, err, errlen) != 0))
+		if (mig_io_write(io, hb, sizeof hb, err, errlen) != 0 ||
+		    (arr && mig_io_write(io, s->sent_hash, arr, err, errlen) != 0))
 			goto out;
 	}
 	uint64_t t_sent = now_ns();
@@ -1081,8 +901,8 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 		res->dest_verify_ms = (double)rd.rd_verify_ns / 1e6;
 		dest_verified = rd.rd_verified;
 		if (o.verify && !rd.rd_verified) {
-			seterr(err, errlen, "the destination did not verify the memory");
-			(void)send_text(io, MIG_REC_ABORT, err);
+			mig_seterr(err, errlen, "the destination did not verify the memory");
+			(void)mig_send_text(io, MIG_REC_ABORT, err);
 			goto out;
 		}
 	}
@@ -1091,7 +911,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	if (send_rec(io, MIG_REC_GO, NULL, 0, err, errlen) != 0) {
 		/* GO may or may not have reached the destination */
 		go_sent = true;
-		seterr(err, errlen, "connection lost while sending GO: the VM may be running on the "
+		mig_seterr(err, errlen, "connection lost while sending GO: the VM may be running on the "
 				    "destination; the source stays paused until the pool decides");
 		rc = MIG_AFTER_GO;
 		goto out;
@@ -1101,7 +921,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 		       errlen) != 0) {
 		char why[256];
 		snprintf(why, sizeof why, "%s", err);
-		seterr(err, errlen,
+		mig_seterr(err, errlen,
 		       "no RUNNING from the destination after GO (%s): the source stays paused "
 		       "until the pool asks both hosts",
 		       why);
@@ -1124,11 +944,11 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 		res->verify_ms = (double)(now_ns() - t) / 1e6;
 		res->verified = nbad == 0 && dest_verified;
 		if (nbad == UINT64_MAX)
-			seterr(err, errlen, "memory verification after the hand-over could not read the "
+			mig_seterr(err, errlen, "memory verification after the hand-over could not read the "
 					    "source's memory: %s; the VM runs on the destination",
 			       strerror(errno ? errno : EIO));
 		else if (nbad)
-			seterr(err, errlen,
+			mig_seterr(err, errlen,
 			       "memory verification failed after the hand-over: %" PRIu64
 			       " page(s) of the source (first: page %" PRIu64
 			       ") changed after they were sent without being marked dirty "
@@ -1211,7 +1031,7 @@ static int flush_run(struct receiver *r, uint64_t p, const unsigned char *d, uin
 		     size_t errlen)
 {
 	if (ram_pwrite(r->m.sm_ram_fd, d, p, *k) != 0) {
-		seterr(err, errlen, "cannot write the destination domain's memory (page %" PRIu64 "): %s",
+		mig_seterr(err, errlen, "cannot write the destination domain's memory (page %" PRIu64 "): %s",
 		       p, errno == ENOSPC || errno == ENOMEM ? "out of memory on this host" : strerror(errno ? errno : EIO));
 		return -1;
 	}
@@ -1244,11 +1064,11 @@ static int recv_pages(struct receiver *r, const struct mig_rec_hdr *h, const uns
 	size_t dlen = (size_t)(h->rh_len - sizeof ph - idx_len);
 	if (h->rh_flags & MIG_F_COMPRESSED) {
 		if (!r->dctx) {
-			seterr(err, errlen, "compressed pages but compression was not negotiated");
+			mig_seterr(err, errlen, "compressed pages but compression was not negotiated");
 			return -1;
 		}
 		if (rbuf_need(&r->raw, ph.ps_raw_len + 1) != 0) {
-			seterr(err, errlen, "out of memory");
+			mig_seterr(err, errlen, "out of memory");
 			return -1;
 		}
 		ZSTD_inBuffer in = {data, dlen, 0};
@@ -1257,7 +1077,7 @@ static int recv_pages(struct receiver *r, const struct mig_rec_hdr *h, const uns
 			size_t ip = in.pos, op = out.pos;
 			size_t z = ZSTD_decompressStream(r->dctx, &out, &in);
 			if (ZSTD_isError(z)) {
-				seterr(err, errlen, "decompression failed: %s", ZSTD_getErrorName(z));
+				mig_seterr(err, errlen, "decompression failed: %s", ZSTD_getErrorName(z));
 				return -1;
 			}
 			if (in.pos == ip && out.pos == op)
@@ -1311,7 +1131,7 @@ static int recv_pages(struct receiver *r, const struct mig_rec_hdr *h, const uns
 		goto bad;
 	return 0;
 bad:
-	seterr(err, errlen, "malformed migration stream: bad PAGES record");
+	mig_seterr(err, errlen, "malformed migration stream: bad PAGES record");
 	return -1;
 }
 
@@ -1323,31 +1143,16 @@ static int dest_alive(struct backend *be, const struct mig_backend_lock *lk, int
 	lk_lock(lk);
 	int ir = be->be_ops->bo_domain_info(be, domid, &di);
 	if (ir != 0)
-		seterr(err, errlen, "the destination domain %d is gone: %s", domid, backend_error(be));
+		mig_seterr(err, errlen, "the destination domain %d is gone: %s", domid, backend_error(be));
 	lk_unlock(lk);
 	if (ir != 0)
 		return -1;
 	if (di.di_state != BE_STATE_PAUSED) {
-		seterr(err, errlen, "the destination domain %d died during the migration (state %s)",
+		mig_seterr(err, errlen, "the destination domain %d died during the migration (state %s)",
 		       domid, be_state_name(di.di_state));
 		return -1;
 	}
 	return 0;
-}
-
-/* After refusing: say why, stop writing, and give the peer a moment to read
- * it before the socket closes under unread data. */
-static void refuse(struct mig_io *io, const char *msg)
-{
-	if (send_text(io, MIG_REC_ERROR, msg) != 0)
-		return;
-	shutdown(io->fd, SHUT_WR);
-	char junk[65536];
-	uint64_t end = now_ns() + 500000000ull;
-	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
-	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	while (now_ns() < end && read(io->fd, junk, sizeof junk) > 0)
-		;
 }
 
 int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_lock *lk,
@@ -1369,7 +1174,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	bool mapped = false, go = false, refused = false, verify = o.verify, got_last = false,
 	     got_vcpu = false;
 	const char *who = "the source aborted";
-	io_set_timeout(io, o.io_timeout_ms);
+	mig_io_set_timeout(io, o.io_timeout_ms);
 
 	uint32_t myver = o.proto_version ? o.proto_version : MIG_PROTO_VERSION;
 	if (expect_rec(io, MIG_REC_HELLO, sizeof(struct mig_hello), &b, who, err, errlen) != 0)
@@ -1377,11 +1182,11 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	struct mig_hello peer, he = {.he_magic = MIG_MAGIC, .he_version = myver};
 	memcpy(&peer, b.p, sizeof peer);
 	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
-		seterr(err, errlen,
+		mig_seterr(err, errlen,
 		       "migration protocol version mismatch: this host (destination) speaks version "
 		       "%u, the source speaks version %u; upgrade the older host first",
 		       myver, peer.he_magic == MIG_MAGIC ? peer.he_version : 0);
-		refuse(io, err);
+		mig_refuse(io, err);
 		refused = true;
 		goto out;
 	}
@@ -1395,10 +1200,10 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		size_t gl = (size_t)strlen((char *)b.p);
 		bool ok = tl > 0 && gl == tl && CRYPTO_memcmp(b.p, o.token, tl) == 0;
 		if (!ok) {
-			seterr(err, errlen,
+			mig_seterr(err, errlen,
 			       "migration token refused by the destination (unknown, expired or "
 			       "for another migration): ask the pool to prepare the migration again");
-			refuse(io, err);
+			mig_refuse(io, err);
 			refused = true;
 			goto out;
 		}
@@ -1416,13 +1221,13 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		domid = o.domid;
 		cr = 0;
 		if (be->be_ops->bo_domain_info(be, domid, &di) != 0) {
-			seterr(err, errlen, "the domain prepared for this migration (%d) is gone: %s",
+			mig_seterr(err, errlen, "the domain prepared for this migration (%d) is gone: %s",
 			       domid, backend_error(be));
 			cr = -1;
 			domid = -1;
 		} else if (strcmp(di.di_uuid, mc.mc_cfg.dc_uuid) != 0 ||
 			   di.di_state != BE_STATE_PAUSED) {
-			seterr(err, errlen,
+			mig_seterr(err, errlen,
 			       "the domain prepared for this migration (%d) is VM %s in state %s, not "
 			       "a paused VM %s",
 			       domid, di.di_uuid, be_state_name(di.di_state), mc.mc_cfg.dc_uuid);
@@ -1432,38 +1237,38 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	} else if (be->be_ops->bo_domain_create_restore) {
 		cr = be->be_ops->bo_domain_create_restore(be, &mc.mc_cfg, &domid);
 		if (cr != 0) {
-			seterr(err, errlen, "cannot create the destination domain: %s", backend_error(be));
+			mig_seterr(err, errlen, "cannot create the destination domain: %s", backend_error(be));
 			domid = -1;
 		}
 	} else {
-		seterr(err, errlen, "cannot create the destination domain: the backend cannot restore");
+		mig_seterr(err, errlen, "cannot create the destination domain: the backend cannot restore");
 	}
 	if (cr != 0)
 		;
 	else if (backend_sim_map(be, domid, &r->m) != 0)
-		seterr(err, errlen, "cannot map the destination domain %d: %s", domid,
+		mig_seterr(err, errlen, "cannot map the destination domain %d: %s", domid,
 		       backend_error(be));
 	else
 		mapped = true;
 	lk_unlock(lk);
 	if (cr != 0) {
-		refuse(io, err);
+		mig_refuse(io, err);
 		refused = true;
 		goto out;
 	}
 	if (o.on_created)
 		o.on_created(domid, o.arg);
 	if (!mapped) {
-		refuse(io, err);
+		mig_refuse(io, err);
 		refused = true;
 		goto out;
 	}
 	uint64_t n = r->m.sm_npages;
 	if (n != mc.mc_npages) {
-		seterr(err, errlen,
+		mig_seterr(err, errlen,
 		       "the destination domain has %" PRIu64 " pages, the source %" PRIu64, n,
 		       mc.mc_npages);
-		refuse(io, err);
+		mig_refuse(io, err);
 		refused = true;
 		goto out;
 	}
@@ -1472,8 +1277,8 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	if (mc.mc_compress)
 		r->dctx = ZSTD_createDCtx();
 	if (!r->hash || !r->nonzero || (mc.mc_compress && !r->dctx)) {
-		seterr(err, errlen, "out of memory for the migration buffers");
-		refuse(io, err);
+		mig_seterr(err, errlen, "out of memory for the migration buffers");
+		mig_refuse(io, err);
 		refused = true;
 		goto out;
 	}
@@ -1496,7 +1301,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		switch (h.rh_type) {
 		case MIG_REC_PAGES:
 			if (recv_pages(r, &h, b.p, res, err, errlen) != 0) {
-				refuse(io, err);
+				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
@@ -1505,7 +1310,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 			struct mig_round_end re = {0};
 			memcpy(&re, b.p, h.rh_len < sizeof re ? h.rh_len : sizeof re);
 			if (dest_alive(be, lk, domid, err, errlen) != 0) {
-				refuse(io, err);
+				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
@@ -1516,9 +1321,9 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		case MIG_REC_VCPU: {
 			const size_t voff = offsetof(struct simdom_shared, ss_vcpus);
 			if (h.rh_len != sizeof(struct simdom_shared) - voff) {
-				seterr(err, errlen, "vCPU state of %" PRIu64 " bytes, expected %zu",
+				mig_seterr(err, errlen, "vCPU state of %" PRIu64 " bytes, expected %zu",
 				       h.rh_len, sizeof(struct simdom_shared) - voff);
-				refuse(io, err);
+				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
@@ -1529,8 +1334,8 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		case MIG_REC_CHECKSUM: {
 			struct mig_checksum ck;
 			if (h.rh_len < sizeof ck || !got_last || !got_vcpu) {
-				seterr(err, errlen, "malformed migration stream: early CHECKSUM");
-				refuse(io, err);
+				mig_seterr(err, errlen, "malformed migration stream: early CHECKSUM");
+				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
@@ -1545,21 +1350,21 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 						break;
 					}
 				if (first < n)
-					seterr(err, errlen,
+					mig_seterr(err, errlen,
 					       "memory checksum mismatch on the destination: page %" PRIu64
 					       " differs from what the source sent",
 					       first);
 				else
-					seterr(err, errlen, "memory checksum mismatch on the destination");
-				refuse(io, err);
+					mig_seterr(err, errlen, "memory checksum mismatch on the destination");
+				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
 			struct mig_ready rd = {0};
 			if (verify) {
 				if (!want) {
-					seterr(err, errlen, "verify asked but no page hashes sent");
-					refuse(io, err);
+					mig_seterr(err, errlen, "verify asked but no page hashes sent");
+					mig_refuse(io, err);
 					refused = true;
 					goto out;
 				}
@@ -1572,11 +1377,11 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 				rd.rd_verify_ns = now_ns() - t;
 				res->verify_ms = (double)rd.rd_verify_ns / 1e6;
 				if (nbad) {
-					seterr(err, errlen,
+					mig_seterr(err, errlen,
 					       "verification failed on the destination: %" PRIu64
 					       " page(s) differ from the source (first: page %" PRIu64 ")",
 					       nbad, bad);
-					refuse(io, err);
+					mig_refuse(io, err);
 					refused = true;
 					goto out;
 				}
@@ -1584,7 +1389,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 				res->verified = true;
 			}
 			if (dest_alive(be, lk, domid, err, errlen) != 0) {
-				refuse(io, err);
+				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
@@ -1597,11 +1402,11 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 			lk_lock(lk);
 			int ur = be->be_ops->bo_domain_unpause(be, domid);
 			if (ur != 0)
-				seterr(err, errlen, "cannot unpause the destination domain %d after GO: %s",
+				mig_seterr(err, errlen, "cannot unpause the destination domain %d after GO: %s",
 				       domid, backend_error(be));
 			lk_unlock(lk);
 			if (ur != 0) {
-				(void)send_text(io, MIG_REC_ERROR, err);
+				(void)mig_send_text(io, MIG_REC_ERROR, err);
 				rc = MIG_AFTER_GO;
 				goto out;
 			}
@@ -1615,8 +1420,8 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 			goto out;
 		}
 		default:
-			seterr(err, errlen, "malformed migration stream: record type %u", h.rh_type);
-			refuse(io, err);
+			mig_seterr(err, errlen, "malformed migration stream: record type %u", h.rh_type);
+			mig_refuse(io, err);
 			refused = true;
 			goto out;
 		}

@@ -136,6 +136,26 @@ struct mig_io {
 void mig_io_init_fd(struct mig_io *io, int fd);
 void mig_io_init_ssl(struct mig_io *io, SSL *ssl); /* fd = SSL_get_fd(ssl) */
 
+/* ---- framed records (mig_io.c; both streams use them) ---- */
+/* A one-line reason into err (NULL or errlen 0: dropped). */
+void mig_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void mig_io_set_timeout(struct mig_io *io, int ms);	/* 0 = 60000 */
+int mig_io_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen);
+int mig_io_read(struct mig_io *io, void *buf, size_t len, char *err, size_t errlen);
+bool mig_io_readable(struct mig_io *io);		/* a read would not block */
+int mig_send_rec(struct mig_io *io, uint32_t type, uint32_t flags, const void *payload, size_t len,
+		 char *err, size_t errlen);
+int mig_send_text(struct mig_io *io, uint32_t type, const char *msg);
+/* One record; its payload into *buf (realloc'ed, NUL-terminated one past
+ * rh_len). ERROR/ABORT become "<who>: message" and -1. */
+int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
+		 const char *who, char *err, size_t errlen);
+int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned char **buf, size_t *cap,
+		   const char *who, char *err, size_t errlen);
+/* Send ERROR, stop writing, give the peer a moment to read it before the
+ * socket closes under unread data. */
+void mig_refuse(struct mig_io *io, const char *msg);
+
 /* ---- backend access ---- */
 struct mig_backend_lock {
 	void (*lock)(void *arg);

@@ -38,16 +38,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void lk_lock(const struct mig_backend_lock *lk)
 {
@@ -78,25 +68,25 @@ static int hello_exchange(struct mig_io *io, uint32_t myver, bool source, unsign
 {
 	struct mig_hello he = {.he_magic = MIG_MAGIC, .he_version = myver}, peer;
 	snprintf(he.he_software, sizeof he.he_software, "pool-agent xen");
-	if (source && xen_send_rec(io, MIG_REC_HELLO, 0, &he, sizeof he, err, errlen) != 0)
+	if (source && mig_send_rec(io, MIG_REC_HELLO, 0, &he, sizeof he, err, errlen) != 0)
 		return -1;
-	if (xen_expect_rec(io, MIG_REC_HELLO, sizeof he, b, cap,
+	if (mig_expect_rec(io, MIG_REC_HELLO, sizeof he, b, cap,
 			   source ? "the destination refused the migration" : "the source aborted", err, errlen) != 0)
 		return -1;
 	memcpy(&peer, *b, sizeof peer);
 	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
-		seterr(err, errlen,
+		mig_seterr(err, errlen,
 		       "migration protocol version mismatch: this host (%s) speaks version %u, the %s speaks "
 		       "version %u; upgrade the older host first",
 		       source ? "source" : "destination", myver, source ? "destination" : "source",
 		       peer.he_magic == MIG_MAGIC ? peer.he_version : 0);
 		if (source)
-			(void)xen_send_text(io, MIG_REC_ABORT, err);
+			(void)mig_send_text(io, MIG_REC_ABORT, err);
 		else
-			xen_refuse(io, err);
+			mig_refuse(io, err);
 		return -1;
 	}
-	if (!source && xen_send_rec(io, MIG_REC_HELLO, 0, &he, sizeof he, err, errlen) != 0)
+	if (!source && mig_send_rec(io, MIG_REC_HELLO, 0, &he, sizeof he, err, errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -161,14 +151,14 @@ static int stream_out(struct mig_io *io, libxl_ctx *ctx, int domid, int level, s
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		seterr(err, errlen, "socketpair: %s", strerror(errno));
+		mig_seterr(err, errlen, "socketpair: %s", strerror(errno));
 		*ev = MO_EV_LOCAL_ERROR;
 		return -1;
 	}
 	struct suspend_job j = {ctx, (uint32_t)domid, sv[1], 0};
 	pthread_t t;
 	if (pthread_create(&t, NULL, suspend_thread, &j) != 0) {
-		seterr(err, errlen, "cannot start libxl's stream thread");
+		mig_seterr(err, errlen, "cannot start libxl's stream thread");
 		close(sv[0]);
 		close(sv[1]);
 		*ev = MO_EV_LOCAL_ERROR;
@@ -182,14 +172,14 @@ static int stream_out(struct mig_io *io, libxl_ctx *ctx, int domid, int level, s
 	close(sv[0]);
 	close(sv[1]);
 	if (pr != 0) {
-		seterr(err, errlen, "%s", perr);
+		mig_seterr(err, errlen, "%s", perr);
 		*ev = strstr(perr, "refused") ? MO_EV_PEER_ERROR : MO_EV_IO_ERROR;
 		return -1;
 	}
 	if (j.sj_rc != 0) {
 		const char *name = libxl_error_to_string((libxl_error)j.sj_rc);
-		seterr(err, errlen, "libxl_domain_suspend of domain %d failed: %s", domid, name ? name : "libxl error");
-		(void)xen_send_text(io, MIG_REC_ABORT, err);
+		mig_seterr(err, errlen, "libxl_domain_suspend of domain %d failed: %s", domid, name ? name : "libxl error");
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		*ev = MO_EV_LOCAL_ERROR;
 		return -1;
 	}
@@ -221,18 +211,18 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 	enum mo_event ev = MO_EV_IO_ERROR;
 	const char *who = "the destination refused the migration";
 	libxl_ctx *ctx = backend_xen_ctx(be);
-	xen_io_set_timeout(io, o.io_timeout_ms);
+	mig_io_set_timeout(io, o.io_timeout_ms);
 
 	if (!ctx || !cfg) {
-		seterr(err, errlen, "mig_xen_send needs the xen backend and the VM's config");
-		(void)xen_send_text(io, MIG_REC_ABORT, err);
+		mig_seterr(err, errlen, "mig_xen_send needs the xen backend and the VM's config");
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
 	if (o.verify) {
-		seterr(err, errlen, "verify is not available with the xen backend (libxl's stream carries no page "
+		mig_seterr(err, errlen, "verify is not available with the xen backend (libxl's stream carries no page "
 				    "checksums); the VM keeps running here");
-		(void)xen_send_text(io, MIG_REC_ABORT, err);
+		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
@@ -243,10 +233,10 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 		lk_lock(lk);
 		int ir = be->be_ops->bo_domain_info(be, domid, &di);
 		if (ir != 0)
-			seterr(err, errlen, "source domain %d: %s", domid, backend_error(be));
+			mig_seterr(err, errlen, "source domain %d: %s", domid, backend_error(be));
 		lk_unlock(lk);
 		if (ir != 0) {
-			(void)xen_send_text(io, MIG_REC_ABORT, err);
+			(void)mig_send_text(io, MIG_REC_ABORT, err);
 			ev = MO_EV_LOCAL_ERROR;
 			goto fail;
 		}
@@ -257,10 +247,10 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 	mc.mc_npages = cfg->dc_memory / MIG_PAGE_SIZE;
 	mc.mc_compress = o.compress;
 	mc.mc_cfg = *cfg;
-	if (xen_send_rec(io, MIG_REC_TOKEN, 0, token ? token : "", tlen, err, errlen) != 0 ||
-	    xen_send_rec(io, MIG_REC_CONFIG, 0, &mc, sizeof mc, err, errlen) != 0)
+	if (mig_send_rec(io, MIG_REC_TOKEN, 0, token ? token : "", tlen, err, errlen) != 0 ||
+	    mig_send_rec(io, MIG_REC_CONFIG, 0, &mc, sizeof mc, err, errlen) != 0)
 		goto fail;
-	if (xen_expect_rec(io, MIG_REC_ACCEPT, 0, &b, &cap, who, err, errlen) != 0) {
+	if (mig_expect_rec(io, MIG_REC_ACCEPT, 0, &b, &cap, who, err, errlen) != 0) {
 		ev = strstr(err, who) ? MO_EV_PEER_ERROR : MO_EV_IO_ERROR;
 		goto fail;
 	}
@@ -281,25 +271,25 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 	t_stream_end = now_ns();
 	advance(MO_SOURCE, &st, MO_EV_OK, domid); /* -> ready: the source is suspended */
 
-	if (xen_expect_rec(io, MIG_REC_READY, sizeof(struct mig_ready), &b, &cap, who, err, errlen) != 0) {
+	if (mig_expect_rec(io, MIG_REC_READY, sizeof(struct mig_ready), &b, &cap, who, err, errlen) != 0) {
 		ev = strstr(err, who) ? MO_EV_PEER_ERROR : MO_EV_IO_ERROR;
 		goto fail;
 	}
 	uint64_t t_ready = now_ns();
 	res->ready_wait_ms = (double)(t_ready - t_stream_end) / 1e6;
 	if (advance(MO_SOURCE, &st, MO_EV_OK, domid) == MO_ACT_SEND_GO &&
-	    xen_send_rec(io, MIG_REC_GO, 0, NULL, 0, err, errlen) != 0) {
+	    mig_send_rec(io, MIG_REC_GO, 0, NULL, 0, err, errlen) != 0) {
 		char why[256];
 		snprintf(why, sizeof why, "%s", err);
-		seterr(err, errlen, "connection lost while sending GO (%s): the VM may be running on the destination; "
+		mig_seterr(err, errlen, "connection lost while sending GO (%s): the VM may be running on the destination; "
 				    "the source stays paused until the pool decides", why);
 		ev = MO_EV_IO_ERROR;
 		goto fail;
 	}
-	if (xen_expect_rec(io, MIG_REC_RUNNING, 0, &b, &cap, "the destination failed after GO", err, errlen) != 0) {
+	if (mig_expect_rec(io, MIG_REC_RUNNING, 0, &b, &cap, "the destination failed after GO", err, errlen) != 0) {
 		char why[256];
 		snprintf(why, sizeof why, "%s", err);
-		seterr(err, errlen, "no RUNNING from the destination after GO (%s): the source stays paused until the "
+		mig_seterr(err, errlen, "no RUNNING from the destination after GO (%s): the source stays paused until the "
 				    "pool asks both hosts", why);
 		ev = MO_EV_IO_ERROR;
 		goto fail;
@@ -383,29 +373,29 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 	libxl_domain_config dc;
 	libxl_ctx *ctx = backend_xen_ctx(be);
 	struct mig_config mc;
-	xen_io_set_timeout(io, opts ? opts->io_timeout_ms : 0);
+	mig_io_set_timeout(io, opts ? opts->io_timeout_ms : 0);
 
 	if (!ctx) {
-		seterr(err, errlen, "mig_xen_receive needs the xen backend");
-		xen_refuse(io, err);
+		mig_seterr(err, errlen, "mig_xen_receive needs the xen backend");
+		mig_refuse(io, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
 	if (hello_exchange(io, myver, false, &b, &cap, err, errlen) != 0)
 		goto fail;
-	if (xen_expect_rec(io, MIG_REC_TOKEN, 0, &b, &cap, who, err, errlen) != 0)
+	if (mig_expect_rec(io, MIG_REC_TOKEN, 0, &b, &cap, who, err, errlen) != 0)
 		goto fail;
 	{
 		size_t tl = token ? strlen(token) : 0, gl = strlen((char *)b);
 		if (!(tl > 0 && gl == tl && CRYPTO_memcmp(b, token, tl) == 0)) {
-			seterr(err, errlen, "migration token refused by the destination (unknown, expired or for another "
+			mig_seterr(err, errlen, "migration token refused by the destination (unknown, expired or for another "
 					    "migration): ask the pool to prepare the migration again");
-			xen_refuse(io, err);
+			mig_refuse(io, err);
 			ev = MO_EV_LOCAL_ERROR;
 			goto fail;
 		}
 	}
-	if (xen_expect_rec(io, MIG_REC_CONFIG, sizeof mc, &b, &cap, who, err, errlen) != 0)
+	if (mig_expect_rec(io, MIG_REC_CONFIG, sizeof mc, &b, &cap, who, err, errlen) != 0)
 		goto fail;
 	memcpy(&mc, b, sizeof mc);
 	mc.mc_cfg.dc_name[sizeof mc.mc_cfg.dc_name - 1] = 0;
@@ -415,21 +405,21 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 		char why[300];
 		dc_built = true;
 		if (xen_domcfg_build(&mc.mc_cfg, INCOMING_SUFFIX, &dc, why, sizeof why) != 0) {
-			seterr(err, errlen, "cannot build the destination domain's config: %s", why);
-			xen_refuse(io, err);
+			mig_seterr(err, errlen, "cannot build the destination domain's config: %s", why);
+			mig_refuse(io, err);
 			ev = MO_EV_LOCAL_ERROR;
 			goto fail;
 		}
 	}
-	if (xen_send_rec(io, MIG_REC_ACCEPT, 0, NULL, 0, err, errlen) != 0)
+	if (mig_send_rec(io, MIG_REC_ACCEPT, 0, NULL, 0, err, errlen) != 0)
 		goto fail;
 	advance(MO_DEST, &st, MO_EV_OK, domid); /* -> streaming: start the restore */
 
 	{
 		int sv[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-			seterr(err, errlen, "socketpair: %s", strerror(errno));
-			xen_refuse(io, err);
+			mig_seterr(err, errlen, "socketpair: %s", strerror(errno));
+			mig_refuse(io, err);
 			ev = MO_EV_LOCAL_ERROR;
 			goto fail;
 		}
@@ -438,8 +428,8 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 		if (pthread_create(&t, NULL, restore_thread, &j) != 0) {
 			close(sv[0]);
 			close(sv[1]);
-			seterr(err, errlen, "cannot start libxl's restore thread");
-			xen_refuse(io, err);
+			mig_seterr(err, errlen, "cannot start libxl's restore thread");
+			mig_refuse(io, err);
 			ev = MO_EV_LOCAL_ERROR;
 			goto fail;
 		}
@@ -456,14 +446,14 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 		res->pages = ps.xp_raw / MIG_PAGE_SIZE; /* libxl's stream bytes in pages (not guest pages) */
 		bool libxl_stopped = pr != 0 && strstr(perr, "libxl stopped reading") != NULL;
 		if (pr != 0 && !libxl_stopped) { /* the connection or the source gave up */
-			seterr(err, errlen, "%s", perr);
+			mig_seterr(err, errlen, "%s", perr);
 			ev = strstr(perr, who) ? MO_EV_PEER_ERROR : MO_EV_IO_ERROR;
 			goto fail;
 		}
 		if (j.rj_rc != 0 || pr != 0) {
 			const char *name = j.rj_rc ? libxl_error_to_string((libxl_error)j.rj_rc) : NULL;
-			seterr(err, errlen, "libxl_domain_create_restore failed: %s", name ? name : perr);
-			xen_refuse(io, err);
+			mig_seterr(err, errlen, "libxl_domain_create_restore failed: %s", name ? name : perr);
+			mig_refuse(io, err);
 			ev = MO_EV_LOCAL_ERROR;
 			goto fail;
 		}
@@ -475,25 +465,25 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 	struct be_domain_info di;
 	int ir = be->be_ops->bo_domain_info(be, domid, &di);
 	if (ir != 0)
-		seterr(err, errlen, "the destination domain %d is gone: %s", domid, backend_error(be));
+		mig_seterr(err, errlen, "the destination domain %d is gone: %s", domid, backend_error(be));
 	else if (di.di_state != BE_STATE_PAUSED) {
 		ir = -1;
-		seterr(err, errlen, "the destination domain %d is %s after the restore, not paused", domid,
+		mig_seterr(err, errlen, "the destination domain %d is %s after the restore, not paused", domid,
 		       be_state_name(di.di_state));
 	}
 	lk_unlock(lk);
 	if (ir != 0) {
-		xen_refuse(io, err);
+		mig_refuse(io, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
 	{
 		struct mig_ready rd = {0};
 		if (advance(MO_DEST, &st, MO_EV_OK, domid) == MO_ACT_SEND_READY &&
-		    xen_send_rec(io, MIG_REC_READY, 0, &rd, sizeof rd, err, errlen) != 0)
+		    mig_send_rec(io, MIG_REC_READY, 0, &rd, sizeof rd, err, errlen) != 0)
 			goto fail;
 	}
-	if (xen_expect_rec(io, MIG_REC_GO, 0, &b, &cap, who, err, errlen) != 0) {
+	if (mig_expect_rec(io, MIG_REC_GO, 0, &b, &cap, who, err, errlen) != 0) {
 		ev = strstr(err, who) ? MO_EV_PEER_ERROR : MO_EV_IO_ERROR;
 		goto fail;
 	}
@@ -504,15 +494,15 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 			 dc.c_info.name);
 	int ur = be->be_ops->bo_domain_unpause(be, domid);
 	if (ur != 0)
-		seterr(err, errlen, "cannot unpause the destination domain %d after GO: %s", domid, backend_error(be));
+		mig_seterr(err, errlen, "cannot unpause the destination domain %d after GO: %s", domid, backend_error(be));
 	lk_unlock(lk);
 	if (ur != 0) {
-		(void)xen_send_text(io, MIG_REC_ERROR, err);
+		(void)mig_send_text(io, MIG_REC_ERROR, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
 	if (advance(MO_DEST, &st, MO_EV_OK, domid) == MO_ACT_SEND_RUNNING) {
-		res->running_sent = xen_send_rec(io, MIG_REC_RUNNING, 0, NULL, 0, NULL, 0) == 0;
+		res->running_sent = mig_send_rec(io, MIG_REC_RUNNING, 0, NULL, 0, NULL, 0) == 0;
 		if (!res->running_sent)
 			log_warn("migration into domain %d: RUNNING not delivered after GO; the domain runs here, the "
 				 "source decides with the pool", domid);

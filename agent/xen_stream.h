@@ -44,22 +44,7 @@ struct xen_pump_stats {
 /* Progress during xen_pump_send: called after each record. */
 typedef void (*xen_pump_progress_fn)(const struct xen_pump_stats *st, void *arg);
 
-/* ---- record I/O on a struct mig_io (TLS or plain fd) ---- */
-void xen_io_set_timeout(struct mig_io *io, int ms);
-int xen_io_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen);
-int xen_io_read(struct mig_io *io, void *buf, size_t len, char *err, size_t errlen);
-bool xen_io_readable(struct mig_io *io);
-int xen_send_rec(struct mig_io *io, uint32_t type, uint32_t flags, const void *payload, size_t len,
-		 char *err, size_t errlen);
-int xen_send_text(struct mig_io *io, uint32_t type, const char *msg);
-/* One record; payload into *buf (realloc'ed, NUL-terminated one past
- * rh_len). ERROR/ABORT become "<who>: message" and -1. */
-int xen_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
-		 const char *who, char *err, size_t errlen);
-int xen_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned char **buf, size_t *cap,
-		   const char *who, char *err, size_t errlen);
-/* Send ERROR, stop writing, let the peer read it before we close. */
-void xen_refuse(struct mig_io *io, const char *msg);
+/* Record I/O on a struct mig_io: mig_io_write, mig_read_rec, ... in mig.h. */
 
 /* ---- pumps ---- */
 /* fd -> io until EOF on fd (not sending the end marker: the caller knows

@@ -185,7 +185,7 @@ static void *receive(void *arg)
 	r->rc = xen_pump_receive(&r->io, r->out, r->compress, &r->st, r->err, sizeof r->err);
 	shutdown(r->out, SHUT_WR);
 	if (r->rc != 0 && r->refuse) {
-		xen_refuse(&r->io, r->err);
+		mig_refuse(&r->io, r->err);
 		close(r->io.fd);
 	}
 	return NULL;
@@ -292,7 +292,7 @@ static void *bad_peer(void *arg)
 	if (p->error) {
 		struct mig_io io;
 		mig_io_init_fd(&io, p->fd);
-		xen_send_text(&io, MIG_REC_ERROR, p->error);
+		mig_send_text(&io, MIG_REC_ERROR, p->error);
 		struct timespec ts = {0, 200 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -358,11 +358,11 @@ static void test_source_disconnects(void **state)
 	struct xen_chunk ch = {1000};
 	memcpy(rec, &ch, sizeof ch);
 	memset(rec + sizeof ch, 'x', 1000);
-	assert_int_equal(xen_send_rec(&io, XEN_REC_STREAM, 0, rec, sizeof rec, NULL, 0), 0);
+	assert_int_equal(mig_send_rec(&io, XEN_REC_STREAM, 0, rec, sizeof rec, NULL, 0), 0);
 	/* half a record, then gone */
 	struct mig_rec_hdr h = {XEN_REC_STREAM, 0, sizeof rec};
-	assert_int_equal(xen_io_write(&io, &h, sizeof h, NULL, 0), 0);
-	assert_int_equal(xen_io_write(&io, rec, 100, NULL, 0), 0);
+	assert_int_equal(mig_io_write(&io, &h, sizeof h, NULL, 0), 0);
+	assert_int_equal(mig_io_write(&io, rec, 100, NULL, 0), 0);
 	close(c[0]);
 	pthread_join(tr, NULL);
 	pthread_join(tc, NULL);
@@ -425,7 +425,7 @@ static void test_corrupt_records(void **state)
 		memcpy(rec, &ch, sizeof ch);
 		memset(rec + sizeof ch, 0xA5, 64);
 		uint32_t type = round == 1 ? MIG_REC_PAGES : XEN_REC_STREAM;
-		assert_int_equal(xen_send_rec(&out, type, MIG_F_COMPRESSED, rec, sizeof rec, NULL, 0), 0);
+		assert_int_equal(mig_send_rec(&out, type, MIG_F_COMPRESSED, rec, sizeof rec, NULL, 0), 0);
 		char err[512] = "";
 		assert_int_equal(xen_pump_receive(&in, b[0], true, NULL, err, sizeof err), -1);
 		if (round == 0)
@@ -437,7 +437,7 @@ static void test_corrupt_records(void **state)
 		/* compressed but not negotiated */
 		ch.xc_raw_len = 4096;
 		memcpy(rec, &ch, sizeof ch);
-		assert_int_equal(xen_send_rec(&out, XEN_REC_STREAM, MIG_F_COMPRESSED, rec, sizeof rec, NULL, 0), 0);
+		assert_int_equal(mig_send_rec(&out, XEN_REC_STREAM, MIG_F_COMPRESSED, rec, sizeof rec, NULL, 0), 0);
 		assert_int_equal(xen_pump_receive(&in, b[0], false, NULL, err, sizeof err), -1);
 		assert_non_null(strstr(err, "not negotiated"));
 		close(b[0]);

@@ -1,0 +1,232 @@
+/*
+ * mig_io.c - framed records on a migration connection (struct mig_io: a
+ * TLS session or a plain fd), shared by the sim stream (mig.c) and libxl's
+ * (mig_xen.c, xen_stream.c). See mig.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/err.h>
+
+#include "mig.h"
+
+void mig_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+
+void mig_io_set_timeout(struct mig_io *io, int ms)
+{
+	io->timeout_ms = ms > 0 ? ms : 60000;
+	struct timeval tv = {.tv_sec = io->timeout_ms / 1000, .tv_usec = (io->timeout_ms % 1000) * 1000};
+	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	(void)setsockopt(io->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static const char *ssl_reason(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+	if (!e)
+		return errno ? strerror(errno) : "connection closed";
+	ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+static int raw_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen)
+{
+	const char *p = buf;
+	while (len > 0) {
+		size_t done = 0;
+		if (io->ssl) {
+			errno = 0;
+			if (SSL_write_ex(io->ssl, p, len, &done) <= 0) {
+				char b[160];
+				int e = SSL_get_error(io->ssl, 0);
+				mig_seterr(err, errlen, "connection lost while sending: %s",
+				       e == SSL_ERROR_SYSCALL && errno == EAGAIN ? "timed out" : ssl_reason(b, sizeof b));
+				return -1;
+			}
+		} else {
+			ssize_t n = send(io->fd, p, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == ENOTSOCK)
+				n = write(io->fd, p, len);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				mig_seterr(err, errlen, "connection lost while sending: %s",
+				       errno == EAGAIN ? "timed out" : strerror(errno));
+				return -1;
+			}
+			done = (size_t)n;
+		}
+		p += done;
+		len -= done;
+		io->bytes_out += done;
+	}
+	return 0;
+}
+
+int mig_io_write(struct mig_io *io, const void *buf, size_t len, char *err, size_t errlen)
+{
+	if (io->cut_after_bytes && io->bytes_out + len > io->cut_after_bytes) {
+		size_t part = (size_t)(io->cut_after_bytes - io->bytes_out);
+		if (part)
+			(void)raw_write(io, buf, part, NULL, 0);
+		shutdown(io->fd, SHUT_RDWR);
+		mig_seterr(err, errlen, "connection cut after %" PRIu64 " bytes (fault injection)", io->cut_after_bytes);
+		return -1;
+	}
+	return raw_write(io, buf, len, err, errlen);
+}
+
+int mig_io_read(struct mig_io *io, void *buf, size_t len, char *err, size_t errlen)
+{
+	char *p = buf;
+	while (len > 0) {
+		size_t done = 0;
+		if (io->ssl) {
+			errno = 0;
+			if (SSL_read_ex(io->ssl, p, len, &done) <= 0) {
+				char b[160];
+				int e = SSL_get_error(io->ssl, 0);
+				if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+					mig_seterr(err, errlen, "the peer closed the connection");
+				else
+					mig_seterr(err, errlen, "connection lost while receiving: %s",
+					       e == SSL_ERROR_SYSCALL && errno == EAGAIN ? "timed out"
+											 : ssl_reason(b, sizeof b));
+				return -1;
+			}
+		} else {
+			ssize_t n = read(io->fd, p, len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0) {
+				mig_seterr(err, errlen, "the peer closed the connection");
+				return -1;
+			}
+			if (n < 0) {
+				mig_seterr(err, errlen, "connection lost while receiving: %s",
+				       errno == EAGAIN ? "timed out" : strerror(errno));
+				return -1;
+			}
+			done = (size_t)n;
+		}
+		p += done;
+		len -= done;
+		io->bytes_in += done;
+	}
+	return 0;
+}
+
+bool mig_io_readable(struct mig_io *io)
+{
+	if (io->ssl && SSL_pending(io->ssl) > 0)
+		return true;
+	struct pollfd pf = {.fd = io->fd, .events = POLLIN};
+	return poll(&pf, 1, 0) > 0;
+}
+
+int mig_send_rec(struct mig_io *io, uint32_t type, uint32_t flags, const void *payload, size_t len, char *err,
+		 size_t errlen)
+{
+	size_t tot = sizeof(struct mig_rec_hdr) + len;
+	unsigned char stackbuf[1024];
+	unsigned char *b = tot <= sizeof stackbuf ? stackbuf : malloc(tot);
+	if (!b) {
+		mig_seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	struct mig_rec_hdr h = {.rh_type = type, .rh_flags = flags, .rh_len = len};
+	memcpy(b, &h, sizeof h);
+	if (len)
+		memcpy(b + sizeof h, payload, len);
+	int rc = mig_io_write(io, b, tot, err, errlen);
+	if (b != stackbuf)
+		free(b);
+	return rc;
+}
+
+int mig_send_text(struct mig_io *io, uint32_t type, const char *msg)
+{
+	return mig_send_rec(io, type, 0, msg, strlen(msg), NULL, 0);
+}
+
+int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap, const char *who,
+		 char *err, size_t errlen)
+{
+	if (mig_io_read(io, h, sizeof *h, err, errlen) != 0)
+		return -1;
+	if (h->rh_len > MIG_MAX_PAYLOAD) {
+		mig_seterr(err, errlen, "malformed migration stream: record type %u of %" PRIu64 " bytes", h->rh_type,
+		       h->rh_len);
+		return -1;
+	}
+	size_t need = (size_t)h->rh_len + 1;
+	if (need > *cap) {
+		unsigned char *q = realloc(*buf, need);
+		if (!q) {
+			mig_seterr(err, errlen, "out of memory");
+			return -1;
+		}
+		*buf = q;
+		*cap = need;
+	}
+	if (h->rh_len && mig_io_read(io, *buf, (size_t)h->rh_len, err, errlen) != 0)
+		return -1;
+	(*buf)[h->rh_len] = 0;
+	if (h->rh_type == MIG_REC_ERROR || h->rh_type == MIG_REC_ABORT) {
+		mig_seterr(err, errlen, "%s: %s", who, (char *)*buf);
+		return -1;
+	}
+	return 0;
+}
+
+int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned char **buf, size_t *cap,
+		   const char *who, char *err, size_t errlen)
+{
+	struct mig_rec_hdr h;
+	if (mig_read_rec(io, &h, buf, cap, who, err, errlen) != 0)
+		return -1;
+	if (h.rh_type != type || h.rh_len < min_len) {
+		mig_seterr(err, errlen, "malformed migration stream: expected record type %u, got %u (%" PRIu64 " bytes)",
+		       type, h.rh_type, h.rh_len);
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void mig_refuse(struct mig_io *io, const char *msg)
+{
+	if (mig_send_text(io, MIG_REC_ERROR, msg) != 0)
+		return;
+	shutdown(io->fd, SHUT_WR);
+	char junk[65536];
+	uint64_t end = now_ms() + 500;
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	while (now_ms() < end && read(io->fd, junk, sizeof junk) > 0)
+		;
+}
+
