@@ -128,3 +128,78 @@ class AgentValgrindTest(unittest.TestCase):
                 agent.kill()
                 agent.wait()
             pool.close()
+
+
+@unittest.skipIf(os.environ.get("SAN") == "1", "sanitizer build: valgrind does not run ASan binaries")
+@unittest.skipIf(shutil.which("valgrind") is None, "valgrind is not installed")
+class MigrationValgrindTest(unittest.TestCase):
+    """poold and one agent under valgrind through a live migration (that
+    agent sending, with progress polled from it) and a host evacuation (that
+    agent receiving): the migration and evacuation paths are clean too."""
+
+    def start_agent(self, pool, s, fp, name, addr, vg):
+        import subprocess
+        from tests.integration.harness import BIN
+        d = os.path.join(pool.dir, name)
+        os.makedirs(d)
+        conf = os.path.join(d, "agent.conf")
+        with open(conf, "w") as f:
+            f.write("master: 127.0.0.1:%d\nstate-dir: %s/state\nname: %s\nlisten-address: %s\n"
+                    "address: %s\nport: 0\nsim-memory: 1GiB\nheartbeat-interval: 0.5s\n"
+                    'ca-fingerprint: "%s"\njoin-token: "%s"\n'
+                    % (pool.port, d, name, addr, addr, fp, pool.call("pool.create_join_token", s)))
+        cmd = [os.path.join(BIN, "pool-agent"), "--config", conf]
+        if vg:
+            cmd = ["valgrind", "--leak-check=full", "--error-exitcode=99", "--child-silent-after-fork=yes",
+                   "--errors-for-leak-kinds=definite", "--log-file=" + os.path.join(d, "valgrind.log")] + cmd
+        with open(os.path.join(d, "agent.log"), "w") as log:
+            return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True), d
+
+    def test_migration_and_evacuation_are_valgrind_clean(self):
+        pool = Pool(valgrind=True, sets={"host-heartbeat-timeout": "60s"})
+        agents = []
+        try:
+            s = pool.login()
+            fp = pool.init_output.split("SHA-256): ")[1].strip()
+            a, da = self.start_agent(pool, s, fp, "vg-a", "127.0.0.11", True)
+            agents.append(a)
+            b, db = self.start_agent(pool, s, fp, "vg-b", "127.0.0.12", False)
+            agents.append(b)
+            deadline = time.time() + 180
+            hosts = {}
+            while time.time() < deadline and len(hosts) < 2:
+                recs = pool.call("host.get_all_records", s, timeout=120)
+                hosts = {r["name_label"]: h for h, r in recs.items() if r["name_label"] in ("vg-a", "vg-b")}
+                time.sleep(0.5)
+            self.assertEqual(len(hosts), 2, "the agents did not join")
+            vm = pool.call("VM.create", s, {"name_label": "vg-mig", "memory_static_max": 64 << 20,
+                                             "memory_dynamic_max": 64 << 20, "memory_dynamic_min": 64 << 20,
+                                             "memory_static_min": 16 << 20,
+                                             "other_config": {"sim-touch-mib": "8", "sim-heartbeat-ms": "10"}},
+                           timeout=120)
+            pool.call("VM.start_on", s, vm, hosts["vg-a"], False, False, timeout=300)
+            task = pool.call("Async.VM.pool_migrate", s, vm, hosts["vg-b"], {"verify": "true"}, timeout=120)
+            rec = pool.wait_task(task, timeout=600)
+            self.assertEqual(rec["status"], "success", rec)
+            pool.call("task.destroy", s, task, timeout=120)
+            pool.call("host.evacuate", s, hosts["vg-b"], timeout=600)
+            self.assertEqual(pool.call("VM.get_resident_on", s, vm, timeout=120), hosts["vg-a"])
+            pool.call("VM.hard_shutdown", s, vm, timeout=300)
+            time.sleep(1.5)
+            a.send_signal(signal.SIGTERM)
+            rc_a = a.wait(300)
+            with open(os.path.join(da, "valgrind.log")) as f:
+                report = f.read()
+            self.assertEqual(rc_a, 0, "valgrind reported errors or leaks in pool-agent:\n" + report[-6000:])
+            b.send_signal(signal.SIGTERM)
+            b.wait(60)
+            rc = pool.stop()
+            with open(os.path.join(pool.dir, "valgrind.log")) as f:
+                report = f.read()
+            self.assertEqual(rc, 0, "valgrind reported errors or leaks in poold:\n" + report[-6000:])
+        finally:
+            for p in agents:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            pool.close()
