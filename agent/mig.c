@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -404,6 +405,7 @@ struct sender {
 	uint64_t t0;
 	uint64_t next_progress;
 	int round;
+	int acked;	/* the last pre-copy round the destination has read through */
 	bool paused;
 	int throttle;
 	char *err;
@@ -438,18 +440,44 @@ static void report(struct sender *s, uint64_t remaining)
 static int wr_drain(struct sender *s);
 
 /* Is the destination telling us something (an ERROR) mid-stream? */
+/* One record from the destination: a ROUND_ACK is noted (0), anything
+ * else is an error (-1, with the destination's message for ERROR). */
+static int peer_record(struct sender *s, struct rbuf *b)
+{
+	struct mig_rec_hdr h;
+	if (read_rec(s->io, &h, b, "the destination refused", s->err, s->errlen) != 0)
+		return -1;
+	if (h.rh_type == MIG_REC_ROUND_ACK && h.rh_len >= sizeof(struct mig_round_end)) {
+		struct mig_round_end re;
+		memcpy(&re, b->p, sizeof re);
+		if ((int)re.re_round > s->acked)
+			s->acked = (int)re.re_round;
+		return 0;
+	}
+	mig_seterr(s->err, s->errlen, "malformed migration stream: unexpected record type %u from the destination",
+		   h.rh_type);
+	return -1;
+}
+
 static int check_peer(struct sender *s, struct rbuf *b)
 {
 	if (wr_drain(s) != 0)
 		return -1;
-	if (!mig_io_readable(s->io))
-		return 0;
-	struct mig_rec_hdr h;
-	if (read_rec(s->io, &h, b, "the destination refused", s->err, s->errlen) == 0)
-		mig_seterr(s->err, s->errlen,
-		       "malformed migration stream: unexpected record type %u from the destination",
-		       h.rh_type);
-	return -1;
+	while (mig_io_readable(s->io))
+		if (peer_record(s, b) != 0)
+			return -1;
+	return 0;
+}
+
+/* Until the destination has read round `round` through. */
+static int wait_ack(struct sender *s, int round, struct rbuf *b)
+{
+	if (wr_drain(s) != 0)
+		return -1;
+	while (s->acked < round)
+		if (peer_record(s, b) != 0)
+			return -1;
+	return 0;
 }
 
 static void *writer_main(void *arg)
@@ -608,9 +636,27 @@ static int add_page(struct sender *s, uint64_t p, const unsigned char *src)
 	return 0;
 }
 
+/* Migrations of this process in their stop-and-copy (guest paused). While
+ * one is, the others' pre-copy rounds step aside: a paused guest's last
+ * pages get the CPU and the link instead of sharing them with streams whose
+ * guests still run (an evacuation sends several VMs from one host at once,
+ * and on few cores that sharing alone made downtimes of hundreds of ms). */
+static int final_active;
+
+static void yield_to_final(struct sender *s)
+{
+	if (s->paused)
+		return;
+	for (int i = 0; i < 200 && __atomic_load_n(&final_active, __ATOMIC_ACQUIRE) > 0; i++) {
+		struct timespec ts = {0, 500000}; /* at most 100 ms in all */
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Pages [p, p + k) (k <= MIG_BATCH_PAGES) read in one go and added. */
 static int add_run(struct sender *s, uint64_t p, uint64_t k)
 {
+	yield_to_final(s);
 	if (ram_pread(s->m.sm_ram_fd, s->stage, p, k) != 0) {
 		mig_seterr(s->err, s->errlen, "cannot read the source domain's memory (page %" PRIu64 "): %s",
 		       p, strerror(errno ? errno : EIO));
@@ -733,7 +779,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	struct rbuf b = {0};
 	struct mig_round_stats *hist = NULL;
 	int rc = MIG_FAILED, nh = 0;
-	bool mapped = false, go_sent = false;
+	bool mapped = false, go_sent = false, in_final = false;
 	uint64_t t_pause = 0;
 	const char *who = "the destination refused the migration";
 	mig_io_set_timeout(io, o.io_timeout_ms);
@@ -858,7 +904,11 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	if (res->stop == MIG_CONTINUE)
 		res->stop = MIG_STOP_MAX_ROUNDS;
 
-	/* stop and copy */
+	/* stop and copy, once the destination has read everything sent so far */
+	if (wait_ack(s, s->round, &b) != 0)
+		goto out;
+	__atomic_add_fetch(&final_active, 1, __ATOMIC_ACQ_REL);
+	in_final = true;
 	t_pause = now_ns();
 	lk_lock(lk);
 	int pr = be->be_ops->bo_domain_pause(be, domid);
@@ -935,6 +985,8 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	res->go_running_ms = (double)(now_ns() - t_ready) / 1e6;
 	res->total_ms = (double)(now_ns() - s->t0) / 1e6;
 	rc = MIG_OK;
+	__atomic_sub_fetch(&final_active, 1, __ATOMIC_ACQ_REL);
+	in_final = false;
 	if (o.verify) {
 		/* The source copy stays paused until the caller destroys it, so
 		 * its final content is checked now, outside the downtime: every
@@ -956,6 +1008,8 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 			       nbad, bad);
 	}
 out:
+	if (in_final)
+		__atomic_sub_fetch(&final_active, 1, __ATOMIC_ACQ_REL);
 	if (s->wr_started) {
 		wr_stop(s);
 		pthread_mutex_destroy(&s->wr_mu);
@@ -1007,6 +1061,7 @@ out:
 
 struct receiver {
 	struct be_sim_map m;
+	int pidfd;	    /* the destination domain's process (readable once it ended), or -1 */
 	uint64_t *hash;	    /* hash of what was received per page */
 	uint64_t *nonzero;  /* bit per page: holds non-zero data */
 	ZSTD_DCtx *dctx;
@@ -1135,10 +1190,22 @@ bad:
 	return -1;
 }
 
-/* Is the destination domain still there (paused, as we left it)? */
-static int dest_alive(struct backend *be, const struct mig_backend_lock *lk, int domid, char *err,
-		      size_t errlen)
+/* Is the destination domain still there (paused, as we left it)? Asked at
+ * every round's end and before READY: through the domain's process when
+ * we hold a pidfd for it, so the stream never waits for the backend lock
+ * (which an agent receiving several migrations holds while it creates
+ * their domains); else through the backend. */
+static int dest_alive(struct receiver *r, struct backend *be, const struct mig_backend_lock *lk, int domid,
+		      char *err, size_t errlen)
 {
+	if (r->pidfd >= 0) {
+		struct pollfd pf = {.fd = r->pidfd, .events = POLLIN};
+		if (poll(&pf, 1, 0) == 0)
+			return 0;
+		mig_seterr(err, errlen, "the destination domain %d died during the migration (its process ended)",
+			   domid);
+		return -1;
+	}
 	struct be_domain_info di;
 	lk_lock(lk);
 	int ir = be->be_ops->bo_domain_info(be, domid, &di);
@@ -1169,6 +1236,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	res->domid = -1;
 	struct receiver R = {0}, *r = &R;
 	r->m.sm_ram_fd = r->m.sm_dirty_fd = r->m.sm_shared_fd = -1;
+	r->pidfd = -1;
 	struct rbuf b = {0};
 	int rc = MIG_FAILED, domid = -1;
 	bool mapped = false, go = false, refused = false, verify = o.verify, got_last = false,
@@ -1250,6 +1318,11 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		       backend_error(be));
 	else
 		mapped = true;
+	if (mapped) { /* its process, to tell later whether it still lives without the lock */
+		struct be_domain_info di;
+		if (be->be_ops->bo_domain_info(be, domid, &di) == 0 && di.di_pid > 0)
+			r->pidfd = (int)syscall(SYS_pidfd_open, di.di_pid, 0);
+	}
 	lk_unlock(lk);
 	if (cr != 0) {
 		mig_refuse(io, err);
@@ -1309,13 +1382,18 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		case MIG_REC_ROUND_END: {
 			struct mig_round_end re = {0};
 			memcpy(&re, b.p, h.rh_len < sizeof re ? h.rh_len : sizeof re);
-			if (dest_alive(be, lk, domid, err, errlen) != 0) {
+			if (dest_alive(r, be, lk, domid, err, errlen) != 0) {
 				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
-			if (re.re_last)
+			if (re.re_last) {
 				got_last = true;
+			} else {
+				struct mig_round_end ack = {.re_round = re.re_round};
+				if (send_rec(io, MIG_REC_ROUND_ACK, &ack, sizeof ack, err, errlen) != 0)
+					goto out;
+			}
 			break;
 		}
 		case MIG_REC_VCPU: {
@@ -1388,7 +1466,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 				rd.rd_verified = 1;
 				res->verified = true;
 			}
-			if (dest_alive(be, lk, domid, err, errlen) != 0) {
+			if (dest_alive(r, be, lk, domid, err, errlen) != 0) {
 				mig_refuse(io, err);
 				refused = true;
 				goto out;
@@ -1448,6 +1526,8 @@ out:
 		res->domid = domid;
 	if (rc != MIG_OK)
 		log_warn("incoming migration failed: %s", err ? err : "");
+	if (r->pidfd >= 0)
+		close(r->pidfd);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->raw.p);
 	free(r->hash);

@@ -12,6 +12,11 @@
  *                                  the one prepared for it) and maps its RAM;
  *                                  ACCEPT or ERROR
  *   S: PAGES... ROUND_END        (pre-copy rounds, source running)
+ *                               D: ROUND_ACK once it has read the round; the
+ *                                  source waits for the last one before it
+ *                                  pauses, so the stop-and-copy starts with
+ *                                  an empty pipe (no socket backlog inside
+ *                                  the downtime)
  *      ... after the stop rule: source paused, PAGES... ROUND_END (last),
  *      VCPU (guest CPU state), CHECKSUM (per-page hashes + digest)
  *                               D: checks the digest (and with verify every
@@ -33,7 +38,10 @@
  * the source. Never two running copies: the source only resumes before GO.
  *
  * Threads: mig_send and mig_receive block; run each on its own thread. They
- * share nothing global (no static state; zstd contexts are per call). The
+ * share one thing: a count of the process's senders in stop-and-copy, while
+ * which the others' pre-copy rounds wait (up to 100 ms) so a paused guest's
+ * last pages are not slowed by streams whose guests still run. zstd contexts
+ * are per call. The
  * struct backend is NOT thread-safe: every backend call made here
  * (map/unmap, pause/unpause, throttle, create_restore, info, destroy) goes
  * through the optional struct mig_backend_lock, which must be the same lock
@@ -53,7 +61,7 @@
 
 #include "backend.h"
 
-#define MIG_PROTO_VERSION 1u
+#define MIG_PROTO_VERSION 2u /* 2: ROUND_ACK */
 #define MIG_MAGIC 0x3147494du /* "MIG1" */
 #define MIG_PAGE_SIZE 4096u
 #define MIG_BATCH_PAGES 512u	       /* 2 MiB of raw pages per PAGES record */
@@ -74,6 +82,7 @@ enum mig_rec_type {
 	MIG_REC_RUNNING,    /* empty */
 	MIG_REC_ERROR,	    /* a message for a person (not NUL-terminated) */
 	MIG_REC_ABORT,	    /* S gives up before GO (payload: a message) */
+	MIG_REC_ROUND_ACK,  /* D: struct mig_round_end of a pre-copy round, read through */
 };
 
 struct mig_rec_hdr {
