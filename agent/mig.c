@@ -153,6 +153,8 @@ static int rbuf_need(struct rbuf *b, size_t n)
 	unsigned char *q = realloc(b->p, n);
 	if (!q)
 		return -1;
+	if (n > b->cap * 2)
+		mig_prefault(q, n);
 	b->p = q;
 	b->cap = n;
 	return 0;
@@ -414,7 +416,11 @@ struct sender {
 
 #define REC_HDRS (sizeof(struct mig_rec_hdr) + sizeof(struct mig_pages))
 #define IDX_OFF REC_HDRS
-#define DATA_OFF (REC_HDRS + MIG_BATCH_PAGES * 8)
+/* A record carries at most MIG_BATCH_PAGES pages of data, and up to four
+ * times as many entries in all: zero pages (a hole of the memfd is a run of
+ * them) cost an index entry, not a record each. */
+#define REC_MAX_INDEX (MIG_BATCH_PAGES * 4)
+#define DATA_OFF (REC_HDRS + REC_MAX_INDEX * 8)
 
 static uint64_t *rec_index(struct sender *s)
 {
@@ -524,11 +530,12 @@ static int wr_drain(struct sender *s)
 	return 0;
 }
 
-/* Hand s->rec to the writer and continue with the spare buffer. */
-static int wr_submit(struct sender *s, size_t len)
+/* Hand s->rec (len bytes from off) to the writer and continue with the
+ * spare buffer. */
+static int wr_submit(struct sender *s, size_t off, size_t len)
 {
 	if (!s->wr_started) {
-		if (mig_io_write(s->io, s->rec, len, s->err, s->errlen) != 0)
+		if (mig_io_write(s->io, s->rec + off, len, s->err, s->errlen) != 0)
 			return -1;
 		s->out = s->io->bytes_out;
 		return 0;
@@ -536,7 +543,7 @@ static int wr_submit(struct sender *s, size_t len)
 	if (wr_drain(s) != 0)
 		return -1;
 	pthread_mutex_lock(&s->wr_mu);
-	s->wr_buf = s->rec;
+	s->wr_buf = s->rec + off;
 	s->wr_len = len;
 	pthread_cond_broadcast(&s->wr_cv);
 	pthread_mutex_unlock(&s->wr_mu);
@@ -586,17 +593,19 @@ static int flush_batch(struct sender *s)
 	}
 	s->res->bytes_raw += s->raw_len;
 	s->res->bytes_compressed += data_len;
-	/* index array is MIG_BATCH_PAGES long; close the gap when shorter */
-	size_t idx_len = (size_t)s->nidx * 8;
-	if (s->nidx < MIG_BATCH_PAGES)
-		memmove(s->rec + IDX_OFF + idx_len, s->rec + DATA_OFF, data_len);
+	/* the index array has room for REC_MAX_INDEX entries: when shorter, the
+	 * headers and the index move up against the data (a few KiB) rather
+	 * than the data down */
+	size_t idx_len = (size_t)s->nidx * 8, start = DATA_OFF - idx_len - REC_HDRS;
+	if (start)
+		memmove(s->rec + start + REC_HDRS, s->rec + IDX_OFF, idx_len);
 	struct mig_rec_hdr h = {.rh_type = MIG_REC_PAGES,
 				.rh_flags = flags,
 				.rh_len = sizeof(struct mig_pages) + idx_len + data_len};
 	struct mig_pages ph = {.ps_npages = s->nidx, .ps_raw_len = s->raw_len};
-	memcpy(s->rec, &h, sizeof h);
-	memcpy(s->rec + sizeof h, &ph, sizeof ph);
-	if (wr_submit(s, REC_HDRS + idx_len + data_len) != 0)
+	memcpy(s->rec + start, &h, sizeof h);
+	memcpy(s->rec + start + sizeof h, &ph, sizeof ph);
+	if (wr_submit(s, start, REC_HDRS + idx_len + data_len) != 0)
 		return -1;
 	if (s->o->max_bandwidth_mb_s > 0) { /* pace: bytes out may not run ahead of the limit */
 		uint64_t due = s->t0 + (uint64_t)((double)s->out * 1e3 /
@@ -631,7 +640,7 @@ static int add_page(struct sender *s, uint64_t p, const unsigned char *src)
 		idx[s->nidx++] = p;
 	}
 	s->res->pages_sent++;
-	if (s->nidx == MIG_BATCH_PAGES)
+	if (s->nidx == REC_MAX_INDEX || s->raw_len == (size_t)MIG_BATCH_PAGES * PG)
 		return flush_batch(s);
 	return 0;
 }
@@ -821,16 +830,16 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	if (send_rec(io, MIG_REC_CONFIG, &mc, sizeof mc, err, errlen) != 0)
 		goto out;
 	/* buffers while the destination creates its domain */
-	s->sent_hash = malloc(n * 8);
+	s->sent_hash = mig_malloc(n * 8);
 	size_t data_cap = MIG_BATCH_PAGES * PG;
 	if (o.compress)
 		data_cap = ZSTD_compressBound(data_cap) + 4096;
 	s->rec_cap = DATA_OFF + data_cap;
-	s->rec = malloc(s->rec_cap);
-	s->rec_spare = malloc(s->rec_cap);
-	s->stage = malloc(MIG_BATCH_PAGES * PG);
+	s->rec = mig_malloc(s->rec_cap);
+	s->rec_spare = mig_malloc(s->rec_cap);
+	s->stage = mig_malloc(MIG_BATCH_PAGES * PG);
 	if (o.compress) {
-		s->raw = malloc(MIG_BATCH_PAGES * PG);
+		s->raw = mig_malloc(MIG_BATCH_PAGES * PG);
 		s->cctx = ZSTD_createCCtx();
 		if (s->cctx) {
 			ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel,
@@ -1067,6 +1076,20 @@ struct receiver {
 	ZSTD_DCtx *dctx;
 	struct rbuf raw;
 	uint64_t zero_hash;
+	/* The applier thread: while it puts one PAGES record into guest memory
+	 * (decompress, hash, pwrite), this thread decrypts the next one. The
+	 * fields above and the result's page counts are the applier's between
+	 * ap_submit and ap_drain; every record other than PAGES is handled
+	 * after ap_drain, so it sees all earlier pages in place. */
+	pthread_t ap_th;
+	bool ap_started;
+	pthread_mutex_t ap_mu;
+	pthread_cond_t ap_cv;
+	bool ap_busy, ap_stop, ap_failed;
+	struct mig_rec_hdr ap_h;
+	struct rbuf ap_buf;	/* the record being applied; the reader's other buffer */
+	struct mig_recv_result *ap_res;
+	char ap_err[256];
 };
 
 static void bit_set(uint64_t *a, uint64_t i)
@@ -1111,7 +1134,7 @@ static int recv_pages(struct receiver *r, const struct mig_rec_hdr *h, const uns
 		goto bad;
 	memcpy(&ph, pl, sizeof ph);
 	uint64_t idx_len = (uint64_t)ph.ps_npages * 8;
-	if (ph.ps_npages > MIG_BATCH_PAGES * 4 || sizeof ph + idx_len > h->rh_len ||
+	if (ph.ps_npages > REC_MAX_INDEX || sizeof ph + idx_len > h->rh_len ||
 	    ph.ps_raw_len > (uint64_t)ph.ps_npages * PG)
 		goto bad;
 	const uint64_t *idx = (const uint64_t *)(const void *)(pl + sizeof ph);
@@ -1188,6 +1211,80 @@ static int recv_pages(struct receiver *r, const struct mig_rec_hdr *h, const uns
 bad:
 	mig_seterr(err, errlen, "malformed migration stream: bad PAGES record");
 	return -1;
+}
+
+static void *applier_main(void *arg)
+{
+	struct receiver *r = arg;
+	pthread_mutex_lock(&r->ap_mu);
+	for (;;) {
+		while (!r->ap_busy && !r->ap_stop)
+			pthread_cond_wait(&r->ap_cv, &r->ap_mu);
+		if (!r->ap_busy)
+			break;
+		pthread_mutex_unlock(&r->ap_mu);
+		char e[256] = "";
+		int rc = recv_pages(r, &r->ap_h, r->ap_buf.p, r->ap_res, e, sizeof e);
+		pthread_mutex_lock(&r->ap_mu);
+		if (rc != 0 && !r->ap_failed) {
+			r->ap_failed = true;
+			snprintf(r->ap_err, sizeof r->ap_err, "%s", e);
+		}
+		r->ap_busy = false;
+		pthread_cond_broadcast(&r->ap_cv);
+	}
+	pthread_mutex_unlock(&r->ap_mu);
+	return NULL;
+}
+
+/* Until the applier is idle; -1 (with its error) if a record failed. */
+static int ap_drain(struct receiver *r, char *err, size_t errlen)
+{
+	if (!r->ap_started)
+		return 0;
+	pthread_mutex_lock(&r->ap_mu);
+	while (r->ap_busy)
+		pthread_cond_wait(&r->ap_cv, &r->ap_mu);
+	bool failed = r->ap_failed;
+	pthread_mutex_unlock(&r->ap_mu);
+	if (failed)
+		mig_seterr(err, errlen, "%s", r->ap_err);
+	return failed ? -1 : 0;
+}
+
+/* The PAGES record in *b to the applier (or applied here without one); *b
+ * gets the applier's previous buffer to read the next record into. */
+static int ap_submit(struct receiver *r, const struct mig_rec_hdr *h, struct rbuf *b,
+		     struct mig_recv_result *res, char *err, size_t errlen)
+{
+	if (!r->ap_started)
+		return recv_pages(r, h, b->p, res, err, errlen);
+	if (ap_drain(r, err, errlen) != 0)
+		return -1;
+	struct rbuf t = r->ap_buf;
+	pthread_mutex_lock(&r->ap_mu);
+	r->ap_buf = *b;
+	r->ap_h = *h;
+	r->ap_res = res;
+	r->ap_busy = true;
+	pthread_cond_broadcast(&r->ap_cv);
+	pthread_mutex_unlock(&r->ap_mu);
+	*b = t;
+	return 0;
+}
+
+static void ap_stop(struct receiver *r)
+{
+	if (!r->ap_started)
+		return;
+	pthread_mutex_lock(&r->ap_mu);
+	r->ap_stop = true;
+	pthread_cond_broadcast(&r->ap_cv);
+	pthread_mutex_unlock(&r->ap_mu);
+	pthread_join(r->ap_th, NULL);
+	pthread_mutex_destroy(&r->ap_mu);
+	pthread_cond_destroy(&r->ap_cv);
+	r->ap_started = false;
 }
 
 /* Is the destination domain still there (paused, as we left it)? Asked at
@@ -1345,7 +1442,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		refused = true;
 		goto out;
 	}
-	r->hash = calloc(n, 8);
+	r->hash = mig_malloc(n * 8);
 	r->nonzero = calloc((n + 63) / 64, 8);
 	if (mc.mc_compress)
 		r->dctx = ZSTD_createDCtx();
@@ -1363,6 +1460,13 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	}
 	if (send_rec(io, MIG_REC_ACCEPT, NULL, 0, err, errlen) != 0)
 		goto out;
+	pthread_mutex_init(&r->ap_mu, NULL);
+	pthread_cond_init(&r->ap_cv, NULL);
+	r->ap_started = pthread_create(&r->ap_th, NULL, applier_main, r) == 0;
+	if (!r->ap_started) { /* records are applied on this thread then */
+		pthread_mutex_destroy(&r->ap_mu);
+		pthread_cond_destroy(&r->ap_cv);
+	}
 
 	for (;;) {
 		struct mig_rec_hdr h;
@@ -1371,14 +1475,20 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 				break;
 			goto out;
 		}
-		switch (h.rh_type) {
-		case MIG_REC_PAGES:
-			if (recv_pages(r, &h, b.p, res, err, errlen) != 0) {
+		if (h.rh_type == MIG_REC_PAGES) {
+			if (ap_submit(r, &h, &b, res, err, errlen) != 0) {
 				mig_refuse(io, err);
 				refused = true;
 				goto out;
 			}
-			break;
+			continue;
+		}
+		if (ap_drain(r, err, errlen) != 0) {
+			mig_refuse(io, err);
+			refused = true;
+			goto out;
+		}
+		switch (h.rh_type) {
 		case MIG_REC_ROUND_END: {
 			struct mig_round_end re = {0};
 			memcpy(&re, b.p, h.rh_len < sizeof re ? h.rh_len : sizeof re);
@@ -1506,6 +1616,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	}
 out:
 	(void)refused;
+	ap_stop(r);
 	res->wire_bytes = io->bytes_in;
 	if (rc == MIG_OK)
 		res->domid = domid;
@@ -1530,6 +1641,7 @@ out:
 		close(r->pidfd);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->raw.p);
+	free(r->ap_buf.p);
 	free(r->hash);
 	free(r->nonzero);
 	free(b.p);

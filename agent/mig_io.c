@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -166,6 +167,28 @@ int mig_send_text(struct mig_io *io, uint32_t type, const char *msg)
 	return mig_send_rec(io, type, 0, msg, strlen(msg), NULL, 0);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void mig_prefault(void *p, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	if (!p || pg <= 0 || len < 16 * (size_t)pg)
+		return;
+	uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+	uintptr_t e = ((uintptr_t)p + len) & ~((uintptr_t)pg - 1);
+	if (e > a)
+		(void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+}
+
+void *mig_malloc(size_t len)
+{
+	void *p = malloc(len);
+	mig_prefault(p, len);
+	return p;
+}
+
 int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap, const char *who,
 		 char *err, size_t errlen)
 {
@@ -183,6 +206,8 @@ int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, 
 			mig_seterr(err, errlen, "out of memory");
 			return -1;
 		}
+		if (need > *cap * 2) /* a jump: the bulk of it is fresh */
+			mig_prefault(q, need);
 		*buf = q;
 		*cap = need;
 	}
