@@ -131,6 +131,17 @@ void mig_io_init_ssl(struct mig_io *io, SSL *ssl)
 	io->ssl = ssl;
 	io->fd = SSL_get_fd(ssl);
 	SSL_set_read_ahead(ssl, 1); /* one read() per many TLS records */
+	SSL_set_default_read_buffer_len(ssl, MIG_TLS_BUF);
+	(void)SSL_free_buffers(ssl); /* the next read allocates the bigger buffer (unless
+				      * data is pending already: then it keeps the small one) */
+	BIO *sock = SSL_get_wbio(ssl), *f = BIO_new(BIO_f_buffer());
+	if (sock && f && BIO_set_write_buffer_size(f, MIG_TLS_BUF) == 1 && BIO_up_ref(sock) == 1) {
+		BIO_push(f, sock);
+		SSL_set0_wbio(ssl, f); /* the SSL owns the chain; sock keeps its read reference */
+		io->wbuffered = true;
+	} else {
+		BIO_free(f);
+	}
 	no_delay(io->fd);
 }
 

@@ -141,9 +141,17 @@ struct mig_io {
 				   * shut down once this many bytes were written */
 	int timeout_ms;		  /* per read/write wait; 0 = 60000 */
 	uint64_t bytes_out, bytes_in;
+	bool wbuffered;		  /* TLS records gather in a buffer BIO: flush after a write */
 };
 void mig_io_init_fd(struct mig_io *io, int fd);
-void mig_io_init_ssl(struct mig_io *io, SSL *ssl); /* fd = SSL_get_fd(ssl) */
+/* fd = SSL_get_fd(ssl). Sets the session up for bulk transfer: TLS records
+ * leave in writes of up to MIG_TLS_BUF bytes (a buffer BIO under the SSL,
+ * flushed at the end of every mig_io_write) and arrive through reads of up
+ * to as much (read-ahead into a bigger read buffer). OpenSSL alone makes a
+ * write() per 16 KiB record and a read() per record, and a syscall is dear
+ * on these machines (MACHINE.md). */
+#define MIG_TLS_BUF (256u << 10)
+void mig_io_init_ssl(struct mig_io *io, SSL *ssl);
 
 /* ---- framed records (mig_io.c; both streams use them) ---- */
 /* A one-line reason into err (NULL or errlen 0: dropped). */

@@ -78,6 +78,14 @@ static int raw_write(struct mig_io *io, const void *buf, size_t len, char *err, 
 		len -= done;
 		io->bytes_out += done;
 	}
+	if (io->ssl && io->wbuffered) {
+		errno = 0;
+		if (BIO_flush(SSL_get_wbio(io->ssl)) <= 0) {
+			mig_seterr(err, errlen, "connection lost while sending: %s",
+				   errno == EAGAIN ? "timed out" : errno ? strerror(errno) : "connection closed");
+			return -1;
+		}
+	}
 	return 0;
 }
 
