@@ -382,6 +382,106 @@ static uint64_t hash_all(const struct be_sim_map *m, const uint64_t *want, uint6
 
 /* ---- sender ---- */
 
+/* ---- a second stage on its own thread ----
+ *
+ * Both ends run as two-stage pipelines on two threads: the source reads and
+ * hashes one record while its writer encrypts and sends the one before; the
+ * destination decrypts one record while its applier puts the one before into
+ * guest memory. A hand-off holds one job at a time: the first thread fills
+ * the job's fields, hands it over (ho_post, after ho_wait), and touches those
+ * fields again only after ho_wait. Without the thread (pthread_create
+ * failed) the job runs at once on the caller's thread. */
+struct handoff {
+	int (*ho_fn)(void *arg, char *err, size_t errlen); /* the job; 0 = done */
+	void *ho_arg;
+	pthread_t ho_th;
+	bool ho_started, ho_busy, ho_stop, ho_failed;
+	pthread_mutex_t ho_mu;
+	pthread_cond_t ho_cv;
+	char ho_err[256]; /* the first failed job's reason */
+};
+
+static void *ho_main(void *arg)
+{
+	struct handoff *h = arg;
+	pthread_mutex_lock(&h->ho_mu);
+	for (;;) {
+		while (!h->ho_busy && !h->ho_stop)
+			pthread_cond_wait(&h->ho_cv, &h->ho_mu);
+		if (!h->ho_busy)
+			break;
+		pthread_mutex_unlock(&h->ho_mu);
+		char e[256] = "";
+		int rc = h->ho_fn(h->ho_arg, e, sizeof e);
+		pthread_mutex_lock(&h->ho_mu);
+		if (rc != 0 && !h->ho_failed) {
+			h->ho_failed = true;
+			snprintf(h->ho_err, sizeof h->ho_err, "%s", e);
+		}
+		h->ho_busy = false;
+		pthread_cond_broadcast(&h->ho_cv);
+	}
+	pthread_mutex_unlock(&h->ho_mu);
+	return NULL;
+}
+
+static void ho_start(struct handoff *h, int (*fn)(void *, char *, size_t), void *arg)
+{
+	h->ho_fn = fn;
+	h->ho_arg = arg;
+	pthread_mutex_init(&h->ho_mu, NULL);
+	pthread_cond_init(&h->ho_cv, NULL);
+	h->ho_started = pthread_create(&h->ho_th, NULL, ho_main, h) == 0;
+	if (!h->ho_started) {
+		pthread_mutex_destroy(&h->ho_mu);
+		pthread_cond_destroy(&h->ho_cv);
+	}
+}
+
+/* Until the thread is idle; -1 (with the first failed job's reason) once a
+ * job failed. */
+static int ho_wait(struct handoff *h, char *err, size_t errlen)
+{
+	if (!h->ho_started)
+		return 0;
+	pthread_mutex_lock(&h->ho_mu);
+	while (h->ho_busy)
+		pthread_cond_wait(&h->ho_cv, &h->ho_mu);
+	bool failed = h->ho_failed;
+	pthread_mutex_unlock(&h->ho_mu);
+	if (failed)
+		mig_seterr(err, errlen, "%s", h->ho_err);
+	return failed ? -1 : 0;
+}
+
+/* Run the job whose fields the caller filled: on the thread (the caller
+ * went through ho_wait), or here and now without one. */
+static int ho_post(struct handoff *h, char *err, size_t errlen)
+{
+	if (!h->ho_started)
+		return h->ho_fn(h->ho_arg, err, errlen);
+	pthread_mutex_lock(&h->ho_mu);
+	h->ho_busy = true;
+	pthread_cond_broadcast(&h->ho_cv);
+	pthread_mutex_unlock(&h->ho_mu);
+	return 0;
+}
+
+/* The job in hand finishes, then the thread ends. */
+static void ho_stop(struct handoff *h)
+{
+	if (!h->ho_started)
+		return;
+	pthread_mutex_lock(&h->ho_mu);
+	h->ho_stop = true;
+	pthread_cond_broadcast(&h->ho_cv);
+	pthread_mutex_unlock(&h->ho_mu);
+	pthread_join(h->ho_th, NULL);
+	pthread_mutex_destroy(&h->ho_mu);
+	pthread_cond_destroy(&h->ho_cv);
+	h->ho_started = false;
+}
+
 struct sender {
 	struct mig_io *io;
 	const struct mig_opts *o;
@@ -394,18 +494,12 @@ struct sender {
 	size_t rec_cap;
 	unsigned char *raw; /* uncompressed data when compressing */
 	unsigned char *stage; /* MIG_BATCH_PAGES pages read from RAM */
-	/* The writer thread: while it encrypts and writes one record, this
-	 * thread reads and hashes the next (two cores, two stages). Only one
-	 * thread uses the connection at a time: the writer between submit and
-	 * drain, this thread after wr_drain(). */
-	pthread_t wr_th;
-	bool wr_started;
-	pthread_mutex_t wr_mu;
-	pthread_cond_t wr_cv;
-	unsigned char *wr_buf; /* the record being written (NULL: idle) */
+	/* The writer: it encrypts and writes one record while this thread reads
+	 * and hashes the next. Only one thread uses the connection at a time:
+	 * the writer between wr_submit and wr_drain, this thread after. */
+	struct handoff wr;
+	unsigned char *wr_buf; /* the record being written */
 	size_t wr_len;
-	bool wr_stop, wr_failed;
-	char wr_err[256];
 	unsigned char *rec_spare; /* the other record buffer */
 	uint64_t out;		  /* bytes handed to the connection (written or queued) */
 	uint32_t nidx;
@@ -497,46 +591,17 @@ static int wait_ack(struct sender *s, int round, struct rbuf *b)
 	return 0;
 }
 
-static void *writer_main(void *arg)
+static int write_job(void *arg, char *err, size_t errlen)
 {
 	struct sender *s = arg;
-	pthread_mutex_lock(&s->wr_mu);
-	for (;;) {
-		while (!s->wr_buf && !s->wr_stop)
-			pthread_cond_wait(&s->wr_cv, &s->wr_mu);
-		if (!s->wr_buf)
-			break;
-		unsigned char *b = s->wr_buf;
-		size_t len = s->wr_len;
-		pthread_mutex_unlock(&s->wr_mu);
-		char e[256] = "";
-		int rc = mig_io_write(s->io, b, len, e, sizeof e);
-		pthread_mutex_lock(&s->wr_mu);
-		if (rc != 0 && !s->wr_failed) {
-			s->wr_failed = true;
-			snprintf(s->wr_err, sizeof s->wr_err, "%s", e);
-		}
-		s->wr_buf = NULL;
-		pthread_cond_broadcast(&s->wr_cv);
-	}
-	pthread_mutex_unlock(&s->wr_mu);
-	return NULL;
+	return mig_io_write(s->io, s->wr_buf, s->wr_len, err, errlen);
 }
 
-/* Wait until the writer is idle; -1 (with its error) if a write failed. */
+/* Until the writer is idle; -1 (with its error) if a write failed. */
 static int wr_drain(struct sender *s)
 {
-	if (!s->wr_started)
-		return 0;
-	pthread_mutex_lock(&s->wr_mu);
-	while (s->wr_buf)
-		pthread_cond_wait(&s->wr_cv, &s->wr_mu);
-	bool failed = s->wr_failed;
-	pthread_mutex_unlock(&s->wr_mu);
-	if (failed) {
-		mig_seterr(s->err, s->errlen, "%s", s->wr_err);
+	if (ho_wait(&s->wr, s->err, s->errlen) != 0)
 		return -1;
-	}
 	s->out = s->io->bytes_out;
 	return 0;
 }
@@ -545,36 +610,17 @@ static int wr_drain(struct sender *s)
  * spare buffer. */
 static int wr_submit(struct sender *s, size_t off, size_t len)
 {
-	if (!s->wr_started) {
-		if (mig_io_write(s->io, s->rec + off, len, s->err, s->errlen) != 0)
-			return -1;
-		s->out = s->io->bytes_out;
-		return 0;
-	}
 	if (wr_drain(s) != 0)
 		return -1;
-	pthread_mutex_lock(&s->wr_mu);
 	s->wr_buf = s->rec + off;
 	s->wr_len = len;
-	pthread_cond_broadcast(&s->wr_cv);
-	pthread_mutex_unlock(&s->wr_mu);
+	if (ho_post(&s->wr, s->err, s->errlen) != 0)
+		return -1;
 	unsigned char *t = s->rec;
 	s->rec = s->rec_spare;
 	s->rec_spare = t;
 	s->out += len;
 	return 0;
-}
-
-static void wr_stop(struct sender *s)
-{
-	if (!s->wr_started)
-		return;
-	pthread_mutex_lock(&s->wr_mu);
-	s->wr_stop = true;
-	pthread_cond_broadcast(&s->wr_cv);
-	pthread_mutex_unlock(&s->wr_mu);
-	pthread_join(s->wr_th, NULL);
-	s->wr_started = false;
 }
 
 static int flush_batch(struct sender *s)
@@ -873,13 +919,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 		goto out;
 	res->setup_ms = (double)(now_ns() - s->t0) / 1e6;
 	s->out = io->bytes_out;
-	pthread_mutex_init(&s->wr_mu, NULL);
-	pthread_cond_init(&s->wr_cv, NULL);
-	s->wr_started = pthread_create(&s->wr_th, NULL, writer_main, s) == 0;
-	if (!s->wr_started) { /* writes happen on this thread then */
-		pthread_mutex_destroy(&s->wr_mu);
-		pthread_cond_destroy(&s->wr_cv);
-	}
+	ho_start(&s->wr, write_job, s);
 
 	/* pre-copy */
 	int max_rounds = o_int(o.max_rounds, 30);
@@ -1030,11 +1070,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 out:
 	if (in_final)
 		__atomic_sub_fetch(&final_active, 1, __ATOMIC_ACQ_REL);
-	if (s->wr_started) {
-		wr_stop(s);
-		pthread_mutex_destroy(&s->wr_mu);
-		pthread_cond_destroy(&s->wr_cv);
-	}
+	ho_stop(&s->wr);
 	res->rounds = s->round;
 	res->wire_bytes = io->bytes_out;
 	{
@@ -1087,20 +1123,15 @@ struct receiver {
 	ZSTD_DCtx *dctx;
 	struct rbuf raw;
 	uint64_t zero_hash;
-	/* The applier thread: while it puts one PAGES record into guest memory
-	 * (decompress, hash, pwrite), this thread decrypts the next one. The
-	 * fields above and the result's page counts are the applier's between
-	 * ap_submit and ap_drain; every record other than PAGES is handled
-	 * after ap_drain, so it sees all earlier pages in place. */
-	pthread_t ap_th;
-	bool ap_started;
-	pthread_mutex_t ap_mu;
-	pthread_cond_t ap_cv;
-	bool ap_busy, ap_stop, ap_failed;
+	/* The applier: it puts one PAGES record into guest memory (decompress,
+	 * hash, pwrite) while this thread decrypts the next. The fields above
+	 * and the result's page counts are the applier's between ap_submit and
+	 * ho_wait; every record other than PAGES is handled after ho_wait, so
+	 * it sees all earlier pages in place. */
+	struct handoff ap;
 	struct mig_rec_hdr ap_h;
 	struct rbuf ap_buf;	/* the record being applied; the reader's other buffer */
 	struct mig_recv_result *ap_res;
-	char ap_err[256];
 };
 
 static void bit_set(uint64_t *a, uint64_t i)
@@ -1224,78 +1255,25 @@ bad:
 	return -1;
 }
 
-static void *applier_main(void *arg)
+static int apply_job(void *arg, char *err, size_t errlen)
 {
 	struct receiver *r = arg;
-	pthread_mutex_lock(&r->ap_mu);
-	for (;;) {
-		while (!r->ap_busy && !r->ap_stop)
-			pthread_cond_wait(&r->ap_cv, &r->ap_mu);
-		if (!r->ap_busy)
-			break;
-		pthread_mutex_unlock(&r->ap_mu);
-		char e[256] = "";
-		int rc = recv_pages(r, &r->ap_h, r->ap_buf.p, r->ap_res, e, sizeof e);
-		pthread_mutex_lock(&r->ap_mu);
-		if (rc != 0 && !r->ap_failed) {
-			r->ap_failed = true;
-			snprintf(r->ap_err, sizeof r->ap_err, "%s", e);
-		}
-		r->ap_busy = false;
-		pthread_cond_broadcast(&r->ap_cv);
-	}
-	pthread_mutex_unlock(&r->ap_mu);
-	return NULL;
+	return recv_pages(r, &r->ap_h, r->ap_buf.p, r->ap_res, err, errlen);
 }
 
-/* Until the applier is idle; -1 (with its error) if a record failed. */
-static int ap_drain(struct receiver *r, char *err, size_t errlen)
-{
-	if (!r->ap_started)
-		return 0;
-	pthread_mutex_lock(&r->ap_mu);
-	while (r->ap_busy)
-		pthread_cond_wait(&r->ap_cv, &r->ap_mu);
-	bool failed = r->ap_failed;
-	pthread_mutex_unlock(&r->ap_mu);
-	if (failed)
-		mig_seterr(err, errlen, "%s", r->ap_err);
-	return failed ? -1 : 0;
-}
-
-/* The PAGES record in *b to the applier (or applied here without one); *b
- * gets the applier's previous buffer to read the next record into. */
+/* The PAGES record in *b to the applier; *b gets the applier's previous
+ * buffer to read the next record into. */
 static int ap_submit(struct receiver *r, const struct mig_rec_hdr *h, struct rbuf *b,
 		     struct mig_recv_result *res, char *err, size_t errlen)
 {
-	if (!r->ap_started)
-		return recv_pages(r, h, b->p, res, err, errlen);
-	if (ap_drain(r, err, errlen) != 0)
+	if (ho_wait(&r->ap, err, errlen) != 0)
 		return -1;
 	struct rbuf t = r->ap_buf;
-	pthread_mutex_lock(&r->ap_mu);
 	r->ap_buf = *b;
 	r->ap_h = *h;
 	r->ap_res = res;
-	r->ap_busy = true;
-	pthread_cond_broadcast(&r->ap_cv);
-	pthread_mutex_unlock(&r->ap_mu);
 	*b = t;
-	return 0;
-}
-
-static void ap_stop(struct receiver *r)
-{
-	if (!r->ap_started)
-		return;
-	pthread_mutex_lock(&r->ap_mu);
-	r->ap_stop = true;
-	pthread_cond_broadcast(&r->ap_cv);
-	pthread_mutex_unlock(&r->ap_mu);
-	pthread_join(r->ap_th, NULL);
-	pthread_mutex_destroy(&r->ap_mu);
-	pthread_cond_destroy(&r->ap_cv);
-	r->ap_started = false;
+	return ho_post(&r->ap, err, errlen);
 }
 
 /* Is the destination domain still there (paused, as we left it)? Asked at
@@ -1471,13 +1449,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	}
 	if (send_rec(io, MIG_REC_ACCEPT, NULL, 0, err, errlen) != 0)
 		goto out;
-	pthread_mutex_init(&r->ap_mu, NULL);
-	pthread_cond_init(&r->ap_cv, NULL);
-	r->ap_started = pthread_create(&r->ap_th, NULL, applier_main, r) == 0;
-	if (!r->ap_started) { /* records are applied on this thread then */
-		pthread_mutex_destroy(&r->ap_mu);
-		pthread_cond_destroy(&r->ap_cv);
-	}
+	ho_start(&r->ap, apply_job, r);
 
 	for (;;) {
 		struct mig_rec_hdr h;
@@ -1494,7 +1466,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 			}
 			continue;
 		}
-		if (ap_drain(r, err, errlen) != 0) {
+		if (ho_wait(&r->ap, err, errlen) != 0) {
 			mig_refuse(io, err);
 			refused = true;
 			goto out;
@@ -1627,7 +1599,7 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 	}
 out:
 	(void)refused;
-	ap_stop(r);
+	ho_stop(&r->ap);
 	res->wire_bytes = io->bytes_in;
 	if (rc == MIG_OK)
 		res->domid = domid;

@@ -578,6 +578,72 @@ static void test_bad_token(void **state)
 	assert_untouched_source(f, src, h0);
 }
 
+/* A source that sends one good PAGES record, then one naming a page beyond
+ * the domain: the destination applies records on its applier thread, so
+ * the error surfaces after the hand-off; it must still refuse with the
+ * reason and leave no domain behind. */
+static void test_bad_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct be_domain_config c = cfg("badpg", 16 * MiB, 0, 0, 0, 30, 40, 30);
+	uint64_t npages = c.dc_memory / MIG_PAGE_SIZE;
+	int before = ndomains(f->b);
+	struct run r = {0};
+	struct recv_job *j = &r.rj;
+	j->be = f->b;
+	j->o.token = TOKEN;
+	j->o.on_created = on_created;
+	j->o.arg = j;
+	j->o.io_timeout_ms = 10000;
+	j->created = -1;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	j->fd = sv[1];
+	assert_int_equal(pthread_create(&j->th, NULL, recv_main, j), 0);
+	struct mig_io io;
+	mig_io_init_fd(&io, sv[0]);
+	char err[256] = "";
+	unsigned char *buf = NULL;
+	size_t cap = 0;
+	struct mig_rec_hdr h;
+	struct mig_hello he = {.he_magic = MIG_MAGIC, .he_version = MIG_PROTO_VERSION};
+	assert_int_equal(mig_send_rec(&io, MIG_REC_HELLO, 0, &he, sizeof he, err, sizeof err), 0);
+	assert_int_equal(mig_expect_rec(&io, MIG_REC_HELLO, sizeof he, &buf, &cap, "d", err, sizeof err), 0);
+	assert_int_equal(mig_send_rec(&io, MIG_REC_TOKEN, 0, TOKEN, strlen(TOKEN), err, sizeof err), 0);
+	struct mig_config mc = {.mc_npages = npages};
+	mc.mc_cfg = c;
+	assert_int_equal(mig_send_rec(&io, MIG_REC_CONFIG, 0, &mc, sizeof mc, err, sizeof err), 0);
+	assert_int_equal(mig_expect_rec(&io, MIG_REC_ACCEPT, 0, &buf, &cap, "d", err, sizeof err), 0);
+	/* good: pages 1 and 2 with data, page 3 zero */
+	size_t plen = sizeof(struct mig_pages) + 3 * 8 + 2 * MIG_PAGE_SIZE;
+	unsigned char *pl = calloc(1, plen);
+	struct mig_pages ph = {.ps_npages = 3, .ps_raw_len = 2 * MIG_PAGE_SIZE};
+	uint64_t idx[3] = {1, 2, 3 | MIG_PAGE_ZERO};
+	memcpy(pl, &ph, sizeof ph);
+	memcpy(pl + sizeof ph, idx, sizeof idx);
+	memset(pl + sizeof ph + sizeof idx, 0xab, 2 * MIG_PAGE_SIZE);
+	assert_int_equal(mig_send_rec(&io, MIG_REC_PAGES, 0, pl, plen, err, sizeof err), 0);
+	/* bad: the second page lies beyond the domain's memory */
+	idx[1] = npages + 7;
+	memcpy(pl + sizeof ph, idx, sizeof idx);
+	assert_int_equal(mig_send_rec(&io, MIG_REC_PAGES, 0, pl, plen, err, sizeof err), 0);
+	/* and one more record, which the destination must not need to see */
+	(void)mig_send_rec(&io, MIG_REC_PAGES, 0, pl, plen, err, sizeof err);
+	int rr = mig_read_rec(&io, &h, &buf, &cap, "the destination", err, sizeof err);
+	assert_int_equal(rr, -1);
+	fprintf(stderr, "  source hears: %s\n", err);
+	assert_non_null(strstr(err, "bad PAGES record"));
+	close(sv[0]);
+	pthread_join(j->th, NULL);
+	fprintf(stderr, "  destination: %s\n", j->err);
+	assert_int_equal(j->rc, MIG_FAILED);
+	assert_non_null(strstr(j->err, "bad PAGES record"));
+	assert_true(j->created >= 0); /* it got as far as creating the domain ... */
+	assert_int_equal(ndomains(f->b), before); /* ... and destroyed it */
+	free(pl);
+	free(buf);
+}
+
 /* The connection is cut at various points (early, mid-copy, after the
  * pause): the VM keeps running on the source, nothing is left on the
  * destination. */
@@ -865,6 +931,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dest_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench, setup, teardown),
