@@ -457,10 +457,11 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 			log_warn("VM %s: the source domain %d could not be destroyed: %s", j->sj_cfg.dc_uuid, j->sj_domid,
 				 backend_error(ag->ag_be));
 		struct mig_send_result *r = &j->sj_res;
-		log_info("migration out: VM %s done in %.0f ms, downtime %.1f ms (pause %.1f, last copy %.1f, "
-			 "ready %.1f, go->running %.1f), %d rounds, %llu wire bytes",
-			 j->sj_cfg.dc_uuid, r->total_ms, r->downtime_ms, r->pause_ms, r->final_copy_ms, r->ready_wait_ms,
-			 r->go_running_ms, r->rounds, (unsigned long long)r->wire_bytes);
+		log_info("migration out: VM %s done in %.0f ms (setup %.1f, round 1 %.1f MB in %.0f ms), downtime "
+			 "%.1f ms (pause %.1f, last copy %.1f, ready %.1f, go->running %.1f), %d rounds, %llu wire bytes",
+			 j->sj_cfg.dc_uuid, r->total_ms, r->setup_ms, (double)r->round1_bytes / 1e6, r->round1_ms,
+			 r->downtime_ms, r->pause_ms, r->final_copy_ms, r->ready_wait_ms, r->go_running_ms, r->rounds,
+			 (unsigned long long)r->wire_bytes);
 		json_t *res = agent_stamp(ag, json_pack("{s:f, s:f, s:f, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:b}",
 							"total_ms", r->total_ms, "downtime_ms", r->downtime_ms,
 							"verify_ms", r->verify_ms, "rounds", r->rounds, "stop",

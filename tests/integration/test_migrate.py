@@ -80,7 +80,9 @@ class MigrateTest(unittest.TestCase):
         rpc = self.p.rpc
         h1, h2 = self.p.host_ref(1), self.p.host_ref(2)
         pool = rpc("pool.get_all")[0]
-        vm = self.vm("progress", 768, **{"sim-touch-mib": "700"})
+        # big enough that the stream outlasts several of poold's progress
+        # polls (every 500 ms) at ~800 MB/s
+        vm = self.vm("progress", 1536, **{"sim-touch-mib": "1450"})
         rpc("VM.start_on", vm, h1, False, False)
         # bad values refused before anything moves, each with its name
         params = self.refused("INVALID_VALUE", "VM.pool_migrate", vm, h2, {"max_downtime_ms": "soon"})

@@ -571,6 +571,66 @@ static void test_disks(void **state)
 	be->be_ops->bo_free(be);
 }
 
+/* A guest with nothing to dirty and no disk to write sleeps instead of
+ * ticking; a new workload, a disk or a pause wakes it at once. */
+static void test_idle_wakes(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *be = new_be(f, HOST_MEM);
+	struct be_domain_config c = cfg("idler", 8 * MiB, 256, 0, 0);
+	c.dc_workload.wl_disk_write_bytes_per_s = 4 * MiB; /* but no disk yet */
+	int domid = create(be, &c);
+	struct be_sim_map m;
+	assert_int_equal(backend_sim_map(be, domid, &m), 0);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	uint64_t end = now_ms() + 5000;
+	while (!__atomic_load_n(&m.sm_shared->ss_booted, __ATOMIC_ACQUIRE) && now_ms() < end)
+		sleep_ms(5);
+	assert_true(m.sm_shared->ss_booted);
+	sleep_ms(50);
+	uint64_t d0 = __atomic_load_n(&m.sm_shared->ss_dirty_total, __ATOMIC_RELAXED);
+	sleep_ms(150);
+	assert_int_equal(__atomic_load_n(&m.sm_shared->ss_dirty_total, __ATOMIC_RELAXED), d0);
+
+	/* a dirtying rate: the sleeping workload thread starts */
+	struct be_workload wl = c.dc_workload;
+	wl.wl_dirty_pages_per_s = 5000;
+	wl.wl_working_set_pages = 256;
+	assert_int_equal(backend_sim_set_workload(be, domid, &wl), 0);
+	sleep_ms(200);
+	uint64_t d1 = __atomic_load_n(&m.sm_shared->ss_dirty_total, __ATOMIC_RELAXED);
+	print_message("dirtied %" PRIu64 " pages in ~200 ms at 5000/s\n", d1 - d0);
+	assert_true(d1 - d0 > 300);
+	/* and back to idle: it stops */
+	wl.wl_dirty_pages_per_s = 0;
+	assert_int_equal(backend_sim_set_workload(be, domid, &wl), 0);
+	sleep_ms(50);
+	uint64_t d2 = __atomic_load_n(&m.sm_shared->ss_dirty_total, __ATOMIC_RELAXED);
+	sleep_ms(150);
+	assert_int_equal(__atomic_load_n(&m.sm_shared->ss_dirty_total, __ATOMIC_RELAXED), d2);
+
+	/* a writable disk arrives: the sleeping disk thread starts writing */
+	assert_int_equal(m.sm_shared->ss_disk_bytes, 0);
+	struct be_disk dk = {0};
+	snprintf(dk.bd_path, sizeof dk.bd_path, "%s", f->disk);
+	snprintf(dk.bd_device, sizeof dk.bd_device, "xvda");
+	assert_int_equal(be->be_ops->bo_disk_add(be, domid, &dk), 0);
+	sleep_ms(200);
+	assert_true(__atomic_load_n(&m.sm_shared->ss_disk_bytes, __ATOMIC_RELAXED) > 0);
+	assert_int_equal(be->be_ops->bo_disk_remove(be, domid, "xvda"), 0);
+
+	/* a pause finds the idle threads parked at once */
+	uint64_t t0 = now_ms();
+	assert_int_equal(be->be_ops->bo_domain_pause(be, domid), 0);
+	print_message("pause of an idle guest: %" PRIu64 " ms\n", now_ms() - t0);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(info(be, domid).di_state, BE_STATE_PAUSED);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	backend_sim_unmap(&m);
+	destroy(be, domid);
+	be->be_ops->bo_free(be);
+}
+
 /* The restore hook: an incoming domain starts empty and paused, does not
  * boot, and continues from the memory and vCPU state it was given. */
 static void test_restore_hook(void **state)
@@ -617,6 +677,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_adopts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hook, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
