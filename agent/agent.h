@@ -4,13 +4,16 @@
  * The agent joins the pool once (join.c), then serves poold's requests
  * over mutual TLS (server.c), drives the hypervisor through the backend
  * (backend.h) and reports its host to poold every heartbeat-interval
- * (main.c).
+ * (beat.c). No file calls back into one that calls it: main.c sets up,
+ * server.c dispatches to domain.c, sr_ops.c and migrate_ops.c, and those
+ * use beat.c, which uses report.c.
  */
 #ifndef AGENT_H
 #define AGENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
 #include <event2/event.h>
@@ -21,6 +24,13 @@
 #define AGENT_MAX_SRS 64
 struct agent_sr;
 
+/* A directory the agent keeps its memory in, as it was at start (beat.c). */
+struct state_dir {
+	char sd_path[4200];
+	dev_t sd_dev;
+	ino_t sd_ino;
+};
+
 struct agent {
 	struct conf *ag_conf;
 	struct backend *ag_be;
@@ -29,6 +39,7 @@ struct agent {
 	SSL_CTX *ag_server_ctx;     /* our certificate; clients must show a pool one */
 	SSL_CTX *ag_client_ctx;     /* our certificate; the master must show a pool one */
 	struct event *ag_beat_timer;
+	struct event *ag_be_watch;     /* the backend's domain-death fd, if it has one */
 	struct evrpc_conn *ag_master;  /* kept alive: one handshake, not one per beat */
 	json_t *ag_watched;            /* domain pid -> its pidfd watch (struct event *, as an integer) */
 	char ag_state[4096];        /* state-dir */
@@ -44,6 +55,8 @@ struct agent {
 	bool ag_beat_inflight;
 	bool ag_beat_again;         /* something changed while a beat was out */
 	int ag_beats_failed;
+	struct state_dir ag_dirs[2];   /* state-dir and the backend's domains dir */
+	bool ag_state_lost;            /* one of them vanished or was replaced */
 };
 
 /* ---- config.c ---- */
@@ -58,22 +71,59 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
 int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
 
 /* ---- report.c ---- */
+/* What a report is made of (beat.c gathers it). */
+struct report_in {
+	struct be_host_info ri_host;
+	char ri_hostname[256];
+	const struct be_domain_info *ri_domains;
+	int ri_ndomains;
+	bool ri_domains_complete; /* every domain of this host is in the list */
+	bool ri_state_lost;
+	const char *ri_name, *ri_address, *ri_migration_address, *ri_version, *ri_boot;
+	int ri_port;
+	json_t *ri_srs;           /* borrowed */
+	uint64_t ri_seq;
+};
 /* What we tell poold about this host (join and heartbeats). */
-json_t *agent_report(struct agent *ag);
+json_t *report_build(const struct report_in *in);
+
+/* ---- beat.c: heartbeat, domain watch, state-dir guard ---- */
+/* Gather and build a report (numbered), watch the domains it lists and
+ * clear those that ended by themselves. */
+json_t *agent_beat_report(struct agent *ag);
 /* What a VM operation's answer carries so poold can tell which reports
  * were made after it: {"boot": ..., "seq": the next report's number}. */
 json_t *agent_stamp(struct agent *ag, json_t *answer);
-
-/* ---- main.c ---- */
 /* Report now, not at the next interval (a domain ended by itself). */
 void agent_beat_now(struct agent *ag);
-/* Watch the domains' processes: their end is reported as it happens. */
-void agent_watch_domains(struct agent *ag, const struct be_domain_info *d, int n);
+/* Watch domain domid's process: its end is reported as it happens. */
+void agent_beat_watch(struct agent *ag, int domid);
+/* Note state-dir as it is now (after joining); later changes mean it was lost. */
+void agent_beat_state_remember(struct agent *ag);
+/* Has state-dir vanished or been replaced since? (logged once) */
+bool agent_state_lost(struct agent *ag);
+void agent_beat_start(struct agent *ag);
+void agent_beat_stop(struct agent *ag);
+
+/* ---- domain.c: domains and the power operations ---- */
+/* The domain of VM uuid (and its info), or -1. */
+int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out);
+/* poold's domain configuration, checked, with each disk found in an SR
+ * this host has plugged; NULL or the XAPI error. */
+json_t *agent_domain_config(struct agent *ag, const json_t *cfg, struct be_domain_config *dc);
+json_t *agent_m_vm_start(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vm_shutdown(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vm_pause(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vm_unpause(struct agent *ag, json_t *args, json_t **result);
 
 /* ---- sr_ops.c: plugged SRs and their VDIs ---- */
 void agent_srs_load(struct agent *ag);
 void agent_srs_free(struct agent *ag);
 json_t *agent_srs_report(struct agent *ag);
+/* The file of disk d (its bd_path) in the plugged SR it names: NULL, or
+ * SR_HAS_NO_PBDS / SR_BACKEND_FAILURE when the SR is not plugged here or
+ * has no such VDI. */
+json_t *agent_disk_locate(struct agent *ag, struct be_disk *d);
 json_t *agent_m_sr_attach(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_sr_destroy(struct agent *ag, json_t *args, json_t **result);
@@ -95,12 +145,8 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 void agent_migrations_stop(void);
 
 /* ---- server.c ---- */
-/* Answer a request with a JSON-RPC text (200, application/json). */
-void agent_reply(struct evhttp_request *req, const char *text);
-/* A VM's domain configuration as poold sends it (JSON) -> the backend's. */
-void agent_config_parse(json_t *cfg, struct be_domain_config *dc);
-/* The domain of VM uuid (and its info), or -1. */
-int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out);
+/* Every method of agent_proto.h has a handler of its kind (0), else -1. */
+int agent_server_check_table(void);
 int agent_server_start(struct agent *ag, char *err, size_t errlen);
 void agent_server_stop(struct agent *ag);
 

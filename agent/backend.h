@@ -19,9 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#define BE_UUID_LEN 37
-#define BE_FEATURESET_LEN 512
+#include "domain_config.h"
 
 enum be_state {
 	BE_STATE_PAUSED,
@@ -37,43 +35,6 @@ struct be_host_info {
 	char hi_cpu_vendor[16];      /* "GenuineIntel", "AuthenticAMD" */
 	char hi_featureset[BE_FEATURESET_LEN]; /* XAPI form: "1fcbfbff-f7fa3223-..." */
 	char hi_backend[8];          /* "sim" | "xen" */
-};
-
-/* What the simulated guest does (sim only; ignored by xen). */
-struct be_workload {
-	uint64_t wl_touch_pages;      /* pages written once at boot (mixed content) */
-	uint64_t wl_dirty_pages_per_s;/* pages rewritten per second, steady state */
-	uint64_t wl_working_set_pages;/* the dirtying stays within the first N pages (0 = all) */
-	int wl_pct_zero;              /* content mix of touched pages, percent: zero, */
-	int wl_pct_text;              /* text-like (compressible) and */
-	int wl_pct_random;            /* random (incompressible); sums to 100 */
-	uint64_t wl_disk_write_bytes_per_s; /* written to the first disk, if any */
-	bool wl_prealloc;             /* allocate all RAM at create, as Xen does at domain
-				       * build (costs ~0.1 s of CPU per 256 MiB here);
-				       * default: only what the guest touches, in bulk */
-	uint32_t wl_heartbeat_ms;     /* the guest's heartbeat tick (0 = 1 ms). Each tick is a
-				       * wakeup: 40 guests at 1 ms cost ~half of this 2-core
-				       * machine, which an idle Xen guest does not cost dom0 */
-};
-
-struct be_disk {
-	char bd_vdi_uuid[BE_UUID_LEN];
-	char bd_path[512];           /* the VDI's file (file SR) */
-	char bd_device[16];          /* "xvda", "0" */
-	bool bd_readonly;
-};
-
-struct be_domain_config {
-	char dc_uuid[BE_UUID_LEN];
-	char dc_name[128];
-	uint64_t dc_memory;          /* bytes (static max: the RAM the domain gets) */
-	int dc_vcpus;
-	char dc_cpu_vendor[16];      /* the levelled CPU the guest sees */
-	char dc_featureset[BE_FEATURESET_LEN];
-	struct be_workload dc_workload;
-	struct be_disk dc_disks[8];
-	int dc_ndisks;
-	char dc_guest_type[8];       /* xen: "pvh", else HVM ("" = hvm); sim: ignored */
 };
 
 struct be_domain_info {

@@ -2,10 +2,15 @@
  * backend_sim.c - the sim hypervisor: every domain is a bin/pool-simdom
  * process (agent/simdom.c) driven over its control socket (simdom.h).
  *
- * No domain table in memory: STATE_DIR is the truth (dom-N.json records,
- * written here; dom-N.sock and dom-N.shutdown, made by the domains), and
- * each call asks the live domains. A restarted agent therefore just makes
- * a new backend on the same directory and finds its domains.
+ * No domain table in memory. A domain lives exactly as long as its process,
+ * and the process's control socket (abstract, named after this backend's
+ * key) is how it is found: the kernel's list of bound sockets is the list
+ * of live domains, as Xen's is for Xen. STATE_DIR keeps what outlives a
+ * process: dom-N.json records (written here) and dom-N.shutdown (written by
+ * a domain whose guest shut down), so a domain that died is still listed
+ * (CRASHED or SHUTDOWN) until destroyed. Losing STATE_DIR therefore loses
+ * no live domain; a restarted agent makes a new backend on the same
+ * directory and finds its domains.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +43,7 @@
 struct sim {
 	char dir[PATH_MAX];
 	int dirfd;
+	char hvkey[SIMDOM_HVKEY_LEN + 1]; /* names our domains' sockets */
 	char simdom[PATH_MAX];
 	uint64_t host_memory;
 	int cpus;
@@ -164,16 +170,6 @@ static bool dom_file_exists(struct sim *s, int domid, const char *ext)
 
 /* ---- the control protocol, client side ---- */
 
-static void sock_addr(struct sim *s, int domid, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof *sa);
-	sa->sun_family = AF_UNIX;
-	int n = snprintf(sa->sun_path, sizeof sa->sun_path, "%s/dom-%d.sock", s->dir, domid);
-	if (n < 0 || (size_t)n >= sizeof sa->sun_path) /* long STATE_DIR: through our dirfd */
-		snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/dom-%d.sock",
-			 s->dirfd, domid);
-}
-
 /* One request, one answer. CALL_GONE when no process serves the socket
  * (no error set); CALL_FAIL with be_error set otherwise. With fds, the
  * three memfds of a GET_FDS answer are stored there. */
@@ -192,8 +188,8 @@ static int sim_call(struct backend *be, int domid, struct simdom_req *rq, struct
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	struct sockaddr_un sa;
-	sock_addr(s, domid, &sa);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+	socklen_t salen = simdom_sock_addr(s->hvkey, domid, &sa);
+	if (connect(fd, (struct sockaddr *)&sa, salen) != 0) {
 		int e = errno;
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED)
@@ -355,12 +351,41 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The domids with a record, ascending (malloc'ed). */
-static int scan_domids(struct backend *be, int **out, int *n)
+struct idset {
+	int *ids;
+	int n, cap;
+};
+
+static int idset_add(struct idset *v, int id)
+{
+	if (v->n == v->cap) {
+		int cap = v->cap ? v->cap * 2 : 16;
+		int *t = realloc(v->ids, (size_t)cap * sizeof *t);
+		if (!t)
+			return -1;
+		v->ids = t;
+		v->cap = cap;
+	}
+	v->ids[v->n++] = id;
+	return 0;
+}
+
+/* Sorted, each id once. */
+static void idset_sort(struct idset *v)
+{
+	if (v->n)
+		qsort(v->ids, (size_t)v->n, sizeof *v->ids, cmp_int);
+	int k = 0;
+	for (int i = 0; i < v->n; i++)
+		if (k == 0 || v->ids[k - 1] != v->ids[i])
+			v->ids[k++] = v->ids[i];
+	v->n = k;
+}
+
+/* The domids with a record (dom-N.json). */
+static int record_domids(struct backend *be, struct idset *v)
 {
 	struct sim *s = SIM(be);
-	*out = NULL;
-	*n = 0;
 	int dfd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!dir) {
@@ -369,30 +394,60 @@ static int scan_domids(struct backend *be, int **out, int *n)
 		be_set_error(be, "cannot read %s: %s", s->dir, strerror(errno));
 		return -1;
 	}
-	int cap = 0, *ids = NULL;
 	struct dirent *de;
-	while ((de = readdir(dir))) {
+	int rc = 0;
+	while (rc == 0 && (de = readdir(dir))) {
 		int id, len = 0;
-		if (sscanf(de->d_name, "dom-%d.json%n", &id, &len) != 1 || de->d_name[len] != 0 ||
-		    id < 0)
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			int *t = realloc(ids, (size_t)cap * sizeof *ids);
-			if (!t) {
-				free(ids);
-				closedir(dir);
-				be_set_error(be, "out of memory");
-				return -1;
-			}
-			ids = t;
-		}
-		ids[(*n)++] = id;
+		if (sscanf(de->d_name, "dom-%d.json%n", &id, &len) == 1 && de->d_name[len] == 0 && id >= 0)
+			rc = idset_add(v, id);
 	}
 	closedir(dir);
-	if (*n)
-		qsort(ids, (size_t)*n, sizeof *ids, cmp_int);
-	*out = ids;
+	if (rc)
+		be_set_error(be, "out of memory");
+	return rc;
+}
+
+/* The domids whose process is alive: their control sockets, as the
+ * kernel lists them ("@pool-simdom/KEY/N" in /proc/net/unix). */
+static int live_domids(struct backend *be, struct idset *v)
+{
+	struct sim *s = SIM(be);
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f) {
+		be_set_error(be, "cannot list the domains' sockets: /proc/net/unix: %s", strerror(errno));
+		return -1;
+	}
+	char prefix[64], line[512];
+	int plen = snprintf(prefix, sizeof prefix, "@" SIMDOM_SOCK_PREFIX "%s/", s->hvkey), rc = 0;
+	while (rc == 0 && fgets(line, sizeof line, f)) {
+		char *at = strchr(line, '@');
+		char *end;
+		if (!at || strncmp(at, prefix, (size_t)plen))
+			continue;
+		long id = strtol(at + plen, &end, 10);
+		if (end != at + plen && (*end == '\n' || *end == '\0') && id >= 0 && id < INT_MAX)
+			rc = idset_add(v, (int)id);
+	}
+	fclose(f);
+	if (rc)
+		be_set_error(be, "out of memory");
+	return rc;
+}
+
+/* Every domid we know of, live or with a record, ascending (malloc'ed).
+ * live (optional) gets the live ones only. */
+static int scan_domids(struct backend *be, int **out, int *n)
+{
+	struct idset all = {0};
+	*out = NULL;
+	*n = 0;
+	if (record_domids(be, &all) != 0 || live_domids(be, &all) != 0) {
+		free(all.ids);
+		return -1;
+	}
+	idset_sort(&all);
+	*out = all.ids;
+	*n = all.n;
 	return 0;
 }
 
@@ -459,45 +514,36 @@ static int probe(struct backend *be, int domid, struct be_domain_info *out, bool
 				 r.name);
 		}
 	}
-	unlink_dom_file(s, domid, "sock");
 	return 0;
 }
 
 /* ---- host ---- */
 
-/* Is the domain's process alive (it holds dom-N.lock), and how much RAM
- * does it hold? Asks the file system only, never the domain. */
-static bool lock_alive(struct sim *s, int domid, uint64_t *held)
+/* How much RAM a live domain holds (0 when it is not live). */
+static uint64_t held_by(struct backend *be, int domid)
 {
-	char n[64], buf[32];
-	snprintf(n, sizeof n, SIMDOM_LOCK_FMT, domid);
-	*held = 0;
-	int fd = openat(s->dirfd, n, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool alive = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-	if (alive) {
-		ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
-		buf[r > 0 ? r : 0] = 0;
-		*held = strtoull(buf, NULL, 10);
-	}
-	close(fd);
-	return alive;
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_INFO};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	uint64_t held = 0;
+	if (rs && sim_call(be, domid, &rq, rs, NULL) == CALL_OK)
+		held = rs->rs_info.in_memory_held;
+	free(rs);
+	return held;
 }
 
 static int sim_host_info(struct backend *be, struct be_host_info *out)
 {
 	struct sim *s = SIM(be);
-	int *ids, n;
-	if (scan_domids(be, &ids, &n) != 0)
+	struct idset live = {0};
+	if (live_domids(be, &live) != 0) {
+		free(live.ids);
 		return -1;
-	uint64_t used = 0;
-	for (int i = 0; i < n; i++) {
-		uint64_t held;
-		if (lock_alive(s, ids[i], &held))
-			used += held;
 	}
-	free(ids);
+	idset_sort(&live);
+	uint64_t used = 0;
+	for (int i = 0; i < live.n; i++)
+		used += held_by(be, live.ids[i]);
+	free(live.ids);
 	memset(out, 0, sizeof *out);
 	out->hi_total_memory = s->host_memory;
 	out->hi_free_memory = used >= s->host_memory ? 0 : s->host_memory - used;
@@ -559,8 +605,8 @@ static int spawn(struct backend *be, int domid, const struct be_domain_config *c
 	snprintf(sdomid, sizeof sdomid, "%d", domid);
 	char uuid[BE_UUID_LEN];
 	snprintf(uuid, sizeof uuid, "%s", c->dc_uuid);
-	char *argv[] = {s->simdom, "--state-dir", s->dir, "--domid", sdomid, "--boot-fd", "3",
-			"--uuid", uuid[0] ? uuid : "-", NULL};
+	char *argv[] = {s->simdom, "--state-dir", s->dir, "--hv", s->hvkey, "--domid", sdomid,
+			"--boot-fd", "3", "--uuid", uuid[0] ? uuid : "-", NULL};
 	pid_t child = fork();
 	if (child < 0) {
 		be_set_error(be, "fork: %s", strerror(errno));
@@ -702,7 +748,6 @@ static int create_common(struct backend *be, const struct be_domain_config *cfg,
 	struct simdom_info info;
 	if (spawn(be, id, c, restore, &info) != 0) {
 		unlink_dom_file(s, id, "json");
-		unlink_dom_file(s, id, "sock");
 		unlink_dom_file(s, id, "log");
 		unlink_dom_file(s, id, "lock");
 		goto out;
@@ -883,7 +928,7 @@ static int sim_domain_destroy(struct backend *be, int domid)
 			}
 		}
 	}
-	static const char *const exts[] = {"sock", "shutdown", "crashed", "log", "lock", "json"};
+	static const char *const exts[] = {"shutdown", "crashed", "log", "lock", "json"};
 	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
 		unlink_dom_file(s, domid, exts[i]);
 	log_info("domain %d (%s) destroyed", domid, di.di_uuid);
@@ -1000,6 +1045,17 @@ void backend_sim_unmap(struct be_sim_map *m)
 
 /* ---- life ---- */
 
+/* A name for this backend's domains: FNV-1a of its (canonical) state
+ * directory, so the same host finds the same domains after a restart, and
+ * two hosts on one machine (a dev pool) never see each other's. */
+static void hv_key(const char *dir, char out[SIMDOM_HVKEY_LEN + 1])
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)dir; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	snprintf(out, SIMDOM_HVKEY_LEN + 1, "%016" PRIx64, h);
+}
+
 static void sim_free(struct backend *be)
 {
 	if (!be)
@@ -1073,6 +1129,7 @@ struct backend *backend_sim_new(const char *state_dir, const char *simdom_path, 
 			 strerror(errno));
 		goto fail;
 	}
+	hv_key(s->dir, s->hvkey);
 	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		snprintf(err, errlen, "sim backend: %.300s: %s", s->dir, strerror(errno));

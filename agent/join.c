@@ -180,7 +180,7 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
 		goto out;
 	if (!ag->ag_address[0])
 		snprintf(ag->ag_address, sizeof ag->ag_address, "%s", local_ip);
-	ans = call(ag, tmp_ca, "host.join", json_pack("[s,s,o]", token, csr, agent_report(ag)), err, errlen);
+	ans = call(ag, tmp_ca, "host.join", json_pack("[s,s,o]", token, csr, agent_beat_report(ag)), err, errlen);
 	const char *uuid = json_string_value(json_object_get(ans, "host_uuid"));
 	const char *certificate = json_string_value(json_object_get(ans, "certificate"));
 	if (!ans)

@@ -25,6 +25,7 @@
 #include "evrpc.h"
 #include "log.h"
 #include "tls.h"
+#include "util.h"
 #include "xerr.h"
 
 static void usage(void)
@@ -98,141 +99,6 @@ static struct backend *open_backend(struct agent *ag, const char *argv0, char *e
 	return locked(sim, err, errlen);
 }
 
-/* The backend saw domains die (xen: @releaseDomain): report now. */
-static void on_backend_event(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct agent *ag = arg;
-	struct backend *in = backend_locked_inner(ag->ag_be);
-	backend_locked_lock(ag->ag_be);
-	int n = in->be_ops->bo_watch_drain ? in->be_ops->bo_watch_drain(in) : 0;
-	backend_locked_unlock(ag->ag_be);
-	if (n <= 0)
-		return;
-	if (ag->ag_beat_inflight)
-		ag->ag_beat_again = true;
-	else
-		agent_beat_now(ag);
-}
-
-static void on_beat(evutil_socket_t fd, short what, void *arg);
-
-static void on_beat_done(void *arg, json_t *result, json_t *err)
-{
-	struct agent *ag = arg;
-	(void)result;
-	ag->ag_beat_inflight = false;
-	if (ag->ag_beat_again) {
-		/* not from inside the connection's own callback: next loop turn */
-		struct timeval now = {0, 0};
-		ag->ag_beat_again = false;
-		event_base_once(ag->ag_base, -1, EV_TIMEOUT, on_beat, ag, &now);
-	}
-	if (!err) {
-		if (ag->ag_beats_failed)
-			log_info("heartbeats reach the master again");
-		ag->ag_beats_failed = 0;
-		return;
-	}
-	/* the first failure, then every 30th: a master that is away is no log flood */
-	if (ag->ag_beats_failed++ % 30 == 0) {
-		char *s = xerr_to_text(err);
-		log_warn("heartbeat failed: %s", s ? s : "?");
-		free(s);
-	}
-}
-
-static void on_beat(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct agent *ag = arg;
-	if (ag->ag_beat_inflight)
-		return; /* the previous one is still out: do not pile up */
-	if (!ag->ag_master) {
-		struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, NULL};
-		ag->ag_master = evrpc_conn_new(ag->ag_base, &t);
-		if (!ag->ag_master)
-			return;
-	}
-	long long every = conf_duration_ms(ag->ag_conf, "heartbeat-interval");
-	int timeout = (int)(every / 1000) + 5;
-	if (evrpc_conn_call(ag->ag_master, "host.heartbeat", json_pack("[o]", agent_report(ag)), timeout, on_beat_done,
-			    ag) == 0)
-		ag->ag_beat_inflight = true;
-}
-
-void agent_beat_now(struct agent *ag)
-{
-	on_beat(-1, 0, ag);
-}
-
-struct watch {
-	struct agent *w_ag;
-	struct event *w_ev;
-	int w_fd;
-	char w_pid[16];
-};
-
-/* A domain's process ended: tell poold now. */
-static void on_domain_exit(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct watch *w = arg;
-	struct agent *ag = w->w_ag;
-	log_info("domain process %s ended: reporting now", w->w_pid);
-	json_object_del(ag->ag_watched, w->w_pid);
-	event_free(w->w_ev);
-	close(w->w_fd);
-	free(w);
-	if (ag->ag_beat_inflight)
-		ag->ag_beat_again = true; /* after the one in flight */
-	else
-		agent_beat_now(ag);
-}
-
-void agent_watch_domains(struct agent *ag, const struct be_domain_info *d, int n)
-{
-	if (!ag->ag_base || !ag->ag_watched)
-		return;
-	for (int i = 0; i < n; i++) {
-		char key[16];
-		snprintf(key, sizeof key, "%d", (int)d[i].di_pid);
-		if (d[i].di_pid <= 0 || (d[i].di_state != BE_STATE_RUNNING && d[i].di_state != BE_STATE_PAUSED) ||
-		    json_object_get(ag->ag_watched, key))
-			continue;
-		int fd = (int)syscall(SYS_pidfd_open, d[i].di_pid, 0);
-		if (fd < 0)
-			continue; /* no pidfd (old kernel, valgrind): the next heartbeat reports it */
-		struct watch *w = calloc(1, sizeof *w);
-		if (!w) {
-			close(fd);
-			continue;
-		}
-		*w = (struct watch){ag, NULL, fd, ""};
-		snprintf(w->w_pid, sizeof w->w_pid, "%s", key);
-		w->w_ev = event_new(ag->ag_base, fd, EV_READ, on_domain_exit, w);
-		event_add(w->w_ev, NULL);
-		json_object_set_new(ag->ag_watched, key, json_integer((json_int_t)(intptr_t)w));
-	}
-}
-
-static void unwatch_all(struct agent *ag)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(ag->ag_watched, k, v) {
-		struct watch *w = (struct watch *)(intptr_t)json_integer_value(v);
-		event_free(w->w_ev);
-		close(w->w_fd);
-		free(w);
-	}
-	json_decref(ag->ag_watched);
-	ag->ag_watched = NULL;
-}
-
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -285,11 +151,6 @@ static int run(struct agent *ag, const char *argv0)
 			 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	}
 	ag->ag_base = event_base_new();
-	struct backend *inner = backend_locked_inner(ag->ag_be);
-	int wfd = inner->be_ops->bo_watch_fd ? inner->be_ops->bo_watch_fd(inner) : -1;
-	struct event *bewatch = wfd >= 0 ? event_new(ag->ag_base, wfd, EV_READ | EV_PERSIST, on_backend_event, ag) : NULL;
-	if (bewatch)
-		event_add(bewatch, NULL);
 	agent_srs_load(ag);
 	agent_incoming_cleanup(ag);
 	if (agent_server_start(ag, err, sizeof err) < 0 || agent_join_if_needed(ag, err, sizeof err) < 0 ||
@@ -312,31 +173,28 @@ static int run(struct agent *ag, const char *argv0)
 	struct event *sigint = evsignal_new(ag->ag_base, SIGINT, on_signal, ag);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	long long every = conf_duration_ms(ag->ag_conf, "heartbeat-interval");
-	struct timeval tv = {(time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000};
-	ag->ag_watched = json_object();
-	ag->ag_beat_timer = event_new(ag->ag_base, -1, EV_PERSIST, on_beat, ag);
-	event_add(ag->ag_beat_timer, &tv);
-	on_beat(-1, 0, ag); /* say hello now, not in one interval */
+	agent_beat_state_remember(ag);
+	agent_beat_start(ag);
 	log_info("host %s (%s backend) serving on %s:%d, master %s:%d", ag->ag_host_uuid, ag->ag_be->be_ops->bo_name,
 		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
 	agent_migrations_stop();
 	event_base_loop(ag->ag_base, EVLOOP_NONBLOCK); /* their answers, while we still can */
 	agent_server_stop(ag);
-	unwatch_all(ag);
-	evrpc_conn_free(ag->ag_master);
-	event_free(ag->ag_beat_timer);
+	agent_beat_stop(ag);
 	event_free(sigterm);
 	event_free(sigint);
-	if (bewatch)
-		event_free(bewatch);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	log_init("pool-agent", LOG_LVL_INFO);
+	util_json_init();
+	if (agent_server_check_table() < 0) {
+		fprintf(stderr, "pool-agent: a method of agent_proto.h has no handler of its kind\n");
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	const char *config = NULL, *backend = NULL;
 	char **sets = calloc((size_t)argc, sizeof *sets);

@@ -37,6 +37,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "agent.h"
+#include "evrpc.h"
 #include "backend_lock.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -272,9 +273,9 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	if (!token || !*token || strlen(token) >= MIG_TOKEN_MAX)
 		return xerr_new(XE_FIELD_TYPE_ERROR, "token", NULL);
 	struct be_domain_config dc;
-	agent_config_parse(cfg, &dc);
-	if (!dc.dc_uuid[0] || dc.dc_memory == 0 || dc.dc_vcpus < 1)
-		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
+	json_t *ce = agent_domain_config(ag, cfg, &dc);
+	if (ce)
+		return ce;
 	if (domid_of(ag, dc.dc_uuid, NULL) >= 0)
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
 	struct recv_job *j = calloc(1, sizeof *j);
@@ -490,7 +491,7 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 		text = jrpc_err(j->sj_id, j->sj_v2, e);
 		json_decref(e);
 	}
-	agent_reply(j->sj_req, text ? text : "");
+	evrpc_reply(j->sj_req, text ? text : "");
 	free(text);
 	pthread_mutex_destroy(&j->sj_mu);
 	event_free(j->sj_done);
@@ -523,7 +524,11 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	j->sj_req = req;
 	j->sj_id = json_incref(id);
 	j->sj_v2 = v2;
-	agent_config_parse(cfg, &j->sj_cfg);
+	json_t *ce = agent_domain_config(ag, cfg, &j->sj_cfg);
+	if (ce) {
+		free(j);
+		return ce;
+	}
 	snprintf(j->sj_addr, sizeof j->sj_addr, "%s", addr);
 	snprintf(j->sj_token, sizeof j->sj_token, "%s", token);
 	j->sj_port = (int)port;

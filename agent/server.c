@@ -1,10 +1,12 @@
 /*
  * server.c - the agent's API: JSON-RPC over HTTPS with mutual TLS.
  *
- * Only a peer with a certificate from the pool CA gets past the handshake
- * (poold, and other agents for migration later). One table names each
- * method, its parameter count and handler; domains are named by their VM's
- * uuid, as poold knows them.
+ * Only a peer with a certificate from the pool CA gets past the handshake.
+ * The methods, their parameters and who may call them are agent_proto.h's
+ * table: a call is refused unless its caller may make it (the pool master,
+ * for every method today: another host's certificate drives nothing here)
+ * and its parameters have the declared count and types. This file maps
+ * each method to its handler and carries the answer back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,194 +19,92 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "agent.h"
+#include "agent_proto.h"
+#include "evrpc.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "xerr.h"
 
 typedef json_t *(*agent_method_fn)(struct agent *ag, json_t *args, json_t **result);
-
-static json_t *be_fail(struct agent *ag, const char *what, const char *uuid)
-{
-	return xerr_newf(XE_INTERNAL_ERROR, "%s %s: %s", what, uuid, backend_error(ag->ag_be));
-}
-
-/* The domain of VM uuid: its domid, or -1. */
-int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
-{
-	struct be_domain_info *d = NULL;
-	int n = 0, domid = -1;
-	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &d, &n) < 0)
-		return -1;
-	for (int i = 0; i < n; i++)
-		if (strcmp(d[i].di_uuid, uuid) == 0) {
-			domid = d[i].di_domid;
-			if (out)
-				*out = d[i];
-		}
-	free(d);
-	return domid;
-}
+/* A long call: answers req itself (evrpc_reply) when the work has ended;
+ * NULL = started, else the error to answer now. */
+typedef json_t *(*agent_later_fn)(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 
 static json_t *m_report(struct agent *ag, json_t *args, json_t **result)
 {
 	(void)args;
-	*result = agent_report(ag);
+	*result = agent_beat_report(ag);
 	return NULL;
 }
 
-static void copy_str(char *dst, size_t len, json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	snprintf(dst, len, "%s", s ? s : "");
-}
-
-static json_int_t ival(json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
-}
-
-void agent_config_parse(json_t *cfg, struct be_domain_config *dc)
-{
-	memset(dc, 0, sizeof *dc);
-	copy_str(dc->dc_uuid, sizeof dc->dc_uuid, cfg, "uuid");
-	copy_str(dc->dc_name, sizeof dc->dc_name, cfg, "name");
-	copy_str(dc->dc_cpu_vendor, sizeof dc->dc_cpu_vendor, cfg, "cpu_vendor");
-	copy_str(dc->dc_featureset, sizeof dc->dc_featureset, cfg, "featureset");
-	copy_str(dc->dc_guest_type, sizeof dc->dc_guest_type, cfg, "guest_type");
-	dc->dc_memory = (uint64_t)ival(cfg, "memory");
-	dc->dc_vcpus = (int)ival(cfg, "vcpus");
-	json_t *wl = json_object_get(cfg, "workload");
-	dc->dc_workload = (struct be_workload){(uint64_t)ival(wl, "touch_pages"), (uint64_t)ival(wl, "dirty_pages_per_s"),
-					       (uint64_t)ival(wl, "working_set_pages"), (int)ival(wl, "pct_zero"),
-					       (int)ival(wl, "pct_text"), (int)ival(wl, "pct_random"),
-					       (uint64_t)ival(wl, "disk_write_bytes_per_s"), false,
-					       (uint32_t)ival(wl, "heartbeat_ms")};
-	size_t i;
-	json_t *d;
-	json_array_foreach(json_object_get(cfg, "disks"), i, d) {
-		if (dc->dc_ndisks >= 8)
-			break;
-		struct be_disk *bd = &dc->dc_disks[dc->dc_ndisks++];
-		copy_str(bd->bd_vdi_uuid, sizeof bd->bd_vdi_uuid, d, "vdi_uuid");
-		copy_str(bd->bd_path, sizeof bd->bd_path, d, "path");
-		copy_str(bd->bd_device, sizeof bd->bd_device, d, "device");
-		bd->bd_readonly = json_is_true(json_object_get(d, "readonly"));
-	}
-}
-
-static json_t *m_vm_start(struct agent *ag, json_t *args, json_t **result)
-{
-	json_t *cfg = json_array_get(args, 0);
-	if (!json_is_object(cfg))
-		return xerr_new(XE_FIELD_TYPE_ERROR, "config", NULL);
-	struct be_domain_config dc;
-	agent_config_parse(cfg, &dc);
-	if (!dc.dc_uuid[0] || dc.dc_memory == 0 || dc.dc_vcpus < 1)
-		return xerr_new(XE_INVALID_VALUE, "config", "needs uuid, memory and vcpus", NULL);
-	struct be_domain_info old;
-	int olddom = domid_of(ag, dc.dc_uuid, &old);
-	if (olddom >= 0 && (old.di_state == BE_STATE_RUNNING || old.di_state == BE_STATE_PAUSED))
-		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
-	/* what is left of an earlier run (crashed, shut down) goes first */
-	if (olddom >= 0 && ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, olddom) < 0)
-		return be_fail(ag, "cannot clear the old domain of", dc.dc_uuid);
-	int domid;
-	if (ag->ag_be->be_ops->bo_domain_create(ag->ag_be, &dc, &domid) < 0)
-		return be_fail(ag, "cannot create a domain for", dc.dc_uuid);
-	if (!json_is_true(json_object_get(cfg, "start_paused")) && ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid) < 0) {
-		json_t *e = be_fail(ag, "cannot unpause the domain of", dc.dc_uuid);
-		ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid);
-		return e;
-	}
-	log_info("started VM %s (%s) as domain %d", dc.dc_uuid, dc.dc_name, domid);
-	struct be_domain_info di;
-	if (ag->ag_be->be_ops->bo_domain_info(ag->ag_be, domid, &di) == 0)
-		agent_watch_domains(ag, &di, 1); /* its end is reported when it happens */
-	*result = agent_stamp(ag, json_pack("{s:i}", "domid", domid));
-	return NULL;
-}
-
-static json_t *with_domain(struct agent *ag, json_t *args, int *domid, const char **uuid)
-{
-	*uuid = json_string_value(json_array_get(args, 0));
-	if (!*uuid)
-		return xerr_new(XE_FIELD_TYPE_ERROR, "vm", NULL);
-	*domid = domid_of(ag, *uuid, NULL);
-	return *domid < 0 ? xerr_newf(XE_INTERNAL_ERROR, "VM %s has no domain on this host", *uuid) : NULL;
-}
-
-static json_t *m_vm_shutdown(struct agent *ag, json_t *args, json_t **result)
-{
-	int domid;
-	const char *uuid;
-	json_t *e = with_domain(ag, args, &domid, &uuid);
-	if (e)
-		return e;
-	bool hard = json_is_true(json_array_get(args, 1));
-	int rc = hard ? ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid)
-		      : ag->ag_be->be_ops->bo_domain_shutdown(ag->ag_be, domid, 30000);
-	if (rc == 0 && !hard)
-		rc = ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid); /* release what it held */
-	if (rc < 0)
-		return be_fail(ag, hard ? "cannot destroy" : "cannot shut down", uuid);
-	log_info("%s VM %s (domain %d)", hard ? "destroyed" : "shut down", uuid, domid);
-	*result = agent_stamp(ag, json_object());
-	return NULL;
-}
-
-static json_t *pause_op(struct agent *ag, json_t *args, json_t **result, bool pause)
-{
-	int domid;
-	const char *uuid;
-	json_t *e = with_domain(ag, args, &domid, &uuid);
-	if (e)
-		return e;
-	int rc = pause ? ag->ag_be->be_ops->bo_domain_pause(ag->ag_be, domid)
-		       : ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid);
-	if (rc < 0)
-		return be_fail(ag, pause ? "cannot pause" : "cannot unpause", uuid);
-	*result = agent_stamp(ag, json_object());
-	return NULL;
-}
-
-static json_t *m_vm_pause(struct agent *ag, json_t *args, json_t **result)
-{
-	return pause_op(ag, args, result, true);
-}
-
-static json_t *m_vm_unpause(struct agent *ag, json_t *args, json_t **result)
-{
-	return pause_op(ag, args, result, false);
-}
-
+/* The handler of each method of agent_proto.h. needs_state: it writes
+ * what this host keeps in state-dir, so it is refused once that is lost
+ * (agent_state_lost): fail closed rather than act on half a memory. */
 static const struct {
-	const char *name;
-	size_t nargs;
-	agent_method_fn fn;
-} agent_methods[] = {
-	{"agent.report", 0, m_report},
-	{"agent.vm_start", 1, m_vm_start},
-	{"agent.vm_shutdown", 2, m_vm_shutdown},
-	{"agent.vm_pause", 1, m_vm_pause},
-	{"agent.vm_unpause", 1, m_vm_unpause},
-	{"agent.sr_attach", 3, agent_m_sr_attach},
-	{"agent.sr_detach", 1, agent_m_sr_detach},
-	{"agent.sr_destroy", 1, agent_m_sr_destroy},
-	{"agent.vdi_create", 3, agent_m_vdi_create},
-	{"agent.vdi_destroy", 2, agent_m_vdi_destroy},
-	{"agent.vdi_copy", 4, agent_m_vdi_copy},
-	{"agent.vdi_resize", 3, agent_m_vdi_resize},
-	{"agent.migrate_receive", 3, agent_m_migrate_receive},
-	{"agent.migration_status", 1, agent_m_migration_status},
+	agent_method_fn now;
+	agent_later_fn later;
+	bool needs_state;
+} handlers[AGENT_NMETHODS] = {
+	[AGENT_REPORT] = {m_report, NULL, false},
+	[AGENT_VM_START] = {agent_m_vm_start, NULL, true},
+	[AGENT_VM_SHUTDOWN] = {agent_m_vm_shutdown, NULL, true},
+	[AGENT_VM_PAUSE] = {agent_m_vm_pause, NULL, false},
+	[AGENT_VM_UNPAUSE] = {agent_m_vm_unpause, NULL, false},
+	[AGENT_SR_ATTACH] = {agent_m_sr_attach, NULL, true},
+	[AGENT_SR_DETACH] = {agent_m_sr_detach, NULL, true},
+	[AGENT_SR_DESTROY] = {agent_m_sr_destroy, NULL, true},
+	[AGENT_VDI_CREATE] = {agent_m_vdi_create, NULL, true},
+	[AGENT_VDI_DESTROY] = {agent_m_vdi_destroy, NULL, true},
+	[AGENT_VDI_COPY] = {agent_m_vdi_copy, NULL, true},
+	[AGENT_VDI_RESIZE] = {agent_m_vdi_resize, NULL, true},
+	[AGENT_MIGRATE_RECEIVE] = {agent_m_migrate_receive, NULL, true},
+	[AGENT_MIGRATE_SEND] = {NULL, agent_migrate_send_start, true},
+	[AGENT_MIGRATION_STATUS] = {agent_m_migration_status, NULL, false},
 };
 
-void agent_reply(struct evhttp_request *req, const char *text)
+int agent_server_check_table(void)
 {
-	struct evbuffer *b = evbuffer_new();
-	evbuffer_add(b, text, strlen(text));
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evhttp_send_reply(req, 200, "OK", b);
-	evbuffer_free(b);
+	for (int i = 0; i < AGENT_NMETHODS; i++) {
+		const struct aproto_method *m = aproto_method((enum agent_method)i);
+		if (m->am_later ? !handlers[i].later || handlers[i].now : !handlers[i].now || handlers[i].later)
+			return -1;
+	}
+	return 0;
+}
+
+static void answer(struct evhttp_request *req, const struct jrpc_req *r, json_t *err, json_t *result)
+{
+	char *text;
+	if (err) {
+		text = jrpc_err(r->jr_id, r->jr_v2, err);
+	} else {
+		char *rt = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		text = jrpc_ok(r->jr_id, r->jr_v2, rt);
+		free(rt);
+	}
+	evrpc_reply(req, text ? text : "");
+	free(text);
+}
+
+/* Who is calling, what, with which parameters: the error that refuses the
+ * call, or NULL with *m set. */
+static json_t *admit(struct agent *ag, struct evhttp_request *req, const struct jrpc_req *r,
+		     const struct aproto_method **m)
+{
+	char peer[128] = "";
+	*m = aproto_find(r->jr_method);
+	if (!*m)
+		return xerr_new(XE_MESSAGE_METHOD_UNKNOWN, r->jr_method, NULL);
+	if (evrpc_request_peer_cn(req, peer, sizeof peer) < 0 || !aproto_caller_allowed(*m, peer)) {
+		log_warn("refused %s from %s: only the pool master may call it", r->jr_method, *peer ? peer : "?");
+		return xerr_newf(XE_PERMISSION_DENIED, "%s may only be called by the pool master", r->jr_method);
+	}
+	json_t *e = aproto_check(*m, r->jr_params);
+	if (!e && handlers[(*m)->am_id].needs_state && agent_state_lost(ag))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED,
+			      "this host's agent lost its state directory %s: restore it and restart the agent",
+			      ag->ag_state);
+	return e;
 }
 
 static void handle(struct evhttp_request *req, void *arg)
@@ -220,49 +120,22 @@ static void handle(struct evhttp_request *req, void *arg)
 	struct jrpc_req r;
 	char *text = NULL;
 	if (jrpc_parse(body ? body : "", len, &r, &text) < 0) {
-		agent_reply(req, text);
+		evrpc_reply(req, text);
 		free(text);
 		return;
 	}
-	json_t *err = NULL, *result = NULL;
-	if (strcmp(r.jr_method, "agent.migrate_send") == 0) {
-		/* long: answered from the loop when the stream has ended */
-		err = json_array_size(r.jr_params) == 6
-			      ? agent_migrate_send_start(ag, req, r.jr_params, r.jr_id, r.jr_v2)
-			      : xerr_new(XE_MESSAGE_PARAMETER_COUNT_MISMATCH, r.jr_method, "6", "?", NULL);
-		if (!err) {
+	const struct aproto_method *m;
+	json_t *result = NULL, *err = admit(ag, req, &r, &m);
+	if (!err && m->am_later) {
+		err = handlers[m->am_id].later(ag, req, r.jr_params, r.jr_id, r.jr_v2);
+		if (!err) { /* answered from the loop when the work has ended */
 			jrpc_req_clear(&r);
 			return;
 		}
-		text = jrpc_err(r.jr_id, r.jr_v2, err);
-		agent_reply(req, text ? text : "");
-		free(text);
-		json_decref(err);
-		jrpc_req_clear(&r);
-		return;
+	} else if (!err) {
+		err = handlers[m->am_id].now(ag, r.jr_params, &result);
 	}
-	size_t i, n = sizeof agent_methods / sizeof agent_methods[0];
-	for (i = 0; i < n && strcmp(agent_methods[i].name, r.jr_method); i++)
-		;
-	if (i == n) {
-		err = xerr_new(XE_MESSAGE_METHOD_UNKNOWN, r.jr_method, NULL);
-	} else if (json_array_size(r.jr_params) != agent_methods[i].nargs) {
-		char want[16], got[16];
-		snprintf(want, sizeof want, "%zu", agent_methods[i].nargs);
-		snprintf(got, sizeof got, "%zu", json_array_size(r.jr_params));
-		err = xerr_new(XE_MESSAGE_PARAMETER_COUNT_MISMATCH, r.jr_method, want, got, NULL);
-	} else {
-		err = agent_methods[i].fn(ag, r.jr_params, &result);
-	}
-	if (err) {
-		text = jrpc_err(r.jr_id, r.jr_v2, err);
-	} else {
-		char *rt = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
-		text = jrpc_ok(r.jr_id, r.jr_v2, rt);
-		free(rt);
-	}
-	agent_reply(req, text ? text : "");
-	free(text);
+	answer(req, &r, err, result);
 	json_decref(err);
 	json_decref(result);
 	jrpc_req_clear(&r);

@@ -108,7 +108,7 @@ struct dom {
 	int domid;
 	bool restore;
 	int dirfd;
-	char sock_name[64];
+	char sock_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	struct be_domain_config cfg; /* disks, workload: under mu */
 
 	int ram_fd, dirty_fd, shared_fd;
@@ -719,17 +719,19 @@ syserr:
 	return -1;
 }
 
-static int listen_sock(struct dom *d, char *err, size_t errlen)
+/* The control socket lives in the abstract namespace under the
+ * hypervisor's key (simdom_sock_name): it exists exactly as long as this
+ * process, and no file the agent keeps can make it vanish or linger. A
+ * second process for the same domid fails to bind. */
+static int listen_sock(struct dom *d, const char *hvkey, char *err, size_t errlen)
 {
-	snprintf(d->sock_name, sizeof d->sock_name, "dom-%d.sock", d->domid);
-	/* relative to the state dir (we chdir'ed there): no sun_path length limit */
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", d->sock_name);
+	struct sockaddr_un sa;
+	socklen_t len = simdom_sock_addr(hvkey, d->domid, &sa);
+	snprintf(d->sock_name, sizeof d->sock_name, "@%s", sa.sun_path + 1);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		goto fail;
-	unlinkat(d->dirfd, d->sock_name, 0);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, 64) != 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -737,7 +739,8 @@ static int listen_sock(struct dom *d, char *err, size_t errlen)
 	}
 	return fd;
 fail:
-	snprintf(err, errlen, "control socket %s: %s", d->sock_name, strerror(errno));
+	snprintf(err, errlen, "control socket %s: %s", d->sock_name,
+		 errno == EADDRINUSE ? "another process runs this domain" : strerror(errno));
 	return -1;
 }
 
@@ -901,7 +904,6 @@ static void clean_shutdown(struct dom *d)
 		dprintf(fd, "%" PRIu64 "\n", now_ns());
 		close(fd);
 	}
-	unlinkat(d->dirfd, d->sock_name, 0);
 	log_info("domain %d (%s) shut down", d->domid, d->cfg.dc_name);
 }
 
@@ -1050,13 +1052,13 @@ static void dom_release(struct dom *d)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pool-simdom --state-dir DIR --domid N --boot-fd FD [--uuid UUID]\n"
+	fprintf(stderr, "usage: pool-simdom --state-dir DIR --hv KEY --domid N --boot-fd FD [--uuid UUID]\n"
 			"(started by the agent's sim backend)\n");
 }
 
 int main(int argc, char **argv)
 {
-	const char *state_dir = NULL, *uuid = "";
+	const char *state_dir = NULL, *uuid = "", *hvkey = NULL;
 	int domid = -1, boot_fd = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--state-dir") == 0)
@@ -1067,8 +1069,10 @@ int main(int argc, char **argv)
 			boot_fd = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--uuid") == 0)
 			uuid = argv[i + 1];
+		else if (strcmp(argv[i], "--hv") == 0)
+			hvkey = argv[i + 1];
 	}
-	if (!state_dir || domid < 0 || boot_fd < 0 || argc % 2 == 0) {
+	if (!state_dir || !hvkey || domid < 0 || boot_fd < 0 || argc % 2 == 0) {
 		usage();
 		return 2;
 	}
@@ -1138,7 +1142,7 @@ int main(int argc, char **argv)
 	int lsock = -1;
 	if (dom_setup(d, boot, rs->rs_error, sizeof rs->rs_error) != 0 ||
 	    check_workload(&d->cfg.dc_workload, rs->rs_error, sizeof rs->rs_error) != 0 ||
-	    (lsock = listen_sock(d, rs->rs_error, sizeof rs->rs_error)) < 0) {
+	    (lsock = listen_sock(d, hvkey, rs->rs_error, sizeof rs->rs_error)) < 0) {
 		log_error("domain %d not created: %s", domid, rs->rs_error);
 		rs->rs_status = -1;
 		send_resp(boot_fd, rs, NULL, 0);
@@ -1162,7 +1166,6 @@ int main(int argc, char **argv)
 	    pthread_create(&d->th_wl, NULL, workload_main, d) != 0 ||
 	    pthread_create(&d->th_disk, NULL, disk_main, d) != 0) {
 		log_error("cannot start guest threads");
-		unlinkat(dirfd, d->sock_name, 0);
 		return 1; /* exit releases everything */
 	}
 	d->have_pop = pthread_create(&d->th_pop, NULL, boot_main, d) == 0;

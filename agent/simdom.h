@@ -26,12 +26,18 @@
  * Files in STATE_DIR (the backend's directory; "N" is the domid):
  *   next-domid        the next domid to hand out (domids are never reused)
  *   dom-N.json        written by the backend: uuid, name, config, pid
- *   dom-N.sock        the domain's control socket (SOCK_SEQPACKET)
  *   dom-N.shutdown    written by the domain when the guest shut down cleanly
  *   dom-N.log         the domain program's stderr
  *   dom-N.lock        flock(LOCK_EX)ed by the domain process for its whole
  *                     life; holds the bytes of RAM it holds ("%20llu\n"), so
  *                     the backend accounts host memory without waking it
+ *
+ * The control socket is not a file: it is bound in the abstract namespace
+ * as "pool-simdom/KEY/N" (simdom_sock_addr), KEY naming the backend (one
+ * per host: a hash of its state directory). The kernel's list of bound
+ * sockets (/proc/net/unix) is the hypervisor's list of live domains, as
+ * Xen's domain list is: it cannot be lost with a file, nor outlive the
+ * process.
  *
  * Protocol: SOCK_SEQPACKET, one fixed-size struct per message, typed by an
  * enum (in the style of OpenBSD's imsg). The client sends a struct
@@ -48,11 +54,17 @@
 #ifndef SIMDOM_H
 #define SIMDOM_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include "backend.h"
 
 #define SIMDOM_MAGIC 0x53494d44u	/* "SIMD" */
-#define SIMDOM_PROTO_VERSION 3u /* 2: be_workload.wl_prealloc, dom-N.lock; 3: wl_heartbeat_ms */
+#define SIMDOM_PROTO_VERSION 4u /* 2: be_workload.wl_prealloc, dom-N.lock; 3: wl_heartbeat_ms;
+				 * 4: be_disk.bd_sr_uuid, abstract control sockets */
 #define SIMDOM_PAGE_SIZE 4096u
 #define SIMDOM_PAGE_SHIFT 12
 #define SIMDOM_MAX_VCPUS 64
@@ -182,6 +194,20 @@ _Static_assert(sizeof(struct simdom_vcpu) == 256, "simdom_vcpu is 256 bytes");
 _Static_assert(sizeof(((struct be_domain_config *)0)->dc_disks) / sizeof(struct be_disk) ==
 		       SIMDOM_MAX_DISKS,
 	       "SIMDOM_MAX_DISKS matches be_domain_config");
+
+#define SIMDOM_SOCK_PREFIX "pool-simdom/"
+#define SIMDOM_HVKEY_LEN 16 /* hex digits of a backend's key */
+
+/* The abstract address of domain domid of the backend named hvkey; returns
+ * the length to pass to bind/connect (abstract names are counted, not
+ * NUL-terminated). */
+static inline socklen_t simdom_sock_addr(const char *hvkey, int domid, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	int n = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, SIMDOM_SOCK_PREFIX "%s/%d", hvkey, domid);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
 
 /* Bytes of each memfd for a RAM of npages pages. */
 static inline uint64_t simdom_dirty_bytes(uint64_t npages)

@@ -174,6 +174,20 @@ json_t *agent_m_sr_destroy(struct agent *ag, json_t *args, json_t **result)
 	return NULL;
 }
 
+json_t *agent_disk_locate(struct agent *ag, struct be_disk *d)
+{
+	struct agent_sr *a = find(ag, d->bd_sr_uuid);
+	char loc[SR_LOCATION_MAX], err[1024] = "";
+	if (!a)
+		return xerr_new(XE_SR_HAS_NO_PBDS, d->bd_sr_uuid, NULL);
+	if (a->as_drv->sd_vdi_locate(a->as_sr, d->bd_vdi_uuid, loc, err, sizeof err) < 0)
+		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", err, NULL);
+	if (strlen(loc) >= sizeof d->bd_path)
+		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", "the VDI's path is too long", NULL);
+	snprintf(d->bd_path, sizeof d->bd_path, "%s", loc);
+	return NULL;
+}
+
 static json_t *need_sr(struct agent *ag, json_t *args, struct agent_sr **a)
 {
 	*a = find(ag, arg_str(args, 0));

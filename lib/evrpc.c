@@ -233,15 +233,15 @@ static void owner_add(struct evrpc_conn *k, struct evrpc_call *c)
 static void conn_call_done(void *arg, json_t *result, json_t *err);
 
 /* Calls whose connection is gone without answering them: their callers
- * are told (notify) or, at shutdown, they are only freed. */
-static void drop_pending(struct evrpc_conn *k, bool notify)
+ * are told why (notify) or, at shutdown, they are only freed. */
+static void drop_pending(struct evrpc_conn *k, const char *notify)
 {
 	while (k->k_pending) {
 		struct evrpc_call *c = k->k_pending;
 		k->k_pending = c->ec_next;
 		c->ec_owner = NULL;
 		if (notify) {
-			fail(c, "no answer (the connection was replaced)");
+			fail(c, notify);
 		} else {
 			free(c->ec_arg); /* the struct conn_call of evrpc_conn_call */
 		}
@@ -287,7 +287,7 @@ int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, in
 		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
 		evhttp_connection_free(k->k_evcon);
 		k->k_evcon = NULL;
-		drop_pending(k, true); /* their callers hear that they failed */
+		drop_pending(k, "no answer (the connection was replaced)"); /* their callers hear that they failed */
 	}
 	if (!k->k_evcon) {
 		k->k_evcon = conn_new(k->k_base, &k->k_target);
@@ -321,7 +321,28 @@ void evrpc_conn_free(struct evrpc_conn *k)
 		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
 		evhttp_connection_free(k->k_evcon); /* drops its requests without callbacks */
 	}
-	drop_pending(k, false); /* a heartbeat in flight at shutdown ends here, unanswered */
+	drop_pending(k, NULL); /* a heartbeat in flight at shutdown ends here, unanswered */
+	free(k);
+}
+
+size_t evrpc_conn_pending(const struct evrpc_conn *k)
+{
+	size_t n = 0;
+	for (const struct evrpc_call *c = k->k_pending; c; c = c->ec_next)
+		n++;
+	return n;
+}
+
+void evrpc_conn_close(struct evrpc_conn *k, const char *why)
+{
+	if (!k)
+		return;
+	if (k->k_evcon) {
+		evhttp_connection_set_closecb(k->k_evcon, NULL, NULL);
+		evhttp_connection_free(k->k_evcon); /* drops its requests without callbacks */
+		k->k_evcon = NULL;
+	}
+	drop_pending(k, why);
 	free(k);
 }
 
@@ -334,4 +355,13 @@ int evrpc_request_peer_cn(struct evhttp_request *req, char *out, size_t outlen)
 	int rc = cn_of(peer, out, outlen);
 	X509_free(peer);
 	return rc;
+}
+
+void evrpc_reply(struct evhttp_request *req, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, text, strlen(text));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
 }

@@ -3,10 +3,12 @@
  *
  * poold calls its agents and agents call poold with it: mutual TLS (both
  * sides present certificates issued by the pool CA and check the other's
- * against it), XAPI's JSON-RPC framing, no thread and no blocking. Each call
- * uses its own connection, closed when the answer has arrived: agents are
- * few and calls are rare, and a connection that died with a peer can never
- * poison the next call.
+ * against it), XAPI's JSON-RPC framing, no thread and no blocking.
+ * evrpc_call uses a connection of its own, closed when the answer has
+ * arrived (start-up work, one-off calls); evrpc_conn keeps one alive for a
+ * peer called often (heartbeats, poold's calls to its agents), replaced
+ * after any failure so a connection that died with its peer never poisons
+ * the next call.
  */
 #ifndef EVRPC_H
 #define EVRPC_H
@@ -47,11 +49,18 @@ struct evrpc_conn *evrpc_conn_new(struct event_base *base, const struct evrpc_ta
 int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, int timeout_s, evrpc_cb cb,
 		    void *arg);
 void evrpc_conn_free(struct evrpc_conn *k);
+/* Calls sent on k and not answered yet. */
+size_t evrpc_conn_pending(const struct evrpc_conn *k);
+/* Free k; calls in flight are answered now with an error naming why. */
+void evrpc_conn_close(struct evrpc_conn *k, const char *why);
 
 /* The CN of the peer certificate of an incoming request's connection when
  * it verified against the server's CA (for agent-only methods), into out;
  * 0 when there is one, -1 when there is none. */
 struct evhttp_request;
 int evrpc_request_peer_cn(struct evhttp_request *req, char *out, size_t outlen);
+
+/* Answer a request with a complete JSON-RPC text (200, application/json). */
+void evrpc_reply(struct evhttp_request *req, const char *text);
 
 #endif

@@ -6,15 +6,30 @@
  * API call returns, or on_fail undoes any reservation made before. If the
  * client went away meanwhile, the outcome is still recorded: the agent did
  * the work, the database must say so.
+ *
+ * Every method is one of agent_proto.h's table and its parameters are
+ * checked against it before anything is sent. Calls travel on kept-alive
+ * mutual-TLS connections, a few per host (a long call such as
+ * agent.migrate_send holds one for its duration): one handshake per
+ * connection, not one per call. A connection idle for LINK_IDLE_S is
+ * closed by poold first, before the agent's own idle timeout can race a
+ * new request; a host whose agent moved (restarted on another port) gets
+ * new connections.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include "agent_proto.h"
 #include "evrpc.h"
 #include "log.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
+
+#define LINK_CONNS 8      /* kept connections per host at most */
+#define LINK_IDLE_S 20    /* agents drop idle connections after 60 s */
+#define CALL_TIMEOUT_S 120
 
 struct agent_job {
 	struct poold *aj_pd;
@@ -26,6 +41,15 @@ struct agent_job {
 	char aj_what[160];
 };
 
+/* The kept connections to one host's agent. */
+struct agent_link {
+	char al_host[64];
+	struct agent_addr al_addr;
+	struct evrpc_conn *al_conns[LINK_CONNS];
+	int64_t al_used[LINK_CONNS]; /* monotonic second of the last call on each */
+	struct agent_link *al_next;
+};
+
 static void job_cancel(struct api_call *c)
 {
 	struct agent_job *j = c->ac_parked;
@@ -33,21 +57,22 @@ static void job_cancel(struct api_call *c)
 	api_call_free(c);
 }
 
+static void log_failure(struct agent_job *j, json_t *err)
+{
+	char *s = xerr_to_text(err);
+	log_warn("%s failed: %s", j->aj_what, s ? s : "?");
+	free(s);
+}
+
 static void job_answer(void *arg, json_t *result, json_t *err)
 {
 	struct agent_job *j = arg;
 	json_t *e, *out = NULL;
+	if (err)
+		log_failure(j, err);
 	if (j->aj_done) {
-		if (err) {
-			char *s = xerr_to_text(err);
-			log_warn("%s failed: %s", j->aj_what, s ? s : "?");
-			free(s);
-		}
 		e = j->aj_done(j->aj_call, j->aj_pd, j->aj_ctx, err ? NULL : result, err, &out);
 	} else if (err) {
-		char *s = xerr_to_text(err);
-		log_warn("%s failed: %s", j->aj_what, s ? s : "?");
-		free(s);
 		e = json_incref(err);
 		if (j->aj_fail)
 			j->aj_fail(j->aj_pd, j->aj_ctx, &e);
@@ -86,10 +111,167 @@ bool agent_target(struct poold *pd, const char *host, struct agent_addr *out)
 	return ok;
 }
 
-json_t *agent_call(struct api_call *c, const char *host, const char *method, json_t *params, agent_ok_fn ok,
+/* ---------------------------------------------------------- links */
+
+static void link_drop_conns(struct agent_link *l, const char *why)
+{
+	for (int i = 0; i < LINK_CONNS; i++) {
+		evrpc_conn_close(l->al_conns[i], why);
+		l->al_conns[i] = NULL;
+	}
+}
+
+static struct agent_link *link_of(struct poold *pd, const char *host, const struct agent_addr *a)
+{
+	struct agent_link *l;
+	for (l = pd->pd_links; l && strcmp(l->al_host, host); l = l->al_next)
+		;
+	if (l && (strcmp(l->al_addr.aa_address, a->aa_address) || strcmp(l->al_addr.aa_uuid, a->aa_uuid) ||
+		  l->al_addr.aa_port != a->aa_port)) {
+		/* the agent moved (a restart): what was in flight on the old
+		 * connections fails as it would have with the old agent gone */
+		link_drop_conns(l, "the host's agent moved to a new address");
+		l->al_addr = *a;
+	}
+	if (!l) {
+		l = xcalloc(1, sizeof *l);
+		snprintf(l->al_host, sizeof l->al_host, "%s", host);
+		l->al_addr = *a;
+		l->al_next = pd->pd_links;
+		pd->pd_links = l;
+	}
+	return l;
+}
+
+/* An idle kept connection, else a new one, else the least busy. */
+static struct evrpc_conn *link_conn(struct poold *pd, struct agent_link *l)
+{
+	int best = -1, empty = -1;
+	size_t best_n = (size_t)-1;
+	for (int i = 0; i < LINK_CONNS; i++) {
+		if (!l->al_conns[i]) {
+			if (empty < 0)
+				empty = i;
+			continue;
+		}
+		size_t n = evrpc_conn_pending(l->al_conns[i]);
+		if (n < best_n) {
+			best_n = n;
+			best = i;
+		}
+	}
+	if (best_n > 0 && empty >= 0) {
+		struct evrpc_target t = {l->al_addr.aa_address, l->al_addr.aa_port, pd->pd_agent_ctx,
+					 l->al_addr.aa_uuid};
+		l->al_conns[empty] = evrpc_conn_new(pd->pd_base, &t);
+		best = l->al_conns[empty] ? empty : best;
+	}
+	if (best < 0)
+		return NULL;
+	l->al_used[best] = now_s();
+	return l->al_conns[best];
+}
+
+/* Close connections nobody used for LINK_IDLE_S (the timer of api.c's gc). */
+void agent_links_sweep(struct poold *pd)
+{
+	int64_t now = now_s();
+	for (struct agent_link *l = pd->pd_links; l; l = l->al_next)
+		for (int i = 0; i < LINK_CONNS; i++)
+			if (l->al_conns[i] && !evrpc_conn_pending(l->al_conns[i]) && now - l->al_used[i] > LINK_IDLE_S) {
+				evrpc_conn_close(l->al_conns[i], "idle");
+				l->al_conns[i] = NULL;
+			}
+}
+
+void agent_link_forget(struct poold *pd, const char *host)
+{
+	for (struct agent_link **p = &pd->pd_links; *p; p = &(*p)->al_next)
+		if (strcmp((*p)->al_host, host) == 0) {
+			struct agent_link *l = *p;
+			*p = l->al_next;
+			link_drop_conns(l, "the host left the pool");
+			free(l);
+			return;
+		}
+}
+
+void agent_links_free(struct poold *pd)
+{
+	while (pd->pd_links) {
+		struct agent_link *l = pd->pd_links;
+		pd->pd_links = l->al_next;
+		link_drop_conns(l, "poold is stopping");
+		free(l);
+	}
+}
+
+/* ----------------------------------------------------------- calls */
+
+/* Send j's method on a kept connection to host; NULL, or the error that
+ * kept it from being sent (the callbacks have not run). params are taken. */
+static json_t *job_send(struct agent_job *j, const char *host, enum agent_method m, json_t *params)
+{
+	struct poold *pd = j->aj_pd;
+	const struct aproto_method *am = aproto_method(m);
+	struct agent_addr addr;
+	json_t *e = aproto_check(am, params);
+	if (e) { /* a bug in poold: nothing is sent */
+		log_error("%s: poold built a bad call (%s)", am->am_name, xerr_code_of(e));
+		json_decref(params);
+		return e;
+	}
+	if (!agent_target(pd, host, &addr)) {
+		snprintf(j->aj_what, sizeof j->aj_what, "%s on host %s", am->am_name, host);
+		json_decref(params);
+		return xerr_new(XE_HOST_OFFLINE, host, NULL);
+	}
+	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", am->am_name, addr.aa_address, addr.aa_port);
+	struct evrpc_conn *k = link_conn(pd, link_of(pd, host, &addr));
+	if (!k || evrpc_conn_call(k, am->am_name, params, CALL_TIMEOUT_S, job_answer, j) < 0) {
+		if (!k)
+			json_decref(params);
+		return xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", am->am_name);
+	}
+	return NULL;
+}
+
+static struct agent_job *job_new(struct poold *pd, struct api_call *c, agent_ok_fn ok, agent_fail_fn fail,
+				 agent_done_fn done, void *ctx)
+{
+	struct agent_job *j = xcalloc(1, sizeof *j);
+	*j = (struct agent_job){pd, c, ok, fail, done, ctx, ""};
+	return j;
+}
+
+static void job_park(struct agent_job *j)
+{
+	if (j->aj_call) {
+		j->aj_call->ac_parked = j;
+		j->aj_call->ac_cancel = job_cancel;
+	}
+}
+
+json_t *agent_call(struct api_call *c, const char *host, enum agent_method m, json_t *params, agent_ok_fn ok,
 		   agent_fail_fn fail, void *ctx)
 {
-	return agent_call_pd(c->ac_pd, c, host, method, params, ok, fail, ctx);
+	return agent_call_pd(c->ac_pd, c, host, m, params, ok, fail, ctx);
+}
+
+json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, enum agent_method m, json_t *params,
+		      agent_ok_fn ok, agent_fail_fn fail, void *ctx)
+{
+	struct agent_job *j = job_new(pd, c, ok, fail, NULL, ctx);
+	json_t *e = job_send(j, host, m, params);
+	if (e) {
+		if (fail)
+			fail(pd, ctx, &e); /* host may live in ctx */
+		free(ctx);
+		free(j);
+		return e;
+	}
+	job_park(j);
+	return API_PENDING;
 }
 
 /* done with an error, from the loop (agent_call_done is always asynchronous) */
@@ -108,68 +290,28 @@ static void late_fail(evutil_socket_t fd, short what, void *arg)
 	free(l);
 }
 
-json_t *agent_call_done(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+json_t *agent_call_done(struct poold *pd, struct api_call *c, const char *host, enum agent_method m, json_t *params,
 			agent_done_fn done, void *ctx)
 {
-	struct agent_addr addr;
-	struct agent_job *j = calloc(1, sizeof *j);
-	if (!j)
-		abort(); /* as the rest of poold: out of memory ends the daemon */
-	*j = (struct agent_job){pd, c, NULL, NULL, done, ctx, ""};
-	if (c) {
-		c->ac_parked = j;
-		c->ac_cancel = job_cancel;
-	}
-	json_t *e = NULL;
-	if (!agent_target(pd, host, &addr)) {
-		snprintf(j->aj_what, sizeof j->aj_what, "%s on host %s", method, host);
-		e = xerr_new(XE_HOST_OFFLINE, host, NULL);
-	} else {
-		snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", method, addr.aa_address, addr.aa_port);
-		struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
-		if (evrpc_call(pd->pd_base, &t, method, params, 120, job_answer, j) < 0)
-			e = xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", method);
-		params = NULL; /* taken by evrpc_call */
-	}
-	json_decref(params);
+	struct agent_job *j = job_new(pd, c, NULL, NULL, done, ctx);
+	job_park(j);
+	json_t *e = job_send(j, host, m, params);
 	if (e) {
-		struct late *l = calloc(1, sizeof *l);
-		l->l_job = j;
-		l->l_err = e;
-		if (!l || event_base_once(pd->pd_base, -1, EV_TIMEOUT, late_fail, l, NULL) < 0)
-			abort();
+		struct late *l = xcalloc(1, sizeof *l);
+		*l = (struct late){j, e};
+		if (event_base_once(pd->pd_base, -1, EV_TIMEOUT, late_fail, l, NULL) < 0)
+			abort(); /* the loop cannot take a timer: nothing else would work either */
 	}
 	return API_PENDING;
 }
 
-json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
-		      agent_ok_fn ok, agent_fail_fn fail, void *ctx)
+static json_t *told(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
 {
-	struct agent_addr addr;
-	struct agent_job *j = calloc(1, sizeof *j);
-	if (!j || !agent_target(pd, host, &addr)) {
-		json_t *e = xerr_new(XE_HOST_OFFLINE, host, NULL); /* host may live in ctx */
-		json_decref(params);
-		if (fail)
-			fail(pd, ctx, &e);
-		free(ctx);
-		free(j);
-		return e;
-	}
-	*j = (struct agent_job){pd, c, ok, fail, NULL, ctx, ""};
-	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", method, addr.aa_address, addr.aa_port);
-	struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
-	if (evrpc_call(pd->pd_base, &t, method, params, 120, job_answer, j) < 0) {
-		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", method);
-		if (fail)
-			fail(pd, ctx, &e);
-		free(ctx);
-		free(j);
-		return e;
-	}
-	if (c) {
-		c->ac_parked = j;
-		c->ac_cancel = job_cancel;
-	}
-	return API_PENDING;
+	(void)c, (void)pd, (void)ctx, (void)answer, (void)err, (void)result;
+	return NULL; /* a failure was logged by job_answer */
+}
+
+void agent_tell(struct poold *pd, const char *host, enum agent_method m, json_t *params)
+{
+	agent_call_done(pd, NULL, host, m, params, told, NULL);
 }

@@ -438,6 +438,7 @@ json_t *host_destroy(struct api_call *c)
 		return e;
 	json_object_del(c->ac_pd->pd_host_seen, d.host);
 	json_object_del(c->ac_pd->pd_host_report, d.host);
+	agent_link_forget(c->ac_pd, d.host);
 	log_info("host %s removed from the pool", d.host);
 	return NULL;
 }
@@ -635,13 +636,6 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	return e;
 }
 
-static json_t *ignore_answer(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
-			     json_t **result)
-{
-	(void)c, (void)pd, (void)ctx, (void)answer, (void)err, (void)result;
-	return NULL;
-}
-
 json_t *host_heartbeat(struct api_call *c)
 {
 	struct beat_ctx b = {c->ac_pd, NULL, {0}, NULL, NULL, NULL, NULL, false};
@@ -678,7 +672,7 @@ json_t *host_heartbeat(struct api_call *c)
 	size_t i;
 	json_t *u;
 	json_array_foreach(b.stale, i, u)
-		agent_call_done(pd, NULL, ref, "agent.vm_shutdown", json_pack("[O,b]", u, 1), ignore_answer, NULL);
+		agent_tell(pd, ref, AGENT_VM_SHUTDOWN, json_pack("[O,b]", u, 1));
 	json_decref(b.stale);
 	if (!same)
 		json_object_set_new(pd->pd_host_report, ref,
@@ -709,6 +703,7 @@ static void liveness_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct poold *pd = arg;
+	agent_links_sweep(pd);
 	int64_t now = mono_s();
 	int64_t limit = conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout") / 1000;
 	const char *ref;

@@ -288,19 +288,7 @@ static bool runs_there(struct mig_job *j, json_t *report)
 	return false;
 }
 
-static json_t *ignore_answer(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
-			     json_t **result)
-{
-	(void)c, (void)pd, (void)answer, (void)err, (void)result, (void)ctx;
-	return NULL;
-}
-
 /* Fire and forget: method(uuid[, extra]) on host; failures are logged. */
-static void tell(struct poold *pd, const char *host, const char *method, json_t *params)
-{
-	agent_call_done(pd, NULL, host, method, params, ignore_answer, NULL);
-}
-
 /* ---- progress, while the source streams ---- */
 
 static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
@@ -352,7 +340,7 @@ static void poll_tick(evutil_socket_t fd, short what, void *arg)
 	if (j->mj_poll_cell)
 		return; /* the last one is still out */
 	j->mj_poll_cell = cell_of(j);
-	agent_call_done(j->mj_pd, NULL, j->mj_src, "agent.migration_status", json_pack("[s]", j->mj_uuid), status_done,
+	agent_call_done(j->mj_pd, NULL, j->mj_src, AGENT_MIGRATION_STATUS, json_pack("[s]", j->mj_uuid), status_done,
 			j->mj_poll_cell);
 }
 
@@ -408,7 +396,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		j->mj_send_err = json_incref(err);
 		if (j->mj_task[0])
 			api_task_note(pd, j->mj_task, "phase", "the source failed: asking the destination");
-		return agent_call_done(pd, c, j->mj_dst, "agent.report", json_array(), arbitrated, cell_of(j));
+		return agent_call_done(pd, c, j->mj_dst, AGENT_REPORT, json_array(), arbitrated, cell_of(j));
 	}
 	j->mj_stats = json_incref(answer);
 	if (j->mj_task[0]) {
@@ -418,7 +406,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		free(stats);
 		api_task_progress(pd, j->mj_task, 0.99);
 	}
-	return agent_call_done(pd, c, j->mj_dst, "agent.report", json_array(), reported, cell_of(j));
+	return agent_call_done(pd, c, j->mj_dst, AGENT_REPORT, json_array(), reported, cell_of(j));
 }
 
 /* The source failed: where does the VM run? */
@@ -438,7 +426,7 @@ static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_
 	if (answer && runs_there(j, answer)) {
 		/* it got GO and runs there: the move happened */
 		log_warn("VM %s: the source failed after the hand-over (%s); it runs on %s", j->mj_vm, w, j->mj_dst);
-		tell(pd, j->mj_src, "agent.vm_shutdown", json_pack("[s,b]", j->mj_uuid, 1));
+		agent_tell(pd, j->mj_src, AGENT_VM_SHUTDOWN, json_pack("[s,b]", j->mj_uuid, 1));
 		e = record_move(j, answer);
 		free(why);
 		if (e)
@@ -452,7 +440,7 @@ static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_
 	if (answer) {
 		/* the destination does not run it: the VM is the source's */
 		if (after_go || no_answer)
-			tell(pd, j->mj_src, "agent.vm_unpause", json_pack("[s]", j->mj_uuid));
+			agent_tell(pd, j->mj_src, AGENT_VM_UNPAUSE, json_pack("[s]", j->mj_uuid));
 		e = failed(j, json_incref(j->mj_send_err), after_go ? "; the destination does not run it: the source resumes it" : NULL);
 		free(why);
 		return e;
@@ -483,7 +471,7 @@ static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	j->mj_poll = event_new(pd->pd_base, -1, EV_PERSIST, poll_tick, j);
 	if (j->mj_poll)
 		event_add(j->mj_poll, &half);
-	return agent_call_done(pd, c, j->mj_src, "agent.migrate_send",
+	return agent_call_done(pd, c, j->mj_src, AGENT_MIGRATE_SEND,
 			       json_pack("[s,s,I,s,O,O]", j->mj_uuid, j->mj_address, port, j->mj_token, j->mj_opts, j->mj_cfg), sent,
 			       cell_of(j));
 }
@@ -590,7 +578,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	json_decref(pool);
 	json_decref(dst);
 	log_info("VM %s: migrating from %s to %s (stream to %s)", vm, j->mj_src, host, j->mj_address);
-	return agent_call_done(pd, c, host, "agent.migrate_receive", json_pack("[O,s,O]", cfg, j->mj_token, j->mj_opts),
+	return agent_call_done(pd, c, host, AGENT_MIGRATE_RECEIVE, json_pack("[O,s,O]", cfg, j->mj_token, j->mj_opts),
 			       prepared, cell_of(j));
 }
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "evrpc.h"
 #include "log.h"
 #include "poold.h"
 #include "xerr.h"
@@ -41,11 +40,6 @@ json_t *sr_space_update(struct db *db, json_t *space)
 static json_t *space_txn(struct db *db, void *ctx)
 {
 	return sr_space_update(db, ctx);
-}
-
-static void sr_ignore(void *arg, json_t *result, json_t *err)
-{
-	(void)arg, (void)result, (void)err;
 }
 
 /* ------------------------------------------------------------ PBD.plug */
@@ -121,7 +115,7 @@ static json_t *pbd_plug_common(struct api_call *c, bool plug)
 		struct plug_done *d = calloc(1, sizeof *d);
 		snprintf(d->pbd, sizeof d->pbd, "%s", pbd);
 		d->plug = plug;
-		e = agent_call(c, str(p, "host"), plug ? "agent.sr_attach" : "agent.sr_detach", params, plug_ok, NULL, d);
+		e = agent_call(c, str(p, "host"), plug ? AGENT_SR_ATTACH : AGENT_SR_DETACH, params, plug_ok, NULL, d);
 	}
 	json_decref(sr);
 	json_decref(p);
@@ -235,7 +229,7 @@ json_t *sr_create(struct api_call *c)
 	struct sr_created *d = calloc(1, sizeof *d);
 	snprintf(d->sr, sizeof d->sr, "%s", s.sr);
 	snprintf(d->pbd, sizeof d->pbd, "%s", s.pbd);
-	e = agent_call(c, s.host, "agent.sr_attach", json_pack("[s,s,s]", str(sr, "uuid"), s.type, s.path), sr_created_ok,
+	e = agent_call(c, s.host, AGENT_SR_ATTACH, json_pack("[s,s,s]", str(sr, "uuid"), s.type, s.path), sr_created_ok,
 		       sr_create_failed, d);
 	json_decref(sr);
 	return e;
@@ -336,7 +330,7 @@ json_t *vdi_create(struct api_call *c)
 	model_new_uuid(uuid);
 	json_object_set_new(v->rec, "uuid", json_string(uuid));
 	json_t *sr_rec = db_obj_get(c->ac_pd->pd_db, sr);
-	e = agent_call(c, host, "agent.vdi_create", json_pack("[s,s,I]", str(sr_rec, "uuid"), uuid, json_integer_value(vs)),
+	e = agent_call(c, host, AGENT_VDI_CREATE, json_pack("[s,s,I]", str(sr_rec, "uuid"), uuid, json_integer_value(vs)),
 		       vdi_created_ok, vdi_create_failed, v);
 	json_decref(sr_rec);
 	return e;
@@ -395,7 +389,7 @@ json_t *vdi_destroy(struct api_call *c)
 	else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host))
 		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
 	else
-		e = agent_call(c, host, "agent.vdi_destroy", json_pack("[s,s]", str(sr, "uuid"), str(rec, "uuid")),
+		e = agent_call(c, host, AGENT_VDI_DESTROY, json_pack("[s,s]", str(sr, "uuid"), str(rec, "uuid")),
 			       vdi_destroyed_ok, NULL, strdup(vdi));
 	json_decref(sr);
 	json_decref(rec);
@@ -448,7 +442,7 @@ json_t *vdi_resize(struct api_call *c)
 	} else {
 		struct vdi_op *op = calloc(1, sizeof *op);
 		snprintf(op->vdi, sizeof op->vdi, "%s", vdi);
-		e = agent_call(c, host, "agent.vdi_resize", json_pack("[s,s,I]", str(sr, "uuid"), str(rec, "uuid"), size),
+		e = agent_call(c, host, AGENT_VDI_RESIZE, json_pack("[s,s,I]", str(sr, "uuid"), str(rec, "uuid"), size),
 			       vdi_resized_ok, NULL, op);
 	}
 	json_decref(sr);
@@ -472,7 +466,7 @@ static json_t *vdi_copy_common(struct api_call *c, bool snapshot)
 	struct vdi_new *v = calloc(1, sizeof *v);
 	v->rec = vdi_copy_record(c->ac_pd->pd_db, vdi, uuid, snapshot);
 	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
-	e = agent_call(c, host, "agent.vdi_copy", json_pack("[s,s,s,b]", str(sr, "uuid"), str(rec, "uuid"), uuid, snapshot),
+	e = agent_call(c, host, AGENT_VDI_COPY, json_pack("[s,s,s,b]", str(sr, "uuid"), str(rec, "uuid"), uuid, snapshot),
 		       vdi_created_ok, vdi_create_failed, v);
 	json_decref(sr);
 	json_decref(rec);
@@ -577,11 +571,8 @@ static json_t *sr_destroyed_ok(struct api_call *c, struct poold *pd, void *ctx, 
 	const char *k;
 	json_t *p;
 	json_object_foreach(pbds, k, p) {
-		struct agent_addr a;
-		if (!json_is_true(json_object_get(p, "currently_attached")) || !agent_target(pd, str(p, "host"), &a))
-			continue;
-		struct evrpc_target t = {a.aa_address, a.aa_port, pd->pd_agent_ctx, a.aa_uuid};
-		evrpc_call(pd->pd_base, &t, "agent.sr_detach", json_pack("[s]", str(srrec, "uuid")), 60, sr_ignore, NULL);
+		if (json_is_true(json_object_get(p, "currently_attached")))
+			agent_tell(pd, str(p, "host"), AGENT_SR_DETACH, json_pack("[s]", str(srrec, "uuid")));
 	}
 	json_decref(srrec);
 	json_decref(pbds);
@@ -604,7 +595,7 @@ json_t *sr_destroy(struct api_call *c)
 	if (!sr_worker(c->ac_pd->pd_db, sr, host))
 		return xerr_new(XE_SR_HAS_NO_PBDS, sr, NULL);
 	json_t *rec = db_obj_get(c->ac_pd->pd_db, sr);
-	e = agent_call(c, host, "agent.sr_destroy", json_pack("[s]", str(rec, "uuid")), sr_destroyed_ok, NULL, strdup(sr));
+	e = agent_call(c, host, AGENT_SR_DESTROY, json_pack("[s]", str(rec, "uuid")), sr_destroyed_ok, NULL, strdup(sr));
 	json_decref(rec);
 	return e;
 }

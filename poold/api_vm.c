@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
-#include "evrpc.h"
 #include "poold.h"
 #include "xerr.h"
 
@@ -257,11 +256,6 @@ static void clone_job_free(struct clone_job *j)
 	free(j);
 }
 
-static void ignore_answer(void *arg, json_t *result, json_t *err)
-{
-	(void)arg, (void)result, (void)err;
-}
-
 static json_t *forget_txn(struct db *db, void *ctx)
 {
 	return db_obj_destroy(db, ctx);
@@ -276,15 +270,10 @@ static void clone_abort(struct poold *pd, struct clone_job *j)
 		json_t *rec = db_obj_get(pd->pd_db, json_string_value(copy));
 		json_t *sr = rec ? db_obj_get(pd->pd_db, json_string_value(json_object_get(rec, "SR"))) : NULL;
 		char host[64];
-		struct agent_addr a;
-		if (sr && sr_worker(pd->pd_db, json_string_value(json_object_get(rec, "SR")), host) &&
-		    agent_target(pd, host, &a)) {
-			struct evrpc_target t = {a.aa_address, a.aa_port, pd->pd_agent_ctx, a.aa_uuid};
-			evrpc_call(pd->pd_base, &t, "agent.vdi_destroy",
+		if (sr && sr_worker(pd->pd_db, json_string_value(json_object_get(rec, "SR")), host))
+			agent_tell(pd, host, AGENT_VDI_DESTROY,
 				   json_pack("[s,s]", json_string_value(json_object_get(sr, "uuid")),
-					     json_string_value(json_object_get(rec, "uuid"))),
-				   60, ignore_answer, NULL);
-		}
+					     json_string_value(json_object_get(rec, "uuid"))));
 		json_decref(db_txn(pd->pd_db, forget_txn, (void *)json_string_value(copy)));
 		json_decref(sr);
 		json_decref(rec);
@@ -337,7 +326,7 @@ static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job
 			struct clone_step *st = calloc(1, sizeof *st);
 			st->cs_job = j;
 			model_new_uuid(st->cs_uuid);
-			e = agent_call_pd(pd, c, host, "agent.vdi_copy",
+			e = agent_call_pd(pd, c, host, AGENT_VDI_COPY,
 				       json_pack("[s,s,s,b]", json_string_value(json_object_get(sr, "uuid")),
 						 json_string_value(json_object_get(vdi, "uuid")), st->cs_uuid, false),
 				       clone_step_ok, clone_step_failed, st);

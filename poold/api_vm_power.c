@@ -180,44 +180,73 @@ static json_t *clear_schedule_txn(struct db *db, void *ctx)
 	return db_obj_set(db, ctx, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 }
 
-/* What the agent needs to build the domain. */
-json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused)
+/* A decimal other_config value (sim workload knobs); dflt when absent. */
+static long long oc_num(json_t *oc, const char *k, long long dflt)
 {
-	json_t *p = db_obj_get(db, pool);
-	json_t *cpu = json_object_get(p, "cpu_info");
-	json_t *oc = json_object_get(v, "other_config");
-	json_int_t mem = ival(v, "memory_static_max");
-	/* the simulated guest's behaviour, from other_config (sim backend) */
-	json_int_t touch = *str(oc, "sim-touch-mib") ? atoll(str(oc, "sim-touch-mib")) * 256 : mem / 4096 / 4;
-	json_t *disks = json_array();
+	const char *s = str(oc, k);
+	return *s ? atoll(s) : dflt;
+}
+
+static void copy(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src);
+}
+
+/* The disks of vm's domain: each VBD's VDI, named by SR and VDI uuid. */
+static void start_disks(struct db *db, const char *vm, struct be_domain_config *c)
+{
 	json_t *vbds = db_find(db, "VBD", "VM", vm);
 	const char *k;
 	json_t *vbd;
 	json_object_foreach(vbds, k, vbd) {
-		if (json_is_true(json_object_get(vbd, "empty")))
+		if (json_is_true(json_object_get(vbd, "empty")) || c->dc_ndisks >= BE_MAX_DISKS)
 			continue;
 		json_t *vdi = db_obj_get(db, str(vbd, "VDI"));
-		json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:b}", "vdi_uuid", str(vdi, "uuid"), "path",
-						       str(vdi, "location"), "device", str(vbd, "userdevice"),
-						       "readonly", strcmp(str(vbd, "mode"), "RO") == 0));
+		json_t *sr = db_obj_get(db, str(vdi, "SR"));
+		struct be_disk *d = &c->dc_disks[c->dc_ndisks++];
+		copy(d->bd_vdi_uuid, sizeof d->bd_vdi_uuid, str(vdi, "uuid"));
+		copy(d->bd_sr_uuid, sizeof d->bd_sr_uuid, str(sr, "uuid"));
+		copy(d->bd_device, sizeof d->bd_device, str(vbd, "userdevice"));
+		d->bd_readonly = strcmp(str(vbd, "mode"), "RO") == 0;
+		json_decref(sr);
 		json_decref(vdi);
 	}
 	json_decref(vbds);
-	json_t *cfg = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:b, s:o, s:{s:I, s:I, s:I, s:i, s:i, s:i, s:I, s:i}}",
-				"uuid", str(v, "uuid"), "name", str(v, "name_label"), "memory", mem, "vcpus",
-				ival(v, "VCPUs_at_startup"), "cpu_vendor", str(cpu, "vendor"), "featureset",
-				str(cpu, "features"), "start_paused", paused, "disks", disks, "workload",
-				"touch_pages", touch, "dirty_pages_per_s", (json_int_t)atoll(str(oc, "sim-dirty-pages-per-s")),
-				"working_set_pages", (json_int_t)atoll(str(oc, "sim-working-set-mib")) * 256, "pct_zero",
-				*str(oc, "sim-pct-zero") ? atoi(str(oc, "sim-pct-zero")) : 30, "pct_text",
-				*str(oc, "sim-pct-text") ? atoi(str(oc, "sim-pct-text")) : 50, "pct_random",
-				*str(oc, "sim-pct-random") ? atoi(str(oc, "sim-pct-random")) : 20,
-				"disk_write_bytes_per_s", (json_int_t)atoll(str(oc, "sim-disk-write-kib-per-s")) * 1024,
-				"heartbeat_ms", atoi(str(oc, "sim-heartbeat-ms")));
+}
+
+/* What the agent needs to build the domain (domain_config.h). */
+json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused)
+{
+	struct be_domain_config c;
+	memset(&c, 0, sizeof c);
+	json_t *p = db_obj_get(db, pool);
+	json_t *cpu = json_object_get(p, "cpu_info");
+	json_t *oc = json_object_get(v, "other_config");
+	json_int_t mem = ival(v, "memory_static_max");
+	copy(c.dc_uuid, sizeof c.dc_uuid, str(v, "uuid"));
+	copy(c.dc_name, sizeof c.dc_name, str(v, "name_label"));
+	c.dc_memory = (uint64_t)mem;
+	c.dc_vcpus = (int)ival(v, "VCPUs_at_startup");
+	copy(c.dc_cpu_vendor, sizeof c.dc_cpu_vendor, str(cpu, "vendor"));
+	copy(c.dc_featureset, sizeof c.dc_featureset, str(cpu, "features"));
 	/* XAPI's VM.domain_type: the xen backend boots "pvh" guests through pvgrub2, others as HVM */
-	json_object_set_new(cfg, "guest_type", json_string(str(v, "domain_type")));
+	copy(c.dc_guest_type, sizeof c.dc_guest_type, str(v, "domain_type"));
+	c.dc_start_paused = paused;
+	start_disks(db, vm, &c);
+	/* the simulated guest's behaviour, from other_config (sim backend) */
+	c.dc_workload = (struct be_workload){
+		.wl_touch_pages = *str(oc, "sim-touch-mib") ? (uint64_t)oc_num(oc, "sim-touch-mib", 0) * 256
+							    : (uint64_t)mem / 4096 / 4,
+		.wl_dirty_pages_per_s = (uint64_t)oc_num(oc, "sim-dirty-pages-per-s", 0),
+		.wl_working_set_pages = (uint64_t)oc_num(oc, "sim-working-set-mib", 0) * 256,
+		.wl_pct_zero = (int)oc_num(oc, "sim-pct-zero", 30),
+		.wl_pct_text = (int)oc_num(oc, "sim-pct-text", 50),
+		.wl_pct_random = (int)oc_num(oc, "sim-pct-random", 20),
+		.wl_disk_write_bytes_per_s = (uint64_t)oc_num(oc, "sim-disk-write-kib-per-s", 0) * 1024,
+		.wl_heartbeat_ms = (uint32_t)oc_num(oc, "sim-heartbeat-ms", 0),
+	};
 	json_decref(p);
-	return cfg;
+	return dcfg_to_json(&c);
 }
 
 /* What a power operation remembers while the agent works. */
@@ -297,7 +326,7 @@ static json_t *vm_start_common(struct api_call *c, const char *vm, const char *h
 	op->op_paused = paused;
 	snprintf(op->op_vendor, sizeof op->op_vendor, "%s", str(cfg, "cpu_vendor"));
 	snprintf(op->op_features, sizeof op->op_features, "%s", str(cfg, "featureset"));
-	return agent_call(c, s.host, "agent.vm_start", json_pack("[o]", cfg), op_ok, start_failed, op);
+	return agent_call(c, s.host, AGENT_VM_START, json_pack("[o]", cfg), op_ok, start_failed, op);
 }
 
 json_t *vm_start(struct api_call *c)
@@ -323,7 +352,7 @@ json_t *vm_start_on(struct api_call *c)
 
 /* Checks for an operation on a resident VM; op_host gets its host. */
 static json_t *resident_op(struct api_call *c, const char *kind, const char *allowed, const char *expected,
-			   const char *method, bool hard)
+			   enum agent_method method, bool hard)
 {
 	const char *vm;
 	json_t *v, *e = api_arg_ref(c, 0, "VM", &vm);
@@ -351,12 +380,12 @@ static json_t *resident_op(struct api_call *c, const char *kind, const char *all
 
 json_t *vm_clean_shutdown(struct api_call *c)
 {
-	return resident_op(c, "shutdown", "Running", "running", "agent.vm_shutdown", false);
+	return resident_op(c, "shutdown", "Running", "running", AGENT_VM_SHUTDOWN, false);
 }
 
 json_t *vm_hard_shutdown(struct api_call *c)
 {
-	return resident_op(c, "shutdown", "Running Paused Suspended", "running, paused, suspended", "agent.vm_shutdown",
+	return resident_op(c, "shutdown", "Running Paused Suspended", "running, paused, suspended", AGENT_VM_SHUTDOWN,
 			   true);
 }
 
@@ -371,10 +400,10 @@ json_t *vm_shutdown(struct api_call *c)
 
 json_t *vm_pause(struct api_call *c)
 {
-	return resident_op(c, "pause", "Running", "running", "agent.vm_pause", false);
+	return resident_op(c, "pause", "Running", "running", AGENT_VM_PAUSE, false);
 }
 
 json_t *vm_unpause(struct api_call *c)
 {
-	return resident_op(c, "unpause", "Paused", "paused", "agent.vm_unpause", false);
+	return resident_op(c, "unpause", "Paused", "paused", AGENT_VM_UNPAUSE, false);
 }

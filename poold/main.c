@@ -184,6 +184,7 @@ static int serve(struct poold *pd)
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	evacuations_stop(pd);
 	host_liveness_stop(pd);
+	agent_links_free(pd); /* calls still in flight fail now; their outcome is recorded */
 	SSL_CTX_free(pd->pd_agent_ctx);
 	json_decref(pd->pd_vm_changed);
 	evt_fini(pd);

@@ -11,12 +11,14 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include "agent_proto.h"
 #include "conf.h"
 #include "db.h"
 #include "migcheck.h"
 
 struct api_call;
 struct evt_waiter;
+struct agent_link;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -39,6 +41,7 @@ struct poold {
 	json_t *pd_host_report;      /* host ref -> {report, memory_free, __at}: its last recorded beat */
 	json_t *pd_vm_changed;       /* VM ref -> {host ref: {boot, seq}}: its last operation's answers (vm_changed_stamp) */
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
+	struct agent_link *pd_links; /* kept connections to the agents (agentcall.c) */
 	uint64_t pd_calls;
 };
 
@@ -225,15 +228,16 @@ typedef json_t *(*agent_ok_fn)(struct api_call *c, struct poold *pd, void *ctx, 
  * is the error the API call will end with; it may be replaced (freed and
  * set to a new one) with one that says more. */
 typedef void (*agent_fail_fn)(struct poold *pd, void *ctx, json_t **err);
-/* Ask host's agent to run method(params) for c (NULL: nobody waits);
- * params and ctx (malloc'ed, freed after the callbacks) are taken. Returns
- * API_PENDING, or an error when the call could not start (fail has run
- * then). */
-json_t *agent_call(struct api_call *c, const char *host, const char *method, json_t *params, agent_ok_fn ok,
+/* Ask host's agent to run method m (agent_proto.h) with params for c
+ * (NULL: nobody waits); params and ctx (malloc'ed, freed after the
+ * callbacks) are taken. params are checked against the method's
+ * declaration before anything is sent. Returns API_PENDING, or an error
+ * when the call could not start (fail has run then). */
+json_t *agent_call(struct api_call *c, const char *host, enum agent_method m, json_t *params, agent_ok_fn ok,
 		   agent_fail_fn fail, void *ctx);
 /* The same for a c that may be NULL (a step of a chain whose client went
  * away, or work poold does by itself). */
-json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, enum agent_method m, json_t *params,
 		      agent_ok_fn ok, agent_fail_fn fail, void *ctx);
 /* One callback for both outcomes: exactly one of answer and err is set
  * (err: the agent's error, or HOST_OFFLINE / a transport error). Returns
@@ -242,8 +246,14 @@ json_t *agent_call_pd(struct poold *pd, struct api_call *c, const char *host, co
  * and done runs later even when the agent cannot be reached. */
 typedef json_t *(*agent_done_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
 				 json_t **result);
-json_t *agent_call_done(struct poold *pd, struct api_call *c, const char *host, const char *method, json_t *params,
+json_t *agent_call_done(struct poold *pd, struct api_call *c, const char *host, enum agent_method m, json_t *params,
 			agent_done_fn done, void *ctx);
+/* Fire and forget (a failure is logged). */
+void agent_tell(struct poold *pd, const char *host, enum agent_method m, json_t *params);
+/* Kept connections: close the idle ones (periodic), forget a host's, all. */
+void agent_links_sweep(struct poold *pd);
+void agent_link_forget(struct poold *pd, const char *host);
+void agent_links_free(struct poold *pd);
 
 /* ---- http.c ---- */
 int http_start(struct poold *pd, char *err, size_t errlen);

@@ -79,6 +79,9 @@ struct sr_driver {
 	int (*sd_vdi_clone)(struct sr *sr, const char *src_uuid, const char *dst_uuid, char *location,
 			    char *err, size_t errlen);
 	int (*sd_vdi_stat)(struct sr *sr, const char *vdi_uuid, struct sr_vdi_stat *out, char *err, size_t errlen);
+	/* Where an existing VDI's data is (a regular file, no symlink), for a
+	 * domain's disk: the only way an agent turns a VDI into a path. */
+	int (*sd_vdi_locate)(struct sr *sr, const char *vdi_uuid, char *location, char *err, size_t errlen);
 };
 
 extern const struct sr_driver sr_file_driver;

@@ -362,6 +362,16 @@ static int file_vdi_stat(struct sr *sr, const char *vdi_uuid, struct sr_vdi_stat
 	return 0;
 }
 
+static int file_vdi_locate(struct sr *sr, const char *vdi_uuid, char *location, char *err, size_t errlen)
+{
+	char path[PATH_SPACE];
+	struct sr_vdi_stat st;
+	if (file_vdi_stat(sr, vdi_uuid, &st, err, errlen) < 0 || vdi_path(sr, vdi_uuid, path, err, errlen) < 0)
+		return -1;
+	set_location(location, path);
+	return 0;
+}
+
 /* Link tmp to dst unless dst exists, then drop tmp. */
 static int rename_noreplace(const char *tmp, const char *dst)
 {
@@ -478,4 +488,5 @@ const struct sr_driver sr_file_driver = {
 	.sd_vdi_snapshot = file_vdi_snapshot,
 	.sd_vdi_clone = file_vdi_clone,
 	.sd_vdi_stat = file_vdi_stat,
+	.sd_vdi_locate = file_vdi_locate,
 };

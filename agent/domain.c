@@ -1,0 +1,122 @@
+/*
+ * domain.c - a VM's domain on this host: finding it, reading the
+ * configuration poold sends for it, and the power operations poold asks
+ * for (agent.vm_start, vm_shutdown, vm_pause, vm_unpause).
+ *
+ * Domains are named by their VM's uuid, as poold knows them. A disk is
+ * named by SR and VDI: its file is found in an SR this host has plugged
+ * (agent_disk_locate), never taken from the wire.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agent.h"
+#include "log.h"
+#include "xerr.h"
+
+static json_t *be_fail(struct agent *ag, const char *what, const char *uuid)
+{
+	return xerr_newf(XE_INTERNAL_ERROR, "%s %s: %s", what, uuid, backend_error(ag->ag_be));
+}
+
+int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
+{
+	struct be_domain_info *d = NULL;
+	int n = 0, domid = -1;
+	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &d, &n) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(d[i].di_uuid, uuid) == 0) {
+			domid = d[i].di_domid;
+			if (out)
+				*out = d[i];
+		}
+	free(d);
+	return domid;
+}
+
+json_t *agent_domain_config(struct agent *ag, const json_t *cfg, struct be_domain_config *dc)
+{
+	json_t *e = dcfg_from_json(cfg, dc);
+	for (int i = 0; !e && i < dc->dc_ndisks; i++)
+		e = agent_disk_locate(ag, &dc->dc_disks[i]);
+	return e;
+}
+
+json_t *agent_m_vm_start(struct agent *ag, json_t *args, json_t **result)
+{
+	struct be_domain_config dc;
+	json_t *e = agent_domain_config(ag, json_array_get(args, 0), &dc);
+	if (e)
+		return e;
+	struct be_domain_info old;
+	int olddom = domid_of(ag, dc.dc_uuid, &old);
+	if (olddom >= 0 && (old.di_state == BE_STATE_RUNNING || old.di_state == BE_STATE_PAUSED))
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s already has a domain on this host", dc.dc_uuid);
+	/* what is left of an earlier run (crashed, shut down) goes first */
+	if (olddom >= 0 && ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, olddom) < 0)
+		return be_fail(ag, "cannot clear the old domain of", dc.dc_uuid);
+	int domid;
+	if (ag->ag_be->be_ops->bo_domain_create(ag->ag_be, &dc, &domid) < 0)
+		return be_fail(ag, "cannot create a domain for", dc.dc_uuid);
+	if (!dc.dc_start_paused && ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid) < 0) {
+		e = be_fail(ag, "cannot unpause the domain of", dc.dc_uuid);
+		ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid);
+		return e;
+	}
+	log_info("started VM %s (%s) as domain %d", dc.dc_uuid, dc.dc_name, domid);
+	agent_beat_watch(ag, domid); /* its end is reported when it happens */
+	*result = agent_stamp(ag, json_pack("{s:i}", "domid", domid));
+	return NULL;
+}
+
+static json_t *with_domain(struct agent *ag, json_t *args, int *domid, const char **uuid)
+{
+	*uuid = json_string_value(json_array_get(args, 0));
+	*domid = domid_of(ag, *uuid, NULL);
+	return *domid < 0 ? xerr_newf(XE_INTERNAL_ERROR, "VM %s has no domain on this host", *uuid) : NULL;
+}
+
+json_t *agent_m_vm_shutdown(struct agent *ag, json_t *args, json_t **result)
+{
+	int domid;
+	const char *uuid;
+	json_t *e = with_domain(ag, args, &domid, &uuid);
+	if (e)
+		return e;
+	bool hard = json_is_true(json_array_get(args, 1));
+	int rc = hard ? ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid)
+		      : ag->ag_be->be_ops->bo_domain_shutdown(ag->ag_be, domid, 30000);
+	if (rc == 0 && !hard)
+		rc = ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid); /* release what it held */
+	if (rc < 0)
+		return be_fail(ag, hard ? "cannot destroy" : "cannot shut down", uuid);
+	log_info("%s VM %s (domain %d)", hard ? "destroyed" : "shut down", uuid, domid);
+	*result = agent_stamp(ag, json_object());
+	return NULL;
+}
+
+static json_t *pause_op(struct agent *ag, json_t *args, json_t **result, bool pause)
+{
+	int domid;
+	const char *uuid;
+	json_t *e = with_domain(ag, args, &domid, &uuid);
+	if (e)
+		return e;
+	int rc = pause ? ag->ag_be->be_ops->bo_domain_pause(ag->ag_be, domid)
+		       : ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, domid);
+	if (rc < 0)
+		return be_fail(ag, pause ? "cannot pause" : "cannot unpause", uuid);
+	*result = agent_stamp(ag, json_object());
+	return NULL;
+}
+
+json_t *agent_m_vm_pause(struct agent *ag, json_t *args, json_t **result)
+{
+	return pause_op(ag, args, result, true);
+}
+
+json_t *agent_m_vm_unpause(struct agent *ag, json_t *args, json_t **result)
+{
+	return pause_op(ag, args, result, false);
+}
