@@ -522,6 +522,18 @@ static const struct model_field VM_group_fields[] = {
 	ENUM(placement, RO_CTOR, "normal|anti_affinity", "\"normal\""),
 };
 
+/* XAPI's alerts (HA_HOST_FAILED, VM_DOUBLE_RUN, ...): what clients show as
+ * notifications; each is an event of class "message". */
+static const struct model_field message_fields[] = {
+	RO(uuid, STRING),
+	RO(name, STRING),
+	RO(priority, INT),
+	ENUM(cls, RO_RUN, "VM|Host|SR|Pool|VMPP|VMSS|PVS_proxy|VDI|Certificate|VM_group|Observer", "\"VM\""),
+	RO(obj_uuid, STRING),
+	RO(timestamp, DATETIME),
+	RO(body, STRING),
+};
+
 #define CLASS(name, cli, named, gcreate, gdestroy) \
 	{#name, cli, name##_fields, COUNT(name##_fields), named, gcreate, gdestroy}
 
@@ -542,5 +554,6 @@ const struct model_class model_classes[] = {
 	CLASS(task, "task", true, false, false),
 	CLASS(console, "console", false, false, false),
 	CLASS(VM_group, "vm-group", true, true, true),
+	CLASS(message, "message", false, false, true),
 };
 const size_t model_nclasses = COUNT(model_classes);

@@ -120,6 +120,7 @@ static const struct api_method api_methods[] = {
 	{"pool.get_ca_certificate", 0, 0, API_NO_SESSION, pool_get_ca_certificate},
 	{"host.join", 3, 3, API_NO_SESSION, host_join},
 	{"host.heartbeat", 1, 1, API_NO_SESSION | API_AGENT, host_heartbeat},
+	{"message.create", 6, 6, 0, message_create},
 };
 
 static int api_add(struct poold *pd, const struct api_method *m)

@@ -39,6 +39,7 @@ struct poold {
 	struct event *pd_live_timer;
 	json_t *pd_host_seen;        /* host ref -> monotonic second of its last heartbeat */
 	json_t *pd_host_report;      /* host ref -> {report, memory_free, __at}: its last recorded beat */
+	json_t *pd_doubles;          /* VM ref -> {host ref: true}: doubles already alarmed (heartbeat.c) */
 	json_t *pd_vm_changed;       /* VM ref -> {host ref: {boot, seq}}: its last operation's answers (vm_changed_stamp) */
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
 	struct agent_link *pd_links; /* kept connections to the agents (agentcall.c) */
@@ -150,6 +151,12 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
  * 1 <= VCPUs_at_startup <= VCPUs_max, or XAPI's CONSTRAINT_VIOLATION error. */
 json_t *vm_check_limits(const json_t *rec);
 
+/* ---- message.c: XAPI's alerts ---- */
+/* Record an alert (inside a transaction); it is also logged. */
+json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, const char *obj_uuid,
+		const char *body);
+json_t *message_create(struct api_call *c);
+
 /* ---- api_session.c ---- */
 json_t *session_check(struct poold *pd, const char *ref);
 void session_load(struct poold *pd);
@@ -160,9 +167,26 @@ void evt_commit_hook(void *ctx, int64_t last_event);
 void evt_fini(struct poold *pd);
 char *evt_token(int64_t id);
 
-/* ---- api_host.c: agents joining, heartbeats, liveness ---- */
+/* ---- host_report.c: what an agent says about its host ---- */
+struct host_report {
+	const char *name, *hostname, *address, *migration_address, *backend, *version, *vendor, *features;
+	json_int_t port, memory_total, memory_free, cpus;
+};
+/* Check a report (borrowed strings point into r): INVALID_VALUE when a
+ * field is missing or malformed. */
+json_t *host_report_parse(json_t *r, struct host_report *out);
+/* The host record's fields a report sets (new object). */
+json_t *host_report_fields(const struct host_report *r);
+/* The host's addresses as PIFs: eth0 management, eth1 migration. */
+json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r);
+
+/* ---- heartbeat.c: heartbeats, liveness, where VMs run ---- */
 void host_liveness_start(struct poold *pd);
 void host_liveness_stop(struct poold *pd);
+/* The host spoke (joined, reported): live from now on. */
+void host_seen(struct poold *pd, const char *host);
+/* The host left the pool: forget what it said. */
+void host_forget_seen(struct poold *pd, const char *host);
 
 /* ---- api_migrate.c: the one migration mechanism (VM.pool_migrate, host.evacuate) ---- */
 /* The outcome: err NULL = the VM runs on the destination (recorded); else
@@ -200,7 +224,7 @@ struct vm_view {
 void mig_vm_view_fill(struct db *db, const char *vm, json_t *v, struct vm_view *out);
 void mig_vm_view_free(struct vm_view *v);
 const char **mig_strings(json_t *arr);
-/* ---- api_host.c: after an agent answered an operation on vm, its reports
+/* ---- heartbeat.c: after an agent answered an operation on vm, its reports
  * made before that answer (answer: {boot, seq}) must not undo it. first:
  * a new operation (stamps of earlier ones are dropped). */
 void vm_changed_stamp(struct poold *pd, const char *vm, const char *host, json_t *answer, bool first);

@@ -1,0 +1,111 @@
+/*
+ * host_report.c - what an agent says about its host (at join and in every
+ * heartbeat), checked, and the host fields and PIFs it sets.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cpuid.h"
+#include "poold.h"
+#include "version.h"
+#include "xerr.h"
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+json_t *host_report_parse(json_t *r, struct host_report *out)
+{
+	if (!json_is_object(r))
+		return xerr_new(XE_FIELD_TYPE_ERROR, "report", NULL);
+	json_t *cpu = json_object_get(r, "cpu_info");
+	*out = (struct host_report){str(r, "name_label"), str(r, "hostname"), str(r, "address"),
+				    str(r, "migration_address"), str(r, "backend"), str(r, "product_version"),
+				    str(cpu, "vendor"), str(cpu, "features"),
+				    json_integer_value(json_object_get(r, "port")),
+				    json_integer_value(json_object_get(r, "memory_total")),
+				    json_integer_value(json_object_get(r, "memory_free")),
+				    json_integer_value(json_object_get(cpu, "cpu_count"))};
+	struct cpuid_set set;
+	if (!*out->name || !*out->address || out->port <= 0 || out->port > 65535 || out->memory_total <= 0 ||
+	    !*out->vendor || cpuid_parse(out->features, &set) < 0 || !*out->version)
+		return xerr_new(XE_INVALID_VALUE, "report",
+				"needs name_label, address, port, memory_total, product_version and cpu_info "
+				"{vendor, features (XAPI feature-set form)}",
+				NULL);
+	return NULL;
+}
+
+json_t *host_report_fields(const struct host_report *r)
+{
+	char cpus[16];
+	snprintf(cpus, sizeof cpus, "%lld", (long long)r->cpus);
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}",
+			 "name_label", r->name, "hostname", *r->hostname ? r->hostname : r->name, "address",
+			 r->address, "software_version", "product_brand", POOLD_PRODUCT, "product_version",
+			 r->version, "platform_name", POOLD_PRODUCT, "xapi", r->version, "backend", r->backend,
+			 "cpu_info", "vendor", r->vendor, "features", r->features, "cpu_count", cpus,
+			 "other_config", "agent_address", r->address, "agent_port", "", "migration_address",
+			 r->migration_address);
+}
+
+/* The pool-wide network of a device (XAPI names them after the NIC):
+ * found by name, created on first use. */
+static json_t *device_network(struct db *db, const char *device, int index, char *ref)
+{
+	char name[96];
+	snprintf(name, sizeof name, "Pool-wide network associated with %s", device);
+	json_t *refs = db_refs_by_name(db, "network", name);
+	const char *r = json_string_value(json_array_get(refs, 0));
+	json_t *e = NULL;
+	if (r)
+		snprintf(ref, 64, "%s", r);
+	else {
+		char bridge[24];
+		snprintf(bridge, sizeof bridge, "xenbr%d", index);
+		e = db_obj_create_new(db, "network", json_pack("{s:s, s:s, s:I}", "name_label", name, "bridge", bridge, "MTU", 1500),
+				      ref);
+	}
+	json_decref(refs);
+	return e;
+}
+
+/* A host's addresses as PIFs: eth0 the management address, eth1 the
+ * migration address when the agent has one. VM.pool_migrate's `network`
+ * option finds the destination's address on that network here. */
+json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r)
+{
+	const char *addr[2] = {r->address, r->migration_address};
+	json_t *pifs = db_find(db, "PIF", "host", host), *e = NULL;
+	for (int i = 0; i < 2 && !e; i++) {
+		char device[16], net[64] = "", have[64] = "";
+		snprintf(device, sizeof device, "eth%d", i);
+		const char *k;
+		json_t *p;
+		json_object_foreach(pifs, k, p) if (strcmp(str(p, "device"), device) == 0) snprintf(have, sizeof have, "%s", k);
+		if (!addr[i] || !*addr[i]) {
+			if (*have)
+				e = db_obj_destroy(db, have);
+			continue;
+		}
+		json_t *cur = *have ? json_object_get(pifs, have) : NULL;
+		if (cur && strcmp(str(cur, "IP"), addr[i]) == 0)
+			continue;
+		if (cur) {
+			e = db_obj_set(db, have, "IP", json_string(addr[i]));
+			continue;
+		}
+		if ((e = device_network(db, device, i, net)))
+			break;
+		char pref[64];
+		e = db_obj_create_new(db, "PIF",
+				      json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:I}", "device", device, "host", host,
+						"network", net, "IP", addr[i], "management", i == 0, "currently_attached", 1,
+						"ip_configuration_mode", "Static", "MTU", 1500),
+				      pref);
+	}
+	json_decref(pifs);
+	return e;
+}
+
