@@ -7,9 +7,12 @@ as for harness.Pool), parses the `export XE_...` line it prints, and offers
 rpc() (JSON-RPC over HTTPS, XapiError on a XAPI error), xe(), and what the
 tests need to act on hosts from outside: an agent's pid, killing and
 restarting it with its own command line, its domains' records and pids.
-close() runs `scripts/devpool down` (by pid: poold, the agents, their
-domains), stops whatever else it started, and removes the directory; it is
-also run when `up` fails half-way, so no process outlives a test.
+close() first checks the pool's truth (assert_consistent: every VM record
+against the domain processes that really run, every VDI against the files
+in its SR; no double, no loss, no orphan), then runs `scripts/devpool down`
+(by pid: poold, the agents, their domains), stops whatever else it started,
+and removes the directory; it is also run when `up` fails half-way, so no
+process outlives a test.
 
 Heartbeats every 0.5 s; devpool then writes host-heartbeat-timeout: 3s.
 """
@@ -92,7 +95,7 @@ class DevPool:
             self.password = self.env["XE_PASSWORD"]
             self.cafile = self.env["XE_CACERT"]
         except BaseException:
-            self.close()
+            self.close(check=False)
             raise
 
     # -- wire
@@ -247,10 +250,101 @@ class DevPool:
             out.append("--- host%d/agent.log\n%s" % (i, self.agent_log(i, 1500)))
         return "\n".join(out)
 
+    # -- the pool's truth: records against processes and files
+    def simdoms(self):
+        """{vm uuid: [(host index, pid)]} of the live pool-simdom processes of this pool."""
+        out = {}
+        for e in os.listdir("/proc"):
+            if not e.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % e, "rb") as f:
+                    args = [x.decode(errors="replace") for x in f.read().split(b"\0") if x]
+            except OSError:
+                continue
+            if not args or os.path.basename(args[0]) != "pool-simdom" or not pid_alive(int(e)):
+                continue
+            opt = dict(zip(args[1::2], args[2::2]))
+            sd = opt.get("--state-dir", "")
+            for i in range(1, self.hosts + 1):
+                if sd.startswith(self.host_dir(i) + os.sep):
+                    out.setdefault(opt.get("--uuid", "?"), []).append((i, int(e)))
+        return out
+
+    def inconsistencies(self):
+        """What is wrong, as sentences: a VM whose record does not match the
+        processes that really run (none, two, or on another host), a domain
+        no VM owns, a VDI without its file, a file no VDI owns."""
+        try:
+            vms = self.rpc("VM.get_all_records", timeout=10)
+            hosts = self.rpc("host.get_all_records", timeout=10)
+            vdis = self.rpc("VDI.get_all_records", timeout=10)
+            pbds = self.rpc("PBD.get_all_records", timeout=10)
+        except (OSError, XapiError, http.client.HTTPException, RuntimeError):
+            return []  # poold is not running: nothing to compare with
+        index = {}
+        for i in range(1, self.hosts + 1):
+            try:
+                uuid = self.host_uuid(i)
+            except (OSError, ValueError, KeyError):
+                continue
+            for ref, h in hosts.items():
+                if h["uuid"] == uuid:
+                    index[ref] = i
+        procs = self.simdoms()
+        bad = []
+        for ref, v in vms.items():
+            if v["is_a_template"] or v["is_a_snapshot"]:
+                continue
+            where = procs.pop(v["uuid"], [])
+            if v["power_state"] in ("Running", "Paused"):
+                want = index.get(v["resident_on"])
+                if [i for i, _ in where] != [want]:
+                    bad.append("VM %s is recorded %s on host%s but runs on %s" % (
+                        v["name_label"], v["power_state"], want, ["host%d (pid %d)" % w for w in where]))
+            elif where:
+                bad.append("VM %s is recorded %s but runs on %s" % (
+                    v["name_label"], v["power_state"], ["host%d (pid %d)" % w for w in where]))
+        for uuid, where in procs.items():
+            bad.append("a domain of no VM (%s) runs on %s" % (uuid, ["host%d (pid %d)" % w for w in where]))
+        dirs = {}
+        for p in pbds.values():
+            path = p.get("device_config", {}).get("path")
+            if path:
+                dirs[p["SR"]] = path
+        for sr, path in dirs.items():
+            have = set(os.path.realpath(f) for f in glob.glob(os.path.join(path, "*")))
+            owned = set(os.path.realpath(v["location"]) for v in vdis.values() if v["SR"] == sr)
+            for f in sorted(have - owned):
+                bad.append("file %s belongs to no VDI" % f)
+            for f in sorted(owned - have):
+                bad.append("VDI %s has no file" % f)
+        return bad
+
+    def assert_consistent(self, timeout=20):
+        """Wait (bounded) until every record agrees with what runs and what is
+        on disk; AssertionError naming each difference otherwise."""
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            bad = self.inconsistencies()
+            if not bad:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("the pool is not consistent:\n  " + "\n  ".join(bad) + "\n" + self.logs())
+            time.sleep(0.25)
+
     # -- the end
-    def close(self):
+    def close(self, check=True):
+        """Stop everything; first (check) wait until the pool is consistent
+        and raise AssertionError after the cleanup when it never is."""
         if not self.dir:
             return
+        problem = None
+        if check:
+            try:
+                self.assert_consistent()
+            except AssertionError as e:
+                problem = e
         try:
             subprocess.run([sys.executable, DEVPOOL, "down", "--dir", self.dir], capture_output=True,
                            env=dict(os.environ, POOLD_BIN=BIN), timeout=60)
@@ -262,3 +356,5 @@ class DevPool:
             p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
+        if problem:
+            raise problem
