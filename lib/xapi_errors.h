@@ -52,6 +52,8 @@
 	X(HOST_EVACUATE_IN_PROGRESS, "host") \
 	X(SR_FULL, "requested,maximum") \
 	X(SR_HAS_NO_PBDS, "sr") \
+	X(SR_HAS_PBD, "sr") \
+	X(SR_NO_PBDS, "sr") \
 	X(SR_UNKNOWN_DRIVER, "driver") \
 	X(SR_BACKEND_FAILURE, "operation,reason") \
 	X(SR_NOT_EMPTY, "") \

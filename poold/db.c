@@ -48,6 +48,8 @@ static const char *const db_sql[ST__COUNT] = {
 };
 
 struct db {
+	db_store_hook db_store_fn;
+	void *db_store_ctx;
 	sqlite3 *db_sql;
 	sqlite3_stmt *db_stmts[ST__COUNT];
 	int db_depth;             /* db_txn nesting */
@@ -268,6 +270,17 @@ void db_close(struct db *db)
 		sqlite3_finalize(db->db_stmts[i]);
 	sqlite3_close(db->db_sql);
 	free(db);
+}
+
+void db_set_store_hook(struct db *db, db_store_hook fn, void *ctx)
+{
+	db->db_store_fn = fn;
+	db->db_store_ctx = ctx;
+}
+
+static json_t *store_hook(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec, bool after)
+{
+	return db->db_store_fn ? db->db_store_fn(db, cls, ref, old, rec, after, db->db_store_ctx) : NULL;
 }
 
 void db_set_commit_hook(struct db *db, void (*hook)(void *, int64_t), void *ctx)
@@ -578,7 +591,11 @@ json_t *db_obj_create(struct db *db, const char *cls, const json_t *given, char 
 		uuid = json_string_value(json_object_get(rec, "uuid"));
 	}
 	model_new_ref(ref_out);
-	json_t *e = NULL;
+	json_t *e = store_hook(db, cls, ref_out, NULL, rec, false);
+	if (e) {
+		json_decref(rec);
+		return e;
+	}
 	char *text = json_dumps(rec, JSON_COMPACT);
 	sqlite3_stmt *s = db_stmt(db, ST_INSERT);
 	if (!s || !text) {
@@ -607,6 +624,8 @@ json_t *db_obj_create(struct db *db, const char *cls, const json_t *given, char 
 		if (c->mc_fields[i].fld_type == FT_REF)
 			e = db_inverse(db, cls, c->mc_fields[i].fld_name, ref_out, NULL,
 				       json_string_value(json_object_get(rec, c->mc_fields[i].fld_name)));
+	if (!e)
+		e = store_hook(db, cls, ref_out, NULL, rec, true);
 out:
 	free(text);
 	json_decref(rec);
@@ -620,7 +639,7 @@ json_t *db_obj_update(struct db *db, const char *ref, const json_t *fields)
 	if (!rec)
 		return xerr_new(XE_HANDLE_INVALID, "object", ref, NULL);
 	const struct model_class *c = model_class_find(cls);
-	json_t *e = NULL;
+	json_t *before = json_deep_copy(rec);
 	const char *k;
 	json_t *v;
 	json_t *moved = json_object(); /* forward refs that change: field -> old target */
@@ -631,15 +650,21 @@ json_t *db_obj_update(struct db *db, const char *ref, const json_t *fields)
 			json_object_set_new(moved, k, json_string(old ? old : MODEL_NULL_REF));
 		json_object_set(rec, k, v);
 	}
+	json_t *e = store_hook(db, cls, ref, before, rec, false);
+	bool same = !e && json_equal(before, rec);
 	/* store first: an inverse may be this very object (VM.parent = self) */
-	e = db_store(db, ref, cls, rec, "mod");
+	if (!e && !same)
+		e = db_store(db, ref, cls, rec, "mod");
 	json_object_foreach(moved, k, v) {
-		if (e)
+		if (e || same)
 			break;
 		e = db_inverse(db, cls, k, ref, json_string_value(v),
 			       json_string_value(json_object_get(fields, k)));
 	}
+	if (!e && !same)
+		e = store_hook(db, cls, ref, before, rec, true);
 	json_decref(moved);
+	json_decref(before);
 	json_decref(rec);
 	return e;
 }
@@ -704,6 +729,8 @@ json_t *db_obj_destroy(struct db *db, const char *ref)
 		e = db_event(db, cls, "del", ref, text);
 		free(text);
 	}
+	if (!e)
+		e = store_hook(db, cls, ref, rec, NULL, true);
 	json_decref(rec);
 	return e;
 }

@@ -33,6 +33,15 @@ int db_code_version(void);
 /* Called after each commit that appended events, with the newest event id. */
 void db_set_commit_hook(struct db *db, void (*hook)(void *ctx, int64_t last_event), void *ctx);
 
+/* Called for every record written, inside its transaction: before it is
+ * stored (after=false: rec may be changed, for fields derived from it)
+ * and after (after=true: other objects may be written). old is NULL on
+ * create; rec is NULL on destroy (called after only). An update that
+ * changes nothing is not stored, and makes no event. */
+typedef json_t *(*db_store_hook)(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec,
+				 bool after, void *ctx);
+void db_set_store_hook(struct db *db, db_store_hook fn, void *ctx);
+
 typedef json_t *(*db_txn_fn)(struct db *db, void *ctx);
 /* Run fn in one transaction: commit when it returns NULL, roll back and
  * return its error otherwise. */

@@ -56,12 +56,17 @@ static bool report_older(struct poold *pd, const char *vm, const char *host, con
 	return seq < json_integer_value(json_object_get(t, "seq"));
 }
 
+/* Every host's stamp is kept (not only the last operation's): a report a
+ * host sent before its own answer on this VM stays older than that answer
+ * whatever happened on other hosts since (a VM shut down on host2 and
+ * started on host3 must not be seen running on host2 again). */
 void vm_changed_stamp(struct poold *pd, const char *vm, const char *host, json_t *answer, bool first)
 {
+	(void)first;
 	if (!json_is_string(json_object_get(answer, "boot")))
 		return;
 	json_t *t = json_object_get(pd->pd_vm_changed, vm);
-	if (first || !t) {
+	if (!t) {
 		t = json_object();
 		json_object_set_new(pd->pd_vm_changed, vm, t);
 	}

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "log.h"
+#include "ops.h"
 #include "poold.h"
 #include "tls.h"
 #include "version.h"
@@ -146,6 +147,7 @@ static int serve(struct poold *pd)
 		fprintf(stderr, "poold: %s (create a pool with `poold init --dir %s`)\n", err, pd->pd_dir);
 		return 1;
 	}
+	db_set_store_hook(pd->pd_db, ops_derive, pd);
 	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd) < 0) {
 		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot set up the API");
 		return 1;

@@ -182,23 +182,35 @@ static json_t *metrics_txn(struct db *db, void *ctx)
 	return e;
 }
 
-/* No operation outlives poold: reservations of a poold that stopped (a
- * start or a migration in flight) are dropped, and the hosts' next reports
- * say where each VM really runs. */
+/* No operation outlives poold: reservations and current operations of a
+ * poold that stopped (a start or a migration in flight) are dropped, and
+ * the hosts' next reports say where each VM really runs. A host's
+ * evacuation is the exception: it resumes (api_evacuate.c). Every record
+ * with operations is derived again, so allowed_operations are true even
+ * in a database an older poold wrote. */
 static json_t *drop_reservations_txn(struct db *db, void *ctx)
 {
 	int *n = ctx;
-	json_t *vms = db_find(db, "VM", NULL, NULL), *e = NULL;
-	const char *k;
-	json_t *v;
-	json_object_foreach(vms, k, v) {
-		const char *s = json_string_value(json_object_get(v, "scheduled_to_be_resident_on"));
-		if (e || !s || strcmp(s, MODEL_NULL_REF) == 0)
-			continue;
-		e = db_obj_set(db, k, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
-		(*n)++;
+	static const char *const classes[] = {"VM", "VDI", "SR", "host"};
+	json_t *e = NULL;
+	for (size_t i = 0; i < sizeof classes / sizeof classes[0] && !e; i++) {
+		json_t *all = db_find(db, classes[i], NULL, NULL);
+		const char *k;
+		json_t *v;
+		json_object_foreach(all, k, v) {
+			if (e)
+				break;
+			json_t *f = json_object();
+			const char *s = json_string_value(json_object_get(v, "scheduled_to_be_resident_on"));
+			if (s && strcmp(s, MODEL_NULL_REF))
+				json_object_set_new(f, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+			if (strcmp(classes[i], "host") && json_object_size(json_object_get(v, "current_operations")))
+				json_object_set_new(f, "current_operations", json_object());
+			*n += json_object_size(f) > 0;
+			e = db_obj_update_new(db, k, f);
+		}
+		json_decref(all);
 	}
-	json_decref(vms);
 	return e;
 }
 

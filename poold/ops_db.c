@@ -1,0 +1,167 @@
+/*
+ * ops_db.c - the operations decision (ops.c) applied to stored records:
+ * facts gathered from the database, operations begun and ended inside
+ * transactions, and the store's derive hook that keeps allowed_operations
+ * and VBD attachment true at every change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db.h"
+#include "model.h"
+#include "ops.h"
+#include "xerr.h"
+
+static const char *str(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static int count_where(struct db *db, const char *cls, const char *field, const char *ref, const char *flag)
+{
+	json_t *all = db_find(db, cls, field, ref);
+	int n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(all, k, v) n += !flag || json_is_true(json_object_get(v, flag));
+	json_decref(all);
+	return n;
+}
+
+void ops_facts_load(struct db *db, const char *cls, const char *ref, struct ops_facts *f)
+{
+	memset(f, 0, sizeof *f);
+	if (strcmp(cls, "VDI") == 0) {
+		f->of_attached = count_where(db, "VBD", "VDI", ref, "currently_attached");
+	} else if (strcmp(cls, "SR") == 0) {
+		f->of_pbds = count_where(db, "PBD", "SR", ref, NULL);
+		f->of_plugged = count_where(db, "PBD", "SR", ref, "currently_attached");
+		f->of_vdis = count_where(db, "VDI", "SR", ref, NULL);
+	}
+}
+
+json_t *ops_assert(struct db *db, const char *ref, const char *op)
+{
+	char cls[64];
+	if (!db_obj_class(db, ref, cls, sizeof cls))
+		return xerr_new(XE_HANDLE_INVALID, "object", ref, NULL);
+	json_t *rec = db_obj_get(db, ref);
+	struct ops_facts f;
+	ops_facts_load(db, cls, ref, &f);
+	json_t *e = ops_check(cls, ref, rec, &f, op);
+	json_decref(rec);
+	return e;
+}
+
+json_t *ops_begin(struct db *db, const char *ref, const char *op, char *id)
+{
+	json_t *e = ops_assert(db, ref, op);
+	if (e)
+		return e;
+	json_t *rec = db_obj_get(db, ref);
+	json_t *cur = json_deep_copy(json_object_get(rec, "current_operations"));
+	json_decref(rec);
+	if (!json_is_object(cur)) {
+		json_decref(cur);
+		cur = json_object();
+	}
+	model_new_ref(id);
+	json_object_set_new(cur, id, json_string(op));
+	return db_obj_set(db, ref, "current_operations", cur);
+}
+
+json_t *ops_end(struct db *db, const char *ref, const char *id)
+{
+	json_t *rec = db_obj_get(db, ref);
+	json_t *cur = json_object_get(rec, "current_operations");
+	json_t *e = NULL;
+	if (rec && id && *id && json_object_get(cur, id)) {
+		cur = json_deep_copy(cur);
+		json_object_del(cur, id);
+		e = db_obj_set(db, ref, "current_operations", cur);
+	}
+	json_decref(rec);
+	return e;
+}
+
+/* ------------------------------------------------------------- derive */
+
+/* XAPI names a PV disk by its position: userdevice 0 is xvda. */
+static void device_name(const char *userdevice, char *out, size_t n)
+{
+	int d = *userdevice ? atoi(userdevice) : -1;
+	if (d >= 0 && d < 26)
+		snprintf(out, n, "xvd%c", 'a' + d);
+	else
+		snprintf(out, n, "%s", "");
+}
+
+static bool vm_on(const json_t *rec)
+{
+	const char *ps = str(rec, "power_state");
+	return rec && (strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0);
+}
+
+/* A VM that started or stopped: its disks are attached or detached. */
+static json_t *vm_disks_follow(struct db *db, const char *vm, bool on)
+{
+	json_t *vbds = db_find(db, "VBD", "VM", vm), *e = NULL;
+	const char *k;
+	json_t *b;
+	json_object_foreach(vbds, k, b) {
+		if (e)
+			break;
+		bool attach = on && !json_is_true(json_object_get(b, "empty"));
+		char dev[16];
+		device_name(attach ? str(b, "userdevice") : "", dev, sizeof dev);
+		e = db_obj_update_new(db, k, json_pack("{s:b, s:s}", "currently_attached", attach, "device", dev));
+	}
+	json_decref(vbds);
+	return e;
+}
+
+/* Derive ref again (no change of its own: allowed_operations follow). */
+static json_t *again(struct db *db, const char *ref)
+{
+	char cls[64];
+	if (!ref || !*ref || strcmp(ref, MODEL_NULL_REF) == 0 || !db_obj_class(db, ref, cls, sizeof cls))
+		return NULL;
+	json_t *none = json_object();
+	json_t *e = db_obj_update(db, ref, none);
+	json_decref(none);
+	return e;
+}
+
+/* Objects whose operations depend on this change. */
+static json_t *propagate(struct db *db, const char *cls, const char *ref, const json_t *old, const json_t *rec)
+{
+	const json_t *any = rec ? rec : old;
+	if (strcmp(cls, "VM") == 0 && rec && old && vm_on(old) != vm_on(rec))
+		return vm_disks_follow(db, ref, vm_on(rec));
+	if (strcmp(cls, "VBD") == 0 && (!old || !rec || !json_equal(json_object_get(old, "currently_attached"),
+								   json_object_get(rec, "currently_attached"))))
+		return again(db, str(any, "VDI"));
+	if (strcmp(cls, "PBD") == 0 && (!old || !rec || !json_equal(json_object_get(old, "currently_attached"),
+								   json_object_get(rec, "currently_attached"))))
+		return again(db, str(any, "SR"));
+	if (strcmp(cls, "VDI") == 0 && (!old || !rec))
+		return again(db, str(any, "SR"));
+	return NULL;
+}
+
+json_t *ops_derive(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec, bool after,
+		   void *ctx)
+{
+	(void)ctx;
+	if (after)
+		return propagate(db, cls, ref, old, rec);
+	if (rec) {
+		struct ops_facts f;
+		ops_facts_load(db, cls, ref, &f);
+		json_t *allowed = ops_allowed(cls, ref, rec, &f);
+		if (allowed)
+			json_object_set_new(rec, "allowed_operations", allowed);
+	}
+	return NULL;
+}
