@@ -112,7 +112,7 @@ struct place_index {
 	struct cpuid_set *v_cpu;
 	size_t *v_vendor, *v_fset; /* PLACE_NONE: no vendor check; set 0: no set */
 	/* place_cpu_fits per (VM set, host set), the vendor aside: a pool has
-	 * few distinct sets (NULL when too many: computed per pair) */
+	 * few distinct sets (NULL when that saves little: computed per pair) */
 	uint8_t *cpu_fit;
 	size_t nvf, nhf;
 	size_t *v_sr_off, *v_sr;   /* ids of VM i: v_sr[v_sr_off[i] .. v_sr_off[i+1]) */
@@ -267,9 +267,10 @@ static int index_vms(struct place_index *ix, const struct idtab *hosts)
 static void cpu_table(struct place_index *ix)
 {
 	size_t *vrep = NULL, *hrep = NULL;
-	if (ix->nvf * ix->nhf > (1u << 22) || ALLOC(vrep, ix->nvf) || ALLOC(hrep, ix->nhf) ||
+	size_t cells = ix->nvf * ix->nhf;
+	if (cells > (1u << 22) || cells > ix->ix_nv * ix->ix_nh / 4 || ALLOC(vrep, ix->nvf) || ALLOC(hrep, ix->nhf) ||
 	    ALLOC(ix->cpu_fit, ix->nvf * ix->nhf)) {
-		free(ix->cpu_fit); /* too big (or no memory): each pair is computed */
+		free(ix->cpu_fit); /* not worth it (or no memory): each pair is computed */
 		ix->cpu_fit = NULL;
 	} else {
 		for (size_t v = 0; v < ix->ix_nv; v++)
