@@ -342,7 +342,7 @@ static void test_memory_srs_networks(void **st)
 struct fx {
 	struct place_host src, h[8];
 	struct place_vm v[4];
-	char href[8][24];
+	char href[8][32];
 	struct place_pool pool;
 };
 
@@ -483,7 +483,7 @@ static void test_pick_start(void **st)
 struct rpool {
 	struct place_host src, h[RH];
 	struct place_vm v[RV];
-	char href[RH][24], vref[RV][24], hset[RH][CPUID_TEXT_MAX], vset[RV][CPUID_TEXT_MAX];
+	char href[RH][32], vref[RV][32], hset[RH][CPUID_TEXT_MAX], vset[RV][CPUID_TEXT_MAX];
 	struct place_group_count hg[RH][1];
 	struct place_pool pool;
 };
