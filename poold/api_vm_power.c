@@ -47,6 +47,9 @@ struct start_ctx {
 	struct poold *pd;
 	const char *vm, *want_host;
 	char host[64];
+	json_t *config; /* for the agent */
+	char agent_host[64], agent_uuid[48];
+	int agent_port;
 };
 
 /* Choose and reserve a host: the one asked for, or the one placement picks
@@ -184,7 +187,7 @@ static void start_failed(struct poold *pd, void *ctx, json_t **err)
 static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)
 {
 	struct poold *pd = c->ac_pd;
-	struct start_ctx s = {pd, vm, host, ""};
+	struct start_ctx s = {pd, vm, host, "", NULL, "", "", 0};
 	json_t *e = db_txn(pd->pd_db, start_reserve_txn, &s);
 	if (e)
 		return e;

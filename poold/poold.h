@@ -153,11 +153,11 @@ struct snap {
 	size_t sn_nblocks, sn_cap;
 };
 /* The pool for a placement: the VMs vms (an array of refs; NULL: every VM
- * resident on source but the control domain), the candidate hosts hosts
- * (NULL: every host but source), source (NULL: none, as for a start) as
- * pp_source, flags as pp_flags. HANDLE_INVALID when a ref of hosts is not a
- * host (sn then needs no snap_free); else NULL. Run it inside the
- * transaction that writes the decision. */
+ * resident on source but the control domain, none without a source), the
+ * candidate hosts hosts (NULL: every host but source), source (NULL: none,
+ * as for a start) as pp_source, flags as pp_flags. HANDLE_INVALID when a
+ * ref of hosts is not a host (sn is then empty); else NULL. Run it inside
+ * the transaction that writes the decision. */
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn);
 void snap_free(struct snap *sn);
 /* The strings of a JSON array as a C array borrowing them (free the array

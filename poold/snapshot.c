@@ -362,7 +362,9 @@ json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts
 	sn->sn_nets = json_object();
 	sn->sn_groups = anti_affinity_groups(db);
 	/* the VMs first: the hosts' networks include the internal ones they pin */
-	json_t *vm_refs = keep(sn, vms ? json_incref(vms) : refs_of(db, "VM", "resident_on", source, NULL, true));
+	json_t *vm_refs = vms ? json_incref(vms)
+		       : source ? refs_of(db, "VM", "resident_on", source, NULL, true) : json_array();
+	keep(sn, vm_refs);
 	size_t nv = json_array_size(vm_refs);
 	sn->sn_vms = snap_alloc(sn, nv, sizeof *sn->sn_vms);
 	for (size_t i = 0; i < nv; i++)
