@@ -196,6 +196,7 @@ typedef void (*migrate_done_fn)(struct poold *pd, void *arg, json_t *err, json_t
  * is called once at the end. */
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
 		      const char *task, migrate_done_fn done, void *arg);
+
 /* ---- api_host.c: after an agent answered an operation on vm, its reports
  * made before that answer (answer: {boot, seq}) must not undo it. first:
  * a new operation (stamps of earlier ones are dropped). */
