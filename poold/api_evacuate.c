@@ -8,7 +8,7 @@
  *   {task: "evacuate"}: it takes no new VMs (VM.start, VM.start_on and
  *   migrations to it answer HOST_EVACUATE_IN_PROGRESS).
  * - One VM's failure does not stop the others: a VM whose migration failed
- *   is re-placed on another suitable host (evacplan_pick on a fresh
+ *   is re-placed on another suitable host (place_choose on a fresh
  *   snapshot, the hosts it failed on excluded), at most EVAC_TRIES times,
  *   then reported. The task succeeds only when every VM left; otherwise
  *   CANNOT_EVACUATE_HOST [errors], errors being a JSON text
@@ -45,179 +45,12 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "";
 }
 
-/* ------------------------------------------------------------ snapshot */
-
-/* Everything an evac_snapshot points into, owned here. */
-struct snap {
-	struct evac_snapshot s;
-	struct host_view src;
-	bool have_src;
-	json_t *hosts;		  /* host ref -> record (keeps the refs alive) */
-	struct host_view *hv;
-	struct evac_host *eh;
-	size_t nh;
-	json_t **hnets;		  /* per host: array of network refs */
-	const char ***hnetlist;
-	struct evac_group_count **hgroups;
-	json_t *vm_recs;	  /* array of VM records */
-	json_t *vm_refs;	  /* array of refs, same order */
-	struct vm_view *vv;
-	struct evac_vm *ev;
-	json_t **vnets;
-	const char ***vnetlist;
-	json_t *groups;		  /* VM_group ref -> true for anti-affinity groups */
-	size_t nv;
-};
-
-/* The first of the VM's groups whose placement is anti_affinity (the
- * ref as a key of sn->groups, so it lives as long as the snapshot). */
-static const char *aa_group(struct snap *sn, json_t *v)
+/* The pool as the planner sees it (snapshot.c): host src evacuated, the
+ * VMs vms (an array of refs; NULL = every VM resident on src). */
+static void evac_snapshot(struct poold *pd, const char *src, json_t *vms, struct snap *sn)
 {
-	size_t i;
-	json_t *g;
-	json_array_foreach(json_object_get(v, "groups"), i, g) {
-		void *it = json_is_string(g) ? json_object_iter_at(sn->groups, json_string_value(g)) : NULL;
-		if (it)
-			return json_object_iter_key(it);
-	}
-	return NULL;
-}
-
-static void snap_free(struct snap *sn)
-{
-	for (size_t i = 0; i < sn->nh; i++) {
-		mig_host_view_free(&sn->hv[i]);
-		json_decref(sn->hnets[i]);
-		free(sn->hnetlist[i]);
-		free(sn->hgroups[i]);
-	}
-	for (size_t i = 0; i < sn->nv; i++) {
-		mig_vm_view_free(&sn->vv[i]);
-		json_decref(sn->vnets[i]);
-		free(sn->vnetlist[i]);
-	}
-	if (sn->have_src)
-		mig_host_view_free(&sn->src);
-	free(sn->hv);
-	free(sn->eh);
-	free(sn->hnets);
-	free(sn->hnetlist);
-	free(sn->hgroups);
-	free(sn->vv);
-	free(sn->ev);
-	free(sn->vnets);
-	free(sn->vnetlist);
-	json_decref(sn->hosts);
-	json_decref(sn->vm_recs);
-	json_decref(sn->vm_refs);
-	json_decref(sn->groups);
-	memset(sn, 0, sizeof *sn);
-}
-
-/* The pool as the planner sees it: host src evacuated, the VMs vms (an
- * array of refs; NULL = every VM resident on src). */
-static void snap_build(struct poold *pd, const char *src, json_t *vms, struct snap *sn)
-{
-	struct db *db = pd->pd_db;
-	memset(sn, 0, sizeof *sn);
-	sn->groups = json_object();
-	json_t *all_groups = db_find(db, "VM_group", NULL, NULL);
-	const char *k;
-	json_t *r;
-	json_object_foreach(all_groups, k, r) if (strcmp(str(r, "placement"), "anti_affinity") == 0)
-		json_object_set_new(sn->groups, k, json_true());
-	json_decref(all_groups);
-
-	mig_host_view_fill(pd, src, &sn->src);
-	sn->have_src = true;
-	sn->hosts = db_find(db, "host", NULL, NULL);
-	size_t nh = json_object_size(sn->hosts);
-	sn->hv = calloc(nh + 1, sizeof *sn->hv);
-	sn->eh = calloc(nh + 1, sizeof *sn->eh);
-	sn->hnets = calloc(nh + 1, sizeof *sn->hnets);
-	sn->hnetlist = calloc(nh + 1, sizeof *sn->hnetlist);
-	sn->hgroups = calloc(nh + 1, sizeof *sn->hgroups);
-	if (!sn->hv || !sn->eh || !sn->hnets || !sn->hnetlist || !sn->hgroups)
-		abort();
-	json_object_foreach(sn->hosts, k, r) {
-		if (strcmp(k, src) == 0)
-			continue;
-		size_t i = sn->nh++;
-		mig_host_view_fill(pd, k, &sn->hv[i]);
-		sn->eh[i].eh_host = sn->hv[i].hv;
-		/* networks with a PIF there */
-		sn->hnets[i] = json_array();
-		json_t *pifs = db_find(db, "PIF", "host", k);
-		const char *pk;
-		json_t *p;
-		json_object_foreach(pifs, pk, p) json_array_append_new(sn->hnets[i], json_string(str(p, "network")));
-		json_decref(pifs);
-		sn->hnetlist[i] = mig_strings(sn->hnets[i]);
-		sn->eh[i].eh_networks = sn->hnetlist[i];
-		sn->eh[i].eh_nnetworks = json_array_size(sn->hnets[i]);
-		/* its VMs: how many, and per anti-affinity group */
-		json_t *res = db_find(db, "VM", "resident_on", k);
-		sn->eh[i].eh_nresident = json_object_size(res);
-		sn->hgroups[i] = calloc(json_object_size(res) + 1, sizeof **sn->hgroups);
-		if (!sn->hgroups[i])
-			abort();
-		const char *vk;
-		json_t *v;
-		json_object_foreach(res, vk, v) {
-			const char *g = aa_group(sn, v);
-			if (!g)
-				continue;
-			size_t n = sn->eh[i].eh_ngroups, j;
-			for (j = 0; j < n && strcmp(sn->hgroups[i][j].gc_group, g); j++)
-				;
-			if (j == n) {
-				sn->hgroups[i][n].gc_group = g;
-				sn->eh[i].eh_ngroups++;
-			}
-			sn->hgroups[i][j].gc_count++;
-		}
-		json_decref(res);
-		sn->eh[i].eh_groups = sn->hgroups[i];
-	}
-
-	if (vms) {
-		sn->vm_refs = json_incref(vms);
-	} else {
-		sn->vm_refs = json_array();
-		json_t *res = db_find(db, "VM", "resident_on", src);
-		json_object_foreach(res, k, r) if (!json_is_true(json_object_get(r, "is_control_domain")))
-			json_array_append_new(sn->vm_refs, json_string(k));
-		json_decref(res);
-	}
-	size_t nv = json_array_size(sn->vm_refs);
-	sn->vm_recs = json_array();
-	sn->vv = calloc(nv + 1, sizeof *sn->vv);
-	sn->ev = calloc(nv + 1, sizeof *sn->ev);
-	sn->vnets = calloc(nv + 1, sizeof *sn->vnets);
-	sn->vnetlist = calloc(nv + 1, sizeof *sn->vnetlist);
-	if (!sn->vv || !sn->ev || !sn->vnets || !sn->vnetlist)
-		abort();
-	for (size_t i = 0; i < nv; i++) {
-		const char *ref = json_string_value(json_array_get(sn->vm_refs, i));
-		json_t *v = db_obj_get(db, ref);
-		if (!v)
-			v = json_object();
-		json_array_append_new(sn->vm_recs, v);
-		mig_vm_view_fill(db, ref, v, &sn->vv[i]);
-		sn->ev[i].ev_vm = sn->vv[i].vv;
-		sn->ev[i].ev_group = aa_group(sn, v);
-		sn->vnets[i] = json_array();
-		json_t *vifs = db_find(db, "VIF", "VM", ref);
-		const char *fk;
-		json_t *f;
-		json_object_foreach(vifs, fk, f) json_array_append_new(sn->vnets[i], json_string(str(f, "network")));
-		json_decref(vifs);
-		sn->vnetlist[i] = mig_strings(sn->vnets[i]);
-		sn->ev[i].ev_networks = sn->vnetlist[i];
-		sn->ev[i].ev_nnetworks = json_array_size(sn->vnets[i]);
-		sn->nv++;
-	}
-	sn->s = (struct evac_snapshot){&sn->src.hv, sn->eh, sn->nh, sn->ev, sn->nv, false};
+	json_t *e = snap_build(pd->pd_db, src, vms, NULL, PLACE_MIGRATE, sn);
+	json_decref(e); /* only given hosts are checked: none here */
 }
 
 /* ------------------------------------------------------------ the run */
@@ -434,14 +267,14 @@ static void vm_failed(struct evac_vm_st *v, json_t *err)
 	/* a fresh look at the pool, the hosts it failed on left out */
 	struct snap sn;
 	json_t *one = json_pack("[s]", v->vs_ref);
-	snap_build(ev->ev_pd, ev->ev_host, one, &sn);
+	evac_snapshot(ev->ev_pd, ev->ev_host, one, &sn);
 	json_decref(one);
-	size_t n = json_array_size(v->vs_tried), h = EVAC_NONE;
-	const char **ex = mig_strings(v->vs_tried);
-	json_t *e = evacplan_pick(&sn.s, 0, ex, n, &h);
+	size_t n = json_array_size(v->vs_tried), h = PLACE_NONE;
+	const char **ex = snap_strings(v->vs_tried);
+	json_t *e = place_choose(&sn.sn_pool, 0, ex, n, &h);
 	free(ex);
-	if (!e && h != EVAC_NONE) {
-		snprintf(v->vs_target, sizeof v->vs_target, "%s", sn.eh[h].eh_host.mh_ref);
+	if (!e && h != PLACE_NONE) {
+		snprintf(v->vs_target, sizeof v->vs_target, "%s", sn.sn_pool.pp_hosts[h].ph_ref);
 		v->vs_state = EV_PENDING;
 		log_info("evacuation of %s: VM %s tried again, on %s", ev->ev_host, v->vs_ref, v->vs_target);
 	} else if (e) {
@@ -627,8 +460,8 @@ json_t *host_evacuate(struct api_call *c)
 	if (e)
 		return e;
 	struct snap sn;
-	snap_build(pd, host, NULL, &sn);
-	struct evac_plan *plan = evacplan_plan(&sn.s);
+	evac_snapshot(pd, host, NULL, &sn);
+	struct evac_plan *plan = evacplan_plan(&sn.sn_pool);
 	if (!plan)
 		abort();
 	struct evac *ev = ev_new(pd, host, c->ac_task, network, batch);
@@ -639,7 +472,7 @@ json_t *host_evacuate(struct api_call *c)
 		ev_free(ev);
 		return e;
 	}
-	ev->ev_vms = calloc(sn.nv + 1, sizeof *ev->ev_vms);
+	ev->ev_vms = calloc(sn.sn_pool.pp_nvms + 1, sizeof *ev->ev_vms);
 	if (!ev->ev_vms)
 		abort();
 	/* the plan's order: biggest first */
@@ -647,16 +480,16 @@ json_t *host_evacuate(struct api_call *c)
 		size_t i = plan->pl_order[k];
 		struct evac_vm_st *v = &ev->ev_vms[ev->ev_nvms++];
 		v->vs_ev = ev;
-		snprintf(v->vs_ref, sizeof v->vs_ref, "%s", json_string_value(json_array_get(sn.vm_refs, i)));
+		snprintf(v->vs_ref, sizeof v->vs_ref, "%s", sn.sn_pool.pp_vms[i].pv_ref);
 		v->vs_tried = json_array();
-		v->vs_memory = sn.ev[i].ev_vm.mv_memory;
+		v->vs_memory = sn.sn_pool.pp_vms[i].pv_memory;
 		const struct evac_place *pl = &plan->pl_vms[i];
 		if (pl->ep_error) {
 			v->vs_state = EV_FAILED;
 			v->vs_tries = EVAC_TRIES; /* the plan says it cannot move: not retried */
 			v->vs_error = json_incref(pl->ep_error);
 		} else {
-			snprintf(v->vs_target, sizeof v->vs_target, "%s", sn.eh[pl->ep_host].eh_host.mh_ref);
+			snprintf(v->vs_target, sizeof v->vs_target, "%s", sn.sn_pool.pp_hosts[pl->ep_host].ph_ref);
 		}
 	}
 	log_info("evacuation of %s: %zu VMs, %zu placed, batch %d", host, plan->pl_nvms, plan->pl_placed, batch);
@@ -677,22 +510,23 @@ static json_t *plan_only(struct api_call *c, json_t **fails)
 	if (e)
 		return e;
 	struct snap sn;
-	snap_build(c->ac_pd, host, NULL, &sn);
-	struct evac_plan *plan = evacplan_plan(&sn.s);
+	evac_snapshot(c->ac_pd, host, NULL, &sn);
+	const struct place_pool *pool = &sn.sn_pool;
+	struct evac_plan *plan = evacplan_plan(pool);
 	if (!plan)
 		abort();
 	json_t *out = json_object();
 	for (size_t i = 0; i < plan->pl_nvms; i++) {
 		const struct evac_place *pl = &plan->pl_vms[i];
-		const char *ref = json_string_value(json_array_get(sn.vm_refs, i));
+		const char *ref = pool->pp_vms[i].pv_ref;
 		if (pl->ep_error)
 			json_object_set_new(out, ref, json_pack("{s:O, s:I}", "error", pl->ep_error, "memory",
-								(json_int_t)sn.ev[i].ev_vm.mv_memory));
+								(json_int_t)pool->pp_vms[i].pv_memory));
 		else
-			json_object_set_new(out, ref, json_pack("{s:s, s:I}", "target", sn.eh[pl->ep_host].eh_host.mh_ref,
+			json_object_set_new(out, ref, json_pack("{s:s, s:I}", "target", pool->pp_hosts[pl->ep_host].ph_ref,
 								"memory", (json_int_t)pl->ep_memory));
 	}
-	*fails = evacplan_failures_json(&sn.s, plan);
+	*fails = evacplan_failures_json(pool, plan);
 	evacplan_free(plan);
 	snap_free(&sn);
 	return out;

@@ -2,9 +2,10 @@
  * api_migrate.c - VM.pool_migrate: poold checks and reserves, the agents
  * move the memory between themselves (never through poold).
  *
- * 1. Every check before anything moves (migcheck.c), then the destination
- *    is reserved in the database (scheduled_to_be_resident_on: its memory
- *    counts as taken, the VM is busy).
+ * 1. Every check before anything moves (place.c, on snapshot.c's view of
+ *    the pool), then the destination is reserved in the database
+ *    (scheduled_to_be_resident_on: its memory counts as taken, the VM is
+ *    busy).
  * 2. The destination's agent prepares: a paused, empty domain and a
  *    one-time endpoint bound to a random token (agent.migrate_receive).
  * 3. The source's agent streams to it (agent.migrate_send) and answers when
@@ -33,7 +34,6 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include "log.h"
-#include "migcheck.h"
 #include "poold.h"
 #include "xerr.h"
 
@@ -43,117 +43,12 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "";
 }
 
-/* The SRs of the VM's disks (into an array of strings). */
-json_t *mig_vm_srs(struct db *db, const char *vm)
-{
-	json_t *vbds = db_find(db, "VBD", "VM", vm), *out = json_array();
-	const char *k;
-	json_t *b;
-	json_object_foreach(vbds, k, b) {
-		if (json_is_true(json_object_get(b, "empty")))
-			continue;
-		json_t *vdi = db_obj_get(db, str(b, "VDI"));
-		if (vdi)
-			json_array_append_new(out, json_string(str(vdi, "SR")));
-		json_decref(vdi);
-	}
-	json_decref(vbds);
-	return out;
-}
-
-static json_t *host_srs(struct db *db, const char *host)
-{
-	json_t *pbds = db_find(db, "PBD", "host", host), *out = json_array();
-	const char *k;
-	json_t *p;
-	json_object_foreach(pbds, k, p) if (json_is_true(json_object_get(p, "currently_attached")))
-		json_array_append_new(out, json_string(str(p, "SR")));
-	json_decref(pbds);
-	return out;
-}
-
-/* Strings of a JSON array as a C array (borrowed; freed by the caller). */
-const char **mig_strings(json_t *arr)
-{
-	size_t n = json_array_size(arr);
-	const char **out = calloc(n ? n : 1, sizeof *out);
-	for (size_t i = 0; out && i < n; i++)
-		out[i] = json_string_value(json_array_get(arr, i));
-	return out;
-}
-
-/* current_operations holds {op: "evacuate"} while host.evacuate runs */
-bool host_evacuating(json_t *h)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(h, "current_operations"), k, v) if (strcmp(json_string_value(v) ? json_string_value(v) : "", "evacuate") == 0)
-		return true;
-	return false;
-}
-
-void mig_host_view_fill(struct poold *pd, const char *ref, struct host_view *v)
-{
-	struct db *db = pd->pd_db;
-	v->hv_rec = db_obj_get(db, ref);
-	json_t *m = db_obj_get(db, str(v->hv_rec, "metrics"));
-	v->hv_srs = host_srs(db, ref);
-	v->hv_srlist = mig_strings(v->hv_srs);
-	json_t *cpu = json_object_get(v->hv_rec, "cpu_info");
-	v->hv = (struct mig_host){ref,
-				  json_is_true(json_object_get(v->hv_rec, "enabled")),
-				  json_is_true(json_object_get(m, "live")),
-				  *str(json_object_get(v->hv_rec, "other_config"), "agent_address") != '\0',
-				  host_evacuating(v->hv_rec),
-				  str(cpu, "vendor"),
-				  str(cpu, "features"),
-				  str(json_object_get(v->hv_rec, "software_version"), "product_version"),
-				  host_available(db, ref, v->hv_rec),
-				  v->hv_srlist,
-				  json_array_size(v->hv_srs)};
-	json_decref(m);
-}
-
-void mig_host_view_free(struct host_view *v)
-{
-	free(v->hv_srlist);
-	json_decref(v->hv_srs);
-	json_decref(v->hv_rec);
-}
-
 /* The checks, then the reservation, in one transaction. */
 struct reserve_ctx {
-	struct poold *pd;
 	const char *vm, *dst;
 	bool force;
 	char src[64];
 };
-
-void mig_vm_view_fill(struct db *db, const char *vm, json_t *v, struct vm_view *out)
-{
-	out->vv_srs = mig_vm_srs(db, vm);
-	out->vv_srlist = mig_strings(out->vv_srs);
-	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
-	json_t *platform = json_object_get(v, "platform");
-	out->vv = (struct mig_vm){vm,
-				  str(v, "power_state"),
-				  str(v, "resident_on"),
-				  strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0,
-				  strcmp(str(platform, "nomigrate"), "true") == 0 || strcmp(str(platform, "nomigrate"), "1") == 0,
-				  json_array_size(json_object_get(v, "attached_PCIs")) > 0,
-				  json_array_size(json_object_get(v, "VUSBs")) > 0,
-				  json_integer_value(json_object_get(v, "memory_static_max")),
-				  str(flags, "vendor"),
-				  str(flags, "features"),
-				  out->vv_srlist,
-				  json_array_size(out->vv_srs)};
-}
-
-void mig_vm_view_free(struct vm_view *v)
-{
-	free(v->vv_srlist);
-	json_decref(v->vv_srs);
-}
 
 static json_t *reserve_txn(struct db *db, void *ctx)
 {
@@ -162,24 +57,17 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	if (e)
 		return e;
 	snprintf(r->src, sizeof r->src, "%s", str(v, "resident_on"));
-	struct vm_view mv;
-	mig_vm_view_fill(db, r->vm, v, &mv);
-	struct host_view src = {0}, dst = {0};
-	bool have_src = strcmp(r->src, MODEL_NULL_REF) != 0;
-	if (have_src)
-		mig_host_view_fill(r->pd, r->src, &src);
-	char cls[32];
-	if (!db_obj_class(db, r->dst, cls, sizeof cls) || strcmp(cls, "host"))
-		e = xerr_new(XE_HANDLE_INVALID, "host", r->dst, NULL);
-	if (!e) {
-		mig_host_view_fill(r->pd, r->dst, &dst);
-		e = mig_check(&mv.vv, have_src ? &src.hv : NULL, &dst.hv, r->force);
-		mig_host_view_free(&dst);
-	}
-	if (have_src)
-		mig_host_view_free(&src);
-	mig_vm_view_free(&mv);
 	json_decref(v);
+	bool have_src = strcmp(r->src, MODEL_NULL_REF) != 0;
+	unsigned flags = PLACE_MIGRATE | (r->force ? PLACE_FORCE : 0);
+	json_t *vms = json_pack("[s]", r->vm), *hosts = json_pack("[s]", r->dst);
+	struct snap sn;
+	e = snap_build(db, have_src ? r->src : NULL, vms, hosts, flags, &sn);
+	if (!e)
+		e = place_assert(&sn.sn_pool.pp_vms[0], sn.sn_pool.pp_source, &sn.sn_pool.pp_hosts[0], flags);
+	snap_free(&sn);
+	json_decref(vms);
+	json_decref(hosts);
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(r->dst));
 }
 
@@ -538,7 +426,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	const char *net = str(opts, "network");
 	if (!e && *net && strcmp(net, MODEL_NULL_REF))
 		e = address_on(pd->pd_db, host, net, address, sizeof address);
-	struct reserve_ctx r = {pd, vm, host, opt_bool(opts, "force", false), ""};
+	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), ""};
 	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r))) {
 		json_decref(pool);
 		return e;

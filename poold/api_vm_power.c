@@ -43,79 +43,6 @@ static json_t *bad_power(const char *vm, const char *expected, const char *actua
 	return xerr_new(XE_VM_BAD_POWER_STATE, vm, expected, a, NULL);
 }
 
-/* Bytes a host can still give: its total minus what the VMs running and
- * scheduled there hold, and never more than its agent last reported free
- * (the agent sees what the database cannot: other users of the memory). */
-json_int_t host_available(struct db *db, const char *host, json_t *hrec)
-{
-	json_t *m = db_obj_get(db, str(hrec, "metrics"));
-	json_int_t reported = ival(m, "memory_free"), avail = ival(m, "memory_total");
-	json_decref(m);
-	const char *which[2] = {"resident_on", "scheduled_to_be_resident_on"};
-	for (int i = 0; i < 2; i++) {
-		json_t *vms = db_find(db, "VM", which[i], host);
-		const char *k;
-		json_t *v;
-		json_object_foreach(vms, k, v) avail -= ival(v, "memory_static_max");
-		json_decref(vms);
-	}
-	return avail < reported ? avail : reported;
-}
-
-/* The SRs the VM's disks live on must be plugged on the host. */
-static json_t *check_srs(struct db *db, const char *vm, const char *host)
-{
-	json_t *vbds = db_find(db, "VBD", "VM", vm), *e = NULL;
-	const char *k;
-	json_t *vbd;
-	json_object_foreach(vbds, k, vbd) {
-		json_t *vdi = json_is_true(json_object_get(vbd, "empty")) ? NULL : db_obj_get(db, str(vbd, "VDI"));
-		const char *sr = str(vdi, "SR");
-		bool plugged = false;
-		json_t *pbds = *sr ? db_find(db, "PBD", "SR", sr) : json_object();
-		const char *pk;
-		json_t *pbd;
-		json_object_foreach(pbds, pk, pbd) if (strcmp(str(pbd, "host"), host) == 0 &&
-						       json_is_true(json_object_get(pbd, "currently_attached"))) plugged = true;
-		json_decref(pbds);
-		if (vdi && !plugged && !e)
-			e = xerr_new(XE_VM_REQUIRES_SR, vm, sr, NULL);
-		json_decref(vdi);
-	}
-	json_decref(vbds);
-	return e;
-}
-
-/* Can vm start on host now? NULL, or the XAPI error saying why not. */
-static json_t *check_host(struct db *db, const char *vm, json_t *vrec, const char *host)
-{
-	json_t *h, *e = db_obj_get_checked(db, "host", host, &h);
-	if (e)
-		return e;
-	json_t *m = db_obj_get(db, str(h, "metrics"));
-	bool live = json_is_true(json_object_get(m, "live"));
-	json_decref(m);
-	if (!json_is_true(json_object_get(h, "enabled")))
-		e = xerr_new(XE_HOST_DISABLED, host, NULL);
-	else if (host_evacuating(h))
-		e = xerr_new(XE_HOST_EVACUATE_IN_PROGRESS, host, NULL);
-	else if (!live || !*str(json_object_get(h, "other_config"), "agent_address"))
-		e = xerr_new(XE_HOST_OFFLINE, host, NULL);
-	if (!e) {
-		json_int_t need = ival(vrec, "memory_static_max"), avail = host_available(db, host, h);
-		if (need > avail) {
-			char n[32], a[32];
-			snprintf(n, sizeof n, "%lld", (long long)need);
-			snprintf(a, sizeof a, "%lld", (long long)(avail < 0 ? 0 : avail));
-			e = xerr_new(XE_HOST_NOT_ENOUGH_FREE_MEMORY, n, a, NULL);
-		}
-	}
-	if (!e)
-		e = check_srs(db, vm, host);
-	json_decref(h);
-	return e;
-}
-
 struct start_ctx {
 	struct poold *pd;
 	const char *vm, *want_host;
@@ -125,54 +52,31 @@ struct start_ctx {
 	int agent_port;
 };
 
-/* Choose and reserve a host: the live, enabled one with the most memory
- * to spare (spreads the load), or the one asked for. */
+/* Choose and reserve a host: the one asked for, or the one placement picks
+ * (place.h: the spreading rule), both checked by place.c on a snapshot read
+ * in this transaction. */
 static json_t *start_reserve_txn(struct db *db, void *ctx)
 {
 	struct start_ctx *s = ctx;
 	json_t *v, *e = db_obj_get_checked(db, "VM", s->vm, &v);
 	if (e)
 		return e;
-	if (json_is_true(json_object_get(v, "is_a_template")))
-		e = xerr_new(XE_VM_IS_TEMPLATE, s->vm, NULL);
-	else if (strcmp(str(v, "power_state"), "Halted"))
-		e = bad_power(s->vm, "halted", str(v, "power_state"));
-	else if (strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
-		e = xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", s->vm, NULL);
-	if (!e && s->want_host) {
-		snprintf(s->host, sizeof s->host, "%s", s->want_host);
-		e = check_host(db, s->vm, v, s->host);
-	} else if (!e) {
-		json_t *hosts = db_find(db, "host", NULL, NULL), *first_err = NULL;
-		json_int_t best = -1;
-		const char *k;
-		json_t *h;
-		int candidates = 0;
-		json_object_foreach(hosts, k, h) {
-			json_t *he = check_host(db, s->vm, v, k);
-			candidates++;
-			if (he) {
-				if (!first_err)
-					first_err = he;
-				else
-					json_decref(he);
-				continue;
-			}
-			json_int_t avail = host_available(db, k, h);
-			if (avail > best) {
-				best = avail;
-				snprintf(s->host, sizeof s->host, "%s", k);
-			}
-		}
-		json_decref(hosts);
-		if (best < 0)
-			e = candidates == 1 && first_err ? json_incref(first_err) : xerr_new(XE_NO_HOSTS_AVAILABLE, NULL);
-		json_decref(first_err);
-	}
-	if (!e)
-		e = db_obj_set(db, s->vm, "scheduled_to_be_resident_on", json_string(s->host));
 	json_decref(v);
-	return e;
+	json_t *vms = json_pack("[s]", s->vm), *hosts = s->want_host ? json_pack("[s]", s->want_host) : NULL;
+	struct snap sn;
+	e = snap_build(db, NULL, vms, hosts, PLACE_START, &sn);
+	const struct place_pool *p = &sn.sn_pool;
+	size_t h = 0;
+	if (!e && s->want_host)
+		e = place_assert(&p->pp_vms[0], NULL, &p->pp_hosts[0], PLACE_START);
+	else if (!e)
+		e = place_choose(p, 0, NULL, 0, &h);
+	if (!e)
+		snprintf(s->host, sizeof s->host, "%s", p->pp_hosts[h].ph_ref);
+	snap_free(&sn);
+	json_decref(vms);
+	json_decref(hosts);
+	return e ? e : db_obj_set(db, s->vm, "scheduled_to_be_resident_on", json_string(s->host));
 }
 
 static json_t *clear_schedule_txn(struct db *db, void *ctx)

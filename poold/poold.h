@@ -14,7 +14,7 @@
 #include "agent_proto.h"
 #include "conf.h"
 #include "db.h"
-#include "migcheck.h"
+#include "place.h"
 
 struct api_call;
 struct evt_waiter;
@@ -139,12 +139,34 @@ json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char
 json_t *sr_space_update(struct db *db, json_t *space);
 
 /* ---- api_vm_power.c ---- */
-/* Bytes host can still give (its total minus the VMs resident and
- * scheduled there, capped by what its agent reported free). */
-json_int_t host_available(struct db *db, const char *host, json_t *hrec);
 /* What an agent needs to build vm's domain (memory, vCPUs, CPU, disks,
  * the sim workload), as JSON. */
 json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused);
+
+/* ---- snapshot.c: the database as placement sees it (place.h's structs) ---- */
+/* A snapshot owns every record, string and array its pool points into. */
+struct snap {
+	struct place_pool sn_pool;
+	struct place_host sn_source;   /* sn_pool.pp_source points here when there is one */
+	struct place_host *sn_hosts;
+	struct place_vm *sn_vms;
+	json_t *sn_keep;               /* the records and strings the structs point into */
+	json_t *sn_groups;             /* anti-affinity VM_group refs */
+	json_t *sn_nets;               /* network ref -> where a host may have it */
+	void **sn_blocks;              /* the arrays, freed with the snapshot */
+	size_t sn_nblocks, sn_cap;
+};
+/* The pool for a placement: the VMs vms (an array of refs; NULL: every VM
+ * resident on source but the control domain, none without a source), the
+ * candidate hosts hosts (NULL: every host but source), source (NULL: none,
+ * as for a start) as pp_source, flags as pp_flags. HANDLE_INVALID when a
+ * ref of hosts is not a host (sn is then empty); else NULL. Run it inside
+ * the transaction that writes the decision. */
+json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn);
+void snap_free(struct snap *sn);
+/* The strings of a JSON array as a C array borrowing them (free the array
+ * only). */
+const char **snap_strings(json_t *arr);
 
 /* ---- api_vm.c ---- */
 /* static_min <= dynamic_min <= dynamic_max <= static_max and
@@ -201,32 +223,9 @@ typedef void (*migrate_done_fn)(struct poold *pd, void *arg, json_t *err, json_t
  * is called once at the end. */
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
 		      const char *task, migrate_done_fn done, void *arg);
-/* A host as the migration checks see it (migcheck.h), from the database. */
-struct host_view {
-	struct mig_host hv;
-	json_t *hv_rec, *hv_srs;
-	const char **hv_srlist;
-};
-void mig_host_view_fill(struct poold *pd, const char *ref, struct host_view *v);
-/* A host record whose current_operations say host.evacuate runs on it. */
-bool host_evacuating(json_t *hrec);
-void mig_host_view_free(struct host_view *v);
-/* The SRs of a VM's disks (an array of refs); a JSON array of strings as a
- * C array borrowing them (free the array only). */
-json_t *mig_vm_srs(struct db *db, const char *vm);
-/* A VM as the migration checks see it (v: its record, borrowed; keep it
- * alive while the view is used). */
-struct vm_view {
-	struct mig_vm vv;
-	json_t *vv_srs;
-	const char **vv_srlist;
-};
-void mig_vm_view_fill(struct db *db, const char *vm, json_t *v, struct vm_view *out);
-void mig_vm_view_free(struct vm_view *v);
-const char **mig_strings(json_t *arr);
 /* ---- heartbeat.c: after an agent answered an operation on vm, its reports
- * made before that answer (answer: {boot, seq}) must not undo it. first:
- * a new operation (stamps of earlier ones are dropped). */
+ * made before that answer (answer: {boot, seq}) must not undo it. Every
+ * host's newest stamp is kept. */
 void vm_changed_stamp(struct poold *pd, const char *vm, const char *host, json_t *answer, bool first);
 
 /* ---- api_evacuate.c: host.evacuate ---- */

@@ -1,6 +1,7 @@
 /*
- * bench/plan - the host evacuation planner (poold/evacplan.c) on a big pool,
- * next to the plain cost of the pre-migration checks in the same run.
+ * bench/plan - the host evacuation planner (poold/evacplan.c, its checks and
+ * pick in place.c) on a big pool, next to the plain cost of the
+ * pre-migration checks in the same run.
  *
  * Shape (BENCH_HOSTS, BENCH_VMS, BENCH_EVAC override the counts):
  *   1,000 hosts, 20,000 running VMs; the host evacuated carries 300 of them,
@@ -20,7 +21,7 @@
  *   plan_ms        evacplan_plan() + evacplan_free(): checks, biggest-first
  *                  worst-fit packing with anti-affinity, every error value;
  *                  median of 21 runs (min and max too)
- *   check_pass_ms  baseline: ONE call of mig_check() per (evacuated VM,
+ *   check_pass_ms  baseline: ONE call of place_assert() per (evacuated VM,
  *                  candidate host) pair, errors freed, no packing at all -
  *                  what a naive planner pays just to check each pair once
  *                  (it would pay it again for each placement round); median
@@ -144,56 +145,56 @@ int main(int argc, char **argv)
 
 	/* hosts; host 0 is the one evacuated (it stays in the list, as the
 	 * caller would pass every host of the pool) */
-	struct evac_host *hosts = xcalloc(nhosts, sizeof *hosts);
+	struct place_host *hosts = xcalloc(nhosts, sizeof *hosts);
 	char **local_sr = xcalloc(nhosts, sizeof *local_sr);
 	const char **host_srs = xcalloc(nhosts * 5, sizeof *host_srs);
 	const char **host_nets = xcalloc(nhosts * (NPOOLNETS + 6), sizeof *host_nets);
 	int64_t *total = xcalloc(nhosts, sizeof *total);
 	for (size_t h = 0; h < nhosts; h++) {
-		struct mig_host *m = &hosts[h].eh_host;
+		struct place_host *m = &hosts[h];
 		snprintf(buf, sizeof buf, "OpaqueRef:host-%08zx-0000-4000-8000-%012zx", h * 2654435761u % 0xffffffffu, h);
-		m->mh_ref = xstrdup(buf);
+		m->ph_ref = xstrdup(buf);
 		snprintf(buf, sizeof buf, "OpaqueRef:sr-local-%04zu", h);
 		local_sr[h] = xstrdup(buf);
 		uint32_t r = rnd(1000);
-		m->mh_enabled = r >= 20;
-		m->mh_live = r < 20 || r >= 30;
-		m->mh_evacuating = r >= 30 && r < 40;
-		m->mh_has_agent = true;
-		m->mh_vendor = rnd(100) < 5 ? "AuthenticAMD" : "GenuineIntel";
+		m->ph_enabled = r >= 20;
+		m->ph_live = r < 20 || r >= 30;
+		m->ph_evacuating = r >= 30 && r < 40;
+		m->ph_has_agent = true;
+		m->ph_vendor = rnd(100) < 5 ? "AuthenticAMD" : "GenuineIntel";
 		uint32_t g = rnd(10);
-		m->mh_features = gen_text[g < 3 ? 1 : g < 7 ? 2 : 3];
+		m->ph_features = gen_text[g < 3 ? 1 : g < 7 ? 2 : 3];
 		uint32_t v = rnd(10);
-		m->mh_version = v == 0 ? "8.2.0" : v < 7 ? "8.2.1" : "8.3.0";
+		m->ph_version = v == 0 ? "8.2.0" : v < 7 ? "8.2.1" : "8.3.0";
 		const char **s = &host_srs[h * 5];
 		s[0] = pool_srs[0];
 		s[1] = pool_srs[1];
 		s[2] = pool_srs[2];
 		s[3] = cluster_sr[h / CLUSTER];
 		s[4] = local_sr[h];
-		m->mh_srs = s;
-		m->mh_nsrs = 5;
+		m->ph_srs = s;
+		m->ph_nsrs = 5;
 		const char **n = &host_nets[h * (NPOOLNETS + 6)];
 		for (size_t i = 0; i < NPOOLNETS; i++)
 			n[i] = nets[i];
 		for (size_t i = 0; i < 6; i++)
 			n[NPOOLNETS + i] = nets[NPOOLNETS + (h + i * 3) % NVLANS];
-		hosts[h].eh_networks = n;
-		hosts[h].eh_nnetworks = NPOOLNETS + 6;
+		hosts[h].ph_networks = n;
+		hosts[h].ph_nnetworks = NPOOLNETS + 6;
 		total[h] = (int64_t)(192 + 64 * rnd(3)) * GIB;
-		m->mh_available = total[h];
+		m->ph_available = total[h];
 	}
-	struct mig_host source = hosts[0].eh_host;
-	source.mh_enabled = false;
-	source.mh_evacuating = true;
-	source.mh_version = "8.2.1";
-	source.mh_vendor = "GenuineIntel";
-	source.mh_features = gen_text[2];
-	hosts[0].eh_host = source;
+	struct place_host source = hosts[0];
+	source.ph_enabled = false;
+	source.ph_evacuating = true;
+	source.ph_version = "8.2.1";
+	source.ph_vendor = "GenuineIntel";
+	source.ph_features = gen_text[2];
+	hosts[0] = source;
 
 	/* the pool's VMs: the first nevac on the source, the rest elsewhere */
 	struct resident *res = xcalloc(nvms, sizeof *res);
-	struct evac_vm *evac = xcalloc(nevac, sizeof *evac);
+	struct place_vm *evac = xcalloc(nevac, sizeof *evac);
 	const char **vm_srs = xcalloc(nevac * 3, sizeof *vm_srs);
 	const char **vm_nets = xcalloc(nevac * 2, sizeof *vm_nets);
 	static const int sizes[] = {1, 2, 2, 4, 4, 4, 8, 8, 16, 32};
@@ -204,21 +205,20 @@ int main(int argc, char **argv)
 		res[i].group = grouped ? groups[rnd(NGROUPS)] : NULL;
 		if (i >= nevac) {
 			int64_t mem = (int64_t)(2 + rnd(15)) * GIB;
-			hosts[h].eh_host.mh_available -= mem;
+			hosts[h].ph_available -= mem;
 			continue;
 		}
-		struct evac_vm *v = &evac[i];
-		struct mig_vm *m = &v->ev_vm;
+		struct place_vm *m = &evac[i];
 		snprintf(buf, sizeof buf, "OpaqueRef:vm-%08zx-1111-4000-8000-%012zx", i * 40503u, i);
-		m->mv_ref = xstrdup(buf);
-		m->mv_power_state = "Running";
-		m->mv_resident_on = source.mh_ref;
+		m->pv_ref = xstrdup(buf);
+		m->pv_power_state = "Running";
+		m->pv_resident_on = source.ph_ref;
 		uint32_t r = rnd(1000);
-		m->mv_nomigrate = r < 10;
-		m->mv_has_pci = r >= 10 && r < 15;
-		m->mv_memory = sizes[rnd(10)] * GIB;
-		m->mv_boot_vendor = "GenuineIntel";
-		m->mv_boot_features = gen_text[rnd(10) < 7 ? 1 : 2];
+		m->pv_nomigrate = r < 10;
+		m->pv_has_pci = r >= 10 && r < 15;
+		m->pv_memory = sizes[rnd(10)] * GIB;
+		m->pv_boot_vendor = "GenuineIntel";
+		m->pv_boot_features = gen_text[rnd(10) < 7 ? 1 : 2];
 		const char **s = &vm_srs[i * 3];
 		size_t ns = 1 + rnd(2);
 		for (size_t k = 0; k < ns; k++)
@@ -228,42 +228,42 @@ int main(int argc, char **argv)
 			s[ns++] = cluster_sr[0];
 		else if (st < 22)
 			s[ns++] = local_sr[0];
-		m->mv_srs = s;
-		m->mv_nsrs = ns;
+		m->pv_srs = s;
+		m->pv_nsrs = ns;
 		const char **n = &vm_nets[i * 2];
 		n[0] = nets[rnd(NPOOLNETS)];
-		v->ev_nnetworks = 1;
+		m->pv_nnetworks = 1;
 		if (rnd(3) == 0)
-			n[v->ev_nnetworks++] = nets[NPOOLNETS + rnd(NVLANS)];
-		v->ev_networks = n;
-		v->ev_group = res[i].group;
+			n[m->pv_nnetworks++] = nets[NPOOLNETS + rnd(NVLANS)];
+		m->pv_networks = n;
+		m->pv_group = res[i].group;
 	}
 
 	/* the caller's share: counts per host from the VM records */
 	double t0 = now_ms();
-	struct evac_group_count *gcounts = xcalloc(nhosts * NGROUPS, sizeof *gcounts);
+	struct place_group_count *gcounts = xcalloc(nhosts * NGROUPS, sizeof *gcounts);
 	for (size_t h = 0; h < nhosts; h++) {
-		hosts[h].eh_nresident = 0;
-		hosts[h].eh_groups = &gcounts[h * NGROUPS];
-		hosts[h].eh_ngroups = 0;
+		hosts[h].ph_nresident = 0;
+		hosts[h].ph_groups = &gcounts[h * NGROUPS];
+		hosts[h].ph_ngroups = 0;
 	}
 	for (size_t i = 0; i < nvms; i++) {
-		struct evac_host *h = &hosts[res[i].host];
-		h->eh_nresident++;
+		struct place_host *h = &hosts[res[i].host];
+		h->ph_nresident++;
 		if (!res[i].group)
 			continue;
-		struct evac_group_count *gc = &gcounts[res[i].host * NGROUPS];
+		struct place_group_count *gc = &gcounts[res[i].host * NGROUPS];
 		size_t k = 0;
-		while (k < h->eh_ngroups && strcmp(gc[k].gc_group, res[i].group))
+		while (k < h->ph_ngroups && strcmp(gc[k].gc_group, res[i].group))
 			k++;
-		if (k == h->eh_ngroups)
-			gc[h->eh_ngroups++] = (struct evac_group_count){res[i].group, 0};
+		if (k == h->ph_ngroups)
+			gc[h->ph_ngroups++] = (struct place_group_count){res[i].group, 0};
 		gc[k].gc_count++;
 	}
 	double snapshot_ms = now_ms() - t0;
-	struct evac_snapshot snap = {&source, hosts, nhosts, evac, nevac, false};
+	struct place_pool snap = {&source, hosts, nhosts, evac, nevac, PLACE_MIGRATE};
 
-	/* baseline: one mig_check per pair */
+	/* baseline: one place_assert per pair */
 	double check[5];
 	size_t pairs = 0, pairs_ok = 0;
 	for (int run = 0; run < 5; run++) {
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
 		pairs = pairs_ok = 0;
 		for (size_t i = 0; i < nevac; i++)
 			for (size_t h = 1; h < nhosts; h++) {
-				json_t *e = mig_check(&evac[i].ev_vm, &source, &hosts[h].eh_host, false);
+				json_t *e = place_assert(&evac[i], &source, &hosts[h], PLACE_MIGRATE);
 				pairs++;
 				pairs_ok += e == NULL;
 				json_decref(e);
@@ -306,16 +306,16 @@ int main(int argc, char **argv)
 						by_code[c]++;
 					continue;
 				}
-				if (!evac[i].ev_group)
+				if (!evac[i].pv_group)
 					continue;
 				/* placed next to a VM of its group (resident or planned)? */
 				size_t h = p->pl_vms[i].ep_host, n = 0;
-				for (size_t k = 0; k < hosts[h].eh_ngroups; k++)
-					if (strcmp(hosts[h].eh_groups[k].gc_group, evac[i].ev_group) == 0)
-						n += hosts[h].eh_groups[k].gc_count;
+				for (size_t k = 0; k < hosts[h].ph_ngroups; k++)
+					if (strcmp(hosts[h].ph_groups[k].gc_group, evac[i].pv_group) == 0)
+						n += hosts[h].ph_groups[k].gc_count;
 				for (size_t j = 0; j < nevac; j++)
-					n += j != i && p->pl_vms[j].ep_host == h && evac[j].ev_group &&
-					     strcmp(evac[j].ev_group, evac[i].ev_group) == 0;
+					n += j != i && p->pl_vms[j].ep_host == h && evac[j].pv_group &&
+					     strcmp(evac[j].pv_group, evac[i].pv_group) == 0;
 				aa_shared += n > 0;
 			}
 		}
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
 	} else {
 		printf("evacuation plan: %zu hosts, %zu VMs, %zu on the host evacuated\n"
 		       "  plan_ms (median of %d)          %8.2f ms  (min %.2f, max %.2f)\n"
-		       "  check_pass_ms (baseline)       %8.2f ms  one mig_check per pair, %zu pairs (%zu pass), no packing\n"
+		       "  check_pass_ms (baseline)       %8.2f ms  one place_assert per pair, %zu pairs (%zu pass), no packing\n"
 		       "  plan / baseline                %8.2f\n"
 		       "  snapshot_ms (caller's counts)  %8.2f ms  from %zu VM records\n"
 		       "  placed %zu, unplaceable %zu, on %zu hosts, at most %zu on one; grouped VMs next to their group: %zu\n",
@@ -358,11 +358,11 @@ int main(int argc, char **argv)
 	}
 
 	for (size_t h = 0; h < nhosts; h++) {
-		free((char *)hosts[h].eh_host.mh_ref);
+		free((char *)hosts[h].ph_ref);
 		free(local_sr[h]);
 	}
 	for (size_t i = 0; i < nevac; i++)
-		free((char *)evac[i].ev_vm.mv_ref);
+		free((char *)evac[i].pv_ref);
 	for (int g = 0; g < NGROUPS; g++)
 		free(groups[g]);
 	for (size_t i = 0; i < nnets; i++)
