@@ -156,17 +156,26 @@ json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result)
 	return NULL;
 }
 
-/* agent.sr_destroy(sr_uuid): detach and remove the SR's (empty) directory. */
+/* agent.sr_destroy(sr_uuid, type, path): remove the SR's (empty)
+ * directory. poold asks only once every PBD is unplugged; an SR still
+ * attached here (a lost unplug) is let go first. */
 json_t *agent_m_sr_destroy(struct agent *ag, json_t *args, json_t **result)
 {
 	struct agent_sr *a = find(ag, arg_str(args, 0));
-	if (!a)
-		return xerr_new(XE_SR_HAS_NO_PBDS, arg_str(args, 0), NULL);
-	char path[1024];
-	snprintf(path, sizeof path, "%s", a->as_path);
-	a->as_drv->sd_detach(a->as_sr);
-	*a = ag->ag_srs[--ag->ag_nsrs];
-	save(ag);
+	if (a) {
+		a->as_drv->sd_detach(a->as_sr);
+		*a = ag->ag_srs[--ag->ag_nsrs];
+		save(ag);
+	}
+	const struct sr_driver *drv = sr_driver_find(arg_str(args, 1));
+	if (!drv)
+		return xerr_new(XE_SR_UNKNOWN_DRIVER, arg_str(args, 1), NULL);
+	char err[1024] = "", path[SR_LOCATION_MAX];
+	struct sr *sr = drv->sd_attach(arg_str(args, 0), arg_str(args, 2), false, err, sizeof err);
+	if (!sr)
+		return xerr_new(XE_SR_BACKEND_FAILURE, "sr_destroy", err, NULL);
+	snprintf(path, sizeof path, "%s", arg_str(args, 2));
+	drv->sd_detach(sr);
 	if (rmdir(path) < 0 && errno != ENOENT)
 		return xerr_new(XE_SR_BACKEND_FAILURE, "sr_destroy", strerror(errno), NULL);
 	log_info("SR %s destroyed (%s removed)", arg_str(args, 0), path);

@@ -47,7 +47,7 @@ enum aproto_caller {
 	X(VM_UNPAUSE, "agent.vm_unpause", AP_MASTER, false, "vm:s") \
 	X(SR_ATTACH, "agent.sr_attach", AP_MASTER, false, "sr:s,type:s,path:s") \
 	X(SR_DETACH, "agent.sr_detach", AP_MASTER, false, "sr:s") \
-	X(SR_DESTROY, "agent.sr_destroy", AP_MASTER, false, "sr:s") \
+	X(SR_DESTROY, "agent.sr_destroy", AP_MASTER, false, "sr:s,type:s,path:s") \
 	X(VDI_CREATE, "agent.vdi_create", AP_MASTER, false, "sr:s,vdi:s,size:i") \
 	X(VDI_DESTROY, "agent.vdi_destroy", AP_MASTER, false, "sr:s,vdi:s") \
 	X(VDI_COPY, "agent.vdi_copy", AP_MASTER, false, "sr:s,vdi:s,new_vdi:s,snapshot:b") \

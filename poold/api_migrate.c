@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include "log.h"
+#include "ops.h"
 #include "poold.h"
 #include "xerr.h"
 
@@ -48,6 +49,7 @@ struct reserve_ctx {
 	const char *vm, *dst;
 	bool force;
 	char src[64];
+	char op_id[64]; /* its entry in the VM's current_operations */
 };
 
 static json_t *reserve_txn(struct db *db, void *ctx)
@@ -68,6 +70,8 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	snap_free(&sn);
 	json_decref(vms);
 	json_decref(hosts);
+	if (!e)
+		e = ops_begin(db, r->vm, "pool_migrate", r->op_id);
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(r->dst));
 }
 
@@ -81,6 +85,7 @@ struct mig_job {
 	struct poold *mj_pd;
 	char mj_vm[64], mj_uuid[48], mj_src[64], mj_dst[64];
 	char mj_token[64];
+	char mj_op_id[64];   /* the VM's current operation */
 	char mj_task[64];    /* the task to report progress into, or "" */
 	json_t *mj_opts;     /* {compress, max_downtime_ms, max_rounds, verify, live, address} */
 	char mj_address[64]; /* the destination's address for the stream */
@@ -106,8 +111,15 @@ static void job_free(struct mig_job *j)
 
 /* The end, either way: the API call's error (or NULL and *result), the
  * done callback told. The job is freed. */
+static json_t *end_op_txn(struct db *db, void *ctx)
+{
+	struct mig_job *j = ctx;
+	return ops_end(db, j->mj_vm, j->mj_op_id);
+}
+
 static json_t *finish(struct mig_job *j, json_t *err, json_t **result)
 {
+	json_decref(db_txn(j->mj_pd->pd_db, end_op_txn, j));
 	if (j->mj_done)
 		j->mj_done(j->mj_pd, j->mj_arg, err, j->mj_stats);
 	if (!err && result)
@@ -426,7 +438,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	const char *net = str(opts, "network");
 	if (!e && *net && strcmp(net, MODEL_NULL_REF))
 		e = address_on(pd->pd_db, host, net, address, sizeof address);
-	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), ""};
+	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), "", ""};
 	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r))) {
 		json_decref(pool);
 		return e;
@@ -443,6 +455,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	snprintf(j->mj_vm, sizeof j->mj_vm, "%s", vm);
 	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", str(v, "uuid"));
 	snprintf(j->mj_src, sizeof j->mj_src, "%s", r.src);
+	snprintf(j->mj_op_id, sizeof j->mj_op_id, "%s", r.op_id);
 	snprintf(j->mj_dst, sizeof j->mj_dst, "%s", host);
 	/* network: the stream goes to the destination's address on it; else
 	 * to its management address */

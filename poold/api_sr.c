@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "ops.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 
 static const char *str(json_t *o, const char *k)
@@ -177,17 +179,95 @@ static json_t *sr_plugged_txn(struct db *db, void *ctx)
 	return db_obj_set(db, s->pbd, "currently_attached", json_true());
 }
 
+/* After the creating host, every other live host's PBD of a shared SR is
+ * plugged too, one after the other (XAPI's SR.create does the same); a
+ * host that cannot is logged and left unplugged, for PBD.plug later. */
+struct plug_rest {
+	char sr[64];
+	json_t *tried; /* PBD refs asked already */
+};
+
+struct plug_step {
+	struct plug_rest *ps_rest;
+	char ps_pbd[64];
+};
+
+static json_t *plug_rest_next(struct api_call *c, struct poold *pd, struct plug_rest *r, json_t **result);
+
+static json_t *plug_rest_done(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			      json_t **result)
+{
+	struct plug_step *st = ctx;
+	struct plug_rest *r = st->ps_rest;
+	if (err) {
+		char *t = xerr_to_text(err);
+		log_warn("SR %s: PBD %s not plugged: %s (PBD.plug can try again)", r->sr, st->ps_pbd, t ? t : "?");
+		free(t);
+	} else {
+		struct plug_ctx p;
+		snprintf(p.pbd, sizeof p.pbd, "%s", st->ps_pbd);
+		p.plug = true;
+		json_t *e = db_txn(pd->pd_db, plug_txn, &p);
+		if (!e)
+			e = db_txn(pd->pd_db, space_txn, answer);
+		json_decref(e);
+	}
+	return plug_rest_next(c, pd, r, result);
+}
+
+static json_t *plug_rest_next(struct api_call *c, struct poold *pd, struct plug_rest *r, json_t **result)
+{
+	json_t *pbds = db_find(pd->pd_db, "PBD", "SR", r->sr), *sr = db_obj_get(pd->pd_db, r->sr);
+	const char *k;
+	json_t *p, *e = NULL;
+	bool started = false;
+	json_object_foreach(pbds, k, p) {
+		bool asked = false;
+		size_t i;
+		json_t *t;
+		json_array_foreach(r->tried, i, t) asked = asked || strcmp(json_string_value(t), k) == 0;
+		if (started || asked || json_is_true(json_object_get(p, "currently_attached")))
+			continue;
+		json_array_append_new(r->tried, json_string(k));
+		json_t *h = db_obj_get(pd->pd_db, str(p, "host"));
+		json_t *m = db_obj_get(pd->pd_db, str(h, "metrics"));
+		bool live = json_is_true(json_object_get(m, "live"));
+		json_decref(m);
+		json_decref(h);
+		if (!live)
+			continue; /* PBD.plug when it is back */
+		struct plug_step *st = xcalloc(1, sizeof *st);
+		st->ps_rest = r;
+		snprintf(st->ps_pbd, sizeof st->ps_pbd, "%s", k);
+		e = agent_call_done(pd, c, str(p, "host"), AGENT_SR_ATTACH,
+				    json_pack("[s,s,s]", str(sr, "uuid"), str(sr, "type"),
+					      str(json_object_get(p, "device_config"), "path")),
+				    plug_rest_done, st);
+		started = true;
+	}
+	json_decref(pbds);
+	json_decref(sr);
+	if (started)
+		return e; /* API_PENDING: the next step has the call */
+	*result = json_string(r->sr);
+	json_decref(r->tried);
+	free(r);
+	return NULL;
+}
+
 static json_t *sr_created_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
-	(void)c;
 	struct sr_created *s = ctx;
 	json_t *e = db_txn(pd->pd_db, sr_plugged_txn, s);
 	if (!e)
 		e = db_txn(pd->pd_db, space_txn, answer);
-	if (!e)
-		*result = json_string(s->sr);
-	log_info("SR %s created; other hosts of a shared SR are plugged with PBD.plug", s->sr);
-	return e;
+	if (e)
+		return e;
+	log_info("SR %s created", s->sr);
+	struct plug_rest *r = xcalloc(1, sizeof *r);
+	snprintf(r->sr, sizeof r->sr, "%s", s->sr);
+	r->tried = json_array();
+	return plug_rest_next(c, pd, r, result);
 }
 
 static json_t *sr_remove_txn(struct db *db, void *ctx)
@@ -338,14 +418,6 @@ json_t *vdi_create(struct api_call *c)
 
 /* --------------------------------------------------------- VDI.destroy */
 
-static bool any_attached(json_t *vbds)
-{
-	const char *ref;
-	json_t *rec;
-	json_object_foreach(vbds, ref, rec) if (json_is_true(json_object_get(rec, "currently_attached"))) return true;
-	return false;
-}
-
 static json_t *vdi_forget_txn(struct db *db, void *ctx)
 {
 	json_t **a = ctx; /* [vdi ref string, answer] */
@@ -379,13 +451,10 @@ json_t *vdi_destroy(struct api_call *c)
 	json_t *rec, *e = api_arg_str(c, 0, "VDI", &vdi);
 	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
 		return e;
-	json_t *vbds = db_find(c->ac_pd->pd_db, "VBD", "VDI", vdi);
-	bool attached = any_attached(vbds);
-	json_decref(vbds);
 	char host[64];
 	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
-	if (attached)
-		e = xerr_new(XE_VDI_IN_USE, vdi, "destroy", NULL);
+	if ((e = ops_assert(c->ac_pd->pd_db, vdi, "destroy")))
+		;
 	else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host))
 		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
 	else
@@ -437,6 +506,7 @@ json_t *vdi_resize(struct api_call *c)
 		char v[32];
 		snprintf(v, sizeof v, "%lld", (long long)size);
 		e = xerr_new(XE_VALUE_NOT_SUPPORTED, "size", v, "VDIs only grow", NULL);
+	} else if ((e = ops_assert(c->ac_pd->pd_db, vdi, "resize"))) {
 	} else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host)) {
 		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
 	} else {
@@ -530,33 +600,12 @@ static json_t *sr_forget_txn(struct db *db, void *ctx)
 	return e ? e : db_obj_destroy(db, sr);
 }
 
-/* Refusals common to forget and destroy: a disk of a running VM, or (for
- * forget) a PBD still plugged. */
-static json_t *sr_check_idle(struct db *db, const char *sr, bool need_unplugged)
-{
-	json_t *vdis = db_find(db, "VDI", "SR", sr), *e = NULL;
-	const char *k;
-	json_t *v;
-	json_object_foreach(vdis, k, v) {
-		json_t *vbds = db_find(db, "VBD", "VDI", k);
-		if (!e && any_attached(vbds))
-			e = xerr_new(XE_VDI_IN_USE, k, "forget", NULL);
-		json_decref(vbds);
-	}
-	json_decref(vdis);
-	json_t *pbds = e || !need_unplugged ? json_object() : db_find(db, "PBD", "SR", sr);
-	json_object_foreach(pbds, k, v) if (!e && json_is_true(json_object_get(v, "currently_attached")))
-		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "SR %s is plugged on a host: unplug its PBDs first", sr);
-	json_decref(pbds);
-	return e;
-}
-
 /* SR.forget(sr): the pool forgets the SR; its directory and disks stay. */
 json_t *sr_forget(struct api_call *c)
 {
 	const char *sr;
 	json_t *e = api_arg_ref(c, 0, "SR", &sr);
-	if (e || (e = sr_check_idle(c->ac_pd->pd_db, sr, true)))
+	if (e || (e = ops_assert(c->ac_pd->pd_db, sr, "forget")))
 		return e;
 	return db_txn(c->ac_pd->pd_db, sr_forget_txn, (void *)sr);
 }
@@ -564,38 +613,49 @@ json_t *sr_forget(struct api_call *c)
 static json_t *sr_destroyed_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
 {
 	(void)c, (void)answer, (void)result;
-	const char *sr = ctx;
-	/* the other hosts let go of it too (nothing is left to use) */
-	json_t *pbds = db_find(pd->pd_db, "PBD", "SR", sr);
-	json_t *srrec = db_obj_get(pd->pd_db, sr);
-	const char *k;
-	json_t *p;
-	json_object_foreach(pbds, k, p) {
-		if (json_is_true(json_object_get(p, "currently_attached")))
-			agent_tell(pd, str(p, "host"), AGENT_SR_DETACH, json_pack("[s]", str(srrec, "uuid")));
-	}
-	json_decref(srrec);
-	json_decref(pbds);
-	return db_txn(pd->pd_db, sr_forget_txn, (void *)sr);
+	return db_txn(pd->pd_db, sr_forget_txn, ctx);
 }
 
-/* SR.destroy(sr): an empty SR goes, with its directory. */
+/* A live host with a PBD of the SR (plugged or not) and an agent, or NULL. */
+static const char *sr_any_host(struct db *db, const char *sr, char *host, json_t **pbd)
+{
+	json_t *pbds = db_find(db, "PBD", "SR", sr);
+	const char *k, *found = NULL;
+	json_t *p;
+	json_object_foreach(pbds, k, p) {
+		json_t *h = found ? NULL : db_obj_get(db, str(p, "host"));
+		json_t *m = h ? db_obj_get(db, str(h, "metrics")) : NULL;
+		if (json_is_true(json_object_get(m, "live")) && *str(json_object_get(h, "other_config"), "agent_address")) {
+			snprintf(host, 64, "%s", str(p, "host"));
+			*pbd = json_incref(p);
+			found = host;
+		}
+		json_decref(m);
+		json_decref(h);
+	}
+	json_decref(pbds);
+	return found;
+}
+
+/* SR.destroy(sr): an empty SR whose PBDs are all unplugged goes, with its
+ * directory (as XAPI: SR_HAS_PBD while one is plugged, SR_NO_PBDS,
+ * SR_NOT_EMPTY). A live host with a PBD of it removes the directory. */
 json_t *sr_destroy(struct api_call *c)
 {
 	const char *sr;
 	json_t *e = api_arg_ref(c, 0, "SR", &sr);
-	if (e || (e = sr_check_idle(c->ac_pd->pd_db, sr, false)))
+	if (e || (e = ops_assert(c->ac_pd->pd_db, sr, "destroy")))
 		return e;
-	json_t *vdis = db_find(c->ac_pd->pd_db, "VDI", "SR", sr);
-	size_t n = json_object_size(vdis);
-	json_decref(vdis);
-	if (n)
-		return xerr_new(XE_SR_NOT_EMPTY, NULL);
 	char host[64];
-	if (!sr_worker(c->ac_pd->pd_db, sr, host))
-		return xerr_new(XE_SR_HAS_NO_PBDS, sr, NULL);
+	json_t *pbd = NULL;
+	if (!sr_any_host(c->ac_pd->pd_db, sr, host, &pbd))
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "no live host has a PBD of SR %s to remove it", sr);
 	json_t *rec = db_obj_get(c->ac_pd->pd_db, sr);
-	e = agent_call(c, host, AGENT_SR_DESTROY, json_pack("[s]", str(rec, "uuid")), sr_destroyed_ok, NULL, strdup(sr));
+	e = agent_call(c, host, AGENT_SR_DESTROY,
+		       json_pack("[s,s,s]", str(rec, "uuid"), str(rec, "type"),
+				 str(json_object_get(pbd, "device_config"), "path")),
+		       sr_destroyed_ok, NULL, xstrdup(sr));
+	json_decref(pbd);
 	json_decref(rec);
 	return e;
 }

@@ -15,7 +15,9 @@
 #include <strings.h>
 #include <time.h>
 #include "log.h"
+#include "ops.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 
 static const char *str(json_t *o, const char *k)
@@ -29,24 +31,11 @@ static json_int_t ival(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
-static void lower(char *s)
-{
-	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
-
-static json_t *bad_power(const char *vm, const char *expected, const char *actual)
-{
-	char a[32];
-	snprintf(a, sizeof a, "%s", actual);
-	lower(a);
-	return xerr_new(XE_VM_BAD_POWER_STATE, vm, expected, a, NULL);
-}
-
 struct start_ctx {
 	struct poold *pd;
 	const char *vm, *want_host;
 	char host[64];
+	char op_id[64];     /* its entry in the VM's current_operations */
 	json_t *config; /* for the agent */
 	char agent_host[64], agent_uuid[48];
 	int agent_port;
@@ -76,12 +65,9 @@ static json_t *start_reserve_txn(struct db *db, void *ctx)
 	snap_free(&sn);
 	json_decref(vms);
 	json_decref(hosts);
+	if (!e)
+		e = ops_begin(db, s->vm, s->want_host ? "start_on" : "start", s->op_id);
 	return e ? e : db_obj_set(db, s->vm, "scheduled_to_be_resident_on", json_string(s->host));
-}
-
-static json_t *clear_schedule_txn(struct db *db, void *ctx)
-{
-	return db_obj_set(db, ctx, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 }
 
 /* A decimal other_config value (sim workload knobs); dflt when absent. */
@@ -157,6 +143,7 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
 struct vm_op {
 	char op_vm[64], op_host[64];
 	char op_kind[16]; /* start, shutdown, pause, unpause */
+	char op_id[64];   /* its entry in the VM's current_operations */
 	bool op_paused;
 	char op_vendor[32], op_features[9 * 32 + 1]; /* the CPU the guest was given (start) */
 };
@@ -173,6 +160,11 @@ static json_t *record_txn(struct db *db, void *ctx)
 	json_t *v = db_obj_get(db, op->op_vm);
 	if (!v)
 		return NULL; /* destroyed meanwhile: nothing to record */
+	json_t *e = ops_end(db, op->op_vm, op->op_id);
+	if (e) {
+		json_decref(v);
+		return e;
+	}
 	char now[32];
 	model_now(now);
 	json_t *f;
@@ -206,17 +198,26 @@ static json_t *op_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *an
 	return db_txn(pd->pd_db, record_txn, &r);
 }
 
-static void start_failed(struct poold *pd, void *ctx, json_t **err)
+/* The agent did not do it: the reservation and the operation end. */
+static json_t *op_failed_txn(struct db *db, void *ctx)
+{
+	struct vm_op *op = ctx;
+	json_t *e = ops_end(db, op->op_vm, op->op_id);
+	if (!e && strcmp(op->op_kind, "start") == 0)
+		e = db_obj_set(db, op->op_vm, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+	return e;
+}
+
+static void op_failed(struct poold *pd, void *ctx, json_t **err)
 {
 	(void)err;
-	struct vm_op *op = ctx;
-	json_decref(db_txn(pd->pd_db, clear_schedule_txn, op->op_vm));
+	json_decref(db_txn(pd->pd_db, op_failed_txn, ctx));
 }
 
 static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)
 {
 	struct poold *pd = c->ac_pd;
-	struct start_ctx s = {pd, vm, host, "", NULL, "", "", 0};
+	struct start_ctx s = {pd, vm, host, "", "", NULL, "", "", 0};
 	json_t *e = db_txn(pd->pd_db, start_reserve_txn, &s);
 	if (e)
 		return e;
@@ -227,10 +228,11 @@ static json_t *vm_start_common(struct api_call *c, const char *vm, const char *h
 	snprintf(op->op_vm, sizeof op->op_vm, "%s", vm);
 	snprintf(op->op_host, sizeof op->op_host, "%s", s.host);
 	snprintf(op->op_kind, sizeof op->op_kind, "start");
+	snprintf(op->op_id, sizeof op->op_id, "%s", s.op_id);
 	op->op_paused = paused;
 	snprintf(op->op_vendor, sizeof op->op_vendor, "%s", str(cfg, "cpu_vendor"));
 	snprintf(op->op_features, sizeof op->op_features, "%s", str(cfg, "featureset"));
-	return agent_call(c, s.host, AGENT_VM_START, json_pack("[o]", cfg), op_ok, start_failed, op);
+	return agent_call(c, s.host, AGENT_VM_START, json_pack("[o]", cfg), op_ok, op_failed, op);
 }
 
 json_t *vm_start(struct api_call *c)
@@ -254,43 +256,49 @@ json_t *vm_start_on(struct api_call *c)
 	return vm_start_common(c, vm, host, paused);
 }
 
-/* Checks for an operation on a resident VM; op_host gets its host. */
-static json_t *resident_op(struct api_call *c, const char *kind, const char *allowed, const char *expected,
-			   enum agent_method method, bool hard)
+struct begin_ctx {
+	const char *vm, *opname;
+	char id[64];
+};
+
+static json_t *begin_txn(struct db *db, void *ctx)
 {
-	const char *vm;
-	json_t *v, *e = api_arg_ref(c, 0, "VM", &vm);
-	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VM", vm, &v)))
+	struct begin_ctx *b = ctx;
+	return ops_begin(db, b->vm, b->opname, b->id);
+}
+
+/* An operation on a resident VM (ops.c says whether it may run now); the
+ * agent of its host carries it out. */
+static json_t *resident_op(struct api_call *c, const char *kind, const char *opname, enum agent_method method,
+			   bool hard)
+{
+	struct begin_ctx b = {NULL, opname, ""};
+	json_t *v, *e = api_arg_ref(c, 0, "VM", &b.vm);
+	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VM", b.vm, &v)))
 		return e;
-	const char *ps = str(v, "power_state");
-	if (!strstr(allowed, ps)) {
-		e = bad_power(vm, expected, ps);
-	} else if (strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF)) {
-		e = xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", vm, NULL);
-	}
-	if (e) {
-		json_decref(v);
+	json_decref(v);
+	if ((e = db_txn(c->ac_pd->pd_db, begin_txn, &b)))
 		return e;
-	}
-	struct vm_op *op = calloc(1, sizeof *op);
-	snprintf(op->op_vm, sizeof op->op_vm, "%s", vm);
+	v = db_obj_get(c->ac_pd->pd_db, b.vm);
+	struct vm_op *op = xcalloc(1, sizeof *op);
+	snprintf(op->op_vm, sizeof op->op_vm, "%s", b.vm);
 	snprintf(op->op_host, sizeof op->op_host, "%s", str(v, "resident_on"));
 	snprintf(op->op_kind, sizeof op->op_kind, "%s", kind);
+	snprintf(op->op_id, sizeof op->op_id, "%s", b.id);
 	json_t *params = strcmp(kind, "shutdown") == 0 ? json_pack("[s,b]", str(v, "uuid"), hard)
 						       : json_pack("[s]", str(v, "uuid"));
 	json_decref(v);
-	return agent_call(c, op->op_host, method, params, op_ok, NULL, op);
+	return agent_call(c, op->op_host, method, params, op_ok, op_failed, op);
 }
 
 json_t *vm_clean_shutdown(struct api_call *c)
 {
-	return resident_op(c, "shutdown", "Running", "running", AGENT_VM_SHUTDOWN, false);
+	return resident_op(c, "shutdown", "clean_shutdown", AGENT_VM_SHUTDOWN, false);
 }
 
 json_t *vm_hard_shutdown(struct api_call *c)
 {
-	return resident_op(c, "shutdown", "Running Paused Suspended", "running, paused, suspended", AGENT_VM_SHUTDOWN,
-			   true);
+	return resident_op(c, "shutdown", "hard_shutdown", AGENT_VM_SHUTDOWN, true);
 }
 
 /* VM.shutdown: a clean shutdown of a running VM, a hard one of a paused VM. */
@@ -304,10 +312,10 @@ json_t *vm_shutdown(struct api_call *c)
 
 json_t *vm_pause(struct api_call *c)
 {
-	return resident_op(c, "pause", "Running", "running", AGENT_VM_PAUSE, false);
+	return resident_op(c, "pause", "pause", AGENT_VM_PAUSE, false);
 }
 
 json_t *vm_unpause(struct api_call *c)
 {
-	return resident_op(c, "unpause", "Paused", "paused", AGENT_VM_UNPAUSE, false);
+	return resident_op(c, "unpause", "unpause", AGENT_VM_UNPAUSE, false);
 }

@@ -195,7 +195,9 @@ static void vm_fill(struct snap *sn, struct db *db, const char *ref, struct plac
 		.pv_power_state = str(v, "power_state"),
 		.pv_resident_on = str(v, "resident_on"),
 		.pv_template = json_is_true(json_object_get(v, "is_a_template")),
-		.pv_busy = strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0,
+		/* an operation holds it: a reservation, or any current operation */
+		.pv_busy = strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0 ||
+			   json_object_size(json_object_get(v, "current_operations")) > 0,
 		.pv_nomigrate = nomigrate(v),
 		.pv_has_pci = json_array_size(json_object_get(v, "attached_PCIs")) > 0,
 		.pv_has_vusb = json_array_size(json_object_get(v, "VUSBs")) > 0,

@@ -157,10 +157,23 @@ class SrLifeTest(unittest.TestCase):
             b = rpc("SR.create", host, {"path": d2}, 0, "b", "", "file", "user", False, {})
             self.assertTrue(os.path.isdir(d1) and os.path.isdir(d2))
             vdi = rpc("VDI.create", {"SR": a, "virtual_size": 1 << 20, "name_label": "x", "type": "user"})
+            # as XAPI: refused while a PBD is plugged, then while it holds a VDI
+            with self.assertRaises(XapiError) as cm:
+                rpc("SR.destroy", a)
+            self.assertEqual((cm.exception.code, cm.exception.params), ("SR_HAS_PBD", [a]))
+            self.assertNotIn("destroy", rpc("SR.get_allowed_operations", a))
+            pbds = rpc("SR.get_PBDs", a)
+            for pbd in pbds:
+                rpc("PBD.unplug", pbd)
             with self.assertRaises(XapiError) as cm:
                 rpc("SR.destroy", a)
             self.assertEqual(cm.exception.code, "SR_NOT_EMPTY")
+            for pbd in pbds:
+                rpc("PBD.plug", pbd)
             rpc("VDI.destroy", vdi)
+            for pbd in pbds:
+                rpc("PBD.unplug", pbd)
+            self.assertIn("destroy", rpc("SR.get_allowed_operations", a))
             rpc("SR.destroy", a)
             self.assertFalse(os.path.exists(d1))
             self.assertNotIn(a, rpc("SR.get_all"))
@@ -169,7 +182,7 @@ class SrLifeTest(unittest.TestCase):
             loc = rpc("VDI.get_location", vdi)
             with self.assertRaises(XapiError) as cm:
                 rpc("SR.forget", b)
-            self.assertEqual(cm.exception.code, "OPERATION_NOT_ALLOWED")
+            self.assertEqual(cm.exception.code, "SR_HAS_PBD")
             for pbd in rpc("SR.get_PBDs", b):
                 rpc("PBD.unplug", pbd)
             rpc("SR.forget", b)
