@@ -31,6 +31,9 @@
 #define LINK_IDLE_S 20    /* agents drop idle connections after 60 s */
 #define CALL_TIMEOUT_S 120
 
+#define RECORD_RETRY_MS 250
+#define RECORD_RETRY_LIMIT_MS (10 * 60 * 1000)
+
 struct agent_job {
 	struct poold *aj_pd;
 	struct api_call *aj_call; /* NULL once its client is gone */
@@ -39,6 +42,8 @@ struct agent_job {
 	agent_done_fn aj_done;
 	void *aj_ctx;
 	char aj_what[160];
+	json_t *aj_answer;      /* kept while its record waits for a busy database */
+	uint64_t aj_answered;   /* when the agent answered (ms) */
 };
 
 /* The kept connections to one host's agent. */
@@ -64,6 +69,38 @@ static void log_failure(struct agent_job *j, json_t *err)
 	free(s);
 }
 
+static void job_answer(void *arg, json_t *result, json_t *err);
+
+/* The agent did the work but another process holds the database's lock:
+ * the record is tried again, the API call still waiting, so what the
+ * agent did is never left unrecorded (ok callbacks are re-runnable: a
+ * transaction that failed wrote nothing). */
+static void record_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct agent_job *j = arg;
+	json_t *answer = j->aj_answer;
+	j->aj_answer = NULL;
+	job_answer(j, answer, NULL);
+	json_decref(answer);
+}
+
+static bool record_later(struct agent_job *j, json_t *result, json_t *e)
+{
+	if (!e || e == API_PENDING || j->aj_done || !db_last_busy(j->aj_pd->pd_db))
+		return false;
+	if (!j->aj_answered)
+		j->aj_answered = now_ms();
+	if (now_ms() - j->aj_answered > RECORD_RETRY_LIMIT_MS)
+		return false;
+	struct timeval tv = {0, RECORD_RETRY_MS * 1000};
+	j->aj_answer = json_incref(result);
+	if (event_base_once(j->aj_pd->pd_base, -1, EV_TIMEOUT, record_retry, j, &tv) < 0)
+		abort(); /* the loop cannot take a timer: nothing else would work either */
+	json_decref(e);
+	return true;
+}
+
 static void job_answer(void *arg, json_t *result, json_t *err)
 {
 	struct agent_job *j = arg;
@@ -78,6 +115,10 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 			j->aj_fail(j->aj_pd, j->aj_ctx, &e);
 	} else {
 		e = j->aj_ok(j->aj_call, j->aj_pd, j->aj_ctx, result, &out);
+		if (record_later(j, result, e)) {
+			json_decref(out);
+			return;
+		}
 	}
 	struct api_call *c = j->aj_call;
 	free(j->aj_ctx);

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include "log.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 #include "xmlrpc.h"
 
@@ -268,10 +269,19 @@ static json_t *task_new_txn(struct db *db, void *ctx)
 }
 
 struct task_end_ctx {
-	const char *ref;
-	json_t *err;
-	const char *result;
+	char ref[64];
+	json_t *err;  /* owned */
+	char *result; /* owned */
 };
+
+static void task_end_free(void *ctx)
+{
+	struct task_end_ctx *t = ctx;
+	json_decref(t->err);
+	free(t->result);
+	free(t);
+}
+
 
 static json_t *task_end_txn(struct db *db, void *ctx)
 {
@@ -291,6 +301,17 @@ static json_t *task_end_txn(struct db *db, void *ctx)
 	json_t *e = db_obj_update(db, t->ref, f);
 	json_decref(f);
 	return e;
+}
+
+/* A task's end is written even while another process holds the database
+ * (txn_until_done): no task stays pending because of a busy moment. */
+static void task_end(struct poold *pd, const char *ref, json_t *err, const char *result)
+{
+	struct task_end_ctx *t = xcalloc(1, sizeof *t);
+	snprintf(t->ref, sizeof t->ref, "%s", ref);
+	t->err = json_incref(err);
+	t->result = result ? xstrdup(result) : NULL;
+	txn_until_done_own(pd, task_end_txn, t, task_end_free, "a task's end");
 }
 
 struct task_prog_ctx {
@@ -339,10 +360,9 @@ void api_task_progress(struct poold *pd, const char *task, double progress)
 {
 	struct task_prog_ctx t = {task, progress};
 	json_t *e = db_txn(pd->pd_db, task_prog_txn, &t);
-	if (e) {
+	if (e && !db_last_busy(pd->pd_db)) /* busy: the next progress says it */
 		log_warn("task %s: progress not recorded", task);
-		json_decref(e);
-	}
+	json_decref(e);
 }
 
 static bool task_is_cancelling(struct poold *pd, const char *ref)
@@ -364,12 +384,7 @@ static void api_run(struct api_call *c)
 
 void api_task_end(struct poold *pd, const char *task, json_t *err)
 {
-	struct task_end_ctx t = {task, err, NULL};
-	json_t *e = db_txn(pd->pd_db, task_end_txn, &t);
-	if (e) {
-		log_warn("task %s: its end was not recorded", task);
-		json_decref(e);
-	}
+	task_end(pd, task, err, NULL);
 }
 
 /* The Async half: runs on the next loop turn, after the task ref went out. */
@@ -405,14 +420,7 @@ static void api_task_done(struct api_call *c, json_t *err)
 		text = xmlrpc_value(v);
 		json_decref(v);
 	}
-	struct task_end_ctx t = {c->ac_task, err, text};
-	json_t *e = db_txn(c->ac_pd->pd_db, task_end_txn, &t);
-	if (e) {
-		char *s = xerr_to_text(e);
-		log_error("task %s: cannot record its end: %s", c->ac_task, s ? s : "?");
-		free(s);
-		json_decref(e);
-	}
+	task_end(c->ac_pd, c->ac_task, err, text);
 	free(text);
 	json_decref(err);
 	api_call_free(c);

@@ -75,11 +75,6 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(r->dst));
 }
 
-static json_t *unreserve_txn(struct db *db, void *ctx)
-{
-	return db_obj_set(db, ctx, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
-}
-
 /* What the migration remembers across its agent calls. */
 struct mig_job {
 	struct poold *mj_pd;
@@ -111,15 +106,33 @@ static void job_free(struct mig_job *j)
 
 /* The end, either way: the API call's error (or NULL and *result), the
  * done callback told. The job is freed. */
+struct end_ctx {
+	char vm[64], op_id[64];
+	bool unreserve;
+};
+
+/* The VM's operation ends (and, on a failure, its reservation): written
+ * even if the database is locked right now (txn_until_done). */
 static json_t *end_op_txn(struct db *db, void *ctx)
 {
-	struct mig_job *j = ctx;
-	return ops_end(db, j->mj_vm, j->mj_op_id);
+	struct end_ctx *x = ctx;
+	json_t *e = ops_end(db, x->vm, x->op_id);
+	if (!e && x->unreserve)
+		e = db_obj_set(db, x->vm, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+	return e;
+}
+
+static void end_op(struct mig_job *j, bool unreserve)
+{
+	struct end_ctx x = {"", "", unreserve};
+	snprintf(x.vm, sizeof x.vm, "%s", j->mj_vm);
+	snprintf(x.op_id, sizeof x.op_id, "%s", j->mj_op_id);
+	txn_until_done(j->mj_pd, end_op_txn, &x, sizeof x, "the end of a migration");
 }
 
 static json_t *finish(struct mig_job *j, json_t *err, json_t **result)
 {
-	json_decref(db_txn(j->mj_pd->pd_db, end_op_txn, j));
+	end_op(j, false);
 	if (j->mj_done)
 		j->mj_done(j->mj_pd, j->mj_arg, err, j->mj_stats);
 	if (!err && result)
@@ -138,44 +151,44 @@ static json_t *failed(struct mig_job *j, json_t *why, const char *more)
 	free(text);
 	json_decref(why);
 	json_t *e = xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, msg, NULL);
-	json_decref(db_txn(j->mj_pd->pd_db, unreserve_txn, j->mj_vm));
+	end_op(j, true);
 	log_warn("VM %s: migration to %s failed; %s", j->mj_vm, j->mj_dst, msg);
 	return finish(j, e, NULL);
 }
 
 struct moved_ctx {
-	struct mig_job *j;
-	json_t *report; /* the destination's report right after (may be NULL) */
+	char vm[64], dst[64];
+	json_int_t domid;
 };
 
 static json_t *moved_txn(struct db *db, void *ctx)
 {
 	struct moved_ctx *m = ctx;
-	json_int_t domid = -1;
-	size_t i;
-	json_t *d;
-	json_array_foreach(json_object_get(m->report, "domains"), i, d) if (strcmp(str(d, "uuid"), m->j->mj_uuid) == 0)
-		domid = json_integer_value(json_object_get(d, "domid"));
-	return db_obj_update_new(db, m->j->mj_vm,
-				 json_pack("{s:s, s:s, s:s, s:I}", "resident_on", m->j->mj_dst,
-					   "scheduled_to_be_resident_on", MODEL_NULL_REF, "power_state", "Running",
-					   "domid", domid));
+	return db_obj_update_new(db, m->vm,
+				 json_pack("{s:s, s:s, s:s, s:I}", "resident_on", m->dst, "scheduled_to_be_resident_on",
+					   MODEL_NULL_REF, "power_state", "Running", "domid", m->domid));
 }
 
-/* The destination runs the VM: the records say so. */
+/* The destination runs the VM: the records say so (written even if the
+ * database is locked right now: the VM has moved, whatever happens). */
 static json_t *record_move(struct mig_job *j, json_t *report)
 {
 	struct poold *pd = j->mj_pd;
-	struct moved_ctx m = {j, report};
-	json_t *e = db_txn(pd->pd_db, moved_txn, &m);
+	struct moved_ctx m = {"", "", -1};
+	snprintf(m.vm, sizeof m.vm, "%s", j->mj_vm);
+	snprintf(m.dst, sizeof m.dst, "%s", j->mj_dst);
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), j->mj_uuid) == 0)
+		m.domid = json_integer_value(json_object_get(d, "domid"));
+	txn_until_done(pd, moved_txn, &m, sizeof m, "a migration's move");
 	/* heartbeats made before these answers must not undo the move: the
 	 * destination's (made before its domain ran) nor the source's (made
 	 * before its copy was destroyed) */
 	vm_changed_stamp(pd, j->mj_vm, j->mj_dst, report, true);
 	vm_changed_stamp(pd, j->mj_vm, j->mj_src, j->mj_stats, false);
-	if (!e)
-		log_info("VM %s migrated to %s", j->mj_vm, j->mj_dst);
-	return e;
+	log_info("VM %s migrated to %s", j->mj_vm, j->mj_dst);
+	return NULL;
 }
 
 /* Whether the destination's report has the VM running. */

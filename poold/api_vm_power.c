@@ -211,7 +211,7 @@ static json_t *op_failed_txn(struct db *db, void *ctx)
 static void op_failed(struct poold *pd, void *ctx, json_t **err)
 {
 	(void)err;
-	json_decref(db_txn(pd->pd_db, op_failed_txn, ctx));
+	txn_until_done(pd, op_failed_txn, ctx, sizeof(struct vm_op), "the end of a VM operation");
 }
 
 static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)

@@ -7,6 +7,7 @@
  * learned new fields serves complete records from an old database.
  */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -48,6 +49,8 @@ static const char *const db_sql[ST__COUNT] = {
 };
 
 struct db {
+	bool db_was_busy; /* the last db_txn found another process holding the lock */
+	time_t db_busy_logged; /* the second it was last said (once a second at most) */
 	db_store_hook db_store_fn;
 	void *db_store_ctx;
 	sqlite3 *db_sql;
@@ -88,7 +91,8 @@ static int db_exec(struct db *db, const char *sql)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(db->db_sql, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("db: %s: %s", sql, msg ? msg : "?");
+		if (sqlite3_errcode(db->db_sql) != SQLITE_BUSY) /* db_busy says so, once a second */
+			log_error("db: %s: %s", sql, msg ? msg : "?");
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -251,7 +255,11 @@ struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 		db_close(db);
 		return NULL;
 	}
-	sqlite3_busy_timeout(db->db_sql, 5000);
+	/* Only poold writes here: another process holding the write lock (a
+	 * backup tool, an operator's sqlite3 shell) is waited for a moment at
+	 * most, never long enough to stall the event loop; the write fails
+	 * with a reason and its caller decides (retry later, or answer). */
+	sqlite3_busy_timeout(db->db_sql, 20);
 	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;") < 0 ||
 	    db_migrate(db, err, errlen) < 0) {
 		if (!*err)
@@ -291,16 +299,32 @@ void db_set_commit_hook(struct db *db, void (*hook)(void *, int64_t), void *ctx)
 
 /* ---------------------------------------------------------- transactions */
 
+static json_t *db_busy(struct db *db, const char *what)
+{
+	db->db_was_busy = true;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (t.tv_sec != db->db_busy_logged) {
+		db->db_busy_logged = t.tv_sec;
+		log_warn("db: %s: the pool database is locked by another process: writes wait", what);
+	}
+	return xerr_newf(XE_INTERNAL_ERROR,
+			 "the pool database is locked by another process (%s): nothing was changed; try again", what);
+}
+
+bool db_last_busy(struct db *db)
+{
+	return db->db_was_busy;
+}
+
 json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx)
 {
 	if (db->db_depth > 0)
 		return fn(db, ctx); /* joins the enclosing transaction */
+	db->db_was_busy = false;
 	for (int attempt = 0;; attempt++) {
-		if (db_exec(db, "BEGIN IMMEDIATE") < 0) {
-			if (sqlite3_errcode(db->db_sql) == SQLITE_BUSY && attempt < 5)
-				continue;
-			return db_internal(db, "begin");
-		}
+		if (db_exec(db, "BEGIN IMMEDIATE") < 0)
+			return sqlite3_errcode(db->db_sql) == SQLITE_BUSY ? db_busy(db, "begin") : db_internal(db, "begin");
 		db->db_depth = 1;
 		db->db_txn_last_event = 0;
 		json_t *e = fn(db, ctx);
@@ -311,10 +335,16 @@ json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx)
 		}
 		if (db_exec(db, "COMMIT") == 0)
 			break;
-		int busy = sqlite3_errcode(db->db_sql) == SQLITE_BUSY;
-		db_exec(db, "ROLLBACK");
-		if (!busy || attempt >= 5)
-			return db_internal(db, "commit");
+		/* the reason before ROLLBACK replaces it (a full disk said "cannot
+		 * rollback - no transaction is active" otherwise) */
+		int code = sqlite3_errcode(db->db_sql);
+		json_t *why = code == SQLITE_BUSY ? NULL : db_internal(db, "commit");
+		if (!sqlite3_get_autocommit(db->db_sql))
+			db_exec(db, "ROLLBACK");
+		if (why)
+			return why;
+		if (attempt >= 1)
+			return db_busy(db, "commit");
 		/* the function has no outside effects: running it again is safe */
 	}
 	if (db->db_txn_last_event && db->db_hook)

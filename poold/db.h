@@ -46,6 +46,10 @@ typedef json_t *(*db_txn_fn)(struct db *db, void *ctx);
 /* Run fn in one transaction: commit when it returns NULL, roll back and
  * return its error otherwise. */
 json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx);
+/* Did the last db_txn fail because another process holds the database's
+ * write lock? (Then nothing was written, and the same transaction may
+ * simply be run again later.) */
+bool db_last_busy(struct db *db);
 
 /* --- objects --- */
 /* Class name of ref into cls (>= 32 bytes); false when no such object. */

@@ -101,6 +101,7 @@ static void on_gc(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct poold *pd = arg;
 	session_gc(pd);
+	txn_sweep(pd);
 	db_events_trim(pd->pd_db, conf_int(pd->pd_conf, "event-log-size"));
 }
 

@@ -278,6 +278,16 @@ void agent_links_sweep(struct poold *pd);
 void agent_link_forget(struct poold *pd, const char *host);
 void agent_links_free(struct poold *pd);
 
+/* ---- txn_later.c: records that must be written ---- */
+/* Run fn(ctx) in a transaction; while another process holds the database's
+ * lock, keep trying from the loop (ctx is copied: ctxlen flat bytes) until
+ * it is written. Other failures are logged. */
+void txn_until_done(struct poold *pd, db_txn_fn fn, const void *ctx, size_t ctxlen, const char *what);
+/* The same with a ctx of the caller's (taken; ctx_free(ctx) when done). */
+void txn_until_done_own(struct poold *pd, db_txn_fn fn, void *ctx, void (*ctx_free)(void *), const char *what);
+/* Drop VM reservations no current operation holds (periodic). */
+void txn_sweep(struct poold *pd);
+
 /* ---- http.c ---- */
 int http_start(struct poold *pd, char *err, size_t errlen);
 void http_stop(struct poold *pd);

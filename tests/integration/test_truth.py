@@ -176,3 +176,76 @@ class Truth(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LockedDatabase(unittest.TestCase):
+    """Another process holds pool.db's write lock (a backup tool, an
+    operator's sqlite3 shell): poold keeps answering, hosts stay live, a
+    write is refused at once with the reason, and what an agent did
+    meanwhile is recorded once the lock is gone."""
+
+    def test_locked_database(self):
+        import sqlite3
+        import threading
+        p = DevPool(2, host_memory_mib=3072, extra=("--no-sr",))
+        try:
+            rpc = p.rpc
+            vm = rpc("VM.create", {"name_label": "big", "memory_static_max": 1536 << 20,
+                                   "memory_dynamic_max": 1536 << 20, "memory_dynamic_min": 1536 << 20,
+                                   "memory_static_min": 64 << 20, "VCPUs_max": 1, "VCPUs_at_startup": 1,
+                                   "other_config": {"sim-touch-mib": "1450", "sim-heartbeat-ms": "10"}})
+            other = rpc("VM.create", {"name_label": "small", "memory_static_max": 64 << 20,
+                                      "memory_dynamic_max": 64 << 20, "memory_dynamic_min": 64 << 20,
+                                      "memory_static_min": 64 << 20})
+            h1, h2 = p.host_ref(1), p.host_ref(2)
+            rpc("VM.start_on", vm, h1, False, False)
+            held, release = threading.Event(), threading.Event()
+
+            def hold():
+                db = sqlite3.connect(os.path.join(p.dir, "master", "pool.db"), isolation_level=None, timeout=30)
+                db.execute("BEGIN IMMEDIATE")
+                held.set()
+                release.wait(60)
+                db.execute("ROLLBACK")
+                db.close()
+            task = rpc("Async.VM.pool_migrate", vm, h2, {})
+            wait_until(lambda: rpc("VM.get_current_operations", vm), 20 * SLOW, "the migration holds the VM", 0.005)
+            t = threading.Thread(target=hold)
+            t.start()
+            try:
+                self.assertTrue(held.wait(10))
+                locked_at = time.monotonic()
+                # reads and the transport are not held up
+                t0 = time.monotonic()
+                rpc("VM.get_record", vm)
+                self.assertLess(time.monotonic() - t0, 2 * SLOW)
+                # a write is refused at once, nothing changed
+                t0 = time.monotonic()
+                with self.assertRaises(XapiError) as cm:
+                    rpc("VM.start_on", other, h2, False, False)
+                self.assertLess(time.monotonic() - t0, 2 * SLOW)
+                self.assertIn("locked by another process", cm.exception.params[0])
+                # longer than the heartbeat timeout: both hosts stay live
+                while time.monotonic() - locked_at < 6:
+                    time.sleep(0.5)
+                for i in (1, 2):
+                    self.assertTrue(p.host_metrics(i)["live"])
+                # the agents finish the migration meanwhile; poold cannot record it yet
+                wait_until(lambda: "migration out: VM %s done" % rpc("VM.get_uuid", vm) in p.agent_log(1, 100000),
+                           60 * SLOW, "the source agent finished the migration", 0.1)
+                time.sleep(1)
+                self.assertEqual(rpc("task.get_status", task), "pending")
+            finally:
+                release.set()
+                t.join()
+            # the migration ended during the lock: its record follows
+            wait_until(lambda: rpc("task.get_status", task) != "pending", 60 * SLOW, "the migration's task ends", 0.1)
+            self.assertEqual(rpc("task.get_status", task), "success", rpc("task.get_error_info", task))
+            wait_until(lambda: rpc("VM.get_resident_on", vm) == h2, 10 * SLOW, "the move is recorded")
+            self.assertEqual(rpc("VM.get_current_operations", vm), {})
+            self.assertEqual(rpc("VM.get_scheduled_to_be_resident_on", vm), "OpaqueRef:NULL")
+            self.assertEqual(rpc("VM.get_power_state", other), "Halted")
+            self.assertIn("recorded after", p.poold_log(100000))
+            rpc("VM.hard_shutdown", vm)
+        finally:
+            p.close()
