@@ -101,6 +101,8 @@ BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/poo
 .PHONY: all deps check unit integration bench demo install clean
 all: $(BINS)
 
+$(FLAGS_STAMP):
+	@:$(shell mkdir -p $(dir $@))$(file >$@,$(FLAGS_NOW))
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
