@@ -17,6 +17,8 @@ PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-dev \
 	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3 valgrind \
 	libxen-dev
+# the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
+DEPS_CMDS := node:nodejs npm:npm
 
 ifeq ($(SAN),1)
 BUILD   := build/san
@@ -133,7 +135,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OB
 	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 
 deps:
-	@sh scripts/deps.sh $(DEPS_APT)
+	@sh scripts/deps.sh $(DEPS_APT) --commands $(DEPS_CMDS)
 
 unit: $(UNIT_BIN)
 check: deps

@@ -1,7 +1,9 @@
 #!/bin/sh
-# deps.sh PKG...  - make sure the Debian packages this project builds with are
-# installed: installs them with apt-get when run as root, otherwise prints
-# the exact command to run and fails.
+# deps.sh PKG... [--commands CMD:PKG...] - make sure the Debian packages this
+# project builds and tests with are installed: installs them with apt-get when
+# run as root, otherwise prints the exact command to run and fails. After
+# --commands, PKG is needed only when the command CMD is not found (node and
+# npm may come from elsewhere, such as NodeSource's nodejs, which has npm).
 # deps.sh --build-check CC PC:DEB... - what `make` needs to compile, asked of
 # the tools the build itself uses (the C compiler, pkg-config and each
 # pkg-config module PC, shipped by Debian package DEB). Prints nothing when
@@ -34,8 +36,15 @@ if [ "${1:-}" = --build-check ]; then
 fi
 
 missing=""
+commands=""
 for p in "$@"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	if [ "$p" = --commands ]; then
+		commands=1
+	elif [ -n "$commands" ]; then
+		command -v "${p%%:*}" >/dev/null 2>&1 || missing="$missing ${p#*:}"
+	else
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	fi
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
