@@ -14,9 +14,8 @@ PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-d
 	libevent_pthreads:libevent-dev libcurl:libcurl4-openssl-dev jansson:libjansson-dev \
 	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
-DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-dev \
-	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3 valgrind \
-	libxen-dev
+DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev
 # the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
 DEPS_CMDS := node:nodejs npm:npm
 
