@@ -9,10 +9,15 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := openssl libevent libevent_openssl libevent_pthreads libcurl jansson sqlite3 yaml-0.1 libzstd
-DEPS_APT := build-essential pkg-config libssl-dev libevent-dev libcurl4-openssl-dev \
-	libjansson-dev libsqlite3-dev libyaml-dev libzstd-dev libcmocka-dev python3 sqlite3 valgrind \
-	libxen-dev
+# pkg-config module:Debian package it comes in
+PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-dev \
+	libevent_pthreads:libevent-dev libcurl:libcurl4-openssl-dev jansson:libjansson-dev \
+	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
+PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
+DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev
+# the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
+DEPS_CMDS := node:nodejs npm:npm
 
 ifeq ($(SAN),1)
 BUILD   := build/san
@@ -26,8 +31,24 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Flags come from pkg-config, so they are computed only in a make that
+# compiles. deps, clean, check and demo compile nothing themselves: check and
+# demo run `make deps`, then a new make for the build, which computes the
+# flags once the libraries exist (a fresh machine's first run).
+NOBUILD_GOALS := deps clean check demo
+BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
+ifneq ($(BUILDING),)
+# unit tests also need cmocka
+NEED_DEBS := $(PKG_DEBS) $(if $(filter unit $(BUILD)/tests/%,$(BUILDING)),cmocka:libcmocka-dev)
+MISSING := $(shell pkg-config --exists $(foreach p,$(NEED_DEBS),$(firstword $(subst :, ,$(p)))) 2>/dev/null && \
+	command -v $(firstword $(CC)) >/dev/null || \
+	sh scripts/deps.sh --build-check $(firstword $(CC)) $(NEED_DEBS))
+ifneq ($(MISSING),)
+$(error $(MISSING))
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
@@ -37,7 +58,7 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm
 # without it the agent has the sim backend only. xc_get_cpu_featureset
 # lives in libxenguest; libxenctrl's pkg-config name is xencontrol.
 XEN_PKGS := xenlight xenstore xencontrol xentoollog xenguest
-HAVE_XEN := $(shell pkg-config --exists $(XEN_PKGS) 2>/dev/null && echo 1)
+HAVE_XEN := $(if $(BUILDING),$(shell pkg-config --exists $(XEN_PKGS) 2>/dev/null && echo 1))
 XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c
 ifeq ($(HAVE_XEN),1)
 CFLAGS  += -DHAVE_XEN -DLIBXL_API_VERSION=0x041400 $(shell pkg-config --cflags $(XEN_PKGS))
@@ -47,7 +68,20 @@ XEN_LEFT_OUT :=
 $(BUILD)/agent/backend_xen.o: CFLAGS += -std=gnu11
 else
 XEN_LEFT_OUT := $(XEN_ONLY_SRC)
+ifneq ($(BUILDING),)
 $(info xen backend left out: libxen-dev is not installed (pkg-config xenlight not found); the agent has the sim backend only)
+endif
+endif
+
+# Every object depends on the flags it was built with: a build never mixes
+# objects compiled before and after a library (libxen-dev, say) was installed.
+FLAGS_STAMP := $(BUILD)/flags
+FLAGS_NOW   := $(CC) $(CFLAGS) | $(LDFLAGS) $(LDLIBS)
+ifneq ($(BUILDING),)
+ifneq ($(FLAGS_NOW),$(file <$(FLAGS_STAMP)))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGS_STAMP),$(FLAGS_NOW))
+endif
 endif
 
 LIB_SRC   := $(wildcard lib/*.c)
@@ -68,7 +102,9 @@ BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/poo
 .PHONY: all deps check unit integration bench demo install clean
 all: $(BINS)
 
-$(BUILD)/%.o: %.c
+$(FLAGS_STAMP):
+	@:$(shell mkdir -p $(dir $@))$(file >$@,$(FLAGS_NOW))
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -98,7 +134,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OB
 	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 
 deps:
-	@sh scripts/deps.sh $(DEPS_APT)
+	@sh scripts/deps.sh $(DEPS_APT) --commands $(DEPS_CMDS)
 
 unit: $(UNIT_BIN)
 check: deps
@@ -115,7 +151,8 @@ bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do BINDIR=$(BINDIR) $$b $(BENCH_ARGS) || exit 1; done
 	@for b in tests/bench/*.py; do POOLD_BIN=$(CURDIR)/$(BINDIR) python3 $$b $(BENCH_ARGS) || exit 1; done
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@sh scripts/demo
 
 install: all
