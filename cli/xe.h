@@ -170,6 +170,8 @@ const struct xe_cmd *xe_cmd_find(const char *name);
 int xe_check_params(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* Value of a parameter (marks it used), NULL when absent. */
 const char *xe_param(struct xe_ctx *c, const char *key);
+/* Was parameter key given (without marking it used)? */
+bool xe_param_given(struct xe_ctx *c, const char *key);
 /* Run a command line: the exit code. */
 int xe_run(struct xe_ctx *c);
 

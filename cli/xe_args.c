@@ -240,3 +240,27 @@ int xe_parse_bool(const char *v, bool *out)
 		return -1;
 	return 0;
 }
+
+/* A command's named parameters: the table in xe_cmds.c checks them and the
+ * commands read them here, so no command file calls back into the table. */
+static struct xe_kv *kv_find(struct xe_ctx *c, const char *key)
+{
+	for (size_t i = 0; i < c->opts->nkv; i++)
+		if (c->opts->kv[i].val && strcmp(c->opts->kv[i].key, key) == 0)
+			return &c->opts->kv[i];
+	return NULL;
+}
+
+const char *xe_param(struct xe_ctx *c, const char *key)
+{
+	struct xe_kv *kv = kv_find(c, key);
+	if (!kv)
+		return NULL;
+	kv->used = true;
+	return kv->val;
+}
+
+bool xe_param_given(struct xe_ctx *c, const char *key)
+{
+	return kv_find(c, key) != NULL;
+}

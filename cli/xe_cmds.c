@@ -172,29 +172,12 @@ static bool in_list_prefix(const char *list, const char *word)
 	return false;
 }
 
-static struct xe_kv *kv_find(struct xe_ctx *c, const char *key)
-{
-	for (size_t i = 0; i < c->opts->nkv; i++)
-		if (c->opts->kv[i].val && strcmp(c->opts->kv[i].key, key) == 0)
-			return &c->opts->kv[i];
-	return NULL;
-}
-
-const char *xe_param(struct xe_ctx *c, const char *key)
-{
-	struct xe_kv *kv = kv_find(c, key);
-	if (!kv)
-		return NULL;
-	kv->used = true;
-	return kv->val;
-}
-
 int xe_check_params(struct xe_ctx *c, const struct xe_cmd *cmd)
 {
 	char *copy = strdup(cmd->reqd), *save = NULL;
 	int rc = 0;
 	for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-		if (!kv_find(c, t))
+		if (!xe_param_given(c, t))
 			rc = xe_fail(c, "Required parameter not found: %s", t);
 	free(copy);
 	if (rc || (cmd->flags & XE_CMD_ANYPARAM))

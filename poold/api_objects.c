@@ -143,10 +143,11 @@ static json_t *gen_set_txn(struct db *db, void *ctx)
 	if (s->op == 0 && strcmp(cls->mc_name, "VM") == 0 &&
 	    (strncmp(f->fld_name, "memory_", 7) == 0 || strncmp(f->fld_name, "VCPUs_", 6) == 0)) {
 		/* the limits hold after the change, or it does not happen */
-		json_t *after = db_obj_get(db, s->ref);
+		json_t *before = db_obj_get(db, s->ref), *after = json_deep_copy(before);
 		json_object_set(after, f->fld_name, s->value);
-		json_t *bad = vm_check_limits(after);
+		json_t *bad = vm_check_limits(s->ref, before, after);
 		json_decref(after);
+		json_decref(before);
 		if (bad) {
 			json_decref(cur);
 			return bad;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
+#include "ops.h"
 #include "poold.h"
 #include "xerr.h"
 
@@ -22,24 +23,6 @@ static json_t *vdi_insert_for_clone(struct db *db, void *ctx)
 	if (!e)
 		a[2] = json_string(ref);
 	return e;
-}
-
-static json_int_t ival(const json_t *rec, const char *k)
-{
-	return json_integer_value(json_object_get(rec, k));
-}
-
-/* static_min <= dynamic_min <= dynamic_max <= static_max, 1 <= at_startup <= max */
-json_t *vm_check_limits(const json_t *rec)
-{
-	if (!(ival(rec, "memory_static_min") <= ival(rec, "memory_dynamic_min") &&
-	      ival(rec, "memory_dynamic_min") <= ival(rec, "memory_dynamic_max") &&
-	      ival(rec, "memory_dynamic_max") <= ival(rec, "memory_static_max")))
-		return xerr_new(XE_MEMORY_CONSTRAINT_VIOLATION,
-				"Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max", NULL);
-	if (ival(rec, "VCPUs_at_startup") < 1 || ival(rec, "VCPUs_at_startup") > ival(rec, "VCPUs_max"))
-		return xerr_new(XE_VCPU_CONSTRAINT_VIOLATION, "1 <= VCPUs_at_startup <= VCPUs_max", NULL);
-	return NULL;
 }
 
 static json_t *vm_power_check(const char *ref, const json_t *rec, const char *want)
@@ -57,6 +40,11 @@ static json_t *vm_power_check(const char *ref, const json_t *rec, const char *wa
 	return xerr_new(XE_VM_BAD_POWER_STATE, ref, lw, lp, NULL);
 }
 
+static json_int_t ival(const json_t *rec, const char *k)
+{
+	return json_integer_value(json_object_get(rec, k));
+}
+
 /* Insert a VM (halted) and its metrics; rec holds constructor fields. */
 static json_t *vm_insert(struct db *db, json_t *rec, char *ref_out)
 {
@@ -64,7 +52,7 @@ static json_t *vm_insert(struct db *db, json_t *rec, char *ref_out)
 	/* the limits are checked on what will be stored: defaults included */
 	json_t *full = model_new_record(model_class_find("VM"));
 	json_object_update(full, rec);
-	json_t *e = vm_check_limits(full);
+	json_t *e = vm_check_limits("", NULL, full);
 	json_decref(full);
 	if (e)
 		return e;
@@ -192,8 +180,12 @@ static json_t *limits_txn(struct db *db, void *ctx)
 		return e;
 	json_t *f = json_pack("{s:I, s:I, s:I, s:I}", "memory_static_min", l->v[0], "memory_static_max", l->v[1],
 			      "memory_dynamic_min", l->v[2], "memory_dynamic_max", l->v[3]);
-	json_object_update(rec, f);
-	e = vm_check_limits(rec);
+	json_t *after = json_deep_copy(rec);
+	json_object_update(after, f);
+	e = ops_check("VM", l->vm, rec, NULL, "changing_memory_limits");
+	if (!e)
+		e = vm_check_limits(l->vm, rec, after);
+	json_decref(after);
 	json_decref(rec);
 	if (!e)
 		e = db_obj_update(db, l->vm, f);

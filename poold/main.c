@@ -149,7 +149,8 @@ static int serve(struct poold *pd)
 		return 1;
 	}
 	db_set_store_hook(pd->pd_db, ops_derive, pd);
-	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd) < 0) {
+	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd, api_methods, api_nmethods) < 0 ||
+	    api_register_generic(pd) < 0) {
 		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot set up the API");
 		return 1;
 	}

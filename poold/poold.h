@@ -97,7 +97,13 @@ struct api_call {
 
 extern json_t *const API_PENDING;
 
-int api_init(struct poold *pd);
+/* Register methods (a table such as api_table.c's); api_register_generic
+ * adds the model's. */
+int api_init(struct poold *pd, const struct api_method *tab, size_t n);
+/* Add one method (a generated one: an explicit method of the same name wins). */
+int api_add(struct poold *pd, const struct api_method *m);
+json_t *system_noop(struct api_call *c);
+json_t *system_list_methods(struct api_call *c);
 void api_fini(struct poold *pd);
 /* Look up, check count and session, run (or start an Async task). Calls
  * c->ac_done exactly once, now or later. */
@@ -121,6 +127,10 @@ void api_task_progress(struct poold *pd, const char *task, double progress);
 /* End a task whose API call is gone (work resumed after a restart): err
  * NULL = success. err is borrowed. */
 void api_task_end(struct poold *pd, const char *task, json_t *err);
+
+/* ---- api_table.c: the hand-written methods ---- */
+extern const struct api_method api_methods[];
+extern const size_t api_nmethods;
 
 /* ---- api_objects.c: generated per-class methods, records ---- */
 int api_register_generic(struct poold *pd);
@@ -168,10 +178,12 @@ void snap_free(struct snap *sn);
  * only). */
 const char **snap_strings(json_t *arr);
 
-/* ---- api_vm.c ---- */
-/* static_min <= dynamic_min <= dynamic_max <= static_max and
- * 1 <= VCPUs_at_startup <= VCPUs_max, or XAPI's CONSTRAINT_VIOLATION error. */
-json_t *vm_check_limits(const json_t *rec);
+/* ---- vm_limits.c ---- */
+/* The limits of a VM record going from before (NULL: a new VM) to after:
+ * INVALID_VALUE for a value out of range, VM_BAD_POWER_STATE for a static
+ * limit changed while not halted, XAPI's CONSTRAINT_VIOLATION errors for
+ * the ordering. */
+json_t *vm_check_limits(const char *ref, const json_t *before, const json_t *after);
 
 /* ---- message.c: XAPI's alerts ---- */
 /* Record an alert (inside a transaction); it is also logged. */

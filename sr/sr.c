@@ -1,6 +1,5 @@
 /*
- * sr.c - what every SR driver shares: the driver table, the uuid rule and
- * the sparse copy (lseek SEEK_DATA/SEEK_HOLE + copy_file_range, falling
+ * sr.c - what every SR driver shares: the uuid rule and the sparse copy (lseek SEEK_DATA/SEEK_HOLE + copy_file_range, falling
  * back to pread/pwrite).
  */
 #include <errno.h>
@@ -13,18 +12,6 @@
 #include "sr.h"
 
 #define COPY_CHUNK (1024 * 1024) /* pread/pwrite fallback piece */
-
-static const struct sr_driver *const drivers[] = {&sr_file_driver};
-
-const struct sr_driver *sr_driver_find(const char *type)
-{
-	if (!type)
-		return NULL;
-	for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
-		if (strcmp(drivers[i]->sd_type, type) == 0)
-			return drivers[i];
-	return NULL;
-}
 
 bool sr_uuid_valid(const char *uuid)
 {
