@@ -203,6 +203,17 @@ bool model_is_uuid(const char *s)
 	return true;
 }
 
+time_t model_time_parse(const char *s)
+{
+	struct tm tm = {0};
+	if (!s || sscanf(s, "%4d%2d%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			 &tm.tm_sec) != 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return timegm(&tm);
+}
+
 void model_now(char *out)
 {
 	time_t t = time(NULL);

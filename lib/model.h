@@ -11,6 +11,7 @@
 #define MODEL_H
 
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -79,5 +80,7 @@ void model_new_uuid(char *out);
 bool model_is_uuid(const char *s);
 /* Now as an XAPI datetime "YYYYMMDDTHH:MM:SSZ" (buffer >= 32). */
 void model_now(char *out);
+/* An XAPI datetime as seconds since the epoch (UTC); 0 when malformed. */
+time_t model_time_parse(const char *s);
 
 #endif

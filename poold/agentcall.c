@@ -262,7 +262,9 @@ static json_t *job_send(struct agent_job *j, const char *host, enum agent_method
 		json_decref(params);
 		return e;
 	}
-	if (!agent_target(pd, host, &addr)) {
+	/* a host that is not live answers nothing: say so now, as XAPI does,
+	 * rather than after the call's timeout */
+	if (!agent_target(pd, host, &addr) || !pd->pd_host_seen || !json_object_get(pd->pd_host_seen, host)) {
 		snprintf(j->aj_what, sizeof j->aj_what, "%s on host %s", am->am_name, host);
 		json_decref(params);
 		return xerr_new(XE_HOST_OFFLINE, host, NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include "log.h"
@@ -268,6 +269,29 @@ void api_task_progress(struct poold *pd, const char *task, double progress)
 	if (e && !db_last_busy(pd->pd_db)) /* busy: the next progress says it */
 		log_warn("task %s: progress not recorded", task);
 	json_decref(e);
+}
+
+/* Finished tasks are destroyed task-retention after their end. */
+static json_t *task_gc_txn(struct db *db, void *ctx)
+{
+	const time_t *before = ctx;
+	json_t *tasks = db_find(db, "task", NULL, NULL), *e = NULL;
+	const char *k;
+	json_t *t;
+	json_object_foreach(tasks, k, t) {
+		const char *st = json_string_value(json_object_get(t, "status"));
+		time_t end = model_time_parse(json_string_value(json_object_get(t, "finished")));
+		if (!e && st && strcmp(st, "pending") && strcmp(st, "cancelling") && end && end < *before)
+			e = db_obj_destroy(db, k);
+	}
+	json_decref(tasks);
+	return e;
+}
+
+void api_task_gc(struct poold *pd)
+{
+	time_t before = time(NULL) - (time_t)(conf_duration_ms(pd->pd_conf, "task-retention") / 1000);
+	json_decref(db_txn(pd->pd_db, task_gc_txn, &before));
 }
 
 static bool task_is_cancelling(struct poold *pd, const char *ref)

@@ -459,6 +459,8 @@ json_t *host_evacuate(struct api_call *c)
 	json_t *e = evac_args(c, &host, &network, &batch);
 	if (e)
 		return e;
+	if (!json_object_get(pd->pd_host_seen, host)) /* its agent would move nothing */
+		return xerr_new(XE_HOST_OFFLINE, host, NULL);
 	struct snap sn;
 	evac_snapshot(pd, host, NULL, &sn);
 	struct evac_plan *plan = evacplan_plan(&sn.sn_pool);

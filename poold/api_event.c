@@ -57,10 +57,19 @@ static void lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+/* Sessions are bearer credentials: no client sees another's (XAPI lists
+ * none either), so they are never events. */
+static bool private_class(const char *cls)
+{
+	return strcasecmp(cls, "session") == 0;
+}
+
 static int collect_one(void *ctx, int64_t id, double ts, const char *cls, const char *op,
 		       const char *ref, const char *snapshot)
 {
 	struct evt_collect *col = ctx;
+	if (private_class(cls))
+		return 0;
 	json_t *at = json_object_get(col->index, ref);
 	struct evt_entry *e;
 	if (at) {
@@ -154,6 +163,8 @@ static void put_event(struct sbuf *s, int first, int64_t id, double ts, const ch
 
 static bool wanted(const json_t *classes, const char *cls)
 {
+	if (private_class(cls))
+		return false;
 	if (json_object_get(classes, "*"))
 		return true;
 	char low[64];
@@ -171,6 +182,8 @@ static void put_counts(struct poold *pd, struct sbuf *s, const json_t *classes)
 	int n = 0;
 	for (size_t i = 0; i < model_nclasses; i++) {
 		char low[64];
+		if (private_class(model_classes[i].mc_name))
+			continue;
 		snprintf(low, sizeof low, "%s", model_classes[i].mc_name);
 		lower(low);
 		sb_printf(s, "%s\"%s\":%lld", n++ ? "," : "", low,

@@ -52,6 +52,18 @@ struct reserve_ctx {
 	char op_id[64]; /* its entry in the VM's current_operations */
 };
 
+static json_t *unreserve_txn(struct db *db, void *ctx);
+
+/* The source's agent does the sending: a source that is not live cannot
+ * (HOST_OFFLINE [source], at once, as XAPI); the reservation goes again. */
+static json_t *source_live(struct poold *pd, struct reserve_ctx *r)
+{
+	if (json_object_get(pd->pd_host_seen, r->src))
+		return NULL;
+	json_decref(db_txn(pd->pd_db, unreserve_txn, r));
+	return xerr_new(XE_HOST_OFFLINE, r->src, NULL);
+}
+
 static json_t *reserve_txn(struct db *db, void *ctx)
 {
 	struct reserve_ctx *r = ctx;
@@ -73,6 +85,13 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	if (!e)
 		e = ops_begin(db, r->vm, "pool_migrate", r->op_id);
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(r->dst));
+}
+
+static json_t *unreserve_txn(struct db *db, void *ctx)
+{
+	struct reserve_ctx *r = ctx;
+	json_t *e = ops_end(db, r->vm, r->op_id);
+	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 }
 
 /* What the migration remembers across its agent calls. */
@@ -452,7 +471,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	if (!e && *net && strcmp(net, MODEL_NULL_REF))
 		e = address_on(pd->pd_db, host, net, address, sizeof address);
 	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), "", ""};
-	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r))) {
+	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r)) || (e = source_live(pd, &r))) {
 		json_decref(pool);
 		return e;
 	}

@@ -64,11 +64,19 @@ static json_t *gen_get_all_records(struct api_call *c)
 	return NULL;
 }
 
+/* A session's own record only: another session's ref is as good as unknown. */
+static json_t *own_only(struct api_call *c, const char *ref)
+{
+	if (strcmp(CLS(c)->mc_name, "session") || strcmp(ref, c->ac_session) == 0)
+		return NULL;
+	return xerr_new(XE_HANDLE_INVALID, "session", ref, NULL);
+}
+
 static json_t *gen_get_record(struct api_call *c)
 {
 	const char *ref;
 	json_t *e = api_arg_str(c, 0, CLS(c)->mc_name, &ref);
-	if (e)
+	if (e || (e = own_only(c, ref)))
 		return e;
 	char *text = db_obj_text(c->ac_pd->pd_db, CLS(c)->mc_name, ref);
 	if (!text)
@@ -104,7 +112,7 @@ static json_t *gen_get_field(struct api_call *c)
 {
 	const char *ref;
 	json_t *rec, *e = api_arg_str(c, 0, CLS(c)->mc_name, &ref);
-	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, CLS(c)->mc_name, ref, &rec)))
+	if (e || (e = own_only(c, ref)) || (e = db_obj_get_checked(c->ac_pd->pd_db, CLS(c)->mc_name, ref, &rec)))
 		return e;
 	c->ac_result = json_incref(json_object_get(rec, FLD(c)->fld_name));
 	json_decref(rec);
@@ -189,7 +197,7 @@ static json_t *gen_set_op(struct api_call *c, int op)
 	struct set_ctx s = {c, NULL, NULL, NULL, op};
 	const struct model_field *f = FLD(c);
 	json_t *e = api_arg_str(c, 0, CLS(c)->mc_name, &s.ref);
-	if (e)
+	if (e || (e = own_only(c, s.ref)))
 		return e;
 	if (op == 0) {
 		s.value = json_array_get(c->ac_args, 1);
@@ -313,10 +321,15 @@ int api_register_generic(struct poold *pd)
 	int rc = 0;
 	for (size_t i = 0; i < model_nclasses; i++) {
 		const struct model_class *cls = &model_classes[i];
-		rc |= gen(pd, cls, NULL, "", "get_all", 1, 0, gen_get_all);
-		rc |= gen(pd, cls, NULL, "", "get_all_records", 1, 0, gen_get_all_records);
+		/* sessions are bearer credentials: none is listed (as in XAPI),
+		 * and a session reads only itself (own_only) */
+		bool private = strcmp(cls->mc_name, "session") == 0;
+		if (!private) {
+			rc |= gen(pd, cls, NULL, "", "get_all", 1, 0, gen_get_all);
+			rc |= gen(pd, cls, NULL, "", "get_all_records", 1, 0, gen_get_all_records);
+			rc |= gen(pd, cls, NULL, "", "get_by_uuid", 2, 0, gen_get_by_uuid);
+		}
 		rc |= gen(pd, cls, NULL, "", "get_record", 2, 0, gen_get_record);
-		rc |= gen(pd, cls, NULL, "", "get_by_uuid", 2, 0, gen_get_by_uuid);
 		if (cls->mc_name_label)
 			rc |= gen(pd, cls, NULL, "", "get_by_name_label", 2, 0, gen_get_by_name_label);
 		if (cls->mc_generic_create)

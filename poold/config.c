@@ -28,6 +28,8 @@ const struct conf_key poold_conf_keys[] = {
 	 "how long a host join token (xe pool-join-token-create) stays usable; each is one-time"},
 	{"host-heartbeat-timeout", CONF_DURATION, "10s", 1000, DAY_MS, NULL,
 	 "a host whose agent sent no heartbeat for this long is marked not live"},
+	{"task-retention", CONF_DURATION, "1h", 1000, 30 * DAY_MS, NULL,
+	 "a finished task is destroyed this long after it ended (xapi collects them too)"},
 	{"evacuation-batch-size", CONF_INT, "10", 1, 1000, NULL,
 	 "migrations in flight during host.evacuate when the call gives no batch size (xapi: 10)"},
 	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error",

@@ -240,6 +240,46 @@ fail:
 	return -1;
 }
 
+/* A record that is not valid JSON (a disk fault, a hand edit) would make
+ * every answer that splices stored text (get_all_records, event.from)
+ * unparsable: at open, such records are moved to objects_bad and said
+ * once, and events whose snapshot is bad are dropped. */
+static int db_quarantine(struct db *db)
+{
+	sqlite3_stmt *s;
+	json_t *bad = json_array();
+	if (sqlite3_prepare_v2(db->db_sql, "SELECT ref, class, rec FROM objects", -1, &s, NULL) != SQLITE_OK) {
+		json_decref(bad);
+		return -1;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *rec = (const char *)sqlite3_column_text(s, 2);
+		json_t *j = rec ? json_loads(rec, 0, NULL) : NULL;
+		if (!json_is_object(j))
+			json_array_append_new(bad, json_pack("[s,s]", (const char *)sqlite3_column_text(s, 0),
+							     (const char *)sqlite3_column_text(s, 1)));
+		json_decref(j);
+	}
+	sqlite3_finalize(s);
+	int rc = 0;
+	size_t i;
+	json_t *b;
+	json_array_foreach(bad, i, b) {
+		const char *ref = json_string_value(json_array_get(b, 0));
+		char *sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS objects_bad(ref TEXT, class TEXT, rec TEXT);"
+					    "INSERT INTO objects_bad SELECT ref, class, rec FROM objects WHERE ref = %Q;"
+					    "DELETE FROM objects WHERE ref = %Q;",
+					    ref, ref);
+		rc |= db_exec(db, sql);
+		sqlite3_free(sql);
+		log_error("db: the %s record %s is not valid JSON: moved to table objects_bad, out of every answer",
+			  json_string_value(json_array_get(b, 1)), ref);
+	}
+	json_decref(bad);
+	rc |= db_exec(db, "DELETE FROM events WHERE snapshot IS NOT NULL AND json_valid(snapshot) = 0;");
+	return rc;
+}
+
 struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 {
 	if (errlen)
@@ -261,7 +301,7 @@ struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 	 * with a reason and its caller decides (retry later, or answer). */
 	sqlite3_busy_timeout(db->db_sql, 20);
 	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;") < 0 ||
-	    db_migrate(db, err, errlen) < 0) {
+	    db_migrate(db, err, errlen) < 0 || db_quarantine(db) < 0) {
 		if (!*err)
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db->db_sql));
 		db_close(db);

@@ -102,6 +102,7 @@ static void on_gc(evutil_socket_t fd, short what, void *arg)
 	struct poold *pd = arg;
 	session_gc(pd);
 	txn_sweep(pd);
+	api_task_gc(pd);
 	db_events_trim(pd->pd_db, conf_int(pd->pd_conf, "event-log-size"));
 }
 
@@ -168,7 +169,9 @@ static int serve(struct poold *pd)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	pd->pd_gc_timer = event_new(pd->pd_base, -1, EV_PERSIST, on_gc, pd);
-	struct timeval gc = {30, 0};
+	/* every 30 s, or as often as the shortest retention needs */
+	long long keep = conf_duration_ms(pd->pd_conf, "task-retention") / 1000;
+	struct timeval gc = {keep < 30 ? (keep < 1 ? 1 : (time_t)keep) : 30, 0};
 	event_add(pd->pd_gc_timer, &gc);
 	char ca[4200], cert[4200], key[4200];
 	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);

@@ -214,6 +214,57 @@ static json_t *drop_reservations_txn(struct db *db, void *ctx)
 	return e;
 }
 
+/* Tasks that were pending when poold stopped end as failures saying so,
+ * except a host evacuation's, which goes on (api_evacuate.c). */
+struct orphan_ctx {
+	json_t *keep; /* task refs that resume */
+	int n;
+};
+
+static json_t *orphan_tasks_txn(struct db *db, void *ctx)
+{
+	struct orphan_ctx *o = ctx;
+	json_t *tasks = db_find(db, "task", "status", "pending"), *e = NULL;
+	const char *k;
+	json_t *t;
+	char now[32];
+	model_now(now);
+	json_object_foreach(tasks, k, t) {
+		if (e || json_object_get(o->keep, k))
+			continue;
+		e = db_obj_update_new(db, k,
+				      json_pack("{s:s, s:s, s:[s,s], s:[]}", "status", "failure", "finished", now,
+						"error_info", "INTERNAL_ERROR",
+						"poold stopped while this task ran: what it did is in the records, "
+						"what it had not done did not happen",
+						"allowed_operations"));
+		o->n++;
+	}
+	json_decref(tasks);
+	return e;
+}
+
+static void orphan_tasks(struct poold *pd)
+{
+	struct orphan_ctx o = {json_object(), 0};
+	char *text = db_meta_get(pd->pd_db, "evacuations");
+	json_t *evs = text ? json_loads(text, 0, NULL) : NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(evs, k, v) {
+		const char *task = json_string_value(json_object_get(v, "task"));
+		if (task)
+			json_object_set_new(o.keep, task, json_true());
+	}
+	json_t *e = db_txn(pd->pd_db, orphan_tasks_txn, &o);
+	if (!e && o.n)
+		log_warn("%d tasks were running when poold stopped: they end as failures", o.n);
+	json_decref(e);
+	json_decref(evs);
+	json_decref(o.keep);
+	free(text);
+}
+
 int pool_load(struct poold *pd, char *err, size_t errlen)
 {
 	char *pool = db_meta_get(pd->pd_db, "pool_ref");
@@ -235,5 +286,6 @@ int pool_load(struct poold *pd, char *err, size_t errlen)
 	if (dropped)
 		log_warn("%d VM operations were in flight when poold stopped: the hosts' reports will say where "
 			 "those VMs run", dropped);
+	orphan_tasks(pd);
 	return 0;
 }

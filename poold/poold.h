@@ -127,6 +127,8 @@ void api_task_progress(struct poold *pd, const char *task, double progress);
 /* End a task whose API call is gone (work resumed after a restart): err
  * NULL = success. err is borrowed. */
 void api_task_end(struct poold *pd, const char *task, json_t *err);
+/* Destroy tasks finished more than task-retention ago (periodic). */
+void api_task_gc(struct poold *pd);
 
 /* ---- api_table.c: the hand-written methods ---- */
 extern const struct api_method api_methods[];

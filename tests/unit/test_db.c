@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/time.h>
+#include <sys/resource.h>
+#include <signal.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 
@@ -1095,6 +1097,144 @@ static void test_open_failures(void **state)
 	assert_true(memchr(tiny, '\0', sizeof tiny) != NULL);
 }
 
+static json_t *set_name_txn(struct db *db, void *ctx)
+{
+	const char **a = ctx;
+	return db_obj_set(db, a[0], "name_label", json_string(a[1]));
+}
+
+static json_t *create_vm_txn(struct db *db, void *ctx)
+{
+	return db_obj_create_new(db, "VM", json_pack("{s:s}", "name_label", "v"), ctx);
+}
+
+/* Another process holds the write lock: a write fails at once, says why,
+ * and the same write works once the lock is gone. */
+static void test_busy_fails_fast(void **state)
+{
+	struct fx *f = *state;
+	char ref[64];
+	assert_null(db_txn(f->db, create_vm_txn, ref));
+	sqlite3 *other;
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	const char *a[2] = {ref, "renamed"};
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	json_t *e = db_txn(f->db, set_name_txn, a);
+	gettimeofday(&t1, NULL);
+	assert_non_null(e);
+	assert_true(db_last_busy(f->db));
+	assert_non_null(strstr(json_string_value(json_array_get(e, 1)), "locked by another process"));
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000 < 1000);
+	json_decref(e);
+	json_t *rec = db_obj_get(f->db, ref); /* reads go on */
+	assert_string_equal(json_string_value(json_object_get(rec, "name_label")), "v");
+	json_decref(rec);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	assert_null(db_txn(f->db, set_name_txn, a));
+	assert_false(db_last_busy(f->db));
+}
+
+static json_t *big_txn(struct db *db, void *ctx)
+{
+	(void)ctx;
+	json_t *e = NULL;
+	char pad[4000];
+	memset(pad, 'x', sizeof pad - 1);
+	pad[sizeof pad - 1] = 0;
+	for (int i = 0; i < 400 && !e; i++) {
+		char ref[64];
+		e = db_obj_create_new(db, "VM", json_pack("{s:s, s:s}", "name_label", "big", "name_description", pad),
+				      ref);
+	}
+	return e;
+}
+
+/* A full disk: the write fails with the file system's reason, not
+ * "cannot rollback - no transaction is active", and nothing is half done. */
+static void test_disk_full(void **state)
+{
+	struct fx *f = *state;
+	struct rlimit old, small;
+	getrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_IGN);
+	small = old;
+	small.rlim_cur = 256 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	int64_t before = db_count(f->db, "VM");
+	json_t *e = db_txn(f->db, big_txn, NULL);
+	setrlimit(RLIMIT_FSIZE, &old);
+	assert_non_null(e);
+	const char *msg = json_string_value(json_array_get(e, 1));
+	assert_null(strstr(msg, "no transaction is active"));
+	assert_true(strstr(msg, "full") || strstr(msg, "I/O") || strstr(msg, "large"));
+	json_decref(e);
+	assert_int_equal(db_count(f->db, "VM"), before);
+}
+
+/* A record that is not JSON is set aside at open; the others stay. */
+static void test_quarantine(void **state)
+{
+	struct fx *f = *state;
+	char good[64], badref[64];
+	assert_null(db_txn(f->db, create_vm_txn, good));
+	assert_null(db_txn(f->db, create_vm_txn, badref));
+	db_close(f->db);
+	sqlite3 *raw;
+	assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+	char *sql = sqlite3_mprintf("UPDATE objects SET rec = '{\"half' WHERE ref = %Q", badref);
+	assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_free(sql);
+	sqlite3_close(raw);
+	char err[256];
+	f->db = db_open(f->path, false, err, sizeof err);
+	assert_non_null(f->db);
+	json_t *all = db_find(f->db, "VM", NULL, NULL);
+	assert_non_null(json_object_get(all, good));
+	assert_null(json_object_get(all, badref));
+	json_decref(all);
+}
+
+/* The store hook: derived fields before the store, no event for no change. */
+static json_t *store_hook_fn(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec, bool after,
+		    void *ctx)
+{
+	(void)db, (void)ref, (void)old;
+	int *calls = ctx;
+	calls[after]++;
+	if (!after && rec && strcmp(cls, "VM") == 0)
+		json_object_set_new(rec, "name_description",
+				    json_sprintf("named %s", json_string_value(json_object_get(rec, "name_label"))));
+	return NULL;
+}
+
+static void test_store_hook(void **state)
+{
+	struct fx *f = *state;
+	int calls[2] = {0, 0};
+	db_set_store_hook(f->db, store_hook_fn, calls);
+	char ref[64];
+	assert_null(db_txn(f->db, create_vm_txn, ref));
+	json_t *rec = db_obj_get(f->db, ref);
+	assert_string_equal(json_string_value(json_object_get(rec, "name_description")), "named v");
+	json_decref(rec);
+	int64_t events = db_last_event(f->db);
+	const char *same[2] = {ref, "v"};
+	assert_null(db_txn(f->db, set_name_txn, same));
+	assert_int_equal(db_last_event(f->db), events); /* nothing changed: no event */
+	const char *other[2] = {ref, "w"};
+	assert_null(db_txn(f->db, set_name_txn, other));
+	assert_true(db_last_event(f->db) > events);
+	rec = db_obj_get(f->db, ref);
+	assert_string_equal(json_string_value(json_object_get(rec, "name_description")), "named w");
+	json_decref(rec);
+	assert_int_equal(calls[0], 3);
+	assert_int_equal(calls[1], 2);
+	db_set_store_hook(f->db, NULL, NULL);
+}
+
 int main(void)
 {
 	log_init("test_db", LOG_LVL_ERROR);
@@ -1116,6 +1256,10 @@ int main(void)
 		T(test_migration_keeps_reverse_sets),
 		T(test_newer_schema_refused),
 		T(test_open_failures),
+		T(test_busy_fails_fast),
+		T(test_disk_full),
+		T(test_quarantine),
+		T(test_store_hook),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
