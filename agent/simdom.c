@@ -36,6 +36,7 @@
 
 #include "log.h"
 #include "simdom.h"
+#include "util.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -92,13 +93,6 @@ static void fill_random(struct rng *r, unsigned char *p, size_t len)
 	uint64_t *w = (uint64_t *)(void *)p;
 	for (size_t i = 0; i < len / 8; i++)
 		w[i] = rng_next(r);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- the domain ---- */
@@ -1058,6 +1052,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+	util_json_init(); /* out of memory ends the domain, in jansson too */
 	const char *state_dir = NULL, *uuid = "", *hvkey = NULL;
 	int domid = -1, boot_fd = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <curl/curl.h>
+#include "util.h"
 #include "xe.h"
 
 int main(int argc, char **argv)
 {
+	util_json_init();
 	struct xe_opts opts;
 	char err[512] = "";
 	if (xe_opts_parse(&opts, argc - 1, argv + 1, err, sizeof err)) {

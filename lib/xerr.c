@@ -108,3 +108,9 @@ char *xerr_to_text(const json_t *err)
 	}
 	return out;
 }
+
+bool xerr_is(const json_t *err, enum xapi_err code)
+{
+	const char *c = xerr_code_of(err);
+	return c && strcmp(c, xerr_code_name(code)) == 0;
+}

@@ -10,6 +10,7 @@
 #ifndef XERR_H
 #define XERR_H
 
+#include <stdbool.h>
 #include <jansson.h>
 #include "xapi_errors.h"
 
@@ -28,6 +29,8 @@ int xerr_param_count(enum xapi_err code);
 int xerr_code_from_name(const char *name);
 /* The code string of an error value (its first element). */
 const char *xerr_code_of(const json_t *err);
+/* Is err an error of this code? (compare codes, never texts) */
+bool xerr_is(const json_t *err, enum xapi_err code);
 /* "CODE: p1, p2" for logs and the CLI; caller frees. */
 char *xerr_to_text(const json_t *err);
 

@@ -199,7 +199,7 @@ static json_t *task_end_txn(struct db *db, void *ctx)
 	model_now(now);
 	const char *status = "success";
 	if (t->err)
-		status = strcmp(xerr_code_of(t->err), "TASK_CANCELLED") == 0 ? "cancelled" : "failure";
+		status = xerr_is(t->err, XE_TASK_CANCELLED) ? "cancelled" : "failure";
 	json_t *f = json_pack("{s:s, s:s, s:f, s:s, s:o, s:[]}", "status", status, "finished", now,
 			      "progress", 1.0, "result", t->result ? t->result : "", "error_info",
 			      t->err ? json_incref(t->err) : json_array(), "allowed_operations");

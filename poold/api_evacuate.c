@@ -34,6 +34,7 @@
 #include "evacplan.h"
 #include "log.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 
 #define EVAC_TRIES 3
@@ -218,7 +219,7 @@ static void ev_finish(struct evac *ev)
 			moved++;
 		else
 			json_object_set(left, v->vs_ref,
-					v->vs_error ? v->vs_error : json_pack("[s]", "TASK_CANCELLED"));
+					v->vs_error ? v->vs_error : json_pack("[s]", xerr_code_name(XE_TASK_CANCELLED)));
 	}
 	json_t *err = NULL;
 	if (ev->ev_cancelled && json_object_size(left))
@@ -279,7 +280,7 @@ static void vm_failed(struct evac_vm_st *v, json_t *err)
 		log_info("evacuation of %s: VM %s tried again, on %s", ev->ev_host, v->vs_ref, v->vs_target);
 	} else if (e) {
 		/* no other host: the reason is the migration's, unless nothing could take it now */
-		if (strcmp(xerr_code_of(e), "NO_HOSTS_AVAILABLE")) {
+		if (!xerr_is(e, XE_NO_HOSTS_AVAILABLE)) {
 			json_decref(v->vs_error);
 			v->vs_error = json_incref(e);
 		}
@@ -390,9 +391,7 @@ static void client_gone(struct api_call *c)
 
 static struct evac *ev_new(struct poold *pd, const char *host, const char *task, const char *network, int batch)
 {
-	struct evac *ev = calloc(1, sizeof *ev);
-	if (!ev)
-		abort();
+	struct evac *ev = xcalloc(1, sizeof *ev);
 	ev->ev_pd = pd;
 	snprintf(ev->ev_host, sizeof ev->ev_host, "%s", host);
 	snprintf(ev->ev_task, sizeof ev->ev_task, "%s", task ? task : "");
@@ -474,9 +473,7 @@ json_t *host_evacuate(struct api_call *c)
 		ev_free(ev);
 		return e;
 	}
-	ev->ev_vms = calloc(sn.sn_pool.pp_nvms + 1, sizeof *ev->ev_vms);
-	if (!ev->ev_vms)
-		abort();
+	ev->ev_vms = xcalloc(sn.sn_pool.pp_nvms + 1, sizeof *ev->ev_vms);
 	/* the plan's order: biggest first */
 	for (size_t k = 0; k < plan->pl_nvms; k++) {
 		size_t i = plan->pl_order[k];
@@ -589,9 +586,7 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", str(st, "op"));
 		ev->ev_max_in_flight = (int)json_integer_value(json_object_get(st, "max_in_flight"));
 		json_t *vms = json_object_get(st, "vms");
-		ev->ev_vms = calloc(json_array_size(vms) + 1, sizeof *ev->ev_vms);
-		if (!ev->ev_vms)
-			abort();
+		ev->ev_vms = xcalloc(json_array_size(vms) + 1, sizeof *ev->ev_vms);
 		size_t i;
 		json_t *vj;
 		json_array_foreach(vms, i, vj) {

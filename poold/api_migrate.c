@@ -36,6 +36,7 @@
 #include "log.h"
 #include "ops.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 
 static const char *str(json_t *o, const char *k)
@@ -310,9 +311,7 @@ static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t 
 
 static struct mig_job **cell_of(struct mig_job *j)
 {
-	struct mig_job **p = malloc(sizeof *p);
-	if (!p)
-		abort();
+	struct mig_job **p = xmalloc(sizeof *p);
 	*p = j;
 	return p;
 }
@@ -475,9 +474,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 		json_decref(pool);
 		return e;
 	}
-	struct mig_job *j = calloc(1, sizeof *j);
-	if (!j)
-		abort();
+	struct mig_job *j = xcalloc(1, sizeof *j);
 	j->mj_pd = pd;
 	j->mj_done = done;
 	j->mj_arg = arg;

@@ -23,6 +23,7 @@
 #include "ops.h"
 #include "poold.h"
 #include "tls.h"
+#include "util.h"
 #include "version.h"
 
 static void usage(FILE *f)
@@ -204,6 +205,7 @@ static int serve(struct poold *pd)
 int main(int argc, char **argv)
 {
 	log_init("poold", LOG_LVL_INFO);
+	util_json_init(); /* out of memory ends poold, in jansson too */
 	/* Large answers (get_all_records of thousands of VMs) are built in
 	 * 256 KiB pieces: keep them on the heap and keep freed heap memory, so
 	 * the next answer reuses warm pages instead of faulting in fresh ones

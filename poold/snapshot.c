@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 
 static const char *str(json_t *o, const char *k)
@@ -43,13 +44,9 @@ static void *snap_alloc(struct snap *sn, size_t n, size_t size)
 {
 	if (sn->sn_nblocks == sn->sn_cap) {
 		sn->sn_cap = sn->sn_cap ? 2 * sn->sn_cap : 16;
-		sn->sn_blocks = realloc(sn->sn_blocks, sn->sn_cap * sizeof *sn->sn_blocks);
-		if (!sn->sn_blocks)
-			abort();
+		sn->sn_blocks = xrealloc(sn->sn_blocks, sn->sn_cap * sizeof *sn->sn_blocks);
 	}
-	void *p = calloc(n ? n : 1, size);
-	if (!p)
-		abort();
+	void *p = xcalloc(n ? n : 1, size);
 	return sn->sn_blocks[sn->sn_nblocks++] = p;
 }
 
