@@ -70,6 +70,7 @@ struct evac_vm_st {
 	json_t *vs_tried;  /* host refs it failed on */
 	json_t *vs_error;  /* why it is still here (the last error) */
 	double vs_downtime_ms;
+	double vs_stream_ms;      /* its migration, from the source's first byte to the hand-over */
 	json_int_t vs_memory;
 	json_int_t vs_wire_bytes; /* what its migration put on the wire */
 };
@@ -87,7 +88,6 @@ struct evac {
 	struct evac *ev_next;
 };
 
-static struct evac *evacs; /* running evacuations (one poold per process) */
 
 static json_t *vm_json(const struct evac_vm_st *v)
 {
@@ -100,6 +100,8 @@ static json_t *vm_json(const struct evac_vm_st *v)
 		json_object_set_new(o, "downtime_ms", json_real(v->vs_downtime_ms));
 	if (v->vs_wire_bytes > 0)
 		json_object_set_new(o, "wire_bytes", json_integer(v->vs_wire_bytes));
+	if (v->vs_stream_ms > 0)
+		json_object_set_new(o, "stream_ms", json_real(v->vs_stream_ms));
 	return o;
 }
 
@@ -192,7 +194,7 @@ static json_t *op_txn(struct db *db, void *ctx)
 
 static void ev_free(struct evac *ev)
 {
-	for (struct evac **pp = &evacs; *pp; pp = &(*pp)->ev_next)
+	for (struct evac **pp = &ev->ev_pd->pd_evacs; *pp; pp = &(*pp)->ev_next)
 		if (*pp == ev) {
 			*pp = ev->ev_next;
 			break;
@@ -299,6 +301,7 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 		v->vs_state = EV_DONE;
 		v->vs_downtime_ms = json_number_value(json_object_get(stats, "downtime_ms"));
 		v->vs_wire_bytes = json_integer_value(json_object_get(stats, "wire_bytes"));
+		v->vs_stream_ms = json_number_value(json_object_get(stats, "total_ms"));
 		json_decref(v->vs_error);
 		v->vs_error = NULL;
 	} else {
@@ -397,17 +400,16 @@ static struct evac *ev_new(struct poold *pd, const char *host, const char *task,
 	snprintf(ev->ev_task, sizeof ev->ev_task, "%s", task ? task : "");
 	snprintf(ev->ev_network, sizeof ev->ev_network, "%s", network ? network : "");
 	ev->ev_batch = batch;
-	static unsigned seq;
 	if (task && *task)
 		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", task);
 	else
-		snprintf(ev->ev_op, sizeof ev->ev_op, "evacuate-%u", ++seq);
+		model_new_ref(ev->ev_op); /* a sync call has no task: an id of its own */
 	struct timeval quarter = {0, 250000};
 	ev->ev_tick = event_new(pd->pd_base, -1, EV_PERSIST, on_tick, ev);
 	if (ev->ev_tick)
 		event_add(ev->ev_tick, &quarter);
-	ev->ev_next = evacs;
-	evacs = ev;
+	ev->ev_next = pd->pd_evacs;
+	pd->pd_evacs = ev;
 	return ev;
 }
 
@@ -602,6 +604,7 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 			v->vs_memory = json_integer_value(json_object_get(vj, "memory"));
 			v->vs_downtime_ms = json_number_value(json_object_get(vj, "downtime_ms"));
 			v->vs_wire_bytes = json_integer_value(json_object_get(vj, "wire_bytes"));
+			v->vs_stream_ms = json_number_value(json_object_get(vj, "stream_ms"));
 			const char *s = str(vj, "state");
 			v->vs_state = strcmp(s, "done") == 0 ? EV_DONE : strcmp(s, "failed") == 0 ? EV_FAILED : EV_PENDING;
 			/* was migrating: the heartbeats have said where it runs by now;
@@ -633,6 +636,6 @@ void evacuations_resume(struct poold *pd)
 void evacuations_stop(struct poold *pd)
 {
 	(void)pd;
-	while (evacs) /* the state stays in the database: the next start resumes */
-		ev_free(evacs);
+	while (pd->pd_evacs) /* the state stays in the database: the next start resumes */
+		ev_free(pd->pd_evacs);
 }

@@ -19,6 +19,7 @@
 struct api_call;
 struct evt_waiter;
 struct agent_link;
+struct evac;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -43,6 +44,7 @@ struct poold {
 	json_t *pd_vm_changed;       /* VM ref -> {host ref: {boot, seq}}: its last operation's answers (vm_changed_stamp) */
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
 	struct agent_link *pd_links; /* kept connections to the agents (agentcall.c) */
+	struct evac *pd_evacs;       /* host evacuations running (api_evacuate.c) */
 	uint64_t pd_calls;
 };
 

@@ -10,8 +10,12 @@ two endpoints on the same loopback, measured in the same run by
 bench/migrate --tls-baseline), ratio (total_ms / bound_ms: 1.0 would be
 the link's speed), max_in_flight (as poold counted it; the integration
 tests observe it from outside), downtime_ms_median / _max over the VMs,
-failed (VMs left behind). `--json` prints one object per case. `--quick`:
-12 VMs, batch sizes 1 and 4.
+failed (VMs left behind); per_vm_overhead_ms (batch size 1: total minus
+the sum of the VMs' own stream times, per VM: what a VM costs beyond its
+memory stream), single_stream_mb_s (the streams' own rate at batch size 1),
+stream_bound_ms (wire bytes at that rate) and stream_ratio (total_ms /
+stream_bound_ms). `--json` prints one object per case. `--quick`: 12 VMs,
+batch sizes 1 and 4.
 """
 import json
 import os
@@ -66,7 +70,9 @@ def run_case(r, vms, h1, batch):
     vs = state.get("vms", [])
     downs = [v["downtime_ms"] for v in vs if "downtime_ms" in v]
     wire = sum(v.get("wire_bytes", 0) for v in vs)
+    streams = sum(v.get("stream_ms", 0) for v in vs)
     return {"vms": len(vms), "batch_size": batch, "total_ms": round(total_ms, 1), "wire_bytes": wire,
+            "stream_ms_sum": round(streams, 1),
             "max_in_flight": state.get("max_in_flight", 0),
             "downtime_ms_median": round(statistics.median(downs), 2) if downs else None,
             "downtime_ms_max": round(max(downs), 2) if downs else None,
@@ -92,25 +98,41 @@ def main():
                                            # half of the 2 cores before anything migrates
                                            "other_config": {"sim-touch-mib": "64", "sim-heartbeat-ms": "10"}}))
         rows = []
+        single = None  # one migration stream's own rate (MB/s), from batch size 1 of this run
         for b in batches:
             row = run_case(r, vms, h1, b)
             rate = tls_baseline(max(100, row["wire_bytes"] / 1e6))
             row["baseline_mb_s"] = rate
             row["bound_ms"] = round(row["wire_bytes"] / 1e3 / rate, 1)
             row["ratio"] = round(row["total_ms"] / row["bound_ms"], 2) if row["bound_ms"] else None
+            if b == 1 and row["stream_ms_sum"]:
+                # what a VM costs beyond its own stream (calls, domain set-up
+                # and teardown, bookkeeping), and the streams' own rate
+                row["per_vm_overhead_ms"] = round((row["total_ms"] - row["stream_ms_sum"]) / row["vms"], 1)
+                single = row["wire_bytes"] / 1e3 / row["stream_ms_sum"]
+            if single:
+                row["single_stream_mb_s"] = round(single, 1)
+                row["stream_bound_ms"] = round(row["wire_bytes"] / 1e3 / single, 1)
+                row["stream_ratio"] = round(row["total_ms"] / row["stream_bound_ms"], 2)
             rows.append(row)
             if as_json:
                 print(json.dumps(row))
             sys.stdout.flush()
         if not as_json:
-            print("%5s %6s %9s %9s %6s %8s %10s %9s %7s" % ("batch", "VMs", "total ms", "bound ms", "ratio",
-                                                            "in-fly", "down med", "down max", "failed"))
+            print("%5s %6s %9s %9s %6s %11s %8s %10s %9s %7s" % (
+                "batch", "VMs", "total ms", "bound ms", "ratio", "strm ratio", "in-fly", "down med", "down max",
+                "failed"))
             for x in rows:
-                print("%5d %6d %9.0f %9.0f %6.2f %8d %10s %9s %7d" % (
-                    x["batch_size"], x["vms"], x["total_ms"], x["bound_ms"], x["ratio"] or 0, x["max_in_flight"],
-                    x["downtime_ms_median"], x["downtime_ms_max"], x["failed"]))
+                print("%5d %6d %9.0f %9.0f %6.2f %11s %8d %10s %9s %7d" % (
+                    x["batch_size"], x["vms"], x["total_ms"], x["bound_ms"], x["ratio"] or 0,
+                    x.get("stream_ratio", "-"), x["max_in_flight"], x["downtime_ms_median"], x["downtime_ms_max"],
+                    x["failed"]))
+            one = [x for x in rows if "per_vm_overhead_ms" in x]
+            if one:
+                print("per VM beyond its stream, batch size 1: %.1f ms; one stream's own rate: %.0f MB/s"
+                      % (one[0]["per_vm_overhead_ms"], one[0]["single_stream_mb_s"]))
             print("bound = wire bytes / raw TLS rate on the same loopback, measured in this run; "
-                  "ratio = total / bound")
+                  "ratio = total / bound; strm ratio = total / (wire bytes / one stream's rate)")
     finally:
         devpool("down", "--dir", d)
         shutil.rmtree(base, ignore_errors=True)
