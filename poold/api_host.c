@@ -259,6 +259,26 @@ static json_t *host_pifs_sync(struct db *db, const char *host, const struct host
 	return e;
 }
 
+/* The name a host's certificate carries: its address (validated by
+ * host_join), unless the master's certificate names it too. An agent on
+ * the master's machine is a host like any other, and no host may present
+ * itself under a name clients reach the master by. NULL: no name (the
+ * host's identity is its CN, its uuid, either way). */
+static const char *join_cert_name(struct poold *pd, const char *address)
+{
+	char cert[4200];
+	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
+	char err[300] = "";
+	char **master = tls_cert_names(cert, err, sizeof err);
+	bool taken = master && tls_names_contain((const char *const *)master, address);
+	tls_names_free(master);
+	if (!master)
+		log_warn("%s: the host's certificate gets no name", err);
+	else if (taken)
+		log_warn("host address %s is also a name of the master's certificate: not put in the host's", address);
+	return master && !taken ? address : NULL;
+}
+
 static json_t *join_txn(struct db *db, void *ctx)
 {
 	struct join_ctx *j = ctx;
@@ -308,11 +328,11 @@ static json_t *join_txn(struct db *db, void *ctx)
 		e = pool_relevel(db, pd->pd_pool_ref);
 	if (e)
 		return e;
-	char ca[4200], cakey[4200], sans[300], err[512] = "";
+	char ca[4200], cakey[4200], err[512] = "";
 	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
 	snprintf(cakey, sizeof cakey, "%s/ca.key", pd->pd_dir);
-	snprintf(sans, sizeof sans, "IP:%s", j->rep.address);
-	j->cert = tls_csr_sign(ca, cakey, j->csr, j->host_uuid, sans, 3650, err, sizeof err);
+	const char *names[2] = {join_cert_name(pd, j->rep.address), NULL};
+	j->cert = tls_csr_sign(ca, cakey, j->csr, j->host_uuid, names, 3650, err, sizeof err);
 	if (!j->cert)
 		return xerr_new(XE_INVALID_VALUE, "csr", err, NULL);
 	return NULL;
@@ -354,6 +374,11 @@ json_t *host_join(struct api_call *c)
 	if (e || (e = api_arg_str(c, 1, "csr", &j.csr)) || (e = api_arg_obj(c, 2, "report", &report)) ||
 	    (e = report_parse(report, &j.rep)))
 		return e;
+	/* these go into the host's certificate and records: names, not text */
+	if (tls_name_kind(j.rep.address, NULL, NULL) == TLS_NAME_INVALID)
+		return xerr_new(XE_INVALID_VALUE, "address", j.rep.address, NULL);
+	if (*j.rep.migration_address && tls_name_kind(j.rep.migration_address, NULL, NULL) == TLS_NAME_INVALID)
+		return xerr_new(XE_INVALID_VALUE, "migration_address", j.rep.migration_address, NULL);
 	/* the same name twice is an operator's mistake, not a new host */
 	json_t *same = db_refs_by_name(c->ac_pd->pd_db, "host", j.rep.name);
 	json_t *m = db_obj_get(c->ac_pd->pd_db, c->ac_pd->pd_host_ref);

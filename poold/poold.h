@@ -250,8 +250,15 @@ int http_start(struct poold *pd, char *err, size_t errlen);
 void http_stop(struct poold *pd);
 
 /* ---- pool.c: pool creation and the built-in objects ---- */
-int pool_init_dir(const char *dir, const char *password, char *err, size_t errlen);
+#define POOL_MAX_NAMES 16 /* names given to poold init (--name, --address) */
+/* names: extra names for the master's certificate (NULL-terminated, may be
+ * NULL) besides localhost, 127.0.0.1, ::1 and the host name. */
+int pool_init_dir(const char *dir, const char *password, const char *const *names, char *err, size_t errlen);
 int pool_load(struct poold *pd, char *err, size_t errlen);
+/* pool.db and its -wal/-shm mode 0600 (create: make pool.db if missing). */
+int pool_db_private(const char *dir, bool create, char *err, size_t errlen);
+/* Re-issue a server certificate made before TLS_MASTER_CN existed. */
+int pool_master_identity(const char *dir, char *err, size_t errlen);
 
 /* ---- config.c ---- */
 extern const struct conf_key poold_conf_keys[];
