@@ -204,6 +204,7 @@ static int serve(struct poold *pd)
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	event_base_dispatch(pd->pd_base);
 	http_stop(pd); /* closing the connections cancels the parked calls */
+	session_fini(pd);
 	evacuations_stop(pd);
 	host_liveness_stop(pd);
 	SSL_CTX_free(pd->pd_agent_ctx);

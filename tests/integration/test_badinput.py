@@ -96,7 +96,8 @@ class BadInputTest(PoolTest):
         params = self.assertXapiError("MESSAGE_METHOD_UNKNOWN", self.pool.rpc, "Async.VM.explode")
         self.assertEqual(params[0][-len("VM.explode"):], "VM.explode")
         self.assertXapiError("MESSAGE_METHOD_UNKNOWN", self.pool.call, "")
-        self.assertXapiError("MESSAGE_METHOD_UNKNOWN", self.pool.call, "x" * 100000)
+        # a big request is parsed for a client with a session (without one: test_dos)
+        self.assertXapiError("MESSAGE_METHOD_UNKNOWN", self.pool.rpc, "x" * 100000)
         self.assertServing()
 
     def test_missing_session(self):
