@@ -22,7 +22,7 @@ const struct conf_key poold_conf_keys[] = {
 	 "a request (TLS handshake, headers and body) must arrive whole within this, however slowly it trickles"},
 	{"max-connections", CONF_INT, "4096", 1, 1 << 30, NULL,
 	 "open client connections in all (lowered to what the file descriptor limit leaves room for)"},
-	{"max-connections-per-address", CONF_INT, "64", 1, 1 << 30, NULL,
+	{"max-connections-per-address", CONF_INT, "256", 1, 1 << 30, NULL,
 	 "open connections from one client address (IPv6: one /64); more are closed at once"},
 	{"session-timeout", CONF_DURATION, "24h", 1000, 365 * DAY_MS, NULL,
 	 "a session unused for this long is destroyed, as xapi expires idle sessions"},
