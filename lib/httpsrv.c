@@ -331,8 +331,18 @@ static void hs_request(struct evhttp_request *req, void *arg)
 		evhttp_request_set_on_complete_cb(req, hs_request_done, c);
 	}
 	if (!httpsrv_framing_ok(evhttp_request_get_input_headers(req))) {
-		evhttp_send_error(req, 400, "Content-Length and Transfer-Encoding headers disagree");
-		return; /* evhttp_send_error closes the connection */
+		/* the two ends would disagree on where the body ends: close after */
+		static const char why[] = "the Content-Length and Transfer-Encoding headers disagree\n";
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		struct evbuffer *b = evbuffer_new();
+		evhttp_add_header(h, "Content-Type", "text/plain");
+		evhttp_add_header(h, "Connection", "close");
+		if (b)
+			evbuffer_add(b, why, sizeof why - 1);
+		evhttp_send_reply(req, 400, "Bad Request", b);
+		if (b)
+			evbuffer_free(b);
+		return;
 	}
 	s->s_handler(req, s->s_arg);
 }
