@@ -107,6 +107,7 @@ static void dispatch(struct pwcheck *p)
 		if (j->pj_start && !j->pj_start(j->pj_arg)) {
 			j->pj_done(j->pj_arg, PWCHECK_NOT_RUN);
 			job_free(j);
+			pp = &p->pc_queue; /* the callback may have changed the queue */
 			continue;
 		}
 		running_of(p, j->pj_key, 1);
