@@ -25,7 +25,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -34,9 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-#include <openssl/err.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -189,13 +186,6 @@ void agent_incoming_cleanup(struct agent *ag)
 #define MIG_ENDPOINT_MS 60000
 #define MIG_GREET_MS 5000
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool flight_is_stopping(void)
 {
 	pthread_mutex_lock(&flight_mu);
@@ -204,56 +194,13 @@ static bool flight_is_stopping(void)
 	return s;
 }
 
-/* Wait (until the monotonic deadline) for fd to be ready for what SSL wants. */
-static bool greet_wait(SSL *ssl, int rc, int fd, int64_t deadline)
-{
-	int e = SSL_get_error(ssl, rc);
-	int64_t left = deadline - mono_ms();
-	if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0)
-		return false;
-	struct pollfd p = {fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
-	return poll(&p, 1, (int)left) == 1;
-}
-
-/* A connection's TLS handshake and first record, by the deadline: its SSL
- * (blocking again) when it showed a pool certificate and sent a HELLO,
- * else NULL. *version gets the HELLO's protocol version. */
-static SSL *endpoint_greet(struct agent *ag, int fd, int64_t deadline, uint32_t *version)
-{
-	SSL *ssl = SSL_new(ag->ag_server_ctx); /* the source must show a pool certificate */
-	int fl = fcntl(fd, F_GETFL);
-	if (!ssl || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || SSL_set_fd(ssl, fd) != 1)
-		goto fail;
-	int rc;
-	while ((rc = SSL_accept(ssl)) != 1)
-		if (!greet_wait(ssl, rc, fd, deadline))
-			goto fail;
-	struct {
-		struct mig_rec_hdr h;
-		struct mig_hello he;
-	} first;
-	while ((rc = SSL_peek(ssl, &first, sizeof first)) <= 0)
-		if (!greet_wait(ssl, rc, fd, deadline))
-			goto fail;
-	/* a HELLO is written in one piece, so it arrives in one TLS record */
-	if (rc != (int)sizeof first || first.h.rh_type != MIG_REC_HELLO || first.h.rh_len != sizeof first.he ||
-	    first.he.he_magic != MIG_MAGIC || fcntl(fd, F_SETFL, fl) < 0)
-		goto fail;
-	*version = first.he.he_version;
-	return ssl;
-fail:
-	ERR_clear_error();
-	SSL_free(ssl);
-	return NULL;
-}
-
 /* The source's connection, greeted: its fd (and *ssl), or -1 when none
  * came before the endpoint's deadline or the agent stops. */
 static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint32_t *version)
 {
 	for (;;) {
 		flight_fd_set(j->rj_slot, j->rj_lfd);
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - mig_now_ms();
 		struct pollfd p = {j->rj_lfd, POLLIN, 0};
 		if (left <= 0 || flight_is_stopping() || poll(&p, 1, (int)left) != 1)
 			return -1;
@@ -261,8 +208,9 @@ static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint
 		if (fd < 0)
 			continue;
 		flight_fd_set(j->rj_slot, fd);
-		int64_t greet = mono_ms() + MIG_GREET_MS;
-		*ssl = endpoint_greet(j->rj_ag, fd, greet < deadline ? greet : deadline, version);
+		int64_t greet = mig_now_ms() + MIG_GREET_MS;
+		/* the source must show a pool certificate */
+		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, version);
 		if (*ssl)
 			return fd;
 		log_warn("migration endpoint for VM %s: dropped a connection that did not greet as a pool member's "
@@ -277,7 +225,7 @@ static void *recv_thread(void *arg)
 	struct recv_job *j = arg;
 	struct agent *ag = j->rj_ag;
 	char err[512] = "";
-	int64_t deadline = mono_ms() + MIG_ENDPOINT_MS;
+	int64_t deadline = mig_now_ms() + MIG_ENDPOINT_MS;
 	SSL *ssl = NULL;
 	int fd, rc = MIG_FAILED;
 	uint32_t version = 0;

@@ -252,44 +252,6 @@ static int tls_ca_exts(X509 *x)
 	       tls_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always");
 }
 
-/* subjectAltName built with the X509V3 API from validated names. */
-static int tls_add_sans(X509 *x, const char *const *names, char *err, size_t errlen)
-{
-	if (!names || !names[0])
-		return 1;
-	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-	int ok = gens != NULL;
-	for (size_t i = 0; ok && names[i]; i++) {
-		unsigned char ip[16];
-		size_t iplen;
-		enum tls_name_kind k = tls_name_kind(names[i], ip, &iplen);
-		if (k == TLS_NAME_INVALID) {
-			tls_err(err, errlen, "'%s' is neither an IP address nor a DNS name", names[i]);
-			GENERAL_NAMES_free(gens);
-			return 0;
-		}
-		GENERAL_NAME *g = GENERAL_NAME_new();
-		ASN1_STRING *v = k == TLS_NAME_IP ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
-		ok = g && v &&
-		     (k == TLS_NAME_IP ? ASN1_OCTET_STRING_set(v, ip, (int)iplen)
-				       : ASN1_STRING_set(v, names[i], (int)strlen(names[i]))) == 1;
-		if (ok) {
-			GENERAL_NAME_set0_value(g, k == TLS_NAME_IP ? GEN_IPADD : GEN_DNS, v);
-			ok = sk_GENERAL_NAME_push(gens, g) > 0;
-			if (!ok)
-				GENERAL_NAME_free(g);
-		} else {
-			GENERAL_NAME_free(g);
-			ASN1_STRING_free(v);
-		}
-	}
-	ok = ok && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1;
-	GENERAL_NAMES_free(gens);
-	if (!ok)
-		tls_err(err, errlen, "cannot add the subjectAltName extension");
-	return ok;
-}
-
 static int tls_leaf_exts(X509 *x, X509 *ca)
 {
 	X509V3_CTX ctx;
@@ -435,20 +397,6 @@ static char *tls_cert_to_pem(X509 *x, char *err, size_t errlen)
 		tls_err(err, errlen, "cannot encode certificate as PEM");
 	BIO_free(b);
 	return out;
-}
-
-/* A request whose subject asks for the master's name is an attempt to
- * become the master: refused, although its CN would be replaced anyway. */
-static int tls_csr_claims_master(X509_REQ *req)
-{
-	X509_NAME *n = X509_REQ_get_subject_name(req);
-	for (int i = -1; n && (i = X509_NAME_get_index_by_NID(n, NID_commonName, i)) >= 0;) {
-		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
-		size_t want = strlen(TLS_MASTER_CN);
-		if ((size_t)ASN1_STRING_length(s) == want && memcmp(ASN1_STRING_get0_data(s), TLS_MASTER_CN, want) == 0)
-			return 1;
-	}
-	return 0;
 }
 
 char *tls_csr_sign(const char *ca_cert_path, const char *ca_key_path, const char *csr_pem,

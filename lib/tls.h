@@ -81,6 +81,10 @@ bool tls_names_contain(const char *const *names, const char *name);
  * NULL-terminated malloc'ed array (tls_names_free), or NULL (err set). */
 char **tls_cert_names(const char *cert_path, char *err, size_t errlen);
 void tls_names_free(char **names);
+/* For tls.c: the subjectAltName of names (as tls_cert_issue) added to x
+ * (1), or 0 with err; a request that asks for TLS_MASTER_CN. */
+int tls_add_sans(X509 *x, const char *const *names, char *err, size_t errlen);
+int tls_csr_claims_master(X509_REQ *req);
 /* The certificate's single CN into out: 1, or 0 with err. */
 int tls_cert_cn(const char *cert_path, char *out, size_t outlen, char *err, size_t errlen);
 /* The handshake fails unless the peer's verified certificate has exactly

@@ -192,6 +192,60 @@ int tls_cert_cn(const char *cert_path, char *out, size_t outlen, char *err, size
 	return ok;
 }
 
+/* subjectAltName built with the X509V3 API from validated names. */
+int tls_add_sans(X509 *x, const char *const *names, char *err, size_t errlen)
+{
+	if (!names || !names[0])
+		return 1;
+	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+	int ok = gens != NULL;
+	for (size_t i = 0; ok && names[i]; i++) {
+		unsigned char ip[16];
+		size_t iplen;
+		enum tls_name_kind k = tls_name_kind(names[i], ip, &iplen);
+		if (k == TLS_NAME_INVALID) {
+			if (err)
+				snprintf(err, errlen, "'%s' is neither an IP address nor a DNS name", names[i]);
+			GENERAL_NAMES_free(gens);
+			return 0;
+		}
+		GENERAL_NAME *g = GENERAL_NAME_new();
+		ASN1_STRING *v = k == TLS_NAME_IP ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
+		ok = g && v &&
+		     (k == TLS_NAME_IP ? ASN1_OCTET_STRING_set(v, ip, (int)iplen)
+				       : ASN1_STRING_set(v, names[i], (int)strlen(names[i]))) == 1;
+		if (ok) {
+			GENERAL_NAME_set0_value(g, k == TLS_NAME_IP ? GEN_IPADD : GEN_DNS, v);
+			ok = sk_GENERAL_NAME_push(gens, g) > 0;
+			if (!ok)
+				GENERAL_NAME_free(g);
+		} else {
+			GENERAL_NAME_free(g);
+			ASN1_STRING_free(v);
+		}
+	}
+	ok = ok && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1;
+	GENERAL_NAMES_free(gens);
+	ERR_clear_error();
+	if (!ok && err)
+		snprintf(err, errlen, "cannot add the subjectAltName extension");
+	return ok;
+}
+
+/* A request whose subject asks for the master's name is an attempt to
+ * become the master: refused, although its CN would be replaced anyway. */
+int tls_csr_claims_master(X509_REQ *req)
+{
+	X509_NAME *n = X509_REQ_get_subject_name(req);
+	for (int i = -1; n && (i = X509_NAME_get_index_by_NID(n, NID_commonName, i)) >= 0;) {
+		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
+		size_t want = strlen(TLS_MASTER_CN);
+		if ((size_t)ASN1_STRING_length(s) == want && memcmp(ASN1_STRING_get0_data(s), TLS_MASTER_CN, want) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- the peer's identity, checked in the handshake --------------------- */
 
 static int tls_cn_ssl_idx = -1, tls_cn_ctx_idx = -1;
