@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "conf.h"
 
+struct httpsrv;
 #define AGENT_MAX_SRS 64
 struct agent_sr;
 
@@ -35,7 +36,7 @@ struct agent {
 	struct conf *ag_conf;
 	struct backend *ag_be;
 	struct event_base *ag_base;
-	struct evhttp *ag_http;
+	struct httpsrv *ag_http;    /* our API (lib/httpsrv.h) */
 	SSL_CTX *ag_server_ctx;     /* our certificate; clients must show a pool one */
 	SSL_CTX *ag_client_ctx;     /* our certificate; the master must show a pool one */
 	struct event *ag_beat_timer;

@@ -20,6 +20,7 @@
 #include "backend_lock.h"
 #include "evrpc.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 #include "xerr.h"
 
@@ -212,7 +213,8 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	if (ag->ag_beat_inflight)
 		return; /* the previous one is still out: do not pile up */
 	if (!ag->ag_master) {
-		struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, NULL};
+		/* the master, not any pool member at its address */
+		struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, TLS_MASTER_CN};
 		ag->ag_master = evrpc_conn_new(ag->ag_base, &t);
 		if (!ag->ag_master)
 			return;

@@ -29,7 +29,9 @@
 #include "xerr.h"
 
 /* One call before the loop runs. verify_ca NULL = do not verify the server
- * (only for fetching the CA, whose fingerprint is then checked). */
+ * (only for fetching the CA, whose fingerprint is then checked); else the
+ * server must show the pool master's certificate from that CA: another
+ * pool member in the master's place never sees the join token. */
 static json_t *call(const struct agent *ag, const char *verify_ca, const char *method, json_t *params, char *err,
 		    size_t errlen)
 {
@@ -38,7 +40,7 @@ static json_t *call(const struct agent *ag, const char *verify_ca, const char *m
 		json_decref(params);
 		return NULL;
 	}
-	struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ctx, NULL};
+	struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ctx, verify_ca ? TLS_MASTER_CN : NULL};
 	json_t *result = NULL, *xerr = NULL;
 	if (evrpc_call_sync(&t, method, params, 30, &result, &xerr) < 0) {
 		char *s = xerr_to_text(xerr);

@@ -4,6 +4,7 @@
  * (mig_xen.c, xen_stream.c). See mig.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -243,11 +244,11 @@ int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned ch
 	return 0;
 }
 
-static uint64_t now_ms(void)
+int64_t mig_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void mig_refuse(struct mig_io *io, const char *msg)
@@ -256,10 +257,51 @@ void mig_refuse(struct mig_io *io, const char *msg)
 		return;
 	shutdown(io->fd, SHUT_WR);
 	char junk[65536];
-	uint64_t end = now_ms() + 500;
+	int64_t end = mig_now_ms() + 500;
 	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
 	(void)setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	while (now_ms() < end && read(io->fd, junk, sizeof junk) > 0)
+	while (mig_now_ms() < end && read(io->fd, junk, sizeof junk) > 0)
 		;
 }
 
+/* ---- a destination endpoint's first look at a connection ---- */
+
+/* Wait (until the monotonic deadline) for fd to be ready for what SSL wants. */
+static bool mig_greet_wait(SSL *ssl, int rc, int fd, int64_t deadline)
+{
+	int e = SSL_get_error(ssl, rc);
+	int64_t left = deadline - mig_now_ms();
+	if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0)
+		return false;
+	struct pollfd p = {fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+	return poll(&p, 1, (int)left) == 1;
+}
+
+SSL *mig_greet(SSL_CTX *ctx, int fd, int64_t deadline, uint32_t *version)
+{
+	SSL *ssl = SSL_new(ctx);
+	int fl = fcntl(fd, F_GETFL);
+	if (!ssl || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || SSL_set_fd(ssl, fd) != 1)
+		goto fail;
+	int rc;
+	while ((rc = SSL_accept(ssl)) != 1)
+		if (!mig_greet_wait(ssl, rc, fd, deadline))
+			goto fail;
+	struct {
+		struct mig_rec_hdr h;
+		struct mig_hello he;
+	} first;
+	while ((rc = SSL_peek(ssl, &first, sizeof first)) <= 0)
+		if (!mig_greet_wait(ssl, rc, fd, deadline))
+			goto fail;
+	/* a HELLO is written in one piece, so it arrives in one TLS record */
+	if (rc != (int)sizeof first || first.h.rh_type != MIG_REC_HELLO || first.h.rh_len != sizeof first.he ||
+	    first.he.he_magic != MIG_MAGIC || fcntl(fd, F_SETFL, fl) < 0)
+		goto fail;
+	*version = first.he.he_version;
+	return ssl;
+fail:
+	ERR_clear_error();
+	SSL_free(ssl);
+	return NULL;
+}

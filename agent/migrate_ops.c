@@ -6,9 +6,11 @@
  * the paused, empty domain at once (so the stream never waits for it),
  * listens on a one-time endpoint (options.address: the address poold chose
  * on the migration's network, else our management address; a fresh port)
- * and answers the port; a thread accepts one mutual TLS connection from a
- * pool member and runs mig_receive, which destroys the domain on any failure
- * before GO. No connection within 60 s: the domain goes.
+ * and answers the port; a thread accepts mutual TLS connections from pool
+ * members until one brings the right token, and runs mig_receive on it,
+ * which destroys the domain on any failure before GO. A connection that
+ * is not that (see MIG_GREET_MS) is dropped and the endpoint waits on. No
+ * source within 60 s: the domain goes.
  * agent.migrate_send(uuid, address, port, token, options, config): the
  * source streams on a thread of its own (heartbeats go on meanwhile) and
  * the answer waits until the destination said RUNNING; then the source's
@@ -176,47 +178,91 @@ void agent_incoming_cleanup(struct agent *ag)
 	free(d);
 }
 
+/* The endpoint waits this long for its source; a connection to it has
+ * MIG_GREET_MS to finish its TLS handshake (with a pool certificate) and
+ * send a HELLO. Anything else that connects (a port scan, garbage, a
+ * connection that says nothing, a pool member with the wrong token) is
+ * dropped and the endpoint goes on waiting: a stray connection can delay
+ * the real one by MIG_GREET_MS at most, never close the endpoint. */
+#define MIG_ENDPOINT_MS 60000
+#define MIG_GREET_MS 5000
+
+static bool flight_is_stopping(void)
+{
+	pthread_mutex_lock(&flight_mu);
+	bool s = flight_stopping;
+	pthread_mutex_unlock(&flight_mu);
+	return s;
+}
+
+/* The source's connection, greeted: its fd (and *ssl), or -1 when none
+ * came before the endpoint's deadline or the agent stops. */
+static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint32_t *version)
+{
+	for (;;) {
+		flight_fd_set(j->rj_slot, j->rj_lfd);
+		int64_t left = deadline - mig_now_ms();
+		struct pollfd p = {j->rj_lfd, POLLIN, 0};
+		if (left <= 0 || flight_is_stopping() || poll(&p, 1, (int)left) != 1)
+			return -1;
+		int fd = accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		flight_fd_set(j->rj_slot, fd);
+		int64_t greet = mig_now_ms() + MIG_GREET_MS;
+		/* the source must show a pool certificate */
+		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, version);
+		if (*ssl)
+			return fd;
+		log_warn("migration endpoint for VM %s: dropped a connection that did not greet as a pool member's "
+			 "migration within %d ms; still waiting", j->rj_uuid, MIG_GREET_MS);
+		flight_fd_set(j->rj_slot, -1);
+		close(fd);
+	}
+}
+
 static void *recv_thread(void *arg)
 {
 	struct recv_job *j = arg;
 	struct agent *ag = j->rj_ag;
 	char err[512] = "";
-	flight_fd_set(j->rj_slot, j->rj_lfd);
-	struct pollfd p = {j->rj_lfd, POLLIN, 0};
-	int fd = poll(&p, 1, 60000) == 1 ? accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
-	flight_fd_set(j->rj_slot, fd);
-	close(j->rj_lfd);
+	int64_t deadline = mig_now_ms() + MIG_ENDPOINT_MS;
 	SSL *ssl = NULL;
-	int rc = MIG_FAILED;
-	if (fd < 0) {
-		log_warn("migration endpoint: no source connected within 60 s");
-		goto out;
-	}
-	struct timeval tv = {60, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	ssl = SSL_new(ag->ag_server_ctx); /* the source must show a pool certificate */
-	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_accept(ssl) != 1) {
-		log_warn("migration endpoint: TLS handshake refused");
-		goto out;
-	}
-	struct mig_io io;
-	mig_io_init_ssl(&io, ssl);
-	struct mig_backend_lock lk = lock_of(ag);
-	struct mig_recv_opts ro = {0};
-	ro.token = j->rj_token;
-	ro.verify = j->rj_verify;
-	ro.domid = j->rj_domid;
+	int fd, rc = MIG_FAILED;
+	uint32_t version = 0;
 	struct mig_recv_result res;
 	memset(&res, 0, sizeof res);
-	rc = (xen_stream(ag) ? mig_xen_receive : mig_receive)(&io, backend_locked_inner(ag->ag_be), &lk, &ro, &res,
-							       err, sizeof err);
-	if (rc == MIG_OK)
+	while ((fd = endpoint_accept(j, deadline, &ssl, &version)) >= 0) {
+		struct mig_io io;
+		mig_io_init_ssl(&io, ssl);
+		struct mig_backend_lock lk = lock_of(ag);
+		struct mig_recv_opts ro = {0};
+		ro.token = j->rj_token;
+		ro.verify = j->rj_verify;
+		ro.domid = j->rj_domid;
+		memset(&res, 0, sizeof res);
+		rc = (xen_stream(ag) ? mig_xen_receive : mig_receive)(&io, backend_locked_inner(ag->ag_be), &lk, &ro,
+								       &res, err, sizeof err);
+		/* refused before its CONFIG (a wrong token): not our source, and
+		 * the prepared domain is untouched; a source of another protocol
+		 * version has been told why and is final */
+		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || flight_is_stopping())
+			break;
+		log_warn("migration endpoint for VM %s: refused a connection (%s); still waiting", j->rj_uuid, err);
+		SSL_free(ssl);
+		ssl = NULL;
+		flight_fd_set(j->rj_slot, -1);
+		close(fd);
+	}
+	close(j->rj_lfd);
+	if (fd < 0)
+		log_warn("migration endpoint for VM %s: no source connected within %d s", j->rj_uuid, MIG_ENDPOINT_MS / 1000);
+	else if (rc == MIG_OK)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
 			 (unsigned long long)res.pages, (unsigned long long)res.zero_pages,
 			 res.verified ? "verified" : "not verified");
 	else
 		log_warn("migration in failed: %s", err);
-out:
 	if (rc == MIG_FAILED && j->rj_domid > 0) { /* the prepared domain never ran: nothing may be left */
 		struct be_domain_info di;
 		if (ag->ag_be->be_ops->bo_domain_info(ag->ag_be, j->rj_domid, &di) == 0 &&
@@ -253,7 +299,7 @@ static int listen_one(struct agent *ag, const char *addr, int *port)
 	}
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	socklen_t sl = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1) < 0 ||
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
 		if (fd >= 0)
 			close(fd);

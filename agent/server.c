@@ -21,8 +21,10 @@
 #include "agent.h"
 #include "agent_proto.h"
 #include "evrpc.h"
+#include "httpsrv.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "tls.h"
 #include "xerr.h"
 
 typedef json_t *(*agent_method_fn)(struct agent *ag, json_t *args, json_t **result);
@@ -141,46 +143,33 @@ static void handle(struct evhttp_request *req, void *arg)
 	jrpc_req_clear(&r);
 }
 
-static struct bufferevent *bevcb(struct event_base *base, void *arg)
-{
-	struct agent *ag = arg;
-	SSL *ssl = SSL_new(ag->ag_server_ctx);
-	if (!ssl)
-		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-}
-
 /* Listen now (the port goes into the join report); TLS is ready before
- * the loop runs, so nothing is accepted without it. */
+ * the loop runs, so nothing is accepted without it. Only the pool master
+ * may call: its certificate's CN is checked in the handshake. */
 int agent_server_start(struct agent *ag, char *err, size_t errlen)
 {
-	ag->ag_http = evhttp_new(ag->ag_base);
+	struct conf *cf = ag->ag_conf;
+	struct httpsrv_limits lim = {
+		.hl_request_ms = conf_duration_ms(cf, "request-timeout"),
+		.hl_idle_ms = 60000,
+		.hl_max_body = 4 << 20,
+		.hl_max_headers = 64 * 1024,
+		.hl_max_conns = (int)conf_int(cf, "max-connections"),
+		.hl_max_per_addr = (int)conf_int(cf, "max-connections-per-address"),
+		.hl_peer_cn = TLS_MASTER_CN,
+		.hl_name = "agent API",
+	};
+	ag->ag_http = httpsrv_new(ag->ag_base, &ag->ag_server_ctx, &lim, handle, ag);
 	if (!ag->ag_http) {
-		snprintf(err, errlen, "evhttp_new failed");
+		snprintf(err, errlen, "cannot set up the HTTPS server: out of memory");
 		return -1;
 	}
-	evhttp_set_bevcb(ag->ag_http, bevcb, ag);
-	evhttp_set_gencb(ag->ag_http, handle, ag);
-	evhttp_set_max_body_size(ag->ag_http, 4 << 20);
-	evhttp_set_timeout(ag->ag_http, 60);
-	const char *addr = conf_str(ag->ag_conf, "listen-address");
-	int port = (int)conf_int(ag->ag_conf, "port");
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ag->ag_http, addr, (ev_uint16_t)port);
-	if (!bs) {
-		snprintf(err, errlen, "cannot listen on %s:%d", addr, port);
-		return -1;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl);
-	ag->ag_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return 0;
+	return httpsrv_bind(ag->ag_http, conf_str(cf, "listen-address"), (int)conf_int(cf, "port"), &ag->ag_port, err,
+			    errlen);
 }
 
 void agent_server_stop(struct agent *ag)
 {
-	if (ag->ag_http)
-		evhttp_free(ag->ag_http);
+	httpsrv_free(ag->ag_http);
 	ag->ag_http = NULL;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "jsonrpc.h"
+#include "tls.h"
 #include "xe.h"
 #include "xerr.h"
 
@@ -35,6 +36,16 @@ static void set_xerr(struct xe_ctx *c, json_t *e)
 		json_decref(e);
 }
 
+/* libcurl (OpenSSL) hands us its context before the handshake: the
+ * server's certificate must be the pool master's (a pool member's has its
+ * host uuid as CN). */
+static CURLcode xe_ssl_ctx(CURL *h, void *ssl_ctx, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return tls_ctx_require_peer_cn(ssl_ctx, TLS_MASTER_CN) == 1 ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
+}
+
 int xe_connect(struct xe_ctx *c)
 {
 	CURL *h = curl_easy_init();
@@ -49,12 +60,17 @@ int xe_connect(struct xe_ctx *c)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	if (c->opts->cacert) {
+		/* the pool master, at the name we were given: the password goes
+		 * to no other pool member and to no one else the CA signed for */
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->opts->cacert);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, xe_ssl_ctx);
 	} else {
+		/* as XAPI's xe without a CA: the server is not checked */
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "agent_proto.h"
+#include "tls.h"
 #include "xerr.h"
 
 /* The table is built once from AGENT_METHODS: the parameter text
@@ -108,25 +109,9 @@ json_t *aproto_check(const struct aproto_method *m, const json_t *params)
 	return NULL;
 }
 
-/* A host's certificate names the host's uuid (poold signs it so at join):
- * 8-4-4-4-12 hexadecimal digits. */
-static bool uuid_shaped(const char *s)
-{
-	static const int groups[] = {8, 4, 4, 4, 12};
-	for (int g = 0; g < 5; g++) {
-		for (int i = 0; i < groups[g]; i++, s++)
-			if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
-				return false;
-		if (*s != (g < 4 ? '-' : '\0'))
-			return false;
-		s++;
-	}
-	return true;
-}
-
 bool aproto_peer_is_master(const char *peer_cn)
 {
-	return peer_cn && *peer_cn && !uuid_shaped(peer_cn);
+	return peer_cn && strcmp(peer_cn, TLS_MASTER_CN) == 0;
 }
 
 bool aproto_caller_allowed(const struct aproto_method *m, const char *peer_cn)

@@ -92,8 +92,8 @@ json_t *aproto_check(const struct aproto_method *m, const json_t *params);
 /* May a peer whose verified certificate has CN peer_cn call m? false for
  * an empty CN (no certificate). */
 bool aproto_caller_allowed(const struct aproto_method *m, const char *peer_cn);
-/* The master's certificate names it (CN): a host's never does, since poold
- * signs every host's certificate with the host's uuid as CN. */
+/* The master's certificate has CN TLS_MASTER_CN (tls.h); a host's never
+ * does, since poold signs every host's certificate with its uuid as CN. */
 bool aproto_peer_is_master(const char *peer_cn);
 
 #endif

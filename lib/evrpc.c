@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include "evrpc.h"
 #include "jsonrpc.h"
+#include "tls.h"
 #include "xerr.h"
 
 struct evrpc_conn;
@@ -83,10 +84,10 @@ static struct evhttp_connection *conn_new(struct event_base *base, const struct 
 	if (!ssl)
 		return NULL;
 	SSL_set_tlsext_host_name(ssl, t->et_host);
-	/* the peer must be the host we mean, not just any pool member: its
-	 * certificate's CN (agents have no DNS names) is checked in the
-	 * handshake, which fails otherwise */
-	if (t->et_peer_cn && *t->et_peer_cn && SSL_set1_host(ssl, t->et_peer_cn) != 1) {
+	/* the peer must be the one we mean, not just any pool member: its
+	 * certificate's CN (a host's uuid, or the master's TLS_MASTER_CN) is
+	 * compared exactly in the handshake, which fails otherwise */
+	if (t->et_peer_cn && *t->et_peer_cn && tls_require_peer_cn(ssl, t->et_peer_cn) != 1) {
 		SSL_free(ssl);
 		return NULL;
 	}

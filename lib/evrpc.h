@@ -26,7 +26,7 @@ struct evrpc_target {
 	const char *et_host;     /* address */
 	int et_port;
 	SSL_CTX *et_ctx;         /* client context (tls_client_ctx) */
-	const char *et_peer_cn;  /* when set, the peer certificate's CN must equal it */
+	const char *et_peer_cn;  /* when set, the peer certificate's CN must equal it exactly */
 };
 
 /* Start a call; params is stolen. 0 = the callback will be called (maybe

@@ -22,9 +22,38 @@ void jrpc_req_clear(struct jrpc_req *req)
 	memset(req, 0, sizeof *req);
 }
 
+bool jrpc_depth_ok(const char *body, size_t len, int max)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = body[i];
+		if (in_string) {
+			if (ch == '\\')
+				i++; /* whatever is escaped cannot end the string */
+			else if (ch == '"')
+				in_string = false;
+		} else if (ch == '"') {
+			in_string = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > max)
+				return false;
+		} else if (ch == ']' || ch == '}') {
+			depth--;
+		}
+	}
+	return true;
+}
+
 int jrpc_parse(const char *body, size_t len, struct jrpc_req *req, char **error_text)
 {
 	memset(req, 0, sizeof *req);
+	if (!jrpc_depth_ok(body, len, JRPC_MAX_DEPTH)) {
+		char detail[96];
+		snprintf(detail, sizeof detail, "nested deeper than %d levels", JRPC_MAX_DEPTH);
+		*error_text = frame_error(-32700, "Parse error", detail);
+		return -1;
+	}
 	json_error_t jerr;
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o) {

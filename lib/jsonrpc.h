@@ -24,6 +24,13 @@ struct jrpc_req {
 	bool jr_v2;
 };
 
+/* Requests nest no deeper than this (XAPI's records need 4 or 5 levels):
+ * deeper ones are refused before anything is allocated for them. */
+#define JRPC_MAX_DEPTH 64
+/* body's arrays and objects nest at most max deep (a scan, not a parse:
+ * malformed text is left for the parser to refuse). */
+bool jrpc_depth_ok(const char *body, size_t len, int max);
+
 /* 0 and a filled request, or -1 and *error_text (malloc'ed, a complete
  * answer to send back). */
 int jrpc_parse(const char *body, size_t len, struct jrpc_req *req, char **error_text);

@@ -252,7 +252,7 @@ static int tls_ca_exts(X509 *x)
 	       tls_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always");
 }
 
-static int tls_leaf_exts(X509 *x, X509 *ca, const char *sans)
+static int tls_leaf_exts(X509 *x, X509 *ca)
 {
 	X509V3_CTX ctx;
 	X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
@@ -261,8 +261,6 @@ static int tls_leaf_exts(X509 *x, X509 *ca, const char *sans)
 	    !tls_add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth") ||
 	    !tls_add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
 	    !tls_add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
-		return 0;
-	if (sans && *sans && !tls_add_ext(x, &ctx, NID_subject_alt_name, sans))
 		return 0;
 	return 1;
 }
@@ -282,16 +280,19 @@ static int tls_check_args(const char *cn, int days, char *err, size_t errlen)
 
 /* A leaf certificate for pub, signed by ca/cakey. */
 static X509 *tls_leaf_make(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *pub, const char *cn,
-			   const char *sans, int days, char *err, size_t errlen)
+			   const char *const *names, int days, char *err, size_t errlen)
 {
 	X509 *x = tls_cert_new(cn, days, pub, ca);
 	if (!x) {
 		tls_err(err, errlen, "cannot build certificate for CN=%s", cn);
 		return NULL;
 	}
-	if (!tls_leaf_exts(x, ca, sans)) {
-		tls_err(err, errlen, "cannot add extensions (subjectAltName \"%s\") for CN=%s",
-			sans ? sans : "", cn);
+	if (!tls_leaf_exts(x, ca)) {
+		tls_err(err, errlen, "cannot add extensions for CN=%s", cn);
+		X509_free(x);
+		return NULL;
+	}
+	if (!tls_add_sans(x, names, err, errlen)) {
 		X509_free(x);
 		return NULL;
 	}
@@ -329,7 +330,7 @@ int tls_ca_create(const char *ca_cert_path, const char *ca_key_path, const char 
 }
 
 int tls_cert_issue(const char *ca_cert_path, const char *ca_key_path, const char *cn,
-		   const char *sans, int days, const char *cert_path, const char *key_path,
+		   const char *const *names, int days, const char *cert_path, const char *key_path,
 		   char *err, size_t errlen)
 {
 	if (!tls_check_args(cn, days, err, errlen))
@@ -340,7 +341,7 @@ int tls_cert_issue(const char *ca_cert_path, const char *ca_key_path, const char
 		return 0;
 	int ok = 0;
 	EVP_PKEY *key = tls_keygen(err, errlen);
-	X509 *x = key ? tls_leaf_make(ca, cakey, key, cn, sans, days, err, errlen) : NULL;
+	X509 *x = key ? tls_leaf_make(ca, cakey, key, cn, names, days, err, errlen) : NULL;
 	if (x)
 		ok = tls_write_pair(x, cert_path, key, key_path, err, errlen);
 	X509_free(x);
@@ -399,19 +400,25 @@ static char *tls_cert_to_pem(X509 *x, char *err, size_t errlen)
 }
 
 char *tls_csr_sign(const char *ca_cert_path, const char *ca_key_path, const char *csr_pem,
-		   const char *cn, const char *sans, int days, char *err, size_t errlen)
+		   const char *cn, const char *const *names, int days, char *err, size_t errlen)
 {
 	if (!tls_check_args(cn, days, err, errlen))
 		return NULL;
 	X509_REQ *req = tls_csr_parse(csr_pem, err, errlen);
 	if (!req)
 		return NULL;
+	if (tls_csr_claims_master(req) || strcmp(cn, TLS_MASTER_CN) == 0) {
+		tls_err(err, errlen, "the certificate request asks for the pool master's identity (CN=%s)",
+			TLS_MASTER_CN);
+		X509_REQ_free(req);
+		return NULL;
+	}
 	X509 *ca;
 	EVP_PKEY *cakey;
 	char *pem = NULL;
 	if (tls_load_ca(ca_cert_path, ca_key_path, &ca, &cakey, err, errlen)) {
 		EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
-		X509 *x = tls_leaf_make(ca, cakey, pub, cn, sans, days, err, errlen);
+		X509 *x = tls_leaf_make(ca, cakey, pub, cn, names, days, err, errlen);
 		if (x)
 			pem = tls_cert_to_pem(x, err, errlen);
 		X509_free(x);

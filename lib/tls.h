@@ -10,8 +10,15 @@
 #ifndef TLS_H
 #define TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <openssl/ssl.h>
+
+/* The pool master's certificate CN. Hosts' certificates have their host
+ * uuid as CN (poold sets it, whatever the request asked), so no host can
+ * hold the master's identity; agents and xe check it on every connection
+ * to the master. */
+#define TLS_MASTER_CN "pool-master"
 
 /* Create a self-signed CA (CN=cn, 10 years) into ca_cert_path / ca_key_path.
  * Refuses to overwrite existing files (O_EXCL). */
@@ -19,18 +26,21 @@ int tls_ca_create(const char *ca_cert_path, const char *ca_key_path, const char 
 		  char *err, size_t errlen);
 
 /* Issue a key + certificate signed by the CA, valid `days`, with
- * CN=cn and subjectAltName from the comma-separated list sans
- * ("DNS:localhost,IP:127.0.0.1"); extendedKeyUsage serverAuth+clientAuth.
- * Writes key_path (0600, O_EXCL) and cert_path. */
+ * CN=cn and a subjectAltName for each of names (NULL-terminated; each an
+ * IP literal or a DNS name, see tls_name_kind; anything else refuses the
+ * whole certificate; NULL or empty: no subjectAltName);
+ * extendedKeyUsage serverAuth+clientAuth. Writes key_path (0600, O_EXCL)
+ * and cert_path. */
 int tls_cert_issue(const char *ca_cert_path, const char *ca_key_path, const char *cn,
-		   const char *sans, int days, const char *cert_path, const char *key_path,
+		   const char *const *names, int days, const char *cert_path, const char *key_path,
 		   char *err, size_t errlen);
 
 /* Sign a PEM certificate request with the CA (for agents joining later):
  * returns a malloc'ed PEM certificate or NULL. The CSR's own subject CN is
- * replaced by cn; sans as above. */
+ * replaced by cn, and a request that asks for TLS_MASTER_CN is refused;
+ * names as above. Extensions the request carries are ignored. */
 char *tls_csr_sign(const char *ca_cert_path, const char *ca_key_path, const char *csr_pem,
-		   const char *cn, const char *sans, int days, char *err, size_t errlen);
+		   const char *cn, const char *const *names, int days, char *err, size_t errlen);
 
 /* A new key (key_path, 0600, must not exist) and a certificate request for
  * it with CN=cn, as PEM (malloc'ed) — what an agent sends to join. */
@@ -55,5 +65,32 @@ SSL_CTX *tls_server_ctx(const char *cert_path, const char *key_path, const char 
  * presents cert/key when given. */
 SSL_CTX *tls_client_ctx(const char *ca_path, const char *cert_path, const char *key_path,
 			char *err, size_t errlen);
+
+/* ---- tls_ident.c: names and peer identities ---- */
+
+enum tls_name_kind { TLS_NAME_INVALID, TLS_NAME_IP, TLS_NAME_DNS };
+/* What a certificate name is: an IPv4/IPv6 literal (its bytes into ip and
+ * *iplen when given), a DNS name (RFC 1123 labels: letters, digits, '-';
+ * the last label not all digits) or neither. Pure. */
+enum tls_name_kind tls_name_kind(const char *name, unsigned char ip[16], size_t *iplen);
+/* The same name: equal addresses (any spelling) or DNS names ignoring case. */
+bool tls_names_same(const char *a, const char *b);
+/* names (NULL-terminated) holds one that is the same as name. */
+bool tls_names_contain(const char *const *names, const char *name);
+/* The DNS and IP subjectAltNames of the certificate in cert_path, as a
+ * NULL-terminated malloc'ed array (tls_names_free), or NULL (err set). */
+char **tls_cert_names(const char *cert_path, char *err, size_t errlen);
+void tls_names_free(char **names);
+/* For tls.c: the subjectAltName of names (as tls_cert_issue) added to x
+ * (1), or 0 with err; a request that asks for TLS_MASTER_CN. */
+int tls_add_sans(X509 *x, const char *const *names, char *err, size_t errlen);
+int tls_csr_claims_master(X509_REQ *req);
+/* The certificate's single CN into out: 1, or 0 with err. */
+int tls_cert_cn(const char *cert_path, char *out, size_t outlen, char *err, size_t errlen);
+/* The handshake fails unless the peer's verified certificate has exactly
+ * one CN, equal to cn (an exact comparison, not hostname matching). On one
+ * connection, or on every connection of a context. 1, or 0. */
+int tls_require_peer_cn(SSL *ssl, const char *cn);
+int tls_ctx_require_peer_cn(SSL_CTX *ctx, const char *cn);
 
 #endif

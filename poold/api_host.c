@@ -153,6 +153,26 @@ static bool master_unclaimed(struct db *db, const char *master, json_t **rec)
 	return *rec && !*str(json_object_get(*rec, "other_config"), "agent_address");
 }
 
+/* The name a host's certificate carries: its address (validated by
+ * host_join), unless the master's certificate names it too. An agent on
+ * the master's machine is a host like any other, and no host may present
+ * itself under a name clients reach the master by. NULL: no name (the
+ * host's identity is its CN, its uuid, either way). */
+static const char *join_cert_name(struct poold *pd, const char *address)
+{
+	char cert[4200];
+	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
+	char err[300] = "";
+	char **master = tls_cert_names(cert, err, sizeof err);
+	bool taken = master && tls_names_contain((const char *const *)master, address);
+	tls_names_free(master);
+	if (!master)
+		log_warn("%s: the host's certificate gets no name", err);
+	else if (taken)
+		log_warn("host address %s is also a name of the master's certificate: not put in the host's", address);
+	return master && !taken ? address : NULL;
+}
+
 static json_t *join_txn(struct db *db, void *ctx)
 {
 	struct join_ctx *j = ctx;
@@ -202,11 +222,11 @@ static json_t *join_txn(struct db *db, void *ctx)
 		e = pool_relevel(db, pd->pd_pool_ref);
 	if (e)
 		return e;
-	char ca[4200], cakey[4200], sans[300], err[512] = "";
+	char ca[4200], cakey[4200], err[512] = "";
 	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
 	snprintf(cakey, sizeof cakey, "%s/ca.key", pd->pd_dir);
-	snprintf(sans, sizeof sans, "IP:%s", j->rep.address);
-	j->cert = tls_csr_sign(ca, cakey, j->csr, j->host_uuid, sans, 3650, err, sizeof err);
+	const char *names[2] = {join_cert_name(pd, j->rep.address), NULL};
+	j->cert = tls_csr_sign(ca, cakey, j->csr, j->host_uuid, names, 3650, err, sizeof err);
 	if (!j->cert)
 		return xerr_new(XE_INVALID_VALUE, "csr", err, NULL);
 	return NULL;

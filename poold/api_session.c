@@ -2,24 +2,34 @@
  * api_session.c - login, logout and session validity.
  *
  * Sessions are objects of class "session" in the database (so they survive
- * a poold restart) mirrored in pd_sessions (ref -> last active second) so
- * that checking one costs a hash lookup, not a query. last_active is written
- * back at most once a minute; sessions idle longer than session-timeout are
- * destroyed by session_gc().
+ * a poold restart) mirrored in pd_sessions (ref -> [last active, last
+ * stored], in seconds) so that checking one costs a hash lookup, not a
+ * query. Every use makes a session active again; last_active reaches the
+ * database at most every min(60 s, session-timeout / 4). Sessions idle
+ * longer than session-timeout are destroyed by session_gc().
+ *
+ * A login's password is checked on the pool of pwcheck.c, after the
+ * throttle of throttle.c: an attempt from an address (and for a user)
+ * that failed lately is answered SESSION_AUTHENTICATION_FAILED once its
+ * wait is over, without a check; a failure is answered when the wait it
+ * causes is over, so a client that waits for its answer is never refused
+ * for asking too soon.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <pthread.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <event2/event.h>
-#include <openssl/crypto.h>
+#include "httpsrv.h"
 #include "log.h"
 #include "poold.h"
-#include "pwhash.h"
 #include "xerr.h"
 
-#define SESSION_TOUCH_SECONDS 60
+#define SESSION_STORE_MAX_SECONDS 60
+#define LOGIN_PER_ADDRESS_QUEUED 4  /* attempts of one address waiting for a check */
+#define LOGIN_THROTTLE_KEYS 10000   /* addresses and users remembered */
 
 static time_t parse_datetime(const char *s)
 {
@@ -39,12 +49,17 @@ static void format_datetime(time_t t, char *out)
 	strftime(out, 32, "%Y%m%dT%H:%M:%SZ", &tm);
 }
 
+static json_t *session_times(time_t active, time_t stored)
+{
+	return json_pack("[I, I]", (json_int_t)active, (json_int_t)stored);
+}
+
 static int session_load_one(void *ctx, const char *ref, const char *text, int len)
 {
 	struct poold *pd = ctx;
 	json_t *rec = json_loadb(text, (size_t)len, 0, NULL);
 	time_t t = parse_datetime(json_string_value(json_object_get(rec, "last_active")));
-	json_object_set_new(pd->pd_sessions, ref, json_integer((json_int_t)t));
+	json_object_set_new(pd->pd_sessions, ref, session_times(t, t));
 	json_decref(rec);
 	return 0;
 }
@@ -62,20 +77,35 @@ static json_t *session_touch_txn(struct db *db, void *ctx)
 	return db_obj_set(db, a[0], "last_active", json_string(a[1]));
 }
 
+static time_t session_active(json_t *v)
+{
+	return (time_t)json_integer_value(json_array_get(v, 0));
+}
+
+bool session_known(struct poold *pd, const char *ref)
+{
+	json_t *v = json_object_get(pd->pd_sessions, ref);
+	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
+	return v && time(NULL) - session_active(v) <= timeout;
+}
+
 json_t *session_check(struct poold *pd, const char *ref)
 {
 	json_t *v = json_object_get(pd->pd_sessions, ref);
 	time_t now = time(NULL);
 	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
-	if (!v || now - (time_t)json_integer_value(v) > timeout)
+	if (!v || now - session_active(v) > timeout)
 		return xerr_new(XE_SESSION_INVALID, ref, NULL);
-	if (now - (time_t)json_integer_value(v) >= SESSION_TOUCH_SECONDS) {
+	json_integer_set(json_array_get(v, 0), (json_int_t)now);
+	/* stored often enough that a restart loses at most a quarter of the timeout */
+	long long every = timeout / 4 < SESSION_STORE_MAX_SECONDS ? timeout / 4 : SESSION_STORE_MAX_SECONDS;
+	if (now - (time_t)json_integer_value(json_array_get(v, 1)) >= (every > 0 ? every : 1)) {
 		char ts[32];
 		format_datetime(now, ts);
 		const char *a[2] = {ref, ts};
 		json_t *e = db_txn(pd->pd_db, session_touch_txn, a);
-		json_decref(e); /* a lost touch only shortens the session */
-		json_integer_set(v, (json_int_t)now);
+		json_decref(e); /* a lost touch only shortens the session after a restart */
+		json_integer_set(json_array_get(v, 1), (json_int_t)now);
 	}
 	return NULL;
 }
@@ -99,15 +129,14 @@ static json_t *login_txn(struct db *db, void *ctx)
 	return e;
 }
 
-/* A hash of nothing, made once, to verify against for unknown users. */
-static const char *login_dummy_hash(void)
+static int64_t login_now_ms(void)
 {
-	static char *dummy;
-	if (!dummy)
-		dummy = pwhash_make("", PWHASH_DEFAULT_ITERATIONS);
-	return dummy ? dummy : "";
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A call parked until its failure is answered. */
 struct login_fail {
 	struct api_call *lf_call;
 	json_t *lf_err;
@@ -140,11 +169,11 @@ static void login_fail_cancel(struct api_call *c)
 	api_call_free(c);
 }
 
-/* A failed login is answered after login-failure-delay, without holding
- * up anyone else: password guessing gets slow, the server does not. */
-static json_t *login_fail_later(struct api_call *c, json_t *err)
+/* SESSION_AUTHENTICATION_FAILED after ms, from a timer: password guessing
+ * gets slow, the server does not. */
+static json_t *login_fail_after(struct api_call *c, const char *user, int64_t ms)
 {
-	long long ms = conf_duration_ms(c->ac_pd->pd_conf, "login-failure-delay");
+	json_t *err = xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user, "Authentication failure", NULL);
 	struct login_fail *lf = ms > 0 && c->ac_transport ? calloc(1, sizeof *lf) : NULL;
 	if (!lf)
 		return err;
@@ -158,107 +187,141 @@ static json_t *login_fail_later(struct api_call *c, json_t *err)
 	return API_PENDING;
 }
 
-/* After the password check: a session, or the (delayed) refusal. */
-static json_t *login_finish(struct api_call *c, bool ok)
+/* A password was right: the session. */
+static json_t *login_session(struct api_call *c, const char *user)
 {
-	const char *user = json_string_value(json_array_get(c->ac_args, 0));
 	const char *originator = "";
 	if (json_array_size(c->ac_args) >= 4 && json_is_string(json_array_get(c->ac_args, 3)))
 		originator = json_string_value(json_array_get(c->ac_args, 3));
-	if (!ok) {
-		log_warn("login failed for user '%s'", user);
-		return login_fail_later(c, xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user,
-						    "Authentication failure", NULL));
-	}
 	struct login_ctx l = {c->ac_pd, user, originator, ""};
 	json_t *e = db_txn(c->ac_pd->pd_db, login_txn, &l);
 	if (e)
 		return e;
-	json_object_set_new(c->ac_pd->pd_sessions, l.ref, json_integer((json_int_t)time(NULL)));
+	time_t now = time(NULL);
+	json_object_set_new(c->ac_pd->pd_sessions, l.ref, session_times(now, now));
 	c->ac_result = json_string(l.ref);
 	return NULL;
 }
 
-/* The password check costs ~0.1 s of CPU (PBKDF2): it runs on a thread of
- * its own so the loop keeps answering everyone else meanwhile. */
-struct login_job {
-	struct api_call *lj_call; /* NULL once the client has gone */
-	char *lj_pw, *lj_stored;
-	bool lj_ok;
-	struct event *lj_done;
-	pthread_t lj_thread;
+/* One attempt, from its arrival to its answer. */
+struct login {
+	struct api_call *lg_call;
+	struct pwcheck_job *lg_job;
+	char lg_addr[80], lg_user[300]; /* throttle keys */
 };
 
-static void login_job_free(struct login_job *j)
+static int64_t login_wait(const struct login *lg)
 {
-	pthread_join(j->lj_thread, NULL);
-	event_free(j->lj_done);
-	OPENSSL_cleanse(j->lj_pw, strlen(j->lj_pw));
-	free(j->lj_pw);
-	free(j->lj_stored);
-	free(j);
+	return throttle_wait_for(lg->lg_call->ac_pd->pd_throttle, lg->lg_addr, lg->lg_user, login_now_ms());
 }
 
-static void *login_job_run(void *arg)
+static bool login_may_start(void *arg)
 {
-	struct login_job *j = arg;
-	/* the same work whether or not the user exists: no user enumeration by timing */
-	j->lj_ok = pwhash_verify(j->lj_pw, j->lj_stored ? j->lj_stored : login_dummy_hash()) && j->lj_stored;
-	event_active(j->lj_done, EV_TIMEOUT, 1);
-	return NULL;
+	return login_wait(arg) == 0;
 }
 
-static void login_job_done(evutil_socket_t fd, short what, void *arg)
+/* The check's outcome (on the loop): a session, or the refusal once the
+ * wait this failure causes is over. */
+static void login_checked(void *arg, enum pwcheck_result r)
 {
-	(void)fd;
-	(void)what;
-	struct login_job *j = arg;
-	struct api_call *c = j->lj_call;
-	bool ok = j->lj_ok;
-	login_job_free(j);
-	if (!c)
-		return;
+	struct login *lg = arg;
+	struct api_call *c = lg->lg_call;
+	struct throttle *t = c->ac_pd->pd_throttle;
+	const char *user = json_string_value(json_array_get(c->ac_args, 0));
 	c->ac_cancel = NULL;
-	json_t *e = login_finish(c, ok);
+	json_t *e;
+	if (r == PWCHECK_OK) {
+		throttle_record(t, lg->lg_addr, true, login_now_ms());
+		throttle_record(t, lg->lg_user, true, login_now_ms());
+		e = login_session(c, user);
+	} else {
+		if (r == PWCHECK_WRONG) {
+			log_warn("login failed for user '%s' from %s", user, c->ac_addr);
+			throttle_record(t, lg->lg_addr, false, login_now_ms());
+			throttle_record(t, lg->lg_user, false, login_now_ms());
+		}
+		e = login_fail_after(c, user, login_wait(lg));
+	}
+	free(lg);
 	if (e != API_PENDING)
 		api_call_finish(c, e);
 }
 
-static void login_job_cancel(struct api_call *c)
+static void login_cancel(struct api_call *c)
 {
-	struct login_job *j = c->ac_parked;
-	j->lj_call = NULL; /* the thread finishes; login_job_done frees the job */
+	struct login *lg = c->ac_parked;
+	pwcheck_cancel(lg->lg_job);
+	free(lg);
 	api_call_free(c);
+}
+
+/* The throttle's key of an address: IPv6 by its /64, as connections are capped. */
+static void login_addr_key(const char *addr, char *out, size_t outlen)
+{
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in s4 = {.sin_family = AF_INET};
+	char key[64] = "";
+	if (inet_pton(AF_INET, addr, &s4.sin_addr) == 1)
+		httpsrv_addr_key((struct sockaddr *)&s4, sizeof s4, key, sizeof key);
+	else if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1)
+		httpsrv_addr_key((struct sockaddr *)&s6, sizeof s6, key, sizeof key);
+	snprintf(out, outlen, "a:%s", *key ? key : addr);
+}
+
+/* The pool and the table, at the first login (the loop runs by then). */
+static bool login_setup(struct poold *pd)
+{
+	if (pd->pd_pwcheck)
+		return true;
+	struct throttle_policy pol = {conf_duration_ms(pd->pd_conf, "login-failure-delay"),
+				      conf_duration_ms(pd->pd_conf, "login-failure-delay-max")};
+	if (pol.tp_max_ms < pol.tp_base_ms)
+		pol.tp_max_ms = pol.tp_base_ms;
+	pd->pd_throttle = throttle_new(&pol, LOGIN_THROTTLE_KEYS);
+	pd->pd_pwcheck = pwcheck_new(pd->pd_base, (int)conf_int(pd->pd_conf, "login-check-threads"),
+				     (int)conf_int(pd->pd_conf, "login-queue-length"), LOGIN_PER_ADDRESS_QUEUED);
+	return pd->pd_throttle && pd->pd_pwcheck;
 }
 
 json_t *session_login(struct api_call *c)
 {
+	struct poold *pd = c->ac_pd;
 	const char *user, *pw;
 	json_t *e = api_arg_str(c, 0, "uname", &user);
 	if (e || (e = api_arg_str(c, 1, "pwd", &pw)))
 		return e;
-	login_dummy_hash(); /* made once, on the loop thread */
-	struct login_job *j = calloc(1, sizeof *j);
-	if (!j)
+	if (!login_setup(pd))
+		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the password checks: out of memory");
+	struct login *lg = calloc(1, sizeof *lg);
+	if (!lg)
 		return xerr_newf(XE_INTERNAL_ERROR, "out of memory");
-	j->lj_call = c;
-	j->lj_pw = strdup(pw);
-	j->lj_stored = db_user_hash(c->ac_pd->pd_db, user);
-	j->lj_done = event_new(c->ac_pd->pd_base, -1, 0, login_job_done, j);
-	if (!j->lj_pw || !j->lj_done || pthread_create(&j->lj_thread, NULL, login_job_run, j) != 0) {
-		/* no thread to be had: check here, the loop pays the cost */
-		bool ok = j->lj_pw && pwhash_verify(pw, j->lj_stored ? j->lj_stored : login_dummy_hash()) &&
-			  j->lj_stored;
-		if (j->lj_done)
-			event_free(j->lj_done);
-		free(j->lj_pw);
-		free(j->lj_stored);
-		free(j);
-		return login_finish(c, ok);
+	lg->lg_call = c;
+	login_addr_key(c->ac_addr, lg->lg_addr, sizeof lg->lg_addr);
+	snprintf(lg->lg_user, sizeof lg->lg_user, "u:%s", user);
+	int64_t wait = login_wait(lg);
+	if (wait > 0) { /* failed lately: no check now, the answer when the wait is over */
+		free(lg);
+		return login_fail_after(c, user, wait);
 	}
-	c->ac_parked = j;
-	c->ac_cancel = login_job_cancel;
+	char *stored = db_user_hash(pd->pd_db, user);
+	lg->lg_job = pwcheck_submit(pd->pd_pwcheck, lg->lg_addr, pw, stored, login_may_start, login_checked, lg);
+	free(stored);
+	if (!lg->lg_job) {
+		log_warn("login for user '%s' from %s refused: too many logins waiting", user, c->ac_addr);
+		free(lg);
+		return login_fail_after(c, user, conf_duration_ms(pd->pd_conf, "login-failure-delay"));
+	}
+	c->ac_parked = lg;
+	c->ac_cancel = login_cancel;
 	return API_PENDING;
+}
+
+void session_fini(struct poold *pd)
+{
+	pwcheck_free(pd->pd_pwcheck);
+	pd->pd_pwcheck = NULL;
+	throttle_free(pd->pd_throttle);
+	pd->pd_throttle = NULL;
 }
 
 static json_t *logout_txn(struct db *db, void *ctx)
@@ -317,7 +380,7 @@ void session_gc(struct poold *pd)
 	const char *ref;
 	json_t *v;
 	json_object_foreach(pd->pd_sessions, ref, v)
-		if (now - (time_t)json_integer_value(v) > timeout)
+		if (now - session_active(v) > timeout)
 			json_array_append_new(dead, json_string(ref));
 	if (json_array_size(dead)) {
 		json_t *e = db_txn(pd->pd_db, gc_txn, dead);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cpuid.h"
 #include "poold.h"
+#include "tls.h"
 #include "version.h"
 #include "xerr.h"
 
@@ -34,6 +35,12 @@ json_t *host_report_parse(json_t *r, struct host_report *out)
 				"needs name_label, address, port, memory_total, product_version and cpu_info "
 				"{vendor, features (XAPI feature-set form)}",
 				NULL);
+	/* these go into certificates and records, at join and at every
+	 * heartbeat: names (an IP literal or a DNS name), not text */
+	if (tls_name_kind(out->address, NULL, NULL) == TLS_NAME_INVALID)
+		return xerr_new(XE_INVALID_VALUE, "address", out->address, NULL);
+	if (*out->migration_address && tls_name_kind(out->migration_address, NULL, NULL) == TLS_NAME_INVALID)
+		return xerr_new(XE_INVALID_VALUE, "migration_address", out->migration_address, NULL);
 	return NULL;
 }
 

@@ -1,57 +1,41 @@
 /*
- * http.c - poold's HTTPS front: libevent's evhttp over OpenSSL bufferevents.
+ * http.c - poold's HTTPS front: libevent's evhttp over OpenSSL bufferevents,
+ * behind the limits of lib/httpsrv.c (request deadline, connection caps).
  *
  * POST /jsonrpc carries XAPI's JSON-RPC; POST / and /RPC2 take JSON-RPC
  * too when the body is JSON (XML-RPC is not spoken: such requests get 415
  * with a sentence saying so). Bodies above max-request-size are refused
- * with 413 by evhttp itself; connections that send nothing are closed after
- * connection-timeout. An event.from call parks its request until it can be
- * answered; if the client goes away first, its wait is dropped.
+ * with 413 by evhttp itself, and a body above
+ * max-unauthenticated-request-size is not parsed unless it comes from a
+ * pool member (its certificate) or carries a valid session. An event.from
+ * call parks its request until it can be answered; if the client goes away
+ * first, its wait is dropped.
  */
 #include <errno.h>
 #include <stdio.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
 #include "evrpc.h"
+#include "httpsrv.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "poold.h"
 #include "tls.h"
 #include "xerr.h"
 
-/* The TLS context and the listener: singletons of the one server. */
+/* The TLS context: a singleton of the one server. */
 static SSL_CTX *http_ssl_ctx;
-
-static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
-{
-	(void)arg;
-	SSL *ssl = SSL_new(http_ssl_ctx);
-	if (!ssl)
-		return NULL;
-	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-								BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
 
 static void http_reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
 		       const char *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
-	evhttp_add_header(h, "Access-Control-Allow-Headers", "X-Requested-With");
 	struct evbuffer *b = evbuffer_new();
 	if (body)
 		evbuffer_add(b, body, strlen(body));
@@ -75,8 +59,6 @@ static void http_send(struct evhttp_request *req, struct evbuffer *body)
 	evbuffer_pullup(body, -1);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
-	evhttp_add_header(h, "Access-Control-Allow-Headers", "X-Requested-With");
 	evhttp_send_reply(req, 200, "OK", body);
 }
 
@@ -124,8 +106,6 @@ static void http_stream_start(struct api_call *c)
 	struct evhttp_request *req = c->ac_transport;
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
-	evhttp_add_header(h, "Access-Control-Allow-Headers", "X-Requested-With");
 	evhttp_send_reply_start(req, 200, "OK");
 	c->ac_cancel = http_stream_cancel; /* the client may leave mid-answer */
 	struct evbuffer *buf = evbuffer_new();
@@ -180,8 +160,58 @@ static void http_call_done(struct api_call *c, json_t *err)
 	api_call_free(c);
 }
 
+/* The session ref a request carries, as far as can be told without
+ * parsing it: the first "OpaqueRef:..." string (XAPI puts the session
+ * first in params). Into out; false when there is none. */
+static bool http_session_of(const char *body, size_t len, char *out, size_t outlen)
+{
+	static const char mark[] = "\"OpaqueRef:";
+	const char *p = memmem(body, len, mark, sizeof mark - 1);
+	if (!p)
+		return false;
+	p++;
+	const char *end = memchr(p, '"', len - (size_t)(p - body));
+	if (!end || (size_t)(end - p) >= outlen)
+		return false;
+	memcpy(out, p, (size_t)(end - p));
+	out[end - p] = '\0';
+	return true;
+}
+
+/* Who may make poold parse a big document: a pool member (its verified
+ * certificate) or a client with a valid session. Anyone else (a login, a
+ * stranger) is refused before parsing: 413, or SESSION_INVALID when the
+ * session it names is not (or no longer) valid. */
+static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const char *body, size_t len,
+			   const char *peer)
+{
+	if (*peer || len <= (size_t)conf_int(pd->pd_conf, "max-unauthenticated-request-size"))
+		return true;
+	char ref[80];
+	bool named = http_session_of(body, len, ref, sizeof ref);
+	if (named && session_known(pd, ref))
+		return true;
+	if (named) {
+		json_t *e = xerr_new(XE_SESSION_INVALID, ref, NULL);
+		char *text = jrpc_err(NULL, true, e);
+		json_decref(e);
+		http_reply(req, 200, "OK", "application/json", text);
+		free(text);
+		return false;
+	}
+	http_reply(req, 413, "Payload Too Large", "text/plain",
+		   "a request this big needs a valid session: log in first\n");
+	return false;
+}
+
 static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const char *body, size_t len)
 {
+	char peer[64];
+	/* an agent authenticates with its pool certificate */
+	if (evrpc_request_peer_cn(req, peer, sizeof peer) < 0)
+		peer[0] = '\0';
+	if (!http_may_parse(pd, req, body, len, peer))
+		return;
 	struct jrpc_req r;
 	char *error_text = NULL;
 	if (jrpc_parse(body, len, &r, &error_text) < 0) {
@@ -201,9 +231,8 @@ static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const cha
 	c->ac_v2 = r.jr_v2;
 	c->ac_transport = req;
 	c->ac_done = http_call_done;
-	/* an agent authenticates with its pool certificate */
-	if (evrpc_request_peer_cn(req, c->ac_peer, sizeof c->ac_peer) < 0)
-		c->ac_peer[0] = '\0';
+	snprintf(c->ac_peer, sizeof c->ac_peer, "%s", peer);
+	httpsrv_request_addr(req, c->ac_addr, sizeof c->ac_addr);
 	/* a parked call is dropped if its client goes away (one request is
 	 * in flight per connection: evhttp answers them in order) */
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -249,10 +278,9 @@ static void http_handle(struct evhttp_request *req, void *arg)
 
 int http_start(struct poold *pd, char *err, size_t errlen)
 {
-	char cert[4200], key[4200];
+	char cert[4200], key[4200], ca[4200];
 	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
 	snprintf(key, sizeof key, "%s/server.key", pd->pd_dir);
-	char ca[4200];
 	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
 	/* client certificates are asked for, not required: agents present
 	 * theirs (issued by the pool CA), xe and XAPI clients log in instead;
@@ -260,53 +288,41 @@ int http_start(struct poold *pd, char *err, size_t errlen)
 	http_ssl_ctx = tls_server_ctx(cert, key, ca, 0, err, errlen);
 	if (!http_ssl_ctx)
 		return -1;
-	pd->pd_http = evhttp_new(pd->pd_base);
+	struct conf *cf = pd->pd_conf;
+	struct httpsrv_limits lim = {
+		.hl_request_ms = conf_duration_ms(cf, "request-timeout"),
+		.hl_idle_ms = conf_duration_ms(cf, "connection-timeout"),
+		.hl_max_body = conf_int(cf, "max-request-size"),
+		.hl_max_headers = 64 * 1024,
+		.hl_max_conns = (int)conf_int(cf, "max-connections"),
+		.hl_max_per_addr = (int)conf_int(cf, "max-connections-per-address"),
+		.hl_name = "XAPI",
+	};
+	pd->pd_http = httpsrv_new(pd->pd_base, &http_ssl_ctx, &lim, http_handle, pd);
 	if (!pd->pd_http) {
-		snprintf(err, errlen, "evhttp_new failed");
+		snprintf(err, errlen, "cannot set up the HTTPS server: out of memory");
 		return -1;
 	}
-	evhttp_set_bevcb(pd->pd_http, http_bevcb, pd);
-	evhttp_set_gencb(pd->pd_http, http_handle, pd);
-	evhttp_set_max_body_size(pd->pd_http, (ev_ssize_t)conf_int(pd->pd_conf, "max-request-size"));
-	evhttp_set_max_headers_size(pd->pd_http, 64 * 1024);
-	long long tmo = conf_duration_ms(pd->pd_conf, "connection-timeout");
-	struct timeval tv = {(time_t)(tmo / 1000), (suseconds_t)(tmo % 1000) * 1000};
-	evhttp_set_timeout_tv(pd->pd_http, &tv);
-	evhttp_set_allowed_methods(pd->pd_http, EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_OPTIONS);
-	const char *addr = conf_str(pd->pd_conf, "listen-address");
-	int port = (int)conf_int(pd->pd_conf, "port");
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(pd->pd_http, addr, (ev_uint16_t)port);
-	if (!bs) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+	evhttp_set_allowed_methods(httpsrv_evhttp(pd->pd_http), EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_OPTIONS);
+	const char *addr = conf_str(cf, "listen-address");
+	int real;
+	if (httpsrv_bind(pd->pd_http, addr, (int)conf_int(cf, "port"), &real, err, errlen) < 0)
 		return -1;
-	}
-	evutil_socket_t fd = evhttp_bound_socket_get_fd(bs);
-	/* accepted sockets inherit it: answers are several small TLS records
-	 * (headers, body) and Nagle + delayed ACK would add 40 ms to each */
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	/* port 0 asks the kernel for one: write the real one for tests and tools */
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		int real = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							  : ((struct sockaddr_in *)&ss)->sin_port);
-		char path[4200];
-		snprintf(path, sizeof path, "%s/poold.port", pd->pd_dir);
-		FILE *f = fopen(path, "w");
-		if (f) {
-			fprintf(f, "%d\n", real);
-			fclose(f);
-		}
-		log_info("serving XAPI JSON-RPC on https://%s:%d/jsonrpc", addr, real);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/poold.port", pd->pd_dir);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%d\n", real);
+		fclose(f);
 	}
+	log_info("serving XAPI JSON-RPC on https://%s:%d/jsonrpc", addr, real);
 	return 0;
 }
 
 void http_stop(struct poold *pd)
 {
-	if (pd->pd_http)
-		evhttp_free(pd->pd_http);
+	httpsrv_free(pd->pd_http);
 	pd->pd_http = NULL;
 	SSL_CTX_free(http_ssl_ctx);
 	http_ssl_ctx = NULL;

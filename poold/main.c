@@ -1,8 +1,11 @@
 /*
  * main.c - poold, the pool master.
  *
- *   poold init --dir DIR [--password-file FILE]   create a pool (password
- *                                                  from FILE or stdin)
+ *   poold init --dir DIR [--password-file FILE] [--name DNS]... [--address IP]...
+ *                  create a pool (password from FILE or stdin); the names
+ *                  and addresses clients reach the master by go into its
+ *                  certificate besides localhost, 127.0.0.1, ::1 and the
+ *                  host name
  *   poold --dir DIR [--config FILE] [--set KEY=VALUE]...   serve it
  *
  * Serving: one libevent loop answers XAPI JSON-RPC over HTTPS; SIGTERM and
@@ -28,7 +31,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: poold init --dir DIR [--password-file FILE]\n"
+	fprintf(f, "usage: poold init --dir DIR [--password-file FILE] [--name DNS-NAME]... [--address IP]...\n"
 		   "       poold --dir DIR [--config FILE] [--set KEY=VALUE]...\n"
 		   "       poold --version\n");
 }
@@ -55,13 +58,27 @@ static int read_password(const char *file, char *buf, size_t len)
 
 static int cmd_init(int argc, char **argv)
 {
-	const char *dir = NULL, *pwfile = NULL;
+	const char *dir = NULL, *pwfile = NULL, *names[POOL_MAX_NAMES + 1] = {NULL};
+	size_t nnames = 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			dir = argv[++i];
 		else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
 			pwfile = argv[++i];
-		else {
+		else if ((strcmp(argv[i], "--name") == 0 || strcmp(argv[i], "--address") == 0) && i + 1 < argc) {
+			enum tls_name_kind k = tls_name_kind(argv[i + 1], NULL, NULL);
+			bool want_ip = strcmp(argv[i], "--address") == 0;
+			if (k == TLS_NAME_INVALID || (k == TLS_NAME_IP) != want_ip) {
+				fprintf(stderr, "poold init: %s '%s': expected %s\n", argv[i], argv[i + 1],
+					want_ip ? "an IPv4 or IPv6 address" : "a DNS name (letters, digits, '-', dots)");
+				return 2;
+			}
+			if (nnames == POOL_MAX_NAMES) {
+				fprintf(stderr, "poold init: at most %d names and addresses\n", POOL_MAX_NAMES);
+				return 2;
+			}
+			names[nnames++] = argv[++i];
+		} else {
 			usage(stderr);
 			return 2;
 		}
@@ -73,7 +90,7 @@ static int cmd_init(int argc, char **argv)
 	char pw[1024], err[1024] = "";
 	if (read_password(pwfile, pw, sizeof pw) < 0)
 		return 1;
-	if (pool_init_dir(dir, pw, err, sizeof err) < 0) {
+	if (pool_init_dir(dir, pw, names, err, sizeof err) < 0) {
 		fprintf(stderr, "poold init: %s\n", err);
 		return 1;
 	}
@@ -145,6 +162,11 @@ static int serve(struct poold *pd)
 {
 	char err[1024] = "", dbp[4200];
 	snprintf(dbp, sizeof dbp, "%s/pool.db", pd->pd_dir);
+	if (access(dbp, F_OK) == 0 &&
+	    (pool_db_private(pd->pd_dir, false, err, sizeof err) < 0 || pool_master_identity(pd->pd_dir, err, sizeof err) < 0)) {
+		fprintf(stderr, "poold: %s\n", err);
+		return 1;
+	}
 	pd->pd_db = db_open(dbp, false, err, sizeof err);
 	if (!pd->pd_db) {
 		fprintf(stderr, "poold: %s (create a pool with `poold init --dir %s`)\n", err, pd->pd_dir);
@@ -190,6 +212,7 @@ static int serve(struct poold *pd)
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	event_base_dispatch(pd->pd_base);
 	http_stop(pd); /* closing the connections cancels the parked calls */
+	session_fini(pd);
 	evacuations_stop(pd);
 	host_liveness_stop(pd);
 	agent_links_free(pd); /* calls still in flight fail now; their outcome is recorded */

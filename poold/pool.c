@@ -8,6 +8,7 @@
  * admin user "root".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,55 @@ static json_t *init_txn(struct db *db, void *ctx)
 	return e;
 }
 
-int pool_init_dir(const char *dir, const char *password, char *err, size_t errlen)
+/* The master's certificate names: localhost, 127.0.0.1, ::1, the host
+ * name, then the operator's (poold init --name/--address), each once. */
+static int master_names(const char *hostname, const char *const *extra, const char **out, size_t max, char *err,
+			size_t errlen)
+{
+	const char *base[] = {"localhost", "127.0.0.1", "::1", hostname};
+	size_t n = 0;
+	for (size_t i = 0; i < 4; i++)
+		if (tls_name_kind(base[i], NULL, NULL) != TLS_NAME_INVALID && !tls_names_contain(out, base[i]))
+			out[n++] = base[i], out[n] = NULL;
+	for (size_t i = 0; extra && extra[i]; i++) {
+		if (tls_name_kind(extra[i], NULL, NULL) == TLS_NAME_INVALID) {
+			snprintf(err, errlen, "'%s' is neither an IP address nor a DNS name", extra[i]);
+			return -1;
+		}
+		if (n + 1 >= max) {
+			snprintf(err, errlen, "too many names for the master's certificate (at most %zu)", max - 5);
+			return -1;
+		}
+		if (!tls_names_contain(out, extra[i]))
+			out[n++] = extra[i], out[n] = NULL;
+	}
+	return 0;
+}
+
+/* pool.db and its WAL files are readable by poold only: sessions and
+ * password hashes live there. SQLite gives -wal and -shm the mode of the
+ * database file, so an existing pool is fixed by its first start. */
+int pool_db_private(const char *dir, bool create, char *err, size_t errlen)
+{
+	static const char *const files[] = {"pool.db", "pool.db-wal", "pool.db-shm"};
+	for (size_t i = 0; i < 3; i++) {
+		char p[4200];
+		path_in(p, sizeof p, dir, files[i]);
+		int fd = open(p, O_RDONLY | O_CLOEXEC | (create && i == 0 ? O_CREAT : 0), 0600);
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (fd < 0 || fchmod(fd, 0600) < 0) {
+			snprintf(err, errlen, "%s: %s", p, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+int pool_init_dir(const char *dir, const char *password, const char *const *names, char *err, size_t errlen)
 {
 	char dbp[4200], ca[4200], cakey[4200], cert[4200], key[4200];
 	path_in(dbp, sizeof dbp, dir, "pool.db");
@@ -127,14 +176,17 @@ int pool_init_dir(const char *dir, const char *password, char *err, size_t errle
 	}
 	char hostname[256] = "localhost";
 	gethostname(hostname, sizeof hostname - 1);
-	char sans[600];
-	snprintf(sans, sizeof sans, "DNS:localhost,IP:127.0.0.1,DNS:%s", hostname);
+	const char *sans[POOL_MAX_NAMES + 5] = {NULL};
+	if (master_names(hostname, names, sans, POOL_MAX_NAMES + 5, err, errlen) < 0)
+		return -1;
 	char uuid[48], cn[96];
 	model_new_uuid(uuid);
 	snprintf(cn, sizeof cn, "poold pool CA %.8s", uuid);
 	if (!tls_ca_create(ca, cakey, cn, err, errlen))
 		return -1;
-	if (!tls_cert_issue(ca, cakey, hostname, sans, 3650, cert, key, err, errlen))
+	if (!tls_cert_issue(ca, cakey, TLS_MASTER_CN, sans, 3650, cert, key, err, errlen))
+		return -1;
+	if (pool_db_private(dir, true, err, errlen) < 0)
 		return -1;
 	char *hash = pwhash_make(password, PWHASH_DEFAULT_ITERATIONS);
 	if (!hash) {
@@ -158,6 +210,45 @@ int pool_init_dir(const char *dir, const char *password, char *err, size_t errle
 		unlink(dbp);
 		return -1;
 	}
+	return 0;
+}
+
+/* A pool made before the master had an identity of its own has poold's
+ * certificate with the host name as CN. Agents now check for
+ * TLS_MASTER_CN: re-issue it with the same names before serving. */
+int pool_master_identity(const char *dir, char *err, size_t errlen)
+{
+	char ca[4200], cakey[4200], cert[4200], key[4200], tcert[4200], tkey[4200], cn[256];
+	path_in(ca, sizeof ca, dir, "ca.pem");
+	path_in(cakey, sizeof cakey, dir, "ca.key");
+	path_in(cert, sizeof cert, dir, "server.pem");
+	path_in(key, sizeof key, dir, "server.key");
+	path_in(tcert, sizeof tcert, dir, "server.pem.new");
+	path_in(tkey, sizeof tkey, dir, "server.key.new");
+	if (tls_cert_cn(cert, cn, sizeof cn, NULL, 0) && strcmp(cn, TLS_MASTER_CN) == 0)
+		return 0;
+	char **names = tls_cert_names(cert, err, errlen);
+	if (!names)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 0; names[i]; i++) /* keep only names a certificate may carry */
+		if (tls_name_kind(names[i], NULL, NULL) != TLS_NAME_INVALID)
+			names[k++] = names[i];
+		else
+			free(names[i]);
+	names[k] = NULL;
+	unlink(tcert);
+	unlink(tkey);
+	int ok = tls_cert_issue(ca, cakey, TLS_MASTER_CN, (const char *const *)names, 3650, tcert, tkey, err, errlen);
+	tls_names_free(names);
+	if (ok && (rename(tkey, key) < 0 || rename(tcert, cert) < 0)) {
+		snprintf(err, errlen, "cannot replace %s: %s", cert, strerror(errno));
+		ok = 0;
+	}
+	if (!ok)
+		return -1;
+	log_warn("%s was issued before the master had its own identity: re-issued with CN=%s and the same names",
+		 cert, TLS_MASTER_CN);
 	return 0;
 }
 

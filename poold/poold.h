@@ -20,11 +20,12 @@ struct api_call;
 struct evt_waiter;
 struct agent_link;
 struct evac;
+struct httpsrv;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
 	struct event_base *pd_base;
-	struct evhttp *pd_http;
+	struct httpsrv *pd_http;     /* the XAPI port (lib/httpsrv.h) */
 	struct db *pd_db;
 	struct conf *pd_conf;
 	char pd_dir[4096];
@@ -45,6 +46,8 @@ struct poold {
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
 	struct agent_link *pd_links; /* kept connections to the agents (agentcall.c) */
 	struct evac *pd_evacs;       /* host evacuations running (api_evacuate.c) */
+	struct pwcheck *pd_pwcheck;  /* password checks (made at the first login) */
+	struct throttle *pd_throttle; /* failed logins per address and user */
 	uint64_t pd_calls;
 };
 
@@ -79,6 +82,7 @@ struct api_call {
 	char ac_session[64];     /* "" when the method needs none */
 	char ac_task[64];        /* the task when called as Async.*, else "" */
 	char ac_peer[64];        /* CN of the verified client certificate (agents), else "" */
+	char ac_addr[64];        /* the client's address ("" when not over the network) */
 	json_t *ac_result;       /* owned */
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	/* A result too big to build at once is streamed: the transport calls
@@ -197,8 +201,62 @@ json_t *message_create(struct api_call *c);
 
 /* ---- api_session.c ---- */
 json_t *session_check(struct poold *pd, const char *ref);
+/* ref is a session that has not expired (nothing is touched). */
+bool session_known(struct poold *pd, const char *ref);
 void session_load(struct poold *pd);
 void session_gc(struct poold *pd);
+/* The login machinery's threads and tables (before the loop is freed). */
+void session_fini(struct poold *pd);
+
+/* ---- pwcheck.c: password checks on a bounded pool of threads ---- */
+enum pwcheck_result { PWCHECK_NOT_RUN = -1, PWCHECK_WRONG = 0, PWCHECK_OK = 1 };
+struct pwcheck;
+struct pwcheck_job;
+/* Just before the check starts (on the loop): false = do not run it (the
+ * done callback then gets PWCHECK_NOT_RUN). */
+typedef bool (*pwcheck_start_fn)(void *arg);
+typedef void (*pwcheck_done_fn)(void *arg, enum pwcheck_result r);
+/* threads workers; at most queue_max jobs waiting, per_key_max of them
+ * with one key (a client address); one job per key runs at a time. */
+struct pwcheck *pwcheck_new(struct event_base *base, int threads, int queue_max, int per_key_max);
+/* Check password against stored (NULL: an unknown user, checked against a
+ * dummy hash so that it costs the same). done runs on the loop. NULL when
+ * the queue (or the key's share of it) is full: nothing was queued. */
+struct pwcheck_job *pwcheck_submit(struct pwcheck *p, const char *key, const char *password, const char *stored,
+				   pwcheck_start_fn start, pwcheck_done_fn done, void *arg);
+/* The job's owner has gone: done will not run. */
+void pwcheck_cancel(struct pwcheck_job *j);
+void pwcheck_free(struct pwcheck *p);
+
+/* ---- throttle.c: waiting after failed logins (pure rules, and a table) ---- */
+struct throttle_policy {
+	int64_t tp_base_ms; /* the wait after a first failure (0: no throttling) */
+	int64_t tp_max_ms;  /* the longest wait */
+};
+struct throttle_entry {
+	int te_failures;     /* in a row */
+	int64_t te_last_ms;  /* the last one */
+	int64_t te_until_ms; /* no attempt before */
+};
+int64_t throttle_delay(const struct throttle_policy *p, int failures);
+void throttle_fail(struct throttle_entry *e, const struct throttle_policy *p, int64_t now);
+bool throttle_expired(const struct throttle_entry *e, const struct throttle_policy *p, int64_t now);
+/* How long an attempt now waits: its address's wait and, only when the
+ * address has failed lately, its user's. */
+int64_t throttle_wait(const struct throttle_entry *addr, const struct throttle_entry *user,
+		      const struct throttle_policy *p, int64_t now);
+struct throttle {
+	json_t *th_map; /* key -> [failures, last, until] */
+	struct throttle_policy th_policy;
+	size_t th_max_keys;
+};
+struct throttle *throttle_new(const struct throttle_policy *p, size_t max_keys);
+void throttle_free(struct throttle *t);
+struct throttle_entry throttle_get(const struct throttle *t, const char *key);
+/* A success clears key; a failure counts (the quietest keys make room
+ * when the table is full). */
+void throttle_record(struct throttle *t, const char *key, bool ok, int64_t now);
+int64_t throttle_wait_for(const struct throttle *t, const char *addr_key, const char *user_key, int64_t now);
 
 /* ---- api_event.c ---- */
 void evt_commit_hook(void *ctx, int64_t last_event);
@@ -309,8 +367,15 @@ int http_start(struct poold *pd, char *err, size_t errlen);
 void http_stop(struct poold *pd);
 
 /* ---- pool.c: pool creation and the built-in objects ---- */
-int pool_init_dir(const char *dir, const char *password, char *err, size_t errlen);
+#define POOL_MAX_NAMES 16 /* names given to poold init (--name, --address) */
+/* names: extra names for the master's certificate (NULL-terminated, may be
+ * NULL) besides localhost, 127.0.0.1, ::1 and the host name. */
+int pool_init_dir(const char *dir, const char *password, const char *const *names, char *err, size_t errlen);
 int pool_load(struct poold *pd, char *err, size_t errlen);
+/* pool.db and its -wal/-shm mode 0600 (create: make pool.db if missing). */
+int pool_db_private(const char *dir, bool create, char *err, size_t errlen);
+/* Re-issue a server certificate made before TLS_MASTER_CN existed. */
+int pool_master_identity(const char *dir, char *err, size_t errlen);
 
 /* ---- config.c ---- */
 extern const struct conf_key poold_conf_keys[];

@@ -127,8 +127,8 @@ static void env_init(struct env *e)
 	snprintf(b, sizeof b, "%s/b.pem", e->dir);
 	snprintf(bk, sizeof bk, "%s/b.key", e->dir);
 	if (!tls_ca_create(ca, cak, "bench pool CA", err, sizeof err) ||
-	    !tls_cert_issue(ca, cak, "host-a", "IP:127.0.0.1", 2, a, ak, err, sizeof err) ||
-	    !tls_cert_issue(ca, cak, "host-b", "IP:127.0.0.1", 2, b, bk, err, sizeof err))
+	    !tls_cert_issue(ca, cak, "host-a", (const char *[]){"127.0.0.1", NULL}, 2, a, ak, err, sizeof err) ||
+	    !tls_cert_issue(ca, cak, "host-b", (const char *[]){"127.0.0.1", NULL}, 2, b, bk, err, sizeof err))
 		die("certificates", err);
 	e->srv = tls_server_ctx(b, bk, ca, 1, err, sizeof err);
 	e->cli = tls_client_ctx(ca, a, ak, err, sizeof err);

@@ -10,12 +10,14 @@ stopped and every directory removed when the test ends.
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -35,13 +37,14 @@ class XapiError(Exception):
 
 
 class Pool:
-    def __init__(self, conf=None, sets=None, valgrind=False):
+    def __init__(self, conf=None, sets=None, valgrind=False, nofile=None):
         self.dir = tempfile.mkdtemp(prefix="poold-test-")
         self.sets = {"listen-address": "127.0.0.1", "port": "0", "login-failure-delay": "0",
                      "log-level": "debug"}
         self.sets.update(sets or {})
         self.conf = conf
         self.valgrind = valgrind
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) of poold, or None
         self.proc = None
         self.port = None
         self._session = None
@@ -69,7 +72,11 @@ class Pool:
         if os.path.exists(portfile):
             os.unlink(portfile)
         self.log = open(os.path.join(self.dir, "poold.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        limit = None
+        if self.nofile:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, preexec_fn=limit)
         deadline = time.time() + 20 * SLOW * (5 if self.valgrind else 1)
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -97,6 +104,20 @@ class Pool:
             self.log.close()
             self.log = None
         return rc
+
+    def cpu_seconds(self):
+        """CPU time poold has used so far (user + system)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def status(self, key):
+        """A line of /proc/PID/status, e.g. VmHWM, as an int (kB)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        raise AssertionError("no %s in /proc/%d/status" % (key, self.proc.pid))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -182,6 +203,62 @@ class Pool:
         if check and r.returncode != 0:
             raise AssertionError("xe %s failed (%d): %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
         return r
+
+
+class FakeServer:
+    """A TLS server on addr:port(0) with the certificate and key given (a pool
+    member posing as the master, say). It answers nothing; it counts the
+    handshakes that completed and keeps every byte received after them."""
+
+    def __init__(self, addr, certfile, keyfile, cafile=None):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certfile, keyfile)
+        if cafile:  # ask for a client certificate, as poold does
+            self.ctx.load_verify_locations(cafile)
+            self.ctx.verify_mode = ssl.CERT_OPTIONAL
+        self.sock = socket.socket()
+        self.sock.bind((addr, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.handshakes = 0
+        self.received = b""
+        self.stopped = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                continue
+            self.handshakes += 1
+            try:
+                while True:
+                    data = tls.recv(65536)
+                    if not data:
+                        break
+                    self.received += data
+            except (OSError, ssl.SSLError):
+                pass
+            tls.close()
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def decode_cert(path):
+    """A PEM certificate's subject and names, as the ssl module shows a peer's."""
+    return ssl._ssl._test_decode_cert(path)
 
 
 class PoolTest(unittest.TestCase):

@@ -20,6 +20,7 @@ import glob
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import ssl
@@ -171,15 +172,21 @@ class DevPool:
                 p.wait()
         return pid
 
-    def start_agent(self, i):
-        """Start host i's agent again with devpool's command line; its pid
-        goes to devpool's pid file, so `devpool down` stops it."""
+    def start_agent(self, i, nofile=None):
+        """Start host i's agent again with devpool's command line (nofile: its
+        RLIMIT_NOFILE, soft and hard); its pid goes to devpool's pid file, so
+        `devpool down` stops it."""
         portfile = os.path.join(self.state_dir(i), "agent.port")
         if os.path.exists(portfile):
             os.unlink(portfile)
         log = open(os.path.join(self.host_dir(i), "agent.log"), "ab")
+        limit = None
+        if nofile:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         p = subprocess.Popen([os.path.join(BIN, "pool-agent"), "--config", os.path.join(self.host_dir(i), "agent.conf")],
-                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=limit)
         log.close()
         self.started.append(p)
         with open(os.path.join(self.host_dir(i), "devpool.pid"), "w") as f:

@@ -25,7 +25,7 @@ import subprocess
 import time
 import unittest
 
-from tests.integration.harness import BIN, SLOW, XapiError
+from tests.integration.harness import BIN, SLOW, FakeServer, XapiError, decode_cert
 from tests.integration.pooltest import DevPool, wait_until
 
 HEARTBEAT = 0.5
@@ -52,6 +52,7 @@ class JoinTest(unittest.TestCase):
 
     def setUp(self):
         self.agents = []
+        self.ips = {}
 
     def tearDown(self):
         for p in self.agents:
@@ -70,14 +71,16 @@ class JoinTest(unittest.TestCase):
     def host_names(self):
         return sorted(r["name_label"] for r in self.rpc("host.get_all_records").values())
 
-    def new_agent(self, name, token, fingerprint=None, extra=()):
-        """Write the agent.conf devpool would write for a new host; returns its directory."""
+    def new_agent(self, name, token, fingerprint=None, extra=(), address=None):
+        """Write the agent.conf devpool would write for a new host (address: what it
+        reports, if not its own); returns its directory."""
         ip = "127.0.0.%d" % JoinTest.next_ip
         JoinTest.next_ip += 1
         d = os.path.join(self.pool.dir, name)
         os.makedirs(d)
+        self.ips[d] = ip
         conf = ["master: 127.0.0.1:%d" % self.pool.port, "state-dir: %s" % os.path.join(d, "state"),
-                "name: %s" % name, "listen-address: %s" % ip, "address: %s" % ip, "port: 0",
+                "name: %s" % name, "listen-address: %s" % ip, 'address: "%s"' % (address or ip), "port: 0",
                 "sim-memory: 1024MiB", "heartbeat-interval: %gs" % HEARTBEAT, "log-level: info",
                 'ca-fingerprint: "%s"' % (fingerprint or self.fingerprint), 'join-token: "%s"' % token]
         conf += list(extra)
@@ -191,6 +194,75 @@ class JoinTest(unittest.TestCase):
         # all or nothing: the refused join did not use the token up
         ref, p = self.assertJoins(self.new_agent("intel", token), "intel")
         self.leave(p, ref)
+
+    # -- identities: certificate names only from a valid address; no host is the master
+    def test_forged_address_is_refused(self):
+        token = self.rpc("pool.create_join_token")
+        before = self.host_names()
+        forged = "127.0.0.50,DNS:localhost,IP:127.0.0.1"
+        log = self.assertRefused(self.new_agent("forger", token, address=forged), "forger", before,
+                                 r"INVALID_VALUE")
+        self.assertIn(forged, log)
+        # the token is still good: an honest agent's certificate has its uuid
+        # as CN and its address as its only name
+        d = self.new_agent("honest2", token)
+        ref, p = self.assertJoins(d, "honest2")
+        cert = decode_cert(os.path.join(d, "state", "agent.pem"))
+        self.assertEqual(cert["subject"], ((("commonName", self.rpc("host.get_uuid", ref)),),))
+        self.assertEqual(cert["subjectAltName"], (("IP Address", self.ips[d]),))
+        self.leave(p, ref)
+
+    def agent_call(self, d, certfile, keyfile, method="agent.report"):
+        """Call the agent of directory d with the client certificate given."""
+        with open(os.path.join(d, "state", "agent.port")) as f:
+            port = int(f.read())
+        ctx = ssl.create_default_context(cafile=self.pool.cafile)
+        ctx.check_hostname = False
+        ctx.load_cert_chain(certfile, keyfile)
+        conn = http.client.HTTPSConnection(self.ips[d], port, context=ctx, timeout=20 * SLOW)
+        try:
+            conn.request("POST", "/jsonrpc", json.dumps({"jsonrpc": "2.0", "method": method, "params": [], "id": 1}),
+                         {"Content-Type": "application/json"})
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def test_a_pool_member_cannot_pose_as_the_master(self):
+        token = self.rpc("pool.create_join_token")
+        a = self.new_agent("poser", token)
+        ref_a, pa = self.assertJoins(a, "poser")
+        token = self.rpc("pool.create_join_token")
+        b = self.new_agent("victim", token)
+        ref_b, pb = self.assertJoins(b, "victim")
+        # the victim's API answers the master only: not another pool member
+        master = os.path.join(self.pool.dir, "master")
+        ans = self.agent_call(b, os.path.join(master, "server.pem"), os.path.join(master, "server.key"))
+        self.assertIn("result", ans)
+        poser_cert = (os.path.join(a, "state", "agent.pem"), os.path.join(a, "state", "agent.key"))
+        with self.assertRaises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+            self.agent_call(b, *poser_cert)
+        # the poser's certificate where the victim looks for the master
+        fake = FakeServer("127.0.0.60", *poser_cert, cafile=self.pool.cafile)
+        self.addCleanup(fake.close)
+        pb.send_signal(signal.SIGTERM)
+        pb.wait(10)
+        conf = os.path.join(b, "agent.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(re.sub(r"(?m)^master: .*$", "master: 127.0.0.60:%d" % fake.port, text))
+        p, rc, log = self.run_agent(b)
+        self.assertIsNone(rc, log)
+
+        def refused():
+            with open(os.path.join(b, "agent.log"), errors="replace") as f:
+                return "heartbeat failed" in f.read()
+        wait_until(refused, 10, "the victim's heartbeat to the poser fails")
+        time.sleep(1.0)
+        self.assertEqual(fake.received, b"", "the victim sent its heartbeat to another pool member")
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+        self.leave(pa, ref_a)
 
     # -- agent calls: the certificate is the credential
     def heartbeat(self, certfile=None, keyfile=None, report=None):

@@ -6,6 +6,9 @@ migration cut in the middle leaves the VM running where it was.
 """
 import os
 import signal
+import socket
+import ssl
+import struct
 import time
 import unittest
 
@@ -309,3 +312,94 @@ class AgentDeathTest(unittest.TestCase):
             self.assertEqual(rpc("VM.get_resident_on", vm), h2)
         finally:
             p.close()
+
+
+class MigrateEndpointTest(unittest.TestCase):
+    """A migration endpoint is closed by nothing but its source or its deadline."""
+
+    @classmethod
+    def setUpClass(cls):
+        # heartbeats every 2 s (dead after 6 s): the source agent is stopped
+        # for a moment and must not be declared dead meanwhile
+        cls.p = DevPool(2, host_memory_mib=1024, heartbeat=2, extra=("--no-sr",))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.close()
+
+    @staticmethod
+    def listening(addr):
+        """Ports in LISTEN on addr (IPv4), from /proc/net/tcp."""
+        want = "%08X" % struct.unpack("<I", socket.inet_aton(addr))[0]
+        ports = set()
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                ip, port = fields[1].split(":")
+                if ip == want and fields[3] == "0A":
+                    ports.add(int(port, 16))
+        return ports
+
+    def read_all(self, sock):
+        data = b""
+        sock.settimeout(3 * SLOW)
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        return data
+
+    def strays(self, addr, port):
+        # a port scan: connect and go
+        socket.create_connection((addr, port)).close()
+        # not TLS at all
+        s = socket.create_connection((addr, port))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        self.read_all(s)
+        s.close()
+        # a pool member with the wrong token
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(self.p.cafile)
+        state = self.p.state_dir(1)
+        ctx.load_cert_chain(os.path.join(state, "agent.pem"), os.path.join(state, "agent.key"))
+        tls = ctx.wrap_socket(socket.create_connection((addr, port)))
+        tls.sendall(struct.pack("<IIQ", 1, 0, 40) + struct.pack("<II32s", 0x3147494D, 2, b"stray"))  # HELLO
+        token = b"not-the-token"
+        tls.sendall(struct.pack("<IIQ", 2, 0, len(token)) + token)  # TOKEN
+        self.assertIn(b"token refused", self.read_all(tls))
+        tls.close()
+
+    def test_stray_connections_do_not_close_the_endpoint(self):
+        p, rpc = self.p, self.p.rpc
+        h1, h2 = p.host_ref(1), p.host_ref(2)
+        vm = rpc("VM.create", {"name_label": "target", "memory_static_max": 128 << 20, "memory_dynamic_max": 128 << 20,
+                               "memory_dynamic_min": 128 << 20, "memory_static_min": 16 << 20})
+        rpc("VM.start_on", vm, h1, False, False)
+        dst = "127.0.0.3"
+        before = self.listening(dst)
+        src = p.agent_pid(1)
+        os.kill(src, signal.SIGSTOP)  # the source's connection comes after the strays
+        silent = None
+        try:
+            task = rpc("Async.VM.pool_migrate", vm, h2, {"live": "true"})
+            port = wait_until(lambda: sorted(self.listening(dst) - before), 10, "the endpoint listens", 0.02)[0]
+            self.strays(dst, port)
+            silent = socket.create_connection((dst, port))  # says nothing at all
+        finally:
+            os.kill(src, signal.SIGCONT)
+        deadline = time.time() + 60 * SLOW
+        while rpc("task.get_status", task) == "pending" and time.time() < deadline:
+            time.sleep(0.05)
+        if silent:
+            silent.close()
+        self.assertEqual(rpc("task.get_status", task), "success", rpc("task.get_error_info", task))
+        self.assertEqual(rpc("VM.get_resident_on", vm), h2)
+        log = p.agent_log(2, 20000)
+        self.assertIn("dropped a connection", log)
+        self.assertIn("refused a connection", log)
+        rpc("VM.hard_shutdown", vm)

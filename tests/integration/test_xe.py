@@ -4,10 +4,13 @@ record layout, vm-install/clone/uninstall, --minimal, params=, errors on
 stderr with exit 1, event-wait, help. VDI/VBD commands need an SR; a fresh
 pool has none and there is no SR.create yet, so those tests skip then.
 """
+import os
 import re
+import subprocess
 import threading
 import time
 import unittest
+import uuid as uuidlib
 
 try:
     from . import harness
@@ -34,6 +37,49 @@ def records(text):
 class XeTest(harness.PoolTest):
     def xe(self, *args, **kw):
         return self.pool.xe(*args, **kw)
+
+    # -- whom xe gives the password to
+    def host_cert(self, ip):
+        """A certificate as poold gives a host: from the pool CA, its uuid as CN,
+        its address as its name."""
+        d = self.pool.dir
+        key, csr, crt, ext = (os.path.join(d, "h." + n) for n in ("key", "csr", "pem", "ext"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n" % ip)
+        for args in (["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", "/CN=%s" % uuidlib.uuid4()],
+                     ["x509", "-req", "-in", csr, "-CA", os.path.join(d, "ca.pem"), "-CAkey", os.path.join(d, "ca.key"),
+                      "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext]):
+            r = subprocess.run(["openssl"] + args, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        return crt, key
+
+    def xe_at(self, fake, addr):
+        fake_env = {"XE_SERVER": addr, "XE_PORT": str(fake.port)}
+        r = self.xe("vm-list", check=False, env=fake_env)
+        time.sleep(0.3)
+        return r
+
+    def test_a_pool_member_posing_as_the_master_gets_no_password(self):
+        fake = harness.FakeServer("127.0.0.70", *self.host_cert("127.0.0.70"))
+        self.addCleanup(fake.close)
+        r = self.xe_at(fake, "127.0.0.70")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertNotIn(harness.PASSWORD.encode(), fake.received)
+        self.assertEqual(fake.received, b"")
+
+    def test_a_certificate_that_does_not_name_the_server_is_refused(self):
+        # the master's own certificate, at an address it does not name
+        fake = harness.FakeServer("127.0.0.71", os.path.join(self.pool.dir, "server.pem"),
+                                  os.path.join(self.pool.dir, "server.key"))
+        self.addCleanup(fake.close)
+        r = self.xe_at(fake, "127.0.0.71")
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("127.0.0.71", r.stderr)
+        self.assertEqual(fake.received, b"")
+        # the names it has work, and without a CA file nothing is checked (as XAPI's xe)
+        self.assertIn("Generic VM", self.xe("template-list", env={"XE_SERVER": "localhost"}).stdout)
+        self.assertIn("Generic VM", self.xe("template-list", env={"XE_CACERT": ""}).stdout)
 
     def install(self, name="vm1"):
         r = self.xe("vm-install", "template=Generic VM", "new-name-label=" + name)

@@ -100,14 +100,14 @@ static void test_callers(void **state)
 	(void)state;
 	const struct aproto_method *st = aproto_method(AGENT_VM_START);
 	assert_true(aproto_caller_allowed(st, "pool-master"));
-	assert_true(aproto_caller_allowed(st, "master.pool.example"));
+	assert_false(aproto_caller_allowed(st, "master.pool.example"));
+	assert_false(aproto_caller_allowed(st, "pool-master2"));
 	/* a host's certificate (its uuid as CN) drives no agent */
 	assert_false(aproto_caller_allowed(st, "0b5f9c3e-1111-4222-8333-444455556666"));
 	assert_false(aproto_caller_allowed(st, "0B5F9C3E-1111-4222-8333-444455556666"));
 	assert_false(aproto_caller_allowed(st, ""));
 	assert_false(aproto_caller_allowed(st, NULL));
-	assert_true(aproto_peer_is_master("0b5f9c3e-1111-4222-8333-44445555666"));   /* not a uuid */
-	assert_true(aproto_peer_is_master("0b5f9c3e-1111-4222-8333-4444555566667")); /* not a uuid */
+	assert_false(aproto_peer_is_master("0b5f9c3e-1111-4222-8333-44445555666"));
 }
 
 static void test_config_round_trip(void **state)

@@ -495,6 +495,63 @@ static void test_huge_params(void **state)
 	json_decref(p);
 }
 
+
+static char *nested(int depth, const char *open, const char *inner, const char *close)
+{
+	size_t lo = strlen(open), lc = strlen(close), li = strlen(inner);
+	char *s = malloc((size_t)depth * (lo + lc) + li + 1), *p = s;
+	for (int i = 0; i < depth; i++, p += lo)
+		memcpy(p, open, lo);
+	memcpy(p, inner, li);
+	p += li;
+	for (int i = 0; i < depth; i++, p += lc)
+		memcpy(p, close, lc);
+	*p = '\0';
+	return s;
+}
+
+static void test_depth(void **state)
+{
+	(void)state;
+	const char *flat = "{\"a\":[1,2,{\"b\":3}]}";
+	assert_true(jrpc_depth_ok(flat, strlen(flat), 3));
+	assert_false(jrpc_depth_ok(flat, strlen(flat), 2));
+	/* brackets inside strings, escaped quotes included, do not count */
+	const char *str = "[\"[[[[\\\"[[[[\", \"}}}\"]";
+	assert_true(jrpc_depth_ok(str, strlen(str), 1));
+	const char *esc = "[\"\\\\\", [[1]]]"; /* an escaped backslash ends the escape */
+	assert_true(jrpc_depth_ok(esc, strlen(esc), 3));
+	assert_false(jrpc_depth_ok(esc, strlen(esc), 2));
+	/* unbalanced text is the parser's to refuse */
+	assert_true(jrpc_depth_ok("]]]]{", 5, 1));
+	for (int d = JRPC_MAX_DEPTH - 1; d <= JRPC_MAX_DEPTH + 1; d++) {
+		char *deep = nested(d, "[", "1", "]");
+		char *body = NULL;
+		assert_true(asprintf(&body, "{\"method\":\"m\",\"params\":%s,\"id\":1}", deep) > 0);
+		struct jrpc_req r;
+		char *err = NULL;
+		int rc = jrpc_parse(body, strlen(body), &r, &err); /* the envelope is one level more */
+		if (d + 1 <= JRPC_MAX_DEPTH) {
+			assert_int_equal(rc, 0);
+			jrpc_req_clear(&r);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(err, "-32700"));
+			assert_non_null(strstr(err, "deeper"));
+			free(err);
+		}
+		free(body);
+		free(deep);
+	}
+	/* 200,000 levels: refused by the scan, nothing built */
+	char *deep = nested(200000, "{\"a\":", "1", "}");
+	struct jrpc_req r;
+	char *err = NULL;
+	assert_int_equal(jrpc_parse(deep, strlen(deep), &r, &err), -1);
+	free(err);
+	free(deep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -512,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_parse_answer_errors),
 		cmocka_unit_test(test_parse_answer_garbage),
 		cmocka_unit_test(test_huge_params),
+		cmocka_unit_test(test_depth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -230,9 +230,9 @@ static void make_tls(const char *dir, struct tls_env *t)
 	snprintf(bk, sizeof bk, "%.200s/b.key", dir);
 	if (!tls_ca_create(ca, cak, "test pool CA", err, sizeof err))
 		fail_msg("ca: %s", err);
-	if (!tls_cert_issue(ca, cak, "host-a", "DNS:localhost,IP:127.0.0.1", 2, a, ak, err,
+	if (!tls_cert_issue(ca, cak, "host-a", (const char *[]){"localhost", "127.0.0.1", NULL}, 2, a, ak, err,
 			    sizeof err) ||
-	    !tls_cert_issue(ca, cak, "host-b", "DNS:localhost,IP:127.0.0.1", 2, b, bk, err,
+	    !tls_cert_issue(ca, cak, "host-b", (const char *[]){"localhost", "127.0.0.1", NULL}, 2, b, bk, err,
 			    sizeof err))
 		fail_msg("cert: %s", err);
 	t->srv = tls_server_ctx(b, bk, ca, 1, err, sizeof err);

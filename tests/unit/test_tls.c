@@ -31,6 +31,9 @@
 
 #include "tls.h"
 
+/* A NULL-terminated list of certificate names. */
+#define NAMES(...) ((const char *[]){__VA_ARGS__, NULL})
+
 /* Files made once for the whole group in a mkdtemp directory. */
 static char dir[64];
 static char ca_pem[128], ca_key[128];
@@ -78,11 +81,11 @@ static int group_setup(void **state)
 	path(rogue_key, "rogue.key");
 	if (!tls_ca_create(ca_pem, ca_key, "Pool CA", err, sizeof err) ||
 	    !tls_ca_create(other_ca_pem, other_ca_key, "Other CA", err, sizeof err) ||
-	    !tls_cert_issue(ca_pem, ca_key, "poold", "DNS:localhost,IP:127.0.0.1", 365,
+	    !tls_cert_issue(ca_pem, ca_key, "poold", NAMES("localhost", "127.0.0.1"), 365,
 			    server_pem, server_key, err, sizeof err) ||
-	    !tls_cert_issue(ca_pem, ca_key, "agent-1", "DNS:agent-1", 365, client_pem,
+	    !tls_cert_issue(ca_pem, ca_key, "agent-1", NAMES("agent-1"), 365, client_pem,
 			    client_key, err, sizeof err) ||
-	    !tls_cert_issue(other_ca_pem, other_ca_key, "agent-1", "DNS:agent-1", 365,
+	    !tls_cert_issue(other_ca_pem, other_ca_key, "agent-1", NAMES("agent-1"), 365,
 			    rogue_pem, rogue_key, err, sizeof err)) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
@@ -274,7 +277,7 @@ static void test_no_overwrite(void **state)
 	write_file(keep, "keep me");
 	/* the key exists: fails, the cert is not created, the key is intact */
 	err[0] = '\0';
-	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", "DNS:x", 30, fresh, keep, err,
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", NAMES("x"), 30, fresh, keep, err,
 					sizeof err),
 			 0);
 	assert_non_null(strstr(err, keep));
@@ -285,7 +288,7 @@ static void test_no_overwrite(void **state)
 	path(newkey, "new.key");
 	write_file(fresh, "old cert");
 	err[0] = '\0';
-	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", "DNS:x", 30, fresh, newkey, err,
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", NAMES("x"), 30, fresh, newkey, err,
 					sizeof err),
 			 0);
 	assert_non_null(strstr(err, fresh));
@@ -311,28 +314,32 @@ static void test_issue_errors(void **state)
 	path(k, "e.key");
 	path(missing, "missing-ca.pem");
 	err[0] = '\0';
-	assert_int_equal(tls_cert_issue(missing, ca_key, "x", "DNS:x", 30, c, k, err, sizeof err),
+	assert_int_equal(tls_cert_issue(missing, ca_key, "x", NAMES("x"), 30, c, k, err, sizeof err),
 			 0);
 	assert_non_null(strstr(err, missing));
 	assert_non_null(strstr(err, "No such file"));
 	/* CA key that does not belong to the CA cert */
 	err[0] = '\0';
 	assert_int_equal(
-		tls_cert_issue(ca_pem, other_ca_key, "x", "DNS:x", 30, c, k, err, sizeof err), 0);
+		tls_cert_issue(ca_pem, other_ca_key, "x", NAMES("x"), 30, c, k, err, sizeof err), 0);
 	assert_non_null(strstr(err, other_ca_key));
 	/* a CA "key" that is not a key */
 	err[0] = '\0';
-	assert_int_equal(tls_cert_issue(ca_pem, ca_pem, "x", "DNS:x", 30, c, k, err, sizeof err),
+	assert_int_equal(tls_cert_issue(ca_pem, ca_pem, "x", NAMES("x"), 30, c, k, err, sizeof err),
 			 0);
 	assert_non_null(strstr(err, ca_pem));
-	/* bad subjectAltName syntax, empty CN, bad validity */
+	/* a name that is neither an address nor a DNS name (OpenSSL's
+	 * configuration syntax is not spoken), empty CN, bad validity */
 	err[0] = '\0';
 	assert_int_equal(
-		tls_cert_issue(ca_pem, ca_key, "x", "BOGUS:x", 30, c, k, err, sizeof err), 0);
-	assert_non_null(strstr(err, "BOGUS:x"));
-	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "", "DNS:x", 30, c, k, err, sizeof err),
+		tls_cert_issue(ca_pem, ca_key, "x", NAMES("DNS:x"), 30, c, k, err, sizeof err), 0);
+	assert_non_null(strstr(err, "DNS:x"));
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", NAMES("10.0.0.50,DNS:localhost"), 30, c, k, err,
+					sizeof err),
 			 0);
-	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", "DNS:x", 0, c, k, err, sizeof err),
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "", NAMES("x"), 30, c, k, err, sizeof err),
+			 0);
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "x", NAMES("x"), 0, c, k, err, sizeof err),
 			 0);
 	assert_false(file_exists(c));
 	assert_false(file_exists(k));
@@ -340,10 +347,10 @@ static void test_issue_errors(void **state)
 	char tiny[8];
 	memset(tiny, 'Z', sizeof tiny);
 	assert_int_equal(
-		tls_cert_issue(missing, ca_key, "x", "DNS:x", 30, c, k, tiny, sizeof tiny - 2), 0);
+		tls_cert_issue(missing, ca_key, "x", NAMES("x"), 30, c, k, tiny, sizeof tiny - 2), 0);
 	assert_int_equal(tiny[sizeof tiny - 1], 'Z');
 	assert_int_equal(tiny[sizeof tiny - 3], '\0');
-	assert_int_equal(tls_cert_issue(missing, ca_key, "x", "DNS:x", 30, c, k, NULL, 0), 0);
+	assert_int_equal(tls_cert_issue(missing, ca_key, "x", NAMES("x"), 30, c, k, NULL, 0), 0);
 }
 
 /* ---- fingerprints ---------------------------------------------------- */
@@ -403,15 +410,14 @@ static void test_fingerprint(void **state)
 
 /* ---- CSR signing ----------------------------------------------------- */
 
-/* A PEM CSR for subject_key (CN=ignored-cn) signed with sign_key. */
-static char *make_csr(EVP_PKEY *subject_key, EVP_PKEY *sign_key)
+/* A PEM CSR for subject_key (CN=cn) signed with sign_key. */
+static char *make_csr_cn(EVP_PKEY *subject_key, EVP_PKEY *sign_key, const char *cn)
 {
 	X509_REQ *req = X509_REQ_new();
 	assert_non_null(req);
 	assert_int_equal(X509_REQ_set_pubkey(req, subject_key), 1);
 	X509_NAME *n = X509_REQ_get_subject_name(req);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"ignored-cn",
-				   -1, -1, 0);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	assert_true(X509_REQ_sign(req, sign_key, EVP_sha256()) > 0);
 	BIO *b = BIO_new(BIO_s_mem());
 	assert_int_equal(PEM_write_bio_X509_REQ(b, req), 1);
@@ -423,6 +429,11 @@ static char *make_csr(EVP_PKEY *subject_key, EVP_PKEY *sign_key)
 	return pem;
 }
 
+static char *make_csr(EVP_PKEY *subject_key, EVP_PKEY *sign_key)
+{
+	return make_csr_cn(subject_key, sign_key, "ignored-cn");
+}
+
 static void test_csr_sign(void **state)
 {
 	(void)state;
@@ -430,7 +441,7 @@ static void test_csr_sign(void **state)
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	assert_non_null(k);
 	char *csr = make_csr(k, k);
-	char *pem = tls_csr_sign(ca_pem, ca_key, csr, "agent-7", "DNS:agent-7,IP:10.0.0.7", 30,
+	char *pem = tls_csr_sign(ca_pem, ca_key, csr, "agent-7", NAMES("agent-7", "10.0.0.7"), 30,
 				 err, sizeof err);
 	if (!pem)
 		fail_msg("tls_csr_sign: %s", err);
@@ -457,21 +468,21 @@ static void test_csr_bad(void **state)
 	char err[512];
 	/* not PEM at all */
 	err[0] = '\0';
-	assert_null(tls_csr_sign(ca_pem, ca_key, "garbage", "a", "DNS:a", 30, err, sizeof err));
+	assert_null(tls_csr_sign(ca_pem, ca_key, "garbage", "a", NAMES("a"), 30, err, sizeof err));
 	assert_true(strlen(err) > 0);
-	assert_null(tls_csr_sign(ca_pem, ca_key, "", "a", "DNS:a", 30, err, sizeof err));
-	assert_null(tls_csr_sign(ca_pem, ca_key, NULL, "a", "DNS:a", 30, err, sizeof err));
+	assert_null(tls_csr_sign(ca_pem, ca_key, "", "a", NAMES("a"), 30, err, sizeof err));
+	assert_null(tls_csr_sign(ca_pem, ca_key, NULL, "a", NAMES("a"), 30, err, sizeof err));
 	/* PEM armour around junk */
 	const char *junk = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
 			   "-----END CERTIFICATE REQUEST-----\n";
-	assert_null(tls_csr_sign(ca_pem, ca_key, junk, "a", "DNS:a", 30, err, sizeof err));
+	assert_null(tls_csr_sign(ca_pem, ca_key, junk, "a", NAMES("a"), 30, err, sizeof err));
 
 	/* a CSR whose signature is not by the key it contains */
 	EVP_PKEY *k1 = EVP_EC_gen("P-256");
 	EVP_PKEY *k2 = EVP_EC_gen("P-256");
 	char *forged = make_csr(k1, k2);
 	err[0] = '\0';
-	assert_null(tls_csr_sign(ca_pem, ca_key, forged, "a", "DNS:a", 30, err, sizeof err));
+	assert_null(tls_csr_sign(ca_pem, ca_key, forged, "a", NAMES("a"), 30, err, sizeof err));
 	assert_non_null(strstr(err, "signature"));
 	free(forged);
 
@@ -480,7 +491,7 @@ static void test_csr_bad(void **state)
 	assert_non_null(weak);
 	char *wcsr = make_csr(weak, weak);
 	err[0] = '\0';
-	assert_null(tls_csr_sign(ca_pem, ca_key, wcsr, "a", "DNS:a", 30, err, sizeof err));
+	assert_null(tls_csr_sign(ca_pem, ca_key, wcsr, "a", NAMES("a"), 30, err, sizeof err));
 	assert_non_null(strstr(err, "weak"));
 	free(wcsr);
 
@@ -489,7 +500,7 @@ static void test_csr_bad(void **state)
 	char missing[128];
 	path(missing, "missing.pem");
 	err[0] = '\0';
-	assert_null(tls_csr_sign(missing, ca_key, good, "a", "DNS:a", 30, err, sizeof err));
+	assert_null(tls_csr_sign(missing, ca_key, good, "a", NAMES("a"), 30, err, sizeof err));
 	assert_non_null(strstr(err, missing));
 	free(good);
 	EVP_PKEY_free(weak);
@@ -506,6 +517,7 @@ struct side {
 	int ok;		    /* handshake done and one message each way */
 	long verify;	    /* SSL_get_verify_result */
 	char peer_cn[64];   /* the peer certificate's CN, "" for none */
+	const char *want_cn; /* tls_require_peer_cn on this side's SSL, or NULL */
 };
 
 /* Handshake, then client sends "ping" and server answers "pong". */
@@ -515,6 +527,8 @@ static void *run_side(void *arg)
 	char buf[5] = "";
 	SSL *ssl = SSL_new(s->ctx);
 	SSL_set_fd(ssl, s->fd);
+	if (s->want_cn)
+		assert_int_equal(tls_require_peer_cn(ssl, s->want_cn), 1);
 	int r = s->server ? SSL_accept(ssl) : SSL_connect(ssl);
 	if (r == 1 && s->server)
 		s->ok = SSL_read(ssl, buf, 4) == 4 && memcmp(buf, "ping", 4) == 0 &&
@@ -533,7 +547,8 @@ static void *run_side(void *arg)
 	return NULL;
 }
 
-static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, struct side *srv, struct side *cli)
+static void handshake_cn(SSL_CTX *sctx, SSL_CTX *cctx, struct side *srv, struct side *cli, const char *srv_wants,
+			 const char *cli_wants)
 {
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -542,14 +557,19 @@ static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, struct side *srv, struct sid
 		setsockopt(sv[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		setsockopt(sv[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	}
-	*srv = (struct side){.ctx = sctx, .fd = sv[0], .server = 1};
-	*cli = (struct side){.ctx = cctx, .fd = sv[1], .server = 0};
+	*srv = (struct side){.ctx = sctx, .fd = sv[0], .server = 1, .want_cn = srv_wants};
+	*cli = (struct side){.ctx = cctx, .fd = sv[1], .server = 0, .want_cn = cli_wants};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, run_side, srv), 0);
 	run_side(cli);
 	pthread_join(t, NULL);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, struct side *srv, struct side *cli)
+{
+	handshake_cn(sctx, cctx, srv, cli, NULL, NULL);
 }
 
 static SSL_CTX *server_ctx(int require)
@@ -694,6 +714,192 @@ static void test_ctx_errors(void **state)
 	SSL_CTX_free(c);
 }
 
+
+/* ---- names and identities -------------------------------------------- */
+
+static void test_name_kind(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum tls_name_kind kind;
+		size_t iplen;
+	} cases[] = {
+		{"127.0.0.1", TLS_NAME_IP, 4},
+		{"10.1.2.3", TLS_NAME_IP, 4},
+		{"::1", TLS_NAME_IP, 16},
+		{"fe80::1:2", TLS_NAME_IP, 16},
+		{"::ffff:127.0.0.1", TLS_NAME_IP, 16},
+		{"localhost", TLS_NAME_DNS, 0},
+		{"host-1.pool.example", TLS_NAME_DNS, 0},
+		{"a", TLS_NAME_DNS, 0},
+		{"x1", TLS_NAME_DNS, 0},
+		{"1x.example", TLS_NAME_DNS, 0},
+		/* the forged join address of issue 11 */
+		{"127.0.0.50,DNS:localhost,IP:127.0.0.1", TLS_NAME_INVALID, 0},
+		{"DNS:localhost", TLS_NAME_INVALID, 0},
+		{"", TLS_NAME_INVALID, 0},
+		{"a b", TLS_NAME_INVALID, 0},
+		{"a_b", TLS_NAME_INVALID, 0},
+		{"-a", TLS_NAME_INVALID, 0},
+		{"a-", TLS_NAME_INVALID, 0},
+		{"a..b", TLS_NAME_INVALID, 0},
+		{".a", TLS_NAME_INVALID, 0},
+		{"a.b.", TLS_NAME_INVALID, 0},
+		{"*.example", TLS_NAME_INVALID, 0},
+		{"10.0.0", TLS_NAME_INVALID, 0},
+		{"256.1.1.1", TLS_NAME_INVALID, 0},
+		{"1.2.3.4.5", TLS_NAME_INVALID, 0},
+		{"h\xc3\xa9", TLS_NAME_INVALID, 0},
+		{"a\n", TLS_NAME_INVALID, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unsigned char ip[16];
+		size_t len = 99;
+		enum tls_name_kind k = tls_name_kind(cases[i].name, ip, &len);
+		if (k != cases[i].kind || len != cases[i].iplen)
+			fail_msg("'%s': kind %d length %zu, expected %d %zu", cases[i].name, k, len, cases[i].kind,
+				 cases[i].iplen);
+	}
+	assert_int_equal(tls_name_kind(NULL, NULL, NULL), TLS_NAME_INVALID);
+	assert_int_equal(tls_name_kind("127.0.0.1", NULL, NULL), TLS_NAME_IP);
+	/* labels up to 63, names up to 253 characters */
+	char label[70], name[300];
+	memset(label, 'a', 63);
+	label[63] = '\0';
+	assert_int_equal(tls_name_kind(label, NULL, NULL), TLS_NAME_DNS);
+	memset(label, 'a', 64);
+	label[64] = '\0';
+	assert_int_equal(tls_name_kind(label, NULL, NULL), TLS_NAME_INVALID);
+	for (int i = 0; i < 300; i++)
+		name[i] = i % 2 ? '.' : 'a';
+	name[253] = '\0'; /* "a.a. ... .a": 253 characters */
+	assert_int_equal(tls_name_kind(name, NULL, NULL), TLS_NAME_DNS);
+	name[253] = '.';
+	name[254] = 'a';
+	name[255] = '\0';
+	assert_int_equal(tls_name_kind(name, NULL, NULL), TLS_NAME_INVALID);
+}
+
+static void test_names_same(void **state)
+{
+	(void)state;
+	assert_true(tls_names_same("127.0.0.1", "127.0.0.1"));
+	assert_true(tls_names_same("::1", "0:0:0:0:0:0:0:1"));
+	assert_true(tls_names_same("LocalHost", "localhost"));
+	assert_false(tls_names_same("127.0.0.1", "127.0.0.2"));
+	assert_false(tls_names_same("127.0.0.1", "localhost"));
+	assert_false(tls_names_same("::ffff:127.0.0.1", "127.0.0.1"));
+	assert_false(tls_names_same("bad name", "bad name"));
+	assert_false(tls_names_same(NULL, "a"));
+	const char *const list[] = {"localhost", "127.0.0.1", "::1", NULL};
+	assert_true(tls_names_contain(list, "0::1"));
+	assert_true(tls_names_contain(list, "LOCALHOST"));
+	assert_false(tls_names_contain(list, "127.0.0.2"));
+	assert_false(tls_names_contain(NULL, "localhost"));
+}
+
+static void test_cert_names_and_cn(void **state)
+{
+	(void)state;
+	char err[512], cn[64];
+	char **names = tls_cert_names(server_pem, err, sizeof err);
+	assert_non_null(names);
+	assert_string_equal(names[0], "localhost");
+	assert_string_equal(names[1], "127.0.0.1");
+	assert_null(names[2]);
+	tls_names_free(names);
+	assert_int_equal(tls_cert_cn(server_pem, cn, sizeof cn, err, sizeof err), 1);
+	assert_string_equal(cn, "poold");
+	/* the names given come out as given, IPv6 in its short form; none at all is fine */
+	char c[128], k[128];
+	path(c, "names.pem");
+	path(k, "names.key");
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, TLS_MASTER_CN, NAMES("pool.example", "0:0::1", "10.9.8.7"), 30, c,
+					k, err, sizeof err),
+			 1);
+	names = tls_cert_names(c, err, sizeof err);
+	assert_string_equal(names[0], "pool.example");
+	assert_string_equal(names[1], "::1");
+	assert_string_equal(names[2], "10.9.8.7");
+	assert_null(names[3]);
+	tls_names_free(names);
+	unlink(c);
+	unlink(k);
+	assert_int_equal(tls_cert_issue(ca_pem, ca_key, "bare", NULL, 30, c, k, err, sizeof err), 1);
+	names = tls_cert_names(c, err, sizeof err);
+	assert_non_null(names);
+	assert_null(names[0]);
+	tls_names_free(names);
+	unlink(c);
+	unlink(k);
+	char missing[128];
+	path(missing, "no-such.pem");
+	err[0] = '\0';
+	assert_null(tls_cert_names(missing, err, sizeof err));
+	assert_non_null(strstr(err, missing));
+	assert_int_equal(tls_cert_cn(missing, cn, sizeof cn, err, sizeof err), 0);
+}
+
+static void test_csr_claiming_the_master(void **state)
+{
+	(void)state;
+	char err[512];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr_cn(k, k, TLS_MASTER_CN);
+	err[0] = '\0';
+	assert_null(tls_csr_sign(ca_pem, ca_key, csr, "3f1c2d4e-0000-4000-8000-000000000001", NAMES("10.0.0.9"), 30, err,
+				 sizeof err));
+	assert_non_null(strstr(err, TLS_MASTER_CN));
+	free(csr);
+	/* nor is the master's CN given to a host whatever its request says */
+	csr = make_csr(k, k);
+	assert_null(tls_csr_sign(ca_pem, ca_key, csr, TLS_MASTER_CN, NULL, 30, err, sizeof err));
+	/* a forged name list never gets as far as the certificate */
+	err[0] = '\0';
+	assert_null(tls_csr_sign(ca_pem, ca_key, csr, "host-9", NAMES("127.0.0.50,DNS:localhost,IP:127.0.0.1"), 30, err,
+				 sizeof err));
+	assert_non_null(strstr(err, "neither an IP address nor a DNS name"));
+	free(csr);
+	EVP_PKEY_free(k);
+}
+
+static void test_handshake_peer_cn(void **state)
+{
+	(void)state;
+	struct side s, c;
+	SSL_CTX *sctx = server_ctx(1);
+	SSL_CTX *cctx = client_ctx(ca_pem, client_pem, client_key);
+	/* the server's certificate has DNS names: its CN is still what counts */
+	handshake_cn(sctx, cctx, &s, &c, NULL, "poold");
+	assert_true(c.ok);
+	assert_true(s.ok);
+	handshake_cn(sctx, cctx, &s, &c, NULL, "localhost");
+	assert_false(c.ok);
+	assert_int_equal(c.verify, X509_V_ERR_HOSTNAME_MISMATCH);
+	handshake_cn(sctx, cctx, &s, &c, NULL, "pold");
+	assert_false(c.ok);
+	/* the server side checks its client the same way */
+	handshake_cn(sctx, cctx, &s, &c, "agent-1", NULL);
+	assert_true(s.ok);
+	handshake_cn(sctx, cctx, &s, &c, TLS_MASTER_CN, NULL);
+	assert_false(s.ok);
+	assert_false(c.ok);
+	/* a whole context: every connection */
+	assert_int_equal(tls_ctx_require_peer_cn(cctx, "someone else"), 1);
+	assert_int_equal(tls_ctx_require_peer_cn(cctx, "poold"), 1); /* replaces */
+	handshake(sctx, cctx, &s, &c);
+	assert_true(c.ok);
+	assert_int_equal(tls_ctx_require_peer_cn(cctx, "agent-1"), 1);
+	handshake(sctx, cctx, &s, &c);
+	assert_false(c.ok);
+	/* a connection's own requirement wins over its context's */
+	handshake_cn(sctx, cctx, &s, &c, NULL, "poold");
+	assert_true(c.ok);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -710,6 +916,11 @@ int main(void)
 		cmocka_unit_test(test_handshake_no_client_cert),
 		cmocka_unit_test(test_handshake_wrong_server_ca),
 		cmocka_unit_test(test_ctx_errors),
+		cmocka_unit_test(test_name_kind),
+		cmocka_unit_test(test_names_same),
+		cmocka_unit_test(test_cert_names_and_cn),
+		cmocka_unit_test(test_csr_claiming_the_master),
+		cmocka_unit_test(test_handshake_peer_cn),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
