@@ -162,10 +162,15 @@ class Truth(unittest.TestCase):
                "disks": [{"vdi_uuid": "../victim.txt", "sr": sr_uuid, "device": "0", "path": victim}]}
         for method, params in (("agent.vm_start", [cfg]), ("agent.report", []),
                                ("agent.vdi_destroy", [sr_uuid, "x"])):
-            with self.assertRaises(XapiError) as cm:
+            # refused in the TLS handshake (only the master's certificate is
+            # a client of an agent), or else by the method's declared caller
+            try:
                 cert_call(self.p, 1, addr, port, method, params)
-            self.assertEqual(cm.exception.code, "PERMISSION_DENIED", method)
-        self.assertIn("refused agent.vm_start", self.p.agent_log(2))
+                self.fail("%s with host1's certificate was accepted" % method)
+            except ssl.SSLError:
+                pass
+            except XapiError as e:
+                self.assertEqual(e.code, "PERMISSION_DENIED", method)
         with open(victim) as f:
             self.assertEqual(f.read(), "precious\n")
         self.assertEqual(self.running_pids_uuid(cfg["uuid"]), [])
