@@ -224,6 +224,7 @@ struct sink {
 static void *sink_main(void *arg)
 {
 	struct sink *k = arg;
+	pthread_setname_np(pthread_self(), k->mem_fd >= 0 ? "floor-recv" : "tls-recv");
 	SSL *ssl = tls_accept_one(k->ctx, k->ls);
 	struct mig_io io;
 	if (getenv("BENCH_PLAIN_TLS"))
@@ -274,6 +275,7 @@ static double baseline_mb_s(struct env *e, uint64_t bytes, bool floor, double *c
 	}
 	struct sockaddr_in sa;
 	struct sink k = {e->srv, listener(&sa), bytes, dst};
+	pthread_setname_np(pthread_self(), floor ? "floor-send" : "tls-send");
 	pthread_t th;
 	pthread_create(&th, NULL, sink_main, &k);
 	SSL *ssl = tls_connect_to(e->cli, &sa);
@@ -357,6 +359,7 @@ struct recv_job {
 static void *recv_main(void *arg)
 {
 	struct recv_job *j = arg;
+	pthread_setname_np(pthread_self(), "mig-recv");
 	SSL *ssl = tls_accept_one(j->e->srv, j->ls);
 	struct mig_io io;
 	mig_io_init_ssl(&io, ssl);
@@ -469,6 +472,7 @@ static void run_case(struct env *e, const struct wcase *w, bool compress, struct
 	struct sampler smp = {0};
 	pthread_create(&smp.th, NULL, sampler_main, &smp);
 	double c0 = cpu_now_ms();
+	pthread_setname_np(pthread_self(), "mig-send");
 	int rc = mig_send(&io, e->a, NULL, src, &c, TOKEN, &o, NULL, NULL, &res, err, sizeof err);
 	r->cpu_ms = cpu_now_ms() - c0;
 	smp.stop = 1;
@@ -513,6 +517,8 @@ int main(int argc, char **argv)
 {
 	bool json = false, quick = getenv("BENCH_QUICK") != NULL;
 	double baseline_mb = 0;
+	const char *only_case = NULL, *only_comp = NULL;
+	int runs = 1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
@@ -520,6 +526,12 @@ int main(int argc, char **argv)
 			quick = true;
 		else if (!strcmp(argv[i], "--tls-baseline") && i + 1 < argc)
 			baseline_mb = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--case") && i + 1 < argc)
+			only_case = argv[++i];
+		else if (!strcmp(argv[i], "--compress") && i + 1 < argc)
+			only_comp = argv[++i];
+		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+			runs = atoi(argv[++i]);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(LOG_LVL_WARN);
@@ -544,7 +556,11 @@ int main(int argc, char **argv)
 		       "MiB", "total", "stream", "downtime", "guestgap", "rounds", "wire MB", "wire MB/s",
 		       "TLS MB/s", "ratio", "verified", "RSS");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		for (int comp = 0; comp < 2; comp++) {
+		for (int comp = 0; comp < 2; comp++)
+		for (int run = 0; run < (runs > 0 ? runs : 1); run++) {
+			if ((only_case && strcmp(only_case, cases[i].name)) ||
+			    (only_comp && strcmp(only_comp, comp ? "zstd" : "off")))
+				continue;
 			struct result r;
 			run_case(&e, &cases[i], comp, &r);
 			double mb = (double)r.wire_bytes / 1e6;
@@ -556,12 +572,13 @@ int main(int argc, char **argv)
 				       ", \"wire_mb_s\": %.0f, \"baseline_mb_s\": %.0f, \"ratio\": %.2f, "
 				       "\"verified\": %s, \"rss_mib\": %.1f, \"cpu_ms\": %.0f, "
 				       "\"baseline_cpu_ms\": %.0f, \"floor_mb_s\": %.0f, \"floor_cpu_ms\": %.0f, "
-				       "\"ceiling\": %.2f}\n",
+				       "\"ceiling\": %.2f, \"rate_vs_floor\": %.2f, \"cpu_vs_floor\": %.2f}\n",
 				       cases[i].name, comp ? "true" : "false", mem / MiB, r.prepare_ms,
 				       r.total_ms, r.stream_ms, r.downtime_ms, r.guest_gap_ms, r.rounds,
 				       r.stop, r.throttle, r.wire_bytes, r.wire_mb_s, r.baseline, r.ratio,
 				       r.verified ? "true" : "false", (double)r.rss_kib / 1024, r.cpu_ms,
-				       r.base_cpu_ms, r.floor, r.floor_cpu_ms, r.base_cpu_ms / r.floor_cpu_ms);
+				       r.base_cpu_ms, r.floor, r.floor_cpu_ms, r.base_cpu_ms / r.floor_cpu_ms,
+				       r.wire_mb_s / r.floor, r.cpu_ms / r.floor_cpu_ms);
 			else
 				printf("%-5s %-8s %6" PRIu64 " %8.1f %8.1f %9.2f %9.2f %6d %9.1f %9.0f %9.0f "
 				       "%6.2f %8s %4.0f\n",
@@ -573,11 +590,13 @@ int main(int argc, char **argv)
 				printf("      stream: setup %.1f ms, round 1 %.1f MB in %.1f ms (%.0f MB/s), "
 				       "stop: %s, throttle %d%%; source verify after hand-over %.1f ms\n"
 				       "      CPU ms per wire MB: migration %.2f, raw TLS %.2f, raw TLS + pread + "
-				       "pwrite %.2f (%.0f MB/s); CPU-bound ceiling %.2f\n",
+				       "pwrite %.2f (%.0f MB/s); CPU-bound ceiling %.2f\n"
+				       "      against raw TLS + pread + pwrite: rate %.2f, CPU %.2f\n",
 				       r.setup_ms, (double)r.round1_bytes / 1e6, r.round1_ms,
 				       (double)r.round1_bytes / 1e3 / r.round1_ms, r.stop, r.throttle,
 				       r.verify_ms, r.cpu_ms / mb, r.base_cpu_ms / mb, r.floor_cpu_ms / mb,
-				       r.floor, r.base_cpu_ms / r.floor_cpu_ms);
+				       r.floor, r.base_cpu_ms / r.floor_cpu_ms, r.wire_mb_s / r.floor,
+				       r.cpu_ms / r.floor_cpu_ms);
 			fflush(stdout);
 		}
 	if (!json)
