@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include "backend.h"
 #include "conf.h"
+#include "mig.h"
 
 #define AGENT_MAX_SRS 64
 struct agent_sr;
@@ -44,6 +45,7 @@ struct agent {
 	bool ag_beat_inflight;
 	bool ag_beat_again;         /* something changed while a beat was out */
 	int ag_beats_failed;
+	struct mig_gate ag_mig_gate;   /* outgoing sim migrations in their stop-and-copy */
 };
 
 /* ---- config.c ---- */

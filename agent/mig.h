@@ -1,5 +1,6 @@
 /*
- * mig.h - live migration stream for the sim backend (agent to agent).
+ * mig.h - live migration between agents: the stream's records, the
+ * connection, the stop rule, and the sim stream's entry points.
  *
  * One connection per migration (TLS in production, a plain fd in tests),
  * carrying framed records: struct mig_rec_hdr (type, flags, length) and
@@ -25,9 +26,10 @@
  * Either side may send ERROR (a message for a person) instead of the next
  * record and close; S may send ABORT before GO.
  *
- * Ownership (ARCHITECTURE.md "Migration: who owns the VM"): before GO the
- * source owns the VM. Any failure before GO: mig_send unpauses the source
- * (and drops the auto-converge throttle) and returns MIG_FAILED; mig_receive
+ * Ownership (ARCHITECTURE.md "Migration: who owns the VM"): decided by the
+ * state machine in mig_owner.h, for both streams. Before GO the source
+ * owns the VM. Any failure before GO: mig_send unpauses the source (and
+ * drops the auto-converge throttle) and returns MIG_FAILED; mig_receive
  * destroys the destination domain (nothing is left) and returns MIG_FAILED.
  * After GO a lost connection is ambiguous: mig_send returns MIG_AFTER_GO
  * with the source domain left PAUSED (never destroyed, never unpaused);
@@ -37,19 +39,25 @@
  * destination running => destroy the source; destination gone => unpause
  * the source. Never two running copies: the source only resumes before GO.
  *
- * Threads: mig_send and mig_receive block; run each on its own thread. They
- * share one thing: a count of the process's senders in stop-and-copy, while
- * which the others' pre-copy rounds wait (up to 100 ms) so a paused guest's
- * last pages are not slowed by streams whose guests still run. zstd contexts
- * are per call. The
- * struct backend is NOT thread-safe: every backend call made here
- * (map/unmap, pause/unpause, throttle, create_restore, info, destroy) goes
- * through the optional struct mig_backend_lock, which must be the same lock
- * the agent takes for all its other calls on that backend. Guest memory
- * itself is read/written through the mapping without the lock.
+ * Threads: mig_send and mig_receive block; run each on its own thread.
+ * Senders of one process share a struct mig_gate (mig_opts.gate): while
+ * one is in its stop-and-copy the others' pre-copy steps wait (up to
+ * 100 ms), so a paused guest's last pages are not slowed by streams whose
+ * guests still run. zstd contexts are per call. The struct backend is NOT
+ * thread-safe: every backend call made here (map/unmap, pause/unpause,
+ * throttle, create_restore, info, destroy) goes through the optional
+ * struct mig_backend_lock, which must be the same lock the agent takes for
+ * all its other calls on that backend. Guest memory itself is read and
+ * written through the domain's memfd without the lock.
  *
  * SIGPIPE: a peer that goes away makes write()/SSL_write raise SIGPIPE
  * unless the process ignores it; the agent (and the tests) must ignore it.
+ *
+ * Files: mig_io.c (connection, records, read buffer), mig_policy.c (stop
+ * rule, throttle, the stop-and-copy gate), mig_hash.c (page hash),
+ * mig_owner.c (who owns the VM), sim_send.c / sim_recv.c (the sim
+ * stream: mig_send / mig_receive), sim_ram.c (guest RAM through its memfd,
+ * sim_mig.h), mig_xen.c (libxl's stream).
  */
 #ifndef MIG_H
 #define MIG_H
@@ -133,7 +141,7 @@ struct mig_ready {
 	uint64_t rd_verify_ns;	/* what that cost D */
 };
 
-/* ---- I/O: a TLS session (already handshaken) or a plain fd ---- */
+/* ---- mig_io.c: the connection, a TLS session (already handshaken) or a plain fd ---- */
 struct mig_io {
 	int fd;
 	SSL *ssl;		  /* NULL: plain fd */
@@ -153,7 +161,7 @@ void mig_io_init_fd(struct mig_io *io, int fd);
 #define MIG_TLS_BUF (256u << 10)
 void mig_io_init_ssl(struct mig_io *io, SSL *ssl);
 
-/* ---- framed records (mig_io.c; both streams use them) ---- */
+/* ---- mig_io.c: framed records (both streams use them) ---- */
 /* A one-line reason into err (NULL or errlen 0: dropped). */
 void mig_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void mig_io_set_timeout(struct mig_io *io, int ms);	/* 0 = 60000 */
@@ -163,12 +171,28 @@ bool mig_io_readable(struct mig_io *io);		/* a read would not block */
 int mig_send_rec(struct mig_io *io, uint32_t type, uint32_t flags, const void *payload, size_t len,
 		 char *err, size_t errlen);
 int mig_send_text(struct mig_io *io, uint32_t type, const char *msg);
+/* What a read found: the record; a broken connection or a bad frame; or
+ * the peer's own ERROR/ABORT (its message in err as "<who>: message"). */
+enum { MIG_READ_OK = 0, MIG_READ_IO = -1, MIG_READ_PEER = -2 };
 /* One record; its payload into *buf (realloc'ed, NUL-terminated one past
- * rh_len). ERROR/ABORT become "<who>: message" and -1. */
+ * rh_len). Returns MIG_READ_*. */
 int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
 		 const char *who, char *err, size_t errlen);
 int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned char **buf, size_t *cap,
 		   const char *who, char *err, size_t errlen);
+/* The two halves of mig_read_rec, for a reader that takes a record's
+ * payload in pieces: the header (length checked), then (whole) payload. */
+int mig_read_hdr(struct mig_io *io, struct mig_rec_hdr *h, char *err, size_t errlen);
+int mig_read_payload(struct mig_io *io, const struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
+		     const char *who, char *err, size_t errlen);
+
+/* A buffer that grows to what the records need (freed by mig_buf_free). */
+struct mig_buf {
+	unsigned char *mb_p;
+	size_t mb_cap;
+};
+int mig_buf_need(struct mig_buf *b, size_t n); /* 0, or -1: out of memory (b unchanged) */
+void mig_buf_free(struct mig_buf *b);
 /* Fault in a fresh heap buffer's pages in one call (MADV_POPULATE_WRITE):
  * a page faulted in on first touch costs ~11 us here (MACHINE.md), so the
  * 2 MiB record buffers of one migration cost ~6 ms each that way and
@@ -185,8 +209,18 @@ struct mig_backend_lock {
 	void (*unlock)(void *arg);
 	void *arg;
 };
+static inline void mig_lock(const struct mig_backend_lock *lk)
+{
+	if (lk && lk->lock)
+		lk->lock(lk->arg);
+}
+static inline void mig_unlock(const struct mig_backend_lock *lk)
+{
+	if (lk && lk->unlock)
+		lk->unlock(lk->arg);
+}
 
-/* ---- the stop rule (pure) ---- */
+/* ---- mig_policy.c: the stop rule and the throttle (pure), the stop-and-copy gate ---- */
 struct mig_round_stats {
 	int rs_round;		 /* 1.. */
 	uint64_t rs_pages_sent;	 /* pages sent in this round (zero markers included) */
@@ -195,6 +229,21 @@ struct mig_round_stats {
 	uint64_t rs_dirty_after; /* pages found dirty when the round ended */
 	int rs_throttle_pct;	 /* throttle in force during the round */
 };
+
+/* Senders of one process in their stop-and-copy (guest paused). While one
+ * is, the others' pre-copy steps stand aside: a paused guest's last pages
+ * get the CPU and the link instead of sharing them with streams whose
+ * guests still run (an evacuation sends several VMs from one host at once,
+ * and on few cores that sharing alone made downtimes of hundreds of ms).
+ * Owned by whoever runs the senders (the agent); zeroed = nobody in it. */
+struct mig_gate {
+	int mg_final; /* senders in stop-and-copy (atomic) */
+};
+void mig_gate_enter(struct mig_gate *g);  /* this sender pauses its guest */
+void mig_gate_leave(struct mig_gate *g);
+/* Before a pre-copy step: wait while another sender is in its stop-and-copy
+ * (at most 100 ms in all). NULL: no gate. */
+void mig_gate_yield(struct mig_gate *g);
 
 struct mig_opts {
 	bool compress;
@@ -211,6 +260,7 @@ struct mig_opts {
 	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION (tests set another) */
 	int io_timeout_ms;	/* 0 = 60000 */
 	int max_bandwidth_mb_s;	/* sender paces itself to this (MB = 1e6); 0 = no limit */
+	struct mig_gate *gate;	/* shared with the process's other senders; NULL = none */
 };
 void mig_opts_default(struct mig_opts *o);
 
@@ -235,7 +285,8 @@ int mig_next_throttle(const struct mig_round_stats *history, int n, const struct
 /* Predicted final copy in ms after history[n-1] (for reports); -1 if unknown. */
 double mig_predict_ms(const struct mig_round_stats *history, int n);
 
-/* ---- progress ---- */
+/* ---- sim_send.c, sim_recv.c: the sim stream ---- */
+/* progress */
 struct mig_progress {
 	int pg_round;
 	bool pg_paused;		 /* final round: the source is paused */
@@ -247,7 +298,7 @@ struct mig_progress {
 };
 typedef void (*mig_progress_fn)(const struct mig_progress *p, void *arg);
 
-/* ---- results ---- */
+/* results */
 enum mig_rc { MIG_OK = 0, MIG_FAILED = -1, MIG_AFTER_GO = -2 };
 
 struct mig_send_result {
@@ -315,9 +366,11 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		const struct mig_recv_opts *opts, struct mig_recv_result *res, char *err,
 		size_t errlen);
 
-/* The page hash used by CHECKSUM (64-bit, xxh64-style, ~10 GB/s) and the
- * digest over a hash array. */
+/* ---- mig_hash.c ---- */
+/* The page hash used by CHECKSUM (64-bit, xxh64-style, ~14 GB/s here) and
+ * the digest over a hash array. */
 uint64_t mig_page_hash(const void *page);
 uint64_t mig_digest(const uint64_t *hash, uint64_t n);
+bool mig_page_is_zero(const void *page);
 
 #endif

@@ -3,7 +3,7 @@
  * loopback, next to raw TLS between the same two endpoints in the same run.
  *
  * Two sim backends on two state directories are the two hosts; the
- * migration is the agents' own code (agent/mig.c: mig_send on this thread,
+ * migration is the agents' own code (agent/sim_send.c: mig_send on this thread,
  * mig_receive on another) over mutual TLS on 127.0.0.1 with the pool's
  * kind of certificates, into a destination domain prepared beforehand as
  * agent.migrate_receive prepares it. Real pool-simdom processes hold the

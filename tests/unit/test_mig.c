@@ -1,4 +1,4 @@
-/* test_mig.c - the migration stream (agent/mig.c) with real pool-simdom
+/* test_mig.c - the sim migration stream (agent/sim_send.c, sim_recv.c) with real pool-simdom
  * domains: two sim backends on two state dirs act as two hosts in this
  * process; mig_send runs on the test thread, mig_receive on another, over
  * a socketpair or loopback TCP with real TLS (certificates from lib/tls.c).
@@ -630,7 +630,7 @@ static void test_bad_pages(void **state)
 	/* and one more record, which the destination must not need to see */
 	(void)mig_send_rec(&io, MIG_REC_PAGES, 0, pl, plen, err, sizeof err);
 	int rr = mig_read_rec(&io, &h, &buf, &cap, "the destination", err, sizeof err);
-	assert_int_equal(rr, -1);
+	assert_int_equal(rr, MIG_READ_PEER);
 	fprintf(stderr, "  source hears: %s\n", err);
 	assert_non_null(strstr(err, "bad PAGES record"));
 	close(sv[0]);
@@ -920,7 +920,7 @@ static void test_hash(void **state)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	log_init("test_mig", LOG_LVL_ERROR);
+	log_init("test_mig", getenv("MIG_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_should_stop),
 		cmocka_unit_test(test_next_throttle),
