@@ -16,6 +16,7 @@
 #ifndef SIM_MIG_H
 #define SIM_MIG_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -55,5 +56,30 @@ int sim_ram_punch(int fd, uint64_t p);
  * without being read) and compare with want[]: the number of pages that
  * differ (the first into *bad). */
 uint64_t sim_ram_verify(const struct be_sim_map *m, const uint64_t *want, uint64_t zero_hash, uint64_t *bad);
+
+/* ---- mig_handoff.c ----
+ * A second stage on its own thread, one job at a time: the first thread
+ * fills the job's fields, hands it over (mig_handoff_post, after
+ * mig_handoff_wait), and touches those fields again only after
+ * mig_handoff_wait. Without the thread (pthread_create failed) a job runs
+ * at once on the caller's thread. */
+struct mig_handoff {
+	int (*ho_fn)(void *arg, char *err, size_t errlen); /* the job; 0 = done */
+	void *ho_arg;
+	pthread_t ho_th;
+	bool ho_started, ho_busy, ho_stop, ho_failed;
+	pthread_mutex_t ho_mu;
+	pthread_cond_t ho_cv;
+	char ho_err[256]; /* the first failed job's reason */
+};
+void mig_handoff_start(struct mig_handoff *h, int (*fn)(void *, char *, size_t), void *arg, const char *name);
+/* Until the thread is idle; -1 (with the first failed job's reason) once a
+ * job failed. */
+int mig_handoff_wait(struct mig_handoff *h, char *err, size_t errlen);
+/* Run the job whose fields the caller filled: on the thread, or here and
+ * now without one. */
+int mig_handoff_post(struct mig_handoff *h, char *err, size_t errlen);
+/* The job in hand finishes, then the thread ends. */
+void mig_handoff_stop(struct mig_handoff *h);
 
 #endif

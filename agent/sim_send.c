@@ -12,9 +12,10 @@
  * any other is copied into the record being built and hashed there, as
  * sent. Holes of the memfd are zero pages and are never read. Uncompressed
  * records carry SIM_PIECE_PAGES pages, so each is built, hashed and
- * encrypted without leaving the core's cache; compressed ones go through
- * one zstd stream per connection (flushed per record) in MIG_BATCH_PAGES
- * batches.
+ * encrypted without leaving the core's cache. Compressed ones carry
+ * MIG_BATCH_PAGES pages through one zstd stream per connection (flushed
+ * per record), and a writer thread (mig_handoff.c) encrypts and sends each
+ * while the next is compressed: compression is the slow stage there.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -58,6 +59,14 @@ struct sim_sender {
 	size_t sd_rec_cap;
 	unsigned char *sd_raw; /* compressing: the data before compression; else NULL */
 	ZSTD_CCtx *sd_cctx;
+	/* compressing: the writer sends one record while this thread builds the
+	 * next in the spare buffer; only one of them uses the connection at a
+	 * time (the writer between write_record and drain, this thread after) */
+	struct mig_handoff sd_wr;
+	unsigned char *sd_rec_spare;
+	const unsigned char *sd_wr_buf;
+	size_t sd_wr_len;
+	uint64_t sd_out;       /* bytes handed to the connection (written or queued) */
 	uint32_t sd_batch;     /* data pages per record */
 	uint32_t sd_nidx;
 	size_t sd_raw_len;
@@ -92,11 +101,11 @@ static void report(struct sim_sender *s, uint64_t remaining)
 	struct mig_progress p = {0};
 	p.pg_round = s->sd_round;
 	p.pg_paused = s->sd_paused;
-	p.pg_bytes_sent = s->sd_io->bytes_out;
+	p.pg_bytes_sent = s->sd_out;
 	p.pg_pages_remaining = remaining;
 	p.pg_npages = s->sd_m.sm_npages;
 	double sec = (double)(sim_now_ns() - s->sd_t0) / 1e9;
-	p.pg_rate_mb_s = sec > 0 ? (double)s->sd_io->bytes_out / 1e6 / sec : 0;
+	p.pg_rate_mb_s = sec > 0 ? (double)s->sd_out / 1e6 / sec : 0;
 	p.pg_throttle_pct = s->sd_throttle;
 	s->sd_progress(&p, s->sd_parg);
 }
@@ -136,12 +145,49 @@ static enum mo_event check_peer(struct sim_sender *s)
 
 /* ---- records ---- */
 
+static int write_job(void *arg, char *err, size_t errlen)
+{
+	struct sim_sender *s = arg;
+	return mig_io_write(s->sd_io, s->sd_wr_buf, s->sd_wr_len, err, errlen);
+}
+
+/* Until the writer is idle: then this thread may use the connection. */
+static enum mo_event drain(struct sim_sender *s)
+{
+	if (mig_handoff_wait(&s->sd_wr, s->sd_err, s->sd_errlen) != 0)
+		return MO_EV_IO_ERROR;
+	s->sd_out = s->sd_io->bytes_out;
+	return MO_EV_OK;
+}
+
+/* len bytes of the record from start: written now, or handed to the writer
+ * (and the spare buffer becomes the record). */
+static enum mo_event write_record(struct sim_sender *s, size_t start, size_t len)
+{
+	if (!s->sd_rec_spare) {
+		int rc = mig_io_write(s->sd_io, s->sd_rec + start, len, s->sd_err, s->sd_errlen);
+		s->sd_out = s->sd_io->bytes_out;
+		return rc == 0 ? MO_EV_OK : MO_EV_IO_ERROR;
+	}
+	if (drain(s) != MO_EV_OK)
+		return MO_EV_IO_ERROR;
+	s->sd_out += len;
+	s->sd_wr_buf = s->sd_rec + start;
+	s->sd_wr_len = len;
+	if (mig_handoff_post(&s->sd_wr, s->sd_err, s->sd_errlen) != 0)
+		return MO_EV_IO_ERROR;
+	unsigned char *t = s->sd_rec;
+	s->sd_rec = s->sd_rec_spare;
+	s->sd_rec_spare = t;
+	return MO_EV_OK;
+}
+
 /* Pace: bytes out may not run ahead of max_bandwidth_mb_s. */
 static void pace(struct sim_sender *s)
 {
 	if (s->sd_o.max_bandwidth_mb_s <= 0)
 		return;
-	uint64_t due = s->sd_t0 + (uint64_t)((double)s->sd_io->bytes_out * 1e3 / (double)s->sd_o.max_bandwidth_mb_s);
+	uint64_t due = s->sd_t0 + (uint64_t)((double)s->sd_out * 1e3 / (double)s->sd_o.max_bandwidth_mb_s);
 	uint64_t t = sim_now_ns();
 	if (due > t) {
 		struct timespec ts = {.tv_sec = (time_t)((due - t) / 1000000000ull),
@@ -199,8 +245,7 @@ static enum mo_event flush_record(struct sim_sender *s)
 	memcpy(s->sd_rec + start + sizeof h, &ph, sizeof ph);
 	s->sd_nidx = 0;
 	s->sd_raw_len = 0;
-	if (mig_io_write(s->sd_io, s->sd_rec + start, SIM_REC_HDRS + idx_len + data_len, s->sd_err,
-			 s->sd_errlen) != 0)
+	if (write_record(s, start, SIM_REC_HDRS + idx_len + data_len) != MO_EV_OK)
 		return MO_EV_IO_ERROR;
 	pace(s);
 	return MO_EV_OK;
@@ -255,10 +300,12 @@ static void add_run(struct sim_sender *s, uint64_t p, uint64_t k)
 /* Every 16 MB on the wire: the destination's news, and progress. */
 static enum mo_event mark(struct sim_sender *s, uint64_t remaining)
 {
-	if (s->sd_io->bytes_out - s->sd_mark < PROGRESS_EVERY)
+	if (s->sd_out - s->sd_mark < PROGRESS_EVERY)
 		return MO_EV_OK;
-	s->sd_mark = s->sd_io->bytes_out;
-	enum mo_event ev = check_peer(s);
+	s->sd_mark = s->sd_out;
+	enum mo_event ev = drain(s);
+	if (ev == MO_EV_OK)
+		ev = check_peer(s);
 	if (ev == MO_EV_OK)
 		report(s, remaining);
 	return ev;
@@ -347,6 +394,8 @@ static enum mo_event send_round(struct sim_sender *s, bool last)
 	enum mo_event ev = s->sd_round == 1 ? round_all(s, &sent) : round_dirty(s, &sent);
 	if (ev == MO_EV_OK)
 		ev = flush_record(s);
+	if (ev == MO_EV_OK)
+		ev = drain(s);
 	struct mig_round_end re = {.re_round = (uint32_t)s->sd_round, .re_last = last};
 	if (ev == MO_EV_OK &&
 	    mig_send_rec(s->sd_io, MIG_REC_ROUND_END, 0, &re, sizeof re, s->sd_err, s->sd_errlen) != 0)
@@ -402,8 +451,9 @@ static enum mo_event alloc_buffers(struct sim_sender *s)
 	bool ok = s->sd_sent_hash && s->sd_rec && s->sd_hist;
 	if (ok && s->sd_o.compress) {
 		s->sd_raw = mig_malloc(data_cap);
+		s->sd_rec_spare = mig_malloc(s->sd_rec_cap);
 		s->sd_cctx = ZSTD_createCCtx();
-		ok = s->sd_raw && s->sd_cctx;
+		ok = s->sd_raw && s->sd_rec_spare && s->sd_cctx;
 		if (ok) {
 			ZSTD_CCtx_setParameter(s->sd_cctx, ZSTD_c_compressionLevel,
 					       s->sd_o.compress_level > 0 ? s->sd_o.compress_level : 1);
@@ -471,6 +521,9 @@ static enum mo_event step_handshake(struct sim_sender *s)
 	if (rc != MIG_READ_OK)
 		return read_event(rc);
 	s->sd_res->setup_ms = (double)(sim_now_ns() - s->sd_t0) / 1e6;
+	s->sd_out = s->sd_io->bytes_out;
+	if (s->sd_rec_spare)
+		mig_handoff_start(&s->sd_wr, write_job, s, "mig-writer");
 	return MO_EV_OK;
 }
 
@@ -694,6 +747,7 @@ static double hash_ms(uint64_t pages)
 
 static void send_free(struct sim_sender *s)
 {
+	mig_handoff_stop(&s->sd_wr);
 	gate_leave(s);
 	if (s->sd_mapped) {
 		mig_lock(s->sd_lk);
@@ -703,6 +757,7 @@ static void send_free(struct sim_sender *s)
 	ZSTD_freeCCtx(s->sd_cctx);
 	free(s->sd_raw);
 	free(s->sd_rec);
+	free(s->sd_rec_spare);
 	free(s->sd_sent_hash);
 	free(s->sd_hist);
 	mig_buf_free(&s->sd_in);
