@@ -106,6 +106,14 @@ struct mig_hello {
 	uint32_t he_version; /* MIG_PROTO_VERSION of the sender of this HELLO */
 	char he_software[32];/* informative: the agent's software version */
 };
+/* The sim stream's HELLO goes on with what its end can do. Ends that came
+ * before it send a bare struct mig_hello and ignore what follows one, so
+ * the version stays 2: a feature is used when both HELLOs offer it. */
+struct mig_hello_ext {
+	uint32_t hx_features; /* MIG_FEAT_* */
+	uint32_t hx_pad;
+};
+#define MIG_FEAT_HASH2 1u /* page hashes are mig_page_hash2 (else mig_page_hash) */
 
 struct mig_config {
 	uint64_t mc_npages;  /* RAM pages of the source domain */
@@ -193,6 +201,12 @@ struct mig_buf {
 };
 int mig_buf_need(struct mig_buf *b, size_t n); /* 0, or -1: out of memory (b unchanged) */
 void mig_buf_free(struct mig_buf *b);
+/* The sim stream's HELLO: struct mig_hello and struct mig_hello_ext (bare:
+ * without it, as ends before it). Reading one, *features is 0 from an end
+ * that sent it bare. */
+int mig_send_hello(struct mig_io *io, uint32_t version, uint32_t features, bool bare, char *err, size_t errlen);
+int mig_expect_hello(struct mig_io *io, struct mig_buf *b, struct mig_hello *he, uint32_t *features,
+		     const char *who, char *err, size_t errlen);
 /* Fault in a fresh heap buffer's pages in one call (MADV_POPULATE_WRITE):
  * a page faulted in on first touch costs ~11 us here (MACHINE.md), so the
  * 2 MiB record buffers of one migration cost ~6 ms each that way and
@@ -258,6 +272,7 @@ struct mig_opts {
 	int throttle_step;	/* then +step per round (0 = 10) */
 	int throttle_max;	/* 0 = 99 */
 	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION (tests set another) */
+	bool legacy_hello;	/* tests: a bare HELLO, as senders before struct mig_hello_ext */
 	int io_timeout_ms;	/* 0 = 60000 */
 	int max_bandwidth_mb_s;	/* sender paces itself to this (MB = 1e6); 0 = no limit */
 	struct mig_gate *gate;	/* shared with the process's other senders; NULL = none */
@@ -323,6 +338,7 @@ struct mig_send_result {
 	uint64_t bytes_compressed; /* the same after compression (= raw when off) */
 	uint64_t wire_bytes;	/* everything written */
 	int throttle_pct;	/* highest auto-converge throttle used */
+	bool hash2;		/* pages hashed with mig_page_hash2 (both ends offered it) */
 	bool verified;		/* with verify: both sides checked every page. MIG_OK with
 				 * verify on and verified false: the source found pages that
 				 * changed after they were sent (err says which); the VM runs
@@ -332,6 +348,7 @@ struct mig_send_result {
 struct mig_recv_opts {
 	const char *token;	/* expected (compared in constant time) */
 	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION */
+	bool legacy_hello;	/* tests: a bare HELLO, as receivers before struct mig_hello_ext */
 	bool verify;		/* check every page even if the sender does not ask */
 	int io_timeout_ms;
 	/* told the domid as soon as the destination domain exists (the agent
@@ -351,6 +368,7 @@ struct mig_recv_result {
 	double verify_ms;
 	bool verified;
 	bool running_sent;	/* RUNNING reached the socket (after GO) */
+	bool hash2;		/* pages hashed with mig_page_hash2 */
 	char uuid[BE_UUID_LEN];
 };
 
@@ -367,9 +385,22 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		size_t errlen);
 
 /* ---- mig_hash.c ---- */
-/* The page hash used by CHECKSUM (64-bit, xxh64-style, ~14 GB/s here) and
- * the digest over a hash array. */
+/* The page hashes CHECKSUM carries. mig_page_hash: 64-bit, xxh64-style,
+ * four lanes of 64-bit multiplies in series (~14 GB/s here), what ends
+ * without MIG_FEAT_HASH2 use. mig_page_hash2: eight lanes of 32x32-bit
+ * multiply-accumulate over each 64-byte stripe with a per-stripe key, the
+ * lanes scrambled every KiB, then folded and avalanched; the same value
+ * from its AVX2 (~43 GB/s here), SSE2 (~15) and portable (~5) forms,
+ * mig_page_hash2 taking the widest the CPU has. */
 uint64_t mig_page_hash(const void *page);
+uint64_t mig_page_hash2(const void *page);
+uint64_t mig_page_hash2_portable(const void *page);
+#if defined(__x86_64__)
+uint64_t mig_page_hash2_sse2(const void *page);
+uint64_t mig_page_hash2_avx2(const void *page); /* only where the CPU has AVX2 */
+#endif
+typedef uint64_t (*mig_hash_fn)(const void *page);
+/* The digest over a hash array, and the zero-page test. */
 uint64_t mig_digest(const uint64_t *hash, uint64_t n);
 bool mig_page_is_zero(const void *page);
 

@@ -313,6 +313,39 @@ int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned ch
 	return MIG_READ_OK;
 }
 
+/* ---- HELLO with what this end can do (struct mig_hello_ext) ---- */
+
+int mig_send_hello(struct mig_io *io, uint32_t version, uint32_t features, bool bare, char *err, size_t errlen)
+{
+	unsigned char b[sizeof(struct mig_hello) + sizeof(struct mig_hello_ext)];
+	struct mig_hello he = {.he_magic = MIG_MAGIC, .he_version = version};
+	struct mig_hello_ext hx = {.hx_features = features};
+	snprintf(he.he_software, sizeof he.he_software, "pool-agent");
+	memcpy(b, &he, sizeof he);
+	memcpy(b + sizeof he, &hx, sizeof hx);
+	return mig_send_rec(io, MIG_REC_HELLO, 0, b, bare ? sizeof he : sizeof b, err, errlen);
+}
+
+int mig_expect_hello(struct mig_io *io, struct mig_buf *b, struct mig_hello *he, uint32_t *features,
+		     const char *who, char *err, size_t errlen)
+{
+	/* a bare HELLO leaves the zeros after it: no features */
+	size_t full = sizeof *he + sizeof(struct mig_hello_ext);
+	if (mig_buf_need(b, full + 1) != 0) {
+		mig_seterr(err, errlen, "out of memory");
+		return MIG_READ_IO;
+	}
+	memset(b->mb_p, 0, full + 1);
+	int rc = mig_expect_rec(io, MIG_REC_HELLO, sizeof *he, &b->mb_p, &b->mb_cap, who, err, errlen);
+	if (rc != MIG_READ_OK)
+		return rc;
+	struct mig_hello_ext hx;
+	memcpy(he, b->mb_p, sizeof *he);
+	memcpy(&hx, b->mb_p + sizeof *he, sizeof hx);
+	*features = hx.hx_features;
+	return MIG_READ_OK;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;

@@ -55,7 +55,8 @@ int sim_ram_punch(int fd, uint64_t p);
 /* Hash every page of a mapped domain's RAM (holes hash as zero pages
  * without being read) and compare with want[]: the number of pages that
  * differ (the first into *bad). */
-uint64_t sim_ram_verify(const struct be_sim_map *m, const uint64_t *want, uint64_t zero_hash, uint64_t *bad);
+uint64_t sim_ram_verify(const struct be_sim_map *m, mig_hash_fn hash, const uint64_t *want, uint64_t zero_hash,
+			uint64_t *bad);
 
 /* ---- mig_handoff.c ----
  * A second stage on its own thread, one job at a time: the first thread

@@ -67,7 +67,8 @@ static uint64_t verify_hole(const uint64_t *want, uint64_t zero_hash, uint64_t p
 	return diff;
 }
 
-uint64_t sim_ram_verify(const struct be_sim_map *m, const uint64_t *want, uint64_t zero_hash, uint64_t *bad)
+uint64_t sim_ram_verify(const struct be_sim_map *m, mig_hash_fn hash, const uint64_t *want, uint64_t zero_hash,
+			uint64_t *bad)
 {
 	uint64_t diff = 0, p = 0, n = m->sm_npages;
 	while (p < n) {
@@ -76,7 +77,7 @@ uint64_t sim_ram_verify(const struct be_sim_map *m, const uint64_t *want, uint64
 			ds = de = n;
 		diff = verify_hole(want, zero_hash, p, ds, bad, diff);
 		for (p = ds; p < de; p++)
-			if (want[p] != mig_page_hash(m->sm_ram + p * PG) && diff++ == 0)
+			if (want[p] != hash(m->sm_ram + p * PG) && diff++ == 0)
 				*bad = p;
 	}
 	return diff;

@@ -49,6 +49,7 @@ struct sim_receiver {
 	struct be_sim_map rv_m;
 	bool rv_mapped;
 	int rv_pidfd;	     /* the domain's process (readable once it ended), or -1 */
+	mig_hash_fn rv_hashfn; /* mig_page_hash2 when both ends offer it */
 	uint64_t *rv_hash;   /* per page: the hash of what landed */
 	uint64_t *rv_nonzero;/* bit per page: holds data */
 	uint64_t rv_zero_hash;
@@ -165,7 +166,7 @@ static enum mo_event apply(struct sim_receiver *r, const uint64_t *idx, uint32_t
 			run_d = d;
 		}
 		run_k++;
-		r->rv_hash[p] = mig_page_hash(d); /* as received */
+		r->rv_hash[p] = r->rv_hashfn(d); /* as received */
 		r->rv_nonzero[p / 64] |= 1ull << (p % 64);
 		r->rv_res->pages++;
 	}
@@ -380,15 +381,16 @@ static enum mo_event step_stream(struct sim_receiver *r)
 
 /* ---- the handshake ---- */
 
+/* HELLOs both ways; the page hash both ends can do. */
 static enum mo_event hello(struct sim_receiver *r)
 {
-	uint32_t myver = r->rv_o.proto_version ? r->rv_o.proto_version : MIG_PROTO_VERSION;
-	struct mig_hello peer, he = {.he_magic = MIG_MAGIC, .he_version = myver};
-	int rc = mig_expect_rec(r->rv_io, MIG_REC_HELLO, sizeof he, &r->rv_in.mb_p, &r->rv_in.mb_cap, WHO,
-				r->rv_err, r->rv_errlen);
+	uint32_t myver = r->rv_o.proto_version ? r->rv_o.proto_version : MIG_PROTO_VERSION, features = 0;
+	struct mig_hello peer;
+	int rc = mig_expect_hello(r->rv_io, &r->rv_in, &peer, &features, WHO, r->rv_err, r->rv_errlen);
 	if (rc != MIG_READ_OK)
 		return read_event(rc);
-	memcpy(&peer, r->rv_in.mb_p, sizeof peer);
+	r->rv_res->hash2 = !r->rv_o.legacy_hello && (features & MIG_FEAT_HASH2);
+	r->rv_hashfn = r->rv_res->hash2 ? mig_page_hash2 : mig_page_hash;
 	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
 		mig_seterr(r->rv_err, r->rv_errlen,
 			   "migration protocol version mismatch: this host (destination) speaks version %u, the "
@@ -396,8 +398,7 @@ static enum mo_event hello(struct sim_receiver *r)
 			   myver, peer.he_magic == MIG_MAGIC ? peer.he_version : 0);
 		return MO_EV_LOCAL_ERROR;
 	}
-	snprintf(he.he_software, sizeof he.he_software, "pool-agent");
-	if (mig_send_rec(r->rv_io, MIG_REC_HELLO, 0, &he, sizeof he, r->rv_err, r->rv_errlen) != 0)
+	if (mig_send_hello(r->rv_io, myver, MIG_FEAT_HASH2, r->rv_o.legacy_hello, r->rv_err, r->rv_errlen) != 0)
 		return MO_EV_IO_ERROR;
 	return MO_EV_OK;
 }
@@ -485,7 +486,7 @@ static enum mo_event alloc_buffers(struct sim_receiver *r)
 	    mig_buf_need(&r->rv_data, (size_t)SIM_PIECE_PAGES * PG) != 0)
 		return local(r, "out of memory for the migration buffers");
 	static const unsigned char zp[PG];
-	r->rv_zero_hash = mig_page_hash(zp);
+	r->rv_zero_hash = r->rv_hashfn(zp);
 	for (uint64_t i = 0; i < n; i++)
 		r->rv_hash[i] = r->rv_zero_hash;
 	return MO_EV_OK;

@@ -51,6 +51,7 @@ struct sim_sender {
 	struct be_sim_map sd_m;
 	bool sd_mapped, sd_paused, sd_in_gate;
 	int sd_throttle;
+	mig_hash_fn sd_hash;	/* mig_page_hash2 when both ends offer it */
 	uint64_t *sd_sent_hash; /* per page: the hash of what was sent last */
 	uint64_t sd_zero_hash;
 	uint64_t sd_hashed;	/* pages hashed while sending */
@@ -289,7 +290,7 @@ static void add_run(struct sim_sender *s, uint64_t p, uint64_t k)
 			continue;
 		}
 		memcpy(dst, pg, PG);
-		s->sd_sent_hash[q] = mig_page_hash(dst); /* what was sent, not what is there now */
+		s->sd_sent_hash[q] = s->sd_hash(dst); /* what was sent, not what is there now */
 		idx[s->sd_nidx++] = q;
 		dst += PG;
 	}
@@ -466,22 +467,23 @@ static enum mo_event alloc_buffers(struct sim_sender *s)
 		return MO_EV_LOCAL_ERROR;
 	}
 	static const unsigned char zp[PG];
-	s->sd_zero_hash = mig_page_hash(zp);
+	s->sd_zero_hash = s->sd_hash(zp);
 	return MO_EV_OK;
 }
 
+/* HELLOs both ways; the page hash both ends can do. */
 static enum mo_event hello(struct sim_sender *s)
 {
-	uint32_t myver = s->sd_o.proto_version ? s->sd_o.proto_version : MIG_PROTO_VERSION;
-	struct mig_hello he = {.he_magic = MIG_MAGIC, .he_version = myver}, peer;
-	snprintf(he.he_software, sizeof he.he_software, "pool-agent");
-	if (mig_send_rec(s->sd_io, MIG_REC_HELLO, 0, &he, sizeof he, s->sd_err, s->sd_errlen) != 0)
+	uint32_t myver = s->sd_o.proto_version ? s->sd_o.proto_version : MIG_PROTO_VERSION, features = 0;
+	struct mig_hello peer;
+	if (mig_send_hello(s->sd_io, myver, MIG_FEAT_HASH2, s->sd_o.legacy_hello, s->sd_err, s->sd_errlen) != 0)
 		return MO_EV_IO_ERROR;
-	int rc = mig_expect_rec(s->sd_io, MIG_REC_HELLO, sizeof he, &s->sd_in.mb_p, &s->sd_in.mb_cap,
-				"the destination refused the migration", s->sd_err, s->sd_errlen);
+	int rc = mig_expect_hello(s->sd_io, &s->sd_in, &peer, &features, "the destination refused the migration",
+				  s->sd_err, s->sd_errlen);
 	if (rc != MIG_READ_OK)
 		return read_event(rc);
-	memcpy(&peer, s->sd_in.mb_p, sizeof peer);
+	s->sd_res->hash2 = !s->sd_o.legacy_hello && (features & MIG_FEAT_HASH2);
+	s->sd_hash = s->sd_res->hash2 ? mig_page_hash2 : mig_page_hash;
 	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
 		mig_seterr(s->sd_err, s->sd_errlen,
 			   "migration protocol version mismatch: this host (source) speaks version %u, "
@@ -669,7 +671,7 @@ static void act_done(struct sim_sender *s)
 	gate_leave(s);
 	if (!s->sd_o.verify)
 		return;
-	uint64_t bad = 0, nbad = sim_ram_verify(&s->sd_m, s->sd_sent_hash, s->sd_zero_hash, &bad);
+	uint64_t bad = 0, nbad = sim_ram_verify(&s->sd_m, s->sd_hash, s->sd_sent_hash, s->sd_zero_hash, &bad);
 	res->verify_ms = (double)(sim_now_ns() - t) / 1e6;
 	res->verified = nbad == 0 && s->sd_dest_verified;
 	if (nbad)
@@ -736,12 +738,12 @@ static void send_trace(void *arg, enum mo_state from, enum mo_event ev, const st
 
 /* The per-page hash cost, measured once on 64 pages of zeros (clock reads
  * per page would cost more than the hash on these VMs). */
-static double hash_ms(uint64_t pages)
+static double hash_ms(mig_hash_fn hash, uint64_t pages)
 {
 	static const unsigned char zp[64 * PG];
 	uint64_t t = sim_now_ns(), x = 0;
-	for (int i = 0; i < 64; i++)
-		x ^= mig_page_hash(zp + (size_t)i * PG);
+	for (int i = 0; i < 64 && hash; i++)
+		x ^= hash(zp + (size_t)i * PG);
 	return ((double)(sim_now_ns() - t) / 64 + (double)(x & 0)) * (double)pages / 1e6;
 }
 
@@ -784,7 +786,7 @@ int mig_send(struct mig_io *io, struct backend *be, const struct mig_backend_loc
 	int rc = mig_owner_run(MO_SOURCE, &drv, &s);
 	s.sd_res->rounds = s.sd_round;
 	s.sd_res->wire_bytes = io->bytes_out;
-	s.sd_res->checksum_ms = hash_ms(s.sd_hashed);
+	s.sd_res->checksum_ms = hash_ms(s.sd_hash, s.sd_hashed);
 	if (rc != MIG_OK)
 		s.sd_res->total_ms = (double)(sim_now_ns() - s.sd_t0) / 1e6;
 	if (rc == MIG_FAILED)
