@@ -6,15 +6,9 @@
  * handshake (HELLO, TOKEN, CONFIG); the stream (the domain taken or
  * created and mapped, ACCEPT, then PAGES, ROUND_END, VCPU until the
  * CHECKSUM checks out); READY; GO (unpause); RUNNING. Every failure is an
- * event, and the machine alone says what it means for the domain.
- *
- * An uncompressed PAGES record is taken in pieces of SIM_PIECE_PAGES pages
- * as it arrives: each piece is hashed and written into the domain's RAM
- * memfd (runs of consecutive pages with one pwrite each) while it is in
- * cache. A compressed record is read whole and decompressed first. A page
- * that became zero is punched out of the memfd.
+ * event, and the machine alone says what it means for the domain. PAGES
+ * records are sim_recv_pages.c's.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -23,222 +17,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
-#include <zstd.h>
 
 #include "log.h"
-#include "mig_owner.h"
 #include "sim_mig.h"
 #include "simdom.h"
 
 #define PG SIM_PG
 #define WHO "the source aborted"
 
-struct sim_receiver {
-	/* the call */
-	struct mig_io *rv_io;
-	struct backend *rv_be;
-	const struct mig_backend_lock *rv_lk;
-	struct mig_recv_opts rv_o;
-	struct mig_recv_result *rv_res;
-	char *rv_err;
-	size_t rv_errlen;
-	/* the migration */
-	struct mig_config rv_mc;
-	bool rv_verify;
-	int rv_domid;	     /* the destination domain once this migration owns it, else -1 */
-	struct be_sim_map rv_m;
-	bool rv_mapped;
-	int rv_pidfd;	     /* the domain's process (readable once it ended), or -1 */
-	mig_hash_fn rv_hashfn; /* mig_page_hash2 when both ends offer it */
-	uint64_t *rv_hash;   /* per page: the hash of what landed */
-	uint64_t *rv_nonzero;/* bit per page: holds data */
-	uint64_t rv_zero_hash;
-	ZSTD_DCtx *rv_dctx;
-	struct mig_buf rv_in;	 /* a whole record (all but an uncompressed PAGES) */
-	struct mig_buf rv_index; /* a PAGES record's index */
-	struct mig_buf rv_data;	 /* a piece of page data, or a record's decompressed data */
-	bool rv_got_last, rv_got_vcpu;
-	struct mig_ready rv_ready;
-};
-
-/* Where a PAGES record's page data comes from: pieces still to be read
- * from the connection, or all of it in memory already. */
-struct pages_in {
-	const unsigned char *pi_data;
-	uint64_t pi_have, pi_used; /* pages at pi_data, and taken from there */
-	uint64_t pi_left;	   /* pages still on the connection */
-};
-
-static enum mo_event read_event(int rc)
-{
-	return rc == MIG_READ_PEER ? MO_EV_PEER_ERROR : MO_EV_IO_ERROR;
-}
-
-static enum mo_event local(struct sim_receiver *r, const char *why)
-{
-	mig_seterr(r->rv_err, r->rv_errlen, "%s", why);
-	return MO_EV_LOCAL_ERROR;
-}
-
-static enum mo_event bad_pages(struct sim_receiver *r)
-{
-	return local(r, "malformed migration stream: bad PAGES record");
-}
-
-/* ---- pages into guest RAM ---- */
-
-static enum mo_event flush_run(struct sim_receiver *r, uint64_t p, const unsigned char *d, uint64_t *k)
-{
-	int rc = *k ? sim_ram_pwrite(r->rv_m.sm_ram_fd, d, p, *k) : 0;
-	*k = 0;
-	if (rc == 0)
-		return MO_EV_OK;
-	mig_seterr(r->rv_err, r->rv_errlen, "cannot write the destination domain's memory (page %" PRIu64 "): %s", p,
-		   errno == ENOSPC || errno == ENOMEM ? "out of memory on this host" : strerror(errno ? errno : EIO));
-	return MO_EV_LOCAL_ERROR;
-}
-
-/* A page sent as zero: if it held data, the data goes back to the host. */
-static enum mo_event zero_page(struct sim_receiver *r, uint64_t p)
-{
-	uint64_t bit = 1ull << (p % 64);
-	r->rv_hash[p] = r->rv_zero_hash;
-	r->rv_res->zero_pages++;
-	r->rv_res->pages++;
-	if (!(r->rv_nonzero[p / 64] & bit))
-		return MO_EV_OK;
-	r->rv_nonzero[p / 64] &= ~bit;
-	if (sim_ram_punch(r->rv_m.sm_ram_fd, p) == 0)
-		return MO_EV_OK;
-	mig_seterr(r->rv_err, r->rv_errlen, "cannot zero page %" PRIu64 " of the destination domain: %s", p,
-		   strerror(errno ? errno : EIO));
-	return MO_EV_LOCAL_ERROR;
-}
-
-/* The next data page: from the piece in hand, else a new piece from the
- * connection (the run before it written first: its data is overwritten). */
-static enum mo_event next_data(struct sim_receiver *r, struct pages_in *in, const unsigned char **d,
-			       uint64_t run_p, const unsigned char *run_d, uint64_t *run_k)
-{
-	if (in->pi_used == in->pi_have) {
-		if (in->pi_left == 0)
-			return bad_pages(r);
-		enum mo_event ev = flush_run(r, run_p, run_d, run_k);
-		if (ev != MO_EV_OK)
-			return ev;
-		uint64_t k = in->pi_left < SIM_PIECE_PAGES ? in->pi_left : SIM_PIECE_PAGES;
-		if (mig_io_read(r->rv_io, r->rv_data.mb_p, (size_t)(k * PG), r->rv_err, r->rv_errlen) != 0)
-			return MO_EV_IO_ERROR;
-		in->pi_data = r->rv_data.mb_p;
-		in->pi_have = k;
-		in->pi_used = 0;
-		in->pi_left -= k;
-	}
-	*d = in->pi_data + in->pi_used++ * PG;
-	return MO_EV_OK;
-}
-
-/* The index's pages into guest RAM, hashed as they land; consecutive pages
- * whose data is contiguous go in with one pwrite. */
-static enum mo_event apply(struct sim_receiver *r, const uint64_t *idx, uint32_t np, struct pages_in *in)
-{
-	uint64_t run_p = 0, run_k = 0;
-	const unsigned char *run_d = NULL;
-	for (uint32_t i = 0; i < np; i++) {
-		uint64_t p = idx[i] & ~MIG_PAGE_ZERO;
-		enum mo_event ev;
-		if (idx[i] & MIG_PAGE_ZERO) {
-			if (r->rv_nonzero[p / 64] & (1ull << (p % 64)) &&
-			    (ev = flush_run(r, run_p, run_d, &run_k)) != MO_EV_OK)
-				return ev;
-			if ((ev = zero_page(r, p)) != MO_EV_OK)
-				return ev;
-			continue;
-		}
-		const unsigned char *d;
-		if ((ev = next_data(r, in, &d, run_p, run_d, &run_k)) != MO_EV_OK)
-			return ev;
-		if (run_k && (p != run_p + run_k || d != run_d + run_k * PG) &&
-		    (ev = flush_run(r, run_p, run_d, &run_k)) != MO_EV_OK)
-			return ev;
-		if (!run_k) {
-			run_p = p;
-			run_d = d;
-		}
-		run_k++;
-		r->rv_hash[p] = r->rv_hashfn(d); /* as received */
-		r->rv_nonzero[p / 64] |= 1ull << (p % 64);
-		r->rv_res->pages++;
-	}
-	return flush_run(r, run_p, run_d, &run_k);
-}
-
-/* A compressed record's data, read whole and decompressed: len bytes in,
- * raw_len out. */
-static enum mo_event decompress(struct sim_receiver *r, uint64_t len, uint64_t raw_len)
-{
-	if (!r->rv_dctx)
-		return local(r, "compressed pages but compression was not negotiated");
-	if (mig_buf_need(&r->rv_in, (size_t)len + 1) != 0 || mig_buf_need(&r->rv_data, (size_t)raw_len + 1) != 0)
-		return local(r, "out of memory");
-	if (mig_io_read(r->rv_io, r->rv_in.mb_p, (size_t)len, r->rv_err, r->rv_errlen) != 0)
-		return MO_EV_IO_ERROR;
-	ZSTD_inBuffer zi = {r->rv_in.mb_p, (size_t)len, 0};
-	ZSTD_outBuffer zo = {r->rv_data.mb_p, (size_t)raw_len, 0};
-	while (zo.pos < zo.size || zi.pos < zi.size) {
-		size_t ip = zi.pos, op = zo.pos;
-		size_t z = ZSTD_decompressStream(r->rv_dctx, &zo, &zi);
-		if (ZSTD_isError(z)) {
-			mig_seterr(r->rv_err, r->rv_errlen, "decompression failed: %s", ZSTD_getErrorName(z));
-			return MO_EV_LOCAL_ERROR;
-		}
-		if (zi.pos == ip && zo.pos == op)
-			break; /* no progress: short input or output full */
-	}
-	return zo.pos == zo.size ? MO_EV_OK : bad_pages(r);
-}
-
-/* A PAGES record whose header was read: its index checked whole before
- * any page lands, then its pages. */
-static enum mo_event recv_pages(struct sim_receiver *r, const struct mig_rec_hdr *h)
-{
-	struct mig_pages ph;
-	if (h->rh_len < sizeof ph)
-		return bad_pages(r);
-	if (mig_io_read(r->rv_io, &ph, sizeof ph, r->rv_err, r->rv_errlen) != 0)
-		return MO_EV_IO_ERROR;
-	uint64_t idx_len = (uint64_t)ph.ps_npages * 8;
-	if (ph.ps_npages > SIM_REC_MAX_INDEX || sizeof ph + idx_len > h->rh_len)
-		return bad_pages(r);
-	if (mig_buf_need(&r->rv_index, (size_t)idx_len + 8) != 0)
-		return local(r, "out of memory");
-	if (mig_io_read(r->rv_io, r->rv_index.mb_p, (size_t)idx_len, r->rv_err, r->rv_errlen) != 0)
-		return MO_EV_IO_ERROR;
-	const uint64_t *idx = (const uint64_t *)(const void *)r->rv_index.mb_p;
-	uint64_t ndata = 0, data_len = h->rh_len - sizeof ph - idx_len;
-	for (uint32_t i = 0; i < ph.ps_npages; i++) {
-		if ((idx[i] & ~MIG_PAGE_ZERO) >= r->rv_m.sm_npages)
-			return bad_pages(r);
-		ndata += !(idx[i] & MIG_PAGE_ZERO);
-	}
-	if (ph.ps_raw_len != ndata * PG)
-		return bad_pages(r);
-	struct pages_in in = {0};
-	if (h->rh_flags & MIG_F_COMPRESSED) {
-		enum mo_event ev = decompress(r, data_len, ph.ps_raw_len);
-		if (ev != MO_EV_OK)
-			return ev;
-		in.pi_data = r->rv_data.mb_p;
-		in.pi_have = ndata;
-	} else if (data_len != ph.ps_raw_len) {
-		return bad_pages(r);
-	} else {
-		in.pi_left = ndata;
-	}
-	return apply(r, idx, ph.ps_npages, &in);
-}
-
-/* ---- the other records of the stream ---- */
+/* ---- the stream's records but PAGES ---- */
 
 /* Is the destination domain still there (paused, as we left it)? Asked at
  * every round's end and before READY: through the domain's process when
@@ -305,7 +92,7 @@ static enum mo_event verify_pages(struct sim_receiver *r, const uint64_t *want)
 {
 	uint64_t n = r->rv_m.sm_npages, t = sim_now_ns(), bad = 0, nbad = 0;
 	if (!want)
-		return local(r, "verify asked but no page hashes sent");
+		return sim_fail(r->rv_err, r->rv_errlen, "verify asked but no page hashes sent");
 	for (uint64_t i = 0; i < n; i++)
 		if (want[i] != r->rv_hash[i] && nbad++ == 0)
 			bad = i;
@@ -328,7 +115,7 @@ static enum mo_event recv_checksum(struct sim_receiver *r, const struct mig_rec_
 	struct mig_checksum ck;
 	uint64_t n = r->rv_m.sm_npages;
 	if (h->rh_len < sizeof ck || !r->rv_got_last || !r->rv_got_vcpu)
-		return local(r, "malformed migration stream: early CHECKSUM");
+		return sim_fail(r->rv_err, r->rv_errlen, "malformed migration stream: early CHECKSUM");
 	memcpy(&ck, r->rv_in.mb_p, sizeof ck);
 	const uint64_t *want =
 		h->rh_len >= sizeof ck + n * 8 ? (const uint64_t *)(const void *)(r->rv_in.mb_p + sizeof ck) : NULL;
@@ -358,14 +145,14 @@ static enum mo_event step_stream(struct sim_receiver *r)
 		if (mig_read_hdr(r->rv_io, &h, r->rv_err, r->rv_errlen) != MIG_READ_OK)
 			return MO_EV_IO_ERROR;
 		if (h.rh_type == MIG_REC_PAGES) {
-			if ((ev = recv_pages(r, &h)) != MO_EV_OK)
+			if ((ev = sim_recv_pages(r, &h)) != MO_EV_OK)
 				return ev;
 			continue;
 		}
 		int rc = mig_read_payload(r->rv_io, &h, &r->rv_in.mb_p, &r->rv_in.mb_cap, WHO, r->rv_err,
 					  r->rv_errlen);
 		if (rc != MIG_READ_OK)
-			return read_event(rc);
+			return sim_read_event(rc);
 		switch (h.rh_type) {
 		case MIG_REC_ROUND_END: ev = recv_round_end(r, &h); break;
 		case MIG_REC_VCPU: ev = recv_vcpu(r, &h); break;
@@ -388,7 +175,7 @@ static enum mo_event hello(struct sim_receiver *r)
 	struct mig_hello peer;
 	int rc = mig_expect_hello(r->rv_io, &r->rv_in, &peer, &features, WHO, r->rv_err, r->rv_errlen);
 	if (rc != MIG_READ_OK)
-		return read_event(rc);
+		return sim_read_event(rc);
 	r->rv_res->hash2 = !r->rv_o.legacy_hello && (features & MIG_FEAT_HASH2);
 	r->rv_hashfn = r->rv_res->hash2 ? mig_page_hash2 : mig_page_hash;
 	if (peer.he_magic != MIG_MAGIC || peer.he_version != myver) {
@@ -412,15 +199,16 @@ static enum mo_event step_handshake(struct sim_receiver *r)
 	int rc = mig_expect_rec(r->rv_io, MIG_REC_TOKEN, 0, &r->rv_in.mb_p, &r->rv_in.mb_cap, WHO, r->rv_err,
 				r->rv_errlen);
 	if (rc != MIG_READ_OK)
-		return read_event(rc);
+		return sim_read_event(rc);
 	size_t tl = r->rv_o.token ? strlen(r->rv_o.token) : 0, gl = strlen((char *)r->rv_in.mb_p);
 	if (!(tl > 0 && gl == tl && CRYPTO_memcmp(r->rv_in.mb_p, r->rv_o.token, tl) == 0))
-		return local(r, "migration token refused by the destination (unknown, expired or for another "
+		return sim_fail(r->rv_err, r->rv_errlen,
+				"migration token refused by the destination (unknown, expired or for another "
 				"migration): ask the pool to prepare the migration again");
 	rc = mig_expect_rec(r->rv_io, MIG_REC_CONFIG, sizeof r->rv_mc, &r->rv_in.mb_p, &r->rv_in.mb_cap, WHO,
 			    r->rv_err, r->rv_errlen);
 	if (rc != MIG_READ_OK)
-		return read_event(rc);
+		return sim_read_event(rc);
 	memcpy(&r->rv_mc, r->rv_in.mb_p, sizeof r->rv_mc);
 	r->rv_verify = r->rv_o.verify || r->rv_mc.mc_verify;
 	snprintf(r->rv_res->uuid, sizeof r->rv_res->uuid, "%s", r->rv_mc.mc_cfg.dc_uuid);
@@ -484,7 +272,7 @@ static enum mo_event alloc_buffers(struct sim_receiver *r)
 		r->rv_dctx = ZSTD_createDCtx();
 	if (!r->rv_hash || !r->rv_nonzero || (r->rv_mc.mc_compress && !r->rv_dctx) ||
 	    mig_buf_need(&r->rv_data, (size_t)SIM_PIECE_PAGES * PG) != 0)
-		return local(r, "out of memory for the migration buffers");
+		return sim_fail(r->rv_err, r->rv_errlen, "out of memory for the migration buffers");
 	static const unsigned char zp[PG];
 	r->rv_zero_hash = r->rv_hashfn(zp);
 	for (uint64_t i = 0; i < n; i++)
@@ -597,7 +385,7 @@ static enum mo_event recv_step(void *arg, enum mo_state st)
 	case MO_READY: {
 		int rc = mig_expect_rec(r->rv_io, MIG_REC_GO, 0, &r->rv_in.mb_p, &r->rv_in.mb_cap, WHO, r->rv_err,
 					r->rv_errlen);
-		return rc == MIG_READ_OK ? MO_EV_OK : read_event(rc);
+		return rc == MIG_READ_OK ? MO_EV_OK : sim_read_event(rc);
 	}
 	case MO_GO: return MO_EV_OK; /* the unpause (the action) was the work */
 	default: return MO_EV_LOCAL_ERROR;
