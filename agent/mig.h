@@ -34,7 +34,7 @@
  * After GO a lost connection is ambiguous: mig_send returns MIG_AFTER_GO
  * with the source domain left PAUSED (never destroyed, never unpaused);
  * mig_receive unpauses on GO regardless, and if it cannot tell the source
- * (RUNNING not delivered) it still returns MIG_OK with res->rr_running_sent
+ * (RUNNING not delivered) it still returns MIG_OK with res->running_sent
  * false. The caller (agent -> poold) then asks both sides and decides:
  * destination running => destroy the source; destination gone => unpause
  * the source. Never two running copies: the source only resumes before GO.
@@ -53,11 +53,13 @@
  * SIGPIPE: a peer that goes away makes write()/SSL_write raise SIGPIPE
  * unless the process ignores it; the agent (and the tests) must ignore it.
  *
- * Files: mig_io.c (connection, records, read buffer), mig_policy.c (stop
- * rule, throttle, the stop-and-copy gate), mig_hash.c (page hash),
- * mig_owner.c (who owns the VM), sim_send.c / sim_recv.c (the sim
- * stream: mig_send / mig_receive), sim_ram.c (guest RAM through its memfd,
- * sim_mig.h), mig_xen.c (libxl's stream).
+ * Files: mig_io.c (connection, records, read buffer, HELLO), mig_policy.c
+ * (stop rule, throttle, the stop-and-copy gate), mig_hash.c (page hashes),
+ * mig_owner.c (who owns the VM, mig_owner.h); the sim stream: sim_send.c
+ * and sim_recv.c (mig_send, mig_receive: their steps), sim_send_pages.c
+ * and sim_recv_pages.c (their PAGES records), sim_ram.c (guest RAM through
+ * its memfd), mig_handoff.c (the compressing sender's writer thread), all
+ * sharing sim_mig.h; libxl's stream: mig_xen.c.
  */
 #ifndef MIG_H
 #define MIG_H
