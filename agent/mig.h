@@ -47,8 +47,9 @@
  * thread-safe: every backend call made here (map/unmap, pause/unpause,
  * throttle, create_restore, info, destroy) goes through the optional
  * struct mig_backend_lock, which must be the same lock the agent takes for
- * all its other calls on that backend. Guest memory itself is read and
- * written through the domain's memfd without the lock.
+ * all its other calls on that backend. Guest memory itself is read
+ * through the source's mapping and written through the destination's
+ * memfd, without the lock.
  *
  * SIGPIPE: a peer that goes away makes write()/SSL_write raise SIGPIPE
  * unless the process ignores it; the agent (and the tests) must ignore it.
