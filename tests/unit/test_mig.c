@@ -972,6 +972,29 @@ static void test_hash2(void **state)
 	}
 }
 
+/* The stop-and-copy gate (was a global): a pre-copy step waits while
+ * another sender of the same gate is paused, at most ~100 ms, and not at
+ * all once it left or without a gate. */
+static void test_gate(void **state)
+{
+	(void)state;
+	struct mig_gate g = {0};
+	uint64_t t = now_ms();
+	mig_gate_yield(&g);
+	mig_gate_yield(NULL);
+	assert_true(now_ms() - t < 20);
+	mig_gate_enter(&g);
+	t = now_ms();
+	mig_gate_yield(&g);
+	uint64_t waited = now_ms() - t;
+	assert_true(waited >= 90 && waited < 1000);
+	mig_gate_leave(&g);
+	assert_int_equal(g.mg_final, 0);
+	t = now_ms();
+	mig_gate_yield(&g);
+	assert_true(now_ms() - t < 20);
+}
+
 static void test_hash(void **state)
 {
 	(void)state;
@@ -996,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_next_throttle),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_hash2),
+		cmocka_unit_test(test_gate),
 		cmocka_unit_test_setup_teardown(test_idle_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_converges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auto_converge, setup, teardown),
