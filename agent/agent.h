@@ -20,6 +20,7 @@
 #include <event2/http.h>
 #include "backend.h"
 #include "conf.h"
+#include "mig.h"
 
 struct httpsrv;
 #define AGENT_MAX_SRS 64
@@ -58,6 +59,7 @@ struct agent {
 	int ag_beats_failed;
 	struct state_dir ag_dirs[2];   /* state-dir and the backend's domains dir */
 	bool ag_state_lost;            /* one of them vanished or was replaced */
+	struct mig_gate ag_mig_gate;   /* outgoing sim migrations in their stop-and-copy */
 };
 
 /* ---- config.c ---- */

@@ -1,5 +1,6 @@
 /*
- * mig.h - live migration stream for the sim backend (agent to agent).
+ * mig.h - live migration between agents: the stream's records, the
+ * connection, the stop rule, and the sim stream's entry points.
  *
  * One connection per migration (TLS in production, a plain fd in tests),
  * carrying framed records: struct mig_rec_hdr (type, flags, length) and
@@ -25,31 +26,41 @@
  * Either side may send ERROR (a message for a person) instead of the next
  * record and close; S may send ABORT before GO.
  *
- * Ownership (ARCHITECTURE.md "Migration: who owns the VM"): before GO the
- * source owns the VM. Any failure before GO: mig_send unpauses the source
- * (and drops the auto-converge throttle) and returns MIG_FAILED; mig_receive
+ * Ownership (ARCHITECTURE.md "Migration: who owns the VM"): decided by the
+ * state machine in mig_owner.h, for both streams. Before GO the source
+ * owns the VM. Any failure before GO: mig_send unpauses the source (and
+ * drops the auto-converge throttle) and returns MIG_FAILED; mig_receive
  * destroys the destination domain (nothing is left) and returns MIG_FAILED.
  * After GO a lost connection is ambiguous: mig_send returns MIG_AFTER_GO
  * with the source domain left PAUSED (never destroyed, never unpaused);
  * mig_receive unpauses on GO regardless, and if it cannot tell the source
- * (RUNNING not delivered) it still returns MIG_OK with res->rr_running_sent
+ * (RUNNING not delivered) it still returns MIG_OK with res->running_sent
  * false. The caller (agent -> poold) then asks both sides and decides:
  * destination running => destroy the source; destination gone => unpause
  * the source. Never two running copies: the source only resumes before GO.
  *
- * Threads: mig_send and mig_receive block; run each on its own thread. They
- * share one thing: a count of the process's senders in stop-and-copy, while
- * which the others' pre-copy rounds wait (up to 100 ms) so a paused guest's
- * last pages are not slowed by streams whose guests still run. zstd contexts
- * are per call. The
- * struct backend is NOT thread-safe: every backend call made here
- * (map/unmap, pause/unpause, throttle, create_restore, info, destroy) goes
- * through the optional struct mig_backend_lock, which must be the same lock
- * the agent takes for all its other calls on that backend. Guest memory
- * itself is read/written through the mapping without the lock.
+ * Threads: mig_send and mig_receive block; run each on its own thread.
+ * Senders of one process share a struct mig_gate (mig_opts.gate): while
+ * one is in its stop-and-copy the others' pre-copy steps wait (up to
+ * 100 ms), so a paused guest's last pages are not slowed by streams whose
+ * guests still run. zstd contexts are per call. The struct backend is NOT
+ * thread-safe: every backend call made here (map/unmap, pause/unpause,
+ * throttle, create_restore, info, destroy) goes through the optional
+ * struct mig_backend_lock, which must be the same lock the agent takes for
+ * all its other calls on that backend. Guest memory itself is read
+ * through the source's mapping and written through the destination's
+ * memfd, without the lock.
  *
  * SIGPIPE: a peer that goes away makes write()/SSL_write raise SIGPIPE
  * unless the process ignores it; the agent (and the tests) must ignore it.
+ *
+ * Files: mig_io.c (connection, records, read buffer, HELLO), mig_policy.c
+ * (stop rule, throttle, the stop-and-copy gate), mig_hash.c (page hashes),
+ * mig_owner.c (who owns the VM, mig_owner.h); the sim stream: sim_send.c
+ * and sim_recv.c (mig_send, mig_receive: their steps), sim_send_pages.c
+ * and sim_recv_pages.c (their PAGES records), sim_ram.c (guest RAM through
+ * its memfd), mig_handoff.c (the compressing sender's writer thread), all
+ * sharing sim_mig.h; libxl's stream: mig_xen.c.
  */
 #ifndef MIG_H
 #define MIG_H
@@ -98,6 +109,14 @@ struct mig_hello {
 	uint32_t he_version; /* MIG_PROTO_VERSION of the sender of this HELLO */
 	char he_software[32];/* informative: the agent's software version */
 };
+/* The sim stream's HELLO goes on with what its end can do. Ends that came
+ * before it send a bare struct mig_hello and ignore what follows one, so
+ * the version stays 2: a feature is used when both HELLOs offer it. */
+struct mig_hello_ext {
+	uint32_t hx_features; /* MIG_FEAT_* */
+	uint32_t hx_pad;
+};
+#define MIG_FEAT_HASH2 1u /* page hashes are mig_page_hash2 (else mig_page_hash) */
 
 struct mig_config {
 	uint64_t mc_npages;  /* RAM pages of the source domain */
@@ -133,7 +152,7 @@ struct mig_ready {
 	uint64_t rd_verify_ns;	/* what that cost D */
 };
 
-/* ---- I/O: a TLS session (already handshaken) or a plain fd ---- */
+/* ---- mig_io.c: the connection, a TLS session (already handshaken) or a plain fd ---- */
 struct mig_io {
 	int fd;
 	SSL *ssl;		  /* NULL: plain fd */
@@ -153,7 +172,7 @@ void mig_io_init_fd(struct mig_io *io, int fd);
 #define MIG_TLS_BUF (256u << 10)
 void mig_io_init_ssl(struct mig_io *io, SSL *ssl);
 
-/* ---- framed records (mig_io.c; both streams use them) ---- */
+/* ---- mig_io.c: framed records (both streams use them) ---- */
 /* A one-line reason into err (NULL or errlen 0: dropped). */
 void mig_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void mig_io_set_timeout(struct mig_io *io, int ms);	/* 0 = 60000 */
@@ -163,12 +182,34 @@ bool mig_io_readable(struct mig_io *io);		/* a read would not block */
 int mig_send_rec(struct mig_io *io, uint32_t type, uint32_t flags, const void *payload, size_t len,
 		 char *err, size_t errlen);
 int mig_send_text(struct mig_io *io, uint32_t type, const char *msg);
+/* What a read found: the record; a broken connection or a bad frame; or
+ * the peer's own ERROR/ABORT (its message in err as "<who>: message"). */
+enum { MIG_READ_OK = 0, MIG_READ_IO = -1, MIG_READ_PEER = -2 };
 /* One record; its payload into *buf (realloc'ed, NUL-terminated one past
- * rh_len). ERROR/ABORT become "<who>: message" and -1. */
+ * rh_len). Returns MIG_READ_*. */
 int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
 		 const char *who, char *err, size_t errlen);
 int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned char **buf, size_t *cap,
 		   const char *who, char *err, size_t errlen);
+/* The two halves of mig_read_rec, for a reader that takes a record's
+ * payload in pieces: the header (length checked), then (whole) payload. */
+int mig_read_hdr(struct mig_io *io, struct mig_rec_hdr *h, char *err, size_t errlen);
+int mig_read_payload(struct mig_io *io, const struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
+		     const char *who, char *err, size_t errlen);
+
+/* A buffer that grows to what the records need (freed by mig_buf_free). */
+struct mig_buf {
+	unsigned char *mb_p;
+	size_t mb_cap;
+};
+int mig_buf_need(struct mig_buf *b, size_t n); /* 0, or -1: out of memory (b unchanged) */
+void mig_buf_free(struct mig_buf *b);
+/* The sim stream's HELLO: struct mig_hello and struct mig_hello_ext (bare:
+ * without it, as ends before it). Reading one, *features is 0 from an end
+ * that sent it bare. */
+int mig_send_hello(struct mig_io *io, uint32_t version, uint32_t features, bool bare, char *err, size_t errlen);
+int mig_expect_hello(struct mig_io *io, struct mig_buf *b, struct mig_hello *he, uint32_t *features,
+		     const char *who, char *err, size_t errlen);
 /* Fault in a fresh heap buffer's pages in one call (MADV_POPULATE_WRITE):
  * a page faulted in on first touch costs ~11 us here (MACHINE.md), so the
  * 2 MiB record buffers of one migration cost ~6 ms each that way and
@@ -192,8 +233,18 @@ struct mig_backend_lock {
 	void (*unlock)(void *arg);
 	void *arg;
 };
+static inline void mig_lock(const struct mig_backend_lock *lk)
+{
+	if (lk && lk->lock)
+		lk->lock(lk->arg);
+}
+static inline void mig_unlock(const struct mig_backend_lock *lk)
+{
+	if (lk && lk->unlock)
+		lk->unlock(lk->arg);
+}
 
-/* ---- the stop rule (pure) ---- */
+/* ---- mig_policy.c: the stop rule and the throttle (pure), the stop-and-copy gate ---- */
 struct mig_round_stats {
 	int rs_round;		 /* 1.. */
 	uint64_t rs_pages_sent;	 /* pages sent in this round (zero markers included) */
@@ -202,6 +253,21 @@ struct mig_round_stats {
 	uint64_t rs_dirty_after; /* pages found dirty when the round ended */
 	int rs_throttle_pct;	 /* throttle in force during the round */
 };
+
+/* Senders of one process in their stop-and-copy (guest paused). While one
+ * is, the others' pre-copy steps stand aside: a paused guest's last pages
+ * get the CPU and the link instead of sharing them with streams whose
+ * guests still run (an evacuation sends several VMs from one host at once,
+ * and on few cores that sharing alone made downtimes of hundreds of ms).
+ * Owned by whoever runs the senders (the agent); zeroed = nobody in it. */
+struct mig_gate {
+	int mg_final; /* senders in stop-and-copy (atomic) */
+};
+void mig_gate_enter(struct mig_gate *g);  /* this sender pauses its guest */
+void mig_gate_leave(struct mig_gate *g);
+/* Before a pre-copy step: wait while another sender is in its stop-and-copy
+ * (at most 100 ms in all). NULL: no gate. */
+void mig_gate_yield(struct mig_gate *g);
 
 struct mig_opts {
 	bool compress;
@@ -216,8 +282,10 @@ struct mig_opts {
 	int throttle_step;	/* then +step per round (0 = 10) */
 	int throttle_max;	/* 0 = 99 */
 	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION (tests set another) */
+	bool legacy_hello;	/* tests: a bare HELLO, as senders before struct mig_hello_ext */
 	int io_timeout_ms;	/* 0 = 60000 */
 	int max_bandwidth_mb_s;	/* sender paces itself to this (MB = 1e6); 0 = no limit */
+	struct mig_gate *gate;	/* shared with the process's other senders; NULL = none */
 };
 void mig_opts_default(struct mig_opts *o);
 
@@ -242,7 +310,8 @@ int mig_next_throttle(const struct mig_round_stats *history, int n, const struct
 /* Predicted final copy in ms after history[n-1] (for reports); -1 if unknown. */
 double mig_predict_ms(const struct mig_round_stats *history, int n);
 
-/* ---- progress ---- */
+/* ---- sim_send.c, sim_recv.c: the sim stream ---- */
+/* progress */
 struct mig_progress {
 	int pg_round;
 	bool pg_paused;		 /* final round: the source is paused */
@@ -254,7 +323,7 @@ struct mig_progress {
 };
 typedef void (*mig_progress_fn)(const struct mig_progress *p, void *arg);
 
-/* ---- results ---- */
+/* results */
 enum mig_rc { MIG_OK = 0, MIG_FAILED = -1, MIG_AFTER_GO = -2 };
 
 struct mig_send_result {
@@ -279,6 +348,7 @@ struct mig_send_result {
 	uint64_t bytes_compressed; /* the same after compression (= raw when off) */
 	uint64_t wire_bytes;	/* everything written */
 	int throttle_pct;	/* highest auto-converge throttle used */
+	bool hash2;		/* pages hashed with mig_page_hash2 (both ends offered it) */
 	bool verified;		/* with verify: both sides checked every page. MIG_OK with
 				 * verify on and verified false: the source found pages that
 				 * changed after they were sent (err says which); the VM runs
@@ -288,6 +358,7 @@ struct mig_send_result {
 struct mig_recv_opts {
 	const char *token;	/* expected (compared in constant time) */
 	uint32_t proto_version;	/* 0 = MIG_PROTO_VERSION */
+	bool legacy_hello;	/* tests: a bare HELLO, as receivers before struct mig_hello_ext */
 	bool verify;		/* check every page even if the sender does not ask */
 	int io_timeout_ms;
 	/* told the domid as soon as the destination domain exists (the agent
@@ -307,6 +378,7 @@ struct mig_recv_result {
 	double verify_ms;
 	bool verified;
 	bool running_sent;	/* RUNNING reached the socket (after GO) */
+	bool hash2;		/* pages hashed with mig_page_hash2 */
 	char uuid[BE_UUID_LEN];
 };
 
@@ -322,9 +394,24 @@ int mig_receive(struct mig_io *io, struct backend *be, const struct mig_backend_
 		const struct mig_recv_opts *opts, struct mig_recv_result *res, char *err,
 		size_t errlen);
 
-/* The page hash used by CHECKSUM (64-bit, xxh64-style, ~10 GB/s) and the
- * digest over a hash array. */
+/* ---- mig_hash.c ---- */
+/* The page hashes CHECKSUM carries. mig_page_hash: 64-bit, xxh64-style,
+ * four lanes of 64-bit multiplies in series (~14 GB/s here), what ends
+ * without MIG_FEAT_HASH2 use. mig_page_hash2: eight lanes of 32x32-bit
+ * multiply-accumulate over each 64-byte stripe with a per-stripe key, the
+ * lanes scrambled every KiB, then folded and avalanched; the same value
+ * from its AVX2 (~43 GB/s here), SSE2 (~15) and portable (~5) forms,
+ * mig_page_hash2 taking the widest the CPU has. */
 uint64_t mig_page_hash(const void *page);
+uint64_t mig_page_hash2(const void *page);
+uint64_t mig_page_hash2_portable(const void *page);
+#if defined(__x86_64__)
+uint64_t mig_page_hash2_sse2(const void *page);
+uint64_t mig_page_hash2_avx2(const void *page); /* only where the CPU has AVX2 */
+#endif
+typedef uint64_t (*mig_hash_fn)(const void *page);
+/* The digest over a hash array, and the zero-page test. */
 uint64_t mig_digest(const uint64_t *hash, uint64_t n);
+bool mig_page_is_zero(const void *page);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * mig_io.c - framed records on a migration connection (struct mig_io: a
- * TLS session or a plain fd), shared by the sim stream (mig.c) and libxl's
- * (mig_xen.c, xen_stream.c). See mig.h.
+ * mig_io.c - a migration connection (struct mig_io: a TLS session or a
+ * plain fd, set up for bulk transfer) and the framed records on it, shared
+ * by the sim stream (sim_send.c, sim_recv.c) and libxl's (mig_xen.c,
+ * xen_stream.c); the buffers records are read into. See mig.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
@@ -29,6 +32,41 @@ void mig_seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+
+/* Records are written whole and answered (HELLO, CONFIG, READY, GO): Nagle
+ * would hold a small record back for a delayed ACK (40 ms on Linux). */
+static void no_delay(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails on AF_UNIX: fine */
+}
+
+void mig_io_init_fd(struct mig_io *io, int fd)
+{
+	memset(io, 0, sizeof *io);
+	io->fd = fd;
+	no_delay(fd);
+}
+
+void mig_io_init_ssl(struct mig_io *io, SSL *ssl)
+{
+	memset(io, 0, sizeof *io);
+	io->ssl = ssl;
+	io->fd = SSL_get_fd(ssl);
+	SSL_set_read_ahead(ssl, 1); /* one read() per many TLS records */
+	SSL_set_default_read_buffer_len(ssl, MIG_TLS_BUF);
+	(void)SSL_free_buffers(ssl); /* the next read allocates the bigger buffer (unless
+				      * data is pending already: then it keeps the small one) */
+	BIO *sock = SSL_get_wbio(ssl), *f = BIO_new(BIO_f_buffer());
+	if (sock && f && BIO_set_write_buffer_size(f, MIG_TLS_BUF) == 1 && BIO_up_ref(sock) == 1) {
+		BIO_push(f, sock);
+		SSL_set0_wbio(ssl, f); /* the SSL owns the chain; sock keeps its read reference */
+		io->wbuffered = true;
+	} else {
+		BIO_free(f);
+	}
+	no_delay(io->fd);
+}
 
 void mig_io_set_timeout(struct mig_io *io, int ms)
 {
@@ -198,50 +236,115 @@ void *mig_malloc(size_t len)
 	return p;
 }
 
-int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap, const char *who,
-		 char *err, size_t errlen)
+/* Grow *buf to n bytes; a big jump is faulted in at once (mig_prefault). */
+static int grow(unsigned char **buf, size_t *cap, size_t n)
+{
+	if (n <= *cap)
+		return 0;
+	unsigned char *q = realloc(*buf, n);
+	if (!q)
+		return -1;
+	if (n > *cap * 2) /* a jump: the bulk of it is fresh */
+		mig_prefault(q, n);
+	*buf = q;
+	*cap = n;
+	return 0;
+}
+
+int mig_buf_need(struct mig_buf *b, size_t n)
+{
+	return grow(&b->mb_p, &b->mb_cap, n);
+}
+
+void mig_buf_free(struct mig_buf *b)
+{
+	free(b->mb_p);
+	b->mb_p = NULL;
+	b->mb_cap = 0;
+}
+
+int mig_read_hdr(struct mig_io *io, struct mig_rec_hdr *h, char *err, size_t errlen)
 {
 	if (mig_io_read(io, h, sizeof *h, err, errlen) != 0)
-		return -1;
+		return MIG_READ_IO;
 	if (h->rh_len > MIG_MAX_PAYLOAD) {
 		mig_seterr(err, errlen, "malformed migration stream: record type %u of %" PRIu64 " bytes", h->rh_type,
 		       h->rh_len);
-		return -1;
+		return MIG_READ_IO;
 	}
-	size_t need = (size_t)h->rh_len + 1;
-	if (need > *cap) {
-		unsigned char *q = realloc(*buf, need);
-		if (!q) {
-			mig_seterr(err, errlen, "out of memory");
-			return -1;
-		}
-		if (need > *cap * 2) /* a jump: the bulk of it is fresh */
-			mig_prefault(q, need);
-		*buf = q;
-		*cap = need;
+	return MIG_READ_OK;
+}
+
+int mig_read_payload(struct mig_io *io, const struct mig_rec_hdr *h, unsigned char **buf, size_t *cap,
+		     const char *who, char *err, size_t errlen)
+{
+	if (grow(buf, cap, (size_t)h->rh_len + 1) != 0) {
+		mig_seterr(err, errlen, "out of memory");
+		return MIG_READ_IO;
 	}
 	if (h->rh_len && mig_io_read(io, *buf, (size_t)h->rh_len, err, errlen) != 0)
-		return -1;
+		return MIG_READ_IO;
 	(*buf)[h->rh_len] = 0;
 	if (h->rh_type == MIG_REC_ERROR || h->rh_type == MIG_REC_ABORT) {
 		mig_seterr(err, errlen, "%s: %s", who, (char *)*buf);
-		return -1;
+		return MIG_READ_PEER;
 	}
-	return 0;
+	return MIG_READ_OK;
+}
+
+int mig_read_rec(struct mig_io *io, struct mig_rec_hdr *h, unsigned char **buf, size_t *cap, const char *who,
+		 char *err, size_t errlen)
+{
+	int rc = mig_read_hdr(io, h, err, errlen);
+	return rc != MIG_READ_OK ? rc : mig_read_payload(io, h, buf, cap, who, err, errlen);
 }
 
 int mig_expect_rec(struct mig_io *io, uint32_t type, size_t min_len, unsigned char **buf, size_t *cap,
 		   const char *who, char *err, size_t errlen)
 {
 	struct mig_rec_hdr h;
-	if (mig_read_rec(io, &h, buf, cap, who, err, errlen) != 0)
-		return -1;
+	int rc = mig_read_rec(io, &h, buf, cap, who, err, errlen);
+	if (rc != MIG_READ_OK)
+		return rc;
 	if (h.rh_type != type || h.rh_len < min_len) {
 		mig_seterr(err, errlen, "malformed migration stream: expected record type %u, got %u (%" PRIu64 " bytes)",
 		       type, h.rh_type, h.rh_len);
-		return -1;
+		return MIG_READ_IO;
 	}
-	return 0;
+	return MIG_READ_OK;
+}
+
+/* ---- HELLO with what this end can do (struct mig_hello_ext) ---- */
+
+int mig_send_hello(struct mig_io *io, uint32_t version, uint32_t features, bool bare, char *err, size_t errlen)
+{
+	unsigned char b[sizeof(struct mig_hello) + sizeof(struct mig_hello_ext)];
+	struct mig_hello he = {.he_magic = MIG_MAGIC, .he_version = version};
+	struct mig_hello_ext hx = {.hx_features = features};
+	snprintf(he.he_software, sizeof he.he_software, "pool-agent");
+	memcpy(b, &he, sizeof he);
+	memcpy(b + sizeof he, &hx, sizeof hx);
+	return mig_send_rec(io, MIG_REC_HELLO, 0, b, bare ? sizeof he : sizeof b, err, errlen);
+}
+
+int mig_expect_hello(struct mig_io *io, struct mig_buf *b, struct mig_hello *he, uint32_t *features,
+		     const char *who, char *err, size_t errlen)
+{
+	/* a bare HELLO leaves the zeros after it: no features */
+	size_t full = sizeof *he + sizeof(struct mig_hello_ext);
+	if (mig_buf_need(b, full + 1) != 0) {
+		mig_seterr(err, errlen, "out of memory");
+		return MIG_READ_IO;
+	}
+	memset(b->mb_p, 0, full + 1);
+	int rc = mig_expect_rec(io, MIG_REC_HELLO, sizeof *he, &b->mb_p, &b->mb_cap, who, err, errlen);
+	if (rc != MIG_READ_OK)
+		return rc;
+	struct mig_hello_ext hx;
+	memcpy(he, b->mb_p, sizeof *he);
+	memcpy(&hx, b->mb_p + sizeof *he, sizeof hx);
+	*features = hx.hx_features;
+	return MIG_READ_OK;
 }
 
 int64_t mig_now_ms(void)

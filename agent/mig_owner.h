@@ -11,9 +11,12 @@
  *   - after GO the source never resumes by itself: a lost RUNNING leaves
  *     the source paused and the pool (poold) decides: MIG_AFTER_GO;
  *   - the destination unpauses on GO and reports RUNNING; if RUNNING cannot
- *     be delivered the VM still runs there: MIG_OK.
- * mig_xen.c drives its migrations with it; test_mig_owner.c checks every
- * branch.
+ *     be delivered the VM still runs there: MIG_OK;
+ *   - a failure of this side (not the peer's, not the connection's) is
+ *     told to the peer with its reason, which the peer's person then reads.
+ * Both streams are driven by it: the sim stream through mig_owner_run
+ * (sim_send.c, sim_recv.c), libxl's through mig_owner_next (mig_xen.c).
+ * test_mig_owner.c checks every branch.
  */
 #ifndef MIG_OWNER_H
 #define MIG_OWNER_H
@@ -23,9 +26,11 @@
 enum mo_role { MO_SOURCE, MO_DEST };
 
 enum mo_state {
-	MO_HANDSHAKE, /* HELLO/TOKEN/CONFIG/ACCEPT: nothing done to any domain yet */
-	MO_STREAMING, /* S: memory moving (the source may be suspended by the end);
-		       * D: the destination domain is being built from the stream */
+	MO_HANDSHAKE, /* HELLO/TOKEN/CONFIG: nothing done to the source; no destination domain
+		       * of this migration yet */
+	MO_STREAMING, /* S: memory moving while the VM runs (libxl: and its suspend);
+		       * D: the destination domain exists (or is being built) and fills */
+	MO_STOPCOPY,  /* S (sim): the source is paused, its last pages go out. D: never */
 	MO_READY,     /* S: stream sent, waiting for READY; D: READY sent, waiting for GO */
 	MO_GO,	      /* S: GO sent, waiting for RUNNING; D: GO received, unpausing */
 	MO_DONE,      /* terminal: the VM runs on the destination */
@@ -40,12 +45,14 @@ enum mo_event {
 	MO_EV_LOCAL_ERROR, /* this side failed (libxl, memory, a check) */
 	MO_EV_PEER_ERROR,  /* the peer sent ERROR or ABORT */
 	MO_EV_IO_ERROR,	   /* the connection broke or timed out */
+	MO_EV_PAUSE,	   /* S streaming: the stop rule says stop-and-copy now (sim) */
 	MO_NEVENTS
 };
 
 enum mo_action {
 	MO_ACT_NONE,
-	MO_ACT_START_STREAM,	/* S: start libxl's stream; D: start the restore */
+	MO_ACT_START_STREAM,	/* S: start the stream; D: take the domain (sim) or start the restore */
+	MO_ACT_PAUSE_SOURCE,	/* S (sim): pause the source for its last pages */
 	MO_ACT_SEND_READY,	/* D: the domain is complete and paused */
 	MO_ACT_SEND_GO,		/* S: the point of no return */
 	MO_ACT_UNPAUSE_DEST,	/* D: GO received */
@@ -59,14 +66,34 @@ enum mo_action {
 struct mo_step {
 	enum mo_state ms_next;
 	enum mo_action ms_action;
-	int ms_rc; /* enum mig_rc once ms_next is terminal, else 0 */
+	int ms_rc;	   /* enum mig_rc once ms_next is terminal, else 0 */
+	bool ms_tell_peer; /* a local failure ends the migration: send the peer the reason
+			    * (S: ABORT, D: ERROR) before the action */
 };
 
 /* Pure: the transition for (role, state, event). Terminal states stay
- * where they are with MO_ACT_NONE. */
+ * where they are with MO_ACT_NONE. An event a state does not expect
+ * (MO_EV_PAUSE anywhere but a streaming source) counts as a local error. */
 struct mo_step mig_owner_next(enum mo_role role, enum mo_state state, enum mo_event ev);
 bool mig_owner_terminal(enum mo_state s);
 const char *mig_owner_state_name(enum mo_state s);
 const char *mig_owner_action_name(enum mo_action a);
+const char *mig_owner_event_name(enum mo_event e);
+
+/* A stream's side of a migration, for mig_owner_run: the work of each
+ * non-terminal state and the effect of each action, each answering the
+ * event it ended with (an action's failure is the next event). */
+struct mo_driver {
+	enum mo_event (*md_step)(void *arg, enum mo_state st);
+	enum mo_event (*md_act)(void *arg, enum mo_action a);
+	void (*md_tell)(void *arg); /* send the peer this side's reason */
+	/* told every transition a failure caused (for the log); may be NULL */
+	void (*md_trace)(void *arg, enum mo_state from, enum mo_event ev, const struct mo_step *to);
+};
+
+/* Walk one side from MO_HANDSHAKE to a terminal state: step, then the
+ * transition's action, and so on. Returns enum mig_rc. The only place a
+ * stream decides what happens to the VM is here. */
+int mig_owner_run(enum mo_role role, const struct mo_driver *d, void *arg);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * migrate_ops.c - the agent's side of a live migration (mig.c moves the
+ * migrate_ops.c - the agent's side of a live migration (sim_send.c, sim_recv.c move the
  * memory; this file gives it sockets, threads and answers).
  *
  * agent.migrate_receive(config, token, options): the destination creates
@@ -469,6 +469,7 @@ static void *send_thread(void *arg)
 	mig_io_init_ssl(&io, ssl);
 	io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
 	struct mig_backend_lock lk = lock_of(ag);
+	j->sj_opts.gate = &ag->ag_mig_gate;
 	j->sj_rc = (xen_stream(ag) ? mig_xen_send : mig_send)(&io, backend_locked_inner(ag->ag_be), &lk, j->sj_domid,
 							      &j->sj_cfg, j->sj_token, &j->sj_opts, on_progress, j,
 							      &j->sj_res, j->sj_err, sizeof j->sj_err);

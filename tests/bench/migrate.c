@@ -3,7 +3,7 @@
  * loopback, next to raw TLS between the same two endpoints in the same run.
  *
  * Two sim backends on two state directories are the two hosts; the
- * migration is the agents' own code (agent/mig.c: mig_send on this thread,
+ * migration is the agents' own code (agent/sim_send.c: mig_send on this thread,
  * mig_receive on another) over mutual TLS on 127.0.0.1 with the pool's
  * kind of certificates, into a destination domain prepared beforehand as
  * agent.migrate_receive prepares it. Real pool-simdom processes hold the
@@ -34,7 +34,12 @@
  * reach. Raw TLS uses the migration's transport settings (mig_io_init_ssl:
  * 256 KiB writes and reads); BENCH_PLAIN_TLS=1 measures OpenSSL's defaults
  * (a write() per 16 KiB record) instead.
+ * rate_vs_floor and cpu_vs_floor: the migration's rate and CPU against
+ * the floor's, measured right after it.
  * `--json` prints one JSON object per case. `--quick` uses 256 MiB VMs.
+ * `--case idle|busy` and `--compress off|zstd` pick cases; `--runs N`
+ * repeats each (the text output then ends with the medians: on these
+ * shared 2-core VMs one run's figures say little).
  * `--tls-baseline MB` prints only the raw TLS figure for MB megabytes
  * (bench/evacuate's bound).
  * Never pass/fail: figures only.
@@ -224,6 +229,7 @@ struct sink {
 static void *sink_main(void *arg)
 {
 	struct sink *k = arg;
+	pthread_setname_np(pthread_self(), k->mem_fd >= 0 ? "floor-recv" : "tls-recv");
 	SSL *ssl = tls_accept_one(k->ctx, k->ls);
 	struct mig_io io;
 	if (getenv("BENCH_PLAIN_TLS"))
@@ -274,6 +280,7 @@ static double baseline_mb_s(struct env *e, uint64_t bytes, bool floor, double *c
 	}
 	struct sockaddr_in sa;
 	struct sink k = {e->srv, listener(&sa), bytes, dst};
+	pthread_setname_np(pthread_self(), floor ? "floor-send" : "tls-send");
 	pthread_t th;
 	pthread_create(&th, NULL, sink_main, &k);
 	SSL *ssl = tls_connect_to(e->cli, &sa);
@@ -357,6 +364,7 @@ struct recv_job {
 static void *recv_main(void *arg)
 {
 	struct recv_job *j = arg;
+	pthread_setname_np(pthread_self(), "mig-recv");
 	SSL *ssl = tls_accept_one(j->e->srv, j->ls);
 	struct mig_io io;
 	mig_io_init_ssl(&io, ssl);
@@ -469,6 +477,7 @@ static void run_case(struct env *e, const struct wcase *w, bool compress, struct
 	struct sampler smp = {0};
 	pthread_create(&smp.th, NULL, sampler_main, &smp);
 	double c0 = cpu_now_ms();
+	pthread_setname_np(pthread_self(), "mig-send");
 	int rc = mig_send(&io, e->a, NULL, src, &c, TOKEN, &o, NULL, NULL, &res, err, sizeof err);
 	r->cpu_ms = cpu_now_ms() - c0;
 	smp.stop = 1;
@@ -509,83 +518,168 @@ static void run_case(struct env *e, const struct wcase *w, bool compress, struct
 	r->ratio = r->wire_mb_s / r->baseline;
 }
 
-int main(int argc, char **argv)
+struct args {
+	bool json, quick;
+	double tls_baseline_mb; /* > 0: only the raw TLS figure */
+	const char *only_case, *only_comp;
+	int runs;
+};
+
+static void parse_args(int argc, char **argv, struct args *a)
 {
-	bool json = false, quick = getenv("BENCH_QUICK") != NULL;
-	double baseline_mb = 0;
+	memset(a, 0, sizeof *a);
+	a->quick = getenv("BENCH_QUICK") != NULL;
+	a->runs = 1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
-			json = true;
+			a->json = true;
 		else if (!strcmp(argv[i], "--quick"))
-			quick = true;
+			a->quick = true;
 		else if (!strcmp(argv[i], "--tls-baseline") && i + 1 < argc)
-			baseline_mb = atof(argv[++i]);
+			a->tls_baseline_mb = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--case") && i + 1 < argc)
+			a->only_case = argv[++i];
+		else if (!strcmp(argv[i], "--compress") && i + 1 < argc)
+			a->only_comp = argv[++i];
+		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+			a->runs = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
 	}
+}
+
+static void print_json(const struct wcase *w, bool comp, uint64_t mem, const struct result *r)
+{
+	printf("{\"workload\": \"%s\", \"compress\": %s, \"memory_mib\": %" PRIu64
+	       ", \"prepare_ms\": %.1f, \"total_ms\": %.1f, \"stream_ms\": %.1f, "
+	       "\"downtime_ms\": %.2f, \"guest_gap_ms\": %.2f, \"rounds\": %d, "
+	       "\"stop\": \"%s\", \"throttle_pct\": %d, \"wire_bytes\": %" PRIu64
+	       ", \"wire_mb_s\": %.0f, \"baseline_mb_s\": %.0f, \"ratio\": %.2f, "
+	       "\"verified\": %s, \"rss_mib\": %.1f, \"cpu_ms\": %.0f, "
+	       "\"baseline_cpu_ms\": %.0f, \"floor_mb_s\": %.0f, \"floor_cpu_ms\": %.0f, "
+	       "\"ceiling\": %.2f, \"rate_vs_floor\": %.2f, \"cpu_vs_floor\": %.2f}\n",
+	       w->name, comp ? "true" : "false", mem / MiB, r->prepare_ms, r->total_ms, r->stream_ms,
+	       r->downtime_ms, r->guest_gap_ms, r->rounds, r->stop, r->throttle, r->wire_bytes, r->wire_mb_s,
+	       r->baseline, r->ratio, r->verified ? "true" : "false", (double)r->rss_kib / 1024, r->cpu_ms,
+	       r->base_cpu_ms, r->floor, r->floor_cpu_ms, r->base_cpu_ms / r->floor_cpu_ms, r->wire_mb_s / r->floor,
+	       r->cpu_ms / r->floor_cpu_ms);
+}
+
+static void print_text(const struct wcase *w, bool comp, uint64_t mem, const struct result *r)
+{
+	double mb = (double)r->wire_bytes / 1e6;
+	printf("%-5s %-8s %6" PRIu64 " %8.1f %8.1f %9.2f %9.2f %6d %9.1f %9.0f %9.0f %6.2f %8s %4.0f\n", w->name,
+	       comp ? "zstd" : "off", mem / MiB, r->total_ms, r->stream_ms, r->downtime_ms, r->guest_gap_ms, r->rounds,
+	       mb, r->wire_mb_s, r->baseline, r->ratio, r->verified ? "yes" : "NO", (double)r->rss_kib / 1024);
+	printf("      stream: setup %.1f ms, round 1 %.1f MB in %.1f ms (%.0f MB/s), stop: %s, throttle %d%%; "
+	       "source verify after hand-over %.1f ms\n"
+	       "      CPU ms per wire MB: migration %.2f, raw TLS %.2f, raw TLS + pread + pwrite %.2f (%.0f MB/s); "
+	       "CPU-bound ceiling %.2f\n"
+	       "      against raw TLS + pread + pwrite: rate %.2f, CPU %.2f\n",
+	       r->setup_ms, (double)r->round1_bytes / 1e6, r->round1_ms, (double)r->round1_bytes / 1e3 / r->round1_ms,
+	       r->stop, r->throttle, r->verify_ms, r->cpu_ms / mb, r->base_cpu_ms / mb, r->floor_cpu_ms / mb,
+	       r->floor, r->base_cpu_ms / r->floor_cpu_ms, r->wire_mb_s / r->floor, r->cpu_ms / r->floor_cpu_ms);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The median of field f over n runs (n <= 64). */
+static double median(const struct result *r, int n, double (*f)(const struct result *))
+{
+	double v[64];
+	for (int i = 0; i < n; i++)
+		v[i] = f(&r[i]);
+	qsort(v, (size_t)n, sizeof v[0], cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double f_rate(const struct result *r)
+{
+	return r->wire_mb_s / r->floor;
+}
+
+static double f_cpu(const struct result *r)
+{
+	return r->cpu_ms / r->floor_cpu_ms;
+}
+
+static double f_mbs(const struct result *r)
+{
+	return r->wire_mb_s;
+}
+
+static double f_floor(const struct result *r)
+{
+	return r->floor;
+}
+
+static double f_down(const struct result *r)
+{
+	return r->downtime_ms;
+}
+
+static void print_medians(const struct wcase *w, bool comp, const struct result *r, int n)
+{
+	printf("%-5s %-8s median of %d runs: %.0f MB/s, floor %.0f MB/s; against the floor: rate %.2f, CPU %.2f; "
+	       "downtime %.2f ms\n",
+	       w->name, comp ? "zstd" : "off", n, median(r, n, f_mbs), median(r, n, f_floor), median(r, n, f_rate),
+	       median(r, n, f_cpu), median(r, n, f_down));
+}
+
+/* --tls-baseline MB: only the raw TLS figure (bench/evacuate's bound). */
+static int tls_baseline_only(double mb)
+{
+	struct env e;
+	env_init(&e);
+	uint64_t bytes = (uint64_t)(mb * 1e6);
+	double r = baseline_mb_s(&e, bytes, false, NULL);
+	printf("{\"bytes\": %" PRIu64 ", \"baseline_mb_s\": %.0f}\n", bytes, r);
+	env_free(&e);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	parse_args(argc, argv, &a);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(LOG_LVL_WARN);
-	if (baseline_mb > 0) { /* only the raw TLS figure (bench/evacuate's bound) */
-		struct env e;
-		env_init(&e);
-		uint64_t bytes = (uint64_t)(baseline_mb * 1e6);
-		double r = baseline_mb_s(&e, bytes, false, NULL);
-		printf("{\"bytes\": %" PRIu64 ", \"baseline_mb_s\": %.0f}\n", bytes, r);
-		env_free(&e);
-		return 0;
-	}
-	uint64_t mem = (uint64_t)(quick ? 256 : 1024) * 1024 * 1024, pages = mem / 4096;
+	if (a.tls_baseline_mb > 0)
+		return tls_baseline_only(a.tls_baseline_mb);
+	uint64_t mem = (uint64_t)(a.quick ? 256 : 1024) * 1024 * 1024, pages = mem / 4096;
 	const struct wcase cases[] = {
 		{"idle", mem, pages / 4, 0, 0, 30, 40, 30},
 		{"busy", mem, pages, 20000, 64 * MiB / 4096, 10, 50, 40},
 	};
+	int runs = a.runs < 64 ? a.runs : 64;
 	struct env e;
 	env_init(&e);
-	if (!json)
-		printf("%-5s %-8s %6s %8s %8s %9s %9s %6s %9s %9s %9s %6s %8s %4s\n", "work", "compress",
-		       "MiB", "total", "stream", "downtime", "guestgap", "rounds", "wire MB", "wire MB/s",
-		       "TLS MB/s", "ratio", "verified", "RSS");
+	if (!a.json)
+		printf("%-5s %-8s %6s %8s %8s %9s %9s %6s %9s %9s %9s %6s %8s %4s\n", "work", "compress", "MiB", "total",
+		       "stream", "downtime", "guestgap", "rounds", "wire MB", "wire MB/s", "TLS MB/s", "ratio", "verified",
+		       "RSS");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		for (int comp = 0; comp < 2; comp++) {
-			struct result r;
-			run_case(&e, &cases[i], comp, &r);
-			double mb = (double)r.wire_bytes / 1e6;
-			if (json)
-				printf("{\"workload\": \"%s\", \"compress\": %s, \"memory_mib\": %" PRIu64
-				       ", \"prepare_ms\": %.1f, \"total_ms\": %.1f, \"stream_ms\": %.1f, "
-				       "\"downtime_ms\": %.2f, \"guest_gap_ms\": %.2f, \"rounds\": %d, "
-				       "\"stop\": \"%s\", \"throttle_pct\": %d, \"wire_bytes\": %" PRIu64
-				       ", \"wire_mb_s\": %.0f, \"baseline_mb_s\": %.0f, \"ratio\": %.2f, "
-				       "\"verified\": %s, \"rss_mib\": %.1f, \"cpu_ms\": %.0f, "
-				       "\"baseline_cpu_ms\": %.0f, \"floor_mb_s\": %.0f, \"floor_cpu_ms\": %.0f, "
-				       "\"ceiling\": %.2f}\n",
-				       cases[i].name, comp ? "true" : "false", mem / MiB, r.prepare_ms,
-				       r.total_ms, r.stream_ms, r.downtime_ms, r.guest_gap_ms, r.rounds,
-				       r.stop, r.throttle, r.wire_bytes, r.wire_mb_s, r.baseline, r.ratio,
-				       r.verified ? "true" : "false", (double)r.rss_kib / 1024, r.cpu_ms,
-				       r.base_cpu_ms, r.floor, r.floor_cpu_ms, r.base_cpu_ms / r.floor_cpu_ms);
-			else
-				printf("%-5s %-8s %6" PRIu64 " %8.1f %8.1f %9.2f %9.2f %6d %9.1f %9.0f %9.0f "
-				       "%6.2f %8s %4.0f\n",
-				       cases[i].name, comp ? "zstd" : "off", mem / MiB, r.total_ms, r.stream_ms,
-				       r.downtime_ms, r.guest_gap_ms, r.rounds, (double)r.wire_bytes / 1e6,
-				       r.wire_mb_s, r.baseline, r.ratio, r.verified ? "yes" : "NO",
-				       (double)r.rss_kib / 1024);
-			if (!json)
-				printf("      stream: setup %.1f ms, round 1 %.1f MB in %.1f ms (%.0f MB/s), "
-				       "stop: %s, throttle %d%%; source verify after hand-over %.1f ms\n"
-				       "      CPU ms per wire MB: migration %.2f, raw TLS %.2f, raw TLS + pread + "
-				       "pwrite %.2f (%.0f MB/s); CPU-bound ceiling %.2f\n",
-				       r.setup_ms, (double)r.round1_bytes / 1e6, r.round1_ms,
-				       (double)r.round1_bytes / 1e3 / r.round1_ms, r.stop, r.throttle,
-				       r.verify_ms, r.cpu_ms / mb, r.base_cpu_ms / mb, r.floor_cpu_ms / mb,
-				       r.floor, r.base_cpu_ms / r.floor_cpu_ms);
-			fflush(stdout);
+			if ((a.only_case && strcmp(a.only_case, cases[i].name)) ||
+			    (a.only_comp && strcmp(a.only_comp, comp ? "zstd" : "off")))
+				continue;
+			struct result r[64];
+			for (int k = 0; k < runs; k++) {
+				run_case(&e, &cases[i], comp, &r[k]);
+				(a.json ? print_json : print_text)(&cases[i], comp, mem, &r[k]);
+				fflush(stdout);
+			}
+			if (!a.json && runs > 1)
+				print_medians(&cases[i], comp, r, runs);
 		}
-	if (!json)
+	if (!a.json)
 		printf("times in ms; wire MB/s = wire bytes / stream time; TLS MB/s = the same bytes "
 		       "over raw TLS between the same endpoints, same run; RSS in MiB (sender and "
 		       "receiver together, guest RAM excluded); CPU: both ends' CPU time per MB on the "
-		       "wire; raw TLS + pread + pwrite: the same bytes read from a memfd before sending "
-		       "and written into a fresh one after receiving, the least a migration of RAM "
+		       "wire; raw TLS + pread + pwrite (the floor): the same bytes read from a memfd before "
+		       "sending and written into a fresh one after receiving, the least a migration of RAM "
 		       "does; ceiling: raw TLS CPU / that, the most the ratio can reach where both "
 		       "fill the cores\n");
 	env_free(&e);

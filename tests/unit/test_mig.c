@@ -1,4 +1,4 @@
-/* test_mig.c - the migration stream (agent/mig.c) with real pool-simdom
+/* test_mig.c - the sim migration stream (agent/sim_send.c, sim_recv.c) with real pool-simdom
  * domains: two sim backends on two state dirs act as two hosts in this
  * process; mig_send runs on the test thread, mig_receive on another, over
  * a socketpair or loopback TCP with real TLS (certificates from lib/tls.c).
@@ -297,6 +297,7 @@ struct run {
 	bool tls;
 	const char *send_token;
 	uint32_t recv_version;
+	bool recv_legacy; /* the receiver sends a bare HELLO, as before struct mig_hello_ext */
 	mig_progress_fn progress;
 	void *parg;
 	/* out */
@@ -314,6 +315,7 @@ static void run_migration(struct fixture *f, int domid, const struct be_domain_c
 	j->be = f->b;
 	j->o.token = TOKEN;
 	j->o.proto_version = r->recv_version;
+	j->o.legacy_hello = r->recv_legacy;
 	j->o.on_created = on_created;
 	j->o.arg = j;
 	j->o.io_timeout_ms = 10000;
@@ -441,6 +443,7 @@ static void test_idle_tls(void **state)
 		assert_int_equal(hash_pages(f->a, src, 1), hash_pages(f->b, r.rj.res.domid, 1));
 	}
 	check_success(f, src, &r, hb);
+	assert_true(r.res.hash2 && r.rj.res.hash2); /* both ends offer it */
 	assert_true(r.res.zero_pages > 16384 / 2);
 	assert_true(r.res.bytes_raw < 24 * MiB);
 	assert_true(r.res.downtime_ms > 0);
@@ -522,6 +525,29 @@ static void test_compress(void **state)
 	assert_true(r.res.bytes_raw >= 4096ull * 4000);
 	assert_true(r.res.bytes_compressed < r.res.bytes_raw / 2);
 	assert_true(r.res.wire_bytes < r.res.bytes_raw);
+}
+
+/* Ends from before struct mig_hello_ext send a bare HELLO and hash pages
+ * with mig_page_hash: a migration between one of them and this build, in
+ * either direction, uses that hash and succeeds, verified. */
+static void test_bare_hello_peers(void **state)
+{
+	struct fixture *f = *state;
+	struct be_domain_config c = cfg("old", 16 * MiB, 2048, 0, 0, 30, 40, 30);
+	for (int k = 0; k < 2; k++) {
+		int src = start_vm(f, &c);
+		uint64_t hb = info(f->a, src).di_heartbeat;
+		struct run r = {0};
+		mig_opts_default(&r.so);
+		r.so.verify = true;
+		r.so.legacy_hello = k == 0; /* an old source, then an old destination */
+		r.recv_legacy = k == 1;
+		run_migration(f, src, &c, &r);
+		check_success(f, src, &r, hb);
+		assert_false(r.res.hash2);
+		assert_false(r.rj.res.hash2);
+		destroy_all(f->b);
+	}
 }
 
 static void assert_untouched_source(struct fixture *f, int src, uint64_t h0)
@@ -630,7 +656,7 @@ static void test_bad_pages(void **state)
 	/* and one more record, which the destination must not need to see */
 	(void)mig_send_rec(&io, MIG_REC_PAGES, 0, pl, plen, err, sizeof err);
 	int rr = mig_read_rec(&io, &h, &buf, &cap, "the destination", err, sizeof err);
-	assert_int_equal(rr, -1);
+	assert_int_equal(rr, MIG_READ_PEER);
 	fprintf(stderr, "  source hears: %s\n", err);
 	assert_non_null(strstr(err, "bad PAGES record"));
 	close(sv[0]);
@@ -902,6 +928,73 @@ static void test_next_throttle(void **state)
 	assert_int_equal(mig_next_throttle(h, 2, &o), 0);
 }
 
+/* Every form of mig_page_hash2 gives the same value (hosts with and
+ * without AVX2 migrate to each other), and a changed bit or swapped words
+ * change it. */
+static void test_hash2(void **state)
+{
+	(void)state;
+	static unsigned char pg[4096];
+	uint64_t x = 0x243F6A8885A308D3ull;
+	for (int n = 0; n < 200; n++) {
+		for (size_t i = 0; i < sizeof pg; i += 8) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			uint64_t v = n % 4 == 0 ? x & 0xff : x; /* some pages mostly zero */
+			memcpy(pg + i, &v, 8);
+		}
+		uint64_t h = mig_page_hash2_portable(pg);
+		assert_true(mig_page_hash2(pg) == h);
+#if defined(__x86_64__)
+		assert_true(mig_page_hash2_sse2(pg) == h);
+		if (__builtin_cpu_supports("avx2"))
+			assert_true(mig_page_hash2_avx2(pg) == h);
+#endif
+		int bit = (int)(x % (sizeof pg * 8));
+		pg[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		assert_true(mig_page_hash2(pg) != h);
+		pg[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		uint64_t w[2];
+		memcpy(w, pg + 64 * (n % 63), 8);
+		memcpy(w + 1, pg + 64 * (n % 63 + 1), 8);
+		if (w[0] != w[1]) { /* two words of different stripes swapped */
+			memcpy(pg + 64 * (n % 63), w + 1, 8);
+			memcpy(pg + 64 * (n % 63 + 1), w, 8);
+			assert_true(mig_page_hash2(pg) != h);
+		}
+	}
+	static const unsigned char zero[4096];
+	assert_true(mig_page_hash2(zero) == mig_page_hash2_portable(zero));
+	assert_true(mig_page_hash2(zero) != mig_page_hash(zero));
+	for (int bit = 0; bit < 4096 * 8; bit += 97) { /* one bit in a zero page */
+		memset(pg, 0, sizeof pg);
+		pg[bit / 8] = (unsigned char)(1u << (bit % 8));
+		assert_true(mig_page_hash2(pg) != mig_page_hash2(zero));
+	}
+}
+
+/* The stop-and-copy gate (was a global): a pre-copy step waits while
+ * another sender of the same gate is paused, at most ~100 ms, and not at
+ * all once it left or without a gate. */
+static void test_gate(void **state)
+{
+	(void)state;
+	struct mig_gate g = {0};
+	uint64_t t = now_ms();
+	mig_gate_yield(&g);
+	mig_gate_yield(NULL);
+	assert_true(now_ms() - t < 20);
+	mig_gate_enter(&g);
+	t = now_ms();
+	mig_gate_yield(&g);
+	uint64_t waited = now_ms() - t;
+	assert_true(waited >= 90 && waited < 1000);
+	mig_gate_leave(&g);
+	assert_int_equal(g.mg_final, 0);
+	t = now_ms();
+	mig_gate_yield(&g);
+	assert_true(now_ms() - t < 20);
+}
+
 static void test_hash(void **state)
 {
 	(void)state;
@@ -920,17 +1013,20 @@ static void test_hash(void **state)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	log_init("test_mig", LOG_LVL_ERROR);
+	log_init("test_mig", getenv("MIG_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_should_stop),
 		cmocka_unit_test(test_next_throttle),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_hash2),
+		cmocka_unit_test(test_gate),
 		cmocka_unit_test_setup_teardown(test_idle_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_converges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auto_converge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bare_hello_peers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dest_killed, setup, teardown),
