@@ -397,9 +397,12 @@ SSL *mig_greet(SSL_CTX *ctx, int fd, int64_t deadline, uint32_t *version)
 	while ((rc = SSL_peek(ssl, &first, sizeof first)) <= 0)
 		if (!mig_greet_wait(ssl, rc, fd, deadline))
 			goto fail;
-	/* a HELLO is written in one piece, so it arrives in one TLS record */
-	if (rc != (int)sizeof first || first.h.rh_type != MIG_REC_HELLO || first.h.rh_len != sizeof first.he ||
-	    first.he.he_magic != MIG_MAGIC || fcntl(fd, F_SETFL, fl) < 0)
+	/* a HELLO is written in one piece, so it arrives in one TLS record;
+	 * it is bare or carries what its sender can do (mig_hello_ext) */
+	bool len_ok = first.h.rh_len == sizeof first.he ||
+		      first.h.rh_len == sizeof first.he + sizeof(struct mig_hello_ext);
+	if (rc != (int)sizeof first || first.h.rh_type != MIG_REC_HELLO || !len_ok || first.he.he_magic != MIG_MAGIC ||
+	    fcntl(fd, F_SETFL, fl) < 0)
 		goto fail;
 	*version = first.he.he_version;
 	return ssl;
