@@ -11,6 +11,7 @@
 #ifndef AGENT_H
 #define AGENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,6 +33,17 @@ struct state_dir {
 	dev_t sd_dev;
 	ino_t sd_ino;
 };
+
+/* Migration threads in flight (migrate_ops.c): for a clean stop. */
+#define MIG_FLIGHTS_MAX 64
+struct mig_flights {
+	pthread_mutex_t mf_mu;
+	pthread_cond_t mf_cv;
+	int mf_n;                   /* migration threads running */
+	int mf_fd[MIG_FLIGHTS_MAX]; /* their sockets (0 free, -1 none yet) */
+	bool mf_stopping;
+};
+struct send_job;
 
 struct agent {
 	struct conf *ag_conf;
@@ -59,7 +71,9 @@ struct agent {
 	int ag_beats_failed;
 	struct state_dir ag_dirs[2];   /* state-dir and the backend's domains dir */
 	bool ag_state_lost;            /* one of them vanished or was replaced */
-	struct mig_gate ag_mig_gate;   /* outgoing sim migrations in their stop-and-copy */
+	struct mig_gate ag_mig_gate;
+	struct mig_flights ag_flights; /* migration threads in flight */
+	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */   /* outgoing sim migrations in their stop-and-copy */
 };
 
 /* ---- config.c ---- */
@@ -145,7 +159,9 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result);
 /* Cut the migrations in flight (each fails as before GO) and wait for their
  * threads; afterwards none starts. Call before freeing what they use. */
-void agent_migrations_stop(void);
+void agent_migrations_stop(struct agent *ag);
+void agent_flights_init(struct mig_flights *f);
+void agent_flights_fini(struct mig_flights *f);
 
 /* ---- server.c ---- */
 /* Every method of agent_proto.h has a handler of its kind (0), else -1. */

@@ -178,7 +178,7 @@ static int run(struct agent *ag, const char *argv0)
 	log_info("host %s (%s backend) serving on %s:%d, master %s:%d", ag->ag_host_uuid, ag->ag_be->be_ops->bo_name,
 		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
-	agent_migrations_stop();
+	agent_migrations_stop(ag);
 	event_base_loop(ag->ag_base, EVLOOP_NONBLOCK); /* their answers, while we still can */
 	agent_server_stop(ag);
 	agent_beat_stop(ag);
@@ -214,6 +214,7 @@ int main(int argc, char **argv)
 	}
 	struct agent ag;
 	memset(&ag, 0, sizeof ag);
+	agent_flights_init(&ag.ag_flights);
 	int rc = load_config(&ag, config, backend, sets, nsets) < 0 ? 1 : run(&ag, argv[0]);
 	free(sets);
 	if (ag.ag_be)
@@ -224,5 +225,6 @@ int main(int argc, char **argv)
 	if (ag.ag_base)
 		event_base_free(ag.ag_base);
 	conf_free(ag.ag_conf);
+	agent_flights_fini(&ag.ag_flights);
 	return rc;
 }

@@ -221,11 +221,12 @@ void *mig_malloc(size_t len);		 /* malloc + mig_prefault */
 void mig_refuse(struct mig_io *io, const char *msg);
 int64_t mig_now_ms(void); /* CLOCK_MONOTONIC */
 /* A destination endpoint's first look at an accepted connection: the TLS
- * handshake (ctx: a pool certificate required) and a HELLO record, both by
+ * handshake (ctx: a pool certificate required; peer_cn, when not empty, the
+ * one CN admitted: the source host's uuid) and a HELLO record, both by
  * the monotonic deadline (ms), however slowly they come. The SSL (the
  * socket blocking again, the HELLO still unread) and *version, the HELLO's
  * protocol version; NULL for anything else. */
-SSL *mig_greet(SSL_CTX *ctx, int fd, int64_t deadline, uint32_t *version);
+SSL *mig_greet(SSL_CTX *ctx, int fd, int64_t deadline, const char *peer_cn, uint32_t *version);
 
 /* ---- backend access ---- */
 struct mig_backend_lock {

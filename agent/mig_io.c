@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "mig.h"
+#include "tls.h"
 
 void mig_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -380,11 +381,12 @@ static bool mig_greet_wait(SSL *ssl, int rc, int fd, int64_t deadline)
 	return poll(&p, 1, (int)left) == 1;
 }
 
-SSL *mig_greet(SSL_CTX *ctx, int fd, int64_t deadline, uint32_t *version)
+SSL *mig_greet(SSL_CTX *ctx, int fd, int64_t deadline, const char *peer_cn, uint32_t *version)
 {
 	SSL *ssl = SSL_new(ctx);
 	int fl = fcntl(fd, F_GETFL);
-	if (!ssl || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || SSL_set_fd(ssl, fd) != 1)
+	if (!ssl || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || SSL_set_fd(ssl, fd) != 1 ||
+	    (peer_cn && *peer_cn && tls_require_peer_cn(ssl, peer_cn) != 1))
 		goto fail;
 	int rc;
 	while ((rc = SSL_accept(ssl)) != 1)

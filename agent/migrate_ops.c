@@ -43,6 +43,7 @@
 #include "backend_lock.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "tls.h"
 #include "mig.h"
 #include "mig_xen.h"
 #include "xerr.h"
@@ -60,57 +61,65 @@ static void opts_parse(json_t *o, struct mig_opts *m)
 
 /* ---- threads in flight (for a clean stop) ---- */
 
-static pthread_mutex_t flight_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t flight_cv = PTHREAD_COND_INITIALIZER;
-static int flight_n;	    /* migration threads running */
-static int flight_fd[64];   /* their sockets (-1: none yet) */
-static bool flight_stopping;
-
-static int flight_enter(void)
+void agent_flights_init(struct mig_flights *f)
 {
-	pthread_mutex_lock(&flight_mu);
+	memset(f, 0, sizeof *f);
+	pthread_mutex_init(&f->mf_mu, NULL);
+	pthread_cond_init(&f->mf_cv, NULL);
+}
+
+void agent_flights_fini(struct mig_flights *f)
+{
+	pthread_mutex_destroy(&f->mf_mu);
+	pthread_cond_destroy(&f->mf_cv);
+}
+
+static int flight_enter(struct mig_flights *f)
+{
+	pthread_mutex_lock(&f->mf_mu);
 	int slot = -1;
-	for (int i = 0; i < 64 && slot < 0 && !flight_stopping; i++)
-		if (flight_fd[i] == 0) {
-			flight_fd[i] = -1;
+	for (int i = 0; i < MIG_FLIGHTS_MAX && slot < 0 && !f->mf_stopping; i++)
+		if (f->mf_fd[i] == 0) {
+			f->mf_fd[i] = -1;
 			slot = i;
 		}
 	if (slot >= 0)
-		flight_n++;
-	pthread_mutex_unlock(&flight_mu);
+		f->mf_n++;
+	pthread_mutex_unlock(&f->mf_mu);
 	return slot;
 }
 
-static void flight_fd_set(int slot, int fd)
+static void flight_fd_set(struct mig_flights *f, int slot, int fd)
 {
-	pthread_mutex_lock(&flight_mu);
-	flight_fd[slot] = fd;
-	if (flight_stopping && fd >= 0)
+	pthread_mutex_lock(&f->mf_mu);
+	f->mf_fd[slot] = fd;
+	if (f->mf_stopping && fd >= 0)
 		shutdown(fd, SHUT_RDWR);
-	pthread_mutex_unlock(&flight_mu);
+	pthread_mutex_unlock(&f->mf_mu);
 }
 
-static void flight_leave(int slot)
+static void flight_leave(struct mig_flights *f, int slot)
 {
-	pthread_mutex_lock(&flight_mu);
-	flight_fd[slot] = 0;
-	flight_n--;
-	pthread_cond_broadcast(&flight_cv);
-	pthread_mutex_unlock(&flight_mu);
+	pthread_mutex_lock(&f->mf_mu);
+	f->mf_fd[slot] = 0;
+	f->mf_n--;
+	pthread_cond_broadcast(&f->mf_cv);
+	pthread_mutex_unlock(&f->mf_mu);
 }
 
-void agent_migrations_stop(void)
+void agent_migrations_stop(struct agent *ag)
 {
-	pthread_mutex_lock(&flight_mu);
-	flight_stopping = true;
-	for (int i = 0; i < 64; i++)
-		if (flight_fd[i] > 0)
-			shutdown(flight_fd[i], SHUT_RDWR);
-	if (flight_n)
-		log_info("stopping: %d migration(s) in flight are cut (each fails before GO)", flight_n);
-	while (flight_n > 0)
-		pthread_cond_wait(&flight_cv, &flight_mu);
-	pthread_mutex_unlock(&flight_mu);
+	struct mig_flights *f = &ag->ag_flights;
+	pthread_mutex_lock(&f->mf_mu);
+	f->mf_stopping = true;
+	for (int i = 0; i < MIG_FLIGHTS_MAX; i++)
+		if (f->mf_fd[i] > 0)
+			shutdown(f->mf_fd[i], SHUT_RDWR);
+	if (f->mf_n)
+		log_info("stopping: %d migration(s) in flight are cut (each fails before GO)", f->mf_n);
+	while (f->mf_n > 0)
+		pthread_cond_wait(&f->mf_cv, &f->mf_mu);
+	pthread_mutex_unlock(&f->mf_mu);
 }
 
 /* The xen backend moves memory with libxl's own stream (mig_xen.c), whose
@@ -133,6 +142,7 @@ struct recv_job {
 	int rj_slot;
 	int rj_domid;	/* prepared for this migration */
 	char rj_token[MIG_TOKEN_MAX];
+	char rj_peer[BE_UUID_LEN]; /* the source host's uuid: its certificate's CN ("" = any pool member) */
 	char rj_uuid[BE_UUID_LEN];
 	bool rj_verify;
 };
@@ -187,11 +197,11 @@ void agent_incoming_cleanup(struct agent *ag)
 #define MIG_ENDPOINT_MS 60000
 #define MIG_GREET_MS 5000
 
-static bool flight_is_stopping(void)
+static bool flight_is_stopping(struct mig_flights *f)
 {
-	pthread_mutex_lock(&flight_mu);
-	bool s = flight_stopping;
-	pthread_mutex_unlock(&flight_mu);
+	pthread_mutex_lock(&f->mf_mu);
+	bool s = f->mf_stopping;
+	pthread_mutex_unlock(&f->mf_mu);
 	return s;
 }
 
@@ -200,23 +210,23 @@ static bool flight_is_stopping(void)
 static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint32_t *version)
 {
 	for (;;) {
-		flight_fd_set(j->rj_slot, j->rj_lfd);
+		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, j->rj_lfd);
 		int64_t left = deadline - mig_now_ms();
 		struct pollfd p = {j->rj_lfd, POLLIN, 0};
-		if (left <= 0 || flight_is_stopping() || poll(&p, 1, (int)left) != 1)
+		if (left <= 0 || flight_is_stopping(&j->rj_ag->ag_flights) || poll(&p, 1, (int)left) != 1)
 			return -1;
 		int fd = accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		flight_fd_set(j->rj_slot, fd);
+		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
 		int64_t greet = mig_now_ms() + MIG_GREET_MS;
 		/* the source must show a pool certificate */
-		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, version);
+		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, j->rj_peer, version);
 		if (*ssl)
 			return fd;
 		log_warn("migration endpoint for VM %s: dropped a connection that did not greet as a pool member's "
 			 "migration within %d ms; still waiting", j->rj_uuid, MIG_GREET_MS);
-		flight_fd_set(j->rj_slot, -1);
+		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 		close(fd);
 	}
 }
@@ -246,12 +256,12 @@ static void *recv_thread(void *arg)
 		/* refused before its CONFIG (a wrong token): not our source, and
 		 * the prepared domain is untouched; a source of another protocol
 		 * version has been told why and is final */
-		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || flight_is_stopping())
+		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || flight_is_stopping(&j->rj_ag->ag_flights))
 			break;
 		log_warn("migration endpoint for VM %s: refused a connection (%s); still waiting", j->rj_uuid, err);
 		SSL_free(ssl);
 		ssl = NULL;
-		flight_fd_set(j->rj_slot, -1);
+		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 		close(fd);
 	}
 	close(j->rj_lfd);
@@ -278,10 +288,10 @@ static void *recv_thread(void *arg)
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
-	flight_fd_set(j->rj_slot, -1);
+	flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 	if (fd >= 0)
 		close(fd);
-	flight_leave(j->rj_slot);
+	flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 	free(j);
 	return NULL;
 }
@@ -335,6 +345,8 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	}
 	j->rj_ag = ag;
 	snprintf(j->rj_token, sizeof j->rj_token, "%s", token);
+	const char *peer = json_string_value(json_object_get(opts, "source_host"));
+	snprintf(j->rj_peer, sizeof j->rj_peer, "%s", peer ? peer : "");
 	j->rj_verify = json_is_true(json_object_get(opts, "verify"));
 	snprintf(j->rj_uuid, sizeof j->rj_uuid, "%s", dc.dc_uuid);
 	incoming_mark(ag, j->rj_uuid);
@@ -354,10 +366,10 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	j->rj_slot = flight_enter();
+	j->rj_slot = flight_enter(&ag->ag_flights);
 	if (j->rj_slot < 0 || pthread_create(&t, &at, recv_thread, j) != 0) {
 		if (j->rj_slot >= 0)
-			flight_leave(j->rj_slot);
+			flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 		if (j->rj_domid > 0)
 			ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid);
 		char marker[4200];
@@ -367,7 +379,7 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 		free(j);
 		pthread_attr_destroy(&at);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration receiver%s",
-				 flight_stopping ? ": the agent is stopping" : "");
+				 flight_is_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
 	}
 	pthread_attr_destroy(&at);
 	*result = json_pack("{s:i, s:i}", "port", port, "domid", j->rj_domid);
@@ -384,6 +396,7 @@ struct send_job {
 	int sj_domid;
 	struct be_domain_config sj_cfg;
 	char sj_addr[64], sj_token[MIG_TOKEN_MAX];
+	char sj_peer[BE_UUID_LEN]; /* the destination host's uuid: its certificate's CN ("" = any pool member) */
 	int sj_port;
 	struct mig_opts sj_opts;
 	int sj_slot;
@@ -414,7 +427,6 @@ static int connect_to(const char *addr, int port)
 }
 
 /* Outgoing migrations, for agent.migration_status (loop thread only). */
-static struct send_job *sends;
 
 static void on_progress(const struct mig_progress *p, void *arg)
 {
@@ -430,7 +442,7 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 	const char *uuid = json_string_value(json_array_get(args, 0));
 	if (!uuid)
 		return xerr_new(XE_FIELD_TYPE_ERROR, "vm", NULL);
-	for (struct send_job *j = sends; j; j = j->sj_next) {
+	for (struct send_job *j = ag->ag_sends; j; j = j->sj_next) {
 		if (strcmp(j->sj_cfg.dc_uuid, uuid))
 			continue;
 		pthread_mutex_lock(&j->sj_mu);
@@ -450,7 +462,7 @@ static void *send_thread(void *arg)
 	struct send_job *j = arg;
 	struct agent *ag = j->sj_ag;
 	int fd = connect_to(j->sj_addr, j->sj_port);
-	flight_fd_set(j->sj_slot, fd);
+	flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, fd);
 	SSL *ssl = NULL;
 	j->sj_rc = MIG_FAILED;
 	if (fd < 0) {
@@ -460,8 +472,10 @@ static void *send_thread(void *arg)
 	}
 	struct timeval tv = {60, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	ssl = SSL_new(ag->ag_client_ctx); /* the destination must show a pool certificate */
-	if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1) {
+	/* the destination must show a pool certificate, the chosen host's */
+	ssl = SSL_new(ag->ag_client_ctx);
+	if (!ssl || (j->sj_peer[0] && tls_require_peer_cn(ssl, j->sj_peer) != 1) || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_connect(ssl) != 1) {
 		snprintf(j->sj_err, sizeof j->sj_err, "TLS to the destination %s:%d refused", j->sj_addr, j->sj_port);
 		goto out;
 	}
@@ -478,12 +492,12 @@ out:
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
-	flight_fd_set(j->sj_slot, -1);
+	flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, -1);
 	if (fd >= 0)
 		close(fd);
 	int slot = j->sj_slot;
 	event_active(j->sj_done, EV_TIMEOUT, 1); /* finish on the loop's thread (j is its now) */
-	flight_leave(slot);
+	flight_leave(&ag->ag_flights, slot);
 	return NULL;
 }
 
@@ -494,7 +508,7 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 	struct send_job *j = arg;
 	struct agent *ag = j->sj_ag;
 	char *text = NULL;
-	for (struct send_job **pp = &sends; *pp; pp = &(*pp)->sj_next)
+	for (struct send_job **pp = &ag->ag_sends; *pp; pp = &(*pp)->sj_next)
 		if (*pp == j) {
 			*pp = j->sj_next;
 			break;
@@ -556,7 +570,7 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	json_t *opts = json_array_get(args, 4), *cfg = json_array_get(args, 5);
 	if (!uuid || !addr || port <= 0 || port > 65535 || !token || strlen(token) >= MIG_TOKEN_MAX || !json_is_object(cfg))
 		return xerr_new(XE_INVALID_VALUE, "migrate_send", "uuid, address, port, token, options, config", NULL);
-	for (struct send_job *o = sends; o; o = o->sj_next)
+	for (struct send_job *o = ag->ag_sends; o; o = o->sj_next)
 		if (strcmp(o->sj_cfg.dc_uuid, uuid) == 0) /* e.g. poold restarted and asks again */
 			return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", uuid, NULL);
 	struct send_job *j = calloc(1, sizeof *j);
@@ -580,28 +594,30 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	snprintf(j->sj_token, sizeof j->sj_token, "%s", token);
 	j->sj_port = (int)port;
 	opts_parse(opts, &j->sj_opts);
+	const char *peer = json_string_value(json_object_get(opts, "destination_host"));
+	snprintf(j->sj_peer, sizeof j->sj_peer, "%s", peer ? peer : "");
 	j->sj_done = event_new(ag->ag_base, -1, 0, send_done, j);
 	pthread_mutex_init(&j->sj_mu, NULL);
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	j->sj_slot = j->sj_done ? flight_enter() : -1;
+	j->sj_slot = j->sj_done ? flight_enter(&ag->ag_flights) : -1;
 	int rc = j->sj_slot >= 0 ? pthread_create(&t, &at, send_thread, j) : -1;
 	pthread_attr_destroy(&at);
 	if (rc != 0) {
 		if (j->sj_slot >= 0)
-			flight_leave(j->sj_slot);
+			flight_leave(&j->sj_ag->ag_flights, j->sj_slot);
 		if (j->sj_done)
 			event_free(j->sj_done);
 		pthread_mutex_destroy(&j->sj_mu);
 		json_decref(j->sj_id);
 		free(j);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration sender%s",
-				 flight_stopping ? ": the agent is stopping" : "");
+				 flight_is_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
 	}
-	j->sj_next = sends;
-	sends = j;
+	j->sj_next = ag->ag_sends;
+	ag->ag_sends = j;
 	log_info("migration out: VM %s (domain %d) to %s:%lld", uuid, j->sj_domid, addr, (long long)port);
 	return NULL;
 }

@@ -495,9 +495,13 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	for (int i = 0; i < 16; i++)
 		sprintf(j->mj_token + 2 * i, "%02x", raw[i]);
 	bool compress = opt_bool(opts, "compress", json_is_true(json_object_get(pool, "migration_compression")));
-	j->mj_opts = json_pack("{s:b, s:I, s:I, s:b, s:b, s:s}", "compress", compress, "max_downtime_ms", max_dt,
-			       "max_rounds", max_rounds, "verify", opt_bool(opts, "verify", false), "live",
-			       opt_bool(opts, "live", true), "address", j->mj_address);
+	/* each end admits only the other's certificate (its host uuid as CN) */
+	json_t *src_rec = db_obj_get(pd->pd_db, j->mj_src);
+	j->mj_opts = json_pack("{s:b, s:I, s:I, s:b, s:b, s:s, s:s, s:s}", "compress", compress, "max_downtime_ms",
+			       max_dt, "max_rounds", max_rounds, "verify", opt_bool(opts, "verify", false), "live",
+			       opt_bool(opts, "live", true), "address", j->mj_address, "source_host",
+			       str(src_rec, "uuid"), "destination_host", str(dst, "uuid"));
+	json_decref(src_rec);
 	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, false);
 	/* the guest keeps the CPU it booted with, not today's pool level */
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");

@@ -1,12 +1,5 @@
 /*
- * api_session.c - login, logout and session validity.
- *
- * Sessions are objects of class "session" in the database (so they survive
- * a poold restart) mirrored in pd_sessions (ref -> [last active, last
- * stored], in seconds) so that checking one costs a hash lookup, not a
- * query. Every use makes a session active again; last_active reaches the
- * database at most every min(60 s, session-timeout / 4). Sessions idle
- * longer than session-timeout are destroyed by session_gc().
+ * api_session.c - login and logout (which sessions are valid: session.c).
  *
  * A login's password is checked on the pool of pwcheck.c, after the
  * throttle of throttle.c: an attempt from an address (and for a user)
@@ -27,88 +20,8 @@
 #include "poold.h"
 #include "xerr.h"
 
-#define SESSION_STORE_MAX_SECONDS 60
 #define LOGIN_PER_ADDRESS_QUEUED 4  /* attempts of one address waiting for a check */
 #define LOGIN_THROTTLE_KEYS 10000   /* addresses and users remembered */
-
-static time_t parse_datetime(const char *s)
-{
-	struct tm tm = {0};
-	if (!s || sscanf(s, "%4d%2d%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-			 &tm.tm_min, &tm.tm_sec) != 6)
-		return 0;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return timegm(&tm);
-}
-
-static void format_datetime(time_t t, char *out)
-{
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y%m%dT%H:%M:%SZ", &tm);
-}
-
-static json_t *session_times(time_t active, time_t stored)
-{
-	return json_pack("[I, I]", (json_int_t)active, (json_int_t)stored);
-}
-
-static int session_load_one(void *ctx, const char *ref, const char *text, int len)
-{
-	struct poold *pd = ctx;
-	json_t *rec = json_loadb(text, (size_t)len, 0, NULL);
-	time_t t = parse_datetime(json_string_value(json_object_get(rec, "last_active")));
-	json_object_set_new(pd->pd_sessions, ref, session_times(t, t));
-	json_decref(rec);
-	return 0;
-}
-
-void session_load(struct poold *pd)
-{
-	if (!pd->pd_sessions)
-		pd->pd_sessions = json_object();
-	db_foreach_text(pd->pd_db, "session", session_load_one, pd);
-}
-
-static json_t *session_touch_txn(struct db *db, void *ctx)
-{
-	const char **a = ctx;
-	return db_obj_set(db, a[0], "last_active", json_string(a[1]));
-}
-
-static time_t session_active(json_t *v)
-{
-	return (time_t)json_integer_value(json_array_get(v, 0));
-}
-
-bool session_known(struct poold *pd, const char *ref)
-{
-	json_t *v = json_object_get(pd->pd_sessions, ref);
-	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
-	return v && time(NULL) - session_active(v) <= timeout;
-}
-
-json_t *session_check(struct poold *pd, const char *ref)
-{
-	json_t *v = json_object_get(pd->pd_sessions, ref);
-	time_t now = time(NULL);
-	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
-	if (!v || now - session_active(v) > timeout)
-		return xerr_new(XE_SESSION_INVALID, ref, NULL);
-	json_integer_set(json_array_get(v, 0), (json_int_t)now);
-	/* stored often enough that a restart loses at most a quarter of the timeout */
-	long long every = timeout / 4 < SESSION_STORE_MAX_SECONDS ? timeout / 4 : SESSION_STORE_MAX_SECONDS;
-	if (now - (time_t)json_integer_value(json_array_get(v, 1)) >= (every > 0 ? every : 1)) {
-		char ts[32];
-		format_datetime(now, ts);
-		const char *a[2] = {ref, ts};
-		json_t *e = db_txn(pd->pd_db, session_touch_txn, a);
-		json_decref(e); /* a lost touch only shortens the session after a restart */
-		json_integer_set(json_array_get(v, 1), (json_int_t)now);
-	}
-	return NULL;
-}
 
 struct login_ctx {
 	struct poold *pd;
@@ -198,7 +111,7 @@ static json_t *login_session(struct api_call *c, const char *user)
 	if (e)
 		return e;
 	time_t now = time(NULL);
-	json_object_set_new(c->ac_pd->pd_sessions, l.ref, session_times(now, now));
+	session_remember(c->ac_pd, l.ref, now);
 	c->ac_result = json_string(l.ref);
 	return NULL;
 }
@@ -360,34 +273,3 @@ json_t *session_get_this_user(struct api_call *c)
 	return NULL;
 }
 
-static json_t *gc_txn(struct db *db, void *ctx)
-{
-	json_t *refs = ctx;
-	size_t i;
-	json_t *r;
-	json_array_foreach(refs, i, r) {
-		json_t *e = db_obj_destroy(db, json_string_value(r));
-		json_decref(e);
-	}
-	return NULL;
-}
-
-void session_gc(struct poold *pd)
-{
-	time_t now = time(NULL);
-	long long timeout = conf_duration_ms(pd->pd_conf, "session-timeout") / 1000;
-	json_t *dead = json_array();
-	const char *ref;
-	json_t *v;
-	json_object_foreach(pd->pd_sessions, ref, v)
-		if (now - session_active(v) > timeout)
-			json_array_append_new(dead, json_string(ref));
-	if (json_array_size(dead)) {
-		json_t *e = db_txn(pd->pd_db, gc_txn, dead);
-		json_decref(e);
-		size_t i;
-		json_array_foreach(dead, i, v) json_object_del(pd->pd_sessions, json_string_value(v));
-		log_info("expired %zu idle sessions", json_array_size(dead));
-	}
-	json_decref(dead);
-}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -199,12 +200,17 @@ json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, 
 		const char *body);
 json_t *message_create(struct api_call *c);
 
-/* ---- api_session.c ---- */
+/* ---- session.c: which sessions are valid ---- */
+/* NULL when ref is a valid session (it is active again), else SESSION_INVALID. */
 json_t *session_check(struct poold *pd, const char *ref);
+/* A session just made (login) is valid from now. */
+void session_remember(struct poold *pd, const char *ref, time_t now);
 /* ref is a session that has not expired (nothing is touched). */
 bool session_known(struct poold *pd, const char *ref);
 void session_load(struct poold *pd);
 void session_gc(struct poold *pd);
+
+/* ---- api_session.c: login and logout ---- */
 /* The login machinery's threads and tables (before the loop is freed). */
 void session_fini(struct poold *pd);
 
