@@ -44,6 +44,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "tls.h"
+#include "util.h"
 #include "mig.h"
 #include "mig_xen.h"
 #include "xerr.h"
@@ -501,6 +502,59 @@ out:
 	return NULL;
 }
 
+struct destroy_job {
+	struct agent *dj_ag;
+	int dj_domid, dj_slot;
+	char dj_uuid[BE_UUID_LEN];
+};
+
+static void *destroy_thread(void *arg)
+{
+	struct destroy_job *d = arg;
+	struct agent *ag = d->dj_ag;
+	if (ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, d->dj_domid) < 0)
+		log_warn("VM %s: the source domain %d could not be destroyed: %s (the next heartbeat asks poold, "
+			 "which destroys a paused copy of a VM running elsewhere)",
+			 d->dj_uuid, d->dj_domid, backend_error(ag->ag_be));
+	flight_leave(&ag->ag_flights, d->dj_slot);
+	free(d);
+	return NULL;
+}
+
+static struct destroy_job *destroy_job_new(struct agent *ag, int domid, const char *uuid)
+{
+	struct destroy_job *d = xcalloc(1, sizeof *d);
+	*d = (struct destroy_job){ag, domid, -1, ""};
+	snprintf(d->dj_uuid, sizeof d->dj_uuid, "%s", uuid);
+	return d;
+}
+
+/* Destroy the source's copy of a VM that runs on its destination, on a
+ * thread of its own (counted as in flight, so a stopping agent waits for
+ * it); where no thread can be had, at once. */
+static void source_copy_goes(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	struct destroy_job *d = arg;
+	struct agent *ag = d->dj_ag;
+	d->dj_slot = flight_enter(&ag->ag_flights);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = d->dj_slot >= 0 ? pthread_create(&t, &at, destroy_thread, d) : -1;
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		if (d->dj_slot < 0)
+			d->dj_slot = flight_enter(&ag->ag_flights);
+		if (d->dj_slot >= 0) {
+			destroy_thread(d);
+		} else { /* stopping: the domain stays paused; the next agent's report settles it */
+			free(d);
+		}
+	}
+}
+
 static void send_done(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -514,10 +568,6 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	if (j->sj_rc == MIG_OK) {
-		/* the destination runs it: our copy goes */
-		if (ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->sj_domid) < 0)
-			log_warn("VM %s: the source domain %d could not be destroyed: %s", j->sj_cfg.dc_uuid, j->sj_domid,
-				 backend_error(ag->ag_be));
 		struct mig_send_result *r = &j->sj_res;
 		log_info("migration out: VM %s done in %.0f ms (setup %.1f, round 1 %.1f MB in %.0f ms), downtime "
 			 "%.1f ms (pause %.1f, last copy %.1f, ready %.1f, go->running %.1f), %d rounds, %llu wire bytes",
@@ -552,6 +602,14 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 		text = jrpc_err(j->sj_id, j->sj_v2, e);
 		json_decref(e);
 	}
+	/* the destination runs it: our (paused) copy goes once the answer has
+	 * left (freeing a guest's memory takes ~20 ms poold need not wait for,
+	 * and holds the backend the loop's reports need). If the answer never
+	 * leaves, the copy stays paused: poold destroys a paused copy of a VM
+	 * running on a live host at the next heartbeat. */
+	if (j->sj_rc == MIG_OK)
+		evhttp_request_set_on_complete_cb(j->sj_req, source_copy_goes,
+						  destroy_job_new(ag, j->sj_domid, j->sj_cfg.dc_uuid));
 	evrpc_reply(j->sj_req, text ? text : "");
 	free(text);
 	pthread_mutex_destroy(&j->sj_mu);

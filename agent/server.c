@@ -127,6 +127,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	const struct aproto_method *m;
+	log_debug("-> %s", r.jr_method);
 	json_t *result = NULL, *err = admit(ag, req, &r, &m);
 	if (!err && m->am_later) {
 		err = handlers[m->am_id].later(ag, req, r.jr_params, r.jr_id, r.jr_v2);
@@ -138,6 +139,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		err = handlers[m->am_id].now(ag, r.jr_params, &result);
 	}
 	answer(req, &r, err, result);
+	log_debug("<- %s%s", r.jr_method, err ? " (refused)" : "");
 	json_decref(err);
 	json_decref(result);
 	jrpc_req_clear(&r);

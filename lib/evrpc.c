@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -137,6 +140,14 @@ static int send_request(struct evhttp_connection *evcon, const struct evrpc_targ
 		free(c);
 		return -1;
 	}
+	/* The request leaves as several small TLS records (headers, body):
+	 * with Nagle on, the second waits for the peer's delayed ACK, 40 ms a
+	 * call on a kept-alive connection. The socket exists once the request
+	 * is queued (a new connection is being made). */
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	int one = 1;
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (keep)
 		owner_add(keep, c);
 	return 0;

@@ -105,6 +105,7 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 {
 	struct agent_job *j = arg;
 	json_t *e, *out = NULL;
+	log_debug("<- %s%s", j->aj_what, err ? " (failed)" : "");
 	if (err)
 		log_failure(j, err);
 	if (j->aj_done) {
@@ -270,6 +271,7 @@ static json_t *job_send(struct agent_job *j, const char *host, enum agent_method
 		return xerr_new(XE_HOST_OFFLINE, host, NULL);
 	}
 	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", am->am_name, addr.aa_address, addr.aa_port);
+	log_debug("-> %s", j->aj_what);
 	struct evrpc_conn *k = link_conn(pd, link_of(pd, host, &addr));
 	if (!k || evrpc_conn_call(k, am->am_name, params, CALL_TIMEOUT_S, job_answer, j) < 0) {
 		if (!k)
