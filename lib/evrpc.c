@@ -52,10 +52,18 @@ static void fail(struct evrpc_call *c, const char *what)
 	json_decref(e);
 }
 
+static void conn_broken(struct evrpc_conn *k);
+
 static void on_done(struct evhttp_request *req, void *arg)
 {
 	struct evrpc_call *c = arg;
+	struct evrpc_conn *owner = c->ec_owner;
 	owner_forget(c);
+	/* a transport failure (not an error answer: other calls may be in
+	 * flight on the same connection) means the next call needs a new one */
+	bool broken = !req || evhttp_request_get_response_code(req) != 200;
+	if (broken && owner)
+		conn_broken(owner);
 	if (!req || evhttp_request_get_response_code(req) == 0) {
 		fail(c, "no answer (connection refused or reset, TLS refused, or timed out)");
 		free(c);
@@ -73,7 +81,8 @@ static void on_done(struct evhttp_request *req, void *arg)
 		return;
 	}
 	json_t *result = NULL, *err = NULL;
-	jrpc_parse_answer(body ? body : "", len, &result, &err);
+	if (jrpc_parse_answer(body ? body : "", len, &result, &err) < 0 && owner)
+		conn_broken(owner); /* not an answer: the stream is out of step */
 	c->ec_cb(c->ec_arg, err ? NULL : result, err);
 	json_decref(result);
 	json_decref(err);
@@ -285,10 +294,13 @@ struct conn_call {
 static void conn_call_done(void *arg, json_t *result, json_t *err)
 {
 	struct conn_call *cc = arg;
-	if (err) /* whatever went wrong, the next call starts on a fresh connection */
-		cc->cc_k->k_dead = true;
 	cc->cc_cb(cc->cc_arg, result, err);
 	free(cc);
+}
+
+static void conn_broken(struct evrpc_conn *k)
+{
+	k->k_dead = true;
 }
 
 int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, int timeout_s, evrpc_cb cb,

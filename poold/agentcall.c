@@ -9,9 +9,10 @@
  *
  * Every method is one of agent_proto.h's table and its parameters are
  * checked against it before anything is sent. Calls travel on kept-alive
- * mutual-TLS connections, a few per host (a long call such as
- * agent.migrate_send holds one for its duration): one handshake per
- * connection, not one per call. A connection idle for LINK_IDLE_S is
+ * mutual-TLS connections, a few per host: one handshake per connection,
+ * not one per call. A long call (agent.migrate_send, answered when its
+ * stream ends) gets a connection of its own, so short calls never queue
+ * behind it. A connection idle for LINK_IDLE_S is
  * closed by poold first, before the agent's own idle timeout can race a
  * new request; a host whose agent moved (restarted on another port) gets
  * new connections.
@@ -272,6 +273,14 @@ static json_t *job_send(struct agent_job *j, const char *host, enum agent_method
 	}
 	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", am->am_name, addr.aa_address, addr.aa_port);
 	log_debug("-> %s", j->aj_what);
+	if (am->am_later) {
+		/* a long call (a migration's whole stream) would hold a kept
+		 * connection and queue short calls behind it: it has its own */
+		struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
+		if (evrpc_call(pd->pd_base, &t, am->am_name, params, CALL_TIMEOUT_S, job_answer, j) < 0)
+			return xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", am->am_name);
+		return NULL;
+	}
 	struct evrpc_conn *k = link_conn(pd, link_of(pd, host, &addr));
 	if (!k || evrpc_conn_call(k, am->am_name, params, CALL_TIMEOUT_S, job_answer, j) < 0) {
 		if (!k)
