@@ -191,9 +191,10 @@ json_t *agent_disk_locate(struct agent *ag, struct be_disk *d)
 		return xerr_new(XE_SR_HAS_NO_PBDS, d->bd_sr_uuid, NULL);
 	if (a->as_drv->sd_vdi_locate(a->as_sr, d->bd_vdi_uuid, loc, err, sizeof err) < 0)
 		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", err, NULL);
-	if (strlen(loc) >= sizeof d->bd_path)
+	size_t n = strlen(loc);
+	if (n >= sizeof d->bd_path)
 		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", "the VDI's path is too long", NULL);
-	snprintf(d->bd_path, sizeof d->bd_path, "%s", loc);
+	memcpy(d->bd_path, loc, n + 1);
 	return NULL;
 }
 
