@@ -89,12 +89,15 @@ POOLD_SRC := $(filter-out poold/main.c,$(wildcard poold/*.c))
 XE_SRC    := $(filter-out cli/xe.c,$(wildcard cli/*.c))
 AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+# fixtures shared by unit tests and benchmarks (tests/lib)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 POOLD_OBJ := $(POOLD_SRC:%.c=$(BUILD)/%.o)
 XE_OBJ    := $(XE_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TESTLIB_OBJ := $(TESTLIB_SRC:tests/lib/%.c=$(BUILD)/testlib/%.o)
 
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
@@ -111,6 +114,11 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 $(BUILD)/libcommon.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libpoold.a: $(POOLD_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(TESTLIB_OBJ): $(BUILD)/testlib/%.o: tests/lib/%.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/libtest.a: $(TESTLIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libagent.a: $(AGENT_OBJ)
 	@rm -f $@; ar rcs $@ $^ $(if $(AGENT_OBJ),,$(BUILD)/lib/log.o)
@@ -129,9 +137,9 @@ $(BINDIR)/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each unit test links cmocka, the daemon's modules and lib/.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OBJ) $(BUILD)/libcommon.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtest.a $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Icli -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 
 deps:
 	@sh scripts/deps.sh $(DEPS_APT) --commands $(DEPS_CMDS)
@@ -143,9 +151,9 @@ check: deps
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libtest.a $(BUILD)/libpoold.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do BINDIR=$(BINDIR) $$b $(BENCH_ARGS) || exit 1; done

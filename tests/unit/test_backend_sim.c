@@ -24,8 +24,9 @@
 #include "backend.h"
 #include "log.h"
 #include "simdom.h"
+#include "simfix.h"
 
-#define MiB (1024ull * 1024)
+#define MiB SIMFIX_MiB
 #define HOST_MEM (256 * MiB)
 
 struct fixture {
@@ -34,46 +35,23 @@ struct fixture {
 	char disk[128];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
+#define now_ms simfix_now_ms
+#define sleep_ms simfix_sleep_ms
 
 static struct backend *new_be(struct fixture *f, uint64_t mem)
 {
 	char err[256] = "";
-	struct backend *be = backend_sim_new(f->dir, f->simdom, mem, 2, "AuthenticAMD",
-					     "178bfbff-f6f83203-2e500800-040001f3", err, sizeof err);
+	struct backend *be = simfix_backend(f->dir, f->simdom, mem, err, sizeof err);
 	if (!be)
 		fail_msg("backend_sim_new: %s", err);
 	return be;
 }
 
+/* the tests' workload mix: 30% zero pages, 40% text, 30% random */
 static struct be_domain_config cfg(const char *name, uint64_t mem, uint64_t touch, uint64_t rate,
 				   uint64_t ws)
 {
-	struct be_domain_config c;
-	memset(&c, 0, sizeof c);
-	snprintf(c.dc_uuid, sizeof c.dc_uuid, "00000000-0000-4000-8000-%012d", (int)(now_ms() % 1000000));
-	snprintf(c.dc_name, sizeof c.dc_name, "%s", name);
-	c.dc_memory = mem;
-	c.dc_vcpus = 2;
-	c.dc_workload.wl_touch_pages = touch;
-	c.dc_workload.wl_dirty_pages_per_s = rate;
-	c.dc_workload.wl_working_set_pages = ws;
-	c.dc_workload.wl_pct_zero = 30;
-	c.dc_workload.wl_pct_text = 40;
-	c.dc_workload.wl_pct_random = 30;
-	return c;
+	return simfix_config(name, mem, touch, rate, ws, 30, 40, 30);
 }
 
 static int create(struct backend *be, const struct be_domain_config *c)
@@ -189,13 +167,10 @@ static void destroy(struct backend *be, int domid)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/test_backend_sim.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	const char *bin = getenv("POOLD_BIN");
-	snprintf(f->simdom, sizeof f->simdom, "%s/pool-simdom", bin && *bin ? bin : "bin");
-	if (access(f->simdom, X_OK) != 0) {
-		fprintf(stderr, "%s not found: build it, or set POOLD_BIN\n", f->simdom);
+	char err[256];
+	if (!simfix_tmpdir(f->dir, sizeof f->dir, "test_backend_sim", err, sizeof err) ||
+	    !simfix_simdom(f->simdom, sizeof f->simdom, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
 	snprintf(f->disk, sizeof f->disk, "%s/vdi.img", f->dir);
@@ -212,30 +187,12 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	/* destroy anything a failed test left running */
 	char err[256];
-	struct backend *be = backend_sim_new(f->dir, f->simdom, HOST_MEM, 2, "AuthenticAMD", "", err,
-					     sizeof err);
+	struct backend *be = simfix_backend(f->dir, f->simdom, HOST_MEM, err, sizeof err);
 	if (be) {
-		struct be_domain_info *v;
-		int n;
-		if (be->be_ops->bo_domain_list(be, &v, &n) == 0) {
-			for (int i = 0; i < n; i++)
-				be->be_ops->bo_domain_destroy(be, v[i].di_domid);
-			free(v);
-		}
+		simfix_destroy_all(be);
 		be->be_ops->bo_free(be);
 	}
-	DIR *d = opendir(f->dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[PATH_MAX];
-		snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	simfix_wipe(f->dir);
 	free(f);
 	return 0;
 }
