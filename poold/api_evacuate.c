@@ -40,12 +40,6 @@
 #define EVAC_TRIES 3
 #define META_KEY "evacuations"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* The pool as the planner sees it (snapshot.c): host src evacuated, the
  * VMs vms (an array of refs; NULL = every VM resident on src). */
 static void evac_snapshot(struct poold *pd, const char *src, json_t *vms, struct snap *sn)
@@ -316,7 +310,7 @@ static void vm_start(struct evac *ev, struct evac_vm_st *v)
 {
 	struct poold *pd = ev->ev_pd;
 	json_t *rec = db_obj_get(pd->pd_db, v->vs_ref);
-	if (!rec || strcmp(str(rec, "resident_on"), ev->ev_host)) {
+	if (!rec || strcmp(jstr(rec, "resident_on"), ev->ev_host)) {
 		/* gone from the host meanwhile (moved, halted, destroyed): nothing to do */
 		v->vs_state = EV_DONE;
 		json_decref(rec);
@@ -344,7 +338,7 @@ static bool task_cancelling(struct evac *ev)
 	if (!ev->ev_task[0])
 		return false;
 	json_t *t = db_obj_get(ev->ev_pd->pd_db, ev->ev_task);
-	bool yes = t && strcmp(str(t, "status"), "cancelling") == 0;
+	bool yes = t && strcmp(jstr(t, "status"), "cancelling") == 0;
 	json_decref(t);
 	return yes;
 }
@@ -583,9 +577,9 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 	const char *host;
 	json_t *st;
 	json_object_foreach(all, host, st) {
-		struct evac *ev = ev_new(pd, host, str(st, "task"), str(st, "network"),
+		struct evac *ev = ev_new(pd, host, jstr(st, "task"), jstr(st, "network"),
 					 (int)json_integer_value(json_object_get(st, "batch_size")));
-		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", str(st, "op"));
+		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", jstr(st, "op"));
 		ev->ev_max_in_flight = (int)json_integer_value(json_object_get(st, "max_in_flight"));
 		json_t *vms = json_object_get(st, "vms");
 		ev->ev_vms = xcalloc(json_array_size(vms) + 1, sizeof *ev->ev_vms);
@@ -594,8 +588,8 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 		json_array_foreach(vms, i, vj) {
 			struct evac_vm_st *v = &ev->ev_vms[ev->ev_nvms++];
 			v->vs_ev = ev;
-			snprintf(v->vs_ref, sizeof v->vs_ref, "%s", str(vj, "vm"));
-			snprintf(v->vs_target, sizeof v->vs_target, "%s", str(vj, "target"));
+			snprintf(v->vs_ref, sizeof v->vs_ref, "%s", jstr(vj, "vm"));
+			snprintf(v->vs_target, sizeof v->vs_target, "%s", jstr(vj, "target"));
 			v->vs_tries = (int)json_integer_value(json_object_get(vj, "tries"));
 			v->vs_tried = json_deep_copy(json_object_get(vj, "tried"));
 			if (!v->vs_tried)
@@ -605,7 +599,7 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 			v->vs_downtime_ms = json_number_value(json_object_get(vj, "downtime_ms"));
 			v->vs_wire_bytes = json_integer_value(json_object_get(vj, "wire_bytes"));
 			v->vs_stream_ms = json_number_value(json_object_get(vj, "stream_ms"));
-			const char *s = str(vj, "state");
+			const char *s = jstr(vj, "state");
 			v->vs_state = strcmp(s, "done") == 0 ? EV_DONE : strcmp(s, "failed") == 0 ? EV_FAILED : EV_PENDING;
 			/* was migrating: the heartbeats have said where it runs by now;
 			 * vm_start counts it moved if it left the host */

@@ -25,6 +25,7 @@
 #include "tls.h"
 #include "version.h"
 #include "xerr.h"
+#include "util.h"
 
 #define BEAT_FULL_SECONDS 30
 
@@ -97,12 +98,6 @@ json_t *pool_get_ca_certificate(struct api_call *c)
 
 /* --------------------------------------------------------------- join */
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* The pool's CPU level: the AND of every host's feature set, stored in
  * pool.cpu_info as XAPI does. -1 and HOSTS_NOT_HOMOGENEOUS in *err when
  * the vendors differ. */
@@ -115,8 +110,8 @@ static json_t *pool_relevel(struct db *db, const char *pool)
 	json_t *h;
 	json_object_foreach(hosts, ref, h) {
 		json_t *cpu = json_object_get(h, "cpu_info");
-		if (n < 256 && *str(cpu, "vendor"))
-			ch[n++] = (struct cpuid_host){str(cpu, "vendor"), str(cpu, "features"), str(h, "name_label")};
+		if (n < 256 && *jstr(cpu, "vendor"))
+			ch[n++] = (struct cpuid_host){jstr(cpu, "vendor"), jstr(cpu, "features"), jstr(h, "name_label")};
 	}
 	struct cpuid_set level;
 	char reason[512], text[9 * CPUID_MAX_WORDS + 1];
@@ -150,7 +145,7 @@ struct join_ctx {
 static bool master_unclaimed(struct db *db, const char *master, json_t **rec)
 {
 	*rec = db_obj_get(db, master);
-	return *rec && !*str(json_object_get(*rec, "other_config"), "agent_address");
+	return *rec && !*jstr(json_object_get(*rec, "other_config"), "agent_address");
 }
 
 /* The name a host's certificate carries: its address (validated by
@@ -193,9 +188,9 @@ static json_t *join_txn(struct db *db, void *ctx)
 	model_now(now);
 	if (master_unclaimed(db, pd->pd_host_ref, &master)) {
 		snprintf(j->host_ref, sizeof j->host_ref, "%s", pd->pd_host_ref);
-		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(master, "uuid"));
+		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", jstr(master, "uuid"));
 		e = db_obj_update(db, j->host_ref, fields);
-		const char *mref = str(master, "metrics");
+		const char *mref = jstr(master, "metrics");
 		if (!e)
 			e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b, s:s}", "memory_total",
 							      j->rep.memory_total, "memory_free", j->rep.memory_free,
@@ -211,7 +206,7 @@ static json_t *join_txn(struct db *db, void *ctx)
 		if (!e)
 			e = db_obj_create(db, "host", fields, j->host_ref);
 		json_t *h = e ? NULL : db_obj_get(db, j->host_ref);
-		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(h, "uuid"));
+		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", jstr(h, "uuid"));
 		json_decref(h);
 	}
 	json_decref(master);
@@ -243,11 +238,11 @@ static json_t *join_warnings(struct db *db, const struct host_report *rep)
 	const char *ref;
 	json_t *v;
 	json_object_foreach(vms, ref, v) {
-		const char *ps = str(v, "power_state");
+		const char *ps = jstr(v, "power_state");
 		json_t *flags = json_object_get(v, "last_boot_CPU_flags");
-		if ((strcmp(ps, "Running") && strcmp(ps, "Paused")) || !*str(flags, "features"))
+		if ((strcmp(ps, "Running") && strcmp(ps, "Paused")) || !*jstr(flags, "features"))
 			continue;
-		cv[k++] = (struct cpuid_vm){str(v, "name_label"), str(flags, "vendor"), str(flags, "features")};
+		cv[k++] = (struct cpuid_vm){jstr(v, "name_label"), jstr(flags, "vendor"), jstr(flags, "features")};
 	}
 	char reason[256], line[512];
 	int ns = cv && st ? cpuid_join_stranded(cv, k, rep->vendor, rep->features, st, k, reason, sizeof reason) : 0;
@@ -274,7 +269,7 @@ json_t *host_join(struct api_call *c)
 	bool dup = json_array_size(same) > 0 &&
 		   !(json_array_size(same) == 1 &&
 		     strcmp(json_string_value(json_array_get(same, 0)), c->ac_pd->pd_host_ref) == 0 &&
-		     !*str(json_object_get(m, "other_config"), "agent_address"));
+		     !*jstr(json_object_get(m, "other_config"), "agent_address"));
 	json_decref(same);
 	json_decref(m);
 	if (dup)
@@ -316,7 +311,7 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 	json_t *h, *e = db_obj_get_checked(db, "host", d->host, &h);
 	if (e)
 		return e;
-	json_t *m = db_obj_get(db, str(h, "metrics"));
+	json_t *m = db_obj_get(db, jstr(h, "metrics"));
 	json_t *vms = db_find(db, "VM", "resident_on", d->host);
 	if (strcmp(d->host, d->pd->pd_pool_ref) == 0 || strcmp(d->host, d->pd->pd_host_ref) == 0)
 		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s is the pool master's own host", d->host);
@@ -331,7 +326,7 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
 	json_decref(pbds);
 	if (!e && m)
-		e = db_obj_destroy(db, str(h, "metrics"));
+		e = db_obj_destroy(db, jstr(h, "metrics"));
 	if (!e)
 		e = db_obj_destroy(db, d->host);
 	/* the pool's CPU level may rise now that this host is gone */

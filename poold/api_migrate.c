@@ -39,12 +39,6 @@
 #include "util.h"
 #include "xerr.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* The checks, then the reservation, in one transaction. */
 struct reserve_ctx {
 	const char *vm, *dst;
@@ -71,7 +65,7 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	json_t *v, *e = db_obj_get_checked(db, "VM", r->vm, &v);
 	if (e)
 		return e;
-	snprintf(r->src, sizeof r->src, "%s", str(v, "resident_on"));
+	snprintf(r->src, sizeof r->src, "%s", jstr(v, "resident_on"));
 	json_decref(v);
 	bool have_src = strcmp(r->src, MODEL_NULL_REF) != 0;
 	unsigned flags = PLACE_MIGRATE | (r->force ? PLACE_FORCE : 0);
@@ -199,7 +193,7 @@ static json_t *record_move(struct mig_job *j, json_t *report)
 	snprintf(m.dst, sizeof m.dst, "%s", j->mj_dst);
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), j->mj_uuid) == 0)
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), j->mj_uuid) == 0)
 		m.domid = json_integer_value(json_object_get(d, "domid"));
 	txn_until_done(pd, moved_txn, &m, sizeof m, "a migration's move");
 	/* heartbeats made before these answers must not undo the move: the
@@ -216,8 +210,8 @@ static bool runs_there(struct mig_job *j, json_t *report)
 {
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), j->mj_uuid) == 0)
-		return strcmp(str(d, "power_state"), "Running") == 0;
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), j->mj_uuid) == 0)
+		return strcmp(jstr(d, "power_state"), "Running") == 0;
 	return false;
 }
 
@@ -301,7 +295,7 @@ static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	json_t *e = record_move(j, answer);
 	if (e)
 		return finish(j, e, NULL);
-	const char *verr = str(j->mj_stats, "verify_error");
+	const char *verr = jstr(j->mj_stats, "verify_error");
 	if (*verr) /* moved, but a dirty-tracking bug was caught: the task must not say success */
 		return finish(j,
 			      xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, verr, NULL), NULL);
@@ -411,7 +405,7 @@ static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t 
  * ours (max_downtime_ms, max_rounds, verify). */
 static bool opt_bool(json_t *opts, const char *k, bool dflt)
 {
-	const char *s = str(opts, k);
+	const char *s = jstr(opts, k);
 	if (!*s)
 		return dflt;
 	return strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
@@ -421,10 +415,10 @@ static bool opt_bool(json_t *opts, const char *k, bool dflt)
  * *e when the value is not one. */
 static json_int_t opt_int(json_t *opts, json_t *pool, const char *k, const char *pool_key, json_int_t dflt, json_t **e)
 {
-	const char *s = str(opts, k);
+	const char *s = jstr(opts, k);
 	const char *from = k;
 	if (!*s) {
-		s = str(json_object_get(pool, "other_config"), pool_key);
+		s = jstr(json_object_get(pool, "other_config"), pool_key);
 		from = pool_key;
 	}
 	if (!*s)
@@ -448,8 +442,8 @@ static json_t *address_on(struct db *db, const char *dst, const char *net, char 
 	const char *k;
 	json_t *p;
 	bool found = false;
-	json_object_foreach(pifs, k, p) if (!found && strcmp(str(p, "host"), dst) == 0 && *str(p, "IP")) {
-		snprintf(out, n, "%s", str(p, "IP"));
+	json_object_foreach(pifs, k, p) if (!found && strcmp(jstr(p, "host"), dst) == 0 && *jstr(p, "IP")) {
+		snprintf(out, n, "%s", jstr(p, "IP"));
 		found = true;
 	}
 	json_decref(pifs);
@@ -466,7 +460,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	json_int_t max_dt = opt_int(opts, pool, "max_downtime_ms", "migration-max-downtime-ms", 50, &e);
 	json_int_t max_rounds = e ? 0 : opt_int(opts, pool, "max_rounds", "migration-max-rounds", 30, &e);
 	char address[64] = "";
-	const char *net = str(opts, "network");
+	const char *net = jstr(opts, "network");
 	if (!e && *net && strcmp(net, MODEL_NULL_REF))
 		e = address_on(pd->pd_db, host, net, address, sizeof address);
 	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), "", ""};
@@ -482,14 +476,14 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	json_t *v = db_obj_get(pd->pd_db, vm);
 	json_t *dst = db_obj_get(pd->pd_db, host);
 	snprintf(j->mj_vm, sizeof j->mj_vm, "%s", vm);
-	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", str(v, "uuid"));
+	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", jstr(v, "uuid"));
 	snprintf(j->mj_src, sizeof j->mj_src, "%s", r.src);
 	snprintf(j->mj_op_id, sizeof j->mj_op_id, "%s", r.op_id);
 	snprintf(j->mj_dst, sizeof j->mj_dst, "%s", host);
 	/* network: the stream goes to the destination's address on it; else
 	 * to its management address */
 	snprintf(j->mj_address, sizeof j->mj_address, "%s",
-		 *address ? address : str(json_object_get(dst, "other_config"), "agent_address"));
+		 *address ? address : jstr(json_object_get(dst, "other_config"), "agent_address"));
 	unsigned char raw[16];
 	RAND_bytes(raw, sizeof raw);
 	for (int i = 0; i < 16; i++)
@@ -500,13 +494,13 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	j->mj_opts = json_pack("{s:b, s:I, s:I, s:b, s:b, s:s, s:s, s:s}", "compress", compress, "max_downtime_ms",
 			       max_dt, "max_rounds", max_rounds, "verify", opt_bool(opts, "verify", false), "live",
 			       opt_bool(opts, "live", true), "address", j->mj_address, "source_host",
-			       str(src_rec, "uuid"), "destination_host", str(dst, "uuid"));
+			       jstr(src_rec, "uuid"), "destination_host", jstr(dst, "uuid"));
 	json_decref(src_rec);
 	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, false);
 	/* the guest keeps the CPU it booted with, not today's pool level */
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
-	json_object_set_new(cfg, "cpu_vendor", json_string(str(flags, "vendor")));
-	json_object_set_new(cfg, "featureset", json_string(str(flags, "features")));
+	json_object_set_new(cfg, "cpu_vendor", json_string(jstr(flags, "vendor")));
+	json_object_set_new(cfg, "featureset", json_string(jstr(flags, "features")));
 	j->mj_cfg = cfg;
 	json_decref(v);
 	json_decref(pool);

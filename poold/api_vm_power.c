@@ -20,12 +20,6 @@
 #include "util.h"
 #include "xerr.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static json_int_t ival(json_t *o, const char *k)
 {
 	return json_integer_value(json_object_get(o, k));
@@ -73,7 +67,7 @@ static json_t *start_reserve_txn(struct db *db, void *ctx)
 /* A decimal other_config value (sim workload knobs); dflt when absent. */
 static long long oc_num(json_t *oc, const char *k, long long dflt)
 {
-	const char *s = str(oc, k);
+	const char *s = jstr(oc, k);
 	return *s ? atoll(s) : dflt;
 }
 
@@ -91,13 +85,13 @@ static void start_disks(struct db *db, const char *vm, struct be_domain_config *
 	json_object_foreach(vbds, k, vbd) {
 		if (json_is_true(json_object_get(vbd, "empty")) || c->dc_ndisks >= BE_MAX_DISKS)
 			continue;
-		json_t *vdi = db_obj_get(db, str(vbd, "VDI"));
-		json_t *sr = db_obj_get(db, str(vdi, "SR"));
+		json_t *vdi = db_obj_get(db, jstr(vbd, "VDI"));
+		json_t *sr = db_obj_get(db, jstr(vdi, "SR"));
 		struct be_disk *d = &c->dc_disks[c->dc_ndisks++];
-		copy(d->bd_vdi_uuid, sizeof d->bd_vdi_uuid, str(vdi, "uuid"));
-		copy(d->bd_sr_uuid, sizeof d->bd_sr_uuid, str(sr, "uuid"));
-		copy(d->bd_device, sizeof d->bd_device, str(vbd, "userdevice"));
-		d->bd_readonly = strcmp(str(vbd, "mode"), "RO") == 0;
+		copy(d->bd_vdi_uuid, sizeof d->bd_vdi_uuid, jstr(vdi, "uuid"));
+		copy(d->bd_sr_uuid, sizeof d->bd_sr_uuid, jstr(sr, "uuid"));
+		copy(d->bd_device, sizeof d->bd_device, jstr(vbd, "userdevice"));
+		d->bd_readonly = strcmp(jstr(vbd, "mode"), "RO") == 0;
 		json_decref(sr);
 		json_decref(vdi);
 	}
@@ -113,19 +107,19 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
 	json_t *cpu = json_object_get(p, "cpu_info");
 	json_t *oc = json_object_get(v, "other_config");
 	json_int_t mem = ival(v, "memory_static_max");
-	copy(c.dc_uuid, sizeof c.dc_uuid, str(v, "uuid"));
-	copy(c.dc_name, sizeof c.dc_name, str(v, "name_label"));
+	copy(c.dc_uuid, sizeof c.dc_uuid, jstr(v, "uuid"));
+	copy(c.dc_name, sizeof c.dc_name, jstr(v, "name_label"));
 	c.dc_memory = (uint64_t)mem;
 	c.dc_vcpus = (int)ival(v, "VCPUs_at_startup");
-	copy(c.dc_cpu_vendor, sizeof c.dc_cpu_vendor, str(cpu, "vendor"));
-	copy(c.dc_featureset, sizeof c.dc_featureset, str(cpu, "features"));
+	copy(c.dc_cpu_vendor, sizeof c.dc_cpu_vendor, jstr(cpu, "vendor"));
+	copy(c.dc_featureset, sizeof c.dc_featureset, jstr(cpu, "features"));
 	/* XAPI's VM.domain_type: the xen backend boots "pvh" guests through pvgrub2, others as HVM */
-	copy(c.dc_guest_type, sizeof c.dc_guest_type, str(v, "domain_type"));
+	copy(c.dc_guest_type, sizeof c.dc_guest_type, jstr(v, "domain_type"));
 	c.dc_start_paused = paused;
 	start_disks(db, vm, &c);
 	/* the simulated guest's behaviour, from other_config (sim backend) */
 	c.dc_workload = (struct be_workload){
-		.wl_touch_pages = *str(oc, "sim-touch-mib") ? (uint64_t)oc_num(oc, "sim-touch-mib", 0) * 256
+		.wl_touch_pages = *jstr(oc, "sim-touch-mib") ? (uint64_t)oc_num(oc, "sim-touch-mib", 0) * 256
 							    : (uint64_t)mem / 4096 / 4,
 		.wl_dirty_pages_per_s = (uint64_t)oc_num(oc, "sim-dirty-pages-per-s", 0),
 		.wl_working_set_pages = (uint64_t)oc_num(oc, "sim-working-set-mib", 0) * 256,
@@ -172,7 +166,7 @@ static json_t *record_txn(struct db *db, void *ctx)
 		f = json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "power_state", op->op_paused ? "Paused" : "Running",
 			      "resident_on", op->op_host, "scheduled_to_be_resident_on", MODEL_NULL_REF, "domid",
 			      r->domid, "last_boot_CPU_flags", "vendor", op->op_vendor, "features", op->op_features);
-		const char *m = str(v, "metrics");
+		const char *m = jstr(v, "metrics");
 		if (*m)
 			json_decref(db_obj_update_new(db, m, json_pack("{s:s, s:I, s:I}", "start_time", now, "memory_actual",
 								       ival(v, "memory_static_max"), "VCPUs_number",
@@ -230,8 +224,8 @@ static json_t *vm_start_common(struct api_call *c, const char *vm, const char *h
 	snprintf(op->op_kind, sizeof op->op_kind, "start");
 	snprintf(op->op_id, sizeof op->op_id, "%s", s.op_id);
 	op->op_paused = paused;
-	snprintf(op->op_vendor, sizeof op->op_vendor, "%s", str(cfg, "cpu_vendor"));
-	snprintf(op->op_features, sizeof op->op_features, "%s", str(cfg, "featureset"));
+	snprintf(op->op_vendor, sizeof op->op_vendor, "%s", jstr(cfg, "cpu_vendor"));
+	snprintf(op->op_features, sizeof op->op_features, "%s", jstr(cfg, "featureset"));
 	return agent_call(c, s.host, AGENT_VM_START, json_pack("[o]", cfg), op_ok, op_failed, op);
 }
 
@@ -282,11 +276,11 @@ static json_t *resident_op(struct api_call *c, const char *kind, const char *opn
 	v = db_obj_get(c->ac_pd->pd_db, b.vm);
 	struct vm_op *op = xcalloc(1, sizeof *op);
 	snprintf(op->op_vm, sizeof op->op_vm, "%s", b.vm);
-	snprintf(op->op_host, sizeof op->op_host, "%s", str(v, "resident_on"));
+	snprintf(op->op_host, sizeof op->op_host, "%s", jstr(v, "resident_on"));
 	snprintf(op->op_kind, sizeof op->op_kind, "%s", kind);
 	snprintf(op->op_id, sizeof op->op_id, "%s", b.id);
-	json_t *params = strcmp(kind, "shutdown") == 0 ? json_pack("[s,b]", str(v, "uuid"), hard)
-						       : json_pack("[s]", str(v, "uuid"));
+	json_t *params = strcmp(kind, "shutdown") == 0 ? json_pack("[s,b]", jstr(v, "uuid"), hard)
+						       : json_pack("[s]", jstr(v, "uuid"));
 	json_decref(v);
 	return agent_call(c, op->op_host, method, params, op_ok, op_failed, op);
 }
@@ -305,7 +299,7 @@ json_t *vm_hard_shutdown(struct api_call *c)
 json_t *vm_shutdown(struct api_call *c)
 {
 	json_t *v = db_obj_get(c->ac_pd->pd_db, json_string_value(json_array_get(c->ac_args, 0)));
-	bool paused = v && strcmp(str(v, "power_state"), "Paused") == 0;
+	bool paused = v && strcmp(jstr(v, "power_state"), "Paused") == 0;
 	json_decref(v);
 	return paused ? vm_hard_shutdown(c) : vm_clean_shutdown(c);
 }

@@ -9,21 +9,16 @@
 #include "tls.h"
 #include "version.h"
 #include "xerr.h"
-
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
+#include "util.h"
 
 json_t *host_report_parse(json_t *r, struct host_report *out)
 {
 	if (!json_is_object(r))
 		return xerr_new(XE_FIELD_TYPE_ERROR, "report", NULL);
 	json_t *cpu = json_object_get(r, "cpu_info");
-	*out = (struct host_report){str(r, "name_label"), str(r, "hostname"), str(r, "address"),
-				    str(r, "migration_address"), str(r, "backend"), str(r, "product_version"),
-				    str(cpu, "vendor"), str(cpu, "features"),
+	*out = (struct host_report){jstr(r, "name_label"), jstr(r, "hostname"), jstr(r, "address"),
+				    jstr(r, "migration_address"), jstr(r, "backend"), jstr(r, "product_version"),
+				    jstr(cpu, "vendor"), jstr(cpu, "features"),
 				    json_integer_value(json_object_get(r, "port")),
 				    json_integer_value(json_object_get(r, "memory_total")),
 				    json_integer_value(json_object_get(r, "memory_free")),
@@ -90,14 +85,14 @@ json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report
 		snprintf(device, sizeof device, "eth%d", i);
 		const char *k;
 		json_t *p;
-		json_object_foreach(pifs, k, p) if (strcmp(str(p, "device"), device) == 0) snprintf(have, sizeof have, "%s", k);
+		json_object_foreach(pifs, k, p) if (strcmp(jstr(p, "device"), device) == 0) snprintf(have, sizeof have, "%s", k);
 		if (!addr[i] || !*addr[i]) {
 			if (*have)
 				e = db_obj_destroy(db, have);
 			continue;
 		}
 		json_t *cur = *have ? json_object_get(pifs, have) : NULL;
-		if (cur && strcmp(str(cur, "IP"), addr[i]) == 0)
+		if (cur && strcmp(jstr(cur, "IP"), addr[i]) == 0)
 			continue;
 		if (cur) {
 			e = db_obj_set(db, have, "IP", json_string(addr[i]));

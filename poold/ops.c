@@ -6,12 +6,7 @@
 #include "model.h"
 #include "ops.h"
 #include "xerr.h"
-
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
+#include "util.h"
 
 static bool busy(const json_t *rec)
 {
@@ -50,7 +45,7 @@ static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
 		return xerr_new(XE_VM_CANNOT_DELETE_DEFAULT_TEMPLATE, ref, NULL);
 	if (json_is_true(json_object_get(rec, "is_control_domain")))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s is a control domain", ref);
-	const char *ps = str(rec, "power_state");
+	const char *ps = jstr(rec, "power_state");
 	for (size_t i = 0; i < sizeof vm_power / sizeof vm_power[0]; i++) {
 		if (strcmp(vm_power[i].op, op))
 			continue;
@@ -64,7 +59,7 @@ static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
 				*p = (char)tolower((unsigned char)*p);
 			return xerr_new(XE_VM_BAD_POWER_STATE, ref, vm_power[i].expected, actual, NULL);
 		}
-		if (busy(rec) || strcmp(str(rec, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
+		if (busy(rec) || strcmp(jstr(rec, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
 			return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", ref, NULL);
 		return NULL;
 	}

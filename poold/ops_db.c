@@ -11,12 +11,7 @@
 #include "model.h"
 #include "ops.h"
 #include "xerr.h"
-
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
+#include "util.h"
 
 static int count_where(struct db *db, const char *cls, const char *field, const char *ref, const char *flag)
 {
@@ -99,7 +94,7 @@ static void device_name(const char *userdevice, char *out, size_t n)
 
 static bool vm_on(const json_t *rec)
 {
-	const char *ps = str(rec, "power_state");
+	const char *ps = jstr(rec, "power_state");
 	return rec && (strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0);
 }
 
@@ -114,7 +109,7 @@ static json_t *vm_disks_follow(struct db *db, const char *vm, bool on)
 			break;
 		bool attach = on && !json_is_true(json_object_get(b, "empty"));
 		char dev[16];
-		device_name(attach ? str(b, "userdevice") : "", dev, sizeof dev);
+		device_name(attach ? jstr(b, "userdevice") : "", dev, sizeof dev);
 		e = db_obj_update_new(db, k, json_pack("{s:b, s:s}", "currently_attached", attach, "device", dev));
 	}
 	json_decref(vbds);
@@ -141,12 +136,12 @@ static json_t *propagate(struct db *db, const char *cls, const char *ref, const 
 		return vm_disks_follow(db, ref, vm_on(rec));
 	if (strcmp(cls, "VBD") == 0 && (!old || !rec || !json_equal(json_object_get(old, "currently_attached"),
 								   json_object_get(rec, "currently_attached"))))
-		return again(db, str(any, "VDI"));
+		return again(db, jstr(any, "VDI"));
 	if (strcmp(cls, "PBD") == 0 && (!old || !rec || !json_equal(json_object_get(old, "currently_attached"),
 								   json_object_get(rec, "currently_attached"))))
-		return again(db, str(any, "SR"));
+		return again(db, jstr(any, "SR"));
 	if (strcmp(cls, "VDI") == 0 && (!old || !rec))
-		return again(db, str(any, "SR"));
+		return again(db, jstr(any, "SR"));
 	return NULL;
 }
 
