@@ -44,6 +44,7 @@ struct mig_flights {
 	bool mf_stopping;
 };
 struct send_job;
+struct release;
 
 struct agent {
 	struct conf *ag_conf;
@@ -73,7 +74,8 @@ struct agent {
 	bool ag_state_lost;            /* one of them vanished or was replaced */
 	struct mig_gate ag_mig_gate;
 	struct mig_flights ag_flights; /* migration threads in flight */
-	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */   /* outgoing sim migrations in their stop-and-copy */
+	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */
+	struct release *ag_releases;   /* source copies destroyed after a move (migrate_ops.c) */   /* outgoing sim migrations in their stop-and-copy */
 };
 
 /* ---- config.c ---- */
@@ -156,6 +158,7 @@ void agent_incoming_cleanup(struct agent *ag);
 struct evhttp_request;
 /* Starts the sender on a thread; NULL = the answer goes to req later. */
 json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+json_t *agent_vm_released_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result);
 /* Cut the migrations in flight (each fails as before GO) and wait for their
  * threads; afterwards none starts. Call before freeing what they use. */

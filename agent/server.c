@@ -62,6 +62,7 @@ static const struct {
 	[AGENT_MIGRATE_RECEIVE] = {agent_m_migrate_receive, NULL, true},
 	[AGENT_MIGRATE_SEND] = {NULL, agent_migrate_send_start, true},
 	[AGENT_MIGRATION_STATUS] = {agent_m_migration_status, NULL, false},
+	[AGENT_VM_RELEASED] = {NULL, agent_vm_released_start, false},
 };
 
 int agent_server_check_table(void)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include "xe.h"
+#include "util.h"
 
 /* cli NULL = hidden; after NULL = a rename of api (or extra after it). */
 struct xe_ovr {
@@ -108,7 +109,7 @@ static const struct xe_clsdef clsdefs[] = {
 
 static char *cli_name(const char *api)
 {
-	char *s = strdup(api);
+	char *s = xstrdup(api);
 	for (char *p = s; p && *p; p++)
 		if (*p == '_')
 			*p = '-';
@@ -151,7 +152,7 @@ static void add_extras(struct xe_cls *x, const char *after)
 static void reorder(struct xe_cls *x, const char *lead)
 {
 	size_t pos = 0;
-	char *copy = strdup(lead), *save = NULL;
+	char *copy = xstrdup(lead), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		for (size_t i = pos; i < x->n; i++) {
 			if (strcmp(x->f[i].cli, t))
@@ -167,11 +168,7 @@ static void reorder(struct xe_cls *x, const char *lead)
 
 static const char *intern(struct xe_cls *x, char *s)
 {
-	char **v = realloc(x->names, (x->nnames + 1) * sizeof *v);
-	if (!v) {
-		free(s);
-		return "";
-	}
+	char **v = xrealloc(x->names, (x->nnames + 1) * sizeof *v);
 	x->names = v;
 	x->names[x->nnames++] = s;
 	return s;
@@ -190,9 +187,7 @@ int xe_cls_build(const char *cli, struct xe_cls *out)
 	out->cli = d->cli;
 	out->deflist = d->deflist;
 	out->filter = d->filter;
-	out->f = calloc(out->mc->mc_nfields * 2 + 8, sizeof *out->f);
-	if (!out->f)
-		return -1;
+	out->f = xcalloc(out->mc->mc_nfields * 2 + 8, sizeof *out->f);
 	for (size_t i = 0; i < out->mc->mc_nfields; i++) {
 		const struct model_field *f = &out->mc->mc_fields[i];
 		const struct xe_ovr *o = find_ovr(d->cls, f->fld_name);
@@ -237,7 +232,7 @@ static char *ref_uuid(struct xe_ctx *c, const char *cls, const json_t *ref)
 {
 	json_t *t = target(c, cls, ref);
 	const char *u = json_string_value(json_object_get(t, "uuid"));
-	return strdup(u ? u : "<not in database>");
+	return xstrdup(u ? u : "<not in database>");
 }
 
 static char *refs_uuids(struct xe_ctx *c, const char *cls, const json_t *refs)
@@ -252,18 +247,18 @@ static char *refs_uuids(struct xe_ctx *c, const char *cls, const json_t *refs)
 		xe_buf_add(&b, u);
 		free(u);
 	}
-	return b.s ? b.s : strdup("");
+	return b.s ? b.s : xstrdup("");
 }
 
 static char *sr_host(struct xe_ctx *c, const json_t *pbds)
 {
 	size_t n = json_array_size(pbds);
 	if (n > 1)
-		return strdup("<shared>");
+		return xstrdup("<shared>");
 	json_t *pbd = n ? target(c, "PBD", json_array_get(pbds, 0)) : NULL;
 	json_t *host = pbd ? target(c, "host", json_object_get(pbd, "host")) : NULL;
 	const char *name = json_string_value(json_object_get(host, "name_label"));
-	return strdup(name ? name : "<not in database>");
+	return xstrdup(name ? name : "<not in database>");
 }
 
 static char *ops_values(const json_t *ops)
@@ -276,7 +271,7 @@ static char *ops_values(const json_t *ops)
 			xe_buf_add(&b, "; ");
 		xe_buf_add(&b, json_is_string(v) ? json_string_value(v) : k);
 	}
-	return b.s ? b.s : strdup("");
+	return b.s ? b.s : xstrdup("");
 }
 
 static char *plain_value(struct xe_ctx *c, const char *cls, const struct model_field *f, const json_t *v)
@@ -287,7 +282,7 @@ static char *plain_value(struct xe_ctx *c, const char *cls, const struct model_f
 	case FT_SET_REF:
 		return refs_uuids(c, f->fld_target, v);
 	case FT_ENUM:
-		return strdup(json_is_string(v) ? xe_enum_cli(cls, f->fld_name, json_string_value(v)) : "");
+		return xstrdup(json_is_string(v) ? xe_enum_cli(cls, f->fld_name, json_string_value(v)) : "");
 	case FT_MAP_ANY:
 		if (strcmp(f->fld_name, "current_operations") == 0)
 			return ops_values(v);
@@ -308,11 +303,11 @@ char *xe_fvalue(struct xe_ctx *c, const struct xe_fdef *d, const json_t *rec)
 	case XS_REF_NAME:
 		t = target(c, d->mf->fld_target, v);
 		s = json_string_value(json_object_get(t, "name_label"));
-		return strdup(s ? s : "<not in database>");
+		return xstrdup(s ? s : "<not in database>");
 	case XS_VIA:
 		t = target(c, d->mf->fld_target, v);
 		if (!t)
-			return strdup("<not in database>");
+			return xstrdup("<not in database>");
 		return plain_value(c, d->mf->fld_target, d->via, json_object_get(t, d->via->fld_name));
 	case XS_SR_HOST:
 		return sr_host(c, v);
@@ -371,7 +366,7 @@ char *xe_ref_by_uuid(struct xe_ctx *c, const char *cls, const char *uuid)
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_by_uuid", cls);
 	json_t *r = xe_rpc(c, method, "s", uuid);
-	char *ref = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *ref = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return ref;
 }
@@ -388,7 +383,7 @@ static json_t *parse_bool(struct xe_ctx *c, const char *v)
 
 static json_t *parse_enum(struct xe_ctx *c, const char *cls, const struct model_field *f, const char *v)
 {
-	char *vals = strdup(f->fld_target), *save = NULL;
+	char *vals = xstrdup(f->fld_target), *save = NULL;
 	json_t *out = NULL;
 	for (char *t = strtok_r(vals, "|", &save); t && !out; t = strtok_r(NULL, "|", &save))
 		if (strcasecmp(t, v) == 0 || strcasecmp(xe_enum_cli(cls, f->fld_name, t), v) == 0)
@@ -402,7 +397,7 @@ static json_t *parse_enum(struct xe_ctx *c, const char *cls, const struct model_
 static json_t *parse_set(const char *v)
 {
 	json_t *a = json_array();
-	char *copy = strdup(v), *save = NULL;
+	char *copy = xstrdup(v), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		while (*t == ' ')
 			t++;
@@ -475,9 +470,7 @@ static bool selected(const struct xe_cls *x, const char *params, const char *cli
 	char pat[128];
 	snprintf(pat, sizeof pat, ",%s,", cli);
 	size_t n = strlen(list);
-	char *wrapped = malloc(n + 3);
-	if (!wrapped)
-		return false;
+	char *wrapped = xmalloc(n + 3);
 	snprintf(wrapped, n + 3, ",%s,", list);
 	bool yes = strstr(wrapped, pat) != NULL;
 	free(wrapped);
@@ -487,8 +480,8 @@ static bool selected(const struct xe_cls *x, const char *params, const char *cli
 static void print_one(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec, const char *params,
 		      struct xe_buf *minimal)
 {
-	const char **labels = calloc(x->n, sizeof *labels);
-	char **values = calloc(x->n, sizeof *values);
+	const char **labels = xcalloc(x->n, sizeof *labels);
+	char **values = xcalloc(x->n, sizeof *values);
 	size_t n = 0;
 	for (size_t i = 0; labels && values && i < x->n; i++) {
 		if (!selected(x, params, x->f[i].cli))

@@ -12,10 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 #include "xe.h"
+#include "util.h"
 
 static char *str_result(json_t *r)
 {
-	char *s = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return s;
 }
@@ -201,7 +202,7 @@ static char *host_by_name_or_id(struct xe_ctx *c, const char *v)
 	const char *ref;
 	json_t *rec;
 	json_object_foreach(all, ref, rec) if (!found && (str_is(rec, "uuid", v) || str_is(rec, "name_label", v)))
-		found = strdup(ref);
+		found = xstrdup(ref);
 	json_decref(all);
 	if (!found)
 		xe_fail(c, "Host %s not found", v);
@@ -606,7 +607,7 @@ static char *error_text(json_t *err)
 			xe_buf_add(&b, i == 1 ? ": " : ", ");
 		xe_buf_add(&b, json_is_string(x) ? json_string_value(x) : "?");
 	}
-	return b.s ? b.s : strdup("");
+	return b.s ? b.s : xstrdup("");
 }
 
 /* The plan, nothing moved: each VM, its memory, its target or why not. */

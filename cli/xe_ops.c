@@ -10,10 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 #include "xe.h"
+#include "util.h"
 
 static char *str_result(json_t *r)
 {
-	char *s = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return s;
 }
@@ -50,7 +51,7 @@ static char *vm_by_name(struct xe_ctx *c, const char *name, int want_template, c
 		n++;
 	}
 	if (n == 1)
-		return strdup(found);
+		return xstrdup(found);
 	if (n == 0)
 		xe_fail(c, "No %s matched", what);
 	else
@@ -114,7 +115,7 @@ static char *sr_select(struct xe_ctx *c)
 	json_object_foreach(all, ref, rec) {
 		const char *nl = json_string_value(json_object_get(rec, "name_label"));
 		if (nl && strcmp(nl, n) == 0)
-			return strdup(ref);
+			return xstrdup(ref);
 	}
 	xe_fail(c, "No SR matched sr-name-label=%s", n);
 	return NULL;
@@ -418,7 +419,7 @@ static int wait_round(struct xe_ctx *c, const struct xe_cls *x, char **token, do
 	const char *t = json_string_value(json_object_get(r, "token"));
 	if (t) {
 		free(*token);
-		*token = strdup(t);
+		*token = xstrdup(t);
 	}
 	int hit = 0;
 	size_t i;
@@ -436,11 +437,9 @@ static int wait_round(struct xe_ctx *c, const struct xe_cls *x, char **token, do
 	return hit;
 }
 
-static double now_s(void)
+static double seconds(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)now_ns() / 1e9;
 }
 
 int xe_cmd_event_wait(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -450,18 +449,18 @@ int xe_cmd_event_wait(struct xe_ctx *c, const struct xe_cmd *cmd)
 	struct xe_cls x;
 	if (!strcmp(cls, "template") || xe_cls_build(cls, &x))
 		return xe_fail(c, "Cli listening for class '%s' not currently implemented", cls);
-	double limit = tmo ? strtod(tmo, NULL) : 0, start = now_s();
+	double limit = tmo ? strtod(tmo, NULL) : 0, start = seconds();
 	int rc = check_keys(c, &x);
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_all_records", x.mc->mc_name);
 	json_t *all = rc ? NULL : xe_rpc(c, method, "");
 	int hit = all ? (any_meets(c, &x, all) ? 1 : 0) : -1;
 	json_decref(all);
-	char *token = strdup("");
+	char *token = xstrdup("");
 	while (hit == 0) {
 		double left = 30.0;
 		if (limit > 0) {
-			left = limit - (now_s() - start);
+			left = limit - (seconds() - start);
 			if (left <= 0) {
 				hit = -1;
 				xe_fail(c, "Timed out after %s seconds waiting for the event", tmo);

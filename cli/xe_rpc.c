@@ -12,6 +12,7 @@
 #include "tls.h"
 #include "xe.h"
 #include "xerr.h"
+#include "util.h"
 
 int xe_fail(struct xe_ctx *c, const char *fmt, ...)
 {
@@ -81,9 +82,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	if (b->len + len + 1 > b->cap) {
 		size_t cap = (b->len + len + 1) * 2;
-		char *s = realloc(b->s, cap);
-		if (!s)
-			return 0;
+		char *s = xrealloc(b->s, cap);
 		b->s = s;
 		b->cap = cap;
 	}
@@ -121,7 +120,7 @@ static char *post(struct xe_ctx *c, const char *body, size_t *len)
 		xe_fail(c, "Error: HTTP %ld from %s:%d", status, c->opts->server, c->opts->port);
 	} else {
 		*len = b.len;
-		return b.s ? b.s : strdup("");
+		return b.s ? b.s : xstrdup("");
 	}
 	free(b.s);
 	return NULL;
@@ -179,7 +178,7 @@ int xe_login(struct xe_ctx *c)
 		json_decref(r);
 		return xe_fail(c, "Error: unexpected answer to session.login_with_password");
 	}
-	c->session = strdup(json_string_value(r));
+	c->session = xstrdup(json_string_value(r));
 	json_decref(r);
 	return 0;
 }

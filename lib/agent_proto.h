@@ -55,7 +55,8 @@ enum aproto_caller {
 	X(MIGRATE_RECEIVE, "agent.migrate_receive", AP_MASTER, false, "config:c,token:s,options:o") \
 	X(MIGRATE_SEND, "agent.migrate_send", AP_MASTER, true, \
 	  "vm:s,address:s,port:i,token:s,options:o,config:c") \
-	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s")
+	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s") \
+	X(VM_RELEASED, "agent.vm_released", AP_MASTER, true, "vm:s")
 
 enum agent_method {
 #define AP_ENUM(id, name, caller, later, params) AGENT_##id,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "xerr.h"
+#include "util.h"
 
 static const struct {
 	const char *name;
@@ -84,9 +85,7 @@ const char *xerr_code_of(const json_t *err)
 char *xerr_to_text(const json_t *err)
 {
 	size_t cap = 256, len = 0;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
+	char *out = xmalloc(cap);
 	out[0] = '\0';
 	for (size_t i = 0; i < json_array_size(err); i++) {
 		json_t *v = json_array_get(err, i);
@@ -95,12 +94,7 @@ char *xerr_to_text(const json_t *err)
 		size_t need = len + strlen(s) + 4;
 		if (need > cap) {
 			cap = need * 2;
-			char *n = realloc(out, cap);
-			if (!n) {
-				free(tmp);
-				free(out);
-				return NULL;
-			}
+			char *n = xrealloc(out, cap);
 			out = n;
 		}
 		len += (size_t)sprintf(out + len, "%s%s", i == 0 ? "" : (i == 1 ? ": " : ", "), s);

@@ -3,27 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include "xmlrpc.h"
+#include "util.h"
 
 struct xbuf {
 	char *b;
 	size_t len, cap;
-	int oom;
 };
 
 static void xput(struct xbuf *x, const char *s, size_t n)
 {
-	if (x->oom)
-		return;
 	if (x->len + n + 1 > x->cap) {
 		size_t cap = (x->cap ? x->cap * 2 : 128);
 		while (cap < x->len + n + 1)
 			cap *= 2;
-		char *nb = realloc(x->b, cap);
-		if (!nb) {
-			x->oom = 1;
-			return;
-		}
-		x->b = nb;
+		x->b = xrealloc(x->b, cap);
 		x->cap = cap;
 	}
 	memcpy(x->b + x->len, s, n);
@@ -99,13 +92,9 @@ static void xvalue(struct xbuf *x, const json_t *v)
 char *xmlrpc_value(const json_t *v)
 {
 	if (!v || json_is_null(v))
-		return strdup("");
+		return xstrdup("");
 	struct xbuf x = {0};
 	xvalue(&x, v);
-	if (x.oom) {
-		free(x.b);
-		return NULL;
-	}
 	return x.b;
 }
 
@@ -124,9 +113,7 @@ char *xmlrpc_string(const char *text)
 	/* only a plain string: <array>, <struct>, <boolean>... are not one */
 	if (!end || strncmp(end, close, strlen(close)) != 0)
 		return NULL;
-	char *out = malloc((size_t)(end - p) + 1);
-	if (!out)
-		return NULL;
+	char *out = xmalloc((size_t)(end - p) + 1);
 	size_t n = 0;
 	for (const char *s = p; s < end; s++) {
 		if (*s == '&') {

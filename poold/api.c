@@ -27,9 +27,7 @@ int api_add(struct poold *pd, const struct api_method *m)
 {
 	if (json_object_get(pd->pd_methods, m->am_name))
 		return 0; /* an explicit method wins over a generated one */
-	struct api_method *t = realloc(pd->pd_method_tab, (pd->pd_nmethods + 1) * sizeof *t);
-	if (!t)
-		return -1;
+	struct api_method *t = xrealloc(pd->pd_method_tab, (pd->pd_nmethods + 1) * sizeof *t);
 	pd->pd_method_tab = t;
 	t[pd->pd_nmethods] = *m;
 	json_object_set_new(pd->pd_methods, m->am_name, json_integer((json_int_t)pd->pd_nmethods));
@@ -453,11 +451,7 @@ void api_dispatch(struct api_call *c, const char *method)
 		api_call_finish(c, e);
 		return;
 	}
-	struct api_call *work = calloc(1, sizeof *work);
-	if (!work) {
-		api_call_finish(c, xerr_newf(XE_INTERNAL_ERROR, "out of memory"));
-		return;
-	}
+	struct api_call *work = xcalloc(1, sizeof *work);
 	*work = *c;
 	work->ac_params = json_incref(c->ac_params);
 	work->ac_args = json_incref(c->ac_args);

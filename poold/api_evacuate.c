@@ -77,6 +77,7 @@ struct evac {
 	struct evac_vm_st *ev_vms;
 	size_t ev_nvms;
 	int ev_in_flight, ev_max_in_flight;
+	int ev_releasing; /* moved VMs whose copy on the host is still being destroyed */
 	bool ev_cancelled, ev_pumping;
 	struct event *ev_tick;
 	struct evac *ev_next;
@@ -292,6 +293,7 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 	struct evac *ev = v->vs_ev;
 	ev->ev_in_flight--;
 	if (!err) {
+		ev->ev_releasing++; /* vm_released comes next */
 		v->vs_state = EV_DONE;
 		v->vs_downtime_ms = json_number_value(json_object_get(stats, "downtime_ms"));
 		v->vs_wire_bytes = json_integer_value(json_object_get(stats, "wire_bytes"));
@@ -302,6 +304,17 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 		vm_failed(v, err);
 	}
 	ev_save(ev);
+	pump(ev);
+}
+
+/* A moved VM's copy on the host is gone (or not confirmed gone: the
+ * heartbeats settle it; the VM itself has moved). */
+static void vm_released(struct poold *pd, void *arg, bool released, const char *why)
+{
+	(void)pd, (void)released, (void)why;
+	struct evac_vm_st *v = arg;
+	struct evac *ev = v->vs_ev;
+	ev->ev_releasing--;
 	pump(ev);
 }
 
@@ -324,7 +337,7 @@ static void vm_start(struct evac *ev, struct evac_vm_st *v)
 	ev->ev_in_flight++;
 	if (ev->ev_in_flight > ev->ev_max_in_flight)
 		ev->ev_max_in_flight = ev->ev_in_flight;
-	json_t *e = migrate_start(pd, NULL, v->vs_ref, v->vs_target, opts, NULL, vm_done, v);
+	json_t *e = migrate_start(pd, NULL, v->vs_ref, v->vs_target, opts, NULL, vm_done, vm_released, v);
 	json_decref(opts);
 	if (e != API_PENDING) { /* refused before anything moved */
 		ev->ev_in_flight--;
@@ -367,7 +380,8 @@ static void pump(struct evac *ev)
 	for (size_t i = 0; i < ev->ev_nvms; i++)
 		pending |= ev->ev_vms[i].vs_state == EV_PENDING;
 	ev_save(ev);
-	if (ev->ev_in_flight == 0 && (!pending || ev->ev_cancelled))
+	/* the end once nothing moves and the host holds no copy of a moved VM */
+	if (ev->ev_in_flight == 0 && ev->ev_releasing == 0 && (!pending || ev->ev_cancelled))
 		ev_finish(ev);
 }
 

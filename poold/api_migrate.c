@@ -13,6 +13,8 @@
  *    running on the source.
  * 4. poold moves resident_on in one transaction; the destination's report
  *    taken right after stamps the order for later heartbeats.
+ * 5. The source destroys its paused copy once its answer has left; poold
+ *    waits for that (agent.vm_released) before the migration ends.
  * While the source streams, poold asks it for progress twice a second
  * (agent.migration_status) and writes it into the task.
  *
@@ -103,7 +105,8 @@ struct mig_job {
 	json_t *mj_send_err; /* the source's failure, while the destination is asked */
 	struct event *mj_poll;
 	struct mig_job **mj_poll_cell; /* the status call in flight finds the job here */
-	migrate_done_fn mj_done;
+	migrate_done_fn mj_done; /* NULL once called */
+	migrate_released_fn mj_released;
 	void *mj_arg;
 };
 
@@ -287,10 +290,32 @@ static void stop_poll(struct mig_job *j)
 static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
 			  json_t **result);
 
+/* Step 4: the source's copy is gone (or could not be confirmed gone: the
+ * VM runs on the destination all the same; the heartbeats settle a copy
+ * left paused). */
+static json_t *released(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
+{
+	(void)c;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	bool gone = !err && json_is_true(json_object_get(answer, "released"));
+	char *etext = err ? xerr_to_text(err) : NULL;
+	const char *why = etext ? etext : jstr(answer, "why");
+	if (!gone) {
+		log_warn("VM %s: moved to %s, but its copy on %s is not confirmed destroyed: %s", j->mj_vm, j->mj_dst,
+			 j->mj_src, why);
+		if (j->mj_task[0])
+			api_task_note(pd, j->mj_task, "source_copy", why);
+	}
+	if (j->mj_released)
+		j->mj_released(pd, j->mj_arg, gone, why);
+	free(etext);
+	return finish(j, NULL, result);
+}
+
 /* Step 3: the destination's report after the move; then the records. */
 static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
 {
-	(void)c, (void)err;
+	(void)err, (void)result;
 	struct mig_job *j = *(struct mig_job **)ctx;
 	json_t *e = record_move(j, answer);
 	if (e)
@@ -299,8 +324,12 @@ static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	if (*verr) /* moved, but a dirty-tracking bug was caught: the task must not say success */
 		return finish(j,
 			      xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, verr, NULL), NULL);
-	(void)pd;
-	return finish(j, NULL, result);
+	if (j->mj_released && j->mj_done) { /* the caller goes on while the source frees its copy */
+		j->mj_done(pd, j->mj_arg, NULL, j->mj_stats);
+		j->mj_done = NULL;
+	}
+	return agent_call_done(pd, c, j->mj_src, AGENT_VM_RELEASED, json_pack("[s]", j->mj_uuid), released,
+			       cell_of(j));
 }
 
 static struct mig_job **cell_of(struct mig_job *j)
@@ -453,7 +482,7 @@ static json_t *address_on(struct db *db, const char *dst, const char *net, char 
 }
 
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
-		      const char *task, migrate_done_fn done, void *arg)
+		      const char *task, migrate_done_fn done, migrate_released_fn released_fn, void *arg)
 {
 	json_t *e = NULL;
 	json_t *pool = db_obj_get(pd->pd_db, pd->pd_pool_ref);
@@ -471,6 +500,7 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	struct mig_job *j = xcalloc(1, sizeof *j);
 	j->mj_pd = pd;
 	j->mj_done = done;
+	j->mj_released = released_fn;
 	j->mj_arg = arg;
 	snprintf(j->mj_task, sizeof j->mj_task, "%s", task ? task : "");
 	json_t *v = db_obj_get(pd->pd_db, vm);
@@ -516,5 +546,5 @@ json_t *vm_pool_migrate(struct api_call *c)
 	json_t *opts, *e = api_arg_ref(c, 0, "VM", &vm);
 	if (e || (e = api_arg_ref(c, 1, "host", &host)) || (e = api_arg_obj(c, 2, "options", &opts)))
 		return e;
-	return migrate_start(c->ac_pd, c, vm, host, opts, c->ac_task, NULL, NULL);
+	return migrate_start(c->ac_pd, c, vm, host, opts, c->ac_task, NULL, NULL, NULL);
 }

@@ -108,7 +108,7 @@ static json_t *pbd_plug_common(struct api_call *c, bool plug)
 	else
 		params = json_pack("[s]", jstr(sr, "uuid"));
 	if (!e) {
-		struct plug_done *d = calloc(1, sizeof *d);
+		struct plug_done *d = xcalloc(1, sizeof *d);
 		snprintf(d->pbd, sizeof d->pbd, "%s", pbd);
 		d->plug = plug;
 		e = agent_call(c, jstr(p, "host"), plug ? AGENT_SR_ATTACH : AGENT_SR_DETACH, params, plug_ok, NULL, d);
@@ -300,7 +300,7 @@ json_t *sr_create(struct api_call *c)
 	if ((e = db_txn(c->ac_pd->pd_db, sr_create_txn, &s)))
 		return e;
 	json_t *sr = db_obj_get(c->ac_pd->pd_db, s.sr);
-	struct sr_created *d = calloc(1, sizeof *d);
+	struct sr_created *d = xcalloc(1, sizeof *d);
 	snprintf(d->sr, sizeof d->sr, "%s", s.sr);
 	snprintf(d->pbd, sizeof d->pbd, "%s", s.pbd);
 	e = agent_call(c, s.host, AGENT_SR_ATTACH, json_pack("[s,s,s]", jstr(sr, "uuid"), s.type, s.path), sr_created_ok,
@@ -398,7 +398,7 @@ json_t *vdi_create(struct api_call *c)
 	char host[64];
 	if (!sr_worker(c->ac_pd->pd_db, sr, host))
 		return xerr_new(XE_SR_HAS_NO_PBDS, sr, NULL);
-	struct vdi_new *v = calloc(1, sizeof *v);
+	struct vdi_new *v = xcalloc(1, sizeof *v);
 	v->rec = api_ctor_record(cls, given);
 	char uuid[48];
 	model_new_uuid(uuid);
@@ -453,7 +453,7 @@ json_t *vdi_destroy(struct api_call *c)
 		e = xerr_new(XE_SR_HAS_NO_PBDS, jstr(rec, "SR"), NULL);
 	else
 		e = agent_call(c, host, AGENT_VDI_DESTROY, json_pack("[s,s]", jstr(sr, "uuid"), jstr(rec, "uuid")),
-			       vdi_destroyed_ok, NULL, strdup(vdi));
+			       vdi_destroyed_ok, NULL, xstrdup(vdi));
 	json_decref(sr);
 	json_decref(rec);
 	return e;
@@ -504,7 +504,7 @@ json_t *vdi_resize(struct api_call *c)
 	} else if (!sr_worker(c->ac_pd->pd_db, jstr(rec, "SR"), host)) {
 		e = xerr_new(XE_SR_HAS_NO_PBDS, jstr(rec, "SR"), NULL);
 	} else {
-		struct vdi_op *op = calloc(1, sizeof *op);
+		struct vdi_op *op = xcalloc(1, sizeof *op);
 		snprintf(op->vdi, sizeof op->vdi, "%s", vdi);
 		e = agent_call(c, host, AGENT_VDI_RESIZE, json_pack("[s,s,I]", jstr(sr, "uuid"), jstr(rec, "uuid"), size),
 			       vdi_resized_ok, NULL, op);
@@ -527,7 +527,7 @@ static json_t *vdi_copy_common(struct api_call *c, bool snapshot)
 	}
 	char uuid[48];
 	model_new_uuid(uuid);
-	struct vdi_new *v = calloc(1, sizeof *v);
+	struct vdi_new *v = xcalloc(1, sizeof *v);
 	v->rec = vdi_copy_record(c->ac_pd->pd_db, vdi, uuid, snapshot);
 	json_t *sr = db_obj_get(c->ac_pd->pd_db, jstr(rec, "SR"));
 	e = agent_call(c, host, AGENT_VDI_COPY, json_pack("[s,s,s,b]", jstr(sr, "uuid"), jstr(rec, "uuid"), uuid, snapshot),

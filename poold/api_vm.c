@@ -11,6 +11,7 @@
 #include "ops.h"
 #include "poold.h"
 #include "xerr.h"
+#include "util.h"
 
 json_t *api_ctor_record(const struct model_class *cls, const json_t *given);
 
@@ -315,7 +316,7 @@ static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job
 			e = xerr_new(XE_SR_HAS_NO_PBDS, srref ? srref : MODEL_NULL_REF, NULL);
 			clone_abort(pd, j);
 		} else {
-			struct clone_step *st = calloc(1, sizeof *st);
+			struct clone_step *st = xcalloc(1, sizeof *st);
 			st->cs_job = j;
 			model_new_uuid(st->cs_uuid);
 			e = agent_call_pd(pd, c, host, AGENT_VDI_COPY,
@@ -348,9 +349,9 @@ json_t *vm_clone(struct api_call *c)
 	json_decref(rec);
 	if (e)
 		return e;
-	struct clone_job *j = calloc(1, sizeof *j);
+	struct clone_job *j = xcalloc(1, sizeof *j);
 	snprintf(j->cj_vm, sizeof j->cj_vm, "%s", vm);
-	j->cj_name = strdup(name);
+	j->cj_name = xstrdup(name);
 	j->cj_disks = disks_to_copy(c->ac_pd->pd_db, vm);
 	j->cj_map = json_object();
 	json_t *result = NULL;

@@ -27,6 +27,7 @@
 #include "poold.h"
 #include "tls.h"
 #include "xerr.h"
+#include "util.h"
 
 /* The TLS context: a singleton of the one server. */
 static SSL_CTX *http_ssl_ctx;
@@ -219,12 +220,7 @@ static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const cha
 		free(error_text);
 		return;
 	}
-	struct api_call *c = calloc(1, sizeof *c);
-	if (!c) {
-		jrpc_req_clear(&r);
-		evhttp_send_error(req, 503, "out of memory");
-		return;
-	}
+	struct api_call *c = xcalloc(1, sizeof *c);
 	c->ac_pd = pd;
 	c->ac_params = r.jr_params;
 	c->ac_id = r.jr_id;

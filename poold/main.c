@@ -173,6 +173,7 @@ static int serve(struct poold *pd)
 		return 1;
 	}
 	db_set_store_hook(pd->pd_db, ops_derive, pd);
+	db_require_txn(pd->pd_db);
 	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd, api_methods, api_nmethods) < 0 ||
 	    api_register_generic(pd) < 0) {
 		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot set up the API");

@@ -295,14 +295,21 @@ void host_forget_seen(struct poold *pd, const char *host);
  * the error the task ends with (borrowed). stats: the source's figures, or
  * NULL. */
 typedef void (*migrate_done_fn)(struct poold *pd, void *arg, json_t *err, json_t *stats);
+/* After a move: the source's copy is gone (released), or could not be
+ * confirmed gone (why; the heartbeats settle a paused copy left behind). */
+typedef void (*migrate_released_fn)(struct poold *pd, void *arg, bool released, const char *why);
 /* Check, reserve and start moving vm to host. opts: XAPI's option map
  * (live, compress, force, network) plus ours (max_downtime_ms, max_rounds,
  * verify). task: where progress goes ("" or NULL: nowhere). Returns an
  * error when a check refused (nothing started, done not called), else
  * API_PENDING: c (if any) is finished by the migration, and done (if any)
- * is called once at the end. */
+ * is called once. Without released, c's answer and done wait until the
+ * source's copy is gone (as XAPI's VM.pool_migrate); with it, done comes
+ * as soon as the move is recorded and released after a move only, once
+ * the source has destroyed its copy (an evacuation starts its next
+ * migration meanwhile). */
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
-		      const char *task, migrate_done_fn done, void *arg);
+		      const char *task, migrate_done_fn done, migrate_released_fn released, void *arg);
 /* ---- heartbeat.c: after an agent answered an operation on vm, its reports
  * made before that answer (answer: {boot, seq}) must not undo it. Every
  * host's newest stamp is kept. */
