@@ -152,6 +152,8 @@ static json_t *finish(struct mig_job *j, json_t *err, json_t **result)
 	end_op(j, false);
 	if (j->mj_done)
 		j->mj_done(j->mj_pd, j->mj_arg, err, j->mj_stats);
+	else if (j->mj_released) /* told it moved: released is owed, whatever ended the job */
+		j->mj_released(j->mj_pd, j->mj_arg, false, "the migration ended before the source confirmed");
 	if (!err && result)
 		*result = json_string("");
 	job_free(j);
@@ -308,6 +310,7 @@ static json_t *released(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	}
 	if (j->mj_released)
 		j->mj_released(pd, j->mj_arg, gone, why);
+	j->mj_released = NULL;
 	free(etext);
 	return finish(j, NULL, result);
 }
@@ -324,7 +327,7 @@ static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	if (*verr) /* moved, but a dirty-tracking bug was caught: the task must not say success */
 		return finish(j,
 			      xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, verr, NULL), NULL);
-	if (j->mj_released && j->mj_done) { /* the caller goes on while the source frees its copy */
+	if (j->mj_released && j->mj_done) { /* recorded: the caller goes on while the source frees its copy */
 		j->mj_done(pd, j->mj_arg, NULL, j->mj_stats);
 		j->mj_done = NULL;
 	}
