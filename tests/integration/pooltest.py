@@ -172,6 +172,24 @@ class DevPool:
                 p.wait()
         return pid
 
+    def restart_poold(self, sig=signal.SIGKILL, pause=0.0):
+        """Stop the master's poold with sig, wait pause seconds, and start it
+        again on the same directory (its pid goes to devpool's pid file, so
+        `devpool down` stops it; close() waits for it). Sessions outlive it."""
+        master = os.path.join(self.dir, "master")
+        with open(os.path.join(master, "devpool.pid")) as f:
+            os.kill(int(f.read()), sig)
+        time.sleep(pause)
+        log = open(os.path.join(master, "poold.log"), "ab")
+        np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
+                              start_new_session=True)
+        log.close()
+        self.started.append(np)
+        with open(os.path.join(master, "devpool.pid"), "w") as f:
+            f.write("%d\n" % np.pid)
+        self._session = None
+        return np
+
     def start_agent(self, i, nofile=None):
         """Start host i's agent again with devpool's command line (nofile: its
         RLIMIT_NOFILE, soft and hard); its pid goes to devpool's pid file, so

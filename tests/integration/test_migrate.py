@@ -195,7 +195,6 @@ class MasterRestartTest(unittest.TestCase):
 
     def test_poold_restart_mid_migration(self):
         p = DevPool(2, host_memory_mib=2048, extra=("--no-sr",))
-        np = None
         try:
             rpc = p.rpc
             h1, h2 = p.host_ref(1), p.host_ref(2)
@@ -205,19 +204,7 @@ class MasterRestartTest(unittest.TestCase):
             rpc("VM.start_on", vm, h1, False, False)
             rpc("Async.VM.pool_migrate", vm, h2, {"verify": "true"})
             time.sleep(0.15)
-            master = os.path.join(p.dir, "master")
-            with open(os.path.join(master, "devpool.pid")) as f:
-                pid = int(f.read())
-            os.kill(pid, signal.SIGKILL)
-            time.sleep(2)
-            import subprocess
-            from tests.integration.harness import BIN
-            log = open(os.path.join(master, "poold.log"), "ab")
-            np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
-                                  start_new_session=True)
-            log.close()
-            with open(os.path.join(master, "devpool.pid"), "w") as f:
-                f.write("%d\n" % np.pid)
+            p.restart_poold(pause=2)
             def settled():
                 try:  # sessions outlive a restart of poold
                     rec = rpc("VM.get_record", vm)
@@ -230,8 +217,6 @@ class MasterRestartTest(unittest.TestCase):
             wait_until(settled, 20 * SLOW, "one running copy, and poold agrees where")
         finally:
             p.close()
-            if np:
-                np.wait(30)
 
 
 class AgentDeathTest(unittest.TestCase):
