@@ -50,7 +50,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr -Iha $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
@@ -65,7 +65,7 @@ CFLAGS  += -DHAVE_XEN -DLIBXL_API_VERSION=0x041400 $(shell pkg-config --cflags $
 LDLIBS  += $(shell pkg-config --libs $(XEN_PKGS))
 XEN_LEFT_OUT :=
 # xenctrl.h's public headers use anonymous unions (a GNU extension)
-$(BUILD)/agent/backend_xen.o: CFLAGS += -std=gnu11
+$(BUILD)/agent/backend_xen.o $(BUILD)/ha/fence.o: CFLAGS += -std=gnu11
 else
 XEN_LEFT_OUT := $(XEN_ONLY_SRC)
 ifneq ($(BUILDING),)
@@ -87,7 +87,7 @@ endif
 LIB_SRC   := $(wildcard lib/*.c)
 POOLD_SRC := $(filter-out poold/main.c,$(wildcard poold/*.c))
 XE_SRC    := $(filter-out cli/xe.c,$(wildcard cli/*.c))
-AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c)
+AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c) $(wildcard ha/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
