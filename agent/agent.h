@@ -23,6 +23,7 @@
 
 #define AGENT_MAX_SRS 64
 struct agent_sr;
+struct ha_monitor;
 
 /* A directory the agent keeps its memory in, as it was at start (beat.c). */
 struct state_dir {
@@ -57,6 +58,10 @@ struct agent {
 	int ag_beats_failed;
 	struct state_dir ag_dirs[2];   /* state-dir and the backend's domains dir */
 	bool ag_state_lost;            /* one of them vanished or was replaced */
+	char ag_exe[4096];             /* this program (the sim HA watchdog runs it) */
+	struct ha_monitor *ag_ha;      /* HA armed on this host (ha_ops.c), else NULL */
+	int ag_ha_notify;              /* eventfd the HA monitor writes when its state changes */
+	struct event *ag_ha_ev;
 };
 
 /* ---- config.c ---- */
@@ -79,6 +84,7 @@ struct report_in {
 	int ri_ndomains;
 	bool ri_domains_complete; /* every domain of this host is in the list */
 	bool ri_state_lost;
+	json_t *ri_ha;            /* borrowed: HA on this host (ha_ops.c), NULL when not armed */
 	const char *ri_name, *ri_address, *ri_migration_address, *ri_version, *ri_boot;
 	int ri_port;
 	json_t *ri_srs;           /* borrowed */
@@ -96,6 +102,8 @@ json_t *agent_beat_report(struct agent *ag);
 json_t *agent_stamp(struct agent *ag, json_t *answer);
 /* Report now, not at the next interval (a domain ended by itself). */
 void agent_beat_now(struct agent *ag);
+/* The same, after the beat in flight if there is one. */
+void agent_beat_soon(struct agent *ag);
 /* Watch domain domid's process: its end is reported as it happens. */
 void agent_beat_watch(struct agent *ag, int domid);
 /* Note state-dir as it is now (after joining); later changes mean it was lost. */
@@ -143,6 +151,15 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 /* Cut the migrations in flight (each fails as before GO) and wait for their
  * threads; afterwards none starts. Call before freeing what they use. */
 void agent_migrations_stop(void);
+
+/* ---- ha_ops.c: HA on this host (ha/ does the work) ---- */
+/* At start: a previous run that was armed and did not disarm is fenced
+ * now (its domains killed, as its watchdog would), before anything runs. */
+void agent_ha_leftover(struct agent *ag);
+json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_ha_disarm(struct agent *ag, json_t *args, json_t **result);
+/* Leave HA cleanly (the agent stops): the peers exclude this host. */
+void agent_ha_stop(struct agent *ag);
 
 /* ---- server.c ---- */
 /* Every method of agent_proto.h has a handler of its kind (0), else -1. */

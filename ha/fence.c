@@ -142,6 +142,7 @@ int ha_watchdog_main(int argc, char **argv)
 {
 	if (argc < 4)
 		return 2;
+	log_init("pool-agent ha-watchdog", LOG_LVL_INFO);
 	int fd = atoi(argv[2]);
 	const char *dir = argv[3];
 	struct wd_page *p = mmap(NULL, sizeof *p, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
