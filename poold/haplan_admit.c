@@ -1,0 +1,237 @@
+/*
+ * haplan_admit.c - the failover planner's two other uses (see haplan.h):
+ * the restart plan after a failure, in XAPI's restart order, and
+ * admission control: would a change break the plan the pool keeps?
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "haplan.h"
+#include "xerr.h"
+
+static void *alloc0(size_t n, size_t size)
+{
+	return calloc(n ? n : 1, size);
+}
+
+/* ---- restart order ---- */
+
+struct order_ctx {
+	const struct place_pool *pool;
+	const struct haplan_vm *vms;
+};
+
+/* XAPI: ascending order, negative orders last. */
+static int order_rank(int64_t a, int64_t b)
+{
+	bool na = a < 0, nb = b < 0;
+	if (na != nb)
+		return na ? 1 : -1;
+	return (a > b) - (a < b);
+}
+
+static int prio_rank(enum haplan_priority p)
+{
+	return p == HAPLAN_RESTART ? 0 : p == HAPLAN_BEST_EFFORT ? 1 : 2;
+}
+
+static int by_restart(const void *a, const void *b, void *arg)
+{
+	const struct order_ctx *o = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct haplan_vm *x = &o->vms[i], *y = &o->vms[j];
+	int c = prio_rank(x->hv_priority) - prio_rank(y->hv_priority);
+	if (!c)
+		c = order_rank(x->hv_order, y->hv_order);
+	if (c)
+		return c;
+	const struct place_vm *vx = &o->pool->pp_vms[x->hv_vm], *vy = &o->pool->pp_vms[y->hv_vm];
+	if (vx->pv_memory != vy->pv_memory)
+		return vx->pv_memory > vy->pv_memory ? -1 : 1;
+	c = strcmp(vx->pv_ref ? vx->pv_ref : "", vy->pv_ref ? vy->pv_ref : "");
+	return c ? c : (i > j) - (i < j);
+}
+
+void haplan_order(const struct place_pool *pool, const struct haplan_vm *vms, size_t n, size_t *order)
+{
+	struct order_ctx o = {pool, vms};
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof *order, by_restart, &o);
+}
+
+/* ---- the restart plan ---- */
+
+static struct evac_plan *plan_alloc(size_t nv, size_t nh)
+{
+	struct evac_plan *pl = calloc(1, sizeof *pl);
+	if (!pl)
+		return NULL;
+	pl->pl_vms = alloc0(nv, sizeof *pl->pl_vms);
+	pl->pl_order = alloc0(nv, sizeof *pl->pl_order);
+	pl->pl_left = alloc0(nh, sizeof *pl->pl_left);
+	pl->pl_added = alloc0(nh, sizeof *pl->pl_added);
+	pl->pl_nvms = nv;
+	pl->pl_nhosts = nh;
+	if (!pl->pl_vms || !pl->pl_order || !pl->pl_left || !pl->pl_added) {
+		evacplan_free(pl);
+		return NULL;
+	}
+	for (size_t i = 0; i < nv; i++)
+		pl->pl_vms[i].ep_host = PLACE_NONE;
+	return pl;
+}
+
+struct evac_plan *haplan_restart(const struct place_pool *pool, const struct haplan_vm *vms, size_t n,
+				 const bool *excluded)
+{
+	struct place_pool p = *pool;
+	p.pp_flags = PLACE_START;
+	struct place_host *hosts = alloc0(pool->pp_nhosts, sizeof *hosts);
+	size_t *order = alloc0(n, sizeof *order);
+	struct evac_plan *pl = plan_alloc(pool->pp_nvms, pool->pp_nhosts);
+	struct place_index *ix = NULL;
+	if (hosts && order && pl) {
+		for (size_t h = 0; h < pool->pp_nhosts; h++) {
+			hosts[h] = pool->pp_hosts[h];
+			hosts[h].ph_ha = NULL; /* the plan itself: no admission */
+		}
+		p.pp_hosts = hosts;
+		ix = place_index_new(&p);
+	}
+	if (!ix) {
+		free(hosts);
+		free(order);
+		evacplan_free(pl);
+		return NULL;
+	}
+	haplan_order(pool, vms, n, order);
+	for (size_t k = 0; k < n; k++) {
+		size_t v = vms[order[k]].hv_vm;
+		json_t *err = NULL;
+		pl->pl_order[k] = v;
+		size_t h = v < pool->pp_nvms ? place_pick(ix, v, excluded, &err) : PLACE_NONE;
+		if (h == PLACE_NONE) {
+			pl->pl_vms[v < pool->pp_nvms ? v : 0].ep_error = err;
+			pl->pl_failed++;
+			continue;
+		}
+		place_take(ix, v, h);
+		pl->pl_vms[v] = (struct evac_place){h, pool->pp_vms[v].pv_memory, NULL};
+		pl->pl_placed++;
+	}
+	for (size_t h = 0; h < pool->pp_nhosts; h++) {
+		pl->pl_left[h] = place_left(ix, h);
+		pl->pl_added[h] = place_added(ix, h);
+	}
+	place_index_free(ix);
+	free(hosts);
+	free(order);
+	return pl;
+}
+
+/* ---- admission ---- */
+
+static size_t host_index(const struct place_pool *pool, const struct place_host *h)
+{
+	for (size_t i = 0; h && i < pool->pp_nhosts; i++)
+		if (strcmp(pool->pp_hosts[i].ph_ref ? pool->pp_hosts[i].ph_ref : "", h->ph_ref ? h->ph_ref : "") == 0)
+			return i;
+	return PLACE_NONE;
+}
+
+static size_t vm_index(const struct place_pool *pool, const struct haplan_vm *vms, size_t n,
+		       const struct place_vm *vm)
+{
+	for (size_t i = 0; vm && i < n; i++)
+		if (strcmp(pool->pp_vms[vms[i].hv_vm].pv_ref ? pool->pp_vms[vms[i].hv_vm].pv_ref : "",
+			   vm->pv_ref ? vm->pv_ref : "") == 0)
+			return i;
+	return PLACE_NONE;
+}
+
+static void move_memory(struct place_host *hosts, size_t from, size_t to, int64_t bytes)
+{
+	if (from != PLACE_NONE)
+		hosts[from].ph_available += bytes;
+	if (to != PLACE_NONE)
+		hosts[to].ph_available -= bytes;
+}
+
+/* The pool after the change: hosts (copied, memory moved, disabled),
+ * VMs (the changed one appended when new), the haplan list. */
+struct changed {
+	struct place_pool pool;
+	struct place_host *hosts;
+	struct place_vm *pvms;
+	struct haplan_vm *vms;
+	size_t n;
+};
+
+static bool apply(const struct place_pool *pool, const struct haplan_vm *vms, size_t n,
+		  const struct haplan_change *ch, struct changed *c)
+{
+	size_t nh = pool->pp_nhosts, nv = pool->pp_nvms;
+	c->hosts = alloc0(nh, sizeof *c->hosts);
+	c->pvms = alloc0(nv + 1, sizeof *c->pvms);
+	c->vms = alloc0(n + 1, sizeof *c->vms);
+	if (!c->hosts || !c->pvms || !c->vms)
+		return false;
+	memcpy(c->hosts, pool->pp_hosts, nh * sizeof *c->hosts);
+	memcpy(c->pvms, pool->pp_vms, nv * sizeof *c->pvms);
+	memcpy(c->vms, vms, n * sizeof *c->vms);
+	c->n = n;
+	for (size_t i = 0; ch->hc_moves && i < n; i++)
+		if (ch->hc_moves[i] != PLACE_NONE && ch->hc_moves[i] < nh) {
+			move_memory(c->hosts, vms[i].hv_home, ch->hc_moves[i], pool->pp_vms[vms[i].hv_vm].pv_memory);
+			c->vms[i].hv_home = ch->hc_moves[i];
+		}
+	for (size_t h = 0; ch->hc_disabled && h < nh; h++)
+		if (ch->hc_disabled[h])
+			c->hosts[h].ph_enabled = false;
+	if (ch->hc_vm) {
+		move_memory(c->hosts, ch->hc_src, ch->hc_dst, ch->hc_vm->pv_memory);
+		size_t i = vm_index(pool, vms, n, ch->hc_vm);
+		if (i == PLACE_NONE && ch->hc_protected) {
+			c->pvms[nv] = *ch->hc_vm;
+			c->vms[c->n++] = (struct haplan_vm){nv++, HAPLAN_RESTART, 0, ch->hc_dst};
+		} else if (i != PLACE_NONE) {
+			c->vms[i].hv_home = ch->hc_dst;
+			c->vms[i].hv_priority = ch->hc_protected ? HAPLAN_RESTART : HAPLAN_NONE;
+		}
+	}
+	c->pool = (struct place_pool){NULL, c->hosts, nh, c->pvms, nv, PLACE_START};
+	return true;
+}
+
+bool haplan_admits_change(const struct place_pool *pool, const struct haplan_vm *vms, size_t n, int k,
+			  const struct haplan_change *ch)
+{
+	struct changed c = {0};
+	bool ok = false;
+	if (apply(pool, vms, n, ch, &c)) {
+		struct haplan_pool *hp = haplan_pool_new(&c.pool, c.vms, c.n);
+		ok = hp && haplan_exists(hp, k, NULL);
+		haplan_pool_free(hp);
+	}
+	free(c.hosts);
+	free(c.pvms);
+	free(c.vms);
+	return ok;
+}
+
+static bool admits(const struct place_ha *row, const struct place_vm *vm, const struct place_host *src,
+		   const struct place_host *dst)
+{
+	const struct haplan_admit *a = (const struct haplan_admit *)row;
+	size_t d = host_index(a->ha_pool, dst);
+	if (d == PLACE_NONE)
+		return true; /* a host the plan does not know (joined since): no plan to break there */
+	struct haplan_change ch = {vm, d, host_index(a->ha_pool, src), vm->pv_ha_protected, NULL, NULL};
+	return haplan_admits_change(a->ha_pool, a->ha_vms, a->ha_nvms, a->ha_k, &ch);
+}
+
+void haplan_admit_init(struct haplan_admit *a, const struct place_pool *pool, const struct haplan_vm *vms,
+		       size_t n, int k)
+{
+	*a = (struct haplan_admit){{admits, a}, pool, vms, n, k};
+}
