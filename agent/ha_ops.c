@@ -72,10 +72,33 @@ static struct ha_fence *fence_for(struct agent *ag, char *err, size_t errlen)
 	return ha_fence_sim_new(ag->ag_exe, dir, ag->ag_state, err, errlen);
 }
 
+/* The statefile is a VDI: its file is found in the SR plugged here, never
+ * taken from the wire (as a domain's disks). */
+static json_t *statefile_of(struct agent *ag, const json_t *given, json_t **conf)
+{
+	struct be_disk d;
+	memset(&d, 0, sizeof d);
+	const char *sr = json_string_value(json_object_get(given, "statefile_sr"));
+	const char *vdi = json_string_value(json_object_get(given, "statefile_vdi"));
+	snprintf(d.bd_sr_uuid, sizeof d.bd_sr_uuid, "%s", sr ? sr : "");
+	snprintf(d.bd_vdi_uuid, sizeof d.bd_vdi_uuid, "%s", vdi ? vdi : "");
+	json_t *e = agent_disk_locate(ag, &d);
+	if (e) {
+		json_decref(e);
+		return xerr_new(XE_HA_HOST_CANNOT_ACCESS_STATEFILE, NULL);
+	}
+	*conf = json_deep_copy(given);
+	json_object_set_new(*conf, "statefile", json_string(d.bd_path));
+	return NULL;
+}
+
 json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result)
 {
 	struct ha_config cfg;
-	json_t *e = ha_config_parse(json_array_get(args, 0), ag->ag_host_uuid, &cfg);
+	json_t *given = NULL, *e = statefile_of(ag, json_array_get(args, 0), &given);
+	if (!e)
+		e = ha_config_parse(given, ag->ag_host_uuid, &cfg);
+	json_decref(given);
 	if (e)
 		return e;
 	json_t *now = ha_report(ag);

@@ -34,6 +34,7 @@
 #define HA_STATEFILE_SIZE (HA_SLOT_SIZE * (1 + HA_MAX_HOSTS))
 #define HA_LEASE_OFFSET 2048 /* header bytes [2048, 4096): the future master lease */
 #define HA_KEY_LEN 32
+#define HA_JOIN_GRACE_MS 30000 /* a liveset forms within T plus this, or arming fails */
 #define HA_MIN_TIMEOUT_S 3
 #define HA_MAX_TIMEOUT_S 3600
 

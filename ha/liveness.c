@@ -44,7 +44,7 @@ void ha_timing_for(int64_t timeout_ms, struct ha_timing *t)
 		.ht_statefile_ms = sf,
 		.ht_margin_ms = 500,
 		.ht_tick_ms = 100,
-		.ht_join_ms = T + 30000,
+		.ht_join_ms = T + HA_JOIN_GRACE_MS,
 	};
 }
 

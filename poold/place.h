@@ -54,6 +54,7 @@ enum place_flags {
 	PLACE_START = 1,   /* the VM boots there: VM.start, VM.start_on (HA restarts later) */
 	PLACE_MIGRATE = 2, /* the running VM moves there: VM.pool_migrate, host.evacuate */
 	PLACE_FORCE = 4,   /* XAPI's force=true: skip the CPU check only */
+	PLACE_NO_HA = 8,   /* snapshot.c attaches no HA admission: HA's own restarts and plans */
 };
 #define PLACE_ANY (PLACE_START | PLACE_MIGRATE)
 
