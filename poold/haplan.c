@@ -325,3 +325,63 @@ int haplan_tolerance(struct haplan_pool *hp, int limit, struct haplan_why *why)
 		k++;
 	return k - 1;
 }
+
+/* ---- the restart plan ---- */
+
+static struct evac_plan *plan_alloc(size_t nv, size_t nh)
+{
+	struct evac_plan *pl = calloc(1, sizeof *pl);
+	if (!pl)
+		return NULL;
+	pl->pl_vms = alloc0(nv, sizeof *pl->pl_vms);
+	pl->pl_order = alloc0(nv, sizeof *pl->pl_order);
+	pl->pl_left = alloc0(nh, sizeof *pl->pl_left);
+	pl->pl_added = alloc0(nh, sizeof *pl->pl_added);
+	pl->pl_nvms = nv;
+	pl->pl_nhosts = nh;
+	if (!pl->pl_vms || !pl->pl_order || !pl->pl_left || !pl->pl_added) {
+		evacplan_free(pl);
+		return NULL;
+	}
+	for (size_t i = 0; i < nv; i++)
+		pl->pl_vms[i].ep_host = PLACE_NONE;
+	return pl;
+}
+
+struct evac_plan *haplan_restart(const struct place_pool *pool, const struct haplan_vm *vms, size_t n,
+				 const bool *excluded)
+{
+	struct haplan_pool *hp = haplan_pool_new(pool, vms, n);
+	struct evac_plan *pl = hp ? plan_alloc(pool->pp_nvms, pool->pp_nhosts) : NULL;
+	size_t *order = alloc0(n, sizeof *order);
+	if (!hp || !pl || !order) {
+		haplan_pool_free(hp);
+		evacplan_free(pl);
+		free(order);
+		return NULL;
+	}
+	haplan_order(pool, vms, n, order);
+	for (size_t k = 0; k < n; k++) {
+		size_t v = vms[order[k]].hv_vm;
+		json_t *err = NULL;
+		if (v >= pool->pp_nvms)
+			continue;
+		pl->pl_order[k] = v;
+		size_t h = place_pick(hp->hp_ix, v, excluded, &err);
+		if (h == PLACE_NONE) {
+			pl->pl_vms[v].ep_error = err;
+			pl->pl_failed++;
+			continue;
+		}
+		place_take(hp->hp_ix, v, h);
+		pl->pl_vms[v] = (struct evac_place){h, pool->pp_vms[v].pv_memory, NULL};
+		pl->pl_placed++;
+	}
+	for (size_t h = 0; h < pool->pp_nhosts; h++) {
+		pl->pl_left[h] = place_left(hp->hp_ix, h);
+		pl->pl_added[h] = place_added(hp->hp_ix, h);
+	}
+	haplan_pool_free(hp);
+	free(order);
+	return pl;
+}

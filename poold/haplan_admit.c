@@ -1,6 +1,5 @@
 /*
- * haplan_admit.c - the failover planner's two other uses (see haplan.h):
- * the restart plan after a failure, in XAPI's restart order, and
+ * haplan_admit.c - the failover planner's restart order (XAPI's), and
  * admission control: would a change break the plan the pool keeps?
  */
 #include <stdlib.h>
@@ -57,76 +56,6 @@ void haplan_order(const struct place_pool *pool, const struct haplan_vm *vms, si
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	qsort_r(order, n, sizeof *order, by_restart, &o);
-}
-
-/* ---- the restart plan ---- */
-
-static struct evac_plan *plan_alloc(size_t nv, size_t nh)
-{
-	struct evac_plan *pl = calloc(1, sizeof *pl);
-	if (!pl)
-		return NULL;
-	pl->pl_vms = alloc0(nv, sizeof *pl->pl_vms);
-	pl->pl_order = alloc0(nv, sizeof *pl->pl_order);
-	pl->pl_left = alloc0(nh, sizeof *pl->pl_left);
-	pl->pl_added = alloc0(nh, sizeof *pl->pl_added);
-	pl->pl_nvms = nv;
-	pl->pl_nhosts = nh;
-	if (!pl->pl_vms || !pl->pl_order || !pl->pl_left || !pl->pl_added) {
-		evacplan_free(pl);
-		return NULL;
-	}
-	for (size_t i = 0; i < nv; i++)
-		pl->pl_vms[i].ep_host = PLACE_NONE;
-	return pl;
-}
-
-struct evac_plan *haplan_restart(const struct place_pool *pool, const struct haplan_vm *vms, size_t n,
-				 const bool *excluded)
-{
-	struct place_pool p = *pool;
-	p.pp_flags = PLACE_START;
-	struct place_host *hosts = alloc0(pool->pp_nhosts, sizeof *hosts);
-	size_t *order = alloc0(n, sizeof *order);
-	struct evac_plan *pl = plan_alloc(pool->pp_nvms, pool->pp_nhosts);
-	struct place_index *ix = NULL;
-	if (hosts && order && pl) {
-		for (size_t h = 0; h < pool->pp_nhosts; h++) {
-			hosts[h] = pool->pp_hosts[h];
-			hosts[h].ph_ha = NULL; /* the plan itself: no admission */
-		}
-		p.pp_hosts = hosts;
-		ix = place_index_new(&p);
-	}
-	if (!ix) {
-		free(hosts);
-		free(order);
-		evacplan_free(pl);
-		return NULL;
-	}
-	haplan_order(pool, vms, n, order);
-	for (size_t k = 0; k < n; k++) {
-		size_t v = vms[order[k]].hv_vm;
-		json_t *err = NULL;
-		pl->pl_order[k] = v;
-		size_t h = v < pool->pp_nvms ? place_pick(ix, v, excluded, &err) : PLACE_NONE;
-		if (h == PLACE_NONE) {
-			pl->pl_vms[v < pool->pp_nvms ? v : 0].ep_error = err;
-			pl->pl_failed++;
-			continue;
-		}
-		place_take(ix, v, h);
-		pl->pl_vms[v] = (struct evac_place){h, pool->pp_vms[v].pv_memory, NULL};
-		pl->pl_placed++;
-	}
-	for (size_t h = 0; h < pool->pp_nhosts; h++) {
-		pl->pl_left[h] = place_left(ix, h);
-		pl->pl_added[h] = place_added(ix, h);
-	}
-	place_index_free(ix);
-	free(hosts);
-	free(order);
-	return pl;
 }
 
 /* ---- admission ---- */
