@@ -47,12 +47,21 @@ typedef uint64_t ha_set;
 
 /* Intervals derived from the timeout T, as XAPI's (heartbeat
  * min((T+10)/10, 3) s, statefile max(2, T/20) s), scaled so that small
- * T (5 s) still sees several beats and writes per T. margin: how much
+ * T (5 s) still sees several beats and writes per T. slot_live: a host
+ * takes part in the partition contest only while its slot keeps changing
+ * (well under T: a host that died drops out before its peers stop hearing
+ * it, so its stale word never ties with the living). settle: a host out
+ * of the best partition fences only once that has lasted a beat and a
+ * statefile write (its peers' words lag their own timers by that much, so
+ * a fresh view can briefly show a clique that no longer exists). margin:
+ * how much
  * longer than T a host must be silent before its peers count it fenced
  * (its own watchdog fires by T: the margin covers the watchdog's polling,
  * the kill and the delivery of the last word). */
 struct ha_timing {
 	int64_t ht_timeout_ms, ht_beat_ms, ht_statefile_ms, ht_margin_ms, ht_tick_ms, ht_join_ms;
+	int64_t ht_slot_live_ms; /* a slot that changed within this is a host alive in the statefile */
+	int64_t ht_settle_ms;    /* out of the best partition this long before fencing (views converge) */
 };
 void ha_timing_for(int64_t timeout_ms, struct ha_timing *t);
 
@@ -76,6 +85,7 @@ struct ha_input {
 	int64_t hi_sf_read_ms;            /* start of the last read of the slots that succeeded */
 	int64_t hi_armed_ms;              /* when this host armed (silence is counted from then at most) */
 	bool hi_joining;                  /* not yet part of a formed liveset: never fences */
+	int64_t hi_losing_ms;             /* since when the last verdicts put us outside the best partition, -1 */
 	ha_set hi_expect;                 /* joining: the members poold says are up */
 	struct ha_peer hi_peers[HA_MAX_HOSTS]; /* [hi_self] is not read */
 };
@@ -91,6 +101,7 @@ struct ha_verdict {
 	enum ha_rule hv_rule;
 	bool hv_statefile;     /* this host sees the statefile (wrote and read within T) */
 	bool hv_formed;        /* joining: the liveset poold expects has formed */
+	bool hv_losing;        /* outside the best partition now (fences once it lasts ht_settle_ms) */
 	ha_set hv_hears;       /* members heard on the network within T (self included) */
 	ha_set hv_liveset;     /* the survivors as this host computes them */
 	ha_set hv_fenced;      /* members known fenced: their word, or silence (T + margin) */

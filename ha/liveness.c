@@ -3,8 +3,9 @@
  * function of what the host heard, read and when (see ha.h).
  *
  * Rule 1: the host sees the statefile and is in the best partition: the
- * largest set of hosts that all see the statefile and all hear each
- * other (ties: the one holding the lowest host uuid). Rule 2: every host
+ * largest set of hosts that all see the statefile (their slots keep
+ * changing) and all hear each other (ties: the one holding the lowest
+ * host uuid). Rule 2: every host
  * has lost the statefile, and all of them still hear each other. Else
  * the host fences. Hosts that left HA cleanly (excluded) and hosts known
  * to have fenced take no part.
@@ -46,6 +47,11 @@ void ha_timing_for(int64_t timeout_ms, struct ha_timing *t)
 		.ht_tick_ms = 100,
 		.ht_join_ms = T + HA_JOIN_GRACE_MS,
 	};
+	/* two writes and a read late at most, and never half of T */
+	t->ht_slot_live_ms = 2 * sf + 2 * t->ht_tick_ms;
+	if (t->ht_slot_live_ms > T / 2)
+		t->ht_slot_live_ms = T / 2;
+	t->ht_settle_ms = beat + sf + 2 * t->ht_tick_ms;
 }
 
 /* Is a better than b (both cliques)? Larger; on a tie the one holding
@@ -126,7 +132,7 @@ static void view_peers(const struct ha_input *in, struct view *v)
 		v->w[j] = latest(p);
 		if (fresh(p->hp_net_ms, v->now, v->T))
 			v->net |= HA_BIT(j);
-		if (v->statefile && fresh(p->hp_slot_ms, v->now, v->T))
+		if (v->statefile && fresh(p->hp_slot_ms, v->now, t->ht_slot_live_ms))
 			v->slot |= HA_BIT(j);
 		if (v->w[j].fenced)
 			v->fenced_word |= HA_BIT(j);
@@ -163,10 +169,13 @@ static void rule1(const struct ha_input *in, const struct view *v, struct ha_ver
 	ha_set best = ha_best_clique(v->n, v->adj, cand);
 	int64_t since = in->hi_sf_write_ms < in->hi_sf_read_ms ? in->hi_sf_write_ms : in->hi_sf_read_ms;
 	out->hv_liveset = best;
-	if (best & HA_BIT(v->self)) {
+	out->hv_losing = !(best & HA_BIT(v->self));
+	bool settled = in->hi_losing_ms >= 0 && v->now - in->hi_losing_ms >= in->hi_timing.ht_settle_ms;
+	if (!out->hv_losing || !settled) {
 		out->hv_rule = HA_RULE1;
 		out->hv_deadline_ms = since + v->T;
-		out->hv_why = "sees the statefile and is in the best partition";
+		out->hv_why = out->hv_losing ? "sees the statefile; outside the best partition, waiting for the views to settle"
+					     : "sees the statefile and is in the best partition";
 	} else {
 		out->hv_rule = HA_FENCE;
 		out->hv_why = "sees the statefile but another partition is larger (or as large and holds a lower uuid)";
@@ -215,7 +224,7 @@ void ha_decide(const struct ha_input *in, struct ha_verdict *out)
 	} else {
 		rule2(in, &v, out);
 	}
-	if (out->hv_rule == HA_FENCE)
+	if (out->hv_rule == HA_FENCE || out->hv_losing)
 		out->hv_liveset &= ~HA_BIT(v.self);
 	if (in->hi_joining) {
 		/* the would-be verdict says when the liveset has formed */

@@ -254,6 +254,11 @@ static bool decide(struct ha_monitor *m, const char **why)
 	m->m_in.hi_now_ms = m->m_ticked = now();
 	m->m_in.hi_joining = m->m_joining;
 	ha_decide(&m->m_in, &m->m_v);
+	/* how long we have been outside the best partition */
+	if (!m->m_v.hv_losing)
+		m->m_in.hi_losing_ms = -1;
+	else if (m->m_in.hi_losing_ms < 0)
+		m->m_in.hi_losing_ms = m->m_in.hi_now_ms;
 	if (m->m_joining && m->m_v.hv_formed) {
 		m->m_joining = false;
 		log_info("HA: joined the liveset (%d host(s))", ha_count(m->m_v.hv_liveset));
@@ -364,7 +369,7 @@ struct ha_monitor *ha_monitor_start(const struct ha_config *cfg, const char *boo
 	pthread_mutex_init(&m->m_write_mu, NULL);
 	m->m_in = (struct ha_input){.hi_n = cfg->hc_n, .hi_self = cfg->hc_self, .hi_timing = m->m_t,
 				    .hi_sf_write_ms = -1, .hi_sf_read_ms = -1, .hi_armed_ms = now(),
-				    .hi_joining = true, .hi_expect = cfg->hc_expect};
+				    .hi_joining = true, .hi_expect = cfg->hc_expect, .hi_losing_ms = -1};
 	m->m_ticked = now();
 	for (int i = 0; i < HA_MAX_HOSTS; i++)
 		m->m_in.hi_peers[i].hp_net_ms = m->m_in.hi_peers[i].hp_slot_ms = -1;

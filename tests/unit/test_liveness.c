@@ -95,7 +95,7 @@ static void peer_slot(const struct scen *s, int j, int64_t t, struct ha_peer *p)
 
 static void view(const struct scen *s, int h, int64_t t, struct ha_input *in)
 {
-	memset(in, 0, sizeof *in);
+	memset(in, 0, sizeof *in); /* hi_losing_ms 0: any loss has lasted long enough to settle */
 	in->hi_n = s->n;
 	in->hi_self = h;
 	in->hi_now_ms = t;
@@ -246,6 +246,196 @@ static void test_every_partition(void **state)
 	assert_true(nchecked > 100000);
 }
 
+/* ---- deaths and partitions as they unfold --------------------------------- *
+ * Every host beats and writes its slot on its own phase. At t0 either a
+ * victim stops dead (no last word), or the network splits into groups
+ * (every host keeps the statefile). Each host's view is rebuilt every
+ * 50 ms from t0 - 1 s to 3 T later, each peer's word as it was when sent
+ * (its heard set from its own timers then); a host whose verdict says
+ * fence stops a tick later, with or without a last word. Checked:
+ *   - the hosts that should survive never fence (a dead host's stale word
+ *     must not tie with the living; the larger partition wins);
+ *   - every other host fences;
+ *   - nobody is declared fenced before it stopped, and one that stopped
+ *     without a word only T + margin after its last sign of life;
+ *   - the survivors end up declaring every host that stopped. */
+
+#define INF INT64_MAX
+
+struct timeline {
+	int n, group[NMAX];
+	int64_t t0, beat, sf, phase_b[NMAX], phase_s[NMAX];
+	int64_t stop[NMAX]; /* INF: running */
+	bool hung[NMAX];    /* stopped dead, not by a verdict: only its watchdog fenced it */
+	int64_t losing[NMAX]; /* as the monitor keeps it: outside the best partition since, -1 */
+	bool word;          /* a fencing host says so in its slot and a beat */
+};
+
+/* The last event of host j's series (period, phase) at or before t. */
+static int64_t sent(const struct timeline *tl, int j, int64_t period, int64_t phase, int64_t t)
+{
+	if (tl->stop[j] != INF && t >= tl->stop[j])
+		t = tl->stop[j] - 1;
+	return t < phase ? -1 : (t - phase) / period * period + phase;
+}
+
+/* The last beat of k that reached j by t (none across the split after t0). */
+static int64_t got(const struct timeline *tl, int j, int k, int64_t t)
+{
+	if (tl->group[j] != tl->group[k] && t >= tl->t0)
+		t = tl->t0 - 1;
+	return sent(tl, k, tl->beat, tl->phase_b[k], t);
+}
+
+static ha_set tl_hears(const struct timeline *tl, int j, int64_t s)
+{
+	ha_set h = HA_BIT(j);
+	for (int k = 0; k < tl->n; k++) {
+		int64_t b = got(tl, j, k, s);
+		if (k != j && b >= 0 && s - b < T)
+			h |= HA_BIT(k);
+	}
+	return h;
+}
+
+/* What h knows of j at t. */
+static void tl_peer(const struct timeline *tl, int h, int j, int64_t t, struct ha_peer *p)
+{
+	int64_t b = got(tl, h, j, t), w = sent(tl, j, tl->sf, tl->phase_s[j], t - 60); /* a read later */
+	p->hp_net_ms = b;
+	p->hp_net_hears = b >= 0 ? tl_hears(tl, j, b) : 0;
+	p->hp_net_statefile = true;
+	p->hp_slot_ms = w >= 0 ? w + 60 : -1;
+	p->hp_slot_hears = w >= 0 ? tl_hears(tl, j, w) : 0;
+	if (tl->word && tl->stop[j] != INF && t >= tl->stop[j] + 60) { /* its last word */
+		p->hp_slot_ms = tl->stop[j] + 60;
+		p->hp_slot_fenced = true;
+		if (tl->group[h] == tl->group[j] || tl->stop[j] < tl->t0) {
+			p->hp_net_ms = tl->stop[j];
+			p->hp_net_fenced = true;
+		}
+	}
+}
+
+static void tl_view(const struct timeline *tl, int h, int64_t t, struct ha_input *in)
+{
+	memset(in, 0, sizeof *in);
+	in->hi_n = tl->n;
+	in->hi_self = h;
+	in->hi_now_ms = t;
+	in->hi_timing = timing();
+	in->hi_sf_write_ms = sent(tl, h, tl->sf, tl->phase_s[h], t);
+	in->hi_sf_read_ms = t - 60;
+	for (int j = 0; j < tl->n; j++)
+		if (j != h)
+			tl_peer(tl, h, j, t, &in->hi_peers[j]);
+}
+
+/* The last sign of life of j as others can see it. */
+static int64_t last_sign(const struct timeline *tl, int j)
+{
+	int64_t b = sent(tl, j, tl->beat, tl->phase_b[j], tl->stop[j]);
+	int64_t w = sent(tl, j, tl->sf, tl->phase_s[j], tl->stop[j]) + 60;
+	return b > w ? b : w;
+}
+
+static int tl_views;
+
+/* Run the timeline; winners: the hosts that must stay up. */
+static void tl_run(struct timeline *tl, ha_set winners)
+{
+	struct ha_timing tm = timing();
+	ha_set declared_by_all = ~(ha_set)0;
+	for (int64_t t = tl->t0 - 1000; t < tl->t0 + 3 * T; t += 50)
+		for (int h = 0; h < tl->n; h++) {
+			if (tl->stop[h] != INF)
+				continue; /* fencing or gone: acts on no verdict */
+			struct ha_input in;
+			struct ha_verdict v;
+			tl_view(tl, h, t, &in);
+			in.hi_losing_ms = tl->losing[h];
+			ha_decide(&in, &v);
+			tl->losing[h] = !v.hv_losing ? -1 : tl->losing[h] < 0 ? t : tl->losing[h];
+			tl_views++;
+			if (v.hv_rule == HA_FENCE) {
+				if (winners & HA_BIT(h))
+					fail_msg("n %d: host %d fences at t0%+lld: %s", tl->n, h, (long long)(t - tl->t0),
+						 v.hv_why);
+				tl->stop[h] = t + tm.ht_tick_ms;
+				continue;
+			}
+			for (int j = 0; j < tl->n; j++) {
+				if (!(v.hv_fenced & HA_BIT(j)))
+					continue;
+				assert_true(tl->stop[j] <= t);
+				if (tl->hung[j]) /* its watchdog fired by T after its last word */
+					assert_true(t >= last_sign(tl, j) + T + tm.ht_margin_ms);
+			}
+			if (t >= tl->t0 + 3 * T - 500)
+				declared_by_all &= v.hv_fenced | HA_BIT(h);
+		}
+	for (int h = 0; h < tl->n; h++)
+		assert_true((tl->stop[h] == INF) == ((winners & HA_BIT(h)) != 0));
+	if ((declared_by_all & ~winners) != ((HA_BIT(tl->n) - 1) & ~winners))
+		fail_msg("n %d word %d: declared %llx, stopped %llx (stop %lld, last sign %lld)", tl->n, tl->word,
+			 (unsigned long long)declared_by_all, (unsigned long long)((HA_BIT(tl->n) - 1) & ~winners),
+			 (long long)(tl->stop[1] - tl->t0), (long long)(last_sign(tl, 1) - tl->t0));
+}
+
+static void tl_init(struct timeline *tl, int n, int seed, bool word)
+{
+	struct ha_timing tm = timing();
+	memset(tl, 0, sizeof *tl);
+	tl->n = n;
+	tl->t0 = 100000;
+	tl->beat = tm.ht_beat_ms;
+	tl->sf = tm.ht_statefile_ms;
+	tl->word = word;
+	for (int i = 0; i < n; i++) {
+		tl->phase_b[i] = (seed * 373 + i * 311) % tl->beat;
+		tl->phase_s[i] = (seed * 157 + i * 577) % tl->sf;
+		tl->stop[i] = INF;
+		tl->losing[i] = -1;
+	}
+}
+
+static void test_death_timeline(void **state)
+{
+	(void)state;
+	for (int n = 2; n <= NMAX; n++)
+		for (int victim = 0; victim < n; victim++)
+			for (int seed = 0; seed < 12; seed++) {
+				struct timeline tl;
+				tl_init(&tl, n, seed, false);
+				tl.stop[victim] = tl.t0;
+				tl.hung[victim] = true;
+				tl_run(&tl, (HA_BIT(n) - 1) & ~HA_BIT(victim));
+			}
+	assert_true(tl_views > 10000);
+}
+
+static void test_partition_timeline(void **state)
+{
+	(void)state;
+	int runs = 0;
+	for (int n = 2; n <= NMAX; n++)
+		for (unsigned split = 1; split < (1u << n) - 1; split++) /* hosts in split: group 1 */
+			for (int seed = 0; seed < 4; seed++)
+				for (int w = 0; w < 2; w++) {
+					struct timeline tl;
+					tl_init(&tl, n, seed, w);
+					ha_set g1 = split, g0 = (HA_BIT(n) - 1) & ~split;
+					for (int i = 0; i < n; i++)
+						tl.group[i] = (split >> i) & 1;
+					/* the larger; on a tie the one holding host 0 (the lowest uuid) */
+					bool one = ha_count(g1) > ha_count(g0) || (ha_count(g1) == ha_count(g0) && (g1 & 1));
+					ha_set win = one ? g1 : g0;
+					tl_run(&tl, win);
+					runs++;
+				}
+	assert_true(runs > 200);
+}
+
 /* ---- single rules ------------------------------------------------------- */
 
 static struct ha_input base(int n, int self)
@@ -320,6 +510,18 @@ static void test_asymmetric(void **state)
 		ha_decide(&in, &v);
 		assert_int_equal(v.hv_liveset, 0x3);
 		assert_int_equal(v.hv_rule, self == 2 ? HA_FENCE : HA_RULE1);
+		assert_int_equal(v.hv_losing, self == 2);
+		if (self != 2)
+			continue;
+		/* out of the best partition only just now: it waits for the views to settle */
+		in.hi_losing_ms = in.hi_now_ms - timing().ht_settle_ms + 1;
+		ha_decide(&in, &v);
+		assert_int_equal(v.hv_rule, HA_RULE1);
+		assert_true(v.hv_losing);
+		assert_int_equal(v.hv_liveset, 0x3); /* it does not count itself in */
+		in.hi_losing_ms = in.hi_now_ms - timing().ht_settle_ms;
+		ha_decide(&in, &v);
+		assert_int_equal(v.hv_rule, HA_FENCE);
 	}
 }
 
@@ -423,12 +625,22 @@ static void test_timing(void **state)
 	assert_int_equal(t.ht_beat_ms, 1000);
 	assert_int_equal(t.ht_statefile_ms, 1250);
 	assert_true(t.ht_margin_ms > t.ht_tick_ms);
+	assert_true(t.ht_settle_ms > t.ht_beat_ms + t.ht_statefile_ms);
+	/* a living host's slot never looks stale; a dead one drops out well before T */
+	for (int64_t T_ms = HA_MIN_TIMEOUT_S * 1000; T_ms <= 120000; T_ms += 1000) {
+		ha_timing_for(T_ms, &t);
+		assert_true(t.ht_slot_live_ms >= t.ht_statefile_ms + 2 * t.ht_tick_ms);
+		assert_true(t.ht_slot_live_ms <= T_ms / 2);
+		assert_true(t.ht_beat_ms * 5 <= T_ms && t.ht_statefile_ms * 4 <= T_ms);
+	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_partition), cmocka_unit_test(test_all_up),
+		cmocka_unit_test(test_every_partition), cmocka_unit_test(test_death_timeline),
+		cmocka_unit_test(test_partition_timeline),
+		cmocka_unit_test(test_all_up),
 		cmocka_unit_test(test_statefile_lost), cmocka_unit_test(test_asymmetric),
 		cmocka_unit_test(test_best_clique),     cmocka_unit_test(test_excluded),
 		cmocka_unit_test(test_silence_since_armed), cmocka_unit_test(test_joining),
