@@ -370,12 +370,15 @@ static void refuse_unprotected(const struct place_pool *pool, struct evac_plan *
 {
 	for (size_t i = 0; i < plan->pl_nvms; i++) {
 		struct evac_place *pl = &plan->pl_vms[i];
-		if (pl->ep_error || pool->pp_vms[i].pv_ha_protected)
+		if (pool->pp_vms[i].pv_ha_protected)
 			continue;
+		if (pl->ep_error)
+			json_decref(pl->ep_error);
+		else
+			plan->pl_placed--, plan->pl_failed++;
 		pl->ep_error = xerr_new(XE_HOST_EVACUATE_VM_NOT_HA_PROTECTED, pool->pp_vms[i].pv_ref, NULL);
 		pl->ep_host = PLACE_NONE;
-		plan->pl_placed--;
-		plan->pl_failed++;
+		pl->ep_memory = 0;
 	}
 }
 

@@ -69,6 +69,7 @@ class HostDeath(unittest.TestCase):
             self.assertFalse(p.host_metrics(3)["live"])
             wait_until(lambda: all(where(p, vm)[0] == "Running" for vm in first + [second, best]), 20,
                        "protected and best-effort VMs running again")
+            time.sleep(0.3)  # the watcher's next sample sees them too
         finally:
             doubles = watch.stop()
         self.assertEqual(doubles, [], "a VM ran twice")
@@ -256,7 +257,7 @@ class Xe(unittest.TestCase):
         r = p.xe("pool-ha-enable", check=False)
         self.assertIn("HA_IS_ENABLED", r.stderr)
         p.xe("pool-ha-prevent-restarts-for", "seconds=0")
-        p.xe("vm-shutdown", "uuid=" + u, "--force")
+        p.xe("vm-shutdown", "uuid=" + u, "force=true")
         p.xe("pool-ha-disable")
         r = p.xe("pool-ha-disable", check=False)
         self.assertIn("HA_NOT_ENABLED", r.stderr)
