@@ -53,7 +53,9 @@ typedef uint64_t ha_set;
  * it, so its stale word never ties with the living). settle: a host out
  * of the best partition fences only once that has lasted a beat and a
  * statefile write (its peers' words lag their own timers by that much, so
- * a fresh view can briefly show a clique that no longer exists). margin:
+ * a fresh view can briefly show a clique that no longer exists); the same
+ * holds for rule 2, so a host counts the statefile lost a settle before
+ * its evidence runs out (sf_lost = T - settle). margin:
  * how much
  * longer than T a host must be silent before its peers count it fenced
  * (its own watchdog fires by T: the margin covers the watchdog's polling,
@@ -62,6 +64,7 @@ struct ha_timing {
 	int64_t ht_timeout_ms, ht_beat_ms, ht_statefile_ms, ht_margin_ms, ht_tick_ms, ht_join_ms;
 	int64_t ht_slot_live_ms; /* a slot that changed within this is a host alive in the statefile */
 	int64_t ht_settle_ms;    /* out of the best partition this long before fencing (views converge) */
+	int64_t ht_sf_lost_ms;   /* no statefile write/read this long: it is lost (T - settle) */
 };
 void ha_timing_for(int64_t timeout_ms, struct ha_timing *t);
 
@@ -85,7 +88,7 @@ struct ha_input {
 	int64_t hi_sf_read_ms;            /* start of the last read of the slots that succeeded */
 	int64_t hi_armed_ms;              /* when this host armed (silence is counted from then at most) */
 	bool hi_joining;                  /* not yet part of a formed liveset: never fences */
-	int64_t hi_losing_ms;             /* since when the last verdicts put us outside the best partition, -1 */
+	int64_t hi_losing_ms;             /* since when no rule has kept us up (the last verdicts), -1 */
 	ha_set hi_expect;                 /* joining: the members poold says are up */
 	struct ha_peer hi_peers[HA_MAX_HOSTS]; /* [hi_self] is not read */
 };
@@ -101,7 +104,7 @@ struct ha_verdict {
 	enum ha_rule hv_rule;
 	bool hv_statefile;     /* this host sees the statefile (wrote and read within T) */
 	bool hv_formed;        /* joining: the liveset poold expects has formed */
-	bool hv_losing;        /* outside the best partition now (fences once it lasts ht_settle_ms) */
+	bool hv_losing;        /* no rule keeps it up now (it fences once that lasts ht_settle_ms) */
 	ha_set hv_hears;       /* members heard on the network within T (self included) */
 	ha_set hv_liveset;     /* the survivors as this host computes them */
 	ha_set hv_fenced;      /* members known fenced: their word, or silence (T + margin) */

@@ -52,6 +52,7 @@ void ha_timing_for(int64_t timeout_ms, struct ha_timing *t)
 	if (t->ht_slot_live_ms > T / 2)
 		t->ht_slot_live_ms = T / 2;
 	t->ht_settle_ms = beat + sf + 2 * t->ht_tick_ms;
+	t->ht_sf_lost_ms = T - t->ht_settle_ms;
 }
 
 /* Is a better than b (both cliques)? Larger; on a tie the one holding
@@ -158,7 +159,8 @@ static void view_build(const struct ha_input *in, struct view *v)
 	*v = (struct view){.n = in->hi_n, .self = in->hi_self, .now = in->hi_now_ms,
 			   .T = in->hi_timing.ht_timeout_ms};
 	v->all = in->hi_n >= HA_MAX_HOSTS ? ~(ha_set)0 : HA_BIT(in->hi_n) - 1;
-	v->statefile = fresh(in->hi_sf_write_ms, v->now, v->T) && fresh(in->hi_sf_read_ms, v->now, v->T);
+	int64_t lost = in->hi_timing.ht_sf_lost_ms;
+	v->statefile = fresh(in->hi_sf_write_ms, v->now, lost) && fresh(in->hi_sf_read_ms, v->now, lost);
 	view_peers(in, v);
 }
 
@@ -169,13 +171,10 @@ static void rule1(const struct ha_input *in, const struct view *v, struct ha_ver
 	ha_set best = ha_best_clique(v->n, v->adj, cand);
 	int64_t since = in->hi_sf_write_ms < in->hi_sf_read_ms ? in->hi_sf_write_ms : in->hi_sf_read_ms;
 	out->hv_liveset = best;
-	out->hv_losing = !(best & HA_BIT(v->self));
-	bool settled = in->hi_losing_ms >= 0 && v->now - in->hi_losing_ms >= in->hi_timing.ht_settle_ms;
-	if (!out->hv_losing || !settled) {
+	out->hv_deadline_ms = since + v->T;
+	if (best & HA_BIT(v->self)) {
 		out->hv_rule = HA_RULE1;
-		out->hv_deadline_ms = since + v->T;
-		out->hv_why = out->hv_losing ? "sees the statefile; outside the best partition, waiting for the views to settle"
-					     : "sees the statefile and is in the best partition";
+		out->hv_why = "sees the statefile and is in the best partition";
 	} else {
 		out->hv_rule = HA_FENCE;
 		out->hv_why = "sees the statefile but another partition is larger (or as large and holds a lower uuid)";
@@ -198,7 +197,9 @@ static void rule2(const struct ha_input *in, const struct view *v, struct ha_ver
 			ok = false; /* not everyone hears everyone */
 	}
 	if (!ok) {
+		int64_t since = in->hi_sf_write_ms < in->hi_sf_read_ms ? in->hi_sf_write_ms : in->hi_sf_read_ms;
 		out->hv_rule = HA_FENCE;
+		out->hv_deadline_ms = since < 0 ? v->now : since + v->T; /* the last evidence others saw */
 		out->hv_why = "lost the statefile while a peer still sees it or cannot be heard";
 		return;
 	}
@@ -224,7 +225,15 @@ void ha_decide(const struct ha_input *in, struct ha_verdict *out)
 	} else {
 		rule2(in, &v, out);
 	}
-	if (out->hv_rule == HA_FENCE || out->hv_losing)
+	/* no rule keeps us up: fence once that has lasted the settle (the
+	 * peers' words lag their own timers), never past the evidence */
+	out->hv_losing = out->hv_rule == HA_FENCE;
+	bool settled = in->hi_losing_ms >= 0 && v.now - in->hi_losing_ms >= in->hi_timing.ht_settle_ms;
+	if (out->hv_losing && !settled && out->hv_deadline_ms > v.now) {
+		out->hv_rule = v.statefile ? HA_RULE1 : HA_RULE2;
+		out->hv_why = "no rule keeps this host up: waiting a settle for the peers' views before fencing";
+	}
+	if (out->hv_losing)
 		out->hv_liveset &= ~HA_BIT(v.self);
 	if (in->hi_joining) {
 		/* the would-be verdict says when the liveset has formed */

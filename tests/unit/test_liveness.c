@@ -267,7 +267,8 @@ struct timeline {
 	int64_t t0, beat, sf, phase_b[NMAX], phase_s[NMAX];
 	int64_t stop[NMAX]; /* INF: running */
 	bool hung[NMAX];    /* stopped dead, not by a verdict: only its watchdog fenced it */
-	int64_t losing[NMAX]; /* as the monitor keeps it: outside the best partition since, -1 */
+	int64_t losing[NMAX]; /* as the monitor keeps it: no rule kept it up since, -1 */
+	bool sflost[NMAX];  /* its statefile I/O fails from t0 */
 	bool word;          /* a fencing host says so in its slot and a beat */
 };
 
@@ -277,6 +278,24 @@ static int64_t sent(const struct timeline *tl, int j, int64_t period, int64_t ph
 	if (tl->stop[j] != INF && t >= tl->stop[j])
 		t = tl->stop[j] - 1;
 	return t < phase ? -1 : (t - phase) / period * period + phase;
+}
+
+/* The last write of j's slot that succeeded by t; its last good read. */
+static int64_t sf_write(const struct timeline *tl, int j, int64_t t)
+{
+	return sent(tl, j, tl->sf, tl->phase_s[j], tl->sflost[j] && t >= tl->t0 ? tl->t0 - 1 : t);
+}
+
+static int64_t sf_read(const struct timeline *tl, int j, int64_t t)
+{
+	return tl->sflost[j] && t >= tl->t0 ? tl->t0 - 60 : t - 60;
+}
+
+/* Did j see the statefile at s (as its beats say)? */
+static bool sf_ok_at(const struct timeline *tl, int j, int64_t s)
+{
+	int64_t lost = timing().ht_sf_lost_ms, w = sf_write(tl, j, s), r = sf_read(tl, j, s);
+	return w >= 0 && s - w < lost && s - r < lost;
 }
 
 /* The last beat of k that reached j by t (none across the split after t0). */
@@ -301,15 +320,17 @@ static ha_set tl_hears(const struct timeline *tl, int j, int64_t s)
 /* What h knows of j at t. */
 static void tl_peer(const struct timeline *tl, int h, int j, int64_t t, struct ha_peer *p)
 {
-	int64_t b = got(tl, h, j, t), w = sent(tl, j, tl->sf, tl->phase_s[j], t - 60); /* a read later */
+	int64_t b = got(tl, h, j, t), w = sf_write(tl, j, t - 60); /* seen a read later */
 	p->hp_net_ms = b;
 	p->hp_net_hears = b >= 0 ? tl_hears(tl, j, b) : 0;
-	p->hp_net_statefile = true;
+	p->hp_net_statefile = b >= 0 && sf_ok_at(tl, j, b);
 	p->hp_slot_ms = w >= 0 ? w + 60 : -1;
 	p->hp_slot_hears = w >= 0 ? tl_hears(tl, j, w) : 0;
 	if (tl->word && tl->stop[j] != INF && t >= tl->stop[j] + 60) { /* its last word */
-		p->hp_slot_ms = tl->stop[j] + 60;
-		p->hp_slot_fenced = true;
+		if (!tl->sflost[j]) {
+			p->hp_slot_ms = tl->stop[j] + 60;
+			p->hp_slot_fenced = true;
+		}
 		if (tl->group[h] == tl->group[j] || tl->stop[j] < tl->t0) {
 			p->hp_net_ms = tl->stop[j];
 			p->hp_net_fenced = true;
@@ -324,8 +345,8 @@ static void tl_view(const struct timeline *tl, int h, int64_t t, struct ha_input
 	in->hi_self = h;
 	in->hi_now_ms = t;
 	in->hi_timing = timing();
-	in->hi_sf_write_ms = sent(tl, h, tl->sf, tl->phase_s[h], t);
-	in->hi_sf_read_ms = t - 60;
+	in->hi_sf_write_ms = sf_write(tl, h, t);
+	in->hi_sf_read_ms = sf_read(tl, h, t);
 	for (int j = 0; j < tl->n; j++)
 		if (j != h)
 			tl_peer(tl, h, j, t, &in->hi_peers[j]);
@@ -335,7 +356,7 @@ static void tl_view(const struct timeline *tl, int h, int64_t t, struct ha_input
 static int64_t last_sign(const struct timeline *tl, int j)
 {
 	int64_t b = sent(tl, j, tl->beat, tl->phase_b[j], tl->stop[j]);
-	int64_t w = sent(tl, j, tl->sf, tl->phase_s[j], tl->stop[j]) + 60;
+	int64_t w = sf_write(tl, j, tl->stop[j]) + 60;
 	return b > w ? b : w;
 }
 
@@ -412,6 +433,27 @@ static void test_death_timeline(void **state)
 				tl_run(&tl, (HA_BIT(n) - 1) & ~HA_BIT(victim));
 			}
 	assert_true(tl_views > 10000);
+}
+
+/* Hosts losing the statefile, the network whole: those that lost it
+ * fence while any host still sees it; when every host lost it, all stay
+ * up (rule 2), however their losses are staggered. */
+static void test_statefile_timeline(void **state)
+{
+	(void)state;
+	int runs = 0;
+	for (int n = 1; n <= NMAX; n++)
+		for (unsigned lost = 1; lost < (1u << n); lost++)
+			for (int seed = 0; seed < 6; seed++) {
+				struct timeline tl;
+				tl_init(&tl, n, seed, seed & 1);
+				for (int i = 0; i < n; i++)
+					tl.sflost[i] = (lost >> i) & 1;
+				ha_set all = HA_BIT(n) - 1;
+				tl_run(&tl, lost == all ? all : all & ~lost);
+				runs++;
+			}
+	assert_true(runs > 300);
 }
 
 static void test_partition_timeline(void **state)
@@ -626,12 +668,14 @@ static void test_timing(void **state)
 	assert_int_equal(t.ht_statefile_ms, 1250);
 	assert_true(t.ht_margin_ms > t.ht_tick_ms);
 	assert_true(t.ht_settle_ms > t.ht_beat_ms + t.ht_statefile_ms);
+	assert_int_equal(t.ht_sf_lost_ms + t.ht_settle_ms, 5000);
 	/* a living host's slot never looks stale; a dead one drops out well before T */
 	for (int64_t T_ms = HA_MIN_TIMEOUT_S * 1000; T_ms <= 120000; T_ms += 1000) {
 		ha_timing_for(T_ms, &t);
 		assert_true(t.ht_slot_live_ms >= t.ht_statefile_ms + 2 * t.ht_tick_ms);
 		assert_true(t.ht_slot_live_ms <= T_ms / 2);
 		assert_true(t.ht_beat_ms * 5 <= T_ms && t.ht_statefile_ms * 4 <= T_ms);
+		assert_true(t.ht_sf_lost_ms > t.ht_statefile_ms); /* never lost between two writes */
 	}
 }
 
@@ -639,7 +683,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_partition), cmocka_unit_test(test_death_timeline),
-		cmocka_unit_test(test_partition_timeline),
+		cmocka_unit_test(test_partition_timeline), cmocka_unit_test(test_statefile_timeline),
 		cmocka_unit_test(test_all_up),
 		cmocka_unit_test(test_statefile_lost), cmocka_unit_test(test_asymmetric),
 		cmocka_unit_test(test_best_clique),     cmocka_unit_test(test_excluded),
