@@ -94,6 +94,7 @@ struct place_index {
 	size_t ix_nh, ix_nv;
 	unsigned ix_flags;
 	uint8_t ix_pair[PLACE__COUNT]; /* the PAIR rows that apply, in order */
+	bool ix_any_ha;            /* some host carries HA admission (place.h's HA row) */
 	size_t ix_npair;
 	/* hosts */
 	uint8_t *h_verdict;        /* the first HOST row refusing it, or PASS */
@@ -243,6 +244,7 @@ static int index_hosts(struct place_index *ix, struct idtab *hosts)
 		ix->h_id[h] = idtab_add(hosts, nz(ph->ph_ref));
 		ix->h_cpu_bad[h] = cpuid_parse(nz(ph->ph_features), &ix->h_cpu[h]) != 0;
 		ix->s_left[h] = ph->ph_available;
+		ix->ix_any_ha |= ph->ph_ha != NULL;
 	}
 	return 0;
 }
@@ -487,27 +489,48 @@ static void note_no_room(const struct place_index *ix, struct miss *m, size_t h)
 	}
 }
 
+/* The best of the hosts marked fit (the spreading rule), PLACE_NONE. */
+static size_t best_of(const struct place_index *ix, size_t v, const bool *fit)
+{
+	size_t best = PLACE_NONE;
+	for (size_t h = 0; h < ix->ix_nh; h++)
+		if (fit[h] && (best == PLACE_NONE || better(ix, v, h, best)))
+			best = h;
+	return best;
+}
+
 static size_t choose(const struct place_index *ix, size_t v, const bool *excluded, struct miss *m)
 {
 	*m = (struct miss){PLACE_NONE, PASS, PLACE_NONE, 0};
 	if (ix->v_verdict[v] != PASS)
 		return PLACE_NONE;
 	int64_t need = ix->ix_pool->pp_vms[v].pv_memory;
+	bool *fit = ix->ix_any_ha ? alloc0(ix->ix_nh, sizeof *fit) : NULL;
 	size_t best = PLACE_NONE;
+	if (ix->ix_any_ha && !fit)
+		abort();
 	for (size_t h = 0; h < ix->ix_nh; h++) {
 		if (ix->h_source[h] || (excluded && excluded[h]))
 			continue;
 		uint8_t row = pair_verdict(ix, v, h, false);
-		if (row != PASS) {
+		if (row != PASS)
 			note_refusal(ix, m, h, row);
-		} else if (need > ix->s_left[h]) {
+		else if (need > ix->s_left[h])
 			note_no_room(ix, m, h);
-		} else if (ha_fails(ix, v, h)) {
-			note_refusal(ix, m, h, PLACE_HA_PLAN);
-		} else if (best == PLACE_NONE || better(ix, v, h, best)) {
+		else if (fit)
+			fit[h] = true;
+		else if (best == PLACE_NONE || better(ix, v, h, best))
 			best = h;
-		}
 	}
+	if (!fit)
+		return best;
+	/* the HA row (a planner run) only on the host the rule prefers, then
+	 * the next one if it refuses: usually once, not once per host */
+	while ((best = best_of(ix, v, fit)) != PLACE_NONE && ha_fails(ix, v, best)) {
+		note_refusal(ix, m, best, PLACE_HA_PLAN);
+		fit[best] = false;
+	}
+	free(fit);
 	return best;
 }
 

@@ -215,6 +215,17 @@ static void test_watchdog(void **state)
 	assert_int_equal(ha_fence_leftover(tmpdir, dir), 0);
 }
 
+/* Without a hypervisor the xen watchdog says so in one line (no Xen here). */
+static void test_xen_watchdog_absent(void **state)
+{
+	(void)state;
+	char err[256] = "";
+	if (access("/dev/xen/privcmd", F_OK) == 0)
+		skip();
+	assert_null(ha_fence_xen_new(err, sizeof err));
+	assert_true(strstr(err, "hypervisor") || strstr(err, "Xen support"));
+}
+
 /* Three monitors, one statefile, loopback UDP: they form the liveset;
  * one leaves cleanly and the others exclude it (nobody declares it). */
 static void test_monitors(void **state)
@@ -279,6 +290,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_word),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_xen_watchdog_absent),
 		cmocka_unit_test_setup_teardown(test_statefile, make_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(test_watchdog, make_tmp, rm_tmp),
 		cmocka_unit_test_setup_teardown(test_monitors, make_tmp, rm_tmp),
