@@ -3,6 +3,7 @@
 #   make check      unit + integration tests (installs deps first when root)
 #   make bench      benchmarks (tests/bench)
 #   make demo       a local pool doing real work
+#   make demo-ha    HA: a host dies, its VMs come back on the others
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -15,7 +16,7 @@ PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-d
 	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
-	libcmocka-dev python3 sqlite3 valgrind libxen-dev
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev iproute2
 # the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
 DEPS_CMDS := node:nodejs npm:npm
 
@@ -35,7 +36,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo
+NOBUILD_GOALS := deps clean check demo demo-ha
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -99,7 +100,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo install clean
+.PHONY: all deps check unit integration bench demo demo-ha install clean
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -154,6 +155,11 @@ bench: all $(BENCH_BIN)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo
+
+# HA failover: a host dies, its VMs come back on the others (scripts/demo-ha)
+demo-ha: deps
+	@$(MAKE) --no-print-directory all
+	@POOLD_BIN=$(CURDIR)/$(BINDIR) python3 scripts/demo-ha
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
