@@ -130,7 +130,7 @@ static void print_vm(struct xe_ctx *c, const char *vm, json_t *p)
 {
 	const char *host = json_string_value(json_object_get(p, "host"));
 	if (host) {
-		fprintf(c->out, "  %-24s -> %-12s %8.0f MiB (%.0f MiB left there)\n", name_of(c, "VM", vm),
+		fprintf(c->out, "  %-24s -> %-12s %8.0f MiB (%.0f MiB left there after the plan)\n", name_of(c, "VM", vm),
 			name_of(c, "host", host), (double)json_integer_value(json_object_get(p, "memory")) / MiB,
 			(double)json_integer_value(json_object_get(p, "host_left")) / MiB);
 		return;

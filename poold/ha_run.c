@@ -32,6 +32,14 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+static char *name_of(struct poold *pd, const char *ref, char *out, size_t n)
+{
+	json_t *r = db_obj_get(pd->pd_db, ref);
+	snprintf(out, n, "%s", *str(r, "name_label") ? str(r, "name_label") : ref);
+	json_decref(r);
+	return out;
+}
+
 bool ha_on(struct poold *pd)
 {
 	return pd->pd_ha && pd->pd_ha->hs_conf && !pd->pd_ha->hs_disabling;
@@ -120,7 +128,9 @@ static void arm(struct poold *pd, const char *host)
 {
 	if (!may_ask(pd->pd_ha, host))
 		return;
-	log_info("HA: arming host %s (generation %s)", host, str(pd->pd_ha->hs_conf, "generation"));
+	char hn[128];
+	log_info("HA: arming host %s (generation %s)", name_of(pd, host, hn, sizeof hn),
+		 str(pd->pd_ha->hs_conf, "generation"));
 	agent_call_done(pd, NULL, host, AGENT_HA_ARM, json_pack("[o]", arm_config(pd, host)), armed, xstrdup(host));
 }
 
@@ -163,8 +173,8 @@ static json_t *declare_txn(struct db *db, void *ctx)
 								json_string(MODEL_NULL_REF));
 	json_decref(vms);
 	char body[512];
-	snprintf(body, sizeof body, "host %s failed (%s): it has fenced; %d VM(s) that ran on it are halted and "
-		 "those with an HA priority restart elsewhere", str(h, "name_label"), d->why, n);
+	snprintf(body, sizeof body, "host %s failed (%s): %d VM(s) that ran on it are halted; those with an HA "
+		 "priority restart on the other hosts", str(h, "name_label"), d->why, n);
 	if (!e)
 		e = msg_add(db, "HA_HOST_FAILED", 1, "Host", str(h, "uuid"), body);
 	json_decref(h);
@@ -175,13 +185,15 @@ static void declare(struct poold *pd, const char *host, const char *boot, const 
 {
 	struct ha_state *st = pd->pd_ha;
 	struct declare_ctx d;
+	char hn[128], rn[128];
 	snprintf(d.host, sizeof d.host, "%s", host);
 	snprintf(d.boot, sizeof d.boot, "%s", boot);
-	snprintf(d.why, sizeof d.why, "reported fenced by host %s", reporter);
+	snprintf(d.why, sizeof d.why, "host %s reports it fenced", name_of(pd, reporter, rn, sizeof rn));
 	json_object_set_new(st->hs_fenced, host, json_string(boot));
 	json_object_set_new(st->hs_failed_at, host, json_integer((json_int_t)now_ms()));
 	save(pd);
-	log_warn("HA: host %s has fenced (run %s, reported by %s): declared failed", host, boot, reporter);
+	log_warn("HA: host %s has fenced (run %s of its agent, reported by host %s): declared failed",
+		 name_of(pd, host, hn, sizeof hn), boot, rn);
 	/* not live; what it said is stale (heartbeat.c's liveness, which
 	 * calls this file, keeps these: forgotten here as it would) */
 	json_object_del(pd->pd_host_seen, host);
