@@ -124,7 +124,8 @@ static void restarted(struct poold *pd, void *arg, const char *vm, const char *h
 	} else {
 		json_object_del(st->hs_vms, vm);
 		json_t *v = db_obj_get(pd->pd_db, vm), *h = db_obj_get(pd->pd_db, host);
-		log_info("HA: VM %s restarted on %s", str(v, "name_label"), str(h, "name_label"));
+		log_info("HA: VM %s restarted on %s (%lld ms after the last host failure)", str(v, "name_label"),
+			 str(h, "name_label"), (long long)((int64_t)now_ms() - st->hs_failed_at));
 		json_decref(v);
 		json_decref(h);
 	}

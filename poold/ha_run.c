@@ -68,7 +68,13 @@ static void load(struct poold *pd)
 	json_t *m = text ? json_loads(text, 0, NULL) : NULL;
 	free(text);
 	json_t *conf = json_object_get(m, "conf"), *fenced = json_object_get(m, "fenced");
-	if (json_is_object(conf))
+	/* an enable that never finished (poold stopped meanwhile) is dropped:
+	 * the hosts it armed are disarmed as they report */
+	json_t *pools = db_find(pd->pd_db, "pool", NULL, NULL);
+	void *it = json_object_iter(pools);
+	bool on = it && json_is_true(json_object_get(json_object_iter_value(it), "ha_enabled"));
+	json_decref(pools);
+	if (json_is_object(conf) && on)
 		st->hs_conf = json_incref(conf);
 	if (json_is_object(fenced))
 		json_object_update(st->hs_fenced, fenced);
@@ -190,7 +196,7 @@ static void declare(struct poold *pd, const char *host, const char *boot, const 
 	snprintf(d.boot, sizeof d.boot, "%s", boot);
 	snprintf(d.why, sizeof d.why, "host %s reports it fenced", name_of(pd, reporter, rn, sizeof rn));
 	json_object_set_new(st->hs_fenced, host, json_string(boot));
-	json_object_set_new(st->hs_failed_at, host, json_integer((json_int_t)now_ms()));
+	st->hs_failed_at = (int64_t)now_ms();
 	save(pd);
 	log_warn("HA: host %s has fenced (run %s of its agent, reported by host %s): declared failed",
 		 name_of(pd, host, hn, sizeof hn), boot, rn);
@@ -460,7 +466,6 @@ void ha_start(struct poold *pd)
 	st->hs_asked = json_object();
 	st->hs_vms = json_object();
 	st->hs_joined = json_object();
-	st->hs_failed_at = json_object();
 	load(pd);
 	if (st->hs_conf)
 		log_info("HA is on (generation %s): the hosts are re-armed as they report",
@@ -484,7 +489,6 @@ void ha_stop(struct poold *pd)
 	json_decref(st->hs_asked);
 	json_decref(st->hs_vms);
 	json_decref(st->hs_joined);
-	json_decref(st->hs_failed_at);
 	free(st);
 	pd->pd_ha = NULL;
 }

@@ -336,7 +336,7 @@ struct ha_state {
 	json_t *hs_boots;          /* host ref -> boot of its newest report */
 	json_t *hs_asked;          /* host ref -> ms: arm/disarm last asked (no storm) */
 	json_t *hs_vms;            /* VM ref -> {tries, next, said}: restarts that failed */
-	json_t *hs_failed_at;      /* host ref -> ms it was declared failed (the timeline) */
+	int64_t hs_failed_at;      /* ms the last host was declared failed (the restarts' timeline) */
 	int64_t hs_prevent_until;  /* ms: pool.ha_prevent_restarts_for */
 	int hs_inflight;           /* restarts started and not answered */
 	int64_t hs_group_delay;    /* ms to wait once they have: the group's largest start_delay */
