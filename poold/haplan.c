@@ -326,6 +326,52 @@ int haplan_tolerance(struct haplan_pool *hp, int limit, struct haplan_why *why)
 	return k - 1;
 }
 
+/* ---- restart order ---- */
+
+struct order_ctx {
+	const struct place_pool *pool;
+	const struct haplan_vm *vms;
+};
+
+/* XAPI: ascending order, negative orders last. */
+static int order_rank(int64_t a, int64_t b)
+{
+	bool na = a < 0, nb = b < 0;
+	if (na != nb)
+		return na ? 1 : -1;
+	return (a > b) - (a < b);
+}
+
+static int prio_rank(enum haplan_priority p)
+{
+	return p == HAPLAN_RESTART ? 0 : p == HAPLAN_BEST_EFFORT ? 1 : 2;
+}
+
+static int by_restart(const void *a, const void *b, void *arg)
+{
+	const struct order_ctx *o = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct haplan_vm *x = &o->vms[i], *y = &o->vms[j];
+	int c = prio_rank(x->hv_priority) - prio_rank(y->hv_priority);
+	if (!c)
+		c = order_rank(x->hv_order, y->hv_order);
+	if (c)
+		return c;
+	const struct place_vm *vx = &o->pool->pp_vms[x->hv_vm], *vy = &o->pool->pp_vms[y->hv_vm];
+	if (vx->pv_memory != vy->pv_memory)
+		return vx->pv_memory > vy->pv_memory ? -1 : 1;
+	c = strcmp(vx->pv_ref ? vx->pv_ref : "", vy->pv_ref ? vy->pv_ref : "");
+	return c ? c : (i > j) - (i < j);
+}
+
+void haplan_order(const struct place_pool *pool, const struct haplan_vm *vms, size_t n, size_t *order)
+{
+	struct order_ctx o = {pool, vms};
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof *order, by_restart, &o);
+}
+
 /* ---- the restart plan ---- */
 
 static struct evac_plan *plan_alloc(size_t nv, size_t nh)
