@@ -129,6 +129,7 @@ struct haplan_pool *haplan_pool_new(const struct place_pool *pool, const struct 
 		haplan_pool_free(hp);
 		return NULL;
 	}
+	place_index_remember(hp->hp_ix); /* every failure tried picks the same VMs again */
 	return hp;
 }
 

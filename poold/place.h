@@ -250,6 +250,10 @@ void place_take(struct place_index *ix, size_t v, size_t h);
 /* Forget every place_take: the index as place_index_new left it (the
  * failover planner tries many failures on one index). */
 void place_index_reset(struct place_index *ix);
+/* Remember each pair's verdict but memory once computed (it does not
+ * change as placements take memory): for planners that pick the same VMs
+ * many times. Costs a byte per (VM, host). */
+void place_index_remember(struct place_index *ix);
 int64_t place_left(const struct place_index *ix, size_t h);
 size_t place_added(const struct place_index *ix, size_t h);
 

@@ -95,6 +95,10 @@ struct place_index {
 	unsigned ix_flags;
 	uint8_t ix_pair[PLACE__COUNT]; /* the PAIR rows that apply, in order */
 	bool ix_any_ha;            /* some host carries HA admission (place.h's HA row) */
+	/* pair_verdict(v, h) without memory, remembered (+1; 0: not yet): it
+	 * does not change as placements take memory, and the failover planner
+	 * picks the same VMs again for every failure it tries */
+	uint8_t *ix_memo;
 	size_t ix_npair;
 	/* hosts */
 	uint8_t *h_verdict;        /* the first HOST row refusing it, or PASS */
@@ -140,7 +144,7 @@ void place_index_free(struct place_index *ix)
 			  ix->h_vendor, ix->h_fset, ix->h_sr, ix->h_net, ix->v_verdict, ix->v_home,
 			  ix->v_cpu_kind, ix->v_cpu, ix->v_vendor, ix->v_fset, ix->cpu_fit, ix->v_sr_off,
 			  ix->v_sr, ix->v_net_off, ix->v_net, ix->v_group, ix->s_left, ix->s_added, ix->s_gcount,
-			  ix->s_gcount0};
+			  ix->s_gcount0, ix->ix_memo};
 	for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
 		free(blocks[i]);
 	free(ix);
@@ -489,6 +493,17 @@ static void note_no_room(const struct place_index *ix, struct miss *m, size_t h)
 	}
 }
 
+/* pair_verdict(ix, v, h, false), remembered. */
+static uint8_t static_verdict(const struct place_index *ix, size_t v, size_t h)
+{
+	if (!ix->ix_memo)
+		return pair_verdict(ix, v, h, false);
+	uint8_t *m = &ix->ix_memo[v * ix->ix_nh + h];
+	if (!*m)
+		*m = (uint8_t)(pair_verdict(ix, v, h, false) + 1);
+	return (uint8_t)(*m - 1);
+}
+
 /* The best of the hosts marked fit (the spreading rule), PLACE_NONE. */
 static size_t best_of(const struct place_index *ix, size_t v, const bool *fit)
 {
@@ -512,7 +527,7 @@ static size_t choose(const struct place_index *ix, size_t v, const bool *exclude
 	for (size_t h = 0; h < ix->ix_nh; h++) {
 		if (ix->h_source[h] || (excluded && excluded[h]))
 			continue;
-		uint8_t row = pair_verdict(ix, v, h, false);
+		uint8_t row = static_verdict(ix, v, h);
 		if (row != PASS)
 			note_refusal(ix, m, h, row);
 		else if (need > ix->s_left[h])
@@ -574,6 +589,12 @@ void place_take(struct place_index *ix, size_t v, size_t h)
 	ix->s_added[h]++;
 	if (ix->v_group[v] != PLACE_NONE)
 		ix->s_gcount[h * ix->ng + ix->v_group[v]]++;
+}
+
+void place_index_remember(struct place_index *ix)
+{
+	if (!ix->ix_memo && ix->ix_nv * ix->ix_nh <= (64u << 20))
+		ix->ix_memo = calloc(ix->ix_nv * ix->ix_nh + 1, 1); /* NULL: computed each time */
 }
 
 void place_index_reset(struct place_index *ix)

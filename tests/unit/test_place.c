@@ -732,6 +732,29 @@ static void test_pick_is_the_rule(void **st)
 	assert_true(picked > 100 && refused > 100);
 }
 
+/* An index that remembers pair verdicts picks as a fresh one does, the
+ * first time and every time after (the failover planner's use). */
+static void test_remembered_picks(void **st)
+{
+	(void)st;
+	for (uint64_t seed = 200; seed < 215; seed++)
+		for (size_t o = 0; o < NOPS; o++) {
+			struct rpool *r = rpool_new(seed, OPS[o], false);
+			struct place_index *ix = place_index_new(&r->pool);
+			place_index_remember(ix);
+			for (int round = 0; round < 3; round++)
+				for (size_t v = 0; v < RV; v++) {
+					size_t want, got;
+					json_t *e = NULL, *we = oracle(r, v, &want);
+					got = place_pick(ix, v, NULL, &e);
+					expect_json(e, we, "remembered pick");
+					assert_int_equal(got, want);
+				}
+			place_index_free(ix);
+			free(r);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_pick_start),
 		cmocka_unit_test(test_callers_agree),
 		cmocka_unit_test(test_pick_is_the_rule),
+		cmocka_unit_test(test_remembered_picks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
