@@ -4,9 +4,10 @@
  * The agent joins the pool once (join.c), then serves poold's requests
  * over mutual TLS (server.c), drives the hypervisor through the backend
  * (backend.h) and reports its host to poold every heartbeat-interval
- * (beat.c). No file calls back into one that calls it: main.c sets up,
- * server.c dispatches to domain.c, sr_ops.c and migrate_ops.c, and those
- * use beat.c, which uses report.c.
+ * (beat.c), and runs HA when poold arms it (ha_ops.c over ha/). No file
+ * calls back into one that calls it: main.c sets up, server.c dispatches
+ * to domain.c, sr_ops.c, migrate_ops.c and ha_ops.c, and those use beat.c,
+ * which uses report.c.
  */
 #ifndef AGENT_H
 #define AGENT_H

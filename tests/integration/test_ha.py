@@ -219,11 +219,18 @@ class Errors(unittest.TestCase):
         p.rpc("VM.hard_shutdown", vm)
 
 
-class NoSR(unittest.TestCase):
+class SmallPools(unittest.TestCase):
     def test_no_statefile(self):
         p = DevPool(2, host_memory_mib=512, extra=["--no-sr"])
         try:
             self.assertEqual(code_of(p.rpc, "pool.enable_ha", [], {"timeout": "5"}), "CANNOT_CREATE_STATE_FILE")
+        finally:
+            p.close()
+
+    def test_one_host(self):
+        p = DevPool(1, host_memory_mib=512)
+        try:
+            self.assertEqual(code_of(p.rpc, "pool.enable_ha", [], {"timeout": "5"}), "HA_TOO_FEW_HOSTS")
         finally:
             p.close()
 
