@@ -32,11 +32,6 @@ void agent_ha_leftover(struct agent *ag)
 	ha_fence_leftover(ag->ag_state, dir);
 }
 
-static json_t *ha_report(struct agent *ag)
-{
-	return ag->ag_ha ? ha_monitor_state(ag->ag_ha) : NULL;
-}
-
 static void on_ha_change(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -101,11 +96,8 @@ json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result)
 	json_decref(given);
 	if (e)
 		return e;
-	json_t *now = ha_report(ag);
-	bool same = now && strcmp(json_string_value(json_object_get(now, "generation")), cfg.hc_generation) == 0 &&
-		    strcmp(json_string_value(json_object_get(now, "state")), "failed") != 0;
-	json_decref(now);
-	if (same) { /* armed already (a repeated call): nothing to do */
+	/* armed already in this HA: only the peers' addresses may have moved */
+	if (ag->ag_ha && ha_monitor_update(ag->ag_ha, &cfg) == 0) {
 		*result = json_pack("{s:s}", "generation", cfg.hc_generation);
 		return NULL;
 	}
@@ -133,7 +125,7 @@ json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result)
 json_t *agent_m_ha_disarm(struct agent *ag, json_t *args, json_t **result)
 {
 	const char *gen = json_string_value(json_array_get(args, 0));
-	json_t *now = ha_report(ag);
+	json_t *now = ag->ag_ha ? ha_monitor_state(ag->ag_ha) : NULL;
 	/* "" disarms whatever runs; a generation only itself */
 	bool match = now && (!*gen || strcmp(json_string_value(json_object_get(now, "generation")), gen) == 0);
 	json_decref(now);

@@ -228,6 +228,10 @@ struct ha_monitor *ha_monitor_start(const struct ha_config *cfg, const char *boo
 /* {generation, state: joining|armed|failed, rule, statefile, liveset,
  * hears, fenced: [{host, boot}], excluded} (new reference). */
 json_t *ha_monitor_state(struct ha_monitor *m);
+/* The same HA (generation, members) with the peers' addresses as cfg
+ * has them now (a restarted agent listens elsewhere): 0, or -1 when cfg
+ * is another HA (the monitor must be restarted). */
+int ha_monitor_update(struct ha_monitor *m, const struct ha_config *cfg);
 /* Leave HA cleanly: say so in the slot and a last beat (the peers then
  * exclude this host instead of counting it failed), stop, disarm. */
 void ha_monitor_stop(struct ha_monitor *m);

@@ -168,13 +168,15 @@ static void send_beats(struct ha_monitor *m)
 {
 	char buf[1024];
 	struct ha_word w;
+	struct ha_member to[HA_MAX_HOSTS]; /* addresses may change (ha_monitor_update) */
 	pthread_mutex_lock(&m->m_mu);
 	our_word(m, ++m->m_beat_seq, &w);
+	memcpy(to, m->m_cfg.hc_members, (size_t)m->m_cfg.hc_n * sizeof *to);
 	pthread_mutex_unlock(&m->m_mu);
 	int len = ha_word_encode(&w, m->m_cfg.hc_key, buf, sizeof buf);
 	for (int i = 0; len > 0 && i < m->m_cfg.hc_n; i++)
 		if (i != m->m_cfg.hc_self)
-			ha_net_send(m->m_sock, &m->m_cfg.hc_members[i], buf, (size_t)len);
+			ha_net_send(m->m_sock, &to[i], buf, (size_t)len);
 }
 
 static void take_beat(struct ha_monitor *m, const char *buf, size_t len)
@@ -391,6 +393,28 @@ struct ha_monitor *ha_monitor_start(const struct ha_config *cfg, const char *boo
 		 cfg->hc_generation, cfg->hc_n, (long long)(cfg->hc_timeout_ms / 1000), (long long)m->m_t.ht_beat_ms,
 		 (long long)m->m_t.ht_statefile_ms);
 	return m;
+}
+
+int ha_monitor_update(struct ha_monitor *m, const struct ha_config *cfg)
+{
+	pthread_mutex_lock(&m->m_mu);
+	bool same = strcmp(cfg->hc_generation, m->m_cfg.hc_generation) == 0 && cfg->hc_n == m->m_cfg.hc_n &&
+		    cfg->hc_self == m->m_cfg.hc_self && !m->m_failed;
+	for (int i = 0; same && i < cfg->hc_n; i++)
+		same = strcmp(cfg->hc_members[i].hm_uuid, m->m_cfg.hc_members[i].hm_uuid) == 0;
+	bool moved = false;
+	for (int i = 0; same && i < cfg->hc_n; i++) {
+		struct ha_member *a = &m->m_cfg.hc_members[i];
+		const struct ha_member *b = &cfg->hc_members[i];
+		if (i != cfg->hc_self && (strcmp(a->hm_address, b->hm_address) || a->hm_port != b->hm_port)) {
+			*a = *b;
+			moved = true;
+		}
+	}
+	pthread_mutex_unlock(&m->m_mu);
+	if (moved)
+		log_info("HA: a peer's address changed: beats go to its new one");
+	return same ? 0 : -1;
 }
 
 json_t *ha_monitor_state(struct ha_monitor *m)

@@ -161,6 +161,8 @@ static json_t *declare_txn(struct db *db, void *ctx)
 		return NULL;
 	if (*str(h, "metrics"))
 		e = db_obj_set(db, str(h, "metrics"), "live", json_false());
+	if (!e) /* it hears nobody now */
+		e = db_obj_set(db, d->host, "ha_network_peers", json_array());
 	json_t *vms = db_find(db, "VM", "resident_on", d->host);
 	const char *ref;
 	json_t *v;
@@ -365,6 +367,21 @@ static void note_peers(struct poold *pd, const char *host, json_t *ha)
 	json_decref(h);
 }
 
+/* A member's agent that listens elsewhere now (restarted): every member
+ * is told the addresses again, once the heartbeat has recorded the new
+ * one (the arm config is built from the records). */
+static void note_address(struct poold *pd, const char *host, json_t *report)
+{
+	struct ha_state *st = pd->pd_ha;
+	char addr[128];
+	snprintf(addr, sizeof addr, "%s:%lld", str(report, "address"),
+		 (long long)json_integer_value(json_object_get(report, "port")));
+	const char *was = str(st->hs_addrs, host);
+	if (*was && strcmp(was, addr) && st->hs_conf)
+		st->hs_rearm_at = (int64_t)now_ms() + 500;
+	json_object_set_new(st->hs_addrs, host, json_string(addr));
+}
+
 json_t *ha_host_report(struct poold *pd, const char *host, json_t *report)
 {
 	struct ha_state *st = pd->pd_ha;
@@ -380,6 +397,7 @@ json_t *ha_host_report(struct poold *pd, const char *host, json_t *report)
 		json_object_clear(st->hs_vms); /* capacity came back: failed restarts are tried again */
 	}
 	json_object_set_new(st->hs_boots, host, json_string(boot));
+	note_address(pd, host, report);
 	json_t *ha = json_object_get(report, "ha");
 	if (!st->hs_conf || st->hs_disabling) {
 		if (json_is_object(ha))
@@ -455,6 +473,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		log_error("HA: the liveset did not form in time");
 		enable_end(pd, xerr_new(XE_HA_FAILED_TO_FORM_LIVESET, NULL));
 	}
+	if (st->hs_rearm_at && (int64_t)now_ms() >= st->hs_rearm_at && ha_on(pd)) {
+		st->hs_rearm_at = 0;
+		json_object_clear(st->hs_asked);
+		const char *ref;
+		json_t *u;
+		json_object_foreach(json_object_get(st->hs_conf, "members"), ref, u) if (json_object_get(pd->pd_host_seen, ref))
+			arm(pd, ref);
+	}
 }
 
 void ha_start(struct poold *pd)
@@ -464,6 +490,7 @@ void ha_start(struct poold *pd)
 	st->hs_fenced = json_object();
 	st->hs_boots = json_object();
 	st->hs_asked = json_object();
+	st->hs_addrs = json_object();
 	st->hs_vms = json_object();
 	st->hs_joined = json_object();
 	load(pd);
@@ -487,6 +514,7 @@ void ha_stop(struct poold *pd)
 	json_decref(st->hs_fenced);
 	json_decref(st->hs_boots);
 	json_decref(st->hs_asked);
+	json_decref(st->hs_addrs);
 	json_decref(st->hs_vms);
 	json_decref(st->hs_joined);
 	free(st);

@@ -335,6 +335,8 @@ struct ha_state {
 	json_t *hs_fenced;         /* host ref -> boot: that run fenced; its reports are refused */
 	json_t *hs_boots;          /* host ref -> boot of its newest report */
 	json_t *hs_asked;          /* host ref -> ms: arm/disarm last asked (no storm) */
+	json_t *hs_addrs;          /* host ref -> "address:port" of its agent, as last reported */
+	int64_t hs_rearm_at;       /* ms: tell every member the addresses again (an agent moved), 0: no */
 	json_t *hs_vms;            /* VM ref -> {tries, next, said}: restarts that failed */
 	int64_t hs_failed_at;      /* ms the last host was declared failed (the restarts' timeline) */
 	int64_t hs_prevent_until;  /* ms: pool.ha_prevent_restarts_for */

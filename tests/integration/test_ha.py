@@ -86,7 +86,11 @@ class HostDeath(unittest.TestCase):
         # the host comes back: a new run of its agent rejoins HA
         p.start_agent(3)
         wait_until(lambda: p.host_metrics(3)["live"], 10, "host3 live again")
-        wait_until(lambda: len(p.rpc("host.get_ha_network_peers", p.host_ref(3))) == 3, 20, "host3 rejoined HA")
+        self.assertEqual(p.rpc("host.get_ha_network_peers", p.host_ref(3)), [])
+        # its agent listens on a new port: the others are told, and the new run joins the liveset
+        wait_until(lambda: p.agent_log(3, 200000).count("joined the liveset (3 host(s))") == 2, 30,
+                   "host3's new run joined HA")
+        wait_until(lambda: len(p.rpc("host.get_ha_network_peers", p.host_ref(3))) == 3, 20, "host3 hears everyone")
         wait_until(lambda: len(p.rpc("host.get_ha_network_peers", p.host_ref(1))) == 3, 20, "host1 hears host3")
 
 
