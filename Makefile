@@ -3,6 +3,7 @@
 #   make check      unit + integration tests (installs deps first when root)
 #   make bench      benchmarks (tests/bench)
 #   make demo       a local pool doing real work
+#   make demo-ha    HA: a host dies, its VMs come back on the others
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -15,7 +16,7 @@ PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-d
 	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
-	libcmocka-dev python3 sqlite3 valgrind libxen-dev
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev iproute2
 # the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
 DEPS_CMDS := node:nodejs npm:npm
 
@@ -35,7 +36,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo
+NOBUILD_GOALS := deps clean check demo demo-ha
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -50,7 +51,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr -Iha $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
@@ -65,7 +66,7 @@ CFLAGS  += -DHAVE_XEN -DLIBXL_API_VERSION=0x041400 $(shell pkg-config --cflags $
 LDLIBS  += $(shell pkg-config --libs $(XEN_PKGS))
 XEN_LEFT_OUT :=
 # xenctrl.h's public headers use anonymous unions (a GNU extension)
-$(BUILD)/agent/backend_xen.o: CFLAGS += -std=gnu11
+$(BUILD)/agent/backend_xen.o $(BUILD)/ha/fence.o: CFLAGS += -std=gnu11
 else
 XEN_LEFT_OUT := $(XEN_ONLY_SRC)
 ifneq ($(BUILDING),)
@@ -87,7 +88,7 @@ endif
 LIB_SRC   := $(wildcard lib/*.c)
 POOLD_SRC := $(filter-out poold/main.c,$(wildcard poold/*.c))
 XE_SRC    := $(filter-out cli/xe.c,$(wildcard cli/*.c))
-AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c)
+AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c) $(wildcard ha/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 # fixtures shared by unit tests and benchmarks (tests/lib)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
@@ -102,7 +103,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:tests/lib/%.c=$(BUILD)/testlib/%.o)
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo install clean
+.PHONY: all deps check unit integration bench demo demo-ha install clean
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -162,6 +163,11 @@ bench: all $(BENCH_BIN)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo
+
+# HA failover: a host dies, its VMs come back on the others (scripts/demo-ha)
+demo-ha: deps
+	@$(MAKE) --no-print-directory all
+	@POOLD_BIN=$(CURDIR)/$(BINDIR) python3 scripts/demo-ha
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold

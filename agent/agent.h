@@ -4,9 +4,10 @@
  * The agent joins the pool once (join.c), then serves poold's requests
  * over mutual TLS (server.c), drives the hypervisor through the backend
  * (backend.h) and reports its host to poold every heartbeat-interval
- * (beat.c). No file calls back into one that calls it: main.c sets up,
- * server.c dispatches to domain.c, sr_ops.c and migrate_ops.c, and those
- * use beat.c, which uses report.c.
+ * (beat.c), and runs HA when poold arms it (ha_ops.c over ha/). No file
+ * calls back into one that calls it: main.c sets up, server.c dispatches
+ * to domain.c, sr_ops.c, migrate_ops.c and ha_ops.c, and those use beat.c,
+ * which uses report.c.
  */
 #ifndef AGENT_H
 #define AGENT_H
@@ -26,6 +27,7 @@
 struct httpsrv;
 #define AGENT_MAX_SRS 64
 struct agent_sr;
+struct ha_monitor;
 
 /* A directory the agent keeps its memory in, as it was at start (beat.c). */
 struct state_dir {
@@ -75,7 +77,11 @@ struct agent {
 	struct mig_gate ag_mig_gate;
 	struct mig_flights ag_flights; /* migration threads in flight */
 	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */
-	struct release *ag_releases;   /* source copies destroyed after a move (migrate_ops.c) */   /* outgoing sim migrations in their stop-and-copy */
+	struct release *ag_releases;   /* source copies destroyed after a move (migrate_ops.c) */
+	char ag_exe[4096];             /* this program (the sim HA watchdog runs it) */
+	struct ha_monitor *ag_ha;      /* HA armed on this host (ha_ops.c), else NULL */
+	int ag_ha_notify;              /* eventfd the HA monitor writes when its state changes */
+	struct event *ag_ha_ev;
 };
 
 /* ---- config.c ---- */
@@ -98,6 +104,7 @@ struct report_in {
 	int ri_ndomains;
 	bool ri_domains_complete; /* every domain of this host is in the list */
 	bool ri_state_lost;
+	json_t *ri_ha;            /* borrowed: HA on this host (ha_ops.c), NULL when not armed */
 	const char *ri_name, *ri_address, *ri_migration_address, *ri_version, *ri_boot;
 	int ri_port;
 	json_t *ri_srs;           /* borrowed */
@@ -115,6 +122,8 @@ json_t *agent_beat_report(struct agent *ag);
 json_t *agent_stamp(struct agent *ag, json_t *answer);
 /* Report now, not at the next interval (a domain ended by itself). */
 void agent_beat_now(struct agent *ag);
+/* The same, after the beat in flight if there is one. */
+void agent_beat_soon(struct agent *ag);
 /* Watch domain domid's process: its end is reported as it happens. */
 void agent_beat_watch(struct agent *ag, int domid);
 /* Note state-dir as it is now (after joining); later changes mean it was lost. */
@@ -165,6 +174,15 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 void agent_migrations_stop(struct agent *ag);
 void agent_flights_init(struct mig_flights *f);
 void agent_flights_fini(struct mig_flights *f);
+
+/* ---- ha_ops.c: HA on this host (ha/ does the work) ---- */
+/* At start: a previous run that was armed and did not disarm is fenced
+ * now (its domains killed, as its watchdog would), before anything runs. */
+void agent_ha_leftover(struct agent *ag);
+json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_ha_disarm(struct agent *ag, json_t *args, json_t **result);
+/* Leave HA cleanly (the agent stops): the peers exclude this host. */
+void agent_ha_stop(struct agent *ag);
 
 /* ---- server.c ---- */
 /* Every method of agent_proto.h has a handler of its kind (0), else -1. */

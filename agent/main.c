@@ -23,6 +23,7 @@
 #include "agent.h"
 #include "backend_lock.h"
 #include "evrpc.h"
+#include "ha.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -138,6 +139,7 @@ static int run(struct agent *ag, const char *argv0)
 		fprintf(stderr, "pool-agent: %s\n", err);
 		return 1;
 	}
+	agent_ha_leftover(ag); /* an armed run that did not disarm: its host is fenced first */
 	evthread_use_pthreads();
 	{
 		/* a name for this run: a restarted agent numbers its reports anew */
@@ -179,6 +181,7 @@ static int run(struct agent *ag, const char *argv0)
 		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
 	agent_migrations_stop(ag);
+	agent_ha_stop(ag); /* leaving cleanly: the peers exclude us rather than count us failed */
 	event_base_loop(ag->ag_base, EVLOOP_NONBLOCK); /* their answers, while we still can */
 	agent_server_stop(ag);
 	agent_beat_stop(ag);
@@ -191,6 +194,8 @@ int main(int argc, char **argv)
 {
 	log_init("pool-agent", LOG_LVL_INFO);
 	util_json_init();
+	if (argc > 1 && strcmp(argv[1], "--ha-watchdog") == 0)
+		return ha_watchdog_main(argc, argv);
 	if (agent_server_check_table() < 0) {
 		fprintf(stderr, "pool-agent: a method of agent_proto.h has no handler of its kind\n");
 		return 1;
@@ -215,6 +220,10 @@ int main(int argc, char **argv)
 	struct agent ag;
 	memset(&ag, 0, sizeof ag);
 	agent_flights_init(&ag.ag_flights);
+	ag.ag_ha_notify = -1;
+	ssize_t el = readlink("/proc/self/exe", ag.ag_exe, sizeof ag.ag_exe - 1);
+	if (el <= 0)
+		snprintf(ag.ag_exe, sizeof ag.ag_exe, "%s", argv[0]);
 	int rc = load_config(&ag, config, backend, sets, nsets) < 0 ? 1 : run(&ag, argv[0]);
 	free(sets);
 	if (ag.ag_be)

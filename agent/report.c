@@ -31,7 +31,7 @@ json_t *report_build(const struct report_in *in)
 						      (json_int_t)d->di_memory, "vcpus", d->di_vcpus));
 	}
 	const struct be_host_info *hi = &in->ri_host;
-	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:b, s:b, s:O, s:s, "
+	json_t *r = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:b, s:b, s:O, s:s, "
 			 "s:I}",
 			 "name_label", in->ri_name, "hostname", in->ri_hostname, "address", in->ri_address, "port",
 			 in->ri_port, "migration_address", in->ri_migration_address, "backend", hi->hi_backend,
@@ -40,4 +40,7 @@ json_t *report_build(const struct report_in *in)
 			 "vendor", hi->hi_cpu_vendor, "features", hi->hi_featureset, "cpu_count", hi->hi_cpus, "domains",
 			 doms, "domains_complete", in->ri_domains_complete, "state_lost", in->ri_state_lost, "srs",
 			 in->ri_srs, "boot", in->ri_boot, "seq", (json_int_t)in->ri_seq);
+	if (in->ri_ha)
+		json_object_set(r, "ha", in->ri_ha);
+	return r;
 }

@@ -63,6 +63,8 @@ static const struct {
 	[AGENT_MIGRATE_SEND] = {NULL, agent_migrate_send_start, true},
 	[AGENT_MIGRATION_STATUS] = {agent_m_migration_status, NULL, false},
 	[AGENT_VM_RELEASED] = {NULL, agent_vm_released_start, false},
+	[AGENT_HA_ARM] = {agent_m_ha_arm, NULL, true},
+	[AGENT_HA_DISARM] = {agent_m_ha_disarm, NULL, false},
 };
 
 int agent_server_check_table(void)

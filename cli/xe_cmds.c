@@ -132,6 +132,33 @@ const struct xe_cmd xe_cmds[] = {
 	{"host-get-vms-which-prevent-evacuation", "", "",
 	 "Return a list of VMs which prevent the evacuation of a specific host and display reasons for each.",
 	 xe_cmd_host_prevent_evacuation, XE_CMD_HOSTSEL},
+	/* HA (xe_ha.c) */
+	{"pool-ha-enable", "", "heartbeat-sr-uuids,ha-config:",
+	 "Enable HA on this pool. heartbeat-sr-uuids selects the SR holding the statefile (default: a shared "
+	 "SR every host has plugged); ha-config:timeout=SECONDS is how long a host may be unheard before it "
+	 "is counted failed (default 60).",
+	 xe_cmd_pool_ha_enable, 0},
+	{"pool-ha-disable", "", "", "Disable HA on this pool.", xe_cmd_pool_ha_disable, 0},
+	{"pool-ha-compute-max-host-failures-to-tolerate", "", "",
+	 "Compute the maximum number of host failures to tolerate under the current pool configuration.",
+	 xe_cmd_pool_ha_compute_max, 0},
+	{"pool-ha-compute-hypothetical-max-host-failures-to-tolerate", "", "vm-uuid,restart-priority",
+	 "Compute the maximum number of host failures to tolerate with the supplied, proposed protected VMs "
+	 "(vm-uuid= and restart-priority= given in pairs).",
+	 xe_cmd_pool_ha_compute_hypothetical, XE_CMD_ANYPARAM},
+	{"pool-ha-prevent-restarts-for", "seconds", "",
+	 "Prevent HA VM restarts for a given number of seconds (0 allows them again at once).",
+	 xe_cmd_pool_ha_prevent_restarts_for, 0},
+	{"host-emergency-ha-disable", "", "force,soft",
+	 "Disable HA on the hosts at once, without the orderly pool-ha-disable: use only when the pool cannot "
+	 "disable HA normally.",
+	 xe_cmd_host_emergency_ha_disable, 0},
+	/* ours */
+	{"pool-ha-plan", "", "host-uuid",
+	 "Show the failover plan: for each protected VM, where it would restart if host-uuid (or each host in "
+	 "turn) failed now, or why it would not, with the memory it needs and what is left; and how many host "
+	 "failures the pool tolerates.",
+	 xe_cmd_pool_ha_plan, 0},
 };
 const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
 

@@ -475,6 +475,11 @@ json_t *host_evacuate(struct api_call *c)
 	struct evac_plan *plan = evacplan_plan(&sn.sn_pool);
 	if (!plan)
 		abort();
+	if ((e = ha_check_evacuation(pd->pd_db, host, &sn.sn_pool, plan))) { /* HA admission */
+		evacplan_free(plan);
+		snap_free(&sn);
+		return e;
+	}
 	struct evac *ev = ev_new(pd, host, c->ac_task, network, batch);
 	struct op_ctx o = {host, ev->ev_op, true};
 	if ((e = db_txn(pd->pd_db, op_txn, &o))) {
@@ -524,6 +529,12 @@ static json_t *plan_only(struct api_call *c, json_t **fails)
 	struct evac_plan *plan = evacplan_plan(pool);
 	if (!plan)
 		abort();
+	json_t *ha = ha_check_evacuation(c->ac_pd->pd_db, host, pool, plan); /* the dry run says it too */
+	if (ha) {
+		evacplan_free(plan);
+		snap_free(&sn);
+		return ha;
+	}
 	json_t *out = json_object();
 	for (size_t i = 0; i < plan->pl_nvms; i++) {
 		const struct evac_place *pl = &plan->pl_vms[i];

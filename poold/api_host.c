@@ -363,7 +363,7 @@ static json_t *host_set_enabled(struct api_call *c, bool on)
 {
 	const char *host;
 	json_t *e = api_arg_ref(c, 0, "host", &host);
-	if (e)
+	if (e || (!on && (e = ha_check_disable(c->ac_pd->pd_db, host)))) /* HA admission */
 		return e;
 	json_t *a[2] = {json_string(host), json_boolean(on)};
 	e = db_txn(c->ac_pd->pd_db, enable_txn, a);

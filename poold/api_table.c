@@ -53,6 +53,19 @@ json_t *vm_unpause(struct api_call *c);
 json_t *pool_get_ca_certificate(struct api_call *c);
 json_t *host_join(struct api_call *c);
 json_t *host_heartbeat(struct api_call *c);
+json_t *pool_enable_ha(struct api_call *c);
+json_t *pool_disable_ha(struct api_call *c);
+json_t *host_emergency_ha_disable(struct api_call *c);
+json_t *pool_set_ha_host_failures_to_tolerate(struct api_call *c);
+json_t *pool_ha_compute_max_host_failures_to_tolerate(struct api_call *c);
+json_t *pool_ha_compute_hypothetical_max_host_failures_to_tolerate(struct api_call *c);
+json_t *pool_ha_failover_plan_exists(struct api_call *c);
+json_t *pool_ha_compute_vm_failover_plan(struct api_call *c);
+json_t *pool_ha_prevent_restarts_for(struct api_call *c);
+json_t *pool_ha_plan(struct api_call *c);
+json_t *vm_set_ha_restart_priority(struct api_call *c);
+json_t *vm_set_order(struct api_call *c);
+json_t *vm_set_start_delay(struct api_call *c);
 
 const struct api_method api_methods[] = {
 	{"session.login_with_password", 2, 4, API_NO_SESSION, session_login},
@@ -103,6 +116,22 @@ const struct api_method api_methods[] = {
 	{"host.join", 3, 3, API_NO_SESSION, host_join},
 	{"host.heartbeat", 1, 1, API_NO_SESSION | API_AGENT, host_heartbeat},
 	{"message.create", 6, 6, 0, message_create},
+	/* HA (api_ha.c, api_ha_plan.c) */
+	{"pool.enable_ha", 3, 3, API_ASYNC, pool_enable_ha},
+	{"pool.disable_ha", 1, 1, API_ASYNC, pool_disable_ha},
+	{"host.emergency_ha_disable", 2, 2, 0, host_emergency_ha_disable},
+	{"pool.set_ha_host_failures_to_tolerate", 3, 3, API_ASYNC, pool_set_ha_host_failures_to_tolerate},
+	{"pool.ha_compute_max_host_failures_to_tolerate", 1, 1, API_ASYNC, pool_ha_compute_max_host_failures_to_tolerate},
+	{"pool.ha_compute_hypothetical_max_host_failures_to_tolerate", 2, 2, API_ASYNC,
+	 pool_ha_compute_hypothetical_max_host_failures_to_tolerate},
+	{"pool.ha_failover_plan_exists", 2, 2, API_ASYNC, pool_ha_failover_plan_exists},
+	{"pool.ha_compute_vm_failover_plan", 3, 3, API_ASYNC, pool_ha_compute_vm_failover_plan},
+	{"pool.ha_prevent_restarts_for", 2, 2, API_ASYNC, pool_ha_prevent_restarts_for},
+	/* ours: the failover plan explained, per host failure */
+	{"pool.ha_plan", 2, 2, API_ASYNC, pool_ha_plan},
+	{"VM.set_ha_restart_priority", 3, 3, API_ASYNC, vm_set_ha_restart_priority},
+	{"VM.set_order", 3, 3, API_ASYNC, vm_set_order},
+	{"VM.set_start_delay", 3, 3, API_ASYNC, vm_set_start_delay},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

@@ -28,6 +28,7 @@ static json_int_t ival(json_t *o, const char *k)
 struct start_ctx {
 	struct poold *pd;
 	const char *vm, *want_host;
+	unsigned flags;     /* PLACE_START, | PLACE_NO_HA for HA's own restarts */
 	char host[64];
 	char op_id[64];     /* its entry in the VM's current_operations */
 	json_t *config; /* for the agent */
@@ -47,11 +48,11 @@ static json_t *start_reserve_txn(struct db *db, void *ctx)
 	json_decref(v);
 	json_t *vms = json_pack("[s]", s->vm), *hosts = s->want_host ? json_pack("[s]", s->want_host) : NULL;
 	struct snap sn;
-	e = snap_build(db, NULL, vms, hosts, PLACE_START, &sn);
+	e = snap_build(db, NULL, vms, hosts, s->flags, &sn);
 	const struct place_pool *p = &sn.sn_pool;
 	size_t h = 0;
 	if (!e && s->want_host)
-		e = place_assert(&p->pp_vms[0], NULL, &p->pp_hosts[0], PLACE_START);
+		e = place_assert(&p->pp_vms[0], NULL, &p->pp_hosts[0], s->flags);
 	else if (!e)
 		e = place_choose(p, 0, NULL, 0, &h);
 	if (!e)
@@ -136,6 +137,8 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
 /* What a power operation remembers while the agent works. */
 struct vm_op {
 	char op_vm[64], op_host[64];
+	vm_started_fn op_done; /* a start nobody waits for (HA's restarts): told the outcome */
+	void *op_arg;
 	char op_kind[16]; /* start, shutdown, pause, unpause */
 	char op_id[64];   /* its entry in the VM's current_operations */
 	bool op_paused;
@@ -166,14 +169,17 @@ static json_t *record_txn(struct db *db, void *ctx)
 		f = json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "power_state", op->op_paused ? "Paused" : "Running",
 			      "resident_on", op->op_host, "scheduled_to_be_resident_on", MODEL_NULL_REF, "domid",
 			      r->domid, "last_boot_CPU_flags", "vendor", op->op_vendor, "features", op->op_features);
+		/* XAPI: a start of a VM with an HA priority makes HA keep it running */
+		json_object_set_new(f, "ha_always_run", json_boolean(*jstr(v, "ha_restart_priority") != '\0'));
 		const char *m = jstr(v, "metrics");
 		if (*m)
 			json_decref(db_obj_update_new(db, m, json_pack("{s:s, s:I, s:I}", "start_time", now, "memory_actual",
 								       ival(v, "memory_static_max"), "VCPUs_number",
 								       ival(v, "VCPUs_at_startup"))));
 	} else if (strcmp(op->op_kind, "shutdown") == 0) {
-		f = json_pack("{s:s, s:s, s:I}", "power_state", "Halted", "resident_on", MODEL_NULL_REF, "domid",
-			      (json_int_t)-1);
+		/* a shutdown asked for: HA leaves it halted */
+		f = json_pack("{s:s, s:s, s:I, s:b}", "power_state", "Halted", "resident_on", MODEL_NULL_REF, "domid",
+			      (json_int_t)-1, "ha_always_run", 0);
 	} else {
 		f = json_pack("{s:s}", "power_state", strcmp(op->op_kind, "pause") == 0 ? "Paused" : "Running");
 	}
@@ -208,13 +214,17 @@ static void op_failed(struct poold *pd, void *ctx, json_t **err)
 	txn_until_done(pd, op_failed_txn, ctx, sizeof(struct vm_op), "the end of a VM operation");
 }
 
-static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)
+/* Reserve a host for vm (host: the one asked for, NULL: placement picks)
+ * and make the agent's call for it. */
+static struct vm_op *start_prepare(struct poold *pd, const char *vm, const char *host, bool paused, unsigned flags,
+				   json_t **params, json_t **err)
 {
-	struct poold *pd = c->ac_pd;
-	struct start_ctx s = {pd, vm, host, "", "", NULL, "", "", 0};
+	struct start_ctx s = {pd, vm, host, flags, "", "", NULL, "", "", 0};
 	json_t *e = db_txn(pd->pd_db, start_reserve_txn, &s);
-	if (e)
-		return e;
+	if (e) {
+		*err = e;
+		return NULL;
+	}
 	json_t *v = db_obj_get(pd->pd_db, vm);
 	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, paused);
 	json_decref(v);
@@ -226,7 +236,44 @@ static json_t *vm_start_common(struct api_call *c, const char *vm, const char *h
 	op->op_paused = paused;
 	snprintf(op->op_vendor, sizeof op->op_vendor, "%s", jstr(cfg, "cpu_vendor"));
 	snprintf(op->op_features, sizeof op->op_features, "%s", jstr(cfg, "featureset"));
-	return agent_call(c, s.host, AGENT_VM_START, json_pack("[o]", cfg), op_ok, op_failed, op);
+	*params = json_pack("[o]", cfg);
+	return op;
+}
+
+static json_t *vm_start_common(struct api_call *c, const char *vm, const char *host, bool paused)
+{
+	json_t *params = NULL, *e = NULL;
+	struct vm_op *op = start_prepare(c->ac_pd, vm, host, paused, PLACE_START, &params, &e);
+	if (!op)
+		return e;
+	return agent_call(c, op->op_host, AGENT_VM_START, params, op_ok, op_failed, op);
+}
+
+/* The outcome of a start nobody waits for: recorded, then told. */
+static json_t *internal_done(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			     json_t **result)
+{
+	struct vm_op *op = ctx;
+	json_t *e = NULL;
+	if (answer)
+		e = op_ok(c, pd, ctx, answer, result);
+	else
+		op_failed(pd, ctx, &err);
+	op->op_done(pd, op->op_arg, op->op_vm, op->op_host, answer ? e : err);
+	return e;
+}
+
+json_t *vm_start_internal(struct poold *pd, const char *vm, const char *host, unsigned flags, vm_started_fn done,
+			  void *arg)
+{
+	json_t *params = NULL, *e = NULL;
+	struct vm_op *op = start_prepare(pd, vm, host, false, PLACE_START | flags, &params, &e);
+	if (!op)
+		return e;
+	op->op_done = done;
+	op->op_arg = arg;
+	agent_call_done(pd, NULL, op->op_host, AGENT_VM_START, params, internal_done, op);
+	return NULL;
 }
 
 json_t *vm_start(struct api_call *c)

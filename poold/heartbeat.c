@@ -337,6 +337,11 @@ json_t *host_heartbeat(struct api_call *c)
 	json_t *cmp = json_deep_copy(report);
 	json_object_del(cmp, "memory_free");
 	json_object_del(cmp, "seq");
+	/* a run of this host's agent that HA declared fenced speaks no more */
+	if ((e = ha_host_report(pd, ref, report))) {
+		json_decref(cmp);
+		return e;
+	}
 	bool same = beat_same(pd, ref, cmp, &b.rep), was_live = json_object_get(pd->pd_host_seen, ref) != NULL;
 	/* live first: a busy database must not make a live host look dead */
 	host_seen(pd, ref);

@@ -156,6 +156,8 @@ bool place_fails(enum place_verdict v, const struct place_vm *vm, const struct p
 		       PLACE_NONE;
 	case PLACE_MEMORY:
 		return vm->pv_memory > dst->ph_available;
+	case PLACE_HA_PLAN:
+		return dst->ph_ha && dst->ph_ha->pa_admits && !dst->ph_ha->pa_admits(dst->ph_ha, vm, src, dst);
 	default:
 		return false;
 	}
@@ -211,6 +213,7 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 	case PLACE_VERSION:
 		return xerr_new(code, nz(dst->ph_ref), nz(vm->pv_ref), NULL);
 	case PLACE_NOT_LIVE:
+	case PLACE_HA_PLAN:
 		return xerr_new(code, NULL);
 	case PLACE_EVACUATING:
 	case PLACE_OFFLINE:

@@ -15,6 +15,7 @@
 #include "agent_proto.h"
 #include "conf.h"
 #include "db.h"
+#include "haplan.h"
 #include "place.h"
 
 struct api_call;
@@ -22,6 +23,8 @@ struct evt_waiter;
 struct agent_link;
 struct evac;
 struct httpsrv;
+struct ha_state;
+struct snap_ha;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -49,6 +52,7 @@ struct poold {
 	struct evac *pd_evacs;       /* host evacuations running (api_evacuate.c) */
 	struct pwcheck *pd_pwcheck;  /* password checks (made at the first login) */
 	struct throttle *pd_throttle; /* failed logins per address and user */
+	struct ha_state *pd_ha;      /* HA: its configuration, restarts, timers (ha_run.c) */
 	uint64_t pd_calls;
 };
 
@@ -161,6 +165,13 @@ json_t *sr_space_update(struct db *db, json_t *space);
 /* What an agent needs to build vm's domain (memory, vCPUs, CPU, disks,
  * the sim workload), as JSON. */
 json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused);
+/* A start nobody waits for (HA's restarts): checked and reserved now (an
+ * error, nothing started), then done(pd, arg, vm, host, err) once the
+ * agent answered (err NULL: it runs there, recorded; borrowed). host NULL:
+ * placement picks. flags: extra PLACE_ flags (PLACE_NO_HA). */
+typedef void (*vm_started_fn)(struct poold *pd, void *arg, const char *vm, const char *host, json_t *err);
+json_t *vm_start_internal(struct poold *pd, const char *vm, const char *host, unsigned flags, vm_started_fn done,
+			  void *arg);
 
 /* ---- snapshot.c: the database as placement sees it (place.h's structs) ---- */
 /* A snapshot owns every record, string and array its pool points into. */
@@ -174,6 +185,7 @@ struct snap {
 	json_t *sn_nets;               /* network ref -> where a host may have it */
 	void **sn_blocks;              /* the arrays, freed with the snapshot */
 	size_t sn_nblocks, sn_cap;
+	struct snap_ha *sn_ha;         /* HA admission: the plan its hosts' ph_ha checks against */
 };
 /* The pool for a placement: the VMs vms (an array of refs; NULL: every VM
  * resident on source but the control domain, none without a source), the
@@ -186,6 +198,23 @@ void snap_free(struct snap *sn);
 /* The strings of a JSON array as a C array borrowing them (free the array
  * only). */
 const char **snap_strings(json_t *arr);
+/* The pool as the failover planner sees it: every host, and every VM
+ * with an HA priority that runs (its home: the host it runs on) or waits
+ * for a restart (ha_always_run, halted: no home). priorities: VM ref ->
+ * priority overriding the records (the hypothetical question), or NULL.
+ * When HA admission applies (HA on, overcommit not allowed, a plan for
+ * at least one failure kept), snap_build gives each candidate host of a
+ * single-VM placement this plan to keep (place.h's HA row) unless its
+ * flags have PLACE_NO_HA. */
+struct snap_ha {
+	struct snap sh_snap;
+	struct haplan_vm *sh_vms;
+	size_t sh_n;
+	struct haplan_admit sh_admit;
+	int sh_k;                      /* the pool's ha_plan_exists_for */
+};
+struct snap_ha *snap_ha_build(struct db *db, json_t *priorities);
+void snap_ha_free(struct snap_ha *sh);
 
 /* ---- vm_limits.c ---- */
 /* The limits of a VM record going from before (NULL: a new VM) to after:
@@ -364,6 +393,55 @@ void agent_tell(struct poold *pd, const char *host, enum agent_method m, json_t 
 void agent_links_sweep(struct poold *pd);
 void agent_link_forget(struct poold *pd, const char *host);
 void agent_links_free(struct poold *pd);
+
+/* ---- ha_run.c, ha_restart.c: HA as the pool master runs it ---- */
+/* What poold keeps about HA (the configuration also in the database's
+ * meta key "ha", so a restarted poold carries on). */
+struct ha_state {
+	json_t *hs_conf;           /* {generation, key, timeout, sr, vdi, members: {host ref: uuid}}; NULL: off */
+	bool hs_enabling, hs_disabling;
+	struct api_call *hs_call;  /* pool.enable_ha / disable_ha waiting, else NULL */
+	int64_t hs_deadline;       /* ms: the enable gives up (HA_FAILED_TO_FORM_LIVESET) */
+	json_t *hs_joined;         /* host ref -> true: armed and in the liveset (the enable waits) */
+	json_t *hs_fenced;         /* host ref -> boot: that run fenced; its reports are refused */
+	json_t *hs_boots;          /* host ref -> boot of its newest report */
+	json_t *hs_asked;          /* host ref -> ms: arm/disarm last asked (no storm) */
+	json_t *hs_addrs;          /* host ref -> "address:port" of its agent, as last reported */
+	int64_t hs_rearm_at;       /* ms: tell every member the addresses again (an agent moved), 0: no */
+	json_t *hs_vms;            /* VM ref -> {tries, next, said}: restarts that failed */
+	int64_t hs_failed_at;      /* ms the last host was declared failed (the restarts' timeline) */
+	int64_t hs_prevent_until;  /* ms: pool.ha_prevent_restarts_for */
+	int hs_inflight;           /* restarts started and not answered */
+	int64_t hs_group_delay;    /* ms to wait once they have: the group's largest start_delay */
+	int64_t hs_next_group;     /* ms: no new group before */
+	int64_t hs_status_event;   /* the event id the pool status was last computed at */
+	int64_t hs_status_at;      /* ms it was */
+	struct event *hs_tick;     /* ha_run.c: the enable's deadline */
+	struct event *hs_engine;   /* ha_restart.c: restarts and the status, every tick or when made active */
+};
+/* ha_run.c */
+void ha_start(struct poold *pd);
+void ha_stop(struct poold *pd);
+bool ha_on(struct poold *pd);
+/* heartbeat.c calls it for every report: an error refuses the report
+ * (HA_SHOULD_BE_FENCED: that run of the agent has fenced). */
+json_t *ha_host_report(struct poold *pd, const char *host, json_t *report);
+/* pool.enable_ha once checked (api_ha.c): conf as hs_conf, hosts to arm. */
+json_t *ha_enable_begin(struct api_call *c, json_t *conf);
+json_t *ha_disable_begin(struct api_call *c, bool emergency);
+/* ha_restart.c */
+/* The engine's tick (after ha_start): it restarts what should run and
+ * does not (protected first, by order groups, then best-effort) and keeps
+ * the status current; ha_run.c makes hs_engine active after a failure. */
+void ha_engine_start(struct poold *pd);
+void ha_engine_stop(struct poold *pd);
+void ha_engine_run(struct poold *pd);
+/* Recompute ha_plan_exists_for / ha_overcommitted when the pool changed
+ * (force: now). */
+void ha_status_update(struct poold *pd, bool force);
+/* host.disable and host.evacuate under HA (api_host.c, api_evacuate.c). */
+json_t *ha_check_disable(struct db *db, const char *host);
+json_t *ha_check_evacuation(struct db *db, const char *host, const struct place_pool *pool, struct evac_plan *plan);
 
 /* ---- txn_later.c: records that must be written ---- */
 /* Run fn(ctx) in a transaction; while another process holds the database's

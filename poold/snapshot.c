@@ -72,6 +72,7 @@ void snap_free(struct snap *sn)
 	json_decref(sn->sn_keep);
 	json_decref(sn->sn_groups);
 	json_decref(sn->sn_nets);
+	snap_ha_free(sn->sn_ha);
 	memset(sn, 0, sizeof *sn);
 }
 
@@ -196,6 +197,7 @@ static void vm_fill(struct snap *sn, struct db *db, const char *ref, struct plac
 		.pv_boot_vendor = jstr(flags, "vendor"),
 		.pv_boot_features = jstr(flags, "features"),
 		.pv_group = aa_group(sn, v),
+		.pv_ha_protected = strcmp(jstr(v, "ha_restart_priority"), "restart") == 0,
 	};
 	out->pv_srs = strings(sn, vm_srs(db, ref), &out->pv_nsrs);
 	out->pv_networks = strings(sn, vm_networks(sn, db, ref), &out->pv_nnetworks);
@@ -345,6 +347,8 @@ static json_t *check_hosts(struct db *db, json_t *hosts)
 	return NULL;
 }
 
+static void ha_attach(struct db *db, struct snap *sn);
+
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn)
 {
 	memset(sn, 0, sizeof *sn);
@@ -370,5 +374,93 @@ json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts
 	if (source)
 		host_fill(sn, db, source, &sn->sn_source);
 	sn->sn_pool = (struct place_pool){source ? &sn->sn_source : NULL, sn->sn_hosts, nh, sn->sn_vms, nv, flags};
+	if (vms && !(flags & PLACE_NO_HA))
+		ha_attach(db, sn);
 	return NULL;
+}
+
+/* ---- HA: the failover planner's pool, and admission ---- */
+
+/* The VMs with an HA priority that run, or wait for a restart. */
+static json_t *ha_vm_refs(struct db *db, json_t *priorities)
+{
+	json_t *all = db_find(db, "VM", NULL, NULL), *out = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(all, k, v) {
+		if (json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot")) ||
+		    json_is_true(json_object_get(v, "is_control_domain")))
+			continue;
+		json_t *o = json_object_get(priorities, k);
+		const char *prio = json_is_string(o) ? json_string_value(o) : jstr(v, "ha_restart_priority");
+		const char *ps = jstr(v, "power_state");
+		bool on = strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0;
+		bool waiting = strcmp(ps, "Halted") == 0 && json_is_true(json_object_get(v, "ha_always_run"));
+		if (haplan_priority_parse(prio) > HAPLAN_NONE && (on || waiting))
+			json_array_append_new(out, json_string(k));
+	}
+	json_decref(all);
+	return out;
+}
+
+static size_t host_at(const struct snap *sn, const char *ref)
+{
+	for (size_t h = 0; h < sn->sn_pool.pp_nhosts; h++)
+		if (strcmp(sn->sn_hosts[h].ph_ref, ref) == 0)
+			return h;
+	return PLACE_NONE;
+}
+
+struct snap_ha *snap_ha_build(struct db *db, json_t *priorities)
+{
+	struct snap_ha *sh = xcalloc(1, sizeof *sh);
+	json_t *refs = ha_vm_refs(db, priorities);
+	snap_build(db, NULL, refs, NULL, PLACE_START | PLACE_NO_HA, &sh->sh_snap);
+	json_decref(refs);
+	const struct place_pool *p = &sh->sh_snap.sn_pool;
+	sh->sh_vms = xcalloc(p->pp_nvms + 1, sizeof *sh->sh_vms);
+	for (size_t i = 0; i < p->pp_nvms; i++) {
+		json_t *v = db_obj_get(db, p->pp_vms[i].pv_ref);
+		json_t *o = json_object_get(priorities, p->pp_vms[i].pv_ref);
+		const char *prio = json_is_string(o) ? json_string_value(o) : jstr(v, "ha_restart_priority");
+		const char *ps = jstr(v, "power_state");
+		bool on = strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0;
+		sh->sh_vms[sh->sh_n++] = (struct haplan_vm){i, (enum haplan_priority)haplan_priority_parse(prio),
+							   ival(v, "order"),
+							   on ? host_at(&sh->sh_snap, jstr(v, "resident_on")) : PLACE_NONE};
+		sh->sh_snap.sn_vms[i].pv_ha_protected = sh->sh_vms[i].hv_priority == HAPLAN_RESTART;
+		json_decref(v);
+	}
+	json_t *pools = db_find(db, "pool", NULL, NULL);
+	void *it = json_object_iter(pools);
+	sh->sh_k = it ? (int)ival(json_object_iter_value(it), "ha_plan_exists_for") : 0;
+	json_decref(pools);
+	haplan_admit_init(&sh->sh_admit, p, sh->sh_vms, sh->sh_n, sh->sh_k);
+	return sh;
+}
+
+void snap_ha_free(struct snap_ha *sh)
+{
+	if (!sh)
+		return;
+	snap_free(&sh->sh_snap);
+	free(sh->sh_vms);
+	free(sh);
+}
+
+/* Admission applies while HA is on, overcommit is not allowed and the
+ * pool keeps a plan for at least one failure (XAPI blocks only then). */
+static void ha_attach(struct db *db, struct snap *sn)
+{
+	json_t *pools = db_find(db, "pool", NULL, NULL);
+	void *it = json_object_iter(pools);
+	json_t *p = it ? json_object_iter_value(it) : NULL;
+	bool on = p && json_is_true(json_object_get(p, "ha_enabled")) &&
+		  !json_is_true(json_object_get(p, "ha_allow_overcommit")) && ival(p, "ha_plan_exists_for") > 0;
+	json_decref(pools);
+	if (!on)
+		return;
+	sn->sn_ha = snap_ha_build(db, NULL);
+	for (size_t h = 0; h < sn->sn_pool.pp_nhosts; h++)
+		sn->sn_hosts[h].ph_ha = &sn->sn_ha->sh_admit.ha_row;
 }

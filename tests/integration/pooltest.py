@@ -103,7 +103,8 @@ class DevPool:
     def connection(self, timeout=60):
         ctx = ssl.create_default_context(cafile=self.cafile)
         ctx.check_hostname = False
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=timeout * SLOW)
+        return http.client.HTTPSConnection(self.env.get("XE_SERVER", "127.0.0.1"), self.port, context=ctx,
+                                           timeout=timeout * SLOW)
 
     def call(self, method, *params, timeout=60):
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
