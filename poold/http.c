@@ -2,9 +2,11 @@
  * http.c - poold's HTTPS front: libevent's evhttp over OpenSSL bufferevents,
  * behind the limits of lib/httpsrv.c (request deadline, connection caps).
  *
- * POST /jsonrpc carries XAPI's JSON-RPC; POST / and /RPC2 take JSON-RPC
- * too when the body is JSON (XML-RPC is not spoken: such requests get 415
- * with a sentence saying so). Bodies above max-request-size are refused
+ * POST /jsonrpc carries XAPI's JSON-RPC. POST / and /RPC2 carry XML-RPC,
+ * as XAPI serves them to XenAPI.py, Ansible and the SDKs (lib/xmlrpc.h),
+ * or JSON-RPC when the body is a JSON object (ours: older clients of this
+ * server). Both reach the same dispatch, sessions and tasks; only the
+ * framing differs. Bodies above max-request-size are refused
  * with 413 by evhttp itself, and a body above
  * max-unauthenticated-request-size is not parsed unless it comes from a
  * pool member (its certificate) or carries a valid session. An event.from
@@ -27,6 +29,7 @@
 #include "poold.h"
 #include "tls.h"
 #include "xerr.h"
+#include "xmlrpc.h"
 #include "util.h"
 
 /* The TLS context: a singleton of the one server. */
@@ -42,6 +45,13 @@ static void http_reply(struct evhttp_request *req, int code, const char *reason,
 		evbuffer_add(b, body, strlen(body));
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
+}
+
+static void http_text_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
 }
 
 /* The client went away while its call was parked: drop the call. */
@@ -161,22 +171,63 @@ static void http_call_done(struct api_call *c, json_t *err)
 	api_call_free(c);
 }
 
+/* Transport callback of api_dispatch for XML-RPC: XAPI's envelope around
+ * the whole answer (a streamed one is gathered first: XML-RPC is written
+ * from the value, typed by the model). */
+static void http_xml_done(struct api_call *c, json_t *err)
+{
+	struct evhttp_request *req = c->ac_transport;
+	json_t *v = err ? NULL : api_result_whole(c, &err);
+	char *text;
+	if (err) {
+		char *s = xerr_to_text(err);
+		log_debug("%s: %s", c->ac_method ? c->ac_method->am_name : "?", s ? s : "?");
+		free(s);
+		text = xmlrpc_fail(err);
+		json_decref(err);
+	} else if (c->ac_method && strcmp(c->ac_method->am_name, "system.listMethods") == 0) {
+		text = xmlrpc_bare(v);
+	} else {
+		struct xr_type t = api_result_type(c->ac_method);
+		text = xmlrpc_ok(v, &t);
+	}
+	json_decref(v);
+	if (req) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		if (evcon)
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+		struct evbuffer *body = evbuffer_new();
+		evbuffer_add_reference(body, text, strlen(text), http_text_free, NULL);
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		evhttp_add_header(h, "Content-Type", "text/xml");
+		evhttp_send_reply(req, 200, "OK", body);
+		evbuffer_free(body);
+	} else {
+		free(text);
+	}
+	api_call_free(c);
+}
+
 /* The session ref a request carries, as far as can be told without
- * parsing it: the first "OpaqueRef:..." string (XAPI puts the session
- * first in params). Into out; false when there is none. */
+ * parsing it: the first "OpaqueRef:..." string, quoted in JSON or between
+ * tags in XML (XAPI puts the session first in params). Into out; false
+ * when there is none. */
 static bool http_session_of(const char *body, size_t len, char *out, size_t outlen)
 {
-	static const char mark[] = "\"OpaqueRef:";
-	const char *p = memmem(body, len, mark, sizeof mark - 1);
-	if (!p)
-		return false;
-	p++;
-	const char *end = memchr(p, '"', len - (size_t)(p - body));
-	if (!end || (size_t)(end - p) >= outlen)
-		return false;
-	memcpy(out, p, (size_t)(end - p));
-	out[end - p] = '\0';
-	return true;
+	static const char mark[] = "OpaqueRef:";
+	const char *p = body, *end = body + len;
+	while ((p = memmem(p, (size_t)(end - p), mark, sizeof mark - 1))) {
+		if (p > body && (p[-1] == '"' || p[-1] == '>')) {
+			const char *q = memchr(p, p[-1] == '"' ? '"' : '<', (size_t)(end - p));
+			if (!q || (size_t)(q - p) >= outlen)
+				return false;
+			memcpy(out, p, (size_t)(q - p));
+			out[q - p] = '\0';
+			return true;
+		}
+		p += sizeof mark - 1;
+	}
+	return false;
 }
 
 /* Who may make poold parse a big document: a pool member (its verified
@@ -184,7 +235,7 @@ static bool http_session_of(const char *body, size_t len, char *out, size_t outl
  * stranger) is refused before parsing: 413, or SESSION_INVALID when the
  * session it names is not (or no longer) valid. */
 static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const char *body, size_t len,
-			   const char *peer)
+			   const char *peer, bool xml)
 {
 	if (*peer || len <= (size_t)conf_int(pd->pd_conf, "max-unauthenticated-request-size"))
 		return true;
@@ -194,9 +245,9 @@ static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const c
 		return true;
 	if (named) {
 		json_t *e = xerr_new(XE_SESSION_INVALID, ref, NULL);
-		char *text = jrpc_err(NULL, true, e);
+		char *text = xml ? xmlrpc_fail(e) : jrpc_err(NULL, true, e);
 		json_decref(e);
-		http_reply(req, 200, "OK", "application/json", text);
+		http_reply(req, 200, "OK", xml ? "text/xml" : "application/json", text);
 		free(text);
 		return false;
 	}
@@ -205,28 +256,52 @@ static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const c
 	return false;
 }
 
-static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const char *body, size_t len)
+/* The call in a body: JSON-RPC or XML-RPC. 0, or -1 when the body was
+ * refused (answered already, in its protocol). */
+static int http_parse(struct evhttp_request *req, const char *body, size_t len, bool xml, struct api_call *c,
+		      char **method)
 {
-	char peer[64];
-	/* an agent authenticates with its pool certificate */
-	if (evrpc_request_peer_cn(req, peer, sizeof peer) < 0)
-		peer[0] = '\0';
-	if (!http_may_parse(pd, req, body, len, peer))
-		return;
+	if (xml) {
+		json_t *e = NULL;
+		if (xmlrpc_parse_call(body, len, method, &c->ac_params, &e) == 0)
+			return 0;
+		char *text = xmlrpc_fail(e);
+		json_decref(e);
+		http_reply(req, 200, "OK", "text/xml", text);
+		free(text);
+		return -1;
+	}
 	struct jrpc_req r;
 	char *error_text = NULL;
 	if (jrpc_parse(body, len, &r, &error_text) < 0) {
 		http_reply(req, 200, "OK", "application/json", error_text);
 		free(error_text);
-		return;
+		return -1;
 	}
-	struct api_call *c = xcalloc(1, sizeof *c);
-	c->ac_pd = pd;
+	*method = r.jr_method;
 	c->ac_params = r.jr_params;
 	c->ac_id = r.jr_id;
 	c->ac_v2 = r.jr_v2;
+	return 0;
+}
+
+static void http_rpc(struct poold *pd, struct evhttp_request *req, const char *body, size_t len, bool xml)
+{
+	char peer[64];
+	/* an agent authenticates with its pool certificate */
+	if (evrpc_request_peer_cn(req, peer, sizeof peer) < 0)
+		peer[0] = '\0';
+	if (!http_may_parse(pd, req, body, len, peer, xml))
+		return;
+	struct api_call *c = xcalloc(1, sizeof *c);
+	char *method = NULL;
+	if (http_parse(req, body, len, xml, c, &method) < 0) {
+		api_call_free(c);
+		return;
+	}
+	c->ac_pd = pd;
 	c->ac_transport = req;
-	c->ac_done = http_call_done;
+	c->ac_done = xml ? http_xml_done : http_call_done;
 	snprintf(c->ac_peer, sizeof c->ac_peer, "%s", peer);
 	httpsrv_request_addr(req, c->ac_addr, sizeof c->ac_addr);
 	/* a parked call is dropped if its client goes away (one request is
@@ -234,8 +309,8 @@ static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const cha
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon)
 		evhttp_connection_set_closecb(evcon, http_conn_closed, c);
-	api_dispatch(c, r.jr_method);
-	free(r.jr_method);
+	api_dispatch(c, method);
+	free(method);
 }
 
 static void http_handle(struct evhttp_request *req, void *arg)
@@ -247,7 +322,8 @@ static void http_handle(struct evhttp_request *req, void *arg)
 		path = "/";
 	bool rpc_path = strcmp(path, "/jsonrpc") == 0 || strcmp(path, "/") == 0 || strcmp(path, "/RPC2") == 0;
 	if (!rpc_path) {
-		http_reply(req, 404, "Not Found", "text/plain", "no such resource: JSON-RPC is at /jsonrpc\n");
+		http_reply(req, 404, "Not Found", "text/plain",
+			   "no such resource: JSON-RPC is at /jsonrpc, XML-RPC at / and /RPC2\n");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_OPTIONS) {
@@ -255,7 +331,7 @@ static void http_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST) {
-		http_reply(req, 405, "Method Not Allowed", "text/plain", "use POST with a JSON-RPC body\n");
+		http_reply(req, 405, "Method Not Allowed", "text/plain", "use POST with an XML-RPC or JSON-RPC body\n");
 		return;
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -264,12 +340,9 @@ static void http_handle(struct evhttp_request *req, void *arg)
 	size_t skip = 0;
 	while (skip < len && (body[skip] == ' ' || body[skip] == '\n' || body[skip] == '\r' || body[skip] == '\t'))
 		skip++;
-	if (strcmp(path, "/jsonrpc") != 0 && (skip == len || body[skip] != '{')) {
-		http_reply(req, 415, "Unsupported Media Type", "text/plain",
-			   "XML-RPC is not supported by this server: send JSON-RPC to /jsonrpc\n");
-		return;
-	}
-	http_jsonrpc(pd, req, body ? body : "", len);
+	/* XAPI reads / and /RPC2 as XML-RPC; a JSON object there is ours */
+	bool xml = strcmp(path, "/jsonrpc") != 0 && (skip == len || body[skip] != '{');
+	http_rpc(pd, req, body ? body : "", len, xml);
 }
 
 int http_start(struct poold *pd, char *err, size_t errlen)
@@ -312,7 +385,7 @@ int http_start(struct poold *pd, char *err, size_t errlen)
 		fprintf(f, "%d\n", real);
 		fclose(f);
 	}
-	log_info("serving XAPI JSON-RPC on https://%s:%d/jsonrpc", addr, real);
+	log_info("serving XAPI on https://%s:%d: JSON-RPC at /jsonrpc, XML-RPC at / and /RPC2", addr, real);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "db.h"
 #include "place.h"
+#include "xmlrpc.h"
 
 struct api_call;
 struct evt_waiter;
@@ -121,6 +122,12 @@ void api_call_free(struct api_call *c);
  * malloc'ed text handed over without a copy. */
 struct evbuffer *api_raw(struct api_call *c);
 void api_raw_take(struct api_call *c, char *text);
+/* The call's whole result as a value, whether it was built (ac_result),
+ * written as text (ac_raw) or streamed (read to its end now): a new
+ * reference, NULL for void; NULL and *err when the stream failed. */
+json_t *api_result_whole(struct api_call *c, json_t **err);
+/* How XML-RPC types method m's answer (xmlrpc.h). */
+struct xr_type api_result_type(const struct api_method *m);
 /* Arguments (index after the session) with type checks: FIELD_TYPE_ERROR. */
 json_t *api_arg_str(struct api_call *c, size_t i, const char *name, const char **out);
 json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **out);
