@@ -49,7 +49,8 @@ static const struct {
 	{"name", EL_NAME, 0},
 };
 
-/* value, then array+data or struct+member, per level; the call's own four */
+/* value, then array+data or struct+member, per level; the call's own
+ * three and a scalar: never reached while values are counted */
 #define XP_MAX_ELEMENTS (3 * XMLRPC_MAX_DEPTH + 4)
 #define XP_STR2(n) #n
 #define XP_STR(n) XP_STR2(n)
@@ -66,6 +67,7 @@ struct xp {
 	XML_Parser x_parser;
 	struct xp_frame x_st[XP_MAX_ELEMENTS + 1];
 	int x_depth;           /* x_st[0] is the document itself */
+	int x_values;          /* <value> elements open */
 	char *x_text;          /* character data of the innermost element */
 	size_t x_len, x_cap;
 	char *x_method;
@@ -151,11 +153,12 @@ static void xp_start(void *ud, const XML_Char *name, const XML_Char **attrs)
 		xp_fail(x, xp_allowed(top, call), "<%.100s>", name);
 		return;
 	}
-	if (x->x_depth == XP_MAX_ELEMENTS) {
+	if (x->x_depth == XP_MAX_ELEMENTS || (xp_names[i].el == EL_VALUE && x->x_values == XMLRPC_MAX_DEPTH)) {
 		xp_fail(x, "values nested at most " XP_STR(XMLRPC_MAX_DEPTH) " deep", "deeper nesting");
 		return;
 	}
 	top->f_children++;
+	x->x_values += xp_names[i].el == EL_VALUE;
 	struct xp_frame *f = &x->x_st[++x->x_depth];
 	*f = (struct xp_frame){xp_names[i].el, xp_names[i].sc, NULL, NULL, 0};
 	if (f->f_el == EL_PARAMS || f->f_el == EL_DATA)
@@ -253,6 +256,7 @@ static void xp_end(void *ud, const XML_Char *name)
 		return; /* the stack is freed by xp_run */
 	struct xp_frame f = x->x_st[x->x_depth--];
 	struct xp_frame *p = &x->x_st[x->x_depth];
+	x->x_values -= f.f_el == EL_VALUE;
 	bool leaf = f.f_el == EL_METHOD_NAME || f.f_el == EL_NAME || f.f_el == EL_SCALAR ||
 		    (f.f_el == EL_VALUE && !f.f_children);
 	if (!leaf && !xp_blank(x->x_text, x->x_len))
