@@ -105,6 +105,9 @@ struct report_in {
 };
 /* What we tell poold about this host (join and heartbeats). */
 json_t *report_build(const struct report_in *in);
+/* What domain d's guest says of itself ({os_version, address}), or NULL
+ * (a backend without a guest agent reader, a domain not running). */
+json_t *report_guest(const char *backend, const struct be_domain_info *d);
 
 /* ---- beat.c: heartbeat, domain watch, state-dir guard ---- */
 /* Gather and build a report (numbered), watch the domains it lists and

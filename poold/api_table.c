@@ -103,6 +103,9 @@ const struct api_method api_methods[] = {
 	{"host.join", 3, 3, API_NO_SESSION, host_join},
 	{"host.heartbeat", 1, 1, API_NO_SESSION | API_AGENT, host_heartbeat},
 	{"message.create", 6, 6, 0, message_create},
+	{"message.get", 4, 4, 0, message_get},
+	{"message.get_since", 2, 2, 0, message_get_since},
+	{"message.destroy_many", 2, 2, API_ASYNC, message_destroy_many},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

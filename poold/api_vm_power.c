@@ -174,6 +174,12 @@ static json_t *record_txn(struct db *db, void *ctx)
 	} else if (strcmp(op->op_kind, "shutdown") == 0) {
 		f = json_pack("{s:s, s:s, s:I}", "power_state", "Halted", "resident_on", MODEL_NULL_REF, "domid",
 			      (json_int_t)-1);
+		json_t *ge = guest_metrics_drop(db, op->op_vm);
+		if (ge) {
+			json_decref(f);
+			json_decref(v);
+			return ge;
+		}
 	} else {
 		f = json_pack("{s:s}", "power_state", strcmp(op->op_kind, "pause") == 0 ? "Paused" : "Running");
 	}

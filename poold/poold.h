@@ -206,6 +206,9 @@ json_t *vm_check_limits(const char *ref, const json_t *before, const json_t *aft
 json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, const char *obj_uuid,
 		const char *body);
 json_t *message_create(struct api_call *c);
+json_t *message_get(struct api_call *c);
+json_t *message_get_since(struct api_call *c);
+json_t *message_destroy_many(struct api_call *c);
 
 /* ---- session.c: which sessions are valid ---- */
 /* NULL when ref is a valid session (it is active again), else SESSION_INVALID. */
@@ -288,6 +291,16 @@ json_t *host_report_parse(json_t *r, struct host_report *out);
 json_t *host_report_fields(const struct host_report *r);
 /* The host's addresses as PIFs: eth0 management, eth1 migration. */
 json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r);
+/* The host's control domain (Xen's dom0), one per host as XAPI lists it:
+ * a VM that is_control_domain, Running on it, named after the host;
+ * created at the host's first full report (h: the host's record). */
+json_t *control_domain_sync(struct db *db, const char *host, const json_t *h, const struct host_report *r);
+/* The guest metrics of the VMs recorded running on host, from what their
+ * guests say in its report (domains[].guest): created at the first word,
+ * rewritten only when it changes. */
+json_t *guest_metrics_sync(struct db *db, const char *host, const json_t *report);
+/* VM vm halted or goes away: its guest metrics go too (as in XAPI). */
+json_t *guest_metrics_drop(struct db *db, const char *vm);
 
 /* ---- heartbeat.c: heartbeats, liveness, where VMs run ---- */
 void host_liveness_start(struct poold *pd);
