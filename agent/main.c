@@ -132,7 +132,21 @@ static int run(struct agent *ag, const char *argv0)
 			conf_str(ag->ag_conf, "master"));
 		return 1;
 	}
-	snprintf(ag->ag_address, sizeof ag->ag_address, "%s", conf_str(ag->ag_conf, "address"));
+	char local[64] = "";
+	const char *listen = conf_str(ag->ag_conf, "listen-address");
+	bool odd;
+	agent_local_address(ag->ag_master_host, ag->ag_master_port, local, sizeof local);
+	const char *addr = agent_address_choose(conf_str(ag->ag_conf, "address"), listen, local, &odd);
+	if (!*addr) {
+		fprintf(stderr, "pool-agent: no local address routes to the master %s:%d, and neither address nor a "
+				"single listen-address is set: set address to the one poold reaches this host on\n",
+			ag->ag_master_host, ag->ag_master_port);
+		return 1;
+	}
+	if (odd)
+		log_warn("address %s is not the listen-address %s: poold must reach this agent through a "
+			 "translation (NAT, a forwarded port)", addr, listen);
+	snprintf(ag->ag_address, sizeof ag->ag_address, "%s", addr);
 	ag->ag_be = open_backend(ag, argv0, err, sizeof err);
 	if (!ag->ag_be) {
 		fprintf(stderr, "pool-agent: %s\n", err);
@@ -158,10 +172,6 @@ static int run(struct agent *ag, const char *argv0)
 		fprintf(stderr, "pool-agent: %s\n", err);
 		return 1;
 	}
-	if (!ag->ag_address[0]) /* after a restart: the address is the master's view of us */
-		snprintf(ag->ag_address, sizeof ag->ag_address, "%s",
-			 strcmp(conf_str(ag->ag_conf, "listen-address"), "0.0.0.0") ? conf_str(ag->ag_conf, "listen-address")
-										  : "127.0.0.1");
 	char portfile[4200];
 	snprintf(portfile, sizeof portfile, "%s/agent.port", ag->ag_state);
 	FILE *f = fopen(portfile, "w");
@@ -175,8 +185,9 @@ static int run(struct agent *ag, const char *argv0)
 	evsignal_add(sigint, NULL);
 	agent_beat_state_remember(ag);
 	agent_beat_start(ag);
-	log_info("host %s (%s backend) serving on %s:%d, master %s:%d", ag->ag_host_uuid, ag->ag_be->be_ops->bo_name,
-		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
+	log_info("host %s (%s backend) listening on %s port %d, reached by poold at %s, master %s:%d",
+		 ag->ag_host_uuid, ag->ag_be->be_ops->bo_name, listen, ag->ag_port, ag->ag_address,
+		 ag->ag_master_host, ag->ag_master_port);
 	event_base_dispatch(ag->ag_base);
 	agent_migrations_stop(ag);
 	event_base_loop(ag->ag_base, EVLOOP_NONBLOCK); /* their answers, while we still can */
