@@ -43,7 +43,7 @@ const struct conf_key agent_conf_keys[] = {
 	 "1fcbfbff-f7fa3223-2d93fbff-00000023-00000001-000007ab-00000000-00000000-001000c8", 0, 0, NULL,
 	 "sim backend: the CPU feature set (XAPI form), so tests can mix CPU generations"},
 	{"simdom-path", CONF_STRING, "", 0, 0, NULL,
-	 "sim backend: the domain program (default: pool-simdom beside pool-agent)"},
+	 "sim backend: the domain program (default: pool-simdom beside pool-agent, else in ../libexec/poold/)"},
 	{"heartbeat-interval", CONF_DURATION, "2s", 100, DAY_MS, NULL,
 	 "how often the agent reports its host and domains to poold"},
 	{"software-version", CONF_STRING, "", 0, 0, NULL,
