@@ -71,10 +71,29 @@ static void xdouble(struct xbuf *x, double d)
 
 static void xvalue(struct xbuf *x, const json_t *v, const struct xr_type *t);
 
-/* A record's member, typed by its field in the model. */
-static void xfield(struct xbuf *x, const struct model_class *cls, const char *name, const json_t *v)
+/* The fields of class cls that JSON cannot type (datetimes, floats): a
+ * record's other members go by their JSON type. At most max; a class has a
+ * handful. */
+struct xfields {
+	const struct model_field *xf_f[16];
+	size_t xf_n;
+};
+
+static void xfields_of(const struct model_class *cls, struct xfields *out)
 {
-	const struct model_field *f = cls ? model_field_find(cls, name) : NULL;
+	out->xf_n = 0;
+	for (size_t i = 0; cls && i < cls->mc_nfields && out->xf_n < 16; i++)
+		if (cls->mc_fields[i].fld_type == FT_DATETIME || cls->mc_fields[i].fld_type == FT_FLOAT)
+			out->xf_f[out->xf_n++] = &cls->mc_fields[i];
+}
+
+/* A record's member, typed by its field in the model. */
+static void xfield(struct xbuf *x, const struct xfields *typed, const char *name, const json_t *v)
+{
+	const struct model_field *f = NULL;
+	for (size_t i = 0; i < typed->xf_n && !f; i++)
+		if (strcmp(typed->xf_f[i]->fld_name, name) == 0)
+			f = typed->xf_f[i];
 	struct xr_type plain = {XR_PLAIN, NULL}, when = {XR_DATETIME, NULL};
 	if (f && f->fld_type == FT_FLOAT && json_is_number(v))
 		xdouble(x, json_number_value(v));
@@ -82,17 +101,20 @@ static void xfield(struct xbuf *x, const struct model_class *cls, const char *na
 		xvalue(x, v, f && f->fld_type == FT_DATETIME ? &when : &plain);
 }
 
-static void xstruct(struct xbuf *x, const json_t *v, const struct xr_type *t)
+/* The members of object v, a struct of type t. */
+static void xmembers(struct xbuf *x, const json_t *v, const struct xr_type *t)
 {
 	const char *k;
 	json_t *e;
-	xputs(x, "<value><struct>");
+	struct xfields typed = {{NULL}, 0};
+	if (t->xt_kind == XR_RECORD)
+		xfields_of(t->xt_class, &typed);
 	json_object_foreach((json_t *)v, k, e) {
 		xputs(x, "<member><name>");
 		xescape(x, k);
 		xputs(x, "</name>");
 		if (t->xt_kind == XR_RECORD)
-			xfield(x, t->xt_class, k, e);
+			xfield(x, &typed, k, e);
 		else if (t->xt_kind == XR_RECORDS)
 			xvalue(x, e, &(struct xr_type){XR_RECORD, t->xt_class});
 		else if (t->xt_kind == XR_EVENTS && strcmp(k, "events") == 0)
@@ -101,6 +123,12 @@ static void xstruct(struct xbuf *x, const json_t *v, const struct xr_type *t)
 			xvalue(x, e, &(struct xr_type){XR_PLAIN, NULL});
 		xputs(x, "</member>");
 	}
+}
+
+static void xstruct(struct xbuf *x, const json_t *v, const struct xr_type *t)
+{
+	xputs(x, "<value><struct>");
+	xmembers(x, v, t);
 	xputs(x, "</struct></value>");
 }
 
@@ -181,22 +209,42 @@ char *xmlrpc_value(const json_t *v, const struct xr_type *t)
 	return x.b;
 }
 
-static const char head[] = "<?xml version=\"1.0\"?><methodResponse><params><param>";
-static const char tail[] = "</param></params></methodResponse>";
+#define XR_HEAD "<?xml version=\"1.0\"?><methodResponse><params><param>"
+#define XR_TAIL "</param></params></methodResponse>"
+#define XR_OK_OPEN "<value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name>"
+#define XR_OK_CLOSE "</member></struct></value>"
+
+const char *xmlrpc_ok_struct_head(void)
+{
+	return XR_HEAD XR_OK_OPEN "<value><struct>";
+}
+
+const char *xmlrpc_ok_struct_tail(void)
+{
+	return "</struct></value>" XR_OK_CLOSE XR_TAIL;
+}
+
+char *xmlrpc_members(const json_t *obj, const struct xr_type *t)
+{
+	static const struct xr_type plain = {XR_PLAIN, NULL};
+	struct xbuf x = {0};
+	xputs(&x, "");
+	xmembers(&x, obj, t ? t : &plain);
+	return x.b;
+}
 
 char *xmlrpc_ok(const json_t *v, const struct xr_type *t)
 {
 	static const struct xr_type plain = {XR_PLAIN, NULL};
 	struct xbuf x = {0};
-	xputs(&x, head);
-	xputs(&x, "<value><struct><member><name>Status</name><value>Success</value></member>"
-		  "<member><name>Value</name>");
+	xputs(&x, XR_HEAD);
+	xputs(&x, XR_OK_OPEN);
 	if (!v || json_is_null(v))
 		xputs(&x, "<value></value>"); /* void */
 	else
 		xvalue(&x, v, t ? t : &plain);
-	xputs(&x, "</member></struct></value>");
-	xputs(&x, tail);
+	xputs(&x, XR_OK_CLOSE);
+	xputs(&x, XR_TAIL);
 	return x.b;
 }
 
@@ -204,9 +252,9 @@ char *xmlrpc_bare(const json_t *v)
 {
 	static const struct xr_type plain = {XR_PLAIN, NULL};
 	struct xbuf x = {0};
-	xputs(&x, head);
+	xputs(&x, XR_HEAD);
 	xvalue(&x, v, &plain);
-	xputs(&x, tail);
+	xputs(&x, XR_TAIL);
 	return x.b;
 }
 
@@ -214,7 +262,7 @@ char *xmlrpc_fail(const json_t *xerr)
 {
 	static const struct xr_type plain = {XR_PLAIN, NULL};
 	struct xbuf x = {0};
-	xputs(&x, head);
+	xputs(&x, XR_HEAD);
 	xputs(&x, "<value><struct><member><name>Status</name><value>Failure</value></member>"
 		  "<member><name>ErrorDescription</name>");
 	/* parameters are strings on the wire, whatever made them */
@@ -233,6 +281,6 @@ char *xmlrpc_fail(const json_t *xerr)
 	xvalue(&x, strs, &plain);
 	json_decref(strs);
 	xputs(&x, "</member></struct></value>");
-	xputs(&x, tail);
+	xputs(&x, XR_TAIL);
 	return x.b;
 }

@@ -53,6 +53,13 @@ char *xmlrpc_ok(const json_t *v, const struct xr_type *t);
 char *xmlrpc_bare(const json_t *v);
 /* A whole answer: {Status: Failure, ErrorDescription: xerr}. */
 char *xmlrpc_fail(const json_t *xerr);
+/* A Success answer whose Value is a struct written in pieces (a streamed
+ * get_all_records): head, then xmlrpc_members of each piece, then tail
+ * make what xmlrpc_ok writes for the whole object. */
+const char *xmlrpc_ok_struct_head(void);
+const char *xmlrpc_ok_struct_tail(void);
+/* The <member>s of object obj, a struct typed t (NULL: XR_PLAIN). */
+char *xmlrpc_members(const json_t *obj, const struct xr_type *t);
 
 /* ---- xmlrpc_parse.c: XML-RPC text to JSON values (expat) ---- */
 

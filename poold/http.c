@@ -80,11 +80,62 @@ static void http_stream_cancel(struct api_call *c)
 	api_call_free(c);
 }
 
+static void http_xml_done(struct api_call *c, json_t *err);
+
+static bool http_is_xml(const struct api_call *c)
+{
+	return c->ac_done == http_xml_done;
+}
+
+/* An XML-RPC answer streams as the JSON one does: a JSON piece holds whole
+ * members of the answer's object (a `{` first, a `,` before the others, a
+ * `}` closing the last: api_objects.c's records), so each becomes the same
+ * members in XML as it comes. Replaces piece's text (the JSON piece only);
+ * -1 when it is not such a piece. */
+static int http_xml_piece(struct api_call *c, struct evbuffer *piece, bool last)
+{
+	size_t len = evbuffer_get_length(piece);
+	const char *t = (const char *)evbuffer_pullup(piece, -1);
+	size_t a = 0;
+	if (len && (t[0] == '{' || t[0] == ','))
+		a = 1;
+	if (last && len > a && t[len - 1] == '}')
+		len--;
+	json_t *obj = NULL;
+	if (len > a) {
+		char *wrapped = NULL;
+		if (asprintf(&wrapped, "{%.*s}", (int)(len - a), t + a) < 0)
+			abort(); /* out of memory: util.h's policy */
+		obj = json_loads(wrapped, 0, NULL);
+		free(wrapped);
+	} else {
+		obj = json_object();
+	}
+	evbuffer_drain(piece, evbuffer_get_length(piece));
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		return -1;
+	}
+	struct xr_type ty = api_result_type(c->ac_method);
+	char *xml = xmlrpc_members(obj, &ty);
+	json_decref(obj);
+	evbuffer_add_reference(piece, xml, strlen(xml), http_text_free, NULL);
+	return 0;
+}
+
 /* Send the next piece of a streamed answer; the last one ends it. */
 static void http_stream_next(struct api_call *c, struct evbuffer *buf)
 {
 	struct evhttp_request *req = c->ac_transport;
-	int more = c->ac_stream(c, buf);
+	bool xml = http_is_xml(c);
+	struct evbuffer *piece = xml ? evbuffer_new() : buf; /* buf may hold the answer's head */
+	int more = c->ac_stream(c, piece);
+	if (xml) {
+		if (more >= 0 && http_xml_piece(c, piece, more == 0) < 0)
+			more = -1;
+		evbuffer_add_buffer(buf, piece);
+		evbuffer_free(piece);
+	}
 	evbuffer_pullup(buf, -1); /* few large TLS records, not two per database row */
 	if (more == 1) {
 		evhttp_send_reply_chunk_with_cb(req, buf, http_stream_more, c);
@@ -93,9 +144,13 @@ static void http_stream_next(struct api_call *c, struct evbuffer *buf)
 	}
 	if (more < 0)
 		log_error("%s: reading the database failed: answer cut off", c->ac_method->am_name);
-	char *post = jrpc_ok_suffix(c->ac_id, c->ac_v2);
-	evbuffer_add(buf, post, strlen(post));
-	free(post);
+	if (xml) {
+		evbuffer_add(buf, xmlrpc_ok_struct_tail(), strlen(xmlrpc_ok_struct_tail()));
+	} else {
+		char *post = jrpc_ok_suffix(c->ac_id, c->ac_v2);
+		evbuffer_add(buf, post, strlen(post));
+		free(post);
+	}
 	evhttp_send_reply_chunk(req, buf);
 	evbuffer_free(buf);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -116,13 +171,18 @@ static void http_stream_start(struct api_call *c)
 {
 	struct evhttp_request *req = c->ac_transport;
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
+	bool xml = http_is_xml(c);
+	evhttp_add_header(h, "Content-Type", xml ? "text/xml" : "application/json");
 	evhttp_send_reply_start(req, 200, "OK");
 	c->ac_cancel = http_stream_cancel; /* the client may leave mid-answer */
 	struct evbuffer *buf = evbuffer_new();
-	char *pre = jrpc_ok_prefix(c->ac_v2);
-	evbuffer_add(buf, pre, strlen(pre));
-	free(pre);
+	if (xml) {
+		evbuffer_add(buf, xmlrpc_ok_struct_head(), strlen(xmlrpc_ok_struct_head()));
+	} else {
+		char *pre = jrpc_ok_prefix(c->ac_v2);
+		evbuffer_add(buf, pre, strlen(pre));
+		free(pre);
+	}
 	http_stream_next(c, buf);
 }
 
@@ -172,11 +232,15 @@ static void http_call_done(struct api_call *c, json_t *err)
 }
 
 /* Transport callback of api_dispatch for XML-RPC: XAPI's envelope around
- * the whole answer (a streamed one is gathered first: XML-RPC is written
- * from the value, typed by the model). */
+ * the answer, written from the value, typed by the model (a streamed one
+ * goes out in pieces, as over JSON-RPC). */
 static void http_xml_done(struct api_call *c, json_t *err)
 {
 	struct evhttp_request *req = c->ac_transport;
+	if (!err && c->ac_stream && req) {
+		http_stream_start(c);
+		return;
+	}
 	json_t *v = err ? NULL : api_result_whole(c, &err);
 	char *text;
 	if (err) {

@@ -89,7 +89,9 @@ struct api_call {
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	/* A result too big to build at once is streamed: the transport calls
 	 * ac_stream for the next piece (appended to out) while it returns 1;
-	 * 0 = that was the last piece, -1 = failed (the answer is cut off). */
+	 * 0 = that was the last piece, -1 = failed (the answer is cut off).
+	 * The result is a JSON object and each piece holds whole members of
+	 * it, so XML-RPC converts piece by piece (http.c). */
 	int (*ac_stream)(struct api_call *c, struct evbuffer *out);
 	int64_t ac_stream_pos;
 	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */

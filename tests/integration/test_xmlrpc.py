@@ -177,6 +177,28 @@ class XmlRpcTest(PoolTest):
         self.assertEqual(rec["status"], "failure")
         self.assertEqual(rec["error_info"][0], "VM_CANNOT_DELETE_DEFAULT_TEMPLATE")
 
+    def test_get_all_records_streams_in_pieces(self):
+        """Thousands of records go out in pieces (1024 per piece), as over JSON-RPC."""
+        conn = self.pool.connection()
+        s = self.pool.session
+        for i in range(2100):  # three pieces
+            self.pool.call("VM.create", s, {"name_label": "r%d" % i, "memory_static_max": 1 << 28,
+                                            "memory_dynamic_max": 1 << 28, "memory_dynamic_min": 1 << 28,
+                                            "memory_static_min": 1 << 27}, conn=conn)
+        conn.close()
+        x = self.session()
+        recs = x.xenapi.VM.get_all_records()
+        by_json = self.pool.rpc("VM.get_all_records")
+        self.assertEqual(set(recs), set(by_json))
+        self.assertEqual(len(recs), 2101)
+        for ref, r in recs.items():
+            self.assertEqual(r["name_label"], by_json[ref]["name_label"])
+            self.assertEqual(r["memory_static_max"], str(by_json[ref]["memory_static_max"]))
+            self.assertIsInstance(r["snapshot_time"], xmlrpc.client.DateTime)
+        status, headers, data = self.raw(xmlrpc.client.dumps((x.handle,), "VM.get_all_records"))
+        self.assertEqual(headers.get("transfer-encoding"), "chunked")
+        self.assertTrue(data.endswith(b"</member></struct></value></param></params></methodResponse>"))
+
     def test_list_methods_as_xapi(self):
         status, headers, data = self.raw(xmlrpc.client.dumps((), "system.listMethods"))
         methods = xmlrpc.client.loads(data)[0][0]
