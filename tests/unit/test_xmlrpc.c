@@ -208,6 +208,17 @@ static void test_envelopes(void **state)
 	assert_string_equal(x, HEAD "<value><struct>" STATUS("Success") "<member><name>Value</name><value></value>"
 				 "</member></struct></value>" TAIL);
 	free(x);
+	/* a struct written in pieces is the struct written whole */
+	const struct model_class *vm = model_class_find("VM");
+	struct xr_type recs = {XR_RECORDS, vm};
+	json_t *all = J("{\"OpaqueRef:a\":{\"snapshot_time\":\"t\"},\"OpaqueRef:b\":{\"name_label\":\"b\"}}");
+	json_t *p1 = J("{\"OpaqueRef:a\":{\"snapshot_time\":\"t\"}}"), *p2 = J("{\"OpaqueRef:b\":{\"name_label\":\"b\"}}");
+	char *m1 = xmlrpc_members(p1, &recs), *m2 = xmlrpc_members(p2, &recs), *whole = xmlrpc_ok(all, &recs), *pieces;
+	assert_true(asprintf(&pieces, "%s%s%s%s", xmlrpc_ok_struct_head(), m1, m2, xmlrpc_ok_struct_tail()) > 0);
+	assert_string_equal(pieces, whole);
+	assert_non_null(strstr(whole, "<dateTime.iso8601>t</dateTime.iso8601>"));
+	free(m1), free(m2), free(whole), free(pieces);
+	json_decref(all), json_decref(p1), json_decref(p2);
 	/* a failure: every parameter a string */
 	json_t *e = J("[\"MAP_DUPLICATE_KEY\",\"Customer\",\"a<b\",3,{\"k\":1}]");
 	x = xmlrpc_fail(e);
