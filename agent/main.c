@@ -233,9 +233,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	const char *config = NULL, *backend = NULL;
-	char **sets = calloc((size_t)argc, sizeof *sets);
-	int nsets = 0;
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("pool-agent %s\n", POOLD_VERSION);
 		return 0;
@@ -244,6 +241,9 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	const char *config = NULL, *backend = NULL;
+	char **sets = calloc((size_t)argc, sizeof *sets);
+	int nsets = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 			config = argv[++i];
