@@ -15,7 +15,7 @@ PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-d
 	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev expat:libexpat1-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
-	libcmocka-dev python3 sqlite3 valgrind libxen-dev
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev groff-base
 # the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
 DEPS_CMDS := node:nodejs npm:npm
 
