@@ -87,6 +87,13 @@ struct agent {
 /* ---- config.c ---- */
 extern const struct conf_key agent_conf_keys[];
 extern const size_t agent_nconf_keys;
+/* The address poold reaches the agent on: `address` when set; else the
+ * listen-address when it is one address (an agent listening on 127.0.0.10
+ * cannot be reached on the address it joined from); else local, the
+ * address that routes to the master ("" when there is none: the caller
+ * refuses to start). *odd: address is another IP than the one listened
+ * on (reachable only through a translation: worth a log line). */
+const char *agent_address_choose(const char *address, const char *listen, const char *local, bool *odd);
 
 /* ---- join.c ---- */
 /* Join the pool when state-dir holds no certificate yet (blocking; before
@@ -94,6 +101,8 @@ extern const size_t agent_nconf_keys;
 int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
 /* "host:port" -> parts. */
 int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
+/* The local address that routes to host:port (numeric; "" when none). */
+void agent_local_address(const char *host, int port, char *out, size_t outlen);
 
 /* ---- report.c ---- */
 /* What a report is made of (beat.c gathers it). */
@@ -112,6 +121,9 @@ struct report_in {
 };
 /* What we tell poold about this host (join and heartbeats). */
 json_t *report_build(const struct report_in *in);
+/* What domain d's guest says of itself ({os_version, address}), or NULL
+ * (a backend without a guest agent reader, a domain not running). */
+json_t *report_guest(const char *backend, const struct be_domain_info *d);
 
 /* ---- beat.c: heartbeat, domain watch, state-dir guard ---- */
 /* Gather and build a report (numbered), watch the domains it lists and

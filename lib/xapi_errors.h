@@ -20,6 +20,7 @@
 	X(MESSAGE_METHOD_UNKNOWN, "method") \
 	X(MESSAGE_PARAMETER_COUNT_MISMATCH, "method,expected,received") \
 	X(FIELD_TYPE_ERROR, "field") \
+	X(XMLRPC_UNMARSHAL_FAILURE, "expected,received") \
 	X(INVALID_VALUE, "field,value") \
 	X(MAP_DUPLICATE_KEY, "type,param_name,ref,key") \
 	X(VALUE_NOT_SUPPORTED, "field,value,reason") \

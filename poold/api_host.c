@@ -313,6 +313,16 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 		return e;
 	json_t *m = db_obj_get(db, jstr(h, "metrics"));
 	json_t *vms = db_find(db, "VM", "resident_on", d->host);
+	/* the control domain goes with its host */
+	const char *dom0 = jstr(h, "control_domain");
+	json_t *cd = json_object_get(vms, dom0);
+	char cd_metrics[64] = "";
+	if (cd && json_is_true(json_object_get(cd, "is_control_domain"))) {
+		snprintf(cd_metrics, sizeof cd_metrics, "%s", jstr(cd, "metrics"));
+		json_object_del(vms, dom0);
+	} else {
+		dom0 = "";
+	}
 	if (strcmp(d->host, d->pd->pd_pool_ref) == 0 || strcmp(d->host, d->pd->pd_host_ref) == 0)
 		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s is the pool master's own host", d->host);
 	else if (json_is_true(json_object_get(m, "live")))
@@ -325,6 +335,10 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 	json_t *v;
 	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
 	json_decref(pbds);
+	if (!e && *dom0)
+		e = db_obj_destroy(db, dom0);
+	if (!e && *cd_metrics && strcmp(cd_metrics, MODEL_NULL_REF))
+		e = db_obj_destroy(db, cd_metrics);
 	if (!e && m)
 		e = db_obj_destroy(db, jstr(h, "metrics"));
 	if (!e)

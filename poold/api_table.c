@@ -132,6 +132,9 @@ const struct api_method api_methods[] = {
 	{"VM.set_ha_restart_priority", 3, 3, API_ASYNC, vm_set_ha_restart_priority},
 	{"VM.set_order", 3, 3, API_ASYNC, vm_set_order},
 	{"VM.set_start_delay", 3, 3, API_ASYNC, vm_set_start_delay},
+	{"message.get", 4, 4, 0, message_get},
+	{"message.get_since", 2, 2, 0, message_get_since},
+	{"message.destroy_many", 2, 2, API_ASYNC, message_destroy_many},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

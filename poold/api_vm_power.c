@@ -180,6 +180,12 @@ static json_t *record_txn(struct db *db, void *ctx)
 		/* a shutdown asked for: HA leaves it halted */
 		f = json_pack("{s:s, s:s, s:I, s:b}", "power_state", "Halted", "resident_on", MODEL_NULL_REF, "domid",
 			      (json_int_t)-1, "ha_always_run", 0);
+		json_t *ge = guest_metrics_drop(db, op->op_vm);
+		if (ge) {
+			json_decref(f);
+			json_decref(v);
+			return ge;
+		}
 	} else {
 		f = json_pack("{s:s}", "power_state", strcmp(op->op_kind, "pause") == 0 ? "Paused" : "Running");
 	}

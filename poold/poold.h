@@ -17,6 +17,7 @@
 #include "db.h"
 #include "haplan.h"
 #include "place.h"
+#include "xmlrpc.h"
 
 struct api_call;
 struct evt_waiter;
@@ -92,7 +93,9 @@ struct api_call {
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	/* A result too big to build at once is streamed: the transport calls
 	 * ac_stream for the next piece (appended to out) while it returns 1;
-	 * 0 = that was the last piece, -1 = failed (the answer is cut off). */
+	 * 0 = that was the last piece, -1 = failed (the answer is cut off).
+	 * The result is a JSON object and each piece holds whole members of
+	 * it, so XML-RPC converts piece by piece (http.c). */
 	int (*ac_stream)(struct api_call *c, struct evbuffer *out);
 	int64_t ac_stream_pos;
 	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */
@@ -125,6 +128,12 @@ void api_call_free(struct api_call *c);
  * malloc'ed text handed over without a copy. */
 struct evbuffer *api_raw(struct api_call *c);
 void api_raw_take(struct api_call *c, char *text);
+/* The call's whole result as a value, whether it was built (ac_result),
+ * written as text (ac_raw) or streamed (read to its end now): a new
+ * reference, NULL for void; NULL and *err when the stream failed. */
+json_t *api_result_whole(struct api_call *c, json_t **err);
+/* How XML-RPC types method m's answer (xmlrpc.h). */
+struct xr_type api_result_type(const struct api_method *m);
 /* Arguments (index after the session) with type checks: FIELD_TYPE_ERROR. */
 json_t *api_arg_str(struct api_call *c, size_t i, const char *name, const char **out);
 json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **out);
@@ -228,6 +237,9 @@ json_t *vm_check_limits(const char *ref, const json_t *before, const json_t *aft
 json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, const char *obj_uuid,
 		const char *body);
 json_t *message_create(struct api_call *c);
+json_t *message_get(struct api_call *c);
+json_t *message_get_since(struct api_call *c);
+json_t *message_destroy_many(struct api_call *c);
 
 /* ---- session.c: which sessions are valid ---- */
 /* NULL when ref is a valid session (it is active again), else SESSION_INVALID. */
@@ -310,6 +322,16 @@ json_t *host_report_parse(json_t *r, struct host_report *out);
 json_t *host_report_fields(const struct host_report *r);
 /* The host's addresses as PIFs: eth0 management, eth1 migration. */
 json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r);
+/* The host's control domain (Xen's dom0), one per host as XAPI lists it:
+ * a VM that is_control_domain, Running on it, named after the host;
+ * created at the host's first full report (h: the host's record). */
+json_t *control_domain_sync(struct db *db, const char *host, const json_t *h, const struct host_report *r);
+/* The guest metrics of the VMs recorded running on host, from what their
+ * guests say in its report (domains[].guest): created at the first word,
+ * rewritten only when it changes. */
+json_t *guest_metrics_sync(struct db *db, const char *host, const json_t *report);
+/* VM vm halted or goes away: its guest metrics go too (as in XAPI). */
+json_t *guest_metrics_drop(struct db *db, const char *vm);
 
 /* ---- heartbeat.c: heartbeats, liveness, where VMs run ---- */
 void host_liveness_start(struct poold *pd);

@@ -320,8 +320,8 @@ class DevPool:
         procs = self.simdoms()
         bad = []
         for ref, v in vms.items():
-            if v["is_a_template"] or v["is_a_snapshot"]:
-                continue
+            if v["is_a_template"] or v["is_a_snapshot"] or v["is_control_domain"]:
+                continue  # a control domain is the host itself, no simdom
             where = procs.pop(v["uuid"], [])
             if v["power_state"] in ("Running", "Paused"):
                 want = index.get(v["resident_on"])
