@@ -19,7 +19,7 @@ static const struct {
 	const char *name;
 	const char *params;
 } rows[] = {
-#define ROW(c, p) {XE_##c, #c, p},
+#define ROW(c, p, d) {XE_##c, #c, p},
 	XAPI_ERROR_LIST(ROW)
 #undef ROW
 };
