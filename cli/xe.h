@@ -36,7 +36,8 @@ int xe_opts_parse(struct xe_opts *o, int argc, char **argv, char *err, size_t er
  * file at path (may be NULL or missing). 0 ok, -1 with err. */
 int xe_opts_defaults(struct xe_opts *o, const char *path, char *err, size_t errlen);
 void xe_opts_free(struct xe_opts *o);
-/* Split "key=value" into kv (strdup'ed). Bare words get val NULL. */
+/* Split "key=value" into kv (strdup'ed). "--flag" is flag=true (XAPI's
+ * CLI server does the same); other bare words get val NULL. */
 void xe_kv_split(const char *arg, struct xe_kv *kv);
 /* Sizes: "1GiB", "512MiB", "4KiB", "2TiB", "10G", "100" (bytes); suffixes in
  * any case, "bytes"/"B" and a space before the suffix accepted (XAPI's
@@ -192,6 +193,11 @@ int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_prevent_evacuation(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_vmops.c */
+int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_suspend(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_resume(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_reset_powerstate(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* vm-migrate's checks before any call (storage migration refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
  * map of strings for VM.pool_migrate without "network" (new ref), or NULL
@@ -202,6 +208,15 @@ json_t *xe_migrate_opts(struct xe_ctx *c);
  * migration's stats (downtime_ms, wire_bytes). malloc'ed. */
 char *xe_migrate_progress(double progress, double elapsed, const char *status);
 char *xe_migrate_summary(double elapsed, const char *result);
+/* XAPI's Vm_selectors / Host_selectors: the refs picked (a new array,
+ * at least one; several only with --multiple), or NULL with the error. */
+json_t *xe_select(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, bool include_cd);
+/* fn(vm or host ref, arg) on each object the selectors pick; stops at the
+ * first failure. 0 or -1. */
+int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(struct xe_ctx *, const char *, void *),
+	    void *arg);
+/* A host by uuid or name-label (XAPI's get_host_by_name_or_id); NULL + error. */
+char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
 /* Print the uuid of the object ref of class cls; 0 or -1. */

@@ -16,6 +16,12 @@ void xe_kv_split(const char *arg, struct xe_kv *kv)
 {
 	const char *eq = strchr(arg, '=');
 	kv->used = false;
+	/* as XAPI's CLI server: --flag means flag=true */
+	if (!eq && strncmp(arg, "--", 2) == 0 && arg[2]) {
+		kv->key = xstrdup(arg + 2);
+		kv->val = xstrdup("true");
+		return;
+	}
 	if (!eq || eq == arg) {
 		kv->key = xstrdup(arg);
 		kv->val = NULL;

@@ -93,6 +93,15 @@ const struct xe_cmd xe_cmds[] = {
 	 "Pause a running VM. Note this operation does not free the associated memory (see 'vm-suspend').",
 	 xe_cmd_vm_power, XE_CMD_VMSEL},
 	{"vm-unpause", "", "", "Unpause a paused VM.", xe_cmd_vm_power, XE_CMD_VMSEL},
+	{"vm-reboot", "", "force", "Reboot the selected VM(s).", xe_cmd_vm_reboot, XE_CMD_VMSEL},
+	{"vm-suspend", "", "", "Suspend the selected VM(s).", xe_cmd_vm_suspend, XE_CMD_VMSEL},
+	{"vm-resume", "", "force,on", "Resume the selected VM(s).", xe_cmd_vm_resume, XE_CMD_VMSEL},
+	{"vm-reset-powerstate", "", "force",
+	 "Force the VM powerstate to halted in the management toolstack database only. This command is used to "
+	 "recover a VM that is marked as 'running', but is known to be on a dead slave host that will not recover. "
+	 "This is a potentially dangerous operation: you must ensure that the VM you are forcing to 'halted' is "
+	 "definitely not running anywhere.",
+	 xe_cmd_vm_reset_powerstate, XE_CMD_VMSEL},
 	{"sr-create", "name-label,type",
 	 "name-description,host-uuid,device-config:,shared,physical-size,content-type,sm-config:",
 	 "Create an SR, also a PBD. The device-config parameters can be specified by "
@@ -111,8 +120,8 @@ const struct xe_cmd xe_cmds[] = {
 	/* XAPI's, within the pool only (remote-*, vdi:, vif:, copy are refused);
 	 * network-uuid, max-downtime-ms and verify are ours */
 	{"vm-migrate", "",
-	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify;--live,--compress,--force,"
-	 "--verify,remote-master,remote-username,remote-password,remote-network,copy,vif:,vdi:",
+	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify;remote-master,remote-username,"
+	 "remote-password,remote-network,copy,vif:,vdi:",
 	 "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The "
 	 "'host' parameter matches can be either the name or the uuid of the host. compress=true compresses "
 	 "the memory stream, network-uuid selects the network it uses, max-downtime-ms bounds the final pause "
@@ -190,7 +199,7 @@ int xe_check_params(struct xe_ctx *c, const struct xe_cmd *cmd)
 			continue;
 		/* selectors: any field=value (checked against the class when
 		 * selecting), and --multiple / multiple= */
-		if (sel && (kv->val || strcmp(k, "--multiple") == 0))
+		if (sel && kv->val)
 			continue;
 		return xe_fail(c, "Unknown parameter: %s", k);
 	}

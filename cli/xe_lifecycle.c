@@ -155,10 +155,7 @@ static json_t *select_objs(struct xe_ctx *c, const struct xe_cmd *cmd, const str
 	size_t nfilters;
 	json_t *out = NULL;
 	bool multiple = false;
-	for (size_t i = 0; i < c->opts->nkv; i++)
-		if (!c->opts->kv[i].val && strcmp(c->opts->kv[i].key, "--multiple") == 0)
-			multiple = c->opts->kv[i].used = true;
-	if (!multiple && xe_bool_param(c, "multiple", false, &multiple))
+	if (xe_bool_param(c, "multiple", false, &multiple))
 		goto done;
 	if (sel_check(c, cmd, k, &x, &nfilters))
 		goto done;
@@ -191,9 +188,26 @@ done:
 	return out;
 }
 
+json_t *xe_select(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, bool include_cd)
+{
+	return select_objs(c, cmd, vms ? &sel_vm : &sel_host, include_cd);
+}
+
+int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(struct xe_ctx *, const char *, void *),
+	    void *arg)
+{
+	json_t *objs = select_objs(c, cmd, vms ? &sel_vm : &sel_host, false);
+	int rc = objs ? 0 : -1;
+	size_t i;
+	json_t *v;
+	json_array_foreach(objs, i, v) if (!rc) rc = fn(c, json_string_value(v), arg);
+	json_decref(objs);
+	return rc;
+}
+
 /* on=HOST for vm-start: a host by uuid or name-label (XAPI's
  * get_host_by_name_or_id). */
-static char *host_by_name_or_id(struct xe_ctx *c, const char *v)
+char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v)
 {
 	json_t *all = xe_rpc(c, "host.get_all_records", "");
 	if (!all)
@@ -217,7 +231,7 @@ int xe_cmd_vm_power(struct xe_ctx *c, const struct xe_cmd *cmd)
 		return -1;
 	const char *on = start ? xe_param(c, "on") : NULL;
 	json_t *vms = select_objs(c, cmd, &sel_vm, start);
-	char *host = vms && on ? host_by_name_or_id(c, on) : NULL;
+	char *host = vms && on ? xe_host_by_name_or_id(c, on) : NULL;
 	int rc = vms && (!on || host) ? 0 : -1;
 	size_t i;
 	json_t *v;
@@ -318,22 +332,14 @@ static bool storage_param(const char *key)
 	       strcmp(key, "copy") == 0;
 }
 
-/* A boolean option: key=V or the bare --key; into opts as "true"/"false". */
+/* A boolean option (--key is key=true); into opts as "true"/"false". */
 static int migrate_bool(struct xe_ctx *c, json_t *opts, const char *key)
 {
-	char flag[32];
-	snprintf(flag, sizeof flag, "--%s", key);
-	bool given = false, v = false;
-	for (size_t i = 0; i < c->opts->nkv; i++)
-		if (!c->opts->kv[i].val && strcmp(c->opts->kv[i].key, flag) == 0)
-			given = v = c->opts->kv[i].used = true;
+	bool v = false;
 	const char *s = xe_param(c, key);
-	if (s) {
-		if (xe_parse_bool(s, &v))
-			return xe_fail(c, "Failed to parse parameter '%s': expecting 'true' or 'false'", key);
-		given = true;
-	}
-	if (given)
+	if (s && xe_parse_bool(s, &v))
+		return xe_fail(c, "Failed to parse parameter '%s': expecting 'true' or 'false'", key);
+	if (s)
 		json_object_set_new(opts, key, json_string(v ? "true" : "false"));
 	return 0;
 }
@@ -550,7 +556,7 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	}
 	const char *hu = xe_param(c, "host-uuid"), *hn = xe_param(c, "host");
 	const char *nu = xe_param(c, "network-uuid");
-	char *host = hu ? xe_ref_by_uuid(c, "host", hu) : host_by_name_or_id(c, hn);
+	char *host = hu ? xe_ref_by_uuid(c, "host", hu) : xe_host_by_name_or_id(c, hn);
 	char *net = host && nu ? xe_ref_by_uuid(c, "network", nu) : NULL;
 	json_t *vms = host && (net || !nu) ? select_objs(c, cmd, &sel_vm, false) : NULL;
 	if (net)

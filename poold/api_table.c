@@ -20,7 +20,6 @@ json_t *task_cancel(struct api_call *c);
 json_t *task_destroy(struct api_call *c);
 json_t *vm_create(struct api_call *c);
 json_t *vm_clone(struct api_call *c);
-json_t *vm_destroy(struct api_call *c);
 json_t *vdi_create(struct api_call *c);
 json_t *vdi_destroy(struct api_call *c);
 json_t *vbd_create(struct api_call *c);
@@ -45,13 +44,20 @@ json_t *vm_start(struct api_call *c);
 json_t *vm_pool_migrate(struct api_call *c);
 json_t *vm_set_memory_limits(struct api_call *c);
 json_t *vm_start_on(struct api_call *c);
-json_t *vm_shutdown(struct api_call *c);
 json_t *vm_clean_shutdown(struct api_call *c);
-json_t *vm_hard_shutdown(struct api_call *c);
 json_t *vm_pause(struct api_call *c);
 json_t *vm_unpause(struct api_call *c);
 json_t *pool_get_ca_certificate(struct api_call *c);
 json_t *host_join(struct api_call *c);
+json_t *vm_clean_reboot(struct api_call *c);
+json_t *vm_hard_reboot(struct api_call *c);
+json_t *vm_suspend(struct api_call *c);
+json_t *vm_resume(struct api_call *c);
+json_t *vm_resume_on(struct api_call *c);
+json_t *vm_power_state_reset(struct api_call *c);
+json_t *vm_hard_shutdown_any(struct api_call *c);
+json_t *vm_shutdown_any(struct api_call *c);
+json_t *vm_destroy_any(struct api_call *c);
 json_t *host_heartbeat(struct api_call *c);
 
 const struct api_method api_methods[] = {
@@ -68,7 +74,7 @@ const struct api_method api_methods[] = {
 	{"task.destroy", 2, 2, 0, task_destroy},
 	{"VM.create", 2, 2, API_ASYNC, vm_create},
 	{"VM.clone", 3, 3, API_ASYNC, vm_clone},
-	{"VM.destroy", 2, 2, API_ASYNC, vm_destroy},
+	{"VM.destroy", 2, 2, API_ASYNC, vm_destroy_any},
 	{"VDI.create", 2, 2, API_ASYNC, vdi_create},
 	{"VDI.destroy", 2, 2, API_ASYNC, vdi_destroy},
 	{"VDI.resize", 3, 3, API_ASYNC, vdi_resize},
@@ -92,9 +98,15 @@ const struct api_method api_methods[] = {
 	{"VM.start", 4, 4, API_ASYNC, vm_start},
 	{"VM.pool_migrate", 4, 4, API_ASYNC, vm_pool_migrate},
 	{"VM.start_on", 5, 5, API_ASYNC, vm_start_on},
-	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown},
+	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown_any},
 	{"VM.clean_shutdown", 2, 2, API_ASYNC, vm_clean_shutdown},
-	{"VM.hard_shutdown", 2, 2, API_ASYNC, vm_hard_shutdown},
+	{"VM.hard_shutdown", 2, 2, API_ASYNC, vm_hard_shutdown_any},
+	{"VM.clean_reboot", 2, 2, API_ASYNC, vm_clean_reboot},
+	{"VM.hard_reboot", 2, 2, API_ASYNC, vm_hard_reboot},
+	{"VM.suspend", 2, 2, API_ASYNC, vm_suspend},
+	{"VM.resume", 4, 4, API_ASYNC, vm_resume},
+	{"VM.resume_on", 5, 5, API_ASYNC, vm_resume_on},
+	{"VM.power_state_reset", 2, 2, API_ASYNC, vm_power_state_reset},
 	{"VM.pause", 2, 2, API_ASYNC, vm_pause},
 	{"VM.unpause", 2, 2, API_ASYNC, vm_unpause},
 	/* ours: hosts joining the pool (xe pool-join-token-create; pool-agent) */

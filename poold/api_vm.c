@@ -15,17 +15,6 @@
 
 json_t *api_ctor_record(const struct model_class *cls, const json_t *given);
 
-/* In a transaction: store a disk copy made for a clone; a[2] gets its ref. */
-static json_t *vdi_insert_for_clone(struct db *db, void *ctx)
-{
-	json_t **a = ctx;
-	char ref[64];
-	json_t *e = vdi_record_insert(db, a[0], a[1], ref);
-	if (!e)
-		a[2] = json_string(ref);
-	return e;
-}
-
 static json_t *vm_power_check(const char *ref, const json_t *rec, const char *want)
 {
 	const char *ps = json_string_value(json_object_get(rec, "power_state"));
@@ -226,117 +215,36 @@ static json_t *disks_to_copy(struct db *db, const char *vm)
 }
 
 /* A clone with disks: each writable disk is copied by an agent with its SR
- * plugged, one after the other; the VM's records come last, in one
- * transaction. If a copy fails, the copies already made are removed. */
+ * plugged, one after the other (vdijob.c); the VM's records come last, in
+ * one transaction. If a copy fails, the copies already made are removed. */
 struct clone_job {
 	char cj_vm[64];
 	char *cj_name;
-	json_t *cj_disks; /* VDI refs to copy */
-	size_t cj_next;
-	json_t *cj_map;   /* source VDI ref -> copy ref */
+	json_t *cj_disks; /* VDI refs copied, in items' order */
 };
 
-struct clone_step {
-	struct clone_job *cs_job;
-	char cs_uuid[48];
-};
-
-static void clone_job_free(struct clone_job *j)
+static void clone_job_free(void *p)
 {
+	struct clone_job *j = p;
 	free(j->cj_name);
 	json_decref(j->cj_disks);
-	json_decref(j->cj_map);
 	free(j);
 }
 
-static json_t *forget_txn(struct db *db, void *ctx)
+static json_t *clone_done(struct api_call *c, struct poold *pd, void *ctx, json_t *made, json_t **result)
 {
-	return db_obj_destroy(db, ctx);
-}
-
-/* Undo the copies made: their files and their records. */
-static void clone_abort(struct poold *pd, struct clone_job *j)
-{
-	const char *src;
-	json_t *copy;
-	json_object_foreach(j->cj_map, src, copy) {
-		json_t *rec = db_obj_get(pd->pd_db, json_string_value(copy));
-		json_t *sr = rec ? db_obj_get(pd->pd_db, json_string_value(json_object_get(rec, "SR"))) : NULL;
-		char host[64];
-		if (sr && sr_worker(pd->pd_db, json_string_value(json_object_get(rec, "SR")), host))
-			agent_tell(pd, host, AGENT_VDI_DESTROY,
-				   json_pack("[s,s]", json_string_value(json_object_get(sr, "uuid")),
-					     json_string_value(json_object_get(rec, "uuid"))));
-		json_decref(db_txn(pd->pd_db, forget_txn, (void *)json_string_value(copy)));
-		json_decref(sr);
-		json_decref(rec);
-	}
-	clone_job_free(j);
-}
-
-static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job *j, json_t **result);
-
-static json_t *clone_step_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
-{
-	struct clone_step *st = ctx;
-	struct clone_job *j = st->cs_job;
-	const char *src = json_string_value(json_array_get(j->cj_disks, j->cj_next));
-	json_t *rec = vdi_copy_record(pd->pd_db, src, st->cs_uuid, false);
-	json_t *a[3] = {rec, answer, NULL};
-	json_t *e = db_txn(pd->pd_db, vdi_insert_for_clone, a);
-	json_decref(rec);
-	if (!e) {
-		json_object_set_new(j->cj_map, src, json_string(json_string_value(a[2])));
-		json_decref(a[2]);
-		j->cj_next++;
-		return clone_next(c, pd, j, result);
-	}
-	clone_abort(pd, j);
+	(void)c;
+	struct clone_job *j = ctx;
+	json_t *map = json_object();
+	size_t i;
+	json_t *v;
+	json_array_foreach(j->cj_disks, i, v) json_object_set(map, json_string_value(v), json_array_get(made, i));
+	struct vm_clone_ctx x = {j->cj_vm, j->cj_name, map, ""};
+	json_t *e = db_txn(pd->pd_db, vm_clone_txn, &x);
+	json_decref(map);
+	if (!e)
+		*result = json_string(x.ref);
 	return e;
-}
-
-static void clone_step_failed(struct poold *pd, void *ctx, json_t **err)
-{
-	(void)err;
-	struct clone_step *st = ctx;
-	clone_abort(pd, st->cs_job);
-}
-
-/* Copy the next disk, or, when all are copied, make the VM's records. */
-static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job *j, json_t **result)
-{
-	if (j->cj_next < json_array_size(j->cj_disks)) {
-		const char *src = json_string_value(json_array_get(j->cj_disks, j->cj_next));
-		json_t *vdi = db_obj_get(pd->pd_db, src);
-		const char *srref = json_string_value(json_object_get(vdi, "SR"));
-		json_t *sr = db_obj_get(pd->pd_db, srref ? srref : MODEL_NULL_REF);
-		char host[64];
-		json_t *e = NULL;
-		if (!vdi || !sr || !sr_worker(pd->pd_db, srref, host)) {
-			e = xerr_new(XE_SR_HAS_NO_PBDS, srref ? srref : MODEL_NULL_REF, NULL);
-			clone_abort(pd, j);
-		} else {
-			struct clone_step *st = xcalloc(1, sizeof *st);
-			st->cs_job = j;
-			model_new_uuid(st->cs_uuid);
-			e = agent_call_pd(pd, c, host, AGENT_VDI_COPY,
-				       json_pack("[s,s,s,b]", json_string_value(json_object_get(sr, "uuid")),
-						 json_string_value(json_object_get(vdi, "uuid")), st->cs_uuid, false),
-				       clone_step_ok, clone_step_failed, st);
-		}
-		json_decref(vdi);
-		json_decref(sr);
-		return e;
-	}
-	struct vm_clone_ctx v = {j->cj_vm, j->cj_name, j->cj_map, ""};
-	json_t *e = db_txn(pd->pd_db, vm_clone_txn, &v);
-	if (e) {
-		clone_abort(pd, j);
-		return e;
-	}
-	*result = json_string(v.ref);
-	clone_job_free(j);
-	return NULL;
 }
 
 json_t *vm_clone(struct api_call *c)
@@ -353,9 +261,13 @@ json_t *vm_clone(struct api_call *c)
 	snprintf(j->cj_vm, sizeof j->cj_vm, "%s", vm);
 	j->cj_name = xstrdup(name);
 	j->cj_disks = disks_to_copy(c->ac_pd->pd_db, vm);
-	j->cj_map = json_object();
+	json_t *items = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(j->cj_disks, i, v) json_array_append_new(items, json_pack("{s:O, s:s, s:b}", "vdi", v, "sr", "",
+										      "snapshot", 0));
 	json_t *result = NULL;
-	e = clone_next(c, c->ac_pd, j, &result);
+	e = vdijob_run(c->ac_pd, c, items, clone_done, NULL, j, clone_job_free, &result);
 	if (!e)
 		c->ac_result = result;
 	return e;

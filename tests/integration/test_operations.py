@@ -55,7 +55,8 @@ class Operations(unittest.TestCase):
         path = rpc("VDI.get_location", vdi)
         self.assertEqual(self.attached(vbd), (False, ""))
         self.assertEqual(sorted(rpc("VM.get_allowed_operations", vm)),
-                         sorted(["start", "start_on", "clone", "destroy", "changing_memory_limits"]))
+                         sorted(["start", "start_on", "clone", "copy", "snapshot", "destroy", "changing_static_range",
+                                 "changing_dynamic_range"]))
         self.assertIn("destroy", rpc("VDI.get_allowed_operations", vdi))
         rpc("VM.start_on", vm, self.p.host_ref(1), False, False)
         self.assertEqual(self.attached(vbd), (True, "xvda"))
