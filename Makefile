@@ -12,7 +12,7 @@ CC      ?= cc
 # pkg-config module:Debian package it comes in
 PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-dev \
 	libevent_pthreads:libevent-dev libcurl:libcurl4-openssl-dev jansson:libjansson-dev \
-	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
+	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev libxml-2.0:libxml2-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
 	libcmocka-dev python3 sqlite3 valgrind libxen-dev

@@ -198,6 +198,38 @@ int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_suspend(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_resume(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_reset_powerstate(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_snapshot(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_checkpoint(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_copy(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_revert(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_destroy(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_clone(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_memory(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_vcpu_hotplug(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_life(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_forget(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_eject(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_devices.c */
+int xe_cmd_vm_disk_add(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_disk_remove(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_disk_list(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_add(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_remove(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_insert(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_eject(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_vif_list(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vif_create(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_dev_op(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vbd_insert(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vdi_copy_op(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vdi_resize(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_network_create(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* XAPI's user_says_yes: true with force=true, else when the user types
+ * yes; false when nobody can answer (stdin at its end). */
+bool xe_confirmed(struct xe_ctx *c);
+/* The snapshot named by snapshot-uuid= or uuid= (it must be one); NULL + error. */
+char *xe_snapshot_select(struct xe_ctx *c);
 /* vm-migrate's checks before any call (storage migration refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
  * map of strings for VM.pool_migrate without "network" (new ref), or NULL

@@ -93,6 +93,8 @@ struct xe_clsdef {
 static const struct xe_clsdef clsdefs[] = {
 	{"vm", "VM", "name-label,uuid,power-state", "is-a-template=false", NULL},
 	{"template", "VM", "name-label,name-description,uuid", "is-a-template=true,is-a-snapshot=false", NULL},
+	{"snapshot", "VM", "name-label,name-description,uuid,snapshot-of,snapshot-time,is-vmss-snapshot",
+	 "is-a-snapshot=true", NULL},
 	{"host", "host", "uuid,name-label,name-description", NULL, NULL},
 	{"sr", "SR", "uuid,name-label,name-description,host,type,content-type", NULL, NULL},
 	{"vdi", "VDI", "uuid,name-label,name-description,virtual-size,read-only,sharable,sr-uuid", NULL, NULL},

@@ -305,6 +305,31 @@ struct destroy_ctx {
 	const char *host;
 };
 
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host)
+{
+	json_t *h, *e = db_obj_get_checked(db, "host", host, &h);
+	if (e)
+		return e;
+	const char *classes[2] = {"PBD", "PIF"};
+	for (int i = 0; i < 2 && !e; i++) {
+		json_t *objs = db_find(db, classes[i], "host", host);
+		const char *k;
+		json_t *v;
+		json_object_foreach(objs, k, v) if (!e) e = db_obj_destroy(db, k);
+		json_decref(objs);
+	}
+	const char *m = jstr(h, "metrics");
+	if (!e && *m && db_obj_class(db, m, (char[32]){0}, 32))
+		e = db_obj_destroy(db, m);
+	if (!e)
+		e = db_obj_destroy(db, host);
+	/* the pool's CPU level may rise now that this host is gone */
+	if (!e)
+		e = pool_relevel(db, pd->pd_pool_ref);
+	json_decref(h);
+	return e;
+}
+
 static json_t *host_destroy_txn(struct db *db, void *ctx)
 {
 	struct destroy_ctx *d = ctx;
@@ -320,21 +345,9 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 	else if (json_object_size(vms))
 		e = xerr_new(XE_HOST_HAS_RESIDENT_VMS, d->host, NULL);
 	json_decref(vms);
-	json_t *pbds = e ? json_object() : db_find(db, "PBD", "host", d->host);
-	const char *k;
-	json_t *v;
-	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
-	json_decref(pbds);
-	if (!e && m)
-		e = db_obj_destroy(db, jstr(h, "metrics"));
-	if (!e)
-		e = db_obj_destroy(db, d->host);
-	/* the pool's CPU level may rise now that this host is gone */
-	if (!e)
-		e = pool_relevel(db, d->pd->pd_pool_ref);
 	json_decref(m);
 	json_decref(h);
-	return e;
+	return e ? e : host_records_remove(d->pd, db, d->host);
 }
 
 /* host.destroy(host): forget a host that is gone for good (not live, no

@@ -58,6 +58,38 @@ json_t *vm_power_state_reset(struct api_call *c);
 json_t *vm_hard_shutdown_any(struct api_call *c);
 json_t *vm_shutdown_any(struct api_call *c);
 json_t *vm_destroy_any(struct api_call *c);
+json_t *vm_snapshot(struct api_call *c);
+json_t *vm_checkpoint(struct api_call *c);
+json_t *vm_revert(struct api_call *c);
+json_t *vm_copy(struct api_call *c);
+json_t *vm_provision(struct api_call *c);
+json_t *vdi_copy(struct api_call *c);
+json_t *vdi_resize_online(struct api_call *c);
+json_t *vbd_plug(struct api_call *c);
+json_t *vbd_unplug(struct api_call *c);
+json_t *vbd_unplug_force(struct api_call *c);
+json_t *vbd_insert(struct api_call *c);
+json_t *vbd_eject(struct api_call *c);
+json_t *vif_create(struct api_call *c);
+json_t *vif_destroy(struct api_call *c);
+json_t *vif_plug(struct api_call *c);
+json_t *vif_unplug(struct api_call *c);
+json_t *vif_unplug_force(struct api_call *c);
+json_t *vm_set_memory_dynamic_range(struct api_call *c);
+json_t *vm_set_memory_dynamic_max(struct api_call *c);
+json_t *vm_set_memory_dynamic_min(struct api_call *c);
+json_t *vm_set_memory_target_live(struct api_call *c);
+json_t *vm_set_memory(struct api_call *c);
+json_t *vm_set_memory_static_range(struct api_call *c);
+json_t *vm_set_vcpus_number_live(struct api_call *c);
+json_t *vm_get_allowed_vbd_devices(struct api_call *c);
+json_t *vm_get_allowed_vif_devices(struct api_call *c);
+json_t *vm_assert_can_boot_here(struct api_call *c);
+json_t *vm_assert_operation_valid(struct api_call *c);
+json_t *host_reboot(struct api_call *c);
+json_t *host_shutdown(struct api_call *c);
+json_t *host_restart_agent(struct api_call *c);
+json_t *pool_eject(struct api_call *c);
 json_t *host_heartbeat(struct api_call *c);
 
 const struct api_method api_methods[] = {
@@ -81,6 +113,10 @@ const struct api_method api_methods[] = {
 	{"VDI.snapshot", 3, 3, API_ASYNC, vdi_snapshot},
 	{"VDI.clone", 3, 3, API_ASYNC, vdi_clone},
 	{"host.destroy", 2, 2, API_ASYNC, host_destroy},
+	{"host.reboot", 2, 2, API_ASYNC, host_reboot},
+	{"host.shutdown", 2, 2, API_ASYNC, host_shutdown},
+	{"host.restart_agent", 2, 2, API_ASYNC, host_restart_agent},
+	{"pool.eject", 2, 2, API_ASYNC, pool_eject},
 	{"VBD.create", 2, 2, API_ASYNC, vbd_create},
 	{"VBD.destroy", 2, 2, API_ASYNC, vbd_destroy},
 	{"SR.create", 10, 10, API_ASYNC, sr_create},
@@ -107,6 +143,34 @@ const struct api_method api_methods[] = {
 	{"VM.resume", 4, 4, API_ASYNC, vm_resume},
 	{"VM.resume_on", 5, 5, API_ASYNC, vm_resume_on},
 	{"VM.power_state_reset", 2, 2, API_ASYNC, vm_power_state_reset},
+	{"VM.snapshot", 3, 4, API_ASYNC, vm_snapshot},
+	{"VM.checkpoint", 3, 3, API_ASYNC, vm_checkpoint},
+	{"VM.revert", 2, 2, API_ASYNC, vm_revert},
+	{"VM.copy", 4, 4, API_ASYNC, vm_copy},
+	{"VM.provision", 2, 2, API_ASYNC, vm_provision},
+	{"VM.set_memory_dynamic_range", 4, 4, API_ASYNC, vm_set_memory_dynamic_range},
+	{"VM.set_memory_dynamic_max", 3, 3, 0, vm_set_memory_dynamic_max},
+	{"VM.set_memory_dynamic_min", 3, 3, 0, vm_set_memory_dynamic_min},
+	{"VM.set_memory_target_live", 3, 3, API_ASYNC, vm_set_memory_target_live},
+	{"VM.set_memory", 3, 3, API_ASYNC, vm_set_memory},
+	{"VM.set_memory_static_range", 4, 4, API_ASYNC, vm_set_memory_static_range},
+	{"VM.set_VCPUs_number_live", 3, 3, API_ASYNC, vm_set_vcpus_number_live},
+	{"VM.get_allowed_VBD_devices", 2, 2, 0, vm_get_allowed_vbd_devices},
+	{"VM.get_allowed_VIF_devices", 2, 2, 0, vm_get_allowed_vif_devices},
+	{"VM.assert_can_boot_here", 3, 3, API_ASYNC, vm_assert_can_boot_here},
+	{"VM.assert_operation_valid", 3, 3, API_ASYNC, vm_assert_operation_valid},
+	{"VDI.copy", 3, 5, API_ASYNC, vdi_copy},
+	{"VDI.resize_online", 3, 3, API_ASYNC, vdi_resize_online},
+	{"VBD.plug", 2, 2, API_ASYNC, vbd_plug},
+	{"VBD.unplug", 2, 2, API_ASYNC, vbd_unplug},
+	{"VBD.unplug_force", 2, 2, API_ASYNC, vbd_unplug_force},
+	{"VBD.insert", 3, 3, API_ASYNC, vbd_insert},
+	{"VBD.eject", 2, 2, API_ASYNC, vbd_eject},
+	{"VIF.create", 2, 2, API_ASYNC, vif_create},
+	{"VIF.destroy", 2, 2, API_ASYNC, vif_destroy},
+	{"VIF.plug", 2, 2, API_ASYNC, vif_plug},
+	{"VIF.unplug", 2, 2, API_ASYNC, vif_unplug},
+	{"VIF.unplug_force", 2, 2, API_ASYNC, vif_unplug_force},
 	{"VM.pause", 2, 2, API_ASYNC, vm_pause},
 	{"VM.unpause", 2, 2, API_ASYNC, vm_unpause},
 	/* ours: hosts joining the pool (xe pool-join-token-create; pool-agent) */

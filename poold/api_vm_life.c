@@ -155,8 +155,7 @@ json_t *vm_hard_reboot(struct api_call *c)
 
 /* ------------------------------------------------------------ suspend */
 
-/* The SR the image goes to, plugged on host; NULL or VM_NO_SUSPEND_SR. */
-static json_t *suspend_sr(struct db *db, const char *pool, const json_t *vm, const char *host, char *out)
+json_t *vm_suspend_sr(struct db *db, const char *pool, const json_t *vm, const char *host, char *out)
 {
 	json_t *p = db_obj_get(db, pool), *h = db_obj_get(db, host), *pbds = db_find(db, "PBD", "host", host);
 	json_t *plugged = json_array();
@@ -214,7 +213,7 @@ json_t *vm_suspend(struct api_call *c)
 	struct poold *pd = c->ac_pd;
 	json_t *rec, *e = life_load(c, "suspend", l, &rec);
 	if (!e)
-		e = suspend_sr(pd->pd_db, pd->pd_pool_ref, rec, l->lf_host, l->lf_sr);
+		e = vm_suspend_sr(pd->pd_db, pd->pd_pool_ref, rec, l->lf_host, l->lf_sr);
 	if (!e)
 		e = db_txn(pd->pd_db, life_begin_txn, l);
 	if (e) {

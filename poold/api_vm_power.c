@@ -47,6 +47,9 @@ static json_t *start_reserve_txn(struct db *db, void *ctx)
 	if (e)
 		return e;
 	json_decref(v);
+	/* the VM's own checks first, in XAPI's order (a snapshot is VM_IS_SNAPSHOT) */
+	if ((e = ops_assert(db, s->vm, s->want_host ? "start_on" : "start")))
+		return e;
 	json_t *vms = json_pack("[s]", s->vm), *hosts = s->want_host ? json_pack("[s]", s->want_host) : NULL;
 	struct snap sn;
 	e = snap_build(db, NULL, vms, hosts, PLACE_START, &sn);

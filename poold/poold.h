@@ -157,6 +157,25 @@ json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
 
+/* ---- api_host.c ---- */
+/* In a transaction: a host's records go (PBDs, PIFs, metrics, the host)
+ * and the pool's CPU level is recomputed without it. */
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host);
+
+/* ---- api_vm.c ---- */
+/* Insert a VM (halted) and its metrics in a transaction; rec holds the
+ * record's fields (its memory limits are checked). */
+json_t *vm_record_insert(struct db *db, json_t *rec, char *ref_out);
+/* Copy the VBDs or VIFs (cls) of VM from to VM to, detached; a VBD whose
+ * VDI is a key of vdi_map (may be NULL) points at its value. */
+json_t *vm_devices_copy(struct db *db, const char *cls, const char *parent_field, const char *from, const char *to,
+			const json_t *vdi_map);
+
+/* ---- api_vm_life.c ---- */
+/* The SR a suspend image of vm (record) goes to, plugged on host (out:
+ * >= 64 bytes); NULL, or VM_NO_SUSPEND_SR. */
+json_t *vm_suspend_sr(struct db *db, const char *pool, const json_t *vm, const char *host, char *out);
+
 /* ---- vdijob.c: VDIs made one after the other for one call ---- */
 /* All VDIs made: made[i] is the ref for items[i]. Write the rest (in one
  * transaction) and set *result; an error undoes every VDI made. */

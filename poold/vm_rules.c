@@ -1,6 +1,9 @@
 /* vm_rules.c - pure decisions about one VM (see vm_rules.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include "model.h"
 #include "vm_rules.h"
 #include "xerr.h"
@@ -104,4 +107,64 @@ json_t *vm_revert_fields(const json_t *snap)
 		json_object_del(f, revert_keep[i]);
 	json_object_set_new(f, "ha_always_run", json_false());
 	return f;
+}
+
+static json_t *bad_disks(json_t *out, const char *why)
+{
+	json_decref(out);
+	return xerr_new(XE_INVALID_VALUE, "other_config:disks", why, NULL);
+}
+
+/* One <disk/>: its attributes as the record of a disk to make. */
+static json_t *provision_disk(xmlNode *n, json_t **err)
+{
+	static const char *const names[] = {"device", "size", "sr", "bootable", "type"};
+	xmlChar *v[5];
+	for (int i = 0; i < 5; i++)
+		v[i] = xmlGetProp(n, (const xmlChar *)names[i]);
+	const char *type = v[4] ? (const char *)v[4] : "system";
+	char *end = NULL;
+	long long size = v[1] ? strtoll((const char *)v[1], &end, 10) : -1;
+	json_t *d = NULL;
+	if (!v[0] || !v[1] || !v[2] || !v[3] || size < 0 || (end && *end))
+		*err = xerr_new(XE_INVALID_VALUE, "other_config:disks",
+				"each disk needs device, size (bytes), sr and bootable", NULL);
+	else
+		d = json_pack("{s:s, s:I, s:s, s:b, s:s}", "device", (const char *)v[0], "size", (json_int_t)size, "sr",
+			      (const char *)v[2], "bootable", strcmp((const char *)v[3], "true") == 0, "type", type);
+	for (int i = 0; i < 5; i++)
+		xmlFree(v[i]);
+	return d;
+}
+
+json_t *vm_provision_disks(const char *xml, json_t **err)
+{
+	json_t *out = json_array();
+	*err = NULL;
+	if (!xml || !*xml)
+		return out;
+	xmlDoc *doc = xmlReadMemory(xml, (int)strlen(xml), "disks.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+									 XML_PARSE_NOWARNING);
+	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+	if (!root || strcmp((const char *)root->name, "provision")) {
+		xmlFreeDoc(doc);
+		*err = bad_disks(out, "not a <provision> document");
+		return NULL;
+	}
+	for (xmlNode *n = root->children; n && !*err; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		json_t *d = strcmp((const char *)n->name, "disk") == 0 ? provision_disk(n, err) : NULL;
+		if (!d && !*err)
+			*err = xerr_new(XE_INVALID_VALUE, "other_config:disks", "only <disk> elements may be in <provision>",
+					NULL);
+		if (d)
+			json_array_append_new(out, d);
+	}
+	xmlFreeDoc(doc);
+	if (*err) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
 }

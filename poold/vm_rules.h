@@ -42,4 +42,11 @@ json_t *vm_snapshot_record(const json_t *rec, const char *vm, const char *name, 
  * revert_vm_fields without snapshot metadata). */
 json_t *vm_revert_fields(const json_t *snap);
 
+/* The disks a template's other_config:disks asks VM.provision for (XAPI's
+ * <provision><disk device="0" size="..." sr="UUID" bootable="true"
+ * type="system"/>...</provision>): a new array of {device, size, sr,
+ * bootable, type}, or NULL with *err (INVALID_VALUE [other_config:disks,
+ * why]). "" or absent: no disks. */
+json_t *vm_provision_disks(const char *xml, json_t **err);
+
 #endif
