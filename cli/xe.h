@@ -25,6 +25,7 @@ struct xe_opts {
 	char *server, *username, *password, *cacert;
 	int port;
 	bool minimal, help_all;
+	bool debug, debug_on_fail; /* --debug, --debug-on-fail: each call on stderr */
 	char *cmd;
 	struct xe_kv *kv;
 	size_t nkv;
@@ -48,6 +49,12 @@ long long xe_physical_size(const char *s);
 /* XAPI's bool_of_string: true/t/1, false/f/0 (any case). 0 ok, -1 bad. */
 int xe_parse_bool(const char *v, bool *out);
 
+/* Growable text. */
+struct xe_buf {
+	char *s;
+	size_t len, cap;
+};
+
 /* ---- connection and call context (xe_rpc.c) ---- */
 
 struct xe_ctx {
@@ -60,6 +67,7 @@ struct xe_ctx {
 	char *msg;       /* or a CLI error text */
 	json_t *cache;   /* class name -> get_all_records answer */
 	FILE *out;
+	struct xe_buf debug; /* --debug-on-fail: the calls, printed on failure */
 };
 
 int xe_connect(struct xe_ctx *c);
@@ -74,8 +82,17 @@ json_t *xe_rpc(struct xe_ctx *c, const char *method, const char *fmt, ...);
 json_t *xe_call(struct xe_ctx *c, const char *method, json_t *params);
 /* A CLI error text (printf); always returns -1. */
 int xe_fail(struct xe_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Print the pending error to stderr. */
+/* Print the pending error as XAPI's xe does: the error's description
+ * sentence, then one "name: value" line per parameter (a CLI failure's
+ * text as it is). */
 void xe_print_error(const struct xe_ctx *c, FILE *f);
+/* That text for an error value (malloc'ed); refs as the caller left them.
+ * An error XAPI's datamodel does not describe: "Error code: C" and
+ * "Error parameters: p, ..." lines (newcli's). */
+char *xe_error_text(const json_t *xerr);
+/* Before logging out: each ref in the pending error becomes "uuid (name)"
+ * (XAPI's ref_convert); one that names nothing stays as it is. */
+void xe_error_resolve(struct xe_ctx *c);
 /* get_all_records of a class, cached for the invocation (borrowed). */
 json_t *xe_all(struct xe_ctx *c, const char *cls);
 /* Forget a class's cached records. */
@@ -95,11 +112,6 @@ const char *xe_qual(const struct model_field *f);
 char *xe_render(enum fld_type t, const json_t *v, const char *sep);
 /* The CLI spelling of an enum value (power-state lowercase, ...). */
 const char *xe_enum_cli(const char *cls, const char *field, const char *v);
-/* Growable text. */
-struct xe_buf {
-	char *s;
-	size_t len, cap;
-};
 void xe_buf_add(struct xe_buf *b, const char *s);
 /* Wrapped command list lines, as XAPI's help prints them (malloc'ed). */
 char *xe_wrap_names(const char *const *names, size_t n);
@@ -139,7 +151,12 @@ void xe_cls_free(struct xe_cls *x);
 const struct xe_fdef *xe_fdef_find(const struct xe_cls *x, const char *cli);
 /* The printed value of a field of rec (malloc'ed). */
 char *xe_fvalue(struct xe_ctx *c, const struct xe_fdef *d, const json_t *rec);
-/* true when rec satisfies "name=value" / "map:key=value" (neq: "/="). */
+/* A filter key a list accepts: a field of the class, "map:key", or
+ * "set:contains"; -1 with XAPI's error otherwise (an unknown field is an
+ * error, not an empty list). */
+int xe_filter_check(struct xe_ctx *c, const struct xe_cls *x, const char *key);
+/* true when rec satisfies "name=value" / "map:key=value" /
+ * "set:contains=member" (neq: "/="). */
 bool xe_match(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec, const char *key,
 	      const char *val, bool neq);
 /* JSON value for setting field f from the CLI text v (new ref or NULL with error). */
@@ -249,6 +266,8 @@ int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(stru
 	    void *arg);
 /* A host by uuid or name-label (XAPI's get_host_by_name_or_id); NULL + error. */
 char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v);
+/* The terminal's size (80x24 when f is none). */
+void xe_term_size(FILE *f, int *cols, int *rows);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
 /* Print the uuid of the object ref of class cls; 0 or -1. */

@@ -506,6 +506,13 @@ static int gen_list(struct xe_ctx *c, const struct xe_cmd *cmd)
 	struct xe_cls x;
 	if (cmd_class(cmd, &x))
 		return xe_fail(c, "internal error: no class for %s", cmd->name);
+	for (size_t i = 0; i < c->opts->nkv; i++) {
+		const struct xe_kv *kv = &c->opts->kv[i];
+		if (kv->val && strcmp(kv->key, "params") && xe_filter_check(c, &x, kv->key)) {
+			xe_cls_free(&x);
+			return -1;
+		}
+	}
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_all_records", x.mc->mc_name);
 	json_t *all = xe_rpc(c, method, "");
@@ -748,6 +755,8 @@ int xe_run(struct xe_ctx *c)
 	if (xe_connect(c) || xe_login(c))
 		return 1;
 	int rc = cmd->fn(c, cmd);
+	if (rc)
+		xe_error_resolve(c); /* while the session is valid */
 	xe_logout(c);
 	return rc ? 1 : 0;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include "xe.h"
 #include "util.h"
 
@@ -449,6 +450,25 @@ char *xe_migrate_summary(double elapsed, const char *result)
 	return b.s;
 }
 
+void xe_term_size(FILE *f, int *cols, int *rows)
+{
+	struct winsize ws;
+	*cols = 80;
+	*rows = 24;
+	if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
+		*cols = ws.ws_col;
+		*rows = ws.ws_row;
+	}
+}
+
+/* A line that never wraps: at most cols - 1 characters (cut at a byte,
+ * the progress texts are ASCII). */
+static void put_line(FILE *f, const char *s, int cols)
+{
+	int max = cols > 1 ? cols - 1 : 1;
+	fprintf(f, "%.*s", max, s);
+}
+
 static double mono_now(void)
 {
 	struct timespec ts;
@@ -482,16 +502,20 @@ static int migrate_wait(struct xe_ctx *c, const char *task, double start, bool s
 			char *line = xe_migrate_progress(json_number_value(json_object_get(rec, "progress")), elapsed,
 							 task_phase(rec));
 			if (line) {
-				size_t n = strlen(line);
-				fprintf(c->out, "\r%s%*s", line, shown > n ? (int)(shown - n) : 0, "");
+				/* one line, redrawn in place: never wider than the terminal (a
+				 * wrapped line would leave a copy per redraw) */
+				int cols, rows;
+				xe_term_size(c->out, &cols, &rows);
+				fputs("\r\033[2K", c->out);
+				put_line(c->out, line, cols);
 				fflush(c->out);
-				shown = n > shown ? n : shown;
+				shown = 1;
 				free(line);
 			}
 		}
 		if (st && strcmp(st, "pending") && strcmp(st, "cancelling")) {
 			if (show && shown)
-				fprintf(c->out, "\r%*s\r", (int)shown, "");
+				fputs("\r\033[2K", c->out);
 			if (strcmp(st, "success") == 0) {
 				rc = 0;
 				if (show) {
@@ -646,41 +670,67 @@ static int evacuate_dry_run(struct xe_ctx *c, const char *host, json_t *names)
 }
 
 /* One line per VM under an overall bar; lines drawn last time are
- * overwritten (cursor up). Returns the number of lines drawn. */
+ * overwritten (cursor up). Every line fits the terminal's width, and no
+ * more lines are drawn than fit its height (the cursor cannot go back up
+ * into the scrollback): the VMs still moving first, then a count of the
+ * others. Returns the number of lines drawn. */
 static int evacuate_draw(struct xe_ctx *c, json_t *st, double progress, double elapsed, json_t *names, int drawn)
 {
+	int cols, rows;
+	xe_term_size(c->out, &cols, &rows);
 	if (drawn)
 		fprintf(c->out, "\033[%dA", drawn);
 	json_t *vms = json_object_get(st, "vms");
-	size_t i, ended = 0;
+	size_t i, ended = 0, n = json_array_size(vms);
+	int room = rows - 2 > 1 ? rows - 2 : 1, lines = 0;
 	json_t *v;
-	int lines = 0;
 	json_array_foreach(vms, i, v) {
 		const char *state = json_string_value(json_object_get(v, "state"));
-		const char *target = json_string_value(json_object_get(v, "target"));
 		ended += state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0);
-		char dt[32] = "";
-		if (json_is_number(json_object_get(v, "downtime_ms")))
-			snprintf(dt, sizeof dt, "downtime %.1f ms", json_number_value(json_object_get(v, "downtime_ms")));
-		char *why = NULL;
-		if (state && strcmp(state, "failed") == 0)
-			why = error_text(json_object_get(v, "error"));
-		fprintf(c->out, "\033[2K  %-24s -> %-16s %-9s %s\n", name_of(c, names, "VM", json_string_value(json_object_get(v, "vm"))),
-			target && *target ? name_of(c, names, "host", target) : "-", state ? state : "?", why ? why : dt);
-		free(why);
+	}
+	/* the ones moving or failed first, then the others, while they fit */
+	for (int pass = 0; pass < 2; pass++)
+		json_array_foreach(vms, i, v) {
+			const char *state = json_string_value(json_object_get(v, "state"));
+			bool quiet = state && (strcmp(state, "done") == 0 || strcmp(state, "planned") == 0 ||
+					       strcmp(state, "pending") == 0);
+			if (quiet != (pass == 1) || lines >= room - (n > (size_t)room ? 1 : 0))
+				continue;
+			const char *target = json_string_value(json_object_get(v, "target"));
+			char dt[32] = "", line[512];
+			if (json_is_number(json_object_get(v, "downtime_ms")))
+				snprintf(dt, sizeof dt, "downtime %.1f ms", json_number_value(json_object_get(v, "downtime_ms")));
+			char *why = state && strcmp(state, "failed") == 0 ? error_text(json_object_get(v, "error")) : NULL;
+			snprintf(line, sizeof line, "  %-24.24s -> %-16.16s %-9s %s",
+				 name_of(c, names, "VM", json_string_value(json_object_get(v, "vm"))),
+				 target && *target ? name_of(c, names, "host", target) : "-", state ? state : "?",
+				 why ? why : dt);
+			fputs("\033[2K", c->out);
+			put_line(c->out, line, cols);
+			fputc('\n', c->out);
+			free(why);
+			lines++;
+		}
+	if ((size_t)lines < n) {
+		char more[96];
+		snprintf(more, sizeof more, "  ... and %zu more", n - (size_t)lines);
+		fputs("\033[2K", c->out);
+		put_line(c->out, more, cols);
+		fputc('\n', c->out);
 		lines++;
 	}
-	int width = 30, filled = (int)(progress * width + 0.5);
-	char bar[64];
+	int width = cols - 36 > 30 ? 30 : cols - 36 > 5 ? cols - 36 : 5, filled = (int)(progress * width + 0.5);
+	char bar[64], line[256];
 	for (int k = 0; k < width; k++)
 		bar[k] = k < filled ? '#' : '.';
 	bar[width] = 0;
 	double eta = progress > 0.02 && progress < 1 ? elapsed * (1 - progress) / progress : 0;
-	fprintf(c->out, "\033[2K[%s] %3d%%  %zu/%zu  %.1f s", bar, (int)(progress * 100), ended, json_array_size(vms),
-		elapsed);
-	if (eta > 0)
-		fprintf(c->out, "  ETA %.1f s", eta);
-	fprintf(c->out, "\n");
+	int len = snprintf(line, sizeof line, "[%s] %3d%%  %zu/%zu  %.1f s", bar, (int)(progress * 100), ended, n, elapsed);
+	if (eta > 0 && len > 0 && (size_t)len < sizeof line)
+		snprintf(line + len, sizeof line - (size_t)len, "  ETA %.1f s", eta);
+	fputs("\033[2K", c->out);
+	put_line(c->out, line, cols);
+	fputc('\n', c->out);
 	fflush(c->out);
 	return lines + 1;
 }

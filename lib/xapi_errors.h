@@ -24,7 +24,7 @@
 	  "You cannot make regular API calls directly on a supporter. Please pass API calls via the coordinator host.") \
 	X(HANDLE_INVALID, "class,handle", \
 	  "You gave an invalid object reference. The object may have recently been deleted. The class parameter gives the type of reference given, and the handle parameter echoes the bad value given.") \
-	X(UUID_INVALID, "class,uuid", \
+	X(UUID_INVALID, "type,uuid", \
 	  "The uuid you supplied was invalid.") \
 	X(MESSAGE_METHOD_UNKNOWN, "method", \
 	  "You tried to call a method that does not exist. The method name that you used is echoed.") \
@@ -34,7 +34,7 @@
 	  "The value specified is of the wrong type") \
 	X(INVALID_VALUE, "field,value", \
 	  "The value given is invalid") \
-	X(MAP_DUPLICATE_KEY, "type,param_name,ref,key", \
+	X(MAP_DUPLICATE_KEY, "type,param_name,uuid,key", \
 	  "You tried to add a key-value pair to a map, but that key is already there.") \
 	X(VALUE_NOT_SUPPORTED, "field,value,reason", \
 	  "You attempted to set a value that is not supported by this implementation. The fully-qualified field name and the value that you tried to set are returned. Also returned is a developer-only diagnostic reason.") \

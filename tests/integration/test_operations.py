@@ -66,7 +66,8 @@ class Operations(unittest.TestCase):
         self.assertEqual(self.refused("VDI_IN_USE", "VDI.destroy", vdi), [vdi, "destroy"])
         r = self.p.xe("vdi-destroy", "uuid=" + rpc("VDI.get_uuid", vdi), check=False)
         self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertIn("VDI_IN_USE", r.stderr)
+        self.assertIn("This operation cannot be performed because this VDI is in use by some other operation\n"
+                      "vdi: %s (d1-disk)\noperation: destroy\n" % rpc("VDI.get_uuid", vdi), r.stderr)
         self.assertTrue(os.path.exists(path))
         self.assertIn(vbd, rpc("VM.get_VBDs", vm))
         # through a migration and an agent restart
