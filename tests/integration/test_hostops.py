@@ -5,8 +5,15 @@ HOST_IN_USE), host.restart_agent (guests run on), pool.eject (the host
 leaves: its records go, its agent stops with its identity put aside) and
 xe host-forget of a dead host.
 """
+import fcntl
 import glob
 import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
 import time
 import unittest
 
@@ -41,6 +48,55 @@ class HostOps(unittest.TestCase):
     def boot(self, i):
         r = self.rpc("host.get_other_config", self.p.host_ref(i))
         return r.get("agent_port")
+
+    def xe_in_tty(self, cols, rows, *args):
+        """xe on a terminal of cols x rows; everything it wrote."""
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        env = dict(os.environ, **self.p.env, HOME=self.p.dir)
+        proc = subprocess.Popen([os.path.join(os.environ.get("POOLD_BIN", "bin"), "xe")] + list(args), stdin=slave,
+                                stdout=slave, stderr=slave, env=env, close_fds=True)
+        os.close(slave)
+        out = b""
+        while True:
+            r, _, _ = select.select([master], [], [], 1)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=60 * SLOW)
+        os.close(master)
+        return proc.returncode, out.decode(errors="replace")
+
+    def test_evacuate_display_fits(self):
+        """The evacuation's table on a small terminal: no line wider than it,
+        the cursor never moved up further than it is high (a redraw that
+        reaches into the scrollback leaves copies there)."""
+        rpc = self.rpc
+        h2 = self.p.host_ref(2)
+        vms = [self.vm("evac-display-with-a-long-name-%d" % i) for i in range(8)]
+        for v in vms:
+            rpc("VM.start_on", v, h2, False, False)
+        cols, rows = 40, 6
+        rc, out = self.xe_in_tty(cols, rows, "host-evacuate", "uuid=" + self.p.host_uuid(2), "batch-size=2")
+        self.assertEqual(rc, 0, out)
+        ups = [int(n) for n in re.findall(r"\x1b\[(\d+)A", out)]
+        self.assertTrue(ups, out)
+        self.assertLessEqual(max(ups), rows - 1, out)
+        plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out).replace("\r", "")
+        for line in plain.split("\n"):
+            self.assertLess(len(line), cols, repr(line))
+        self.assertIn("and ", plain)  # eight VMs do not fit: the rest are counted
+        rpc("host.enable", h2)
+        for v in vms:
+            rpc("VM.hard_shutdown", v)
+            rpc("VM.destroy", v)
 
     def test_reboot(self):
         rpc = self.rpc
