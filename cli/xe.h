@@ -268,6 +268,12 @@ int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(stru
 char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v);
 /* The terminal's size (80x24 when f is none). */
 void xe_term_size(FILE *f, int *cols, int *rows);
+/* A line that never wraps: at most cols - 1 characters. */
+void xe_put_line(FILE *f, const char *s, int cols);
+/* CLOCK_MONOTONIC in seconds. */
+double xe_now_s(void);
+/* task.destroy, keeping the error that ended the command. */
+void xe_task_forget(struct xe_ctx *c, const char *task);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
 /* Print the uuid of the object ref of class cls; 0 or -1. */
