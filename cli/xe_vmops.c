@@ -93,26 +93,6 @@ static char *str_of(json_t *r)
 	return s;
 }
 
-char *xe_snapshot_select(struct xe_ctx *c)
-{
-	const char *u = xe_param(c, "snapshot-uuid");
-	if (!u)
-		u = xe_param(c, "uuid");
-	if (!u) {
-		xe_fail(c, "Required parameter not found: snapshot-uuid");
-		return NULL;
-	}
-	char *ref = xe_ref_by_uuid(c, "VM", u);
-	json_t *is = ref ? xe_rpc(c, "VM.get_is_a_snapshot", "s", ref) : NULL;
-	if (is && !json_is_true(is)) {
-		xe_fail(c, "This operation can only be performed on a snapshot; %s is not one", u);
-		free(ref);
-		ref = NULL;
-	}
-	json_decref(is);
-	return is ? ref : (free(ref), NULL);
-}
-
 /* The new VM's description (new-name-description) and its uuid printed. */
 static int made_vm(struct xe_ctx *c, char *ref)
 {
