@@ -9,6 +9,7 @@
 #include <string.h>
 #include "xe.h"
 #include "util.h"
+#include "xerr.h"
 
 static int void_result(json_t *r)
 {
@@ -277,12 +278,20 @@ int xe_cmd_vm_cd_remove(struct xe_ctx *c, const struct xe_cmd *cmd)
 	return xe_each(c, cmd, true, cd_remove_one, (void *)xe_param(c, "cd-name"));
 }
 
+/* XAPI's VM_NO_EMPTY_CD_VBD, raised by its CLI itself. */
+static int no_empty_cd(struct xe_ctx *c, const char *vm)
+{
+	if (!c->msg && !c->xerr)
+		c->xerr = xerr_new(XE_VM_NO_EMPTY_CD_VBD, vm, NULL);
+	return -1;
+}
+
 static int cd_insert_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	json_t *cds = cd_vbds(c, vm, true);
 	int rc = json_array_size(cds) == 1 ? void_result(xe_rpc(c, "VBD.insert", "ss", json_string_value(json_array_get(cds, 0)), (const char *)arg))
 		 : json_array_size(cds) ? xe_fail(c, "Two or more empty CD devices found. Please use vbd-insert")
-					: xe_fail(c, "The VM has no empty CD drive (VBD).");
+					: no_empty_cd(c, vm);
 	json_decref(cds);
 	return rc;
 }

@@ -158,6 +158,12 @@
 	  "Drive could not be hot-unplugged because it is not marked as unpluggable") \
 	X(VBD_CDS_MUST_BE_READONLY, "", \
 	  "Read/write CDs are not supported") \
+	X(NETWORK_CONTAINS_PIF, "pifs", \
+	  "The network contains active PIFs and cannot be deleted.") \
+	X(NETWORK_CONTAINS_VIF, "vifs", \
+	  "The network contains active VIFs and cannot be deleted.") \
+	X(VM_NO_EMPTY_CD_VBD, "vm", \
+	  "The VM has no empty CD drive (VBD).") \
 	X(VDI_IS_NOT_ISO, "vdi,type", \
 	  "This operation can only be performed on CD VDIs (iso files or CDROM drives)")
 

@@ -1,7 +1,8 @@
 /*
  * api_device.c - a VM's devices while it runs: VBD.plug / unplug /
  * unplug_force (a disk hot-added or removed), VBD.insert / eject (a CD's
- * media), VIF.create / destroy / plug / unplug / unplug_force.
+ * media), VIF.create / destroy / plug / unplug / unplug_force, and
+ * network.destroy (refused while its VIFs are attached, as XAPI).
  *
  * ops.c decides whether an operation may run (XAPI's hot-plug rules); the
  * device's current_operations holds it meanwhile; the VM's host's agent
@@ -277,4 +278,35 @@ json_t *vif_destroy(struct api_call *c)
 	const char *vif;
 	json_t *e = api_arg_ref(c, 0, "VIF", &vif);
 	return e ? e : db_txn(c->ac_pd->pd_db, vif_destroy_txn, (void *)vif);
+}
+
+/* ------------------------------------------------------ network.destroy */
+
+static json_t *network_destroy_txn(struct db *db, void *ctx)
+{
+	const char *net = ctx;
+	json_t *rec, *e = db_obj_get_checked(db, "network", net, &rec);
+	if (e)
+		return e;
+	json_decref(rec);
+	json_t *vifs = db_find(db, "VIF", "network", net), *pifs = db_find(db, "PIF", "network", net);
+	const char *k;
+	json_t *v;
+	/* as XAPI: refused while a VIF is attached or a PIF is on it (the first named) */
+	json_object_foreach(vifs, k, v) if (!e && json_is_true(json_object_get(v, "currently_attached"))) e =
+		xerr_new(XE_NETWORK_CONTAINS_VIF, k, NULL);
+	json_object_foreach(pifs, k, v) if (!e) e = xerr_new(XE_NETWORK_CONTAINS_PIF, k, NULL);
+	/* detached VIFs would name a network that is gone: they go with it */
+	json_object_foreach(vifs, k, v) if (!e) e = db_obj_destroy(db, k);
+	json_decref(vifs);
+	json_decref(pifs);
+	return e ? e : db_obj_destroy(db, net);
+}
+
+/* network.destroy(network) */
+json_t *network_destroy(struct api_call *c)
+{
+	const char *net;
+	json_t *e = api_arg_ref(c, 0, "network", &net);
+	return e ? e : db_txn(c->ac_pd->pd_db, network_destroy_txn, (void *)net);
 }

@@ -75,6 +75,7 @@ json_t *vif_destroy(struct api_call *c);
 json_t *vif_plug(struct api_call *c);
 json_t *vif_unplug(struct api_call *c);
 json_t *vif_unplug_force(struct api_call *c);
+json_t *network_destroy(struct api_call *c);
 json_t *vm_set_memory_dynamic_range(struct api_call *c);
 json_t *vm_set_memory_dynamic_max(struct api_call *c);
 json_t *vm_set_memory_dynamic_min(struct api_call *c);
@@ -171,6 +172,7 @@ const struct api_method api_methods[] = {
 	{"VIF.plug", 2, 2, API_ASYNC, vif_plug},
 	{"VIF.unplug", 2, 2, API_ASYNC, vif_unplug},
 	{"VIF.unplug_force", 2, 2, API_ASYNC, vif_unplug_force},
+	{"network.destroy", 2, 2, API_ASYNC, network_destroy},
 	{"VM.pause", 2, 2, API_ASYNC, vm_pause},
 	{"VM.unpause", 2, 2, API_ASYNC, vm_unpause},
 	/* ours: hosts joining the pool (xe pool-join-token-create; pool-agent) */

@@ -283,10 +283,19 @@ class Live(unittest.TestCase):
         self.assertFalse(rpc("VIF.get_currently_attached", vif))
         rpc("VIF.destroy", vif)
         rpc("VM.destroy", vm)
-        # networks through xe
+        # networks through xe; one with PIFs or an attached VIF stays (XAPI)
+        self.refused("NETWORK_CONTAINS_PIF", "network.destroy", net)
         r = self.p.xe("network-create", "name-label=private", "MTU=9000")
-        self.assertEqual(rpc("network.get_MTU", rpc("network.get_by_uuid", r.stdout.strip())), 9000)
+        priv = rpc("network.get_by_uuid", r.stdout.strip())
+        self.assertEqual(rpc("network.get_MTU", priv), 9000)
+        vm2 = self.vm("nic2", mib=64)
+        v3 = rpc("VIF.create", {"VM": vm2, "network": priv, "device": "0", "MAC": ""})
+        self.start(vm2)
+        self.assertEqual(self.refused("NETWORK_CONTAINS_VIF", "network.destroy", priv), [v3])
+        rpc("VM.hard_shutdown", vm2)
         self.p.xe("network-destroy", "uuid=" + r.stdout.strip())
+        self.refused("HANDLE_INVALID", "VIF.get_record", v3)
+        rpc("VM.destroy", vm2)
 
     def test_questions(self):
         rpc = self.rpc
