@@ -115,9 +115,11 @@ static json_t *device_op(struct api_call *c, const char *cls, const char *op, co
 	o->do_attach = plug;
 	json_t *vm = db_obj_get(pd->pd_db, jstr(rec, "VM"));
 	bool running = strcmp(jstr(vm, "power_state"), "Running") == 0;
+	/* an empty drive has nothing to plug into the guest */
+	bool nothing = strcmp(op, "plug") == 0 && json_is_true(json_object_get(rec, "empty"));
 	if ((e = db_txn(pd->pd_db, begin_txn, o))) {
 		free(o);
-	} else if (!running) { /* insert or eject of a CD of a VM that does not run */
+	} else if (!running || nothing) { /* a CD's media of a VM that does not run, an empty drive */
 		o->do_attach = false;
 		e = db_txn(pd->pd_db, done_txn, o);
 		free(o);

@@ -76,6 +76,7 @@ static void life_failed(struct poold *pd, void *ctx, json_t **err)
 static json_t *life_load(struct api_call *c, const char *op, struct life *l, json_t **rec)
 {
 	const char *vm;
+	*rec = NULL;
 	json_t *e = api_arg_ref(c, 0, "VM", &vm);
 	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VM", vm, rec)))
 		return e;
