@@ -280,5 +280,12 @@ int main(int argc, char **argv)
 		event_base_free(ag.ag_base);
 	conf_free(ag.ag_conf);
 	agent_flights_fini(&ag.ag_flights);
+	if (rc == 0 && ag.ag_exit == AGENT_EXIT_RESTART) {
+		/* host.reboot, host.restart_agent: the same program again, same pid */
+		log_info("starting again");
+		execv("/proc/self/exe", argv);
+		log_error("cannot start again: %s", strerror(errno));
+		return 1;
+	}
 	return rc;
 }

@@ -170,6 +170,42 @@ json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
 
+/* ---- api_host.c ---- */
+/* In a transaction: a host's records go (PBDs, PIFs, metrics, the host)
+ * and the pool's CPU level is recomputed without it. */
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host);
+
+/* ---- api_vm.c ---- */
+/* Insert a VM (halted) and its metrics in a transaction; rec holds the
+ * record's fields (its memory limits are checked). */
+json_t *vm_record_insert(struct db *db, json_t *rec, char *ref_out);
+/* Copy the VBDs or VIFs (cls) of VM from to VM to, detached; a VBD whose
+ * VDI is a key of vdi_map (may be NULL) points at its value. */
+json_t *vm_devices_copy(struct db *db, const char *cls, const char *parent_field, const char *from, const char *to,
+			const json_t *vdi_map);
+
+/* ---- api_vm_life.c ---- */
+/* The SR a suspend image of vm (record) goes to, plugged on host (out:
+ * >= 64 bytes); NULL, or VM_NO_SUSPEND_SR. */
+json_t *vm_suspend_sr(struct db *db, const char *pool, const json_t *vm, const char *host, char *out);
+
+/* ---- vdijob.c: VDIs made one after the other for one call ---- */
+/* All VDIs made: made[i] is the ref for items[i]. Write the rest (in one
+ * transaction) and set *result; an error undoes every VDI made. */
+typedef json_t *(*vdijob_done_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *made, json_t **result);
+/* A step failed (after the VDIs made were undone): undo the caller's own
+ * reservations. *err may be replaced. */
+typedef void (*vdijob_fail_fn)(struct poold *pd, void *ctx, json_t **err);
+/* Make items in order: {"vdi": ref, "sr": ref or "" (the source's),
+ * "snapshot": bool} copies a VDI, {"create": size, "sr": ref, "record":
+ * {...}} makes a new one. items and ctx are taken (ctx_free(ctx) at the
+ * end). Returns as an agent_ok_fn: an error, NULL with *result (nothing
+ * to make), or API_PENDING (c, if any, is finished later). */
+json_t *vdijob_run(struct poold *pd, struct api_call *c, json_t *items, vdijob_done_fn done, vdijob_fail_fn fail,
+		   void *ctx, void (*ctx_free)(void *), json_t **result);
+/* VDIs made for a call that failed: files (through an agent) and records go. */
+void vdijob_undo(struct poold *pd, const json_t *refs);
+
 /* ---- api_vm_power.c ---- */
 /* What an agent needs to build vm's domain (memory, vCPUs, CPU, disks,
  * the sim workload), as JSON. */
