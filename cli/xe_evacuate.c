@@ -97,9 +97,13 @@ static int evacuate_draw(struct xe_ctx *c, json_t *st, double progress, double e
 	json_t *vms = json_object_get(st, "vms");
 	size_t i, ended = 0, n = json_array_size(vms);
 	int room = rows - 2 > 1 ? rows - 2 : 1, lines = 0;
+	double gib_done = 0, gib_all = 0; /* the bar counts bytes: memory moved over all */
 	json_t *v;
 	json_array_foreach(vms, i, v) {
 		const char *state = json_string_value(json_object_get(v, "state"));
+		double gib = (double)json_integer_value(json_object_get(v, "memory")) / (1 << 30);
+		gib_all += gib;
+		gib_done += state && strcmp(state, "done") == 0 ? gib : 0;
 		ended += state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0);
 	}
 	/* the ones moving or failed first, then the others, while they fit */
@@ -139,7 +143,8 @@ static int evacuate_draw(struct xe_ctx *c, json_t *st, double progress, double e
 		bar[k] = k < filled ? '#' : '.';
 	bar[width] = 0;
 	double eta = progress > 0.02 && progress < 1 ? elapsed * (1 - progress) / progress : 0;
-	int len = snprintf(line, sizeof line, "[%s] %3d%%  %zu/%zu  %.1f s", bar, (int)(progress * 100), ended, n, elapsed);
+	int len = snprintf(line, sizeof line, "[%s] %3d%%  %.1f/%.1f GiB  %zu/%zu VMs  %.1f s", bar,
+			   (int)(progress * 100), gib_done, gib_all, ended, n, elapsed);
 	if (eta > 0 && len > 0 && (size_t)len < sizeof line)
 		snprintf(line + len, sizeof line - (size_t)len, "  ETA %.1f s", eta);
 	fputs("\033[2K", c->out);

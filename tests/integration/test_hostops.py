@@ -93,6 +93,7 @@ class HostOps(unittest.TestCase):
         for line in plain.split("\n"):
             self.assertLess(len(line), cols, repr(line))
         self.assertIn("and ", plain)  # eight VMs do not fit: the rest are counted
+        self.assertIn(" GiB", plain)  # the bar counts the memory moved, not only VMs
         rpc("host.enable", h2)
         for v in vms:
             rpc("VM.hard_shutdown", v)
