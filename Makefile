@@ -148,7 +148,7 @@ deps:
 unit: $(UNIT_BIN)
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	@BUILD=$(BUILD) SAN=$(SAN) POOLD_BIN=$(CURDIR)/$(BINDIR) sh tests/run-all
+	@BUILD=$(BUILD) SAN=$(SAN) POOLD_BIN=$(CURDIR)/$(BINDIR) bash tests/run-all
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
