@@ -166,6 +166,17 @@ void backend_sim_unmap(struct be_sim_map *m);
 /* Auto-converge: percent (0..100) of the guest's dirty rate taken away,
  * as QEMU's cpu-throttle-percentage; 0 = full speed. */
 int backend_sim_set_throttle(struct backend *be, int domid, int pct);
+/* A disk's dirty-block log (simdom.h: 1 bit per SIMDOM_DISK_BLOCK, set
+ * after each guest write), mapped read-write: the disk of domain domid
+ * that holds VDI vdi_uuid (writable disks only). Clear a word with an
+ * atomic exchange, then read the blocks it named. */
+struct be_sim_disk_log {
+	int dl_fd;
+	uint64_t *dl_bits;
+	size_t dl_len; /* bytes: dl_len * 8 bits at most */
+};
+int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out);
+void backend_sim_disk_log_unmap(struct be_sim_disk_log *l);
 /* Change the running guest's workload (rates, working set, mix; no re-touch). */
 int backend_sim_set_workload(struct backend *be, int domid, const struct be_workload *wl);
 

@@ -215,10 +215,12 @@ int main(int argc, char **argv)
 	struct agent ag;
 	memset(&ag, 0, sizeof ag);
 	agent_flights_init(&ag.ag_flights);
+	agent_mirrors_init(&ag);
 	int rc = load_config(&ag, config, backend, sets, nsets) < 0 ? 1 : run(&ag, argv[0]);
 	free(sets);
 	if (ag.ag_be)
 		ag.ag_be->be_ops->bo_free(ag.ag_be);
+	agent_mirrors_free(&ag);
 	agent_srs_free(&ag);
 	SSL_CTX_free(ag.ag_server_ctx);
 	SSL_CTX_free(ag.ag_client_ctx);

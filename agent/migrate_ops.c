@@ -75,7 +75,7 @@ void agent_flights_fini(struct mig_flights *f)
 	pthread_cond_destroy(&f->mf_cv);
 }
 
-static int flight_enter(struct mig_flights *f)
+int agent_flight_enter(struct mig_flights *f)
 {
 	pthread_mutex_lock(&f->mf_mu);
 	int slot = -1;
@@ -90,7 +90,7 @@ static int flight_enter(struct mig_flights *f)
 	return slot;
 }
 
-static void flight_fd_set(struct mig_flights *f, int slot, int fd)
+void agent_flight_fd_set(struct mig_flights *f, int slot, int fd)
 {
 	pthread_mutex_lock(&f->mf_mu);
 	f->mf_fd[slot] = fd;
@@ -99,7 +99,7 @@ static void flight_fd_set(struct mig_flights *f, int slot, int fd)
 	pthread_mutex_unlock(&f->mf_mu);
 }
 
-static void flight_leave(struct mig_flights *f, int slot)
+void agent_flight_leave(struct mig_flights *f, int slot)
 {
 	pthread_mutex_lock(&f->mf_mu);
 	f->mf_fd[slot] = 0;
@@ -198,7 +198,7 @@ void agent_incoming_cleanup(struct agent *ag)
 #define MIG_ENDPOINT_MS 60000
 #define MIG_GREET_MS 5000
 
-static bool flight_is_stopping(struct mig_flights *f)
+bool agent_flight_stopping(struct mig_flights *f)
 {
 	pthread_mutex_lock(&f->mf_mu);
 	bool s = f->mf_stopping;
@@ -211,15 +211,15 @@ static bool flight_is_stopping(struct mig_flights *f)
 static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint32_t *version)
 {
 	for (;;) {
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, j->rj_lfd);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, j->rj_lfd);
 		int64_t left = deadline - mig_now_ms();
 		struct pollfd p = {j->rj_lfd, POLLIN, 0};
-		if (left <= 0 || flight_is_stopping(&j->rj_ag->ag_flights) || poll(&p, 1, (int)left) != 1)
+		if (left <= 0 || agent_flight_stopping(&j->rj_ag->ag_flights) || poll(&p, 1, (int)left) != 1)
 			return -1;
 		int fd = accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
 		int64_t greet = mig_now_ms() + MIG_GREET_MS;
 		/* the source must show a pool certificate */
 		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, j->rj_peer, version);
@@ -227,7 +227,7 @@ static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint
 			return fd;
 		log_warn("migration endpoint for VM %s: dropped a connection that did not greet as a pool member's "
 			 "migration within %d ms; still waiting", j->rj_uuid, MIG_GREET_MS);
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 		close(fd);
 	}
 }
@@ -257,12 +257,12 @@ static void *recv_thread(void *arg)
 		/* refused before its CONFIG (a wrong token): not our source, and
 		 * the prepared domain is untouched; a source of another protocol
 		 * version has been told why and is final */
-		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || flight_is_stopping(&j->rj_ag->ag_flights))
+		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || agent_flight_stopping(&j->rj_ag->ag_flights))
 			break;
 		log_warn("migration endpoint for VM %s: refused a connection (%s); still waiting", j->rj_uuid, err);
 		SSL_free(ssl);
 		ssl = NULL;
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 		close(fd);
 	}
 	close(j->rj_lfd);
@@ -289,16 +289,16 @@ static void *recv_thread(void *arg)
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
-	flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
+	agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 	if (fd >= 0)
 		close(fd);
-	flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
+	agent_flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 	free(j);
 	return NULL;
 }
 
 /* A one-time listening socket on addr (else our management address). */
-static int listen_one(struct agent *ag, const char *addr, int *port)
+int agent_listen_one(struct agent *ag, const char *addr, int *port)
 {
 	if (!addr || !*addr)
 		addr = ag->ag_address;
@@ -338,7 +338,7 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	struct recv_job *j = calloc(1, sizeof *j);
 	int port = 0;
 	const char *addr = json_string_value(json_object_get(opts, "address"));
-	if (!j || (j->rj_lfd = listen_one(ag, addr, &port)) < 0) {
+	if (!j || (j->rj_lfd = agent_listen_one(ag, addr, &port)) < 0) {
 		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot open a migration endpoint on %s: %s",
 				      addr && *addr ? addr : ag->ag_address, strerror(errno));
 		free(j);
@@ -367,10 +367,10 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	j->rj_slot = flight_enter(&ag->ag_flights);
+	j->rj_slot = agent_flight_enter(&ag->ag_flights);
 	if (j->rj_slot < 0 || pthread_create(&t, &at, recv_thread, j) != 0) {
 		if (j->rj_slot >= 0)
-			flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
+			agent_flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 		if (j->rj_domid > 0)
 			ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid);
 		char marker[4200];
@@ -380,7 +380,7 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 		free(j);
 		pthread_attr_destroy(&at);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration receiver%s",
-				 flight_is_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
+				 agent_flight_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
 	}
 	pthread_attr_destroy(&at);
 	*result = json_pack("{s:i, s:i}", "port", port, "domid", j->rj_domid);
@@ -400,6 +400,7 @@ struct send_job {
 	char sj_peer[BE_UUID_LEN]; /* the destination host's uuid: its certificate's CN ("" = any pool member) */
 	int sj_port;
 	struct mig_opts sj_opts;
+	struct mirror_hook *sj_hook; /* storage migration: the disks' last rounds go in the pause */
 	int sj_slot;
 	pthread_mutex_t sj_mu;	  /* guards sj_prog (the send thread writes, the loop reads) */
 	struct mig_progress sj_prog;
@@ -458,47 +459,66 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 	return xerr_newf(XE_INTERNAL_ERROR, "VM %s is not migrating from this host", uuid);
 }
 
+int agent_peer_connect(struct agent *ag, int slot, const char *addr, int port, const char *peer_cn, int *fd,
+		       SSL **ssl, char *err, size_t errlen)
+{
+	*ssl = NULL;
+	*fd = connect_to(addr, port);
+	agent_flight_fd_set(&ag->ag_flights, slot, *fd);
+	if (*fd < 0) {
+		snprintf(err, errlen, "cannot connect to the destination %s:%d: %s", addr, port, strerror(errno));
+		return -1;
+	}
+	struct timeval tv = {60, 0};
+	setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	/* the destination must show a pool certificate, the chosen host's */
+	*ssl = SSL_new(ag->ag_client_ctx);
+	if (!*ssl || (peer_cn && peer_cn[0] && tls_require_peer_cn(*ssl, peer_cn) != 1) || SSL_set_fd(*ssl, *fd) != 1 ||
+	    SSL_connect(*ssl) != 1) {
+		snprintf(err, errlen, "TLS to the destination %s:%d refused", addr, port);
+		return -1;
+	}
+	return 0;
+}
+
 static void *send_thread(void *arg)
 {
 	struct send_job *j = arg;
 	struct agent *ag = j->sj_ag;
-	int fd = connect_to(j->sj_addr, j->sj_port);
-	flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, fd);
 	SSL *ssl = NULL;
+	int fd = -1;
 	j->sj_rc = MIG_FAILED;
-	if (fd < 0) {
-		snprintf(j->sj_err, sizeof j->sj_err, "cannot connect to the destination %s:%d: %s", j->sj_addr,
-			 j->sj_port, strerror(errno));
-		goto out;
+	if (agent_peer_connect(ag, j->sj_slot, j->sj_addr, j->sj_port, j->sj_peer, &fd, &ssl, j->sj_err,
+			       sizeof j->sj_err) == 0) {
+		struct mig_io io;
+		mig_io_init_ssl(&io, ssl);
+		io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
+		struct mig_backend_lock lk = lock_of(ag);
+		j->sj_opts.gate = &ag->ag_mig_gate;
+		j->sj_opts.paused_hook = j->sj_hook ? agent_mirrors_paused : NULL;
+		j->sj_opts.paused_hook_arg = j->sj_hook;
+		j->sj_rc = (xen_stream(ag) ? mig_xen_send : mig_send)(&io, backend_locked_inner(ag->ag_be), &lk,
+								      j->sj_domid, &j->sj_cfg, j->sj_token, &j->sj_opts,
+								      on_progress, j, &j->sj_res, j->sj_err,
+								      sizeof j->sj_err);
 	}
-	struct timeval tv = {60, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	/* the destination must show a pool certificate, the chosen host's */
-	ssl = SSL_new(ag->ag_client_ctx);
-	if (!ssl || (j->sj_peer[0] && tls_require_peer_cn(ssl, j->sj_peer) != 1) || SSL_set_fd(ssl, fd) != 1 ||
-	    SSL_connect(ssl) != 1) {
-		snprintf(j->sj_err, sizeof j->sj_err, "TLS to the destination %s:%d refused", j->sj_addr, j->sj_port);
-		goto out;
+	agent_mirror_hook_free(j->sj_hook, j->sj_rc != MIG_FAILED);
+	j->sj_hook = NULL;
+	if (j->sj_rc == MIG_OK && conf_bool(ag->ag_conf, "fault-exit-after-handover")) {
+		log_warn("fault-exit-after-handover: VM %s was handed over; exiting before poold hears of it",
+			 j->sj_cfg.dc_uuid);
+		_exit(3);
 	}
-	struct mig_io io;
-	mig_io_init_ssl(&io, ssl);
-	io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
-	struct mig_backend_lock lk = lock_of(ag);
-	j->sj_opts.gate = &ag->ag_mig_gate;
-	j->sj_rc = (xen_stream(ag) ? mig_xen_send : mig_send)(&io, backend_locked_inner(ag->ag_be), &lk, j->sj_domid,
-							      &j->sj_cfg, j->sj_token, &j->sj_opts, on_progress, j,
-							      &j->sj_res, j->sj_err, sizeof j->sj_err);
-out:
 	if (ssl) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
-	flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, -1);
+	agent_flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, -1);
 	if (fd >= 0)
 		close(fd);
 	int slot = j->sj_slot;
 	event_active(j->sj_done, EV_TIMEOUT, 1); /* finish on the loop's thread (j is its now) */
-	flight_leave(&ag->ag_flights, slot);
+	agent_flight_leave(&ag->ag_flights, slot);
 	return NULL;
 }
 
@@ -516,7 +536,7 @@ static void *destroy_thread(void *arg)
 		log_warn("VM %s: the source domain %d could not be destroyed: %s (the next heartbeat asks poold, "
 			 "which destroys a paused copy of a VM running elsewhere)",
 			 d->dj_uuid, d->dj_domid, backend_error(ag->ag_be));
-	flight_leave(&ag->ag_flights, d->dj_slot);
+	agent_flight_leave(&ag->ag_flights, d->dj_slot);
 	free(d);
 	return NULL;
 }
@@ -537,7 +557,7 @@ static void source_copy_goes(struct evhttp_request *req, void *arg)
 	(void)req;
 	struct destroy_job *d = arg;
 	struct agent *ag = d->dj_ag;
-	d->dj_slot = flight_enter(&ag->ag_flights);
+	d->dj_slot = agent_flight_enter(&ag->ag_flights);
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
@@ -546,7 +566,7 @@ static void source_copy_goes(struct evhttp_request *req, void *arg)
 	pthread_attr_destroy(&at);
 	if (rc != 0) {
 		if (d->dj_slot < 0)
-			d->dj_slot = flight_enter(&ag->ag_flights);
+			d->dj_slot = agent_flight_enter(&ag->ag_flights);
 		if (d->dj_slot >= 0) {
 			destroy_thread(d);
 		} else { /* stopping: the domain stays paused; the next agent's report settles it */
@@ -652,6 +672,14 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	snprintf(j->sj_token, sizeof j->sj_token, "%s", token);
 	j->sj_port = (int)port;
 	opts_parse(opts, &j->sj_opts);
+	json_t *mirrors = json_object_get(opts, "mirrors");
+	char herr[256] = "";
+	if (json_array_size(mirrors) &&
+	    (xen_stream(ag) || !(j->sj_hook = agent_mirror_hook_new(ag, mirrors, herr, sizeof herr)))) {
+		json_decref(j->sj_id);
+		free(j);
+		return xerr_newf(XE_INTERNAL_ERROR, "%s", herr[0] ? herr : "storage migration needs the sim backend");
+	}
 	const char *peer = json_string_value(json_object_get(opts, "destination_host"));
 	snprintf(j->sj_peer, sizeof j->sj_peer, "%s", peer ? peer : "");
 	j->sj_done = event_new(ag->ag_base, -1, 0, send_done, j);
@@ -660,19 +688,20 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	j->sj_slot = j->sj_done ? flight_enter(&ag->ag_flights) : -1;
+	j->sj_slot = j->sj_done ? agent_flight_enter(&ag->ag_flights) : -1;
 	int rc = j->sj_slot >= 0 ? pthread_create(&t, &at, send_thread, j) : -1;
 	pthread_attr_destroy(&at);
 	if (rc != 0) {
 		if (j->sj_slot >= 0)
-			flight_leave(&j->sj_ag->ag_flights, j->sj_slot);
+			agent_flight_leave(&j->sj_ag->ag_flights, j->sj_slot);
+		agent_mirror_hook_free(j->sj_hook, false);
 		if (j->sj_done)
 			event_free(j->sj_done);
 		pthread_mutex_destroy(&j->sj_mu);
 		json_decref(j->sj_id);
 		free(j);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration sender%s",
-				 flight_is_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
+				 agent_flight_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
 	}
 	j->sj_next = ag->ag_sends;
 	ag->ag_sends = j;

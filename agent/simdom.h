@@ -20,7 +20,15 @@
  *           state a migration transfers. Not guest RAM, never dirty-logged.
  *
  * All three are sealed against shrinking and growing, so a mapping of them
- * can never SIGBUS. Ballooning below the static size punches holes in RAM
+ * can never SIGBUS.
+ *
+ * Each disk the domain opens gets a fourth kind of memfd, its dirty-block
+ * log: 1 bit per SIMDOM_DISK_BLOCK bytes of the disk (same word layout as
+ * DIRTY), set by the guest's disk writer with an atomic OR *after* its
+ * pwrite returned. Every guest write goes through that one tracked path
+ * (disk_write in simdom.c), so a storage migration's mirror (sr/mirror.c)
+ * clears a word with an atomic exchange, then reads the blocks it named,
+ * exactly as a RAM migration reads DIRTY. DISK_LOG hands the memfd out. Ballooning below the static size punches holes in RAM
  * (the pages go back to the host) and the guest stays below the target.
  *
  * Files in STATE_DIR (the backend's directory; "N" is the domid):
@@ -87,6 +95,8 @@ enum simdom_req_type {
 	SIMDOM_REQ_DISK_REMOVE,	     /* rq_disk.bd_device */
 	SIMDOM_REQ_GET_FDS,	     /* answer carries RAM, DIRTY, SHARED memfds */
 	SIMDOM_REQ_SET_WORKLOAD,     /* rq_workload: new rates/working set (no re-touch) */
+	SIMDOM_REQ_DISK_LOG,	     /* rq_disk.bd_vdi_uuid: answer carries that disk's dirty-block
+				      * log memfd (added after version 4: no layout changed) */
 };
 
 /* Page 0 of guest RAM. Each field is written with a single 64-bit atomic
@@ -219,6 +229,35 @@ static inline uint64_t simdom_shared_bytes(void)
 {
 	return (sizeof(struct simdom_shared) + SIMDOM_PAGE_SIZE - 1) / SIMDOM_PAGE_SIZE *
 	       SIMDOM_PAGE_SIZE;
+}
+
+/* ---- the disks' dirty-block logs ---- */
+#define SIMDOM_DISK_BLOCK (64u << 10) /* bytes a log bit stands for */
+
+/* Blocks of a disk of size bytes (a partial last block counts). */
+static inline uint64_t simdom_disk_blocks(uint64_t size)
+{
+	return (size + SIMDOM_DISK_BLOCK - 1) / SIMDOM_DISK_BLOCK;
+}
+
+/* Bytes of the log memfd for nblocks blocks (whole pages, at least one). */
+static inline uint64_t simdom_disk_log_bytes(uint64_t nblocks)
+{
+	uint64_t b = (nblocks + 63) / 64 * 8;
+	b = (b + SIMDOM_PAGE_SIZE - 1) / SIMDOM_PAGE_SIZE * SIMDOM_PAGE_SIZE;
+	return b ? b : SIMDOM_PAGE_SIZE;
+}
+
+/* Mark the blocks [off, off + len) touches, after the write landed; blocks
+ * past the log's capacity (nbits) are not tracked (a disk grown while
+ * attached: VDI.resize refuses that). */
+static inline void simdom_disk_mark(uint64_t *log, uint64_t nbits, uint64_t off, uint64_t len)
+{
+	if (!log || !len)
+		return;
+	uint64_t b = off / SIMDOM_DISK_BLOCK, e = (off + len - 1) / SIMDOM_DISK_BLOCK;
+	for (; b <= e && b < nbits; b++)
+		__atomic_fetch_or(&log[b / 64], 1ull << (b % 64), __ATOMIC_RELEASE);
 }
 
 #endif

@@ -55,7 +55,14 @@ enum aproto_caller {
 	X(MIGRATE_RECEIVE, "agent.migrate_receive", AP_MASTER, false, "config:c,token:s,options:o") \
 	X(MIGRATE_SEND, "agent.migrate_send", AP_MASTER, true, \
 	  "vm:s,address:s,port:i,token:s,options:o,config:c") \
-	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s")
+	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s") \
+	X(VDI_MIRROR_RECEIVE, "agent.vdi_mirror_receive", AP_MASTER, false, "sr:s,vdi:s,size:i,token:s,options:o") \
+	X(VDI_MIRROR_SEND, "agent.vdi_mirror_send", AP_MASTER, false, \
+	  "vm:s,sr:s,vdi:s,snapshot:s,address:s,port:i,token:s,options:o") \
+	X(VDI_MIRROR_STATUS, "agent.vdi_mirror_status", AP_MASTER, false, "mirror:s") \
+	X(VDI_MIRROR_END, "agent.vdi_mirror_end", AP_MASTER, false, "mirror:s") \
+	X(VDI_REMOVE, "agent.vdi_remove", AP_MASTER, false, "sr:s,vdi:s") \
+	X(VDI_PIVOT, "agent.vdi_pivot", AP_MASTER, true, "vm:s,mirror:s,device:s,sr:s")
 
 enum agent_method {
 #define AP_ENUM(id, name, caller, later, params) AGENT_##id,

@@ -50,7 +50,7 @@
 	X(HOSTS_NOT_HOMOGENEOUS, "reason") \
 	X(CANNOT_EVACUATE_HOST, "errors") \
 	X(HOST_EVACUATE_IN_PROGRESS, "host") \
-	X(SR_FULL, "requested,maximum") \
+	X(SR_FULL, "requested,maximum,sr") \
 	X(SR_HAS_NO_PBDS, "sr") \
 	X(SR_HAS_PBD, "sr") \
 	X(SR_NO_PBDS, "sr") \
@@ -63,7 +63,16 @@
 	X(VBD_NOT_EMPTY, "vbd") \
 	X(VBD_IS_EMPTY, "vbd") \
 	X(MEMORY_CONSTRAINT_VIOLATION, "constraint") \
-	X(VCPU_CONSTRAINT_VIOLATION, "constraint")
+	X(VCPU_CONSTRAINT_VIOLATION, "constraint") \
+	X(VDI_NOT_IN_MAP, "vdi") \
+	X(VIF_NOT_IN_MAP, "vif") \
+	X(SR_DOES_NOT_SUPPORT_MIGRATION, "sr,capabilities") \
+	X(VDI_CBT_ENABLED, "vdi") \
+	X(VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION, "vdi") \
+	X(SR_SOURCE_SPACE_INSUFFICIENT, "sr,needed,available") \
+	X(TOO_MANY_STORAGE_MIGRATES, "number") \
+	X(MIRROR_FAILED, "vdi") \
+	X(VDI_NEEDS_VM_FOR_MIGRATE, "vdi")
 
 enum xapi_err {
 #define XAPI_ERR_ENUM(code, params) XE_##code,
