@@ -177,6 +177,8 @@ struct be_sim_disk_log {
 };
 int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out);
 void backend_sim_disk_log_unmap(struct be_sim_disk_log *l);
+/* The disks domain domid has now (at most max into out, *n of them). */
+int backend_sim_disks(struct backend *be, int domid, struct be_disk *out, int max, int *n);
 /* Change the running guest's workload (rates, working set, mix; no re-touch). */
 int backend_sim_set_workload(struct backend *be, int domid, const struct be_workload *wl);
 

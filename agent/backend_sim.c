@@ -1083,6 +1083,25 @@ int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, st
 	return 0;
 }
 
+int backend_sim_disks(struct backend *be, int domid, struct be_disk *out, int max, int *n)
+{
+	*n = 0;
+	if (!be || be->be_ops->bo_domain_create_restore != sim_domain_create_restore) {
+		if (be)
+			be_set_error(be, "backend_sim_disks: not a sim backend");
+		return -1;
+	}
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_INFO};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	int rc = rs ? sim_call(be, domid, &rq, rs, NULL) : CALL_FAIL;
+	if (rc == CALL_GONE)
+		be_set_error(be, "domain %d is not running", domid);
+	for (int i = 0; rc == CALL_OK && i < rs->rs_info.in_ndisks && i < SIMDOM_MAX_DISKS && *n < max; i++)
+		out[(*n)++] = rs->rs_info.in_disks[i];
+	free(rs);
+	return rc == CALL_OK ? 0 : -1;
+}
+
 void backend_sim_disk_log_unmap(struct be_sim_disk_log *l)
 {
 	if (l->dl_bits)

@@ -60,69 +60,6 @@ static void opts_parse(json_t *o, struct mig_opts *m)
 	m->verify = json_is_true(json_object_get(o, "verify"));
 }
 
-/* ---- threads in flight (for a clean stop) ---- */
-
-void agent_flights_init(struct mig_flights *f)
-{
-	memset(f, 0, sizeof *f);
-	pthread_mutex_init(&f->mf_mu, NULL);
-	pthread_cond_init(&f->mf_cv, NULL);
-}
-
-void agent_flights_fini(struct mig_flights *f)
-{
-	pthread_mutex_destroy(&f->mf_mu);
-	pthread_cond_destroy(&f->mf_cv);
-}
-
-int agent_flight_enter(struct mig_flights *f)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	int slot = -1;
-	for (int i = 0; i < MIG_FLIGHTS_MAX && slot < 0 && !f->mf_stopping; i++)
-		if (f->mf_fd[i] == 0) {
-			f->mf_fd[i] = -1;
-			slot = i;
-		}
-	if (slot >= 0)
-		f->mf_n++;
-	pthread_mutex_unlock(&f->mf_mu);
-	return slot;
-}
-
-void agent_flight_fd_set(struct mig_flights *f, int slot, int fd)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	f->mf_fd[slot] = fd;
-	if (f->mf_stopping && fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-	pthread_mutex_unlock(&f->mf_mu);
-}
-
-void agent_flight_leave(struct mig_flights *f, int slot)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	f->mf_fd[slot] = 0;
-	f->mf_n--;
-	pthread_cond_broadcast(&f->mf_cv);
-	pthread_mutex_unlock(&f->mf_mu);
-}
-
-void agent_migrations_stop(struct agent *ag)
-{
-	struct mig_flights *f = &ag->ag_flights;
-	pthread_mutex_lock(&f->mf_mu);
-	f->mf_stopping = true;
-	for (int i = 0; i < MIG_FLIGHTS_MAX; i++)
-		if (f->mf_fd[i] > 0)
-			shutdown(f->mf_fd[i], SHUT_RDWR);
-	if (f->mf_n)
-		log_info("stopping: %d migration(s) in flight are cut (each fails before GO)", f->mf_n);
-	while (f->mf_n > 0)
-		pthread_cond_wait(&f->mf_cv, &f->mf_mu);
-	pthread_mutex_unlock(&f->mf_mu);
-}
-
 /* The xen backend moves memory with libxl's own stream (mig_xen.c), whose
  * restore builds the destination domain itself: nothing is prepared. */
 static bool xen_stream(struct agent *ag)
@@ -197,14 +134,6 @@ void agent_incoming_cleanup(struct agent *ag)
  * the real one by MIG_GREET_MS at most, never close the endpoint. */
 #define MIG_ENDPOINT_MS 60000
 #define MIG_GREET_MS 5000
-
-bool agent_flight_stopping(struct mig_flights *f)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	bool s = f->mf_stopping;
-	pthread_mutex_unlock(&f->mf_mu);
-	return s;
-}
 
 /* The source's connection, greeted: its fd (and *ssl), or -1 when none
  * came before the endpoint's deadline or the agent stops. */
@@ -295,29 +224,6 @@ static void *recv_thread(void *arg)
 	agent_flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 	free(j);
 	return NULL;
-}
-
-/* A one-time listening socket on addr (else our management address). */
-int agent_listen_one(struct agent *ag, const char *addr, int *port)
-{
-	if (!addr || !*addr)
-		addr = ag->ag_address;
-	struct sockaddr_in sa = {0};
-	sa.sin_family = AF_INET;
-	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-		errno = EADDRNOTAVAIL;
-		return -1;
-	}
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	socklen_t sl = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
 }
 
 json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
@@ -411,23 +317,6 @@ struct send_job {
 	char sj_err[512];
 };
 
-static int connect_to(const char *addr, int port)
-{
-	struct addrinfo hints = {0}, *ai = NULL;
-	hints.ai_socktype = SOCK_STREAM;
-	char ps[16];
-	snprintf(ps, sizeof ps, "%d", port);
-	if (getaddrinfo(addr, ps, &hints, &ai) != 0)
-		return -1;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
 /* Outgoing migrations, for agent.migration_status (loop thread only). */
 
 static void on_progress(const struct mig_progress *p, void *arg)
@@ -457,28 +346,6 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 		return NULL;
 	}
 	return xerr_newf(XE_INTERNAL_ERROR, "VM %s is not migrating from this host", uuid);
-}
-
-int agent_peer_connect(struct agent *ag, int slot, const char *addr, int port, const char *peer_cn, int *fd,
-		       SSL **ssl, char *err, size_t errlen)
-{
-	*ssl = NULL;
-	*fd = connect_to(addr, port);
-	agent_flight_fd_set(&ag->ag_flights, slot, *fd);
-	if (*fd < 0) {
-		snprintf(err, errlen, "cannot connect to the destination %s:%d: %s", addr, port, strerror(errno));
-		return -1;
-	}
-	struct timeval tv = {60, 0};
-	setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	/* the destination must show a pool certificate, the chosen host's */
-	*ssl = SSL_new(ag->ag_client_ctx);
-	if (!*ssl || (peer_cn && peer_cn[0] && tls_require_peer_cn(*ssl, peer_cn) != 1) || SSL_set_fd(*ssl, *fd) != 1 ||
-	    SSL_connect(*ssl) != 1) {
-		snprintf(err, errlen, "TLS to the destination %s:%d refused", addr, port);
-		return -1;
-	}
-	return 0;
 }
 
 static void *send_thread(void *arg)
@@ -663,8 +530,12 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	j->sj_req = req;
 	j->sj_id = json_incref(id);
 	j->sj_v2 = v2;
-	json_t *ce = agent_domain_config(ag, cfg, &j->sj_cfg);
+	/* a storage migration's config names the destination's disks (the
+	 * copies): the source has no need of them, the destination finds them */
+	json_t *ce = json_array_size(json_object_get(opts, "mirrors")) ? dcfg_from_json(cfg, &j->sj_cfg)
+									  : agent_domain_config(ag, cfg, &j->sj_cfg);
 	if (ce) {
+		json_decref(j->sj_id);
 		free(j);
 		return ce;
 	}

@@ -34,33 +34,11 @@
 #include "util.h"
 #include "xerr.h"
 
-const char *mirror_state_name(enum mirror_state s)
-{
-	static const char *const names[] = {"snapshot", "copy", "rounds", "ready", "final", "handed_over", "done",
-					    "failed"};
-	return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
-}
-
 /* ---- the list ---- */
 
 void agent_mirrors_init(struct agent *ag)
 {
 	pthread_mutex_init(&ag->ag_mirror_mu, NULL);
-}
-
-void mirror_unref(struct mirror *m)
-{
-	struct agent *ag = m->mi_ag;
-	pthread_mutex_lock(&ag->ag_mirror_mu);
-	bool last = --m->mi_refs == 0;
-	pthread_mutex_unlock(&ag->ag_mirror_mu);
-	if (!last)
-		return;
-	if (m->mi_lfd >= 0)
-		close(m->mi_lfd);
-	pthread_mutex_destroy(&m->mi_mu);
-	pthread_cond_destroy(&m->mi_cv);
-	free(m);
 }
 
 void agent_mirrors_free(struct agent *ag)
@@ -154,50 +132,6 @@ static json_t *mirror_start(struct mirror *m, void *(*fn)(void *))
 	m->mi_refs = 1;
 	mirror_unref(m);
 	return xerr_newf(XE_INTERNAL_ERROR, "cannot start the disk mirror%s", stopping ? ": the agent is stopping" : "");
-}
-
-/* ---- state, from the threads ---- */
-
-void mirror_set_state(struct mirror *m, enum mirror_state st)
-{
-	pthread_mutex_lock(&m->mi_mu);
-	m->mi_state = st;
-	pthread_cond_broadcast(&m->mi_cv);
-	pthread_mutex_unlock(&m->mi_mu);
-}
-
-void mirror_fail(struct mirror *m, const char *fmt, ...)
-{
-	pthread_mutex_lock(&m->mi_mu);
-	if (m->mi_state != MS_FAILED) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(m->mi_err, sizeof m->mi_err, fmt, ap);
-		va_end(ap);
-		m->mi_state = MS_FAILED;
-	}
-	m->mi_final_done = true; /* a hook waiting for the last round hears it failed */
-	m->mi_final_rc = -1;
-	pthread_cond_broadcast(&m->mi_cv);
-	pthread_mutex_unlock(&m->mi_mu);
-	log_warn("disk mirror %s (%s): %s", m->mi_id, m->mi_role == MR_SEND ? "source" : "destination", m->mi_err);
-}
-
-bool mirror_cancelled(struct mirror *m)
-{
-	pthread_mutex_lock(&m->mi_mu);
-	bool c = m->mi_cancel;
-	pthread_mutex_unlock(&m->mi_mu);
-	return c || agent_flight_stopping(&m->mi_ag->ag_flights);
-}
-
-void mirror_sock_set(struct mirror *m, int fd)
-{
-	pthread_mutex_lock(&m->mi_mu);
-	m->mi_sock = fd;
-	if (fd >= 0 && m->mi_cancel)
-		shutdown(fd, SHUT_RDWR);
-	pthread_mutex_unlock(&m->mi_mu);
 }
 
 /* Its connection cut: the thread's next read or write fails. */

@@ -18,6 +18,7 @@
 #include "evrpc.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "backend_lock.h"
 #include "mirror_ops.h"
 #include "util.h"
 #include "xerr.h"
@@ -164,5 +165,30 @@ json_t *agent_vdi_pivot_start(struct agent *ag, struct evhttp_request *req, json
 		return e;
 	}
 	log_info("VDI pivot: VM %s, %s from VDI %s to %s", vm, device, j->pj_old.bd_vdi_uuid, mirror);
+	return NULL;
+}
+
+/* agent.vm_disks(vm): the VDIs the VM's domain has as disks now, and
+ * whether it runs: where a switch-over that was cut short ended. */
+json_t *agent_m_vm_disks(struct agent *ag, json_t *args, json_t **result)
+{
+	const char *vm = json_string_value(json_array_get(args, 0));
+	struct be_domain_info di;
+	int domid = vm ? domid_of(ag, vm, &di) : -1;
+	if (domid < 0)
+		return xerr_newf(XE_INTERNAL_ERROR, "VM %s has no domain on this host", vm ? vm : "?");
+	struct be_disk d[BE_MAX_DISKS];
+	int n = 0;
+	backend_locked_lock(ag->ag_be);
+	struct backend *inner = backend_locked_inner(ag->ag_be);
+	int rc = backend_sim_disks(inner, domid, d, BE_MAX_DISKS, &n);
+	json_t *e = rc ? xerr_newf(XE_INTERNAL_ERROR, "%s", backend_error(inner)) : NULL;
+	backend_locked_unlock(ag->ag_be);
+	if (e)
+		return e;
+	json_t *list = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(list, json_string(d[i].bd_vdi_uuid));
+	*result = json_pack("{s:o, s:s}", "disks", list, "state", be_state_name(di.di_state));
 	return NULL;
 }

@@ -68,6 +68,7 @@ static const struct {
 	[AGENT_VDI_MIRROR_END] = {agent_m_vdi_mirror_end, NULL, false},
 	[AGENT_VDI_REMOVE] = {agent_m_vdi_remove, NULL, true},
 	[AGENT_VDI_PIVOT] = {NULL, agent_vdi_pivot_start, true},
+	[AGENT_VM_DISKS] = {agent_m_vm_disks, NULL, false},
 };
 
 int agent_server_check_table(void)

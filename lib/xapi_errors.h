@@ -72,7 +72,8 @@
 	X(SR_SOURCE_SPACE_INSUFFICIENT, "sr,needed,available") \
 	X(TOO_MANY_STORAGE_MIGRATES, "number") \
 	X(MIRROR_FAILED, "vdi") \
-	X(VDI_NEEDS_VM_FOR_MIGRATE, "vdi")
+	X(VDI_NEEDS_VM_FOR_MIGRATE, "vdi") \
+	X(HOST_CANNOT_ATTACH_NETWORK, "host,network")
 
 enum xapi_err {
 #define XAPI_ERR_ENUM(code, params) XE_##code,

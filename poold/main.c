@@ -208,12 +208,14 @@ static int serve(struct poold *pd)
 	pd->pd_vm_changed = json_object();
 	host_liveness_start(pd);
 	evacuations_resume(pd);
+	sxm_resume(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	event_base_dispatch(pd->pd_base);
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	session_fini(pd);
 	evacuations_stop(pd);
+	sxm_stop(pd);
 	host_liveness_stop(pd);
 	agent_links_free(pd); /* calls still in flight fail now; their outcome is recorded */
 	SSL_CTX_free(pd->pd_agent_ctx);

@@ -21,7 +21,8 @@ static bool busy(const json_t *rec)
 /* ---------------------------------------------------------------- VM */
 
 static const char *const vm_ops[] = {"start", "start_on", "clean_shutdown", "hard_shutdown", "shutdown", "pause",
-				     "unpause", "pool_migrate", "clone", "destroy", "changing_memory_limits", NULL};
+				     "unpause", "pool_migrate", "migrate_send", "clone", "destroy",
+				     "changing_memory_limits", NULL};
 
 /* The power states an operation needs, and how XAPI names them in
  * VM_BAD_POWER_STATE's "expected". */
@@ -37,6 +38,7 @@ static const struct {
 	{"shutdown", "Running", "running"},
 	{"pause", "Running", "running"},
 	{"pool_migrate", "Running", "running"},
+	{"migrate_send", "Running", "running"}, /* storage migration: a running VM and its disks */
 	{"hard_shutdown", "Running Paused Suspended", "running, paused, suspended"},
 	{"unpause", "Paused", "paused"},
 };
@@ -73,12 +75,13 @@ static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
 
 /* --------------------------------------------------------------- VDI */
 
-static const char *const vdi_ops[] = {"destroy", "resize", "snapshot", "clone", "forget", NULL};
+/* mirror: storage migration copies it (VM.migrate_send, VDI.pool_migrate) */
+static const char *const vdi_ops[] = {"destroy", "resize", "snapshot", "clone", "forget", "mirror", NULL};
 
 static json_t *vdi_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
 	bool in_use_matters = strcmp(op, "destroy") == 0 || strcmp(op, "resize") == 0 || strcmp(op, "forget") == 0;
-	if (!in_use_matters && strcmp(op, "snapshot") && strcmp(op, "clone"))
+	if (!in_use_matters && strcmp(op, "snapshot") && strcmp(op, "clone") && strcmp(op, "mirror"))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VDI operation %s is not known", op);
 	if (in_use_matters && f->of_attached > 0)
 		return xerr_new(XE_VDI_IN_USE, ref, op, NULL);

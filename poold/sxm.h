@@ -84,6 +84,10 @@ const char *sxm_sr_missing_caps(const char *type, bool source);
  *   SR_DOES_NOT_SUPPORT_MIGRATION [sr, capabilities];
  *   then sxm_check_space. */
 json_t *sxm_check(const struct sxm_request *rq);
+/* The same without the space: the callers put placement (place.c) between
+ * the disks' checks and the space's, as XAPI checks the VM's host before
+ * its storage. */
+json_t *sxm_check_disks(const struct sxm_request *rq);
 
 /* R-11, read as: each destination SR needs free room for dest_factor
  * times the virtual size of every disk moving to it, each source SR room

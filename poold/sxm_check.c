@@ -80,11 +80,15 @@ static json_t *check_disks(const struct sxm_request *rq)
 	return NULL;
 }
 
-json_t *sxm_check(const struct sxm_request *rq)
+json_t *sxm_check_disks(const struct sxm_request *rq)
 {
 	json_t *e = check_maps(rq);
-	if (!e)
-		e = check_disks(rq);
+	return e ? e : check_disks(rq);
+}
+
+json_t *sxm_check(const struct sxm_request *rq)
+{
+	json_t *e = sxm_check_disks(rq);
 	return e ? e : sxm_check_space(rq, NULL);
 }
 

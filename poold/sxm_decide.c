@@ -1,0 +1,213 @@
+/*
+ * sxm_decide.c - a storage migration decided: back to the source, or
+ * forward to the destination. Either way the decision, what is left to
+ * remove and the end of the operations are one transaction; then the
+ * task ends and the cleanup list is worked through (sxm_cleanup.c).
+ *
+ * Back (before the commit): the VM runs on its source with its disks as
+ * they were; the copies, their records and the temporary snapshots go.
+ * Forward (after it): the temporary snapshots go, and the source's disks
+ * unless the call said copy; a copy is never removed. With verify, the
+ * source's mirrors hash the source disks again once the VM has left and
+ * compare with what they sent; a difference fails the task (the VM runs on
+ * the destination all the same) - a tracking bug cannot pass unnoticed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ops.h"
+#include "poold.h"
+#include "sxm.h"
+#include "util.h"
+#include "xerr.h"
+
+#define VERIFY_POLL_MS 250
+#define VERIFY_WAIT_MS 120000
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static void add_item(json_t *list, const char *host, const char *sr_uuid, const char *vdi_uuid, const char *vdi,
+		     const char *mirror)
+{
+	json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s}", "host", host, "sr_uuid", sr_uuid, "vdi_uuid",
+					      vdi_uuid, "vdi", vdi, "mirror", mirror));
+}
+
+struct decide_ctx {
+	struct sxm_job *job;
+	bool forward;
+};
+
+/* The decision: its cleanup list, the operations ended, in one transaction. */
+static json_t *decide_txn(struct db *db, void *ctx)
+{
+	struct decide_ctx *x = ctx;
+	json_t *j = x->job->sj_j, *list = json_array(), *e = NULL;
+	const char *src = str(j, "src"), *dst = str(j, "dst");
+	bool keep = json_is_true(json_object_get(j, "copy"));
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(j, "vdis"), i, r) {
+		if (strcmp(str(r, "state"), "planned") == 0)
+			continue; /* nothing was asked for it: nothing exists */
+		add_item(list, src, str(r, "sr_uuid"), str(r, "snap_uuid"), str(r, "snap_ref"), str(r, "dest_uuid"));
+		if (x->forward && !keep)
+			add_item(list, src, str(r, "sr_uuid"), str(r, "uuid"), str(r, "vdi"), "");
+		if (x->forward)
+			add_item(list, dst, str(r, "dest_sr_uuid"), "", "", str(r, "dest_uuid"));
+		else
+			add_item(list, dst, str(r, "dest_sr_uuid"), str(r, "dest_uuid"), str(r, "dest_ref"),
+				 str(r, "dest_uuid"));
+		if (!e)
+			e = ops_end(db, str(r, "vdi"), str(r, "op"));
+	}
+	json_object_set_new(j, "cleanup", list);
+	json_object_set_new(j, "decided", json_true());
+	json_object_del(j, "reserve");
+	if (!x->forward)
+		json_object_set_new(j, "phase", json_string(sxm_phase_name(SXM_PH_ROLLBACK)));
+	json_t *vm = e ? NULL : db_obj_get(db, str(j, "vm"));
+	if (vm && !x->forward && strcmp(str(vm, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
+		e = db_obj_set(db, str(j, "vm"), "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+	json_decref(vm);
+	if (!e)
+		e = ops_end(db, str(j, "vm"), str(j, "op"));
+	return e ? e : sxm_journal_put(db, x->job->sj_id, j);
+}
+
+static bool decide(struct sxm_job *job, bool forward)
+{
+	struct decide_ctx x = {job, forward};
+	json_t *e = db_txn(job->sj_pd->pd_db, decide_txn, &x);
+	if (e) {
+		char *t = xerr_to_text(e);
+		log_error("storage migration %s: the decision was not written: %s", job->sj_id, t ? t : "?");
+		free(t);
+		json_decref(e);
+	}
+	return !e;
+}
+
+void sxm_roll_back(struct sxm_job *job, json_t *err)
+{
+	if (job->sj_timer) {
+		event_free(job->sj_timer);
+		job->sj_timer = NULL;
+	}
+	if (!decide(job, false)) { /* the journal still says copy or memory: a restart goes back too */
+		sxm_end_task(job, err, NULL);
+		return;
+	}
+	char *t = xerr_to_text(err);
+	log_warn("storage migration %s: rolled back (%s); VM %s runs on its source with its disks", job->sj_id,
+		 t ? t : "?", str(job->sj_j, "vm"));
+	sxm_note(job, "phase", "rolled back: the VM runs on its source with its disks; removing what was made "
+			       "(%zu item(s))",
+		 json_array_size(json_object_get(job->sj_j, "cleanup")));
+	free(t);
+	sxm_end_task(job, err, NULL);
+	sxm_cleanup(job);
+}
+
+/* ---- forward: the mirrors' last word, then the decision ---- */
+
+static void forward_decided(struct sxm_job *job)
+{
+	json_t *err = job->sj_error;
+	job->sj_error = NULL;
+	if (!decide(job, true)) {
+		sxm_end_task(job, err, NULL);
+		return;
+	}
+	bool vdi = strcmp(str(job->sj_j, "kind"), "vdi") == 0;
+	json_t *first = json_array_get(json_object_get(job->sj_j, "vdis"), 0);
+	log_info("storage migration %s: VM %s %s; removing %zu item(s)", job->sj_id, str(job->sj_j, "vm"),
+		 vdi ? "writes its new VDI" : "runs on the destination with its disks' copies",
+		 json_array_size(json_object_get(job->sj_j, "cleanup")));
+	sxm_note(job, "phase", "done; removing the temporary snapshots%s",
+		 json_is_true(json_object_get(job->sj_j, "copy")) ? "" : " and the source disks");
+	if (job->sj_task[0])
+		api_task_progress(job->sj_pd, job->sj_task, 1.0);
+	sxm_end_task(job, err, json_string(vdi ? str(first, "dest_ref") : str(job->sj_j, "vm")));
+	sxm_cleanup(job);
+}
+
+static void verify_next(struct sxm_job *job);
+
+static void verify_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	verify_next(arg);
+}
+
+static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+			   json_t **result)
+{
+	(void)c, (void)pd, (void)result;
+	struct sxm_job *job = *(struct sxm_job **)ctx;
+	if (!job)
+		return NULL;
+	job->sj_cell = NULL;
+	json_t *row = json_array_get(json_object_get(job->sj_j, "vdis"), job->sj_row);
+	const char *st = str(answer, "state");
+	bool waited_out = job->sj_waited_ms > VERIFY_WAIT_MS;
+	if (!err && (strcmp(st, "handed_over") == 0 || strcmp(st, "final") == 0) && !waited_out) {
+		job->sj_waited_ms += VERIFY_POLL_MS;
+		struct timeval tv = {0, VERIFY_POLL_MS * 1000};
+		if (job->sj_timer)
+			event_free(job->sj_timer);
+		job->sj_timer = evtimer_new(pd->pd_base, verify_tick, job);
+		evtimer_add(job->sj_timer, &tv);
+		return NULL;
+	}
+	json_t *stats = json_object_get(job->sj_j, "disk_stats");
+	json_array_append_new(stats, answer ? json_deep_copy(answer) : json_pack("{s:s}", "state", "unknown"));
+	bool bad = answer && json_is_false(json_object_get(answer, "verified"));
+	if (bad && !job->sj_error)
+		job->sj_error = xerr_new(XE_VM_MIGRATE_FAILED, str(job->sj_j, "vm"), str(job->sj_j, "src"),
+					 str(job->sj_j, "dst"), str(answer, "error"), NULL);
+	if (!answer || waited_out)
+		log_warn("storage migration %s: VDI %s: no verdict from its mirror (%s)", job->sj_id, str(row, "uuid"),
+			 err ? "the source does not answer" : "still verifying");
+	job->sj_row++;
+	job->sj_waited_ms = 0;
+	verify_next(job);
+	return NULL;
+}
+
+/* The rows one by one (sj_row): each mirror's figures and, with verify,
+ * its verdict (waiting while it still hashes). */
+static void verify_next(struct sxm_job *job)
+{
+	json_t *row = json_array_get(json_object_get(job->sj_j, "vdis"), job->sj_row);
+	if (!row) {
+		char *s = json_dumps(json_object_get(job->sj_j, "disk_stats"), JSON_COMPACT);
+		sxm_note(job, "disk_stats", "%s", s ? s : "[]");
+		free(s);
+		forward_decided(job);
+		return;
+	}
+	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "src"), AGENT_VDI_MIRROR_STATUS,
+			json_pack("[s]", str(row, "dest_uuid")), verify_done, sxm_cell(job));
+}
+
+void sxm_roll_forward(struct sxm_job *job, json_t *err)
+{
+	if (job->sj_timer) {
+		event_free(job->sj_timer);
+		job->sj_timer = NULL;
+	}
+	json_decref(job->sj_error);
+	job->sj_error = err;
+	json_object_set_new(job->sj_j, "disk_stats", json_array());
+	sxm_note(job, "phase", "handed over; collecting the disks' verdicts");
+	job->sj_waited_ms = 0;
+	job->sj_row = 0;
+	verify_next(job);
+}
