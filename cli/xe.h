@@ -192,16 +192,31 @@ int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_prevent_evacuation(struct xe_ctx *c, const struct xe_cmd *cmd);
-/* vm-migrate's checks before any call (storage migration refused, host or
+/* vm-migrate's checks before any call (another pool refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
- * map of strings for VM.pool_migrate without "network" (new ref), or NULL
- * with the error. */
+ * map of strings for VM.pool_migrate / VM.migrate_send without "network"
+ * (new ref), or NULL with the error. */
 json_t *xe_migrate_opts(struct xe_ctx *c);
 /* The in-place progress line (without \r) and the closing line of
  * vm-migrate; result is task.result, empty or a JSON object of the
  * migration's stats (downtime_ms, wire_bytes). malloc'ed. */
 char *xe_migrate_progress(double progress, double elapsed, const char *status);
 char *xe_migrate_summary(double elapsed, const char *result);
+/* ---- xe_sxm.c: storage migration ---- */
+/* Does vm-migrate ask for a storage migration (vdi:, vif:, copy)? */
+bool xe_sxm_wanted(struct xe_ctx *c);
+/* host.migrate_receive (on net, or host's management network) and
+ * Async.VM.migrate_send with the vdi:/vif: maps: the task ref, or NULL
+ * with the error. */
+char *xe_sxm_start(struct xe_ctx *c, const char *vm, const char *host, const char *net, json_t *opts);
+int xe_cmd_vdi_pool_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* ---- xe_task.c ---- */
+double xe_mono_now(void);
+/* Follow task until it ends (show: the progress line on c->out); 0 on
+ * success (the summary printed when shown), -1 with the task's error. */
+int xe_task_wait(struct xe_ctx *c, const char *task, double start, bool show);
+/* task.destroy, keeping the error that ended the command. */
+void xe_task_forget(struct xe_ctx *c, const char *task);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
 /* Print the uuid of the object ref of class cls; 0 or -1. */
