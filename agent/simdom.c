@@ -507,24 +507,27 @@ static void disk_view_drop(struct disk_view *v)
 	*v = (struct disk_view){-1, NULL, 0, 0};
 }
 
-/* Under d->mu: the first writable disk, or none (dv_fd -1). */
+/* Under d->mu: the writable disk on the lowest device (the guest's first
+ * disk, wherever a switch-over put it in the list), or none (dv_fd -1). */
 static void disk_view_take(struct dom *d, struct disk_view *v)
 {
 	disk_view_drop(v);
-	for (int i = 0; i < d->cfg.dc_ndisks; i++) {
-		if (d->cfg.dc_disks[i].bd_readonly || d->disk_fd[i] < 0)
-			continue;
-		v->dv_fd = dup(d->disk_fd[i]);
-		v->dv_bits = d->disk_log_bits[i];
-		v->dv_log_len = simdom_disk_log_bytes(v->dv_bits);
-		void *m = d->disk_log_fd[i] >= 0 ? mmap(NULL, v->dv_log_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-							 d->disk_log_fd[i], 0)
-						  : MAP_FAILED;
-		v->dv_log = m == MAP_FAILED ? NULL : m;
-		if (!v->dv_log)
-			log_warn("disk %s: no dirty-block log: its writes are not tracked", d->cfg.dc_disks[i].bd_device);
+	int best = -1;
+	for (int i = 0; i < d->cfg.dc_ndisks; i++)
+		if (!d->cfg.dc_disks[i].bd_readonly && d->disk_fd[i] >= 0 &&
+		    (best < 0 || strcmp(d->cfg.dc_disks[i].bd_device, d->cfg.dc_disks[best].bd_device) < 0))
+			best = i;
+	if (best < 0)
 		return;
-	}
+	v->dv_fd = dup(d->disk_fd[best]);
+	v->dv_bits = d->disk_log_bits[best];
+	v->dv_log_len = simdom_disk_log_bytes(v->dv_bits);
+	void *m = d->disk_log_fd[best] >= 0
+			  ? mmap(NULL, v->dv_log_len, PROT_READ | PROT_WRITE, MAP_SHARED, d->disk_log_fd[best], 0)
+			  : MAP_FAILED;
+	v->dv_log = m == MAP_FAILED ? NULL : m;
+	if (!v->dv_log)
+		log_warn("disk %s: no dirty-block log: its writes are not tracked", d->cfg.dc_disks[best].bd_device);
 }
 
 /* The guest's one way to write a disk: the data, then its blocks marked

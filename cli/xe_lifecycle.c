@@ -86,6 +86,8 @@ static bool listed(const char *list, const char *word, size_t n)
 static bool own_param(const struct xe_cmd *cmd, const struct sel_kind *k, const char *key)
 {
 	size_t n = strcspn(key, ":");
+	if (key[n] == ':') /* a map parameter: "vdi:<uuid>" is the command's "vdi:" */
+		n++;
 	return listed(cmd->reqd, key, n) || listed(cmd->optn, key, n) || !strcmp(key, "multiple") ||
 	       !strcmp(key, k->pseudo);
 }

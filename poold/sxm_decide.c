@@ -166,8 +166,14 @@ static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json
 		evtimer_add(job->sj_timer, &tv);
 		return NULL;
 	}
-	json_t *stats = json_object_get(job->sj_j, "disk_stats");
-	json_array_append_new(stats, answer ? json_deep_copy(answer) : json_pack("{s:s}", "state", "unknown"));
+	json_t *stats = json_object_get(job->sj_j, "disk_stats"), *one = json_pack("{s:s, s:s}", "vdi", str(row, "uuid"),
+										       "state", answer ? st : "unknown");
+	static const char *const keep[] = {"sent", "wire_bytes", "round", "copy_ms", "snapshot_ms", "final_ms",
+					   "final_bytes", "verify_ms", "verified", "stop"};
+	for (size_t k = 0; answer && k < sizeof keep / sizeof keep[0]; k++)
+		if (json_object_get(answer, keep[k]))
+			json_object_set(one, keep[k], json_object_get(answer, keep[k]));
+	json_array_append_new(stats, one);
 	bool bad = answer && json_is_false(json_object_get(answer, "verified"));
 	if (bad && !job->sj_error)
 		job->sj_error = xerr_new(XE_VM_MIGRATE_FAILED, str(job->sj_j, "vm"), str(job->sj_j, "src"),
@@ -187,8 +193,9 @@ static void verify_next(struct sxm_job *job)
 {
 	json_t *row = json_array_get(json_object_get(job->sj_j, "vdis"), job->sj_row);
 	if (!row) {
-		char *s = json_dumps(json_object_get(job->sj_j, "disk_stats"), JSON_COMPACT);
-		sxm_note(job, "disk_stats", "%s", s ? s : "[]");
+		char *s = json_dumps(json_object_get(job->sj_j, "disk_stats"), JSON_COMPACT | JSON_REAL_PRECISION(6));
+		if (job->sj_task[0])
+			api_task_note(job->sj_pd, job->sj_task, "disk_stats", s ? s : "[]");
 		free(s);
 		forward_decided(job);
 		return;
