@@ -150,7 +150,8 @@ class Sxm:
         base = text.split("# fault\n")[0]
         with open(conf, "w") as f:
             f.write(base + ("# fault\n" + line + "\n" if line else ""))
-        self.p.kill_agent(i, signal.SIGTERM)
+        if pid_alive(self.p.agent_pid(i)):
+            self.p.kill_agent(i, signal.SIGTERM)
         self.p.start_agent(i)
 
     def kill_poold(self):
