@@ -19,8 +19,12 @@
  *                                   zeros goes as a ZERO marker); D: ROUND_ACK
  *   ... ready: small rounds until the memory migration pauses the guest
  *   S: BLOCKS... ROUND_END(last) FINAL(digest of what it sent)
- *                                   D: syncs, compares its own digest of what
- *                                   it wrote: DONE(digest), or ERROR
+ *                                   D: compares its own digest of what it
+ *                                   wrote: DONE(digest), or ERROR; then it
+ *                                   syncs the VDI (after the hand-over, out
+ *                                   of the pause: the page cache serves the
+ *                                   VM meanwhile), and only then says done -
+ *                                   poold removes the source disks after that
  * Either side may send ERROR (a message for a person) and close.
  */
 #ifndef MIRROR_OPS_H
@@ -68,8 +72,10 @@ struct mirror_blocks {
 
 struct mirror_round_end {
 	uint32_t re_round;
-	uint32_t re_last;
+	uint32_t re_last; /* MIRROR_END_* */
 };
+#define MIRROR_END_ROUND 0u /* D: ROUND_ACK once written */
+#define MIRROR_END_LAST 1u  /* the last round: FINAL follows, no ACK */
 
 struct mirror_final {
 	uint64_t mf_nblocks;

@@ -182,6 +182,7 @@ static int apply_blocks(struct mrecv *r, const struct mig_rec_hdr *h)
 			len += block_len(r, idx[j++]);
 		if (pwrite(r->vdi_fd, data + at, len, (off_t)(b * MIRROR_BLOCK)) != (ssize_t)len)
 			return snprintf(r->err, sizeof r->err, "writing the VDI: %s", strerror(errno)), -1;
+
 		for (; i < j; i++) {
 			uint64_t bl = block_len(r, idx[i]);
 			r->hash[idx[i]] = mirror_block_hash(data + at, bl, mig_page_hash2);
@@ -191,18 +192,12 @@ static int apply_blocks(struct mrecv *r, const struct mig_rec_hdr *h)
 	return 0;
 }
 
-/* FINAL: synced, compared, answered. */
+/* FINAL: compared and answered (the sync comes after: after_final). */
 static int final(struct mrecv *r)
 {
 	struct mirror_final f;
 	memcpy(&f, r->in.mb_p, sizeof f);
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	if (fdatasync(r->vdi_fd) != 0)
-		return snprintf(r->err, sizeof r->err, "syncing the VDI: %s", strerror(errno)), -1;
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	struct mirror_final mine = {.mf_nblocks = r->m->mi_nblocks, .mf_digest = mirror_digest(r->hash, r->m->mi_nblocks),
-				    .mf_sync_ns = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec))};
+	struct mirror_final mine = {.mf_nblocks = r->m->mi_nblocks, .mf_digest = mirror_digest(r->hash, r->m->mi_nblocks)};
 	if (f.mf_nblocks != mine.mf_nblocks || f.mf_digest != mine.mf_digest) {
 		char msg[200];
 		snprintf(msg, sizeof msg, "disk mirror %s: what was written here (digest %016" PRIx64 ") is not what "
@@ -211,6 +206,23 @@ static int final(struct mrecv *r)
 		return snprintf(r->err, sizeof r->err, "%s", msg), -1;
 	}
 	return mig_send_rec(&r->io, MIRROR_REC_DONE, 0, &mine, sizeof mine, r->err, sizeof r->err);
+}
+
+/* The copy is the VM's disk now (or about to be): on the disk before this
+ * mirror says done, and poold removes the source only after that. */
+static int after_final(struct mrecv *r)
+{
+	struct mirror *m = r->m;
+	mirror_set_state(m, MS_HANDED);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (fdatasync(r->vdi_fd) != 0)
+		return snprintf(r->err, sizeof r->err, "syncing the VDI: %s", strerror(errno)), -1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	pthread_mutex_lock(&m->mi_mu);
+	m->mi_final_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+	pthread_mutex_unlock(&m->mi_mu);
+	return 0;
 }
 
 /* Records until FINAL. */
@@ -234,7 +246,7 @@ static int receive(struct mrecv *r)
 			m->mi_round = (int)re.re_round;
 			m->mi_wire = r->io.bytes_in;
 			pthread_mutex_unlock(&m->mi_mu);
-			if (!re.re_last && mig_send_rec(&r->io, MIRROR_REC_ROUND_ACK, 0, &re, sizeof re, r->err,
+			if (re.re_last != MIRROR_END_LAST && mig_send_rec(&r->io, MIRROR_REC_ROUND_ACK, 0, &re, sizeof re, r->err,
 							sizeof r->err) != 0)
 				return -1;
 		} else if (h.rh_type == MIRROR_REC_FINAL && h.rh_len >= sizeof(struct mirror_final)) {
@@ -274,11 +286,12 @@ void *mirror_recv_thread(void *arg)
 	} else {
 		r->m = m;
 		r->fd = r->vdi_fd = -1;
-		if (setup(r) || accept_source(r) || handshake(r) || receive(r)) {
+		if (setup(r) || accept_source(r) || handshake(r) || receive(r) || after_final(r)) {
 			mirror_fail(m, "%s", r->err[0] ? r->err : "failed");
 		} else {
 			mirror_set_state(m, MS_DONE);
-			log_info("disk mirror %s in: done (%.1f MB on the wire)", m->mi_id, (double)r->io.bytes_in / 1e6);
+			log_info("disk mirror %s in: done (%.1f MB on the wire; synced in %.0f ms after the hand-over)",
+				 m->mi_id, (double)r->io.bytes_in / 1e6, m->mi_final_ms);
 		}
 		mirror_sock_set(m, -1);
 		if (r->ssl) {

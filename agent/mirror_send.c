@@ -167,9 +167,9 @@ static int64_t send_run(struct msend *s, int fd, uint64_t first, uint64_t n, boo
 	return (int64_t)out;
 }
 
-static int send_round_end(struct msend *s, int round, bool last)
+static int send_round_end(struct msend *s, int round, uint32_t how)
 {
-	struct mirror_round_end re = {.re_round = (uint32_t)round, .re_last = last};
+	struct mirror_round_end re = {.re_round = (uint32_t)round, .re_last = how};
 	return mig_send_rec(&s->io, MIRROR_REC_ROUND_END, 0, &re, sizeof re, s->err, sizeof s->err);
 }
 
@@ -211,9 +211,19 @@ static int step_snapshot(struct msend *s)
 	s->nbits = s->log.dl_len * 8 < m->mi_nblocks ? s->log.dl_len * 8 : m->mi_nblocks;
 	for (uint64_t w = 0; w < (s->nbits + 63) / 64; w++)
 		__atomic_store_n(&s->log.dl_bits[w], 0, __ATOMIC_RELEASE);
+	/* the temporary snapshot: a sparse copy, not synced (poold's journal
+	 * removes it whatever happens; nothing ever reads it after a crash) */
 	uint64_t t = now_ns();
 	char loc[SR_LOCATION_MAX];
-	if (m->mi_drv->sd_vdi_snapshot(m->mi_sr, m->mi_vdi, m->mi_snap, loc, s->err, sizeof s->err) < 0)
+	if (m->mi_drv->sd_vdi_create(m->mi_sr, m->mi_snap, m->mi_size, loc, s->err, sizeof s->err) < 0)
+		return -1;
+	int out = open(loc, O_WRONLY | O_CLOEXEC);
+	rc = out < 0 ? -1 : sr_copy_sparse(s->live_fd, m->mi_path, out, loc, m->mi_size, 0, s->err, sizeof s->err);
+	if (out < 0)
+		snprintf(s->err, sizeof s->err, "%.300s: %s", loc, strerror(errno));
+	if (out >= 0)
+		close(out);
+	if (rc != 0)
 		return -1;
 	struct sr_vdi_stat st = {0};
 	m->mi_drv->sd_vdi_stat(m->mi_sr, m->mi_snap, &st, s->err, sizeof s->err);
@@ -259,7 +269,8 @@ static int step_connect(struct msend *s)
 /* A round's end: ROUND_END, the destination through with it, the history. */
 static int round_done(struct msend *s, uint64_t bytes, uint64_t t, bool last)
 {
-	if (send_round_end(s, s->round, last) != 0 || (!last && expect(s, MIRROR_REC_ROUND_ACK, 0) != 0))
+	if (send_round_end(s, s->round, last ? MIRROR_END_LAST : MIRROR_END_ROUND) != 0 ||
+	    (!last && expect(s, MIRROR_REC_ROUND_ACK, 0) != 0))
 		return -1;
 	if (!last && s->nh < (int)(sizeof s->hist / sizeof s->hist[0]))
 		s->hist[s->nh++] = (struct mirror_round){s->round, bytes, now_ns() - t, dirty_bytes(s)};

@@ -242,6 +242,45 @@ static json_t *mirror_ended(struct api_call *c, struct poold *pd, void *ctx, jso
 	return NULL;
 }
 
+static void await_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sxm_cleanup(arg);
+}
+
+/* A destination's mirror still syncing its copy: asked again shortly. */
+static json_t *awaited(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
+		       json_t **result)
+{
+	(void)c, (void)result;
+	struct sxm_job *job = *(struct sxm_job **)ctx;
+	if (!job)
+		return NULL;
+	job->sj_cell = NULL;
+	json_t *item = json_array_get(json_object_get(job->sj_j, "cleanup"), 0);
+	char *t = err ? xerr_to_text(err) : NULL;
+	bool gone = t && strstr(t, "no disk mirror"); /* its agent restarted: the page cache went to disk anyway */
+	free(t);
+	if (err && !gone) {
+		unreachable_logged(item, err);
+		retry_later(job);
+		return NULL;
+	}
+	const char *st = str(answer, "state");
+	if (!gone && strcmp(st, "done") && strcmp(st, "failed")) {
+		struct timeval tv = {0, 250000};
+		if (job->sj_timer)
+			event_free(job->sj_timer);
+		job->sj_timer = evtimer_new(pd->pd_base, await_tick, job);
+		evtimer_add(job->sj_timer, &tv);
+		return NULL;
+	}
+	json_object_set_new(item, "await", json_false());
+	sxm_save(job);
+	sxm_cleanup(job);
+	return NULL;
+}
+
 static json_t *finish_txn(struct db *db, void *ctx)
 {
 	return sxm_journal_put(db, ctx, NULL);
@@ -265,7 +304,10 @@ void sxm_cleanup(struct sxm_job *job)
 		sxm_job_free(job);
 		return;
 	}
-	if (*str(item, "mirror")) {
+	if (json_is_true(json_object_get(item, "await"))) {
+		agent_call_done(pd, NULL, str(item, "host"), AGENT_VDI_MIRROR_STATUS, json_pack("[s]", str(item, "mirror")),
+				awaited, sxm_cell(job));
+	} else if (*str(item, "mirror")) {
 		agent_call_done(pd, NULL, str(item, "host"), AGENT_VDI_MIRROR_END, json_pack("[s]", str(item, "mirror")),
 				mirror_ended, sxm_cell(job));
 	} else if (*str(item, "vdi_uuid")) {

@@ -32,11 +32,14 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+/* An item of the cleanup list (sxm_cleanup.c): on host, the mirror to end
+ * (after it finished, with await: the destination's copy synced), then
+ * the VDI to remove, file and record. */
 static void add_item(json_t *list, const char *host, const char *sr_uuid, const char *vdi_uuid, const char *vdi,
-		     const char *mirror)
+		     const char *mirror, bool await)
 {
-	json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s}", "host", host, "sr_uuid", sr_uuid, "vdi_uuid",
-					      vdi_uuid, "vdi", vdi, "mirror", mirror));
+	json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "host", host, "sr_uuid", sr_uuid,
+					      "vdi_uuid", vdi_uuid, "vdi", vdi, "mirror", mirror, "await", await));
 }
 
 struct decide_ctx {
@@ -56,14 +59,15 @@ static json_t *decide_txn(struct db *db, void *ctx)
 	json_array_foreach(json_object_get(j, "vdis"), i, r) {
 		if (strcmp(str(r, "state"), "planned") == 0)
 			continue; /* nothing was asked for it: nothing exists */
-		add_item(list, src, str(r, "sr_uuid"), str(r, "snap_uuid"), str(r, "snap_ref"), str(r, "dest_uuid"));
-		if (x->forward && !keep)
-			add_item(list, src, str(r, "sr_uuid"), str(r, "uuid"), str(r, "vdi"), "");
-		if (x->forward)
-			add_item(list, dst, str(r, "dest_sr_uuid"), "", "", str(r, "dest_uuid"));
+		if (x->forward) /* the copy on the destination's disk first: the source goes after */
+			add_item(list, dst, str(r, "dest_sr_uuid"), "", "", str(r, "dest_uuid"), true);
 		else
 			add_item(list, dst, str(r, "dest_sr_uuid"), str(r, "dest_uuid"), str(r, "dest_ref"),
-				 str(r, "dest_uuid"));
+				 str(r, "dest_uuid"), false);
+		add_item(list, src, str(r, "sr_uuid"), str(r, "snap_uuid"), str(r, "snap_ref"), str(r, "dest_uuid"),
+			 false);
+		if (x->forward && !keep)
+			add_item(list, src, str(r, "sr_uuid"), str(r, "uuid"), str(r, "vdi"), "", false);
 		if (!e)
 			e = ops_end(db, str(r, "vdi"), str(r, "op"));
 	}
