@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend_lock.h"
@@ -342,6 +343,11 @@ json_t *agent_m_vdi_mirror_status(struct agent *ag, json_t *args, json_t **resul
 	*result = status_json(m);
 	if (m->mi_role == MR_SEND && m->mi_snap_location[0])
 		json_object_set_new(json_object_get(*result, "snapshot"), "sr", agent_sr_space(ag, m->mi_sr_uuid));
+	struct stat st;
+	if (m->mi_role == MR_RECV && stat(m->mi_path, &st) == 0) { /* what the copy holds now */
+		json_object_set_new(*result, "physical_utilisation", json_integer((json_int_t)st.st_blocks * 512));
+		json_object_set_new(*result, "sr", agent_sr_space(ag, m->mi_sr_uuid));
+	}
 	mirror_unref(m);
 	return NULL;
 }

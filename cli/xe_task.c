@@ -55,9 +55,11 @@ char *xe_migrate_summary(double elapsed, const char *result)
 	}
 	static const char *const dt_keys[] = {"downtime_ms", "downtime", NULL};
 	static const char *const by_keys[] = {"wire_bytes", "bytes", "bytes_sent", "bytes_transferred", NULL};
-	double dt = 0, by = 0;
+	static const char *const disk_keys[] = {"disk_wire_bytes", NULL};
+	double dt = 0, by = 0, disk = 0;
 	bool has_dt = json_is_object(r) && stat_num(r, dt_keys, &dt);
 	bool has_by = json_is_object(r) && stat_num(r, by_keys, &by);
+	bool has_disk = json_is_object(r) && stat_num(r, disk_keys, &disk) && disk > 0; /* a storage migration */
 	json_decref(r);
 	struct xe_buf b = {0};
 	char tmp[128];
@@ -72,6 +74,10 @@ char *xe_migrate_summary(double elapsed, const char *result)
 			snprintf(tmp, sizeof tmp, ", %.0f bytes (%.1f MiB) sent", by, by / (1024.0 * 1024.0));
 		else
 			snprintf(tmp, sizeof tmp, ", %.0f bytes sent", by);
+		xe_buf_add(&b, tmp);
+	}
+	if (has_by && has_disk) {
+		snprintf(tmp, sizeof tmp, " (disks %.1f MiB)", disk / (1024.0 * 1024.0));
 		xe_buf_add(&b, tmp);
 	}
 	return b.s;

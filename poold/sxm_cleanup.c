@@ -242,6 +242,18 @@ static json_t *mirror_ended(struct api_call *c, struct poold *pd, void *ctx, jso
 	return NULL;
 }
 
+static json_t *sized_txn(struct db *db, void *ctx)
+{
+	json_t **a = ctx; /* [VDI ref, the mirror's status] */
+	char cls[32];
+	const char *vdi = json_string_value(a[0]);
+	json_t *phys = json_object_get(a[1], "physical_utilisation");
+	if (!vdi || !json_is_integer(phys) || !db_obj_class(db, vdi, cls, sizeof cls))
+		return NULL;
+	json_t *e = db_obj_set(db, vdi, "physical_utilisation", json_incref(phys));
+	return e ? e : sr_space_update(db, json_object_get(a[1], "sr"));
+}
+
 static void await_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -275,6 +287,8 @@ static json_t *awaited(struct api_call *c, struct poold *pd, void *ctx, json_t *
 		evtimer_add(job->sj_timer, &tv);
 		return NULL;
 	}
+	if (answer && *str(item, "copy")) /* what the copy holds, now that it is whole */
+		json_decref(db_txn(pd->pd_db, sized_txn, (json_t *[]){json_object_get(item, "copy"), answer}));
 	json_object_set_new(item, "await", json_false());
 	sxm_save(job);
 	sxm_cleanup(job);

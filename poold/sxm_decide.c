@@ -59,8 +59,11 @@ static json_t *decide_txn(struct db *db, void *ctx)
 	json_array_foreach(json_object_get(j, "vdis"), i, r) {
 		if (strcmp(str(r, "state"), "planned") == 0)
 			continue; /* nothing was asked for it: nothing exists */
-		if (x->forward) /* the copy on the destination's disk first: the source goes after */
+		if (x->forward) { /* the copy on the destination's disk first: the source goes after */
 			add_item(list, dst, str(r, "dest_sr_uuid"), "", "", str(r, "dest_uuid"), true);
+			json_object_set_new(json_array_get(list, json_array_size(list) - 1), "copy",
+					    json_string(str(r, "dest_ref")));
+		}
 		else
 			add_item(list, dst, str(r, "dest_sr_uuid"), str(r, "dest_uuid"), str(r, "dest_ref"),
 				 str(r, "dest_uuid"), false);
@@ -193,13 +196,42 @@ static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json
 
 /* The rows one by one (sj_row): each mirror's figures and, with verify,
  * its verdict (waiting while it still hashes). */
+/* The memory migration's figures (migration_stats, what xe's summary
+ * reads) with the disks' added: wire_bytes counts both. */
+static void stats_with_disks(struct sxm_job *job)
+{
+	json_t *t = db_obj_get(job->sj_pd->pd_db, job->sj_task);
+	const char *text = str(json_object_get(t, "other_config"), "migration_stats");
+	json_t *m = *text ? json_loads(text, 0, NULL) : NULL;
+	json_decref(t);
+	if (!json_is_object(m)) {
+		json_decref(m);
+		m = json_object();
+	}
+	json_int_t disk = 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(job->sj_j, "disk_stats"), i, d) disk += json_integer_value(json_object_get(d, "wire_bytes"));
+	json_int_t mem = json_integer_value(json_object_get(m, "wire_bytes"));
+	json_object_set_new(m, "memory_wire_bytes", json_integer(mem));
+	json_object_set_new(m, "disk_wire_bytes", json_integer(disk));
+	json_object_set_new(m, "disks", json_integer((json_int_t)json_array_size(json_object_get(job->sj_j, "disk_stats"))));
+	json_object_set_new(m, "wire_bytes", json_integer(mem + disk));
+	char *s = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(6));
+	api_task_note(job->sj_pd, job->sj_task, "migration_stats", s ? s : "{}");
+	free(s);
+	json_decref(m);
+}
+
 static void verify_next(struct sxm_job *job)
 {
 	json_t *row = json_array_get(json_object_get(job->sj_j, "vdis"), job->sj_row);
 	if (!row) {
 		char *s = json_dumps(json_object_get(job->sj_j, "disk_stats"), JSON_COMPACT | JSON_REAL_PRECISION(6));
-		if (job->sj_task[0])
+		if (job->sj_task[0]) {
 			api_task_note(job->sj_pd, job->sj_task, "disk_stats", s ? s : "[]");
+			stats_with_disks(job);
+		}
 		free(s);
 		forward_decided(job);
 		return;

@@ -680,6 +680,10 @@ static void test_vm_migrate_output(void **state)
 	s = xe_migrate_summary(2.0, "{\"downtime_ms\": 12.34, \"wire_bytes\": 3145728, \"rounds\": 4}");
 	assert_string_equal(s, "Migrated in 2.0 s, downtime 12.3 ms, 3145728 bytes (3.0 MiB) sent");
 	free(s);
+	/* a storage migration: the disks' share of the bytes */
+	s = xe_migrate_summary(3.0, "{\"downtime_ms\": 5, \"wire_bytes\": 4194304, \"disk_wire_bytes\": 3145728}");
+	assert_string_equal(s, "Migrated in 3.0 s, downtime 5.0 ms, 4194304 bytes (4.0 MiB) sent (disks 3.0 MiB)");
+	free(s);
 	s = xe_migrate_summary(2.0, "{\"downtime_ms\": 8}");
 	assert_string_equal(s, "Migrated in 2.0 s, downtime 8.0 ms");
 	free(s);
