@@ -176,6 +176,13 @@ struct be_sim_disk_log {
 	size_t dl_len; /* bytes: dl_len * 8 bits at most */
 };
 int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out);
+/* A copy-on-write snapshot of that disk into the file path (sparse, the
+ * disk's size) from now on (simdom.h): *kept maps its bitmap (a block's
+ * bit set = its content at the snapshot's instant is in path). Ended with
+ * backend_sim_disk_snapshot_end, or by unlinking path. */
+int backend_sim_disk_snapshot(struct backend *be, int domid, const char *vdi_uuid, const char *path,
+			      struct be_sim_disk_log *kept);
+int backend_sim_disk_snapshot_end(struct backend *be, int domid, const char *vdi_uuid);
 void backend_sim_disk_log_unmap(struct be_sim_disk_log *l);
 /* The disks domain domid has now (at most max into out, *n of them). */
 int backend_sim_disks(struct backend *be, int domid, struct be_disk *out, int max, int *n);

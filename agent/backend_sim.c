@@ -1049,19 +1049,18 @@ void backend_sim_unmap(struct be_sim_map *m)
 	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
 }
 
-int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out)
+/* A request about one disk whose answer carries one bitmap memfd, mapped. */
+static int disk_bits_call(struct backend *be, int domid, struct simdom_req *rq, struct be_sim_disk_log *out)
 {
 	memset(out, 0, sizeof *out);
 	out->dl_fd = -1;
 	if (!be || be->be_ops->bo_domain_create_restore != sim_domain_create_restore) {
 		if (be)
-			be_set_error(be, "backend_sim_disk_log: not a sim backend");
+			be_set_error(be, "backend_sim: not a sim backend");
 		return -1;
 	}
-	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_LOG};
-	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
 	struct simdom_resp *rs = malloc(sizeof *rs);
-	int fd = -1, rc = rs ? sim_call_fds(be, domid, &rq, rs, &fd, 1) : CALL_FAIL;
+	int fd = -1, rc = rs ? sim_call_fds(be, domid, rq, rs, &fd, 1) : CALL_FAIL;
 	free(rs);
 	if (rc == CALL_GONE)
 		be_set_error(be, "domain %d is not running", domid);
@@ -1072,8 +1071,7 @@ int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, st
 	if (fstat(fd, &st) == 0 && st.st_size > 0)
 		p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
-		be_set_error(be, "domain %d: cannot map the dirty-block log of VDI %s: %s", domid, vdi_uuid,
-			     strerror(errno));
+		be_set_error(be, "domain %d: cannot map a disk's bitmap: %s", domid, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -1081,6 +1079,33 @@ int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, st
 	out->dl_bits = p;
 	out->dl_len = (size_t)st.st_size;
 	return 0;
+}
+
+int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_LOG};
+	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
+	return disk_bits_call(be, domid, &rq, out);
+}
+
+int backend_sim_disk_snapshot(struct backend *be, int domid, const char *vdi_uuid, const char *path,
+			      struct be_sim_disk_log *kept)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_SNAPSHOT};
+	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
+	if (strlen(path) >= sizeof rq.rq_disk.bd_path) {
+		be_set_error(be, "snapshot path too long");
+		return -1;
+	}
+	memcpy(rq.rq_disk.bd_path, path, strlen(path) + 1);
+	return disk_bits_call(be, domid, &rq, kept);
+}
+
+int backend_sim_disk_snapshot_end(struct backend *be, int domid, const char *vdi_uuid)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_SNAPSHOT_END};
+	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
+	return simple(be, domid, &rq);
 }
 
 int backend_sim_disks(struct backend *be, int domid, struct be_disk *out, int max, int *n)

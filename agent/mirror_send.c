@@ -2,12 +2,16 @@
  * mirror_send.c - the source end of a disk mirror (see mirror_ops.h): on
  * a thread of its own, one VDI of a running VM.
  *
- *  1. The disk's dirty-block log is cleared, then the VDI is snapshotted
- *     (the temporary snapshot poold recorded): every block the guest
- *     writes from the clearing on is marked, so the snapshot need not be
- *     an instant - what changed during the copy is in the log.
+ *  1. The disk's dirty-block log is cleared, then the temporary snapshot
+ *     is taken: copy-on-write in the guest's datapath (simdom.h), into an
+ *     empty VDI - instant, and it holds only the blocks the guest
+ *     overwrites while the snapshot is read. Every block written from the
+ *     clearing on is also marked in the log.
  *  2. The snapshot's data blocks go to the destination (holes and zero
- *     blocks do not), read from the snapshot, never the live disk.
+ *     blocks do not): read from the disk, then those the guest began to
+ *     overwrite meanwhile (their kept bit set after the read) from the
+ *     snapshot's file, so what is sent is the disk at the instant. Then the
+ *     snapshot takes no more blocks.
  *  3. Rounds: the blocks the log marked, read from the live disk, until
  *     the stop rule (sr/mirror.c) says what is left fits the pause.
  *  4. Ready: small rounds keep the log short until the memory migration
@@ -42,6 +46,7 @@ struct msend {
 	SSL *ssl;
 	int fd, live_fd, snap_fd;
 	struct be_sim_disk_log log;
+	struct be_sim_disk_log kept; /* the snapshot's bitmap, while it takes blocks */
 	uint64_t nbits;	     /* blocks the log tracks */
 	uint64_t *sent_hash; /* per block: the hash of what the destination has */
 	uint64_t zero_hash;
@@ -129,6 +134,41 @@ static int send_blocks(struct msend *s, const uint64_t *index, uint32_t n, size_
 	return rc;
 }
 
+/* len bytes of blocks [first, ...) of fd into s->data, at once (a short
+ * read: the rest is zeros, a sparse tail). */
+static int read_blocks(struct msend *s, int fd, uint64_t first, uint64_t n, uint64_t len)
+{
+	(void)n;
+	ssize_t r = pread(fd, s->data, len, (off_t)(first * MIRROR_BLOCK));
+	if (r < 0)
+		return snprintf(s->err, sizeof s->err, "reading the disk: %s", strerror(errno)), -1;
+	if ((uint64_t)r < len)
+		memset(s->data + r, 0, len - (uint64_t)r);
+	return 0;
+}
+
+/* After the disk was read: the blocks the guest began to overwrite since
+ * the snapshot's instant (kept bit set, checked after the read) from the
+ * snapshot's file. */
+static int fix_from_snapshot(struct msend *s, uint64_t first, uint64_t n)
+{
+	if (!s->kept.dl_bits)
+		return 0;
+	size_t at = 0;
+	for (uint64_t b = first; b < first + n; b++) {
+		uint64_t bl = block_len(s, b);
+		if (__atomic_load_n(&s->kept.dl_bits[b / 64], __ATOMIC_ACQUIRE) & (1ull << (b % 64))) {
+			ssize_t r = pread(s->snap_fd, s->data + at, bl, (off_t)(b * MIRROR_BLOCK));
+			if (r < 0)
+				return snprintf(s->err, sizeof s->err, "reading the snapshot: %s", strerror(errno)), -1;
+			if ((uint64_t)r < bl)
+				memset(s->data + at + r, 0, bl - (uint64_t)r); /* a hole kept: zeros */
+		}
+		at += bl;
+	}
+	return 0;
+}
+
 /* Blocks [first, first + n) of fd, read at once, as one record: zero
  * blocks as ZERO markers (or left out: skip_zero, a fresh destination),
  * the others' data with their hashes noted. The data bytes sent. */
@@ -138,12 +178,10 @@ static int64_t send_run(struct msend *s, int fd, uint64_t first, uint64_t n, boo
 	uint64_t len = 0;
 	for (uint64_t i = 0; i < n; i++)
 		len += block_len(s, first + i);
-	ssize_t r = pread(fd, s->data, len, (off_t)(first * MIRROR_BLOCK));
-	if (r < 0 || (uint64_t)r != len) { /* a short read: the rest is zeros (a sparse tail) */
-		if (r < 0)
-			return snprintf(s->err, sizeof s->err, "reading the disk: %s", strerror(errno)), -1;
-		memset(s->data + r, 0, len - (uint64_t)r);
-	}
+	if (read_blocks(s, fd, first, n, len) != 0)
+		return -1;
+	if (skip_zero && fix_from_snapshot(s, first, n) != 0) /* the bulk copy: the disk at the instant */
+		return -1;
 	uint32_t k = 0;
 	size_t at = 0, out = 0;
 	for (uint64_t i = 0; i < n; i++) {
@@ -196,46 +234,52 @@ static void note(struct msend *s, uint64_t copied, uint64_t sent)
 	pthread_mutex_unlock(&m->mi_mu);
 }
 
-/* 1. The log cleared, then the snapshot. */
+/* 1. The log cleared, then the snapshot: an empty VDI the guest's
+ * datapath keeps the old blocks in (copy-on-write). */
 static int step_snapshot(struct msend *s)
 {
 	struct mirror *m = s->m;
+	uint64_t t = now_ns();
+	char loc[SR_LOCATION_MAX];
+	if (m->mi_drv->sd_vdi_create(m->mi_sr, m->mi_snap, m->mi_size, loc, s->err, sizeof s->err) < 0)
+		return -1;
+	if ((s->snap_fd = open(loc, O_RDONLY | O_CLOEXEC)) < 0)
+		return snprintf(s->err, sizeof s->err, "%.300s: %s", loc, strerror(errno)), -1;
 	struct backend *inner = backend_locked_inner(s->ag->ag_be);
 	backend_locked_lock(s->ag->ag_be);
 	int rc = backend_sim_disk_log(inner, m->mi_domid, m->mi_vdi, &s->log);
+	if (rc == 0) {
+		s->nbits = s->log.dl_len * 8 < m->mi_nblocks ? s->log.dl_len * 8 : m->mi_nblocks;
+		for (uint64_t w = 0; w < (s->nbits + 63) / 64; w++)
+			__atomic_store_n(&s->log.dl_bits[w], 0, __ATOMIC_RELEASE);
+		rc = backend_sim_disk_snapshot(inner, m->mi_domid, m->mi_vdi, loc, &s->kept);
+	}
 	if (rc != 0)
 		snprintf(s->err, sizeof s->err, "%s", backend_error(inner));
 	backend_locked_unlock(s->ag->ag_be);
 	if (rc != 0)
 		return -1;
-	s->nbits = s->log.dl_len * 8 < m->mi_nblocks ? s->log.dl_len * 8 : m->mi_nblocks;
-	for (uint64_t w = 0; w < (s->nbits + 63) / 64; w++)
-		__atomic_store_n(&s->log.dl_bits[w], 0, __ATOMIC_RELEASE);
-	/* the temporary snapshot: a sparse copy, not synced (poold's journal
-	 * removes it whatever happens; nothing ever reads it after a crash) */
-	uint64_t t = now_ns();
-	char loc[SR_LOCATION_MAX];
-	if (m->mi_drv->sd_vdi_create(m->mi_sr, m->mi_snap, m->mi_size, loc, s->err, sizeof s->err) < 0)
-		return -1;
-	int out = open(loc, O_WRONLY | O_CLOEXEC);
-	rc = out < 0 ? -1 : sr_copy_sparse(s->live_fd, m->mi_path, out, loc, m->mi_size, 0, s->err, sizeof s->err);
-	if (out < 0)
-		snprintf(s->err, sizeof s->err, "%.300s: %s", loc, strerror(errno));
-	if (out >= 0)
-		close(out);
-	if (rc != 0)
-		return -1;
-	struct sr_vdi_stat st = {0};
-	m->mi_drv->sd_vdi_stat(m->mi_sr, m->mi_snap, &st, s->err, sizeof s->err);
-	if ((s->snap_fd = open(loc, O_RDONLY | O_CLOEXEC)) < 0)
-		return snprintf(s->err, sizeof s->err, "%.300s: %s", loc, strerror(errno)), -1;
 	pthread_mutex_lock(&m->mi_mu);
 	snprintf(m->mi_snap_location, sizeof m->mi_snap_location, "%s", loc);
-	m->mi_snap_virtual = st.vs_virtual_size;
-	m->mi_snap_phys = m->mi_total = st.vs_physical_utilisation;
+	m->mi_snap_virtual = m->mi_size;
 	m->mi_snapshot_ms = (double)(now_ns() - t) / 1e6;
 	pthread_mutex_unlock(&m->mi_mu);
 	return 0;
+}
+
+/* The bulk copy done: the snapshot takes no more blocks (the guest's
+ * writes go at full speed again; what they change is in the log). */
+static void snapshot_end(struct msend *s)
+{
+	if (!s->kept.dl_bits)
+		return;
+	struct backend *inner = backend_locked_inner(s->ag->ag_be);
+	backend_locked_lock(s->ag->ag_be);
+	if (backend_sim_disk_snapshot_end(inner, s->m->mi_domid, s->m->mi_vdi) != 0)
+		log_warn("disk mirror %s: the snapshot did not stop: %s (it stops when it is removed)", s->m->mi_id,
+			 backend_error(inner));
+	backend_locked_unlock(s->ag->ag_be);
+	backend_sim_disk_log_unmap(&s->kept);
 }
 
 /* The destination's endpoint: TLS, HELLO both ways, TOKEN, INFO, ACCEPT. */
@@ -284,10 +328,14 @@ static int round_done(struct msend *s, uint64_t bytes, uint64_t t, bool last)
 static int step_copy(struct msend *s)
 {
 	uint64_t t = now_ns(), b = 0, first, end, bytes = 0;
-	while (mirror_next_data(s->snap_fd, b, s->m->mi_nblocks, &first, &end)) {
+	struct stat st;
+	pthread_mutex_lock(&s->m->mi_mu); /* what the disk holds: what the copy has to go through */
+	s->m->mi_total = fstat(s->live_fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+	pthread_mutex_unlock(&s->m->mi_mu);
+	while (mirror_next_data(s->live_fd, b, s->m->mi_nblocks, &first, &end)) {
 		for (uint64_t x = first; x < end; x += MIRROR_BATCH_BLOCKS) {
 			uint64_t n = end - x < MIRROR_BATCH_BLOCKS ? end - x : MIRROR_BATCH_BLOCKS;
-			int64_t sent = send_run(s, s->snap_fd, x, n, true);
+			int64_t sent = send_run(s, s->live_fd, x, n, true);
 			if (sent < 0)
 				return -1;
 			bytes += (uint64_t)sent;
@@ -297,6 +345,7 @@ static int step_copy(struct msend *s)
 		}
 		b = end;
 	}
+	snapshot_end(s);
 	int rc = round_done(s, bytes, t, false);
 	pthread_mutex_lock(&s->m->mi_mu);
 	s->m->mi_copied = s->m->mi_total; /* holes count as copied */
@@ -492,6 +541,7 @@ static void teardown(struct msend *s)
 		close(s->live_fd);
 	if (s->snap_fd >= 0)
 		close(s->snap_fd);
+	snapshot_end(s);
 	backend_sim_disk_log_unmap(&s->log);
 	mirror_runs_free(&s->runs);
 	mig_buf_free(&s->in);
@@ -511,7 +561,7 @@ void *mirror_send_thread(void *arg)
 		mirror_fail(m, "out of memory");
 	} else {
 		*s = (struct msend){.m = m, .ag = ag, .fd = -1, .live_fd = -1, .snap_fd = -1};
-		s->log.dl_fd = -1;
+		s->log.dl_fd = s->kept.dl_fd = -1;
 		s->t0 = now_ns();
 		mirror_set_state(m, MS_SNAPSHOT);
 		int rc = setup(s) || step_snapshot(s);

@@ -131,6 +131,9 @@ struct dom {
 	int disk_fd[SIMDOM_MAX_DISKS];
 	int disk_log_fd[SIMDOM_MAX_DISKS];	 /* each disk's dirty-block log (memfd) */
 	uint64_t disk_log_bits[SIMDOM_MAX_DISKS]; /* blocks it tracks */
+	int disk_cow_fd[SIMDOM_MAX_DISKS];	 /* its copy-on-write snapshot's file, or -1 */
+	int disk_kept_fd[SIMDOM_MAX_DISKS];	 /* the snapshot's "kept" bitmap (memfd), or -1 */
+	uint64_t disk_gen_seen;			 /* the disk writer has taken this disk_gen */
 	int lock_fd;		/* dom-N.lock: held while we live; says the memory we hold */
 	uint64_t disk_gen;	/* bumped on disk add/remove */
 	uint64_t cfg_gen;	/* bumped (with cv_wake) when the workload or the disks change */
@@ -490,12 +493,16 @@ static void *workload_main(void *arg)
 }
 
 /* The writer's own view of a disk: a dup of its fd and a mapping of its
- * log, so a concurrent DISK_REMOVE closes and unmaps only its copies. */
+ * log (and of its snapshot's, when one is taken), so a concurrent
+ * DISK_REMOVE or DISK_SNAPSHOT_END closes and unmaps only its copies. */
 struct disk_view {
 	int dv_fd;
 	uint64_t *dv_log;
 	uint64_t dv_bits;
 	size_t dv_log_len;
+	int dv_cow;	   /* the snapshot's file, or -1 */
+	uint64_t *dv_kept; /* its kept bitmap (dv_log_len bytes) */
+	unsigned char *dv_old; /* a block's old content, on its way to the snapshot */
 };
 
 static void disk_view_drop(struct disk_view *v)
@@ -504,7 +511,18 @@ static void disk_view_drop(struct disk_view *v)
 		close(v->dv_fd);
 	if (v->dv_log)
 		munmap(v->dv_log, v->dv_log_len);
-	*v = (struct disk_view){-1, NULL, 0, 0};
+	if (v->dv_cow >= 0)
+		close(v->dv_cow);
+	if (v->dv_kept)
+		munmap(v->dv_kept, v->dv_log_len);
+	free(v->dv_old);
+	*v = (struct disk_view){-1, NULL, 0, 0, -1, NULL, NULL};
+}
+
+static void *map_bits(int fd, size_t len)
+{
+	void *m = fd >= 0 ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+	return m == MAP_FAILED ? NULL : m;
 }
 
 /* Under d->mu: the writable disk on the lowest device (the guest's first
@@ -522,19 +540,52 @@ static void disk_view_take(struct dom *d, struct disk_view *v)
 	v->dv_fd = dup(d->disk_fd[best]);
 	v->dv_bits = d->disk_log_bits[best];
 	v->dv_log_len = simdom_disk_log_bytes(v->dv_bits);
-	void *m = d->disk_log_fd[best] >= 0
-			  ? mmap(NULL, v->dv_log_len, PROT_READ | PROT_WRITE, MAP_SHARED, d->disk_log_fd[best], 0)
-			  : MAP_FAILED;
-	v->dv_log = m == MAP_FAILED ? NULL : m;
+	v->dv_log = map_bits(d->disk_log_fd[best], v->dv_log_len);
 	if (!v->dv_log)
 		log_warn("disk %s: no dirty-block log: its writes are not tracked", d->cfg.dc_disks[best].bd_device);
+	if (d->disk_cow_fd[best] >= 0) {
+		v->dv_kept = map_bits(d->disk_kept_fd[best], v->dv_log_len);
+		v->dv_old = malloc(SIMDOM_DISK_BLOCK);
+		v->dv_cow = v->dv_kept && v->dv_old ? dup(d->disk_cow_fd[best]) : -1;
+		if (v->dv_cow < 0)
+			log_warn("disk %s: its snapshot cannot be kept", d->cfg.dc_disks[best].bd_device);
+	}
 }
 
-/* The guest's one way to write a disk: the data, then its blocks marked
- * dirty (a reader clears a log word, then reads: a block written after
- * that is marked again, so nothing written is ever missed). */
+/* A snapshot is being taken: the old content of the blocks [off, off+len)
+ * touches goes to it before they are overwritten, once each. A snapshot
+ * file unlinked (its migration ended) takes no more. */
+static void disk_keep_old(struct disk_view *v, uint64_t off, uint64_t len)
+{
+	if (v->dv_cow < 0 || !len)
+		return;
+	uint64_t b = off / SIMDOM_DISK_BLOCK, e = (off + len - 1) / SIMDOM_DISK_BLOCK;
+	bool kept_any = false;
+	for (; b <= e && b < v->dv_bits; b++) {
+		uint64_t bit = 1ull << (b % 64);
+		if (__atomic_load_n(&v->dv_kept[b / 64], __ATOMIC_ACQUIRE) & bit)
+			continue;
+		ssize_t r = pread(v->dv_fd, v->dv_old, SIMDOM_DISK_BLOCK, (off_t)(b * SIMDOM_DISK_BLOCK));
+		bool zero = r <= 0 || (v->dv_old[0] == 0 && !memcmp(v->dv_old, v->dv_old + 1, (size_t)r - 1));
+		if (!zero && pwrite(v->dv_cow, v->dv_old, (size_t)r, (off_t)(b * SIMDOM_DISK_BLOCK)) != r)
+			log_warn("disk snapshot: block %" PRIu64 " not kept: %s", b, strerror(errno));
+		__atomic_fetch_or(&v->dv_kept[b / 64], bit, __ATOMIC_RELEASE); /* before the new content */
+		kept_any = true;
+	}
+	struct stat st;
+	if (kept_any && fstat(v->dv_cow, &st) == 0 && st.st_nlink == 0) {
+		close(v->dv_cow); /* its migration is over and removed it */
+		v->dv_cow = -1;
+	}
+}
+
+/* The guest's one way to write a disk: the old content kept for a
+ * snapshot, the data, then its blocks marked dirty (a reader clears a log
+ * word, then reads: a block written after that is marked again, so nothing
+ * written is ever missed). */
 static ssize_t disk_write(struct disk_view *v, const void *buf, size_t len, off_t off)
 {
+	disk_keep_old(v, (uint64_t)off, len);
 	ssize_t w = pwrite(v->dv_fd, buf, len, off);
 	if (w > 0)
 		simdom_disk_mark(v->dv_log, v->dv_bits, (uint64_t)off, (uint64_t)w);
@@ -552,7 +603,7 @@ static void *disk_main(void *arg)
 	fill_random(&r, buf, DISK_CHUNK);
 	uint64_t last = now_ns(), gen = UINT64_MAX, size_at = 0;
 	double budget = 0;
-	struct disk_view v = {-1, NULL, 0, 0};
+	struct disk_view v = {-1, NULL, 0, 0, -1, NULL, NULL};
 	off_t size = 0;
 	for (;;) {
 		enum ckpt ck = guest_checkpoint(d);
@@ -571,6 +622,8 @@ static void *disk_main(void *arg)
 			gen = d->disk_gen;
 			disk_view_take(d, &v);
 			size_at = 0;
+			d->disk_gen_seen = gen; /* a snapshot's instant: DISK_SNAPSHOT waits for it */
+			pthread_cond_broadcast(&d->cv_parked);
 		}
 		pthread_mutex_unlock(&d->mu);
 		if (v.dv_fd < 0 || !rate) {
@@ -715,7 +768,17 @@ static int disk_open_slot(struct dom *d, int i, const struct be_disk *bd, char *
 	d->disk_fd[i] = fd;
 	d->disk_log_fd[i] = lfd;
 	d->disk_log_bits[i] = bits;
+	d->disk_cow_fd[i] = d->disk_kept_fd[i] = -1;
 	return 0;
+}
+
+static void disk_snapshot_close(struct dom *d, int i)
+{
+	if (d->disk_cow_fd[i] >= 0)
+		close(d->disk_cow_fd[i]);
+	if (d->disk_kept_fd[i] >= 0)
+		close(d->disk_kept_fd[i]);
+	d->disk_cow_fd[i] = d->disk_kept_fd[i] = -1;
 }
 
 static void disk_close_slot(struct dom *d, int i)
@@ -724,6 +787,7 @@ static void disk_close_slot(struct dom *d, int i)
 		close(d->disk_fd[i]);
 	if (d->disk_log_fd[i] >= 0)
 		close(d->disk_log_fd[i]);
+	disk_snapshot_close(d, i);
 	d->disk_fd[i] = d->disk_log_fd[i] = -1;
 	d->disk_log_bits[i] = 0;
 }
@@ -747,7 +811,7 @@ static int dom_setup(struct dom *d, const struct simdom_boot *b, char *err, size
 	d->restore = b->sb_restore != 0;
 	d->ram_fd = d->dirty_fd = d->shared_fd = -1;
 	for (int i = 0; i < SIMDOM_MAX_DISKS; i++)
-		d->disk_fd[i] = d->disk_log_fd[i] = -1;
+		d->disk_fd[i] = d->disk_log_fd[i] = d->disk_cow_fd[i] = d->disk_kept_fd[i] = -1;
 	if (c->dc_memory < SIMDOM_MIN_MEMORY || c->dc_ndisks < 0 ||
 	    c->dc_ndisks > SIMDOM_MAX_DISKS || c->dc_vcpus < 1 || c->dc_vcpus > SIMDOM_MAX_VCPUS) {
 		snprintf(err, errlen, "bad domain configuration");
@@ -925,7 +989,7 @@ static int disk_add(struct dom *d, const struct be_disk *in, char *err, size_t e
 		return -1;
 	}
 	struct dom one = {0};
-	one.disk_fd[0] = one.disk_log_fd[0] = -1;
+	one.disk_fd[0] = one.disk_log_fd[0] = one.disk_cow_fd[0] = one.disk_kept_fd[0] = -1;
 	if (disk_open_slot(&one, 0, &bd, err, errlen) < 0)
 		return -1;
 	pthread_mutex_lock(&d->mu);
@@ -933,6 +997,7 @@ static int disk_add(struct dom *d, const struct be_disk *in, char *err, size_t e
 	d->disk_fd[n] = one.disk_fd[0];
 	d->disk_log_fd[n] = one.disk_log_fd[0];
 	d->disk_log_bits[n] = one.disk_log_bits[0];
+	d->disk_cow_fd[n] = d->disk_kept_fd[n] = -1;
 	d->cfg.dc_ndisks = n + 1;
 	d->disk_gen++;
 	cfg_changed(d);
@@ -953,9 +1018,12 @@ static int disk_remove(struct dom *d, const char *dev, char *err, size_t errlen)
 			d->disk_fd[j] = d->disk_fd[j + 1];
 			d->disk_log_fd[j] = d->disk_log_fd[j + 1];
 			d->disk_log_bits[j] = d->disk_log_bits[j + 1];
+			d->disk_cow_fd[j] = d->disk_cow_fd[j + 1];
+			d->disk_kept_fd[j] = d->disk_kept_fd[j + 1];
 		}
 		d->cfg.dc_ndisks--;
 		d->disk_fd[d->cfg.dc_ndisks] = d->disk_log_fd[d->cfg.dc_ndisks] = -1;
+		d->disk_cow_fd[d->cfg.dc_ndisks] = d->disk_kept_fd[d->cfg.dc_ndisks] = -1;
 		d->disk_log_bits[d->cfg.dc_ndisks] = 0;
 		memset(&d->cfg.dc_disks[d->cfg.dc_ndisks], 0, sizeof(struct be_disk));
 		d->disk_gen++;
@@ -984,6 +1052,61 @@ static int disk_log_fd(struct dom *d, const char *vdi, int *fds, char *err, size
 	if (!n)
 		snprintf(err, errlen, "no writable disk holds VDI %.40s", vdi);
 	return n;
+}
+
+/* The writable disk holding VDI vdi (under d->mu), or -1. */
+static int disk_of(struct dom *d, const char *vdi)
+{
+	for (int i = 0; i < d->cfg.dc_ndisks; i++)
+		if (strncmp(d->cfg.dc_disks[i].bd_vdi_uuid, vdi, BE_UUID_LEN) == 0 && d->disk_log_fd[i] >= 0)
+			return i;
+	return -1;
+}
+
+/* DISK_SNAPSHOT: from the instant the writer takes it, the old content of
+ * each block goes to the file before the block is overwritten; answers
+ * with the kept bitmap (fds[0]): 1, else 0 with err. */
+static int disk_snapshot(struct dom *d, const struct be_disk *bd, int *fds, char *err, size_t errlen)
+{
+	int cow = open(bd->bd_path, O_RDWR | O_CLOEXEC), kept = -1;
+	void *m;
+	pthread_mutex_lock(&d->mu);
+	int i = disk_of(d, bd->bd_vdi_uuid);
+	uint64_t len = i >= 0 ? simdom_disk_log_bytes(d->disk_log_bits[i]) : 0;
+	if (i < 0 || cow < 0 || d->disk_cow_fd[i] >= 0 || (kept = memfd_sized("simdom-disk-kept", len, &m)) < 0) {
+		snprintf(err, errlen, "%s", i < 0 ? "no writable disk holds that VDI" : cow < 0 ? strerror(errno)
+					   : d->disk_cow_fd[i] >= 0 ? "a snapshot of it is being taken already"
+								     : "no memory for its bitmap");
+		pthread_mutex_unlock(&d->mu);
+		if (cow >= 0)
+			close(cow);
+		return 0;
+	}
+	munmap(m, len);
+	d->disk_cow_fd[i] = cow;
+	d->disk_kept_fd[i] = kept;
+	uint64_t gen = ++d->disk_gen;
+	cfg_changed(d);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1; /* a paused guest writes nothing meanwhile: its snapshot starts when it runs */
+	while (d->disk_gen_seen < gen && !d->stop && pthread_cond_timedwait(&d->cv_parked, &d->mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&d->mu);
+	fds[0] = kept;
+	return 1;
+}
+
+static void disk_snapshot_end(struct dom *d, const char *vdi)
+{
+	pthread_mutex_lock(&d->mu);
+	int i = disk_of(d, vdi);
+	if (i >= 0 && d->disk_cow_fd[i] >= 0) {
+		disk_snapshot_close(d, i);
+		d->disk_gen++;
+		cfg_changed(d);
+	}
+	pthread_mutex_unlock(&d->mu);
 }
 
 static void stop_threads(struct dom *d)
@@ -1112,6 +1235,13 @@ static bool handle(struct dom *d, int cfd, const struct simdom_req *rq, ssize_t 
 	case SIMDOM_REQ_DISK_LOG:
 		nfds = disk_log_fd(d, rq->rq_disk.bd_vdi_uuid, fds, err, el);
 		rc = nfds == 1 ? 0 : -1;
+		break;
+	case SIMDOM_REQ_DISK_SNAPSHOT:
+		nfds = disk_snapshot(d, &rq->rq_disk, fds, err, el);
+		rc = nfds == 1 ? 0 : -1;
+		break;
+	case SIMDOM_REQ_DISK_SNAPSHOT_END:
+		disk_snapshot_end(d, rq->rq_disk.bd_vdi_uuid);
 		break;
 	case SIMDOM_REQ_SET_WORKLOAD:
 		rc = check_workload(&rq->rq_workload, err, el);

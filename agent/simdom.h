@@ -28,7 +28,19 @@
  * pwrite returned. Every guest write goes through that one tracked path
  * (disk_write in simdom.c), so a storage migration's mirror (sr/mirror.c)
  * clears a word with an atomic exchange, then reads the blocks it named,
- * exactly as a RAM migration reads DIRTY. DISK_LOG hands the memfd out. Ballooning below the static size punches holes in RAM
+ * exactly as a RAM migration reads DIRTY. DISK_LOG hands the memfd out.
+ *
+ * A disk can have a copy-on-write snapshot (DISK_SNAPSHOT: storage
+ * migration's temporary snapshot): before the guest first overwrites a
+ * block after the snapshot's instant, disk_write copies the block's old
+ * content into the snapshot file and sets the block's bit in the "kept"
+ * bitmap (same layout), and only then writes. The disk as it was at the
+ * instant is then: a block whose kept bit is set, from the snapshot file;
+ * any other block, from the disk - read first, its kept bit checked after
+ * the read (a block the guest began to overwrite meanwhile has its bit
+ * set by then: its old content is in the snapshot). The snapshot is taken
+ * at the instant the guest's writer picks it up (DISK_SNAPSHOT answers
+ * after that), and stops when its file is unlinked or DISK_SNAPSHOT_END. Ballooning below the static size punches holes in RAM
  * (the pages go back to the host) and the guest stays below the target.
  *
  * Files in STATE_DIR (the backend's directory; "N" is the domid):
@@ -97,6 +109,10 @@ enum simdom_req_type {
 	SIMDOM_REQ_SET_WORKLOAD,     /* rq_workload: new rates/working set (no re-touch) */
 	SIMDOM_REQ_DISK_LOG,	     /* rq_disk.bd_vdi_uuid: answer carries that disk's dirty-block
 				      * log memfd (added after version 4: no layout changed) */
+	SIMDOM_REQ_DISK_SNAPSHOT,    /* rq_disk.bd_vdi_uuid, bd_path: a copy-on-write snapshot of that
+				      * disk into the (sparse, same size) file bd_path from now on;
+				      * answer carries its "kept" bitmap memfd */
+	SIMDOM_REQ_DISK_SNAPSHOT_END,/* rq_disk.bd_vdi_uuid: the snapshot takes no more blocks */
 };
 
 /* Page 0 of guest RAM. Each field is written with a single 64-bit atomic

@@ -186,7 +186,8 @@ def sxm_case(pool, writes_kib):
     disk_phase = (marks.get("memory", t0) - t0) * 1000
     copy_ms = sum(d.get("copy_ms", 0) for d in disks)
     total_data = sum(d.get("sent", 0) for d in disks)
-    return {"disk_bytes": total_data, "wire_bytes": disk_wire + mem["wire_bytes"], "total_ms": round(total, 1),
+    mem_wire = mem.get("memory_wire_bytes", mem["wire_bytes"])
+    return {"disk_bytes": total_data, "wire_bytes": disk_wire + mem_wire, "total_ms": round(total, 1),
             "disk_phase_ms": round(disk_phase, 1), "memory_phase_ms": round(mem["total_ms"], 1),
             "downtime_ms": round(mem["downtime_ms"], 2), "guest_gap_ms": round(gap, 2),
             "disk_mb_s": round(disk_wire / 1e6 / (disk_phase / 1000), 1) if disk_phase > 0 else 0,
