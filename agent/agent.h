@@ -211,6 +211,9 @@ int agent_mirrors_paused(void *hook, bool wait, char *err, size_t errlen);
  * the mirrors then verify the source against what they sent), else it
  * failed before GO. Frees h. */
 void agent_mirror_hook_free(struct mirror_hook *h, bool after_go);
+/* VM vm runs here now (a migration in, a pivot done): its copies' mirrors
+ * sync them (after the hand-over, never inside its pause). */
+void agent_mirrors_running(struct agent *ag, const char *vm);
 /* The disk a source mirror reads (VDI, SR, file), for a pivot. */
 json_t *agent_mirror_source_disk(struct agent *ag, const char *id, struct be_disk *d);
 

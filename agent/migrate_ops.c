@@ -201,6 +201,8 @@ static void *recv_thread(void *arg)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
 			 (unsigned long long)res.pages, (unsigned long long)res.zero_pages,
 			 res.verified ? "verified" : "not verified");
+	if (rc == MIG_OK)
+		agent_mirrors_running(ag, j->rj_uuid); /* its disks' copies, if it moved with them */
 	else
 		log_warn("migration in failed: %s", err);
 	if (rc == MIG_FAILED && j->rj_domid > 0) { /* the prepared domain never ran: nothing may be left */

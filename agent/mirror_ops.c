@@ -208,7 +208,7 @@ static json_t *recv_setup(struct agent *ag, struct mirror *m, json_int_t size, j
 	return NULL;
 }
 
-/* agent.vdi_mirror_receive(sr, vdi, size, token, options{source_host, address}) */
+/* agent.vdi_mirror_receive(sr, vdi, size, token, options{source_host, address, vm}) */
 json_t *agent_m_vdi_mirror_receive(struct agent *ag, json_t *args, json_t **result)
 {
 	const char *vdi = arg_str(args, 1), *token = arg_str(args, 3);
@@ -225,6 +225,7 @@ json_t *agent_m_vdi_mirror_receive(struct agent *ag, json_t *args, json_t **resu
 	snprintf(m->mi_sr_uuid, sizeof m->mi_sr_uuid, "%s", arg_str(args, 0));
 	snprintf(m->mi_token, sizeof m->mi_token, "%s", token);
 	snprintf(m->mi_peer, sizeof m->mi_peer, "%s", opt_str(opts, "source_host"));
+	snprintf(m->mi_vm, sizeof m->mi_vm, "%s", opt_str(opts, "vm"));
 	m->mi_size = (uint64_t)size;
 	m->mi_state = MS_COPY;
 	if ((e = agent_sr_get(ag, m->mi_sr_uuid, &m->mi_drv, &m->mi_sr)) || (e = recv_setup(ag, m, size, opts, result))) {
@@ -482,4 +483,18 @@ json_t *agent_mirror_source_disk(struct agent *ag, const char *id, struct be_dis
 	snprintf(d->bd_sr_uuid, sizeof d->bd_sr_uuid, "%s", m->mi_sr_uuid);
 	mirror_unref(m);
 	return NULL;
+}
+
+void agent_mirrors_running(struct agent *ag, const char *vm)
+{
+	pthread_mutex_lock(&ag->ag_mirror_mu);
+	for (struct mirror *m = ag->ag_mirrors; m; m = m->mi_next) {
+		if (m->mi_role != MR_RECV || strcmp(m->mi_vm, vm))
+			continue;
+		pthread_mutex_lock(&m->mi_mu);
+		m->mi_go_told = true;
+		pthread_cond_broadcast(&m->mi_cv);
+		pthread_mutex_unlock(&m->mi_mu);
+	}
+	pthread_mutex_unlock(&ag->ag_mirror_mu);
 }

@@ -30,6 +30,7 @@ struct pivot_job {
 	json_t *pj_id;
 	bool pj_v2;
 	int pj_domid, pj_slot;
+	char pj_vm[BE_UUID_LEN];
 	struct mirror_hook *pj_hook;
 	struct be_disk pj_old, pj_new;
 	struct event *pj_done;
@@ -69,6 +70,8 @@ static void *pivot_thread(void *arg)
 		log_error("VDI pivot: domain %d cannot be unpaused: %s", j->pj_domid, backend_error(be));
 	agent_mirror_hook_free(j->pj_hook, j->pj_switched);
 	j->pj_hook = NULL;
+	if (j->pj_switched)
+		agent_mirrors_running(j->pj_ag, j->pj_vm);
 	int slot = j->pj_slot;
 	struct agent *ag = j->pj_ag;
 	event_active(j->pj_done, EV_TIMEOUT, 1);
@@ -146,6 +149,7 @@ json_t *agent_vdi_pivot_start(struct agent *ag, struct evhttp_request *req, json
 		return xerr_new(XE_INVALID_VALUE, "vdi_pivot", "vm, mirror, device, sr", NULL);
 	struct pivot_job *j = xcalloc(1, sizeof *j);
 	*j = (struct pivot_job){.pj_ag = ag, .pj_req = req, .pj_v2 = v2, .pj_slot = -1};
+	snprintf(j->pj_vm, sizeof j->pj_vm, "%s", vm);
 	char err[512] = "";
 	json_t *ids = json_pack("[s]", mirror);
 	json_t *e = pivot_disks(ag, j, mirror, device, sr);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -209,11 +210,22 @@ static int final(struct mrecv *r)
 }
 
 /* The copy is the VM's disk now (or about to be): on the disk before this
- * mirror says done, and poold removes the source only after that. */
+ * mirror says done, and poold removes the source only after that. The
+ * sync waits until the VM runs here (agent_mirrors_running), so its I/O
+ * never competes with the hand-over. */
 static int after_final(struct mrecv *r)
 {
 	struct mirror *m = r->m;
 	mirror_set_state(m, MS_HANDED);
+	pthread_mutex_lock(&m->mi_mu);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 60;
+	while (!m->mi_go_told && !m->mi_cancel && pthread_cond_timedwait(&m->mi_cv, &m->mi_mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&m->mi_mu);
+	/* the VM has just started here: its first moments get the CPU first */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	if (fdatasync(r->vdi_fd) != 0)

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -489,6 +490,7 @@ static void step_after(struct msend *s)
 		mirror_fail(m, "the memory migration did not hand the VM over: this mirror ends");
 		return;
 	}
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10); /* the VM's first moments on its new host come first */
 	uint64_t t = now_ns(), first_bad = 0, bad = verify ? verify_disk(s, &first_bad) : 0;
 	pthread_mutex_lock(&m->mi_mu);
 	if (verify) {

@@ -246,8 +246,8 @@ static void receive_start(struct sxm_job *job, json_t *row)
 		sxm_roll_back(job, xerr_newf(XE_INTERNAL_ERROR, "the journal cannot be written"));
 		return;
 	}
-	json_t *opts = json_pack("{s:s, s:s}", "source_host", str(job->sj_j, "src_uuid"), "address",
-				 str(job->sj_j, "address"));
+	json_t *opts = json_pack("{s:s, s:s, s:s}", "source_host", str(job->sj_j, "src_uuid"), "address",
+				 str(job->sj_j, "address"), "vm", str(job->sj_j, "vm_uuid"));
 	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "dst"), AGENT_VDI_MIRROR_RECEIVE,
 			json_pack("[s,s,O,s,o]", str(row, "dest_sr_uuid"), uuid, json_object_get(row, "virtual_size"),
 				  token, opts),
