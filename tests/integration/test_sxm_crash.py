@@ -176,5 +176,46 @@ class CrashTest(unittest.TestCase):
         self.assertFalse(os.path.exists(src["location"]))
 
 
+class PoolMigrateCrashTest(CrashTest):
+    """VDI.pool_migrate: both ends of the mirror are the VM's own host."""
+
+    def moving_disk(self):
+        vm = self.s.vm("p", 1, disks=(64 * MiB,))
+        (vdi, rec), = self.s.disks(vm)
+        task = self.p.rpc("Async.VDI.pool_migrate", vdi, self.s.sr("devpool shared SR"), {"bandwidth_mb_s": "8"})
+        return vm, vdi, rec, task
+
+    def stays(self, vm, vdi, rec, task, h):
+        rec2 = self.s.wait_task(task)
+        self.assertEqual(rec2["status"], "failure", rec2["error_info"])
+        self.assertEqual(self.s.runs_once(vm), 1)
+        (now, _), = self.s.disks(vm)
+        self.assertEqual(now, vdi)  # its own disk, as it was
+        self.s.wait_clean(60)
+        self.assertEqual(file_hash(rec["location"]), h)
+
+    def test_agent_killed_during_copy(self):
+        vm, vdi, rec, task = self.moving_disk()
+        h = file_hash(rec["location"])
+        self.s.wait_phase(task, "copying")
+        self.p.kill_agent(1)
+        wait_until(lambda: self.p.rpc("task.get_status", task) != "pending", 60 * SLOW, "the task ends")
+        self.p.start_agent(1)
+        self.stays(vm, vdi, rec, task, h)
+
+    def test_poold_killed_during_copy(self):
+        vm, vdi, rec, task = self.moving_disk()
+        h = file_hash(rec["location"])
+        self.s.wait_phase(task, "copying")
+        self.restart_poold_after(0.5)
+        self.stays(vm, vdi, rec, task, h)
+
+    # the VM-migration cases are CrashTest's own
+    test_copy_destination_agent_killed = test_copy_source_agent_killed = test_copy_poold_killed = None
+    test_copy_link_cut = test_rounds_poold_killed = test_rounds_link_cut = None
+    test_memory_destination_agent_killed = test_memory_poold_killed = test_memory_link_cut = None
+    test_source_agent_dies_after_go = None
+
+
 if __name__ == "__main__":
     unittest.main()
