@@ -33,7 +33,8 @@
 #include "util.h"
 #include "xerr.h"
 
-#define POLL_MS 250
+#define POLL_MS 50   /* the disk being copied: its readiness is seen within this */
+#define NOTE_MS 250  /* the task's progress and phase are written at most this often */
 #define SETTLE_MS 1000
 #define UNREACHABLE_POLLS 6 /* 3 s of a source that does not answer */
 
@@ -282,7 +283,11 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 	const char *st = str(answer, "state");
 	if (strcmp(st, "failed") == 0)
 		return sxm_roll_back(job, mirror_failed(job, row, str(answer, "error"))), NULL;
-	progress(job, cur, answer);
+	int64_t now = now_ms();
+	if (now - job->sj_noted_ms >= NOTE_MS || strcmp(st, "ready") == 0) {
+		progress(job, cur, answer);
+		job->sj_noted_ms = now;
+	}
 	if (strcmp(st, "ready") == 0) {
 		set_str(row, "state", "ready");
 		log_info("storage migration %s: disk %zu (VDI %s) ready: %.1f MB sent in %.0f ms, %d round(s)", job->sj_id,

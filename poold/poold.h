@@ -385,6 +385,7 @@ struct sxm_job {
 	json_t *sj_error;	  /* the task's error, once decided */
 	int64_t sj_waited_ms;	  /* settling, verifying: how long it has waited */
 	size_t sj_row;		  /* verifying: the disk asked now */
+	int64_t sj_noted_ms;	  /* when the task's progress was last written */
 	struct sxm_job *sj_next;
 };
 /* A job admitted by api_sxm.c (its entry journaled, or queued): runs it.

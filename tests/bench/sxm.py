@@ -198,6 +198,35 @@ def sxm_case(pool, writes_kib):
             "verified": bool(mem.get("verified")) and all(d.get("verified") for d in disks)}
 
 
+def one_run(pool, kib):
+    # the raw TLS rate just before and just after the case: the machine's load drifts
+    before = tls_baseline(800)
+    row = sxm_case(pool, kib)
+    after = tls_baseline(max(100, row["disk_bytes"] / 1e6))
+    row["baseline_mb_s"] = round((before + after) / 2)
+    row["ratio"] = round(row["disk_mb_s"] / row["baseline_mb_s"], 2)
+    row["copy_ratio"] = round(row["copy_mb_s"] / row["baseline_mb_s"], 2)
+    row["shared_downtime_ms"], row["shared_guest_gap_ms"] = shared_downtime(pool, kib)
+    row["downtime_vs_shared"] = round(row["downtime_ms"] / row["shared_downtime_ms"], 2)
+    return row
+
+
+def report(name, rows, runs, as_json):
+    out = {"case": name}
+    for k in rows[0]:
+        vals = [x[k] for x in rows]
+        out[k] = all(vals) if isinstance(vals[0], bool) else statistics.median(vals)
+    out["runs"] = runs  # each figure the median of the runs' (ratios per run, then the median)
+    if as_json:
+        print(json.dumps(out), flush=True)
+        return
+    print("%-16s total %7.0f ms  disk %6.0f ms (%5.0f MB/s, %.2f of raw TLS %5.0f)  memory %5.0f ms  "
+          "downtime %5.1f ms (shared %5.1f: x%.2f)  guest gap %5.1f ms  verified %s"
+          % (name, out["total_ms"], out["disk_phase_ms"], out["disk_mb_s"], out["ratio"], out["baseline_mb_s"],
+             out["memory_phase_ms"], out["downtime_ms"], out["shared_downtime_ms"], out["downtime_vs_shared"],
+             out["guest_gap_ms"], out["verified"]), flush=True)
+
+
 def main():
     as_json = "--json" in sys.argv
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 1
@@ -205,32 +234,13 @@ def main():
     try:
         up(d, "--hosts", "2", "--local-srs", "--host-memory-mib", "4096", "--heartbeat", "1")
         pool = Pool(d)
-        for name, kib in (("idle", 0), ("writing 20 MB/s", 20480)):
-            rows = []
-            for _ in range(runs):
-                # the raw TLS rate just before and just after the case: the machine's load drifts
-                before = tls_baseline(800)
-                row = sxm_case(pool, kib)
-                after = tls_baseline(max(100, row["disk_bytes"] / 1e6))
-                row["baseline_mb_s"] = round((before + after) / 2)
-                row["ratio"] = round(row["disk_mb_s"] / row["baseline_mb_s"], 2)
-                row["copy_ratio"] = round(row["copy_mb_s"] / row["baseline_mb_s"], 2)
-                row["shared_downtime_ms"], row["shared_guest_gap_ms"] = shared_downtime(pool, kib)
-                row["downtime_vs_shared"] = round(row["downtime_ms"] / row["shared_downtime_ms"], 2)
-                rows.append(row)
-            out = {"case": name}
-            for k in rows[0]:
-                vals = [x[k] for x in rows]
-                out[k] = all(vals) if isinstance(vals[0], bool) else statistics.median(vals)
-            out["runs"] = runs  # each figure the median of the runs' (ratios per run, then the median)
-            if as_json:
-                print(json.dumps(out), flush=True)
-            else:
-                print("%-16s total %7.0f ms  disk %6.0f ms (%5.0f MB/s, %.2f of raw TLS %5.0f)  memory %5.0f ms  "
-                      "downtime %5.1f ms (shared %5.1f: x%.2f)  guest gap %5.1f ms  verified %s"
-                      % (name, out["total_ms"], out["disk_phase_ms"], out["disk_mb_s"], out["ratio"],
-                         out["baseline_mb_s"], out["memory_phase_ms"], out["downtime_ms"], out["shared_downtime_ms"],
-                         out["downtime_vs_shared"], out["guest_gap_ms"], out["verified"]), flush=True)
+        cases = (("idle", 0), ("writing 20 MB/s", 20480))
+        rows = {name: [] for name, _ in cases}
+        for _ in range(runs):  # the cases interleaved: the machine's load drifts
+            for name, kib in cases:
+                rows[name].append(one_run(pool, kib))
+        for name, _ in cases:
+            report(name, rows[name], runs, as_json)
     finally:
         devpool("down", "--dir", d)
         shutil.rmtree(d, ignore_errors=True)
