@@ -67,9 +67,8 @@ void agent_flight_leave(struct mig_flights *f, int slot)
 	pthread_mutex_unlock(&f->mf_mu);
 }
 
-void agent_migrations_stop(struct agent *ag)
+void agent_flights_stop(struct mig_flights *f)
 {
-	struct mig_flights *f = &ag->ag_flights;
 	pthread_mutex_lock(&f->mf_mu);
 	f->mf_stopping = true;
 	for (int i = 0; i < MIG_FLIGHTS_MAX; i++)

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "mirror_ops.h"
 #include "simdom.h"
+#include "util.h"
 
 #ifndef FALLOC_FL_PUNCH_HOLE
 #include <linux/falloc.h>
@@ -276,9 +277,9 @@ static int setup(struct mrecv *r)
 	struct mirror *m = r->m;
 	m->mi_nblocks = simdom_disk_blocks(m->mi_size);
 	r->zero_hash = mirror_zero_hash(mig_page_hash2);
-	r->hash = malloc((m->mi_nblocks ? m->mi_nblocks : 1) * sizeof *r->hash);
+	r->hash = xmalloc((m->mi_nblocks ? m->mi_nblocks : 1) * sizeof *r->hash);
 	r->dctx = ZSTD_createDCtx();
-	if (!r->hash || !r->dctx)
+	if (!r->dctx)
 		return snprintf(r->err, sizeof r->err, "out of memory"), -1;
 	for (uint64_t b = 0; b < m->mi_nblocks; b++)
 		r->hash[b] = r->zero_hash;
@@ -292,34 +293,30 @@ void *mirror_recv_thread(void *arg)
 	struct mirror *m = arg;
 	struct agent *ag = m->mi_ag;
 	int slot = m->mi_slot;
-	struct mrecv *r = calloc(1, sizeof *r);
-	if (!r) {
-		mirror_fail(m, "out of memory");
+	struct mrecv *r = xcalloc(1, sizeof *r);
+	r->m = m;
+	r->fd = r->vdi_fd = -1;
+	if (setup(r) || accept_source(r) || handshake(r) || receive(r) || after_final(r)) {
+		mirror_fail(m, "%s", r->err[0] ? r->err : "failed");
 	} else {
-		r->m = m;
-		r->fd = r->vdi_fd = -1;
-		if (setup(r) || accept_source(r) || handshake(r) || receive(r) || after_final(r)) {
-			mirror_fail(m, "%s", r->err[0] ? r->err : "failed");
-		} else {
-			mirror_set_state(m, MS_DONE);
-			log_info("disk mirror %s in: done (%.1f MB on the wire; synced in %.0f ms after the hand-over)",
-				 m->mi_id, (double)r->io.bytes_in / 1e6, m->mi_final_ms);
-		}
-		mirror_sock_set(m, -1);
-		if (r->ssl) {
-			SSL_shutdown(r->ssl);
-			SSL_free(r->ssl);
-		}
-		if (r->fd >= 0)
-			close(r->fd);
-		if (r->vdi_fd >= 0)
-			close(r->vdi_fd);
-		mig_buf_free(&r->in);
-		mig_buf_free(&r->data);
-		ZSTD_freeDCtx(r->dctx);
-		free(r->hash);
-		free(r);
+		mirror_set_state(m, MS_DONE);
+		log_info("disk mirror %s in: done (%.1f MB on the wire; synced in %.0f ms after the hand-over)",
+			 m->mi_id, (double)r->io.bytes_in / 1e6, m->mi_final_ms);
 	}
+	mirror_sock_set(m, -1);
+	if (r->ssl) {
+		SSL_shutdown(r->ssl);
+		SSL_free(r->ssl);
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->vdi_fd >= 0)
+		close(r->vdi_fd);
+	mig_buf_free(&r->in);
+	mig_buf_free(&r->data);
+	ZSTD_freeDCtx(r->dctx);
+	free(r->hash);
+	free(r);
 	agent_flight_leave(&ag->ag_flights, slot);
 	mirror_unref(m);
 	return NULL;

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "mirror_ops.h"
 #include "simdom.h"
+#include "util.h"
 
 #define MAX_INDEX (MIRROR_BATCH_BLOCKS * 32) /* entries per record: zero markers cost no data */
 #define READY_TICK_MS 50
@@ -62,13 +63,6 @@ struct msend {
 	uint64_t t0, paced_bytes;
 	char err[512];
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t block_len(const struct msend *s, uint64_t b)
 {
@@ -107,10 +101,7 @@ static int send_blocks(struct msend *s, const uint64_t *index, uint32_t n, size_
 	size_t head = sizeof(struct mig_rec_hdr) + sizeof(struct mirror_blocks) + n * sizeof(uint64_t);
 	size_t bound = s->m->mi_compress ? ZSTD_compressBound(datalen) : 0;
 	if (head + bound > s->rec_cap) {
-		unsigned char *r = realloc(s->rec, head + bound);
-		if (!r)
-			return snprintf(s->err, sizeof s->err, "out of memory"), -1;
-		s->rec = r;
+		s->rec = xrealloc(s->rec, head + bound);
 		s->rec_cap = head + bound;
 	}
 	struct mirror_blocks mb = {.mb_n = n, .mb_raw_len = datalen};
@@ -520,10 +511,10 @@ static int setup(struct msend *s)
 	m->mi_size = (uint64_t)st.st_size;
 	m->mi_nblocks = simdom_disk_blocks(m->mi_size);
 	s->zero_hash = mirror_zero_hash(mig_page_hash2);
-	s->sent_hash = malloc((m->mi_nblocks ? m->mi_nblocks : 1) * sizeof *s->sent_hash);
+	s->sent_hash = xmalloc((m->mi_nblocks ? m->mi_nblocks : 1) * sizeof *s->sent_hash);
 	s->data = mig_malloc((size_t)MIRROR_BATCH_BLOCKS * MIRROR_BLOCK);
 	s->cctx = m->mi_compress ? ZSTD_createCCtx() : NULL;
-	if (!s->sent_hash || !s->data || (m->mi_compress && !s->cctx))
+	if (!s->data || (m->mi_compress && !s->cctx))
 		return snprintf(s->err, sizeof s->err, "out of memory"), -1;
 	for (uint64_t b = 0; b < m->mi_nblocks; b++)
 		s->sent_hash[b] = s->zero_hash; /* the destination starts as holes */
@@ -556,32 +547,28 @@ static void teardown(struct msend *s)
 void *mirror_send_thread(void *arg)
 {
 	struct mirror *m = arg;
-	struct msend *s = calloc(1, sizeof *s);
+	struct msend *s = xcalloc(1, sizeof *s);
 	struct agent *ag = m->mi_ag;
 	int slot = m->mi_slot;
-	if (!s) {
-		mirror_fail(m, "out of memory");
-	} else {
-		*s = (struct msend){.m = m, .ag = ag, .fd = -1, .live_fd = -1, .snap_fd = -1};
-		s->log.dl_fd = s->kept.dl_fd = -1;
-		s->t0 = now_ns();
-		mirror_set_state(m, MS_SNAPSHOT);
-		int rc = setup(s) || step_snapshot(s);
-		if (!rc) {
-			mirror_set_state(m, MS_COPY);
-			rc = step_connect(s) || step_copy(s);
-		}
-		if (!rc) {
-			mirror_set_state(m, MS_ROUNDS);
-			rc = step_rounds(s) || step_ready(s) || step_final(s);
-		}
-		if (rc)
-			mirror_fail(m, "%s", s->err[0] ? s->err : "failed");
-		else
-			step_after(s);
-		teardown(s);
-		free(s);
+	*s = (struct msend){.m = m, .ag = ag, .fd = -1, .live_fd = -1, .snap_fd = -1};
+	s->log.dl_fd = s->kept.dl_fd = -1;
+	s->t0 = now_ns();
+	mirror_set_state(m, MS_SNAPSHOT);
+	int rc = setup(s) || step_snapshot(s);
+	if (!rc) {
+		mirror_set_state(m, MS_COPY);
+		rc = step_connect(s) || step_copy(s);
 	}
+	if (!rc) {
+		mirror_set_state(m, MS_ROUNDS);
+		rc = step_rounds(s) || step_ready(s) || step_final(s);
+	}
+	if (rc)
+		mirror_fail(m, "%s", s->err[0] ? s->err : "failed");
+	else
+		step_after(s);
+	teardown(s);
+	free(s);
 	agent_flight_leave(&ag->ag_flights, slot);
 	mirror_unref(m);
 	return NULL;

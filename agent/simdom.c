@@ -38,6 +38,7 @@
 
 #include "log.h"
 #include "simdom.h"
+#include "version.h"
 #include "util.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -545,8 +546,8 @@ static void disk_view_take(struct dom *d, struct disk_view *v)
 		log_warn("disk %s: no dirty-block log: its writes are not tracked", d->cfg.dc_disks[best].bd_device);
 	if (d->disk_cow_fd[best] >= 0) {
 		v->dv_kept = map_bits(d->disk_kept_fd[best], v->dv_log_len);
-		v->dv_old = malloc(SIMDOM_DISK_BLOCK);
-		v->dv_cow = v->dv_kept && v->dv_old ? dup(d->disk_cow_fd[best]) : -1;
+		v->dv_old = xmalloc(SIMDOM_DISK_BLOCK);
+		v->dv_cow = v->dv_kept ? dup(d->disk_cow_fd[best]) : -1;
 		if (v->dv_cow < 0)
 			log_warn("disk %s: its snapshot cannot be kept", d->cfg.dc_disks[best].bd_device);
 	}
@@ -1300,6 +1301,10 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	util_json_init(); /* out of memory ends the domain, in jansson too */
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("pool-simdom %s\n", POOLD_VERSION);
+		return 0;
+	}
 	const char *state_dir = NULL, *uuid = "", *hvkey = NULL;
 	int domid = -1, boot_fd = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {

@@ -13,11 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "util.h"
 #include "xe.h"
 
 static char *str_result(json_t *r)
 {
-	char *s = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return s;
 }
@@ -65,7 +66,7 @@ static char *management_network(struct xe_ctx *c, const char *host)
 	json_object_foreach(pifs, k, p) {
 		const char *h = json_string_value(json_object_get(p, "host"));
 		if (!net && h && strcmp(h, host) == 0 && json_is_true(json_object_get(p, "management")))
-			net = strdup(json_string_value(json_object_get(p, "network")) ?: "");
+			net = xstrdup(json_string_value(json_object_get(p, "network")) ?: "");
 	}
 	json_decref(pifs);
 	if (!net && !c->msg && !c->xerr)
@@ -101,7 +102,7 @@ int xe_cmd_vdi_pool_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	char *sr = vdi ? xe_ref_by_uuid(c, "SR", xe_param(c, "sr-uuid")) : NULL;
 	bool show = !c->opts->minimal && isatty(fileno(c->out));
 	int rc = -1;
-	double start = xe_mono_now();
+	double start = xe_now_s();
 	char *task = sr ? str_result(xe_rpc(c, "Async.VDI.pool_migrate", "sso", vdi, sr, json_object())) : NULL;
 	if (task) {
 		rc = xe_task_wait(c, task, start, show);

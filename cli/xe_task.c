@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include "xe.h"
 
 char *xe_migrate_progress(double progress, double elapsed, const char *status)
@@ -83,7 +84,26 @@ char *xe_migrate_summary(double elapsed, const char *result)
 	return b.s;
 }
 
-double xe_mono_now(void)
+void xe_term_size(FILE *f, int *cols, int *rows)
+{
+	struct winsize ws;
+	*cols = 80;
+	*rows = 24;
+	if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
+		*cols = ws.ws_col;
+		*rows = ws.ws_row;
+	}
+}
+
+/* A line that never wraps: at most cols - 1 characters (cut at a byte,
+ * the progress texts are ASCII). */
+void xe_put_line(FILE *f, const char *s, int cols)
+{
+	int max = cols > 1 ? cols - 1 : 1;
+	fprintf(f, "%.*s", max, s);
+}
+
+double xe_now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -104,28 +124,32 @@ static const char *task_phase(const json_t *rec)
  * shown), -1 with the task's error. */
 int xe_task_wait(struct xe_ctx *c, const char *task, double start, bool show)
 {
-	size_t shown = 0;
+	bool shown = false;
 	int rc = -1;
 	for (;;) {
 		json_t *rec = xe_rpc(c, "task.get_record", "s", task);
 		if (!rec)
 			break;
 		const char *st = json_string_value(json_object_get(rec, "status"));
-		double elapsed = xe_mono_now() - start;
+		double elapsed = xe_now_s() - start;
 		if (show) {
 			char *line = xe_migrate_progress(json_number_value(json_object_get(rec, "progress")), elapsed,
 							 task_phase(rec));
 			if (line) {
-				size_t n = strlen(line);
-				fprintf(c->out, "\r%s%*s", line, shown > n ? (int)(shown - n) : 0, "");
+				/* one line, redrawn in place: never wider than the terminal (a
+				 * wrapped line would leave a copy per redraw) */
+				int cols, rows;
+				xe_term_size(c->out, &cols, &rows);
+				fputs("\r\033[2K", c->out);
+				xe_put_line(c->out, line, cols);
 				fflush(c->out);
-				shown = n > shown ? n : shown;
+				shown = true;
 				free(line);
 			}
 		}
 		if (st && strcmp(st, "pending") && strcmp(st, "cancelling")) {
 			if (show && shown)
-				fprintf(c->out, "\r%*s\r", (int)shown, "");
+				fputs("\r\033[2K", c->out);
 			if (strcmp(st, "success") == 0) {
 				rc = 0;
 				if (show) {

@@ -1,4 +1,5 @@
 /* evrpc.c - JSON-RPC over HTTPS from a libevent loop (see evrpc.h). */
+#include <assert.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "jsonrpc.h"
 #include "tls.h"
 #include "xerr.h"
+#include "util.h"
 
 struct evrpc_conn;
 
@@ -127,7 +129,7 @@ static int send_request(struct evhttp_connection *evcon, const struct evrpc_targ
 {
 	char *body = jrpc_request(method, params, 1);
 	json_decref(params);
-	struct evrpc_call *c = calloc(1, sizeof *c);
+	struct evrpc_call *c = xcalloc(1, sizeof *c);
 	if (!body || !c) {
 		free(body);
 		free(c);
@@ -272,9 +274,7 @@ static void drop_pending(struct evrpc_conn *k, const char *notify)
 
 struct evrpc_conn *evrpc_conn_new(struct event_base *base, const struct evrpc_target *t)
 {
-	struct evrpc_conn *k = calloc(1, sizeof *k);
-	if (!k)
-		return NULL;
+	struct evrpc_conn *k = xcalloc(1, sizeof *k);
 	k->k_base = base;
 	k->k_target = *t;
 	snprintf(k->k_host, sizeof k->k_host, "%s", t->et_host);
@@ -323,11 +323,7 @@ int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, in
 		evhttp_connection_set_closecb(k->k_evcon, conn_closed, k);
 	}
 	evhttp_connection_set_timeout(k->k_evcon, timeout_s);
-	struct conn_call *cc = calloc(1, sizeof *cc);
-	if (!cc) {
-		json_decref(params);
-		return -1;
-	}
+	struct conn_call *cc = xcalloc(1, sizeof *cc);
 	*cc = (struct conn_call){k, cb, arg};
 	if (send_request(k->k_evcon, &k->k_target, method, params, k, conn_call_done, cc) < 0) {
 		free(cc);
@@ -346,6 +342,7 @@ void evrpc_conn_free(struct evrpc_conn *k)
 		evhttp_connection_free(k->k_evcon); /* drops its requests without callbacks */
 	}
 	drop_pending(k, NULL); /* a heartbeat in flight at shutdown ends here, unanswered */
+	assert(!k->k_pending);
 	free(k);
 }
 
@@ -367,6 +364,7 @@ void evrpc_conn_close(struct evrpc_conn *k, const char *why)
 		k->k_evcon = NULL;
 	}
 	drop_pending(k, why);
+	assert(!k->k_pending);
 	free(k);
 }
 

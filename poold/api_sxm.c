@@ -26,15 +26,9 @@
 #include "util.h"
 #include "xerr.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static bool opt_true(json_t *opts, const char *k, bool dflt)
 {
-	const char *s = str(opts, k);
+	const char *s = jstr(opts, k);
 	return *s ? strcmp(s, "true") == 0 || strcmp(s, "1") == 0 : dflt;
 }
 
@@ -57,7 +51,7 @@ json_t *host_migrate_receive(struct api_call *c)
 	char sm[256], xenops[256], mst[256];
 	snprintf(sm, sizeof sm, "http://%s/services/SM?session_id=%s", addr, c->ac_session);
 	snprintf(xenops, sizeof xenops, "http://%s/services/xenops?session_id=%s", addr, c->ac_session);
-	snprintf(mst, sizeof mst, "http://%s", *str(master, "address") ? str(master, "address") : "127.0.0.1");
+	snprintf(mst, sizeof mst, "http://%s", *jstr(master, "address") ? jstr(master, "address") : "127.0.0.1");
 	json_decref(master);
 	/* XAPI's five keys, and ours: the network the disks and the memory go on */
 	c->ac_result = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "SM", sm, "xenops", xenops, "host", host,
@@ -86,9 +80,9 @@ static json_t *stream_facts(struct admit_ctx *x, json_t *entry, const char *net)
 	json_t *dst = db_obj_get(db, x->a.sa_dst), *pool = db_obj_get(db, x->pd->pd_pool_ref);
 	json_t *e = *net && strcmp(net, MODEL_NULL_REF) ? migrate_address(db, x->a.sa_dst, net, addr, sizeof addr) : NULL;
 	json_object_set_new(entry, "address",
-			    json_string(*addr ? addr : str(json_object_get(dst, "other_config"), "agent_address")));
-	json_object_set_new(entry, "dst_uuid", json_string(str(dst, "uuid")));
-	long long bw = atoll(str(x->opts, "bandwidth_mb_s"));
+			    json_string(*addr ? addr : jstr(json_object_get(dst, "other_config"), "agent_address")));
+	json_object_set_new(entry, "dst_uuid", json_string(jstr(dst, "uuid")));
+	long long bw = atoll(jstr(x->opts, "bandwidth_mb_s"));
 	json_object_set_new(entry, "mirror_opts",
 			    json_pack("{s:b, s:b, s:I}", "compress",
 				      opt_true(x->opts, "compress", json_is_true(json_object_get(pool, "migration_compression"))),
@@ -107,7 +101,7 @@ static json_t *admit_hold(struct db *db, struct admit_ctx *x, json_t *plan, json
 	json_t *r;
 	json_array_foreach(json_object_get(plan, "vdis"), i, r) {
 		char vop[64];
-		if (!e && !(e = ops_begin(db, str(r, "vdi"), "mirror", vop))) {
+		if (!e && !(e = ops_begin(db, jstr(r, "vdi"), "mirror", vop))) {
 			json_object_set_new(r, "op", json_string(vop));
 			json_object_set_new(r, "state", json_string("planned"));
 		}
@@ -124,7 +118,7 @@ static json_t *admit_txn(struct db *db, void *ctx)
 	json_t *reserve = json_object(), *plan = json_object(), *vm = NULL, *e = sxm_assert(x->pd, &x->a, reserve, plan);
 	if (!e)
 		e = db_obj_get_checked(db, "VM", x->a.sa_vm, &vm);
-	const char *src = str(vm, "resident_on");
+	const char *src = jstr(vm, "resident_on");
 	int limit = (int)conf_int(x->pd->pd_conf, "storage-migration-max-per-host");
 	enum sxm_admit ad = e ? SXM_REFUSE : sxm_admit(sxm_journal_running_from(db, src), limit, opt_true(x->opts, "queue", true));
 	if (!e && ad == SXM_REFUSE) {
@@ -138,14 +132,14 @@ static json_t *admit_txn(struct db *db, void *ctx)
 	if (!e) {
 		json_t *srch = db_obj_get(db, src);
 		x->entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:O, s:O, s:O, s:O, s:O, s:O}", "kind",
-				     x->kind, "vm", x->a.sa_vm, "vm_uuid", str(vm, "uuid"), "src", src, "src_uuid",
-				     str(srch, "uuid"), "dst", x->a.sa_dst, "task", x->task, "op", op, "copy",
+				     x->kind, "vm", x->a.sa_vm, "vm_uuid", jstr(vm, "uuid"), "src", src, "src_uuid",
+				     jstr(srch, "uuid"), "dst", x->a.sa_dst, "task", x->task, "op", op, "copy",
 				     opt_true(x->opts, "copy", false), "opts", x->opts, "reserve", reserve, "vdis",
 				     json_object_get(plan, "vdis"), "vifs", json_object_get(plan, "vifs"), "srs",
 				     json_object_get(plan, "srs"), "nets", json_object_get(plan, "nets"));
 		json_object_set_new(x->entry, "phase", json_string(sxm_phase_name(SXM_PH_COPY)));
 		json_decref(srch);
-		e = stream_facts(x, x->entry, str(x->opts, "network"));
+		e = stream_facts(x, x->entry, jstr(x->opts, "network"));
 	}
 	x->queued = !e && ad == SXM_QUEUE;
 	if (!e && !x->queued)
@@ -181,7 +175,7 @@ static json_t *admit(struct api_call *c, struct admit_ctx *x)
 	c->ac_parked = job;
 	c->ac_cancel = client_gone;
 	log_info("storage migration %s: VM %s from %s to %s, %zu disk(s) move%s", x->id, x->a.sa_vm,
-		 str(job->sj_j, "src"), x->a.sa_dst, json_array_size(json_object_get(job->sj_j, "vdis")),
+		 jstr(job->sj_j, "src"), x->a.sa_dst, json_array_size(json_object_get(job->sj_j, "vdis")),
 		 x->queued ? " (queued)" : "");
 	if (x->queued) {
 		job->sj_queued = true;
@@ -208,18 +202,18 @@ static json_t *send_args(struct api_call *c, struct admit_ctx *x)
 	    (e = api_arg_obj(c, 3, "vdi_map", &vdi_map)) || (e = api_arg_obj(c, 4, "vif_map", &vif_map)) ||
 	    (e = api_arg_obj(c, 5, "options", &opts)))
 		return e;
-	const char *host = str(dest, "host");
+	const char *host = jstr(dest, "host");
 	char cls[32];
 	if (!db_obj_class(c->ac_pd->pd_db, host, cls, sizeof cls) || strcmp(cls, "host"))
-		return xerr_new(XE_VALUE_NOT_SUPPORTED, "dest", *host ? host : str(dest, "master"),
+		return xerr_new(XE_VALUE_NOT_SUPPORTED, "dest", *host ? host : jstr(dest, "master"),
 				"storage migration to another pool is not supported yet: use host.migrate_receive of a "
 				"host of this pool",
 				NULL);
 	*x = (struct admit_ctx){c->ac_pd, {vm, host, vdi_map, vif_map, opt_true(opts, "force", false), false}, "vm",
 				json_deep_copy(opts)};
 	/* the network host.migrate_receive was asked for carries the disks and the memory */
-	if (!*str(opts, "network") && *str(dest, "network"))
-		json_object_set_new(x->opts, "network", json_string(str(dest, "network")));
+	if (!*jstr(opts, "network") && *jstr(dest, "network"))
+		json_object_set_new(x->opts, "network", json_string(jstr(dest, "network")));
 	return NULL;
 }
 
@@ -255,9 +249,9 @@ static json_t *vm_of(struct db *db, const char *vdi, char *vm)
 	json_t *b;
 	*vm = '\0';
 	json_object_foreach(vbds, k, b) {
-		json_t *v = db_obj_get(db, str(b, "VM"));
-		if (v && strcmp(str(v, "power_state"), "Running") == 0)
-			snprintf(vm, 64, "%s", str(b, "VM"));
+		json_t *v = db_obj_get(db, jstr(b, "VM"));
+		if (v && strcmp(jstr(v, "power_state"), "Running") == 0)
+			snprintf(vm, 64, "%s", jstr(b, "VM"));
 		json_decref(v);
 	}
 	json_decref(vbds);
@@ -273,7 +267,7 @@ json_t *vdi_pool_migrate(struct api_call *c)
 		return e;
 	char vm[64];
 	json_t *v = NULL;
-	if (!strcmp(str(rec, "SR"), sr))
+	if (!strcmp(jstr(rec, "SR"), sr))
 		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "VDI %s is on SR %s already", vdi, sr);
 	else
 		e = vm_of(c->ac_pd->pd_db, vdi, vm);
@@ -283,7 +277,7 @@ json_t *vdi_pool_migrate(struct api_call *c)
 	v = db_obj_get(c->ac_pd->pd_db, vm);
 	json_t *map = json_pack("{s:s}", vdi, sr), *none = json_object();
 	char host[64];
-	snprintf(host, sizeof host, "%s", str(v, "resident_on"));
+	snprintf(host, sizeof host, "%s", jstr(v, "resident_on"));
 	json_decref(v);
 	struct admit_ctx x = {c->ac_pd, {vm, host, map, none, false, true}, "vdi", json_deep_copy(opts)};
 	e = admit(c, &x);

@@ -38,12 +38,6 @@
 #define SETTLE_MS 1000
 #define UNREACHABLE_POLLS 6 /* 3 s of a source that does not answer */
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static json_t *rows(struct sxm_job *job)
 {
 	return json_object_get(job->sj_j, "vdis");
@@ -78,7 +72,7 @@ static void timer_set(struct sxm_job *job, int ms, event_callback_fn fn)
 static bool cancelling(struct sxm_job *job)
 {
 	json_t *t = job->sj_task[0] ? db_obj_get(job->sj_pd->pd_db, job->sj_task) : NULL;
-	bool yes = t && strcmp(str(t, "status"), "cancelling") == 0;
+	bool yes = t && strcmp(jstr(t, "status"), "cancelling") == 0;
 	json_decref(t);
 	return yes;
 }
@@ -92,12 +86,12 @@ static void progress(struct sxm_job *job, size_t cur, json_t *st)
 	json_t *r;
 	json_array_foreach(rows(job), i, r) {
 		double w = (double)json_integer_value(json_object_get(r, "virtual_size")) + 1;
-		double f = strcmp(str(r, "state"), "ready") == 0 ? 1 : 0;
+		double f = strcmp(jstr(r, "state"), "ready") == 0 ? 1 : 0;
 		if (i == cur && st) {
 			double t = (double)json_integer_value(json_object_get(st, "total"));
 			double c = (double)json_integer_value(json_object_get(st, "copied"));
-			f = strcmp(str(st, "state"), "copy") == 0 && t > 0 ? 0.9 * c / t
-			    : strcmp(str(st, "state"), "rounds") == 0 ? 0.95 : f;
+			f = strcmp(jstr(st, "state"), "copy") == 0 && t > 0 ? 0.9 * c / t
+			    : strcmp(jstr(st, "state"), "rounds") == 0 ? 0.95 : f;
 		}
 		total += w;
 		done += w * f;
@@ -110,14 +104,14 @@ static void progress(struct sxm_job *job, size_t cur, json_t *st)
 	double rate = json_number_value(json_object_get(st, "rate_mb_s"));
 	double left = (double)(json_integer_value(json_object_get(st, "total")) -
 			       json_integer_value(json_object_get(st, "copied")));
-	if (strcmp(str(st, "state"), "copy") == 0)
+	if (strcmp(jstr(st, "state"), "copy") == 0)
 		sxm_note(job, "phase", "disk %zu of %zu (%s): copying %.0f of %.0f MB  %.0f MB/s  ETA %.1f s", cur + 1, n,
-			 str(row, "device"), (double)json_integer_value(json_object_get(st, "copied")) / 1e6,
+			 jstr(row, "device"), (double)json_integer_value(json_object_get(st, "copied")) / 1e6,
 			 (double)json_integer_value(json_object_get(st, "total")) / 1e6, rate,
 			 rate > 0 ? left / 1e6 / rate : 0.0);
 	else
 		sxm_note(job, "phase", "disk %zu of %zu (%s): %s, round %d, %.1f MB written meanwhile", cur + 1, n,
-			 str(row, "device"), str(st, "state"), (int)json_integer_value(json_object_get(st, "round")),
+			 jstr(row, "device"), jstr(st, "state"), (int)json_integer_value(json_object_get(st, "round")),
 			 (double)json_integer_value(json_object_get(st, "dirty")) / 1e6);
 }
 
@@ -125,9 +119,9 @@ static void progress(struct sxm_job *job, size_t cur, json_t *st)
 
 static json_t *mirror_failed(struct sxm_job *job, json_t *row, const char *why)
 {
-	sxm_note(job, "mirror_error", "VDI %s: %s", str(row, "uuid"), why);
-	log_warn("storage migration %s: the mirror of VDI %s failed: %s", job->sj_id, str(row, "uuid"), why);
-	return xerr_new(XE_MIRROR_FAILED, str(row, "vdi"), NULL);
+	sxm_note(job, "mirror_error", "VDI %s: %s", jstr(row, "uuid"), why);
+	log_warn("storage migration %s: the mirror of VDI %s failed: %s", job->sj_id, jstr(row, "uuid"), why);
+	return xerr_new(XE_MIRROR_FAILED, jstr(row, "vdi"), NULL);
 }
 
 struct rec_ctx {
@@ -142,8 +136,8 @@ static json_t *record_txn(struct db *db, void *ctx)
 	struct rec_ctx *x = ctx;
 	char ref[64];
 	json_t *row = x->row;
-	json_t *e = sxm_vdi_record(db, x->job->sj_id, str(row, "vdi"), str(row, x->snapshot ? "snap_uuid" : "dest_uuid"),
-				   str(row, x->snapshot ? "sr" : "dest_sr"), x->snapshot, x->answer, ref);
+	json_t *e = sxm_vdi_record(db, x->job->sj_id, jstr(row, "vdi"), jstr(row, x->snapshot ? "snap_uuid" : "dest_uuid"),
+				   jstr(row, x->snapshot ? "sr" : "dest_sr"), x->snapshot, x->answer, ref);
 	if (e)
 		return e;
 	set_str(row, x->snapshot ? "snap_ref" : "dest_ref", ref);
@@ -175,15 +169,15 @@ static void send_start(struct sxm_job *job, size_t i, json_t *row, json_t *answe
 		sxm_roll_back(job, xerr_newf(XE_INTERNAL_ERROR, "the journal cannot be written"));
 		return;
 	}
-	json_t *mo = json_pack("{s:s, s:s, s:b, s:b, s:I}", "mirror", str(row, "dest_uuid"), "destination_host",
-			       str(job->sj_j, "dst_uuid"), "compress", json_is_true(json_object_get(opts, "compress")),
+	json_t *mo = json_pack("{s:s, s:s, s:b, s:b, s:I}", "mirror", jstr(row, "dest_uuid"), "destination_host",
+			       jstr(job->sj_j, "dst_uuid"), "compress", json_is_true(json_object_get(opts, "compress")),
 			       "verify", json_is_true(json_object_get(opts, "verify")), "bandwidth_mb_s",
 			       json_integer_value(json_object_get(opts, "bandwidth_mb_s")));
 	(void)i;
-	agent_call_done(pd, NULL, str(job->sj_j, "src"), AGENT_VDI_MIRROR_SEND,
-			json_pack("[s,s,s,s,s,O,s,o]", str(job->sj_j, "vm_uuid"), str(row, "sr_uuid"), str(row, "uuid"),
-				  str(row, "snap_uuid"), str(job->sj_j, "address"), json_object_get(answer, "port"),
-				  str(row, "token"), mo),
+	agent_call_done(pd, NULL, jstr(job->sj_j, "src"), AGENT_VDI_MIRROR_SEND,
+			json_pack("[s,s,s,s,s,O,s,o]", jstr(job->sj_j, "vm_uuid"), jstr(row, "sr_uuid"), jstr(row, "uuid"),
+				  jstr(row, "snap_uuid"), jstr(job->sj_j, "address"), json_object_get(answer, "port"),
+				  jstr(row, "token"), mo),
 			sent, sxm_cell(job));
 }
 
@@ -196,7 +190,7 @@ static json_t *received(struct api_call *c, struct poold *pd, void *ctx, json_t 
 		return NULL;
 	size_t i;
 	json_t *row = NULL, *r;
-	json_array_foreach(rows(job), i, r) if (!row && strcmp(str(r, "state"), "receiving") == 0) row = r;
+	json_array_foreach(rows(job), i, r) if (!row && strcmp(jstr(r, "state"), "receiving") == 0) row = r;
 	if (err) {
 		char *t = xerr_to_text(err);
 		sxm_roll_back(job, mirror_failed(job, row, t ? t : "the destination refused"));
@@ -220,7 +214,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 	if (err) {
 		json_t *row = NULL, *r;
 		size_t i;
-		json_array_foreach(rows(job), i, r) if (!row && strcmp(str(r, "state"), "sending") == 0) row = r;
+		json_array_foreach(rows(job), i, r) if (!row && strcmp(jstr(r, "state"), "sending") == 0) row = r;
 		char *t = xerr_to_text(err);
 		sxm_roll_back(job, mirror_failed(job, row, t ? t : "the source refused"));
 		free(t);
@@ -247,10 +241,10 @@ static void receive_start(struct sxm_job *job, json_t *row)
 		sxm_roll_back(job, xerr_newf(XE_INTERNAL_ERROR, "the journal cannot be written"));
 		return;
 	}
-	json_t *opts = json_pack("{s:s, s:s, s:s}", "source_host", str(job->sj_j, "src_uuid"), "address",
-				 str(job->sj_j, "address"), "vm", str(job->sj_j, "vm_uuid"));
-	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "dst"), AGENT_VDI_MIRROR_RECEIVE,
-			json_pack("[s,s,O,s,o]", str(row, "dest_sr_uuid"), uuid, json_object_get(row, "virtual_size"),
+	json_t *opts = json_pack("{s:s, s:s, s:s}", "source_host", jstr(job->sj_j, "src_uuid"), "address",
+				 jstr(job->sj_j, "address"), "vm", jstr(job->sj_j, "vm_uuid"));
+	agent_call_done(job->sj_pd, NULL, jstr(job->sj_j, "dst"), AGENT_VDI_MIRROR_RECEIVE,
+			json_pack("[s,s,O,s,o]", jstr(row, "dest_sr_uuid"), uuid, json_object_get(row, "virtual_size"),
 				  token, opts),
 			received, sxm_cell(job));
 }
@@ -265,7 +259,7 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 		return NULL;
 	size_t i, cur = 0;
 	json_t *row = NULL, *r;
-	json_array_foreach(rows(job), i, r) if (!row && strcmp(str(r, "state"), "sending") == 0) row = r, cur = i;
+	json_array_foreach(rows(job), i, r) if (!row && strcmp(jstr(r, "state"), "sending") == 0) row = r, cur = i;
 	if (!row)
 		return NULL;
 	if (err && ++job->sj_unreachable >= UNREACHABLE_POLLS) {
@@ -278,11 +272,11 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 		return timer_set(job, POLL_MS, poll_tick), NULL;
 	job->sj_unreachable = 0;
 	json_t *snap = json_object_get(answer, "snapshot");
-	if (snap && !*str(row, "snap_ref") && !record(job, row, snap, true))
+	if (snap && !*jstr(row, "snap_ref") && !record(job, row, snap, true))
 		return sxm_roll_back(job, xerr_newf(XE_INTERNAL_ERROR, "the snapshot's record was not written")), NULL;
-	const char *st = str(answer, "state");
+	const char *st = jstr(answer, "state");
 	if (strcmp(st, "failed") == 0)
-		return sxm_roll_back(job, mirror_failed(job, row, str(answer, "error"))), NULL;
+		return sxm_roll_back(job, mirror_failed(job, row, jstr(answer, "error"))), NULL;
 	int64_t now = now_ms();
 	if (now - job->sj_noted_ms >= NOTE_MS || strcmp(st, "ready") == 0) {
 		progress(job, cur, answer);
@@ -291,7 +285,7 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 	if (strcmp(st, "ready") == 0) {
 		set_str(row, "state", "ready");
 		log_info("storage migration %s: disk %zu (VDI %s) ready: %.1f MB sent in %.0f ms, %d round(s)", job->sj_id,
-			 cur + 1, str(row, "uuid"), (double)json_integer_value(json_object_get(answer, "sent")) / 1e6,
+			 cur + 1, jstr(row, "uuid"), (double)json_integer_value(json_object_get(answer, "sent")) / 1e6,
 			 json_number_value(json_object_get(answer, "copy_ms")),
 			 (int)json_integer_value(json_object_get(answer, "round")));
 		if (!sxm_save(job))
@@ -317,21 +311,24 @@ static void poll_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	json_t *row = NULL, *r;
 	size_t i;
-	json_array_foreach(rows(job), i, r) if (!row && strcmp(str(r, "state"), "sending") == 0) row = r;
+	json_array_foreach(rows(job), i, r) if (!row && strcmp(jstr(r, "state"), "sending") == 0) row = r;
 	if (!row)
 		return;
-	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "src"), AGENT_VDI_MIRROR_STATUS,
-			json_pack("[s]", str(row, "dest_uuid")), status_done, sxm_cell(job));
+	agent_call_done(job->sj_pd, NULL, jstr(job->sj_j, "src"), AGENT_VDI_MIRROR_STATUS,
+			json_pack("[s]", jstr(row, "dest_uuid")), status_done, sxm_cell(job));
 }
 
 /* ---- step 2: the memory (VM.migrate_send) or the pivot (VDI.pool_migrate) ---- */
 
+/* Without a released callback, this comes once the source's paused copy
+ * is gone (agent.vm_released), or could not be confirmed gone: the source
+ * disks' removal (roll forward) never races the domain that used them. */
 static void memory_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 {
 	(void)stats;
 	struct sxm_job *job = arg;
 	json_t *j = sxm_journal_get(pd->pd_db, job->sj_id);
-	bool committed = j && sxm_phase_from_name(str(j, "phase")) == SXM_PH_COMMITTED;
+	bool committed = j && sxm_phase_from_name(jstr(j, "phase")) == SXM_PH_COMMITTED;
 	json_decref(j);
 	if (committed) { /* GO happened and the move is recorded, VBDs and all */
 		set_str(job->sj_j, "phase", sxm_phase_name(SXM_PH_COMMITTED));
@@ -352,9 +349,9 @@ static json_t *disk_copies(struct sxm_job *job, json_t **mirrors)
 	size_t i;
 	json_t *r;
 	json_array_foreach(rows(job), i, r) {
-		json_object_set_new(map, str(r, "uuid"),
-				    json_pack("{s:s, s:s}", "vdi_uuid", str(r, "dest_uuid"), "sr", str(r, "dest_sr_uuid")));
-		json_array_append_new(*mirrors, json_string(str(r, "dest_uuid")));
+		json_object_set_new(map, jstr(r, "uuid"),
+				    json_pack("{s:s, s:s}", "vdi_uuid", jstr(r, "dest_uuid"), "sr", jstr(r, "dest_sr_uuid")));
+		json_array_append_new(*mirrors, json_string(jstr(r, "dest_uuid")));
 	}
 	return map;
 }
@@ -364,13 +361,13 @@ static void memory_start(struct sxm_job *job)
 	struct poold *pd = job->sj_pd;
 	json_t *mirrors, *disks = disk_copies(job, &mirrors);
 	json_t *srcopts = json_pack("{s:o}", "mirrors", mirrors);
-	struct migrate_ext x = {.x_op_id = str(job->sj_j, "op"), .x_srs = json_object_get(job->sj_j, "srs"),
+	struct migrate_ext x = {.x_op_id = jstr(job->sj_j, "op"), .x_srs = json_object_get(job->sj_j, "srs"),
 				.x_nets = json_object_get(job->sj_j, "nets"), .x_disks = disks, .x_source_opts = srcopts,
 				.x_prog_lo = 0.80, .x_prog_hi = 0.97, .x_phase_prefix = "memory: ",
 				.x_commit = sxm_commit_txn, .x_commit_arg = job->sj_id};
 	sxm_note(job, "phase", "disks ready; memory: starting");
-	json_t *e = migrate_start_ext(pd, NULL, str(job->sj_j, "vm"), str(job->sj_j, "dst"),
-				      json_object_get(job->sj_j, "opts"), job->sj_task, &x, memory_done, job);
+	json_t *e = migrate_start_ext(pd, NULL, jstr(job->sj_j, "vm"), jstr(job->sj_j, "dst"),
+				      json_object_get(job->sj_j, "opts"), job->sj_task, &x, memory_done, NULL, job);
 	json_decref(disks);
 	json_decref(srcopts);
 	if (e != API_PENDING) /* refused before anything moved (memory, a host gone): back */
@@ -389,7 +386,7 @@ static json_t *pivoted(struct api_call *c, struct poold *pd, void *ctx, json_t *
 		json_t *e = db_txn(pd->pd_db, sxm_commit_txn, job->sj_id);
 		json_decref(e); /* not written: the journal still says memory; settling finds the disk in use */
 		if (!e) {
-			vm_changed_stamp(pd, str(job->sj_j, "vm"), str(job->sj_j, "src"), answer, false);
+			vm_changed_stamp(pd, jstr(job->sj_j, "vm"), jstr(job->sj_j, "src"), answer, false);
 			set_str(job->sj_j, "phase", sxm_phase_name(SXM_PH_COMMITTED));
 			sxm_roll_forward(job, NULL);
 			return NULL;
@@ -406,9 +403,9 @@ static void pivot_start(struct sxm_job *job)
 {
 	json_t *r = json_array_get(rows(job), 0);
 	sxm_note(job, "phase", "disk ready; switching the VM to it");
-	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "src"), AGENT_VDI_PIVOT,
-			json_pack("[s,s,s,s]", str(job->sj_j, "vm_uuid"), str(r, "dest_uuid"), str(r, "device"),
-				  str(r, "dest_sr_uuid")),
+	agent_call_done(job->sj_pd, NULL, jstr(job->sj_j, "src"), AGENT_VDI_PIVOT,
+			json_pack("[s,s,s,s]", jstr(job->sj_j, "vm_uuid"), jstr(r, "dest_uuid"), jstr(r, "device"),
+				  jstr(r, "dest_sr_uuid")),
 			pivoted, sxm_cell(job));
 }
 
@@ -417,11 +414,11 @@ static void next_step(struct sxm_job *job)
 	size_t i;
 	json_t *r;
 	json_array_foreach(rows(job), i, r) {
-		if (strcmp(str(r, "state"), "planned") == 0) {
+		if (strcmp(jstr(r, "state"), "planned") == 0) {
 			receive_start(job, r);
 			return;
 		}
-		if (strcmp(str(r, "state"), "ready"))
+		if (strcmp(jstr(r, "state"), "ready"))
 			return; /* its answer or its status comes */
 	}
 	set_str(job->sj_j, "phase", sxm_phase_name(SXM_PH_MEMORY)); /* before: GO may happen from now on */
@@ -429,7 +426,7 @@ static void next_step(struct sxm_job *job)
 		sxm_roll_back(job, xerr_newf(XE_INTERNAL_ERROR, "the journal cannot be written"));
 		return;
 	}
-	if (strcmp(str(job->sj_j, "kind"), "vdi") == 0)
+	if (strcmp(jstr(job->sj_j, "kind"), "vdi") == 0)
 		pivot_start(job);
 	else
 		memory_start(job);
@@ -448,9 +445,9 @@ void sxm_start(struct poold *pd, struct sxm_job *job)
 			sxm_roll_back(job, e ? e : xerr_newf(XE_INTERNAL_ERROR, "the journal cannot be written"));
 			return;
 		}
-		log_info("storage migration %s: its turn came (VM %s)", job->sj_id, str(job->sj_j, "vm"));
+		log_info("storage migration %s: its turn came (VM %s)", job->sj_id, jstr(job->sj_j, "vm"));
 	}
-	if (sxm_phase_from_name(str(job->sj_j, "phase")) == SXM_PH_MEMORY) {
+	if (sxm_phase_from_name(jstr(job->sj_j, "phase")) == SXM_PH_MEMORY) {
 		job->sj_waited_ms = 0;
 		sxm_settle(job);
 	} else {

@@ -25,12 +25,6 @@
 
 #define RETRY_MS 2000
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* ---- the job ---- */
 
 struct sxm_job *sxm_job_new(struct poold *pd, const char *id, json_t *entry, struct api_call *c, const char *task)
@@ -190,8 +184,8 @@ static bool unreachable_logged(json_t *item, json_t *err)
 	char *t = xerr_to_text(err);
 	bool first = !json_is_true(json_object_get(item, "logged"));
 	if (first)
-		log_warn("storage migration cleanup: VDI %s on host %s: %s (asked again every %d s)", str(item, "vdi_uuid"),
-			 str(item, "host"), t ? t : "?", RETRY_MS / 1000);
+		log_warn("storage migration cleanup: VDI %s on host %s: %s (asked again every %d s)", jstr(item, "vdi_uuid"),
+			 jstr(item, "host"), t ? t : "?", RETRY_MS / 1000);
 	json_object_set_new(item, "logged", json_true());
 	free(t);
 	return first;
@@ -210,7 +204,7 @@ static json_t *removed(struct api_call *c, struct poold *pd, void *ctx, json_t *
 		retry_later(job);
 		return NULL;
 	}
-	struct item_done_ctx x = {job->sj_id, str(item, "vdi"), json_object_get(answer, "sr")};
+	struct item_done_ctx x = {job->sj_id, jstr(item, "vdi"), json_object_get(answer, "sr")};
 	json_t *e = db_txn(pd->pd_db, item_done_txn, &x);
 	if (e) {
 		json_decref(e);
@@ -278,7 +272,7 @@ static json_t *awaited(struct api_call *c, struct poold *pd, void *ctx, json_t *
 		retry_later(job);
 		return NULL;
 	}
-	const char *st = str(answer, "state");
+	const char *st = jstr(answer, "state");
 	if (!gone && strcmp(st, "done") && strcmp(st, "failed")) {
 		struct timeval tv = {0, 250000};
 		if (job->sj_timer)
@@ -287,7 +281,7 @@ static json_t *awaited(struct api_call *c, struct poold *pd, void *ctx, json_t *
 		evtimer_add(job->sj_timer, &tv);
 		return NULL;
 	}
-	if (answer && *str(item, "copy")) /* what the copy holds, now that it is whole */
+	if (answer && *jstr(item, "copy")) /* what the copy holds, now that it is whole */
 		json_decref(db_txn(pd->pd_db, sized_txn, (json_t *[]){json_object_get(item, "copy"), answer}));
 	json_object_set_new(item, "await", json_false());
 	sxm_save(job);
@@ -319,14 +313,14 @@ void sxm_cleanup(struct sxm_job *job)
 		return;
 	}
 	if (json_is_true(json_object_get(item, "await"))) {
-		agent_call_done(pd, NULL, str(item, "host"), AGENT_VDI_MIRROR_STATUS, json_pack("[s]", str(item, "mirror")),
+		agent_call_done(pd, NULL, jstr(item, "host"), AGENT_VDI_MIRROR_STATUS, json_pack("[s]", jstr(item, "mirror")),
 				awaited, sxm_cell(job));
-	} else if (*str(item, "mirror")) {
-		agent_call_done(pd, NULL, str(item, "host"), AGENT_VDI_MIRROR_END, json_pack("[s]", str(item, "mirror")),
+	} else if (*jstr(item, "mirror")) {
+		agent_call_done(pd, NULL, jstr(item, "host"), AGENT_VDI_MIRROR_END, json_pack("[s]", jstr(item, "mirror")),
 				mirror_ended, sxm_cell(job));
-	} else if (*str(item, "vdi_uuid")) {
-		agent_call_done(pd, NULL, str(item, "host"), AGENT_VDI_REMOVE,
-				json_pack("[s,s]", str(item, "sr_uuid"), str(item, "vdi_uuid")), removed, sxm_cell(job));
+	} else if (*jstr(item, "vdi_uuid")) {
+		agent_call_done(pd, NULL, jstr(item, "host"), AGENT_VDI_REMOVE,
+				json_pack("[s,s]", jstr(item, "sr_uuid"), jstr(item, "vdi_uuid")), removed, sxm_cell(job));
 	} else {
 		json_array_remove(list, 0);
 		sxm_save(job);

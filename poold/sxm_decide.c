@@ -26,12 +26,6 @@
 #define VERIFY_POLL_MS 250
 #define VERIFY_WAIT_MS 120000
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* An item of the cleanup list (sxm_cleanup.c): on host, the mirror to end
  * (after it finished, with await: the destination's copy synced), then
  * the VDI to remove, file and record. */
@@ -52,39 +46,39 @@ static json_t *decide_txn(struct db *db, void *ctx)
 {
 	struct decide_ctx *x = ctx;
 	json_t *j = x->job->sj_j, *list = json_array(), *e = NULL;
-	const char *src = str(j, "src"), *dst = str(j, "dst");
+	const char *src = jstr(j, "src"), *dst = jstr(j, "dst");
 	bool keep = json_is_true(json_object_get(j, "copy"));
 	size_t i;
 	json_t *r;
 	json_array_foreach(json_object_get(j, "vdis"), i, r) {
-		if (strcmp(str(r, "state"), "planned") == 0)
+		if (strcmp(jstr(r, "state"), "planned") == 0)
 			continue; /* nothing was asked for it: nothing exists */
 		if (x->forward) { /* the copy on the destination's disk first: the source goes after */
-			add_item(list, dst, str(r, "dest_sr_uuid"), "", "", str(r, "dest_uuid"), true);
+			add_item(list, dst, jstr(r, "dest_sr_uuid"), "", "", jstr(r, "dest_uuid"), true);
 			json_object_set_new(json_array_get(list, json_array_size(list) - 1), "copy",
-					    json_string(str(r, "dest_ref")));
+					    json_string(jstr(r, "dest_ref")));
 		}
 		else
-			add_item(list, dst, str(r, "dest_sr_uuid"), str(r, "dest_uuid"), str(r, "dest_ref"),
-				 str(r, "dest_uuid"), false);
-		add_item(list, src, str(r, "sr_uuid"), str(r, "snap_uuid"), str(r, "snap_ref"), str(r, "dest_uuid"),
+			add_item(list, dst, jstr(r, "dest_sr_uuid"), jstr(r, "dest_uuid"), jstr(r, "dest_ref"),
+				 jstr(r, "dest_uuid"), false);
+		add_item(list, src, jstr(r, "sr_uuid"), jstr(r, "snap_uuid"), jstr(r, "snap_ref"), jstr(r, "dest_uuid"),
 			 false);
 		if (x->forward && !keep)
-			add_item(list, src, str(r, "sr_uuid"), str(r, "uuid"), str(r, "vdi"), "", false);
+			add_item(list, src, jstr(r, "sr_uuid"), jstr(r, "uuid"), jstr(r, "vdi"), "", false);
 		if (!e)
-			e = ops_end(db, str(r, "vdi"), str(r, "op"));
+			e = ops_end(db, jstr(r, "vdi"), jstr(r, "op"));
 	}
 	json_object_set_new(j, "cleanup", list);
 	json_object_set_new(j, "decided", json_true());
 	json_object_del(j, "reserve");
 	if (!x->forward)
 		json_object_set_new(j, "phase", json_string(sxm_phase_name(SXM_PH_ROLLBACK)));
-	json_t *vm = e ? NULL : db_obj_get(db, str(j, "vm"));
-	if (vm && !x->forward && strcmp(str(vm, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
-		e = db_obj_set(db, str(j, "vm"), "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
+	json_t *vm = e ? NULL : db_obj_get(db, jstr(j, "vm"));
+	if (vm && !x->forward && strcmp(jstr(vm, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
+		e = db_obj_set(db, jstr(j, "vm"), "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 	json_decref(vm);
 	if (!e)
-		e = ops_end(db, str(j, "vm"), str(j, "op"));
+		e = ops_end(db, jstr(j, "vm"), jstr(j, "op"));
 	return e ? e : sxm_journal_put(db, x->job->sj_id, j);
 }
 
@@ -113,7 +107,7 @@ void sxm_roll_back(struct sxm_job *job, json_t *err)
 	}
 	char *t = xerr_to_text(err);
 	log_warn("storage migration %s: rolled back (%s); VM %s runs on its source with its disks", job->sj_id,
-		 t ? t : "?", str(job->sj_j, "vm"));
+		 t ? t : "?", jstr(job->sj_j, "vm"));
 	sxm_note(job, "phase", "rolled back: the VM runs on its source with its disks; removing what was made "
 			       "(%zu item(s))",
 		 json_array_size(json_object_get(job->sj_j, "cleanup")));
@@ -132,16 +126,16 @@ static void forward_decided(struct sxm_job *job)
 		sxm_end_task(job, err, NULL);
 		return;
 	}
-	bool vdi = strcmp(str(job->sj_j, "kind"), "vdi") == 0;
+	bool vdi = strcmp(jstr(job->sj_j, "kind"), "vdi") == 0;
 	json_t *first = json_array_get(json_object_get(job->sj_j, "vdis"), 0);
-	log_info("storage migration %s: VM %s %s; removing %zu item(s)", job->sj_id, str(job->sj_j, "vm"),
+	log_info("storage migration %s: VM %s %s; removing %zu item(s)", job->sj_id, jstr(job->sj_j, "vm"),
 		 vdi ? "writes its new VDI" : "runs on the destination with its disks' copies",
 		 json_array_size(json_object_get(job->sj_j, "cleanup")));
 	sxm_note(job, "phase", "done; removing the temporary snapshots%s",
 		 json_is_true(json_object_get(job->sj_j, "copy")) ? "" : " and the source disks");
 	if (job->sj_task[0])
 		api_task_progress(job->sj_pd, job->sj_task, 1.0);
-	sxm_end_task(job, err, json_string(vdi ? str(first, "dest_ref") : str(job->sj_j, "vm")));
+	sxm_end_task(job, err, json_string(vdi ? jstr(first, "dest_ref") : jstr(job->sj_j, "vm")));
 	sxm_cleanup(job);
 }
 
@@ -162,7 +156,7 @@ static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json
 		return NULL;
 	job->sj_cell = NULL;
 	json_t *row = json_array_get(json_object_get(job->sj_j, "vdis"), job->sj_row);
-	const char *st = str(answer, "state");
+	const char *st = jstr(answer, "state");
 	bool waited_out = job->sj_waited_ms > VERIFY_WAIT_MS;
 	if (!err && (strcmp(st, "handed_over") == 0 || strcmp(st, "final") == 0) && !waited_out) {
 		job->sj_waited_ms += VERIFY_POLL_MS;
@@ -173,7 +167,7 @@ static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json
 		evtimer_add(job->sj_timer, &tv);
 		return NULL;
 	}
-	json_t *stats = json_object_get(job->sj_j, "disk_stats"), *one = json_pack("{s:s, s:s}", "vdi", str(row, "uuid"),
+	json_t *stats = json_object_get(job->sj_j, "disk_stats"), *one = json_pack("{s:s, s:s}", "vdi", jstr(row, "uuid"),
 										       "state", answer ? st : "unknown");
 	static const char *const keep[] = {"sent", "wire_bytes", "round", "copy_ms", "snapshot_ms", "final_ms",
 					   "final_bytes", "verify_ms", "verified", "stop"};
@@ -183,10 +177,10 @@ static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json
 	json_array_append_new(stats, one);
 	bool bad = answer && json_is_false(json_object_get(answer, "verified"));
 	if (bad && !job->sj_error)
-		job->sj_error = xerr_new(XE_VM_MIGRATE_FAILED, str(job->sj_j, "vm"), str(job->sj_j, "src"),
-					 str(job->sj_j, "dst"), str(answer, "error"), NULL);
+		job->sj_error = xerr_new(XE_VM_MIGRATE_FAILED, jstr(job->sj_j, "vm"), jstr(job->sj_j, "src"),
+					 jstr(job->sj_j, "dst"), jstr(answer, "error"), NULL);
 	if (!answer || waited_out)
-		log_warn("storage migration %s: VDI %s: no verdict from its mirror (%s)", job->sj_id, str(row, "uuid"),
+		log_warn("storage migration %s: VDI %s: no verdict from its mirror (%s)", job->sj_id, jstr(row, "uuid"),
 			 err ? "the source does not answer" : "still verifying");
 	job->sj_row++;
 	job->sj_waited_ms = 0;
@@ -201,7 +195,7 @@ static json_t *verify_done(struct api_call *c, struct poold *pd, void *ctx, json
 static void stats_with_disks(struct sxm_job *job)
 {
 	json_t *t = db_obj_get(job->sj_pd->pd_db, job->sj_task);
-	const char *text = str(json_object_get(t, "other_config"), "migration_stats");
+	const char *text = jstr(json_object_get(t, "other_config"), "migration_stats");
 	json_t *m = *text ? json_loads(text, 0, NULL) : NULL;
 	json_decref(t);
 	if (!json_is_object(m)) {
@@ -236,8 +230,8 @@ static void verify_next(struct sxm_job *job)
 		forward_decided(job);
 		return;
 	}
-	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "src"), AGENT_VDI_MIRROR_STATUS,
-			json_pack("[s]", str(row, "dest_uuid")), verify_done, sxm_cell(job));
+	agent_call_done(job->sj_pd, NULL, jstr(job->sj_j, "src"), AGENT_VDI_MIRROR_STATUS,
+			json_pack("[s]", jstr(row, "dest_uuid")), verify_done, sxm_cell(job));
 }
 
 void sxm_roll_forward(struct sxm_job *job, json_t *err)

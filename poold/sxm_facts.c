@@ -20,12 +20,6 @@
 #include "util.h"
 #include "xerr.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static bool is_a(struct db *db, const char *ref, const char *cls)
 {
 	char c[32];
@@ -41,7 +35,7 @@ static json_t *check_map(struct db *db, const char *vm, json_t *map, const char 
 	json_t *v;
 	json_object_foreach(map, k, v) {
 		json_t *rec = is_a(db, k, cls) ? db_obj_get(db, k) : NULL;
-		const char *owner = cls[1] == 'D' ? "" : str(rec, "VM"); /* a VDI's owner is found through its VBDs */
+		const char *owner = cls[1] == 'D' ? "" : jstr(rec, "VM"); /* a VDI's owner is found through its VBDs */
 		bool mine = rec && (*owner ? strcmp(owner, vm) == 0 : true);
 		json_decref(rec);
 		if (!mine)
@@ -59,7 +53,7 @@ static bool plugged_on(struct db *db, const char *sr, const char *host)
 	const char *k;
 	json_t *p;
 	bool yes = false;
-	json_object_foreach(pbds, k, p) yes = yes || (strcmp(str(p, "host"), host) == 0 &&
+	json_object_foreach(pbds, k, p) yes = yes || (strcmp(jstr(p, "host"), host) == 0 &&
 						     json_is_true(json_object_get(p, "currently_attached")));
 	json_decref(pbds);
 	return yes;
@@ -82,28 +76,28 @@ static void disks_fill(struct db *db, const struct sxm_ask *a, struct disks *d)
 	const char *k;
 	json_t *b;
 	json_object_foreach(vbds, k, b) {
-		json_t *vdi = json_is_true(json_object_get(b, "empty")) ? NULL : db_obj_get(db, str(b, "VDI"));
+		json_t *vdi = json_is_true(json_object_get(b, "empty")) ? NULL : db_obj_get(db, jstr(b, "VDI"));
 		if (!vdi)
 			continue;
 		json_array_append_new(d->d_keep, vdi);
-		const char *ref = str(b, "VDI"), *dest = json_string_value(json_object_get(a->sa_vdi_map, ref));
+		const char *ref = jstr(b, "VDI"), *dest = json_string_value(json_object_get(a->sa_vdi_map, ref));
 		struct sxm_vdi *v = &d->d_v[d->d_n++];
-		*v = (struct sxm_vdi){.sv_ref = ref, .sv_sr = str(vdi, "SR"), .sv_dest_sr = dest,
+		*v = (struct sxm_vdi){.sv_ref = ref, .sv_sr = jstr(vdi, "SR"), .sv_dest_sr = dest,
 				      .sv_virtual_size = json_integer_value(json_object_get(vdi, "virtual_size")),
-				      .sv_read_only = strcmp(str(b, "mode"), "RO") == 0 ||
+				      .sv_read_only = strcmp(jstr(b, "mode"), "RO") == 0 ||
 						      json_is_true(json_object_get(vdi, "read_only")),
 				      .sv_cbt = json_is_true(json_object_get(vdi, "cbt_enabled")),
-				      .sv_on_boot_reset = strcmp(str(vdi, "on_boot"), "reset") == 0,
+				      .sv_on_boot_reset = strcmp(jstr(vdi, "on_boot"), "reset") == 0,
 				      .sv_busy = json_object_size(json_object_get(vdi, "current_operations")) > 0,
-				      .sv_sr_on_dest = plugged_on(db, str(vdi, "SR"), a->sa_dst)};
+				      .sv_sr_on_dest = plugged_on(db, jstr(vdi, "SR"), a->sa_dst)};
 		json_array_append_new(d->d_keep, json_incref(b));
 		if (!sxm_vdi_moves(v))
 			continue;
 		json_t *sr = db_obj_get(db, v->sv_sr), *dsr = db_obj_get(db, dest);
 		json_array_append_new(d->d_rows,
 				      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "vdi", ref, "uuid",
-						str(vdi, "uuid"), "sr", v->sv_sr, "sr_uuid", str(sr, "uuid"), "device",
-						str(b, "userdevice"), "dest_sr", dest, "dest_sr_uuid", str(dsr, "uuid"),
+						jstr(vdi, "uuid"), "sr", v->sv_sr, "sr_uuid", jstr(sr, "uuid"), "device",
+						jstr(b, "userdevice"), "dest_sr", dest, "dest_sr_uuid", jstr(dsr, "uuid"),
 						"virtual_size", (json_int_t)v->sv_virtual_size));
 		json_decref(sr);
 		json_decref(dsr);
@@ -134,7 +128,7 @@ static struct sxm_sr *srs_fill(struct db *db, const struct disks *d, json_t *kee
 			json_object_set_new(seen, refs[k], json_true());
 			json_t *rec = db_obj_get(db, refs[k]);
 			json_array_append_new(keep, rec ? rec : json_object());
-			out[(*n)++] = (struct sxm_sr){refs[k], str(rec, "type"),
+			out[(*n)++] = (struct sxm_sr){refs[k], jstr(rec, "type"),
 						      json_integer_value(json_object_get(rec, "physical_size")),
 						      json_integer_value(json_object_get(rec, "physical_utilisation")),
 						      json_integer_value(json_object_get(reserved, refs[k]))};
@@ -157,7 +151,7 @@ static void as_moved(const struct disks *d, struct place_vm *pv, const struct sx
 	const char *k;
 	json_t *f;
 	json_object_foreach(vifs, k, f) if (json_object_get(a->sa_vif_map, k))
-		json_object_set_new(mapped_from, str(f, "network"), json_true());
+		json_object_set_new(mapped_from, jstr(f, "network"), json_true());
 	for (size_t i = 0; i < pv->pv_nnetworks; i++)
 		if (!json_object_get(mapped_from, pv->pv_networks[i]))
 			json_array_append_new(nets, json_string(pv->pv_networks[i]));
@@ -180,7 +174,7 @@ static struct sxm_vif *vifs_fill(json_t *vifs, const struct sxm_ask *a, const st
 	const char *k;
 	json_t *f;
 	json_object_foreach(vifs, k, f) {
-		const char *net = str(f, "network");
+		const char *net = jstr(f, "network");
 		bool needed = place_first_missing(&net, 1, pv->pv_networks, pv->pv_nnetworks) == PLACE_NONE;
 		bool there = place_first_missing(&net, 1, dst->ph_networks, dst->ph_nnetworks) == PLACE_NONE;
 		out[(*n)++] = (struct sxm_vif){k, json_object_get(a->sa_vif_map, k) != NULL, !needed || there};
@@ -264,7 +258,7 @@ json_t *sxm_assert(struct poold *pd, const struct sxm_ask *a, json_t *reserve, j
 	json_t *vm, *e = db_obj_get_checked(db, "VM", a->sa_vm, &vm);
 	if (e)
 		return e;
-	const char *src = str(vm, "resident_on");
+	const char *src = jstr(vm, "resident_on");
 	bool have_src = strcmp(src, MODEL_NULL_REF) != 0 && *src;
 	if (!is_a(db, a->sa_dst, "host"))
 		e = xerr_new(XE_HANDLE_INVALID, "host", a->sa_dst ? a->sa_dst : "", NULL);
@@ -302,7 +296,7 @@ json_t *sxm_space_again(struct poold *pd, json_t *entry, json_t *reserve)
 	size_t i, nsrs;
 	json_t *r;
 	json_array_foreach(rows, i, r) d.d_v[d.d_n++] = (struct sxm_vdi){
-		.sv_ref = str(r, "vdi"), .sv_sr = str(r, "sr"), .sv_dest_sr = str(r, "dest_sr"),
+		.sv_ref = jstr(r, "vdi"), .sv_sr = jstr(r, "sr"), .sv_dest_sr = jstr(r, "dest_sr"),
 		.sv_virtual_size = json_integer_value(json_object_get(r, "virtual_size"))};
 	struct sxm_sr *fs = srs_fill(pd->pd_db, &d, keep, &nsrs);
 	struct sxm_request rq = {d.d_v, d.d_n, NULL, 0, fs, nsrs,

@@ -33,12 +33,6 @@
 
 #define META "storage_migrations"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 json_t *sxm_journal_all(struct db *db)
 {
 	char *text = db_meta_get(db, META);
@@ -76,7 +70,7 @@ json_t *sxm_journal_put(struct db *db, const char *id, json_t *entry)
 /* A job still deciding the VM's fate (it counts for R-13 and reserves space). */
 static bool deciding(json_t *job)
 {
-	int p = sxm_phase_from_name(str(job, "phase"));
+	int p = sxm_phase_from_name(jstr(job, "phase"));
 	return p == SXM_PH_COPY || p == SXM_PH_MEMORY;
 }
 
@@ -86,7 +80,7 @@ int sxm_journal_running_from(struct db *db, const char *host)
 	const char *k;
 	json_t *j;
 	int n = 0;
-	json_object_foreach(all, k, j) n += deciding(j) && strcmp(str(j, "src"), host) == 0;
+	json_object_foreach(all, k, j) n += deciding(j) && strcmp(jstr(j, "src"), host) == 0;
 	json_decref(all);
 	return n;
 }
@@ -165,35 +159,35 @@ static json_t *switch_vbds(struct db *db, const char *vm, json_t *v)
 	const char *k;
 	json_t *b;
 	json_object_foreach(vbds, k, b) {
-		if (!e && strcmp(str(b, "VDI"), str(v, "vdi")) == 0)
-			e = db_obj_set(db, k, "VDI", json_string(str(v, "dest_ref")));
+		if (!e && strcmp(jstr(b, "VDI"), jstr(v, "vdi")) == 0)
+			e = db_obj_set(db, k, "VDI", json_string(jstr(v, "dest_ref")));
 	}
 	json_decref(vbds);
-	json_t *dest = e ? NULL : db_obj_get(db, str(v, "dest_ref"));
+	json_t *dest = e ? NULL : db_obj_get(db, jstr(v, "dest_ref"));
 	if (dest) { /* the copy is the VM's disk now, no longer the migration's */
 		json_t *oc = json_deep_copy(json_object_get(dest, "other_config"));
 		json_object_del(oc, "storage_migration");
-		e = db_obj_set(db, str(v, "dest_ref"), "other_config", oc);
+		e = db_obj_set(db, jstr(v, "dest_ref"), "other_config", oc);
 		json_decref(dest);
 	}
 	if (!e)
-		e = touch(db, str(v, "vdi"));
-	return e ? e : touch(db, str(v, "dest_ref"));
+		e = touch(db, jstr(v, "vdi"));
+	return e ? e : touch(db, jstr(v, "dest_ref"));
 }
 
 json_t *sxm_commit_txn(struct db *db, void *ctx)
 {
 	const char *id = ctx;
 	json_t *j = sxm_journal_get(db, id), *e = NULL;
-	if (!j || sxm_phase_from_name(str(j, "phase")) != SXM_PH_MEMORY) {
+	if (!j || sxm_phase_from_name(jstr(j, "phase")) != SXM_PH_MEMORY) {
 		json_decref(j); /* gone, or committed already: nothing to do twice */
 		return NULL;
 	}
 	size_t i;
 	json_t *v;
 	json_array_foreach(json_object_get(j, "vdis"), i, v) {
-		if (!e && *str(v, "dest_ref"))
-			e = switch_vbds(db, str(j, "vm"), v);
+		if (!e && *jstr(v, "dest_ref"))
+			e = switch_vbds(db, jstr(j, "vm"), v);
 	}
 	const char *vif;
 	json_t *net;
@@ -202,7 +196,7 @@ json_t *sxm_commit_txn(struct db *db, void *ctx)
 			e = db_obj_set(db, vif, "network", json_incref(net));
 	}
 	if (!e)
-		e = ops_end(db, str(j, "vm"), str(j, "op"));
+		e = ops_end(db, jstr(j, "vm"), jstr(j, "op"));
 	if (!e) {
 		json_object_set_new(j, "phase", json_string(sxm_phase_name(SXM_PH_COMMITTED)));
 		e = sxm_journal_put(db, id, j);

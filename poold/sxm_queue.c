@@ -21,17 +21,11 @@
 
 #define QUEUE_TICK_MS 1000
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static struct sxm_job *oldest_queued(struct poold *pd, const char *host)
 {
 	struct sxm_job *found = NULL;
 	for (struct sxm_job *j = pd->pd_sxm; j; j = j->sj_next) /* new jobs go to the head */
-		if (j->sj_queued && strcmp(str(j->sj_j, "src"), host) == 0)
+		if (j->sj_queued && strcmp(jstr(j->sj_j, "src"), host) == 0)
 			found = j;
 	return found;
 }
@@ -49,7 +43,7 @@ static void queue_tick(evutil_socket_t fd, short what, void *arg)
 			if (!q->sj_queued)
 				continue;
 			char host[64];
-			snprintf(host, sizeof host, "%s", str(q->sj_j, "src"));
+			snprintf(host, sizeof host, "%s", jstr(q->sj_j, "src"));
 			struct sxm_job *j = oldest_queued(pd, host);
 			if (sxm_admit(sxm_journal_running_from(pd->pd_db, host), limit, true) == SXM_START) {
 				sxm_start(pd, j); /* the list may change: look again */
@@ -61,16 +55,16 @@ static void queue_tick(evutil_socket_t fd, short what, void *arg)
 
 static void resume_one(struct poold *pd, const char *id, json_t *entry)
 {
-	struct sxm_job *job = sxm_job_new(pd, id, entry, NULL, str(entry, "task"));
-	int phase = sxm_phase_from_name(str(entry, "phase"));
+	struct sxm_job *job = sxm_job_new(pd, id, entry, NULL, jstr(entry, "task"));
+	int phase = sxm_phase_from_name(jstr(entry, "phase"));
 	bool decided = json_is_true(json_object_get(entry, "decided"));
-	log_info("storage migration %s (VM %s): resumed after a restart, phase %s%s", id, str(entry, "vm"),
-		 str(entry, "phase"), decided ? " (decided, removing what is left)" : "");
+	log_info("storage migration %s (VM %s): resumed after a restart, phase %s%s", id, jstr(entry, "vm"),
+		 jstr(entry, "phase"), decided ? " (decided, removing what is left)" : "");
 	job->sj_task_ended = decided || !job->sj_task[0];
 	if (decided)
 		sxm_cleanup(job);
 	else if (phase == SXM_PH_COPY || phase == SXM_PH_ROLLBACK)
-		sxm_roll_back(job, xerr_new(XE_VM_MIGRATE_FAILED, str(entry, "vm"), str(entry, "src"), str(entry, "dst"),
+		sxm_roll_back(job, xerr_new(XE_VM_MIGRATE_FAILED, jstr(entry, "vm"), jstr(entry, "src"), jstr(entry, "dst"),
 					    "poold stopped while the disks were copied: rolled back, the VM runs on "
 					    "its source with its disks",
 					    NULL));

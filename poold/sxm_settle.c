@@ -25,12 +25,6 @@
 
 #define SETTLE_MS 1000
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static void set_str(json_t *o, const char *k, const char *v)
 {
 	json_object_set_new(o, k, json_string(v));
@@ -78,8 +72,8 @@ static json_t *moved_txn(struct db *db, void *ctx)
 {
 	struct moved_ctx *m = ctx;
 	json_t *j = m->job->sj_j;
-	json_t *e = db_obj_update_new(db, str(j, "vm"),
-				      json_pack("{s:s, s:s, s:s, s:I}", "resident_on", str(j, "dst"),
+	json_t *e = db_obj_update_new(db, jstr(j, "vm"),
+				      json_pack("{s:s, s:s, s:s, s:I}", "resident_on", jstr(j, "dst"),
 						"scheduled_to_be_resident_on", MODEL_NULL_REF, "power_state", "Running",
 						"domid", m->domid));
 	return e ? e : sxm_commit_txn(db, m->job->sj_id);
@@ -91,7 +85,7 @@ static void go_forward(struct sxm_job *job, json_t *report)
 	struct moved_ctx m = {job, -1};
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), str(job->sj_j, "vm_uuid")) == 0)
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), jstr(job->sj_j, "vm_uuid")) == 0)
 		m.domid = json_integer_value(json_object_get(d, "domid"));
 	json_t *e = db_txn(pd->pd_db, moved_txn, &m);
 	if (e) {
@@ -99,9 +93,9 @@ static void go_forward(struct sxm_job *job, json_t *report)
 		wait_more(job, "the move cannot be recorded yet");
 		return;
 	}
-	vm_changed_stamp(pd, str(job->sj_j, "vm"), str(job->sj_j, "dst"), report, true);
+	vm_changed_stamp(pd, jstr(job->sj_j, "vm"), jstr(job->sj_j, "dst"), report, true);
 	/* its paused copy on the source goes (a heartbeat would see to it too) */
-	agent_tell(pd, str(job->sj_j, "src"), AGENT_VM_SHUTDOWN, json_pack("[s,b]", str(job->sj_j, "vm_uuid"), 1));
+	agent_tell(pd, jstr(job->sj_j, "src"), AGENT_VM_SHUTDOWN, json_pack("[s,b]", jstr(job->sj_j, "vm_uuid"), 1));
 	set_str(job->sj_j, "phase", sxm_phase_name(SXM_PH_COMMITTED));
 	log_warn("storage migration %s: the VM runs on the destination: going forward", job->sj_id);
 	sxm_roll_forward(job, NULL);
@@ -110,11 +104,11 @@ static void go_forward(struct sxm_job *job, json_t *report)
 static void go_back(struct sxm_job *job)
 {
 	/* a source copy left paused after a lost GO runs again (a no-op when it runs) */
-	agent_tell(job->sj_pd, str(job->sj_j, "src"), AGENT_VM_UNPAUSE, json_pack("[s]", str(job->sj_j, "vm_uuid")));
+	agent_tell(job->sj_pd, jstr(job->sj_j, "src"), AGENT_VM_UNPAUSE, json_pack("[s]", jstr(job->sj_j, "vm_uuid")));
 	json_t *err = job->sj_error;
 	job->sj_error = NULL;
 	if (!err)
-		err = xerr_new(XE_VM_MIGRATE_FAILED, str(job->sj_j, "vm"), str(job->sj_j, "src"), str(job->sj_j, "dst"),
+		err = xerr_new(XE_VM_MIGRATE_FAILED, jstr(job->sj_j, "vm"), jstr(job->sj_j, "src"), jstr(job->sj_j, "dst"),
 			       "the memory migration did not hand the VM over: it runs on its source", NULL);
 	sxm_roll_back(job, err);
 }
@@ -123,8 +117,8 @@ static bool runs_on(json_t *report, const char *uuid)
 {
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), uuid) == 0)
-		return strcmp(str(d, "power_state"), "Running") == 0;
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), uuid) == 0)
+		return strcmp(jstr(d, "power_state"), "Running") == 0;
 	return false;
 }
 
@@ -135,7 +129,7 @@ static json_t *settle_dst(struct api_call *c, struct poold *pd, void *ctx, json_
 	struct sxm_job *job = job_of(ctx);
 	if (!job)
 		return NULL;
-	enum sxm_where where = !answer ? SXM_UNKNOWN : runs_on(answer, str(job->sj_j, "vm_uuid")) ? SXM_ON_DEST : SXM_ON_SOURCE;
+	enum sxm_where where = !answer ? SXM_UNKNOWN : runs_on(answer, jstr(job->sj_j, "vm_uuid")) ? SXM_ON_DEST : SXM_ON_SOURCE;
 	/* a source that cannot be asked may still be sending: only the destination running it is sure */
 	bool in_flight = job->sj_row == 1 || (job->sj_row == 2 && where != SXM_ON_DEST);
 	switch (sxm_recover(SXM_PH_MEMORY, where, in_flight)) {
@@ -159,7 +153,7 @@ static json_t *settle_src(struct api_call *c, struct poold *pd, void *ctx, json_
 	char *t = err ? xerr_to_text(err) : NULL;
 	job->sj_row = answer ? 1 : t && strstr(t, "is not migrating from this host") ? 0 : 2;
 	free(t);
-	agent_call_done(pd, NULL, str(job->sj_j, "dst"), AGENT_REPORT, json_array(), settle_dst, sxm_cell(job));
+	agent_call_done(pd, NULL, jstr(job->sj_j, "dst"), AGENT_REPORT, json_array(), settle_dst, sxm_cell(job));
 	return NULL;
 }
 
@@ -176,14 +170,14 @@ static json_t *settle_vdi(struct api_call *c, struct poold *pd, void *ctx, json_
 	size_t i;
 	json_t *d;
 	json_array_foreach(json_object_get(answer, "disks"), i, d) {
-		newer = newer || strcmp(json_string_value(d) ? json_string_value(d) : "", str(r, "dest_uuid")) == 0;
-		older = older || strcmp(json_string_value(d) ? json_string_value(d) : "", str(r, "uuid")) == 0;
+		newer = newer || strcmp(json_string_value(d) ? json_string_value(d) : "", jstr(r, "dest_uuid")) == 0;
+		older = older || strcmp(json_string_value(d) ? json_string_value(d) : "", jstr(r, "uuid")) == 0;
 	}
 	if (err || newer == older) {
 		wait_more(job, err ? "the host cannot say which disk the VM writes" : "the VM has neither disk");
 		return NULL;
 	}
-	agent_tell(pd, str(job->sj_j, "src"), AGENT_VM_UNPAUSE, json_pack("[s]", str(job->sj_j, "vm_uuid")));
+	agent_tell(pd, jstr(job->sj_j, "src"), AGENT_VM_UNPAUSE, json_pack("[s]", jstr(job->sj_j, "vm_uuid")));
 	json_t *e = newer ? db_txn(pd->pd_db, sxm_commit_txn, job->sj_id) : NULL;
 	if (e) {
 		json_decref(e);
@@ -203,8 +197,8 @@ void sxm_settle(struct sxm_job *job)
 		timer_set(job, SETTLE_MS, settle_tick);
 		return;
 	}
-	bool vdi = strcmp(str(job->sj_j, "kind"), "vdi") == 0;
-	agent_call_done(job->sj_pd, NULL, str(job->sj_j, "src"), vdi ? AGENT_VM_DISKS : AGENT_MIGRATION_STATUS,
-			json_pack("[s]", str(job->sj_j, "vm_uuid")), vdi ? settle_vdi : settle_src, sxm_cell(job));
+	bool vdi = strcmp(jstr(job->sj_j, "kind"), "vdi") == 0;
+	agent_call_done(job->sj_pd, NULL, jstr(job->sj_j, "src"), vdi ? AGENT_VM_DISKS : AGENT_MIGRATION_STATUS,
+			json_pack("[s]", jstr(job->sj_j, "vm_uuid")), vdi ? settle_vdi : settle_src, sxm_cell(job));
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "mirror.h"
+#include "util.h"
 
 void mirror_runs_free(struct mirror_runs *r)
 {
@@ -21,10 +22,7 @@ static int runs_add(struct mirror_runs *r, uint64_t b, uint64_t max_run)
 	}
 	if (r->mr_n == r->mr_cap) {
 		size_t cap = r->mr_cap ? 2 * r->mr_cap : 64;
-		struct mirror_run *v = realloc(r->mr_v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		r->mr_v = v;
+		r->mr_v = xrealloc(r->mr_v, cap * sizeof *r->mr_v);
 		r->mr_cap = cap;
 	}
 	r->mr_v[r->mr_n++] = (struct mirror_run){b, 1};

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include "mig.h"
 #include "mirror.h"
+#include "util.h"
 #include "simdom.h"
 
 static void test_take_dirty(void **state)
@@ -172,7 +173,7 @@ static void reader_round(struct race *r, struct mirror_runs *runs)
 static void test_protocol_race(void **state)
 {
 	(void)state;
-	struct race *r = calloc(1, sizeof *r);
+	struct race *r = xcalloc(1, sizeof *r);
 	for (int b = 0; b < NB; b++) /* the bulk copy, after the log was cleared */
 		r->copy[b] = r->disk[b];
 	pthread_t t;
