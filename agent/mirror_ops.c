@@ -374,6 +374,13 @@ json_t *agent_m_vdi_mirror_end(struct agent *ag, json_t *args, json_t **result)
 json_t *agent_m_vdi_remove(struct agent *ag, json_t *args, json_t **result)
 {
 	const char *vdi = arg_str(args, 1);
+	/* a domain still opened on it (the source's paused copy not yet
+	 * destroyed, a pivot that did not happen): refused, poold asks again */
+	int user = agent_vdi_user(ag, vdi);
+	if (user >= 0) {
+		log_warn("VDI %s: not removed, domain %d still has it as a disk", vdi, user);
+		return xerr_new(XE_VDI_IN_USE, vdi, "destroy", NULL);
+	}
 	struct mirror *m;
 	while ((m = mirror_find(ag, vdi, MR_RECV)))
 		mirror_end(m);

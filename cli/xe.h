@@ -289,8 +289,16 @@ void xe_term_size(FILE *f, int *cols, int *rows);
 void xe_put_line(FILE *f, const char *s, int cols);
 /* CLOCK_MONOTONIC in seconds. */
 double xe_now_s(void);
-/* Follow task until it ends (show: the progress line on c->out); 0 on
- * success (the summary printed when shown), -1 with the task's error. */
+/* Called on each poll of a followed task: its record, whether it ended,
+ * and whether it succeeded. */
+typedef void (*xe_task_draw_fn)(struct xe_ctx *c, json_t *rec, bool over, bool ok, void *arg);
+/* The one task-following loop: task.get_record every period_ms until the
+ * task ends, draw (if any) each time; 0 on success, -1 with the task's
+ * error_info (else "The <what> task ended with status S"). */
+int xe_task_follow(struct xe_ctx *c, const char *task, int period_ms, const char *what, xe_task_draw_fn draw,
+		   void *arg);
+/* Follow a migration's task (show: the progress line on c->out, then the
+ * summary); 0 on success, -1 with the task's error. */
 int xe_task_wait(struct xe_ctx *c, const char *task, double start, bool show);
 /* task.destroy, keeping the error that ended the command. */
 void xe_task_forget(struct xe_ctx *c, const char *task);

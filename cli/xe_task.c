@@ -120,64 +120,79 @@ static const char *task_phase(const json_t *rec)
 	return s && *s ? s : NULL;
 }
 
-/* Follow a task until it ends; 0 on success (summary printed when
- * shown), -1 with the task's error. */
-int xe_task_wait(struct xe_ctx *c, const char *task, double start, bool show)
+int xe_task_follow(struct xe_ctx *c, const char *task, int period_ms, const char *what, xe_task_draw_fn draw,
+		   void *arg)
 {
-	bool shown = false;
 	int rc = -1;
 	for (;;) {
 		json_t *rec = xe_rpc(c, "task.get_record", "s", task);
 		if (!rec)
 			break;
 		const char *st = json_string_value(json_object_get(rec, "status"));
-		double elapsed = xe_now_s() - start;
-		if (show) {
-			char *line = xe_migrate_progress(json_number_value(json_object_get(rec, "progress")), elapsed,
-							 task_phase(rec));
-			if (line) {
-				/* one line, redrawn in place: never wider than the terminal (a
-				 * wrapped line would leave a copy per redraw) */
-				int cols, rows;
-				xe_term_size(c->out, &cols, &rows);
-				fputs("\r\033[2K", c->out);
-				xe_put_line(c->out, line, cols);
-				fflush(c->out);
-				shown = true;
-				free(line);
-			}
-		}
-		if (st && strcmp(st, "pending") && strcmp(st, "cancelling")) {
-			if (show && shown)
-				fputs("\r\033[2K", c->out);
-			if (strcmp(st, "success") == 0) {
+		bool over = st && strcmp(st, "pending") && strcmp(st, "cancelling");
+		bool ok = over && strcmp(st, "success") == 0;
+		if (draw)
+			draw(c, rec, over, ok, arg);
+		if (over) {
+			json_t *ei = json_object_get(rec, "error_info");
+			if (ok)
 				rc = 0;
-				if (show) {
-					/* XAPI's result is void: poold keeps the figures in
-					 * the task's other_config */
-					char *sum = xe_migrate_summary(
-						elapsed, json_string_value(json_object_get(
-								 json_object_get(rec, "other_config"), "migration_stats")));
-					fprintf(c->out, "%s\n", sum ? sum : "Migrated");
-					free(sum);
-				}
-			} else {
-				json_t *ei = json_object_get(rec, "error_info");
-				if (json_array_size(ei) && !c->msg && !c->xerr)
-					c->xerr = json_incref(ei);
-				else
-					xe_fail(c, "The migration task ended with status %s", st);
-			}
+			else if (json_array_size(ei) && !c->msg && !c->xerr)
+				c->xerr = json_incref(ei);
+			else
+				xe_fail(c, "The %s task ended with status %s", what, st);
 			json_decref(rec);
 			break;
 		}
 		json_decref(rec);
-		struct timespec ts = {0, 100 * 1000 * 1000};
+		struct timespec ts = {period_ms / 1000, (long)(period_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
-	if (show)
-		fflush(c->out);
+	fflush(c->out);
 	return rc;
+}
+
+struct mig_draw {
+	double start;
+	bool shown;
+};
+
+/* vm-migrate's and vdi-pool-migrate's one line, redrawn in place, then
+ * the summary. */
+static void migrate_draw(struct xe_ctx *c, json_t *rec, bool over, bool ok, void *arg)
+{
+	struct mig_draw *m = arg;
+	double elapsed = xe_now_s() - m->start;
+	char *line = over ? NULL
+			  : xe_migrate_progress(json_number_value(json_object_get(rec, "progress")), elapsed,
+						task_phase(rec));
+	if (line) {
+		/* never wider than the terminal (a wrapped line would leave a
+		 * copy per redraw) */
+		int cols, rows;
+		xe_term_size(c->out, &cols, &rows);
+		fputs("\r\033[2K", c->out);
+		xe_put_line(c->out, line, cols);
+		fflush(c->out);
+		m->shown = true;
+		free(line);
+	}
+	if (over && m->shown)
+		fputs("\r\033[2K", c->out);
+	if (ok) {
+		/* XAPI's result is void: poold keeps the figures in the task's
+		 * other_config */
+		char *sum = xe_migrate_summary(
+			elapsed, json_string_value(json_object_get(json_object_get(rec, "other_config"), "migration_stats")));
+		fprintf(c->out, "%s\n", sum ? sum : "Migrated");
+		free(sum);
+	}
+}
+
+int xe_task_wait(struct xe_ctx *c, const char *task, double start, bool show)
+{
+	struct mig_draw m = {start, false};
+	return xe_task_follow(c, task, 100, "migration", show ? migrate_draw : NULL, &m);
 }
 
 /* task.destroy, keeping the error that ended the command. */

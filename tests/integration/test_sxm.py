@@ -200,6 +200,12 @@ class SxmTest(unittest.TestCase):
         (n0, _), (n1, _) = s.disks(vm)
         self.assertEqual((n0, n1), (new, v1))
         self.assertEqual(s.runs_once(vm), 1)
+        # a disk the running domain has open is never removed, whoever asks
+        sr1 = rpc("SR.get_uuid", s.local(1))
+        ans = s.agent_call(1, "agent.vdi_remove", sr1, r1["uuid"])
+        self.assertEqual((ans.get("error", {}).get("message"), ans.get("error", {}).get("data")),
+                         ("VDI_IN_USE", [r1["uuid"], "destroy"]), ans)
+        self.assertTrue(os.path.exists(r1["location"]))
         pid = self.p.domain_pid(1, rpc("VM.get_domid", vm))
         hb = guest_heartbeat(pid)
         wait_until(lambda: guest_heartbeat(pid) > hb, 5 * SLOW, "the guest runs on")
