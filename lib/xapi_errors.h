@@ -92,7 +92,7 @@
 	  "This server cannot be evacuated.") \
 	X(HOST_EVACUATE_IN_PROGRESS, "host", \
 	  "This host is being evacuated.") \
-	X(SR_FULL, "requested,maximum", \
+	X(SR_FULL, "requested,maximum,sr", \
 	  "The SR is full. Requested new size exceeds the maximum size") \
 	X(SR_HAS_NO_PBDS, "sr", \
 	  "The SR has no attached PBDs") \
@@ -191,7 +191,27 @@
 	X(CANNOT_CREATE_STATE_FILE, "", \
 	  "An HA statefile could not be created, perhaps because no SR with the appropriate capability was found.") \
 	X(HOST_EVACUATE_VM_NOT_HA_PROTECTED, "vm", \
-	  "")
+	  "") \
+	X(VDI_NOT_IN_MAP, "vdi", \
+	  "This VDI was not mapped to a destination SR in VM.migrate_send operation") \
+	X(VIF_NOT_IN_MAP, "vif", \
+	  "This VIF was not mapped to a destination Network in VM.migrate_send operation") \
+	X(SR_DOES_NOT_SUPPORT_MIGRATION, "sr,capabilities", \
+	  "You attempted to migrate a VDI to or from an SR which doesn't support migration") \
+	X(VDI_CBT_ENABLED, "vdi", \
+	  "The requested operation is not allowed for VDIs with CBT enabled or VMs having such VDIs, and CBT is enabled for the specified VDI.") \
+	X(VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION, "vdi", \
+	  "This operation is not permitted on VDIs in the 'on-boot=reset' mode, or on VMs having such VDIs.") \
+	X(SR_SOURCE_SPACE_INSUFFICIENT, "sr,needed,available", \
+	  "The source SR does not have sufficient temporary space available to proceed the operation.") \
+	X(TOO_MANY_STORAGE_MIGRATES, "number", \
+	  "You reached the maximal number of concurrently migrating VMs.") \
+	X(MIRROR_FAILED, "vdi", \
+	  "The VDI mirroring cannot be performed") \
+	X(VDI_NEEDS_VM_FOR_MIGRATE, "vdi", \
+	  "You attempted to migrate a VDI which is not attached to a running VM.") \
+	X(HOST_CANNOT_ATTACH_NETWORK, "host,network", \
+	  "Host cannot attach network (in the case of NIC bonding, this may be because attaching the network on this host would require other networks - that are currently active - to be taken down).")
 
 enum xapi_err {
 #define XAPI_ERR_ENUM(code, params, doc) XE_##code,

@@ -213,6 +213,7 @@ static int serve(struct poold *pd)
 	ha_start(pd);
 	ha_engine_start(pd);
 	evacuations_resume(pd);
+	sxm_resume(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	if (sdnotify("READY=1") < 0) /* systemd: serving (Type=notify) */
@@ -222,6 +223,7 @@ static int serve(struct poold *pd)
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	session_fini(pd);
 	evacuations_stop(pd);
+	sxm_stop(pd);
 	ha_engine_stop(pd);
 	ha_stop(pd);
 	host_liveness_stop(pd);

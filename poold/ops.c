@@ -65,6 +65,7 @@ static const struct vm_rule {
 	{"resume", PS_S, true},
 	{"resume_on", PS_S, true},
 	{"pool_migrate", PS_R, true},
+	{"migrate_send", PS_R, true}, /* storage migration: a running VM and its disks */
 	{"clone", PS_H, true},
 	{"copy", PS_H, true},
 	{"provision", PS_H, true},
@@ -252,7 +253,9 @@ static json_t *vif_check(const char *ref, const json_t *rec, const struct ops_fa
 
 /* --------------------------------------------------------------- VDI */
 
-static const char *const vdi_ops[] = {"destroy", "resize", "resize_online", "snapshot", "clone", "copy", "forget", NULL};
+/* mirror: storage migration copies it (VM.migrate_send, VDI.pool_migrate) */
+static const char *const vdi_ops[] = {"destroy", "resize", "resize_online", "snapshot", "clone", "copy", "forget",
+				      "mirror", NULL};
 
 static json_t *vdi_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {

@@ -348,6 +348,14 @@ static void orphan_tasks(struct poold *pd)
 		if (task)
 			json_object_set_new(o.keep, task, json_true());
 	}
+	/* a storage migration not yet decided ends its task itself (sxm_queue.c) */
+	json_t *sxm = sxm_journal_all(pd->pd_db);
+	json_object_foreach(sxm, k, v) {
+		const char *task = json_string_value(json_object_get(v, "task"));
+		if (task && *task && !json_is_true(json_object_get(v, "decided")))
+			json_object_set_new(o.keep, task, json_true());
+	}
+	json_decref(sxm);
 	json_t *e = db_txn(pd->pd_db, orphan_tasks_txn, &o);
 	if (!e && o.n)
 		log_warn("%d tasks were running when poold stopped: they end as failures", o.n);
