@@ -134,6 +134,7 @@ static int run(struct agent *ag, const char *argv0)
 		return 1;
 	}
 	snprintf(ag->ag_address, sizeof ag->ag_address, "%s", conf_str(ag->ag_conf, "address"));
+	agent_master_load(ag); /* the master moved since the config was written: master.c */
 	ag->ag_be = open_backend(ag, argv0, err, sizeof err);
 	if (!ag->ag_be) {
 		fprintf(stderr, "pool-agent: %s\n", err);
@@ -229,6 +230,7 @@ int main(int argc, char **argv)
 	if (ag.ag_be)
 		ag.ag_be->be_ops->bo_free(ag.ag_be);
 	agent_srs_free(&ag);
+	agent_master_free(&ag);
 	SSL_CTX_free(ag.ag_server_ctx);
 	SSL_CTX_free(ag.ag_client_ctx);
 	if (ag.ag_base)

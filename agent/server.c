@@ -65,6 +65,7 @@ static const struct {
 	[AGENT_VM_RELEASED] = {NULL, agent_vm_released_start, false},
 	[AGENT_HA_ARM] = {agent_m_ha_arm, NULL, true},
 	[AGENT_HA_DISARM] = {agent_m_ha_disarm, NULL, false},
+	[AGENT_SET_MASTER] = {agent_m_set_master, NULL, false},
 };
 
 int agent_server_check_table(void)

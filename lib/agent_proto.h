@@ -58,7 +58,8 @@ enum aproto_caller {
 	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s") \
 	X(VM_RELEASED, "agent.vm_released", AP_MASTER, true, "vm:s") \
 	X(HA_ARM, "agent.ha_arm", AP_MASTER, false, "config:o") \
-	X(HA_DISARM, "agent.ha_disarm", AP_MASTER, false, "generation:s")
+	X(HA_DISARM, "agent.ha_disarm", AP_MASTER, false, "generation:s") \
+	X(SET_MASTER, "agent.set_master", AP_MASTER, false, "address:s,port:i,epoch:i")
 
 enum agent_method {
 #define AP_ENUM(id, name, caller, later, params) AGENT_##id,
