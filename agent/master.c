@@ -112,8 +112,10 @@ static void master_set(struct agent *ag, const char *address, int port, uint64_t
 bool agent_master_from_lease(struct agent *ag)
 {
 	struct ha_lease l;
+	/* only a newer master than the one we know: the lease of a master that
+	 * just died still names it until it expires */
 	if (!ag->ag_ha || ha_monitor_master(ag->ag_ha, &l) < 0 || l.hl_off || l.hl_released || !l.hl_holder[0] ||
-	    l.hl_epoch < ag->ag_epoch)
+	    l.hl_epoch <= ag->ag_epoch)
 		return false;
 	if (!strcmp(l.hl_address, ag->ag_master_host) && l.hl_port == ag->ag_master_port) {
 		ag->ag_epoch = l.hl_epoch;
@@ -165,7 +167,9 @@ void agent_master_failed(struct agent *ag, json_t *err)
 	}
 	if (++ag->ag_master_fails < FAILS_BEFORE_ASKING)
 		return;
-	if (!agent_master_from_lease(ag))
+	/* under HA the lease names the next master: the others would only
+	 * name the silent one until then */
+	if (!agent_master_from_lease(ag) && !ag->ag_ha)
 		master_ask_next(ag);
 }
 

@@ -75,7 +75,7 @@ static void our_word(struct ha_monitor *m, uint64_t seq, struct ha_word *w)
 	w->hw_excluded = m->m_excluded;
 	/* what this host's poold needs to hold or take the master's lease */
 	w->hw_liveset = m->m_joining ? 0 : m->m_v.hv_liveset;
-	w->hw_losing = m->m_v.hv_losing || m->m_v.hv_rule == HA_FENCE;
+	w->hw_losing = !m->m_joining && (m->m_v.hv_losing || m->m_v.hv_rule == HA_FENCE);
 }
 
 /* A peer's word, if it is one of this generation from the member it

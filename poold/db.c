@@ -444,8 +444,8 @@ bool db_last_busy(struct db *db)
 
 static json_t *db_not_master(void)
 {
-	return xerr_newf(XE_INTERNAL_ERROR, "this poold is no longer the pool master (its lease ended): nothing was "
-					    "changed; the pool master is elsewhere now");
+	return xerr_newf(XE_INTERNAL_ERROR, "this poold is no longer the pool master (it stepped down, or its lease "
+					    "ended): nothing was changed; the pool master is elsewhere now");
 }
 
 bool db_may_write(struct db *db)
@@ -455,6 +455,8 @@ bool db_may_write(struct db *db)
 
 json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx)
 {
+	if (!db) /* handed over (a designated master has it): a late callback writes nothing */
+		return db_not_master();
 	if (db->db_depth > 0)
 		return fn(db, ctx); /* joins the enclosing transaction */
 	db->db_was_busy = false;

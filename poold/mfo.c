@@ -195,10 +195,12 @@ static void mfo_lease_fill(struct poold *pd, uint64_t epoch, struct ha_lease *l)
 	l->hl_capable = HA_BIT(c->lc_self);
 	const char *ref;
 	json_t *sb;
+	char path[4200];
 	json_object_foreach(m->mf_standbys, ref, sb) {
+		/* a standby that keeps up and whose host sees the database */
 		int i = lease_cfg_member(c, jstr(sb, "uuid"));
 		if (i >= 0 && mfo_now() - json_integer_value(json_object_get(sb, "at")) < 3 * SYNC_EVERY_MS &&
-		    json_is_true(json_object_get(sb, "database")))
+		    mfo_db_path_for(pd, ref, path, sizeof path))
 			l->hl_capable |= HA_BIT(i);
 	}
 }
@@ -283,6 +285,8 @@ static json_t *mfo_become_master(struct poold *pd, const char *why)
 	}
 	epoch++;
 	mfo_db_hooks(pd);
+	/* the lease and the answers name this host from now on */
+	mfo_my_address(pd, m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address);
 	if (db_is_shared(pd->pd_db)) {
 		if (m->mf_ms.ms_ha && mfo_lease_run(pd, m->mf_ms.ms_ha) && mfo_lease_take(pd, epoch, err, sizeof err) < 0)
 			return xerr_newf(XE_INTERNAL_ERROR, "taking the master's lease: %s", err);
@@ -300,7 +304,6 @@ static json_t *mfo_become_master(struct poold *pd, const char *why)
 		return xerr_newf(XE_INTERNAL_ERROR, "%s", err);
 	m->mf_role = MFO_MASTER;
 	m->mf_became_ms = mfo_now();
-	mfo_my_address(pd, m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address);
 	snprintf(m->mf_ms.ms_master_uuid, sizeof m->mf_ms.ms_master_uuid, "%s", m->mf_ms.ms_host_uuid);
 	m->mf_ms.ms_port = pd->pd_port;
 	m->mf_ms.ms_epoch = epoch;
@@ -395,6 +398,19 @@ char **mfo_argv(struct poold *pd)
 }
 
 /* ------------------------------------------------------------ the master */
+
+/* This host's agent, in its latest slot, says it is in the liveset (a
+ * master takes its lease only then: else its first verdict would drop it). */
+static bool mfo_host_up(struct poold *pd)
+{
+	struct mfo *m = pd->pd_mfo;
+	struct lease_obs o;
+	lease_io_observe(m->mf_lease, &o);
+	int self = lease_io_cfg(m->mf_lease)->lc_self;
+	return o.lo_read_ms >= 0 && o.lo_self_ok && (o.lo_self.hw_liveset & HA_BIT(self)) && !o.lo_self.hw_losing &&
+	       !o.lo_self.hw_fenced && !o.lo_self.hw_excluded &&
+	       mfo_now() - o.lo_self_slot_ms < lease_io_timing(m->mf_lease)->lt_slot_live_ms;
+}
 
 json_t *mfo_db_move(struct poold *pd, const char *sr)
 {
@@ -492,7 +508,7 @@ static void mfo_master_tick(struct poold *pd)
 		m->mf_ms.ms_ha = json_incref(ha);
 		mfo_save(pd);
 	}
-	if (ha && mfo_lease_run(pd, ha) && !m->mf_holding && now >= m->mf_lease_retry) {
+	if (ha && mfo_lease_run(pd, ha) && !m->mf_holding && now >= m->mf_lease_retry && mfo_host_up(pd)) {
 		char err[512];
 		if (mfo_lease_take(pd, m->mf_epoch, err, sizeof err) == 0)
 			log_info("master lease taken in the statefile (epoch %llu)", (unsigned long long)m->mf_epoch);
@@ -555,6 +571,8 @@ static void mfo_lease_tick(struct poold *pd)
 	}
 	if (m->mf_role == MFO_MASTER && !m->mf_holding)
 		return; /* the master has not (re)taken its lease yet: mfo_master_tick */
+	if (o.lo_read_ms < 0 || (m->mf_holding && o.lo_read_ms < o.lo_renewed_ms))
+		return; /* nothing read since the lease was taken: no verdict yet (the guard still holds) */
 	mfo_view(pd, &o, &v);
 	ha_lease_decide(&v, &out);
 	mfo_say(m, &out);

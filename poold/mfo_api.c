@@ -102,11 +102,17 @@ static json_t *mapi_emergency_reset(struct poold *pd, struct api_call *c)
 	return NULL;
 }
 
-/* pool.designate_commit(epoch): the master handed its database over. */
+/* pool.designate_commit(epoch, database): the master handed its database
+ * (that file, as this host sees it) over. */
 static json_t *mapi_designate_commit(struct poold *pd, struct api_call *c)
 {
+	struct mfo *m = pd->pd_mfo;
+	const char *db = json_string_value(json_array_get(c->ac_params, 1));
 	if (strcmp(c->ac_peer, TLS_MASTER_CN) != 0)
 		return xerr_new(XE_PERMISSION_DENIED, "only the pool master may hand its role over", NULL);
+	if (!db || !*db || strlen(db) >= sizeof m->mf_ms.ms_database)
+		return xerr_new(XE_INVALID_VALUE, "database", db ? db : "", NULL);
+	snprintf(m->mf_ms.ms_database, sizeof m->mf_ms.ms_database, "%s", db);
 	json_t *e = mfo_take_over(pd, "pool.designate_new_master: the master handed its role over");
 	if (!e)
 		c->ac_result = json_pack("{s:I}", "epoch", (json_int_t)pd->pd_mfo->mf_epoch);
@@ -169,7 +175,7 @@ json_t *pool_standby_sync(struct api_call *c)
 	json_decref(h);
 	char *root = db_user_hash(pd->pd_db, "root");
 	json_t *ha = sees ? mfo_ha_info(pd, ref) : NULL;
-	c->ac_result = json_pack("{s:I, s:s, s:s, s:i, s:s, s:o, s:{s:s}, s:O}", "epoch", (json_int_t)m->mf_epoch,
+	c->ac_result = json_pack("{s:I, s:s, s:s, s:i, s:s, s:o, s:{s:s}, s:O?}", "epoch", (json_int_t)m->mf_epoch,
 				 "master_uuid", m->mf_ms.ms_master_uuid, "master_address", m->mf_ms.ms_master_address, "port",
 				 pd->pd_port, "database", dbp, "ha", ha ? ha : json_null(), "users", "root", root ? root : "",
 				 "peers", json_object_get(pd->pd_master_info, "masters"));

@@ -32,6 +32,7 @@ struct handover {
 	struct poold *pd;
 	struct api_call *call;
 	char host[64], uuid[48], address[64];
+	char database[4200]; /* the database's file as the new master sees it */
 };
 
 static void handover_restart(evutil_socket_t fd, short what, void *arg)
@@ -56,6 +57,7 @@ static void handover_done(void *arg, json_t *result, json_t *err)
 		free(s);
 	} else {
 		snprintf(m->mf_ms.ms_master_uuid, sizeof m->mf_ms.ms_master_uuid, "%s", h->uuid);
+		snprintf(m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address, "%s", h->address);
 		m->mf_ms.ms_epoch = (uint64_t)json_integer_value(json_object_get(result, "epoch"));
 		if (mstate_save(pd->pd_dir, &m->mf_ms, e, sizeof e) < 0)
 			log_error("%s", e);
@@ -76,6 +78,26 @@ static void handover_cancel(struct api_call *c)
 	struct handover *h = c->ac_parked;
 	h->call = NULL;
 	api_call_free(c);
+}
+
+/* The database closed (its lock released), the designated host takes it. */
+static void handover_commit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct handover *h = arg;
+	struct poold *pd = h->pd;
+	struct mfo *m = pd->pd_mfo;
+	durable_free(pd->pd_durable);
+	pd->pd_durable = NULL;
+	db_close(pd->pd_db);
+	pd->pd_db = NULL;
+	struct evrpc_target t = {h->address, pd->pd_port, m->mf_peer_ctx, TLS_MASTER_CN};
+	if (evrpc_call(pd->pd_base, &t, "pool.designate_commit",
+		       json_pack("[I,s]", (json_int_t)m->mf_epoch, h->database), 60, handover_done, h) < 0) {
+		json_t *err = xerr_new(XE_CANNOT_CONTACT_HOST, h->host, NULL);
+		handover_done(h, NULL, err);
+		json_decref(err);
+	}
 }
 
 /* The checks before anything stops: NULL, or why not. */
@@ -106,8 +128,7 @@ static json_t *designate_check(struct poold *pd, const char *host, struct handov
 		if ((e = mfo_db_move(pd, sr)))
 			return e;
 	}
-	char path[4200];
-	if (!mfo_db_path_for(pd, host, path, sizeof path))
+	if (!mfo_db_path_for(pd, host, h->database, sizeof h->database))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s has not plugged the SR that holds the pool database", host);
 	return NULL;
 }
@@ -136,20 +157,13 @@ json_t *pool_designate_new_master(struct api_call *c)
 	m->mf_role = MFO_STANDBY;
 	snprintf(m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address, "%s", h->address);
 	master_stop(pd);
-	durable_free(pd->pd_durable);
-	pd->pd_durable = NULL;
-	db_close(pd->pd_db);
-	pd->pd_db = NULL;
 	h->call = c;
 	c->ac_parked = h;
 	c->ac_cancel = handover_cancel;
-	struct evrpc_target t = {h->address, pd->pd_port, m->mf_peer_ctx, TLS_MASTER_CN};
-	if (evrpc_call(pd->pd_base, &t, "pool.designate_commit", json_pack("[I]", (json_int_t)m->mf_epoch), 60,
-		       handover_done, h) < 0) {
-		json_t *err = xerr_new(XE_CANNOT_CONTACT_HOST, host, NULL);
-		handover_done(h, NULL, err);
-		json_decref(err);
-	}
+	/* what master_stop failed (agent calls in flight) ends on the next loop
+	 * turns, with the database still there to read: then it closes */
+	struct timeval tv = {0, 200 * 1000};
+	event_base_once(pd->pd_base, -1, EV_TIMEOUT, handover_commit, h, &tv);
 	return API_PENDING;
 }
 

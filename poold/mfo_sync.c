@@ -89,6 +89,10 @@ static void sync_done(void *arg, json_t *result, json_t *err)
 	char e[512];
 	if (err && xerr_is(err, XE_HOST_IS_SLAVE)) { /* follow the new master */
 		const char *addr = json_string_value(json_array_get(err, 1));
+		if (addr && !strcmp(addr, conf_str(pd->pd_conf, "listen-address"))) {
+			sync_next_peer(pd); /* a host that names us is behind: ask another */
+			return;
+		}
 		if (addr && *addr && sync_set(m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address, addr)) {
 			log_info("standby: the pool master is at %s now", addr);
 			m->mf_next_sync = 0;
@@ -107,6 +111,8 @@ static void sync_done(void *arg, json_t *result, json_t *err)
 			sync_next_peer(pd); /* under HA the lease names the master */
 		return;
 	}
+	if (!json_is_object(result) || !*jstr(result, "master_address"))
+		return; /* not an answer to keep */
 	if (m->mf_sync_failed)
 		log_info("standby: the master answers again");
 	m->mf_sync_failed = 0;
@@ -118,8 +124,8 @@ void mfo_standby_tick(struct poold *pd)
 {
 	struct mfo *m = pd->pd_mfo;
 	int64_t now = (int64_t)now_ms();
-	if (m->mf_sync_inflight || now < m->mf_next_sync || !m->mf_ms.ms_host_uuid[0])
-		return;
+	if (m->mf_sync_inflight || now < m->mf_next_sync || !m->mf_ms.ms_host_uuid[0] || atomic_load(&m->mf_stepped_down))
+		return; /* (a master handing over or stepping down knows better than any answer now) */
 	/* a master that restarted and found its database taken asks the others */
 	if (!m->mf_ms.ms_master_address[0] || strcmp(m->mf_ms.ms_master_address, conf_str(pd->pd_conf, "listen-address")) == 0)
 		sync_next_peer(pd);
