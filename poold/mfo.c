@@ -193,6 +193,10 @@ static void mfo_lease_fill(struct poold *pd, uint64_t epoch, struct ha_lease *l)
 	snprintf(l->hl_address, sizeof l->hl_address, "%s", m->mf_ms.ms_master_address);
 	l->hl_port = pd->pd_port;
 	l->hl_capable = HA_BIT(c->lc_self);
+	/* a new master knows no standby yet: those of the lease it took stay
+	 * candidates until they have had time to keep up with it */
+	if (mfo_now() - m->mf_became_ms < 3 * SYNC_EVERY_MS)
+		l->hl_capable |= m->mf_capable_before;
 	const char *ref;
 	json_t *sb;
 	char path[4200];
@@ -282,7 +286,9 @@ static json_t *mfo_become_master(struct poold *pd, const char *why)
 		lease_io_observe(m->mf_lease, &o);
 		if (o.lo_lease_ok && o.lo_lease.hl_epoch > epoch)
 			epoch = o.lo_lease.hl_epoch;
+		m->mf_capable_before = o.lo_lease_ok ? o.lo_lease.hl_capable : 0;
 	}
+	m->mf_became_ms = mfo_now();
 	epoch++;
 	mfo_db_hooks(pd);
 	/* the lease and the answers name this host from now on */

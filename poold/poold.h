@@ -585,6 +585,7 @@ struct mfo {
 	struct event *mf_tick;
 	uint64_t mf_epoch;           /* master: the epoch it took */
 	int64_t mf_became_ms;        /* master: since when */
+	ha_set mf_capable_before;    /* master: the standbys its predecessor's lease named */
 	struct lease_io *mf_lease;   /* HA on, the database shared: the statefile */
 	bool mf_holding;             /* the lease is ours (the guard enforces it) */
 	const char *mf_said;         /* the lease verdict last logged */
