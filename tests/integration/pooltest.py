@@ -107,11 +107,15 @@ class DevPool:
     def _addresses(self, extra):
         """host index -> the address devpool gave it (its agent's, and its poold's with masters)."""
         given = {}
+        self.netns = {}
         for k, v in zip(extra, extra[1:]):
-            if k == "--host-address":
-                h, addr = v.split("=", 1)
-                given[int(h[4:])] = addr
+            if k in ("--host-address", "--host-netns"):
+                h, val = v.split("=", 1)
+                (given if k == "--host-address" else self.netns)[int(h[4:])] = val
         return {i: given.get(i, "127.0.0.%d" % (i + 1)) for i in range(1, self.hosts + 1)}
+
+    def netns_wrap(self, i):
+        return ["ip", "netns", "exec", self.netns[i]] if i in self.netns else []
 
     # -- wire
     def connection(self, timeout=60, address=None):
@@ -176,8 +180,7 @@ class DevPool:
         if os.path.exists(portfile):
             os.unlink(portfile)
         log = open(os.path.join(pdir, "poold.log"), "ab")
-        wrap = self.netns_wrap(i) if hasattr(self, "netns_wrap") else []
-        np = subprocess.Popen(wrap + [os.path.join(BIN, "poold"), "--dir", pdir], stdout=log, stderr=log,
+        np = subprocess.Popen(self.netns_wrap(i) + [os.path.join(BIN, "poold"), "--dir", pdir], stdout=log, stderr=log,
                               stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self.started.append(np)
