@@ -28,6 +28,7 @@
 #include <event2/thread.h>
 #include "log.h"
 #include "poold.h"
+#include "sdnotify.h"
 #include "tls.h"
 #include "util.h"
 #include "version.h"
@@ -38,7 +39,8 @@ static void usage(FILE *f)
 		   "       poold join --dir DIR --master ADDRESS:PORT --ca-fingerprint FP --token TOKEN --host-uuid UUID\n"
 		   "                  [--name DNS-NAME]... [--address IP]...   (a standby master for that host)\n"
 		   "       poold --dir DIR [--config FILE] [--set KEY=VALUE]...\n"
-		   "       poold --version\n");
+		   "       poold --version | --help\n"
+		   "(see poold(8) and xapi.conf(5))\n");
 }
 
 static int read_password(const char *file, char *buf, size_t len)
@@ -182,7 +184,11 @@ static int serve(struct poold *pd, char **argv)
 		rc = 1;
 	} else {
 		write_pid(pd);
+		if (sdnotify("READY=1") < 0) /* systemd: serving (Type=notify), as master or standby */
+			log_warn("cannot tell systemd poold is ready ($NOTIFY_SOCKET)");
 		event_base_dispatch(pd->pd_base);
+		/* a master stepping down starts again in place (reexec): not a stop */
+		sdnotify(mfo_reexec_wanted(pd) ? "RELOADING=1" : "STOPPING=1");
 	}
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	session_fini(pd);
@@ -222,6 +228,10 @@ int main(int argc, char **argv)
 		return poold_join(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("poold %s\n", POOLD_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
 		return 0;
 	}
 	struct poold pd;
