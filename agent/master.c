@@ -14,7 +14,9 @@
  *     master lists them with each heartbeat's answer): a standby there
  *     answers HOST_IS_SLAVE with the master it knows.
  * An older epoch never moves the agent back. What it follows is kept in
- * state-dir/master.json, so a restarted agent goes to the right master.
+ * state-dir/master.json, so a restarted agent goes to the right master,
+ * unless the configuration's master was edited since: the operator's word
+ * is newer than anything the agent heard.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +43,9 @@ static void master_save(struct agent *ag)
 	char path[4200], tmp[4200];
 	master_path(ag, path, sizeof path, "");
 	master_path(ag, tmp, sizeof tmp, ".tmp");
-	json_t *o = json_pack("{s:s, s:i, s:I, s:O}", "address", ag->ag_master_host, "port", ag->ag_master_port, "epoch",
-			      (json_int_t)ag->ag_epoch, "masters", ag->ag_masters);
+	json_t *o = json_pack("{s:s, s:i, s:I, s:O, s:s}", "address", ag->ag_master_host, "port", ag->ag_master_port,
+			      "epoch", (json_int_t)ag->ag_epoch, "masters", ag->ag_masters, "configured",
+			      conf_str(ag->ag_conf, "master"));
 	if (json_dump_file(o, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0)
 		log_warn("%s: %s", path, strerror(errno));
 	json_decref(o);
@@ -54,6 +57,12 @@ void agent_master_load(struct agent *ag)
 	master_path(ag, path, sizeof path, "");
 	ag->ag_masters = json_array();
 	json_t *o = json_load_file(path, 0, NULL);
+	if (o && strcmp(jstr(o, "configured"), conf_str(ag->ag_conf, "master"))) {
+		log_warn("%s: the configuration names another master (%s) than when it was written: following the "
+			 "configuration", path, conf_str(ag->ag_conf, "master"));
+		json_decref(o);
+		return;
+	}
 	const char *addr = jstr(o, "address");
 	int port = (int)json_integer_value(json_object_get(o, "port"));
 	if (*addr && port > 0 && strlen(addr) < sizeof ag->ag_master_host) {
