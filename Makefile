@@ -124,7 +124,10 @@ $(BUILD)/libtest.a: $(TESTLIB_OBJ)
 $(BUILD)/libagent.a: $(AGENT_OBJ)
 	@rm -f $@; ar rcs $@ $^ $(if $(AGENT_OBJ),,$(BUILD)/lib/log.o)
 
-$(BINDIR)/poold: $(BUILD)/poold/main.o $(BUILD)/libpoold.a $(BUILD)/libcommon.a
+# poold reads and writes the statefile's lease and reads the hosts' words (ha/lease.c, record.c, statefile.c)
+$(BUILD)/libha.a: $(patsubst %.c,$(BUILD)/%.o,$(wildcard ha/*.c))
+	@rm -f $@; ar rcs $@ $^
+$(BINDIR)/poold: $(BUILD)/poold/main.o $(BUILD)/libpoold.a $(BUILD)/libha.a $(BUILD)/libcommon.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BINDIR)/pool-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a

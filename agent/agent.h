@@ -91,6 +91,11 @@ struct agent {
 	struct release *ag_releases;   /* source copies destroyed after a move (migrate_ops.c) */
 	char ag_exe[4096];             /* this program (the sim HA watchdog runs it) */
 	struct ha_monitor *ag_ha;      /* HA armed on this host (ha_ops.c), else NULL */
+	uint64_t ag_epoch;             /* the newest master's epoch this agent knows (master.c) */
+	json_t *ag_masters;            /* addresses of the hosts that run a poold */
+	size_t ag_master_next;
+	int ag_master_fails;           /* beats failed in a row */
+	bool ag_master_stale;          /* the connection goes to an old master: replaced */
 	int ag_ha_notify;              /* eventfd the HA monitor writes when its state changes */
 	struct event *ag_ha_ev;
 	enum agent_exit ag_exit;       /* set by agent.host_power */
@@ -115,6 +120,20 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
 int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
 /* The local address that routes to host:port (numeric; "" when none). */
 void agent_local_address(const char *host, int port, char *out, size_t outlen);
+
+/* ---- master.c: where the pool master is, as this agent follows it ---- */
+/* At start: state-dir/master.json over the configured master. */
+void agent_master_load(struct agent *ag);
+void agent_master_free(struct agent *ag);
+/* A beat was answered (its {master: {epoch, masters}}). */
+void agent_master_heard(struct agent *ag, json_t *answer);
+/* A beat failed: HOST_IS_SLAVE is followed; after a few failures the
+ * lease or another host is asked. */
+void agent_master_failed(struct agent *ag, json_t *err);
+/* HA's statefile names a newer master than the one we talk to: follow it
+ * (true when the agent moved). */
+bool agent_master_from_lease(struct agent *ag);
+json_t *agent_m_set_master(struct agent *ag, json_t *args, json_t **result);
 
 /* ---- report.c ---- */
 /* What a report is made of (beat.c gathers it). */

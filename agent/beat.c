@@ -186,8 +186,11 @@ static void on_beat(evutil_socket_t fd, short what, void *arg);
 static void on_beat_done(void *arg, json_t *result, json_t *err)
 {
 	struct agent *ag = arg;
-	(void)result;
 	ag->ag_beat_inflight = false;
+	if (err)
+		agent_master_failed(ag, err); /* HOST_IS_SLAVE, a silent master: master.c follows */
+	else
+		agent_master_heard(ag, result);
 	if (ag->ag_beat_again) {
 		/* not from inside the connection's own callback: next loop turn */
 		struct timeval now = {0, 0};
@@ -215,6 +218,12 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	struct agent *ag = arg;
 	if (ag->ag_beat_inflight)
 		return; /* the previous one is still out: do not pile up */
+	agent_master_from_lease(ag); /* a newer master in HA's statefile: go there */
+	if (ag->ag_master && ag->ag_master_stale && !ag->ag_beat_inflight) {
+		evrpc_conn_free(ag->ag_master);
+		ag->ag_master = NULL;
+		ag->ag_master_stale = false;
+	}
 	if (!ag->ag_master) {
 		/* the master, not any pool member at its address */
 		struct evrpc_target t = {ag->ag_master_host, ag->ag_master_port, ag->ag_client_ctx, TLS_MASTER_CN};

@@ -108,21 +108,6 @@ static void path(char *out, const struct agent *ag, const char *name)
 	snprintf(out, 4200, "%s/%s", ag->ag_state, name);
 }
 
-/* Fingerprints compare without regard to case or colons. */
-static bool same_fingerprint(const char *a, const char *b)
-{
-	for (;;) {
-		while (*a == ':')
-			a++;
-		while (*b == ':')
-			b++;
-		if (!*a || !*b)
-			return !*a && !*b;
-		if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
-			return false;
-	}
-}
-
 static int load_joined(struct agent *ag)
 {
 	char p[4200];
@@ -168,7 +153,7 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
 	json_t *ans = NULL;
 	if (!json_is_string(pem) || !tls_pem_fingerprint(json_string_value(pem), fp, sizeof fp, err, errlen))
 		goto out;
-	if (!same_fingerprint(fp, want_fp)) {
+	if (!tls_fingerprint_same(fp, want_fp)) {
 		snprintf(err, errlen, "the master at %s:%d shows a pool CA with fingerprint %s, not %s: "
 				      "wrong master or wrong fingerprint, not joining",
 			 ag->ag_master_host, ag->ag_master_port, fp, want_fp);

@@ -156,6 +156,7 @@ static int run(struct agent *ag, const char *argv0)
 			conf_str(ag->ag_conf, "master"));
 		return 1;
 	}
+	agent_master_load(ag); /* the master moved since the config was written: master.c */
 	char local[64] = "";
 	const char *listen = conf_str(ag->ag_conf, "listen-address");
 	bool odd;
@@ -276,6 +277,7 @@ int main(int argc, char **argv)
 		ag.ag_be->be_ops->bo_free(ag.ag_be);
 	agent_mirrors_free(&ag);
 	agent_srs_free(&ag);
+	agent_master_free(&ag);
 	SSL_CTX_free(ag.ag_server_ctx);
 	SSL_CTX_free(ag.ag_client_ctx);
 	if (ag.ag_base)

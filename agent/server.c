@@ -84,6 +84,7 @@ static const struct {
 	[AGENT_VIF_UNPLUG] = {agent_m_vif_unplug, NULL, false},
 	[AGENT_VDI_COPY_TO] = {NULL, agent_vdi_copy_to_start, true},
 	[AGENT_HOST_POWER] = {agent_m_host_power, NULL, true},
+	[AGENT_SET_MASTER] = {agent_m_set_master, NULL, false},
 };
 
 int agent_server_check_table(void)

@@ -71,7 +71,10 @@ struct xe_ctx {
 };
 
 int xe_connect(struct xe_ctx *c);
-int xe_login(struct xe_ctx *c);
+/* Log in; a host that is not the master answers HOST_IS_SLAVE and the
+ * login goes to the master it names (local: a local login on this host,
+ * for the emergency calls, never sent on). */
+int xe_login(struct xe_ctx *c, bool local);
 void xe_logout(struct xe_ctx *c);
 void xe_ctx_free(struct xe_ctx *c);
 /* Call method with the session first and params packed from fmt (a
@@ -180,6 +183,7 @@ struct xe_cmd {
 #define XE_CMD_ANYPARAM 2u /* takes free field=value parameters */
 #define XE_CMD_VMSEL 4u    /* XAPI's Vm_selectors: vm=, field filters, --multiple */
 #define XE_CMD_HOSTSEL 8u  /* XAPI's Host_selectors: host=, field filters, --multiple */
+#define XE_CMD_LOCAL 16u   /* a local login on the host given (-s): emergency calls, answered by a standby */
 
 extern const struct xe_cmd xe_cmds[];
 extern const size_t xe_ncmds;
@@ -210,6 +214,10 @@ int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_prevent_evacuation(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_master.c */
+int xe_cmd_pool_designate_new_master(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_emergency_transition_to_master(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_emergency_reset_master(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* xe_ha.c */
 int xe_cmd_pool_ha_enable(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_disable(struct xe_ctx *c, const struct xe_cmd *cmd);

@@ -280,6 +280,18 @@ const struct xe_cmd xe_cmds[] = {
 	 "Disable HA on the hosts at once, without the orderly pool-ha-disable: use only when the pool cannot "
 	 "disable HA normally.",
 	 xe_cmd_host_emergency_ha_disable, 0},
+	/* the master's role (xe_master.c) */
+	{"pool-designate-new-master", "host-uuid", "",
+	 "Make the host with host-uuid the pool master (HA must be off: under HA the master moves by itself "
+	 "when its host dies). The pool database moves to the default SR first if it is still on this host.",
+	 xe_cmd_pool_designate_new_master, 0},
+	{"pool-emergency-transition-to-master", "", "",
+	 "Make the host given with -s the pool master when the master is gone and HA is off (a local login "
+	 "on that host; refused while the old master still holds the pool database).",
+	 xe_cmd_pool_emergency_transition_to_master, XE_CMD_LOCAL},
+	{"pool-emergency-reset-master", "master-address", "",
+	 "Tell the host given with -s where the pool master is now (HA off; a local login on that host).",
+	 xe_cmd_pool_emergency_reset_master, XE_CMD_LOCAL},
 	/* ours */
 	{"pool-ha-plan", "", "host-uuid",
 	 "Show the failover plan: for each protected VM, where it would restart if host-uuid (or each host in "
@@ -784,7 +796,7 @@ int xe_run(struct xe_ctx *c)
 		return 1;
 	if (cmd->flags & XE_CMD_NOSERVER)
 		return cmd->fn(c, cmd) ? 1 : 0;
-	if (xe_connect(c) || xe_login(c))
+	if (xe_connect(c) || xe_login(c, cmd->flags & XE_CMD_LOCAL))
 		return 1;
 	int rc = cmd->fn(c, cmd);
 	if (rc)

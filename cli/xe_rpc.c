@@ -212,12 +212,39 @@ json_t *xe_rpc(struct xe_ctx *c, const char *method, const char *fmt, ...)
 	return xe_call(c, method, params);
 }
 
-int xe_login(struct xe_ctx *c)
+/* Talk to server from now on (HOST_IS_SLAVE named it): with a CA file its
+ * certificate must name that address, as for -s. */
+static int xe_retarget(struct xe_ctx *c, const char *server)
+{
+	free(c->opts->server);
+	c->opts->server = xstrdup(server);
+	free(c->url);
+	c->url = NULL;
+	bool v6 = strchr(server, ':') != NULL;
+	if (asprintf(&c->url, "https://%s%s%s:%d/jsonrpc", v6 ? "[" : "", server, v6 ? "]" : "", c->opts->port) < 0)
+		return xe_fail(c, "out of memory");
+	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
+	return 0;
+}
+
+int xe_login(struct xe_ctx *c, bool local)
 {
 	const struct xe_opts *o = c->opts;
-	json_t *p = json_pack("[s, s, s, s]", o->username ? o->username : "", o->password ? o->password : "",
-			      "2.21", "xe");
-	json_t *r = xe_call(c, "session.login_with_password", p);
+	json_t *r = NULL;
+	for (int hop = 0; hop < 3; hop++) {
+		json_t *p = local ? json_pack("[s, s]", o->username ? o->username : "", o->password ? o->password : "")
+				  : json_pack("[s, s, s, s]", o->username ? o->username : "",
+					      o->password ? o->password : "", "2.21", "xe");
+		r = xe_call(c, local ? "session.slave_local_login_with_password" : "session.login_with_password", p);
+		if (r || local || !c->xerr || !xerr_is(c->xerr, XE_HOST_IS_SLAVE))
+			break;
+		/* not the master: the login goes where it says the master is */
+		const char *master = json_string_value(json_array_get(c->xerr, 1));
+		if (!master || !*master || !strcmp(master, c->opts->server) || xe_retarget(c, master) < 0)
+			break;
+		json_decref(c->xerr);
+		c->xerr = NULL;
+	}
 	if (!r)
 		return -1;
 	if (!json_is_string(r)) {

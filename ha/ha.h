@@ -17,8 +17,9 @@
  * T plus a margin while this host could read the statefile. poold restarts
  * a host's VMs only after such a word: never two copies of a VM.
  *
- * The statefile has room for a master lease in its header (HA_LEASE_*),
- * unused today: master failover is the next step.
+ * The statefile's header holds the pool master's lease (lease.c): the
+ * poold that holds it is the master; when it stops renewing, a standby
+ * poold on a surviving host takes over (docs/MASTER.md).
  */
 #ifndef HA_H
 #define HA_H
@@ -32,7 +33,8 @@
 #define HA_SLOT_SIZE 4096
 /* header + one slot per host: XAPI's minimum statefile size */
 #define HA_STATEFILE_SIZE (HA_SLOT_SIZE * (1 + HA_MAX_HOSTS))
-#define HA_LEASE_OFFSET 2048 /* header bytes [2048, 4096): the future master lease */
+#define HA_LEASE_OFFSET 2048 /* header bytes [2048, 4096): the master's lease (lease.c) */
+#define HA_LEASE_SIZE (HA_SLOT_SIZE - HA_LEASE_OFFSET)
 #define HA_KEY_LEN 32
 #define HA_JOIN_GRACE_MS 30000 /* a liveset forms within T plus this, or arming fails */
 #define HA_MIN_TIMEOUT_S 3
@@ -122,6 +124,82 @@ void ha_decide(const struct ha_input *in, struct ha_verdict *out);
 ha_set ha_best_clique(int n, const ha_set *adj, ha_set cand);
 int ha_count(ha_set s);
 
+/* ---- lease.c: the pool master's lease in the statefile header ---- */
+
+/* Derived from T: the holder renews every lt_renew_ms and may accept
+ * writes until lt_hold_ms after the start of its last renewal that
+ * counted (T minus the settle, when its own host counts the statefile
+ * lost, and at most half of lt_take_ms); anyone else waits lt_take_ms (T
+ * plus the margin) after it last saw the lease change, so the holder has
+ * always stopped first (lease.c says why). Standbys go in turn, lt_step_ms
+ * apart. */
+struct ha_lease_timing {
+	int64_t lt_renew_ms, lt_hold_ms, lt_take_ms, lt_step_ms, lt_slot_live_ms, lt_tick_ms;
+};
+void ha_lease_timing_for(int64_t timeout_ms, struct ha_lease_timing *lt);
+
+/* The lease as written (signed with the HA key, like the words). */
+struct ha_lease {
+	char hl_generation[48]; /* the HA it belongs to */
+	uint64_t hl_epoch;      /* the master's generation: one more at every change of master */
+	char hl_holder[48];     /* host uuid of the master */
+	char hl_run[48];        /* that poold's run */
+	char hl_address[64];    /* where the master serves (its host's address) ... */
+	int hl_port;            /* ... and port */
+	uint64_t hl_seq;        /* renewals */
+	ha_set hl_capable;      /* members whose poold can take over (standbys the master knows) */
+	bool hl_released;       /* the holder stepped down cleanly: no need to wait */
+	bool hl_off;            /* HA was disabled: nobody takes over by this lease */
+};
+/* Text "JSON\nHMAC-hex\n" into buf (len bytes, NUL-padded): its length or -1. */
+int ha_lease_encode(const struct ha_lease *l, const unsigned char *key, char *buf, size_t len);
+/* -1 (and *out zeroed) unless buf holds a lease signed with key. */
+int ha_lease_decode(const char *buf, size_t len, const unsigned char *key, struct ha_lease *out);
+
+/* What one poold knows when it decides (times: its monotonic ms, -1 never). */
+struct ha_lease_view {
+	int lv_n, lv_self;             /* members (sorted by uuid); this poold's host */
+	int64_t lv_now_ms;
+	struct ha_lease_timing lv_t;
+	bool lv_lease_valid;           /* the header holds a lease of this HA */
+	struct ha_lease lv_lease;
+	int lv_holder;                 /* the lease holder's member index, -1 */
+	int64_t lv_lease_seen_ms;      /* when this poold first saw the lease as it is now */
+	int64_t lv_read_ms;            /* the last read of the statefile that succeeded */
+	int64_t lv_self_slot_ms;       /* this host's slot last changed */
+	bool lv_self_losing, lv_self_fenced, lv_self_excluded;
+	ha_set lv_self_liveset;        /* the survivors as this host's agent computes them */
+	bool lv_holding;               /* this poold is the master ... */
+	uint64_t lv_epoch;             /* ... of this epoch */
+	int64_t lv_renewed_ms;         /* the start of its last renewal that reached the statefile */
+};
+
+enum ha_lease_act {
+	HA_LEASE_IDLE,      /* standby, not a candidate now */
+	HA_LEASE_WAIT,      /* standby, a candidate: may take over at lv_take_at_ms */
+	HA_LEASE_TAKE,      /* standby: try to take over now (the database lock decides) */
+	HA_LEASE_RENEW,     /* master: keep renewing, writes allowed until lv_valid_until_ms */
+	HA_LEASE_STEP_DOWN, /* master: stop accepting writes now */
+};
+
+struct ha_lease_verdict {
+	enum ha_lease_act lv_act;
+	int64_t lv_valid_until_ms; /* RENEW: writes are allowed before this */
+	int64_t lv_take_at_ms;     /* WAIT/TAKE: when this standby may take over */
+	int lv_rank;               /* its place among the candidates, -1 none */
+	const char *lv_why;        /* one line for the log */
+};
+
+/* The verdict for one poold. Pure. */
+void ha_lease_decide(const struct ha_lease_view *v, struct ha_lease_verdict *out);
+/* Does a write of the lease that started at start_ms and reached the
+ * statefile at end_ms make its writer valid until start_ms + hold? Only
+ * when it took at most half a renew interval and started while the writer
+ * was valid (valid_until_ms), unless it is the write that takes the lease
+ * (acquiring). Pure. */
+bool ha_lease_renewal_counts(const struct ha_lease_timing *t, int64_t start_ms, int64_t end_ms, int64_t valid_until_ms,
+			     bool acquiring);
+
 /* ---- config.c: what poold hands a host when it arms HA ---- */
 
 struct ha_member {
@@ -162,6 +240,8 @@ struct ha_word {
 	uint64_t hw_seq;      /* slot: write counter; beat: sequence number */
 	ha_set hw_hears;
 	bool hw_statefile, hw_fenced, hw_excluded;
+	ha_set hw_liveset;    /* the survivors as this host computes them (0: unknown) */
+	bool hw_losing;       /* no rule keeps this host up now: it fences unless that changes */
 };
 /* Text "JSON\nHMAC-hex\n" into buf (len bytes, NUL-padded); its length,
  * or -1 when it does not fit. */
@@ -180,6 +260,12 @@ int ha_statefile_prepare(const char *path, char *err, size_t errlen);
 int ha_statefile_write(const char *path, int index, const char *buf, char *err, size_t errlen);
 /* Read slots 0..n-1 into buf (n * HA_SLOT_SIZE bytes). */
 int ha_statefile_read(const char *path, int n, char *buf, char *err, size_t errlen);
+/* The header and slots 0..n-1 in one read into buf ((1 + n) * HA_SLOT_SIZE
+ * bytes: the header first). */
+int ha_statefile_read_all(const char *path, int n, char *buf, char *err, size_t errlen);
+/* Write the master's lease (HA_LEASE_SIZE bytes of buf) into the header
+ * and make it durable. */
+int ha_statefile_write_lease(const char *path, const char *buf, char *err, size_t errlen);
 
 /* ---- heartbeat.c: beats between the hosts (UDP) ---- */
 
@@ -235,5 +321,8 @@ int ha_monitor_update(struct ha_monitor *m, const struct ha_config *cfg);
 /* Leave HA cleanly: say so in the slot and a last beat (the peers then
  * exclude this host instead of counting it failed), stop, disarm. */
 void ha_monitor_stop(struct ha_monitor *m);
+/* The pool master's lease as last read from the statefile: 0, or -1 when
+ * none of this HA has been read. */
+int ha_monitor_master(struct ha_monitor *m, struct ha_lease *out);
 
 #endif

@@ -43,6 +43,8 @@ struct ha_monitor {
 	uint64_t m_slot_seq[HA_MAX_HOSTS];
 	uint64_t m_counter, m_beat_seq;
 	int64_t m_ticked;               /* the monitor's last verdict: a stuck monitor stops our slot */
+	struct ha_lease m_lease;        /* the master's lease as last read (m_lease_ok: valid) */
+	bool m_lease_ok;
 	struct ha_verdict m_v;
 	json_t *m_state;
 };
@@ -71,6 +73,9 @@ static void our_word(struct ha_monitor *m, uint64_t seq, struct ha_word *w)
 	w->hw_statefile = m->m_v.hv_statefile;
 	w->hw_fenced = m->m_fenced;
 	w->hw_excluded = m->m_excluded;
+	/* what this host's poold needs to hold or take the master's lease */
+	w->hw_liveset = m->m_joining ? 0 : m->m_v.hv_liveset;
+	w->hw_losing = !m->m_joining && (m->m_v.hv_losing || m->m_v.hv_rule == HA_FENCE);
 }
 
 /* A peer's word, if it is one of this generation from the member it
@@ -123,10 +128,23 @@ static void take_slots(struct ha_monitor *m, const char *buf, int64_t seen)
 	}
 }
 
+/* The master's lease, from the header just read: where the agent finds
+ * the pool master after a takeover. */
+static void take_lease(struct ha_monitor *m, const char *hdr)
+{
+	struct ha_lease l;
+	bool ok = ha_lease_decode(hdr + HA_LEASE_OFFSET, HA_LEASE_SIZE, m->m_cfg.hc_key, &l) == 0 &&
+		  strcmp(l.hl_generation, m->m_cfg.hc_generation) == 0;
+	if (ok) {
+		m->m_lease = l;
+		m->m_lease_ok = true;
+	}
+}
+
 static void *sf_main(void *arg)
 {
 	struct ha_monitor *m = arg;
-	char *buf = xmalloc((size_t)HA_SLOT_SIZE * (size_t)m->m_cfg.hc_n);
+	char *all = xmalloc((size_t)HA_SLOT_SIZE * (size_t)(m->m_cfg.hc_n + 1)), *buf = all + HA_SLOT_SIZE;
 	int64_t next_write = 0;
 	for (;;) {
 		pthread_mutex_lock(&m->m_mu);
@@ -148,18 +166,29 @@ static void *sf_main(void *arg)
 		}
 		char err[256];
 		int64_t rstart = now();
-		if (ha_statefile_read(m->m_cfg.hc_statefile, m->m_cfg.hc_n, buf, err, sizeof err) == 0) {
+		if (ha_statefile_read_all(m->m_cfg.hc_statefile, m->m_cfg.hc_n, all, err, sizeof err) == 0) {
 			pthread_mutex_lock(&m->m_mu);
 			m->m_in.hi_sf_read_ms = rstart;
 			take_slots(m, buf, now());
+			take_lease(m, all);
 			pthread_mutex_unlock(&m->m_mu);
 		}
 		int64_t spent = now() - start;
 		if (spent < m->m_t.ht_tick_ms)
 			sleep_ms(m->m_t.ht_tick_ms - spent);
 	}
-	free(buf);
+	free(all);
 	return NULL;
+}
+
+int ha_monitor_master(struct ha_monitor *m, struct ha_lease *out)
+{
+	pthread_mutex_lock(&m->m_mu);
+	bool ok = m->m_lease_ok;
+	if (ok)
+		*out = m->m_lease;
+	pthread_mutex_unlock(&m->m_mu);
+	return ok ? 0 : -1;
 }
 
 /* --------------------------------------------------------- the beats */

@@ -25,11 +25,12 @@ static void mac_hex(const unsigned char *key, const char *text, size_t len, char
 
 int ha_word_encode(const struct ha_word *w, const unsigned char *key, char *buf, size_t len)
 {
-	char hears[20];
+	char hears[20], live[20];
 	snprintf(hears, sizeof hears, "%016llx", (unsigned long long)w->hw_hears);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:b}", "g", w->hw_generation, "h", w->hw_host,
-			      "b", w->hw_boot, "n", (json_int_t)w->hw_seq, "hears", hears, "sf", w->hw_statefile, "f",
-			      w->hw_fenced, "x", w->hw_excluded);
+	snprintf(live, sizeof live, "%016llx", (unsigned long long)w->hw_liveset);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:b, s:s, s:b}", "g", w->hw_generation, "h",
+			      w->hw_host, "b", w->hw_boot, "n", (json_int_t)w->hw_seq, "hears", hears, "sf",
+			      w->hw_statefile, "f", w->hw_fenced, "x", w->hw_excluded, "live", live, "l", w->hw_losing);
 	char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	size_t n = text ? strlen(text) : 0;
@@ -70,6 +71,10 @@ static int parse(const char *text, size_t n, struct ha_word *out)
 		out->hw_statefile = json_is_true(json_object_get(o, "sf"));
 		out->hw_fenced = json_is_true(json_object_get(o, "f"));
 		out->hw_excluded = json_is_true(json_object_get(o, "x"));
+		/* the liveset and "losing" came later: a word without them says nothing */
+		const char *live = json_string_value(json_object_get(o, "live"));
+		out->hw_liveset = live && sscanf(live, "%16llx", &h) == 1 ? (ha_set)h : 0;
+		out->hw_losing = json_is_true(json_object_get(o, "l"));
 		rc = 0;
 	}
 	json_decref(o);

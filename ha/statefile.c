@@ -1,7 +1,9 @@
 /*
  * statefile.c - the statefile on the heartbeat SR: a header block, then
  * one HA_SLOT_SIZE slot per host (index = the host's place in uuid
- * order). A host writes only its own slot and reads everyone's.
+ * order). A host writes only its own slot and reads everyone's; the
+ * header's second half is the pool master's lease, written by the master's
+ * poold only (lease.c).
  *
  * Each operation opens the file anew: an SR that went away (unmounted,
  * unplugged, its directory replaced) makes the next operation fail, as it
@@ -92,6 +94,45 @@ int ha_statefile_read(const char *path, int n, char *buf, char *err, size_t errl
 		errf(err, errlen, "statefile %s: read: %s", path, got < 0 ? strerror(errno) : "short (not prepared?)");
 	else
 		memcpy(buf, b, len);
+	free(b);
+	close(fd);
+	return rc;
+}
+
+int ha_statefile_read_all(const char *path, int n, char *buf, char *err, size_t errlen)
+{
+	if (n < 1 || n > HA_MAX_HOSTS)
+		return errf(err, errlen, "statefile: %d slots", n);
+	int fd = open_sf(path, O_RDONLY, err, errlen);
+	if (fd < 0)
+		return -1;
+	size_t len = (size_t)HA_SLOT_SIZE * (size_t)(n + 1);
+	char *b = aligned(len);
+	ssize_t got = pread(fd, b, len, 0);
+	int rc = got == (ssize_t)len ? 0 : -1;
+	if (rc)
+		errf(err, errlen, "statefile %s: read: %s", path, got < 0 ? strerror(errno) : "short (not prepared?)");
+	else
+		memcpy(buf, b, len);
+	free(b);
+	close(fd);
+	return rc;
+}
+
+/* The header block is written whole (O_DIRECT writes blocks): its first
+ * half is unused, the lease is its second. */
+int ha_statefile_write_lease(const char *path, const char *buf, char *err, size_t errlen)
+{
+	int fd = open_sf(path, O_RDWR, err, errlen);
+	if (fd < 0)
+		return -1;
+	char *b = aligned(HA_SLOT_SIZE);
+	memset(b, 0, HA_LEASE_OFFSET);
+	memcpy(b + HA_LEASE_OFFSET, buf, HA_LEASE_SIZE);
+	ssize_t n = pwrite(fd, b, HA_SLOT_SIZE, 0);
+	int rc = n == HA_SLOT_SIZE && fdatasync(fd) == 0 ? 0 : -1;
+	if (rc)
+		errf(err, errlen, "statefile %s: lease: %s", path, n < 0 || n == HA_SLOT_SIZE ? strerror(errno) : "short");
 	free(b);
 	close(fd);
 	return rc;

@@ -78,7 +78,8 @@ enum aproto_caller {
 	X(VDI_MIRROR_END, "agent.vdi_mirror_end", AP_MASTER, false, "mirror:s") \
 	X(VDI_REMOVE, "agent.vdi_remove", AP_MASTER, false, "sr:s,vdi:s") \
 	X(VDI_PIVOT, "agent.vdi_pivot", AP_MASTER, true, "vm:s,mirror:s,device:s,sr:s") \
-	X(VM_DISKS, "agent.vm_disks", AP_MASTER, false, "vm:s")
+	X(VM_DISKS, "agent.vm_disks", AP_MASTER, false, "vm:s") \
+	X(SET_MASTER, "agent.set_master", AP_MASTER, false, "address:s,port:i,epoch:i")
 
 enum agent_method {
 #define AP_ENUM(id, name, caller, later, params) AGENT_##id,

@@ -81,6 +81,8 @@ bool tls_names_contain(const char *const *names, const char *name);
  * NULL-terminated malloc'ed array (tls_names_free), or NULL (err set). */
 char **tls_cert_names(const char *cert_path, char *err, size_t errlen);
 void tls_names_free(char **names);
+/* Two SHA-256 fingerprints are the same, whatever their case and colons. */
+bool tls_fingerprint_same(const char *a, const char *b);
 /* For tls.c: the subjectAltName of names (as tls_cert_issue) added to x
  * (1), or 0 with err; a request that asks for TLS_MASTER_CN. */
 int tls_add_sans(X509 *x, const char *const *names, char *err, size_t errlen);

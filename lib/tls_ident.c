@@ -13,6 +13,7 @@
  * a certificate that has any.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,20 @@ bool tls_names_contain(const char *const *names, const char *name)
 		if (tls_names_same(names[i], name))
 			return true;
 	return false;
+}
+
+bool tls_fingerprint_same(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == ':')
+			a++;
+		while (*b == ':')
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
+			return false;
+	}
 }
 
 void tls_names_free(char **names)

@@ -467,6 +467,8 @@ static void api_args_coerce(struct api_call *c, const char *name)
 void api_dispatch(struct api_call *c, const char *method)
 {
 	struct poold *pd = c->ac_pd;
+	if (pd->pd_divert && pd->pd_divert(c, method))
+		return; /* a standby answered (mfo_api.c) */
 	bool async = strncmp(method, "Async.", 6) == 0;
 	const char *name = async ? method + 6 : method;
 	json_t *idx = json_object_get(pd->pd_methods, name);

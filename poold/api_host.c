@@ -29,7 +29,7 @@
 
 #define BEAT_FULL_SECONDS 30
 
-static void sha256_hex(const char *text, char *out)
+void join_token_hash(const char *text, char *out)
 {
 	unsigned char md[32];
 	unsigned int n = 0;
@@ -72,7 +72,7 @@ json_t *pool_create_join_token(struct api_call *c)
 	for (char *p = token; *p; p++) /* URL- and shell-safe */
 		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
 	struct token_ctx t;
-	sha256_hex(token, t.hash);
+	join_token_hash(token, t.hash);
 	t.expires = (int64_t)time(NULL) + ttl;
 	json_t *e = db_txn(c->ac_pd->pd_db, token_txn, &t);
 	if (e)
@@ -173,7 +173,7 @@ static json_t *join_txn(struct db *db, void *ctx)
 	struct join_ctx *j = ctx;
 	struct poold *pd = j->pd;
 	char hash[65];
-	sha256_hex(j->token, hash);
+	join_token_hash(j->token, hash);
 	free(j->cert);
 	j->cert = NULL;
 	json_t *e = db_token_use(db, hash, (int64_t)time(NULL));

@@ -109,6 +109,11 @@ json_t *pool_ha_plan(struct api_call *c);
 json_t *vm_set_ha_restart_priority(struct api_call *c);
 json_t *vm_set_order(struct api_call *c);
 json_t *vm_set_start_delay(struct api_call *c);
+json_t *pool_standby_sync(struct api_call *c);
+json_t *pool_standby_join(struct api_call *c);
+json_t *pool_designate_new_master(struct api_call *c);
+json_t *pool_emergency_transition_to_master(struct api_call *c);
+json_t *pool_emergency_reset_master(struct api_call *c);
 
 const struct api_method api_methods[] = {
 	{"session.login_with_password", 2, 4, API_NO_SESSION, session_login},
@@ -222,6 +227,14 @@ const struct api_method api_methods[] = {
 	{"message.get", 4, 4, 0, message_get},
 	{"message.get_since", 2, 2, 0, message_get_since},
 	{"message.destroy_many", 2, 2, API_ASYNC, message_destroy_many},
+	/* the master's role (mfo_api.c, mfo_designate.c; a standby answers these itself) */
+	{"pool.designate_new_master", 2, 2, 0, pool_designate_new_master},
+	{"pool.emergency_transition_to_master", 1, 1, 0, pool_emergency_transition_to_master},
+	{"pool.emergency_reset_master", 2, 2, 0, pool_emergency_reset_master},
+	{"session.slave_local_login_with_password", 2, 2, API_NO_SESSION, session_login},
+	/* ours: standby pooldes (poold join; every couple of seconds) */
+	{"pool.standby_join", 2, 2, API_NO_SESSION, pool_standby_join},
+	{"pool.standby_sync", 1, 1, API_NO_SESSION | API_AGENT, pool_standby_sync},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

@@ -52,6 +52,10 @@ static const char *const db_sql[ST__COUNT] = {
 
 struct db {
 	bool db_was_busy; /* the last db_txn found another process holding the lock */
+	bool db_shared;   /* on shared storage: one writer, held for the connection's life */
+	uint64_t db_commits; /* transactions committed (durable.c waits for them to reach the disk) */
+	bool (*db_guard)(void *ctx); /* may this process write now? (the master's lease) */
+	void *db_guard_ctx;
 	time_t db_busy_logged; /* the second it was last said (once a second at most) */
 	db_store_hook db_store_fn;
 	void *db_store_ctx;
@@ -290,11 +294,28 @@ static int db_quarantine(struct db *db)
 	return rc;
 }
 
-struct db *db_open(const char *path, bool create, char *err, size_t errlen)
+/* Pragmas of each mode. Local: WAL with its shared index, so other
+ * processes may read (and briefly lock: see db_txn). Shared storage: WAL in
+ * exclusive locking mode, set before the first access so no shared-memory
+ * index is ever made (other hosts could not share it); the lock is taken
+ * at once and held until db_close, so no other poold, on any host, can
+ * write the pool database while this one has it open. Commits are not
+ * synced one by one: durable.c syncs the WAL before any answer that
+ * depends on them leaves (group commit). */
+static const char *const db_pragmas[2] = {
+	"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
+	"PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+	" PRAGMA cache_size=-16384; BEGIN IMMEDIATE; COMMIT;",
+};
+
+static struct db *db_open_mode(const char *path, bool create, bool shared, bool *busy, char *err, size_t errlen)
 {
 	if (errlen)
 		err[0] = '\0';
+	if (busy)
+		*busy = false;
 	struct db *db = xcalloc(1, sizeof *db);
+	db->db_shared = shared;
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(path, &db->db_sql, flags, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, db->db_sql ? sqlite3_errmsg(db->db_sql) : "cannot open");
@@ -306,14 +327,67 @@ struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 	 * most, never long enough to stall the event loop; the write fails
 	 * with a reason and its caller decides (retry later, or answer). */
 	sqlite3_busy_timeout(db->db_sql, 20);
-	if (db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;") < 0 ||
-	    db_migrate(db, err, errlen) < 0 || db_quarantine(db) < 0) {
+	if (db_exec(db, db_pragmas[shared]) < 0) {
+		if (busy && (sqlite3_errcode(db->db_sql) == SQLITE_BUSY || sqlite3_errcode(db->db_sql) == SQLITE_LOCKED))
+			*busy = true;
+		snprintf(err, errlen, "%s: %s", path,
+			 busy && *busy ? "the pool database is held by another poold" : sqlite3_errmsg(db->db_sql));
+		db_close(db);
+		return NULL;
+	}
+	if (db_migrate(db, err, errlen) < 0 || db_quarantine(db) < 0) {
 		if (!*err)
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db->db_sql));
 		db_close(db);
 		return NULL;
 	}
 	return db;
+}
+
+struct db *db_open(const char *path, bool create, char *err, size_t errlen)
+{
+	return db_open_mode(path, create, false, NULL, err, errlen);
+}
+
+struct db *db_open_shared(const char *path, bool *busy, char *err, size_t errlen)
+{
+	return db_open_mode(path, false, true, busy, err, errlen);
+}
+
+bool db_is_shared(struct db *db)
+{
+	return db->db_shared;
+}
+
+uint64_t db_commit_count(struct db *db)
+{
+	return db->db_commits;
+}
+
+void db_set_guard(struct db *db, bool (*guard)(void *ctx), void *ctx)
+{
+	db->db_guard = guard;
+	db->db_guard_ctx = ctx;
+}
+
+int db_copy_to(struct db *db, const char *path, char *err, size_t errlen)
+{
+	sqlite3 *dst = NULL;
+	int rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", db->db_sql, "main") : NULL;
+	if (b) {
+		rc = sqlite3_backup_step(b, -1);
+		rc = sqlite3_backup_finish(b) == SQLITE_OK && rc == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	} else {
+		rc = SQLITE_ERROR;
+	}
+	/* the copy on disk before anyone counts on it */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		snprintf(err, errlen, "copying the pool database to %s: %s", path, dst ? sqlite3_errmsg(dst) : "cannot open");
+	sqlite3_close(dst);
+	return rc == SQLITE_OK ? 0 : -1;
 }
 
 void db_close(struct db *db)
@@ -368,24 +442,43 @@ bool db_last_busy(struct db *db)
 	return db->db_was_busy;
 }
 
+static json_t *db_not_master(void)
+{
+	return xerr_newf(XE_INTERNAL_ERROR, "this poold is no longer the pool master (it stepped down, or its lease "
+					    "ended): nothing was changed; the pool master is elsewhere now");
+}
+
+bool db_may_write(struct db *db)
+{
+	return !db->db_guard || db->db_guard(db->db_guard_ctx);
+}
+
 json_t *db_txn(struct db *db, db_txn_fn fn, void *ctx)
 {
+	if (!db) /* handed over (a designated master has it): a late callback writes nothing */
+		return db_not_master();
 	if (db->db_depth > 0)
 		return fn(db, ctx); /* joins the enclosing transaction */
 	db->db_was_busy = false;
 	for (int attempt = 0;; attempt++) {
+		if (!db_may_write(db))
+			return db_not_master();
 		if (db_exec(db, "BEGIN IMMEDIATE") < 0)
 			return sqlite3_errcode(db->db_sql) == SQLITE_BUSY ? db_busy(db, "begin") : db_internal(db, "begin");
 		db->db_depth = 1;
 		db->db_txn_last_event = 0;
 		json_t *e = fn(db, ctx);
 		db->db_depth = 0;
+		if (!e && !db_may_write(db))
+			e = db_not_master(); /* the lease ended while the transaction ran */
 		if (e) {
 			db_exec(db, "ROLLBACK");
 			return e;
 		}
-		if (db_exec(db, "COMMIT") == 0)
+		if (db_exec(db, "COMMIT") == 0) {
+			db->db_commits++;
 			break;
+		}
 		/* the reason before ROLLBACK replaces it (a full disk said "cannot
 		 * rollback - no transaction is active" otherwise) */
 		int code = sqlite3_errcode(db->db_sql);
@@ -495,6 +588,8 @@ int db_events_since(struct db *db, int64_t since, const json_t *classes,
 
 void db_events_trim(struct db *db, int64_t keep)
 {
+	if (!db_may_write(db))
+		return;
 	char sql[128];
 	snprintf(sql, sizeof sql, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - %lld",
 		 (long long)keep);

@@ -26,6 +26,20 @@ struct db;
  * NULL with a reason in err. */
 struct db *db_open(const char *path, bool create, char *err, size_t errlen);
 void db_close(struct db *db);
+/* The pool database on shared storage (an SR every master-capable host
+ * sees): opened only if no other process holds it, and held (SQLite's
+ * exclusive lock) until db_close. NULL with *busy set when another poold
+ * has it. */
+struct db *db_open_shared(const char *path, bool *busy, char *err, size_t errlen);
+bool db_is_shared(struct db *db);
+/* A consistent copy of the database into path (a new file): 0 or -1. */
+int db_copy_to(struct db *db, const char *path, char *err, size_t errlen);
+/* Transactions committed since open (durable.c's group commit). */
+uint64_t db_commit_count(struct db *db);
+/* guard(ctx) is asked before each transaction and again before its commit:
+ * false refuses it (nothing written). The master's lease (mfo.c). */
+void db_set_guard(struct db *db, bool (*guard)(void *ctx), void *ctx);
+bool db_may_write(struct db *db);
 int db_schema_version(struct db *db);
 /* The schema version this code writes: table layout and model fields. */
 int db_code_version(void);

@@ -49,7 +49,7 @@ static json_t *save_txn(struct db *db, void *ctx)
 static void save(struct poold *pd)
 {
 	struct ha_state *st = pd->pd_ha;
-	json_t *m = json_pack("{s:O?, s:O}", "conf", st->hs_conf, "fenced", st->hs_fenced);
+	json_t *m = json_pack("{s:O?, s:O, s:O}", "conf", st->hs_conf, "fenced", st->hs_fenced, "boots", st->hs_boots);
 	char *text = json_dumps(m, JSON_COMPACT);
 	json_decref(m);
 	txn_until_done_own(pd, save_txn, text, free, "HA's state");
@@ -61,7 +61,7 @@ static void load(struct poold *pd)
 	char *text = db_meta_get(pd->pd_db, META_KEY);
 	json_t *m = text ? json_loads(text, 0, NULL) : NULL;
 	free(text);
-	json_t *conf = json_object_get(m, "conf"), *fenced = json_object_get(m, "fenced");
+	json_t *conf = json_object_get(m, "conf"), *fenced = json_object_get(m, "fenced"), *boots = json_object_get(m, "boots");
 	/* an enable that never finished (poold stopped meanwhile) is dropped:
 	 * the hosts it armed are disarmed as they report */
 	json_t *pools = db_find(pd->pd_db, "pool", NULL, NULL);
@@ -72,6 +72,10 @@ static void load(struct poold *pd)
 		st->hs_conf = json_incref(conf);
 	if (json_is_object(fenced))
 		json_object_update(st->hs_fenced, fenced);
+	/* the runs the last master heard from: a new master (after a takeover)
+	 * declares a dead host failed on its peers' word about that very run */
+	if (json_is_object(boots))
+		json_object_update(st->hs_boots, boots);
 	json_decref(m);
 }
 
@@ -390,7 +394,10 @@ json_t *ha_host_report(struct poold *pd, const char *host, json_t *report)
 		save(pd);
 		json_object_clear(st->hs_vms); /* capacity came back: failed restarts are tried again */
 	}
+	bool new_run = strcmp(jstr(st->hs_boots, host), boot) != 0;
 	json_object_set_new(st->hs_boots, host, json_string(boot));
+	if (new_run && st->hs_conf)
+		save(pd);
 	note_address(pd, host, report);
 	json_t *ha = json_object_get(report, "ha");
 	if (!st->hs_conf || st->hs_disabling) {

@@ -329,6 +329,13 @@ static bool beat_same(struct poold *pd, const char *ref, json_t *cmp, const stru
 	       json_object_get(pd->pd_host_seen, ref);
 }
 
+/* The answer: the host's ref and where the master is (agent/master.c
+ * follows it when it moves). */
+static json_t *beat_answer(struct poold *pd, const char *ref)
+{
+	return json_pack("{s:s, s:O}", "host", ref, "master", pd->pd_master_info ? pd->pd_master_info : json_null());
+}
+
 json_t *host_heartbeat(struct api_call *c)
 {
 	struct poold *pd = c->ac_pd;
@@ -356,7 +363,7 @@ json_t *host_heartbeat(struct api_call *c)
 	if (same) {
 		json_object_set(last, "seq", json_object_get(report, "seq"));
 		json_decref(cmp);
-		c->ac_result = json_pack("{s:s}", "host", ref);
+		c->ac_result = beat_answer(pd, ref);
 		return NULL;
 	}
 	b.pause = json_array();
@@ -369,7 +376,7 @@ json_t *host_heartbeat(struct api_call *c)
 		beat_effects(pd, &b);
 		if (b.changed || !was_live)
 			log_info("host %s is live", b.rep.name);
-		c->ac_result = json_pack("{s:s}", "host", ref);
+		c->ac_result = beat_answer(pd, ref);
 	} else {
 		json_decref(cmp); /* not recorded: the next beat tries again */
 	}

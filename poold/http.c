@@ -186,8 +186,8 @@ static void http_stream_start(struct api_call *c)
 	http_stream_next(c, buf);
 }
 
-/* Transport callback of api_dispatch: frames the answer and sends it. */
-static void http_call_done(struct api_call *c, json_t *err)
+/* Frames the answer and sends it. */
+static void http_call_send(struct api_call *c, json_t *err)
 {
 	struct evhttp_request *req = c->ac_transport;
 	if (!err && c->ac_stream && req) {
@@ -231,10 +231,9 @@ static void http_call_done(struct api_call *c, json_t *err)
 	api_call_free(c);
 }
 
-/* Transport callback of api_dispatch for XML-RPC: XAPI's envelope around
- * the answer, written from the value, typed by the model (a streamed one
- * goes out in pieces, as over JSON-RPC). */
-static void http_xml_done(struct api_call *c, json_t *err)
+/* XAPI's envelope around the answer for XML-RPC, written from the value,
+ * typed by the model (a streamed one goes out in pieces, as over JSON-RPC). */
+static void http_xml_send(struct api_call *c, json_t *err)
 {
 	struct evhttp_request *req = c->ac_transport;
 	if (!err && c->ac_stream && req) {
@@ -270,6 +269,73 @@ static void http_xml_done(struct api_call *c, json_t *err)
 		free(text);
 	}
 	api_call_free(c);
+}
+
+/* ------------------------------------------------ answers held for the disk */
+
+/* With the database on shared storage, nothing leaves poold that depends
+ * on a commit not yet on the disk (durable.c): an answer made after commit
+ * n waits until n is synced. Reads of an idle pool never wait. */
+struct http_held {
+	struct api_call *hh_call;
+	json_t *hh_err;
+	void (*hh_send)(struct api_call *c, json_t *err); /* JSON-RPC's or XML-RPC's */
+	uint64_t hh_commits;
+	struct http_held *hh_next;
+};
+
+static void http_held_cancel(struct api_call *c)
+{
+	struct poold *pd = c->ac_pd;
+	for (struct http_held **p = &pd->pd_held; *p; p = &(*p)->hh_next)
+		if ((*p)->hh_call == c) {
+			struct http_held *h = *p;
+			*p = h->hh_next;
+			json_decref(h->hh_err);
+			free(h);
+			break;
+		}
+	api_call_free(c);
+}
+
+void http_held_flush(void *arg)
+{
+	struct poold *pd = arg;
+	while (pd->pd_held && durable_covers(pd->pd_durable, pd->pd_held->hh_commits)) {
+		struct http_held *h = pd->pd_held;
+		pd->pd_held = h->hh_next;
+		h->hh_call->ac_cancel = NULL;
+		h->hh_send(h->hh_call, h->hh_err);
+		free(h);
+	}
+}
+
+static void http_send_when_durable(struct api_call *c, json_t *err, void (*send)(struct api_call *, json_t *))
+{
+	struct poold *pd = c->ac_pd;
+	uint64_t n = pd->pd_durable && pd->pd_db ? db_commit_count(pd->pd_db) : 0;
+	if (!c->ac_transport || durable_covers(pd->pd_durable, n)) {
+		send(c, err);
+		return;
+	}
+	struct http_held *h = xcalloc(1, sizeof *h), **tail = &pd->pd_held;
+	*h = (struct http_held){c, err, send, n, NULL};
+	while (*tail)
+		tail = &(*tail)->hh_next;
+	*tail = h;
+	c->ac_cancel = http_held_cancel; /* the client may go away meanwhile */
+	durable_want(pd->pd_durable, n);
+}
+
+/* Transport callbacks of api_dispatch (http_is_xml tells them apart). */
+static void http_call_done(struct api_call *c, json_t *err)
+{
+	http_send_when_durable(c, err, http_call_send);
+}
+
+static void http_xml_done(struct api_call *c, json_t *err)
+{
+	http_send_when_durable(c, err, http_xml_send);
 }
 
 /* The session ref a request carries, as far as can be told without
@@ -441,6 +507,7 @@ int http_start(struct poold *pd, char *err, size_t errlen)
 	int real;
 	if (httpsrv_bind(pd->pd_http, addr, (int)conf_int(cf, "port"), &real, err, errlen) < 0)
 		return -1;
+	pd->pd_port = real;
 	/* port 0 asks the kernel for one: write the real one for tests and tools */
 	char path[4200];
 	snprintf(path, sizeof path, "%s/poold.port", pd->pd_dir);

@@ -6,7 +6,10 @@
  *                  and addresses clients reach the master by go into its
  *                  certificate besides localhost, 127.0.0.1, ::1 and the
  *                  host name
- *   poold --dir DIR [--config FILE] [--set KEY=VALUE]...   serve it
+ *   poold join --dir DIR --master ADDRESS:PORT --ca-fingerprint FP --token T --host-uuid U
+ *                  a standby master on host U (join.c)
+ *   poold --dir DIR [--config FILE] [--set KEY=VALUE]...   serve it: as the
+ *                  master, or as a standby that takes over (mfo.c)
  *
  * Serving: one libevent loop answers XAPI JSON-RPC over HTTPS; SIGTERM and
  * SIGINT stop it cleanly (parked event.from calls are dropped, the database
@@ -14,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +27,6 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "log.h"
-#include "ops.h"
 #include "poold.h"
 #include "sdnotify.h"
 #include "tls.h"
@@ -33,6 +36,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: poold init --dir DIR [--password-file FILE] [--name DNS-NAME]... [--address IP]...\n"
+		   "       poold join --dir DIR --master ADDRESS:PORT --ca-fingerprint FP --token TOKEN --host-uuid UUID\n"
+		   "                  [--name DNS-NAME]... [--address IP]...   (a standby master for that host)\n"
 		   "       poold --dir DIR [--config FILE] [--set KEY=VALUE]...\n"
 		   "       poold --version | --help\n"
 		   "(see poold(8) and xapi.conf(5))\n");
@@ -115,17 +120,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(pd->pd_base, NULL);
 }
 
-static void on_gc(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct poold *pd = arg;
-	session_gc(pd);
-	txn_sweep(pd);
-	api_task_gc(pd);
-	db_events_trim(pd->pd_db, conf_int(pd->pd_conf, "event-log-size"));
-}
-
 static int load_config(struct poold *pd, const char *file, char **sets, int nsets)
 {
 	char err[1024] = "", path[4200];
@@ -160,81 +154,61 @@ static void write_pid(struct poold *pd)
 	}
 }
 
-static int serve(struct poold *pd)
+/* Both roles serve the XAPI port: the master answers, a standby says
+ * where the master is (mfo.c decides which this poold is). */
+static int serve(struct poold *pd, char **argv)
 {
-	char err[1024] = "", dbp[4200];
-	snprintf(dbp, sizeof dbp, "%s/pool.db", pd->pd_dir);
-	if (access(dbp, F_OK) == 0 &&
-	    (pool_db_private(pd->pd_dir, false, err, sizeof err) < 0 || pool_master_identity(pd->pd_dir, err, sizeof err) < 0)) {
-		fprintf(stderr, "poold: %s\n", err);
+	char err[1024] = "";
+	if (mfo_init(pd, argv, err, sizeof err) < 0) {
+		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot read the pool directory");
 		return 1;
 	}
-	pd->pd_db = db_open(dbp, false, err, sizeof err);
-	if (!pd->pd_db) {
-		fprintf(stderr, "poold: %s (create a pool with `poold init --dir %s`)\n", err, pd->pd_dir);
+	if (api_init(pd, api_methods, api_nmethods) < 0 || api_register_generic(pd) < 0) {
+		fprintf(stderr, "poold: cannot set up the API\n");
 		return 1;
 	}
-	db_set_store_hook(pd->pd_db, ops_derive, pd);
-	db_require_txn(pd->pd_db);
-	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd, api_methods, api_nmethods) < 0 ||
-	    api_register_generic(pd) < 0) {
-		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot set up the API");
-		return 1;
-	}
-	session_load(pd);
-	pd->pd_notified = db_last_event(pd->pd_db);
-	db_set_commit_hook(pd->pd_db, evt_commit_hook, pd);
 	evthread_use_pthreads(); /* password checks finish from their own threads */
 	pd->pd_base = event_base_new();
 	if (!pd->pd_base || http_start(pd, err, sizeof err) < 0) {
 		fprintf(stderr, "poold: %s\n", err);
 		return 1;
 	}
+	pd->pd_divert = mfo_divert;
 	struct event *sigterm = evsignal_new(pd->pd_base, SIGTERM, on_signal, pd);
 	struct event *sigint = evsignal_new(pd->pd_base, SIGINT, on_signal, pd);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	pd->pd_gc_timer = event_new(pd->pd_base, -1, EV_PERSIST, on_gc, pd);
-	/* every 30 s, or as often as the shortest retention needs */
-	long long keep = conf_duration_ms(pd->pd_conf, "task-retention") / 1000;
-	struct timeval gc = {keep < 30 ? (keep < 1 ? 1 : (time_t)keep) : 30, 0};
-	event_add(pd->pd_gc_timer, &gc);
-	char ca[4200], cert[4200], key[4200];
-	snprintf(ca, sizeof ca, "%s/ca.pem", pd->pd_dir);
-	snprintf(cert, sizeof cert, "%s/server.pem", pd->pd_dir);
-	snprintf(key, sizeof key, "%s/server.key", pd->pd_dir);
-	pd->pd_agent_ctx = tls_client_ctx(ca, cert, key, err, sizeof err);
-	if (!pd->pd_agent_ctx) {
+	int rc = 0;
+	if (mfo_start(pd, err, sizeof err) < 0) {
 		fprintf(stderr, "poold: %s\n", err);
-		return 1;
+		rc = 1;
+	} else {
+		write_pid(pd);
+		if (sdnotify("READY=1") < 0) /* systemd: serving (Type=notify), as master or standby */
+			log_warn("cannot tell systemd poold is ready ($NOTIFY_SOCKET)");
+		event_base_dispatch(pd->pd_base);
+		/* a master stepping down starts again in place (reexec): not a stop */
+		sdnotify(mfo_reexec_wanted(pd) ? "RELOADING=1" : "STOPPING=1");
 	}
-	pd->pd_vm_changed = json_object();
-	host_liveness_start(pd);
-	ha_start(pd);
-	ha_engine_start(pd);
-	evacuations_resume(pd);
-	sxm_resume(pd);
-	write_pid(pd);
-	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
-	if (sdnotify("READY=1") < 0) /* systemd: serving (Type=notify) */
-		log_warn("cannot tell systemd poold is ready ($NOTIFY_SOCKET)");
-	event_base_dispatch(pd->pd_base);
-	sdnotify("STOPPING=1");
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	session_fini(pd);
-	evacuations_stop(pd);
-	sxm_stop(pd);
-	ha_engine_stop(pd);
-	ha_stop(pd);
-	host_liveness_stop(pd);
-	agent_links_free(pd); /* calls still in flight fail now; their outcome is recorded */
-	SSL_CTX_free(pd->pd_agent_ctx);
-	json_decref(pd->pd_vm_changed);
-	evt_fini(pd);
+	master_stop(pd);
+	pd->pd_reexec = mfo_reexec_wanted(pd);
+	mfo_stop(pd); /* the lease released, the last commits synced */
 	event_free(sigterm);
 	event_free(sigint);
-	event_free(pd->pd_gc_timer);
-	return 0;
+	return rc;
+}
+
+/* A master that stepped down starts again as a standby: a new image of
+ * this program with the same arguments and pid (what supervisors and pid
+ * files know), none of the old one's descriptors. */
+static void reexec(char **argv)
+{
+	log_warn("starting again as a standby");
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	execv("/proc/self/exe", argv);
+	log_error("cannot start again (%s): exiting; start poold again", strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -250,6 +224,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && strcmp(argv[1], "init") == 0)
 		return cmd_init(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "join") == 0)
+		return poold_join(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("poold %s\n", POOLD_VERSION);
 		return 0;
@@ -282,7 +258,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(pd.pd_dir, sizeof pd.pd_dir, "%s", dir);
-	int rc = load_config(&pd, config, sets, nsets) < 0 ? 1 : serve(&pd);
+	int rc = load_config(&pd, config, sets, nsets) < 0 ? 1 : serve(&pd, argv);
+	bool again = pd.pd_reexec;
 	free(sets);
 	api_fini(&pd);
 	json_decref(pd.pd_sessions);
@@ -290,5 +267,7 @@ int main(int argc, char **argv)
 	conf_free(pd.pd_conf);
 	if (pd.pd_base)
 		event_base_free(pd.pd_base);
+	if (again)
+		reexec(argv);
 	return rc;
 }

@@ -109,7 +109,7 @@ static json_t *init_txn(struct db *db, void *ctx)
 
 /* The master's certificate names: localhost, 127.0.0.1, ::1, the host
  * name, then the operator's (poold init --name/--address), each once. */
-static int master_names(const char *hostname, const char *const *extra, const char **out, size_t max, char *err,
+int pool_master_names(const char *hostname, const char *const *extra, const char **out, size_t max, char *err,
 			size_t errlen)
 {
 	const char *base[] = {"localhost", "127.0.0.1", "::1", hostname};
@@ -178,7 +178,7 @@ int pool_init_dir(const char *dir, const char *password, const char *const *name
 	char hostname[256] = "localhost";
 	gethostname(hostname, sizeof hostname - 1);
 	const char *sans[POOL_MAX_NAMES + 5] = {NULL};
-	if (master_names(hostname, names, sans, POOL_MAX_NAMES + 5, err, errlen) < 0)
+	if (pool_master_names(hostname, names, sans, POOL_MAX_NAMES + 5, err, errlen) < 0)
 		return -1;
 	char uuid[48], cn[96];
 	model_new_uuid(uuid);
@@ -311,6 +311,7 @@ static json_t *drop_reservations_txn(struct db *db, void *ctx)
 struct orphan_ctx {
 	json_t *keep; /* task refs that resume */
 	int n;
+	char why[400];
 };
 
 static json_t *orphan_tasks_txn(struct db *db, void *ctx)
@@ -326,10 +327,7 @@ static json_t *orphan_tasks_txn(struct db *db, void *ctx)
 			continue;
 		e = db_obj_update_new(db, k,
 				      json_pack("{s:s, s:s, s:[s,s], s:[]}", "status", "failure", "finished", now,
-						"error_info", "INTERNAL_ERROR",
-						"poold stopped while this task ran: what it did is in the records, "
-						"what it had not done did not happen",
-						"allowed_operations"));
+						"error_info", "INTERNAL_ERROR", o->why, "allowed_operations"));
 		o->n++;
 	}
 	json_decref(tasks);
@@ -338,7 +336,13 @@ static json_t *orphan_tasks_txn(struct db *db, void *ctx)
 
 static void orphan_tasks(struct poold *pd)
 {
-	struct orphan_ctx o = {json_object(), 0};
+	struct orphan_ctx o = {json_object(), 0, ""};
+	if (pd->pd_took_over[0])
+		snprintf(o.why, sizeof o.why, "the pool master changed while this task ran (%s): what it did is in the "
+			 "records, what it had not done did not happen", pd->pd_took_over);
+	else
+		snprintf(o.why, sizeof o.why, "poold stopped while this task ran: what it did is in the records, what it "
+			 "had not done did not happen");
 	char *text = db_meta_get(pd->pd_db, "evacuations");
 	json_t *evs = text ? json_loads(text, 0, NULL) : NULL;
 	const char *k;
@@ -358,7 +362,7 @@ static void orphan_tasks(struct poold *pd)
 	json_decref(sxm);
 	json_t *e = db_txn(pd->pd_db, orphan_tasks_txn, &o);
 	if (!e && o.n)
-		log_warn("%d tasks were running when poold stopped: they end as failures", o.n);
+		log_warn("%d tasks were running when the last master stopped: they end as failures", o.n);
 	json_decref(e);
 	json_decref(evs);
 	json_decref(o.keep);

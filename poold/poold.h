@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <jansson.h>
 #include <event2/buffer.h>
@@ -15,6 +16,7 @@
 #include "agent_proto.h"
 #include "conf.h"
 #include "db.h"
+#include "ha.h"
 #include "haplan.h"
 #include "place.h"
 #include "xmlrpc.h"
@@ -27,6 +29,9 @@ struct httpsrv;
 struct sxm_job;
 struct ha_state;
 struct snap_ha;
+struct mfo;
+struct durable;
+struct http_held;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -58,6 +63,18 @@ struct poold {
 	struct throttle *pd_throttle; /* failed logins per address and user */
 	struct ha_state *pd_ha;      /* HA: its configuration, restarts, timers (ha_run.c) */
 	uint64_t pd_calls;
+	bool pd_master;              /* master.c started: this poold is the pool master */
+	int pd_port;                 /* the XAPI port it really listens on */
+	bool pd_reexec;              /* stepped down: main() starts this program again */
+	struct mfo *pd_mfo;          /* who is master, the lease, the standby's state (mfo.c) */
+	struct durable *pd_durable;  /* group commit, when the database is on shared storage */
+	struct http_held *pd_held;   /* answers waiting for their commits to reach the disk (http.c) */
+	/* A standby answers calls itself (mfo_standby.c): api_dispatch hands it
+	 * every call first; true = answered. A pointer, so api.c names no
+	 * role's code. */
+	bool (*pd_divert)(struct api_call *c, const char *method);
+	json_t *pd_master_info;      /* what agents learn with each heartbeat: {epoch, address, port, masters} */
+	char pd_took_over[200];      /* "" or why the master changed at this start (orphaned tasks say it) */
 };
 
 /* ---- api.c: method registry, dispatch, Async tasks ---- */
@@ -162,6 +179,10 @@ int api_register_generic(struct poold *pd);
 /* Validate a record given to <Class>.create: known fields of the right
  * type, constructor fields only. */
 json_t *api_record_check(const struct model_class *c, const json_t *rec);
+
+/* ---- api_host.c ---- */
+/* A join token as the database keeps it: its SHA-256 (out: 65 bytes). */
+void join_token_hash(const char *token, char *out);
 
 /* ---- api_sr.c ---- */
 /* A host with SR sr plugged and live (into host, >= 64 bytes), or NULL. */
@@ -631,8 +652,161 @@ int pool_init_dir(const char *dir, const char *password, const char *const *name
 int pool_load(struct poold *pd, char *err, size_t errlen);
 /* pool.db and its -wal/-shm mode 0600 (create: make pool.db if missing). */
 int pool_db_private(const char *dir, bool create, char *err, size_t errlen);
+/* The names of a master's certificate: localhost, 127.0.0.1, ::1, the host
+ * name, then extra (NULL-terminated), each once, into out (max entries,
+ * NULL-terminated): 0, or -1 with err. */
+int pool_master_names(const char *hostname, const char *const *extra, const char **out, size_t max, char *err,
+		      size_t errlen);
 /* Re-issue a server certificate made before TLS_MASTER_CN existed. */
 int pool_master_identity(const char *dir, char *err, size_t errlen);
+
+/* ---- master.c: what runs while this poold is the pool master ---- */
+/* pd_db is open: load the pool and start serving it (API, heartbeats,
+ * HA, evacuations). 0, or -1 with err. */
+int master_start(struct poold *pd, char *err, size_t errlen);
+/* Stop what master_start started; the database stays open. */
+void master_stop(struct poold *pd);
+
+/* ---- join.c: `poold join` ---- */
+int poold_join(int argc, char **argv);
+
+/* ---- mstate.c: DIR/master.json, what this poold knows of the master ---- */
+struct mstate {
+	bool ms_exists;
+	char ms_host_uuid[48];      /* this poold's host, "" when never learnt */
+	char ms_database[4096];     /* the database on shared storage, "" = DIR/pool.db */
+	char ms_master_uuid[48];    /* the master as last known */
+	char ms_master_address[64];
+	int ms_port;
+	uint64_t ms_epoch;
+	json_t *ms_ha;              /* {generation, key, timeout, statefile, members} or NULL */
+	json_t *ms_users;           /* {name: hash}: emergency logins on a standby */
+	json_t *ms_peers;           /* [addresses of hosts with a poold]: asked when the master is silent */
+};
+int mstate_load(const char *dir, struct mstate *ms, char *err, size_t errlen);
+int mstate_save(const char *dir, const struct mstate *ms, char *err, size_t errlen);
+void mstate_clear(struct mstate *ms);
+
+/* ---- durable.c: group commit on shared storage ---- */
+/* A thread that syncs db_path's WAL when asked; cb(arg) runs on the loop
+ * after each sync. */
+struct durable *durable_new(struct event_base *base, const char *db_path, void (*cb)(void *arg), void *arg);
+/* Are the first `commits` commits on the disk? (d NULL: always.) */
+bool durable_covers(struct durable *d, uint64_t commits);
+/* Sync until they are. */
+void durable_want(struct durable *d, uint64_t commits);
+uint64_t durable_syncs(struct durable *d);
+/* Syncs what is left and stops. */
+void durable_free(struct durable *d);
+
+/* ---- lease_io.c: the statefile as a poold reads it, and the lease it renews ---- */
+struct lease_cfg {
+	char lc_statefile[4096];
+	unsigned char lc_key[HA_KEY_LEN];
+	char lc_generation[48];
+	int64_t lc_timeout_ms;
+	int lc_n, lc_self;
+	char lc_members[HA_MAX_HOSTS][48]; /* sorted by uuid, as the agents number them */
+};
+/* From master.json's "ha" for the host self_uuid: 0, or -1 when unusable. */
+int lease_cfg_parse(const json_t *ha, const char *self_uuid, struct lease_cfg *out);
+int lease_cfg_member(const struct lease_cfg *c, const char *uuid);
+struct lease_obs {
+	int64_t lo_read_ms;          /* start of the last read that succeeded, -1 */
+	bool lo_lease_ok;            /* the header holds a lease of this HA */
+	struct ha_lease lo_lease;
+	int lo_holder;               /* its holder's member index, -1 */
+	int64_t lo_lease_seen_ms;    /* when the lease was first seen as it is */
+	bool lo_self_ok;             /* this host's slot holds a word of this HA ... */
+	struct ha_word lo_self;
+	int64_t lo_self_slot_ms;     /* ... last seen to change then */
+	int64_t lo_renewed_ms;       /* holding: the start of the last renewal that counted */
+	int64_t lo_valid_until_ms;   /* holding: writes allowed before this, else -1 */
+	char lo_err[256];
+};
+struct lease_io;
+struct lease_io *lease_io_start(const struct lease_cfg *c);
+void lease_io_stop(struct lease_io *io);
+void lease_io_observe(struct lease_io *io, struct lease_obs *out);
+const struct ha_lease_timing *lease_io_timing(struct lease_io *io);
+const struct lease_cfg *lease_io_cfg(struct lease_io *io);
+int64_t lease_io_valid_until(struct lease_io *io);
+/* Take the lease: write l now; 0 when the write counted (held from now,
+ * renewed by the thread), else -1 with err. */
+int lease_io_acquire(struct lease_io *io, const struct ha_lease *l, char *err, size_t errlen);
+/* What the renewals write from now on (address, capable hosts). */
+void lease_io_update(struct lease_io *io, const struct ha_lease *l);
+/* Stop renewing; say_so: write the lease released (off: HA is off) while it is surely still ours. */
+void lease_io_release(struct lease_io *io, bool say_so, bool off);
+
+/* ---- mfo.c: which poold is master; taking over, stepping down (docs/MASTER.md) ---- */
+enum mfo_role { MFO_STANDBY, MFO_MASTER };
+struct mfo {
+	enum mfo_role mf_role;
+	struct mstate mf_ms;         /* master.json */
+	char mf_run[48];             /* this poold's run */
+	char **mf_argv;              /* for the new start as a standby */
+	bool mf_reexec;              /* stepping down: start again as a standby */
+	_Atomic bool mf_stepped_down; /* the guard refuses every write from then */
+	struct event *mf_tick;
+	uint64_t mf_epoch;           /* master: the epoch it took */
+	int64_t mf_became_ms;        /* master: since when */
+	ha_set mf_capable_before;    /* master: the standbys its predecessor's lease named */
+	struct lease_io *mf_lease;   /* HA on, the database shared: the statefile */
+	bool mf_holding;             /* the lease is ours (the guard enforces it) */
+	const char *mf_said;         /* the lease verdict last logged */
+	int64_t mf_move_retry, mf_lease_retry;
+	struct ssl_ctx_st *mf_peer_ctx; /* our pool-master certificate: to call the master / standbys */
+	/* standby */
+	int64_t mf_next_sync;
+	bool mf_sync_inflight, mf_ha_changed;
+	int mf_sync_failed;
+	size_t mf_peer_next;
+	json_t *mf_local_sessions;   /* emergency logins: ref -> user */
+	/* master: host ref -> {uuid, address, at (ms), database (it sees the database's SR)} */
+	json_t *mf_standbys;
+};
+/* Load master.json and decide how this poold starts: master (the database
+ * opened: local, or shared and free) or standby. 0, or -1 with err. */
+int mfo_init(struct poold *pd, char **argv, char *err, size_t errlen);
+/* After the HTTPS port is up: start as master (master.c) or as a standby,
+ * and the tick that watches the lease. */
+int mfo_start(struct poold *pd, char *err, size_t errlen);
+void mfo_stop(struct poold *pd);
+bool mfo_is_master(struct poold *pd);
+/* A standby becomes master now (why: for the log and orphaned tasks):
+ * NULL, or the error (nothing changed: still a standby). */
+json_t *mfo_take_over(struct poold *pd, const char *why);
+/* The master stops writing at once and starts again as a standby
+ * (say_released: tell the standbys through the lease). */
+void mfo_step_down(struct poold *pd, const char *why, bool say_released);
+bool mfo_reexec_wanted(struct poold *pd);
+char **mfo_argv(struct poold *pd);
+/* The master's database moves to a redo_log VDI on sr (shared storage). */
+json_t *mfo_db_move(struct poold *pd, const char *sr);
+/* Hooks and guard on pd_db (after it was opened or replaced). */
+void mfo_db_hooks(struct poold *pd);
+
+/* ---- mfo_db.c: the shared files as each host sees them ---- */
+bool mfo_vdi_path(struct db *db, const char *vdi, const char *host, char *out, size_t n);
+/* The pool database's file for host, when it is on shared storage host plugs. */
+bool mfo_db_path_for(struct poold *pd, const char *host, char *out, size_t n);
+/* HA as host's poold needs it to watch the lease ({generation, key,
+ * timeout, statefile, members}); NULL when HA is off or host cannot see it. */
+json_t *mfo_ha_info(struct poold *pd, const char *host);
+/* The redo_log VDI of sr (made when there is none) and its file here. */
+json_t *mfo_db_vdi(struct poold *pd, const char *sr, char *vdi_ref, char *path, size_t pathlen);
+
+/* ---- mfo_sync.c: a standby keeps up with its master ---- */
+void mfo_standby_tick(struct poold *pd);
+
+/* ---- mfo_api.c: what a standby answers; the calls that move the role ---- */
+/* pd_divert: a standby's answer to every call (HOST_IS_SLAVE, ...). */
+bool mfo_divert(struct api_call *c, const char *method);
+
+/* ---- http.c: answers that wait for the disk ---- */
+/* Send the answers whose commits are now durable (durable.c's callback). */
+void http_held_flush(void *arg);
 
 /* ---- config.c ---- */
 extern const struct conf_key poold_conf_keys[];

@@ -79,8 +79,10 @@ class DoubleWatch:
     """Samples the live pool-simdom processes every 50 ms: any VM seen
     running in two processes at once is a failure of HA's promise."""
 
-    def __init__(self, p):
+    def __init__(self, p, ignore=()):
+        """ignore: VM uuids not watched (a live migration has two processes on purpose)."""
         self.p = p
+        self.ignore = set(ignore)
         self.doubles = []
         self.samples = 0
         self.first_seen = {}  # vm uuid -> {host index: monotonic time first seen there}
@@ -94,7 +96,7 @@ class DoubleWatch:
             for uuid, where_ in self.p.simdoms().items():
                 for host, _pid in where_:
                     self.first_seen.setdefault(uuid, {}).setdefault(host, now)
-                if len(where_) > 1:
+                if len(where_) > 1 and uuid not in self.ignore:
                     self.doubles.append((uuid, where_))
             self.samples += 1
             self.stop_ev.wait(0.05)

@@ -73,10 +73,14 @@ def wait_until(fn, timeout, what, interval=0.1):
 
 
 class DevPool:
-    def __init__(self, hosts=3, host_memory_mib=2048, heartbeat=HEARTBEAT, extra=()):
+    def __init__(self, hosts=3, host_memory_mib=2048, heartbeat=HEARTBEAT, extra=(), masters=False):
+        """masters: every host runs a poold (devpool --standby-masters), host1's the master."""
         self.dir = tempfile.mkdtemp(prefix="devpool-test-")
         self.hosts = hosts
         self.heartbeat = heartbeat
+        self.masters = masters
+        if masters:
+            extra = list(extra) + ["--standby-masters"]
         self.env = None
         self._session = None
         self.started = []  # Popen of agents this object (re)started
@@ -95,20 +99,34 @@ class DevPool:
             self.port = int(self.env["XE_PORT"])
             self.password = self.env["XE_PASSWORD"]
             self.cafile = self.env["XE_CACERT"]
+            self.addresses = self._addresses(list(extra))
         except BaseException:
             self.close(check=False)
             raise
 
+    def _addresses(self, extra):
+        """host index -> the address devpool gave it (its agent's, and its poold's with masters)."""
+        given = {}
+        self.netns = {}
+        for k, v in zip(extra, extra[1:]):
+            if k in ("--host-address", "--host-netns"):
+                h, val = v.split("=", 1)
+                (given if k == "--host-address" else self.netns)[int(h[4:])] = val
+        return {i: given.get(i, "127.0.0.%d" % (i + 1)) for i in range(1, self.hosts + 1)}
+
+    def netns_wrap(self, i):
+        return ["ip", "netns", "exec", self.netns[i]] if i in self.netns else []
+
     # -- wire
-    def connection(self, timeout=60):
+    def connection(self, timeout=60, address=None):
         ctx = ssl.create_default_context(cafile=self.cafile)
         ctx.check_hostname = False
-        return http.client.HTTPSConnection(self.env.get("XE_SERVER", "127.0.0.1"), self.port, context=ctx,
+        return http.client.HTTPSConnection(address or self.env.get("XE_SERVER", "127.0.0.1"), self.port, context=ctx,
                                            timeout=timeout * SLOW)
 
-    def call(self, method, *params, timeout=60):
+    def call(self, method, *params, timeout=60, address=None):
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
-        conn = self.connection(timeout)
+        conn = self.connection(timeout, address)
         try:
             conn.request("POST", "/jsonrpc", body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
@@ -131,6 +149,45 @@ class DevPool:
 
     def rpc(self, method, *params, **kw):
         return self.call(method, self.session, *params, **kw)
+
+    # -- the master's role (masters=True)
+    def poold_dir(self, i):
+        return os.path.join(self.host_dir(i), "poold")
+
+    def poold_pid(self, i):
+        with open(os.path.join(self.poold_dir(i), "devpool.pid")) as f:
+            return int(f.read())
+
+    def master_index(self, timeout=30):
+        """The host whose poold answers a login (the others say HOST_IS_SLAVE); XE_SERVER follows it."""
+        def find():
+            for i in range(1, self.hosts + 1):
+                try:
+                    self.call("session.login_with_password", "root", self.password, "2.21", "pooltest",
+                              address=self.addresses[i], timeout=5)
+                    return i
+                except (OSError, XapiError, http.client.HTTPException, RuntimeError):
+                    continue
+            return None
+        i = wait_until(find, timeout, "a poold answering as the pool master")
+        self.env["XE_SERVER"] = self.addresses[i]
+        return i
+
+    def start_poold(self, i):
+        """Host i's poold again, as devpool starts it (pid in its pid file)."""
+        pdir = self.poold_dir(i)
+        portfile = os.path.join(pdir, "poold.port")
+        if os.path.exists(portfile):
+            os.unlink(portfile)
+        log = open(os.path.join(pdir, "poold.log"), "ab")
+        np = subprocess.Popen(self.netns_wrap(i) + [os.path.join(BIN, "poold"), "--dir", pdir], stdout=log, stderr=log,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.started.append(np)
+        with open(os.path.join(pdir, "devpool.pid"), "w") as f:
+            f.write("%d\n" % np.pid)
+        wait_until(lambda: os.path.exists(portfile) or np.poll() is not None, 30, "host%d's poold started" % i, 0.02)
+        return np
 
     def xe(self, *args, check=True):
         e = dict(os.environ)
@@ -262,12 +319,18 @@ class DevPool:
         except OSError:
             return ""
 
-    def poold_log(self, tail=3000):
-        try:
-            with open(os.path.join(self.dir, "master", "poold.log"), errors="replace") as f:
-                return f.read()[-tail:]
-        except OSError:
-            return ""
+    def poold_log(self, tail=3000, i=None):
+        paths = [os.path.join(self.dir, "master", "poold.log")]
+        if self.masters:
+            paths = [os.path.join(self.poold_dir(k), "poold.log") for k in ([i] if i else range(1, self.hosts + 1))]
+        out = []
+        for path in paths:
+            try:
+                with open(path, errors="replace") as f:
+                    out.append(("--- %s\n" % path if len(paths) > 1 else "") + f.read()[-tail:])
+            except OSError:
+                pass
+        return "\n".join(out)
 
     read_log = poold_log
 
@@ -342,7 +405,10 @@ class DevPool:
         for sr, path in dirs.items():
             have = set(os.path.realpath(f) for f in glob.glob(os.path.join(path, "*")))
             owned = set(os.path.realpath(v["location"]) for v in vdis.values() if v["SR"] == sr)
-            for f in sorted(have - owned):
+            # the pool database (a redo_log VDI) is SQLite: its write-ahead log sits beside it
+            companions = set(os.path.realpath(v["location"]) + "-wal" for v in vdis.values()
+                             if v["SR"] == sr and v["type"] == "redo_log")
+            for f in sorted(have - owned - companions):
                 bad.append("file %s belongs to no VDI" % f)
             for f in sorted(owned - have):
                 bad.append("VDI %s has no file" % f)
@@ -369,6 +435,8 @@ class DevPool:
         problem = None
         if check:
             try:
+                if self.masters:
+                    self.master_index()
                 self.assert_consistent()
             except AssertionError as e:
                 problem = e

@@ -11,18 +11,26 @@ into that bridge), timeout 5 s.
 - host3 alone loses the statefile (an empty tmpfs mounted over the SR's
   directory in its mount namespace) while hearing everyone: it fences, as
   the others still see the statefile;
-- every host loses it: all still hear each other (rule 2), nobody fences.
+- every host loses it: all still hear each other (rule 2), nobody fences;
+- every host runs a poold (devpool --standby-masters, each poold in its
+  host's namespace) and the master's host is cut off, alone against two:
+  its agent fences, its poold stops writing before the new master starts
+  (their logs, one clock), one of the two others is master within T plus a
+  few seconds with every change acknowledged before the cut, the isolated
+  host's VMs run there, never twice.
 
 The namespaces, bridge and veths are created here and always deleted;
 traffic goes only to addresses inside them. Needs root and iproute2.
 """
 import os
 import random
+import re
 import shutil
 import subprocess
 import time
 import unittest
 
+from tests.integration.harness import SLOW
 from tests.integration.hatest import TIMEOUT, DoubleWatch, enable, make_vm, messages, where
 from tests.integration.pooltest import DevPool, pid_alive, wait_until
 
@@ -185,6 +193,98 @@ class NetFailures(unittest.TestCase):
         time.sleep(TIMEOUT)
         self.assertTrue(all(pid_alive(a) for a in agents))
         self.assertEqual(where(p, on1), ("Running", 1))
+
+
+def log_time(log, needle):
+    """The time (s since midnight, the logs' clock) of the first line holding needle, or None."""
+    for line in log.splitlines():
+        if needle in line:
+            m = re.match(r"\S+T(\d+):(\d+):([\d.]+)Z", line)
+            if m:
+                return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    return None
+
+
+@unittest.skipUnless(can_run(), "needs root, ip and nsenter")
+class MasterPartition(unittest.TestCase):
+    def setUp(self):
+        self.net = Net(3)
+        try:
+            self.p = DevPool(3, host_memory_mib=2048, extra=self.net.devpool_args(3), masters=True)
+        except BaseException:
+            self.net.close()
+            raise
+
+    def tearDown(self):
+        try:
+            self.p.close()
+        finally:
+            self.net.close()
+
+    def test_master_cut_off_alone(self):
+        p = self.p
+        on1 = [make_vm(p, "on1-%d" % k, 128, "restart") for k in range(2)]
+        on2 = make_vm(p, "on2", 128, "restart")
+        for vm in on1:
+            p.rpc("VM.start_on", vm, p.host_ref(1), False, False)
+        p.rpc("VM.start_on", on2, p.host_ref(2), False, False)
+        enable(p, tolerate=1)
+        wait_until(lambda: "master lease: holding the lease" in p.poold_log(100000, 1), 10, "the master's lease")
+        wait_until(lambda: all("master's lease is current" in p.poold_log(100000, i) for i in (2, 3)), 10,
+                   "the standbys watching")
+        pool = p.rpc("pool.get_all")[0]
+        acked = None
+        for k in range(10):
+            p.rpc("pool.set_name_description", pool, "ack-%d" % k)
+            acked = "ack-%d" % k
+        watch = DoubleWatch(p)
+        agent1 = p.agent_pid(1)
+        self.net.cut(1)
+        cut = time.monotonic()
+        try:
+            new = wait_until(lambda: next((i for i in (2, 3) if self._answers(i)), None), 3 * TIMEOUT + 10,
+                             "a master among the two")
+            took = time.monotonic() - cut
+            self.assertLessEqual(took, (2 * TIMEOUT + 5) * SLOW, "a new master after %.1f s" % took)
+            p.env["XE_SERVER"] = p.addresses[new]
+            self.assertEqual(p.rpc("pool.get_name_description", pool), acked, "an acknowledged change is lost")
+            wait_until(lambda: not pid_alive(agent1), 3 * TIMEOUT, "host1's agent fenced")
+            wait_until(lambda: all(where(p, vm)[0] == "Running" and where(p, vm)[1] in (2, 3) for vm in on1), 30,
+                       "host1's VMs running on the majority")
+            self.assertEqual(where(p, on2), ("Running", 2))
+            time.sleep(0.3)
+        finally:
+            doubles = watch.stop()
+        self.assertEqual(doubles, [], "a VM ran twice")
+        # one master at a time: the isolated one stopped writing before the other began
+        down = log_time(p.poold_log(100000, 1), "stepping down now")
+        up = log_time(p.poold_log(100000, new), "pool master now")
+        self.assertIsNotNone(down, p.poold_log(3000, 1))
+        self.assertIsNotNone(up)
+        self.assertLess(down, up, "the new master started before the old one stopped")
+        self.assertIn("fencing this host", p.agent_log(1, 100000))
+        # the other standby follows the new master
+        other = 5 - new
+        wait_until(lambda: self._slave_of(other) == p.addresses[new], 20, "host%d says who the master is" % other)
+
+    def _answers(self, i):
+        try:
+            self.p.call("session.login_with_password", "root", self.p.password, "2.21", "t",
+                        address=self.p.addresses[i], timeout=3)
+            return True
+        except Exception:
+            return False
+
+    def _slave_of(self, i):
+        from tests.integration.harness import XapiError
+        try:
+            self.p.call("session.login_with_password", "root", self.p.password, "2.21", "t",
+                        address=self.p.addresses[i], timeout=3)
+        except XapiError as e:
+            return e.params[0] if e.code == "HOST_IS_SLAVE" else None
+        except Exception:
+            return None
+        return None
 
 
 if __name__ == "__main__":

@@ -341,7 +341,9 @@ class JoinTest(unittest.TestCase):
                                "cpu_count": int(rec["cpu_info"]["cpu_count"])},
                   "domains": [], "srs": []}
         ans = self.heartbeat(os.path.join(state, "agent.pem"), os.path.join(state, "agent.key"), report)
-        self.assertEqual(ans, {"host": host})
+        self.assertEqual(ans["host"], host)
+        # and where the master is, which the agent follows when it moves
+        self.assertEqual(ans["master"]["port"], self.pool.port)
 
     def test_certificate_from_another_ca_is_refused(self):
         other = os.path.join(self.pool.dir, "other-pool")
