@@ -179,6 +179,8 @@ void agent_beat_stop(struct agent *ag);
 /* ---- domain.c: domains and the power operations ---- */
 /* The domain of VM uuid (and its info), or -1. */
 int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out);
+/* The domain here that has VDI vdi as a disk (sim), or -1. */
+int agent_vdi_user(struct agent *ag, const char *vdi);
 /* poold's domain configuration, checked, with each disk found in an SR
  * this host has plugged; NULL or the XAPI error. */
 json_t *agent_domain_config(struct agent *ag, const json_t *cfg, struct be_domain_config *dc);
@@ -294,8 +296,6 @@ json_t *agent_m_vdi_mirror_end(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_remove(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_vdi_pivot_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 json_t *agent_m_vm_disks(struct agent *ag, json_t *args, json_t **result);
-/* The domain here that has VDI vdi as a disk, or -1. */
-int agent_vdi_user(struct agent *ag, const char *vdi);
 /* The memory migration's pause hook (mig_opts.paused_hook) over the
  * source mirrors ids (a JSON array): NULL with err when one is not here. */
 struct mirror_hook *agent_mirror_hook_new(struct agent *ag, json_t *ids, char *err, size_t errlen);

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from tests.integration.harness import SLOW, XapiError
+from tests.integration.hatest import enable
 from tests.integration.pooltest import DevPool, wait_until
 from tests.integration.sxmtest import MiB, Sxm, file_hash
 from tests.integration.test_pool import guest_heartbeat
@@ -271,6 +272,35 @@ class SxmTest(unittest.TestCase):
         self.assertIn("another pool", r.stderr + r.stdout)
         s.wait_clean()
         p.rpc("VM.hard_shutdown", vm)
+
+
+
+class SxmHaTest(unittest.TestCase):
+    """R-15 under HA: a storage migration that would leave a protected VM
+    restartable nowhere (its disk on the destination's local SR) is
+    refused, by the dry run too; the same move keeping its disk on the
+    shared SR is admitted."""
+
+    def test_failover_plan(self):
+        p = DevPool(3, host_memory_mib=2048, extra=("--local-srs",))
+        try:
+            s = Sxm(p)
+            vm = s.vm("guarded", 1, disks=(8 * MiB,), sr=s.sr("devpool shared SR"))
+            p.rpc("VM.set_ha_restart_priority", vm, "restart")
+            enable(p, tolerate=1)
+            vdi = s.disks(vm)[0][0]
+            dest = s.dest(2)
+            for m in ("VM.assert_can_migrate", "VM.migrate_send"):
+                with self.assertRaises(XapiError) as cm:
+                    p.rpc(m, vm, dest, True, {vdi: s.local(2)}, {}, {})
+                self.assertEqual(cm.exception.code, "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN", m)
+            p.rpc("VM.assert_can_migrate", vm, dest, True, {}, {}, {})
+            self.assertEqual(s.leftovers(), [])
+            self.assertEqual(p.rpc("VM.get_resident_on", vm), p.host_ref(1))
+            p.rpc("pool.disable_ha")
+        finally:
+            p.close()
+
 
 
 if __name__ == "__main__":
