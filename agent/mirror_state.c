@@ -1,8 +1,7 @@
 /*
  * mirror_state.c - one disk mirror's state as its thread moves it on and
  * the agent's methods read it (mirror_ops.h): references, the state and a
- * failure's reason under the mirror's lock, cancellation, its socket; and
- * which domain of this host has a VDI as a disk.
+ * failure's reason under the mirror's lock, cancellation, its socket.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,7 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "backend_lock.h"
 #include "log.h"
 #include "mirror_ops.h"
 
@@ -82,26 +80,3 @@ void mirror_sock_set(struct mirror *m, int fd)
 	pthread_mutex_unlock(&m->mi_mu);
 }
 
-/* The domain on this host that has `vdi` as a disk, or -1: below the
- * methods (vdi_remove and the pivot both ask), so no call cycle. */
-int agent_vdi_user(struct agent *ag, const char *vdi)
-{
-	struct be_domain_info *di = NULL;
-	int n = 0, user = -1;
-	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &di, &n) < 0)
-		return -1;
-	backend_locked_lock(ag->ag_be);
-	struct backend *inner = backend_locked_inner(ag->ag_be);
-	for (int i = 0; i < n && user < 0; i++) {
-		struct be_disk d[BE_MAX_DISKS];
-		int nd = 0;
-		if (backend_sim_disks(inner, di[i].di_domid, d, BE_MAX_DISKS, &nd) < 0)
-			continue; /* gone meanwhile, or not a sim domain: nothing of ours to guard */
-		for (int k = 0; k < nd && user < 0; k++)
-			if (strcmp(d[k].bd_vdi_uuid, vdi) == 0)
-				user = di[i].di_domid;
-	}
-	backend_locked_unlock(ag->ag_be);
-	free(di);
-	return user;
-}
