@@ -199,6 +199,15 @@ void ha_lease_decide(const struct ha_lease_view *v, struct ha_lease_verdict *out
  * (acquiring). Pure. */
 bool ha_lease_renewal_counts(const struct ha_lease_timing *t, int64_t start_ms, int64_t end_ms, int64_t valid_until_ms,
 			     bool acquiring);
+/* May the master name this standby a candidate in its lease? Only one
+ * that was told where the database is now and which HA it runs under
+ * (told_current) and synced with it (last at sync_ms, -1 never); one that
+ * stopped keeping up (fresh_ms) is struck off only when its host's agent
+ * was heard after that (beat_ms, -1 unknown): its poold is gone. Syncs and
+ * beats that stopped together say this master is cut off from that host,
+ * not that it died: the survivors' liveset decides, and a master cut off
+ * alone must not strike the others off in its last renewals. Pure. */
+bool ha_lease_standby_capable(bool told_current, int64_t sync_ms, int64_t beat_ms, int64_t now_ms, int64_t fresh_ms);
 
 /* ---- config.c: what poold hands a host when it arms HA ---- */
 

@@ -137,6 +137,11 @@ bool ha_lease_renewal_counts(const struct ha_lease_timing *t, int64_t start_ms, 
 	       (acquiring || start_ms < valid_until_ms);
 }
 
+bool ha_lease_standby_capable(bool told_current, int64_t sync_ms, int64_t beat_ms, int64_t now_ms, int64_t fresh_ms)
+{
+	return told_current && sync_ms >= 0 && (now_ms - sync_ms < fresh_ms || beat_ms < sync_ms + fresh_ms);
+}
+
 static bool lease_fresh(int64_t at, int64_t now, int64_t limit)
 {
 	return at >= 0 && now - at < limit;

@@ -201,10 +201,14 @@ static void mfo_lease_fill(struct poold *pd, uint64_t epoch, struct ha_lease *l)
 	json_t *sb;
 	char path[4200];
 	json_object_foreach(m->mf_standbys, ref, sb) {
-		/* a standby that keeps up and whose host sees the database */
+		/* its host sees the database, where it was told it is (pool.standby_sync) */
 		int i = lease_cfg_member(c, jstr(sb, "uuid"));
-		if (i >= 0 && mfo_now() - json_integer_value(json_object_get(sb, "at")) < 3 * SYNC_EVERY_MS &&
-		    mfo_db_path_for(pd, ref, path, sizeof path))
+		bool told = mfo_db_path_for(pd, ref, path, sizeof path) && !strcmp(jstr(sb, "database"), path) &&
+			    !strcmp(jstr(sb, "generation"), c->lc_generation);
+		json_t *beat = json_object_get(pd->pd_host_seen, ref); /* its agent's last heartbeat, in s */
+		if (i >= 0 && ha_lease_standby_capable(told, json_integer_value(json_object_get(sb, "at")),
+						       beat ? json_integer_value(beat) * 1000 : -1, mfo_now(),
+						       3 * SYNC_EVERY_MS))
 			l->hl_capable |= HA_BIT(i);
 	}
 }

@@ -169,12 +169,13 @@ json_t *pool_standby_sync(struct api_call *c)
 		return xerr_new(XE_UUID_INVALID, "host", uuid, NULL);
 	bool sees = db_is_shared(pd->pd_db) && mfo_db_path_for(pd, ref, dbp, sizeof dbp);
 	json_t *h = db_obj_get(pd->pd_db, ref);
+	json_t *ha = sees ? mfo_ha_info(pd, ref) : NULL;
+	/* what it was told, which the lease's candidates are checked against */
 	json_object_set_new(m->mf_standbys, ref,
-			    json_pack("{s:s, s:s, s:I, s:b}", "uuid", uuid, "address", jstr(h, "address"), "at",
-				      (json_int_t)mapi_now(), "database", sees));
+			    json_pack("{s:s, s:s, s:I, s:s, s:s}", "uuid", uuid, "address", jstr(h, "address"), "at",
+				      (json_int_t)mapi_now(), "database", dbp, "generation", jstr(ha, "generation")));
 	json_decref(h);
 	char *root = db_user_hash(pd->pd_db, "root");
-	json_t *ha = sees ? mfo_ha_info(pd, ref) : NULL;
 	c->ac_result = json_pack("{s:I, s:s, s:s, s:i, s:s, s:o, s:{s:s}, s:O?}", "epoch", (json_int_t)m->mf_epoch,
 				 "master_uuid", m->mf_ms.ms_master_uuid, "master_address", m->mf_ms.ms_master_address, "port",
 				 pd->pd_port, "database", dbp, "ha", ha ? ha : json_null(), "users", "root", root ? root : "",

@@ -3,6 +3,8 @@
  *     decodes (forged, other key, cut, garbage);
  *   - the timing for every T: hold <= take / 2, several renewals per hold;
  *   - which renewal counts, over every order of start, end and validity;
+ *   - which standbys the master names candidates (told the current
+ *     database, keeping up, or cut off together with their host);
  *   - the verdict over every combination of what a poold knows (holding or
  *     not; its host's agent fresh, losing, fenced, excluded, in its
  *     liveset; the lease valid, off, released, newer, its holder; the ages
@@ -146,6 +148,34 @@ static void test_renewal_counts(void **st)
 					bool want = start >= 0 && took >= 0 && took <= half && (acq || start < valid);
 					assert_int_equal(ha_lease_renewal_counts(&lt, start, start + took, valid, acq), want);
 				}
+}
+
+/* Which standbys the master names candidates: told the current database
+ * and HA, and keeping up, or cut off together with their host's agent. */
+static void test_standby_capable(void **st)
+{
+	(void)st;
+	const int64_t fresh = 6000, now = 100000;
+	for (int told = 0; told < 2; told++)
+		for (int ks = 0; ks <= 36; ks++)     /* never, then every age 0..18 s */
+			for (int kb = 0; kb <= 96; kb++) { /* unknown, then 0..24 s ago */
+				int64_t sync = ks ? now - (ks - 1) * 500 : -1, beat = kb ? now - (kb - 1) * 250 : -1;
+				bool fresh_sync = sync >= 0 && now - sync < fresh;
+				bool beat_after_stale = sync >= 0 && beat >= sync + fresh;
+				bool want = told && sync >= 0 && (fresh_sync || !beat_after_stale);
+				assert_int_equal(ha_lease_standby_capable(told, sync, beat, now, fresh), want);
+			}
+	/* the master cut off alone at 50 s: the standbys' syncs (every 2 s) and
+	 * their hosts' heartbeats (every 1 s) stop together; the standbys stay
+	 * candidates however long the master takes to step down */
+	for (int64_t t = 50000; t < 90000; t += 100)
+		assert_true(ha_lease_standby_capable(true, 49000, 49900, t, fresh));
+	/* a standby's poold gone while its host's agent still beats: struck off */
+	assert_true(ha_lease_standby_capable(true, 49000, 54900, 54900, fresh));
+	assert_false(ha_lease_standby_capable(true, 49000, 55000, 55000, fresh));
+	/* never synced with this master, or told an old database or HA: never */
+	assert_false(ha_lease_standby_capable(true, -1, -1, 0, fresh));
+	assert_false(ha_lease_standby_capable(false, now, -1, now, fresh));
 }
 
 /* --------------------------------------------------------- verdicts */
@@ -628,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_word_liveset),
 		cmocka_unit_test(test_timing_every_t),
 		cmocka_unit_test(test_renewal_counts),
+		cmocka_unit_test(test_standby_capable),
 		cmocka_unit_test(test_verdict_every_case),
 		cmocka_unit_test(test_ranks_distinct),
 		cmocka_unit_test(test_timelines),
