@@ -41,6 +41,11 @@
 	X(VM_HAS_VUSBS, "vm") \
 	X(VM_MIGRATE_FAILED, "vm,source,destination,msg") \
 	X(VM_HOST_INCOMPATIBLE_VERSION_MIGRATE, "host,vm") \
+	/* rolling pool upgrade: XAPI declares NOT_SUPPORTED_DURING_UPGRADE []; \
+	 * ours names the operation and why */ \
+	X(NOT_SUPPORTED_DURING_UPGRADE, "operation,reason") \
+	X(HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR, "host_xapi_version") \
+	X(VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION, "host,host_versions,vm,vm_version") \
 	X(HOST_NOT_ENOUGH_FREE_MEMORY, "needed,available") \
 	X(HOST_DISABLED, "host") \
 	X(HOST_NOT_LIVE, "") \

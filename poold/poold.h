@@ -195,6 +195,8 @@ struct snap {
  * the transaction that writes the decision. */
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn);
 void snap_free(struct snap *sn);
+/* The pool is in rolling-upgrade mode (pool.other_config:rolling_upgrade_in_progress). */
+bool snap_rolling(struct db *db);
 /* The strings of a JSON array as a C array borrowing them (free the array
  * only). */
 const char **snap_strings(json_t *arr);
