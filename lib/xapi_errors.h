@@ -46,6 +46,7 @@
 	X(NOT_SUPPORTED_DURING_UPGRADE, "operation,reason") \
 	X(HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR, "host_xapi_version") \
 	X(VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION, "host,host_versions,vm,vm_version") \
+	X(ROLLING_UPGRADE_FAILED, "host,reason") /* ours: the run stopped (the task holds the report) */ \
 	X(HOST_NOT_ENOUGH_FREE_MEMORY, "needed,available") \
 	X(HOST_DISABLED, "host") \
 	X(HOST_NOT_LIVE, "") \

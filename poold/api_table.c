@@ -66,6 +66,8 @@ json_t *pool_ha_plan(struct api_call *c);
 json_t *vm_set_ha_restart_priority(struct api_call *c);
 json_t *vm_set_order(struct api_call *c);
 json_t *vm_set_start_delay(struct api_call *c);
+json_t *pool_rolling_upgrade(struct api_call *c);
+json_t *pool_rolling_upgrade_plan(struct api_call *c);
 
 const struct api_method api_methods[] = {
 	{"session.login_with_password", 2, 4, API_NO_SESSION, session_login},
@@ -132,6 +134,9 @@ const struct api_method api_methods[] = {
 	{"VM.set_ha_restart_priority", 3, 3, API_ASYNC, vm_set_ha_restart_priority},
 	{"VM.set_order", 3, 3, API_ASYNC, vm_set_order},
 	{"VM.set_start_delay", 3, 3, API_ASYNC, vm_set_start_delay},
+	/* ours: the rolling pool upgrade (api_rpu.c) */
+	{"pool.rolling_upgrade", 2, 2, API_ASYNC, pool_rolling_upgrade},
+	{"pool.rolling_upgrade_plan", 2, 2, 0, pool_rolling_upgrade_plan},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

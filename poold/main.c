@@ -211,10 +211,12 @@ static int serve(struct poold *pd)
 	ha_start(pd);
 	ha_engine_start(pd);
 	evacuations_resume(pd);
+	rpu_start(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
 	event_base_dispatch(pd->pd_base);
 	http_stop(pd); /* closing the connections cancels the parked calls */
+	rpu_stop(pd);  /* before the evacuations it may have started */
 	session_fini(pd);
 	evacuations_stop(pd);
 	ha_engine_stop(pd);

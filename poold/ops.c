@@ -36,7 +36,82 @@ static const struct {
 	{"unpause", "Paused", "paused"},
 };
 
-static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
+/* ------------------------------------------------- rolling upgrade */
+
+/* What a rolling upgrade lets through, and why not (XAPI refuses with
+ * NOT_SUPPORTED_DURING_UPGRADE [] and no reason). VM and VDI operations
+ * are allowed only when listed without a reason (XAPI's
+ * rpu_allowed_vm_operations and its pre-Ely VDI operations, the ones every
+ * version knows); SR and pool operations are refused only when listed. */
+static const struct {
+	const char *cls, *op, *reason; /* reason NULL: allowed */
+} upgrade_ops[] = {
+	{"VM", "start", NULL},
+	{"VM", "start_on", NULL},
+	{"VM", "clean_shutdown", NULL},
+	{"VM", "hard_shutdown", NULL},
+	{"VM", "clean_reboot", NULL},
+	{"VM", "hard_reboot", NULL},
+	{"VM", "suspend", NULL},
+	{"VM", "resume", NULL},
+	{"VM", "resume_on", NULL},
+	{"VM", "pause", NULL},
+	{"VM", "unpause", NULL},
+	{"VM", "pool_migrate", NULL},
+	{"VM", "migrate_send", NULL},
+	{"VM", "clone", NULL},
+	{"VM", "copy", NULL},
+	{"VM", "export", NULL},
+	{"VM", "import", NULL},
+	{"VM", "destroy", NULL},
+	{"VM", "make_into_template", NULL},
+	{"VM", "changing_memory_live", NULL},
+	{"VM", "changing_VCPUs_live", NULL},
+	{"VM", "shutdown", "only clean_shutdown and hard_shutdown are allowed while the pool is upgraded (XAPI's set)"},
+	{"VM", "changing_memory_limits",
+	 "a halted VM's memory limits stay as they are while hosts of two versions may start it"},
+	{"VM", "changing_static_range", "a VM's static memory stays as it is while hosts of two versions may run it"},
+	{"VM", "changing_dynamic_range", "a VM's dynamic memory stays as it is while hosts of two versions may run it"},
+	{"VM", "changing_VCPUs", "a VM's vCPUs stay as they are while hosts of two versions may run it"},
+	{"VM", "snapshot", "a snapshot taken now might not be readable by the hosts of the older version"},
+	{"VM", "checkpoint", "a checkpoint taken now might not be readable by the hosts of the older version"},
+	{"VM", "revert", "a snapshot is not reverted while hosts of two versions may run the VM"},
+	{"VDI", "clone", NULL},
+	{"VDI", "copy", NULL},
+	{"VDI", "resize", NULL},
+	{"VDI", "resize_online", NULL},
+	{"VDI", "snapshot", NULL},
+	{"VDI", "destroy", NULL},
+	{"VDI", "forget", NULL},
+	{"VDI", "update", NULL},
+	{"VDI", "force_unlock", NULL},
+	{"VDI", "generate_config", NULL},
+	{"VDI", "blocked", NULL},
+	{"VDI", "mirror", "storage migration waits until every host runs the same version"},
+	{"VDI", "enable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"VDI", "disable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"SR", "vdi_mirror", "storage migration waits until every host runs the same version"},
+	{"SR", "vdi_enable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"SR", "vdi_disable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"SR", "create", "a new SR waits until every host runs the same version"},
+	{"pool", "enable_ha", "HA plans across hosts of two versions; the rolling upgrade restores HA when it ends"},
+};
+
+json_t *ops_upgrade_check(const char *cls, const char *op)
+{
+	bool by_default = strcmp(cls, "VM") == 0 || strcmp(cls, "VDI") == 0;
+	const char *reason = by_default ? "not one of the operations allowed while the pool is upgraded" : NULL;
+	for (size_t i = 0; i < sizeof upgrade_ops / sizeof upgrade_ops[0]; i++)
+		if (strcmp(upgrade_ops[i].cls, cls) == 0 && strcmp(upgrade_ops[i].op, op) == 0)
+			reason = upgrade_ops[i].reason;
+	if (!reason)
+		return NULL;
+	char name[96];
+	snprintf(name, sizeof name, "%s.%s", cls, op);
+	return xerr_new(XE_NOT_SUPPORTED_DURING_UPGRADE, name, reason, NULL);
+}
+
+static json_t *vm_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
 	bool template = json_is_true(json_object_get(rec, "is_a_template"));
 	if (template && strcmp(op, "clone") && strcmp(op, "destroy"))
@@ -61,7 +136,7 @@ static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
 		}
 		if (busy(rec) || strcmp(jstr(rec, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
 			return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", ref, NULL);
-		return NULL;
+		return f->of_rolling ? ops_upgrade_check("VM", op) : NULL; /* last, as XAPI */
 	}
 	return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM operation %s is not known", op);
 }
@@ -79,7 +154,7 @@ static json_t *vdi_check(const char *ref, const json_t *rec, const struct ops_fa
 		return xerr_new(XE_VDI_IN_USE, ref, op, NULL);
 	if (busy(rec))
 		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VDI", ref, NULL);
-	return NULL;
+	return f->of_rolling ? ops_upgrade_check("VDI", op) : NULL;
 }
 
 /* ---------------------------------------------------------------- SR */
@@ -104,7 +179,7 @@ static json_t *sr_check(const char *ref, const json_t *rec, const struct ops_fac
 	/* plugging on more hosts goes on in parallel; nothing else does */
 	if (busy(rec) && strcmp(op, "plug"))
 		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "SR", ref, NULL);
-	return NULL;
+	return f->of_rolling ? ops_upgrade_check("SR", op) : NULL;
 }
 
 /* -------------------------------------------------------------- host */
@@ -147,7 +222,7 @@ static const char *const *ops_of(const char *cls)
 json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
 	if (strcmp(cls, "VM") == 0)
-		return vm_check(ref, rec, op);
+		return vm_check(ref, rec, f, op);
 	if (strcmp(cls, "VDI") == 0)
 		return vdi_check(ref, rec, f, op);
 	if (strcmp(cls, "SR") == 0)

@@ -27,6 +27,7 @@ struct ops_facts {
 	int of_pbds;     /* SR: PBDs */
 	int of_plugged;  /* SR: PBDs currently attached */
 	int of_vdis;     /* SR: VDIs on it */
+	bool of_rolling; /* the pool is in rolling-upgrade mode (snap_rolling) */
 };
 
 /* The refusal of op on the object ref (record rec of class cls), or NULL.
@@ -35,6 +36,11 @@ json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const str
 /* The operations ops_check lets through, as XAPI's allowed_operations
  * (a new array); NULL for a class without operations. */
 json_t *ops_allowed(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f);
+/* In rolling-upgrade mode: NOT_SUPPORTED_DURING_UPGRADE [cls.op, reason]
+ * for an operation the upgrade blocks (the table in ops.c: object
+ * operations, and pool-level ones such as "SR" "create" or "pool"
+ * "enable_ha" that their handlers ask), else NULL. */
+json_t *ops_upgrade_check(const char *cls, const char *op);
 
 /* ---- effects (the database) ---- */
 void ops_facts_load(struct db *db, const char *cls, const char *ref, struct ops_facts *f);
@@ -53,5 +59,8 @@ json_t *ops_end(struct db *db, const char *ref, const char *id);
  * comes or goes). */
 json_t *ops_derive(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec, bool after,
 		   void *ctx);
+/* Inside a transaction: derive every record of cls again (the pool
+ * entered or left rolling-upgrade mode: their allowed_operations change). */
+json_t *ops_rederive(struct db *db, const char *cls);
 
 #endif

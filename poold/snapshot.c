@@ -288,18 +288,24 @@ static void host_attachments(struct snap *sn, struct db *db, const char *ref, st
 
 /* The virtual hardware versions the host offers (strings, as the model
  * declares the field, or numbers). */
-static void host_hw(struct snap *sn, json_t *set, struct place_host *h)
+size_t snap_hw_set(json_t *set, int64_t *out, size_t max)
 {
-	int64_t *hw = snap_alloc(sn, json_array_size(set), sizeof *hw);
-	size_t i;
+	size_t i, n = 0;
 	json_t *x;
 	json_array_foreach(set, i, x) {
 		const char *t = json_string_value(x);
-		if (t && *t)
-			hw[h->ph_nhw++] = strtoll(t, NULL, 10);
-		else if (json_is_integer(x))
-			hw[h->ph_nhw++] = json_integer_value(x);
+		if (n < max && t && *t)
+			out[n++] = strtoll(t, NULL, 10);
+		else if (n < max && json_is_integer(x))
+			out[n++] = json_integer_value(x);
 	}
+	return n;
+}
+
+static void host_hw(struct snap *sn, json_t *set, struct place_host *h)
+{
+	int64_t *hw = snap_alloc(sn, json_array_size(set), sizeof *hw);
+	h->ph_nhw = snap_hw_set(set, hw, json_array_size(set));
 	h->ph_hw = hw;
 }
 
