@@ -200,6 +200,8 @@ int xe_cmd_pool_ha_prevent_restarts_for(struct xe_ctx *c, const struct xe_cmd *c
 int xe_cmd_pool_ha_compute_max(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_compute_hypothetical(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_plan(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_rpu.c */
+int xe_cmd_pool_rolling_upgrade(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* vm-migrate's checks before any call (storage migration refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
  * map of strings for VM.pool_migrate without "network" (new ref), or NULL
