@@ -221,6 +221,9 @@ static const char *const *ops_of(const char *cls)
 
 json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
+	static const struct ops_facts none;
+	if (!f)
+		f = &none;
 	if (strcmp(cls, "VM") == 0)
 		return vm_check(ref, rec, f, op);
 	if (strcmp(cls, "VDI") == 0)

@@ -32,6 +32,7 @@ struct ops_facts {
 
 /* The refusal of op on the object ref (record rec of class cls), or NULL.
  * An operation the class does not know is OPERATION_NOT_ALLOWED. */
+/* f may be NULL (no facts: an object with none, not in rolling-upgrade mode). */
 json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f, const char *op);
 /* The operations ops_check lets through, as XAPI's allowed_operations
  * (a new array); NULL for a class without operations. */
