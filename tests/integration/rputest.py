@@ -2,9 +2,12 @@
 rputest.py - what the rolling-upgrade tests share: VMs whose guests beat
 every 10 ms, the dev pool's upgrade command (scripts/devpool upgrade-host),
 following a run through its task, and a watcher that reads every guest's
-heartbeat counter while a run goes on: a VM whose counter stands still for
-STALL_S is a VM that stopped; two processes of one VM whose counters both
-advance between two samples are a VM running twice.
+domain processes while a run goes on: its heartbeat counter (page 0 of its
+RAM) and the state the domain publishes about itself (its SHARED memfd,
+struct simdom_shared's ss_state). A VM whose counter stands still for
+STALL_S stopped; a VM with two processes that both say they run runs twice
+(a migration's destination is paused until the source has paused: never
+both).
 """
 import json
 import os
@@ -17,8 +20,24 @@ from tests.integration.pooltest import MiB, wait_until
 from tests.integration.test_pool import guest_heartbeat
 
 DEVPOOL = os.path.join(ROOT, "scripts", "devpool")
+SHARED_NAME = "/memfd:simdom-shared"
+BE_STATE_RUNNING = 1  # agent/backend.h
 NEW = "0.2.0"
 STALL_S = 2.0  # far above a migration's downtime (ms), below anything a stop looks like
+
+
+def domain_running(pid):
+    """The domain's own word (ss_state, after two 32-bit fields) that it runs."""
+    fddir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fddir):
+        try:
+            if os.readlink(os.path.join(fddir, fd)).startswith(SHARED_NAME):
+                with open(os.path.join(fddir, fd), "rb") as f:
+                    head = f.read(12)
+                return int.from_bytes(head[8:12], "little") == BE_STATE_RUNNING
+        except OSError:
+            continue
+    raise OSError("domain process %d holds no %s memfd" % (pid, SHARED_NAME))
 
 
 def make_vm(p, name, mib=128, **fields):
@@ -85,28 +104,30 @@ class BeatWatch:
         self.uuids = set(vm_uuids)
         self.doubles, self.stalls, self.gone = [], [], []
         self.samples = 0
-        self.last = {}     # pid -> counter
         self.moved_at = {}  # vm uuid -> (monotonic, highest counter)
         self.stop_ev = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def sample(self):
+        if not self.p.dir:
+            return  # the pool is gone (a test that failed before stop())
         now = time.monotonic()
         procs = self.p.simdoms()
         for uuid in self.uuids:
-            beats = {}
-            for _host, pid in procs.get(uuid, []):
+            beats, running = {}, []
+            for host, pid in procs.get(uuid, []):
                 try:
                     beats[pid] = guest_heartbeat(pid)
+                    if domain_running(pid):
+                        running.append((host, pid))
                 except (OSError, AssertionError):
                     pass  # gone between the listing and the read
             if not beats:
                 self.gone.append((uuid, now))
                 continue
-            advancing = [pid for pid, b in beats.items() if pid in self.last and b > self.last[pid]]
-            if len(advancing) > 1:
-                self.doubles.append((uuid, advancing))
+            if len(running) > 1:
+                self.doubles.append((uuid, running))
             top = max(beats.values())
             t0, seen = self.moved_at.get(uuid, (now, -1))
             if top > seen:
@@ -114,7 +135,6 @@ class BeatWatch:
             elif now - t0 > STALL_S * SLOW:
                 self.stalls.append((uuid, now - t0))
                 self.moved_at[uuid] = (now, top)
-            self.last.update(beats)
         self.samples += 1
 
     def run(self):

@@ -76,6 +76,7 @@ class RpuTest(unittest.TestCase):
         p.rpc("pool.add_to_other_config", pool, "auto_poweron", "true")
         self.assertEqual(set(versions(p).values()), {OLD})
         w = BeatWatch(p, [p.rpc("VM.get_uuid", v) for v in homes])
+        self.addCleanup(w.stop)
         # the sleep leaves time to look at the mixed pool between hosts
         task = p.rpc("Async.pool.rolling_upgrade", {"command": hook(p, "--hardware-platform-versions 1-3", "sleep 2; "),
                                                     "host_timeout": "60", "command_timeout": "60"})
@@ -105,6 +106,7 @@ class RpuTest(unittest.TestCase):
         p = self.p
         homes = start_vms(p, 2)
         w = BeatWatch(p, [p.rpc("VM.get_uuid", v) for v in homes])
+        self.addCleanup(w.stop)
         task = p.rpc("Async.pool.rolling_upgrade", {"command": hook(p, before="sleep 1; ")})
         wait_until(lambda: phase_of(state(p, task), "host2") in ("evacuating", "upgrading"), 120,
                    "host2's turn")
@@ -124,6 +126,7 @@ class RpuTest(unittest.TestCase):
         p.rpc("pool.add_to_other_config", pool, "auto_poweron", "true")
         h1, h2, h3 = (p.host_ref(i) for i in (1, 2, 3))
         w = BeatWatch(p, [p.rpc("VM.get_uuid", v) for v in homes])
+        self.addCleanup(w.stop)
         failing = "if [ {name} = host2 ]; then echo the installer failed; exit 3; fi; " + hook(p)
         task = p.rpc("Async.pool.rolling_upgrade", {"command": failing})
         rec = follow(p, task)
@@ -144,8 +147,8 @@ class RpuTest(unittest.TestCase):
         stuck = st["home"]["stuck"]
         for vm, host in homes.items():
             self.assertEqual(p.rpc("VM.get_power_state", vm), "Running")
-            if host == h2:
-                self.assertEqual(stuck[vm][0], "HOST_DISABLED")
+            if host == h2:  # its home is disabled, and older than the master it may be on
+                self.assertIn(stuck[vm][0], ("HOST_DISABLED", "VM_HOST_INCOMPATIBLE_VERSION_MIGRATE"))
             else:
                 self.assertEqual(p.rpc("VM.get_resident_on", vm), host)
         # a second run goes on from there: the master is skipped
