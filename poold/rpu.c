@@ -32,159 +32,6 @@
 #define DEFAULT_COMMAND_TIMEOUT_S 3600
 #define DEFAULT_HOST_TIMEOUT_S 600
 
-static json_int_t jint(const json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
-}
-
-static void set_int(json_t *o, const char *k, json_int_t v)
-{
-	json_object_set_new(o, k, json_integer(v));
-}
-
-/* ------------------------------------------------------ API calls */
-
-struct rpu_tok {
-	struct api_call tk_call; /* first: api_call_free() frees the token */
-	struct rpu *tk_run;      /* NULL once the run is gone */
-	struct rpu_tok *tk_next;
-	rpu_call_fn tk_fn;
-	char tk_arg[64];
-};
-
-static void tok_unlink(struct rpu_tok *t)
-{
-	if (!t->tk_run)
-		return;
-	for (struct rpu_tok **pp = &t->tk_run->rp_toks; *pp; pp = &(*pp)->tk_next)
-		if (*pp == t) {
-			*pp = t->tk_next;
-			break;
-		}
-	t->tk_run = NULL;
-}
-
-static void tok_done(struct api_call *c, json_t *err)
-{
-	struct rpu_tok *t = (struct rpu_tok *)c;
-	struct rpu *r = t->tk_run;
-	tok_unlink(t);
-	if (r && t->tk_fn)
-		t->tk_fn(r, err, c->ac_result, t->tk_arg);
-	json_decref(err);
-	api_call_free(c);
-}
-
-void rpu_call(struct rpu *r, const char *method, json_t *args, rpu_call_fn fn, const char *arg)
-{
-	struct poold *pd = r->rp_pd;
-	struct rpu_tok *t = xcalloc(1, sizeof *t);
-	t->tk_run = r;
-	t->tk_fn = fn;
-	snprintf(t->tk_arg, sizeof t->tk_arg, "%s", arg ? arg : "");
-	t->tk_next = r->rp_toks;
-	r->rp_toks = t; /* before the handler: it may answer at once */
-	struct api_call *c = &t->tk_call;
-	c->ac_pd = pd;
-	c->ac_args = args;
-	c->ac_params = json_array();
-	json_array_append_new(c->ac_params, json_string("")); /* where a session would be */
-	json_array_extend(c->ac_params, args);
-	c->ac_done = tok_done;
-	json_t *idx = json_object_get(pd->pd_methods, method);
-	if (!idx) {
-		api_call_finish(c, xerr_new(XE_MESSAGE_METHOD_UNKNOWN, method, NULL));
-		return;
-	}
-	c->ac_method = &pd->pd_method_tab[json_integer_value(idx)];
-	json_t *e = c->ac_method->am_fn(c);
-	if (e != API_PENDING)
-		api_call_finish(c, e);
-}
-
-/* ------------------------------------------------------ the journal */
-
-json_t *rpu_pool(struct poold *pd, char *ref)
-{
-	if (ref)
-		snprintf(ref, 64, "%s", pd->pd_pool_ref);
-	return db_obj_get(pd->pd_db, pd->pd_pool_ref);
-}
-
-static json_t *meta_txn(struct db *db, void *ctx)
-{
-	return db_meta_set(db, RPU_META_KEY, ctx ? ctx : "");
-}
-
-const char *rpu_task_of(struct db *db, char *out)
-{
-	char *text = db_meta_get(db, RPU_META_KEY);
-	json_t *st = text && *text ? json_loads(text, 0, NULL) : NULL;
-	snprintf(out, 64, "%s", jstr(st, "task"));
-	json_decref(st);
-	free(text);
-	return out;
-}
-
-/* Seconds each host done so far took, the ones left, and the ETA. */
-static void eta(struct rpu *r, time_t now)
-{
-	json_t *hosts = json_object_get(r->rp_st, "hosts");
-	size_t n = json_array_size(hosts), ndone = 0, todo = 0;
-	double *took = xcalloc(n + 1, sizeof *took), current = 0;
-	size_t i;
-	json_t *h;
-	json_array_foreach(hosts, i, h) {
-		enum upgrade_phase p = upgrade_phase_parse(jstr(h, "phase"));
-		if (p == UPG_DONE && jint(h, "ended"))
-			took[ndone++] = (double)(jint(h, "ended") - jint(h, "started"));
-		else if (p != UPG_SKIPPED && p != UPG_DONE && p != UPG_FAILED)
-			todo++;
-		if (p != UPG_PENDING && p != UPG_DONE && p != UPG_SKIPPED && jint(h, "started"))
-			current = (double)(now - jint(h, "started"));
-	}
-	json_object_set_new(r->rp_st, "eta_s", json_real(upgrade_eta(took, ndone, todo, current)));
-	set_int(r->rp_st, "elapsed_s", now - jint(r->rp_st, "started"));
-	free(took);
-}
-
-static double progress(const json_t *st)
-{
-	json_t *hosts = json_object_get(st, "hosts");
-	double done = 0;
-	size_t i;
-	json_t *h;
-	json_array_foreach(hosts, i, h) {
-		static const double weight[UPG__COUNT] = {0, 0.2, 0.5, 0.8, 1, 1, 1};
-		enum upgrade_phase p = upgrade_phase_parse(jstr(h, "phase"));
-		done += p < UPG__COUNT ? weight[p] : 0;
-	}
-	const char *stage = jstr(st, "stage");
-	if (strcmp(stage, "restore") == 0 || strcmp(stage, "end") == 0)
-		done += 1;
-	double p = done / (double)(json_array_size(hosts) + 1);
-	return p < 0.99 ? p : 0.99;
-}
-
-void rpu_save(struct rpu *r)
-{
-	struct poold *pd = r->rp_pd;
-	eta(r, time(NULL));
-	char *text = json_dumps(r->rp_st, JSON_COMPACT);
-	json_t *e = db_txn(pd->pd_db, meta_txn, text);
-	if (e) {
-		log_error("rolling upgrade: its state could not be stored");
-		json_decref(e);
-	}
-	const char *task = jstr(r->rp_st, "task");
-	if (*task) {
-		api_task_note(pd, task, "rolling_upgrade", text ? text : "{}");
-		api_task_progress(pd, task, progress(r->rp_st));
-	}
-	free(text);
-	r->rp_dirty = false;
-}
-
 /* ------------------------------------------------------ the end */
 
 static json_t *end_error(struct rpu *r)
@@ -203,11 +50,11 @@ static void rpu_end(struct rpu *r)
 	struct poold *pd = r->rp_pd;
 	json_object_set_new(r->rp_st, "stage", json_string("end"));
 	rpu_save(r); /* the last state stays in the task */
-	json_decref(db_txn(pd->pd_db, meta_txn, NULL));
+	rpu_forget(pd);
 	json_t *err = end_error(r);
 	char *report = json_dumps(r->rp_st, JSON_COMPACT);
 	log_info("rolling upgrade %s: %lld VMs moved home, %zu not home", err ? "stopped" : "done",
-		 (long long)jint(json_object_get(r->rp_st, "home"), "moved"),
+		 (long long)rpu_int(json_object_get(r->rp_st, "home"), "moved"),
 		 json_object_size(json_object_get(json_object_get(r->rp_st, "home"), "stuck")));
 	struct api_call *c = r->rp_c;
 	const char *task = jstr(r->rp_st, "task");
@@ -229,29 +76,6 @@ static void rpu_end(struct rpu *r)
 	free(report);
 }
 
-void rpu_fail(struct rpu *r, int host, const char *reason, json_t *detail)
-{
-	json_t *h = json_array_get(json_object_get(r->rp_st, "hosts"), (size_t)host);
-	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "host", jstr(h, "host"), "name", jstr(h, "name"), "phase",
-			      jstr(h, "phase"), "reason", reason);
-	if (detail)
-		json_object_set_new(f, "detail", detail);
-	if (h && upgrade_phase_parse(jstr(h, "phase")) == UPG_UPGRADING) {
-		char *out = rpu_hook_output(r->rp_pd, jstr(h, "uuid"), 2000);
-		json_object_set_new(f, "output", json_string(out));
-		free(out);
-	}
-	if (h) {
-		json_object_set_new(h, "phase", json_string(upgrade_phase_name(UPG_FAILED)));
-		json_object_set_new(h, "error", json_string(reason));
-	}
-	log_error("rolling upgrade stopped at host %s: %s", h ? jstr(h, "name") : "-", reason);
-	json_object_set_new(r->rp_st, "failure", f);
-	/* what moved goes home as far as it can; then HA and auto power-on */
-	json_object_set_new(r->rp_st, "stage", json_string("home"));
-	r->rp_dirty = true;
-}
-
 /* ------------------------------------------------------ one host */
 
 static void call_done(struct rpu *r, json_t *err, json_t *result, const char *arg)
@@ -264,14 +88,14 @@ static void call_done(struct rpu *r, json_t *err, json_t *result, const char *ar
 	char why[300];
 	snprintf(why, sizeof why, "%s failed: %s", arg, t ? t : "?");
 	free(t);
-	rpu_fail(r, (int)jint(r->rp_st, "current"), why, NULL);
+	rpu_fail(r, (int)rpu_int(r->rp_st, "current"), why, NULL);
 	rpu_save(r);
 }
 
 static void evac_done(struct rpu *r, json_t *err, json_t *result, const char *arg)
 {
 	(void)result, (void)arg;
-	json_t *h = json_array_get(json_object_get(r->rp_st, "hosts"), (size_t)jint(r->rp_st, "current"));
+	json_t *h = json_array_get(json_object_get(r->rp_st, "hosts"), (size_t)rpu_int(r->rp_st, "current"));
 	if (err && h)
 		json_object_set(h, "evac_error", err);
 	r->rp_dirty = true;
@@ -344,19 +168,19 @@ static void facts(struct rpu *r, json_t *h, enum upgrade_phase ph, struct upgrad
 		.uf_enabled = json_is_true(json_object_get(rec, "enabled")),
 		.uf_evacuating = evacuating(rec),
 		.uf_resident = residents(pd->pd_db, host),
-		.uf_evac_tries = (int)jint(h, "evac_tries"),
+		.uf_evac_tries = (int)rpu_int(h, "evac_tries"),
 		.uf_can_evacuate = ph != UPG_PENDING || can_evacuate(r, h),
 		.uf_manual = manual,
-		.uf_cmd = ph == UPG_UPGRADING ? rpu_hook_status(pd, jstr(h, "uuid"), jint(h, "hook_started"), &code)
+		.uf_cmd = ph == UPG_UPGRADING ? rpu_hook_status(pd, jstr(h, "uuid"), rpu_int(h, "hook_started"), &code)
 					      : UPGRADE_CMD_NONE,
 		.uf_back = ph == UPG_RETURNING && host_back(r, h, rec),
 	};
 	if (f->uf_cmd == UPGRADE_CMD_FAILED)
-		set_int(h, "exit_status", code);
-	json_int_t limit = jint(r->rp_st, "host_timeout");
+		rpu_set_int(h, "exit_status", code);
+	json_int_t limit = rpu_int(r->rp_st, "host_timeout");
 	if (ph == UPG_UPGRADING || (ph == UPG_RETURNING && manual))
-		limit = jint(r->rp_st, "command_timeout");
-	f->uf_timed_out = time(NULL) - jint(h, "since") > limit;
+		limit = rpu_int(r->rp_st, "command_timeout");
+	f->uf_timed_out = time(NULL) - rpu_int(h, "since") > limit;
 	json_decref(rec);
 }
 
@@ -367,10 +191,10 @@ static void phase_set(struct rpu *r, json_t *h, enum upgrade_phase p)
 	const char *host = jstr(h, "host");
 	time_t now = time(NULL);
 	json_object_set_new(h, "phase", json_string(upgrade_phase_name(p)));
-	set_int(h, "since", now);
+	rpu_set_int(h, "since", now);
 	if (p == UPG_EVACUATING) {
-		set_int(h, "started", now);
-		set_int(h, "vms", (json_int_t)residents(pd->pd_db, host));
+		rpu_set_int(h, "started", now);
+		rpu_set_int(h, "vms", (json_int_t)residents(pd->pd_db, host));
 	} else if (p == UPG_UPGRADING) {
 		json_object_set_new(h, "boot", json_string(boot_of(pd, host)));
 	} else if (p == UPG_DONE) {
@@ -387,15 +211,15 @@ static void run_command(struct rpu *r, json_t *h)
 {
 	char *cmd = upgrade_command(jstr(r->rp_st, "command"), jstr(h, "uuid"), jstr(h, "address"), jstr(h, "name"));
 	if (!cmd) {
-		rpu_fail(r, (int)jint(r->rp_st, "current"), "the host's name or address cannot be given to a shell", NULL);
+		rpu_fail(r, (int)rpu_int(r->rp_st, "current"), "the host's name or address cannot be given to a shell", NULL);
 		return;
 	}
-	set_int(h, "hook_started", time(NULL));
+	rpu_set_int(h, "hook_started", time(NULL));
 	rpu_save(r); /* journaled before it starts: a restart never runs it twice */
 	char err[256];
 	log_info("rolling upgrade: host %s: running %s", jstr(h, "name"), cmd);
 	if (rpu_hook_start(r->rp_pd, jstr(h, "uuid"), cmd, err, sizeof err) < 0)
-		rpu_fail(r, (int)jint(r->rp_st, "current"), err, NULL);
+		rpu_fail(r, (int)rpu_int(r->rp_st, "current"), err, NULL);
 	free(cmd);
 }
 
@@ -412,9 +236,9 @@ static void act(struct rpu *r, json_t *h, enum upgrade_action a, const char *why
 			 a == UPGRADE_DISABLE ? "host.disable" : "host.enable");
 		break;
 	case UPGRADE_EVACUATE: {
-		set_int(h, "evac_tries", jint(h, "evac_tries") + 1);
+		rpu_set_int(h, "evac_tries", rpu_int(h, "evac_tries") + 1);
 		const char *net = jstr(r->rp_st, "network");
-		rpu_call(r, "host.evacuate", json_pack("[s,s,I]", host, *net ? net : MODEL_NULL_REF, jint(r->rp_st, "batch")),
+		rpu_call(r, "host.evacuate", json_pack("[s,s,I]", host, *net ? net : MODEL_NULL_REF, rpu_int(r->rp_st, "batch")),
 			 evac_done, host);
 		r->rp_dirty = true;
 		break;
@@ -423,13 +247,13 @@ static void act(struct rpu *r, json_t *h, enum upgrade_action a, const char *why
 		run_command(r, h);
 		break;
 	case UPGRADE_NEXT:
-		if (!jint(h, "ended"))
-			set_int(h, "ended", time(NULL));
-		set_int(r->rp_st, "current", jint(r->rp_st, "current") + 1);
+		if (!rpu_int(h, "ended"))
+			rpu_set_int(h, "ended", time(NULL));
+		rpu_set_int(r->rp_st, "current", rpu_int(r->rp_st, "current") + 1);
 		r->rp_dirty = true;
 		break;
 	case UPGRADE_FAIL:
-		rpu_fail(r, (int)jint(r->rp_st, "current"), why, json_incref(json_object_get(h, "evac_error")));
+		rpu_fail(r, (int)rpu_int(r->rp_st, "current"), why, json_incref(json_object_get(h, "evac_error")));
 		break;
 	}
 }
@@ -437,7 +261,7 @@ static void act(struct rpu *r, json_t *h, enum upgrade_action a, const char *why
 static void hosts_tick(struct rpu *r)
 {
 	json_t *hosts = json_object_get(r->rp_st, "hosts");
-	size_t cur = (size_t)jint(r->rp_st, "current");
+	size_t cur = (size_t)rpu_int(r->rp_st, "current");
 	if (cur >= json_array_size(hosts)) {
 		json_object_set_new(r->rp_st, "stage", json_string("home"));
 		r->rp_dirty = true;
@@ -527,10 +351,10 @@ struct rpu *rpu_new(struct poold *pd, json_t *st, struct api_call *c)
 		c->ac_parked = r;
 		c->ac_cancel = client_gone;
 	}
-	if (!jint(st, "command_timeout"))
-		set_int(st, "command_timeout", DEFAULT_COMMAND_TIMEOUT_S);
-	if (!jint(st, "host_timeout"))
-		set_int(st, "host_timeout", DEFAULT_HOST_TIMEOUT_S);
+	if (!rpu_int(st, "command_timeout"))
+		rpu_set_int(st, "command_timeout", DEFAULT_COMMAND_TIMEOUT_S);
+	if (!rpu_int(st, "host_timeout"))
+		rpu_set_int(st, "host_timeout", DEFAULT_HOST_TIMEOUT_S);
 	pd->pd_rpu->rs_run = r;
 	rpu_save(r);
 	return r;
@@ -538,15 +362,7 @@ struct rpu *rpu_new(struct poold *pd, json_t *st, struct api_call *c)
 
 void rpu_free(struct rpu *r)
 {
-	while (r->rp_toks) {
-		struct rpu_tok *t = r->rp_toks;
-		r->rp_toks = t->tk_next;
-		t->tk_run = NULL;
-		/* a call parked for its client (an evacuation, HA's enable) goes
-		 * on without one; the others answer into nothing */
-		if (t->tk_call.ac_cancel)
-			t->tk_call.ac_cancel(&t->tk_call);
-	}
+	rpu_calls_drop(r);
 	/* poold stops: the task stays pending (the next poold ends it); a
 	 * client's own call was dropped with its connection already */
 	api_call_free(r->rp_c);
@@ -581,7 +397,7 @@ void rpu_start(struct poold *pd)
 		/* where VMs run and which hosts are live: the heartbeats say it first */
 		r->rp_act_after = (int64_t)now_ms() + conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
 		log_info("rolling upgrade in progress when poold stopped (stage %s, host %lld of %zu): it goes on",
-			 jstr(st, "stage"), (long long)jint(st, "current") + 1, json_array_size(json_object_get(st, "hosts")));
+			 jstr(st, "stage"), (long long)rpu_int(st, "current") + 1, json_array_size(json_object_get(st, "hosts")));
 	} else {
 		json_decref(st);
 	}

@@ -5,7 +5,8 @@
  *   rpu_mode.c   rolling-upgrade mode set and cleared from the hosts'
  *                versions; the coordinator check on reports; the blocked
  *                pool-level operations
- *   rpu.c        the run: its journal, its tick, each host's steps
+ *   rpu_journal.c  the API calls the run makes, its journal, a stop
+ *   rpu.c        the run: its tick, each host's steps, its life
  *   rpu_hook.c   the upgrade command of a host, detached from poold
  *   rpu_home.c   suspending HA and auto power-on, the VMs going home,
  *                restoring what was suspended
@@ -54,20 +55,30 @@ void rpu_mode_sync(struct poold *pd);
 /* The master host's versions (strings borrowed from *rec, a new reference). */
 struct upgrade_ver rpu_master_ver(struct poold *pd, json_t **rec);
 
-/* ---- rpu.c ---- */
+/* ---- rpu_journal.c ---- */
+json_int_t rpu_int(const json_t *o, const char *k);
+void rpu_set_int(json_t *o, const char *k, json_int_t v);
 typedef void (*rpu_call_fn)(struct rpu *r, json_t *err, json_t *result, const char *arg);
 /* Call an API method as the run (no session): fn runs once it answers
  * (not at all if the run is gone by then). args taken. */
 void rpu_call(struct rpu *r, const char *method, json_t *args, rpu_call_fn fn, const char *arg);
-/* The state changed: store it (and tell the task). */
+/* The run is going: its calls still out are let go. */
+void rpu_calls_drop(struct rpu *r);
+/* The state changed: store it (and tell the task, with progress and ETA). */
 void rpu_save(struct rpu *r);
+/* The run ended: its journal goes. */
+void rpu_forget(struct poold *pd);
 /* The pool record (new reference) and its ref. */
 json_t *rpu_pool(struct poold *pd, char *ref);
+/* Stop the run now (host: the index of the host at fault, -1 none): why
+ * recorded with detail (taken); the VMs go home as far as they can, then
+ * what was suspended is restored, then it ends. */
+void rpu_fail(struct rpu *r, int host, const char *reason, json_t *detail);
+
+/* ---- rpu.c ---- */
 void rpu_tick(struct rpu *r);
 struct rpu *rpu_new(struct poold *pd, json_t *st, struct api_call *c);
 void rpu_free(struct rpu *r);
-/* Stop the run now: why (taken) recorded, then restore and end. */
-void rpu_fail(struct rpu *r, int host, const char *reason, json_t *detail);
 
 /* ---- rpu_hook.c ---- */
 /* Start cmd for the host (uuid): detached from poold (a session of its

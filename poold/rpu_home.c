@@ -24,11 +24,6 @@
 #include "util.h"
 #include "xerr.h"
 
-static json_int_t jint(const json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
-}
-
 /* ------------------------------------------------------ auto power-on */
 
 struct apo_ctx {
@@ -80,8 +75,8 @@ static void suspended(struct rpu *r, json_t *err, json_t *result, const char *ar
 static json_t *what_runs(struct poold *pd)
 {
 	json_t *pool = rpu_pool(pd, NULL), *conf = pd->pd_ha ? pd->pd_ha->hs_conf : NULL;
-	json_t *ha = conf ? json_pack("{s:s, s:I, s:I, s:b}", "sr", jstr(conf, "sr"), "timeout", jint(conf, "timeout"),
-				      "ntol", jint(pool, "ha_host_failures_to_tolerate"), "overcommit",
+	json_t *ha = conf ? json_pack("{s:s, s:I, s:I, s:b}", "sr", jstr(conf, "sr"), "timeout", rpu_int(conf, "timeout"),
+				      "ntol", rpu_int(pool, "ha_host_failures_to_tolerate"), "overcommit",
 				      json_is_true(json_object_get(pool, "ha_allow_overcommit")))
 			  : json_null();
 	json_t *apo = json_object_get(json_object_get(pool, "other_config"), "auto_poweron");
@@ -122,9 +117,9 @@ static void ha_restored(struct rpu *r, json_t *err, json_t *result, const char *
 	r->rp_busy = false;
 	json_t *saved = json_object_get(r->rp_st, "saved");
 	if (err) {
-		json_object_set_new(saved, "ha_tries", json_integer(jint(saved, "ha_tries") + 1));
+		json_object_set_new(saved, "ha_tries", json_integer(rpu_int(saved, "ha_tries") + 1));
 		json_object_set(saved, "ha_error", err);
-		log_warn("rolling upgrade: HA not enabled again yet (try %lld)", (long long)jint(saved, "ha_tries"));
+		log_warn("rolling upgrade: HA not enabled again yet (try %lld)", (long long)rpu_int(saved, "ha_tries"));
 	}
 	r->rp_dirty = true;
 }
@@ -150,14 +145,14 @@ static bool ha_back(struct rpu *r, json_t *saved)
 	json_t *ha = json_object_get(saved, "ha");
 	if (!json_is_object(ha) || json_is_true(json_object_get(saved, "ha_restored")))
 		return true;
-	if (jint(saved, "ha_tries") >= 3) {
+	if (rpu_int(saved, "ha_tries") >= 3) {
 		log_error("rolling upgrade: HA could not be enabled again: enable it by hand (pool-ha-enable)");
 		json_object_set_new(saved, "ha_restored", json_false());
 		return true;
 	}
 	if (!ha_on(pd)) {
 		char t[32];
-		snprintf(t, sizeof t, "%lld", (long long)jint(ha, "timeout"));
+		snprintf(t, sizeof t, "%lld", (long long)rpu_int(ha, "timeout"));
 		r->rp_busy = true;
 		rpu_call(r, "pool.enable_ha", json_pack("[[s], {s:s}]", jstr(ha, "sr"), "timeout", t), ha_restored,
 			 "pool.enable_ha");
@@ -165,7 +160,7 @@ static bool ha_back(struct rpu *r, json_t *saved)
 	}
 	if (pd->pd_ha->hs_enabling)
 		return false;
-	struct tol_ctx tc = {pd->pd_pool_ref, jint(ha, "ntol"), json_is_true(json_object_get(ha, "overcommit"))};
+	struct tol_ctx tc = {pd->pd_pool_ref, rpu_int(ha, "ntol"), json_is_true(json_object_get(ha, "overcommit"))};
 	json_decref(db_txn(pd->pd_db, tol_txn, &tc));
 	ha_status_update(pd, true);
 	json_object_set_new(saved, "ha_restored", json_true());
@@ -215,9 +210,9 @@ static void moved(struct poold *pd, void *arg, json_t *err, json_t *stats)
 		json_t *h = home_state(r), *tries = json_object_get(h, "tries");
 		r->rp_home_flight--;
 		if (err)
-			json_object_set_new(tries, a->vm, json_integer(jint(tries, a->vm) + 1));
+			json_object_set_new(tries, a->vm, json_integer(rpu_int(tries, a->vm) + 1));
 		else if (!a->park)
-			json_object_set_new(h, "moved", json_integer(jint(h, "moved") + 1));
+			json_object_set_new(h, "moved", json_integer(rpu_int(h, "moved") + 1));
 		r->rp_dirty = true;
 	}
 	free(a);
@@ -275,7 +270,7 @@ static bool round_start(struct rpu *r, json_t *hs)
 	for (size_t v = 0; v < p->pp_nvms; v++) {
 		const char *ref = p->pp_vms[v].pv_ref, *h = jstr(homes, ref);
 		at[v] = index_of(p, p->pp_vms[v].pv_resident_on);
-		home[v] = *h && jint(tries, ref) < UPGRADE_EVAC_TRIES ? index_of(p, h) : PLACE_NONE;
+		home[v] = *h && rpu_int(tries, ref) < UPGRADE_EVAC_TRIES ? index_of(p, h) : PLACE_NONE;
 	}
 	struct upgrade_home *plan = upgrade_home_plan(p, at, home);
 	json_t *stuck = json_object();
@@ -283,7 +278,7 @@ static bool round_start(struct rpu *r, json_t *hs)
 		if (plan->hh_stuck[v])
 			json_object_set(stuck, p->pp_vms[v].pv_ref, plan->hh_stuck[v]);
 	json_object_set_new(hs, "stuck", stuck);
-	json_int_t batch = jint(r->rp_st, "batch");
+	json_int_t batch = rpu_int(r->rp_st, "batch");
 	for (size_t i = 0; i < plan->hh_nmoves && plan->hh_moves[i].hm_wave == 0; i++)
 		if (batch <= 0 || (json_int_t)r->rp_home_flight < batch)
 			start_move(r, p, &plan->hh_moves[i]);
@@ -301,7 +296,7 @@ bool rpu_home(struct rpu *r)
 	if (r->rp_home_flight > 0)
 		return false;
 	json_t *hs = home_state(r);
-	json_int_t round = jint(hs, "round");
+	json_int_t round = rpu_int(hs, "round");
 	if (round > 2 * (json_int_t)json_object_size(json_object_get(r->rp_st, "homes")) + 5)
 		return true; /* no progress for that long: report what is left */
 	json_object_set_new(hs, "round", json_integer(round + 1));

@@ -47,7 +47,7 @@ static bool mixed_hosts(struct db *db, const char *master, char *names, size_t l
 	json_object_foreach(hosts, ref, h) {
 		json_t *sw = json_object_get(h, "software_version");
 		struct upgrade_ver v = {jstr(sw, "product_version"), jstr(sw, "platform_version")};
-		if (!m || upgrade_mixed(&v, 1, &mv) == false)
+		if (!m || !upgrade_mixed(&v, 1, &mv))
 			continue;
 		mixed = true;
 		size_t at = strlen(names);
