@@ -6,7 +6,7 @@
 #   make demo-ha    HA: a host dies, its VMs come back on the others
 #   make demo-upgrade  a rolling pool upgrade, host by host, no VM stopped
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (and make uninstall)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -14,10 +14,10 @@ CC      ?= cc
 # pkg-config module:Debian package it comes in
 PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-dev \
 	libevent_pthreads:libevent-dev libcurl:libcurl4-openssl-dev jansson:libjansson-dev \
-	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
+	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev expat:libexpat1-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
-	libcmocka-dev python3 sqlite3 valgrind libxen-dev iproute2
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev iproute2 groff-base
 # the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
 DEPS_CMDS := node:nodejs npm:npm
 
@@ -37,7 +37,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo demo-ha demo-upgrade
+NOBUILD_GOALS := deps clean check demo demo-ha demo-upgrade uninstall
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -175,10 +175,67 @@ demo-upgrade: deps
 	@$(MAKE) --no-print-directory all
 	@POOLD_BIN=$(CURDIR)/$(BINDIR) python3 scripts/demo-upgrade
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 etc/xapi.conf.sample $(DESTDIR)$(PREFIX)/share/poold/
+# What a Debian package would lay out: daemons in sbin, xe in bin, the sim
+# domain program in libexec/poold (where pool-agent looks for it), systemd
+# units, man pages (the two configuration pages generated from the samples
+# by scripts/conf2man), xe's bash completion, the samples, and the live
+# configuration files under SYSCONFDIR unless they exist already (an
+# operator's edits survive a reinstall). State lives in /var/lib/poold and
+# /var/lib/pool-agent (the units' StateDirectory=); logs go to the journal.
+SYSCONFDIR    ?= /etc
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+INST_BIN      := $(DESTDIR)$(PREFIX)/bin
+INST_SBIN     := $(DESTDIR)$(PREFIX)/sbin
+INST_LIBEXEC  := $(DESTDIR)$(PREFIX)/libexec/poold
+INST_MAN      := $(DESTDIR)$(PREFIX)/share/man
+INST_SHARE    := $(DESTDIR)$(PREFIX)/share/poold
+INST_COMPL    := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INST_UNITS    := $(DESTDIR)$(UNITDIR)
+INST_ETC      := $(DESTDIR)$(SYSCONFDIR)
+PKG_OUT       := build/pkg
+MAN_PAGES     := man/poold.8 man/pool-agent.8 man/xe.1
+MAN_GEN       := $(PKG_OUT)/xapi.conf.5 $(PKG_OUT)/pool-agent.conf.5
+UNITS_GEN     := $(PKG_OUT)/poold.service $(PKG_OUT)/pool-agent.service
+
+$(PKG_OUT)/xapi.conf.5: man/xapi.conf.5.in etc/xapi.conf.sample scripts/conf2man
+	@mkdir -p $(dir $@)
+	sh scripts/conf2man $< etc/xapi.conf.sample > $@
+$(PKG_OUT)/pool-agent.conf.5: man/pool-agent.conf.5.in etc/pool-agent.conf.sample scripts/conf2man
+	@mkdir -p $(dir $@)
+	sh scripts/conf2man $< etc/pool-agent.conf.sample > $@
+# the paths in the units follow PREFIX and SYSCONFDIR
+$(PKG_OUT)/%.service: pkg/systemd/%.service.in FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+.PHONY: FORCE uninstall
+FORCE:
+
+install: all $(MAN_GEN) $(UNITS_GEN)
+	install -d $(INST_BIN) $(INST_SBIN) $(INST_LIBEXEC) $(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8 \
+		$(INST_SHARE) $(INST_COMPL) $(INST_UNITS) $(INST_ETC)/poold
+	install -m 0755 $(BINDIR)/poold $(BINDIR)/pool-agent $(INST_SBIN)/
+	install -m 0755 $(BINDIR)/xe $(INST_BIN)/
+	install -m 0755 $(BINDIR)/pool-simdom $(INST_LIBEXEC)/
+	install -m 0644 man/xe.1 $(INST_MAN)/man1/
+	install -m 0644 $(MAN_GEN) $(INST_MAN)/man5/
+	install -m 0644 man/poold.8 man/pool-agent.8 $(INST_MAN)/man8/
+	install -m 0644 pkg/bash-completion/xe $(INST_COMPL)/xe
+	install -m 0644 $(UNITS_GEN) $(INST_UNITS)/
+	install -m 0644 etc/xapi.conf.sample etc/pool-agent.conf.sample $(INST_SHARE)/
+	test -e $(INST_ETC)/poold/xapi.conf || install -m 0644 etc/xapi.conf.sample $(INST_ETC)/poold/xapi.conf
+	test -e $(INST_ETC)/pool-agent.conf || install -m 0600 etc/pool-agent.conf.sample $(INST_ETC)/pool-agent.conf
+
+# Everything install put in place but the configuration files under
+# SYSCONFDIR and the state directories: the pool outlives its binaries.
+uninstall:
+	rm -f $(INST_SBIN)/poold $(INST_SBIN)/pool-agent $(INST_BIN)/xe $(INST_LIBEXEC)/pool-simdom \
+		$(INST_MAN)/man1/xe.1 $(INST_MAN)/man5/xapi.conf.5 $(INST_MAN)/man5/pool-agent.conf.5 \
+		$(INST_MAN)/man8/poold.8 $(INST_MAN)/man8/pool-agent.8 $(INST_COMPL)/xe \
+		$(INST_UNITS)/poold.service $(INST_UNITS)/pool-agent.service \
+		$(INST_SHARE)/xapi.conf.sample $(INST_SHARE)/pool-agent.conf.sample
+	-rmdir $(INST_LIBEXEC) $(INST_SHARE) 2>/dev/null
 
 clean:
 	rm -rf build bin

@@ -65,6 +65,18 @@ static const struct {
 	[AGENT_VM_RELEASED] = {NULL, agent_vm_released_start, false},
 	[AGENT_HA_ARM] = {agent_m_ha_arm, NULL, true},
 	[AGENT_HA_DISARM] = {agent_m_ha_disarm, NULL, false},
+	[AGENT_VM_REBOOT] = {agent_m_vm_reboot, NULL, true},
+	[AGENT_VM_SUSPEND] = {NULL, agent_vm_suspend_start, true},
+	[AGENT_VM_RESUME] = {NULL, agent_vm_resume_start, true},
+	[AGENT_VM_CHECKPOINT] = {NULL, agent_vm_checkpoint_start, true},
+	[AGENT_VM_SET_MEMORY] = {agent_m_vm_set_memory, NULL, false},
+	[AGENT_VM_SET_VCPUS] = {agent_m_vm_set_vcpus, NULL, false},
+	[AGENT_VBD_PLUG] = {agent_m_vbd_plug, NULL, false},
+	[AGENT_VBD_UNPLUG] = {agent_m_vbd_unplug, NULL, false},
+	[AGENT_VIF_PLUG] = {agent_m_vif_plug, NULL, false},
+	[AGENT_VIF_UNPLUG] = {agent_m_vif_unplug, NULL, false},
+	[AGENT_VDI_COPY_TO] = {NULL, agent_vdi_copy_to_start, true},
+	[AGENT_HOST_POWER] = {agent_m_host_power, NULL, true},
 };
 
 int agent_server_check_table(void)

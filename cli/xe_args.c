@@ -16,6 +16,12 @@ void xe_kv_split(const char *arg, struct xe_kv *kv)
 {
 	const char *eq = strchr(arg, '=');
 	kv->used = false;
+	/* as XAPI's CLI server: --flag means flag=true */
+	if (!eq && strncmp(arg, "--", 2) == 0 && arg[2]) {
+		kv->key = xstrdup(arg + 2);
+		kv->val = xstrdup("true");
+		return;
+	}
 	if (!eq || eq == arg) {
 		kv->key = xstrdup(arg);
 		kv->val = NULL;
@@ -65,7 +71,11 @@ static int parse_option(struct xe_opts *o, int argc, char **argv, int *i, char *
 	static const char *const with_value[] = {"-s", "-p", "-u", "-pw", "-pwf", "--cacert", "--traceparent"};
 	if (strcmp(a, "--minimal") == 0)
 		return o->minimal = true, 1;
-	if (strcmp(a, "--nossl") == 0 || strcmp(a, "--debug") == 0 || strcmp(a, "--debug-on-fail") == 0)
+	if (strcmp(a, "--debug") == 0)
+		return o->debug = true, 1;
+	if (strcmp(a, "--debug-on-fail") == 0)
+		return o->debug_on_fail = true, 1;
+	if (strcmp(a, "--nossl") == 0)
 		return 1;
 	size_t k;
 	for (k = 0; k < sizeof with_value / sizeof with_value[0]; k++)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include "xe.h"
+#include "xerr.h"
 #include "util.h"
 
 /* cli NULL = hidden; after NULL = a rename of api (or extra after it). */
@@ -93,6 +94,8 @@ struct xe_clsdef {
 static const struct xe_clsdef clsdefs[] = {
 	{"vm", "VM", "name-label,uuid,power-state", "is-a-template=false", NULL},
 	{"template", "VM", "name-label,name-description,uuid", "is-a-template=true,is-a-snapshot=false", NULL},
+	{"snapshot", "VM", "name-label,name-description,uuid,snapshot-of,snapshot-time,is-vmss-snapshot",
+	 "is-a-snapshot=true", NULL},
 	{"host", "host", "uuid,name-label,name-description", NULL, NULL},
 	{"sr", "SR", "uuid,name-label,name-description,host,type,content-type", NULL, NULL},
 	{"vdi", "VDI", "uuid,name-label,name-description,virtual-size,read-only,sharable,sr-uuid", NULL, NULL},
@@ -331,6 +334,40 @@ static bool set_has(const char *list, const char *sep, const char *want)
 	return false;
 }
 
+static bool is_set(const struct xe_fdef *d)
+{
+	return d && d->src == XS_FIELD && (d->mf->fld_type == FT_SET_STRING || d->mf->fld_type == FT_SET_REF);
+}
+
+static bool is_map(const struct xe_fdef *d)
+{
+	return d && d->src == XS_FIELD && (d->mf->fld_type == FT_MAP || d->mf->fld_type == FT_MAP_ANY);
+}
+
+int xe_filter_check(struct xe_ctx *c, const struct xe_cls *x, const char *key)
+{
+	const char *colon = strchr(key, ':');
+	char *name = strndup(key, colon ? (size_t)(colon - key) : strlen(key));
+	const struct xe_fdef *d = xe_fdef_find(x, name);
+	int rc = 0;
+	/* XAPI's get_field_type, its Failure shown as its CLI shows one */
+	char why[256] = "";
+	if (!d)
+		snprintf(why, sizeof why, "Failure: Unknown field '%s'", key);
+	else if (colon && !is_set(d) && !is_map(d))
+		snprintf(why, sizeof why, "Failure: Field '%s' is not a set or map", name);
+	else if (colon && is_set(d) && strcmp(colon + 1, "contains"))
+		snprintf(why, sizeof why, "Failure: Invalid syntax for set filtering (should be set-param:contains=key)");
+	if (*why && !c->msg && !c->xerr) {
+		c->xerr = xerr_new(XE_INTERNAL_ERROR, why, NULL);
+		rc = -1;
+	} else if (*why) {
+		rc = -1;
+	}
+	free(name);
+	return rc;
+}
+
 static bool match_one(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec, const char *key,
 		      const char *val)
 {
@@ -340,6 +377,12 @@ static bool match_one(struct xe_ctx *c, const struct xe_cls *x, const json_t *re
 		const struct xe_fdef *d = xe_fdef_find(x, name);
 		free(name);
 		json_t *m = d ? json_object_get(rec, d->mf->fld_name) : NULL;
+		if (is_set(d)) { /* set:contains=member */
+			size_t i;
+			json_t *v;
+			json_array_foreach(m, i, v) if (json_is_string(v) && strcmp(json_string_value(v), val) == 0) return true;
+			return false;
+		}
 		const char *s = json_string_value(json_object_get(m, colon + 1));
 		return s && strcmp(s, val) == 0;
 	}

@@ -78,6 +78,26 @@ char *xe_vm_select(struct xe_ctx *c)
 	return vm_by_name(c, vm, 0, "VMs");
 }
 
+char *xe_snapshot_select(struct xe_ctx *c)
+{
+	const char *u = xe_param(c, "snapshot-uuid");
+	if (!u)
+		u = xe_param(c, "uuid");
+	if (!u) {
+		xe_fail(c, "Required parameter not found: snapshot-uuid");
+		return NULL;
+	}
+	char *ref = xe_ref_by_uuid(c, "VM", u);
+	json_t *is = ref ? xe_rpc(c, "VM.get_is_a_snapshot", "s", ref) : NULL;
+	if (is && !json_is_true(is)) {
+		xe_fail(c, "This operation can only be performed on a snapshot; %s is not one", u);
+		free(ref);
+		ref = NULL;
+	}
+	json_decref(is);
+	return is ? ref : (free(ref), NULL);
+}
+
 static char *template_select(struct xe_ctx *c)
 {
 	const char *t = xe_param(c, "template-uuid");
@@ -201,15 +221,72 @@ static void announce(struct xe_ctx *c, const char *what, const char *cls, const 
 	fprintf(c->out, "%s: %s (%s)\n", what, u ? u : ref, n ? n : "");
 }
 
-static bool confirmed(struct xe_ctx *c)
+/* XAPI's user_says_yes: without force=true the user must type yes; when
+ * nobody can answer (stdin at its end, not a terminal) it is a no. */
+bool xe_confirmed(struct xe_ctx *c)
 {
-	const char *force = xe_param(c, "force");
-	if ((force && strcasecmp(force, "true") == 0) || !isatty(0))
+	bool force = false;
+	if (xe_bool_param(c, "force", false, &force) == 0 && force)
 		return true;
 	fputs("Type 'yes' to continue\n", c->out);
 	fflush(c->out);
 	char line[64] = "";
-	return fgets(line, sizeof line, stdin) && strncmp(line, "yes", 3) == 0;
+	if (!fgets(line, sizeof line, stdin))
+		return false;
+	line[strcspn(line, "\r\n")] = 0;
+	return strcasecmp(line, "yes") == 0;
+}
+
+/* XAPI's vm_uninstall_common: each VM (hard shut down first when it is
+ * not halted; a suspended one's image goes with it), then its private
+ * disks. */
+static int uninstall(struct xe_ctx *c, json_t *vms)
+{
+	json_t *plan = json_array();
+	size_t i;
+	json_t *vm;
+	fputs("The following items are about to be destroyed\n", c->out);
+	json_array_foreach(vms, i, vm) {
+		json_t *rec = json_object_get(xe_all(c, "VM"), json_string_value(vm));
+		json_t *vdis = json_array();
+		private_vdis(c, rec, json_string_value(vm), vdis);
+		announce(c, "VM ", "VM", json_string_value(vm));
+		size_t k;
+		json_t *v;
+		json_array_foreach(vdis, k, v) announce(c, "VDI", "VDI", json_string_value(v));
+		const char *img = json_string_value(json_object_get(rec, "suspend_VDI"));
+		if (img && strcmp(img, MODEL_NULL_REF))
+			announce(c, "VDI", "VDI", img);
+		json_array_append_new(plan, json_pack("{s:O, s:o, s:s}", "vm", vm, "vdis", vdis, "power",
+						      json_string_value(json_object_get(rec, "power_state")) ?: ""));
+	}
+	int rc = xe_confirmed(c) ? 0 : xe_fail(c, "Aborted");
+	json_t *p;
+	json_array_foreach(plan, i, p) {
+		const char *ref = json_string_value(json_object_get(p, "vm"));
+		json_t *r = json_string("");
+		if (!rc && strcmp(json_string_value(json_object_get(p, "power")), "Halted"))
+			r = (json_decref(r), xe_rpc(c, "VM.hard_shutdown", "s", ref));
+		if (!rc && r) {
+			json_decref(r);
+			r = xe_rpc(c, "VM.destroy", "s", ref);
+		}
+		rc = rc ? rc : r ? 0 : -1;
+		json_decref(r);
+		size_t k;
+		json_t *v;
+		json_array_foreach(json_object_get(p, "vdis"), k, v) {
+			if (rc)
+				break;
+			r = xe_rpc(c, "VDI.destroy", "s", json_string_value(v));
+			rc = r ? 0 : -1;
+			json_decref(r);
+		}
+	}
+	if (!rc)
+		fputs("All objects destroyed\n", c->out);
+	json_decref(plan);
+	return rc;
 }
 
 int xe_cmd_vm_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -221,31 +298,25 @@ int xe_cmd_vm_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd)
 		free(vm);
 		return -1;
 	}
-	json_t *vdis = json_array();
-	private_vdis(c, rec, vm, vdis);
-	fputs("The following items are about to be destroyed\n", c->out);
-	announce(c, "VM ", "VM", vm);
-	size_t i;
-	json_t *v;
-	json_array_foreach(vdis, i, v) announce(c, "VDI", "VDI", json_string_value(v));
-	int rc = 0;
-	if (!confirmed(c))
-		rc = xe_fail(c, "Aborted");
-	json_t *r = rc ? NULL : xe_rpc(c, "VM.destroy", "s", vm);
-	rc = r ? 0 : -1;
-	json_decref(r);
-	json_array_foreach(vdis, i, v) {
-		if (rc)
-			break;
-		r = xe_rpc(c, "VDI.destroy", "s", json_string_value(v));
-		rc = r ? 0 : -1;
-		json_decref(r);
-	}
-	if (!rc)
-		fputs("All objects destroyed\n", c->out);
-	json_decref(vdis);
+	/* its snapshots go with it, as XAPI's vm-uninstall */
+	json_t *vms = json_pack("[s]", vm);
+	json_array_extend(vms, json_object_get(rec, "snapshots"));
+	int rc = uninstall(c, vms);
+	json_decref(vms);
 	json_decref(rec);
 	free(vm);
+	return rc;
+}
+
+/* snapshot-uninstall: the snapshot and its private disks. */
+int xe_cmd_snapshot_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	(void)cmd;
+	char *snap = xe_snapshot_select(c);
+	json_t *vms = snap ? json_pack("[s]", snap) : NULL;
+	int rc = vms ? uninstall(c, vms) : -1;
+	json_decref(vms);
+	free(snap);
 	return rc;
 }
 

@@ -9,8 +9,9 @@
 static const struct {
 	const char *name;
 	const char *params;
+	const char *doc;
 } xerr_table[] = {
-#define XAPI_ERR_ROW(code, params) {#code, params},
+#define XAPI_ERR_ROW(code, params, doc) {#code, params, doc},
 	XAPI_ERROR_LIST(XAPI_ERR_ROW)
 #undef XAPI_ERR_ROW
 };
@@ -23,6 +24,11 @@ const char *xerr_code_name(enum xapi_err code)
 const char *xerr_param_names(enum xapi_err code)
 {
 	return (code >= 0 && code < XE__COUNT) ? xerr_table[code].params : "";
+}
+
+const char *xerr_doc(enum xapi_err code)
+{
+	return (code >= 0 && code < XE__COUNT) ? xerr_table[code].doc : "";
 }
 
 int xerr_param_count(enum xapi_err code)

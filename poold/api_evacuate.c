@@ -150,10 +150,14 @@ static void ev_save(struct evac *ev)
 		char *text = json_dumps(st, JSON_COMPACT);
 		api_task_note(ev->ev_pd, ev->ev_task, "evacuation", text ? text : "{}");
 		free(text);
-		size_t ended = 0;
-		for (size_t i = 0; i < ev->ev_nvms; i++)
-			ended += ev->ev_vms[i].vs_state >= EV_DONE;
-		api_task_progress(ev->ev_pd, ev->ev_task, ev->ev_nvms ? 0.99 * (double)ended / (double)ev->ev_nvms : 0.99);
+		/* by bytes: the memory of the VMs that ended over all of it */
+		double ended = 0, all = 0;
+		for (size_t i = 0; i < ev->ev_nvms; i++) {
+			double b = ev->ev_vms[i].vs_memory > 0 ? (double)ev->ev_vms[i].vs_memory : 1;
+			all += b;
+			ended += ev->ev_vms[i].vs_state >= EV_DONE ? b : 0;
+		}
+		api_task_progress(ev->ev_pd, ev->ev_task, all > 0 ? 0.99 * ended / all : 0.99);
 	}
 	json_decref(st);
 }

@@ -307,6 +307,43 @@ struct destroy_ctx {
 	const char *host;
 };
 
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host)
+{
+	json_t *h, *e = db_obj_get_checked(db, "host", host, &h);
+	if (e)
+		return e;
+	const char *classes[2] = {"PBD", "PIF"};
+	for (int i = 0; i < 2 && !e; i++) {
+		json_t *objs = db_find(db, classes[i], "host", host);
+		const char *k;
+		json_t *v;
+		json_object_foreach(objs, k, v) if (!e) e = db_obj_destroy(db, k);
+		json_decref(objs);
+	}
+	/* its control domain and that VM's metrics go with it */
+	json_t *cd = NULL;
+	const char *dom0 = jstr(h, "control_domain");
+	json_t *gone = *dom0 && strcmp(dom0, MODEL_NULL_REF) ? db_obj_get_checked(db, "VM", dom0, &cd) : NULL;
+	json_decref(gone); /* no such VM: nothing to remove */
+	if (!e && !gone && cd && json_is_true(json_object_get(cd, "is_control_domain"))) {
+		const char *cm = jstr(cd, "metrics");
+		e = db_obj_destroy(db, dom0);
+		if (!e && *cm && strcmp(cm, MODEL_NULL_REF) && db_obj_class(db, cm, (char[32]){0}, 32))
+			e = db_obj_destroy(db, cm);
+	}
+	json_decref(cd);
+	const char *m = jstr(h, "metrics");
+	if (!e && *m && db_obj_class(db, m, (char[32]){0}, 32))
+		e = db_obj_destroy(db, m);
+	if (!e)
+		e = db_obj_destroy(db, host);
+	/* the pool's CPU level may rise now that this host is gone */
+	if (!e)
+		e = pool_relevel(db, pd->pd_pool_ref);
+	json_decref(h);
+	return e;
+}
+
 static json_t *host_destroy_txn(struct db *db, void *ctx)
 {
 	struct destroy_ctx *d = ctx;
@@ -315,6 +352,11 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 		return e;
 	json_t *m = db_obj_get(db, jstr(h, "metrics"));
 	json_t *vms = db_find(db, "VM", "resident_on", d->host);
+	/* the control domain goes with its host (host_records_remove) */
+	const char *dom0 = jstr(h, "control_domain");
+	json_t *cd = json_object_get(vms, dom0);
+	if (cd && json_is_true(json_object_get(cd, "is_control_domain")))
+		json_object_del(vms, dom0);
 	if (strcmp(d->host, d->pd->pd_pool_ref) == 0 || strcmp(d->host, d->pd->pd_host_ref) == 0)
 		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s is the pool master's own host", d->host);
 	else if (json_is_true(json_object_get(m, "live")))
@@ -322,21 +364,9 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 	else if (json_object_size(vms))
 		e = xerr_new(XE_HOST_HAS_RESIDENT_VMS, d->host, NULL);
 	json_decref(vms);
-	json_t *pbds = e ? json_object() : db_find(db, "PBD", "host", d->host);
-	const char *k;
-	json_t *v;
-	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
-	json_decref(pbds);
-	if (!e && m)
-		e = db_obj_destroy(db, jstr(h, "metrics"));
-	if (!e)
-		e = db_obj_destroy(db, d->host);
-	/* the pool's CPU level may rise now that this host is gone */
-	if (!e)
-		e = pool_relevel(db, d->pd->pd_pool_ref);
 	json_decref(m);
 	json_decref(h);
-	return e;
+	return e ? e : host_records_remove(d->pd, db, d->host);
 }
 
 /* host.destroy(host): forget a host that is gone for good (not live, no

@@ -1,6 +1,8 @@
 /*
- * api_vm_power.c - VM.start, VM.start_on, VM.shutdown / clean_shutdown /
- * hard_shutdown, VM.pause, VM.unpause: poold decides, the host's agent acts.
+ * api_vm_power.c - VM.start, VM.start_on, VM.clean_shutdown / hard_shutdown
+ * (of a running or paused VM; api_vm_life.c has VM.shutdown and a
+ * suspended VM's), VM.pause, VM.unpause: poold decides, the host's agent
+ * acts.
  *
  * A start first reserves the host in the database (scheduled_to_be_resident_on),
  * so two starts can never both count the same free memory, then asks the
@@ -46,6 +48,9 @@ static json_t *start_reserve_txn(struct db *db, void *ctx)
 	if (e)
 		return e;
 	json_decref(v);
+	/* the VM's own checks first, in XAPI's order (a snapshot is VM_IS_SNAPSHOT) */
+	if ((e = ops_assert(db, s->vm, s->want_host ? "start_on" : "start")))
+		return e;
 	json_t *vms = json_pack("[s]", s->vm), *hosts = s->want_host ? json_pack("[s]", s->want_host) : NULL;
 	struct snap sn;
 	e = snap_build(db, NULL, vms, hosts, s->flags, &sn);
@@ -77,14 +82,17 @@ static void copy(char *dst, size_t n, const char *src)
 	snprintf(dst, n, "%s", src);
 }
 
-/* The disks of vm's domain: each VBD's VDI, named by SR and VDI uuid. */
-static void start_disks(struct db *db, const char *vm, struct be_domain_config *c)
+/* The disks of vm's domain: each VBD's VDI, named by SR and VDI uuid. A
+ * domain that runs (a migration's, a reboot's) keeps the disks it has
+ * plugged: one unplugged while it ran stays out. */
+static void start_disks(struct db *db, const char *vm, bool running, struct be_domain_config *c)
 {
 	json_t *vbds = db_find(db, "VBD", "VM", vm);
 	const char *k;
 	json_t *vbd;
 	json_object_foreach(vbds, k, vbd) {
-		if (json_is_true(json_object_get(vbd, "empty")) || c->dc_ndisks >= BE_MAX_DISKS)
+		if (json_is_true(json_object_get(vbd, "empty")) || c->dc_ndisks >= BE_MAX_DISKS ||
+		    (running && !json_is_true(json_object_get(vbd, "currently_attached"))))
 			continue;
 		json_t *vdi = db_obj_get(db, jstr(vbd, "VDI"));
 		json_t *sr = db_obj_get(db, jstr(vdi, "SR"));
@@ -117,7 +125,8 @@ json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v,
 	/* XAPI's VM.domain_type: the xen backend boots "pvh" guests through pvgrub2, others as HVM */
 	copy(c.dc_guest_type, sizeof c.dc_guest_type, jstr(v, "domain_type"));
 	c.dc_start_paused = paused;
-	start_disks(db, vm, &c);
+	const char *ps = jstr(v, "power_state");
+	start_disks(db, vm, strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0, &c);
 	/* the simulated guest's behaviour, from other_config (sim backend) */
 	c.dc_workload = (struct be_workload){
 		.wl_touch_pages = *jstr(oc, "sim-touch-mib") ? (uint64_t)oc_num(oc, "sim-touch-mib", 0) * 256
@@ -180,6 +189,12 @@ static json_t *record_txn(struct db *db, void *ctx)
 		/* a shutdown asked for: HA leaves it halted */
 		f = json_pack("{s:s, s:s, s:I, s:b}", "power_state", "Halted", "resident_on", MODEL_NULL_REF, "domid",
 			      (json_int_t)-1, "ha_always_run", 0);
+		json_t *ge = guest_metrics_drop(db, op->op_vm);
+		if (ge) {
+			json_decref(f);
+			json_decref(v);
+			return ge;
+		}
 	} else {
 		f = json_pack("{s:s}", "power_state", strcmp(op->op_kind, "pause") == 0 ? "Paused" : "Running");
 	}
@@ -340,15 +355,6 @@ json_t *vm_clean_shutdown(struct api_call *c)
 json_t *vm_hard_shutdown(struct api_call *c)
 {
 	return resident_op(c, "shutdown", "hard_shutdown", AGENT_VM_SHUTDOWN, true);
-}
-
-/* VM.shutdown: a clean shutdown of a running VM, a hard one of a paused VM. */
-json_t *vm_shutdown(struct api_call *c)
-{
-	json_t *v = db_obj_get(c->ac_pd->pd_db, json_string_value(json_array_get(c->ac_args, 0)));
-	bool paused = v && strcmp(jstr(v, "power_state"), "Paused") == 0;
-	json_decref(v);
-	return paused ? vm_hard_shutdown(c) : vm_clean_shutdown(c);
 }
 
 json_t *vm_pause(struct api_call *c)

@@ -161,6 +161,8 @@ static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *
 			 jstr(want, "power_state"), jstr(want, "resident_on"), jstr(v, "power_state"),
 			 jstr(v, "resident_on"));
 		e = db_obj_update(db, vm, want);
+		if (!e && d->rd_action == RC_HALT)
+			e = guest_metrics_drop(db, vm);
 	}
 	json_decref(want);
 	for (size_t i = 0; !e && i < json_array_size(hosts); i++) {
@@ -180,7 +182,8 @@ static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *
 static json_t *reconcile_one(struct beat_ctx *b, struct db *db, const char *vm, json_t *hosts)
 {
 	json_t *v = db_obj_get(db, vm);
-	if (!v || json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot"))) {
+	if (!v || json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot")) ||
+	    json_is_true(json_object_get(v, "is_control_domain"))) { /* dom0 is no domain the agent lists */
 		json_decref(v);
 		return NULL;
 	}
@@ -288,7 +291,11 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	if (!e)
 		e = host_pifs_sync(db, b->host, &b->rep);
 	if (!e)
+		e = control_domain_sync(db, b->host, h, &b->rep);
+	if (!e)
 		e = reconcile_vms(db, b);
+	if (!e)
+		e = guest_metrics_sync(db, b->host, b->report);
 	size_t i;
 	json_t *sp;
 	json_array_foreach(json_object_get(b->report, "srs"), i, sp) if (!e) e = sr_space_update(db, sp);

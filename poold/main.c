@@ -25,6 +25,7 @@
 #include "log.h"
 #include "ops.h"
 #include "poold.h"
+#include "sdnotify.h"
 #include "tls.h"
 #include "util.h"
 #include "version.h"
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: poold init --dir DIR [--password-file FILE] [--name DNS-NAME]... [--address IP]...\n"
 		   "       poold --dir DIR [--config FILE] [--set KEY=VALUE]...\n"
-		   "       poold --version\n");
+		   "       poold --version | --help\n"
+		   "(see poold(8) and xapi.conf(5))\n");
 }
 
 static int read_password(const char *file, char *buf, size_t len)
@@ -214,7 +216,10 @@ static int serve(struct poold *pd)
 	rpu_start(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
+	if (sdnotify("READY=1") < 0) /* systemd: serving (Type=notify) */
+		log_warn("cannot tell systemd poold is ready ($NOTIFY_SOCKET)");
 	event_base_dispatch(pd->pd_base);
+	sdnotify("STOPPING=1");
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	rpu_stop(pd);  /* before the evacuations it may have started */
 	session_fini(pd);
@@ -247,6 +252,10 @@ int main(int argc, char **argv)
 		return cmd_init(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("poold %s\n", POOLD_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
 		return 0;
 	}
 	struct poold pd;

@@ -119,7 +119,7 @@ static bool cpu_fits_text(const struct place_vm *vm, const struct place_host *h)
 
 static const char *power_wanted(unsigned flags)
 {
-	return flags & PLACE_START ? "Halted" : "Running";
+	return flags & PLACE_RESUME ? "Suspended" : flags & PLACE_START ? "Halted" : "Running";
 }
 
 bool place_fails(enum place_verdict v, const struct place_vm *vm, const struct place_host *src,
@@ -208,7 +208,8 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 	case PLACE_OK:
 		return NULL;
 	case PLACE_POWER:
-		return xerr_new(code, nz(vm->pv_ref), flags & PLACE_START ? "halted" : "running",
+		return xerr_new(code, nz(vm->pv_ref),
+				flags & PLACE_RESUME ? "suspended" : flags & PLACE_START ? "halted" : "running",
 				lowered(vm->pv_power_state, a, sizeof a), NULL);
 	case PLACE_TEMPLATE:
 	case PLACE_IMMOBILE:

@@ -61,6 +61,8 @@ enum place_flags {
 	PLACE_MIGRATE = 2, /* the running VM moves there: VM.pool_migrate, host.evacuate */
 	PLACE_FORCE = 4,   /* XAPI's force=true: skip the CPU check only */
 	PLACE_NO_HA = 8,   /* snapshot.c attaches no HA admission: HA's own restarts and plans */
+	PLACE_RESUME = 16, /* with PLACE_START: a suspended VM resumes there, so its
+			    * CPU must fit as for a migration (VM.resume, resume_on) */
 };
 #define PLACE_ANY (PLACE_START | PLACE_MIGRATE)
 
@@ -86,7 +88,7 @@ enum place_scope { PLACE_SCOPE_VM, PLACE_SCOPE_HOST, PLACE_SCOPE_PAIR };
 	X(OFFLINE,    HOST_OFFLINE,                         HOST, PLACE_ANY,     0, 0)           \
 	X(DISABLED,   HOST_DISABLED,                        HOST, PLACE_ANY,     0, 0)           \
 	X(HW_PLATFORM, VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION, PAIR, PLACE_ANY, 0, 0) \
-	X(CPU,        VM_INCOMPATIBLE_WITH_THIS_HOST,       PAIR, PLACE_MIGRATE, 0, PLACE_FORCE) \
+	X(CPU,        VM_INCOMPATIBLE_WITH_THIS_HOST,       PAIR, PLACE_MIGRATE | PLACE_RESUME, 0, PLACE_FORCE) \
 	X(SR,         VM_REQUIRES_SR,                       PAIR, PLACE_ANY,     0, 0)           \
 	X(NETWORK,    VM_REQUIRES_NETWORK,                  PAIR, PLACE_ANY,     0, 0)           \
 	X(MEMORY,     HOST_NOT_ENOUGH_FREE_MEMORY,          PAIR, PLACE_ANY,     0, 0)           \

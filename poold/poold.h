@@ -17,6 +17,7 @@
 #include "db.h"
 #include "haplan.h"
 #include "place.h"
+#include "xmlrpc.h"
 
 struct api_call;
 struct evt_waiter;
@@ -94,7 +95,9 @@ struct api_call {
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	/* A result too big to build at once is streamed: the transport calls
 	 * ac_stream for the next piece (appended to out) while it returns 1;
-	 * 0 = that was the last piece, -1 = failed (the answer is cut off). */
+	 * 0 = that was the last piece, -1 = failed (the answer is cut off).
+	 * The result is a JSON object and each piece holds whole members of
+	 * it, so XML-RPC converts piece by piece (http.c). */
 	int (*ac_stream)(struct api_call *c, struct evbuffer *out);
 	int64_t ac_stream_pos;
 	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */
@@ -127,6 +130,12 @@ void api_call_free(struct api_call *c);
  * malloc'ed text handed over without a copy. */
 struct evbuffer *api_raw(struct api_call *c);
 void api_raw_take(struct api_call *c, char *text);
+/* The call's whole result as a value, whether it was built (ac_result),
+ * written as text (ac_raw) or streamed (read to its end now): a new
+ * reference, NULL for void; NULL and *err when the stream failed. */
+json_t *api_result_whole(struct api_call *c, json_t **err);
+/* How XML-RPC types method m's answer (xmlrpc.h). */
+struct xr_type api_result_type(const struct api_method *m);
 /* Arguments (index after the session) with type checks: FIELD_TYPE_ERROR. */
 json_t *api_arg_str(struct api_call *c, size_t i, const char *name, const char **out);
 json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **out);
@@ -162,6 +171,42 @@ json_t *vdi_copy_record(struct db *db, const char *src, const char *uuid, bool s
 json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char *ref_out);
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
+
+/* ---- api_host.c ---- */
+/* In a transaction: a host's records go (PBDs, PIFs, metrics, the host)
+ * and the pool's CPU level is recomputed without it. */
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host);
+
+/* ---- api_vm.c ---- */
+/* Insert a VM (halted) and its metrics in a transaction; rec holds the
+ * record's fields (its memory limits are checked). */
+json_t *vm_record_insert(struct db *db, json_t *rec, char *ref_out);
+/* Copy the VBDs or VIFs (cls) of VM from to VM to, detached; a VBD whose
+ * VDI is a key of vdi_map (may be NULL) points at its value. */
+json_t *vm_devices_copy(struct db *db, const char *cls, const char *parent_field, const char *from, const char *to,
+			const json_t *vdi_map);
+
+/* ---- api_vm_life.c ---- */
+/* The SR a suspend image of vm (record) goes to, plugged on host (out:
+ * >= 64 bytes); NULL, or VM_NO_SUSPEND_SR. */
+json_t *vm_suspend_sr(struct db *db, const char *pool, const json_t *vm, const char *host, char *out);
+
+/* ---- vdijob.c: VDIs made one after the other for one call ---- */
+/* All VDIs made: made[i] is the ref for items[i]. Write the rest (in one
+ * transaction) and set *result; an error undoes every VDI made. */
+typedef json_t *(*vdijob_done_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *made, json_t **result);
+/* A step failed (after the VDIs made were undone): undo the caller's own
+ * reservations. *err may be replaced. */
+typedef void (*vdijob_fail_fn)(struct poold *pd, void *ctx, json_t **err);
+/* Make items in order: {"vdi": ref, "sr": ref or "" (the source's),
+ * "snapshot": bool} copies a VDI, {"create": size, "sr": ref, "record":
+ * {...}} makes a new one. items and ctx are taken (ctx_free(ctx) at the
+ * end). Returns as an agent_ok_fn: an error, NULL with *result (nothing
+ * to make), or API_PENDING (c, if any, is finished later). */
+json_t *vdijob_run(struct poold *pd, struct api_call *c, json_t *items, vdijob_done_fn done, vdijob_fail_fn fail,
+		   void *ctx, void (*ctx_free)(void *), json_t **result);
+/* VDIs made for a call that failed: files (through an agent) and records go. */
+void vdijob_undo(struct poold *pd, const json_t *refs);
 
 /* ---- api_vm_power.c ---- */
 /* What an agent needs to build vm's domain (memory, vCPUs, CPU, disks,
@@ -235,6 +280,9 @@ json_t *vm_check_limits(const char *ref, const json_t *before, const json_t *aft
 json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, const char *obj_uuid,
 		const char *body);
 json_t *message_create(struct api_call *c);
+json_t *message_get(struct api_call *c);
+json_t *message_get_since(struct api_call *c);
+json_t *message_destroy_many(struct api_call *c);
 
 /* ---- session.c: which sessions are valid ---- */
 /* NULL when ref is a valid session (it is active again), else SESSION_INVALID. */
@@ -320,6 +368,16 @@ json_t *host_report_parse(json_t *r, struct host_report *out);
 json_t *host_report_fields(const struct host_report *r);
 /* The host's addresses as PIFs: eth0 management, eth1 migration. */
 json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r);
+/* The host's control domain (Xen's dom0), one per host as XAPI lists it:
+ * a VM that is_control_domain, Running on it, named after the host;
+ * created at the host's first full report (h: the host's record). */
+json_t *control_domain_sync(struct db *db, const char *host, const json_t *h, const struct host_report *r);
+/* The guest metrics of the VMs recorded running on host, from what their
+ * guests say in its report (domains[].guest): created at the first word,
+ * rewritten only when it changes. */
+json_t *guest_metrics_sync(struct db *db, const char *host, const json_t *report);
+/* VM vm halted or goes away: its guest metrics go too (as in XAPI). */
+json_t *guest_metrics_drop(struct db *db, const char *vm);
 
 /* ---- heartbeat.c: heartbeats, liveness, where VMs run ---- */
 void host_liveness_start(struct poold *pd);

@@ -136,8 +136,9 @@ class DevPool:
         e = dict(os.environ)
         e.update(self.env)
         e["HOME"] = self.dir
+        # nobody answers a question xe asks (stdin at its end)
         r = subprocess.run([os.path.join(BIN, "xe")] + list(args), capture_output=True, text=True, env=e,
-                           timeout=60 * SLOW)
+                           stdin=subprocess.DEVNULL, timeout=60 * SLOW)
         if check and r.returncode != 0:
             raise AssertionError("xe %s failed (%d): %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
         return r
@@ -320,8 +321,8 @@ class DevPool:
         procs = self.simdoms()
         bad = []
         for ref, v in vms.items():
-            if v["is_a_template"] or v["is_a_snapshot"]:
-                continue
+            if v["is_a_template"] or v["is_a_snapshot"] or v["is_control_domain"]:
+                continue  # a control domain is the host itself, no simdom
             where = procs.pop(v["uuid"], [])
             if v["power_state"] in ("Running", "Paused"):
                 want = index.get(v["resident_on"])

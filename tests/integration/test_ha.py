@@ -255,7 +255,9 @@ class Xe(unittest.TestCase):
         self.assertEqual(p.xe("vm-param-get", "uuid=" + u, "param-name=order").stdout.strip(), "3")
         r = p.xe("vm-param-set", "uuid=" + u, "ha-restart-priority=sometimes", check=False)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("INVALID_VALUE", r.stderr)
+        # xe renders a known code as XAPI's xe does: its description, then its parameters
+        self.assertIn("The value given is invalid", r.stderr)
+        self.assertIn("value: sometimes", r.stderr)
         sr = p.xe("sr-list", "name-label=devpool shared SR", "--minimal").stdout.strip()
         p.xe("pool-ha-enable", "heartbeat-sr-uuids=" + sr, "ha-config:timeout=5")
         self.assertEqual(p.xe("pool-param-get", "uuid=" + p.xe("pool-list", "--minimal").stdout.strip(),
@@ -266,12 +268,12 @@ class Xe(unittest.TestCase):
         self.assertIn("failures tolerated: 1", out)
         self.assertIn("xe1", out)
         r = p.xe("pool-ha-enable", check=False)
-        self.assertIn("HA_IS_ENABLED", r.stderr)
+        self.assertIn("because HA is enabled on the Pool", r.stderr)
         p.xe("pool-ha-prevent-restarts-for", "seconds=0")
         p.xe("vm-shutdown", "uuid=" + u, "force=true")
         p.xe("pool-ha-disable")
         r = p.xe("pool-ha-disable", check=False)
-        self.assertIn("HA_NOT_ENABLED", r.stderr)
+        self.assertIn("because HA is not enabled on the Pool", r.stderr)
 
 
 if __name__ == "__main__":

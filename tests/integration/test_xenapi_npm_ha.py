@@ -19,7 +19,7 @@ TOTAL = base.TOTAL
 
 
 class XenApiNpmHaTest(base.XenApiNpmPoolTest):
-    SCRIPT = "xenapi_ha.mjs"
+    script = "xenapi_ha.mjs"
 
     def test_client_sees_host_failed_and_vm_restarted(self):
         p = self.pool

@@ -19,7 +19,7 @@ TOTAL = 240 * SLOW
 
 
 class XenApiNpmRpuTest(base.XenApiNpmPoolTest):
-    SCRIPT = "xenapi_rpu.mjs"
+    script, total = "xenapi_rpu.mjs", TOTAL
 
     def test_client_connected_through_the_upgrade(self):
         p = self.pool

@@ -29,6 +29,10 @@ const xapi = createClient({
   allowUnauthorized: true,
   auth: { user: 'root', password },
   transport: 'json-rpc',
+  // after an event call fails (poold's restart cuts the long poll) the
+  // client waits eventPollDelay before its next one: 60 s by default, longer
+  // than the rest of this run's mixed phase; 1 s lets it see the mode
+  eventPollDelay: 1000,
 })
 const versions = () =>
   Object.fromEntries(

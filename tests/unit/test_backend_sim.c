@@ -25,6 +25,8 @@
 #include "log.h"
 #include "simdom.h"
 #include "simfix.h"
+#include "backend_lock.h"
+#include "sim_save.h"
 
 #define MiB SIMFIX_MiB
 #define HOST_MEM (256 * MiB)
@@ -624,6 +626,68 @@ static void test_restore_hook(void **state)
 	be->be_ops->bo_free(be);
 }
 
+/* A suspend image (sim_save.c) and back: the memory, the vCPU state and
+ * the balloon come back byte for byte in a new domain, and the guest's
+ * heartbeat counter goes on from the saved one. */
+static void test_save_restore(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *be = backend_locked_new(new_be(f, HOST_MEM));
+	struct be_domain_config c = cfg("saved", 16 * MiB, 2048, 0, 0);
+	int domid = create(be, &c);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	assert_int_equal(be->be_ops->bo_set_memory_target(be, domid, 12 * MiB), 0);
+	assert_int_equal(be->be_ops->bo_set_vcpus(be, domid, 1), 0);
+	for (int i = 0; i < 100 && info(be, domid).di_heartbeat < 200; i++)
+		sleep_ms(10);
+	char err[512] = "", path[600];
+	snprintf(path, sizeof path, "%s/image", f->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	/* only a paused domain is saved */
+	assert_int_equal(sim_image_save(be, domid, c.dc_uuid, fd, err, sizeof err), -1);
+	assert_int_equal(be->be_ops->bo_domain_pause(be, domid), 0);
+	struct be_sim_map m;
+	backend_locked_lock(be);
+	assert_int_equal(backend_sim_map(backend_locked_inner(be), domid, &m), 0);
+	backend_locked_unlock(be);
+	unsigned char *ram = malloc(m.sm_ram_len);
+	memcpy(ram, m.sm_ram, m.sm_ram_len);
+	uint64_t hb = ((struct simdom_heartbeat *)(void *)m.sm_ram)->hb_counter, retired = m.sm_shared->ss_vcpu[0].vc_retired;
+	backend_sim_unmap(&m);
+	if (sim_image_save(be, domid, c.dc_uuid, fd, err, sizeof err) != 0)
+		fail_msg("save: %s", err);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, sim_image_size(16 * MiB));
+	assert_true((uint64_t)st.st_blocks * 512 < 15 * MiB); /* sparse: what the guest holds */
+	destroy(be, domid);
+	/* the image belongs to its VM and size */
+	struct be_domain_config other = cfg("other", 16 * MiB, 0, 0, 0);
+	assert_int_equal(sim_image_restore(be, &other, fd, &domid, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not VM"));
+	if (sim_image_restore(be, &c, fd, &domid, err, sizeof err) != 0)
+		fail_msg("restore: %s", err);
+	close(fd);
+	struct be_domain_info di = info(be, domid);
+	assert_int_equal(di.di_state, BE_STATE_PAUSED);
+	assert_int_equal(di.di_memory, 12 * MiB);
+	backend_locked_lock(be);
+	assert_int_equal(backend_sim_map(backend_locked_inner(be), domid, &m), 0);
+	backend_locked_unlock(be);
+	assert_memory_equal(m.sm_ram, ram, 12 * MiB);
+	assert_int_equal(m.sm_shared->ss_vcpu[0].vc_retired, retired);
+	assert_int_equal(m.sm_shared->ss_vcpus, 1);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	for (int i = 0; i < 100 && info(be, domid).di_heartbeat <= hb; i++)
+		sleep_ms(10);
+	assert_true(info(be, domid).di_heartbeat > hb);
+	backend_sim_unmap(&m);
+	free(ram);
+	destroy(be, domid);
+	be->be_ops->bo_free(be);
+}
+
 int main(void)
 {
 	log_init("test_backend_sim", LOG_LVL_WARN);
@@ -636,6 +700,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hook, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

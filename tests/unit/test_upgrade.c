@@ -557,16 +557,26 @@ static void expect_blocked(const char *cls, const char *op, bool blocked)
 static void test_blocked_table(void **st)
 {
 	(void)st;
-	static const char *const vm_ok[] = {"start", "start_on", "clean_shutdown", "hard_shutdown", "pause", "unpause",
-					    "pool_migrate", "clone", "destroy", "suspend", "resume", "migrate_send"};
-	for (size_t i = 0; i < sizeof vm_ok / sizeof *vm_ok; i++)
+	/* every VM operation poold implements (ops.c's vm_rules), decided as
+	 * XAPI's rpu_allowed_vm_operations decides it */
+	static const char *const vm_ok[] = {"start",	     "start_on",	  "clean_shutdown", "hard_shutdown",
+					    "clean_reboot",  "hard_reboot",	  "pause",	    "unpause",
+					    "suspend",	     "resume",		  "resume_on",	    "pool_migrate",
+					    "clone",	     "copy",		  "provision",	    "destroy",
+					    "migrate_send",  "changing_memory_live", "changing_VCPUs_live", "power_state_reset"};
+	for (size_t i = 0; i < sizeof vm_ok / sizeof *vm_ok; i++) {
+		assert_true(ops_vm_known(vm_ok[i]) || strcmp(vm_ok[i], "migrate_send") == 0);
 		expect_blocked("VM", vm_ok[i], false);
-	static const char *const vm_no[] = {"shutdown", "changing_memory_limits", "changing_VCPUs", "snapshot",
-					    "checkpoint", "revert", "changing_dynamic_range", "an_op_of_tomorrow"};
+	}
+	static const char *const vm_no[] = {"shutdown",	      "changing_memory_limits", "changing_VCPUs",
+					    "snapshot",	      "checkpoint",		"revert",
+					    "reverting",      "changing_dynamic_range", "changing_static_range",
+					    "an_op_of_tomorrow"};
 	for (size_t i = 0; i < sizeof vm_no / sizeof *vm_no; i++)
 		expect_blocked("VM", vm_no[i], true);
 	expect_blocked("VDI", "snapshot", false);
 	expect_blocked("VDI", "resize", false);
+	expect_blocked("VDI", "resize_online", false);
 	expect_blocked("VDI", "mirror", true);
 	expect_blocked("VDI", "enable_cbt", true);
 	expect_blocked("SR", "vdi_create", false);
@@ -575,36 +585,61 @@ static void test_blocked_table(void **st)
 	expect_blocked("SR", "create", true);
 	expect_blocked("pool", "enable_ha", true);
 	expect_blocked("pool", "disable_ha", false);
+	/* XAPI checks the mode for VMs, VDIs, SRs and the pool only: hosts are
+	 * rebooted and devices hot-plugged during an upgrade */
 	expect_blocked("host", "evacuate", false);
+	expect_blocked("host", "reboot", false);
+	expect_blocked("VBD", "plug", false);
+	expect_blocked("VIF", "unplug", false);
 }
 
-/* allowed_operations follow the mode: the same decision as the refusal. */
+static bool listed(const json_t *ops, const char *op)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(ops, i, o) if (strcmp(json_string_value(o), op) == 0) return true;
+	return false;
+}
+
+/* allowed_operations follow the mode: the same decision as the refusal,
+ * for a halted and a running VM. */
 static void test_allowed_in_mode(void **st)
 {
 	(void)st;
 	json_t *vm = json_pack("{s:s, s:s, s:b, s:{}}", "power_state", "Halted", "scheduled_to_be_resident_on",
 			       "OpaqueRef:NULL", "is_a_template", 0, "current_operations");
-	struct ops_facts f = {0};
-	json_t *normal = ops_allowed("VM", "OpaqueRef:vm", vm, &f);
-	f.of_rolling = true;
-	json_t *rolling = ops_allowed("VM", "OpaqueRef:vm", vm, &f);
-	bool had = false, has = false;
-	size_t i;
-	json_t *o;
-	json_array_foreach(normal, i, o) had |= strcmp(json_string_value(o), "changing_memory_limits") == 0;
-	json_array_foreach(rolling, i, o) has |= strcmp(json_string_value(o), "changing_memory_limits") == 0;
-	assert_true(had && !has);
-	assert_int_equal(json_array_size(normal), json_array_size(rolling) + 1);
+	for (int run = 0; run < 2; run++) {
+		struct ops_facts f = {0};
+		json_t *normal = ops_allowed("VM", "OpaqueRef:vm", vm, &f);
+		f.of_rolling = true;
+		json_t *rolling = ops_allowed("VM", "OpaqueRef:vm", vm, &f);
+		size_t i, blocked = 0;
+		json_t *o;
+		json_array_foreach(normal, i, o) {
+			json_t *e = ops_upgrade_check("VM", json_string_value(o));
+			assert_int_equal(listed(rolling, json_string_value(o)), e == NULL);
+			blocked += e != NULL;
+			json_decref(e);
+		}
+		assert_int_equal(json_array_size(normal), json_array_size(rolling) + blocked);
+		assert_true(listed(normal, "snapshot") && !listed(rolling, "snapshot"));
+		assert_true(listed(normal, "changing_dynamic_range") && !listed(rolling, "changing_dynamic_range"));
+		const char *kept = run ? "pool_migrate" : "start";
+		assert_true(listed(normal, kept) && listed(rolling, kept));
+		json_decref(normal);
+		json_decref(rolling);
+		json_object_set_new(vm, "power_state", json_string("Running"));
+	}
+	struct ops_facts f = {.of_rolling = true};
+	json_object_set_new(vm, "power_state", json_string("Halted"));
 	json_t *e = ops_check("VM", "OpaqueRef:vm", vm, &f, "changing_memory_limits");
 	assert_string_equal(xerr_code_of(e), "NOT_SUPPORTED_DURING_UPGRADE");
 	json_decref(e);
-	/* the VM's own state comes first, as XAPI checks it last */
+	/* the VM's own state comes first, as XAPI checks the mode last */
 	json_object_set_new(vm, "power_state", json_string("Running"));
 	e = ops_check("VM", "OpaqueRef:vm", vm, &f, "changing_memory_limits");
 	assert_string_equal(xerr_code_of(e), "VM_BAD_POWER_STATE");
 	json_decref(e);
-	json_decref(normal);
-	json_decref(rolling);
 	json_decref(vm);
 }
 
