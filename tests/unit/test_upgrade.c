@@ -341,7 +341,7 @@ static void test_command(void **st)
 struct hp {
 	struct place_host h[6];
 	struct place_vm v[12];
-	char vref[12][16], href[6][16];
+	char vref[12][32], href[6][32]; /* room for any size_t: -O1 checks it */
 	size_t at[12], home[12];
 	struct place_pool pool;
 };
