@@ -164,7 +164,8 @@ static json_t *state_of(const json_t *rec)
 	return st ? st : json_object();
 }
 
-static void host_line(struct xe_ctx *c, const json_t *h, time_t now)
+/* One host's line; redrawn (tty) it clears the line it overwrites first. */
+static void host_line(struct xe_ctx *c, const json_t *h, time_t now, bool redraw)
 {
 	const char *ph = jstr(h, "phase");
 	char took[32] = "", detail[160] = "";
@@ -182,7 +183,7 @@ static void host_line(struct xe_ctx *c, const json_t *h, time_t now)
 		snprintf(detail, sizeof detail, "upgrade command running");
 	else if (strcmp(ph, "returning") == 0)
 		snprintf(detail, sizeof detail, "waiting for it to come back with the new version");
-	fprintf(c->out, "\033[2K  %-16s %-7s %-11s %-8s %s\n", jstr(h, "name"),
+	fprintf(c->out, "%s  %-16s %-7s %-11s %-8s %s\n", redraw ? "\033[2K" : "", jstr(h, "name"),
 		json_is_true(json_object_get(h, "master")) ? "master" : "", ph, took, detail);
 }
 
@@ -195,7 +196,7 @@ static int draw(struct xe_ctx *c, const json_t *st, double progress, int drawn)
 	json_t *h;
 	int lines = 0;
 	json_array_foreach(json_object_get(st, "hosts"), i, h) {
-		host_line(c, h, now);
+		host_line(c, h, now, true);
 		lines++;
 	}
 	json_t *home = json_object_get(st, "home");
@@ -268,7 +269,7 @@ static void report(struct xe_ctx *c, const json_t *st, const char *status)
 	time_t now = time(NULL);
 	size_t i;
 	json_t *h;
-	json_array_foreach(json_object_get(st, "hosts"), i, h) host_line(c, h, now);
+	json_array_foreach(json_object_get(st, "hosts"), i, h) host_line(c, h, now, false);
 	if (f && *jstr(f, "output"))
 		fprintf(c->out, "The command's last output:\n%s\n", jstr(f, "output"));
 	if (f && strcmp(jstr(f, "phase"), "pending"))
