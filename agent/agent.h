@@ -116,12 +116,12 @@ const char *agent_address_choose(const char *address, const char *listen, const 
 /* Join the pool when state-dir holds no certificate yet (blocking; before
  * the loop starts). 0, or -1 with a reason in err. */
 int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
-/* "host:port" -> parts. */
-int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
 /* The local address that routes to host:port (numeric; "" when none). */
 void agent_local_address(const char *host, int port, char *out, size_t outlen);
 
 /* ---- master.c: where the pool master is, as this agent follows it ---- */
+/* "host:port" -> parts (master.c). */
+int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
 /* At start: state-dir/master.json over the configured master. */
 void agent_master_load(struct agent *ag);
 void agent_master_free(struct agent *ag);

@@ -35,6 +35,21 @@
 
 #define FAILS_BEFORE_ASKING 2
 
+/* "host:port" (the configuration's master) into its parts. */
+int agent_split_master(const char *master, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(master, ':');
+	if (!colon || colon == master || !colon[1])
+		return -1;
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || p <= 0 || p > 65535 || (size_t)(colon - master) >= hostlen)
+		return -1;
+	snprintf(host, hostlen, "%.*s", (int)(colon - master), master);
+	*port = (int)p;
+	return 0;
+}
+
 static void master_path(const struct agent *ag, char *out, size_t n, const char *suffix)
 {
 	snprintf(out, n, "%s/master.json%s", ag->ag_state, suffix);
