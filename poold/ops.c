@@ -162,6 +162,21 @@ json_t *ops_upgrade_check(const char *cls, const char *op)
 	return xerr_new(XE_NOT_SUPPORTED_DURING_UPGRADE, name, reason, NULL);
 }
 
+const char *ops_vm_field_op(const char *field)
+{
+	static const struct {
+		const char *field, *op;
+	} setters[] = {
+		{"memory_static_min", "changing_static_range"},	  {"memory_static_max", "changing_static_range"},
+		{"memory_dynamic_min", "changing_dynamic_range"}, {"memory_dynamic_max", "changing_dynamic_range"},
+		{"VCPUs_max", "changing_VCPUs"},		  {"VCPUs_at_startup", "changing_VCPUs"},
+	};
+	for (size_t i = 0; i < sizeof setters / sizeof setters[0]; i++)
+		if (is(setters[i].field, field))
+			return setters[i].op;
+	return NULL;
+}
+
 static const struct vm_rule *vm_rule(const char *op)
 {
 	for (size_t i = 0; i < N_VM_RULES; i++)

@@ -54,6 +54,9 @@ json_t *ops_allowed(const char *cls, const char *ref, const json_t *rec, const s
  * operations, and pool-level ones such as "SR" "create" or "pool"
  * "enable_ha" that their handlers ask), else NULL. */
 json_t *ops_upgrade_check(const char *cls, const char *op);
+/* The VM operation XAPI's setter of field is (VM.set_memory_static_max is
+ * changing_static_range, VM.set_VCPUs_max changing_VCPUs, ...), or NULL. */
+const char *ops_vm_field_op(const char *field);
 /* Is op a VM operation poold knows (XAPI's vm_operations it implements)? */
 bool ops_vm_known(const char *op);
 

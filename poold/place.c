@@ -231,9 +231,9 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 		return xerr_new(code, nz(dst->ph_ref), NULL);
 	case PLACE_NEWEST:
 		snprintf(reason_buf, sizeof reason_buf,
-			 "the pool is being upgraded: VMs start only on the hosts of the newest version, and %s is not one",
-			 nz(dst->ph_ref));
-		return xerr_new(code, "VM.start", reason_buf, NULL);
+			 "the pool is being upgraded: VMs %s only on the hosts of the newest version, and %s is not one",
+			 flags & PLACE_RESUME ? "resume" : "start", nz(dst->ph_ref));
+		return xerr_new(code, flags & PLACE_RESUME ? "VM.resume" : "VM.start", reason_buf, NULL);
 	case PLACE_HW_PLATFORM: {
 		char set[256], have[32];
 		upgrade_hw_text(dst->ph_hw, dst->ph_nhw, set, sizeof set);

@@ -51,6 +51,12 @@ class RpuTest(unittest.TestCase):
         params = self.expect_refused("NOT_SUPPORTED_DURING_UPGRADE", p.rpc, "VM.set_memory_limits", halted, 16 << 20,
                                      64 << 20, 64 << 20, 64 << 20, first="VM.changing_memory_limits")
         self.assertIn("two versions", params[1])
+        # the field setters XAPI runs as those operations, as xe vm-param-set calls them
+        self.expect_refused("NOT_SUPPORTED_DURING_UPGRADE", p.rpc, "VM.set_VCPUs_max", halted, 2,
+                            first="VM.changing_VCPUs")
+        self.expect_refused("NOT_SUPPORTED_DURING_UPGRADE", p.rpc, "VM.set_memory_static_max", halted, 96 << 20,
+                            first="VM.changing_static_range")
+        p.rpc("VM.set_name_description", halted, "not an operation: allowed mid-run")
         # XAPI never lists changing_memory_limits; its static range is listed outside the mode only
         self.assertNotIn("changing_static_range", p.rpc("VM.get_allowed_operations", halted))
         self.assertIn("start", p.rpc("VM.get_allowed_operations", halted))

@@ -27,7 +27,7 @@ static const char *const net_b[] = {"OpaqueRef:netB"};
 static const char *const net_ab[] = {"OpaqueRef:netA", "OpaqueRef:netB"};
 static const int64_t hw_new[] = {2, 3}, hw_old[] = {1, 2}, hw_all[] = {0, 1, 2, 3};
 
-static const unsigned OPS[] = {PLACE_START, PLACE_MIGRATE, PLACE_MIGRATE | PLACE_FORCE};
+static const unsigned OPS[] = {PLACE_START, PLACE_START | PLACE_RESUME, PLACE_MIGRATE, PLACE_MIGRATE | PLACE_FORCE};
 #define NOPS (sizeof OPS / sizeof *OPS)
 
 static struct place_host host(const char *ref)
@@ -49,7 +49,8 @@ static void pair_init(struct pair *p, unsigned flags)
 {
 	bool start = flags & PLACE_START;
 	p->flags = flags;
-	p->vm = (struct place_vm){.pv_ref = "OpaqueRef:vm", .pv_power_state = start ? "Halted" : "Running",
+	const char *ps = flags & PLACE_RESUME ? "Suspended" : start ? "Halted" : "Running";
+	p->vm = (struct place_vm){.pv_ref = "OpaqueRef:vm", .pv_power_state = ps,
 				  .pv_resident_on = start ? NULLREF : "OpaqueRef:h1", .pv_memory = G,
 				  .pv_boot_vendor = "GenuineIntel", .pv_boot_features = LEVEL, .pv_srs = sr1,
 				  .pv_nsrs = 1, .pv_networks = net_a, .pv_nnetworks = 1};
@@ -114,6 +115,8 @@ static json_t *expected(enum place_verdict row, unsigned flags)
 	bool start = flags & PLACE_START;
 	switch (row) {
 	case PLACE_POWER:
+		if (flags & PLACE_RESUME)
+			return json_pack("[s,s,s,s]", code, "OpaqueRef:vm", "suspended", "running");
 		return json_pack("[s,s,s,s]", code, "OpaqueRef:vm", start ? "halted" : "running", start ? "running" : "halted");
 	case PLACE_TEMPLATE:
 	case PLACE_IMMOBILE:
@@ -127,6 +130,10 @@ static json_t *expected(enum place_verdict row, unsigned flags)
 	case PLACE_VERSION:
 		return json_pack("[s,s,s]", code, "OpaqueRef:h2", "OpaqueRef:vm");
 	case PLACE_NEWEST:
+		if (flags & PLACE_RESUME)
+			return json_pack("[s,s,s]", code, "VM.resume",
+					 "the pool is being upgraded: VMs resume only on the hosts of the newest version, and "
+					 "OpaqueRef:h2 is not one");
 		return json_pack("[s,s,s]", code, "VM.start",
 				 "the pool is being upgraded: VMs start only on the hosts of the newest version, and "
 				 "OpaqueRef:h2 is not one");
@@ -623,7 +630,8 @@ static void rpool_vms(struct rpool *r, uint64_t *s, unsigned flags, bool unique)
 		snprintf(r->vref[i], sizeof r->vref[i], "OpaqueRef:vm%02zu", i);
 		*v = (struct place_vm){.pv_ref = r->vref[i]};
 		bool odd = rnd(s) % 8 == 0;
-		v->pv_power_state = start != odd ? "Halted" : "Running";
+		const char *want = flags & PLACE_RESUME ? "Suspended" : "Halted";
+		v->pv_power_state = start != odd ? want : "Running";
 		v->pv_resident_on = start ? NULLREF : rnd(s) % 6 ? "OpaqueRef:src" : r->href[rnd(s) % RH];
 		v->pv_template = rnd(s) % 20 == 0;
 		v->pv_busy = rnd(s) % 20 == 0;

@@ -601,6 +601,26 @@ static bool listed(const json_t *ops, const char *op)
 	return false;
 }
 
+/* The field setters XAPI runs as VM operations are blocked as those are;
+ * other fields are no operation. */
+static void test_field_setters(void **st)
+{
+	(void)st;
+	static const char *const fields[] = {"memory_static_min", "memory_static_max", "memory_dynamic_min",
+					     "memory_dynamic_max", "VCPUs_max", "VCPUs_at_startup"};
+	for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+		const char *op = ops_vm_field_op(fields[i]);
+		assert_non_null(op);
+		assert_true(ops_vm_known(op));
+		expect_blocked("VM", op, true);
+	}
+	assert_string_equal(ops_vm_field_op("memory_static_max"), "changing_static_range");
+	assert_string_equal(ops_vm_field_op("VCPUs_at_startup"), "changing_VCPUs");
+	assert_null(ops_vm_field_op("name_label"));
+	assert_null(ops_vm_field_op("memory_target"));
+	assert_null(ops_vm_field_op("other_config"));
+}
+
 /* allowed_operations follow the mode: the same decision as the refusal,
  * for a halted and a running VM. */
 static void test_allowed_in_mode(void **st)
@@ -654,7 +674,8 @@ int main(void)
 		cmocka_unit_test(test_home_simple),   cmocka_unit_test(test_home_foreign_first),
 		cmocka_unit_test(test_home_cycle_parks), cmocka_unit_test(test_home_homeless_parked),
 		cmocka_unit_test(test_home_refusals), cmocka_unit_test(test_home_random),
-		cmocka_unit_test(test_blocked_table), cmocka_unit_test(test_allowed_in_mode),
+		cmocka_unit_test(test_blocked_table), cmocka_unit_test(test_field_setters),
+		cmocka_unit_test(test_allowed_in_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
