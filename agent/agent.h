@@ -146,6 +146,7 @@ struct report_in {
 	bool ri_state_lost;
 	json_t *ri_ha;            /* borrowed: HA on this host (ha_ops.c), NULL when not armed */
 	const char *ri_name, *ri_address, *ri_migration_address, *ri_version, *ri_boot;
+	const char *ri_platform, *ri_hw; /* platform version, virtual hardware versions ("0-2") */
 	int ri_port;
 	json_t *ri_srs;           /* borrowed */
 	uint64_t ri_seq;

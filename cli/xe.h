@@ -226,6 +226,8 @@ int xe_cmd_pool_ha_prevent_restarts_for(struct xe_ctx *c, const struct xe_cmd *c
 int xe_cmd_pool_ha_compute_max(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_compute_hypothetical(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_plan(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_rpu.c */
+int xe_cmd_pool_rolling_upgrade(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* xe_vmops.c */
 int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_suspend(struct xe_ctx *c, const struct xe_cmd *cmd);

@@ -298,6 +298,17 @@ const struct xe_cmd xe_cmds[] = {
 	 "turn) failed now, or why it would not, with the memory it needs and what is left; and how many host "
 	 "failures the pool tolerates.",
 	 xe_cmd_pool_ha_plan, 0},
+	/* ours: the rolling pool upgrade (xe_rpu.c) */
+	{"pool-rolling-upgrade", "",
+	 "upgrade-command,dry-run,batch-size,network-uuid,command-timeout,host-timeout",
+	 "Upgrade every host, the master first, without stopping a VM: each host is disabled, evacuated, "
+	 "upgraded by upgrade-command ({uuid}, {address} and {name} replaced by the host's), waited for until "
+	 "it is back with the new version (host-timeout seconds, 600 by default; the command gets "
+	 "command-timeout, 3600), and enabled; then the VMs go back home. HA and auto_poweron are suspended "
+	 "meanwhile and restored. Without upgrade-command the run waits for each host to be upgraded by hand. "
+	 "dry-run=true prints the plan and what would refuse it, and changes nothing. On a terminal each "
+	 "host's phase and the ETA are shown; a report ends it.",
+	 xe_cmd_pool_rolling_upgrade, 0},
 };
 const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
 

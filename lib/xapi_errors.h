@@ -74,6 +74,17 @@
 	  "An error occurred during the migration process.") \
 	X(VM_HOST_INCOMPATIBLE_VERSION_MIGRATE, "host,vm", \
 	  "Cannot migrate a VM to a destination host which is older than the source host.") \
+	/* rolling pool upgrade: XAPI declares NOT_SUPPORTED_DURING_UPGRADE []; \
+	 * ours names the operation and why */ \
+	X(NOT_SUPPORTED_DURING_UPGRADE, "operation,reason", \
+	  "This operation is not supported during an upgrade.") \
+	X(HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR, "host_xapi_version", \
+	  "The host xapi version is higher than the one in the coordinator") \
+	X(VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION, "host,host_versions,vm,vm_version", \
+	  "You attempted to run a VM on a host that cannot provide the VM's required Virtual Hardware Platform version.") \
+	/* ours: the run stopped (the task holds the report) */ \
+	X(ROLLING_UPGRADE_FAILED, "host,reason", \
+	  "") \
 	X(HOST_NOT_ENOUGH_FREE_MEMORY, "needed,available", \
 	  "Not enough server memory is available to perform this operation.") \
 	X(HOST_DISABLED, "host", \

@@ -114,6 +114,8 @@ json_t *pool_standby_join(struct api_call *c);
 json_t *pool_designate_new_master(struct api_call *c);
 json_t *pool_emergency_transition_to_master(struct api_call *c);
 json_t *pool_emergency_reset_master(struct api_call *c);
+json_t *pool_rolling_upgrade(struct api_call *c);
+json_t *pool_rolling_upgrade_plan(struct api_call *c);
 
 const struct api_method api_methods[] = {
 	{"session.login_with_password", 2, 4, API_NO_SESSION, session_login},
@@ -235,6 +237,9 @@ const struct api_method api_methods[] = {
 	/* ours: standby pooldes (poold join; every couple of seconds) */
 	{"pool.standby_join", 2, 2, API_NO_SESSION, pool_standby_join},
 	{"pool.standby_sync", 1, 1, API_NO_SESSION | API_AGENT, pool_standby_sync},
+	/* ours: the rolling pool upgrade (api_rpu.c) */
+	{"pool.rolling_upgrade", 2, 2, API_ASYNC, pool_rolling_upgrade},
+	{"pool.rolling_upgrade_plan", 2, 2, 0, pool_rolling_upgrade_plan},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

@@ -360,6 +360,9 @@ static void orphan_tasks(struct poold *pd)
 			json_object_set_new(o.keep, task, json_true());
 	}
 	json_decref(sxm);
+	char rpu[64]; /* a rolling upgrade's task goes on too (rpu.c) */
+	if (*rpu_task_of(pd->pd_db, rpu))
+		json_object_set_new(o.keep, rpu, json_true());
 	json_t *e = db_txn(pd->pd_db, orphan_tasks_txn, &o);
 	if (!e && o.n)
 		log_warn("%d tasks were running when the last master stopped: they end as failures", o.n);

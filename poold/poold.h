@@ -32,6 +32,7 @@ struct snap_ha;
 struct mfo;
 struct durable;
 struct http_held;
+struct rpu_state;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -62,6 +63,7 @@ struct poold {
 	struct pwcheck *pd_pwcheck;  /* password checks (made at the first login) */
 	struct throttle *pd_throttle; /* failed logins per address and user */
 	struct ha_state *pd_ha;      /* HA: its configuration, restarts, timers (ha_run.c) */
+	struct rpu_state *pd_rpu;    /* rolling upgrade: the mode, the run (rpu.h) */
 	uint64_t pd_calls;
 	bool pd_master;              /* master.c started: this poold is the pool master */
 	int pd_port;                 /* the XAPI port it really listens on */
@@ -264,6 +266,11 @@ struct snap {
  * the transaction that writes the decision. */
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn);
 void snap_free(struct snap *sn);
+/* The pool is in rolling-upgrade mode (pool.other_config:rolling_upgrade_in_progress). */
+bool snap_rolling(struct db *db);
+/* A host's virtual_hardware_platform_versions (strings, as the model
+ * declares them, or numbers) into out; the count. */
+size_t snap_hw_set(json_t *set, int64_t *out, size_t max);
 /* The strings of a JSON array as a C array borrowing them (free the array
  * only). */
 const char **snap_strings(json_t *arr);
@@ -374,6 +381,9 @@ char *evt_token(int64_t id);
 struct host_report {
 	const char *name, *hostname, *address, *migration_address, *backend, *version, *vendor, *features;
 	json_int_t port, memory_total, memory_free, cpus;
+	const char *platform;  /* platform_version ("" from an agent that predates it) */
+	int64_t hw[32];        /* virtual hardware platform versions offered ([0] when not said) */
+	size_t nhw;
 };
 /* Check a report (borrowed strings point into r): INVALID_VALUE when a
  * field is missing or malformed. */
@@ -629,6 +639,20 @@ void ha_status_update(struct poold *pd, bool force);
 /* host.disable and host.evacuate under HA (api_host.c, api_evacuate.c). */
 json_t *ha_check_disable(struct db *db, const char *host);
 json_t *ha_check_evacuation(struct db *db, const char *host, const struct place_pool *pool, struct evac_plan *plan);
+
+/* ---- rpu*.c: the rolling pool upgrade (rpu.h has the rest) ---- */
+/* The mode's timer; a run poold was doing when it stopped goes on. */
+void rpu_start(struct poold *pd);
+void rpu_stop(struct poold *pd);
+/* A report (join: host NULL) from a member whose product version is
+ * above the master's: HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR (said once
+ * in the log and as a message), else NULL. */
+json_t *rpu_report_check(struct poold *pd, const char *host, const struct host_report *rep);
+/* A pool-level operation (ops.c's table: "SR" "create", "pool"
+ * "enable_ha") while the pool is upgraded: NOT_SUPPORTED_DURING_UPGRADE. */
+json_t *rpu_check_op(struct poold *pd, const char *cls, const char *op);
+/* The task of a run the database holds (out, >= 64 bytes), "" when none. */
+const char *rpu_task_of(struct db *db, char *out);
 
 /* ---- txn_later.c: records that must be written ---- */
 /* Run fn(ctx) in a transaction; while another process holds the database's
