@@ -215,13 +215,8 @@ json_t *agent_srs_report(struct agent *ag);
  * SR_HAS_NO_PBDS / SR_BACKEND_FAILURE when the SR is not plugged here or
  * has no such VDI. */
 json_t *agent_disk_locate(struct agent *ag, struct be_disk *d);
-/* The driver and SR of a plugged SR (loop thread; a struct sr is
- * read-only once attached, so threads may use it while it stays
- * plugged), or SR_HAS_NO_PBDS. */
-struct sr_driver;
-struct sr;
-json_t *agent_sr_get(struct agent *ag, const char *sr_uuid, const struct sr_driver **drv, struct sr **sr);
-/* Its space as agent_srs_report has it ({} when not plugged); new ref. */
+/* A plugged SR's space as agent_srs_report has it ({} when not plugged);
+ * new ref. */
 json_t *agent_sr_space(struct agent *ag, const char *sr_uuid);
 json_t *agent_m_sr_attach(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result);

@@ -188,6 +188,18 @@ static bool uuid_ok(const char *u)
 }
 
 /* A receiver's VDI made and its endpoint open: the answer. */
+/* The mirror's SR, plugged here: its driver and handle. */
+static json_t *mirror_sr(struct agent *ag, struct mirror *m)
+{
+	struct agent_sr_ref r;
+	json_t *e = agent_sr_ref(ag, m->mi_sr_uuid, &r);
+	if (!e) {
+		m->mi_drv = r.sf_drv;
+		m->mi_sr = r.sf_sr;
+	}
+	return e;
+}
+
 static json_t *recv_setup(struct agent *ag, struct mirror *m, json_int_t size, json_t *opts, json_t **result)
 {
 	char err[1024] = "";
@@ -228,7 +240,7 @@ json_t *agent_m_vdi_mirror_receive(struct agent *ag, json_t *args, json_t **resu
 	snprintf(m->mi_vm, sizeof m->mi_vm, "%s", opt_str(opts, "vm"));
 	m->mi_size = (uint64_t)size;
 	m->mi_state = MS_COPY;
-	if ((e = agent_sr_get(ag, m->mi_sr_uuid, &m->mi_drv, &m->mi_sr)) || (e = recv_setup(ag, m, size, opts, result))) {
+	if ((e = mirror_sr(ag, m)) || (e = recv_setup(ag, m, size, opts, result))) {
 		mirror_unref(m);
 		return e;
 	}
@@ -265,7 +277,7 @@ static json_t *send_locate(struct agent *ag, struct mirror *m)
 				 backend_locked_inner(ag->ag_be)->be_ops->bo_name);
 	if ((m->mi_domid = domid_of(ag, m->mi_vm, NULL)) < 0)
 		return xerr_newf(XE_INTERNAL_ERROR, "VM %s has no domain on this host", m->mi_vm);
-	json_t *e = agent_sr_get(ag, m->mi_sr_uuid, &m->mi_drv, &m->mi_sr);
+	json_t *e = mirror_sr(ag, m);
 	char err[1024] = "";
 	if (!e && m->mi_drv->sd_vdi_locate(m->mi_sr, m->mi_vdi, m->mi_path, err, sizeof err) < 0)
 		e = xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", err, NULL);
@@ -384,11 +396,12 @@ json_t *agent_m_vdi_remove(struct agent *ag, json_t *args, json_t **result)
 	struct mirror *m;
 	while ((m = mirror_find(ag, vdi, MR_RECV)))
 		mirror_end(m);
-	const struct sr_driver *drv;
-	struct sr *sr;
-	json_t *e = agent_sr_get(ag, arg_str(args, 0), &drv, &sr);
+	struct agent_sr_ref r;
+	json_t *e = agent_sr_ref(ag, arg_str(args, 0), &r);
 	if (e)
 		return e;
+	const struct sr_driver *drv = r.sf_drv;
+	struct sr *sr = r.sf_sr;
 	char loc[SR_LOCATION_MAX], err[1024] = "";
 	bool there = drv->sd_vdi_locate(sr, vdi, loc, err, sizeof err) == 0;
 	if (there && drv->sd_vdi_destroy(sr, vdi, err, sizeof err) < 0)

@@ -277,16 +277,6 @@ json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result)
 	return vdi_answer(a, arg_str(args, 1), NULL, result);
 }
 
-json_t *agent_sr_get(struct agent *ag, const char *sr_uuid, const struct sr_driver **drv, struct sr **sr)
-{
-	struct agent_sr *a = find(ag, sr_uuid);
-	if (!a)
-		return xerr_new(XE_SR_HAS_NO_PBDS, sr_uuid, NULL);
-	*drv = a->as_drv;
-	*sr = a->as_sr;
-	return NULL;
-}
-
 json_t *agent_sr_space(struct agent *ag, const char *sr_uuid)
 {
 	struct agent_sr *a = find(ag, sr_uuid);

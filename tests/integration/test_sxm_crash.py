@@ -24,6 +24,15 @@ MEMORY_VM = {"sim-touch-mib": "400", "sim-dirty-pages-per-s": "30000", "sim-work
 SLOW_MEMORY = {"max_downtime_ms": "1", "max_rounds": "25"}
 
 
+def shmem_kib(pid):
+    """The domain process's resident shared memory (its RAM memfd), KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssShmem:"):
+                return int(line.split()[1])
+    return 0
+
+
 class CrashTest(unittest.TestCase):
     def setUp(self):
         self.p = DevPool(2, host_memory_mib=2048, extra=("--local-srs",))
@@ -47,8 +56,13 @@ class CrashTest(unittest.TestCase):
         return vm, self.s.send(vm, 2, opts={"bandwidth_mb_s": "6"})
 
     def remembering(self):
-        """A small disk, then 512 MiB of busy memory that takes its rounds."""
+        """A small disk, then 512 MiB of busy memory that takes its rounds
+        (sent once the guest's boot has touched 160 MiB of it: a loaded
+        machine's slow boot could end the memory rounds under the link
+        cut's 64 MiB)."""
         vm = self.s.vm("m", 1, disks=(8 * MiB,), mib=512, **MEMORY_VM)
+        pid = self.p.domain_pid(1, self.p.rpc("VM.get_domid", vm))
+        wait_until(lambda: shmem_kib(pid) >= 160 * 1024, 30 * SLOW, "the guest touches its memory")
         return vm, self.s.send(vm, 2, opts=SLOW_MEMORY)
 
     def source_hash(self, vm):
