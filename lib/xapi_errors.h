@@ -193,9 +193,7 @@
 	X(HOST_EVACUATE_VM_NOT_HA_PROTECTED, "vm", \
 	  "") \
 	X(CANNOT_CONTACT_HOST, "host", \
-	  "Cannot forward messages because the server cannot be contacted. The server may be switched off or there may be network connectivity problems.") \
-	X(DESIGNATE_NEW_MASTER_IN_PROGRESS, "", \
-	  "The operation could not be performed because a designate_new_master operation is in progress.")
+	  "Cannot forward messages because the server cannot be contacted. The server may be switched off or there may be network connectivity problems.")
 
 enum xapi_err {
 #define XAPI_ERR_ENUM(code, params, doc) XE_##code,
