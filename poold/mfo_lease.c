@@ -2,16 +2,14 @@
  * mfo_lease.c - the master's lease as a poold applies it (the rule is
  * ha/lease.c's, the statefile thread lease_io.c's): what the master writes
  * in it (which standbys are candidates), starting and stopping the thread,
- * taking the lease, and every tick's verdict acted on: renew, step down,
- * follow the master it names, or take over.
+ * taking the lease, and every tick's verdict: renewing and following the
+ * master it names are done here; stepping down and taking over, mfo.c's.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "log.h"
 #include "poold.h"
 #include "util.h"
-#include "xerr.h"
 
 #define SYNC_EVERY_MS 2000 /* a standby's pool.standby_sync (mfo_sync.c) */
 
