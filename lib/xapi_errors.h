@@ -224,9 +224,7 @@
 	X(HOST_CANNOT_ATTACH_NETWORK, "host,network", \
 	  "Host cannot attach network (in the case of NIC bonding, this may be because attaching the network on this host would require other networks - that are currently active - to be taken down).") \
 	X(CANNOT_CONTACT_HOST, "host", \
-	  "Cannot forward messages because the server cannot be contacted. The server may be switched off or there may be network connectivity problems.") \
-	X(DESIGNATE_NEW_MASTER_IN_PROGRESS, "", \
-	  "The operation could not be performed because a designate_new_master operation is in progress.")
+	  "Cannot forward messages because the server cannot be contacted. The server may be switched off or there may be network connectivity problems.")
 
 enum xapi_err {
 #define XAPI_ERR_ENUM(code, params, doc) XE_##code,

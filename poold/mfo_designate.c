@@ -5,7 +5,8 @@
  * pool.designate_new_master(host), as XAPI, only with HA off (HA moves the
  * role by its lease). The database goes to shared storage first if it is
  * still local (a redo_log VDI on the default SR, which both hosts must
- * have plugged). Then this master stops: no write from now (the guard),
+ * have plugged). Migrations in flight end first (up to 2 minutes; the
+ * master serves meanwhile). Then this master stops: no write from now (the guard),
  * everything master.c runs stopped, the last commits synced and the
  * database closed, its lock released; meanwhile clients are told
  * HOST_IS_SLAVE with the new master's address. The designated host's
@@ -27,12 +28,16 @@
 #include "xerr.h"
 
 #define STANDBY_FRESH_MS 6000
+#define QUIET_WAIT_MS 120000 /* the longest a hand-over waits for migrations */
+#define QUIET_POLL_MS 200
 
 struct handover {
 	struct poold *pd;
 	struct api_call *call;
 	char host[64], uuid[48], address[64];
 	char database[4200]; /* the database's file as the new master sees it */
+	int64_t since_ms;    /* when it was asked for */
+	bool said, stopping; /* logged the wait; this master stopping */
 };
 
 static void handover_restart(evutil_socket_t fd, short what, void *arg)
@@ -100,6 +105,59 @@ static void handover_commit(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* VMs being migrated, and host evacuations: a hand-over waits for them,
+ * so that no migration's end is left for the next master to work out from
+ * the hosts' reports (a copy on each host, the one not recorded paused). */
+static bool handover_migrating(struct poold *pd)
+{
+	if (pd->pd_evacs)
+		return true;
+	json_t *vms = db_find(pd->pd_db, "VM", NULL, NULL), *v, *op;
+	const char *k, *id;
+	bool busy = false;
+	json_object_foreach(vms, k, v) {
+		json_object_foreach(json_object_get(v, "current_operations"), id, op) {
+			if (json_is_string(op) && !strcmp(json_string_value(op), "pool_migrate"))
+				busy = true;
+		}
+	}
+	json_decref(vms);
+	return busy;
+}
+
+/* Once no migration runs (or after QUIET_WAIT_MS: then the reports settle
+ * them), this master stops: from then clients are sent to the new master
+ * and nothing is written. */
+static void handover_when_quiet(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct handover *h = arg;
+	struct poold *pd = h->pd;
+	struct mfo *m = pd->pd_mfo;
+	if (!h->call && !h->stopping) { /* the client left while it waited: nothing moved */
+		free(h);
+		return;
+	}
+	if (handover_migrating(pd) && (int64_t)now_ms() - h->since_ms < QUIET_WAIT_MS) {
+		if (!h->said)
+			log_info("pool.designate_new_master: waiting for the migrations in flight to end");
+		h->said = true;
+		struct timeval poll = {0, QUIET_POLL_MS * 1000};
+		event_base_once(pd->pd_base, -1, EV_TIMEOUT, handover_when_quiet, h, &poll);
+		return;
+	}
+	log_warn("pool.designate_new_master: handing the pool over to host %s (%s)", h->uuid, h->address);
+	h->stopping = true;
+	atomic_store(&m->mf_stepped_down, true);
+	m->mf_role = MFO_STANDBY;
+	snprintf(m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address, "%s", h->address);
+	master_stop(pd);
+	/* what master_stop failed (agent calls in flight) ends on the next loop
+	 * turns, with the database still there to read: then it closes */
+	struct timeval tv = {0, 200 * 1000};
+	event_base_once(pd->pd_base, -1, EV_TIMEOUT, handover_commit, h, &tv);
+}
+
 /* The checks before anything stops: NULL, or why not. */
 static json_t *designate_check(struct poold *pd, const char *host, struct handover *h)
 {
@@ -137,7 +195,6 @@ static json_t *designate_check(struct poold *pd, const char *host, struct handov
 json_t *pool_designate_new_master(struct api_call *c)
 {
 	struct poold *pd = c->ac_pd;
-	struct mfo *m = pd->pd_mfo;
 	const char *host;
 	json_t *e = api_arg_ref(c, 0, "host", &host);
 	if (e)
@@ -151,19 +208,11 @@ json_t *pool_designate_new_master(struct api_call *c)
 		free(h);
 		return e;
 	}
-	log_warn("pool.designate_new_master: handing the pool over to host %s (%s)", h->uuid, h->address);
-	/* from here clients are sent to the new master, and nothing is written */
-	atomic_store(&m->mf_stepped_down, true);
-	m->mf_role = MFO_STANDBY;
-	snprintf(m->mf_ms.ms_master_address, sizeof m->mf_ms.ms_master_address, "%s", h->address);
-	master_stop(pd);
 	h->call = c;
+	h->since_ms = (int64_t)now_ms();
 	c->ac_parked = h;
 	c->ac_cancel = handover_cancel;
-	/* what master_stop failed (agent calls in flight) ends on the next loop
-	 * turns, with the database still there to read: then it closes */
-	struct timeval tv = {0, 200 * 1000};
-	event_base_once(pd->pd_base, -1, EV_TIMEOUT, handover_commit, h, &tv);
+	handover_when_quiet(-1, 0, h);
 	return API_PENDING;
 }
 

@@ -811,6 +811,19 @@ json_t *mfo_db_move(struct poold *pd, const char *sr);
 /* Hooks and guard on pd_db (after it was opened or replaced). */
 void mfo_db_hooks(struct poold *pd);
 
+/* ---- mfo_lease.c: the master's lease as a poold applies it ---- */
+/* Start (or restart) the statefile thread for HA info ha; false when it
+ * cannot run (no usable info, this host not a member). */
+bool mfo_lease_run(struct poold *pd, json_t *ha);
+/* Stop it (off: say HA is off, so the standbys stop watching). */
+void mfo_lease_stop(struct poold *pd, bool off);
+/* The lease, under the epoch being taken: 0, or -1 with err. */
+int mfo_lease_take(struct poold *pd, uint64_t epoch, char *err, size_t errlen);
+/* The lease as this poold sees it now: a standby follows the master it
+ * names, a holder renews it; the verdict (out) says whether to step down
+ * or take over, which mfo.c does. false: no verdict yet. */
+bool mfo_lease_tick(struct poold *pd, struct ha_lease_verdict *out);
+
 /* ---- mfo_db.c: the shared files as each host sees them ---- */
 bool mfo_vdi_path(struct db *db, const char *vdi, const char *host, char *out, size_t n);
 /* The pool database's file for host, when it is on shared storage host plugs. */

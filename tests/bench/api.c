@@ -11,7 +11,13 @@
  *   get_all_records_ms VM.get_all_records, median of 5
  *   event_wake_ms_median  VM.set_name_label sent -> parked event.from answered
  *   rss_mib            poold's resident set after all of it (and its peak)
- * `--json` prints one JSON object; otherwise a table. Never pass/fail.
+ *   vm_create_per_s    VM.create calls per second while filling (the write rate)
+ * Twice, side by side: the database local (DIR/pool.db, as a pool without
+ * standby masters has it), then on "shared storage" (master.json names a
+ * file elsewhere: one writer, commits synced in groups before their answers
+ * leave, durable.c), which is how a pool that can fail over runs.
+ * `--json` prints one JSON object per mode; otherwise a table. Never
+ * pass/fail.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -30,6 +36,7 @@
 #define PASSWORD "bench-password"
 
 struct bench {
+	int shared;
 	char dir[256];
 	char url[128];
 	pid_t pid;
@@ -119,10 +126,18 @@ static int start_pool(struct bench *B, const char *bindir)
 	snprintf(B->dir, sizeof B->dir, "/tmp/poold-bench-XXXXXX");
 	if (!mkdtemp(B->dir))
 		return -1;
-	char cmd[1024];
+	char cmd[2048];
 	snprintf(cmd, sizeof cmd, "echo %s | %s/poold init --dir %s/pool >/dev/null", PASSWORD, bindir, B->dir);
 	if (system(cmd) != 0)
 		return -1;
+	if (B->shared) { /* the database moved out, as HA's enable moves it to the SR */
+		snprintf(cmd, sizeof cmd,
+			 "mkdir %1$s/sr && mv %1$s/pool/pool.db %1$s/sr/ && "
+			 "echo '{\"database\": \"%1$s/sr/pool.db\"}' > %1$s/pool/master.json",
+			 B->dir);
+		if (system(cmd) != 0)
+			return -1;
+	}
 	B->pid = fork();
 	if (B->pid == 0) {
 		char dir[300], poold[300];
@@ -305,15 +320,18 @@ static double rss_mib(pid_t pid, const char *field)
 	return kib / 1024.0;
 }
 
-int main(int argc, char **argv)
+struct figures {
+	size_t vms;
+	double create, getrec, noop, gar, wake, rss, hwm;
+};
+
+/* One pool, filled and measured; its directory removed after. */
+static int measure(const char *bindir, int shared, struct figures *f)
 {
-	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
-	const char *bindir = getenv("BINDIR") ? getenv("BINDIR") : "bin";
-	struct bench B = {0};
-	curl_global_init(CURL_GLOBAL_ALL);
+	struct bench B = {.shared = shared};
 	if (start_pool(&B, bindir) < 0) {
 		fprintf(stderr, "bench: cannot start poold from %s\n", bindir);
-		return 1;
+		return -1;
 	}
 	struct curl_slist *h;
 	CURL *c = client(&B, &h);
@@ -329,29 +347,15 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
-	double fill_s = now_s() - t0;
+	f->create = NVMS / (now_s() - t0);
 	B.refs = call(c, "VM.get_all", json_pack("[s]", B.session));
-	double noop = rate(&B, 1);
-	double getrec = rate(&B, 0);
-	double gar = get_all_records_ms(c, &B);
-	double wake = event_wake_ms(&B, c);
-	double rss = rss_mib(B.pid, "VmRSS:"), hwm = rss_mib(B.pid, "VmHWM:");
-	size_t nvm = json_array_size(B.refs);
-	if (json)
-		printf("{\"bench\":\"api\",\"vms\":%zu,\"clients\":%d,\"get_record_per_s\":%.0f,\"noop_per_s\":%.0f,"
-		       "\"ratio\":%.3f,\"get_all_records_ms\":%.1f,\"event_wake_ms_median\":%.2f,\"rss_mib\":%.1f,"
-		       "\"rss_peak_mib\":%.1f,\"vm_create_per_s\":%.0f}\n",
-		       nvm, THREADS, getrec, noop, getrec / noop, gar, wake, rss, hwm, NVMS / fill_s);
-	else
-		printf("api bench: %zu VM records, %d keep-alive HTTPS clients\n"
-		       "  VM.create (filling)        %8.0f calls/s\n"
-		       "  VM.get_record              %8.0f calls/s\n"
-		       "  system.noop (baseline)     %8.0f calls/s\n"
-		       "  ratio get_record/noop      %8.3f   (target >= 0.8)\n"
-		       "  VM.get_all_records         %8.1f ms      (target <= 150)\n"
-		       "  event.from wake-up median  %8.2f ms      (target <= 5)\n"
-		       "  poold RSS                  %8.1f MiB     (peak %.1f; target <= 50)\n",
-		       nvm, THREADS, NVMS / fill_s, getrec, noop, getrec / noop, gar, wake, rss, hwm);
+	f->noop = rate(&B, 1);
+	f->getrec = rate(&B, 0);
+	f->gar = get_all_records_ms(c, &B);
+	f->wake = event_wake_ms(&B, c);
+	f->rss = rss_mib(B.pid, "VmRSS:");
+	f->hwm = rss_mib(B.pid, "VmHWM:");
+	f->vms = json_array_size(B.refs);
 	curl_easy_cleanup(c);
 	curl_slist_free_all(h);
 	json_decref(B.refs);
@@ -361,6 +365,40 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", B.dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench: could not remove %s\n", B.dir);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	const char *bindir = getenv("BINDIR") ? getenv("BINDIR") : "bin";
+	static const char *const mode[2] = {"local", "shared"};
+	struct figures f[2];
+	curl_global_init(CURL_GLOBAL_ALL);
+	for (int m = 0; m < 2; m++)
+		if (measure(bindir, m, &f[m]) < 0)
+			return 1;
 	curl_global_cleanup();
+	if (json) {
+		for (int m = 0; m < 2; m++)
+			printf("{\"bench\":\"api\",\"database\":\"%s\",\"vms\":%zu,\"clients\":%d,"
+			       "\"get_record_per_s\":%.0f,\"noop_per_s\":%.0f,\"ratio\":%.3f,\"get_all_records_ms\":%.1f,"
+			       "\"event_wake_ms_median\":%.2f,\"rss_mib\":%.1f,\"rss_peak_mib\":%.1f,"
+			       "\"vm_create_per_s\":%.0f}\n",
+			       mode[m], f[m].vms, THREADS, f[m].getrec, f[m].noop, f[m].getrec / f[m].noop, f[m].gar,
+			       f[m].wake, f[m].rss, f[m].hwm, f[m].create);
+		return 0;
+	}
+	printf("api bench: %zu VM records, %d keep-alive HTTPS clients; the database local | on shared storage\n"
+	       "  VM.create (filling)        %8.0f | %8.0f calls/s (shared >= half of local)\n"
+	       "  VM.get_record              %8.0f | %8.0f calls/s\n"
+	       "  system.noop (baseline)     %8.0f | %8.0f calls/s\n"
+	       "  ratio get_record/noop      %8.3f | %8.3f         (target >= 0.8)\n"
+	       "  VM.get_all_records         %8.1f | %8.1f ms      (target <= 150)\n"
+	       "  event.from wake-up median  %8.2f | %8.2f ms      (target <= 5; shared <= twice local)\n"
+	       "  poold RSS                  %8.1f | %8.1f MiB     (peak %.1f | %.1f; target <= 50)\n",
+	       f[0].vms, THREADS, f[0].create, f[1].create, f[0].getrec, f[1].getrec, f[0].noop, f[1].noop,
+	       f[0].getrec / f[0].noop, f[1].getrec / f[1].noop, f[0].gar, f[1].gar, f[0].wake, f[1].wake, f[0].rss,
+	       f[1].rss, f[0].hwm, f[1].hwm);
 	return 0;
 }

@@ -16,8 +16,15 @@ Targets (issue 14): detect_ms <= T + 1 s; restart_after_detect_ms <= 2 s for
 time the same N VMs took to start on host3 before (VM.start_on, one after
 the other, as an operator would), and T itself.
 
+Master failover (issue 15), T = 5 s and 30 s: a 3-host devpool where every
+host runs a poold (--standby-masters), HA on, the database on the HA SR;
+the master's host dies at once (its poold, agent, watchdog and domains):
+  takeover_ms  death -> another host's poold answers pool.get_all
+               (polled every 20 ms on both survivors); target <= T + 2 s
+
 `--json` prints one object per case; `--repeat K` runs each case K times
-and prints the medians; `--quick` runs 10 VMs at T = 5 s only.
+and prints the medians; `--quick` runs 10 VMs at T = 5 s only (and the
+takeover at T = 5 s); `--takeover` runs the master failover cases only.
 """
 import json
 import os
@@ -96,6 +103,53 @@ def run_case(n, timeout_s):
         p.close(check=False)
 
 
+def takeover_case(timeout_s):
+    p = DevPool(3, host_memory_mib=4096, masters=True)
+    try:
+        p.rpc("pool.enable_ha", [], {"timeout": str(timeout_s)}, timeout=120)
+        deadline = time.monotonic() + 30
+        while "master lease: holding the lease" not in p.poold_log(100000, 1):
+            if time.monotonic() > deadline:
+                raise RuntimeError("bench/ha: the master took no lease\n" + p.poold_log())
+            time.sleep(0.1)
+        time.sleep(1)
+        died = time.monotonic()
+        os.kill(p.poold_pid(1), signal.SIGKILL)
+        kill_host(p, 1)
+        session = None
+        deadline = died + 3 * timeout_s + 30
+        while time.monotonic() < deadline:
+            for i in (2, 3):
+                try:
+                    session = p.call("session.login_with_password", "root", p.password, "2.21", "bench",
+                                     address=p.addresses[i], timeout=2)
+                    p.call("pool.get_all", session, address=p.addresses[i], timeout=2)
+                    took = time.monotonic() - died
+                    p.env["XE_SERVER"] = p.addresses[i]
+                    p._session = session
+                    p.rpc("pool.disable_ha", timeout=60)
+                    return {"case": "takeover", "timeout_s": timeout_s, "takeover_ms": round(took * 1000, 1)}
+                except Exception:  # refused, HOST_IS_SLAVE, not yet
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError("bench/ha: no new master\n" + p.poold_log())
+    finally:
+        p.close(check=False)
+
+
+def takeover(args, repeat, as_json):
+    for t in [5] if "--quick" in args else [5, 30]:
+        rows = [takeover_case(t) for _ in range(repeat)]
+        row = dict(rows[0], takeover_ms=round(statistics.median(r["takeover_ms"] for r in rows), 1), runs=len(rows),
+                   target_ms=(t + 2) * 1000, load=round(os.getloadavg()[0], 2))
+        if as_json:
+            print(json.dumps(row), flush=True)
+        else:
+            print("master failover, T=%2ds: takeover %7.1f ms (target <= %d; T itself %d)%s" %
+                  (t, row["takeover_ms"], (t + 2) * 1000, t * 1000,
+                   " (median of %d)" % repeat if repeat > 1 else ""), flush=True)
+
+
 def median_of(rows):
     out = dict(rows[0])
     for k in ("detect_ms", "restart_ms", "restart_after_detect_ms", "boot_ms"):
@@ -108,6 +162,8 @@ def main():
     args = sys.argv[1:]
     as_json = "--json" in args
     repeat = int(args[args.index("--repeat") + 1]) if "--repeat" in args else 1
+    if "--takeover" in args:  # the master failover cases only
+        return takeover(args, repeat, as_json)
     cases = [(10, 5)] if "--quick" in args else [(10, 5), (40, 5), (10, 30), (40, 30)]
     load = os.getloadavg()[0]
     for n, t in cases:
@@ -124,6 +180,7 @@ def main():
                                                                 " (median of %d)" % repeat if repeat > 1 else ""),
                   flush=True)
         load = os.getloadavg()[0]
+    takeover(args, repeat, as_json)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ the first master.
 - the new master's poold killed while it takes over: the third host takes
   over instead;
 - HA off: pool.designate_new_master while VMs run and migrations are in
-  flight: the database moves to the default SR, the designated host is
-  master, every migration ends with each VM on exactly one host; the old
+  flight: the database moves to the default SR, the migrations end first
+  (under the sanitizers a hand-over in the middle of one left its VM
+  paused: the new master took the destination's copy for a double), the
+  designated host is master, each VM runs on exactly one host; the old
   master is a standby; the agents follow;
 - HA off, the master gone: a standby stays a standby (no one decides for
   the operator); pool-emergency-transition-to-master on host2 (a local
