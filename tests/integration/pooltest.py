@@ -56,6 +56,15 @@ def vm_rss_kib(pid):
     raise AssertionError("no VmRSS in /proc/%d/status" % pid)
 
 
+def shmem_kib(pid):
+    """A domain process's resident shared memory (its RAM memfd), KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssShmem:"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_until(fn, timeout, what, interval=0.1):
     """fn() until it returns a true value (returned); AssertionError after timeout s."""
     deadline = time.monotonic() + timeout * SLOW

@@ -14,7 +14,7 @@ import time
 import unittest
 
 from tests.integration.harness import SLOW, XapiError
-from tests.integration.pooltest import DevPool, pid_alive, wait_until
+from tests.integration.pooltest import DevPool, pid_alive, shmem_kib, wait_until
 from tests.integration.test_pool import guest_heartbeat
 
 LOW = "1fcbfbff-f7fa3223-2d93fbff-00000003"
@@ -238,6 +238,9 @@ class AgentDeathTest(unittest.TestCase):
                                    "memory_static_min": 16 << 20, "other_config": {"sim-touch-mib": "400"}})
             rpc("VM.start_on", vm, h1, False, False)
             pid = p.domain_pid(1, rpc("VM.get_domid", vm))
+            # its boot touched 160 MiB first: under load a slow boot let a small
+            # stream end before the kill (the task said success, 1 run in 4)
+            wait_until(lambda: shmem_kib(pid) >= 160 * 1024, 30 * SLOW, "the guest touches its memory")
             task = rpc("Async.VM.pool_migrate", vm, h2, {"verify": "true"})
             wait_until(lambda: p.domains(2), 10 * SLOW, "the destination domain exists")
             p.kill_agent(2)

@@ -17,20 +17,11 @@ import time
 import unittest
 
 from tests.integration.harness import SLOW
-from tests.integration.pooltest import DevPool, wait_until
+from tests.integration.pooltest import DevPool, shmem_kib, wait_until
 from tests.integration.sxmtest import MiB, Sxm, file_hash
 
 MEMORY_VM = {"sim-touch-mib": "400", "sim-dirty-pages-per-s": "30000", "sim-working-set-mib": "200"}
 SLOW_MEMORY = {"max_downtime_ms": "1", "max_rounds": "25"}
-
-
-def shmem_kib(pid):
-    """The domain process's resident shared memory (its RAM memfd), KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssShmem:"):
-                return int(line.split()[1])
-    return 0
 
 
 class CrashTest(unittest.TestCase):
