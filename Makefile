@@ -3,6 +3,7 @@
 #   make check      unit + integration tests (installs deps first when root)
 #   make bench      benchmarks (tests/bench)
 #   make demo       a local pool doing real work
+#   make xen-check  the xen backend on a real Xen 4.17, nested under QEMU (tests/xen)
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -35,7 +36,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo
+NOBUILD_GOALS := deps clean check demo xen-check
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -99,7 +100,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo install clean
+.PHONY: all deps check unit integration bench demo install clean xen-check
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -154,6 +155,20 @@ bench: all $(BENCH_BIN)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo
+
+# The xen backend on a real hypervisor: a Debian 12 dom0 with Xen 4.17 booted
+# under QEMU (software emulation), the pool's own daemons in it (docs/XEN.md).
+# Needs root (debootstrap builds the image once, cached in XEN_CACHE).
+XEN_CHECK_DEBS := debootstrap qemu-system-x86 busybox-static cpio e2fsprogs
+XEN_CACHE ?= build/xen-image
+xen-check: deps
+	@sh scripts/deps.sh $(XEN_CHECK_DEBS)
+	@$(MAKE) --no-print-directory all $(BUILD)/xen/xen-probe
+	@tests/xen/run --bin $(CURDIR)/$(BINDIR) --probe $(CURDIR)/$(BUILD)/xen/xen-probe --cache $(XEN_CACHE) \
+		--run-dir $(BUILD)/xen-run
+$(BUILD)/xen/xen-probe: tests/xen/xen_probe.c $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold

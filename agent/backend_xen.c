@@ -42,14 +42,6 @@
 #define WATCH_TOKEN "pool-agent-release"
 #define POLL_MS 50
 
-struct xen {
-	libxl_ctx *xn_ctx;
-	xentoollog_logger *xn_log;
-	xc_interface *xn_xch;
-	struct xs_handle *xn_xsh;
-	bool xn_watching;
-	char xn_dir[PATH_MAX];
-};
 
 /* Not copied by libxl: must outlive every ctx. */
 static const libxl_childproc_hooks xen_child_hooks = {
@@ -59,6 +51,20 @@ static const libxl_childproc_hooks xen_child_hooks = {
 static struct xen *X(struct backend *be)
 {
 	return be->be_priv;
+}
+
+/* 0 when domid is a guest this agent made, else -1 with be_error set. */
+static int ours(struct backend *be, int domid)
+{
+	if (domid <= 0) {
+		be_set_error(be, "domain %d is not a guest", domid);
+		return -1;
+	}
+	if (!xen_owner_is_ours(X(be), (uint32_t)domid)) {
+		be_set_error(be, "domain %d does not exist or is not this agent's", domid);
+		return -1;
+	}
+	return 0;
 }
 
 void backend_xen_fail(struct backend *be, int rc, const char *what)
@@ -99,62 +105,23 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* ---- host ---- */
+/* ---- host (the rest is in xen_host.c) ---- */
 
-/* CPUID leaf 0 in dom0: Xen passes the real vendor through. (<cpuid.h>
- * is shadowed by poold/cpuid.h on our include path: plain asm here.) */
-static void cpu_vendor(char out[16])
+int backend_xen_featureset(struct backend *be, bool hvm, char *out, size_t n)
 {
-	snprintf(out, 16, "unknown");
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned a, b, c, d;
-	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0u), "c"(0u));
-	(void)a;
-	memcpy(out, &b, 4);
-	memcpy(out + 4, &d, 4);
-	memcpy(out + 8, &c, 4);
-	out[12] = 0;
-#endif
-}
-
-static int xen_host_info(struct backend *be, struct be_host_info *out)
-{
-	struct xen *x = X(be);
-	memset(out, 0, sizeof *out);
-	libxl_physinfo pi;
-	libxl_physinfo_init(&pi);
-	int rc = libxl_get_physinfo(x->xn_ctx, &pi);
-	if (rc) {
-		fail(be, rc, "libxl_get_physinfo");
-		libxl_physinfo_dispose(&pi);
-		return -1;
-	}
-	uint64_t page = 4096;
-	out->hi_total_memory = pi.total_pages * page;
-	out->hi_cpus = (int)pi.nr_cpus;
-	libxl_physinfo_dispose(&pi);
-	uint64_t free_kb = 0;
-	rc = libxl_get_free_memory(x->xn_ctx, &free_kb); /* net of claims and the slack */
-	if (rc) {
-		fail(be, rc, "libxl_get_free_memory");
-		return -1;
-	}
-	out->hi_free_memory = free_kb * 1024;
-	cpu_vendor(out->hi_cpu_vendor);
-	/* the HVM feature set: what levelling can offer an HVM/PVH guest here */
 	uint32_t words[64];
 	uint32_t nr = xc_get_cpu_featureset_size();
 	if (nr > 64)
 		nr = 64;
-	if (xc_get_cpu_featureset(x->xn_xch, XEN_SYSCTL_cpu_featureset_hvm, &nr, words) != 0) {
+	uint32_t which = hvm ? XEN_SYSCTL_cpu_featureset_hvm : XEN_SYSCTL_cpu_featureset_pv;
+	if (xc_get_cpu_featureset(X(be)->xn_xch, which, &nr, words) != 0) {
 		be_set_error(be, "xc_get_cpu_featureset: %s", strerror(errno));
 		return -1;
 	}
 	size_t len = 0;
-	for (uint32_t i = 0; i < nr && len + 10 < sizeof out->hi_featureset; i++)
-		len += (size_t)snprintf(out->hi_featureset + len, sizeof out->hi_featureset - len, "%s%08x",
-					i ? "-" : "", words[i]);
-	snprintf(out->hi_backend, sizeof out->hi_backend, "xen");
+	out[0] = 0;
+	for (uint32_t i = 0; i < nr && len + 10 < n; i++)
+		len += (size_t)snprintf(out + len, n - len, "%s%08x", i ? "-" : "", words[i]);
 	return 0;
 }
 
@@ -212,8 +179,8 @@ static int xen_domain_list(struct backend *be, struct be_domain_info **out, int 
 		return -1;
 	}
 	int k = 0;
-	for (int i = 0; i < nd; i++)
-		if (all[i].domid != 0) /* dom0 is not a VM of the pool */
+	for (int i = 0; i < nd; i++) /* dom0 and others' domains are no VMs of ours */
+		if (all[i].domid != 0 && xen_owner_is_ours(X(be), all[i].domid))
 			info_of(be, &all[i], &v[k++]);
 	libxl_dominfo_list_free(all, nd);
 	*out = v;
@@ -225,6 +192,8 @@ static int xen_domain_list(struct backend *be, struct be_domain_info **out, int 
 static int dominfo(struct backend *be, int domid, libxl_dominfo *d)
 {
 	libxl_dominfo_init(d);
+	if (ours(be, domid) != 0)
+		return 1;
 	int rc = libxl_domain_info(X(be)->xn_ctx, d, (uint32_t)domid);
 	if (rc == ERROR_DOMAIN_NOTFOUND) {
 		be_set_error(be, "domain %d does not exist", domid);
@@ -240,10 +209,6 @@ static int dominfo(struct backend *be, int domid, libxl_dominfo *d)
 static int xen_domain_info(struct backend *be, int domid, struct be_domain_info *out)
 {
 	libxl_dominfo d;
-	if (domid <= 0) {
-		be_set_error(be, "domain %d is not a guest", domid);
-		return -1;
-	}
 	if (dominfo(be, domid, &d) != 0)
 		return -1;
 	info_of(be, &d, out);
@@ -263,7 +228,8 @@ static int write_file(const char *path, const char *text)
 	return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
-void backend_xen_keep_config(struct backend *be, const struct be_domain_config *cfg, libxl_domain_config *dc)
+void backend_xen_keep_config(struct backend *be, const struct be_domain_config *cfg, libxl_domain_config *dc,
+			     const char *host_featureset)
 {
 	struct xen *x = X(be);
 	char path[PATH_MAX + 64], err[256];
@@ -276,21 +242,46 @@ void backend_xen_keep_config(struct backend *be, const struct be_domain_config *
 	free(json);
 	char *text = malloc(16384);
 	snprintf(path, sizeof path, "%s/%s.xl.cfg", x->xn_dir, cfg->dc_uuid);
-	if (!text || xen_xlcfg_render(cfg, text, 16384, err, sizeof err) != 0 || write_file(path, text) != 0)
+	if (!text || xen_xlcfg_render(cfg, host_featureset, text, 16384, err, sizeof err) != 0 || write_file(path, text) != 0)
 		log_warn("VM %s: cannot keep its xl.cfg in %s", cfg->dc_uuid, path);
 	free(text);
+}
+
+int backend_xen_rename(struct backend *be, int domid, const char *name, const char *from_suffix,
+		       const char *to_suffix)
+{
+	char from[300], to[300];
+	snprintf(from, sizeof from, "%s%s", name, from_suffix);
+	snprintf(to, sizeof to, "%s%s", name, to_suffix);
+	int rc = libxl_domain_rename(X(be)->xn_ctx, (uint32_t)domid, from, to);
+	if (rc) {
+		fail(be, rc, "libxl_domain_rename %d %s -> %s", domid, from, to);
+		return -1;
+	}
+	return 0;
+}
+
+/* A source resumed after a migration that did not hand over gets its name
+ * back (best effort: the name is cosmetic, the uuid is what counts). */
+static void unmigrate_name(struct backend *be, int domid)
+{
+	char *name = libxl_domid_to_name(X(be)->xn_ctx, (uint32_t)domid);
+	size_t n = name ? strlen(name) : 0, sl = strlen(XEN_MIGRATEDAWAY_SUFFIX);
+	if (n > sl && strcmp(name + n - sl, XEN_MIGRATEDAWAY_SUFFIX) == 0) {
+		name[n - sl] = 0;
+		if (backend_xen_rename(be, domid, name, XEN_MIGRATEDAWAY_SUFFIX, "") != 0)
+			log_warn("domain %d: %s", domid, backend_error(be));
+	}
+	free(name);
 }
 
 static int xen_domain_create(struct backend *be, const struct be_domain_config *cfg, int *domid)
 {
 	libxl_domain_config dc;
-	char err[300];
-	if (xen_domcfg_build(cfg, NULL, &dc, err, sizeof err) != 0) {
-		be_set_error(be, "%s", err);
+	if (backend_xen_domcfg(be, cfg, NULL, &dc) != 0) {
 		libxl_domain_config_dispose(&dc);
 		return -1;
 	}
-	backend_xen_keep_config(be, cfg, &dc);
 	uint32_t d = INVALID_DOMID;
 	/* libxl leaves the new domain paused, as the interface wants */
 	int rc = libxl_domain_create_new(X(be)->xn_ctx, &dc, &d, NULL, NULL);
@@ -321,6 +312,7 @@ static int xen_domain_unpause(struct backend *be, int domid)
 			fail(be, rc, "libxl_domain_resume %d", domid);
 			return -1;
 		}
+		unmigrate_name(be, domid);
 		return 0;
 	}
 	rc = libxl_domain_unpause(X(be)->xn_ctx, (uint32_t)domid, NULL);
@@ -333,6 +325,8 @@ static int xen_domain_unpause(struct backend *be, int domid)
 
 static int xen_domain_pause(struct backend *be, int domid)
 {
+	if (ours(be, domid) != 0)
+		return -1;
 	int rc = libxl_domain_pause(X(be)->xn_ctx, (uint32_t)domid, NULL);
 	if (rc) {
 		fail(be, rc, "libxl_domain_pause %d", domid);
@@ -344,6 +338,8 @@ static int xen_domain_pause(struct backend *be, int domid)
 static int xen_domain_shutdown(struct backend *be, int domid, int timeout_ms)
 {
 	struct xen *x = X(be);
+	if (ours(be, domid) != 0)
+		return -1;
 	int rc = libxl_domain_shutdown(x->xn_ctx, (uint32_t)domid, NULL);
 	if (rc == ERROR_NOPARAVIRT) /* an HVM guest without PV drivers: press its power button */
 		rc = libxl_send_trigger(x->xn_ctx, (uint32_t)domid, LIBXL_TRIGGER_POWER, 0, NULL);
@@ -376,10 +372,8 @@ static int xen_domain_shutdown(struct backend *be, int domid, int timeout_ms)
 
 static int xen_domain_destroy(struct backend *be, int domid)
 {
-	if (domid <= 0) {
-		be_set_error(be, "domain %d is not a guest", domid);
+	if (ours(be, domid) != 0)
 		return -1;
-	}
 	int rc = libxl_domain_destroy(X(be)->xn_ctx, (uint32_t)domid, NULL);
 	if (rc) {
 		fail(be, rc, "libxl_domain_destroy %d", domid);
@@ -391,6 +385,8 @@ static int xen_domain_destroy(struct backend *be, int domid)
 
 static int xen_set_memory_target(struct backend *be, int domid, uint64_t bytes)
 {
+	if (ours(be, domid) != 0)
+		return -1;
 	int rc = libxl_set_memory_target(X(be)->xn_ctx, (uint32_t)domid, (int64_t)(bytes / 1024), 0 /* absolute */,
 					 1 /* enforce */);
 	if (rc) {
@@ -432,6 +428,8 @@ static int xen_disk_add(struct backend *be, int domid, const struct be_disk *dis
 {
 	libxl_device_disk d;
 	char err[300];
+	if (ours(be, domid) != 0)
+		return -1;
 	if (xen_domcfg_disk(disk, &d, err, sizeof err) != 0) {
 		be_set_error(be, "%s", err);
 		libxl_device_disk_dispose(&d);
@@ -453,6 +451,8 @@ static int xen_disk_remove(struct backend *be, int domid, const char *device)
 		be_set_error(be, "disk device '%s' is not valid", device ? device : "");
 		return -1;
 	}
+	if (ours(be, domid) != 0)
+		return -1;
 	libxl_device_disk d;
 	libxl_device_disk_init(&d);
 	int rc = libxl_vdev_to_device_disk(X(be)->xn_ctx, (uint32_t)domid, vdev, &d);
@@ -592,6 +592,10 @@ struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char
 		char what[128];
 		snprintf(what, sizeof what, "cannot reach xenstored (%s)", strerror(errno));
 		startup_fail(x, err, errlen, what);
+		xen_free(be);
+		return NULL;
+	}
+	if (xen_owner_load(x, err, errlen) != 0) { /* after the probing: no file on a host without Xen */
 		xen_free(be);
 		return NULL;
 	}

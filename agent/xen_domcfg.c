@@ -52,8 +52,8 @@ int xen_domcfg_disk(const struct be_disk *d, libxl_device_disk *out, char *err, 
 	return disk_fill(d, out, err, errlen);
 }
 
-int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix, libxl_domain_config *out,
-		     char *err, size_t errlen)
+int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix, const char *host_featureset,
+		     libxl_domain_config *out, char *err, size_t errlen)
 {
 	libxl_domain_config_init(out);
 	if (!cfg->dc_name[0] || cfg->dc_memory == 0 || cfg->dc_vcpus < 1 || cfg->dc_ndisks < 0 ||
@@ -62,8 +62,10 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 			 cfg->dc_uuid);
 		return -1;
 	}
-	bool pvh = strcmp(xen_guest_type(cfg), "pvh") == 0;
-	libxl_domain_type type = pvh ? LIBXL_DOMAIN_TYPE_PVH : LIBXL_DOMAIN_TYPE_HVM;
+	const char *gt = xen_guest_type(cfg);
+	libxl_domain_type type = strcmp(gt, "pv") == 0	  ? LIBXL_DOMAIN_TYPE_PV
+				 : strcmp(gt, "pvh") == 0 ? LIBXL_DOMAIN_TYPE_PVH
+							  : LIBXL_DOMAIN_TYPE_HVM;
 
 	libxl_domain_create_info *c = &out->c_info;
 	c->type = type;
@@ -87,8 +89,8 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 		goto nomem;
 	for (int i = 0; i < cfg->dc_vcpus; i++)
 		libxl_bitmap_set(&b->avail_vcpus, i);
-	if (pvh) {
-		b->kernel = strdup(XEN_PVH_KERNEL);
+	if (xen_boot_kernel(cfg)) {
+		b->kernel = strdup(xen_boot_kernel(cfg));
 		if (!b->kernel)
 			goto nomem;
 	} else {
@@ -97,7 +99,7 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 			goto nomem;
 	}
 	char masks[XEN_CPUID_MAX_STRS][XEN_CPUID_STR_LEN];
-	int nm = xen_cpuid_masks(cfg->dc_featureset, masks, XEN_CPUID_MAX_STRS, err, errlen);
+	int nm = xen_cpuid_masks(cfg->dc_featureset, host_featureset, masks, XEN_CPUID_MAX_STRS, err, errlen);
 	if (nm < 0)
 		return -1;
 	for (int i = 0; i < nm; i++) {

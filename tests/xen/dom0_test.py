@@ -1,0 +1,638 @@
+#!/usr/bin/env python3
+"""
+dom0_test.py - the nested-Xen test, run in a real Xen 4.17 dom0 by dom0-init.
+
+The pool's own daemons drive a real hypervisor: poold, two pool-agents with
+`backend: xen` (both in this dom0, as `xl migrate localhost` puts both ends
+of a migration on one host; each sees only the domains it made, see
+agent/xen_owner.c) and xe. A PV guest (pvgrub2 from its disk, then a
+busybox /init that prints "GUEST-TICK n uptime" every 0.1 s on its console)
+is started, paused, resized, migrated both ways, migrated to a destination
+killed mid-stream, and shut down clean and hard; the backend's refusals are
+checked. `xl` and xenstore are read only to observe; the xen-probe helper
+makes the backend calls poold has no request for yet (memory target,
+vCPUs, disk hot-plug) through the agent's own code.
+
+Prints, on the console the host reads:
+  XENTEST PASS <test> <seconds>       XENTEST FAIL <test>: <why>
+  XENTEST TIME <what> <seconds>       (timings for docs/PERFORMANCE.md)
+and exits non-zero on any failure.
+"""
+import glob
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+
+OPT = "/opt/pool"
+WORK = "/var/lib/pool-test"
+CONSOLE = "/var/log/xen/console"
+XL = "/usr/lib/xen-4.17/bin/xl"
+PORT = 4443
+GUEST_MIB = 128
+
+
+class Fail(Exception):
+    pass
+
+
+def up():
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def say(msg):
+    print("[%7.1f] %s" % (up(), msg), flush=True)
+
+
+def timing(what, secs):
+    print("XENTEST TIME %s %.2f" % (what, secs), flush=True)
+
+
+def run(args, timeout=120, check=True, env=None):
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise Fail("%s: no answer within %d s" % (" ".join(args[:3]), timeout))
+    if check and p.returncode != 0:
+        raise Fail("%s: exit %d: %s" % (" ".join(args[:4]), p.returncode, (p.stderr or p.stdout).strip()[-400:]))
+    return p
+
+
+def wait(what, cond, timeout, every=0.2):
+    end = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > end:
+            raise Fail("%s: not within %d s" % (what, timeout))
+        time.sleep(every)
+
+
+class Rpc:
+    """JSON-RPC to poold, for assertions (actions go through xe)."""
+
+    def __init__(self, cafile, password):
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = False
+        self.conn = http.client.HTTPSConnection("127.0.0.1", PORT, context=ctx, timeout=60)
+        self.session = self.call("session.login_with_password", "root", password, "2.21", "xentest")
+
+    def call(self, method, *params):
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
+        self.conn.request("POST", "/jsonrpc", body, {"Content-Type": "application/json"})
+        ans = json.loads(self.conn.getresponse().read())
+        if "error" in ans:
+            raise Fail("%s: %s %s" % (method, ans["error"].get("message"), ans["error"].get("data")))
+        return ans["result"]
+
+    def __call__(self, method, *params):
+        return self.call(method, self.session, *params)
+
+
+class Pool:
+    """poold and the agents of host1 and host2 in this dom0."""
+
+    def __init__(self):
+        self.master = os.path.join(WORK, "master")
+        self.procs = {}
+        self.env = dict(os.environ)
+        self.rpc = None
+
+    def xe(self, *args, timeout=300, check=True):
+        return run([OPT + "/xe"] + list(args), timeout=timeout, check=check, env=self.env)
+
+    def start_poold(self):
+        os.makedirs(self.master, exist_ok=True)
+        pw = os.path.join(WORK, "password")
+        with open(pw, "w") as f:
+            f.write("xentest-password\n")
+        out = run([OPT + "/poold", "init", "--dir", self.master, "--password-file", pw]).stdout
+        self.fingerprint = out.split("SHA-256): ")[1].strip()
+        with open(os.path.join(self.master, "xapi.conf"), "w") as f:
+            f.write("listen-address: 127.0.0.1\nport: %d\nhost-heartbeat-timeout: 120s\n" % PORT)
+        self.spawn("poold", [OPT + "/poold", "--dir", self.master], os.path.join(self.master, "poold.log"))
+        wait("poold listening", lambda: os.path.exists(os.path.join(self.master, "poold.port")), 60)
+        self.env.update(XE_SERVER="127.0.0.1", XE_PORT=str(PORT), XE_USERNAME="root",
+                        XE_PASSWORD="xentest-password", XE_CACERT=os.path.join(self.master, "ca.pem"))
+        self.rpc = Rpc(os.path.join(self.master, "ca.pem"), "xentest-password")
+
+    def spawn(self, name, args, log):
+        f = open(log, "ab")
+        self.procs[name] = subprocess.Popen(args, stdout=f, stderr=f, stdin=subprocess.DEVNULL)
+
+    def host_dir(self, i):
+        return os.path.join(WORK, "host%d" % i)
+
+    def xen_state(self, i):
+        return os.path.join(self.host_dir(i), "state", "xen")
+
+    def start_agent(self, i, join=True):
+        d = self.host_dir(i)
+        conf = os.path.join(d, "agent.conf")
+        if join:
+            os.makedirs(d, exist_ok=True)
+            token = self.xe("pool-join-token-create").stdout.strip()
+            with open(conf, "w") as f:
+                f.write("master: 127.0.0.1:%d\nstate-dir: %s/state\nname: host%d\nlisten-address: 127.0.0.%d\n"
+                        "address: 127.0.0.%d\nport: 0\nbackend: xen\nheartbeat-interval: 10s\nlog-level: debug\n"
+                        'ca-fingerprint: "%s"\njoin-token: "%s"\n'
+                        % (PORT, d, i, i + 1, i + 1, self.fingerprint, token))
+        port = os.path.join(d, "state", "agent.port")
+        if os.path.exists(port):
+            os.unlink(port)
+        self.spawn("host%d" % i, [OPT + "/pool-agent", "--config", conf], os.path.join(d, "agent.log"))
+        p = self.procs["host%d" % i]
+        wait("agent of host%d listening" % i, lambda: os.path.exists(port) or p.poll() is not None, 90)
+        if p.poll() is not None:
+            raise Fail("the agent of host%d exited with %d: %s" % (i, p.returncode, self.tail(i, 5)))
+
+    def stop(self, name, sig=signal.SIGTERM):
+        p = self.procs.pop(name, None)
+        if p and p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def tail(self, i, n=40):
+        path = os.path.join(self.host_dir(i), "agent.log") if i else os.path.join(self.master, "poold.log")
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError as e:
+            return str(e)
+
+    def host(self, name):
+        return next(r for r, h in self.rpc("host.get_all_records").items() if h["name_label"] == name)
+
+    def vm(self, ref):
+        return self.rpc("VM.get_record", ref)
+
+
+class Guest:
+    """The PV guest's ticks, read from xenconsoled's logs. The destination of
+    a migration is "<name>--incoming" when xenconsoled first sees it, so its
+    log has that name: every guest-<name>*.log is read."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def clear_logs(self):
+        for f in glob.glob(os.path.join(CONSOLE, "guest-%s*.log" % self.name)):
+            os.unlink(f)
+
+    def read(self):
+        ups, ticks = 0, {}
+        for path in glob.glob(os.path.join(CONSOLE, "guest-%s*.log" % self.name)):
+            with open(path, errors="replace") as f:
+                for line in f:
+                    if line.startswith("GUEST-UP"):
+                        ups += 1
+                    m = re.match(r"GUEST-TICK (\d+) ([\d.]+)", line)
+                    if m:
+                        ticks[int(m.group(1))] = float(m.group(2))
+        return ups, ticks
+
+    def last(self):
+        ticks = self.read()[1]
+        return max(ticks) if ticks else 0
+
+    def wait_ticks(self, after, count=10, timeout=60):
+        return wait("the guest's tick counter passing %d" % (after + count),
+                    lambda: self.last() >= after + count, timeout)
+
+    def max_gap(self, since):
+        """(largest uptime gap between consecutive ticks from tick `since` on, the median gap)."""
+        ticks = self.read()[1]
+        gaps = sorted(ticks[n + 1] - ticks[n] for n in ticks if n >= since and n + 1 in ticks)
+        if not gaps:
+            raise Fail("no consecutive ticks after tick %d" % since)
+        return gaps[-1], gaps[len(gaps) // 2]
+
+
+def xl_domains():
+    """name -> domid, as Xen has them (observation only)."""
+    p = run([XL, "list"], check=False)
+    out = {}
+    for line in p.stdout.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 2 and f[1].isdigit():
+            out[f[0]] = int(f[1])
+    return out
+
+
+def xs_read(path):
+    p = run(["xenstore-read", path], check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def owner_of(pool, i):
+    with open(os.path.join(pool.xen_state(i), "owner")) as f:
+        return f.read().strip()
+
+
+def probe(pool, i, *args, check=True):
+    return run([OPT + "/xen-probe", pool.xen_state(i)] + list(args), check=check)
+
+
+def probe_list(pool, i):
+    out = []
+    for line in probe(pool, i, "list").stdout.splitlines():
+        out.append(dict(kv.split("=", 1) for kv in line.split()))
+    return out
+
+
+# ------------------------------------------------------------------ tests
+
+class Ctx:
+    pass
+
+
+def xl_info():
+    info = {}
+    for line in run([XL, "info"]).stdout.splitlines():
+        k, _, v = line.partition(":")
+        info[k.strip()] = v.strip()
+    return info
+
+
+def xen_cpuid_dynamic():
+    """Xen's own dynamic feature sets (xen-cpuid), in XAPI's form: name -> set."""
+    out = run(["/usr/lib/xen-4.17/bin/xen-cpuid"]).stdout
+    sets = {}
+    for line in out.split("Dynamic sets:")[-1].splitlines():
+        m = re.match(r"(\S.*?)\s{2,}([0-9a-f:]+)$", line.strip())
+        if m:
+            sets[m.group(1)] = m.group(2).replace(":", "-")
+    if "PV Default" not in sets:
+        raise Fail("xen-cpuid printed no dynamic PV Default set: %s" % out[-400:])
+    return sets
+
+
+def t_join(c):
+    """The hosts join and report Xen's real memory, CPUs and PV feature set."""
+    t0 = time.time()
+    c.pool.start_poold()
+    for i in (1, 2):
+        c.pool.start_agent(i)
+    rpc = c.pool.rpc
+
+    def live():
+        hosts = rpc("host.get_all_records")
+        return len(hosts) == 2 and all(rpc("host_metrics.get_live", h["metrics"]) for h in hosts.values())
+    wait("both hosts live", live, 90)
+    timing("pool_up", time.time() - t0)
+    info = xl_info()
+    total = int(info["total_memory"]) << 20
+    for ref, h in rpc("host.get_all_records").items():
+        m = rpc("host_metrics.get_record", h["metrics"])
+        if abs(int(m["memory_total"]) - total) >= 1 << 20:
+            raise Fail("%s reports memory_total %s, Xen has %d" % (h["name_label"], m["memory_total"], total))
+        if not 0 < int(m["memory_free"]) <= total:
+            raise Fail("%s reports memory_free %s of %d" % (h["name_label"], m["memory_free"], total))
+        cpu = h["cpu_info"]
+        if int(cpu.get("cpu_count", 0)) != int(info["nr_cpus"]):
+            raise Fail("%s reports %s CPUs, Xen has %s" % (h["name_label"], cpu.get("cpu_count"), info["nr_cpus"]))
+        sets = xen_cpuid_dynamic()
+        want = sets["PV Default"]
+        if cpu.get("features") != want:
+            raise Fail("%s reports features %s, Xen's PV default set is %s" % (h["name_label"], cpu.get("features"), want))
+    if " hvm" in " " + info.get("virt_caps", ""):
+        raise Fail("this run expects Xen without HVM (virt_caps: %s)" % info.get("virt_caps"))
+    say("hosts: memory %d MiB, %s CPUs, features %s; Xen's sets: %s" % (total >> 20, info["nr_cpus"], want, sets))
+
+
+def t_setup_vm(c):
+    """A shared file SR, the guest's disk (pvgrub2's grub.cfg, kernel, initrd) and a PV VM."""
+    xe = c.pool.xe
+    srdir = os.path.join(WORK, "sr")
+    os.makedirs(srdir, exist_ok=True)
+    c.sr = xe("sr-create", "name-label=local", "type=file", "device-config:path=" + srdir, "shared=true").stdout.strip()
+    for pbd in filter(None, xe("pbd-list", "sr-uuid=" + c.sr, "--minimal").stdout.strip().split(",")):
+        if xe("pbd-param-get", "uuid=" + pbd, "param-name=currently-attached").stdout.strip() != "true":
+            xe("pbd-plug", "uuid=" + pbd)
+    c.vdi = xe("vdi-create", "sr-uuid=" + c.sr, "name-label=boot", "virtual-size=64MiB").stdout.strip()
+    shutil.copyfile(os.path.join(OPT, "guest.img"), os.path.join(srdir, c.vdi + ".img"))
+    c.vm = xe("vm-install", "template=Generic VM", "new-name-label=tick").stdout.strip()
+    mib = "%dMiB" % GUEST_MIB
+    xe("vm-param-set", "uuid=" + c.vm, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib,
+       "memory-static-max=" + mib, "domain-type=pv", "VCPUs-max=2", "VCPUs-at-startup=2")
+    xe("vbd-create", "vm-uuid=" + c.vm, "vdi-uuid=" + c.vdi, "device=0", "bootable=true")
+    c.ref = c.pool.rpc("VM.get_by_uuid", c.vm)
+    c.h1, c.h2 = c.pool.host("host1"), c.pool.host("host2")
+
+
+def expect_vm(c, power, host):
+    v = c.pool.vm(c.ref)
+    if v["power_state"] != power or (host and v["resident_on"] != host):
+        raise Fail("VM is %s on %s, expected %s on %s" % (v["power_state"], v["resident_on"], power, host))
+
+
+def start_on(c, i, what):
+    c.guest.clear_logs()
+    t0 = time.time()
+    c.pool.xe("vm-start", "vm=tick", "on=" + c.pool.rpc("host.get_uuid", (c.h1, c.h2)[i - 1]), timeout=300)
+    timing(what + "_vm_start", time.time() - t0)
+    expect_vm(c, "Running", (c.h1, c.h2)[i - 1])
+    wait("GUEST-UP on the guest's console", lambda: c.guest.read()[0] >= 1, 180)
+    timing(what + "_guest_up", time.time() - t0)
+    c.guest.wait_ticks(0, 5, 60)
+
+
+def t_start(c):
+    """xe vm-start boots the PV guest on host1 (pvgrub2 from its disk, through blkback)."""
+    start_on(c, 1, "first")
+    d = probe_list(c.pool, 1)
+    if len(d) != 1 or d[0]["uuid"] != c.vm or d[0]["state"] != "running" or d[0]["vcpus"] != "2":
+        raise Fail("host1's backend lists %s" % d)
+    if probe_list(c.pool, 2):
+        raise Fail("host2's backend lists host1's domain: %s" % probe_list(c.pool, 2))
+    domid = int(d[0]["domid"])
+    if xs_read("/local/domain/%d/pool-agent-owner" % domid) != owner_of(c.pool, 1):
+        raise Fail("domain %d does not carry host1's owner id" % domid)
+
+
+def t_pause(c):
+    """xe vm-pause stops the guest's ticks; xe vm-unpause lets them go on."""
+    t0 = time.time()
+    c.pool.xe("vm-pause", "vm=tick")
+    timing("vm_pause", time.time() - t0)
+    expect_vm(c, "Paused", c.h1)
+    time.sleep(1)
+    n1 = c.guest.last()
+    time.sleep(3)
+    if c.guest.last() != n1:
+        raise Fail("the guest ticked while paused (%d -> %d)" % (n1, c.guest.last()))
+    t0 = time.time()
+    c.pool.xe("vm-unpause", "vm=tick")
+    timing("vm_unpause", time.time() - t0)
+    expect_vm(c, "Running", c.h1)
+    c.guest.wait_ticks(n1, 5, 30)
+
+
+def t_memory_vcpus(c):
+    """The backend's memory target (the guest balloons down and up) and vCPU hot-unplug, on the live guest."""
+    t0 = time.time()
+    probe(c.pool, 1, "memory", c.vm, "96")
+
+    def mem_mib():
+        return int(probe_list(c.pool, 1)[0]["memory"]) >> 20
+    wait("the guest ballooning to 96 MiB (at %s)" % mem_mib(), lambda: mem_mib() <= 97, 60, 1)
+    timing("balloon_down", time.time() - t0)
+    probe(c.pool, 1, "memory", c.vm, str(GUEST_MIB))
+    wait("the guest ballooning back to %d MiB" % GUEST_MIB, lambda: mem_mib() >= GUEST_MIB - 1, 60, 1)
+    probe(c.pool, 1, "vcpus", c.vm, "1")
+    wait("one vCPU online", lambda: probe_list(c.pool, 1)[0]["vcpus"] == "1", 60, 1)
+    probe(c.pool, 1, "vcpus", c.vm, "2")
+    wait("two vCPUs online", lambda: probe_list(c.pool, 1)[0]["vcpus"] == "2", 60, 1)
+    r = probe(c.pool, 1, "vcpus", c.vm, "3", check=False)
+    if r.returncode == 0 or "1..2" not in r.stderr:
+        raise Fail("3 vCPUs of 2 were not refused: %s" % r.stderr.strip())
+    c.guest.wait_ticks(c.guest.last(), 3, 30)
+
+
+def t_disk_hotplug(c):
+    """A second disk hot-plugged (the guest's blkfront connects) and unplugged."""
+    xe = c.pool.xe
+    vdi = xe("vdi-create", "sr-uuid=" + c.sr, "name-label=data", "virtual-size=16MiB").stdout.strip()
+    path = os.path.join(WORK, "sr", vdi + ".img")
+    domid = int(probe_list(c.pool, 1)[0]["domid"])
+    t0 = time.time()
+    probe(c.pool, 1, "disk-add", c.vm, path, "xvdb")
+    state = "/local/domain/0/backend/vbd/%d/51728/state" % domid  # xvdb
+    wait("xvdb connected (backend state 4)", lambda: xs_read(state) == "4", 60, 0.5)
+    timing("disk_hotplug", time.time() - t0)
+    probe(c.pool, 1, "disk-remove", c.vm, "xvdb")
+    wait("xvdb gone", lambda: xs_read(state) is None, 60, 0.5)
+    xe("vdi-destroy", "uuid=" + vdi)
+
+
+def migrate(c, to, what, *opts):
+    """Live-migrate the guest to host `to`; the tick gap is the downtime."""
+    frm = 2 if to == 1 else 1
+    n0 = c.guest.last()
+    t0 = time.time()
+    c.pool.xe("vm-migrate", "vm=tick", "host=host%d" % to, "live=true", "--minimal", *opts, timeout=600)
+    timing(what + "_migrate", time.time() - t0)
+    expect_vm(c, "Running", (c.h1, c.h2)[to - 1])
+    c.guest.wait_ticks(n0, 30, 60)
+    ups = c.guest.read()[0]
+    if ups != 1:
+        raise Fail("the guest booted again (%d GUEST-UP): the migration did not carry it" % ups)
+    gap, median = c.guest.max_gap(max(n0 - 5, 1))
+    timing(what + "_downtime_tick_gap", gap)
+    timing(what + "_tick_period", median)
+    d = probe_list(c.pool, to)
+    if len(d) != 1 or d[0]["state"] != "running" or probe_list(c.pool, frm):
+        raise Fail("after the migration host%d lists %s, host%d %s" % (to, d, frm, probe_list(c.pool, frm)))
+    names = xl_domains()
+    if names.get("tick") != int(d[0]["domid"]) or any(n.startswith("tick-") for n in names):
+        raise Fail("Xen's domains after the migration: %s (the guest should be 'tick', domain %s)" % (names, d[0]["domid"]))
+    if xs_read("/local/domain/%s/pool-agent-owner" % d[0]["domid"]) != owner_of(c.pool, to):
+        raise Fail("the migrated domain does not carry host%d's owner id" % to)
+    say("%s: %.1f s, downtime (tick gap) %.2f s, tick period %.2f s" % (what, time.time() - t0, gap, median))
+
+
+def t_migrate(c):
+    """Live migration host1 -> host2 through mig_xen (libxl's stream in the pool's TLS connection)."""
+    migrate(c, 2, "live")
+
+
+def t_migrate_back_compressed(c):
+    """Live migration back, zstd-compressed; verify=true is refused and the guest runs on."""
+    r = c.pool.xe("vm-migrate", "vm=tick", "host=host1", "live=true", "verify=true", "--minimal", check=False,
+                  timeout=300)
+    if r.returncode == 0 or "verify is not available" not in r.stderr:
+        raise Fail("verify=true was not refused: rc %d, %s" % (r.returncode, r.stderr.strip()))
+    expect_vm(c, "Running", c.h2)
+    c.guest.wait_ticks(c.guest.last(), 5, 30)
+    migrate(c, 1, "compressed", "compress=true")
+
+
+def t_dest_killed(c):
+    """The destination's agent killed mid-stream: the guest runs on at its source; the restarted
+    destination destroys the half-restored domain it left."""
+    n0 = c.guest.last()
+    mig = subprocess.Popen([OPT + "/xe", "vm-migrate", "vm=tick", "host=host2", "live=true", "--minimal"],
+                           env=c.pool.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait("the destination's tick--incoming domain", lambda: "tick--incoming" in xl_domains(), 120, 0.1)
+    time.sleep(1.0)  # libxl's stream is flowing
+    c.pool.stop("host2", signal.SIGKILL)
+    try:
+        _, err = mig.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        mig.kill()
+        raise Fail("xe vm-migrate did not end after its destination died")
+    if mig.returncode == 0:
+        raise Fail("the migration succeeded although its destination was killed")
+    say("migration to a killed destination: %s" % err.strip()[-200:])
+    expect_vm(c, "Running", c.h1)
+    c.guest.wait_ticks(max(n0, c.guest.last()), 20, 60)
+    if c.guest.read()[0] != 1:
+        raise Fail("the guest booted again")
+    d = probe_list(c.pool, 1)
+    if len(d) != 1 or d[0]["state"] != "running" or xl_domains().get("tick") != int(d[0]["domid"]):
+        raise Fail("the source is not running as 'tick': %s, Xen: %s" % (d, xl_domains()))
+    c.pool.start_agent(2, join=False)
+    wait("host2's agent destroying the half-restored domain", lambda: "tick--incoming" not in xl_domains(), 60, 0.5)
+    c.pool.xe("host-list")  # poold still answers
+    wait("host2 live again", lambda: c.pool.rpc("host_metrics.get_live", c.pool.rpc("host.get_metrics", c.h2)), 60, 1)
+
+
+def t_agent_restart(c):
+    """A restarted agent finds its running domain (Xen domains outlive the toolstack)."""
+    c.pool.stop("host1")
+    n0 = c.guest.last()
+    c.guest.wait_ticks(n0, 10, 30)  # the guest does not care
+    c.pool.start_agent(1, join=False)
+    d = probe_list(c.pool, 1)
+    if len(d) != 1 or d[0]["uuid"] != c.vm:
+        raise Fail("host1's backend lists %s after the restart" % d)
+    time.sleep(3)
+    expect_vm(c, "Running", c.h1)
+
+
+def t_shutdown_clean(c):
+    """xe vm-shutdown: the guest powers itself off (control/shutdown); the domain is gone."""
+    t0 = time.time()
+    c.pool.xe("vm-shutdown", "vm=tick", timeout=300)
+    timing("clean_shutdown", time.time() - t0)
+    expect_vm(c, "Halted", None)
+    if probe_list(c.pool, 1) or "tick" in xl_domains():
+        raise Fail("a domain is left after the shutdown: %s" % xl_domains())
+
+
+def t_shutdown_hard_and_death(c):
+    """Started on host2, destroyed with force=true; started again, a domain that dies behind the pool's back
+    is recorded halted at once (the @releaseDomain watch, not the 10 s heartbeat)."""
+    start_on(c, 2, "second")
+    t0 = time.time()
+    c.pool.xe("vm-shutdown", "vm=tick", "force=true", timeout=120)
+    timing("hard_shutdown", time.time() - t0)
+    expect_vm(c, "Halted", None)
+    if probe_list(c.pool, 2) or "tick" in xl_domains():
+        raise Fail("a domain is left after the hard shutdown: %s" % xl_domains())
+    c.guest.clear_logs()
+    c.pool.xe("vm-start", "vm=tick", "on=" + c.pool.rpc("host.get_uuid", c.h2), timeout=300)
+    domid = xl_domains()["tick"]
+    time.sleep(2)
+    t0 = time.time()
+    run([XL, "destroy", str(domid)])
+    wait("poold recording the VM halted", lambda: c.pool.vm(c.ref)["power_state"] == "Halted", 8, 0.2)
+    timing("death_noticed", time.time() - t0)
+
+
+def t_xlcfg_baseline(c):
+    """The xl.cfg the agent keeps is one `xl create` accepts; libxl's own save and restore of that
+    guest, timed (a domain the pool did not make, which no agent reports)."""
+    cfg = os.path.join(c.pool.xen_state(2), c.vm + ".xl.cfg")
+    t0 = time.time()
+    run([XL, "create", cfg, 'name="baseline"', 'uuid="%s"' % "0a0b0c0d-0000-4000-8000-000000000001"], timeout=300)
+    timing("xl_create", time.time() - t0)
+    b = Guest("baseline")
+    wait("the baseline guest's ticks", lambda: b.last() >= 5, 180)
+    time.sleep(12)  # a heartbeat: neither agent reports it, poold adopts nothing
+    if probe_list(c.pool, 1) or probe_list(c.pool, 2) or c.pool.vm(c.ref)["power_state"] != "Halted":
+        raise Fail("a domain made with xl was taken for the pool's")
+    if len(c.pool.rpc("VM.get_all")) != len(c.vms_before):
+        raise Fail("poold created a VM record for a domain made with xl")
+    t0 = time.time()
+    run([XL, "save", "baseline", "/var/tmp/baseline.save"], timeout=300)
+    timing("xl_save", time.time() - t0)
+    t0 = time.time()
+    run([XL, "restore", "/var/tmp/baseline.save"], timeout=300)
+    timing("xl_restore", time.time() - t0)
+    n = b.last()
+    b.wait_ticks(n, 10, 60)
+    run([XL, "destroy", "baseline"])
+    os.unlink("/var/tmp/baseline.save")
+
+
+def t_refuse_hvm(c):
+    """An HVM VM on this host without hardware virtualisation: refused in one line, nothing left."""
+    xe = c.pool.xe
+    vm = xe("vm-install", "template=Generic VM", "new-name-label=hvm1").stdout.strip()
+    xe("vm-param-set", "uuid=" + vm, "memory-dynamic-min=64MiB", "memory-dynamic-max=64MiB", "memory-static-max=64MiB")
+    before = xl_domains()
+    r = xe("vm-start", "vm=hvm1", check=False, timeout=120)
+    if r.returncode == 0 or "no hardware virtualisation" not in r.stderr:
+        raise Fail("the HVM guest was not refused as it should be: rc %d: %s" % (r.returncode, r.stderr.strip()))
+    say("HVM refused: %s" % r.stderr.strip()[-240:])
+    if xl_domains() != before or c.pool.vm(c.pool.rpc("VM.get_by_uuid", vm))["power_state"] != "Halted":
+        raise Fail("the refused HVM start left something: %s" % xl_domains())
+    xe("vm-uninstall", "uuid=" + vm, "force=true")
+
+
+def t_refuse_no_privcmd(c):
+    """backend: xen where /dev/xen/privcmd is missing: the agent stops with one line."""
+    d = os.path.join(WORK, "noxen")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "agent.conf")
+    with open(conf, "w") as f:
+        f.write("master: 127.0.0.1:%d\nstate-dir: %s/state\nbackend: xen\n" % (PORT, d))
+    r = run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /dev/xen && exec %s/pool-agent --config %s" % (OPT, conf)],
+            check=False, timeout=60)
+    lines = r.stderr.strip().splitlines()
+    if r.returncode != 1 or len(lines) != 1 or "/dev/xen/privcmd not found" not in lines[0]:
+        raise Fail("without privcmd: rc %d, stderr %r" % (r.returncode, r.stderr))
+    say("without privcmd: %s" % lines[0])
+
+
+TESTS = [t_join, t_setup_vm, t_start, t_pause, t_memory_vcpus, t_disk_hotplug, t_migrate,
+         t_migrate_back_compressed, t_dest_killed, t_agent_restart, t_shutdown_clean,
+         t_shutdown_hard_and_death, t_xlcfg_baseline, t_refuse_hvm, t_refuse_no_privcmd]
+# a failure of these leaves nothing for the rest to test
+ESSENTIAL = {"t_join", "t_setup_vm", "t_start"}
+
+
+def diagnose(c):
+    for i in (0, 1, 2):
+        print("---- %s (last lines)" % ("poold.log" if i == 0 else "host%d agent.log" % i), flush=True)
+        print(c.pool.tail(i, 25), flush=True)
+    print("---- xl list\n" + run([XL, "list"], check=False).stdout, flush=True)
+    for path in sorted(glob.glob(os.path.join(CONSOLE, "guest-*.log"))):
+        with open(path, errors="replace") as f:
+            print("---- %s (last lines)\n%s" % (path, "".join(f.readlines()[-5:])), flush=True)
+
+
+def main():
+    only = set(filter(None, re.split(r"[,+]", os.environ.get("XENTEST_ONLY", ""))))
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    c = Ctx()
+    c.pool = Pool()
+    c.guest = Guest("tick")
+    failed = 0
+    for t in TESTS:
+        if only and t.__name__ not in only and t.__name__ not in ESSENTIAL:
+            continue
+        if t.__name__ == "t_xlcfg_baseline":
+            c.vms_before = c.pool.rpc("VM.get_all")
+        say("---- %s: %s" % (t.__name__, t.__doc__.split("\n")[0]))
+        t0 = time.time()
+        try:
+            t(c)
+            print("XENTEST PASS %s %.1f" % (t.__name__, time.time() - t0), flush=True)
+        except Exception as e:  # noqa: BLE001 - any failure is the test's
+            failed += 1
+            print("XENTEST FAIL %s: %s" % (t.__name__, str(e).replace("\n", " ")[:600]), flush=True)
+            diagnose(c)
+            if t.__name__ in ESSENTIAL:
+                break
+    for name in list(c.pool.procs):
+        c.pool.stop(name)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
