@@ -496,6 +496,8 @@ static int xen_watch_drain(struct backend *be)
 		free(w);
 		n++;
 	}
+	if (n)
+		log_debug("backend xen: @releaseDomain fired (%d): a domain may have ended", n);
 	return n;
 }
 

@@ -234,15 +234,15 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
-	if (o.verify) {
+	if (hello_exchange(io, o.proto_version ? o.proto_version : MIG_PROTO_VERSION, true, &b, &cap, err, errlen) != 0)
+		goto fail;
+	if (o.verify) { /* after the HELLO: the destination hears why at once and closes its endpoint */
 		mig_seterr(err, errlen, "verify is not available with the xen backend (libxl's stream carries no page "
 				    "checksums); the VM keeps running here");
 		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
-	if (hello_exchange(io, o.proto_version ? o.proto_version : MIG_PROTO_VERSION, true, &b, &cap, err, errlen) != 0)
-		goto fail;
 	{
 		struct be_domain_info di;
 		lk_lock(lk);
@@ -364,7 +364,10 @@ static void destroy_dest(struct backend *be, const struct mig_backend_lock *lk, 
 	if (domid <= 0)
 		return;
 	lk_lock(lk);
-	if (be->be_ops->bo_domain_destroy(be, domid) != 0)
+	struct be_domain_info di;
+	if (be->be_ops->bo_domain_info(be, domid, &di) != 0) /* a failed restore: libxl destroyed it already */
+		log_info("migration failed: destination domain %d is gone already", domid);
+	else if (be->be_ops->bo_domain_destroy(be, domid) != 0)
 		log_error("migration failed and destination domain %d cannot be destroyed: %s", domid, backend_error(be));
 	lk_unlock(lk);
 }

@@ -8,11 +8,9 @@
 #                `-include` of build/**/*.d
 #   xen          the hypervisor (gunzipped: QEMU -kernel boots it as multiboot)
 #   vmlinuz, initrd.img   dom0's kernel and Debian's initramfs (has virtio_blk)
-#   guest.img    the PV guest's disk: ext2 with /boot/grub/grub.cfg, the same
-#                kernel and a busybox initramfs whose /init prints a tick
-#                counter (tests/xen/guest-init)
 #   key          what it was built from; a different key rebuilds (--key
 #                prints the key of this script and its inputs, builds nothing)
+# (The guest's disk is tests/xen/guest.sh's, built from the same kernel.)
 # Needs root (debootstrap) and network access to a Debian mirror. Everything
 # is bounded by timeout. Prints what it does, one line a step.
 set -euo pipefail
@@ -22,9 +20,9 @@ mirror=${XEN_MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sou
 mirror=${mirror:-http://deb.debian.org/debian}
 # dom0: Xen, its toolstack and kernel; the run-time libraries of our programs
 pkgs=linux-image-amd64,xen-hypervisor-4.17-amd64,xen-utils-4.17,grub-xen-host,initramfs-tools,kmod,busybox
-pkgs=$pkgs,procps,iproute2,util-linux,e2fsprogs,libssl3,libevent-2.1-7,libevent-openssl-2.1-7
+pkgs=$pkgs,procps,iproute2,util-linux,e2fsprogs,strace,libssl3,libevent-2.1-7,libevent-openssl-2.1-7
 pkgs=$pkgs,libevent-pthreads-2.1-7,libcurl4,libjansson4,libsqlite3-0,libyaml-0-2,libzstd1
-key=$( (echo "$pkgs"; cat "$here/image.sh" "$here/guest-init") | sha256sum | cut -c1-16)
+key=$( (echo "$pkgs"; cat "$here/image.sh") | sha256sum | cut -c1-16)
 [ "${2:-}" = --key ] && { echo "$key"; exit 0; }
 
 if [ -f "$cache/key" ] && [ "$(cat "$cache/key")" = "$key" ] && [ -f "$cache/root.img" ]; then
@@ -52,31 +50,6 @@ cp "$r/boot/vmlinuz-$kver" "$cache/vmlinuz"
 cp "$r/boot/initrd.img-$kver" "$cache/initrd.img"
 [ -f "$r/usr/lib/grub-xen/grub-x86_64-xen.bin" ] || { echo "xen image: no pvgrub2 in grub-xen-host"; exit 1; }
 
-echo "xen image: the guest's disk (kernel $kver, busybox initramfs)"
-mkdir -p "$g/initrd/bin" "$g/initrd/dev" "$g/initrd/proc" "$g/initrd/sys" "$g/disk/boot/grub"
-cp /bin/busybox "$g/initrd/bin/busybox"
-file "$g/initrd/bin/busybox" 2>/dev/null | grep -q static || ldd /bin/busybox 2>&1 | grep -q "not a dynamic" ||
-	{ echo "xen image: /bin/busybox is not static (install busybox-static)"; exit 1; }
-ln -s busybox "$g/initrd/bin/sh"
-# what the guest kernel runs on a Xen shutdown request (control/shutdown)
-mkdir -p "$g/initrd/sbin"
-for c in poweroff reboot; do
-	printf '#!/bin/sh\nexec /bin/busybox %s -f\n' "$c" >"$g/initrd/sbin/$c"
-	chmod 0755 "$g/initrd/sbin/$c"
-done
-install -m 0755 "$here/guest-init" "$g/initrd/init"
-(cd "$g/initrd" && find . | cpio -o -H newc --quiet | gzip -9) >"$g/disk/boot/initrd.gz"
-cp "$r/boot/vmlinuz-$kver" "$g/disk/boot/vmlinuz"
-cat >"$g/disk/boot/grub/grub.cfg" <<CFG
-set timeout=0
-menuentry "tick guest" {
-	linux /boot/vmlinuz console=hvc0 quiet loglevel=3 rdinit=/init
-	initrd /boot/initrd.gz
-}
-CFG
-truncate -s 64M "$g/guest.img"
-mkfs.ext2 -q -F -L tickguest -d "$g/disk" "$g/guest.img"
-mv "$g/guest.img" "$cache/guest.img"
 echo "xen image: dom0's root file system"
 mkdir -p "$r/opt/pool"
 truncate -s 1600M "$cache/root.img"
