@@ -3,7 +3,8 @@
 # (rebuilt when tests/xen/guest-init or this script change; seconds): ext2
 # with /boot/grub/grub.cfg for pvgrub2, dom0's kernel (CACHE_DIR/vmlinuz,
 # from image.sh) and a busybox initramfs whose /init is guest-init: it
-# prints GUEST-UP, then a tick counter on the Xen console.
+# loads xen-blkfront (taken from dom0's root.img: the same kernel), prints
+# GUEST-UP, then a tick counter on the Xen console.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${1:?usage: guest.sh CACHE_DIR}
@@ -23,9 +24,13 @@ for c in poweroff reboot; do
 	printf '#!/bin/sh\nexec /bin/busybox %s -f\n' "$c" >"$g/initrd/sbin/$c"
 	chmod 0755 "$g/initrd/sbin/$c"
 done
+cp "$cache/vmlinuz" "$g/disk/boot/vmlinuz"
+kver=$(debugfs -R "ls /lib/modules" "$cache/root.img" 2>/dev/null | tr -s ' ' '\n' | grep -E '^[0-9]+\.' | sort -V | tail -1)
+debugfs -R "dump /lib/modules/$kver/kernel/drivers/block/xen-blkfront.ko $g/initrd/xen-blkfront.ko" "$cache/root.img" \
+	>/dev/null 2>&1
+[ -s "$g/initrd/xen-blkfront.ko" ] || { echo "xen guest: no xen-blkfront.ko for $kver in $cache/root.img"; exit 1; }
 install -m 0755 "$here/guest-init" "$g/initrd/init"
 (cd "$g/initrd" && find . | cpio -o -H newc --quiet | gzip -9) >"$g/disk/boot/initrd.gz"
-cp "$cache/vmlinuz" "$g/disk/boot/vmlinuz"
 cat >"$g/disk/boot/grub/grub.cfg" <<CFG
 set timeout=0
 menuentry "tick guest" {
