@@ -35,7 +35,7 @@ WORK = "/var/lib/pool-test"
 CONSOLE = "/var/log/xen/console"
 XL = "/usr/lib/xen-4.17/bin/xl"
 PORT = 4443
-GUEST_MIB = 96
+GUEST_MIB = 128  # pvgrub2 runs out of memory loading the kernel in 96
 
 
 class Fail(Exception):
@@ -343,7 +343,7 @@ def t_setup_vm(c):
     shutil.copyfile(os.path.join(OPT, "guest.img"), os.path.join(srdir, c.vdi + ".img"))
     c.vm = xe("vm-install", "template=Generic VM", "new-name-label=tick").stdout.strip()
     mib = "%dMiB" % GUEST_MIB
-    xe("vm-param-set", "uuid=" + c.vm, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib,
+    xe("vm-param-set", "uuid=" + c.vm, "memory-static-min=" + mib, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib,
        "memory-static-max=" + mib, "domain-type=pv", "VCPUs-max=2", "VCPUs-at-startup=2")
     xe("vbd-create", "vm-uuid=" + c.vm, "vdi-uuid=" + c.vdi, "device=0", "bootable=true")
     c.ref = c.pool.rpc("VM.get_by_uuid", c.vm)
@@ -401,11 +401,11 @@ def t_pause(c):
 def t_memory_vcpus(c):
     """The backend's memory target (the guest balloons down and up) and vCPU hot-unplug, on the live guest."""
     t0 = time.time()
-    probe(c.pool, 1, "memory", c.vm, "64")
+    probe(c.pool, 1, "memory", c.vm, "96")
 
     def mem_mib():
         return int(probe_list(c.pool, 1)[0]["memory"]) >> 20
-    wait("the guest ballooning to 64 MiB (at %s)" % mem_mib(), lambda: mem_mib() <= 65, 60, 1)
+    wait("the guest ballooning to 96 MiB (at %s)" % mem_mib(), lambda: mem_mib() <= 97, 60, 1)
     timing("balloon_down", time.time() - t0)
     probe(c.pool, 1, "memory", c.vm, str(GUEST_MIB))
     wait("the guest ballooning back to %d MiB" % GUEST_MIB, lambda: mem_mib() >= GUEST_MIB - 1, 60, 1)
@@ -597,7 +597,7 @@ def t_refuse_hvm(c):
     xe = c.pool.xe
     vm = xe("vm-install", "template=Generic VM", "new-name-label=hvm1").stdout.strip()
     mib = "%dMiB" % GUEST_MIB
-    xe("vm-param-set", "uuid=" + vm, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib, "memory-static-max=" + mib)
+    xe("vm-param-set", "uuid=" + vm, "memory-static-min=" + mib, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib, "memory-static-max=" + mib)
     before = xl_domains()
     r = xe("vm-start", "vm=hvm1", check=False, timeout=120)
     if r.returncode == 0 or "no hardware virtualisation" not in r.stderr:
