@@ -4,8 +4,9 @@
 #   make bench      benchmarks (tests/bench)
 #   make demo       a local pool doing real work
 #   make xen-check  the xen backend on a real Xen 4.17, nested under QEMU (tests/xen)
+#   make demo-ha    HA: a host dies, its VMs come back on the others
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (and make uninstall)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -13,10 +14,10 @@ CC      ?= cc
 # pkg-config module:Debian package it comes in
 PKG_DEBS := openssl:libssl-dev libevent:libevent-dev libevent_openssl:libevent-dev \
 	libevent_pthreads:libevent-dev libcurl:libcurl4-openssl-dev jansson:libjansson-dev \
-	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev
+	sqlite3:libsqlite3-dev yaml-0.1:libyaml-dev libzstd:libzstd-dev expat:libexpat1-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 DEPS_APT := build-essential pkg-config $(sort $(foreach p,$(PKG_DEBS),$(lastword $(subst :, ,$(p))))) \
-	libcmocka-dev python3 sqlite3 valgrind libxen-dev
+	libcmocka-dev python3 sqlite3 valgrind libxen-dev iproute2 groff-base
 # the test with Xen Orchestra's xen-api client: Debian's packages where node and npm are missing
 DEPS_CMDS := node:nodejs npm:npm
 
@@ -36,7 +37,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo xen-check
+NOBUILD_GOALS := deps clean check demo demo-ha uninstall xen-check
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -51,7 +52,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+	-Wno-missing-field-initializers -Ilib -Ipoold -Iagent -Isr -Iha $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
@@ -60,13 +61,13 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm
 # lives in libxenguest; libxenctrl's pkg-config name is xencontrol.
 XEN_PKGS := xenlight xenstore xencontrol xentoollog xenguest
 HAVE_XEN := $(if $(BUILDING),$(shell pkg-config --exists $(XEN_PKGS) 2>/dev/null && echo 1))
-XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c
+XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c agent/xen_util.c
 ifeq ($(HAVE_XEN),1)
 CFLAGS  += -DHAVE_XEN -DLIBXL_API_VERSION=0x041400 $(shell pkg-config --cflags $(XEN_PKGS))
 LDLIBS  += $(shell pkg-config --libs $(XEN_PKGS))
 XEN_LEFT_OUT :=
 # xenctrl.h's public headers use anonymous unions (a GNU extension)
-$(BUILD)/agent/backend_xen.o: CFLAGS += -std=gnu11
+$(BUILD)/agent/backend_xen.o $(BUILD)/agent/xen_util.o $(BUILD)/ha/fence.o: CFLAGS += -std=gnu11
 else
 XEN_LEFT_OUT := $(XEN_ONLY_SRC)
 ifneq ($(BUILDING),)
@@ -88,19 +89,22 @@ endif
 LIB_SRC   := $(wildcard lib/*.c)
 POOLD_SRC := $(filter-out poold/main.c,$(wildcard poold/*.c))
 XE_SRC    := $(filter-out cli/xe.c,$(wildcard cli/*.c))
-AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c)
+AGENT_SRC := $(filter-out agent/main.c agent/simdom.c $(XEN_LEFT_OUT),$(wildcard agent/*.c)) $(wildcard sr/*.c) $(wildcard ha/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+# fixtures shared by unit tests and benchmarks (tests/lib)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 POOLD_OBJ := $(POOLD_SRC:%.c=$(BUILD)/%.o)
 XE_OBJ    := $(XE_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TESTLIB_OBJ := $(TESTLIB_SRC:tests/lib/%.c=$(BUILD)/testlib/%.o)
 
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo install clean xen-check
+.PHONY: all deps check unit integration bench demo demo-ha install clean xen-check
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -112,6 +116,11 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 $(BUILD)/libcommon.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libpoold.a: $(POOLD_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(TESTLIB_OBJ): $(BUILD)/testlib/%.o: tests/lib/%.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/libtest.a: $(TESTLIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 $(BUILD)/libagent.a: $(AGENT_OBJ)
 	@rm -f $@; ar rcs $@ $^ $(if $(AGENT_OBJ),,$(BUILD)/lib/log.o)
@@ -130,9 +139,9 @@ $(BINDIR)/xe: $(BUILD)/cli/xe.o $(XE_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each unit test links cmocka, the daemon's modules and lib/.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OBJ) $(BUILD)/libcommon.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtest.a $(BUILD)/libpoold.a $(BUILD)/libagent.a $(XE_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icli $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -Icli -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 
 deps:
 	@sh scripts/deps.sh $(DEPS_APT) --commands $(DEPS_CMDS)
@@ -144,9 +153,9 @@ check: deps
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libpoold.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libtest.a $(BUILD)/libpoold.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/lib $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do BINDIR=$(BINDIR) $$b $(BENCH_ARGS) || exit 1; done
@@ -170,10 +179,72 @@ $(BUILD)/xen/xen-probe: tests/xen/xen_probe.c $(BUILD)/libagent.a $(BUILD)/libco
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/poold
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 etc/xapi.conf.sample $(DESTDIR)$(PREFIX)/share/poold/
+# HA failover: a host dies, its VMs come back on the others (scripts/demo-ha)
+demo-ha: deps
+	@$(MAKE) --no-print-directory all
+	@POOLD_BIN=$(CURDIR)/$(BINDIR) python3 scripts/demo-ha
+
+# What a Debian package would lay out: daemons in sbin, xe in bin, the sim
+# domain program in libexec/poold (where pool-agent looks for it), systemd
+# units, man pages (the two configuration pages generated from the samples
+# by scripts/conf2man), xe's bash completion, the samples, and the live
+# configuration files under SYSCONFDIR unless they exist already (an
+# operator's edits survive a reinstall). State lives in /var/lib/poold and
+# /var/lib/pool-agent (the units' StateDirectory=); logs go to the journal.
+SYSCONFDIR    ?= /etc
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+INST_BIN      := $(DESTDIR)$(PREFIX)/bin
+INST_SBIN     := $(DESTDIR)$(PREFIX)/sbin
+INST_LIBEXEC  := $(DESTDIR)$(PREFIX)/libexec/poold
+INST_MAN      := $(DESTDIR)$(PREFIX)/share/man
+INST_SHARE    := $(DESTDIR)$(PREFIX)/share/poold
+INST_COMPL    := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INST_UNITS    := $(DESTDIR)$(UNITDIR)
+INST_ETC      := $(DESTDIR)$(SYSCONFDIR)
+PKG_OUT       := build/pkg
+MAN_PAGES     := man/poold.8 man/pool-agent.8 man/xe.1
+MAN_GEN       := $(PKG_OUT)/xapi.conf.5 $(PKG_OUT)/pool-agent.conf.5
+UNITS_GEN     := $(PKG_OUT)/poold.service $(PKG_OUT)/pool-agent.service
+
+$(PKG_OUT)/xapi.conf.5: man/xapi.conf.5.in etc/xapi.conf.sample scripts/conf2man
+	@mkdir -p $(dir $@)
+	sh scripts/conf2man $< etc/xapi.conf.sample > $@
+$(PKG_OUT)/pool-agent.conf.5: man/pool-agent.conf.5.in etc/pool-agent.conf.sample scripts/conf2man
+	@mkdir -p $(dir $@)
+	sh scripts/conf2man $< etc/pool-agent.conf.sample > $@
+# the paths in the units follow PREFIX and SYSCONFDIR
+$(PKG_OUT)/%.service: pkg/systemd/%.service.in FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+.PHONY: FORCE uninstall
+FORCE:
+
+install: all $(MAN_GEN) $(UNITS_GEN)
+	install -d $(INST_BIN) $(INST_SBIN) $(INST_LIBEXEC) $(INST_MAN)/man1 $(INST_MAN)/man5 $(INST_MAN)/man8 \
+		$(INST_SHARE) $(INST_COMPL) $(INST_UNITS) $(INST_ETC)/poold
+	install -m 0755 $(BINDIR)/poold $(BINDIR)/pool-agent $(INST_SBIN)/
+	install -m 0755 $(BINDIR)/xe $(INST_BIN)/
+	install -m 0755 $(BINDIR)/pool-simdom $(INST_LIBEXEC)/
+	install -m 0644 man/xe.1 $(INST_MAN)/man1/
+	install -m 0644 $(MAN_GEN) $(INST_MAN)/man5/
+	install -m 0644 man/poold.8 man/pool-agent.8 $(INST_MAN)/man8/
+	install -m 0644 pkg/bash-completion/xe $(INST_COMPL)/xe
+	install -m 0644 $(UNITS_GEN) $(INST_UNITS)/
+	install -m 0644 etc/xapi.conf.sample etc/pool-agent.conf.sample $(INST_SHARE)/
+	test -e $(INST_ETC)/poold/xapi.conf || install -m 0644 etc/xapi.conf.sample $(INST_ETC)/poold/xapi.conf
+	test -e $(INST_ETC)/pool-agent.conf || install -m 0600 etc/pool-agent.conf.sample $(INST_ETC)/pool-agent.conf
+
+# Everything install put in place but the configuration files under
+# SYSCONFDIR and the state directories: the pool outlives its binaries.
+uninstall:
+	rm -f $(INST_SBIN)/poold $(INST_SBIN)/pool-agent $(INST_BIN)/xe $(INST_LIBEXEC)/pool-simdom \
+		$(INST_MAN)/man1/xe.1 $(INST_MAN)/man5/xapi.conf.5 $(INST_MAN)/man5/pool-agent.conf.5 \
+		$(INST_MAN)/man8/poold.8 $(INST_MAN)/man8/pool-agent.8 $(INST_COMPL)/xe \
+		$(INST_UNITS)/poold.service $(INST_UNITS)/pool-agent.service \
+		$(INST_SHARE)/xapi.conf.sample $(INST_SHARE)/pool-agent.conf.sample
+	-rmdir $(INST_LIBEXEC) $(INST_SHARE) 2>/dev/null
 
 clean:
 	rm -rf build bin

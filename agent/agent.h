@@ -4,9 +4,10 @@
  * The agent joins the pool once (join.c), then serves poold's requests
  * over mutual TLS (server.c), drives the hypervisor through the backend
  * (backend.h) and reports its host to poold every heartbeat-interval
- * (beat.c). No file calls back into one that calls it: main.c sets up,
- * server.c dispatches to domain.c, sr_ops.c and migrate_ops.c, and those
- * use beat.c, which uses report.c.
+ * (beat.c), and runs HA when poold arms it (ha_ops.c over ha/). No file
+ * calls back into one that calls it: main.c sets up, server.c dispatches
+ * to domain.c, sr_ops.c, migrate_ops.c and ha_ops.c, and those use beat.c,
+ * which uses report.c.
  */
 #ifndef AGENT_H
 #define AGENT_H
@@ -24,8 +25,10 @@
 #include "mig.h"
 
 struct httpsrv;
+struct evhttp_request;
 #define AGENT_MAX_SRS 64
 struct agent_sr;
+struct ha_monitor;
 
 /* A directory the agent keeps its memory in, as it was at start (beat.c). */
 struct state_dir {
@@ -44,6 +47,15 @@ struct mig_flights {
 	bool mf_stopping;
 };
 struct send_job;
+struct release;
+
+/* What the agent does once its loop ends (host_ops.c). */
+enum agent_exit {
+	AGENT_EXIT_NONE,    /* stop (a signal) */
+	AGENT_EXIT_RESTART, /* start again: host.reboot, host.restart_agent */
+	AGENT_EXIT_HALT,    /* stop: host.shutdown */
+	AGENT_EXIT_EJECT,   /* identity put aside, stop: pool.eject */
+};
 
 struct agent {
 	struct conf *ag_conf;
@@ -73,12 +85,25 @@ struct agent {
 	bool ag_state_lost;            /* one of them vanished or was replaced */
 	struct mig_gate ag_mig_gate;
 	struct mig_flights ag_flights; /* migration threads in flight */
-	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */   /* outgoing sim migrations in their stop-and-copy */
+	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */
+	struct release *ag_releases;   /* source copies destroyed after a move (migrate_ops.c) */
+	char ag_exe[4096];             /* this program (the sim HA watchdog runs it) */
+	struct ha_monitor *ag_ha;      /* HA armed on this host (ha_ops.c), else NULL */
+	int ag_ha_notify;              /* eventfd the HA monitor writes when its state changes */
+	struct event *ag_ha_ev;
+	enum agent_exit ag_exit;       /* set by agent.host_power */
 };
 
 /* ---- config.c ---- */
 extern const struct conf_key agent_conf_keys[];
 extern const size_t agent_nconf_keys;
+/* The address poold reaches the agent on: `address` when set; else the
+ * listen-address when it is one address (an agent listening on 127.0.0.10
+ * cannot be reached on the address it joined from); else local, the
+ * address that routes to the master ("" when there is none: the caller
+ * refuses to start). *odd: address is another IP than the one listened
+ * on (reachable only through a translation: worth a log line). */
+const char *agent_address_choose(const char *address, const char *listen, const char *local, bool *odd);
 
 /* ---- join.c ---- */
 /* Join the pool when state-dir holds no certificate yet (blocking; before
@@ -86,6 +111,8 @@ extern const size_t agent_nconf_keys;
 int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
 /* "host:port" -> parts. */
 int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
+/* The local address that routes to host:port (numeric; "" when none). */
+void agent_local_address(const char *host, int port, char *out, size_t outlen);
 
 /* ---- report.c ---- */
 /* What a report is made of (beat.c gathers it). */
@@ -96,6 +123,7 @@ struct report_in {
 	int ri_ndomains;
 	bool ri_domains_complete; /* every domain of this host is in the list */
 	bool ri_state_lost;
+	json_t *ri_ha;            /* borrowed: HA on this host (ha_ops.c), NULL when not armed */
 	const char *ri_name, *ri_address, *ri_migration_address, *ri_version, *ri_boot;
 	int ri_port;
 	json_t *ri_srs;           /* borrowed */
@@ -103,6 +131,9 @@ struct report_in {
 };
 /* What we tell poold about this host (join and heartbeats). */
 json_t *report_build(const struct report_in *in);
+/* What domain d's guest says of itself ({os_version, address}), or NULL
+ * (a backend without a guest agent reader, a domain not running). */
+json_t *report_guest(const char *backend, const struct be_domain_info *d);
 
 /* ---- beat.c: heartbeat, domain watch, state-dir guard ---- */
 /* Gather and build a report (numbered), watch the domains it lists and
@@ -113,6 +144,8 @@ json_t *agent_beat_report(struct agent *ag);
 json_t *agent_stamp(struct agent *ag, json_t *answer);
 /* Report now, not at the next interval (a domain ended by itself). */
 void agent_beat_now(struct agent *ag);
+/* The same, after the beat in flight if there is one. */
+void agent_beat_soon(struct agent *ag);
 /* Watch domain domid's process: its end is reported as it happens. */
 void agent_beat_watch(struct agent *ag, int domid);
 /* Note state-dir as it is now (after joining); later changes mean it was lost. */
@@ -132,6 +165,23 @@ json_t *agent_m_vm_start(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vm_shutdown(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vm_pause(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vm_unpause(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vm_reboot(struct agent *ag, json_t *args, json_t **result);
+
+/* ---- domain_live.c: a running domain changed without stopping it ---- */
+json_t *agent_m_vm_set_memory(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vm_set_vcpus(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vbd_plug(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vbd_unplug(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vif_plug(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vif_unplug(struct agent *ag, json_t *args, json_t **result);
+
+/* ---- domain_save.c: memory images (threads, answered later) ---- */
+json_t *agent_vm_suspend_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+json_t *agent_vm_resume_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+json_t *agent_vm_checkpoint_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+
+/* ---- host_ops.c: reboot, shutdown, restart, eject ---- */
+json_t *agent_m_host_power(struct agent *ag, json_t *args, json_t **result);
 
 /* ---- sr_ops.c: plugged SRs and their VDIs ---- */
 void agent_srs_load(struct agent *ag);
@@ -148,20 +198,61 @@ json_t *agent_m_vdi_create(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_destroy(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_copy(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result);
+/* A plugged SR as work on another thread uses it (drivers are thread-safe
+ * per SR; poold unplugs no SR a running VM of this host uses). */
+struct sr_driver;
+struct sr;
+struct agent_sr_ref {
+	char sf_uuid[48];
+	const struct sr_driver *sf_drv;
+	struct sr *sf_sr;
+};
+/* The SR sr_uuid plugged here, or SR_HAS_NO_PBDS. */
+json_t *agent_sr_ref(struct agent *ag, const char *sr_uuid, struct agent_sr_ref *out);
+/* A VDI's answer: {location, virtual_size, physical_utilisation, sr: space}. */
+json_t *agent_vdi_info(const struct agent_sr_ref *r, const char *vdi, const char *location);
+/* A new empty VDI vdi of size bytes (loc: SR_LOCATION_MAX bytes, its file). */
+json_t *agent_vdi_make(const struct agent_sr_ref *r, const char *vdi, uint64_t size, char *loc);
+/* Remove a VDI made by a step that failed (logged when it cannot). */
+void agent_vdi_unmake(const struct agent_sr_ref *r, const char *vdi);
+/* agent.vdi_copy_to(sr, vdi, dst_sr, new_vdi): a full copy into another
+ * plugged SR (or the same one), on a thread. */
+json_t *agent_vdi_copy_to_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 
 /* ---- migrate_ops.c: live migration, both ends ---- */
 json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result);
 /* At start-up: destroy what incoming migrations left unfinished. */
 void agent_incoming_cleanup(struct agent *ag);
-struct evhttp_request;
 /* Starts the sender on a thread; NULL = the answer goes to req later. */
 json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+json_t *agent_vm_released_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result);
 /* Cut the migrations in flight (each fails as before GO) and wait for their
  * threads; afterwards none starts. Call before freeing what they use. */
 void agent_migrations_stop(struct agent *ag);
 void agent_flights_init(struct mig_flights *f);
 void agent_flights_fini(struct mig_flights *f);
+
+/* ---- ha_ops.c: HA on this host (ha/ does the work) ---- */
+/* At start: a previous run that was armed and did not disarm is fenced
+ * now (its domains killed, as its watchdog would), before anything runs. */
+void agent_ha_leftover(struct agent *ag);
+json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_ha_disarm(struct agent *ag, json_t *args, json_t **result);
+/* Leave HA cleanly (the agent stops): the peers exclude this host. */
+void agent_ha_stop(struct agent *ag);
+
+/* ---- longcall.c: methods whose work runs on a thread ---- */
+/* The work (on its own thread): an error, or NULL with *result set. */
+typedef json_t *(*agent_work_fn)(struct agent *ag, void *arg, json_t **result);
+/* Back on the loop before the answer goes (watch a new domain, stamp the
+ * result); err is the work's error, *result may be replaced. */
+typedef void (*agent_work_done_fn)(struct agent *ag, void *arg, json_t *err, json_t **result);
+/* Run work(arg) on a thread, then after (may be NULL) on the loop, then
+ * answer req. NULL: started (req is answered later); else the error to
+ * answer now (arg was freed). */
+json_t *agent_long_call(struct agent *ag, struct evhttp_request *req, json_t *id, bool v2, agent_work_fn work,
+			agent_work_done_fn after, void *arg, void (*arg_free)(void *));
 
 /* ---- server.c ---- */
 /* Every method of agent_proto.h has a handler of its kind (0), else -1. */

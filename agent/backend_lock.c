@@ -11,6 +11,7 @@
 #include <string.h>
 #include "agent.h"
 #include "backend_lock.h"
+#include "util.h"
 
 struct locked {
 	struct backend *inner;
@@ -78,16 +79,9 @@ static void l_free(struct backend *be)
 
 struct backend *backend_locked_new(struct backend *inner)
 {
-	struct backend *be = calloc(1, sizeof *be);
-	struct locked *l = calloc(1, sizeof *l);
-	struct backend_ops *ops = calloc(1, sizeof *ops);
-	if (!be || !l || !ops) {
-		free(be);
-		free(l);
-		free(ops);
-		return NULL;
-	}
-	*ops = (struct backend_ops){0};
+	struct backend *be = xcalloc(1, sizeof *be);
+	struct locked *l = xcalloc(1, sizeof *l);
+	struct backend_ops *ops = xcalloc(1, sizeof *ops);
 	ops->bo_name = inner->be_ops->bo_name;
 	ops->bo_host_info = l_host_info;
 	ops->bo_domain_create = l_create;

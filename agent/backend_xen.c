@@ -35,6 +35,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "util.h"
 #include "xen_backend.h"
 #include "xen_cfg.h"
 #include "xen_log.h"
@@ -67,15 +68,6 @@ static int ours(struct backend *be, int domid)
 	return 0;
 }
 
-void backend_xen_fail(struct backend *be, int rc, const char *what)
-{
-	char last[400];
-	xen_logger_take_last(X(be)->xn_log, last, sizeof last);
-	const char *name = libxl_error_to_string((libxl_error)rc);
-	be_set_error(be, "%s: %s%s%s%s", what, name ? name : "libxl error", last[0] ? " (" : "", last,
-		     last[0] ? ")" : "");
-}
-
 static void fail(struct backend *be, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(struct backend *be, int rc, const char *fmt, ...)
 {
@@ -87,42 +79,10 @@ static void fail(struct backend *be, int rc, const char *fmt, ...)
 	backend_xen_fail(be, rc, what);
 }
 
-libxl_ctx *backend_xen_ctx(struct backend *be)
-{
-	return be && be->be_ops && strcmp(be->be_ops->bo_name, "xen") == 0 ? X(be)->xn_ctx : NULL;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
-}
-
-/* ---- host (the rest is in xen_host.c) ---- */
-
-int backend_xen_featureset(struct backend *be, bool hvm, char *out, size_t n)
-{
-	uint32_t words[64];
-	uint32_t nr = xc_get_cpu_featureset_size();
-	if (nr > 64)
-		nr = 64;
-	uint32_t which = hvm ? XEN_SYSCTL_cpu_featureset_hvm : XEN_SYSCTL_cpu_featureset_pv;
-	if (xc_get_cpu_featureset(X(be)->xn_xch, which, &nr, words) != 0) {
-		be_set_error(be, "xc_get_cpu_featureset: %s", strerror(errno));
-		return -1;
-	}
-	size_t len = 0;
-	out[0] = 0;
-	for (uint32_t i = 0; i < nr && len + 10 < n; i++)
-		len += (size_t)snprintf(out + len, n - len, "%s%08x", i ? "-" : "", words[i]);
-	return 0;
 }
 
 /* ---- domains ---- */
@@ -172,12 +132,7 @@ static int xen_domain_list(struct backend *be, struct be_domain_info **out, int 
 		fail(be, ERROR_FAIL, "libxl_list_domain");
 		return -1;
 	}
-	struct be_domain_info *v = calloc((size_t)nd + 1, sizeof *v);
-	if (!v) {
-		libxl_dominfo_list_free(all, nd);
-		be_set_error(be, "out of memory");
-		return -1;
-	}
+	struct be_domain_info *v = xcalloc((size_t)nd + 1, sizeof *v);
 	int k = 0;
 	for (int i = 0; i < nd; i++) /* dom0 and others' domains are no VMs of ours */
 		if (all[i].domid != 0 && xen_owner_is_ours(X(be), all[i].domid))
@@ -213,51 +168,6 @@ static int xen_domain_info(struct backend *be, int domid, struct be_domain_info 
 		return -1;
 	info_of(be, &d, out);
 	libxl_dominfo_dispose(&d);
-	return 0;
-}
-
-static int write_file(const char *path, const char *text)
-{
-	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -1;
-	bool ok = fputs(text, f) >= 0;
-	ok = fclose(f) == 0 && ok;
-	return ok && rename(tmp, path) == 0 ? 0 : -1;
-}
-
-void backend_xen_keep_config(struct backend *be, const struct be_domain_config *cfg, libxl_domain_config *dc,
-			     const char *host_featureset)
-{
-	struct xen *x = X(be);
-	char path[PATH_MAX + 64], err[256];
-	char *json = xen_domcfg_json(dc);
-	snprintf(path, sizeof path, "%s/%s.libxl.json", x->xn_dir, cfg->dc_uuid);
-	if (!json || write_file(path, json) != 0)
-		log_warn("VM %s: cannot keep its libxl config in %s", cfg->dc_uuid, path);
-	else
-		log_debug("VM %s: libxl config %s", cfg->dc_uuid, json);
-	free(json);
-	char *text = malloc(16384);
-	snprintf(path, sizeof path, "%s/%s.xl.cfg", x->xn_dir, cfg->dc_uuid);
-	if (!text || xen_xlcfg_render(cfg, host_featureset, text, 16384, err, sizeof err) != 0 || write_file(path, text) != 0)
-		log_warn("VM %s: cannot keep its xl.cfg in %s", cfg->dc_uuid, path);
-	free(text);
-}
-
-int backend_xen_rename(struct backend *be, int domid, const char *name, const char *from_suffix,
-		       const char *to_suffix)
-{
-	char from[300], to[300];
-	snprintf(from, sizeof from, "%s%s", name, from_suffix);
-	snprintf(to, sizeof to, "%s%s", name, to_suffix);
-	int rc = libxl_domain_rename(X(be)->xn_ctx, (uint32_t)domid, from, to);
-	if (rc) {
-		fail(be, rc, "libxl_domain_rename %d %s -> %s", domid, from, to);
-		return -1;
-	}
 	return 0;
 }
 
@@ -552,14 +462,8 @@ struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char
 {
 	if (!backend_choose("xen", privcmd ? privcmd : BACKEND_XEN_PRIVCMD, true, err, errlen))
 		return NULL;
-	struct backend *be = calloc(1, sizeof *be);
-	struct xen *x = calloc(1, sizeof *x);
-	if (!be || !x) {
-		free(be);
-		free(x);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	struct backend *be = xcalloc(1, sizeof *be);
+	struct xen *x = xcalloc(1, sizeof *x);
 	be->be_ops = &xen_ops;
 	be->be_priv = x;
 	snprintf(x->xn_dir, sizeof x->xn_dir, "%s", state_dir && *state_dir ? state_dir : ".");
@@ -569,11 +473,6 @@ struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char
 		return NULL;
 	}
 	x->xn_log = xen_logger_new();
-	if (!x->xn_log) {
-		snprintf(err, errlen, "out of memory");
-		xen_free(be);
-		return NULL;
-	}
 	/* probing: what fails here makes one line, not libxl's stack of errors */
 	xen_logger_set_quiet(x->xn_log, true);
 	if (libxl_ctx_alloc(&x->xn_ctx, LIBXL_VERSION, 0, x->xn_log) != 0) {

@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "backend_lock.h"
 #include "evrpc.h"
+#include "ha.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
@@ -65,7 +66,7 @@ struct watch {
 	char w_pid[16];
 };
 
-static void beat_soon(struct agent *ag)
+void agent_beat_soon(struct agent *ag)
 {
 	if (ag->ag_beat_inflight)
 		ag->ag_beat_again = true; /* after the one in flight */
@@ -85,7 +86,7 @@ static void on_domain_exit(evutil_socket_t fd, short what, void *arg)
 	event_free(w->w_ev);
 	close(w->w_fd);
 	free(w);
-	beat_soon(ag);
+	agent_beat_soon(ag);
 }
 
 static void watch_domains(struct agent *ag, const struct be_domain_info *d, int n)
@@ -164,8 +165,10 @@ json_t *agent_beat_report(struct agent *ag)
 	in.ri_srs = agent_srs_report(ag);
 	in.ri_boot = ag->ag_boot;
 	in.ri_seq = ag->ag_seq;
+	in.ri_ha = ag->ag_ha ? ha_monitor_state(ag->ag_ha) : NULL; /* ha/monitor.c */
 	json_t *r = report_build(&in);
 	json_decref(in.ri_srs);
+	json_decref(in.ri_ha);
 	watch_domains(ag, d, n);
 	/* a domain that ended by itself is reported once, then cleared: poold
 	 * records the VM halted, its memory is the host's again */
@@ -242,7 +245,7 @@ static void on_backend_event(evutil_socket_t fd, short what, void *arg)
 	int n = in->be_ops->bo_watch_drain ? in->be_ops->bo_watch_drain(in) : 0;
 	backend_locked_unlock(ag->ag_be);
 	if (n > 0)
-		beat_soon(ag);
+		agent_beat_soon(ag);
 }
 
 void agent_beat_state_remember(struct agent *ag)

@@ -2,7 +2,9 @@
  * config.c - the settings pool-agent reads (etc/pool-agent.conf.sample
  * documents each; a unit test checks that it does).
  */
+#include <string.h>
 #include "agent.h"
+#include "tls.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
 #define GIB (1024LL * 1024 * 1024)
@@ -24,7 +26,8 @@ const struct conf_key agent_conf_keys[] = {
 	{"max-connections-per-address", CONF_INT, "128", 1, 1 << 30, NULL,
 	 "open connections to the agent's API from one address (poold opens one per call in flight)"},
 	{"address", CONF_STRING, "", 0, 0, NULL,
-	 "management address poold reaches the agent on (default: the one it joined from)"},
+	 "management address poold reaches the agent on (default: a single listen-address, else the local address "
+	 "that routes to the master)"},
 	{"migration-address", CONF_STRING, "", 0, 0, NULL,
 	 "a second address, on a separate network, for migration streams that ask for that network (PIF eth1; "
 	 "default: none)"},
@@ -40,7 +43,7 @@ const struct conf_key agent_conf_keys[] = {
 	 "1fcbfbff-f7fa3223-2d93fbff-00000023-00000001-000007ab-00000000-00000000-001000c8", 0, 0, NULL,
 	 "sim backend: the CPU feature set (XAPI form), so tests can mix CPU generations"},
 	{"simdom-path", CONF_STRING, "", 0, 0, NULL,
-	 "sim backend: the domain program (default: pool-simdom beside pool-agent)"},
+	 "sim backend: the domain program (default: pool-simdom beside pool-agent, else in ../libexec/poold/)"},
 	{"heartbeat-interval", CONF_DURATION, "2s", 100, DAY_MS, NULL,
 	 "how often the agent reports its host and domains to poold"},
 	{"software-version", CONF_STRING, "", 0, 0, NULL,
@@ -50,3 +53,22 @@ const struct conf_key agent_conf_keys[] = {
 	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe log line written"},
 };
 const size_t agent_nconf_keys = sizeof agent_conf_keys / sizeof agent_conf_keys[0];
+
+/* A wildcard listens on every address: it says nothing of where poold
+ * may reach us. */
+static bool wildcard(const char *a)
+{
+	return !*a || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0 || strcmp(a, "[::]") == 0;
+}
+
+const char *agent_address_choose(const char *address, const char *listen, const char *local, bool *odd)
+{
+	*odd = false;
+	if (*address) {
+		/* another literal than the one we listen on is reachable only
+		 * through a translation (NAT, a forwarded port): said in the log */
+		*odd = !wildcard(listen) && strcmp(address, listen) != 0 && tls_name_kind(address, NULL, NULL) == TLS_NAME_IP;
+		return address;
+	}
+	return wildcard(listen) ? local : listen;
+}

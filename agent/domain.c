@@ -120,3 +120,36 @@ json_t *agent_m_vm_unpause(struct agent *ag, json_t *args, json_t **result)
 {
 	return pause_op(ag, args, result, false);
 }
+
+/* agent.vm_reboot(config, hard): the domain goes (cleanly or not) and a
+ * new one boots from config, on this host. A guest that does not shut
+ * down cleanly in time is refused, left running. */
+json_t *agent_m_vm_reboot(struct agent *ag, json_t *args, json_t **result)
+{
+	struct be_domain_config dc;
+	bool hard = json_is_true(json_array_get(args, 1));
+	json_t *e = agent_domain_config(ag, json_array_get(args, 0), &dc);
+	if (e)
+		return e;
+	struct be_domain_info di;
+	int domid = domid_of(ag, dc.dc_uuid, &di);
+	if (domid < 0 || (di.di_state != BE_STATE_RUNNING && di.di_state != BE_STATE_PAUSED))
+		return xerr_newf(XE_INTERNAL_ERROR, "VM %s has no running domain on this host", dc.dc_uuid);
+	int rc = hard ? 0 : ag->ag_be->be_ops->bo_domain_shutdown(ag->ag_be, domid, 30000);
+	if (rc < 0)
+		return be_fail(ag, "cannot shut down", dc.dc_uuid);
+	if (ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, domid) < 0)
+		return be_fail(ag, "cannot destroy", dc.dc_uuid);
+	int nd;
+	if (ag->ag_be->be_ops->bo_domain_create(ag->ag_be, &dc, &nd) < 0)
+		return be_fail(ag, "rebooted but cannot create a new domain for", dc.dc_uuid);
+	if (!dc.dc_start_paused && ag->ag_be->be_ops->bo_domain_unpause(ag->ag_be, nd) < 0) {
+		e = be_fail(ag, "rebooted but cannot unpause the new domain of", dc.dc_uuid);
+		ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, nd);
+		return e;
+	}
+	log_info("rebooted VM %s (%s): domain %d -> %d%s", dc.dc_uuid, dc.dc_name, domid, nd, hard ? " (hard)" : "");
+	agent_beat_watch(ag, nd);
+	*result = agent_stamp(ag, json_pack("{s:i}", "domid", nd));
+	return NULL;
+}

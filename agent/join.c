@@ -54,7 +54,7 @@ static json_t *call(const struct agent *ag, const char *verify_ca, const char *m
 
 /* The local address that routes to the master: what poold will reach us
  * on unless configured otherwise (a UDP connect sends nothing). */
-static void local_address_towards(const char *host, int port, char *out, size_t outlen)
+void agent_local_address(const char *host, int port, char *out, size_t outlen)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	hints.ai_socktype = SOCK_DGRAM;
@@ -158,7 +158,7 @@ int agent_join_if_needed(struct agent *ag, char *err, size_t errlen)
 		return -1;
 	}
 	char local_ip[64] = "";
-	local_address_towards(ag->ag_master_host, ag->ag_master_port, local_ip, sizeof local_ip);
+	agent_local_address(ag->ag_master_host, ag->ag_master_port, local_ip, sizeof local_ip);
 	json_t *pem = call(ag, NULL, "pool.get_ca_certificate", json_array(), err, errlen);
 	if (!pem)
 		return -1;

@@ -23,14 +23,19 @@
 #include "agent.h"
 #include "backend_lock.h"
 #include "evrpc.h"
+#include "ha.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "tls.h"
+#include "version.h"
 #include "util.h"
 #include "xerr.h"
 
-static void usage(void)
+static void usage(FILE *f)
 {
-	fprintf(stderr, "usage: pool-agent --config FILE [--backend auto|sim|xen] [--set KEY=VALUE]...\n");
+	fprintf(f, "usage: pool-agent --config FILE [--backend auto|sim|xen] [--set KEY=VALUE]...\n"
+		   "       pool-agent --version | --help\n"
+		   "(see pool-agent(8) and pool-agent.conf(5))\n");
 }
 
 static int load_config(struct agent *ag, const char *file, const char *backend, char **sets, int nsets)
@@ -71,6 +76,28 @@ static struct backend *locked(struct backend *inner, char *err, size_t errlen)
 	return l;
 }
 
+/* pool-simdom beside the agent (a build tree: bin/), else where an
+ * install puts it (sbin/pool-agent, libexec/poold/pool-simdom). The
+ * agent's own path comes from /proc/self/exe: argv[0] may be a bare name
+ * found on $PATH. */
+static void find_simdom(const char *argv0, char *out, size_t outlen)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0)
+		self[n] = '\0';
+	else
+		snprintf(self, sizeof self, "%s", argv0);
+	char *dir = dirname(self);
+	snprintf(out, outlen, "%s/pool-simdom", dir);
+	if (access(out, X_OK) == 0)
+		return;
+	char alt[4200];
+	snprintf(alt, sizeof alt, "%s/../libexec/poold/pool-simdom", dir);
+	if (access(alt, X_OK) == 0)
+		snprintf(out, outlen, "%s", alt);
+}
+
 static struct backend *open_backend(struct agent *ag, const char *argv0, char *err, size_t errlen)
 {
 	const char *want = backend_choose(conf_str(ag->ag_conf, "backend"), BACKEND_XEN_PRIVCMD, backend_xen_built(),
@@ -84,13 +111,10 @@ static struct backend *open_backend(struct agent *ag, const char *argv0, char *e
 	}
 	char simdom[4200];
 	const char *p = conf_str(ag->ag_conf, "simdom-path");
-	if (!*p) {
-		char self[4096];
-		snprintf(self, sizeof self, "%s", argv0);
-		snprintf(simdom, sizeof simdom, "%s/pool-simdom", dirname(self));
-	} else {
+	if (*p)
 		snprintf(simdom, sizeof simdom, "%s", p);
-	}
+	else
+		find_simdom(argv0, simdom, sizeof simdom);
 	snprintf(state, sizeof state, "%s/domains", ag->ag_state);
 	mkdir(state, 0700);
 	struct backend *sim = backend_sim_new(state, simdom, (uint64_t)conf_int(ag->ag_conf, "sim-memory"),
@@ -132,12 +156,27 @@ static int run(struct agent *ag, const char *argv0)
 			conf_str(ag->ag_conf, "master"));
 		return 1;
 	}
-	snprintf(ag->ag_address, sizeof ag->ag_address, "%s", conf_str(ag->ag_conf, "address"));
+	char local[64] = "";
+	const char *listen = conf_str(ag->ag_conf, "listen-address");
+	bool odd;
+	agent_local_address(ag->ag_master_host, ag->ag_master_port, local, sizeof local);
+	const char *addr = agent_address_choose(conf_str(ag->ag_conf, "address"), listen, local, &odd);
+	if (!*addr) {
+		fprintf(stderr, "pool-agent: no local address routes to the master %s:%d, and neither address nor a "
+				"single listen-address is set: set address to the one poold reaches this host on\n",
+			ag->ag_master_host, ag->ag_master_port);
+		return 1;
+	}
+	if (odd)
+		log_warn("address %s is not the listen-address %s: poold must reach this agent through a "
+			 "translation (NAT, a forwarded port)", addr, listen);
+	snprintf(ag->ag_address, sizeof ag->ag_address, "%s", addr);
 	ag->ag_be = open_backend(ag, argv0, err, sizeof err);
 	if (!ag->ag_be) {
 		fprintf(stderr, "pool-agent: %s\n", err);
 		return 1;
 	}
+	agent_ha_leftover(ag); /* an armed run that did not disarm: its host is fenced first */
 	evthread_use_pthreads();
 	{
 		/* a name for this run: a restarted agent numbers its reports anew */
@@ -158,10 +197,6 @@ static int run(struct agent *ag, const char *argv0)
 		fprintf(stderr, "pool-agent: %s\n", err);
 		return 1;
 	}
-	if (!ag->ag_address[0]) /* after a restart: the address is the master's view of us */
-		snprintf(ag->ag_address, sizeof ag->ag_address, "%s",
-			 strcmp(conf_str(ag->ag_conf, "listen-address"), "0.0.0.0") ? conf_str(ag->ag_conf, "listen-address")
-										  : "127.0.0.1");
 	char portfile[4200];
 	snprintf(portfile, sizeof portfile, "%s/agent.port", ag->ag_state);
 	FILE *f = fopen(portfile, "w");
@@ -175,10 +210,15 @@ static int run(struct agent *ag, const char *argv0)
 	evsignal_add(sigint, NULL);
 	agent_beat_state_remember(ag);
 	agent_beat_start(ag);
-	log_info("host %s (%s backend) serving on %s:%d, master %s:%d", ag->ag_host_uuid, ag->ag_be->be_ops->bo_name,
-		 ag->ag_address, ag->ag_port, ag->ag_master_host, ag->ag_master_port);
+	log_info("host %s (%s backend) listening on %s port %d, reached by poold at %s, master %s:%d",
+		 ag->ag_host_uuid, ag->ag_be->be_ops->bo_name, listen, ag->ag_port, ag->ag_address,
+		 ag->ag_master_host, ag->ag_master_port);
+	if (sdnotify("READY=1") < 0) /* systemd: a pool member, serving (Type=notify) */
+		log_warn("cannot tell systemd the agent is ready ($NOTIFY_SOCKET)");
 	event_base_dispatch(ag->ag_base);
+	sdnotify("STOPPING=1");
 	agent_migrations_stop(ag);
+	agent_ha_stop(ag); /* leaving cleanly: the peers exclude us rather than count us failed */
 	event_base_loop(ag->ag_base, EVLOOP_NONBLOCK); /* their answers, while we still can */
 	agent_server_stop(ag);
 	agent_beat_stop(ag);
@@ -191,11 +231,21 @@ int main(int argc, char **argv)
 {
 	log_init("pool-agent", LOG_LVL_INFO);
 	util_json_init();
+	if (argc > 1 && strcmp(argv[1], "--ha-watchdog") == 0)
+		return ha_watchdog_main(argc, argv);
 	if (agent_server_check_table() < 0) {
 		fprintf(stderr, "pool-agent: a method of agent_proto.h has no handler of its kind\n");
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("pool-agent %s\n", POOLD_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
 	const char *config = NULL, *backend = NULL;
 	char **sets = calloc((size_t)argc, sizeof *sets);
 	int nsets = 0;
@@ -207,7 +257,7 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
 			sets[nsets++] = argv[++i];
 		else {
-			usage();
+			usage(stderr);
 			free(sets);
 			return 2;
 		}
@@ -215,6 +265,10 @@ int main(int argc, char **argv)
 	struct agent ag;
 	memset(&ag, 0, sizeof ag);
 	agent_flights_init(&ag.ag_flights);
+	ag.ag_ha_notify = -1;
+	ssize_t el = readlink("/proc/self/exe", ag.ag_exe, sizeof ag.ag_exe - 1);
+	if (el <= 0)
+		snprintf(ag.ag_exe, sizeof ag.ag_exe, "%s", argv[0]);
 	int rc = load_config(&ag, config, backend, sets, nsets) < 0 ? 1 : run(&ag, argv[0]);
 	free(sets);
 	if (ag.ag_be)
@@ -226,5 +280,12 @@ int main(int argc, char **argv)
 		event_base_free(ag.ag_base);
 	conf_free(ag.ag_conf);
 	agent_flights_fini(&ag.ag_flights);
+	if (rc == 0 && ag.ag_exit == AGENT_EXIT_RESTART) {
+		/* host.reboot, host.restart_agent: the same program again, same pid */
+		log_info("starting again");
+		execv("/proc/self/exe", argv);
+		log_error("cannot start again: %s", strerror(errno));
+		return 1;
+	}
 	return rc;
 }

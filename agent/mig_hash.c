@@ -24,6 +24,16 @@ static inline uint64_t rotl(uint64_t x, int r)
 	return (x << r) | (x >> (64 - r));
 }
 
+static uint64_t fmix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
 uint64_t mig_page_hash(const void *page)
 {
 	const uint64_t *w = page;
@@ -39,13 +49,7 @@ uint64_t mig_page_hash(const void *page)
 		c = rotl(c + w2 * P2, 31) * P1;
 		d = rotl(d + w3 * P2, 31) * P1;
 	}
-	uint64_t h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18);
-	h ^= h >> 33;
-	h *= P2;
-	h ^= h >> 29;
-	h *= P3;
-	h ^= h >> 32;
-	return h;
+	return fmix(rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18));
 }
 
 /* ---- mig_page_hash2 ----
@@ -55,16 +59,6 @@ uint64_t mig_page_hash(const void *page)
  * Every 16 stripes: acc[j] = (acc[j] ^ acc[j] >> 47 ^ K[j]) * M32. */
 
 static const uint64_t K2[8] = {P1, P2, P3, P4, P5, P1 ^ P2, P3 ^ P4, P5 ^ P1};
-
-static uint64_t fmix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= P2;
-	h ^= h >> 29;
-	h *= P3;
-	h ^= h >> 32;
-	return h;
-}
 
 static uint64_t hash2_fold(const uint64_t acc[8])
 {

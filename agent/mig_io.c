@@ -22,6 +22,7 @@
 
 #include "mig.h"
 #include "tls.h"
+#include "util.h"
 
 void mig_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -195,11 +196,7 @@ int mig_send_rec(struct mig_io *io, uint32_t type, uint32_t flags, const void *p
 {
 	size_t tot = sizeof(struct mig_rec_hdr) + len;
 	unsigned char stackbuf[1024];
-	unsigned char *b = tot <= sizeof stackbuf ? stackbuf : malloc(tot);
-	if (!b) {
-		mig_seterr(err, errlen, "out of memory");
-		return -1;
-	}
+	unsigned char *b = tot <= sizeof stackbuf ? stackbuf : xmalloc(tot);
 	struct mig_rec_hdr h = {.rh_type = type, .rh_flags = flags, .rh_len = len};
 	memcpy(b, &h, sizeof h);
 	if (len)
@@ -232,7 +229,7 @@ void mig_prefault(void *p, size_t len)
 
 void *mig_malloc(size_t len)
 {
-	void *p = malloc(len);
+	void *p = xmalloc(len);
 	mig_prefault(p, len);
 	return p;
 }
@@ -242,9 +239,7 @@ static int grow(unsigned char **buf, size_t *cap, size_t n)
 {
 	if (n <= *cap)
 		return 0;
-	unsigned char *q = realloc(*buf, n);
-	if (!q)
-		return -1;
+	unsigned char *q = xrealloc(*buf, n);
 	if (n > *cap * 2) /* a jump: the bulk of it is fresh */
 		mig_prefault(q, n);
 	*buf = q;

@@ -2,6 +2,7 @@
  * mig_owner.c - the migration ownership state machine (see mig_owner.h).
  * Pure: no I/O, no backend; the callers do what the returned action says.
  */
+#include <assert.h>
 #include "mig.h"
 #include "mig_owner.h"
 
@@ -85,6 +86,7 @@ bool mig_owner_terminal(enum mo_state s)
 
 int mig_owner_run(enum mo_role role, const struct mo_driver *d, void *arg)
 {
+	assert(d->md_step && d->md_act && d->md_tell);
 	enum mo_state st = MO_HANDSHAKE;
 	enum mo_event ev = d->md_step(arg, st);
 	for (;;) {

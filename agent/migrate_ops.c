@@ -13,11 +13,13 @@
  * source within 60 s: the domain goes.
  * agent.migrate_send(uuid, address, port, token, options, config): the
  * source streams on a thread of its own (heartbeats go on meanwhile) and
- * the answer waits until the destination said RUNNING; then the source's
- * copy is destroyed. Before GO any failure leaves the VM running here; a
+ * the answer waits until the destination said RUNNING; then (once the
+ * answer has left) the source's copy is destroyed. Before GO any failure leaves the VM running here; a
  * failure after GO answers INTERNAL_ERROR [why, "after_go"] and leaves the
  * copy paused: poold asks the destination and decides.
  * agent.migration_status(uuid): the progress of an outgoing migration.
+ * agent.vm_released(uuid): answered once the source's copy is destroyed
+ * (the migration's answer leaves first: poold records the move meanwhile).
  *
  * Every migration thread registers its socket: a stopping agent shuts them
  * down (each side then fails as before GO) and waits for the threads
@@ -44,6 +46,7 @@
 #include "jsonrpc.h"
 #include "log.h"
 #include "tls.h"
+#include "util.h"
 #include "mig.h"
 #include "mig_xen.h"
 #include "xerr.h"
@@ -107,6 +110,8 @@ static void flight_leave(struct mig_flights *f, int slot)
 	pthread_mutex_unlock(&f->mf_mu);
 }
 
+static void releases_forget(struct agent *ag);
+
 void agent_migrations_stop(struct agent *ag)
 {
 	struct mig_flights *f = &ag->ag_flights;
@@ -120,6 +125,7 @@ void agent_migrations_stop(struct agent *ag)
 	while (f->mf_n > 0)
 		pthread_cond_wait(&f->mf_cv, &f->mf_mu);
 	pthread_mutex_unlock(&f->mf_mu);
+	releases_forget(ag); /* no destroy thread is left: what they did is final */
 }
 
 /* The xen backend moves memory with libxl's own stream (mig_xen.c), whose
@@ -501,6 +507,183 @@ out:
 	return NULL;
 }
 
+/* The source's copy of a VM that now runs on its destination, destroyed
+ * on a thread once the answer has left; agent.vm_released(uuid) answers
+ * when that has ended. Loop thread only, except rl_ok (the thread's, read
+ * once rl_ev has fired). */
+struct release {
+	struct agent *rl_ag;
+	int rl_domid, rl_slot;
+	char rl_uuid[BE_UUID_LEN];
+	bool rl_started, rl_done, rl_ok;
+	int64_t rl_since;
+	struct event *rl_ev;		  /* the thread says it ended */
+	struct evhttp_request *rl_req; /* a parked agent.vm_released */
+	json_t *rl_id;
+	bool rl_v2;
+	struct event *rl_timer; /* its bound (RELEASE_WAIT_S) */
+	struct release *rl_next;
+};
+
+#define RELEASE_WAIT_S 30
+#define RELEASE_KEEP_S 120 /* an ended release nobody asked about is forgotten */
+
+static void release_unlink(struct agent *ag, struct release *r)
+{
+	for (struct release **pp = &ag->ag_releases; *pp; pp = &(*pp)->rl_next)
+		if (*pp == r) {
+			*pp = r->rl_next;
+			break;
+		}
+	if (r->rl_ev)
+		event_free(r->rl_ev);
+	if (r->rl_timer)
+		event_free(r->rl_timer);
+	json_decref(r->rl_id);
+	free(r);
+}
+
+/* Answer the parked agent.vm_released of r (released: whether no copy is left). */
+static void release_answer(struct release *r, bool released, const char *why)
+{
+	if (!r->rl_req)
+		return;
+	json_t *res = json_pack("{s:b, s:s}", "released", released, "why", why);
+	char *rt = json_dumps(res, JSON_COMPACT);
+	char *text = jrpc_ok(r->rl_id, r->rl_v2, rt ? rt : "{}");
+	evrpc_reply(r->rl_req, text ? text : "");
+	free(text);
+	free(rt);
+	json_decref(res);
+	r->rl_req = NULL;
+}
+
+static void release_ended(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct release *r = arg;
+	r->rl_done = true;
+	if (r->rl_req) {
+		release_answer(r, r->rl_ok, r->rl_ok ? "" : "the source domain could not be destroyed");
+		release_unlink(r->rl_ag, r);
+	}
+}
+
+static void *destroy_thread(void *arg)
+{
+	struct release *r = arg;
+	struct agent *ag = r->rl_ag;
+	int slot = r->rl_slot;
+	r->rl_ok = ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, r->rl_domid) == 0;
+	if (!r->rl_ok)
+		log_warn("VM %s: the source domain %d could not be destroyed: %s (the next heartbeat asks poold, "
+			 "which destroys a paused copy of a VM running elsewhere)",
+			 r->rl_uuid, r->rl_domid, backend_error(ag->ag_be));
+	event_active(r->rl_ev, EV_TIMEOUT, 1);
+	flight_leave(&ag->ag_flights, slot);
+	return NULL;
+}
+
+static void releases_forget(struct agent *ag)
+{
+	while (ag->ag_releases) {
+		struct release *r = ag->ag_releases;
+		if (r->rl_req)
+			release_answer(r, r->rl_done && r->rl_ok, "the agent is stopping");
+		release_unlink(ag, r);
+	}
+}
+
+/* A release for uuid's domain; older ended (or never started) ones of the
+ * same VM, and any ended long ago, are forgotten. */
+static struct release *release_new(struct agent *ag, int domid, const char *uuid)
+{
+	int64_t now = now_s();
+	for (struct release *o = ag->ag_releases, *next; o; o = next) {
+		next = o->rl_next;
+		if (!o->rl_req && (o->rl_done || !o->rl_started) &&
+		    (strcmp(o->rl_uuid, uuid) == 0 || now - o->rl_since > RELEASE_KEEP_S))
+			release_unlink(ag, o);
+	}
+	struct release *r = xcalloc(1, sizeof *r);
+	r->rl_ag = ag;
+	r->rl_domid = domid;
+	r->rl_slot = -1;
+	r->rl_since = now;
+	snprintf(r->rl_uuid, sizeof r->rl_uuid, "%s", uuid);
+	r->rl_ev = event_new(ag->ag_base, -1, 0, release_ended, r);
+	r->rl_next = ag->ag_releases;
+	ag->ag_releases = r;
+	return r;
+}
+
+/* Destroy the source's copy of a VM that runs on its destination, on a
+ * thread of its own (counted as in flight, so a stopping agent waits for
+ * it); where no thread can be had, at once. */
+static void source_copy_goes(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	struct release *r = arg;
+	struct agent *ag = r->rl_ag;
+	r->rl_started = true;
+	r->rl_slot = flight_enter(&ag->ag_flights);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = r->rl_slot >= 0 && r->rl_ev ? pthread_create(&t, &at, destroy_thread, r) : -1;
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		if (r->rl_slot < 0)
+			r->rl_slot = flight_enter(&ag->ag_flights);
+		if (r->rl_slot >= 0 && r->rl_ev) {
+			destroy_thread(r);
+		} else { /* stopping: the domain stays paused; the next agent's report settles it */
+			r->rl_started = false;
+			if (r->rl_slot >= 0)
+				flight_leave(&ag->ag_flights, r->rl_slot);
+		}
+	}
+}
+
+static void release_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct release *r = arg;
+	release_answer(r, false, "the source domain is still being destroyed");
+}
+
+/* agent.vm_released(uuid): answered once no copy of the VM is left here
+ * from a migration out (at once when none is being destroyed), at most
+ * RELEASE_WAIT_S later. {released, why}. */
+json_t *agent_vm_released_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2)
+{
+	const char *uuid = json_string_value(json_array_get(args, 0));
+	struct release *r = ag->ag_releases;
+	while (r && (strcmp(r->rl_uuid, uuid) || (!r->rl_started && !r->rl_done)))
+		r = r->rl_next;
+	if (r && r->rl_req)
+		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", uuid, NULL);
+	if (!r) {
+		struct release tmp = {.rl_req = req, .rl_id = id, .rl_v2 = v2};
+		bool here = domid_of(ag, uuid, NULL) >= 0;
+		release_answer(&tmp, !here, here ? "a domain of this VM is on this host" : "");
+		return NULL;
+	}
+	r->rl_req = req;
+	r->rl_id = json_incref(id);
+	r->rl_v2 = v2;
+	if (r->rl_done) {
+		release_ended(-1, 0, r);
+		return NULL;
+	}
+	struct timeval tv = {RELEASE_WAIT_S, 0};
+	r->rl_timer = evtimer_new(ag->ag_base, release_timeout, r);
+	if (r->rl_timer)
+		evtimer_add(r->rl_timer, &tv);
+	return NULL;
+}
+
 static void send_done(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -514,10 +697,6 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	if (j->sj_rc == MIG_OK) {
-		/* the destination runs it: our copy goes */
-		if (ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->sj_domid) < 0)
-			log_warn("VM %s: the source domain %d could not be destroyed: %s", j->sj_cfg.dc_uuid, j->sj_domid,
-				 backend_error(ag->ag_be));
 		struct mig_send_result *r = &j->sj_res;
 		log_info("migration out: VM %s done in %.0f ms (setup %.1f, round 1 %.1f MB in %.0f ms), downtime "
 			 "%.1f ms (pause %.1f, last copy %.1f, ready %.1f, go->running %.1f), %d rounds, %llu wire bytes",
@@ -552,6 +731,14 @@ static void send_done(evutil_socket_t fd, short what, void *arg)
 		text = jrpc_err(j->sj_id, j->sj_v2, e);
 		json_decref(e);
 	}
+	/* the destination runs it: our (paused) copy goes once the answer has
+	 * left (freeing a guest's memory takes ~20 ms poold need not wait for,
+	 * and holds the backend the loop's reports need). If the answer never
+	 * leaves, the copy stays paused: poold destroys a paused copy of a VM
+	 * running on a live host at the next heartbeat. */
+	if (j->sj_rc == MIG_OK)
+		evhttp_request_set_on_complete_cb(j->sj_req, source_copy_goes,
+						  release_new(ag, j->sj_domid, j->sj_cfg.dc_uuid));
 	evrpc_reply(j->sj_req, text ? text : "");
 	free(text);
 	pthread_mutex_destroy(&j->sj_mu);

@@ -62,6 +62,21 @@ static const struct {
 	[AGENT_MIGRATE_RECEIVE] = {agent_m_migrate_receive, NULL, true},
 	[AGENT_MIGRATE_SEND] = {NULL, agent_migrate_send_start, true},
 	[AGENT_MIGRATION_STATUS] = {agent_m_migration_status, NULL, false},
+	[AGENT_VM_RELEASED] = {NULL, agent_vm_released_start, false},
+	[AGENT_HA_ARM] = {agent_m_ha_arm, NULL, true},
+	[AGENT_HA_DISARM] = {agent_m_ha_disarm, NULL, false},
+	[AGENT_VM_REBOOT] = {agent_m_vm_reboot, NULL, true},
+	[AGENT_VM_SUSPEND] = {NULL, agent_vm_suspend_start, true},
+	[AGENT_VM_RESUME] = {NULL, agent_vm_resume_start, true},
+	[AGENT_VM_CHECKPOINT] = {NULL, agent_vm_checkpoint_start, true},
+	[AGENT_VM_SET_MEMORY] = {agent_m_vm_set_memory, NULL, false},
+	[AGENT_VM_SET_VCPUS] = {agent_m_vm_set_vcpus, NULL, false},
+	[AGENT_VBD_PLUG] = {agent_m_vbd_plug, NULL, false},
+	[AGENT_VBD_UNPLUG] = {agent_m_vbd_unplug, NULL, false},
+	[AGENT_VIF_PLUG] = {agent_m_vif_plug, NULL, false},
+	[AGENT_VIF_UNPLUG] = {agent_m_vif_unplug, NULL, false},
+	[AGENT_VDI_COPY_TO] = {NULL, agent_vdi_copy_to_start, true},
+	[AGENT_HOST_POWER] = {agent_m_host_power, NULL, true},
 };
 
 int agent_server_check_table(void)
@@ -127,6 +142,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	const struct aproto_method *m;
+	log_debug("-> %s", r.jr_method);
 	json_t *result = NULL, *err = admit(ag, req, &r, &m);
 	if (!err && m->am_later) {
 		err = handlers[m->am_id].later(ag, req, r.jr_params, r.jr_id, r.jr_v2);
@@ -138,6 +154,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		err = handlers[m->am_id].now(ag, r.jr_params, &result);
 	}
 	answer(req, &r, err, result);
+	log_debug("<- %s%s", r.jr_method, err ? " (refused)" : "");
 	json_decref(err);
 	json_decref(result);
 	jrpc_req_clear(&r);

@@ -36,6 +36,7 @@
 
 #include "log.h"
 #include "simdom.h"
+#include "version.h"
 #include "util.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -1053,6 +1054,10 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	util_json_init(); /* out of memory ends the domain, in jansson too */
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("pool-simdom %s\n", POOLD_VERSION);
+		return 0;
+	}
 	const char *state_dir = NULL, *uuid = "", *hvkey = NULL;
 	int domid = -1, boot_fd = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {

@@ -7,6 +7,7 @@
  * in state-dir/srs.json so a restarted agent re-attaches what it had.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "agent.h"
 #include "log.h"
 #include "sr.h"
+#include "util.h"
 #include "xerr.h"
 
 struct agent_sr {
@@ -191,9 +193,10 @@ json_t *agent_disk_locate(struct agent *ag, struct be_disk *d)
 		return xerr_new(XE_SR_HAS_NO_PBDS, d->bd_sr_uuid, NULL);
 	if (a->as_drv->sd_vdi_locate(a->as_sr, d->bd_vdi_uuid, loc, err, sizeof err) < 0)
 		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", err, NULL);
-	if (strlen(loc) >= sizeof d->bd_path)
+	size_t n = strlen(loc);
+	if (n >= sizeof d->bd_path)
 		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_locate", "the VDI's path is too long", NULL);
-	snprintf(d->bd_path, sizeof d->bd_path, "%s", loc);
+	memcpy(d->bd_path, loc, n + 1);
 	return NULL;
 }
 
@@ -272,4 +275,101 @@ json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result)
 	if (size < 0 || a->as_drv->sd_vdi_resize(a->as_sr, arg_str(args, 1), (uint64_t)size, err, sizeof err) < 0)
 		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_resize", err, NULL);
 	return vdi_answer(a, arg_str(args, 1), NULL, result);
+}
+
+/* ---- for work on other threads: an SR held by its driver and handle ---- */
+
+json_t *agent_sr_ref(struct agent *ag, const char *sr_uuid, struct agent_sr_ref *out)
+{
+	struct agent_sr *a = find(ag, sr_uuid);
+	if (!a)
+		return xerr_new(XE_SR_HAS_NO_PBDS, sr_uuid, NULL);
+	snprintf(out->sf_uuid, sizeof out->sf_uuid, "%s", a->as_uuid);
+	out->sf_drv = a->as_drv;
+	out->sf_sr = a->as_sr;
+	return NULL;
+}
+
+json_t *agent_vdi_info(const struct agent_sr_ref *r, const char *vdi, const char *location)
+{
+	struct agent_sr a = {.as_drv = r->sf_drv, .as_sr = r->sf_sr};
+	snprintf(a.as_uuid, sizeof a.as_uuid, "%s", r->sf_uuid);
+	json_t *out = NULL;
+	vdi_answer(&a, vdi, location, &out);
+	return out;
+}
+
+json_t *agent_vdi_make(const struct agent_sr_ref *r, const char *vdi, uint64_t size, char *loc)
+{
+	char err[1024] = "";
+	if (r->sf_drv->sd_vdi_create(r->sf_sr, vdi, size, loc, err, sizeof err) < 0)
+		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_create", err, NULL);
+	return NULL;
+}
+
+void agent_vdi_unmake(const struct agent_sr_ref *r, const char *vdi)
+{
+	char err[1024] = "";
+	if (r->sf_drv->sd_vdi_destroy(r->sf_sr, vdi, err, sizeof err) < 0)
+		log_warn("SR %s: cannot remove VDI %s after a failed step: %s", r->sf_uuid, vdi, err);
+}
+
+struct copy_to {
+	struct agent_sr_ref ct_src, ct_dst;
+	char ct_vdi[48], ct_new[48];
+};
+
+/* A copy between SRs: a new VDI of the source's size, then its data
+ * extents (holes stay holes); in the same SR, the driver's own clone. */
+static json_t *copy_to_work(struct agent *ag, void *arg, json_t **result)
+{
+	(void)ag;
+	struct copy_to *c = arg;
+	char src[SR_LOCATION_MAX], dst[SR_LOCATION_MAX], err[1024] = "";
+	struct sr_vdi_stat st = {0};
+	if (c->ct_src.sf_sr == c->ct_dst.sf_sr) {
+		if (c->ct_src.sf_drv->sd_vdi_clone(c->ct_src.sf_sr, c->ct_vdi, c->ct_new, dst, err, sizeof err) < 0)
+			return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_copy", err, NULL);
+		*result = agent_vdi_info(&c->ct_dst, c->ct_new, dst);
+		return NULL;
+	}
+	if (c->ct_src.sf_drv->sd_vdi_locate(c->ct_src.sf_sr, c->ct_vdi, src, err, sizeof err) < 0 ||
+	    c->ct_src.sf_drv->sd_vdi_stat(c->ct_src.sf_sr, c->ct_vdi, &st, err, sizeof err) < 0)
+		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_copy", err, NULL);
+	json_t *e = agent_vdi_make(&c->ct_dst, c->ct_new, st.vs_virtual_size, dst);
+	if (e)
+		return e;
+	int in = open(src, O_RDONLY | O_CLOEXEC), out = open(dst, O_WRONLY | O_CLOEXEC);
+	int rc = in < 0 || out < 0 ? -1 : sr_copy_sparse(in, src, out, dst, st.vs_virtual_size, 0, err, sizeof err);
+	if (in < 0 || out < 0)
+		snprintf(err, sizeof err, "cannot open %.900s: %s", in < 0 ? src : dst, strerror(errno));
+	if (rc == 0 && fsync(out) != 0) {
+		snprintf(err, sizeof err, "%.900s: fsync: %s", dst, strerror(errno));
+		rc = -1;
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (rc < 0) {
+		agent_vdi_unmake(&c->ct_dst, c->ct_new);
+		return xerr_new(XE_SR_BACKEND_FAILURE, "vdi_copy", err, NULL);
+	}
+	*result = agent_vdi_info(&c->ct_dst, c->ct_new, dst);
+	return NULL;
+}
+
+json_t *agent_vdi_copy_to_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2)
+{
+	struct copy_to *c = xcalloc(1, sizeof *c);
+	snprintf(c->ct_vdi, sizeof c->ct_vdi, "%s", arg_str(args, 1));
+	snprintf(c->ct_new, sizeof c->ct_new, "%s", arg_str(args, 3));
+	json_t *e = agent_sr_ref(ag, arg_str(args, 0), &c->ct_src);
+	if (!e)
+		e = agent_sr_ref(ag, arg_str(args, 2), &c->ct_dst);
+	if (e) {
+		free(c);
+		return e;
+	}
+	return agent_long_call(ag, req, id, v2, copy_to_work, NULL, c, free);
 }

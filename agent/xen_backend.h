@@ -1,6 +1,7 @@
 /*
  * xen_backend.h - the xen backend's own header: what its files share
- * (backend_xen.c: the backend_ops; xen_host.c: the host and what it can
+ * (backend_xen.c: the backend_ops; xen_util.c: libxl errors, feature sets,
+ * kept configs, renames; xen_host.c: the host and what it can
  * run; xen_owner.c: which domains are this agent's) and what mig_xen.c
  * needs beyond struct backend_ops: the libxl ctx (thread-safe; libxl's
  * migration calls run on it without the agent's backend lock), the
@@ -73,7 +74,7 @@ int xen_host_can_run(struct backend *be, const struct be_domain_config *cfg);
 int xen_owner_load(struct xen *x, char *err, size_t errlen);
 /* Does domid carry this agent's owner id? */
 bool xen_owner_is_ours(struct xen *x, uint32_t domid);
-/* dc's domain will carry it (c_info.xsdata); 0, or -1 (out of memory). */
-int xen_owner_claim(struct xen *x, libxl_domain_config *dc);
+/* dc's domain will carry it (c_info.xsdata). */
+void xen_owner_claim(struct xen *x, libxl_domain_config *dc);
 
 #endif

@@ -87,10 +87,7 @@ int backend_xen_domcfg(struct backend *be, const struct be_domain_config *cfg, c
 		be_set_error(be, "%s", err);
 		return -1;
 	}
-	if (xen_owner_claim(be->be_priv, dc) != 0) {
-		be_set_error(be, "out of memory");
-		return -1;
-	}
+	xen_owner_claim(be->be_priv, dc);
 	backend_xen_keep_config(be, cfg, dc, host_fs);
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 #include <xenstore.h>
 
+#include "util.h"
 #include "xen_backend.h"
 
 static bool owner_valid(const char *s)
@@ -48,7 +49,7 @@ int xen_owner_load(struct xen *x, char *err, size_t errlen)
 					      "and the agent no longer sees the domains it made", path);
 			return -1;
 		}
-		snprintf(x->xn_owner, sizeof x->xn_owner, "%s", line);
+		memcpy(x->xn_owner, line, XEN_OWNER_LEN); /* owner_valid: exactly 32 digits */
 		return 0;
 	}
 	if (errno != ENOENT) {
@@ -85,19 +86,12 @@ bool xen_owner_is_ours(struct xen *x, uint32_t domid)
 	return ours;
 }
 
-int xen_owner_claim(struct xen *x, libxl_domain_config *dc)
+void xen_owner_claim(struct xen *x, libxl_domain_config *dc)
 {
-	libxl_key_value_list kv = calloc(3, sizeof *kv);
-	if (!kv)
-		return -1;
-	kv[0] = strdup(XEN_OWNER_KEY);
-	kv[1] = strdup(x->xn_owner);
-	if (!kv[0] || !kv[1]) {
-		libxl_key_value_list_dispose(&kv);
-		return -1;
-	}
+	libxl_key_value_list kv = xcalloc(3, sizeof *kv);
+	kv[0] = xstrdup(XEN_OWNER_KEY);
+	kv[1] = xstrdup(x->xn_owner);
 	libxl_key_value_list_dispose(&dc->c_info.xsdata);
 	dc->c_info.xsdata = kv;
-	return 0;
 }
 #endif

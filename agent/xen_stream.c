@@ -16,6 +16,7 @@
 #include <zstd.h>
 
 #include "xen_stream.h"
+#include "util.h"
 
 #define HDRS (sizeof(struct mig_rec_hdr) + sizeof(struct xen_chunk))
 
@@ -88,9 +89,9 @@ int xen_pump_send(int fd, struct mig_io *io, int level, struct xen_pump_stats *s
 	struct spump P = {io, NULL, NULL, 0, NULL, st ? st : &dummy, err, errlen};
 	int rc = -1;
 	P.rec_cap = HDRS + (level > 0 ? ZSTD_compressBound(XEN_PUMP_BATCH) : XEN_PUMP_BATCH);
-	P.rec = malloc(P.rec_cap);
+	P.rec = xmalloc(P.rec_cap);
 	if (level > 0) {
-		P.raw = malloc(XEN_PUMP_BATCH);
+		P.raw = xmalloc(XEN_PUMP_BATCH);
 		P.cctx = ZSTD_createCCtx();
 		if (P.cctx)
 			ZSTD_CCtx_setParameter(P.cctx, ZSTD_c_compressionLevel, level);
@@ -191,7 +192,7 @@ int xen_pump_receive(struct mig_io *io, int fd, bool compress, struct xen_pump_s
 	size_t cap = 0;
 	ZSTD_DCtx *dctx = compress ? ZSTD_createDCtx() : NULL;
 	if (compress)
-		raw = malloc(XEN_PUMP_BATCH);
+		raw = xmalloc(XEN_PUMP_BATCH);
 	int rc = -1;
 	if (compress && (!dctx || !raw)) {
 		mig_seterr(err, errlen, "out of memory for the migration buffers");

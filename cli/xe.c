@@ -7,13 +7,19 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <curl/curl.h>
 #include "util.h"
+#include "version.h"
 #include "xe.h"
 
 int main(int argc, char **argv)
 {
 	util_json_init();
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("xe %s\n", POOLD_VERSION);
+		return 0;
+	}
 	struct xe_opts opts;
 	char err[512] = "";
 	if (xe_opts_parse(&opts, argc - 1, argv + 1, err, sizeof err)) {

@@ -25,6 +25,7 @@ struct xe_opts {
 	char *server, *username, *password, *cacert;
 	int port;
 	bool minimal, help_all;
+	bool debug, debug_on_fail; /* --debug, --debug-on-fail: each call on stderr */
 	char *cmd;
 	struct xe_kv *kv;
 	size_t nkv;
@@ -36,7 +37,8 @@ int xe_opts_parse(struct xe_opts *o, int argc, char **argv, char *err, size_t er
  * file at path (may be NULL or missing). 0 ok, -1 with err. */
 int xe_opts_defaults(struct xe_opts *o, const char *path, char *err, size_t errlen);
 void xe_opts_free(struct xe_opts *o);
-/* Split "key=value" into kv (strdup'ed). Bare words get val NULL. */
+/* Split "key=value" into kv (strdup'ed). "--flag" is flag=true (XAPI's
+ * CLI server does the same); other bare words get val NULL. */
 void xe_kv_split(const char *arg, struct xe_kv *kv);
 /* Sizes: "1GiB", "512MiB", "4KiB", "2TiB", "10G", "100" (bytes); suffixes in
  * any case, "bytes"/"B" and a space before the suffix accepted (XAPI's
@@ -46,6 +48,12 @@ long long xe_parse_size(const char *s);
 long long xe_physical_size(const char *s);
 /* XAPI's bool_of_string: true/t/1, false/f/0 (any case). 0 ok, -1 bad. */
 int xe_parse_bool(const char *v, bool *out);
+
+/* Growable text. */
+struct xe_buf {
+	char *s;
+	size_t len, cap;
+};
 
 /* ---- connection and call context (xe_rpc.c) ---- */
 
@@ -59,6 +67,7 @@ struct xe_ctx {
 	char *msg;       /* or a CLI error text */
 	json_t *cache;   /* class name -> get_all_records answer */
 	FILE *out;
+	struct xe_buf debug; /* --debug-on-fail: the calls, printed on failure */
 };
 
 int xe_connect(struct xe_ctx *c);
@@ -73,8 +82,17 @@ json_t *xe_rpc(struct xe_ctx *c, const char *method, const char *fmt, ...);
 json_t *xe_call(struct xe_ctx *c, const char *method, json_t *params);
 /* A CLI error text (printf); always returns -1. */
 int xe_fail(struct xe_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Print the pending error to stderr. */
+/* Print the pending error as XAPI's xe does: the error's description
+ * sentence, then one "name: value" line per parameter (a CLI failure's
+ * text as it is). */
 void xe_print_error(const struct xe_ctx *c, FILE *f);
+/* That text for an error value (malloc'ed); refs as the caller left them.
+ * An error XAPI's datamodel does not describe: "Error code: C" and
+ * "Error parameters: p, ..." lines (newcli's). */
+char *xe_error_text(const json_t *xerr);
+/* Before logging out: each ref in the pending error becomes "uuid (name)"
+ * (XAPI's ref_convert); one that names nothing stays as it is. */
+void xe_error_resolve(struct xe_ctx *c);
 /* get_all_records of a class, cached for the invocation (borrowed). */
 json_t *xe_all(struct xe_ctx *c, const char *cls);
 /* Forget a class's cached records. */
@@ -94,11 +112,6 @@ const char *xe_qual(const struct model_field *f);
 char *xe_render(enum fld_type t, const json_t *v, const char *sep);
 /* The CLI spelling of an enum value (power-state lowercase, ...). */
 const char *xe_enum_cli(const char *cls, const char *field, const char *v);
-/* Growable text. */
-struct xe_buf {
-	char *s;
-	size_t len, cap;
-};
 void xe_buf_add(struct xe_buf *b, const char *s);
 /* Wrapped command list lines, as XAPI's help prints them (malloc'ed). */
 char *xe_wrap_names(const char *const *names, size_t n);
@@ -138,7 +151,12 @@ void xe_cls_free(struct xe_cls *x);
 const struct xe_fdef *xe_fdef_find(const struct xe_cls *x, const char *cli);
 /* The printed value of a field of rec (malloc'ed). */
 char *xe_fvalue(struct xe_ctx *c, const struct xe_fdef *d, const json_t *rec);
-/* true when rec satisfies "name=value" / "map:key=value" (neq: "/="). */
+/* A filter key a list accepts: a field of the class, "map:key", or
+ * "set:contains"; -1 with XAPI's error otherwise (an unknown field is an
+ * error, not an empty list). */
+int xe_filter_check(struct xe_ctx *c, const struct xe_cls *x, const char *key);
+/* true when rec satisfies "name=value" / "map:key=value" /
+ * "set:contains=member" (neq: "/="). */
 bool xe_match(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec, const char *key,
 	      const char *val, bool neq);
 /* JSON value for setting field f from the CLI text v (new ref or NULL with error). */
@@ -192,6 +210,51 @@ int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_host_prevent_evacuation(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_ha.c */
+int xe_cmd_pool_ha_enable(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_ha_disable(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_emergency_ha_disable(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_ha_prevent_restarts_for(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_ha_compute_max(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_ha_compute_hypothetical(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_ha_plan(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_vmops.c */
+int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_suspend(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_resume(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_reset_powerstate(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_snapshot(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_checkpoint(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_copy(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_revert(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_destroy(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_clone(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_snapshot_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_memory(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_vcpu_hotplug(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_life(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_host_forget(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_pool_eject(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_devices.c */
+int xe_cmd_vm_disk_add(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_disk_remove(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_disk_list(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_add(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_remove(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_insert(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_cd_eject(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vm_vif_list(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vif_create(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_dev_op(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vbd_insert(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vdi_copy_op(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_vdi_resize(struct xe_ctx *c, const struct xe_cmd *cmd);
+int xe_cmd_network_create(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* XAPI's user_says_yes: true with force=true, else when the user types
+ * yes; false when nobody can answer (stdin at its end). */
+bool xe_confirmed(struct xe_ctx *c);
+/* The snapshot named by snapshot-uuid= or uuid= (it must be one); NULL + error. */
+char *xe_snapshot_select(struct xe_ctx *c);
 /* vm-migrate's checks before any call (storage migration refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
  * map of strings for VM.pool_migrate without "network" (new ref), or NULL
@@ -202,6 +265,23 @@ json_t *xe_migrate_opts(struct xe_ctx *c);
  * migration's stats (downtime_ms, wire_bytes). malloc'ed. */
 char *xe_migrate_progress(double progress, double elapsed, const char *status);
 char *xe_migrate_summary(double elapsed, const char *result);
+/* XAPI's Vm_selectors / Host_selectors: the refs picked (a new array,
+ * at least one; several only with --multiple), or NULL with the error. */
+json_t *xe_select(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, bool include_cd);
+/* fn(vm or host ref, arg) on each object the selectors pick; stops at the
+ * first failure. 0 or -1. */
+int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(struct xe_ctx *, const char *, void *),
+	    void *arg);
+/* A host by uuid or name-label (XAPI's get_host_by_name_or_id); NULL + error. */
+char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v);
+/* The terminal's size (80x24 when f is none). */
+void xe_term_size(FILE *f, int *cols, int *rows);
+/* A line that never wraps: at most cols - 1 characters. */
+void xe_put_line(FILE *f, const char *s, int cols);
+/* CLOCK_MONOTONIC in seconds. */
+double xe_now_s(void);
+/* task.destroy, keeping the error that ended the command. */
+void xe_task_forget(struct xe_ctx *c, const char *task);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */
 char *xe_vm_select(struct xe_ctx *c);
 /* Print the uuid of the object ref of class cls; 0 or -1. */

@@ -10,24 +10,31 @@
 #include <string.h>
 #include <strings.h>
 #include "xe.h"
+#include "util.h"
 
 void xe_kv_split(const char *arg, struct xe_kv *kv)
 {
 	const char *eq = strchr(arg, '=');
 	kv->used = false;
+	/* as XAPI's CLI server: --flag means flag=true */
+	if (!eq && strncmp(arg, "--", 2) == 0 && arg[2]) {
+		kv->key = xstrdup(arg + 2);
+		kv->val = xstrdup("true");
+		return;
+	}
 	if (!eq || eq == arg) {
-		kv->key = strdup(arg);
+		kv->key = xstrdup(arg);
 		kv->val = NULL;
 		return;
 	}
 	kv->key = strndup(arg, (size_t)(eq - arg));
-	kv->val = strdup(eq + 1);
+	kv->val = xstrdup(eq + 1);
 }
 
 static void set_str(char **dst, const char *v)
 {
 	free(*dst);
-	*dst = strdup(v);
+	*dst = xstrdup(v);
 }
 
 static int parse_port(const char *v, int *port)
@@ -64,7 +71,11 @@ static int parse_option(struct xe_opts *o, int argc, char **argv, int *i, char *
 	static const char *const with_value[] = {"-s", "-p", "-u", "-pw", "-pwf", "--cacert", "--traceparent"};
 	if (strcmp(a, "--minimal") == 0)
 		return o->minimal = true, 1;
-	if (strcmp(a, "--nossl") == 0 || strcmp(a, "--debug") == 0 || strcmp(a, "--debug-on-fail") == 0)
+	if (strcmp(a, "--debug") == 0)
+		return o->debug = true, 1;
+	if (strcmp(a, "--debug-on-fail") == 0)
+		return o->debug_on_fail = true, 1;
+	if (strcmp(a, "--nossl") == 0)
 		return 1;
 	size_t k;
 	for (k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -97,9 +108,7 @@ static int parse_option(struct xe_opts *o, int argc, char **argv, int *i, char *
 int xe_opts_parse(struct xe_opts *o, int argc, char **argv, char *err, size_t errlen)
 {
 	memset(o, 0, sizeof *o);
-	o->kv = calloc((size_t)argc + 1, sizeof *o->kv);
-	if (!o->kv)
-		return snprintf(err, errlen, "out of memory"), -1;
+	o->kv = xcalloc((size_t)argc + 1, sizeof *o->kv);
 	for (int i = 0; i < argc; i++) {
 		int r = parse_option(o, argc, argv, &i, err, errlen);
 		if (r < 0)
@@ -107,7 +116,7 @@ int xe_opts_parse(struct xe_opts *o, int argc, char **argv, char *err, size_t er
 		if (r > 0)
 			continue;
 		if (!o->cmd) {
-			o->cmd = strdup(argv[i]);
+			o->cmd = xstrdup(argv[i]);
 			continue;
 		}
 		if (strcmp(argv[i], "--all") == 0) {
@@ -123,7 +132,7 @@ static void take_env(char **dst, const char *name)
 {
 	const char *v = getenv(name);
 	if (!*dst && v && *v)
-		*dst = strdup(v);
+		*dst = xstrdup(v);
 }
 
 static int file_line(struct xe_opts *o, char *line, bool *port_set)
@@ -135,13 +144,13 @@ static int file_line(struct xe_opts *o, char *line, bool *port_set)
 	*eq = '\0';
 	const char *k = line, *v = eq + 1;
 	if (strcmp(k, "server") == 0 && !o->server)
-		o->server = strdup(v);
+		o->server = xstrdup(v);
 	else if (strcmp(k, "username") == 0 && !o->username)
-		o->username = strdup(v);
+		o->username = xstrdup(v);
 	else if (strcmp(k, "password") == 0 && !o->password)
-		o->password = strdup(v);
+		o->password = xstrdup(v);
 	else if (strcmp(k, "cacert") == 0 && !o->cacert)
-		o->cacert = strdup(v);
+		o->cacert = xstrdup(v);
 	else if (strcmp(k, "port") == 0 && !*port_set) {
 		if (parse_port(v, &o->port))
 			return -1;
@@ -176,7 +185,7 @@ int xe_opts_defaults(struct xe_opts *o, const char *path, char *err, size_t errl
 	if (!o->port)
 		o->port = 443;
 	if (!o->server)
-		o->server = strdup("localhost");
+		o->server = xstrdup("localhost");
 	return 0;
 }
 

@@ -41,6 +41,7 @@ const struct xe_cmd xe_cmds[] = {
 	{"help", "", "", "Display help on a command.", xe_cmd_help, XE_CMD_NOSERVER | XE_CMD_ANYPARAM},
 	GEN("vm", "VMs"),
 	GEN("template", "templates"),
+	GEN("snapshot", "snapshots"),
 	GEN("host", "hosts"),
 	GEN("sr", "SRs"),
 	GEN("pbd", "PBDs"),
@@ -93,6 +94,127 @@ const struct xe_cmd xe_cmds[] = {
 	 "Pause a running VM. Note this operation does not free the associated memory (see 'vm-suspend').",
 	 xe_cmd_vm_power, XE_CMD_VMSEL},
 	{"vm-unpause", "", "", "Unpause a paused VM.", xe_cmd_vm_power, XE_CMD_VMSEL},
+	{"vm-reboot", "", "force", "Reboot the selected VM(s).", xe_cmd_vm_reboot, XE_CMD_VMSEL},
+	{"vm-suspend", "", "", "Suspend the selected VM(s).", xe_cmd_vm_suspend, XE_CMD_VMSEL},
+	{"vm-resume", "", "force,on", "Resume the selected VM(s).", xe_cmd_vm_resume, XE_CMD_VMSEL},
+	{"vm-snapshot", "new-name-label", "new-name-description,ignore-vdi-uuids",
+	 "Snapshot an existing VM, using storage-level fast disk snapshot operation where available.",
+	 xe_cmd_vm_snapshot, XE_CMD_VMSEL},
+	{"vm-checkpoint", "new-name-label", "new-name-description",
+	 "Checkpoint an existing VM, using storage-level fast disk snapshot operation where available.",
+	 xe_cmd_vm_checkpoint, XE_CMD_VMSEL},
+	{"vm-copy", "new-name-label", "new-name-description,sr-uuid",
+	 "Copy an existing VM, but without using storage-level fast disk clone operation (even if this is "
+	 "available). The disk images of the copied VM are guaranteed to be 'full images' - i.e. not part of a CoW "
+	 "chain.",
+	 xe_cmd_vm_copy, XE_CMD_VMSEL},
+	{"snapshot-revert", "", "uuid,snapshot-uuid", "Revert an existing VM to a previous checkpointed or snapshotted state.",
+	 xe_cmd_snapshot_revert, 0},
+	{"snapshot-uninstall", "", "uuid,snapshot-uuid,force",
+	 "Uninstall a snapshot. This operation will destroy those VDIs that are marked RW and connected to this "
+	 "snapshot only. To simply destroy the VM record, use snapshot-destroy.",
+	 xe_cmd_snapshot_uninstall, 0},
+	{"snapshot-destroy", "", "uuid,snapshot-uuid",
+	 "Destroy a snapshot. This leaves the storage associated with the snapshot intact. To delete storage too, "
+	 "use snapshot-uninstall.",
+	 xe_cmd_snapshot_destroy, 0},
+	{"snapshot-clone", "new-name-label", "uuid,new-name-description",
+	 "Create a new template by cloning an existing snapshot, using storage-level fast disk clone operation "
+	 "where available.",
+	 xe_cmd_snapshot_clone, 0},
+	{"snapshot-copy", "new-name-label", "uuid,new-name-description,sr-uuid",
+	 "Create a new template by copying an existing VM, but without using storage-level fast disk clone "
+	 "operation (even if this is available). The disk images of the copied VM are guaranteed to be 'full "
+	 "images' - i.e. not part of a CoW chain.",
+	 xe_cmd_snapshot_clone, 0},
+	{"vm-memory-limits-set", "static-min,static-max,dynamic-min,dynamic-max", "",
+	 "Configure the memory limits of a VM.", xe_cmd_vm_memory, XE_CMD_VMSEL},
+	{"vm-memory-set", "memory", "", "Configure the memory allocation of a VM.", xe_cmd_vm_memory, XE_CMD_VMSEL},
+	{"vm-memory-dynamic-range-set", "min,max", "",
+	 "Configure the dynamic memory range of a VM. The dynamic memory range defines soft lower and upper limits "
+	 "for a VM's memory. It's possible to change these fields when a VM is running or halted. The dynamic range "
+	 "must fit within the static range.",
+	 xe_cmd_vm_memory, XE_CMD_VMSEL},
+	{"vm-memory-static-range-set", "min,max", "",
+	 "Configure the static memory range of a VM. The static memory range defines hard lower and upper limits "
+	 "for a VM's memory. It's possible to change these fields only when a VM is halted. The static range must "
+	 "encompass the dynamic range.",
+	 xe_cmd_vm_memory, XE_CMD_VMSEL},
+	{"vm-memory-target-set", "target", "",
+	 "Set the memory target for a halted or running VM. The given value must be within the range defined by "
+	 "the VM's memory_static_min and memory_static_max values.",
+	 xe_cmd_vm_memory, XE_CMD_VMSEL},
+	{"vm-vcpu-hotplug", "new-vcpus", "", "Dynamically adjust the number of VCPUs available to running VM.",
+	 xe_cmd_vm_vcpu_hotplug, XE_CMD_VMSEL},
+	{"vm-disk-add", "disk-size,device", "sr-uuid",
+	 "Add a new disk to the selected VM(s). The device field should be selected from the field "
+	 "'allowed-VBD-devices' of the VM.",
+	 xe_cmd_vm_disk_add, XE_CMD_VMSEL},
+	{"vm-disk-remove", "device", "", "Remove a disk from the selected VM and destroy it.", xe_cmd_vm_disk_remove,
+	 XE_CMD_VMSEL},
+	{"vm-disk-list", "", "vbd-params,vdi-params", "List the disks on the selected VM(s).", xe_cmd_vm_disk_list,
+	 XE_CMD_VMSEL},
+	{"vm-cd-add", "cd-name,device", "",
+	 "Add a CD to the VM(s). The device field should be selected from the parameter 'allowed-VBD-devices' of "
+	 "the VM.",
+	 xe_cmd_vm_cd_add, XE_CMD_VMSEL},
+	{"vm-cd-remove", "cd-name", "", "Remove the selected CDs from the VM(s).", xe_cmd_vm_cd_remove, XE_CMD_VMSEL},
+	{"vm-cd-list", "", "vbd-params,vdi-params", "List the CDs currently attached to the VM(s).", xe_cmd_vm_disk_list,
+	 XE_CMD_VMSEL},
+	{"vm-cd-insert", "cd-name", "",
+	 "Insert a CD into the virtual CD drive. This command will only work if there is one and only one empty CD "
+	 "device attached to the VM. When there are two or more empty CD devices, please use the command "
+	 "'vbd-insert' and specify the uuids of the VBD and of the VDI to insert.",
+	 xe_cmd_vm_cd_insert, XE_CMD_VMSEL},
+	{"vm-cd-eject", "", "",
+	 "Eject a CD from the virtual CD drive. This command will only work if there is one and only one CD "
+	 "attached to the VM. When there are two or more CDs, please use the command 'vbd-eject' and specify the "
+	 "uuid of the VBD.",
+	 xe_cmd_vm_cd_eject, XE_CMD_VMSEL},
+	{"vm-vif-list", "", "", "List the VIFs present on selected VM.", xe_cmd_vm_vif_list, XE_CMD_VMSEL},
+	{"vbd-plug", "uuid", "", "Attempt to attach the VBD while the VM is in the running state.", xe_cmd_dev_op, 0},
+	{"vbd-unplug", "uuid", "timeout,force",
+	 "Attempt to detach the VBD while the VM is in the running state. If the optional argument 'timeout=N' is "
+	 "given then the command will wait for up to 'N' seconds for the unplug to complete. If the optional "
+	 "argument 'force' is given then it will be immediately unplugged.",
+	 xe_cmd_dev_op, 0},
+	{"vbd-insert", "uuid,vdi-uuid", "", "Insert new media into the drive represented by a VBD.", xe_cmd_vbd_insert,
+	 0},
+	{"vbd-eject", "uuid", "", "Remove the media from the drive represented by a VBD.", xe_cmd_dev_op, 0},
+	{"vif-create", "device,network-uuid,vm-uuid", "mac",
+	 "Create a VIF. Appropriate values for the device are listed in the parameter 'allowed-VIF-devices' on the "
+	 "VM. If specified, the MAC parameter is of the form aa:bb:cc:dd:ee:ff. If MAC is not specified the server "
+	 "will choose an appropriate MAC automatically.",
+	 xe_cmd_vif_create, 0},
+	{"vif-destroy", "uuid", "", "Destroy a VIF.", xe_cmd_dev_op, 0},
+	{"vif-plug", "uuid", "", "Attempt to attach the VIF while the VM is in the running state.", xe_cmd_dev_op, 0},
+	{"vif-unplug", "uuid", "force", "Attempt to detach the VIF while the VM is in the running state.",
+	 xe_cmd_dev_op, 0},
+	{"vdi-snapshot", "uuid", "driver-params:", "Snapshot a specified VDI.", xe_cmd_vdi_copy_op, 0},
+	{"vdi-clone", "uuid", "driver-params:,new-name-label,new-name-description", "Clone a specified VDI.",
+	 xe_cmd_vdi_copy_op, 0},
+	{"vdi-resize", "uuid,disk-size", "online", "Resize a VDI.", xe_cmd_vdi_resize, 0},
+	{"vdi-copy", "uuid", "sr-uuid,base-vdi-uuid,into-vdi-uuid",
+	 "Copy either a full VDI or the block differences between two VDIs either into a fresh VDI in a specified "
+	 "SR or into an existing VDI.",
+	 xe_cmd_vdi_copy_op, 0},
+	{"network-create", "name-label", "name-description,MTU,bridge,managed", "Create a new network.",
+	 xe_cmd_network_create, 0},
+	{"network-destroy", "uuid", "", "Delete an existing network.", xe_cmd_dev_op, 0},
+	{"host-reboot", "", "", "Reboot the XE host.", xe_cmd_host_life, XE_CMD_HOSTSEL},
+	{"host-shutdown", "", "", "Shutdown the XE host.", xe_cmd_host_life, XE_CMD_HOSTSEL},
+	{"host-forget", "uuid", "force",
+	 "Forget about the host without contacting it explicitly. WARNING: this call is useful if the host to "
+	 "'forget' is dead; however, if the host is live and part of the pool, you should consider using pool-eject "
+	 "instead.",
+	 xe_cmd_host_forget, 0},
+	{"pool-eject", "host-uuid", "force", "Instruct host to leave an existing pool.", xe_cmd_pool_eject, 0},
+	{"vm-reset-powerstate", "", "force",
+	 "Force the VM powerstate to halted in the management toolstack database only. This command is used to "
+	 "recover a VM that is marked as 'running', but is known to be on a dead slave host that will not recover. "
+	 "This is a potentially dangerous operation: you must ensure that the VM you are forcing to 'halted' is "
+	 "definitely not running anywhere.",
+	 xe_cmd_vm_reset_powerstate, XE_CMD_VMSEL},
 	{"sr-create", "name-label,type",
 	 "name-description,host-uuid,device-config:,shared,physical-size,content-type,sm-config:",
 	 "Create an SR, also a PBD. The device-config parameters can be specified by "
@@ -111,8 +233,8 @@ const struct xe_cmd xe_cmds[] = {
 	/* XAPI's, within the pool only (remote-*, vdi:, vif:, copy are refused);
 	 * network-uuid, max-downtime-ms and verify are ours */
 	{"vm-migrate", "",
-	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify;--live,--compress,--force,"
-	 "--verify,remote-master,remote-username,remote-password,remote-network,copy,vif:,vdi:",
+	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify;remote-master,remote-username,"
+	 "remote-password,remote-network,copy,vif:,vdi:",
 	 "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The "
 	 "'host' parameter matches can be either the name or the uuid of the host. compress=true compresses "
 	 "the memory stream, network-uuid selects the network it uses, max-downtime-ms bounds the final pause "
@@ -132,6 +254,33 @@ const struct xe_cmd xe_cmds[] = {
 	{"host-get-vms-which-prevent-evacuation", "", "",
 	 "Return a list of VMs which prevent the evacuation of a specific host and display reasons for each.",
 	 xe_cmd_host_prevent_evacuation, XE_CMD_HOSTSEL},
+	/* HA (xe_ha.c) */
+	{"pool-ha-enable", "", "heartbeat-sr-uuids,ha-config:",
+	 "Enable HA on this pool. heartbeat-sr-uuids selects the SR holding the statefile (default: a shared "
+	 "SR every host has plugged); ha-config:timeout=SECONDS is how long a host may be unheard before it "
+	 "is counted failed (default 60).",
+	 xe_cmd_pool_ha_enable, 0},
+	{"pool-ha-disable", "", "", "Disable HA on this pool.", xe_cmd_pool_ha_disable, 0},
+	{"pool-ha-compute-max-host-failures-to-tolerate", "", "",
+	 "Compute the maximum number of host failures to tolerate under the current pool configuration.",
+	 xe_cmd_pool_ha_compute_max, 0},
+	{"pool-ha-compute-hypothetical-max-host-failures-to-tolerate", "", "vm-uuid,restart-priority",
+	 "Compute the maximum number of host failures to tolerate with the supplied, proposed protected VMs "
+	 "(vm-uuid= and restart-priority= given in pairs).",
+	 xe_cmd_pool_ha_compute_hypothetical, XE_CMD_ANYPARAM},
+	{"pool-ha-prevent-restarts-for", "seconds", "",
+	 "Prevent HA VM restarts for a given number of seconds (0 allows them again at once).",
+	 xe_cmd_pool_ha_prevent_restarts_for, 0},
+	{"host-emergency-ha-disable", "", "force,soft",
+	 "Disable HA on the hosts at once, without the orderly pool-ha-disable: use only when the pool cannot "
+	 "disable HA normally.",
+	 xe_cmd_host_emergency_ha_disable, 0},
+	/* ours */
+	{"pool-ha-plan", "", "host-uuid",
+	 "Show the failover plan: for each protected VM, where it would restart if host-uuid (or each host in "
+	 "turn) failed now, or why it would not, with the memory it needs and what is left; and how many host "
+	 "failures the pool tolerates.",
+	 xe_cmd_pool_ha_plan, 0},
 };
 const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
 
@@ -190,7 +339,7 @@ int xe_check_params(struct xe_ctx *c, const struct xe_cmd *cmd)
 			continue;
 		/* selectors: any field=value (checked against the class when
 		 * selecting), and --multiple / multiple= */
-		if (sel && (kv->val || strcmp(k, "--multiple") == 0))
+		if (sel && kv->val)
 			continue;
 		return xe_fail(c, "Unknown parameter: %s", k);
 	}
@@ -384,6 +533,13 @@ static int gen_list(struct xe_ctx *c, const struct xe_cmd *cmd)
 	struct xe_cls x;
 	if (cmd_class(cmd, &x))
 		return xe_fail(c, "internal error: no class for %s", cmd->name);
+	for (size_t i = 0; i < c->opts->nkv; i++) {
+		const struct xe_kv *kv = &c->opts->kv[i];
+		if (kv->val && strcmp(kv->key, "params") && xe_filter_check(c, &x, kv->key)) {
+			xe_cls_free(&x);
+			return -1;
+		}
+	}
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_all_records", x.mc->mc_name);
 	json_t *all = xe_rpc(c, method, "");
@@ -626,6 +782,8 @@ int xe_run(struct xe_ctx *c)
 	if (xe_connect(c) || xe_login(c))
 		return 1;
 	int rc = cmd->fn(c, cmd);
+	if (rc)
+		xe_error_resolve(c); /* while the session is valid */
 	xe_logout(c);
 	return rc ? 1 : 0;
 }

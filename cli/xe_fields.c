@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 #include "xe.h"
+#include "xerr.h"
+#include "util.h"
 
 /* cli NULL = hidden; after NULL = a rename of api (or extra after it). */
 struct xe_ovr {
@@ -92,6 +94,8 @@ struct xe_clsdef {
 static const struct xe_clsdef clsdefs[] = {
 	{"vm", "VM", "name-label,uuid,power-state", "is-a-template=false", NULL},
 	{"template", "VM", "name-label,name-description,uuid", "is-a-template=true,is-a-snapshot=false", NULL},
+	{"snapshot", "VM", "name-label,name-description,uuid,snapshot-of,snapshot-time,is-vmss-snapshot",
+	 "is-a-snapshot=true", NULL},
 	{"host", "host", "uuid,name-label,name-description", NULL, NULL},
 	{"sr", "SR", "uuid,name-label,name-description,host,type,content-type", NULL, NULL},
 	{"vdi", "VDI", "uuid,name-label,name-description,virtual-size,read-only,sharable,sr-uuid", NULL, NULL},
@@ -108,7 +112,7 @@ static const struct xe_clsdef clsdefs[] = {
 
 static char *cli_name(const char *api)
 {
-	char *s = strdup(api);
+	char *s = xstrdup(api);
 	for (char *p = s; p && *p; p++)
 		if (*p == '_')
 			*p = '-';
@@ -151,7 +155,7 @@ static void add_extras(struct xe_cls *x, const char *after)
 static void reorder(struct xe_cls *x, const char *lead)
 {
 	size_t pos = 0;
-	char *copy = strdup(lead), *save = NULL;
+	char *copy = xstrdup(lead), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		for (size_t i = pos; i < x->n; i++) {
 			if (strcmp(x->f[i].cli, t))
@@ -167,11 +171,7 @@ static void reorder(struct xe_cls *x, const char *lead)
 
 static const char *intern(struct xe_cls *x, char *s)
 {
-	char **v = realloc(x->names, (x->nnames + 1) * sizeof *v);
-	if (!v) {
-		free(s);
-		return "";
-	}
+	char **v = xrealloc(x->names, (x->nnames + 1) * sizeof *v);
 	x->names = v;
 	x->names[x->nnames++] = s;
 	return s;
@@ -190,9 +190,7 @@ int xe_cls_build(const char *cli, struct xe_cls *out)
 	out->cli = d->cli;
 	out->deflist = d->deflist;
 	out->filter = d->filter;
-	out->f = calloc(out->mc->mc_nfields * 2 + 8, sizeof *out->f);
-	if (!out->f)
-		return -1;
+	out->f = xcalloc(out->mc->mc_nfields * 2 + 8, sizeof *out->f);
 	for (size_t i = 0; i < out->mc->mc_nfields; i++) {
 		const struct model_field *f = &out->mc->mc_fields[i];
 		const struct xe_ovr *o = find_ovr(d->cls, f->fld_name);
@@ -237,7 +235,7 @@ static char *ref_uuid(struct xe_ctx *c, const char *cls, const json_t *ref)
 {
 	json_t *t = target(c, cls, ref);
 	const char *u = json_string_value(json_object_get(t, "uuid"));
-	return strdup(u ? u : "<not in database>");
+	return xstrdup(u ? u : "<not in database>");
 }
 
 static char *refs_uuids(struct xe_ctx *c, const char *cls, const json_t *refs)
@@ -252,18 +250,18 @@ static char *refs_uuids(struct xe_ctx *c, const char *cls, const json_t *refs)
 		xe_buf_add(&b, u);
 		free(u);
 	}
-	return b.s ? b.s : strdup("");
+	return b.s ? b.s : xstrdup("");
 }
 
 static char *sr_host(struct xe_ctx *c, const json_t *pbds)
 {
 	size_t n = json_array_size(pbds);
 	if (n > 1)
-		return strdup("<shared>");
+		return xstrdup("<shared>");
 	json_t *pbd = n ? target(c, "PBD", json_array_get(pbds, 0)) : NULL;
 	json_t *host = pbd ? target(c, "host", json_object_get(pbd, "host")) : NULL;
 	const char *name = json_string_value(json_object_get(host, "name_label"));
-	return strdup(name ? name : "<not in database>");
+	return xstrdup(name ? name : "<not in database>");
 }
 
 static char *ops_values(const json_t *ops)
@@ -276,7 +274,7 @@ static char *ops_values(const json_t *ops)
 			xe_buf_add(&b, "; ");
 		xe_buf_add(&b, json_is_string(v) ? json_string_value(v) : k);
 	}
-	return b.s ? b.s : strdup("");
+	return b.s ? b.s : xstrdup("");
 }
 
 static char *plain_value(struct xe_ctx *c, const char *cls, const struct model_field *f, const json_t *v)
@@ -287,7 +285,7 @@ static char *plain_value(struct xe_ctx *c, const char *cls, const struct model_f
 	case FT_SET_REF:
 		return refs_uuids(c, f->fld_target, v);
 	case FT_ENUM:
-		return strdup(json_is_string(v) ? xe_enum_cli(cls, f->fld_name, json_string_value(v)) : "");
+		return xstrdup(json_is_string(v) ? xe_enum_cli(cls, f->fld_name, json_string_value(v)) : "");
 	case FT_MAP_ANY:
 		if (strcmp(f->fld_name, "current_operations") == 0)
 			return ops_values(v);
@@ -308,11 +306,11 @@ char *xe_fvalue(struct xe_ctx *c, const struct xe_fdef *d, const json_t *rec)
 	case XS_REF_NAME:
 		t = target(c, d->mf->fld_target, v);
 		s = json_string_value(json_object_get(t, "name_label"));
-		return strdup(s ? s : "<not in database>");
+		return xstrdup(s ? s : "<not in database>");
 	case XS_VIA:
 		t = target(c, d->mf->fld_target, v);
 		if (!t)
-			return strdup("<not in database>");
+			return xstrdup("<not in database>");
 		return plain_value(c, d->mf->fld_target, d->via, json_object_get(t, d->via->fld_name));
 	case XS_SR_HOST:
 		return sr_host(c, v);
@@ -336,6 +334,40 @@ static bool set_has(const char *list, const char *sep, const char *want)
 	return false;
 }
 
+static bool is_set(const struct xe_fdef *d)
+{
+	return d && d->src == XS_FIELD && (d->mf->fld_type == FT_SET_STRING || d->mf->fld_type == FT_SET_REF);
+}
+
+static bool is_map(const struct xe_fdef *d)
+{
+	return d && d->src == XS_FIELD && (d->mf->fld_type == FT_MAP || d->mf->fld_type == FT_MAP_ANY);
+}
+
+int xe_filter_check(struct xe_ctx *c, const struct xe_cls *x, const char *key)
+{
+	const char *colon = strchr(key, ':');
+	char *name = strndup(key, colon ? (size_t)(colon - key) : strlen(key));
+	const struct xe_fdef *d = xe_fdef_find(x, name);
+	int rc = 0;
+	/* XAPI's get_field_type, its Failure shown as its CLI shows one */
+	char why[256] = "";
+	if (!d)
+		snprintf(why, sizeof why, "Failure: Unknown field '%s'", key);
+	else if (colon && !is_set(d) && !is_map(d))
+		snprintf(why, sizeof why, "Failure: Field '%s' is not a set or map", name);
+	else if (colon && is_set(d) && strcmp(colon + 1, "contains"))
+		snprintf(why, sizeof why, "Failure: Invalid syntax for set filtering (should be set-param:contains=key)");
+	if (*why && !c->msg && !c->xerr) {
+		c->xerr = xerr_new(XE_INTERNAL_ERROR, why, NULL);
+		rc = -1;
+	} else if (*why) {
+		rc = -1;
+	}
+	free(name);
+	return rc;
+}
+
 static bool match_one(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec, const char *key,
 		      const char *val)
 {
@@ -345,6 +377,12 @@ static bool match_one(struct xe_ctx *c, const struct xe_cls *x, const json_t *re
 		const struct xe_fdef *d = xe_fdef_find(x, name);
 		free(name);
 		json_t *m = d ? json_object_get(rec, d->mf->fld_name) : NULL;
+		if (is_set(d)) { /* set:contains=member */
+			size_t i;
+			json_t *v;
+			json_array_foreach(m, i, v) if (json_is_string(v) && strcmp(json_string_value(v), val) == 0) return true;
+			return false;
+		}
 		const char *s = json_string_value(json_object_get(m, colon + 1));
 		return s && strcmp(s, val) == 0;
 	}
@@ -371,7 +409,7 @@ char *xe_ref_by_uuid(struct xe_ctx *c, const char *cls, const char *uuid)
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_by_uuid", cls);
 	json_t *r = xe_rpc(c, method, "s", uuid);
-	char *ref = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *ref = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return ref;
 }
@@ -388,7 +426,7 @@ static json_t *parse_bool(struct xe_ctx *c, const char *v)
 
 static json_t *parse_enum(struct xe_ctx *c, const char *cls, const struct model_field *f, const char *v)
 {
-	char *vals = strdup(f->fld_target), *save = NULL;
+	char *vals = xstrdup(f->fld_target), *save = NULL;
 	json_t *out = NULL;
 	for (char *t = strtok_r(vals, "|", &save); t && !out; t = strtok_r(NULL, "|", &save))
 		if (strcasecmp(t, v) == 0 || strcasecmp(xe_enum_cli(cls, f->fld_name, t), v) == 0)
@@ -402,7 +440,7 @@ static json_t *parse_enum(struct xe_ctx *c, const char *cls, const struct model_
 static json_t *parse_set(const char *v)
 {
 	json_t *a = json_array();
-	char *copy = strdup(v), *save = NULL;
+	char *copy = xstrdup(v), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		while (*t == ' ')
 			t++;
@@ -475,9 +513,7 @@ static bool selected(const struct xe_cls *x, const char *params, const char *cli
 	char pat[128];
 	snprintf(pat, sizeof pat, ",%s,", cli);
 	size_t n = strlen(list);
-	char *wrapped = malloc(n + 3);
-	if (!wrapped)
-		return false;
+	char *wrapped = xmalloc(n + 3);
 	snprintf(wrapped, n + 3, ",%s,", list);
 	bool yes = strstr(wrapped, pat) != NULL;
 	free(wrapped);
@@ -487,8 +523,8 @@ static bool selected(const struct xe_cls *x, const char *params, const char *cli
 static void print_one(struct xe_ctx *c, const struct xe_cls *x, const json_t *rec, const char *params,
 		      struct xe_buf *minimal)
 {
-	const char **labels = calloc(x->n, sizeof *labels);
-	char **values = calloc(x->n, sizeof *values);
+	const char **labels = xcalloc(x->n, sizeof *labels);
+	char **values = xcalloc(x->n, sizeof *values);
 	size_t n = 0;
 	for (size_t i = 0; labels && values && i < x->n; i++) {
 		if (!selected(x, params, x->f[i].cli))

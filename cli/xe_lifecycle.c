@@ -4,18 +4,21 @@
  * -unpause and host-enable/-disable with XAPI's selectors (vm=/host=,
  * field=value filters, --multiple), sr-create (XAPI's 10-parameter
  * SR.create), sr-destroy/-forget, pbd-plug/-unplug and vm-migrate
- * (Async.VM.pool_migrate, then the task followed to its end).
+ * (Async.VM.pool_migrate, then the task followed to its end); host-evacuate
+ * is in xe_evacuate.c.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include "xe.h"
+#include "util.h"
 
 static char *str_result(json_t *r)
 {
-	char *s = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return s;
 }
@@ -154,10 +157,7 @@ static json_t *select_objs(struct xe_ctx *c, const struct xe_cmd *cmd, const str
 	size_t nfilters;
 	json_t *out = NULL;
 	bool multiple = false;
-	for (size_t i = 0; i < c->opts->nkv; i++)
-		if (!c->opts->kv[i].val && strcmp(c->opts->kv[i].key, "--multiple") == 0)
-			multiple = c->opts->kv[i].used = true;
-	if (!multiple && xe_bool_param(c, "multiple", false, &multiple))
+	if (xe_bool_param(c, "multiple", false, &multiple))
 		goto done;
 	if (sel_check(c, cmd, k, &x, &nfilters))
 		goto done;
@@ -190,9 +190,26 @@ done:
 	return out;
 }
 
+json_t *xe_select(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, bool include_cd)
+{
+	return select_objs(c, cmd, vms ? &sel_vm : &sel_host, include_cd);
+}
+
+int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(struct xe_ctx *, const char *, void *),
+	    void *arg)
+{
+	json_t *objs = select_objs(c, cmd, vms ? &sel_vm : &sel_host, false);
+	int rc = objs ? 0 : -1;
+	size_t i;
+	json_t *v;
+	json_array_foreach(objs, i, v) if (!rc) rc = fn(c, json_string_value(v), arg);
+	json_decref(objs);
+	return rc;
+}
+
 /* on=HOST for vm-start: a host by uuid or name-label (XAPI's
  * get_host_by_name_or_id). */
-static char *host_by_name_or_id(struct xe_ctx *c, const char *v)
+char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v)
 {
 	json_t *all = xe_rpc(c, "host.get_all_records", "");
 	if (!all)
@@ -201,7 +218,7 @@ static char *host_by_name_or_id(struct xe_ctx *c, const char *v)
 	const char *ref;
 	json_t *rec;
 	json_object_foreach(all, ref, rec) if (!found && (str_is(rec, "uuid", v) || str_is(rec, "name_label", v)))
-		found = strdup(ref);
+		found = xstrdup(ref);
 	json_decref(all);
 	if (!found)
 		xe_fail(c, "Host %s not found", v);
@@ -216,7 +233,7 @@ int xe_cmd_vm_power(struct xe_ctx *c, const struct xe_cmd *cmd)
 		return -1;
 	const char *on = start ? xe_param(c, "on") : NULL;
 	json_t *vms = select_objs(c, cmd, &sel_vm, start);
-	char *host = vms && on ? host_by_name_or_id(c, on) : NULL;
+	char *host = vms && on ? xe_host_by_name_or_id(c, on) : NULL;
 	int rc = vms && (!on || host) ? 0 : -1;
 	size_t i;
 	json_t *v;
@@ -317,22 +334,14 @@ static bool storage_param(const char *key)
 	       strcmp(key, "copy") == 0;
 }
 
-/* A boolean option: key=V or the bare --key; into opts as "true"/"false". */
+/* A boolean option (--key is key=true); into opts as "true"/"false". */
 static int migrate_bool(struct xe_ctx *c, json_t *opts, const char *key)
 {
-	char flag[32];
-	snprintf(flag, sizeof flag, "--%s", key);
-	bool given = false, v = false;
-	for (size_t i = 0; i < c->opts->nkv; i++)
-		if (!c->opts->kv[i].val && strcmp(c->opts->kv[i].key, flag) == 0)
-			given = v = c->opts->kv[i].used = true;
+	bool v = false;
 	const char *s = xe_param(c, key);
-	if (s) {
-		if (xe_parse_bool(s, &v))
-			return xe_fail(c, "Failed to parse parameter '%s': expecting 'true' or 'false'", key);
-		given = true;
-	}
-	if (given)
+	if (s && xe_parse_bool(s, &v))
+		return xe_fail(c, "Failed to parse parameter '%s': expecting 'true' or 'false'", key);
+	if (s)
 		json_object_set_new(opts, key, json_string(v ? "true" : "false"));
 	return 0;
 }
@@ -442,7 +451,26 @@ char *xe_migrate_summary(double elapsed, const char *result)
 	return b.s;
 }
 
-static double mono_now(void)
+void xe_term_size(FILE *f, int *cols, int *rows)
+{
+	struct winsize ws;
+	*cols = 80;
+	*rows = 24;
+	if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
+		*cols = ws.ws_col;
+		*rows = ws.ws_row;
+	}
+}
+
+/* A line that never wraps: at most cols - 1 characters (cut at a byte,
+ * the progress texts are ASCII). */
+void xe_put_line(FILE *f, const char *s, int cols)
+{
+	int max = cols > 1 ? cols - 1 : 1;
+	fprintf(f, "%.*s", max, s);
+}
+
+double xe_now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -470,21 +498,25 @@ static int migrate_wait(struct xe_ctx *c, const char *task, double start, bool s
 		if (!rec)
 			break;
 		const char *st = json_string_value(json_object_get(rec, "status"));
-		double elapsed = mono_now() - start;
+		double elapsed = xe_now_s() - start;
 		if (show) {
 			char *line = xe_migrate_progress(json_number_value(json_object_get(rec, "progress")), elapsed,
 							 task_phase(rec));
 			if (line) {
-				size_t n = strlen(line);
-				fprintf(c->out, "\r%s%*s", line, shown > n ? (int)(shown - n) : 0, "");
+				/* one line, redrawn in place: never wider than the terminal (a
+				 * wrapped line would leave a copy per redraw) */
+				int cols, rows;
+				xe_term_size(c->out, &cols, &rows);
+				fputs("\r\033[2K", c->out);
+				xe_put_line(c->out, line, cols);
 				fflush(c->out);
-				shown = n > shown ? n : shown;
+				shown = 1;
 				free(line);
 			}
 		}
 		if (st && strcmp(st, "pending") && strcmp(st, "cancelling")) {
 			if (show && shown)
-				fprintf(c->out, "\r%*s\r", (int)shown, "");
+				fputs("\r\033[2K", c->out);
 			if (strcmp(st, "success") == 0) {
 				rc = 0;
 				if (show) {
@@ -515,8 +547,7 @@ static int migrate_wait(struct xe_ctx *c, const char *task, double start, bool s
 	return rc;
 }
 
-/* task.destroy, keeping the error that ended the command. */
-static void task_forget(struct xe_ctx *c, const char *task)
+void xe_task_forget(struct xe_ctx *c, const char *task)
 {
 	json_t *save_x = c->xerr;
 	char *save_m = c->msg;
@@ -549,7 +580,7 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	}
 	const char *hu = xe_param(c, "host-uuid"), *hn = xe_param(c, "host");
 	const char *nu = xe_param(c, "network-uuid");
-	char *host = hu ? xe_ref_by_uuid(c, "host", hu) : host_by_name_or_id(c, hn);
+	char *host = hu ? xe_ref_by_uuid(c, "host", hu) : xe_host_by_name_or_id(c, hn);
 	char *net = host && nu ? xe_ref_by_uuid(c, "network", nu) : NULL;
 	json_t *vms = host && (net || !nu) ? select_objs(c, cmd, &sel_vm, false) : NULL;
 	if (net)
@@ -561,7 +592,7 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	json_array_foreach(vms, i, v) {
 		if (rc)
 			break;
-		double start = mono_now();
+		double start = xe_now_s();
 		char *task = str_result(
 			xe_rpc(c, "Async.VM.pool_migrate", "ssO", json_string_value(v), host, opts));
 		if (!task) {
@@ -569,7 +600,7 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 			break;
 		}
 		rc = migrate_wait(c, task, start, show);
-		task_forget(c, task);
+		xe_task_forget(c, task);
 		free(task);
 	}
 	json_decref(vms);
@@ -579,221 +610,3 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	return rc;
 }
 
-/* ---- host-evacuate (XAPI's; dry-run=true is ours) ---- */
-
-/* name_label of ref, cached in names. */
-static const char *name_of(struct xe_ctx *c, json_t *names, const char *cls, const char *ref)
-{
-	json_t *n = json_object_get(names, ref);
-	if (!n) {
-		char m[64];
-		snprintf(m, sizeof m, "%s.get_name_label", cls);
-		json_t *s = xe_rpc(c, m, "s", ref);
-		json_object_set_new(names, ref, json_is_string(s) ? json_incref(s) : json_string(ref));
-		json_decref(s);
-		n = json_object_get(names, ref);
-	}
-	return json_string_value(n);
-}
-
-static char *error_text(json_t *err)
-{
-	struct xe_buf b = {0};
-	size_t i;
-	json_t *x;
-	json_array_foreach(err, i, x) {
-		if (i)
-			xe_buf_add(&b, i == 1 ? ": " : ", ");
-		xe_buf_add(&b, json_is_string(x) ? json_string_value(x) : "?");
-	}
-	return b.s ? b.s : strdup("");
-}
-
-/* The plan, nothing moved: each VM, its memory, its target or why not. */
-static int evacuate_dry_run(struct xe_ctx *c, const char *host, json_t *names)
-{
-	json_t *plan = xe_rpc(c, "host.compute_evacuation_plan", "s", host);
-	if (!plan)
-		return -1;
-	const char *vm;
-	json_t *p;
-	int stuck = 0;
-	fprintf(c->out, "%-28s %10s  %s\n", "VM", "memory", "target (or why it cannot move)");
-	json_object_foreach(plan, vm, p) {
-		double mib = (double)json_integer_value(json_object_get(p, "memory")) / 1048576.0;
-		json_t *err = json_object_get(p, "error");
-		if (err) {
-			char *t = error_text(err);
-			fprintf(c->out, "%-28s %6.0f MiB  cannot move: %s\n", name_of(c, names, "VM", vm), mib, t);
-			free(t);
-			stuck++;
-		} else {
-			fprintf(c->out, "%-28s %6.0f MiB  -> %s\n", name_of(c, names, "VM", vm), mib,
-				name_of(c, names, "host", json_string_value(json_object_get(p, "target"))));
-		}
-	}
-	fprintf(c->out, "%zu VM(s): %zu would move, %d cannot.\n", json_object_size(plan),
-		json_object_size(plan) - (size_t)stuck, stuck);
-	json_decref(plan);
-	return 0;
-}
-
-/* One line per VM under an overall bar; lines drawn last time are
- * overwritten (cursor up). Returns the number of lines drawn. */
-static int evacuate_draw(struct xe_ctx *c, json_t *st, double progress, double elapsed, json_t *names, int drawn)
-{
-	if (drawn)
-		fprintf(c->out, "\033[%dA", drawn);
-	json_t *vms = json_object_get(st, "vms");
-	size_t i, ended = 0;
-	json_t *v;
-	int lines = 0;
-	json_array_foreach(vms, i, v) {
-		const char *state = json_string_value(json_object_get(v, "state"));
-		const char *target = json_string_value(json_object_get(v, "target"));
-		ended += state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0);
-		char dt[32] = "";
-		if (json_is_number(json_object_get(v, "downtime_ms")))
-			snprintf(dt, sizeof dt, "downtime %.1f ms", json_number_value(json_object_get(v, "downtime_ms")));
-		char *why = NULL;
-		if (state && strcmp(state, "failed") == 0)
-			why = error_text(json_object_get(v, "error"));
-		fprintf(c->out, "\033[2K  %-24s -> %-16s %-9s %s\n", name_of(c, names, "VM", json_string_value(json_object_get(v, "vm"))),
-			target && *target ? name_of(c, names, "host", target) : "-", state ? state : "?", why ? why : dt);
-		free(why);
-		lines++;
-	}
-	int width = 30, filled = (int)(progress * width + 0.5);
-	char bar[64];
-	for (int k = 0; k < width; k++)
-		bar[k] = k < filled ? '#' : '.';
-	bar[width] = 0;
-	double eta = progress > 0.02 && progress < 1 ? elapsed * (1 - progress) / progress : 0;
-	fprintf(c->out, "\033[2K[%s] %3d%%  %zu/%zu  %.1f s", bar, (int)(progress * 100), ended, json_array_size(vms),
-		elapsed);
-	if (eta > 0)
-		fprintf(c->out, "  ETA %.1f s", eta);
-	fprintf(c->out, "\n");
-	fflush(c->out);
-	return lines + 1;
-}
-
-int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd)
-{
-	bool dry = false;
-	const char *d = xe_param(c, "dry-run");
-	if (d && xe_parse_bool(d, &dry))
-		return xe_fail(c, "Failed to parse parameter 'dry-run': expecting 'true' or 'false'");
-	long long batch = 0;
-	const char *bs = xe_param(c, "batch-size");
-	if (bs) {
-		char *end;
-		errno = 0;
-		batch = strtoll(bs, &end, 10);
-		if (errno || end == bs || *end || batch < 0)
-			return xe_fail(c, "Failed to parse parameter 'batch-size': expecting a non-negative integer, got '%s'", bs);
-	}
-	const char *nu = xe_param(c, "network-uuid");
-	char *net = nu ? xe_ref_by_uuid(c, "network", nu) : NULL;
-	if (nu && !net)
-		return -1;
-	json_t *hosts = select_objs(c, cmd, &sel_host, false);
-	json_t *names = json_object();
-	bool show = !c->opts->minimal && isatty(fileno(c->out));
-	int rc = hosts ? 0 : -1;
-	size_t i;
-	json_t *h;
-	json_array_foreach(hosts, i, h) {
-		if (rc)
-			break;
-		const char *host = json_string_value(h);
-		if (dry) {
-			rc = evacuate_dry_run(c, host, names);
-			continue;
-		}
-		json_t *netj = json_string(net ? net : "OpaqueRef:NULL");
-		if (!show) { /* as XAPI: nothing printed on success */
-			rc = void_result(xe_rpc(c, "host.evacuate", "sOI", host, netj, (json_int_t)batch));
-			json_decref(netj);
-			continue;
-		}
-		double start = mono_now();
-		char *task = str_result(xe_rpc(c, "Async.host.evacuate", "sOI", host, netj, (json_int_t)batch));
-		json_decref(netj);
-		if (!task) {
-			rc = -1;
-			break;
-		}
-		int drawn = 0;
-		for (;;) {
-			json_t *rec = xe_rpc(c, "task.get_record", "s", task);
-			if (!rec) {
-				rc = -1;
-				break;
-			}
-			const char *st = json_string_value(json_object_get(rec, "status"));
-			json_t *ev = json_loads(json_string_value(json_object_get(json_object_get(rec, "other_config"), "evacuation"))
-							? json_string_value(json_object_get(json_object_get(rec, "other_config"), "evacuation"))
-							: "{}",
-						0, NULL);
-			bool over = st && strcmp(st, "pending") && strcmp(st, "cancelling");
-			drawn = evacuate_draw(c, ev, over ? 1.0 : json_number_value(json_object_get(rec, "progress")),
-					      mono_now() - start, names, drawn);
-			json_decref(ev);
-			if (over) {
-				if (strcmp(st, "success") == 0) {
-					fprintf(c->out, "Host %s evacuated in %.1f s.\n", name_of(c, names, "host", host),
-						mono_now() - start);
-				} else {
-					json_t *ei = json_object_get(rec, "error_info");
-					if (json_array_size(ei) && !c->msg && !c->xerr)
-						c->xerr = json_incref(ei);
-					else
-						xe_fail(c, "The evacuation task ended with status %s", st);
-					rc = -1;
-				}
-				json_decref(rec);
-				break;
-			}
-			json_decref(rec);
-			struct timespec ts = {0, 200 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
-		task_forget(c, task);
-		free(task);
-	}
-	json_decref(hosts);
-	json_decref(names);
-	free(net);
-	return rc;
-}
-
-int xe_cmd_host_prevent_evacuation(struct xe_ctx *c, const struct xe_cmd *cmd)
-{
-	json_t *hosts = select_objs(c, cmd, &sel_host, false), *names = json_object();
-	int rc = hosts ? 0 : -1;
-	size_t i;
-	json_t *h;
-	json_array_foreach(hosts, i, h) {
-		json_t *m = rc ? NULL : xe_rpc(c, "host.get_vms_which_prevent_evacuation", "s", json_string_value(h));
-		if (!m) {
-			rc = -1;
-			break;
-		}
-		const char *vm;
-		json_t *err;
-		/* as XAPI: one line per VM, "uuid: code,params" */
-		json_object_foreach(m, vm, err) {
-			json_t *u = xe_rpc(c, "VM.get_uuid", "s", vm);
-			char *t = error_text(err);
-			fprintf(c->out, "%s (%s): %s\n", json_string_value(u) ? json_string_value(u) : vm,
-				name_of(c, names, "VM", vm), t);
-			free(t);
-			json_decref(u);
-		}
-		json_decref(m);
-	}
-	json_decref(hosts);
-	json_decref(names);
-	return rc;
-}

@@ -10,10 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 #include "xe.h"
+#include "util.h"
 
 static char *str_result(json_t *r)
 {
-	char *s = json_is_string(r) ? strdup(json_string_value(r)) : NULL;
+	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
 	json_decref(r);
 	return s;
 }
@@ -50,7 +51,7 @@ static char *vm_by_name(struct xe_ctx *c, const char *name, int want_template, c
 		n++;
 	}
 	if (n == 1)
-		return strdup(found);
+		return xstrdup(found);
 	if (n == 0)
 		xe_fail(c, "No %s matched", what);
 	else
@@ -75,6 +76,26 @@ char *xe_vm_select(struct xe_ctx *c)
 		c->xerr = NULL;
 	}
 	return vm_by_name(c, vm, 0, "VMs");
+}
+
+char *xe_snapshot_select(struct xe_ctx *c)
+{
+	const char *u = xe_param(c, "snapshot-uuid");
+	if (!u)
+		u = xe_param(c, "uuid");
+	if (!u) {
+		xe_fail(c, "Required parameter not found: snapshot-uuid");
+		return NULL;
+	}
+	char *ref = xe_ref_by_uuid(c, "VM", u);
+	json_t *is = ref ? xe_rpc(c, "VM.get_is_a_snapshot", "s", ref) : NULL;
+	if (is && !json_is_true(is)) {
+		xe_fail(c, "This operation can only be performed on a snapshot; %s is not one", u);
+		free(ref);
+		ref = NULL;
+	}
+	json_decref(is);
+	return is ? ref : (free(ref), NULL);
 }
 
 static char *template_select(struct xe_ctx *c)
@@ -114,7 +135,7 @@ static char *sr_select(struct xe_ctx *c)
 	json_object_foreach(all, ref, rec) {
 		const char *nl = json_string_value(json_object_get(rec, "name_label"));
 		if (nl && strcmp(nl, n) == 0)
-			return strdup(ref);
+			return xstrdup(ref);
 	}
 	xe_fail(c, "No SR matched sr-name-label=%s", n);
 	return NULL;
@@ -200,15 +221,72 @@ static void announce(struct xe_ctx *c, const char *what, const char *cls, const 
 	fprintf(c->out, "%s: %s (%s)\n", what, u ? u : ref, n ? n : "");
 }
 
-static bool confirmed(struct xe_ctx *c)
+/* XAPI's user_says_yes: without force=true the user must type yes; when
+ * nobody can answer (stdin at its end, not a terminal) it is a no. */
+bool xe_confirmed(struct xe_ctx *c)
 {
-	const char *force = xe_param(c, "force");
-	if ((force && strcasecmp(force, "true") == 0) || !isatty(0))
+	bool force = false;
+	if (xe_bool_param(c, "force", false, &force) == 0 && force)
 		return true;
 	fputs("Type 'yes' to continue\n", c->out);
 	fflush(c->out);
 	char line[64] = "";
-	return fgets(line, sizeof line, stdin) && strncmp(line, "yes", 3) == 0;
+	if (!fgets(line, sizeof line, stdin))
+		return false;
+	line[strcspn(line, "\r\n")] = 0;
+	return strcasecmp(line, "yes") == 0;
+}
+
+/* XAPI's vm_uninstall_common: each VM (hard shut down first when it is
+ * not halted; a suspended one's image goes with it), then its private
+ * disks. */
+static int uninstall(struct xe_ctx *c, json_t *vms)
+{
+	json_t *plan = json_array();
+	size_t i;
+	json_t *vm;
+	fputs("The following items are about to be destroyed\n", c->out);
+	json_array_foreach(vms, i, vm) {
+		json_t *rec = json_object_get(xe_all(c, "VM"), json_string_value(vm));
+		json_t *vdis = json_array();
+		private_vdis(c, rec, json_string_value(vm), vdis);
+		announce(c, "VM ", "VM", json_string_value(vm));
+		size_t k;
+		json_t *v;
+		json_array_foreach(vdis, k, v) announce(c, "VDI", "VDI", json_string_value(v));
+		const char *img = json_string_value(json_object_get(rec, "suspend_VDI"));
+		if (img && strcmp(img, MODEL_NULL_REF))
+			announce(c, "VDI", "VDI", img);
+		json_array_append_new(plan, json_pack("{s:O, s:o, s:s}", "vm", vm, "vdis", vdis, "power",
+						      json_string_value(json_object_get(rec, "power_state")) ?: ""));
+	}
+	int rc = xe_confirmed(c) ? 0 : xe_fail(c, "Aborted");
+	json_t *p;
+	json_array_foreach(plan, i, p) {
+		const char *ref = json_string_value(json_object_get(p, "vm"));
+		json_t *r = json_string("");
+		if (!rc && strcmp(json_string_value(json_object_get(p, "power")), "Halted"))
+			r = (json_decref(r), xe_rpc(c, "VM.hard_shutdown", "s", ref));
+		if (!rc && r) {
+			json_decref(r);
+			r = xe_rpc(c, "VM.destroy", "s", ref);
+		}
+		rc = rc ? rc : r ? 0 : -1;
+		json_decref(r);
+		size_t k;
+		json_t *v;
+		json_array_foreach(json_object_get(p, "vdis"), k, v) {
+			if (rc)
+				break;
+			r = xe_rpc(c, "VDI.destroy", "s", json_string_value(v));
+			rc = r ? 0 : -1;
+			json_decref(r);
+		}
+	}
+	if (!rc)
+		fputs("All objects destroyed\n", c->out);
+	json_decref(plan);
+	return rc;
 }
 
 int xe_cmd_vm_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -220,31 +298,25 @@ int xe_cmd_vm_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd)
 		free(vm);
 		return -1;
 	}
-	json_t *vdis = json_array();
-	private_vdis(c, rec, vm, vdis);
-	fputs("The following items are about to be destroyed\n", c->out);
-	announce(c, "VM ", "VM", vm);
-	size_t i;
-	json_t *v;
-	json_array_foreach(vdis, i, v) announce(c, "VDI", "VDI", json_string_value(v));
-	int rc = 0;
-	if (!confirmed(c))
-		rc = xe_fail(c, "Aborted");
-	json_t *r = rc ? NULL : xe_rpc(c, "VM.destroy", "s", vm);
-	rc = r ? 0 : -1;
-	json_decref(r);
-	json_array_foreach(vdis, i, v) {
-		if (rc)
-			break;
-		r = xe_rpc(c, "VDI.destroy", "s", json_string_value(v));
-		rc = r ? 0 : -1;
-		json_decref(r);
-	}
-	if (!rc)
-		fputs("All objects destroyed\n", c->out);
-	json_decref(vdis);
+	/* its snapshots go with it, as XAPI's vm-uninstall */
+	json_t *vms = json_pack("[s]", vm);
+	json_array_extend(vms, json_object_get(rec, "snapshots"));
+	int rc = uninstall(c, vms);
+	json_decref(vms);
 	json_decref(rec);
 	free(vm);
+	return rc;
+}
+
+/* snapshot-uninstall: the snapshot and its private disks. */
+int xe_cmd_snapshot_uninstall(struct xe_ctx *c, const struct xe_cmd *cmd)
+{
+	(void)cmd;
+	char *snap = xe_snapshot_select(c);
+	json_t *vms = snap ? json_pack("[s]", snap) : NULL;
+	int rc = vms ? uninstall(c, vms) : -1;
+	json_decref(vms);
+	free(snap);
 	return rc;
 }
 
@@ -418,7 +490,7 @@ static int wait_round(struct xe_ctx *c, const struct xe_cls *x, char **token, do
 	const char *t = json_string_value(json_object_get(r, "token"));
 	if (t) {
 		free(*token);
-		*token = strdup(t);
+		*token = xstrdup(t);
 	}
 	int hit = 0;
 	size_t i;
@@ -436,11 +508,9 @@ static int wait_round(struct xe_ctx *c, const struct xe_cls *x, char **token, do
 	return hit;
 }
 
-static double now_s(void)
+static double seconds(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)now_ns() / 1e9;
 }
 
 int xe_cmd_event_wait(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -450,18 +520,18 @@ int xe_cmd_event_wait(struct xe_ctx *c, const struct xe_cmd *cmd)
 	struct xe_cls x;
 	if (!strcmp(cls, "template") || xe_cls_build(cls, &x))
 		return xe_fail(c, "Cli listening for class '%s' not currently implemented", cls);
-	double limit = tmo ? strtod(tmo, NULL) : 0, start = now_s();
+	double limit = tmo ? strtod(tmo, NULL) : 0, start = seconds();
 	int rc = check_keys(c, &x);
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_all_records", x.mc->mc_name);
 	json_t *all = rc ? NULL : xe_rpc(c, method, "");
 	int hit = all ? (any_meets(c, &x, all) ? 1 : 0) : -1;
 	json_decref(all);
-	char *token = strdup("");
+	char *token = xstrdup("");
 	while (hit == 0) {
 		double left = 30.0;
 		if (limit > 0) {
-			left = limit - (now_s() - start);
+			left = limit - (seconds() - start);
 			if (left <= 0) {
 				hit = -1;
 				xe_fail(c, "Timed out after %s seconds waiting for the event", tmo);

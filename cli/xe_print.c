@@ -9,15 +9,14 @@
 #include <string.h>
 #include <strings.h>
 #include "xe.h"
+#include "util.h"
 
 void xe_buf_add(struct xe_buf *b, const char *s)
 {
 	size_t n = strlen(s);
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = (b->len + n + 1) * 2 + 16;
-		char *p = realloc(b->s, cap);
-		if (!p)
-			return;
+		char *p = xrealloc(b->s, cap);
 		b->s = p;
 		b->cap = cap;
 	}
@@ -27,7 +26,7 @@ void xe_buf_add(struct xe_buf *b, const char *s)
 
 static char *buf_take(struct xe_buf *b)
 {
-	return b->s ? b->s : strdup("");
+	return b->s ? b->s : xstrdup("");
 }
 
 void xe_print_record(FILE *f, const char *const *labels, const char *const *values, size_t n)
@@ -94,7 +93,7 @@ static char *scalar(const json_t *v)
 {
 	char buf[64];
 	if (json_is_string(v))
-		return strdup(json_string_value(v));
+		return xstrdup(json_string_value(v));
 	if (json_is_integer(v))
 		snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	else if (json_is_real(v))
@@ -105,7 +104,7 @@ static char *scalar(const json_t *v)
 		buf[0] = '\0';
 	else
 		return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	return strdup(buf);
+	return xstrdup(buf);
 }
 
 static char *render_map(const json_t *v)
@@ -147,15 +146,15 @@ char *xe_render(enum fld_type t, const json_t *v, const char *sep)
 	switch (t) {
 	case FT_MAP:
 	case FT_MAP_ANY:
-		return json_is_object(v) ? render_map(v) : strdup("");
+		return json_is_object(v) ? render_map(v) : xstrdup("");
 	case FT_SET_REF:
 	case FT_SET_STRING:
-		return json_is_array(v) ? render_list(v, sep ? sep : "; ") : strdup("");
+		return json_is_array(v) ? render_list(v, sep ? sep : "; ") : xstrdup("");
 	case FT_FLOAT:
 		if (json_is_number(v)) {
 			char buf[64];
 			snprintf(buf, sizeof buf, "%.3f", json_number_value(v));
-			return strdup(buf);
+			return xstrdup(buf);
 		}
 		return scalar(v);
 	default:

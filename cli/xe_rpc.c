@@ -12,6 +12,7 @@
 #include "tls.h"
 #include "xe.h"
 #include "xerr.h"
+#include "util.h"
 
 int xe_fail(struct xe_ctx *c, const char *fmt, ...)
 {
@@ -81,9 +82,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	if (b->len + len + 1 > b->cap) {
 		size_t cap = (b->len + len + 1) * 2;
-		char *s = realloc(b->s, cap);
-		if (!s)
-			return 0;
+		char *s = xrealloc(b->s, cap);
 		b->s = s;
 		b->cap = cap;
 	}
@@ -121,14 +120,54 @@ static char *post(struct xe_ctx *c, const char *body, size_t *len)
 		xe_fail(c, "Error: HTTP %ld from %s:%d", status, c->opts->server, c->opts->port);
 	} else {
 		*len = b.len;
-		return b.s ? b.s : strdup("");
+		return b.s ? b.s : xstrdup("");
 	}
 	free(b.s);
 	return NULL;
 }
 
+/* --debug: each call and its outcome on stderr (--debug-on-fail: kept,
+ * printed only if the command fails); passwords and sessions are hidden. */
+static void trace(struct xe_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trace(struct xe_ctx *c, const char *fmt, ...)
+{
+	if (!c->opts->debug && !c->opts->debug_on_fail)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *m = NULL;
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	if (m && c->opts->debug)
+		fprintf(stderr, "%s\n", m);
+	else if (m) {
+		xe_buf_add(&c->debug, m);
+		xe_buf_add(&c->debug, "\n");
+	}
+	free(m);
+}
+
+static void trace_call(struct xe_ctx *c, const char *method, const json_t *params)
+{
+	if (!c->opts->debug && !c->opts->debug_on_fail)
+		return;
+	json_t *shown = json_deep_copy(params);
+	bool login = strcmp(method, "session.login_with_password") == 0;
+	if (json_array_size(shown) > 1 && login)
+		json_array_set_new(shown, 1, json_string("********"));
+	else if (json_array_size(shown) > 0 && c->session && json_is_string(json_array_get(shown, 0)) &&
+		 strcmp(json_string_value(json_array_get(shown, 0)), c->session) == 0)
+		json_array_set_new(shown, 0, json_string("<session>"));
+	char *t = json_dumps(shown, JSON_COMPACT);
+	trace(c, "xe: -> %s %s", method, t ? t : "");
+	free(t);
+	json_decref(shown);
+}
+
 json_t *xe_call(struct xe_ctx *c, const char *method, json_t *params)
 {
+	trace_call(c, method, params);
 	char *req = jrpc_request(method, params, ++c->next_id);
 	json_decref(params);
 	if (!req) {
@@ -143,8 +182,14 @@ json_t *xe_call(struct xe_ctx *c, const char *method, json_t *params)
 	json_t *result, *xerr;
 	jrpc_parse_answer(ans, len, &result, &xerr);
 	free(ans);
-	if (xerr)
+	if (xerr) {
+		char *t = json_dumps(xerr, JSON_COMPACT);
+		trace(c, "xe: <- %s failed: %s", method, t ? t : "");
+		free(t);
 		set_xerr(c, xerr);
+	} else {
+		trace(c, "xe: <- %s ok (%zu bytes)", method, len);
+	}
 	return result;
 }
 
@@ -179,7 +224,7 @@ int xe_login(struct xe_ctx *c)
 		json_decref(r);
 		return xe_fail(c, "Error: unexpected answer to session.login_with_password");
 	}
-	c->session = strdup(json_string_value(r));
+	c->session = xstrdup(json_string_value(r));
 	json_decref(r);
 	return 0;
 }
@@ -211,38 +256,112 @@ void xe_ctx_free(struct xe_ctx *c)
 	json_decref(c->xerr);
 	free(c->msg);
 	json_decref(c->cache);
+	free(c->debug.s);
+	c->debug = (struct xe_buf){0};
 	c->curl = NULL;
 	c->url = c->session = c->msg = NULL;
 	c->xerr = c->cache = NULL;
 }
 
+char *xe_error_text(const json_t *xerr)
+{
+	const char *code = xerr_code_of(xerr);
+	int k = xerr_code_from_name(code);
+	const char *doc = k >= 0 ? xerr_doc((enum xapi_err)k) : "";
+	struct xe_buf b = {0};
+	size_t n = json_array_size(xerr);
+	if (k == XE_SESSION_AUTHENTICATION_FAILED) { /* XAPI's CLI says just this */
+		const char *u = json_string_value(json_array_get(xerr, 1));
+		xe_buf_add(&b, u && *u ? "Authentication failed\n" : "Username/password must be specified\n");
+		return b.s;
+	}
+	if (!*doc) { /* an error XAPI's datamodel does not describe: its code and values */
+		xe_buf_add(&b, "Error code: ");
+		xe_buf_add(&b, code);
+		xe_buf_add(&b, "\nError parameters: ");
+		for (size_t i = 1; i < n; i++) {
+			xe_buf_add(&b, i > 1 ? ", " : "");
+			xe_buf_add(&b, json_string_value(json_array_get(xerr, i)) ?: "");
+		}
+		xe_buf_add(&b, "\n");
+		return b.s;
+	}
+	xe_buf_add(&b, doc);
+	xe_buf_add(&b, "\n");
+	/* each declared name with its value (XAPI's pp_params: <extra> and <unknown> when they differ) */
+	const char *names = xerr_param_names((enum xapi_err)k);
+	size_t declared = *names ? (size_t)xerr_param_count((enum xapi_err)k) : 0;
+	for (size_t i = 1; i < n || i <= declared; i++) {
+		const char *p = names;
+		for (size_t j = 1; p && *p && j < i; j++) {
+			p = strchr(p, ',');
+			p = p ? p + 1 : NULL;
+		}
+		json_t *v = json_array_get(xerr, i);
+		char *tmp = v && !json_is_string(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		char *line = NULL;
+		if (asprintf(&line, "%.*s: %s\n", i <= declared && p ? (int)strcspn(p, ",") : 7,
+			     i <= declared && p ? p : "<extra>", v ? (tmp ? tmp : json_string_value(v)) : "<unknown>") >= 0)
+			xe_buf_add(&b, line);
+		free(line);
+		free(tmp);
+	}
+	return b.s;
+}
+
+/* The classes a reference in an error may be of, most likely first. */
+static const char *const ref_classes[] = {"VM", "host", "SR", "VDI", "VBD", "VIF", "network", "PBD", "pool", "task",
+					  "PIF", "VM_group"};
+
+void xe_error_resolve(struct xe_ctx *c)
+{
+	if (!c->xerr)
+		return;
+	json_t *e = c->xerr;
+	c->xerr = NULL;
+	for (size_t i = 1; i < json_array_size(e); i++) {
+		const char *v = json_string_value(json_array_get(e, i));
+		if (!v || strncmp(v, "OpaqueRef:", 10) || strcmp(v, MODEL_NULL_REF) == 0)
+			continue;
+		for (size_t k = 0; k < sizeof ref_classes / sizeof ref_classes[0]; k++) {
+			char m[64];
+			snprintf(m, sizeof m, "%s.get_uuid", ref_classes[k]);
+			json_t *u = xe_rpc(c, m, "s", v);
+			json_decref(c->xerr);
+			c->xerr = NULL;
+			if (!u)
+				continue;
+			const struct model_class *mc = model_class_find(ref_classes[k]);
+			snprintf(m, sizeof m, "%s.get_name_label", ref_classes[k]);
+			json_t *nl = mc && mc->mc_name_label ? xe_rpc(c, m, "s", v) : NULL;
+			json_decref(c->xerr);
+			c->xerr = NULL;
+			char *shown = NULL;
+			if (asprintf(&shown, "%s%s%s%s", json_string_value(u), nl ? " (" : "", nl ? json_string_value(nl) : "",
+				     nl ? ")" : "") >= 0)
+				json_array_set_new(e, i, json_string(shown));
+			free(shown);
+			json_decref(nl);
+			json_decref(u);
+			break;
+		}
+	}
+	c->xerr = e;
+}
+
 void xe_print_error(const struct xe_ctx *c, FILE *f)
 {
+	if ((c->opts->debug_on_fail) && c->debug.s)
+		fputs(c->debug.s, f);
 	if (c->msg) {
 		fprintf(f, "%s\n", c->msg);
 		return;
 	}
 	if (!c->xerr)
 		return;
-	const char *code = xerr_code_of(c->xerr);
-	fprintf(f, "%s\n", code);
-	int k = xerr_code_from_name(code);
-	const char *names = k >= 0 ? xerr_param_names((enum xapi_err)k) : "";
-	for (size_t i = 1; i < json_array_size(c->xerr); i++) {
-		json_t *v = json_array_get(c->xerr, i);
-		char *tmp = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		/* the i-th declared name, or "param N" */
-		const char *p = names;
-		for (size_t n = 1; p && *p && n < i; n++) {
-			p = strchr(p, ',');
-			p = p ? p + 1 : NULL;
-		}
-		if (p && *p)
-			fprintf(f, "%.*s: %s\n", (int)strcspn(p, ","), p, tmp ? tmp : json_string_value(v));
-		else
-			fprintf(f, "param %zu: %s\n", i, tmp ? tmp : json_string_value(v));
-		free(tmp);
-	}
+	char *t = xe_error_text(c->xerr);
+	fputs(t ? t : "", f);
+	free(t);
 }
 
 json_t *xe_all(struct xe_ctx *c, const char *cls)

@@ -55,7 +55,22 @@ enum aproto_caller {
 	X(MIGRATE_RECEIVE, "agent.migrate_receive", AP_MASTER, false, "config:c,token:s,options:o") \
 	X(MIGRATE_SEND, "agent.migrate_send", AP_MASTER, true, \
 	  "vm:s,address:s,port:i,token:s,options:o,config:c") \
-	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s")
+	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s") \
+	X(VM_RELEASED, "agent.vm_released", AP_MASTER, true, "vm:s") \
+	X(HA_ARM, "agent.ha_arm", AP_MASTER, false, "config:o") \
+	X(HA_DISARM, "agent.ha_disarm", AP_MASTER, false, "generation:s") \
+	X(VM_REBOOT, "agent.vm_reboot", AP_MASTER, false, "config:c,hard:b") \
+	X(VM_SUSPEND, "agent.vm_suspend", AP_MASTER, true, "vm:s,sr:s,vdi:s") \
+	X(VM_RESUME, "agent.vm_resume", AP_MASTER, true, "config:c,sr:s,vdi:s") \
+	X(VM_CHECKPOINT, "agent.vm_checkpoint", AP_MASTER, true, "vm:s,options:o") \
+	X(VM_SET_MEMORY, "agent.vm_set_memory", AP_MASTER, false, "vm:s,target:i") \
+	X(VM_SET_VCPUS, "agent.vm_set_vcpus", AP_MASTER, false, "vm:s,vcpus:i") \
+	X(VBD_PLUG, "agent.vbd_plug", AP_MASTER, false, "vm:s,disk:o") \
+	X(VBD_UNPLUG, "agent.vbd_unplug", AP_MASTER, false, "vm:s,device:s") \
+	X(VIF_PLUG, "agent.vif_plug", AP_MASTER, false, "vm:s,device:s") \
+	X(VIF_UNPLUG, "agent.vif_unplug", AP_MASTER, false, "vm:s,device:s") \
+	X(VDI_COPY_TO, "agent.vdi_copy_to", AP_MASTER, true, "sr:s,vdi:s,dst_sr:s,new_vdi:s") \
+	X(HOST_POWER, "agent.host_power", AP_MASTER, false, "action:s")
 
 enum agent_method {
 #define AP_ENUM(id, name, caller, later, params) AGENT_##id,

@@ -19,6 +19,7 @@
 #include <yaml.h>
 #include "conf.h"
 #include "log.h"
+#include "util.h"
 
 #define CONF_MAX_DEPTH 16 /* YAML section nesting; deeper is an error */
 
@@ -345,7 +346,7 @@ static int conf_store(const struct conf_key *k, const char *t, long long n, stru
 	v->s = NULL;
 	if (k->type != CONF_STRING && k->type != CONF_ENUM)
 		return 0;
-	v->s = strdup(t);
+	v->s = xstrdup(t);
 	return v->s ? 0 : -1;
 }
 
@@ -374,16 +375,10 @@ static int conf_default(struct conf *c, size_t i)
 
 struct conf *conf_new(const struct conf_key *keys, size_t nkeys)
 {
-	struct conf *c = calloc(1, sizeof *c);
-	if (!c)
-		return NULL;
+	struct conf *c = xcalloc(1, sizeof *c);
 	c->keys = keys;
 	c->nkeys = nkeys;
-	c->vals = calloc(nkeys ? nkeys : 1, sizeof *c->vals);
-	if (!c->vals) {
-		free(c);
-		return NULL;
-	}
+	c->vals = xcalloc(nkeys ? nkeys : 1, sizeof *c->vals);
 	for (size_t i = 0; i < nkeys; i++) {
 		if (conf_default(c, i) < 0) {
 			conf_free(c);
@@ -416,7 +411,7 @@ static int conf_src_init(struct conf_src *s, struct conf *c, const char *name, c
 	*s = (struct conf_src){.c = c, .name = name, .err = err, .errlen = errlen};
 	if (err && errlen)
 		err[0] = '\0';
-	s->stage = calloc(c->nkeys ? c->nkeys : 1, sizeof *s->stage);
+	s->stage = xcalloc(c->nkeys ? c->nkeys : 1, sizeof *s->stage);
 	return s->stage ? 0 : conf_fail(s, "%s: out of memory", name);
 }
 
@@ -610,9 +605,7 @@ static int conf_yaml_value(struct conf_src *s, yaml_parser_t *p, const char *nam
 static char *conf_join(const char *prefix, const char *key)
 {
 	size_t a = strlen(prefix), b = strlen(key);
-	char *r = malloc(a + b + 2);
-	if (!r)
-		return NULL;
+	char *r = xmalloc(a + b + 2);
 	memcpy(r, prefix, a);
 	r[a] = '.';
 	memcpy(r + (a ? a + 1 : 0), key, b + 1);
@@ -707,7 +700,7 @@ static int conf_read(struct conf_src *s, const char *path, char **buf, size_t *l
 	if (!f)
 		return conf_fail(s, "%s: cannot open: %s", path, strerror(errno));
 	do {
-		if (!(nb = realloc(b, cap + 1))) {
+		if (!(nb = xrealloc(b, cap + 1))) {
 			free(b);
 			fclose(f);
 			return conf_fail(s, "%s: out of memory", path);

@@ -1,8 +1,12 @@
 /* evrpc.c - JSON-RPC over HTTPS from a libevent loop (see evrpc.h). */
+#include <assert.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -13,6 +17,7 @@
 #include "jsonrpc.h"
 #include "tls.h"
 #include "xerr.h"
+#include "util.h"
 
 struct evrpc_conn;
 
@@ -49,10 +54,18 @@ static void fail(struct evrpc_call *c, const char *what)
 	json_decref(e);
 }
 
+static void conn_broken(struct evrpc_conn *k);
+
 static void on_done(struct evhttp_request *req, void *arg)
 {
 	struct evrpc_call *c = arg;
+	struct evrpc_conn *owner = c->ec_owner;
 	owner_forget(c);
+	/* a transport failure (not an error answer: other calls may be in
+	 * flight on the same connection) means the next call needs a new one */
+	bool broken = !req || evhttp_request_get_response_code(req) != 200;
+	if (broken && owner)
+		conn_broken(owner);
 	if (!req || evhttp_request_get_response_code(req) == 0) {
 		fail(c, "no answer (connection refused or reset, TLS refused, or timed out)");
 		free(c);
@@ -70,7 +83,8 @@ static void on_done(struct evhttp_request *req, void *arg)
 		return;
 	}
 	json_t *result = NULL, *err = NULL;
-	jrpc_parse_answer(body ? body : "", len, &result, &err);
+	if (jrpc_parse_answer(body ? body : "", len, &result, &err) < 0 && owner)
+		conn_broken(owner); /* not an answer: the stream is out of step */
 	c->ec_cb(c->ec_arg, err ? NULL : result, err);
 	json_decref(result);
 	json_decref(err);
@@ -115,7 +129,7 @@ static int send_request(struct evhttp_connection *evcon, const struct evrpc_targ
 {
 	char *body = jrpc_request(method, params, 1);
 	json_decref(params);
-	struct evrpc_call *c = calloc(1, sizeof *c);
+	struct evrpc_call *c = xcalloc(1, sizeof *c);
 	if (!body || !c) {
 		free(body);
 		free(c);
@@ -137,6 +151,14 @@ static int send_request(struct evhttp_connection *evcon, const struct evrpc_targ
 		free(c);
 		return -1;
 	}
+	/* The request leaves as several small TLS records (headers, body):
+	 * with Nagle on, the second waits for the peer's delayed ACK, 40 ms a
+	 * call on a kept-alive connection. The socket exists once the request
+	 * is queued (a new connection is being made). */
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	int one = 1;
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (keep)
 		owner_add(keep, c);
 	return 0;
@@ -252,9 +274,7 @@ static void drop_pending(struct evrpc_conn *k, const char *notify)
 
 struct evrpc_conn *evrpc_conn_new(struct event_base *base, const struct evrpc_target *t)
 {
-	struct evrpc_conn *k = calloc(1, sizeof *k);
-	if (!k)
-		return NULL;
+	struct evrpc_conn *k = xcalloc(1, sizeof *k);
 	k->k_base = base;
 	k->k_target = *t;
 	snprintf(k->k_host, sizeof k->k_host, "%s", t->et_host);
@@ -274,10 +294,13 @@ struct conn_call {
 static void conn_call_done(void *arg, json_t *result, json_t *err)
 {
 	struct conn_call *cc = arg;
-	if (err) /* whatever went wrong, the next call starts on a fresh connection */
-		cc->cc_k->k_dead = true;
 	cc->cc_cb(cc->cc_arg, result, err);
 	free(cc);
+}
+
+static void conn_broken(struct evrpc_conn *k)
+{
+	k->k_dead = true;
 }
 
 int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, int timeout_s, evrpc_cb cb,
@@ -300,11 +323,7 @@ int evrpc_conn_call(struct evrpc_conn *k, const char *method, json_t *params, in
 		evhttp_connection_set_closecb(k->k_evcon, conn_closed, k);
 	}
 	evhttp_connection_set_timeout(k->k_evcon, timeout_s);
-	struct conn_call *cc = calloc(1, sizeof *cc);
-	if (!cc) {
-		json_decref(params);
-		return -1;
-	}
+	struct conn_call *cc = xcalloc(1, sizeof *cc);
 	*cc = (struct conn_call){k, cb, arg};
 	if (send_request(k->k_evcon, &k->k_target, method, params, k, conn_call_done, cc) < 0) {
 		free(cc);
@@ -323,6 +342,7 @@ void evrpc_conn_free(struct evrpc_conn *k)
 		evhttp_connection_free(k->k_evcon); /* drops its requests without callbacks */
 	}
 	drop_pending(k, NULL); /* a heartbeat in flight at shutdown ends here, unanswered */
+	assert(!k->k_pending);
 	free(k);
 }
 
@@ -344,6 +364,7 @@ void evrpc_conn_close(struct evrpc_conn *k, const char *why)
 		k->k_evcon = NULL;
 	}
 	drop_pending(k, why);
+	assert(!k->k_pending);
 	free(k);
 }
 

@@ -34,6 +34,7 @@
 #include "httpsrv.h"
 #include "log.h"
 #include "tls.h"
+#include "util.h"
 
 #define HS_MAX_LISTENERS 4
 #define HS_BACKOFF_FIRST_MS 50
@@ -281,7 +282,7 @@ static struct bufferevent *hs_bevcb(struct event_base *base, void *arg)
 {
 	struct httpsrv *s = arg;
 	SSL *ssl = *s->s_ctx ? SSL_new(*s->s_ctx) : NULL;
-	struct hs_conn *c = calloc(1, sizeof *c);
+	struct hs_conn *c = xcalloc(1, sizeof *c);
 	if (!ssl || !c || SSL_set_ex_data(ssl, hs_idx, c) != 1) {
 		log_error("%s: no memory for a TLS connection", s->s_lim.hl_name);
 		abort();
@@ -412,13 +413,13 @@ struct httpsrv *httpsrv_new(struct event_base *base, SSL_CTX *const *ctx, const 
 			    httpsrv_handler handler, void *arg)
 {
 	pthread_once(&hs_idx_once, hs_idx_init);
-	struct httpsrv *s = calloc(1, sizeof *s);
+	struct httpsrv *s = xcalloc(1, sizeof *s);
 	if (!s || hs_idx < 0)
 		goto fail;
 	*s = (struct httpsrv){.s_base = base, .s_ctx = ctx, .s_lim = *lim, .s_handler = handler, .s_arg = arg};
 	if (!s->s_lim.hl_name)
 		s->s_lim.hl_name = "HTTPS";
-	s->s_peer_cn = lim->hl_peer_cn ? strdup(lim->hl_peer_cn) : NULL;
+	s->s_peer_cn = lim->hl_peer_cn ? xstrdup(lim->hl_peer_cn) : NULL;
 	s->s_per_addr = json_object();
 	s->s_resume = evtimer_new(base, hs_resume, s);
 	s->s_http = evhttp_new(base);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "jsonrpc.h"
 #include "xerr.h"
+#include "util.h"
 
 static char *frame_error(int code, const char *message, const char *detail)
 {
@@ -82,7 +83,7 @@ int jrpc_parse(const char *body, size_t len, struct jrpc_req *req, char **error_
 		json_decref(o);
 		return -1;
 	}
-	req->jr_method = strdup(json_string_value(method));
+	req->jr_method = xstrdup(json_string_value(method));
 	if (!params)
 		req->jr_params = json_array();
 	else if (json_is_object(params)) /* one struct parameter */
@@ -102,7 +103,7 @@ static char *id_text(const json_t *id)
 
 char *jrpc_ok_prefix(bool v2)
 {
-	return strdup(v2 ? "{\"jsonrpc\":\"2.0\",\"result\":" : "{\"result\":");
+	return xstrdup(v2 ? "{\"jsonrpc\":\"2.0\",\"result\":" : "{\"result\":");
 }
 
 char *jrpc_ok_suffix(const json_t *id, bool v2)

@@ -1,7 +1,10 @@
-/* log.c - timestamped lines on stderr, one write() per line. */
+/* log.c - timestamped lines on stderr, one write() per line; priority
+ * prefixes instead when stderr is the journal (see log.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,11 +13,36 @@
 /* The logger's settings: a process-wide singleton set once by main(). */
 static const char *log_prog = "?";
 static enum log_level log_min = LOG_LVL_INFO;
+static bool log_journal;
+
+bool log_is_journal(const char *journal_stream, unsigned long long dev, unsigned long long ino)
+{
+	unsigned long long d, i;
+	char tail;
+	return journal_stream && sscanf(journal_stream, "%llu:%llu%c", &d, &i, &tail) == 2 && d == dev && i == ino;
+}
 
 void log_init(const char *prog, enum log_level min)
 {
 	log_prog = prog;
 	log_min = min;
+	struct stat st;
+	log_journal = fstat(STDERR_FILENO, &st) == 0 &&
+		      log_is_journal(getenv("JOURNAL_STREAM"), (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+}
+
+int log_format(char *line, size_t size, bool journal, enum log_level lvl, const char *prog, int pid,
+	       const struct timeval *tv)
+{
+	static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+	static const int prio[] = {7, 6, 4, 3}; /* syslog's debug, info, warning, err */
+	if (journal) /* journald stamps the time, the unit and the pid itself */
+		return snprintf(line, size, "<%d>%s: ", prio[lvl], tags[lvl]);
+	struct tm tm;
+	gmtime_r(&tv->tv_sec, &tm);
+	return snprintf(line, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ", tm.tm_year + 1900,
+			tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(tv->tv_usec / 1000), prog,
+			pid, tags[lvl]);
 }
 
 void log_set_level(enum log_level min)
@@ -33,17 +61,12 @@ int log_level_from_name(const char *name)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 	if (lvl < log_min)
 		return;
 	char line[2048];
 	struct timeval tv;
-	struct tm tm;
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, (long)(tv.tv_usec / 1000), log_prog, (int)getpid(), tags[lvl]);
+	int n = log_format(line, sizeof line, log_journal, lvl, log_prog, (int)getpid(), &tv);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -1,5 +1,8 @@
 /* model.c - lookups, defaults and value checks over the class tables. */
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -152,6 +155,37 @@ bool model_value_ok(const struct model_field *f, const json_t *v)
 		return json_is_object(v);
 	}
 	return false;
+}
+
+json_t *model_coerce(const struct model_field *f, json_t *v)
+{
+	const char *s = json_string_value(v);
+	char *end;
+	if (s && *s && f->fld_type == FT_INT) {
+		errno = 0;
+		long long n = strtoll(s, &end, 10);
+		if (!*end && !errno)
+			return json_integer(n);
+	}
+	if (s && *s && f->fld_type == FT_FLOAT) {
+		double d = strtod(s, &end);
+		if (!*end && isfinite(d))
+			return json_real(d);
+	}
+	if (json_is_integer(v) && f->fld_type == FT_FLOAT)
+		return json_real((double)json_integer_value(v));
+	return json_incref(v);
+}
+
+void model_record_coerce(const struct model_class *c, json_t *rec)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(rec, k, v) {
+		const struct model_field *f = model_field_find(c, k);
+		if (f)
+			json_object_set_new(rec, k, model_coerce(f, v));
+	}
 }
 
 json_t *model_new_record(const struct model_class *c)

@@ -70,6 +70,13 @@ const struct model_field *model_field_find(const struct model_class *c, const ch
 json_t *model_default(const struct model_field *f);
 /* true when v has the field's wire type (enum values and ref shape checked). */
 bool model_value_ok(const struct model_field *f, const json_t *v);
+/* v as field f's wire type where it is another spelling of it, as XAPI
+ * reads its arguments: an int or float given as decimal text (XML-RPC
+ * clients send int64 so: <i4> is 32 bits), a float given as an int. A new
+ * reference: the converted value, or v itself. */
+json_t *model_coerce(const struct model_field *f, json_t *v);
+/* The same for every field of record rec of class c, in place. */
+void model_record_coerce(const struct model_class *c, json_t *rec);
 /* A full record of class c with every field at its default. */
 json_t *model_new_record(const struct model_class *c);
 

@@ -400,6 +400,29 @@ static const struct model_field VM_metrics_fields[] = {
 	RO(numa_node_memory, MAP_ANY),
 };
 
+/* What the guest's own agent says of it (a sim guest: its OS name and an
+ * address), kept by poold from the host's reports while the VM runs and
+ * destroyed when it halts, as XAPI does. Xen Orchestra shows the VM's
+ * addresses and OS from here. */
+static const struct model_field VM_guest_metrics_fields[] = {
+	RO(uuid, STRING),
+	RO(os_version, MAP),
+	RO(netbios_name, MAP),
+	RO(PV_drivers_version, MAP),
+	RO(PV_drivers_up_to_date, BOOL),
+	RO(memory, MAP),
+	RO(disks, MAP),
+	RO(networks, MAP),
+	RO(other, MAP),
+	RO(last_updated, DATETIME),
+	RW(other_config, MAP),
+	RO(live, BOOL),
+	ENUM(can_use_hotplug_vbd, RO_RUN, "yes|no|unspecified", "\"unspecified\""),
+	ENUM(can_use_hotplug_vif, RO_RUN, "yes|no|unspecified", "\"unspecified\""),
+	RO(PV_drivers_detected, BOOL),
+	RO(services, MAP),
+};
+
 static const struct model_field network_fields[] = {
 	RO(uuid, STRING),
 	NAME_FIELDS,
@@ -548,6 +571,7 @@ const struct model_class model_classes[] = {
 	CLASS(VBD, "vbd", false, true, false),
 	CLASS(VM, "vm", true, true, false),
 	CLASS(VM_metrics, "vm-metrics", false, false, false),
+	CLASS(VM_guest_metrics, "vm-guest-metrics", false, false, false),
 	CLASS(network, "network", true, true, true),
 	CLASS(VIF, "vif", false, true, true),
 	CLASS(PIF, "pif", false, false, false),

@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "util.h"
 
 #define TLS_CA_DAYS 3650
 #define TLS_SKEW_SECONDS 3600
@@ -387,7 +388,7 @@ static char *tls_cert_to_pem(X509 *x, char *err, size_t errlen)
 	if (b && PEM_write_bio_X509(b, x) == 1) {
 		char *data;
 		long n = BIO_get_mem_data(b, &data);
-		out = malloc((size_t)n + 1);
+		out = xmalloc((size_t)n + 1);
 		if (out) {
 			memcpy(out, data, (size_t)n);
 			out[n] = '\0';

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "util.h"
 
 /* ---- names (pure) ---------------------------------------------------- */
 
@@ -126,7 +127,7 @@ static char **tls_x509_names(X509 *x)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	int n = gens ? sk_GENERAL_NAME_num(gens) : 0;
-	char **out = calloc((size_t)n + 1, sizeof *out);
+	char **out = xcalloc((size_t)n + 1, sizeof *out);
 	size_t k = 0;
 	for (int i = 0; out && i < n; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -144,7 +145,7 @@ static char **tls_x509_names(X509 *x)
 			const unsigned char *b = ASN1_STRING_get0_data(g->d.iPAddress);
 			if ((len == 4 && inet_ntop(AF_INET, b, text, sizeof text)) ||
 			    (len == 16 && inet_ntop(AF_INET6, b, text, sizeof text)))
-				out[k++] = strdup(text);
+				out[k++] = xstrdup(text);
 		}
 	}
 	GENERAL_NAMES_free(gens);
@@ -287,7 +288,7 @@ static int tls_verify_cn(int ok, X509_STORE_CTX *sc)
 int tls_require_peer_cn(SSL *ssl, const char *cn)
 {
 	pthread_once(&tls_cn_once, tls_cn_init);
-	char *copy = cn ? strdup(cn) : NULL;
+	char *copy = cn ? xstrdup(cn) : NULL;
 	if (!ssl || !copy || tls_cn_ssl_idx < 0) {
 		free(copy);
 		return 0;
@@ -305,7 +306,7 @@ int tls_require_peer_cn(SSL *ssl, const char *cn)
 int tls_ctx_require_peer_cn(SSL_CTX *ctx, const char *cn)
 {
 	pthread_once(&tls_cn_once, tls_cn_init);
-	char *copy = cn ? strdup(cn) : NULL;
+	char *copy = cn ? xstrdup(cn) : NULL;
 	if (!ctx || !copy || tls_cn_ctx_idx < 0) {
 		free(copy);
 		return 0;

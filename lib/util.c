@@ -82,3 +82,9 @@ int errf(char *err, size_t errlen, const char *fmt, ...)
 	}
 	return -1;
 }
+
+const char *jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}

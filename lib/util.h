@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -21,6 +22,8 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* jansson allocates through xmalloc (call once in main, before any thread). */
 void util_json_init(void);
+/* o[k] when it is a string, else "" (absent, null or another type) */
+const char *jstr(const json_t *o, const char *k);
 
 /* CLOCK_MONOTONIC in nanoseconds / milliseconds / seconds. */
 uint64_t now_ns(void);

@@ -4,12 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "xerr.h"
+#include "util.h"
 
 static const struct {
 	const char *name;
 	const char *params;
+	const char *doc;
 } xerr_table[] = {
-#define XAPI_ERR_ROW(code, params) {#code, params},
+#define XAPI_ERR_ROW(code, params, doc) {#code, params, doc},
 	XAPI_ERROR_LIST(XAPI_ERR_ROW)
 #undef XAPI_ERR_ROW
 };
@@ -22,6 +24,11 @@ const char *xerr_code_name(enum xapi_err code)
 const char *xerr_param_names(enum xapi_err code)
 {
 	return (code >= 0 && code < XE__COUNT) ? xerr_table[code].params : "";
+}
+
+const char *xerr_doc(enum xapi_err code)
+{
+	return (code >= 0 && code < XE__COUNT) ? xerr_table[code].doc : "";
 }
 
 int xerr_param_count(enum xapi_err code)
@@ -84,9 +91,7 @@ const char *xerr_code_of(const json_t *err)
 char *xerr_to_text(const json_t *err)
 {
 	size_t cap = 256, len = 0;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
+	char *out = xmalloc(cap);
 	out[0] = '\0';
 	for (size_t i = 0; i < json_array_size(err); i++) {
 		json_t *v = json_array_get(err, i);
@@ -95,12 +100,7 @@ char *xerr_to_text(const json_t *err)
 		size_t need = len + strlen(s) + 4;
 		if (need > cap) {
 			cap = need * 2;
-			char *n = realloc(out, cap);
-			if (!n) {
-				free(tmp);
-				free(out);
-				return NULL;
-			}
+			char *n = xrealloc(out, cap);
 			out = n;
 		}
 		len += (size_t)sprintf(out + len, "%s%s", i == 0 ? "" : (i == 1 ? ": " : ", "), s);

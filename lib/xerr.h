@@ -25,6 +25,8 @@ const char *xerr_code_name(enum xapi_err code);
 /* Declared parameter names ("vm,expected,actual"); "" when none. */
 const char *xerr_param_names(enum xapi_err code);
 int xerr_param_count(enum xapi_err code);
+/* XAPI's sentence describing the error ("" when it has none). */
+const char *xerr_doc(enum xapi_err code);
 /* Lookup by name; -1 when unknown. */
 int xerr_code_from_name(const char *name);
 /* The code string of an error value (its first element). */

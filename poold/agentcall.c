@@ -9,13 +9,16 @@
  *
  * Every method is one of agent_proto.h's table and its parameters are
  * checked against it before anything is sent. Calls travel on kept-alive
- * mutual-TLS connections, a few per host (a long call such as
- * agent.migrate_send holds one for its duration): one handshake per
- * connection, not one per call. A connection idle for LINK_IDLE_S is
+ * mutual-TLS connections, a few per host: one handshake per connection,
+ * not one per call. A long call (agent.migrate_send, answered when its
+ * stream ends) gets a connection to itself, from a second set kept for
+ * long calls, so short calls never queue behind a stream and a batch of
+ * migrations does not pay a handshake each. A connection idle for LINK_IDLE_S is
  * closed by poold first, before the agent's own idle timeout can race a
  * new request; a host whose agent moved (restarted on another port) gets
  * new connections.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,9 @@
 #include "util.h"
 #include "xerr.h"
 
-#define LINK_CONNS 8      /* kept connections per host at most */
+#define LINK_CONNS 8      /* kept connections per host for short calls */
+#define LINK_LONG 16      /* and for long ones, one call each (above: one-off connections) */
+#define LINK_SLOTS (LINK_CONNS + LINK_LONG)
 #define LINK_IDLE_S 20    /* agents drop idle connections after 60 s */
 #define CALL_TIMEOUT_S 120
 
@@ -50,8 +55,8 @@ struct agent_job {
 struct agent_link {
 	char al_host[64];
 	struct agent_addr al_addr;
-	struct evrpc_conn *al_conns[LINK_CONNS];
-	int64_t al_used[LINK_CONNS]; /* monotonic second of the last call on each */
+	struct evrpc_conn *al_conns[LINK_SLOTS]; /* [0, LINK_CONNS): short calls; then long */
+	int64_t al_used[LINK_SLOTS];             /* monotonic second of the last call on each */
 	struct agent_link *al_next;
 };
 
@@ -105,6 +110,7 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 {
 	struct agent_job *j = arg;
 	json_t *e, *out = NULL;
+	log_debug("<- %s%s", j->aj_what, err ? " (failed)" : "");
 	if (err)
 		log_failure(j, err);
 	if (j->aj_done) {
@@ -156,7 +162,7 @@ bool agent_target(struct poold *pd, const char *host, struct agent_addr *out)
 
 static void link_drop_conns(struct agent_link *l, const char *why)
 {
-	for (int i = 0; i < LINK_CONNS; i++) {
+	for (int i = 0; i < LINK_SLOTS; i++) {
 		evrpc_conn_close(l->al_conns[i], why);
 		l->al_conns[i] = NULL;
 	}
@@ -184,18 +190,23 @@ static struct agent_link *link_of(struct poold *pd, const char *host, const stru
 	return l;
 }
 
-/* An idle kept connection, else a new one, else the least busy. */
-static struct evrpc_conn *link_conn(struct poold *pd, struct agent_link *l)
+/* A short call: an idle kept connection, else a new one, else the least
+ * busy. A long call: an idle one of the long set, else a new one there,
+ * else NULL (the caller opens a one-off connection). */
+static struct evrpc_conn *link_conn(struct poold *pd, struct agent_link *l, bool later)
 {
 	int best = -1, empty = -1;
 	size_t best_n = (size_t)-1;
-	for (int i = 0; i < LINK_CONNS; i++) {
+	int from = later ? LINK_CONNS : 0, to = later ? LINK_SLOTS : LINK_CONNS;
+	for (int i = from; i < to; i++) {
 		if (!l->al_conns[i]) {
 			if (empty < 0)
 				empty = i;
 			continue;
 		}
 		size_t n = evrpc_conn_pending(l->al_conns[i]);
+		if (later && n > 0)
+			continue;
 		if (n < best_n) {
 			best_n = n;
 			best = i;
@@ -209,6 +220,7 @@ static struct evrpc_conn *link_conn(struct poold *pd, struct agent_link *l)
 	}
 	if (best < 0)
 		return NULL;
+	assert(best >= from && best < to && l->al_conns[best]);
 	l->al_used[best] = now_s();
 	return l->al_conns[best];
 }
@@ -218,7 +230,7 @@ void agent_links_sweep(struct poold *pd)
 {
 	int64_t now = now_s();
 	for (struct agent_link *l = pd->pd_links; l; l = l->al_next)
-		for (int i = 0; i < LINK_CONNS; i++)
+		for (int i = 0; i < LINK_SLOTS; i++)
 			if (l->al_conns[i] && !evrpc_conn_pending(l->al_conns[i]) && now - l->al_used[i] > LINK_IDLE_S) {
 				evrpc_conn_close(l->al_conns[i], "idle");
 				l->al_conns[i] = NULL;
@@ -270,7 +282,15 @@ static json_t *job_send(struct agent_job *j, const char *host, enum agent_method
 		return xerr_new(XE_HOST_OFFLINE, host, NULL);
 	}
 	snprintf(j->aj_what, sizeof j->aj_what, "%s on %s:%d", am->am_name, addr.aa_address, addr.aa_port);
-	struct evrpc_conn *k = link_conn(pd, link_of(pd, host, &addr));
+	log_debug("-> %s", j->aj_what);
+	struct evrpc_conn *k = link_conn(pd, link_of(pd, host, &addr), am->am_later);
+	if (!k && am->am_later) {
+		/* more long calls at once than the long set holds */
+		struct evrpc_target t = {addr.aa_address, addr.aa_port, pd->pd_agent_ctx, addr.aa_uuid};
+		if (evrpc_call(pd->pd_base, &t, am->am_name, params, CALL_TIMEOUT_S, job_answer, j) < 0)
+			return xerr_newf(XE_INTERNAL_ERROR, "cannot start %s", am->am_name);
+		return NULL;
+	}
 	if (!k || evrpc_conn_call(k, am->am_name, params, CALL_TIMEOUT_S, job_answer, j) < 0) {
 		if (!k)
 			json_decref(params);

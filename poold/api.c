@@ -27,9 +27,7 @@ int api_add(struct poold *pd, const struct api_method *m)
 {
 	if (json_object_get(pd->pd_methods, m->am_name))
 		return 0; /* an explicit method wins over a generated one */
-	struct api_method *t = realloc(pd->pd_method_tab, (pd->pd_nmethods + 1) * sizeof *t);
-	if (!t)
-		return -1;
+	struct api_method *t = xrealloc(pd->pd_method_tab, (pd->pd_nmethods + 1) * sizeof *t);
 	pd->pd_method_tab = t;
 	t[pd->pd_nmethods] = *m;
 	json_object_set_new(pd->pd_methods, m->am_name, json_integer((json_int_t)pd->pd_nmethods));
@@ -331,28 +329,66 @@ static void api_async_start(evutil_socket_t fd, short what, void *arg)
 
 static void api_task_done(struct api_call *c, json_t *err)
 {
-	while (!err && c->ac_stream) { /* a task's result is stored whole */
-		int more = c->ac_stream(c, api_raw(c));
-		if (more < 0)
-			err = xerr_newf(XE_INTERNAL_ERROR, "reading the database failed");
-		if (more != 1)
-			c->ac_stream = NULL;
-	}
-	if (!err && !c->ac_result && !c->ac_raw)
-		c->ac_result = json_string(""); /* void: "<value></value>" */
 	char *text = NULL;
-	if (!err)
-		text = c->ac_raw ? NULL : xmlrpc_value(c->ac_result);
-	if (!err && c->ac_raw) {
-		size_t len = evbuffer_get_length(c->ac_raw);
-		json_t *v = json_loadb((const char *)evbuffer_pullup(c->ac_raw, -1), len, JSON_DECODE_ANY, NULL);
-		text = xmlrpc_value(v);
-		json_decref(v);
+	json_t *v = err ? NULL : api_result_whole(c, &err);
+	if (!err) {
+		struct xr_type t = api_result_type(c->ac_method);
+		if (!v)
+			v = json_string(""); /* void: "<value></value>" */
+		text = xmlrpc_value(v, &t);
 	}
+	json_decref(v);
 	task_end(c->ac_pd, c->ac_task, err, text);
 	free(text);
 	json_decref(err);
 	api_call_free(c);
+}
+
+json_t *api_result_whole(struct api_call *c, json_t **err)
+{
+	*err = NULL;
+	while (c->ac_stream) {
+		int more = c->ac_stream(c, api_raw(c));
+		if (more != 1)
+			c->ac_stream = NULL;
+		if (more < 0) {
+			*err = xerr_newf(XE_INTERNAL_ERROR, "reading the database failed");
+			return NULL;
+		}
+	}
+	if (!c->ac_raw)
+		return json_incref(c->ac_result);
+	size_t len = evbuffer_get_length(c->ac_raw);
+	return json_loadb((const char *)evbuffer_pullup(c->ac_raw, -1), len, JSON_DECODE_ANY, NULL);
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* How an answer is typed in XML-RPC (see xmlrpc.h): from the model for
+ * the generated getters, by name for the few hand-written ones that
+ * return records or datetimes. */
+struct xr_type api_result_type(const struct api_method *m)
+{
+	static const char *const message_maps[] = {"message.get", "message.get_since"};
+	struct xr_type t = {XR_PLAIN, NULL};
+	if (!m)
+		return t;
+	for (size_t i = 0; i < sizeof message_maps / sizeof message_maps[0]; i++)
+		if (strcmp(m->am_name, message_maps[i]) == 0)
+			return (struct xr_type){XR_RECORDS, model_class_find("message")};
+	if (strcmp(m->am_name, "event.from") == 0)
+		t.xt_kind = XR_EVENTS;
+	else if (m->am_field && m->am_field->fld_type == FT_DATETIME && strstr(m->am_name, ".get_"))
+		t.xt_kind = XR_DATETIME;
+	else if (m->am_class && !m->am_field && ends_with(m->am_name, ".get_record"))
+		t = (struct xr_type){XR_RECORD, m->am_class};
+	else if (m->am_class && !m->am_field && ends_with(m->am_name, ".get_all_records"))
+		t = (struct xr_type){XR_RECORDS, m->am_class};
+	return t;
 }
 
 struct evbuffer *api_raw(struct api_call *c)
@@ -404,6 +440,30 @@ static json_t *count_mismatch(const char *name, const struct api_method *m, size
 	return xerr_new(XE_MESSAGE_PARAMETER_COUNT_MISMATCH, name, want, have, NULL);
 }
 
+/* Arguments typed by the model where a client spelled them otherwise
+ * (model_coerce): a record given to <Class>.create, a field's new value
+ * given to <Class>.set_<field>. Hand-written methods read theirs with
+ * api_arg_int and friends, which accept the same spellings. */
+static void api_args_coerce(struct api_call *c, const char *name)
+{
+	const struct api_method *m = c->ac_method;
+	json_t *a0 = json_array_get(c->ac_args, 0);
+	if (m->am_field && strstr(name, ".set_")) {
+		json_t *v = json_array_get(c->ac_args, 1);
+		if (v)
+			json_array_set_new(c->ac_args, 1, model_coerce(m->am_field, v));
+		return;
+	}
+	const char *dot = strchr(name, '.');
+	if (!dot || strcmp(dot, ".create") || !json_is_object(a0))
+		return;
+	char cls[64];
+	snprintf(cls, sizeof cls, "%.*s", (int)(dot - name), name);
+	const struct model_class *mc = model_class_find(cls);
+	if (mc)
+		model_record_coerce(mc, a0);
+}
+
 void api_dispatch(struct api_call *c, const char *method)
 {
 	struct poold *pd = c->ac_pd;
@@ -442,6 +502,7 @@ void api_dispatch(struct api_call *c, const char *method)
 	c->ac_args = json_array();
 	for (size_t i = skip; i < n; i++)
 		json_array_append(c->ac_args, json_array_get(c->ac_params, i));
+	api_args_coerce(c, name);
 	if (!async) {
 		api_run(c);
 		return;
@@ -453,11 +514,7 @@ void api_dispatch(struct api_call *c, const char *method)
 		api_call_finish(c, e);
 		return;
 	}
-	struct api_call *work = calloc(1, sizeof *work);
-	if (!work) {
-		api_call_finish(c, xerr_newf(XE_INTERNAL_ERROR, "out of memory"));
-		return;
-	}
+	struct api_call *work = xcalloc(1, sizeof *work);
 	*work = *c;
 	work->ac_params = json_incref(c->ac_params);
 	work->ac_args = json_incref(c->ac_args);

@@ -40,12 +40,6 @@
 #define EVAC_TRIES 3
 #define META_KEY "evacuations"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* The pool as the planner sees it (snapshot.c): host src evacuated, the
  * VMs vms (an array of refs; NULL = every VM resident on src). */
 static void evac_snapshot(struct poold *pd, const char *src, json_t *vms, struct snap *sn)
@@ -83,6 +77,7 @@ struct evac {
 	struct evac_vm_st *ev_vms;
 	size_t ev_nvms;
 	int ev_in_flight, ev_max_in_flight;
+	int ev_releasing; /* moved VMs whose copy on the host is still being destroyed */
 	bool ev_cancelled, ev_pumping;
 	struct event *ev_tick;
 	struct evac *ev_next;
@@ -155,10 +150,14 @@ static void ev_save(struct evac *ev)
 		char *text = json_dumps(st, JSON_COMPACT);
 		api_task_note(ev->ev_pd, ev->ev_task, "evacuation", text ? text : "{}");
 		free(text);
-		size_t ended = 0;
-		for (size_t i = 0; i < ev->ev_nvms; i++)
-			ended += ev->ev_vms[i].vs_state >= EV_DONE;
-		api_task_progress(ev->ev_pd, ev->ev_task, ev->ev_nvms ? 0.99 * (double)ended / (double)ev->ev_nvms : 0.99);
+		/* by bytes: the memory of the VMs that ended over all of it */
+		double ended = 0, all = 0;
+		for (size_t i = 0; i < ev->ev_nvms; i++) {
+			double b = ev->ev_vms[i].vs_memory > 0 ? (double)ev->ev_vms[i].vs_memory : 1;
+			all += b;
+			ended += ev->ev_vms[i].vs_state >= EV_DONE ? b : 0;
+		}
+		api_task_progress(ev->ev_pd, ev->ev_task, all > 0 ? 0.99 * ended / all : 0.99);
 	}
 	json_decref(st);
 }
@@ -298,6 +297,7 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 	struct evac *ev = v->vs_ev;
 	ev->ev_in_flight--;
 	if (!err) {
+		ev->ev_releasing++; /* vm_released comes next */
 		v->vs_state = EV_DONE;
 		v->vs_downtime_ms = json_number_value(json_object_get(stats, "downtime_ms"));
 		v->vs_wire_bytes = json_integer_value(json_object_get(stats, "wire_bytes"));
@@ -311,12 +311,23 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 	pump(ev);
 }
 
+/* A moved VM's copy on the host is gone (or not confirmed gone: the
+ * heartbeats settle it; the VM itself has moved). */
+static void vm_released(struct poold *pd, void *arg, bool released, const char *why)
+{
+	(void)pd, (void)released, (void)why;
+	struct evac_vm_st *v = arg;
+	struct evac *ev = v->vs_ev;
+	ev->ev_releasing--;
+	pump(ev);
+}
+
 /* Start v's migration (or find it needs none). */
 static void vm_start(struct evac *ev, struct evac_vm_st *v)
 {
 	struct poold *pd = ev->ev_pd;
 	json_t *rec = db_obj_get(pd->pd_db, v->vs_ref);
-	if (!rec || strcmp(str(rec, "resident_on"), ev->ev_host)) {
+	if (!rec || strcmp(jstr(rec, "resident_on"), ev->ev_host)) {
 		/* gone from the host meanwhile (moved, halted, destroyed): nothing to do */
 		v->vs_state = EV_DONE;
 		json_decref(rec);
@@ -330,7 +341,7 @@ static void vm_start(struct evac *ev, struct evac_vm_st *v)
 	ev->ev_in_flight++;
 	if (ev->ev_in_flight > ev->ev_max_in_flight)
 		ev->ev_max_in_flight = ev->ev_in_flight;
-	json_t *e = migrate_start(pd, NULL, v->vs_ref, v->vs_target, opts, NULL, vm_done, v);
+	json_t *e = migrate_start(pd, NULL, v->vs_ref, v->vs_target, opts, NULL, vm_done, vm_released, v);
 	json_decref(opts);
 	if (e != API_PENDING) { /* refused before anything moved */
 		ev->ev_in_flight--;
@@ -344,7 +355,7 @@ static bool task_cancelling(struct evac *ev)
 	if (!ev->ev_task[0])
 		return false;
 	json_t *t = db_obj_get(ev->ev_pd->pd_db, ev->ev_task);
-	bool yes = t && strcmp(str(t, "status"), "cancelling") == 0;
+	bool yes = t && strcmp(jstr(t, "status"), "cancelling") == 0;
 	json_decref(t);
 	return yes;
 }
@@ -373,7 +384,8 @@ static void pump(struct evac *ev)
 	for (size_t i = 0; i < ev->ev_nvms; i++)
 		pending |= ev->ev_vms[i].vs_state == EV_PENDING;
 	ev_save(ev);
-	if (ev->ev_in_flight == 0 && (!pending || ev->ev_cancelled))
+	/* the end once nothing moves and the host holds no copy of a moved VM */
+	if (ev->ev_in_flight == 0 && ev->ev_releasing == 0 && (!pending || ev->ev_cancelled))
 		ev_finish(ev);
 }
 
@@ -467,6 +479,11 @@ json_t *host_evacuate(struct api_call *c)
 	struct evac_plan *plan = evacplan_plan(&sn.sn_pool);
 	if (!plan)
 		abort();
+	if ((e = ha_check_evacuation(pd->pd_db, host, &sn.sn_pool, plan))) { /* HA admission */
+		evacplan_free(plan);
+		snap_free(&sn);
+		return e;
+	}
 	struct evac *ev = ev_new(pd, host, c->ac_task, network, batch);
 	struct op_ctx o = {host, ev->ev_op, true};
 	if ((e = db_txn(pd->pd_db, op_txn, &o))) {
@@ -516,6 +533,12 @@ static json_t *plan_only(struct api_call *c, json_t **fails)
 	struct evac_plan *plan = evacplan_plan(pool);
 	if (!plan)
 		abort();
+	json_t *ha = ha_check_evacuation(c->ac_pd->pd_db, host, pool, plan); /* the dry run says it too */
+	if (ha) {
+		evacplan_free(plan);
+		snap_free(&sn);
+		return ha;
+	}
 	json_t *out = json_object();
 	for (size_t i = 0; i < plan->pl_nvms; i++) {
 		const struct evac_place *pl = &plan->pl_vms[i];
@@ -583,9 +606,9 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 	const char *host;
 	json_t *st;
 	json_object_foreach(all, host, st) {
-		struct evac *ev = ev_new(pd, host, str(st, "task"), str(st, "network"),
+		struct evac *ev = ev_new(pd, host, jstr(st, "task"), jstr(st, "network"),
 					 (int)json_integer_value(json_object_get(st, "batch_size")));
-		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", str(st, "op"));
+		snprintf(ev->ev_op, sizeof ev->ev_op, "%s", jstr(st, "op"));
 		ev->ev_max_in_flight = (int)json_integer_value(json_object_get(st, "max_in_flight"));
 		json_t *vms = json_object_get(st, "vms");
 		ev->ev_vms = xcalloc(json_array_size(vms) + 1, sizeof *ev->ev_vms);
@@ -594,8 +617,8 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 		json_array_foreach(vms, i, vj) {
 			struct evac_vm_st *v = &ev->ev_vms[ev->ev_nvms++];
 			v->vs_ev = ev;
-			snprintf(v->vs_ref, sizeof v->vs_ref, "%s", str(vj, "vm"));
-			snprintf(v->vs_target, sizeof v->vs_target, "%s", str(vj, "target"));
+			snprintf(v->vs_ref, sizeof v->vs_ref, "%s", jstr(vj, "vm"));
+			snprintf(v->vs_target, sizeof v->vs_target, "%s", jstr(vj, "target"));
 			v->vs_tries = (int)json_integer_value(json_object_get(vj, "tries"));
 			v->vs_tried = json_deep_copy(json_object_get(vj, "tried"));
 			if (!v->vs_tried)
@@ -605,7 +628,7 @@ static void resume(evutil_socket_t fd, short what, void *arg)
 			v->vs_downtime_ms = json_number_value(json_object_get(vj, "downtime_ms"));
 			v->vs_wire_bytes = json_integer_value(json_object_get(vj, "wire_bytes"));
 			v->vs_stream_ms = json_number_value(json_object_get(vj, "stream_ms"));
-			const char *s = str(vj, "state");
+			const char *s = jstr(vj, "state");
 			v->vs_state = strcmp(s, "done") == 0 ? EV_DONE : strcmp(s, "failed") == 0 ? EV_FAILED : EV_PENDING;
 			/* was migrating: the heartbeats have said where it runs by now;
 			 * vm_start counts it moved if it left the host */

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "poold.h"
 #include "xerr.h"
+#include "util.h"
 
 struct evt_waiter {
 	struct api_call *w_call;
@@ -82,9 +83,7 @@ static int collect_one(void *ctx, int64_t id, double ts, const char *cls, const 
 	} else {
 		if (col->n == col->cap) {
 			size_t cap = col->cap ? col->cap * 2 : 64;
-			struct evt_entry *ne = realloc(col->e, cap * sizeof *ne);
-			if (!ne)
-				return 1;
+			struct evt_entry *ne = xrealloc(col->e, cap * sizeof *ne);
 			col->e = ne;
 			col->cap = cap;
 		}
@@ -98,7 +97,7 @@ static int collect_one(void *ctx, int64_t id, double ts, const char *cls, const 
 	lower(e->cls);
 	snprintf(e->op, sizeof e->op, "%s", op);
 	snprintf(e->ref, sizeof e->ref, "%s", ref);
-	e->snapshot = snapshot ? strdup(snapshot) : NULL;
+	e->snapshot = snapshot ? xstrdup(snapshot) : NULL;
 	return 0;
 }
 
@@ -121,9 +120,7 @@ static void sb_put(struct sbuf *s, const char *p, size_t n)
 		size_t cap = s->cap ? s->cap : 1024;
 		while (cap < s->len + n + 1)
 			cap *= 2;
-		char *nb = realloc(s->b, cap);
-		if (!nb)
-			return;
+		char *nb = xrealloc(s->b, cap);
 		s->b = nb;
 		s->cap = cap;
 	}
@@ -446,11 +443,7 @@ json_t *evt_from(struct api_call *c)
 		json_decref(classes);
 		return NULL;
 	}
-	struct evt_waiter *w = calloc(1, sizeof *w);
-	if (!w) {
-		json_decref(classes);
-		return xerr_newf(XE_INTERNAL_ERROR, "out of memory");
-	}
+	struct evt_waiter *w = xcalloc(1, sizeof *w);
 	w->w_call = c;
 	w->w_classes = classes;
 	/* later events of other classes move the token on when the wait ends */

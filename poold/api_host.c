@@ -25,6 +25,7 @@
 #include "tls.h"
 #include "version.h"
 #include "xerr.h"
+#include "util.h"
 
 #define BEAT_FULL_SECONDS 30
 
@@ -97,12 +98,6 @@ json_t *pool_get_ca_certificate(struct api_call *c)
 
 /* --------------------------------------------------------------- join */
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* The pool's CPU level: the AND of every host's feature set, stored in
  * pool.cpu_info as XAPI does. -1 and HOSTS_NOT_HOMOGENEOUS in *err when
  * the vendors differ. */
@@ -115,8 +110,8 @@ static json_t *pool_relevel(struct db *db, const char *pool)
 	json_t *h;
 	json_object_foreach(hosts, ref, h) {
 		json_t *cpu = json_object_get(h, "cpu_info");
-		if (n < 256 && *str(cpu, "vendor"))
-			ch[n++] = (struct cpuid_host){str(cpu, "vendor"), str(cpu, "features"), str(h, "name_label")};
+		if (n < 256 && *jstr(cpu, "vendor"))
+			ch[n++] = (struct cpuid_host){jstr(cpu, "vendor"), jstr(cpu, "features"), jstr(h, "name_label")};
 	}
 	struct cpuid_set level;
 	char reason[512], text[9 * CPUID_MAX_WORDS + 1];
@@ -150,7 +145,7 @@ struct join_ctx {
 static bool master_unclaimed(struct db *db, const char *master, json_t **rec)
 {
 	*rec = db_obj_get(db, master);
-	return *rec && !*str(json_object_get(*rec, "other_config"), "agent_address");
+	return *rec && !*jstr(json_object_get(*rec, "other_config"), "agent_address");
 }
 
 /* The name a host's certificate carries: its address (validated by
@@ -193,9 +188,9 @@ static json_t *join_txn(struct db *db, void *ctx)
 	model_now(now);
 	if (master_unclaimed(db, pd->pd_host_ref, &master)) {
 		snprintf(j->host_ref, sizeof j->host_ref, "%s", pd->pd_host_ref);
-		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(master, "uuid"));
+		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", jstr(master, "uuid"));
 		e = db_obj_update(db, j->host_ref, fields);
-		const char *mref = str(master, "metrics");
+		const char *mref = jstr(master, "metrics");
 		if (!e)
 			e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b, s:s}", "memory_total",
 							      j->rep.memory_total, "memory_free", j->rep.memory_free,
@@ -211,7 +206,7 @@ static json_t *join_txn(struct db *db, void *ctx)
 		if (!e)
 			e = db_obj_create(db, "host", fields, j->host_ref);
 		json_t *h = e ? NULL : db_obj_get(db, j->host_ref);
-		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", str(h, "uuid"));
+		snprintf(j->host_uuid, sizeof j->host_uuid, "%s", jstr(h, "uuid"));
 		json_decref(h);
 	}
 	json_decref(master);
@@ -243,11 +238,11 @@ static json_t *join_warnings(struct db *db, const struct host_report *rep)
 	const char *ref;
 	json_t *v;
 	json_object_foreach(vms, ref, v) {
-		const char *ps = str(v, "power_state");
+		const char *ps = jstr(v, "power_state");
 		json_t *flags = json_object_get(v, "last_boot_CPU_flags");
-		if ((strcmp(ps, "Running") && strcmp(ps, "Paused")) || !*str(flags, "features"))
+		if ((strcmp(ps, "Running") && strcmp(ps, "Paused")) || !*jstr(flags, "features"))
 			continue;
-		cv[k++] = (struct cpuid_vm){str(v, "name_label"), str(flags, "vendor"), str(flags, "features")};
+		cv[k++] = (struct cpuid_vm){jstr(v, "name_label"), jstr(flags, "vendor"), jstr(flags, "features")};
 	}
 	char reason[256], line[512];
 	int ns = cv && st ? cpuid_join_stranded(cv, k, rep->vendor, rep->features, st, k, reason, sizeof reason) : 0;
@@ -274,7 +269,7 @@ json_t *host_join(struct api_call *c)
 	bool dup = json_array_size(same) > 0 &&
 		   !(json_array_size(same) == 1 &&
 		     strcmp(json_string_value(json_array_get(same, 0)), c->ac_pd->pd_host_ref) == 0 &&
-		     !*str(json_object_get(m, "other_config"), "agent_address"));
+		     !*jstr(json_object_get(m, "other_config"), "agent_address"));
 	json_decref(same);
 	json_decref(m);
 	if (dup)
@@ -310,14 +305,56 @@ struct destroy_ctx {
 	const char *host;
 };
 
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host)
+{
+	json_t *h, *e = db_obj_get_checked(db, "host", host, &h);
+	if (e)
+		return e;
+	const char *classes[2] = {"PBD", "PIF"};
+	for (int i = 0; i < 2 && !e; i++) {
+		json_t *objs = db_find(db, classes[i], "host", host);
+		const char *k;
+		json_t *v;
+		json_object_foreach(objs, k, v) if (!e) e = db_obj_destroy(db, k);
+		json_decref(objs);
+	}
+	/* its control domain and that VM's metrics go with it */
+	json_t *cd = NULL;
+	const char *dom0 = jstr(h, "control_domain");
+	json_t *gone = *dom0 && strcmp(dom0, MODEL_NULL_REF) ? db_obj_get_checked(db, "VM", dom0, &cd) : NULL;
+	json_decref(gone); /* no such VM: nothing to remove */
+	if (!e && !gone && cd && json_is_true(json_object_get(cd, "is_control_domain"))) {
+		const char *cm = jstr(cd, "metrics");
+		e = db_obj_destroy(db, dom0);
+		if (!e && *cm && strcmp(cm, MODEL_NULL_REF) && db_obj_class(db, cm, (char[32]){0}, 32))
+			e = db_obj_destroy(db, cm);
+	}
+	json_decref(cd);
+	const char *m = jstr(h, "metrics");
+	if (!e && *m && db_obj_class(db, m, (char[32]){0}, 32))
+		e = db_obj_destroy(db, m);
+	if (!e)
+		e = db_obj_destroy(db, host);
+	/* the pool's CPU level may rise now that this host is gone */
+	if (!e)
+		e = pool_relevel(db, pd->pd_pool_ref);
+	json_decref(h);
+	return e;
+}
+
 static json_t *host_destroy_txn(struct db *db, void *ctx)
 {
 	struct destroy_ctx *d = ctx;
 	json_t *h, *e = db_obj_get_checked(db, "host", d->host, &h);
 	if (e)
 		return e;
-	json_t *m = db_obj_get(db, str(h, "metrics"));
+	json_t *m = db_obj_get(db, jstr(h, "metrics"));
 	json_t *vms = db_find(db, "VM", "resident_on", d->host);
+	/* the control domain goes with its host (host_records_remove) */
+	const char *dom0 = jstr(h, "control_domain");
+	json_t *cd = json_object_get(vms, dom0);
+	if (cd && json_is_true(json_object_get(cd, "is_control_domain")))
+		json_object_del(vms, dom0);
 	if (strcmp(d->host, d->pd->pd_pool_ref) == 0 || strcmp(d->host, d->pd->pd_host_ref) == 0)
 		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "host %s is the pool master's own host", d->host);
 	else if (json_is_true(json_object_get(m, "live")))
@@ -325,21 +362,9 @@ static json_t *host_destroy_txn(struct db *db, void *ctx)
 	else if (json_object_size(vms))
 		e = xerr_new(XE_HOST_HAS_RESIDENT_VMS, d->host, NULL);
 	json_decref(vms);
-	json_t *pbds = e ? json_object() : db_find(db, "PBD", "host", d->host);
-	const char *k;
-	json_t *v;
-	json_object_foreach(pbds, k, v) if (!e) e = db_obj_destroy(db, k);
-	json_decref(pbds);
-	if (!e && m)
-		e = db_obj_destroy(db, str(h, "metrics"));
-	if (!e)
-		e = db_obj_destroy(db, d->host);
-	/* the pool's CPU level may rise now that this host is gone */
-	if (!e)
-		e = pool_relevel(db, d->pd->pd_pool_ref);
 	json_decref(m);
 	json_decref(h);
-	return e;
+	return e ? e : host_records_remove(d->pd, db, d->host);
 }
 
 /* host.destroy(host): forget a host that is gone for good (not live, no
@@ -368,7 +393,7 @@ static json_t *host_set_enabled(struct api_call *c, bool on)
 {
 	const char *host;
 	json_t *e = api_arg_ref(c, 0, "host", &host);
-	if (e)
+	if (e || (!on && (e = ha_check_disable(c->ac_pd->pd_db, host)))) /* HA admission */
 		return e;
 	json_t *a[2] = {json_string(host), json_boolean(on)};
 	e = db_txn(c->ac_pd->pd_db, enable_txn, a);

@@ -13,6 +13,8 @@
  *    running on the source.
  * 4. poold moves resident_on in one transaction; the destination's report
  *    taken right after stamps the order for later heartbeats.
+ * 5. The source destroys its paused copy once its answer has left; poold
+ *    waits for that (agent.vm_released) before the migration ends.
  * While the source streams, poold asks it for progress twice a second
  * (agent.migration_status) and writes it into the task.
  *
@@ -38,12 +40,6 @@
 #include "poold.h"
 #include "util.h"
 #include "xerr.h"
-
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
 
 /* The checks, then the reservation, in one transaction. */
 struct reserve_ctx {
@@ -71,7 +67,7 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	json_t *v, *e = db_obj_get_checked(db, "VM", r->vm, &v);
 	if (e)
 		return e;
-	snprintf(r->src, sizeof r->src, "%s", str(v, "resident_on"));
+	snprintf(r->src, sizeof r->src, "%s", jstr(v, "resident_on"));
 	json_decref(v);
 	bool have_src = strcmp(r->src, MODEL_NULL_REF) != 0;
 	unsigned flags = PLACE_MIGRATE | (r->force ? PLACE_FORCE : 0);
@@ -109,7 +105,8 @@ struct mig_job {
 	json_t *mj_send_err; /* the source's failure, while the destination is asked */
 	struct event *mj_poll;
 	struct mig_job **mj_poll_cell; /* the status call in flight finds the job here */
-	migrate_done_fn mj_done;
+	migrate_done_fn mj_done; /* NULL once called */
+	migrate_released_fn mj_released;
 	void *mj_arg;
 };
 
@@ -155,6 +152,8 @@ static json_t *finish(struct mig_job *j, json_t *err, json_t **result)
 	end_op(j, false);
 	if (j->mj_done)
 		j->mj_done(j->mj_pd, j->mj_arg, err, j->mj_stats);
+	else if (j->mj_released) /* told it moved: released is owed, whatever ended the job */
+		j->mj_released(j->mj_pd, j->mj_arg, false, "the migration ended before the source confirmed");
 	if (!err && result)
 		*result = json_string("");
 	job_free(j);
@@ -199,7 +198,7 @@ static json_t *record_move(struct mig_job *j, json_t *report)
 	snprintf(m.dst, sizeof m.dst, "%s", j->mj_dst);
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), j->mj_uuid) == 0)
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), j->mj_uuid) == 0)
 		m.domid = json_integer_value(json_object_get(d, "domid"));
 	txn_until_done(pd, moved_txn, &m, sizeof m, "a migration's move");
 	/* heartbeats made before these answers must not undo the move: the
@@ -216,8 +215,8 @@ static bool runs_there(struct mig_job *j, json_t *report)
 {
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), j->mj_uuid) == 0)
-		return strcmp(str(d, "power_state"), "Running") == 0;
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), j->mj_uuid) == 0)
+		return strcmp(jstr(d, "power_state"), "Running") == 0;
 	return false;
 }
 
@@ -293,20 +292,47 @@ static void stop_poll(struct mig_job *j)
 static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err,
 			  json_t **result);
 
+/* Step 4: the source's copy is gone (or could not be confirmed gone: the
+ * VM runs on the destination all the same; the heartbeats settle a copy
+ * left paused). */
+static json_t *released(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
+{
+	(void)c;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	bool gone = !err && json_is_true(json_object_get(answer, "released"));
+	char *etext = err ? xerr_to_text(err) : NULL;
+	const char *why = etext ? etext : jstr(answer, "why");
+	if (!gone) {
+		log_warn("VM %s: moved to %s, but its copy on %s is not confirmed destroyed: %s", j->mj_vm, j->mj_dst,
+			 j->mj_src, why);
+		if (j->mj_task[0])
+			api_task_note(pd, j->mj_task, "source_copy", why);
+	}
+	if (j->mj_released)
+		j->mj_released(pd, j->mj_arg, gone, why);
+	j->mj_released = NULL;
+	free(etext);
+	return finish(j, NULL, result);
+}
+
 /* Step 3: the destination's report after the move; then the records. */
 static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
 {
-	(void)c, (void)err;
+	(void)err, (void)result;
 	struct mig_job *j = *(struct mig_job **)ctx;
 	json_t *e = record_move(j, answer);
 	if (e)
 		return finish(j, e, NULL);
-	const char *verr = str(j->mj_stats, "verify_error");
+	const char *verr = jstr(j->mj_stats, "verify_error");
 	if (*verr) /* moved, but a dirty-tracking bug was caught: the task must not say success */
 		return finish(j,
 			      xerr_new(XE_VM_MIGRATE_FAILED, j->mj_vm, j->mj_src, j->mj_dst, verr, NULL), NULL);
-	(void)pd;
-	return finish(j, NULL, result);
+	if (j->mj_released && j->mj_done) { /* recorded: the caller goes on while the source frees its copy */
+		j->mj_done(pd, j->mj_arg, NULL, j->mj_stats);
+		j->mj_done = NULL;
+	}
+	return agent_call_done(pd, c, j->mj_src, AGENT_VM_RELEASED, json_pack("[s]", j->mj_uuid), released,
+			       cell_of(j));
 }
 
 static struct mig_job **cell_of(struct mig_job *j)
@@ -411,7 +437,7 @@ static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t 
  * ours (max_downtime_ms, max_rounds, verify). */
 static bool opt_bool(json_t *opts, const char *k, bool dflt)
 {
-	const char *s = str(opts, k);
+	const char *s = jstr(opts, k);
 	if (!*s)
 		return dflt;
 	return strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
@@ -421,10 +447,10 @@ static bool opt_bool(json_t *opts, const char *k, bool dflt)
  * *e when the value is not one. */
 static json_int_t opt_int(json_t *opts, json_t *pool, const char *k, const char *pool_key, json_int_t dflt, json_t **e)
 {
-	const char *s = str(opts, k);
+	const char *s = jstr(opts, k);
 	const char *from = k;
 	if (!*s) {
-		s = str(json_object_get(pool, "other_config"), pool_key);
+		s = jstr(json_object_get(pool, "other_config"), pool_key);
 		from = pool_key;
 	}
 	if (!*s)
@@ -448,8 +474,8 @@ static json_t *address_on(struct db *db, const char *dst, const char *net, char 
 	const char *k;
 	json_t *p;
 	bool found = false;
-	json_object_foreach(pifs, k, p) if (!found && strcmp(str(p, "host"), dst) == 0 && *str(p, "IP")) {
-		snprintf(out, n, "%s", str(p, "IP"));
+	json_object_foreach(pifs, k, p) if (!found && strcmp(jstr(p, "host"), dst) == 0 && *jstr(p, "IP")) {
+		snprintf(out, n, "%s", jstr(p, "IP"));
 		found = true;
 	}
 	json_decref(pifs);
@@ -459,14 +485,14 @@ static json_t *address_on(struct db *db, const char *dst, const char *net, char 
 }
 
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
-		      const char *task, migrate_done_fn done, void *arg)
+		      const char *task, migrate_done_fn done, migrate_released_fn released_fn, void *arg)
 {
 	json_t *e = NULL;
 	json_t *pool = db_obj_get(pd->pd_db, pd->pd_pool_ref);
 	json_int_t max_dt = opt_int(opts, pool, "max_downtime_ms", "migration-max-downtime-ms", 50, &e);
 	json_int_t max_rounds = e ? 0 : opt_int(opts, pool, "max_rounds", "migration-max-rounds", 30, &e);
 	char address[64] = "";
-	const char *net = str(opts, "network");
+	const char *net = jstr(opts, "network");
 	if (!e && *net && strcmp(net, MODEL_NULL_REF))
 		e = address_on(pd->pd_db, host, net, address, sizeof address);
 	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), "", ""};
@@ -477,19 +503,20 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	struct mig_job *j = xcalloc(1, sizeof *j);
 	j->mj_pd = pd;
 	j->mj_done = done;
+	j->mj_released = released_fn;
 	j->mj_arg = arg;
 	snprintf(j->mj_task, sizeof j->mj_task, "%s", task ? task : "");
 	json_t *v = db_obj_get(pd->pd_db, vm);
 	json_t *dst = db_obj_get(pd->pd_db, host);
 	snprintf(j->mj_vm, sizeof j->mj_vm, "%s", vm);
-	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", str(v, "uuid"));
+	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", jstr(v, "uuid"));
 	snprintf(j->mj_src, sizeof j->mj_src, "%s", r.src);
 	snprintf(j->mj_op_id, sizeof j->mj_op_id, "%s", r.op_id);
 	snprintf(j->mj_dst, sizeof j->mj_dst, "%s", host);
 	/* network: the stream goes to the destination's address on it; else
 	 * to its management address */
 	snprintf(j->mj_address, sizeof j->mj_address, "%s",
-		 *address ? address : str(json_object_get(dst, "other_config"), "agent_address"));
+		 *address ? address : jstr(json_object_get(dst, "other_config"), "agent_address"));
 	unsigned char raw[16];
 	RAND_bytes(raw, sizeof raw);
 	for (int i = 0; i < 16; i++)
@@ -500,13 +527,13 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 	j->mj_opts = json_pack("{s:b, s:I, s:I, s:b, s:b, s:s, s:s, s:s}", "compress", compress, "max_downtime_ms",
 			       max_dt, "max_rounds", max_rounds, "verify", opt_bool(opts, "verify", false), "live",
 			       opt_bool(opts, "live", true), "address", j->mj_address, "source_host",
-			       str(src_rec, "uuid"), "destination_host", str(dst, "uuid"));
+			       jstr(src_rec, "uuid"), "destination_host", jstr(dst, "uuid"));
 	json_decref(src_rec);
 	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, false);
 	/* the guest keeps the CPU it booted with, not today's pool level */
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
-	json_object_set_new(cfg, "cpu_vendor", json_string(str(flags, "vendor")));
-	json_object_set_new(cfg, "featureset", json_string(str(flags, "features")));
+	json_object_set_new(cfg, "cpu_vendor", json_string(jstr(flags, "vendor")));
+	json_object_set_new(cfg, "featureset", json_string(jstr(flags, "features")));
 	j->mj_cfg = cfg;
 	json_decref(v);
 	json_decref(pool);
@@ -522,5 +549,5 @@ json_t *vm_pool_migrate(struct api_call *c)
 	json_t *opts, *e = api_arg_ref(c, 0, "VM", &vm);
 	if (e || (e = api_arg_ref(c, 1, "host", &host)) || (e = api_arg_obj(c, 2, "options", &opts)))
 		return e;
-	return migrate_start(c->ac_pd, c, vm, host, opts, c->ac_task, NULL, NULL);
+	return migrate_start(c->ac_pd, c, vm, host, opts, c->ac_task, NULL, NULL, NULL);
 }

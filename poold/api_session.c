@@ -19,6 +19,7 @@
 #include "log.h"
 #include "poold.h"
 #include "xerr.h"
+#include "util.h"
 
 #define LOGIN_PER_ADDRESS_QUEUED 4  /* attempts of one address waiting for a check */
 #define LOGIN_THROTTLE_KEYS 10000   /* addresses and users remembered */
@@ -87,7 +88,7 @@ static void login_fail_cancel(struct api_call *c)
 static json_t *login_fail_after(struct api_call *c, const char *user, int64_t ms)
 {
 	json_t *err = xerr_new(XE_SESSION_AUTHENTICATION_FAILED, user, "Authentication failure", NULL);
-	struct login_fail *lf = ms > 0 && c->ac_transport ? calloc(1, sizeof *lf) : NULL;
+	struct login_fail *lf = ms > 0 && c->ac_transport ? xcalloc(1, sizeof *lf) : NULL;
 	if (!lf)
 		return err;
 	lf->lf_call = c;
@@ -205,9 +206,7 @@ json_t *session_login(struct api_call *c)
 		return e;
 	if (!login_setup(pd))
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the password checks: out of memory");
-	struct login *lg = calloc(1, sizeof *lg);
-	if (!lg)
-		return xerr_newf(XE_INTERNAL_ERROR, "out of memory");
+	struct login *lg = xcalloc(1, sizeof *lg);
 	lg->lg_call = c;
 	login_addr_key(c->ac_addr, lg->lg_addr, sizeof lg->lg_addr);
 	snprintf(lg->lg_user, sizeof lg->lg_user, "u:%s", user);

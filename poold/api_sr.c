@@ -15,17 +15,11 @@
 #include "util.h"
 #include "xerr.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* Record an agent's view of an SR's space. */
 json_t *sr_space_update(struct db *db, json_t *space)
 {
 	char sr[64];
-	if (!db_ref_by_uuid(db, "SR", str(space, "uuid"), sr))
+	if (!db_ref_by_uuid(db, "SR", jstr(space, "uuid"), sr))
 		return NULL;
 	json_t *rec = db_obj_get(db, sr);
 	json_t *want = json_pack("{s:O, s:O, s:O}", "physical_size", json_object_get(space, "physical_size"),
@@ -88,8 +82,8 @@ static bool sr_in_use_on(struct db *db, const char *sr, const char *host)
 		const char *bk;
 		json_t *b;
 		json_object_foreach(vbds, bk, b) {
-			json_t *vdi = db_obj_get(db, str(b, "VDI"));
-			if (vdi && strcmp(str(vdi, "SR"), sr) == 0)
+			json_t *vdi = db_obj_get(db, jstr(b, "VDI"));
+			if (vdi && strcmp(jstr(vdi, "SR"), sr) == 0)
 				used = true;
 			json_decref(vdi);
 		}
@@ -105,19 +99,19 @@ static json_t *pbd_plug_common(struct api_call *c, bool plug)
 	json_t *p, *e = api_arg_ref(c, 0, "PBD", &pbd);
 	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "PBD", pbd, &p)))
 		return e;
-	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(p, "SR"));
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, jstr(p, "SR"));
 	json_t *params = NULL;
-	if (!plug && sr_in_use_on(c->ac_pd->pd_db, str(p, "SR"), str(p, "host")))
-		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "SR %s holds disks of VMs running on this host", str(sr, "uuid"));
+	if (!plug && sr_in_use_on(c->ac_pd->pd_db, jstr(p, "SR"), jstr(p, "host")))
+		e = xerr_newf(XE_OPERATION_NOT_ALLOWED, "SR %s holds disks of VMs running on this host", jstr(sr, "uuid"));
 	else if (plug)
-		params = json_pack("[s,s,s]", str(sr, "uuid"), str(sr, "type"), str(json_object_get(p, "device_config"), "path"));
+		params = json_pack("[s,s,s]", jstr(sr, "uuid"), jstr(sr, "type"), jstr(json_object_get(p, "device_config"), "path"));
 	else
-		params = json_pack("[s]", str(sr, "uuid"));
+		params = json_pack("[s]", jstr(sr, "uuid"));
 	if (!e) {
-		struct plug_done *d = calloc(1, sizeof *d);
+		struct plug_done *d = xcalloc(1, sizeof *d);
 		snprintf(d->pbd, sizeof d->pbd, "%s", pbd);
 		d->plug = plug;
-		e = agent_call(c, str(p, "host"), plug ? AGENT_SR_ATTACH : AGENT_SR_DETACH, params, plug_ok, NULL, d);
+		e = agent_call(c, jstr(p, "host"), plug ? AGENT_SR_ATTACH : AGENT_SR_DETACH, params, plug_ok, NULL, d);
 	}
 	json_decref(sr);
 	json_decref(p);
@@ -229,8 +223,8 @@ static json_t *plug_rest_next(struct api_call *c, struct poold *pd, struct plug_
 		if (started || asked || json_is_true(json_object_get(p, "currently_attached")))
 			continue;
 		json_array_append_new(r->tried, json_string(k));
-		json_t *h = db_obj_get(pd->pd_db, str(p, "host"));
-		json_t *m = db_obj_get(pd->pd_db, str(h, "metrics"));
+		json_t *h = db_obj_get(pd->pd_db, jstr(p, "host"));
+		json_t *m = db_obj_get(pd->pd_db, jstr(h, "metrics"));
 		bool live = json_is_true(json_object_get(m, "live"));
 		json_decref(m);
 		json_decref(h);
@@ -239,9 +233,9 @@ static json_t *plug_rest_next(struct api_call *c, struct poold *pd, struct plug_
 		struct plug_step *st = xcalloc(1, sizeof *st);
 		st->ps_rest = r;
 		snprintf(st->ps_pbd, sizeof st->ps_pbd, "%s", k);
-		e = agent_call_done(pd, c, str(p, "host"), AGENT_SR_ATTACH,
-				    json_pack("[s,s,s]", str(sr, "uuid"), str(sr, "type"),
-					      str(json_object_get(p, "device_config"), "path")),
+		e = agent_call_done(pd, c, jstr(p, "host"), AGENT_SR_ATTACH,
+				    json_pack("[s,s,s]", jstr(sr, "uuid"), jstr(sr, "type"),
+					      jstr(json_object_get(p, "device_config"), "path")),
 				    plug_rest_done, st);
 		started = true;
 	}
@@ -300,16 +294,16 @@ json_t *sr_create(struct api_call *c)
 		return e;
 	if (strcmp(s.type, "file") != 0)
 		return xerr_new(XE_SR_UNKNOWN_DRIVER, s.type, NULL);
-	s.path = str(s.device_config, "path");
+	s.path = jstr(s.device_config, "path");
 	if (s.path[0] != '/')
 		return xerr_new(XE_INVALID_VALUE, "device_config:path", s.path, NULL);
 	if ((e = db_txn(c->ac_pd->pd_db, sr_create_txn, &s)))
 		return e;
 	json_t *sr = db_obj_get(c->ac_pd->pd_db, s.sr);
-	struct sr_created *d = calloc(1, sizeof *d);
+	struct sr_created *d = xcalloc(1, sizeof *d);
 	snprintf(d->sr, sizeof d->sr, "%s", s.sr);
 	snprintf(d->pbd, sizeof d->pbd, "%s", s.pbd);
-	e = agent_call(c, s.host, AGENT_SR_ATTACH, json_pack("[s,s,s]", str(sr, "uuid"), s.type, s.path), sr_created_ok,
+	e = agent_call(c, s.host, AGENT_SR_ATTACH, json_pack("[s,s,s]", jstr(sr, "uuid"), s.type, s.path), sr_created_ok,
 		       sr_create_failed, d);
 	json_decref(sr);
 	return e;
@@ -324,10 +318,10 @@ const char *sr_worker(struct db *db, const char *sr, char *host)
 	json_object_foreach(pbds, k, p) {
 		if (found || !json_is_true(json_object_get(p, "currently_attached")))
 			continue;
-		json_t *h = db_obj_get(db, str(p, "host"));
-		json_t *m = db_obj_get(db, str(h, "metrics"));
+		json_t *h = db_obj_get(db, jstr(p, "host"));
+		json_t *m = db_obj_get(db, jstr(h, "metrics"));
 		if (json_is_true(json_object_get(m, "live"))) {
-			snprintf(host, 64, "%s", str(p, "host"));
+			snprintf(host, 64, "%s", jstr(p, "host"));
 			found = host;
 		}
 		json_decref(m);
@@ -390,7 +384,7 @@ json_t *vdi_create(struct api_call *c)
 	json_t *given, *e = api_arg_obj(c, 0, "args", &given);
 	if (e || (e = api_record_check(cls, given)))
 		return e;
-	const char *sr = str(given, "SR");
+	const char *sr = jstr(given, "SR");
 	json_t *srrec;
 	if ((e = db_obj_get_checked(c->ac_pd->pd_db, "SR", *sr ? sr : MODEL_NULL_REF, &srrec)))
 		return e;
@@ -404,13 +398,13 @@ json_t *vdi_create(struct api_call *c)
 	char host[64];
 	if (!sr_worker(c->ac_pd->pd_db, sr, host))
 		return xerr_new(XE_SR_HAS_NO_PBDS, sr, NULL);
-	struct vdi_new *v = calloc(1, sizeof *v);
+	struct vdi_new *v = xcalloc(1, sizeof *v);
 	v->rec = api_ctor_record(cls, given);
 	char uuid[48];
 	model_new_uuid(uuid);
 	json_object_set_new(v->rec, "uuid", json_string(uuid));
 	json_t *sr_rec = db_obj_get(c->ac_pd->pd_db, sr);
-	e = agent_call(c, host, AGENT_VDI_CREATE, json_pack("[s,s,I]", str(sr_rec, "uuid"), uuid, json_integer_value(vs)),
+	e = agent_call(c, host, AGENT_VDI_CREATE, json_pack("[s,s,I]", jstr(sr_rec, "uuid"), uuid, json_integer_value(vs)),
 		       vdi_created_ok, vdi_create_failed, v);
 	json_decref(sr_rec);
 	return e;
@@ -452,14 +446,14 @@ json_t *vdi_destroy(struct api_call *c)
 	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
 		return e;
 	char host[64];
-	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, jstr(rec, "SR"));
 	if ((e = ops_assert(c->ac_pd->pd_db, vdi, "destroy")))
 		;
-	else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host))
-		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
+	else if (!sr_worker(c->ac_pd->pd_db, jstr(rec, "SR"), host))
+		e = xerr_new(XE_SR_HAS_NO_PBDS, jstr(rec, "SR"), NULL);
 	else
-		e = agent_call(c, host, AGENT_VDI_DESTROY, json_pack("[s,s]", str(sr, "uuid"), str(rec, "uuid")),
-			       vdi_destroyed_ok, NULL, strdup(vdi));
+		e = agent_call(c, host, AGENT_VDI_DESTROY, json_pack("[s,s]", jstr(sr, "uuid"), jstr(rec, "uuid")),
+			       vdi_destroyed_ok, NULL, xstrdup(vdi));
 	json_decref(sr);
 	json_decref(rec);
 	return e;
@@ -501,18 +495,18 @@ json_t *vdi_resize(struct api_call *c)
 	if (e || (e = api_arg_int(c, 1, "size", &size)) || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
 		return e;
 	char host[64];
-	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, jstr(rec, "SR"));
 	if (size < json_integer_value(json_object_get(rec, "virtual_size"))) {
 		char v[32];
 		snprintf(v, sizeof v, "%lld", (long long)size);
 		e = xerr_new(XE_VALUE_NOT_SUPPORTED, "size", v, "VDIs only grow", NULL);
 	} else if ((e = ops_assert(c->ac_pd->pd_db, vdi, "resize"))) {
-	} else if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host)) {
-		e = xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
+	} else if (!sr_worker(c->ac_pd->pd_db, jstr(rec, "SR"), host)) {
+		e = xerr_new(XE_SR_HAS_NO_PBDS, jstr(rec, "SR"), NULL);
 	} else {
-		struct vdi_op *op = calloc(1, sizeof *op);
+		struct vdi_op *op = xcalloc(1, sizeof *op);
 		snprintf(op->vdi, sizeof op->vdi, "%s", vdi);
-		e = agent_call(c, host, AGENT_VDI_RESIZE, json_pack("[s,s,I]", str(sr, "uuid"), str(rec, "uuid"), size),
+		e = agent_call(c, host, AGENT_VDI_RESIZE, json_pack("[s,s,I]", jstr(sr, "uuid"), jstr(rec, "uuid"), size),
 			       vdi_resized_ok, NULL, op);
 	}
 	json_decref(sr);
@@ -527,16 +521,16 @@ static json_t *vdi_copy_common(struct api_call *c, bool snapshot)
 	if (e || (e = db_obj_get_checked(c->ac_pd->pd_db, "VDI", vdi, &rec)))
 		return e;
 	char host[64];
-	if (!sr_worker(c->ac_pd->pd_db, str(rec, "SR"), host)) {
+	if (!sr_worker(c->ac_pd->pd_db, jstr(rec, "SR"), host)) {
 		json_decref(rec);
-		return xerr_new(XE_SR_HAS_NO_PBDS, str(rec, "SR"), NULL);
+		return xerr_new(XE_SR_HAS_NO_PBDS, jstr(rec, "SR"), NULL);
 	}
 	char uuid[48];
 	model_new_uuid(uuid);
-	struct vdi_new *v = calloc(1, sizeof *v);
+	struct vdi_new *v = xcalloc(1, sizeof *v);
 	v->rec = vdi_copy_record(c->ac_pd->pd_db, vdi, uuid, snapshot);
-	json_t *sr = db_obj_get(c->ac_pd->pd_db, str(rec, "SR"));
-	e = agent_call(c, host, AGENT_VDI_COPY, json_pack("[s,s,s,b]", str(sr, "uuid"), str(rec, "uuid"), uuid, snapshot),
+	json_t *sr = db_obj_get(c->ac_pd->pd_db, jstr(rec, "SR"));
+	e = agent_call(c, host, AGENT_VDI_COPY, json_pack("[s,s,s,b]", jstr(sr, "uuid"), jstr(rec, "uuid"), uuid, snapshot),
 		       vdi_created_ok, vdi_create_failed, v);
 	json_decref(sr);
 	json_decref(rec);
@@ -549,7 +543,7 @@ json_t *vdi_copy_record(struct db *db, const char *src, const char *uuid, bool s
 	char now[32];
 	model_now(now);
 	json_t *out = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:b, s:s, s:s, s:b}", "uuid", uuid,
-				"name_label", str(rec, "name_label"), "name_description", str(rec, "name_description"),
+				"name_label", jstr(rec, "name_label"), "name_description", jstr(rec, "name_description"),
 				"SR", json_object_get(rec, "SR"), "virtual_size", json_object_get(rec, "virtual_size"),
 				"type", json_object_get(rec, "type"), "sharable", json_object_get(rec, "sharable"),
 				"other_config", json_object_get(rec, "other_config"), "is_a_snapshot", snapshot,
@@ -623,10 +617,10 @@ static const char *sr_any_host(struct db *db, const char *sr, char *host, json_t
 	const char *k, *found = NULL;
 	json_t *p;
 	json_object_foreach(pbds, k, p) {
-		json_t *h = found ? NULL : db_obj_get(db, str(p, "host"));
-		json_t *m = h ? db_obj_get(db, str(h, "metrics")) : NULL;
-		if (json_is_true(json_object_get(m, "live")) && *str(json_object_get(h, "other_config"), "agent_address")) {
-			snprintf(host, 64, "%s", str(p, "host"));
+		json_t *h = found ? NULL : db_obj_get(db, jstr(p, "host"));
+		json_t *m = h ? db_obj_get(db, jstr(h, "metrics")) : NULL;
+		if (json_is_true(json_object_get(m, "live")) && *jstr(json_object_get(h, "other_config"), "agent_address")) {
+			snprintf(host, 64, "%s", jstr(p, "host"));
 			*pbd = json_incref(p);
 			found = host;
 		}
@@ -652,8 +646,8 @@ json_t *sr_destroy(struct api_call *c)
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "no live host has a PBD of SR %s to remove it", sr);
 	json_t *rec = db_obj_get(c->ac_pd->pd_db, sr);
 	e = agent_call(c, host, AGENT_SR_DESTROY,
-		       json_pack("[s,s,s]", str(rec, "uuid"), str(rec, "type"),
-				 str(json_object_get(pbd, "device_config"), "path")),
+		       json_pack("[s,s,s]", jstr(rec, "uuid"), jstr(rec, "type"),
+				 jstr(json_object_get(pbd, "device_config"), "path")),
 		       sr_destroyed_ok, NULL, xstrdup(sr));
 	json_decref(pbd);
 	json_decref(rec);

@@ -11,19 +11,9 @@
 #include "ops.h"
 #include "poold.h"
 #include "xerr.h"
+#include "util.h"
 
 json_t *api_ctor_record(const struct model_class *cls, const json_t *given);
-
-/* In a transaction: store a disk copy made for a clone; a[2] gets its ref. */
-static json_t *vdi_insert_for_clone(struct db *db, void *ctx)
-{
-	json_t **a = ctx;
-	char ref[64];
-	json_t *e = vdi_record_insert(db, a[0], a[1], ref);
-	if (!e)
-		a[2] = json_string(ref);
-	return e;
-}
 
 static json_t *vm_power_check(const char *ref, const json_t *rec, const char *want)
 {
@@ -45,8 +35,7 @@ static json_int_t ival(const json_t *rec, const char *k)
 	return json_integer_value(json_object_get(rec, k));
 }
 
-/* Insert a VM (halted) and its metrics; rec holds constructor fields. */
-static json_t *vm_insert(struct db *db, json_t *rec, char *ref_out)
+json_t *vm_record_insert(struct db *db, json_t *rec, char *ref_out)
 {
 	char mref[64];
 	/* the limits are checked on what will be stored: defaults included */
@@ -81,7 +70,7 @@ static json_t *vm_create_txn(struct db *db, void *ctx)
 	for (int i = 0; i < 2; i++)
 		if (!json_object_get(rec, dflt[i]))
 			json_object_set_new(rec, dflt[i], json_integer(smax));
-	json_t *e = vm_insert(db, rec, v->ref);
+	json_t *e = vm_record_insert(db, rec, v->ref);
 	json_decref(rec);
 	return e;
 }
@@ -109,8 +98,8 @@ static const char *const vm_clone_reset[] = {
 	"generation_id", "suspend_VDI",
 };
 
-static json_t *copy_children(struct db *db, const char *cls, const char *parent_field,
-			     const char *from, const char *to, const json_t *vdi_map)
+json_t *vm_devices_copy(struct db *db, const char *cls, const char *parent_field, const char *from, const char *to,
+			const json_t *vdi_map)
 {
 	json_t *kids = db_find(db, cls, parent_field, from);
 	const char *ref;
@@ -121,6 +110,8 @@ static json_t *copy_children(struct db *db, const char *cls, const char *parent_
 		json_object_del(copy, "uuid");
 		json_object_set_new(copy, parent_field, json_string(to));
 		json_object_set_new(copy, "currently_attached", json_false());
+		if (strcmp(cls, "VBD") == 0)
+			json_object_set_new(copy, "device", json_string(""));
 		json_t *moved = json_object_get(vdi_map, json_string_value(json_object_get(rec, "VDI")));
 		if (moved)
 			json_object_set(copy, "VDI", moved);
@@ -135,7 +126,7 @@ static json_t *copy_children(struct db *db, const char *cls, const char *parent_
 }
 
 struct vm_clone_ctx {
-	const char *vm, *name;
+	const char *vm, *name, *op_id;
 	json_t *disk_map; /* source VDI ref -> its copy's ref (writable disks) */
 	char ref[64];
 };
@@ -146,25 +137,22 @@ static json_t *vm_clone_txn(struct db *db, void *ctx)
 	json_t *rec, *e = db_obj_get_checked(db, "VM", v->vm, &rec);
 	if (e)
 		return e;
-	if ((e = vm_power_check(v->vm, rec, "Halted"))) {
-		json_decref(rec);
-		return e;
-	}
 	for (size_t i = 0; i < sizeof vm_clone_reset / sizeof vm_clone_reset[0]; i++)
 		json_object_del(rec, vm_clone_reset[i]);
 	json_object_set_new(rec, "name_label", json_string(v->name));
-	json_object_set_new(rec, "parent", json_string(v->vm));
+	/* CA-52668: a clone or copy is a new top-level VM */
+	json_object_set_new(rec, "parent", json_string(MODEL_NULL_REF));
 	/* a copy of a built-in template is the user's own, as in XAPI */
 	json_object_del(json_object_get(rec, "other_config"), "default_template");
-	e = vm_insert(db, rec, v->ref);
+	e = vm_record_insert(db, rec, v->ref);
 	json_decref(rec);
 	/* disks: the clone shares no writable VDI with its parent; its VBDs
 	 * point at the copies made before (CDs and read-only disks are shared) */
 	if (!e)
-		e = copy_children(db, "VBD", "VM", v->vm, v->ref, v->disk_map);
+		e = vm_devices_copy(db, "VBD", "VM", v->vm, v->ref, v->disk_map);
 	if (!e)
-		e = copy_children(db, "VIF", "VM", v->vm, v->ref, NULL);
-	return e;
+		e = vm_devices_copy(db, "VIF", "VM", v->vm, v->ref, NULL);
+	return e ? e : ops_end(db, v->vm, v->op_id);
 }
 
 struct limits_ctx {
@@ -206,8 +194,9 @@ json_t *vm_set_memory_limits(struct api_call *c)
 	return e ? e : db_txn(c->ac_pd->pd_db, limits_txn, &l);
 }
 
-/* The writable, unshared disks of vm: each needs a copy for a clone. */
-static json_t *disks_to_copy(struct db *db, const char *vm)
+/* The disks a clone copies: the writable, unshared ones (read-only disks
+ * and CDs are shared); a copy takes every disk (XAPI's full copy). */
+static json_t *disks_to_copy(struct db *db, const char *vm, bool all)
 {
 	json_t *vbds = db_find(db, "VBD", "VM", vm), *out = json_array();
 	const char *k;
@@ -216,7 +205,8 @@ static json_t *disks_to_copy(struct db *db, const char *vm)
 		const char *mode = json_string_value(json_object_get(vbd, "mode"));
 		json_t *vdi = json_is_true(json_object_get(vbd, "empty")) ? NULL
 			      : db_obj_get(db, json_string_value(json_object_get(vbd, "VDI")));
-		if (vdi && mode && strcmp(mode, "RW") == 0 && !json_is_true(json_object_get(vdi, "sharable")))
+		bool disk = strcmp(jstr(vbd, "type"), "Disk") == 0;
+		if (vdi && mode && ((all && disk) || (strcmp(mode, "RW") == 0 && !json_is_true(json_object_get(vdi, "sharable")))))
 			json_array_append(out, json_object_get(vbd, "VDI"));
 		json_decref(vdi);
 	}
@@ -225,139 +215,107 @@ static json_t *disks_to_copy(struct db *db, const char *vm)
 }
 
 /* A clone with disks: each writable disk is copied by an agent with its SR
- * plugged, one after the other; the VM's records come last, in one
- * transaction. If a copy fails, the copies already made are removed. */
+ * plugged, one after the other (vdijob.c); the VM's records come last, in
+ * one transaction. If a copy fails, the copies already made are removed. */
 struct clone_job {
-	char cj_vm[64];
+	char cj_vm[64], cj_id[64];
 	char *cj_name;
-	json_t *cj_disks; /* VDI refs to copy */
-	size_t cj_next;
-	json_t *cj_map;   /* source VDI ref -> copy ref */
+	json_t *cj_disks; /* VDI refs copied, in items' order */
 };
 
-struct clone_step {
-	struct clone_job *cs_job;
-	char cs_uuid[48];
-};
-
-static void clone_job_free(struct clone_job *j)
+static void clone_job_free(void *p)
 {
+	struct clone_job *j = p;
 	free(j->cj_name);
 	json_decref(j->cj_disks);
-	json_decref(j->cj_map);
 	free(j);
 }
 
-static json_t *forget_txn(struct db *db, void *ctx)
+static json_t *clone_end_txn(struct db *db, void *ctx)
 {
-	return db_obj_destroy(db, ctx);
+	struct clone_job *j = ctx;
+	return ops_end(db, j->cj_vm, j->cj_id);
 }
 
-/* Undo the copies made: their files and their records. */
-static void clone_abort(struct poold *pd, struct clone_job *j)
+static void clone_failed(struct poold *pd, void *ctx, json_t **err)
 {
-	const char *src;
-	json_t *copy;
-	json_object_foreach(j->cj_map, src, copy) {
-		json_t *rec = db_obj_get(pd->pd_db, json_string_value(copy));
-		json_t *sr = rec ? db_obj_get(pd->pd_db, json_string_value(json_object_get(rec, "SR"))) : NULL;
-		char host[64];
-		if (sr && sr_worker(pd->pd_db, json_string_value(json_object_get(rec, "SR")), host))
-			agent_tell(pd, host, AGENT_VDI_DESTROY,
-				   json_pack("[s,s]", json_string_value(json_object_get(sr, "uuid")),
-					     json_string_value(json_object_get(rec, "uuid"))));
-		json_decref(db_txn(pd->pd_db, forget_txn, (void *)json_string_value(copy)));
-		json_decref(sr);
-		json_decref(rec);
-	}
-	clone_job_free(j);
+	(void)err;
+	json_decref(db_txn(pd->pd_db, clone_end_txn, ctx));
 }
 
-static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job *j, json_t **result);
-
-static json_t *clone_step_ok(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t **result)
+static json_t *clone_done(struct api_call *c, struct poold *pd, void *ctx, json_t *made, json_t **result)
 {
-	struct clone_step *st = ctx;
-	struct clone_job *j = st->cs_job;
-	const char *src = json_string_value(json_array_get(j->cj_disks, j->cj_next));
-	json_t *rec = vdi_copy_record(pd->pd_db, src, st->cs_uuid, false);
-	json_t *a[3] = {rec, answer, NULL};
-	json_t *e = db_txn(pd->pd_db, vdi_insert_for_clone, a);
-	json_decref(rec);
-	if (!e) {
-		json_object_set_new(j->cj_map, src, json_string(json_string_value(a[2])));
-		json_decref(a[2]);
-		j->cj_next++;
-		return clone_next(c, pd, j, result);
-	}
-	clone_abort(pd, j);
+	(void)c;
+	struct clone_job *j = ctx;
+	json_t *map = json_object();
+	size_t i;
+	json_t *v;
+	json_array_foreach(j->cj_disks, i, v) json_object_set(map, json_string_value(v), json_array_get(made, i));
+	struct vm_clone_ctx x = {j->cj_vm, j->cj_name, j->cj_id, map, ""};
+	json_t *e = db_txn(pd->pd_db, vm_clone_txn, &x);
+	json_decref(map);
+	if (!e)
+		*result = json_string(x.ref);
 	return e;
 }
 
-static void clone_step_failed(struct poold *pd, void *ctx, json_t **err)
+static json_t *begin_txn(struct db *db, void *ctx)
 {
-	(void)err;
-	struct clone_step *st = ctx;
-	clone_abort(pd, st->cs_job);
+	const char **a = ctx; /* [vm, op, id out] */
+	return ops_begin(db, a[0], a[1], (char *)a[2]);
 }
 
-/* Copy the next disk, or, when all are copied, make the VM's records. */
-static json_t *clone_next(struct api_call *c, struct poold *pd, struct clone_job *j, json_t **result)
+/* VM.clone (op "clone", dst_sr NULL) and VM.copy (op "copy"): the disks
+ * copied (into dst_sr, or each in its own SR), then the VM's records. */
+static json_t *clone_common(struct api_call *c, const char *op, const char *dst_sr)
 {
-	if (j->cj_next < json_array_size(j->cj_disks)) {
-		const char *src = json_string_value(json_array_get(j->cj_disks, j->cj_next));
-		json_t *vdi = db_obj_get(pd->pd_db, src);
-		const char *srref = json_string_value(json_object_get(vdi, "SR"));
-		json_t *sr = db_obj_get(pd->pd_db, srref ? srref : MODEL_NULL_REF);
-		char host[64];
-		json_t *e = NULL;
-		if (!vdi || !sr || !sr_worker(pd->pd_db, srref, host)) {
-			e = xerr_new(XE_SR_HAS_NO_PBDS, srref ? srref : MODEL_NULL_REF, NULL);
-			clone_abort(pd, j);
-		} else {
-			struct clone_step *st = calloc(1, sizeof *st);
-			st->cs_job = j;
-			model_new_uuid(st->cs_uuid);
-			e = agent_call_pd(pd, c, host, AGENT_VDI_COPY,
-				       json_pack("[s,s,s,b]", json_string_value(json_object_get(sr, "uuid")),
-						 json_string_value(json_object_get(vdi, "uuid")), st->cs_uuid, false),
-				       clone_step_ok, clone_step_failed, st);
-		}
-		json_decref(vdi);
-		json_decref(sr);
+	const char *vm, *name;
+	json_t *e = api_arg_ref(c, 0, "VM", &vm);
+	if (e || (e = api_arg_str(c, 1, "new_name", &name)))
+		return e;
+	struct clone_job *j = xcalloc(1, sizeof *j);
+	snprintf(j->cj_vm, sizeof j->cj_vm, "%s", vm);
+	const char *b[3] = {vm, op, j->cj_id};
+	if ((e = db_txn(c->ac_pd->pd_db, begin_txn, b))) {
+		free(j);
 		return e;
 	}
-	struct vm_clone_ctx v = {j->cj_vm, j->cj_name, j->cj_map, ""};
-	json_t *e = db_txn(pd->pd_db, vm_clone_txn, &v);
-	if (e) {
-		clone_abort(pd, j);
-		return e;
-	}
-	*result = json_string(v.ref);
-	clone_job_free(j);
-	return NULL;
+	j->cj_name = xstrdup(name);
+	j->cj_disks = disks_to_copy(c->ac_pd->pd_db, vm, dst_sr != NULL);
+	json_t *items = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(j->cj_disks, i, v) json_array_append_new(
+		items, json_pack("{s:O, s:s, s:b}", "vdi", v, "sr", dst_sr ? dst_sr : "", "snapshot", 0));
+	json_t *result = NULL;
+	e = vdijob_run(c->ac_pd, c, items, clone_done, clone_failed, j, clone_job_free, &result);
+	if (!e)
+		c->ac_result = result;
+	return e;
 }
 
 json_t *vm_clone(struct api_call *c)
 {
-	const char *vm, *name;
-	json_t *rec, *e = api_arg_ref(c, 0, "VM", &vm);
-	if (e || (e = api_arg_str(c, 1, "new_name", &name)) || (e = db_obj_get_checked(c->ac_pd->pd_db, "VM", vm, &rec)))
-		return e;
-	e = vm_power_check(vm, rec, "Halted");
-	json_decref(rec);
+	return clone_common(c, "clone", NULL);
+}
+
+/* VM.copy(vm, new_name, sr): full copies of every disk into sr (a null or
+ * unknown sr: each disk in its own SR, as XAPI). */
+json_t *vm_copy(struct api_call *c)
+{
+	const char *sr;
+	json_t *e = api_arg_str(c, 2, "sr", &sr);
 	if (e)
 		return e;
-	struct clone_job *j = calloc(1, sizeof *j);
-	snprintf(j->cj_vm, sizeof j->cj_vm, "%s", vm);
-	j->cj_name = strdup(name);
-	j->cj_disks = disks_to_copy(c->ac_pd->pd_db, vm);
-	j->cj_map = json_object();
-	json_t *result = NULL;
-	e = clone_next(c, c->ac_pd, j, &result);
-	if (!e)
-		c->ac_result = result;
-	return e;
+	char cls[32];
+	if (!db_obj_class(c->ac_pd->pd_db, sr, cls, sizeof cls) || strcmp(cls, "SR"))
+		sr = "";
+	json_t *rec = *sr ? db_obj_get(c->ac_pd->pd_db, sr) : NULL;
+	bool iso = rec && strcmp(jstr(rec, "content_type"), "iso") == 0;
+	json_decref(rec);
+	if (iso)
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "Cannot copy a VM's disks to an ISO SR");
+	return clone_common(c, "copy", sr);
 }
 
 static json_t *destroy_children(struct db *db, const char *cls, const char *field, const char *parent)

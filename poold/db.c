@@ -6,6 +6,7 @@
  * gives every stored record the fields the model declares, so a poold that
  * learned new fields serves complete records from an old database.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "db.h"
 #include "log.h"
 #include "xerr.h"
+#include "util.h"
 
 enum db_stmt_id {
 	ST_CLASS, ST_GET, ST_INSERT, ST_UPDATE, ST_DELETE, ST_EVENT, ST_BY_UUID, ST_BY_NAME,
@@ -56,6 +58,7 @@ struct db {
 	sqlite3 *db_sql;
 	sqlite3_stmt *db_stmts[ST__COUNT];
 	int db_depth;             /* db_txn nesting */
+	bool db_txn_only;         /* changes outside db_txn are a bug (db_require_txn) */
 	int64_t db_txn_last_event; /* newest event appended by the open transaction */
 	void (*db_hook)(void *, int64_t);
 	void *db_hook_ctx;
@@ -79,6 +82,13 @@ static sqlite3_stmt *db_stmt(struct db *db, enum db_stmt_id id)
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+/* A change outside db_txn once the process said it makes none (db_require_txn). */
+static void in_txn(const struct db *db)
+{
+	assert(db->db_depth > 0 || !db->db_txn_only);
+	(void)db;
 }
 
 static json_t *db_internal(struct db *db, const char *what)
@@ -284,11 +294,7 @@ struct db *db_open(const char *path, bool create, char *err, size_t errlen)
 {
 	if (errlen)
 		err[0] = '\0';
-	struct db *db = calloc(1, sizeof *db);
-	if (!db) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	struct db *db = xcalloc(1, sizeof *db);
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(path, &db->db_sql, flags, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, db->db_sql ? sqlite3_errmsg(db->db_sql) : "cannot open");
@@ -318,6 +324,11 @@ void db_close(struct db *db)
 		sqlite3_finalize(db->db_stmts[i]);
 	sqlite3_close(db->db_sql);
 	free(db);
+}
+
+void db_require_txn(struct db *db)
+{
+	db->db_txn_only = true;
 }
 
 void db_set_store_hook(struct db *db, db_store_hook fn, void *ctx)
@@ -404,6 +415,7 @@ static double db_now(void)
 static json_t *db_event(struct db *db, const char *cls, const char *op, const char *ref,
 			const char *snapshot)
 {
+	in_txn(db);
 	sqlite3_stmt *s = db_stmt(db, ST_EVENT);
 	if (!s)
 		return db_internal(db, "event");
@@ -545,13 +557,14 @@ char *db_obj_text(struct db *db, const char *cls, const char *ref)
 	bind_text(s, 1, ref);
 	char *out = NULL;
 	if (sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), cls) == 0)
-		out = strdup((const char *)sqlite3_column_text(s, 1));
+		out = xstrdup((const char *)sqlite3_column_text(s, 1));
 	sqlite3_reset(s);
 	return out;
 }
 
 static json_t *db_store(struct db *db, const char *ref, const char *cls, json_t *rec, const char *op)
 {
+	in_txn(db);
 	char *text = json_dumps(rec, JSON_COMPACT);
 	if (!text)
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot encode %s record", cls);
@@ -640,6 +653,7 @@ static json_t *db_inverse(struct db *db, const char *cls, const char *fld, const
 
 json_t *db_obj_create(struct db *db, const char *cls, const json_t *given, char *ref_out)
 {
+	in_txn(db);
 	const struct model_class *c = model_class_find(cls);
 	if (!c)
 		return xerr_newf(XE_INTERNAL_ERROR, "unknown class %s", cls);
@@ -764,6 +778,7 @@ json_t *db_obj_update_new(struct db *db, const char *ref, json_t *fields)
 
 json_t *db_obj_destroy(struct db *db, const char *ref)
 {
+	in_txn(db);
 	char cls[64];
 	json_t *rec = db_load(db, ref, cls, sizeof cls);
 	if (!rec)
@@ -953,7 +968,7 @@ static char *db_scalar(struct db *db, enum db_stmt_id id, const char *key)
 	bind_text(s, 1, key);
 	char *out = NULL;
 	if (sqlite3_step(s) == SQLITE_ROW)
-		out = strdup((const char *)sqlite3_column_text(s, 0));
+		out = xstrdup((const char *)sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
 	return out;
 }

@@ -41,6 +41,10 @@ void db_set_commit_hook(struct db *db, void (*hook)(void *ctx, int64_t last_even
 typedef json_t *(*db_store_hook)(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec,
 				 bool after, void *ctx);
 void db_set_store_hook(struct db *db, db_store_hook fn, void *ctx);
+/* From now on every change is made inside db_txn (asserted in the
+ * sanitizer build and every build without NDEBUG): poold calls it at
+ * start; unit tests that drive the record primitives one by one do not. */
+void db_require_txn(struct db *db);
 
 typedef json_t *(*db_txn_fn)(struct db *db, void *ctx);
 /* Run fn in one transaction: commit when it returns NULL, roll back and

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "evacplan.h"
+#include "util.h"
 
 struct order_key {
 	int64_t mem;
@@ -35,14 +36,12 @@ void evacplan_free(struct evac_plan *pl)
 
 static void *alloc0(size_t n, size_t size)
 {
-	return calloc(n > 0 ? n : 1, size);
+	return xcalloc(n > 0 ? n : 1, size);
 }
 
 static struct evac_plan *plan_new(size_t nv, size_t nh)
 {
-	struct evac_plan *pl = calloc(1, sizeof *pl);
-	if (!pl)
-		return NULL;
+	struct evac_plan *pl = xcalloc(1, sizeof *pl);
 	pl->pl_vms = alloc0(nv, sizeof *pl->pl_vms);
 	pl->pl_order = alloc0(nv, sizeof *pl->pl_order);
 	pl->pl_left = alloc0(nh, sizeof *pl->pl_left);

@@ -25,12 +25,6 @@
 
 #define BEAT_FULL_SECONDS 30
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 struct beat_ctx {
 	struct poold *pd;
 	const char *host;
@@ -51,7 +45,7 @@ struct beat_ctx {
 static bool report_older(struct poold *pd, const char *vm, const char *host, const char *boot, json_int_t seq)
 {
 	json_t *t = json_object_get(json_object_get(pd->pd_vm_changed, vm), host);
-	if (!t || strcmp(str(t, "boot"), boot))
+	if (!t || strcmp(jstr(t, "boot"), boot))
 		return false; /* no stamp from this host, or its agent restarted since: no order to keep */
 	return seq < json_integer_value(json_object_get(t, "seq"));
 }
@@ -82,7 +76,7 @@ static json_t *domain_in(json_t *report, const char *uuid)
 {
 	size_t i;
 	json_t *d;
-	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(str(d, "uuid"), uuid) == 0) return d;
+	json_array_foreach(json_object_get(report, "domains"), i, d) if (strcmp(jstr(d, "uuid"), uuid) == 0) return d;
 	return NULL;
 }
 
@@ -91,7 +85,7 @@ static enum rc_seen seen_in(json_t *report, const char *uuid)
 	json_t *d = domain_in(report, uuid);
 	if (!d)
 		return json_is_true(json_object_get(report, "domains_complete")) ? RC_ABSENT : RC_MISSING;
-	const char *ps = str(d, "power_state");
+	const char *ps = jstr(d, "power_state");
 	return strcmp(ps, "Running") == 0 ? RC_RUNNING : strcmp(ps, "Paused") == 0 ? RC_PAUSED : RC_STOPPED;
 }
 
@@ -114,7 +108,7 @@ static enum rc_seen view(struct beat_ctx *b, const char *host, const char *vm, c
 		return RC_DOWN;
 	json_int_t seq;
 	json_t *r = report_of(b, host, &seq);
-	if (!r || report_older(b->pd, vm, host, str(r, "boot"), seq))
+	if (!r || report_older(b->pd, vm, host, jstr(r, "boot"), seq))
 		return RC_UNKNOWN;
 	return seen_in(r, uuid);
 }
@@ -126,7 +120,7 @@ static json_t *record_from(struct beat_ctx *b, const char *host, const char *uui
 {
 	json_int_t seq;
 	json_t *d = domain_in(report_of(b, host, &seq), uuid);
-	return json_pack("{s:s, s:s, s:I}", "power_state", str(d, "power_state"), "resident_on", host, "domid",
+	return json_pack("{s:s, s:s, s:I}", "power_state", jstr(d, "power_state"), "resident_on", host, "domid",
 			 json_integer_value(json_object_get(d, "domid")));
 }
 
@@ -144,15 +138,15 @@ static json_t *double_alarm(struct beat_ctx *b, struct db *db, const char *vm, j
 	snprintf(body, sizeof body,
 		 "VM %s is recorded on host %s but host %s reports it running too: the copy on %s is paused "
 		 "(then destroyed, as any paused copy of a VM that runs on a live host)",
-		 str(v, "name_label"), str(v, "resident_on"), host, host);
-	return msg_add(db, "VM_RUNNING_ON_TWO_HOSTS", 1, "VM", str(v, "uuid"), body);
+		 jstr(v, "name_label"), jstr(v, "resident_on"), host, host);
+	return msg_add(db, "VM_RUNNING_ON_TWO_HOSTS", 1, "VM", jstr(v, "uuid"), body);
 }
 
 static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *v, json_t *hosts,
 		     const struct rc_decision *d)
 {
 	json_t *want = NULL, *e = NULL;
-	const char *uuid = str(v, "uuid");
+	const char *uuid = jstr(v, "uuid");
 	if (d->rd_action == RC_RECORD)
 		want = record_from(b, json_string_value(json_array_get(hosts, (size_t)d->rd_host)), uuid);
 	else if (d->rd_action == RC_HALT)
@@ -163,10 +157,12 @@ static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *
 	json_t *x;
 	json_object_foreach(want, k, x) if (!json_equal(x, json_object_get(v, k))) same = false;
 	if (want && !same) {
-		log_info("VM %s: the hosts report it %s on %s, recorded as %s on %s", str(v, "name_label"),
-			 str(want, "power_state"), str(want, "resident_on"), str(v, "power_state"),
-			 str(v, "resident_on"));
+		log_info("VM %s: the hosts report it %s on %s, recorded as %s on %s", jstr(v, "name_label"),
+			 jstr(want, "power_state"), jstr(want, "resident_on"), jstr(v, "power_state"),
+			 jstr(v, "resident_on"));
 		e = db_obj_update(db, vm, want);
+		if (!e && d->rd_action == RC_HALT)
+			e = guest_metrics_drop(db, vm);
 	}
 	json_decref(want);
 	for (size_t i = 0; !e && i < json_array_size(hosts); i++) {
@@ -176,7 +172,7 @@ static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *
 			json_array_append_new(b->pause, json_pack("[s,s]", h, uuid));
 		} else if (d->rd_copy[i] == RC_DESTROY_STALE) {
 			log_warn("VM %s: host %s holds a paused copy while it runs elsewhere: destroyed",
-				 str(v, "name_label"), h);
+				 jstr(v, "name_label"), h);
 			json_array_append_new(b->stale, json_pack("[s,s]", h, uuid));
 		}
 	}
@@ -186,19 +182,20 @@ static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *
 static json_t *reconcile_one(struct beat_ctx *b, struct db *db, const char *vm, json_t *hosts)
 {
 	json_t *v = db_obj_get(db, vm);
-	if (!v || json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot"))) {
+	if (!v || json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot")) ||
+	    json_is_true(json_object_get(v, "is_control_domain"))) { /* dom0 is no domain the agent lists */
 		json_decref(v);
 		return NULL;
 	}
 	size_t n = json_array_size(hosts);
 	enum rc_seen *seen = xcalloc(n, sizeof *seen);
 	enum rc_copy *copy = xcalloc(n, sizeof *copy);
-	const char *ps = str(v, "power_state"), *on = str(v, "resident_on");
+	const char *ps = jstr(v, "power_state"), *on = jstr(v, "resident_on");
 	struct rc_vm rv = {strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0 ? RC_ON : RC_HALTED, -1,
-			   strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0, n, seen};
+			   strcmp(jstr(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0, n, seen};
 	for (size_t i = 0; i < n; i++) {
 		const char *h = json_string_value(json_array_get(hosts, i));
-		seen[i] = view(b, h, vm, str(v, "uuid"));
+		seen[i] = view(b, h, vm, jstr(v, "uuid"));
 		if (strcmp(h, on) == 0)
 			rv.rv_resident = (int)i;
 	}
@@ -223,7 +220,7 @@ static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 	json_t *d;
 	json_array_foreach(json_object_get(b->report, "domains"), i, d) {
 		char vm[64];
-		if (db_ref_by_uuid(db, "VM", str(d, "uuid"), vm)) /* else not a VM of this pool: left alone */
+		if (db_ref_by_uuid(db, "VM", jstr(d, "uuid"), vm)) /* else not a VM of this pool: left alone */
 			json_object_set_new(todo, vm, json_true());
 	}
 	const char *vm;
@@ -238,7 +235,7 @@ static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 
 static json_t *beat_metrics(struct db *db, struct beat_ctx *b, json_t *h)
 {
-	const char *mref = str(h, "metrics");
+	const char *mref = jstr(h, "metrics");
 	json_t *m = db_obj_get(db, mref), *e = NULL;
 	json_int_t free_was = json_integer_value(json_object_get(m, "memory_free"));
 	json_int_t diff = free_was - b->rep.memory_free;
@@ -249,7 +246,7 @@ static json_t *beat_metrics(struct db *db, struct beat_ctx *b, json_t *h)
 	model_now(now);
 	if (!live || diff > b->rep.memory_total / 100 || -diff > b->rep.memory_total / 100 ||
 	    json_integer_value(json_object_get(m, "memory_total")) != b->rep.memory_total ||
-	    strncmp(str(m, "last_updated"), now, 13) != 0) {
+	    strncmp(jstr(m, "last_updated"), now, 13) != 0) {
 		e = db_obj_update_new(db, mref, json_pack("{s:I, s:I, s:b, s:s}", "memory_total", b->rep.memory_total,
 						      "memory_free", b->rep.memory_free, "live", 1, "last_updated",
 						      now));
@@ -294,7 +291,11 @@ static json_t *beat_txn(struct db *db, void *ctx)
 	if (!e)
 		e = host_pifs_sync(db, b->host, &b->rep);
 	if (!e)
+		e = control_domain_sync(db, b->host, h, &b->rep);
+	if (!e)
 		e = reconcile_vms(db, b);
+	if (!e)
+		e = guest_metrics_sync(db, b->host, b->report);
 	size_t i;
 	json_t *sp;
 	json_array_foreach(json_object_get(b->report, "srs"), i, sp) if (!e) e = sr_space_update(db, sp);
@@ -343,6 +344,11 @@ json_t *host_heartbeat(struct api_call *c)
 	json_t *cmp = json_deep_copy(report);
 	json_object_del(cmp, "memory_free");
 	json_object_del(cmp, "seq");
+	/* a run of this host's agent that HA declared fenced speaks no more */
+	if ((e = ha_host_report(pd, ref, report))) {
+		json_decref(cmp);
+		return e;
+	}
 	bool same = beat_same(pd, ref, cmp, &b.rep), was_live = json_object_get(pd->pd_host_seen, ref) != NULL;
 	/* live first: a busy database must not make a live host look dead */
 	host_seen(pd, ref);
@@ -389,7 +395,7 @@ void host_forget_seen(struct poold *pd, const char *host)
 static json_t *not_live_txn(struct db *db, void *ctx)
 {
 	json_t *h = db_obj_get(db, ctx);
-	const char *m = str(h, "metrics");
+	const char *m = jstr(h, "metrics");
 	json_t *e = *m ? db_obj_set(db, m, "live", json_false()) : NULL;
 	json_decref(h);
 	return e;
@@ -429,9 +435,9 @@ void host_liveness_start(struct poold *pd)
 	json_object_foreach(hosts, ref, h) {
 		/* the master's own machine, until an agent claims it, is poold's
 		 * to report: it is live while poold runs */
-		if (!*str(json_object_get(h, "other_config"), "agent_address"))
+		if (!*jstr(json_object_get(h, "other_config"), "agent_address"))
 			continue;
-		json_t *m = db_obj_get(pd->pd_db, str(h, "metrics"));
+		json_t *m = db_obj_get(pd->pd_db, jstr(h, "metrics"));
 		if (json_is_true(json_object_get(m, "live")))
 			host_seen(pd, ref);
 		json_decref(m);

@@ -2,9 +2,11 @@
  * http.c - poold's HTTPS front: libevent's evhttp over OpenSSL bufferevents,
  * behind the limits of lib/httpsrv.c (request deadline, connection caps).
  *
- * POST /jsonrpc carries XAPI's JSON-RPC; POST / and /RPC2 take JSON-RPC
- * too when the body is JSON (XML-RPC is not spoken: such requests get 415
- * with a sentence saying so). Bodies above max-request-size are refused
+ * POST /jsonrpc carries XAPI's JSON-RPC. POST / and /RPC2 carry XML-RPC,
+ * as XAPI serves them to XenAPI.py, Ansible and the SDKs (lib/xmlrpc.h),
+ * or JSON-RPC when the body is a JSON object (ours: older clients of this
+ * server). Both reach the same dispatch, sessions and tasks; only the
+ * framing differs. Bodies above max-request-size are refused
  * with 413 by evhttp itself, and a body above
  * max-unauthenticated-request-size is not parsed unless it comes from a
  * pool member (its certificate) or carries a valid session. An event.from
@@ -27,6 +29,8 @@
 #include "poold.h"
 #include "tls.h"
 #include "xerr.h"
+#include "xmlrpc.h"
+#include "util.h"
 
 /* The TLS context: a singleton of the one server. */
 static SSL_CTX *http_ssl_ctx;
@@ -41,6 +45,13 @@ static void http_reply(struct evhttp_request *req, int code, const char *reason,
 		evbuffer_add(b, body, strlen(body));
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
+}
+
+static void http_text_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
 }
 
 /* The client went away while its call was parked: drop the call. */
@@ -69,11 +80,62 @@ static void http_stream_cancel(struct api_call *c)
 	api_call_free(c);
 }
 
+static void http_xml_done(struct api_call *c, json_t *err);
+
+static bool http_is_xml(const struct api_call *c)
+{
+	return c->ac_done == http_xml_done;
+}
+
+/* An XML-RPC answer streams as the JSON one does: a JSON piece holds whole
+ * members of the answer's object (a `{` first, a `,` before the others, a
+ * `}` closing the last: api_objects.c's records), so each becomes the same
+ * members in XML as it comes. Replaces piece's text (the JSON piece only);
+ * -1 when it is not such a piece. */
+static int http_xml_piece(struct api_call *c, struct evbuffer *piece, bool last)
+{
+	size_t len = evbuffer_get_length(piece);
+	const char *t = (const char *)evbuffer_pullup(piece, -1);
+	size_t a = 0;
+	if (len && (t[0] == '{' || t[0] == ','))
+		a = 1;
+	if (last && len > a && t[len - 1] == '}')
+		len--;
+	json_t *obj = NULL;
+	if (len > a) {
+		char *wrapped = NULL;
+		if (asprintf(&wrapped, "{%.*s}", (int)(len - a), t + a) < 0)
+			abort(); /* out of memory: util.h's policy */
+		obj = json_loads(wrapped, 0, NULL);
+		free(wrapped);
+	} else {
+		obj = json_object();
+	}
+	evbuffer_drain(piece, evbuffer_get_length(piece));
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		return -1;
+	}
+	struct xr_type ty = api_result_type(c->ac_method);
+	char *xml = xmlrpc_members(obj, &ty);
+	json_decref(obj);
+	evbuffer_add_reference(piece, xml, strlen(xml), http_text_free, NULL);
+	return 0;
+}
+
 /* Send the next piece of a streamed answer; the last one ends it. */
 static void http_stream_next(struct api_call *c, struct evbuffer *buf)
 {
 	struct evhttp_request *req = c->ac_transport;
-	int more = c->ac_stream(c, buf);
+	bool xml = http_is_xml(c);
+	struct evbuffer *piece = xml ? evbuffer_new() : buf; /* buf may hold the answer's head */
+	int more = c->ac_stream(c, piece);
+	if (xml) {
+		if (more >= 0 && http_xml_piece(c, piece, more == 0) < 0)
+			more = -1;
+		evbuffer_add_buffer(buf, piece);
+		evbuffer_free(piece);
+	}
 	evbuffer_pullup(buf, -1); /* few large TLS records, not two per database row */
 	if (more == 1) {
 		evhttp_send_reply_chunk_with_cb(req, buf, http_stream_more, c);
@@ -82,9 +144,13 @@ static void http_stream_next(struct api_call *c, struct evbuffer *buf)
 	}
 	if (more < 0)
 		log_error("%s: reading the database failed: answer cut off", c->ac_method->am_name);
-	char *post = jrpc_ok_suffix(c->ac_id, c->ac_v2);
-	evbuffer_add(buf, post, strlen(post));
-	free(post);
+	if (xml) {
+		evbuffer_add(buf, xmlrpc_ok_struct_tail(), strlen(xmlrpc_ok_struct_tail()));
+	} else {
+		char *post = jrpc_ok_suffix(c->ac_id, c->ac_v2);
+		evbuffer_add(buf, post, strlen(post));
+		free(post);
+	}
 	evhttp_send_reply_chunk(req, buf);
 	evbuffer_free(buf);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -105,13 +171,18 @@ static void http_stream_start(struct api_call *c)
 {
 	struct evhttp_request *req = c->ac_transport;
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
+	bool xml = http_is_xml(c);
+	evhttp_add_header(h, "Content-Type", xml ? "text/xml" : "application/json");
 	evhttp_send_reply_start(req, 200, "OK");
 	c->ac_cancel = http_stream_cancel; /* the client may leave mid-answer */
 	struct evbuffer *buf = evbuffer_new();
-	char *pre = jrpc_ok_prefix(c->ac_v2);
-	evbuffer_add(buf, pre, strlen(pre));
-	free(pre);
+	if (xml) {
+		evbuffer_add(buf, xmlrpc_ok_struct_head(), strlen(xmlrpc_ok_struct_head()));
+	} else {
+		char *pre = jrpc_ok_prefix(c->ac_v2);
+		evbuffer_add(buf, pre, strlen(pre));
+		free(pre);
+	}
 	http_stream_next(c, buf);
 }
 
@@ -160,22 +231,67 @@ static void http_call_done(struct api_call *c, json_t *err)
 	api_call_free(c);
 }
 
+/* Transport callback of api_dispatch for XML-RPC: XAPI's envelope around
+ * the answer, written from the value, typed by the model (a streamed one
+ * goes out in pieces, as over JSON-RPC). */
+static void http_xml_done(struct api_call *c, json_t *err)
+{
+	struct evhttp_request *req = c->ac_transport;
+	if (!err && c->ac_stream && req) {
+		http_stream_start(c);
+		return;
+	}
+	json_t *v = err ? NULL : api_result_whole(c, &err);
+	char *text;
+	if (err) {
+		char *s = xerr_to_text(err);
+		log_debug("%s: %s", c->ac_method ? c->ac_method->am_name : "?", s ? s : "?");
+		free(s);
+		text = xmlrpc_fail(err);
+		json_decref(err);
+	} else if (c->ac_method && strcmp(c->ac_method->am_name, "system.listMethods") == 0) {
+		text = xmlrpc_bare(v);
+	} else {
+		struct xr_type t = api_result_type(c->ac_method);
+		text = xmlrpc_ok(v, &t);
+	}
+	json_decref(v);
+	if (req) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		if (evcon)
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+		struct evbuffer *body = evbuffer_new();
+		evbuffer_add_reference(body, text, strlen(text), http_text_free, NULL);
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		evhttp_add_header(h, "Content-Type", "text/xml");
+		evhttp_send_reply(req, 200, "OK", body);
+		evbuffer_free(body);
+	} else {
+		free(text);
+	}
+	api_call_free(c);
+}
+
 /* The session ref a request carries, as far as can be told without
- * parsing it: the first "OpaqueRef:..." string (XAPI puts the session
- * first in params). Into out; false when there is none. */
+ * parsing it: the first "OpaqueRef:..." string, quoted in JSON or between
+ * tags in XML (XAPI puts the session first in params). Into out; false
+ * when there is none. */
 static bool http_session_of(const char *body, size_t len, char *out, size_t outlen)
 {
-	static const char mark[] = "\"OpaqueRef:";
-	const char *p = memmem(body, len, mark, sizeof mark - 1);
-	if (!p)
-		return false;
-	p++;
-	const char *end = memchr(p, '"', len - (size_t)(p - body));
-	if (!end || (size_t)(end - p) >= outlen)
-		return false;
-	memcpy(out, p, (size_t)(end - p));
-	out[end - p] = '\0';
-	return true;
+	static const char mark[] = "OpaqueRef:";
+	const char *p = body, *end = body + len;
+	while ((p = memmem(p, (size_t)(end - p), mark, sizeof mark - 1))) {
+		if (p > body && (p[-1] == '"' || p[-1] == '>')) {
+			const char *q = memchr(p, p[-1] == '"' ? '"' : '<', (size_t)(end - p));
+			if (!q || (size_t)(q - p) >= outlen)
+				return false;
+			memcpy(out, p, (size_t)(q - p));
+			out[q - p] = '\0';
+			return true;
+		}
+		p += sizeof mark - 1;
+	}
+	return false;
 }
 
 /* Who may make poold parse a big document: a pool member (its verified
@@ -183,7 +299,7 @@ static bool http_session_of(const char *body, size_t len, char *out, size_t outl
  * stranger) is refused before parsing: 413, or SESSION_INVALID when the
  * session it names is not (or no longer) valid. */
 static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const char *body, size_t len,
-			   const char *peer)
+			   const char *peer, bool xml)
 {
 	if (*peer || len <= (size_t)conf_int(pd->pd_conf, "max-unauthenticated-request-size"))
 		return true;
@@ -193,9 +309,9 @@ static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const c
 		return true;
 	if (named) {
 		json_t *e = xerr_new(XE_SESSION_INVALID, ref, NULL);
-		char *text = jrpc_err(NULL, true, e);
+		char *text = xml ? xmlrpc_fail(e) : jrpc_err(NULL, true, e);
 		json_decref(e);
-		http_reply(req, 200, "OK", "application/json", text);
+		http_reply(req, 200, "OK", xml ? "text/xml" : "application/json", text);
 		free(text);
 		return false;
 	}
@@ -204,33 +320,52 @@ static bool http_may_parse(struct poold *pd, struct evhttp_request *req, const c
 	return false;
 }
 
-static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const char *body, size_t len)
+/* The call in a body: JSON-RPC or XML-RPC. 0, or -1 when the body was
+ * refused (answered already, in its protocol). */
+static int http_parse(struct evhttp_request *req, const char *body, size_t len, bool xml, struct api_call *c,
+		      char **method)
 {
-	char peer[64];
-	/* an agent authenticates with its pool certificate */
-	if (evrpc_request_peer_cn(req, peer, sizeof peer) < 0)
-		peer[0] = '\0';
-	if (!http_may_parse(pd, req, body, len, peer))
-		return;
+	if (xml) {
+		json_t *e = NULL;
+		if (xmlrpc_parse_call(body, len, method, &c->ac_params, &e) == 0)
+			return 0;
+		char *text = xmlrpc_fail(e);
+		json_decref(e);
+		http_reply(req, 200, "OK", "text/xml", text);
+		free(text);
+		return -1;
+	}
 	struct jrpc_req r;
 	char *error_text = NULL;
 	if (jrpc_parse(body, len, &r, &error_text) < 0) {
 		http_reply(req, 200, "OK", "application/json", error_text);
 		free(error_text);
-		return;
+		return -1;
 	}
-	struct api_call *c = calloc(1, sizeof *c);
-	if (!c) {
-		jrpc_req_clear(&r);
-		evhttp_send_error(req, 503, "out of memory");
-		return;
-	}
-	c->ac_pd = pd;
+	*method = r.jr_method;
 	c->ac_params = r.jr_params;
 	c->ac_id = r.jr_id;
 	c->ac_v2 = r.jr_v2;
+	return 0;
+}
+
+static void http_rpc(struct poold *pd, struct evhttp_request *req, const char *body, size_t len, bool xml)
+{
+	char peer[64];
+	/* an agent authenticates with its pool certificate */
+	if (evrpc_request_peer_cn(req, peer, sizeof peer) < 0)
+		peer[0] = '\0';
+	if (!http_may_parse(pd, req, body, len, peer, xml))
+		return;
+	struct api_call *c = xcalloc(1, sizeof *c);
+	char *method = NULL;
+	if (http_parse(req, body, len, xml, c, &method) < 0) {
+		api_call_free(c);
+		return;
+	}
+	c->ac_pd = pd;
 	c->ac_transport = req;
-	c->ac_done = http_call_done;
+	c->ac_done = xml ? http_xml_done : http_call_done;
 	snprintf(c->ac_peer, sizeof c->ac_peer, "%s", peer);
 	httpsrv_request_addr(req, c->ac_addr, sizeof c->ac_addr);
 	/* a parked call is dropped if its client goes away (one request is
@@ -238,8 +373,8 @@ static void http_jsonrpc(struct poold *pd, struct evhttp_request *req, const cha
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon)
 		evhttp_connection_set_closecb(evcon, http_conn_closed, c);
-	api_dispatch(c, r.jr_method);
-	free(r.jr_method);
+	api_dispatch(c, method);
+	free(method);
 }
 
 static void http_handle(struct evhttp_request *req, void *arg)
@@ -251,7 +386,8 @@ static void http_handle(struct evhttp_request *req, void *arg)
 		path = "/";
 	bool rpc_path = strcmp(path, "/jsonrpc") == 0 || strcmp(path, "/") == 0 || strcmp(path, "/RPC2") == 0;
 	if (!rpc_path) {
-		http_reply(req, 404, "Not Found", "text/plain", "no such resource: JSON-RPC is at /jsonrpc\n");
+		http_reply(req, 404, "Not Found", "text/plain",
+			   "no such resource: JSON-RPC is at /jsonrpc, XML-RPC at / and /RPC2\n");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_OPTIONS) {
@@ -259,7 +395,7 @@ static void http_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST) {
-		http_reply(req, 405, "Method Not Allowed", "text/plain", "use POST with a JSON-RPC body\n");
+		http_reply(req, 405, "Method Not Allowed", "text/plain", "use POST with an XML-RPC or JSON-RPC body\n");
 		return;
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -268,12 +404,9 @@ static void http_handle(struct evhttp_request *req, void *arg)
 	size_t skip = 0;
 	while (skip < len && (body[skip] == ' ' || body[skip] == '\n' || body[skip] == '\r' || body[skip] == '\t'))
 		skip++;
-	if (strcmp(path, "/jsonrpc") != 0 && (skip == len || body[skip] != '{')) {
-		http_reply(req, 415, "Unsupported Media Type", "text/plain",
-			   "XML-RPC is not supported by this server: send JSON-RPC to /jsonrpc\n");
-		return;
-	}
-	http_jsonrpc(pd, req, body ? body : "", len);
+	/* XAPI reads / and /RPC2 as XML-RPC; a JSON object there is ours */
+	bool xml = strcmp(path, "/jsonrpc") != 0 && (skip == len || body[skip] != '{');
+	http_rpc(pd, req, body ? body : "", len, xml);
 }
 
 int http_start(struct poold *pd, char *err, size_t errlen)
@@ -316,7 +449,7 @@ int http_start(struct poold *pd, char *err, size_t errlen)
 		fprintf(f, "%d\n", real);
 		fclose(f);
 	}
-	log_info("serving XAPI JSON-RPC on https://%s:%d/jsonrpc", addr, real);
+	log_info("serving XAPI on https://%s:%d: JSON-RPC at /jsonrpc, XML-RPC at / and /RPC2", addr, real);
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "ops.h"
 #include "poold.h"
+#include "sdnotify.h"
 #include "tls.h"
 #include "util.h"
 #include "version.h"
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: poold init --dir DIR [--password-file FILE] [--name DNS-NAME]... [--address IP]...\n"
 		   "       poold --dir DIR [--config FILE] [--set KEY=VALUE]...\n"
-		   "       poold --version\n");
+		   "       poold --version | --help\n"
+		   "(see poold(8) and xapi.conf(5))\n");
 }
 
 static int read_password(const char *file, char *buf, size_t len)
@@ -173,6 +175,7 @@ static int serve(struct poold *pd)
 		return 1;
 	}
 	db_set_store_hook(pd->pd_db, ops_derive, pd);
+	db_require_txn(pd->pd_db);
 	if (pool_load(pd, err, sizeof err) < 0 || api_init(pd, api_methods, api_nmethods) < 0 ||
 	    api_register_generic(pd) < 0) {
 		fprintf(stderr, "poold: %s\n", err[0] ? err : "cannot set up the API");
@@ -207,13 +210,20 @@ static int serve(struct poold *pd)
 	}
 	pd->pd_vm_changed = json_object();
 	host_liveness_start(pd);
+	ha_start(pd);
+	ha_engine_start(pd);
 	evacuations_resume(pd);
 	write_pid(pd);
 	log_info("poold %s: pool %s, %zu API methods", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods);
+	if (sdnotify("READY=1") < 0) /* systemd: serving (Type=notify) */
+		log_warn("cannot tell systemd poold is ready ($NOTIFY_SOCKET)");
 	event_base_dispatch(pd->pd_base);
+	sdnotify("STOPPING=1");
 	http_stop(pd); /* closing the connections cancels the parked calls */
 	session_fini(pd);
 	evacuations_stop(pd);
+	ha_engine_stop(pd);
+	ha_stop(pd);
 	host_liveness_stop(pd);
 	agent_links_free(pd); /* calls still in flight fail now; their outcome is recorded */
 	SSL_CTX_free(pd->pd_agent_ctx);
@@ -240,6 +250,10 @@ int main(int argc, char **argv)
 		return cmd_init(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("poold %s\n", POOLD_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
 		return 0;
 	}
 	struct poold pd;

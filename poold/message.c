@@ -9,6 +9,7 @@
 #include <string.h>
 #include "log.h"
 #include "poold.h"
+#include "util.h"
 #include "xerr.h"
 
 json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, const char *obj_uuid,
@@ -64,4 +65,69 @@ json_t *message_create(struct api_call *c)
 		return e;
 	c->ac_result = json_string(m.ref);
 	return NULL;
+}
+
+/* The messages (ref -> record) newer than since, about obj_uuid of class
+ * cls when cls is given. */
+static json_t *messages_since(struct db *db, const char *since, const char *cls, const char *obj_uuid)
+{
+	time_t after = model_time_parse(since);
+	json_t *all = db_find(db, "message", NULL, NULL), *out = json_object();
+	const char *k;
+	json_t *m;
+	json_object_foreach(all, k, m) {
+		if (model_time_parse(jstr(m, "timestamp")) <= after)
+			continue;
+		if (cls && (strcmp(jstr(m, "cls"), cls) || strcmp(jstr(m, "obj_uuid"), obj_uuid)))
+			continue;
+		json_object_set(out, k, m);
+	}
+	json_decref(all);
+	return out;
+}
+
+/* message.get_since(session, since) -> (ref -> record) */
+json_t *message_get_since(struct api_call *c)
+{
+	const char *since;
+	json_t *e = api_arg_str(c, 0, "since", &since);
+	if (e)
+		return e;
+	c->ac_result = messages_since(c->ac_pd->pd_db, since, NULL, NULL);
+	return NULL;
+}
+
+/* message.get(session, cls, obj_uuid, since) -> (ref -> record) */
+json_t *message_get(struct api_call *c)
+{
+	const char *cls, *uuid, *since;
+	json_t *e = api_arg_str(c, 0, "cls", &cls);
+	if (e || (e = api_arg_str(c, 1, "obj_uuid", &uuid)) || (e = api_arg_str(c, 2, "since", &since)))
+		return e;
+	c->ac_result = messages_since(c->ac_pd->pd_db, since, cls, uuid);
+	return NULL;
+}
+
+static json_t *destroy_many_txn(struct db *db, void *ctx)
+{
+	json_t *refs = ctx, *e = NULL;
+	size_t i;
+	json_t *r;
+	json_array_foreach(refs, i, r) {
+		char have[64];
+		const char *ref = json_string_value(r);
+		if (!ref || !db_obj_class(db, ref, have, sizeof have) || strcmp(have, "message"))
+			return xerr_new(XE_HANDLE_INVALID, "message", ref ? ref : "", NULL);
+	}
+	json_array_foreach(refs, i, r) if (!e) e = db_obj_destroy(db, json_string_value(r));
+	return e;
+}
+
+/* message.destroy_many(session, messages): all of them, or none. */
+json_t *message_destroy_many(struct api_call *c)
+{
+	json_t *refs = json_array_get(c->ac_args, 0);
+	if (!json_is_array(refs))
+		return xerr_new(XE_FIELD_TYPE_ERROR, "messages", NULL);
+	return db_txn(c->ac_pd->pd_db, destroy_many_txn, refs);
 }

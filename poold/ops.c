@@ -1,4 +1,4 @@
-/* ops.c - allowed and current operations of VM, VDI, SR and host (see ops.h). */
+/* ops.c - allowed and current operations of VM, VBD, VIF, VDI, SR and host (see ops.h). */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,82 +6,264 @@
 #include "model.h"
 #include "ops.h"
 #include "xerr.h"
-
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
+#include "util.h"
 
 static bool busy(const json_t *rec)
 {
 	return json_object_size(json_object_get(rec, "current_operations")) > 0;
 }
 
+static bool flag(const json_t *rec, const char *k)
+{
+	return json_is_true(json_object_get(rec, k));
+}
+
+static bool is(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+static bool one_of(const char *op, const char *const *list)
+{
+	for (; *list; list++)
+		if (is(op, *list))
+			return true;
+	return false;
+}
+
+static void lower(char *out, size_t n, const char *s)
+{
+	snprintf(out, n, "%s", s);
+	for (char *p = out; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
 /* ---------------------------------------------------------------- VM */
 
-static const char *const vm_ops[] = {"start", "start_on", "clean_shutdown", "hard_shutdown", "shutdown", "pause",
-				     "unpause", "pool_migrate", "clone", "destroy", "changing_memory_limits", NULL};
+/* XAPI's power states, in its order (the order of "expected" lists). */
+enum { PS_H = 1u, PS_P = 2u, PS_S = 4u, PS_R = 8u, PS_ALL = 15u };
+static const char *const ps_names[] = {"Halted", "Paused", "Suspended", "Running"};
 
-/* The power states an operation needs, and how XAPI names them in
- * VM_BAD_POWER_STATE's "expected". */
-static const struct {
-	const char *op, *states, *expected;
-} vm_power[] = {
-	{"start", "Halted", "halted"},
-	{"start_on", "Halted", "halted"},
-	{"clone", "Halted", "halted"},
-	{"destroy", "Halted", "halted"},
-	{"changing_memory_limits", "Halted", "halted"},
-	{"clean_shutdown", "Running", "running"},
-	{"shutdown", "Running", "running"},
-	{"pause", "Running", "running"},
-	{"pool_migrate", "Running", "running"},
-	{"hard_shutdown", "Running Paused Suspended", "running, paused, suspended"},
-	{"unpause", "Paused", "paused"},
+/* allowed_power_states (xapi_vm_lifecycle.ml) of every operation poold
+ * implements; listed: shown in allowed_operations (XAPI's ignored_ops are
+ * checked when asked for but never listed). */
+static const struct vm_rule {
+	const char *vr_op;
+	unsigned vr_states;
+	bool vr_listed;
+} vm_rules[] = {
+	{"start", PS_H, true},
+	{"start_on", PS_H, true},
+	{"clean_shutdown", PS_R, true},
+	{"hard_shutdown", PS_P | PS_S | PS_R, true},
+	{"shutdown", PS_P | PS_S | PS_R, false},
+	{"clean_reboot", PS_R, true},
+	{"hard_reboot", PS_P | PS_R, true},
+	{"pause", PS_R, true},
+	{"unpause", PS_P, true},
+	{"suspend", PS_R, true},
+	{"resume", PS_S, true},
+	{"resume_on", PS_S, true},
+	{"pool_migrate", PS_R, true},
+	{"clone", PS_H, true},
+	{"copy", PS_H, true},
+	{"provision", PS_H, true},
+	{"snapshot", PS_ALL, true},
+	{"checkpoint", PS_P | PS_S | PS_R, true},
+	{"revert", PS_ALL, true},
+	{"reverting", PS_ALL, false},
+	{"destroy", PS_H | PS_S, true},
+	{"changing_memory_limits", PS_H, false},
+	{"changing_static_range", PS_H, true},
+	{"changing_dynamic_range", PS_H | PS_R, true},
+	{"changing_memory_live", PS_R, false},
+	{"changing_VCPUs_live", PS_R, true},
+	{"changing_VCPUs", PS_H, false},
+	{"power_state_reset", PS_ALL, false},
 };
+#define N_VM_RULES (sizeof vm_rules / sizeof vm_rules[0])
 
+static const struct vm_rule *vm_rule(const char *op)
+{
+	for (size_t i = 0; i < N_VM_RULES; i++)
+		if (is(vm_rules[i].vr_op, op))
+			return &vm_rules[i];
+	return NULL;
+}
+
+bool ops_vm_known(const char *op)
+{
+	return vm_rule(op) != NULL;
+}
+
+static unsigned ps_bit(const char *ps)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (is(ps, ps_names[i]))
+			return 1u << i;
+	return 0;
+}
+
+static json_t *vm_bad_power(const char *ref, unsigned states, const char *ps)
+{
+	char expected[64] = "", actual[32], one[16];
+	for (unsigned i = 0; i < 4; i++) {
+		if (!(states & (1u << i)))
+			continue;
+		lower(one, sizeof one, ps_names[i]);
+		snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s", *expected ? ", " : "",
+			 one);
+	}
+	lower(actual, sizeof actual, ps);
+	return xerr_new(XE_VM_BAD_POWER_STATE, ref, expected, actual, NULL);
+}
+
+/* is_allowed_concurrently: long copies go together, snapshots go together;
+ * nothing else runs beside another operation (hard_shutdown is not let
+ * through a migration here: poold cannot cancel one half-way). */
+static bool vm_concurrent_ok(const json_t *rec, const char *op)
+{
+	static const char *const copies[] = {"clone", "copy", NULL}, *const snaps[] = {"snapshot", "checkpoint", NULL};
+	const char *const *set = one_of(op, copies) ? copies : one_of(op, snaps) ? snaps : NULL;
+	if (!set)
+		return false;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)json_object_get(rec, "current_operations"), k, v) if (
+		!json_is_string(v) || !one_of(json_string_value(v), set)) return false;
+	/* a start or migration reservation is no copy */
+	return is(jstr(rec, "scheduled_to_be_resident_on"), MODEL_NULL_REF);
+}
+
+/* check_template and check_snapshot: what templates and snapshots may do. */
+static json_t *vm_kind_check(const char *ref, const json_t *rec, const char *op)
+{
+	static const char *const tmpl_ok[] = {"changing_dynamic_range", "changing_static_range", "changing_memory_limits",
+					      "changing_VCPUs", "clone", "copy", "provision", NULL};
+	static const char *const snap_ok[] = {"revert", "clone", "copy", "destroy", "hard_shutdown", NULL};
+	bool snapshot = flag(rec, "is_a_snapshot");
+	if (flag(rec, "is_a_template") && !snapshot) {
+		if (is(op, "destroy") && flag(rec, "is_default_template"))
+			return xerr_new(XE_VM_CANNOT_DELETE_DEFAULT_TEMPLATE, ref, NULL);
+		if (!one_of(op, tmpl_ok) && !is(op, "destroy"))
+			return xerr_new(XE_VM_IS_TEMPLATE, ref, NULL);
+	}
+	if (snapshot && !one_of(op, snap_ok))
+		return xerr_new(XE_VM_IS_SNAPSHOT, ref, op, NULL);
+	if (is(op, "provision") && !flag(rec, "is_a_template"))
+		return xerr_new(XE_PROVISION_ONLY_ALLOWED_ON_TEMPLATE, NULL);
+	if (is(op, "revert") && !snapshot)
+		return xerr_new(XE_REVERT_ONLY_ALLOWED_ON_SNAPSHOT, NULL);
+	return NULL;
+}
+
+/* check_operation_error, in XAPI's order: power state, operations in
+ * flight, template and snapshot rules, control domain. */
 static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
 {
-	bool template = json_is_true(json_object_get(rec, "is_a_template"));
-	if (template && strcmp(op, "clone") && strcmp(op, "destroy"))
-		return xerr_new(XE_VM_IS_TEMPLATE, ref, NULL);
-	if (strcmp(op, "destroy") == 0 && json_is_true(json_object_get(rec, "is_default_template")))
-		return xerr_new(XE_VM_CANNOT_DELETE_DEFAULT_TEMPLATE, ref, NULL);
-	if (json_is_true(json_object_get(rec, "is_control_domain")))
+	const struct vm_rule *r = vm_rule(op);
+	if (!r)
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM operation %s is not known", op);
+	const char *ps = jstr(rec, "power_state");
+	unsigned states = r->vr_states;
+	/* clone and copy of a checkpoint (suspended) are allowed */
+	if ((is(op, "clone") || is(op, "copy")) && flag(rec, "is_a_snapshot"))
+		states |= PS_S;
+	if (!(states & ps_bit(ps)))
+		return vm_bad_power(ref, states, ps);
+	bool reserved = !is(jstr(rec, "scheduled_to_be_resident_on"), MODEL_NULL_REF);
+	if (!is(op, "power_state_reset") && (busy(rec) || reserved) && !vm_concurrent_ok(rec, op))
+		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", ref, NULL);
+	json_t *e = vm_kind_check(ref, rec, op);
+	if (e)
+		return e;
+	if (flag(rec, "is_control_domain"))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s is a control domain", ref);
-	const char *ps = str(rec, "power_state");
-	for (size_t i = 0; i < sizeof vm_power / sizeof vm_power[0]; i++) {
-		if (strcmp(vm_power[i].op, op))
-			continue;
-		/* a word match: "Paused" must not match inside another name */
-		const char *at = strstr(vm_power[i].states, ps);
-		size_t n = strlen(ps);
-		if (!*ps || !at || (at[n] != ' ' && at[n] != '\0')) {
-			char actual[32];
-			snprintf(actual, sizeof actual, "%s", ps);
-			for (char *p = actual; *p; p++)
-				*p = (char)tolower((unsigned char)*p);
-			return xerr_new(XE_VM_BAD_POWER_STATE, ref, vm_power[i].expected, actual, NULL);
-		}
-		if (busy(rec) || strcmp(str(rec, "scheduled_to_be_resident_on"), MODEL_NULL_REF))
-			return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VM", ref, NULL);
+	return NULL;
+}
+
+/* -------------------------------------------------------- VBD and VIF */
+
+static const char *const vbd_ops[] = {"attach", "eject", "insert", "plug", "unplug", "unplug_force", NULL};
+static const char *const vif_ops[] = {"attach", "plug", "unplug", "unplug_force", NULL};
+
+/* The rules VBDs and VIFs share: one operation at a time, hot-plug only
+ * while the VM runs and not during its shutdown, suspend or pause. */
+static json_t *device_check(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f,
+			    const char *op)
+{
+	bool plug = is(op, "plug"), unplug = is(op, "unplug") || is(op, "unplug_force");
+	if (busy(rec))
+		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, cls, ref, NULL);
+	if (is(cls, "VBD") && unplug && !flag(rec, "unpluggable"))
+		return xerr_new(XE_VBD_NOT_UNPLUGGABLE, ref, NULL);
+	if (!plug && !unplug)
 		return NULL;
+	if (is(f->of_vm_power, "Running")) {
+		if (plug && flag(rec, "currently_attached"))
+			return xerr_new(XE_DEVICE_ALREADY_ATTACHED, ref, NULL);
+		if (unplug && !flag(rec, "currently_attached"))
+			return xerr_new(XE_DEVICE_ALREADY_DETACHED, ref, NULL);
+	} else {
+		return vm_bad_power(f->of_vm, PS_R, f->of_vm_power);
 	}
-	return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM operation %s is not known", op);
+	if (*f->of_vm_blocking && !is(op, "unplug_force"))
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "Current operation on VM:%s is %s", f->of_vm,
+				 f->of_vm_blocking);
+	return NULL;
+}
+
+/* xapi_vbd_helpers.valid_operations for the operations poold implements. */
+static json_t *vbd_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
+{
+	if (!one_of(op, vbd_ops))
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VBD operation %s is not known", op);
+	bool media = is(op, "insert") || is(op, "eject"), empty = flag(rec, "empty");
+	if (media && !busy(rec)) {
+		if (!is(jstr(rec, "type"), "CD"))
+			return xerr_new(XE_VBD_NOT_REMOVABLE_MEDIA, ref, NULL);
+		if (is(op, "eject") && empty)
+			return xerr_new(XE_VBD_IS_EMPTY, ref, NULL);
+		if (is(op, "insert") && !empty)
+			return xerr_new(XE_VBD_NOT_EMPTY, ref, NULL);
+		if (is(f->of_vm_power, "Suspended"))
+			return vm_bad_power(f->of_vm, PS_H | PS_R, f->of_vm_power);
+	}
+	json_t *e = device_check("VBD", ref, rec, f, op);
+	if (e || empty || !(is(op, "attach") || is(op, "plug") || is(op, "insert")))
+		return e;
+	const char *vdi = jstr(rec, "VDI");
+	if (f->of_vdi_busy)
+		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VDI", vdi, NULL);
+	bool rw = is(jstr(rec, "mode"), "RW");
+	if (!flag(rec, "currently_attached") && (f->of_vdi_rw_elsewhere || (rw && f->of_vdi_used_elsewhere)))
+		return xerr_new(XE_VDI_IN_USE, vdi, op, NULL);
+	if (rw && f->of_vdi_read_only)
+		return xerr_new(XE_VDI_READ_ONLY, vdi, NULL);
+	return NULL;
+}
+
+static json_t *vif_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
+{
+	if (!one_of(op, vif_ops))
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VIF operation %s is not known", op);
+	return device_check("VIF", ref, rec, f, op);
 }
 
 /* --------------------------------------------------------------- VDI */
 
-static const char *const vdi_ops[] = {"destroy", "resize", "snapshot", "clone", "forget", NULL};
+static const char *const vdi_ops[] = {"destroy", "resize", "resize_online", "snapshot", "clone", "copy", "forget", NULL};
 
 static json_t *vdi_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
-	bool in_use_matters = strcmp(op, "destroy") == 0 || strcmp(op, "resize") == 0 || strcmp(op, "forget") == 0;
-	if (!in_use_matters && strcmp(op, "snapshot") && strcmp(op, "clone"))
+	if (!one_of(op, vdi_ops))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VDI operation %s is not known", op);
+	bool in_use_matters = is(op, "destroy") || is(op, "resize") || is(op, "forget");
 	if (in_use_matters && f->of_attached > 0)
 		return xerr_new(XE_VDI_IN_USE, ref, op, NULL);
+	/* resizing online needs the disk attached to a running VM */
+	if (is(op, "resize_online") && f->of_attached == 0)
+		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VDI %s is not attached to a running VM: use VDI.resize", ref);
 	if (busy(rec))
 		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VDI", ref, NULL);
 	return NULL;
@@ -94,40 +276,45 @@ static const char *const sr_ops[] = {"destroy",	   "forget",	  "plug",	  "unplug
 
 static json_t *sr_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
-	bool known = false;
-	for (const char *const *o = sr_ops; *o; o++)
-		known = known || strcmp(*o, op) == 0;
-	if (!known)
+	if (!one_of(op, sr_ops))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "SR operation %s is not known", op);
-	bool gone = strcmp(op, "destroy") == 0 || strcmp(op, "forget") == 0;
+	bool gone = is(op, "destroy") || is(op, "forget");
 	if (gone && f->of_plugged > 0)
 		return xerr_new(XE_SR_HAS_PBD, ref, NULL);
-	if (strcmp(op, "destroy") == 0 && f->of_pbds == 0)
+	if (is(op, "destroy") && f->of_pbds == 0)
 		return xerr_new(XE_SR_NO_PBDS, ref, NULL);
-	if (strcmp(op, "destroy") == 0 && f->of_vdis > 0)
+	if (is(op, "destroy") && f->of_vdis > 0)
 		return xerr_new(XE_SR_NOT_EMPTY, NULL);
 	/* plugging on more hosts goes on in parallel; nothing else does */
-	if (busy(rec) && strcmp(op, "plug"))
+	if (busy(rec) && !is(op, "plug"))
 		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "SR", ref, NULL);
 	return NULL;
 }
 
 /* -------------------------------------------------------------- host */
 
-static const char *const host_ops[] = {"evacuate", "vm_start", "vm_migrate", NULL};
+static const char *const host_ops[] = {"evacuate", "vm_start", "vm_resume", "vm_migrate", "reboot", "shutdown", NULL};
 
-static json_t *host_check(const char *ref, const json_t *rec, const char *op)
+static json_t *host_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
 	bool evacuating = false;
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)json_object_get(rec, "current_operations"), k, v) evacuating =
-		evacuating || strcmp(json_string_value(v) ? json_string_value(v) : "", "evacuate") == 0;
-	if (strcmp(op, "evacuate") == 0)
+		evacuating || is(json_string_value(v) ? json_string_value(v) : "", "evacuate");
+	if (is(op, "evacuate"))
 		return busy(rec) ? xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "host", ref, NULL) : NULL;
-	if (strcmp(op, "vm_start") && strcmp(op, "vm_migrate"))
+	if (is(op, "reboot") || is(op, "shutdown")) {
+		/* XAPI's assert_bacon_mode: disabled and empty first */
+		if (flag(rec, "enabled"))
+			return xerr_new(XE_HOST_NOT_DISABLED, NULL);
+		if (*f->of_vm)
+			return xerr_new(XE_HOST_IN_USE, ref, "vm", f->of_vm, NULL);
+		return busy(rec) ? xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "host", ref, NULL) : NULL;
+	}
+	if (!one_of(op, host_ops))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "host operation %s is not known", op);
-	if (!json_is_true(json_object_get(rec, "enabled")))
+	if (!flag(rec, "enabled"))
 		return xerr_new(XE_HOST_DISABLED, ref, NULL);
 	if (evacuating)
 		return xerr_new(XE_HOST_EVACUATE_IN_PROGRESS, ref, NULL);
@@ -136,43 +323,51 @@ static json_t *host_check(const char *ref, const json_t *rec, const char *op)
 
 /* ------------------------------------------------------------ common */
 
-static const char *const *ops_of(const char *cls)
-{
-	if (strcmp(cls, "VM") == 0)
-		return vm_ops;
-	if (strcmp(cls, "VDI") == 0)
-		return vdi_ops;
-	if (strcmp(cls, "SR") == 0)
-		return sr_ops;
-	if (strcmp(cls, "host") == 0)
-		return host_ops;
-	return NULL;
-}
+static const struct ops_facts no_facts;
 
 json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
-	if (strcmp(cls, "VM") == 0)
+	if (!f)
+		f = &no_facts;
+	if (is(cls, "VM"))
 		return vm_check(ref, rec, op);
-	if (strcmp(cls, "VDI") == 0)
+	if (is(cls, "VBD"))
+		return vbd_check(ref, rec, f, op);
+	if (is(cls, "VIF"))
+		return vif_check(ref, rec, f, op);
+	if (is(cls, "VDI"))
 		return vdi_check(ref, rec, f, op);
-	if (strcmp(cls, "SR") == 0)
+	if (is(cls, "SR"))
 		return sr_check(ref, rec, f, op);
-	if (strcmp(cls, "host") == 0)
-		return host_check(ref, rec, op);
+	if (is(cls, "host"))
+		return host_check(ref, rec, f, op);
 	return xerr_newf(XE_OPERATION_NOT_ALLOWED, "%s has no operations", cls);
+}
+
+static void allow(json_t *out, const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f,
+		  const char *op)
+{
+	json_t *e = ops_check(cls, ref, rec, f, op);
+	if (!e)
+		json_array_append_new(out, json_string(op));
+	json_decref(e);
 }
 
 json_t *ops_allowed(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f)
 {
-	const char *const *all = ops_of(cls);
-	if (!all)
+	const char *const *all = is(cls, "VBD")	 ? vbd_ops
+				 : is(cls, "VIF")	 ? vif_ops
+				 : is(cls, "VDI")	 ? vdi_ops
+				 : is(cls, "SR")	 ? sr_ops
+				 : is(cls, "host") ? host_ops
+						   : NULL;
+	if (!all && !is(cls, "VM"))
 		return NULL;
 	json_t *out = json_array();
-	for (; *all; all++) {
-		json_t *e = ops_check(cls, ref, rec, f, *all);
-		if (!e)
-			json_array_append_new(out, json_string(*all));
-		json_decref(e);
-	}
+	for (size_t i = 0; !all && i < N_VM_RULES; i++)
+		if (vm_rules[i].vr_listed)
+			allow(out, cls, ref, rec, f, vm_rules[i].vr_op);
+	for (; all && *all; all++)
+		allow(out, cls, ref, rec, f, *all);
 	return out;
 }

@@ -116,7 +116,7 @@ static bool cpu_fits_text(const struct place_vm *vm, const struct place_host *h)
 
 static const char *power_wanted(unsigned flags)
 {
-	return flags & PLACE_START ? "Halted" : "Running";
+	return flags & PLACE_RESUME ? "Suspended" : flags & PLACE_START ? "Halted" : "Running";
 }
 
 bool place_fails(enum place_verdict v, const struct place_vm *vm, const struct place_host *src,
@@ -156,6 +156,8 @@ bool place_fails(enum place_verdict v, const struct place_vm *vm, const struct p
 		       PLACE_NONE;
 	case PLACE_MEMORY:
 		return vm->pv_memory > dst->ph_available;
+	case PLACE_HA_PLAN:
+		return dst->ph_ha && dst->ph_ha->pa_admits && !dst->ph_ha->pa_admits(dst->ph_ha, vm, src, dst);
 	default:
 		return false;
 	}
@@ -197,7 +199,8 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 	case PLACE_OK:
 		return NULL;
 	case PLACE_POWER:
-		return xerr_new(code, nz(vm->pv_ref), flags & PLACE_START ? "halted" : "running",
+		return xerr_new(code, nz(vm->pv_ref),
+				flags & PLACE_RESUME ? "suspended" : flags & PLACE_START ? "halted" : "running",
 				lowered(vm->pv_power_state, a, sizeof a), NULL);
 	case PLACE_TEMPLATE:
 	case PLACE_IMMOBILE:
@@ -211,6 +214,7 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 	case PLACE_VERSION:
 		return xerr_new(code, nz(dst->ph_ref), nz(vm->pv_ref), NULL);
 	case PLACE_NOT_LIVE:
+	case PLACE_HA_PLAN:
 		return xerr_new(code, NULL);
 	case PLACE_EVACUATING:
 	case PLACE_OFFLINE:

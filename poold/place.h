@@ -17,7 +17,13 @@
  * enabled (assert_can_boot_here), then the VM against the host (CPU, SRs,
  * networks, memory last, as assert_can_boot_here).
  *
- * Adding a check (HA admission, storage migration's SR space and reach, the
+ * HA admission control is the last row, HA_PLAN: a host carrying HA facts
+ * (ph_ha, set by snapshot.c while the pool has a failover plan to keep and
+ * overcommit is not allowed) refuses a VM whose placement there would
+ * break that plan. The facts are a callback into the pure failover
+ * planner (haplan.c), so this file stays free of it.
+ *
+ * Adding a check (storage migration's SR space and reach, the
  * rolling upgrade's "newest hosts only") is one row here, its predicate in
  * place.c's place_fails() (and, for a PAIR row that the planners evaluate
  * for many pairs, a fast form in place_pick.c), the facts it reads in
@@ -48,6 +54,9 @@ enum place_flags {
 	PLACE_START = 1,   /* the VM boots there: VM.start, VM.start_on (HA restarts later) */
 	PLACE_MIGRATE = 2, /* the running VM moves there: VM.pool_migrate, host.evacuate */
 	PLACE_FORCE = 4,   /* XAPI's force=true: skip the CPU check only */
+	PLACE_NO_HA = 8,   /* snapshot.c attaches no HA admission: HA's own restarts and plans */
+	PLACE_RESUME = 16, /* with PLACE_START: a suspended VM resumes there, so its
+			    * CPU must fit as for a migration (VM.resume, resume_on) */
 };
 #define PLACE_ANY (PLACE_START | PLACE_MIGRATE)
 
@@ -71,10 +80,11 @@ enum place_scope { PLACE_SCOPE_VM, PLACE_SCOPE_HOST, PLACE_SCOPE_PAIR };
 	X(NOT_LIVE,   HOST_NOT_LIVE,                        HOST, PLACE_MIGRATE, 0, 0)           \
 	X(OFFLINE,    HOST_OFFLINE,                         HOST, PLACE_ANY,     0, 0)           \
 	X(DISABLED,   HOST_DISABLED,                        HOST, PLACE_ANY,     0, 0)           \
-	X(CPU,        VM_INCOMPATIBLE_WITH_THIS_HOST,       PAIR, PLACE_MIGRATE, 0, PLACE_FORCE) \
+	X(CPU,        VM_INCOMPATIBLE_WITH_THIS_HOST,       PAIR, PLACE_MIGRATE | PLACE_RESUME, 0, PLACE_FORCE) \
 	X(SR,         VM_REQUIRES_SR,                       PAIR, PLACE_ANY,     0, 0)           \
 	X(NETWORK,    VM_REQUIRES_NETWORK,                  PAIR, PLACE_ANY,     0, 0)           \
-	X(MEMORY,     HOST_NOT_ENOUGH_FREE_MEMORY,          PAIR, PLACE_ANY,     0, 0)
+	X(MEMORY,     HOST_NOT_ENOUGH_FREE_MEMORY,          PAIR, PLACE_ANY,     0, 0)           \
+	X(HA_PLAN,    HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN, PAIR, PLACE_ANY,   0, 0)
 
 enum place_verdict {
 	PLACE_OK = 0,
@@ -103,6 +113,17 @@ struct place_vm {
 	const char *const *pv_networks; /* networks of its VIFs the host must have */
 	size_t pv_nnetworks;
 	const char *pv_group;          /* its anti-affinity VM_group, NULL when none */
+	bool pv_ha_protected;          /* ha_restart_priority "restart": HA restarts it when its host fails */
+};
+
+struct place_host;
+/* HA admission (row HA_PLAN): may vm go from src (NULL: a start) to dst
+ * without breaking the pool's failover plan? Pure; pa_ctx is the
+ * planner's (a snapshot of the protected VMs and the plan's size). */
+struct place_ha {
+	bool (*pa_admits)(const struct place_ha *ha, const struct place_vm *vm, const struct place_host *src,
+			  const struct place_host *dst);
+	const void *pa_ctx;
 };
 
 /* VMs of one anti-affinity group already on a host. */
@@ -127,6 +148,7 @@ struct place_host {
 	size_t ph_nresident;           /* VMs on it now (the spreading rule) */
 	const struct place_group_count *ph_groups; /* groups with VMs there (others count 0) */
 	size_t ph_ngroups;
+	const struct place_ha *ph_ha;  /* HA admission applies to it (NULL: no plan to keep) */
 };
 
 /* A snapshot of the pool: the planners' input. */
@@ -202,6 +224,8 @@ int place_version_cmp(const char *a, const char *b);
  *
  * When no host can take it, the error is, in this order of preference:
  * - its own refusal (a VM row: VM_BAD_POWER_STATE, VM_IS_IMMOBILE, ...);
+ * - HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN when a host had the room but the
+ *   failover plan needs it (admission control, the last row);
  * - HOST_NOT_ENOUGH_FREE_MEMORY [needed, available] when some host passes
  *   every other check, available being the most any such host has left
  *   (0 when negative) - as XAPI's VM.start retries ignoring memory and
@@ -225,6 +249,13 @@ enum place_verdict place_index_verdict(const struct place_index *ix, size_t v, s
 size_t place_pick(const struct place_index *ix, size_t v, const bool *excluded, json_t **err);
 /* Record that VM v went to host h: its memory, one VM more, its group. */
 void place_take(struct place_index *ix, size_t v, size_t h);
+/* Forget every place_take: the index as place_index_new left it (the
+ * failover planner tries many failures on one index). */
+void place_index_reset(struct place_index *ix);
+/* Remember each pair's verdict but memory once computed (it does not
+ * change as placements take memory): for planners that pick the same VMs
+ * many times. Costs a byte per (VM, host). */
+void place_index_remember(struct place_index *ix);
 int64_t place_left(const struct place_index *ix, size_t h);
 size_t place_added(const struct place_index *ix, size_t h);
 

@@ -94,6 +94,11 @@ struct place_index {
 	size_t ix_nh, ix_nv;
 	unsigned ix_flags;
 	uint8_t ix_pair[PLACE__COUNT]; /* the PAIR rows that apply, in order */
+	bool ix_any_ha;            /* some host carries HA admission (place.h's HA row) */
+	/* pair_verdict(v, h) without memory, remembered (+1; 0: not yet): it
+	 * does not change as placements take memory, and the failover planner
+	 * picks the same VMs again for every failure it tries */
+	uint8_t *ix_memo;
 	size_t ix_npair;
 	/* hosts */
 	uint8_t *h_verdict;        /* the first HOST row refusing it, or PASS */
@@ -122,6 +127,7 @@ struct place_index {
 	int64_t *s_left;           /* per host */
 	size_t *s_added;           /* per host */
 	size_t *s_gcount;          /* nh * ng */
+	size_t *s_gcount0;         /* nh * ng: before any (place_index_reset) */
 };
 
 static void *alloc0(size_t n, size_t size)
@@ -137,7 +143,8 @@ void place_index_free(struct place_index *ix)
 	void *blocks[] = {ix->h_verdict, ix->h_source, ix->h_id, ix->h_rank, ix->h_cpu_bad, ix->h_cpu,
 			  ix->h_vendor, ix->h_fset, ix->h_sr, ix->h_net, ix->v_verdict, ix->v_home,
 			  ix->v_cpu_kind, ix->v_cpu, ix->v_vendor, ix->v_fset, ix->cpu_fit, ix->v_sr_off,
-			  ix->v_sr, ix->v_net_off, ix->v_net, ix->v_group, ix->s_left, ix->s_added, ix->s_gcount};
+			  ix->v_sr, ix->v_net_off, ix->v_net, ix->v_group, ix->s_left, ix->s_added, ix->s_gcount,
+			  ix->s_gcount0, ix->ix_memo};
 	for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
 		free(blocks[i]);
 	free(ix);
@@ -201,7 +208,7 @@ static int index_groups(struct place_index *ix)
 	for (size_t i = 0; i < ix->ix_nv; i++)
 		ix->v_group[i] = idtab_add(&t, p->pp_vms[i].pv_group);
 	ix->ng = t.it_n;
-	if (ALLOC(ix->s_gcount, ix->ix_nh * ix->ng)) {
+	if (ALLOC(ix->s_gcount, ix->ix_nh * ix->ng) || ALLOC(ix->s_gcount0, ix->ix_nh * ix->ng)) {
 		idtab_free(&t);
 		return -1;
 	}
@@ -212,6 +219,7 @@ static int index_groups(struct place_index *ix)
 			if (g != PLACE_NONE)
 				ix->s_gcount[h * ix->ng + g] += gc->gc_count;
 		}
+	memcpy(ix->s_gcount0, ix->s_gcount, ix->ix_nh * ix->ng * sizeof *ix->s_gcount);
 	idtab_free(&t);
 	return 0;
 }
@@ -240,6 +248,7 @@ static int index_hosts(struct place_index *ix, struct idtab *hosts)
 		ix->h_id[h] = idtab_add(hosts, nz(ph->ph_ref));
 		ix->h_cpu_bad[h] = cpuid_parse(nz(ph->ph_features), &ix->h_cpu[h]) != 0;
 		ix->s_left[h] = ph->ph_available;
+		ix->ix_any_ha |= ph->ph_ha != NULL;
 	}
 	return 0;
 }
@@ -376,6 +385,18 @@ static bool has_all(const uint64_t *bits, const size_t *ids, size_t from, size_t
 	return true;
 }
 
+/* The HA row on what is left of h now (place_fails on the host as the
+ * placements so far left it). */
+static bool ha_fails(const struct place_index *ix, size_t v, size_t h)
+{
+	const struct place_pool *p = ix->ix_pool;
+	if (!p->pp_hosts[h].ph_ha || !place_applies(PLACE_HA_PLAN, ix->ix_flags))
+		return false;
+	struct place_host now = p->pp_hosts[h];
+	now.ph_available = ix->s_left[h];
+	return place_fails(PLACE_HA_PLAN, &p->pp_vms[v], p->pp_source, &now, ix->ix_flags);
+}
+
 /* place_fails() of a PAIR row, on the precomputed forms. */
 static bool pair_fails(const struct place_index *ix, enum place_verdict row, size_t v, size_t h)
 {
@@ -395,19 +416,22 @@ static bool pair_fails(const struct place_index *ix, enum place_verdict row, siz
 		return !has_all(ix->h_net + h * ix->netw, ix->v_net, ix->v_net_off[v], ix->v_net_off[v + 1]);
 	case PLACE_MEMORY:
 		return p->pp_vms[v].pv_memory > ix->s_left[h];
+	case PLACE_HA_PLAN:
+		return ha_fails(ix, v, h);
 	default:
 		return place_fails(row, &p->pp_vms[v], p->pp_source, &p->pp_hosts[h], ix->ix_flags);
 	}
 }
 
-/* The first row refusing the pair (PASS when none), memory left out when
+/* The first row refusing the pair (PASS when none), memory and the HA
+ * plan (which depends on memory, and costs a planner run) left out when
  * !with_memory. */
 static uint8_t pair_verdict(const struct place_index *ix, size_t v, size_t h, bool with_memory)
 {
 	uint8_t best = ix->v_verdict[v] < ix->h_verdict[h] ? ix->v_verdict[v] : ix->h_verdict[h];
 	for (size_t i = 0; i < ix->ix_npair && ix->ix_pair[i] < best; i++) {
 		uint8_t row = ix->ix_pair[i];
-		if ((with_memory || row != PLACE_MEMORY) && pair_fails(ix, row, v, h))
+		if ((with_memory || (row != PLACE_MEMORY && row != PLACE_HA_PLAN)) && pair_fails(ix, row, v, h))
 			return row;
 	}
 	return best;
@@ -469,25 +493,59 @@ static void note_no_room(const struct place_index *ix, struct miss *m, size_t h)
 	}
 }
 
+/* pair_verdict(ix, v, h, false), remembered. */
+static uint8_t static_verdict(const struct place_index *ix, size_t v, size_t h)
+{
+	if (!ix->ix_memo)
+		return pair_verdict(ix, v, h, false);
+	uint8_t *m = &ix->ix_memo[v * ix->ix_nh + h];
+	if (!*m)
+		*m = (uint8_t)(pair_verdict(ix, v, h, false) + 1);
+	return (uint8_t)(*m - 1);
+}
+
+/* The best of the hosts marked fit (the spreading rule), PLACE_NONE. */
+static size_t best_of(const struct place_index *ix, size_t v, const bool *fit)
+{
+	size_t best = PLACE_NONE;
+	for (size_t h = 0; h < ix->ix_nh; h++)
+		if (fit[h] && (best == PLACE_NONE || better(ix, v, h, best)))
+			best = h;
+	return best;
+}
+
 static size_t choose(const struct place_index *ix, size_t v, const bool *excluded, struct miss *m)
 {
 	*m = (struct miss){PLACE_NONE, PASS, PLACE_NONE, 0};
 	if (ix->v_verdict[v] != PASS)
 		return PLACE_NONE;
 	int64_t need = ix->ix_pool->pp_vms[v].pv_memory;
+	bool *fit = ix->ix_any_ha ? alloc0(ix->ix_nh, sizeof *fit) : NULL;
 	size_t best = PLACE_NONE;
+	if (ix->ix_any_ha && !fit)
+		abort();
 	for (size_t h = 0; h < ix->ix_nh; h++) {
 		if (ix->h_source[h] || (excluded && excluded[h]))
 			continue;
-		uint8_t row = pair_verdict(ix, v, h, false);
-		if (row != PASS) {
+		uint8_t row = static_verdict(ix, v, h);
+		if (row != PASS)
 			note_refusal(ix, m, h, row);
-		} else if (need > ix->s_left[h]) {
+		else if (need > ix->s_left[h])
 			note_no_room(ix, m, h);
-		} else if (best == PLACE_NONE || better(ix, v, h, best)) {
+		else if (fit)
+			fit[h] = true;
+		else if (best == PLACE_NONE || better(ix, v, h, best))
 			best = h;
-		}
 	}
+	if (!fit)
+		return best;
+	/* the HA row (a planner run) only on the host the rule prefers, then
+	 * the next one if it refuses: usually once, not once per host */
+	while ((best = best_of(ix, v, fit)) != PLACE_NONE && ha_fails(ix, v, best)) {
+		note_refusal(ix, m, best, PLACE_HA_PLAN);
+		fit[best] = false;
+	}
+	free(fit);
 	return best;
 }
 
@@ -497,6 +555,8 @@ static json_t *refusal(const struct place_index *ix, size_t v, const struct miss
 	const struct place_vm *vm = &p->pp_vms[v];
 	if (ix->v_verdict[v] != PASS) /* its own refusal comes before anything about a host */
 		return place_error(ix->v_verdict[v], vm, p->pp_source, NULL, ix->ix_flags);
+	if (m->furthest_row == PLACE_HA_PLAN) /* a host had room, but the failover plan needs it */
+		return place_error(PLACE_HA_PLAN, vm, p->pp_source, &p->pp_hosts[m->furthest], ix->ix_flags);
 	if (m->roomiest != PLACE_NONE) {
 		struct place_host h = p->pp_hosts[m->roomiest];
 		h.ph_available = m->room;
@@ -529,6 +589,20 @@ void place_take(struct place_index *ix, size_t v, size_t h)
 	ix->s_added[h]++;
 	if (ix->v_group[v] != PLACE_NONE)
 		ix->s_gcount[h * ix->ng + ix->v_group[v]]++;
+}
+
+void place_index_remember(struct place_index *ix)
+{
+	if (!ix->ix_memo && ix->ix_nv * ix->ix_nh <= (64u << 20))
+		ix->ix_memo = calloc(ix->ix_nv * ix->ix_nh + 1, 1); /* NULL: computed each time */
+}
+
+void place_index_reset(struct place_index *ix)
+{
+	for (size_t h = 0; h < ix->ix_nh; h++)
+		ix->s_left[h] = ix->ix_pool->pp_hosts[h].ph_available;
+	memset(ix->s_added, 0, ix->ix_nh * sizeof *ix->s_added);
+	memcpy(ix->s_gcount, ix->s_gcount0, ix->ix_nh * ix->ng * sizeof *ix->s_gcount);
 }
 
 int64_t place_left(const struct place_index *ix, size_t h)

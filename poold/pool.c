@@ -48,11 +48,12 @@ static json_t *init_host(struct db *db, const struct init_ctx *ic, char *host_re
 		return e;
 	char cpus[16];
 	snprintf(cpus, sizeof cpus, "%ld", sysconf(_SC_NPROCESSORS_ONLN));
-	json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}, s:s, s:I, s:I}",
+	json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:s}, s:s, s:I, s:I}",
 			      "name_label", ic->hostname, "hostname", ic->hostname, "address", ic->address,
 			      "metrics", mref, "software_version", "product_brand", POOLD_PRODUCT,
-			      "product_version", POOLD_VERSION, "platform_name", POOLD_PRODUCT, "xapi",
-			      POOLD_VERSION, "cpu_info", "cpu_count", cpus, "API_version_vendor", "XenSource",
+			      "product_version", POOLD_VERSION, "product_version_text", POOLD_VERSION, "platform_name",
+			      POOLD_PRODUCT, "platform_version", POOLD_PLATFORM_VERSION, "build_number",
+			      POOLD_BUILD_NUMBER, "xapi", POOLD_VERSION, "cpu_info", "cpu_count", cpus, "API_version_vendor", "XenSource",
 			      "API_version_major", (json_int_t)POOLD_API_MAJOR, "API_version_minor",
 			      (json_int_t)POOLD_API_MINOR);
 	e = db_obj_create(db, "host", h, host_ref);

@@ -15,13 +15,17 @@
 #include "agent_proto.h"
 #include "conf.h"
 #include "db.h"
+#include "haplan.h"
 #include "place.h"
+#include "xmlrpc.h"
 
 struct api_call;
 struct evt_waiter;
 struct agent_link;
 struct evac;
 struct httpsrv;
+struct ha_state;
+struct snap_ha;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -49,6 +53,7 @@ struct poold {
 	struct evac *pd_evacs;       /* host evacuations running (api_evacuate.c) */
 	struct pwcheck *pd_pwcheck;  /* password checks (made at the first login) */
 	struct throttle *pd_throttle; /* failed logins per address and user */
+	struct ha_state *pd_ha;      /* HA: its configuration, restarts, timers (ha_run.c) */
 	uint64_t pd_calls;
 };
 
@@ -88,7 +93,9 @@ struct api_call {
 	struct evbuffer *ac_raw; /* owned: result as JSON text, used when set */
 	/* A result too big to build at once is streamed: the transport calls
 	 * ac_stream for the next piece (appended to out) while it returns 1;
-	 * 0 = that was the last piece, -1 = failed (the answer is cut off). */
+	 * 0 = that was the last piece, -1 = failed (the answer is cut off).
+	 * The result is a JSON object and each piece holds whole members of
+	 * it, so XML-RPC converts piece by piece (http.c). */
 	int (*ac_stream)(struct api_call *c, struct evbuffer *out);
 	int64_t ac_stream_pos;
 	void (*ac_done)(struct api_call *c, json_t *err); /* transport callback */
@@ -121,6 +128,12 @@ void api_call_free(struct api_call *c);
  * malloc'ed text handed over without a copy. */
 struct evbuffer *api_raw(struct api_call *c);
 void api_raw_take(struct api_call *c, char *text);
+/* The call's whole result as a value, whether it was built (ac_result),
+ * written as text (ac_raw) or streamed (read to its end now): a new
+ * reference, NULL for void; NULL and *err when the stream failed. */
+json_t *api_result_whole(struct api_call *c, json_t **err);
+/* How XML-RPC types method m's answer (xmlrpc.h). */
+struct xr_type api_result_type(const struct api_method *m);
 /* Arguments (index after the session) with type checks: FIELD_TYPE_ERROR. */
 json_t *api_arg_str(struct api_call *c, size_t i, const char *name, const char **out);
 json_t *api_arg_ref(struct api_call *c, size_t i, const char *cls, const char **out);
@@ -157,10 +170,53 @@ json_t *vdi_record_insert(struct db *db, const json_t *rec, json_t *answer, char
 /* Record an agent's report of an SR's space ({uuid, physical_size, ...}). */
 json_t *sr_space_update(struct db *db, json_t *space);
 
+/* ---- api_host.c ---- */
+/* In a transaction: a host's records go (PBDs, PIFs, metrics, the host)
+ * and the pool's CPU level is recomputed without it. */
+json_t *host_records_remove(struct poold *pd, struct db *db, const char *host);
+
+/* ---- api_vm.c ---- */
+/* Insert a VM (halted) and its metrics in a transaction; rec holds the
+ * record's fields (its memory limits are checked). */
+json_t *vm_record_insert(struct db *db, json_t *rec, char *ref_out);
+/* Copy the VBDs or VIFs (cls) of VM from to VM to, detached; a VBD whose
+ * VDI is a key of vdi_map (may be NULL) points at its value. */
+json_t *vm_devices_copy(struct db *db, const char *cls, const char *parent_field, const char *from, const char *to,
+			const json_t *vdi_map);
+
+/* ---- api_vm_life.c ---- */
+/* The SR a suspend image of vm (record) goes to, plugged on host (out:
+ * >= 64 bytes); NULL, or VM_NO_SUSPEND_SR. */
+json_t *vm_suspend_sr(struct db *db, const char *pool, const json_t *vm, const char *host, char *out);
+
+/* ---- vdijob.c: VDIs made one after the other for one call ---- */
+/* All VDIs made: made[i] is the ref for items[i]. Write the rest (in one
+ * transaction) and set *result; an error undoes every VDI made. */
+typedef json_t *(*vdijob_done_fn)(struct api_call *c, struct poold *pd, void *ctx, json_t *made, json_t **result);
+/* A step failed (after the VDIs made were undone): undo the caller's own
+ * reservations. *err may be replaced. */
+typedef void (*vdijob_fail_fn)(struct poold *pd, void *ctx, json_t **err);
+/* Make items in order: {"vdi": ref, "sr": ref or "" (the source's),
+ * "snapshot": bool} copies a VDI, {"create": size, "sr": ref, "record":
+ * {...}} makes a new one. items and ctx are taken (ctx_free(ctx) at the
+ * end). Returns as an agent_ok_fn: an error, NULL with *result (nothing
+ * to make), or API_PENDING (c, if any, is finished later). */
+json_t *vdijob_run(struct poold *pd, struct api_call *c, json_t *items, vdijob_done_fn done, vdijob_fail_fn fail,
+		   void *ctx, void (*ctx_free)(void *), json_t **result);
+/* VDIs made for a call that failed: files (through an agent) and records go. */
+void vdijob_undo(struct poold *pd, const json_t *refs);
+
 /* ---- api_vm_power.c ---- */
 /* What an agent needs to build vm's domain (memory, vCPUs, CPU, disks,
  * the sim workload), as JSON. */
 json_t *start_config(struct db *db, const char *pool, const char *vm, json_t *v, bool paused);
+/* A start nobody waits for (HA's restarts): checked and reserved now (an
+ * error, nothing started), then done(pd, arg, vm, host, err) once the
+ * agent answered (err NULL: it runs there, recorded; borrowed). host NULL:
+ * placement picks. flags: extra PLACE_ flags (PLACE_NO_HA). */
+typedef void (*vm_started_fn)(struct poold *pd, void *arg, const char *vm, const char *host, json_t *err);
+json_t *vm_start_internal(struct poold *pd, const char *vm, const char *host, unsigned flags, vm_started_fn done,
+			  void *arg);
 
 /* ---- snapshot.c: the database as placement sees it (place.h's structs) ---- */
 /* A snapshot owns every record, string and array its pool points into. */
@@ -174,6 +230,7 @@ struct snap {
 	json_t *sn_nets;               /* network ref -> where a host may have it */
 	void **sn_blocks;              /* the arrays, freed with the snapshot */
 	size_t sn_nblocks, sn_cap;
+	struct snap_ha *sn_ha;         /* HA admission: the plan its hosts' ph_ha checks against */
 };
 /* The pool for a placement: the VMs vms (an array of refs; NULL: every VM
  * resident on source but the control domain, none without a source), the
@@ -186,6 +243,23 @@ void snap_free(struct snap *sn);
 /* The strings of a JSON array as a C array borrowing them (free the array
  * only). */
 const char **snap_strings(json_t *arr);
+/* The pool as the failover planner sees it: every host, and every VM
+ * with an HA priority that runs (its home: the host it runs on) or waits
+ * for a restart (ha_always_run, halted: no home). priorities: VM ref ->
+ * priority overriding the records (the hypothetical question), or NULL.
+ * When HA admission applies (HA on, overcommit not allowed, a plan for
+ * at least one failure kept), snap_build gives each candidate host of a
+ * single-VM placement this plan to keep (place.h's HA row) unless its
+ * flags have PLACE_NO_HA. */
+struct snap_ha {
+	struct snap sh_snap;
+	struct haplan_vm *sh_vms;
+	size_t sh_n;
+	struct haplan_admit sh_admit;
+	int sh_k;                      /* the pool's ha_plan_exists_for */
+};
+struct snap_ha *snap_ha_build(struct db *db, json_t *priorities);
+void snap_ha_free(struct snap_ha *sh);
 
 /* ---- vm_limits.c ---- */
 /* The limits of a VM record going from before (NULL: a new VM) to after:
@@ -199,6 +273,9 @@ json_t *vm_check_limits(const char *ref, const json_t *before, const json_t *aft
 json_t *msg_add(struct db *db, const char *name, int priority, const char *cls, const char *obj_uuid,
 		const char *body);
 json_t *message_create(struct api_call *c);
+json_t *message_get(struct api_call *c);
+json_t *message_get_since(struct api_call *c);
+json_t *message_destroy_many(struct api_call *c);
 
 /* ---- session.c: which sessions are valid ---- */
 /* NULL when ref is a valid session (it is active again), else SESSION_INVALID. */
@@ -281,6 +358,16 @@ json_t *host_report_parse(json_t *r, struct host_report *out);
 json_t *host_report_fields(const struct host_report *r);
 /* The host's addresses as PIFs: eth0 management, eth1 migration. */
 json_t *host_pifs_sync(struct db *db, const char *host, const struct host_report *r);
+/* The host's control domain (Xen's dom0), one per host as XAPI lists it:
+ * a VM that is_control_domain, Running on it, named after the host;
+ * created at the host's first full report (h: the host's record). */
+json_t *control_domain_sync(struct db *db, const char *host, const json_t *h, const struct host_report *r);
+/* The guest metrics of the VMs recorded running on host, from what their
+ * guests say in its report (domains[].guest): created at the first word,
+ * rewritten only when it changes. */
+json_t *guest_metrics_sync(struct db *db, const char *host, const json_t *report);
+/* VM vm halted or goes away: its guest metrics go too (as in XAPI). */
+json_t *guest_metrics_drop(struct db *db, const char *vm);
 
 /* ---- heartbeat.c: heartbeats, liveness, where VMs run ---- */
 void host_liveness_start(struct poold *pd);
@@ -295,14 +382,21 @@ void host_forget_seen(struct poold *pd, const char *host);
  * the error the task ends with (borrowed). stats: the source's figures, or
  * NULL. */
 typedef void (*migrate_done_fn)(struct poold *pd, void *arg, json_t *err, json_t *stats);
+/* After a move: the source's copy is gone (released), or could not be
+ * confirmed gone (why; the heartbeats settle a paused copy left behind). */
+typedef void (*migrate_released_fn)(struct poold *pd, void *arg, bool released, const char *why);
 /* Check, reserve and start moving vm to host. opts: XAPI's option map
  * (live, compress, force, network) plus ours (max_downtime_ms, max_rounds,
  * verify). task: where progress goes ("" or NULL: nowhere). Returns an
  * error when a check refused (nothing started, done not called), else
  * API_PENDING: c (if any) is finished by the migration, and done (if any)
- * is called once at the end. */
+ * is called once. Without released, c's answer and done wait until the
+ * source's copy is gone (as XAPI's VM.pool_migrate); with it, done comes
+ * as soon as the move is recorded and released after a move only, once
+ * the source has destroyed its copy (an evacuation starts its next
+ * migration meanwhile). */
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
-		      const char *task, migrate_done_fn done, void *arg);
+		      const char *task, migrate_done_fn done, migrate_released_fn released, void *arg);
 /* ---- heartbeat.c: after an agent answered an operation on vm, its reports
  * made before that answer (answer: {boot, seq}) must not undo it. Every
  * host's newest stamp is kept. */
@@ -357,6 +451,55 @@ void agent_tell(struct poold *pd, const char *host, enum agent_method m, json_t 
 void agent_links_sweep(struct poold *pd);
 void agent_link_forget(struct poold *pd, const char *host);
 void agent_links_free(struct poold *pd);
+
+/* ---- ha_run.c, ha_restart.c: HA as the pool master runs it ---- */
+/* What poold keeps about HA (the configuration also in the database's
+ * meta key "ha", so a restarted poold carries on). */
+struct ha_state {
+	json_t *hs_conf;           /* {generation, key, timeout, sr, vdi, members: {host ref: uuid}}; NULL: off */
+	bool hs_enabling, hs_disabling;
+	struct api_call *hs_call;  /* pool.enable_ha / disable_ha waiting, else NULL */
+	int64_t hs_deadline;       /* ms: the enable gives up (HA_FAILED_TO_FORM_LIVESET) */
+	json_t *hs_joined;         /* host ref -> true: armed and in the liveset (the enable waits) */
+	json_t *hs_fenced;         /* host ref -> boot: that run fenced; its reports are refused */
+	json_t *hs_boots;          /* host ref -> boot of its newest report */
+	json_t *hs_asked;          /* host ref -> ms: arm/disarm last asked (no storm) */
+	json_t *hs_addrs;          /* host ref -> "address:port" of its agent, as last reported */
+	int64_t hs_rearm_at;       /* ms: tell every member the addresses again (an agent moved), 0: no */
+	json_t *hs_vms;            /* VM ref -> {tries, next, said}: restarts that failed */
+	int64_t hs_failed_at;      /* ms the last host was declared failed (the restarts' timeline) */
+	int64_t hs_prevent_until;  /* ms: pool.ha_prevent_restarts_for */
+	int hs_inflight;           /* restarts started and not answered */
+	int64_t hs_group_delay;    /* ms to wait once they have: the group's largest start_delay */
+	int64_t hs_next_group;     /* ms: no new group before */
+	int64_t hs_status_event;   /* the event id the pool status was last computed at */
+	int64_t hs_status_at;      /* ms it was */
+	struct event *hs_tick;     /* ha_run.c: the enable's deadline */
+	struct event *hs_engine;   /* ha_restart.c: restarts and the status, every tick or when made active */
+};
+/* ha_run.c */
+void ha_start(struct poold *pd);
+void ha_stop(struct poold *pd);
+bool ha_on(struct poold *pd);
+/* heartbeat.c calls it for every report: an error refuses the report
+ * (HA_SHOULD_BE_FENCED: that run of the agent has fenced). */
+json_t *ha_host_report(struct poold *pd, const char *host, json_t *report);
+/* pool.enable_ha once checked (api_ha.c): conf as hs_conf, hosts to arm. */
+json_t *ha_enable_begin(struct api_call *c, json_t *conf);
+json_t *ha_disable_begin(struct api_call *c, bool emergency);
+/* ha_restart.c */
+/* The engine's tick (after ha_start): it restarts what should run and
+ * does not (protected first, by order groups, then best-effort) and keeps
+ * the status current; ha_run.c makes hs_engine active after a failure. */
+void ha_engine_start(struct poold *pd);
+void ha_engine_stop(struct poold *pd);
+void ha_engine_run(struct poold *pd);
+/* Recompute ha_plan_exists_for / ha_overcommitted when the pool changed
+ * (force: now). */
+void ha_status_update(struct poold *pd, bool force);
+/* host.disable and host.evacuate under HA (api_host.c, api_evacuate.c). */
+json_t *ha_check_disable(struct db *db, const char *host);
+json_t *ha_check_evacuation(struct db *db, const char *host, const struct place_pool *pool, struct evac_plan *plan);
 
 /* ---- txn_later.c: records that must be written ---- */
 /* Run fn(ctx) in a transaction; while another process holds the database's

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "poold.h"
 #include "pwhash.h"
+#include "util.h"
 
 struct pwcheck_job {
 	struct pwcheck *pj_pool;
@@ -143,9 +144,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 struct pwcheck *pwcheck_new(struct event_base *base, int threads, int queue_max, int per_key_max)
 {
-	struct pwcheck *p = calloc(1, sizeof *p);
-	if (!p)
-		return NULL;
+	struct pwcheck *p = xcalloc(1, sizeof *p);
 	p->pc_base = base;
 	p->pc_queue_max = queue_max;
 	p->pc_per_key_max = per_key_max;
@@ -154,8 +153,8 @@ struct pwcheck *pwcheck_new(struct event_base *base, int threads, int queue_max,
 	p->pc_running = json_object();
 	p->pc_wake = event_new(base, -1, 0, on_wake, p);
 	p->pc_dummy = pwhash_make("", PWHASH_DEFAULT_ITERATIONS);
-	p->pc_threads = calloc((size_t)threads, sizeof *p->pc_threads);
-	if (!p->pc_running || !p->pc_wake || !p->pc_dummy || !p->pc_threads) {
+	p->pc_threads = xcalloc((size_t)threads, sizeof *p->pc_threads);
+	if (!p->pc_wake || !p->pc_dummy) {
 		pwcheck_free(p);
 		return NULL;
 	}
@@ -180,15 +179,9 @@ struct pwcheck_job *pwcheck_submit(struct pwcheck *p, const char *key, const cha
 		same += strcmp(q->pj_key, key) == 0;
 	if (p->pc_queued >= p->pc_queue_max || same >= p->pc_per_key_max)
 		return NULL;
-	struct pwcheck_job *j = calloc(1, sizeof *j);
-	if (!j)
-		return NULL;
-	*j = (struct pwcheck_job){p, "", strdup(password), stored ? strdup(stored) : NULL, start, done, arg, false, true, NULL};
+	struct pwcheck_job *j = xcalloc(1, sizeof *j);
+	*j = (struct pwcheck_job){p, "", xstrdup(password), stored ? xstrdup(stored) : NULL, start, done, arg, false, true, NULL};
 	snprintf(j->pj_key, sizeof j->pj_key, "%s", key);
-	if (!j->pj_password || (stored && !j->pj_stored)) {
-		job_free(j);
-		return NULL;
-	}
 	struct pwcheck_job **pp = &p->pc_queue;
 	while (*pp)
 		pp = &(*pp)->pj_next;

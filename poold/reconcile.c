@@ -1,4 +1,5 @@
 /* reconcile.c - where does a VM run? (see reconcile.h for the rules) */
+#include <assert.h>
 #include "reconcile.h"
 
 struct rc_count {
@@ -64,7 +65,35 @@ static void owner_lost(const struct rc_vm *v, struct rc_decision *d, const struc
 		d->rd_action = RC_HALT;
 }
 
+static void decide(const struct rc_vm *v, struct rc_decision *d);
+
+/* What every decision keeps, whatever the views: the record follows a host
+ * that holds a copy; that copy is left alone; only a running copy is
+ * paused as a double and only a paused one destroyed; a busy VM or an
+ * owner that has not spoken moves nothing. */
+static void check(const struct rc_vm *v, const struct rc_decision *d)
+{
+	assert(d->rd_action != RC_RECORD ||
+	       (d->rd_host >= 0 && (size_t)d->rd_host < v->rv_nhosts &&
+		(v->rv_seen[d->rd_host] == RC_RUNNING || v->rv_seen[d->rd_host] == RC_PAUSED) &&
+		d->rd_copy[d->rd_host] == RC_LEAVE));
+	for (size_t i = 0; i < v->rv_nhosts; i++) {
+		assert(d->rd_copy[i] != RC_PAUSE_DOUBLE || v->rv_seen[i] == RC_RUNNING);
+		assert(d->rd_copy[i] != RC_DESTROY_STALE || v->rv_seen[i] == RC_PAUSED);
+		assert(!v->rv_busy || d->rd_copy[i] == RC_LEAVE);
+	}
+	assert(!v->rv_busy || d->rd_action == RC_KEEP);
+	(void)v;
+	(void)d;
+}
+
 void rc_decide(const struct rc_vm *v, struct rc_decision *d)
+{
+	decide(v, d);
+	check(v, d);
+}
+
+static void decide(const struct rc_vm *v, struct rc_decision *d)
 {
 	d->rd_action = RC_KEEP;
 	d->rd_host = -1;

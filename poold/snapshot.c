@@ -16,12 +16,6 @@
 #include "util.h"
 #include "xerr.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static json_int_t ival(json_t *o, const char *k)
 {
 	return json_integer_value(json_object_get(o, k));
@@ -78,6 +72,7 @@ void snap_free(struct snap *sn)
 	json_decref(sn->sn_keep);
 	json_decref(sn->sn_groups);
 	json_decref(sn->sn_nets);
+	snap_ha_free(sn->sn_ha);
 	memset(sn, 0, sizeof *sn);
 }
 
@@ -106,9 +101,9 @@ static json_t *vm_srs(struct db *db, const char *vm)
 	json_object_foreach(vbds, k, b) {
 		if (json_is_true(json_object_get(b, "empty")))
 			continue;
-		json_t *vdi = db_obj_get(db, str(b, "VDI"));
+		json_t *vdi = db_obj_get(db, jstr(b, "VDI"));
 		if (vdi)
-			json_array_append_new(out, json_string(str(vdi, "SR")));
+			json_array_append_new(out, json_string(jstr(vdi, "SR")));
 		json_decref(vdi);
 	}
 	json_decref(vbds);
@@ -122,9 +117,9 @@ static json_t *pinned_hosts(struct db *db, const char *net)
 	const char *k;
 	json_t *f;
 	json_object_foreach(vifs, k, f) {
-		json_t *v = db_obj_get(db, str(f, "VM"));
-		if (strcmp(str(v, "power_state"), "Running") == 0)
-			json_object_set_new(hosts, str(v, "resident_on"), json_true());
+		json_t *v = db_obj_get(db, jstr(f, "VM"));
+		if (strcmp(jstr(v, "power_state"), "Running") == 0)
+			json_object_set_new(hosts, jstr(v, "resident_on"), json_true());
 		json_decref(v);
 	}
 	json_decref(vifs);
@@ -146,7 +141,7 @@ static json_t *net_rule(struct snap *sn, struct db *db, const char *net)
 	if (json_object_size(pifs))
 		rule = json_string("pif");
 	else if (!rec || json_is_false(managed) ||
-		 strcmp(str(json_object_get(rec, "other_config"), "assume_network_is_shared"), "true") == 0)
+		 strcmp(jstr(json_object_get(rec, "other_config"), "assume_network_is_shared"), "true") == 0)
 		rule = json_string("any");
 	else
 		rule = pinned_hosts(db, net);
@@ -167,7 +162,7 @@ static json_t *vm_networks(struct snap *sn, struct db *db, const char *vm)
 	const char *k;
 	json_t *f;
 	json_object_foreach(vifs, k, f) {
-		const char *net = str(f, "network");
+		const char *net = jstr(f, "network");
 		json_t *rule = *net ? net_rule(sn, db, net) : NULL;
 		if (rule && !(json_is_string(rule) && strcmp(json_string_value(rule), "any") == 0))
 			json_array_append_new(out, json_string(net));
@@ -178,7 +173,7 @@ static json_t *vm_networks(struct snap *sn, struct db *db, const char *vm)
 
 static bool nomigrate(json_t *v)
 {
-	const char *s = str(json_object_get(v, "platform"), "nomigrate");
+	const char *s = jstr(json_object_get(v, "platform"), "nomigrate");
 	return strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
 }
 
@@ -189,19 +184,20 @@ static void vm_fill(struct snap *sn, struct db *db, const char *ref, struct plac
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
 	*out = (struct place_vm){
 		.pv_ref = keep_str(sn, ref),
-		.pv_power_state = str(v, "power_state"),
-		.pv_resident_on = str(v, "resident_on"),
+		.pv_power_state = jstr(v, "power_state"),
+		.pv_resident_on = jstr(v, "resident_on"),
 		.pv_template = json_is_true(json_object_get(v, "is_a_template")),
 		/* an operation holds it: a reservation, or any current operation */
-		.pv_busy = strcmp(str(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0 ||
+		.pv_busy = strcmp(jstr(v, "scheduled_to_be_resident_on"), MODEL_NULL_REF) != 0 ||
 			   json_object_size(json_object_get(v, "current_operations")) > 0,
 		.pv_nomigrate = nomigrate(v),
 		.pv_has_pci = json_array_size(json_object_get(v, "attached_PCIs")) > 0,
 		.pv_has_vusb = json_array_size(json_object_get(v, "VUSBs")) > 0,
 		.pv_memory = ival(v, "memory_static_max"),
-		.pv_boot_vendor = str(flags, "vendor"),
-		.pv_boot_features = str(flags, "features"),
+		.pv_boot_vendor = jstr(flags, "vendor"),
+		.pv_boot_features = jstr(flags, "features"),
 		.pv_group = aa_group(sn, v),
+		.pv_ha_protected = strcmp(jstr(v, "ha_restart_priority"), "restart") == 0,
 	};
 	out->pv_srs = strings(sn, vm_srs(db, ref), &out->pv_nsrs);
 	out->pv_networks = strings(sn, vm_networks(sn, db, ref), &out->pv_nnetworks);
@@ -253,7 +249,7 @@ static json_int_t host_residents(struct snap *sn, struct db *db, const char *ref
  * (the agent sees what the database cannot: other users of the memory). */
 static void host_memory(struct snap *sn, struct db *db, const char *ref, json_t *rec, struct place_host *h)
 {
-	json_t *m = db_obj_get(db, str(rec, "metrics"));
+	json_t *m = db_obj_get(db, jstr(rec, "metrics"));
 	json_int_t reported = ival(m, "memory_free"), avail = ival(m, "memory_total");
 	h->ph_live = json_is_true(json_object_get(m, "live"));
 	json_decref(m);
@@ -274,12 +270,12 @@ static void host_attachments(struct snap *sn, struct db *db, const char *ref, st
 	json_t *p, *rule;
 	json_object_foreach(pbds, k, p) {
 		if (json_is_true(json_object_get(p, "currently_attached")))
-			json_array_append_new(srs, json_string(str(p, "SR")));
+			json_array_append_new(srs, json_string(jstr(p, "SR")));
 	}
 	json_decref(pbds);
 	h->ph_srs = strings(sn, srs, &h->ph_nsrs);
 	json_t *pifs = db_find(db, "PIF", "host", ref), *nets = json_array();
-	json_object_foreach(pifs, k, p) json_array_append_new(nets, json_string(str(p, "network")));
+	json_object_foreach(pifs, k, p) json_array_append_new(nets, json_string(jstr(p, "network")));
 	json_decref(pifs);
 	json_object_foreach(sn->sn_nets, net, rule) {
 		if (json_is_object(rule) && json_object_get(rule, ref))
@@ -296,11 +292,11 @@ static void host_fill(struct snap *sn, struct db *db, const char *ref, struct pl
 	*h = (struct place_host){
 		.ph_ref = keep_str(sn, ref),
 		.ph_enabled = json_is_true(json_object_get(rec, "enabled")),
-		.ph_has_agent = *str(json_object_get(rec, "other_config"), "agent_address") != '\0',
+		.ph_has_agent = *jstr(json_object_get(rec, "other_config"), "agent_address") != '\0',
 		.ph_evacuating = host_evacuating(rec),
-		.ph_vendor = str(cpu, "vendor"),
-		.ph_features = str(cpu, "features"),
-		.ph_version = str(json_object_get(rec, "software_version"), "product_version"),
+		.ph_vendor = jstr(cpu, "vendor"),
+		.ph_features = jstr(cpu, "features"),
+		.ph_version = jstr(json_object_get(rec, "software_version"), "product_version"),
 	};
 	host_memory(sn, db, ref, rec, h);
 	host_attachments(sn, db, ref, h);
@@ -314,7 +310,7 @@ static json_t *anti_affinity_groups(struct db *db)
 	const char *k;
 	json_t *r;
 	json_object_foreach(all, k, r) {
-		if (strcmp(str(r, "placement"), "anti_affinity") == 0)
+		if (strcmp(jstr(r, "placement"), "anti_affinity") == 0)
 			json_object_set_new(out, k, json_true());
 	}
 	json_decref(all);
@@ -351,6 +347,8 @@ static json_t *check_hosts(struct db *db, json_t *hosts)
 	return NULL;
 }
 
+static void ha_attach(struct db *db, struct snap *sn);
+
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn)
 {
 	memset(sn, 0, sizeof *sn);
@@ -376,5 +374,93 @@ json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts
 	if (source)
 		host_fill(sn, db, source, &sn->sn_source);
 	sn->sn_pool = (struct place_pool){source ? &sn->sn_source : NULL, sn->sn_hosts, nh, sn->sn_vms, nv, flags};
+	if (vms && !(flags & PLACE_NO_HA))
+		ha_attach(db, sn);
 	return NULL;
+}
+
+/* ---- HA: the failover planner's pool, and admission ---- */
+
+/* The VMs with an HA priority that run, or wait for a restart. */
+static json_t *ha_vm_refs(struct db *db, json_t *priorities)
+{
+	json_t *all = db_find(db, "VM", NULL, NULL), *out = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(all, k, v) {
+		if (json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot")) ||
+		    json_is_true(json_object_get(v, "is_control_domain")))
+			continue;
+		json_t *o = json_object_get(priorities, k);
+		const char *prio = json_is_string(o) ? json_string_value(o) : jstr(v, "ha_restart_priority");
+		const char *ps = jstr(v, "power_state");
+		bool on = strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0;
+		bool waiting = strcmp(ps, "Halted") == 0 && json_is_true(json_object_get(v, "ha_always_run"));
+		if (haplan_priority_parse(prio) > HAPLAN_NONE && (on || waiting))
+			json_array_append_new(out, json_string(k));
+	}
+	json_decref(all);
+	return out;
+}
+
+static size_t host_at(const struct snap *sn, const char *ref)
+{
+	for (size_t h = 0; h < sn->sn_pool.pp_nhosts; h++)
+		if (strcmp(sn->sn_hosts[h].ph_ref, ref) == 0)
+			return h;
+	return PLACE_NONE;
+}
+
+struct snap_ha *snap_ha_build(struct db *db, json_t *priorities)
+{
+	struct snap_ha *sh = xcalloc(1, sizeof *sh);
+	json_t *refs = ha_vm_refs(db, priorities);
+	snap_build(db, NULL, refs, NULL, PLACE_START | PLACE_NO_HA, &sh->sh_snap);
+	json_decref(refs);
+	const struct place_pool *p = &sh->sh_snap.sn_pool;
+	sh->sh_vms = xcalloc(p->pp_nvms + 1, sizeof *sh->sh_vms);
+	for (size_t i = 0; i < p->pp_nvms; i++) {
+		json_t *v = db_obj_get(db, p->pp_vms[i].pv_ref);
+		json_t *o = json_object_get(priorities, p->pp_vms[i].pv_ref);
+		const char *prio = json_is_string(o) ? json_string_value(o) : jstr(v, "ha_restart_priority");
+		const char *ps = jstr(v, "power_state");
+		bool on = strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0;
+		sh->sh_vms[sh->sh_n++] = (struct haplan_vm){i, (enum haplan_priority)haplan_priority_parse(prio),
+							   ival(v, "order"),
+							   on ? host_at(&sh->sh_snap, jstr(v, "resident_on")) : PLACE_NONE};
+		sh->sh_snap.sn_vms[i].pv_ha_protected = sh->sh_vms[i].hv_priority == HAPLAN_RESTART;
+		json_decref(v);
+	}
+	json_t *pools = db_find(db, "pool", NULL, NULL);
+	void *it = json_object_iter(pools);
+	sh->sh_k = it ? (int)ival(json_object_iter_value(it), "ha_plan_exists_for") : 0;
+	json_decref(pools);
+	haplan_admit_init(&sh->sh_admit, p, sh->sh_vms, sh->sh_n, sh->sh_k);
+	return sh;
+}
+
+void snap_ha_free(struct snap_ha *sh)
+{
+	if (!sh)
+		return;
+	snap_free(&sh->sh_snap);
+	free(sh->sh_vms);
+	free(sh);
+}
+
+/* Admission applies while HA is on, overcommit is not allowed and the
+ * pool keeps a plan for at least one failure (XAPI blocks only then). */
+static void ha_attach(struct db *db, struct snap *sn)
+{
+	json_t *pools = db_find(db, "pool", NULL, NULL);
+	void *it = json_object_iter(pools);
+	json_t *p = it ? json_object_iter_value(it) : NULL;
+	bool on = p && json_is_true(json_object_get(p, "ha_enabled")) &&
+		  !json_is_true(json_object_get(p, "ha_allow_overcommit")) && ival(p, "ha_plan_exists_for") > 0;
+	json_decref(pools);
+	if (!on)
+		return;
+	sn->sn_ha = snap_ha_build(db, NULL);
+	for (size_t h = 0; h < sn->sn_pool.pp_nhosts; h++)
+		sn->sn_hosts[h].ph_ha = &sn->sn_ha->sh_admit.ha_row;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "poold.h"
+#include "util.h"
 
 #define THROTTLE_FORGET_FACTOR 20
 
@@ -56,9 +57,7 @@ int64_t throttle_wait(const struct throttle_entry *addr, const struct throttle_e
 
 struct throttle *throttle_new(const struct throttle_policy *p, size_t max_keys)
 {
-	struct throttle *t = calloc(1, sizeof *t);
-	if (!t)
-		return NULL;
+	struct throttle *t = xcalloc(1, sizeof *t);
 	t->th_policy = *p;
 	t->th_max_keys = max_keys;
 	t->th_map = json_object();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sr.h"
+#include "util.h"
 
 #define COPY_CHUNK (1024 * 1024) /* pread/pwrite fallback piece */
 
@@ -46,7 +47,7 @@ static bool all_zero(const unsigned char *buf, size_t n)
 static int copy_plain(int in_fd, const char *in_name, int out_fd, const char *out_name, off_t start, off_t end,
 		      unsigned char **buf, char *err, size_t errlen)
 {
-	if (!*buf && !(*buf = malloc(COPY_CHUNK))) {
+	if (!*buf && !(*buf = xmalloc(COPY_CHUNK))) {
 		seterr(err, errlen, "copy %s -> %s: %s", in_name, out_name, strerror(ENOMEM));
 		return -1;
 	}

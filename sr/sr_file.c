@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "sr.h"
+#include "util.h"
 
 #define VDI_SUFFIX ".img"
 #define TMP_SUFFIX ".tmp-XXXXXX"
@@ -98,11 +99,7 @@ static void set_location(char *location, const char *path)
 /* mkdir -p: every missing component, 0755. */
 static int mkdir_parents(const char *path, char *err, size_t errlen)
 {
-	char *p = strdup(path);
-	if (!p) {
-		seterr(err, errlen, "SR path %s: %s", path, strerror(ENOMEM));
-		return -1;
-	}
+	char *p = xstrdup(path);
 	int rc = 0;
 	for (char *s = p + 1;; s++) {
 		if (*s != '/' && *s != '\0')
@@ -167,8 +164,8 @@ static struct sr *file_attach(const char *sr_uuid, const char *path, bool create
 		free(real);
 		return NULL;
 	}
-	struct sr *sr = calloc(1, sizeof *sr);
-	if (!sr || !(sr->uuid = strdup(sr_uuid))) {
+	struct sr *sr = xcalloc(1, sizeof *sr);
+	if (!sr || !(sr->uuid = xstrdup(sr_uuid))) {
 		seterr(err, errlen, "SR %s: path %s: %s", sr_uuid, real, strerror(ENOMEM));
 		free(sr);
 		free(real);

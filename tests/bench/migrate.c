@@ -67,6 +67,7 @@
 #include "log.h"
 #include "mig.h"
 #include "simdom.h"
+#include "simfix.h"
 #include "tls.h"
 
 #define MiB ((uint64_t)1024 * 1024)
@@ -79,12 +80,7 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
+#define sleep_ms simfix_sleep_ms
 
 static void die(const char *what, const char *why)
 {
@@ -101,9 +97,7 @@ struct env {
 static struct backend *new_be(const char *dir, const char *simdom)
 {
 	char err[256] = "";
-	mkdir(dir, 0700);
-	struct backend *be = backend_sim_new(dir, simdom, 4096 * MiB, 2, "AuthenticAMD",
-					     "178bfbff-f6f83203-2e500800-040001f3", err, sizeof err);
+	struct backend *be = simfix_backend(dir, simdom, 4096 * MiB, err, sizeof err);
 	if (!be)
 		die("backend", err);
 	return be;
@@ -111,59 +105,27 @@ static struct backend *new_be(const char *dir, const char *simdom)
 
 static void env_init(struct env *e)
 {
-	snprintf(e->dir, sizeof e->dir, "/tmp/bench_migrate.XXXXXX");
-	if (!mkdtemp(e->dir))
-		die("mkdtemp", strerror(errno));
-	const char *bindir = getenv("BINDIR") ? getenv("BINDIR") : getenv("POOLD_BIN");
-	char simdom[PATH_MAX], d[PATH_MAX];
-	snprintf(simdom, sizeof simdom, "%s/pool-simdom", bindir && *bindir ? bindir : "bin");
-	if (access(simdom, X_OK) != 0)
-		die(simdom, "not found: run make first (or set BINDIR)");
+	char simdom[PATH_MAX], d[PATH_MAX], err[256];
+	if (!simfix_tmpdir(e->dir, sizeof e->dir, "bench_migrate", err, sizeof err) ||
+	    !simfix_simdom(simdom, sizeof simdom, err, sizeof err))
+		die("setup", err);
 	snprintf(d, sizeof d, "%s/a", e->dir);
 	e->a = new_be(d, simdom);
 	snprintf(d, sizeof d, "%s/b", e->dir);
 	e->b = new_be(d, simdom);
-	char ca[PATH_MAX], cak[PATH_MAX], a[PATH_MAX], ak[PATH_MAX], b[PATH_MAX], bk[PATH_MAX],
-		err[256];
-	snprintf(ca, sizeof ca, "%s/ca.pem", e->dir);
-	snprintf(cak, sizeof cak, "%s/ca.key", e->dir);
-	snprintf(a, sizeof a, "%s/a.pem", e->dir);
-	snprintf(ak, sizeof ak, "%s/a.key", e->dir);
-	snprintf(b, sizeof b, "%s/b.pem", e->dir);
-	snprintf(bk, sizeof bk, "%s/b.key", e->dir);
-	if (!tls_ca_create(ca, cak, "bench pool CA", err, sizeof err) ||
-	    !tls_cert_issue(ca, cak, "host-a", (const char *[]){"127.0.0.1", NULL}, 2, a, ak, err, sizeof err) ||
-	    !tls_cert_issue(ca, cak, "host-b", (const char *[]){"127.0.0.1", NULL}, 2, b, bk, err, sizeof err))
-		die("certificates", err);
-	e->srv = tls_server_ctx(b, bk, ca, 1, err, sizeof err);
-	e->cli = tls_client_ctx(ca, a, ak, err, sizeof err);
-	if (!e->srv || !e->cli)
-		die("TLS contexts", err);
-}
-
-static void destroy_all(struct backend *be)
-{
-	struct be_domain_info *v;
-	int n;
-	if (be->be_ops->bo_domain_list(be, &v, &n) == 0) {
-		for (int i = 0; i < n; i++)
-			be->be_ops->bo_domain_destroy(be, v[i].di_domid);
-		free(v);
-	}
+	if (!simfix_tls(e->dir, &e->srv, &e->cli, err, sizeof err))
+		die("TLS", err);
 }
 
 static void env_free(struct env *e)
 {
-	destroy_all(e->a);
-	destroy_all(e->b);
+	simfix_destroy_all(e->a);
+	simfix_destroy_all(e->b);
 	e->a->be_ops->bo_free(e->a);
 	e->b->be_ops->bo_free(e->b);
 	SSL_CTX_free(e->srv);
 	SSL_CTX_free(e->cli);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench/migrate: could not remove %s\n", e->dir);
+	simfix_wipe(e->dir);
 }
 
 /* ---- loopback TLS: a listener and a connected client ---- */
@@ -399,18 +361,10 @@ struct result {
 
 static int boot(struct env *e, const struct wcase *w)
 {
-	struct be_domain_config c;
-	memset(&c, 0, sizeof c);
-	snprintf(c.dc_uuid, sizeof c.dc_uuid, "00000000-0000-4000-8000-%012d", (int)getpid());
-	snprintf(c.dc_name, sizeof c.dc_name, "bench-%s", w->name);
-	c.dc_memory = w->memory;
-	c.dc_vcpus = 2;
-	c.dc_workload.wl_touch_pages = w->touch;
-	c.dc_workload.wl_dirty_pages_per_s = w->rate;
-	c.dc_workload.wl_working_set_pages = w->ws;
-	c.dc_workload.wl_pct_zero = w->zero;
-	c.dc_workload.wl_pct_text = w->text;
-	c.dc_workload.wl_pct_random = w->rnd;
+	char name[64];
+	snprintf(name, sizeof name, "bench-%s", w->name);
+	struct be_domain_config c =
+		simfix_config(name, w->memory, w->touch, w->rate, w->ws, w->zero, w->text, w->rnd);
 	int domid = -1;
 	if (e->a->be_ops->bo_domain_create(e->a, &c, &domid) != 0 ||
 	    e->a->be_ops->bo_domain_unpause(e->a, domid) != 0)

@@ -103,7 +103,8 @@ class DevPool:
     def connection(self, timeout=60):
         ctx = ssl.create_default_context(cafile=self.cafile)
         ctx.check_hostname = False
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=timeout * SLOW)
+        return http.client.HTTPSConnection(self.env.get("XE_SERVER", "127.0.0.1"), self.port, context=ctx,
+                                           timeout=timeout * SLOW)
 
     def call(self, method, *params, timeout=60):
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params), "id": 1})
@@ -135,8 +136,9 @@ class DevPool:
         e = dict(os.environ)
         e.update(self.env)
         e["HOME"] = self.dir
+        # nobody answers a question xe asks (stdin at its end)
         r = subprocess.run([os.path.join(BIN, "xe")] + list(args), capture_output=True, text=True, env=e,
-                           timeout=60 * SLOW)
+                           stdin=subprocess.DEVNULL, timeout=60 * SLOW)
         if check and r.returncode != 0:
             raise AssertionError("xe %s failed (%d): %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
         return r
@@ -171,6 +173,24 @@ class DevPool:
             if p.pid == pid:
                 p.wait()
         return pid
+
+    def restart_poold(self, sig=signal.SIGKILL, pause=0.0):
+        """Stop the master's poold with sig, wait pause seconds, and start it
+        again on the same directory (its pid goes to devpool's pid file, so
+        `devpool down` stops it; close() waits for it). Sessions outlive it."""
+        master = os.path.join(self.dir, "master")
+        with open(os.path.join(master, "devpool.pid")) as f:
+            os.kill(int(f.read()), sig)
+        time.sleep(pause)
+        log = open(os.path.join(master, "poold.log"), "ab")
+        np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
+                              start_new_session=True)
+        log.close()
+        self.started.append(np)
+        with open(os.path.join(master, "devpool.pid"), "w") as f:
+            f.write("%d\n" % np.pid)
+        self._session = None
+        return np
 
     def start_agent(self, i, nofile=None):
         """Start host i's agent again with devpool's command line (nofile: its
@@ -301,8 +321,8 @@ class DevPool:
         procs = self.simdoms()
         bad = []
         for ref, v in vms.items():
-            if v["is_a_template"] or v["is_a_snapshot"]:
-                continue
+            if v["is_a_template"] or v["is_a_snapshot"] or v["is_control_domain"]:
+                continue  # a control domain is the host itself, no simdom
             where = procs.pop(v["uuid"], [])
             if v["power_state"] in ("Running", "Paused"):
                 want = index.get(v["resident_on"])

@@ -155,16 +155,19 @@ class BadInputTest(PoolTest):
         self.assertServing()
 
     # -- HTTP level
-    def test_get_is_405_unknown_path_404_xmlrpc_415(self):
+    def test_get_is_405_unknown_path_404_xmlrpc_served(self):
         status, headers, data = self.pool.raw(None, method="GET")
         self.assertEqual(status, 405)
         status, headers, data = self.pool.raw(rpc_body("VM.get_all", [self.pool.session]), path="/no/such/path")
         self.assertEqual(status, 404)
+        # XML-RPC at / is XAPI's own protocol (tests/integration/test_xmlrpc.py)
         xml = ("<?xml version='1.0'?><methodCall><methodName>session.login_with_password</methodName>"
                "<params><param><value><string>root</string></value></param>"
                "<param><value><string>%s</string></value></param></params></methodCall>" % PASSWORD)
         status, headers, data = self.pool.raw(xml, path="/", headers={"Content-Type": "text/xml"})
-        self.assertEqual(status, 415)
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-type"], "text/xml")
+        self.assertIn(b"<name>Status</name><value>Success</value>", data)
         self.assertServing()
 
     def test_truncated_body(self):

@@ -6,13 +6,10 @@ cannot move reported while the others move, a destination agent killed and
 poold killed in the middle, cancelling, and the dry run.
 """
 import json
-import os
-import signal
-import subprocess
 import time
 import unittest
 
-from tests.integration.harness import BIN, SLOW, XapiError
+from tests.integration.harness import SLOW, XapiError
 from tests.integration.pooltest import DevPool, pid_alive, wait_until
 
 NULL = "OpaqueRef:NULL"
@@ -199,7 +196,6 @@ class EvacuateFaultTest(unittest.TestCase):
         """poold killed in the middle: started again, it finds the plan in
         its database and finishes the evacuation; no VM runs twice."""
         p = DevPool(3, host_memory_mib=2560, extra=("--no-sr",))
-        np = None
         try:
             rpc = p.rpc
             h1 = p.host_ref(1)
@@ -208,16 +204,7 @@ class EvacuateFaultTest(unittest.TestCase):
             task = rpc("Async.host.evacuate", h1, NULL, 2)
             wait_until(lambda: sum(1 for vm in vms if rpc("VM.get_resident_on", vm) != h1) >= 2
                        or rpc("task.get_status", task) != "pending", 60 * SLOW, "some VMs moved", 0.01)
-            master = os.path.join(p.dir, "master")
-            with open(os.path.join(master, "devpool.pid")) as f:
-                os.kill(int(f.read()), signal.SIGKILL)
-            time.sleep(1)
-            log = open(os.path.join(master, "poold.log"), "ab")
-            np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
-                                  start_new_session=True)
-            log.close()
-            with open(os.path.join(master, "devpool.pid"), "w") as f:
-                f.write("%d\n" % np.pid)
+            p.restart_poold(pause=1)
 
             def ended():
                 try:
@@ -237,8 +224,6 @@ class EvacuateFaultTest(unittest.TestCase):
             self.assertIn("resumed after a restart", p.poold_log(20000))
         finally:
             p.close()
-            if np:
-                np.wait(30)
 
     def test_cancel(self):
         """Cancelling stops new migrations; those in flight end cleanly."""

@@ -13,13 +13,11 @@ test_honest.py - poold says what is true about its own state:
   stays parseable.
 """
 import os
-import signal
 import sqlite3
-import subprocess
 import time
 import unittest
 
-from tests.integration.harness import BIN, PASSWORD, SLOW, Pool, PoolTest, XapiError
+from tests.integration.harness import PASSWORD, SLOW, Pool, PoolTest, XapiError
 from tests.integration.pooltest import DevPool, wait_until
 
 
@@ -86,7 +84,6 @@ class ApiState(PoolTest):
 class Hosts(unittest.TestCase):
     def test_killed_poold_tasks_and_offline_host(self):
         p = DevPool(2, host_memory_mib=3072, extra=("--no-sr",))
-        np = None
         try:
             rpc = p.rpc
             h1, h2 = p.host_ref(1), p.host_ref(2)
@@ -106,17 +103,7 @@ class Hosts(unittest.TestCase):
             # poold killed while a migration's task runs
             task = rpc("Async.VM.pool_migrate", vm, h2, {})
             wait_until(lambda: rpc("VM.get_current_operations", vm), 20 * SLOW, "the migration runs", 0.005)
-            master = os.path.join(p.dir, "master")
-            with open(os.path.join(master, "devpool.pid")) as f:
-                os.kill(int(f.read()), signal.SIGKILL)
-            time.sleep(3)
-            log = open(os.path.join(master, "poold.log"), "ab")
-            np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
-                                  start_new_session=True)
-            log.close()
-            with open(os.path.join(master, "devpool.pid"), "w") as f:
-                f.write("%d\n" % np.pid)
-            p._session = None
+            p.restart_poold(pause=3)
             wait_until(lambda: rpc("task.get_status", task), 30 * SLOW, "poold answers again")
             rec = rpc("task.get_record", task)
             self.assertEqual(rec["status"], "failure")
@@ -139,8 +126,6 @@ class Hosts(unittest.TestCase):
                 rpc("VM.hard_shutdown", v)
         finally:
             p.close()
-            if np:
-                np.wait(30)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,39 @@ class JoinTest(unittest.TestCase):
         self.leave(p, ref)
 
     # -- identities: certificate names only from a valid address; no host is the master
+    def test_listen_address_without_address_is_where_poold_reaches_it(self):
+        """The README's trap: listen-address set, address empty. The agent
+        joins from 127.0.0.1 (its route to the master) but listens on its own
+        address only: poold must be told that one, at the join and after a
+        restart, or every VM call fails while the host looks live."""
+        token = self.rpc("pool.create_join_token")
+        d = self.new_agent("lonely", token)
+        ip = self.ips[d]
+        path = os.path.join(d, "agent.conf")
+        with open(path) as f:
+            conf = f.read().replace('address: "%s"\n' % ip, 'address: ""\n')
+        with open(path, "w") as f:
+            f.write(conf)
+        self.assertIn("listen-address: %s" % ip, conf)
+        ref, p = self.assertJoins(d, "lonely")
+        self.assertEqual(self.rpc("host.get_address", ref), ip)
+        vm = self.rpc("VM.create", {"name_label": "on-lonely", "memory_static_max": 64 << 20,
+                                    "memory_dynamic_max": 64 << 20, "memory_dynamic_min": 64 << 20,
+                                    "memory_static_min": 16 << 20})
+        self.rpc("VM.start_on", vm, ref, False, False)
+        self.assertEqual(self.rpc("VM.get_power_state", vm), "Running")
+        # restarted, it says the same: the address is decided at every start
+        self.leave(p, ref)
+        p, rc, log = self.run_agent(d)
+        self.assertIsNone(rc, log)
+        self.assertRegex(log, r"listening on %s port \d+, reached by poold at %s," % (re.escape(ip), re.escape(ip)))
+        time.sleep(2 * HEARTBEAT)
+        self.assertEqual(self.rpc("host.get_address", ref), ip)
+        self.rpc("VM.hard_shutdown", vm)
+        self.assertEqual(self.rpc("VM.get_power_state", vm), "Halted")
+        self.rpc("VM.destroy", vm)
+        self.leave(p, ref)
+
     def test_forged_address_is_refused(self):
         token = self.rpc("pool.create_join_token")
         before = self.host_names()

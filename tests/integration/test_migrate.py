@@ -4,6 +4,7 @@ moves with its memory (the guest's heartbeat counter goes on where it left
 off), poold's records follow, the checks refuse what must not move, and a
 migration cut in the middle leaves the VM running where it was.
 """
+import json
 import os
 import signal
 import socket
@@ -66,7 +67,8 @@ class MigrateTest(unittest.TestCase):
         hb = guest_heartbeat(dst_pid)
         self.assertGreaterEqual(hb, before)
         wait_until(lambda: guest_heartbeat(dst_pid) > hb, 5 * SLOW, "the guest runs on the destination")
-        wait_until(lambda: not pid_alive(src_pid), 5 * SLOW, "the source domain is gone")
+        # the call returned once the source's copy was destroyed (agent.vm_released)
+        self.assertFalse(pid_alive(src_pid), "the source's copy outlived VM.pool_migrate")
         # a heartbeat later poold still agrees
         time.sleep(1.5)
         self.assertEqual(rpc("VM.get_resident_on", vm), h2)
@@ -117,7 +119,11 @@ class MigrateTest(unittest.TestCase):
         self.assertEqual(rec["status"], "success", rec["error_info"])
         self.assertEqual(seen, sorted(seen))
         self.assertTrue(any(0 < x < 1 for x in seen), seen)
-        self.assertTrue(any("round" in ph for ph in phases), phases)
+        # the phase comes from poold's polls (every 500 ms): a stream that
+        # lasted several polls was seen in a round
+        stats = json.loads(rec["other_config"].get("migration_stats", "{}"))
+        if stats.get("total_ms", 0) > 2000:
+            self.assertTrue(any("round" in ph for ph in phases), (phases, stats.get("total_ms")))
         self.assertIn("127.0.1.3", self.p.agent_log(1))
         self.assertEqual(rpc("VM.get_resident_on", vm), h2)
         rpc("VM.hard_shutdown", vm)
@@ -194,7 +200,6 @@ class MasterRestartTest(unittest.TestCase):
 
     def test_poold_restart_mid_migration(self):
         p = DevPool(2, host_memory_mib=2048, extra=("--no-sr",))
-        np = None
         try:
             rpc = p.rpc
             h1, h2 = p.host_ref(1), p.host_ref(2)
@@ -204,19 +209,7 @@ class MasterRestartTest(unittest.TestCase):
             rpc("VM.start_on", vm, h1, False, False)
             rpc("Async.VM.pool_migrate", vm, h2, {"verify": "true"})
             time.sleep(0.15)
-            master = os.path.join(p.dir, "master")
-            with open(os.path.join(master, "devpool.pid")) as f:
-                pid = int(f.read())
-            os.kill(pid, signal.SIGKILL)
-            time.sleep(2)
-            import subprocess
-            from tests.integration.harness import BIN
-            log = open(os.path.join(master, "poold.log"), "ab")
-            np = subprocess.Popen([os.path.join(BIN, "poold"), "--dir", master], stdout=log, stderr=log,
-                                  start_new_session=True)
-            log.close()
-            with open(os.path.join(master, "devpool.pid"), "w") as f:
-                f.write("%d\n" % np.pid)
+            p.restart_poold(pause=2)
             def settled():
                 try:  # sessions outlive a restart of poold
                     rec = rpc("VM.get_record", vm)
@@ -229,8 +222,6 @@ class MasterRestartTest(unittest.TestCase):
             wait_until(settled, 20 * SLOW, "one running copy, and poold agrees where")
         finally:
             p.close()
-            if np:
-                np.wait(30)
 
 
 class AgentDeathTest(unittest.TestCase):

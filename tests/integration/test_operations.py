@@ -55,7 +55,8 @@ class Operations(unittest.TestCase):
         path = rpc("VDI.get_location", vdi)
         self.assertEqual(self.attached(vbd), (False, ""))
         self.assertEqual(sorted(rpc("VM.get_allowed_operations", vm)),
-                         sorted(["start", "start_on", "clone", "destroy", "changing_memory_limits"]))
+                         sorted(["start", "start_on", "clone", "copy", "snapshot", "destroy", "changing_static_range",
+                                 "changing_dynamic_range"]))
         self.assertIn("destroy", rpc("VDI.get_allowed_operations", vdi))
         rpc("VM.start_on", vm, self.p.host_ref(1), False, False)
         self.assertEqual(self.attached(vbd), (True, "xvda"))
@@ -65,7 +66,8 @@ class Operations(unittest.TestCase):
         self.assertEqual(self.refused("VDI_IN_USE", "VDI.destroy", vdi), [vdi, "destroy"])
         r = self.p.xe("vdi-destroy", "uuid=" + rpc("VDI.get_uuid", vdi), check=False)
         self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertIn("VDI_IN_USE", r.stderr)
+        self.assertIn("This operation cannot be performed because this VDI is in use by some other operation\n"
+                      "vdi: %s (d1-disk)\noperation: destroy\n" % rpc("VDI.get_uuid", vdi), r.stderr)
         self.assertTrue(os.path.exists(path))
         self.assertIn(vbd, rpc("VM.get_VBDs", vm))
         # through a migration and an agent restart

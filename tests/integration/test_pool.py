@@ -461,7 +461,7 @@ class PoolOf3(unittest.TestCase):
         self.assertEqual(out, "halted")
         r = p.xe("vm-shutdown", "vm=xe-vm", check=False)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("VM_BAD_POWER_STATE", r.stdout + r.stderr)
+        self.assertIn("not in an appropriate power state", r.stderr)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ import time
 import unittest
 import uuid as uuidlib
 
+UUID_INVALID = "The uuid you supplied was invalid.\n"
+BAD_POWER = ("You attempted an operation on a VM that was not in an appropriate power state at the time; for "
+             "example, you attempted to start a VM that was already running. The parameters returned are the VM's "
+             "handle, and the expected and actual VM state at the time of the call.\n")
+
 try:
     from . import harness
 except ImportError:  # run as a script from tests/integration
@@ -185,14 +190,48 @@ class XeTest(harness.PoolTest):
         self.assertEqual(mine[0]["status ( RW)"], "success")
         self.assertEqual(mine[0]["progress ( RW)"], "1.000")
 
+    def test_filters_debug_confirm(self):
+        uuid = self.install("f1")
+        # an unknown field is an error, not an empty list (XAPI's get_field_type)
+        r = self.xe("vm-list", "bogus-field=1", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.startswith("The server failed to handle your request, due to an internal error."),
+                        r.stderr)
+        self.assertIn("message: Failure: Unknown field 'bogus-field'\n", r.stderr)
+        r = self.xe("vm-list", "tags:bogus=1", check=False)
+        self.assertIn("Invalid syntax for set filtering", r.stderr)
+        # set membership
+        self.xe("vm-param-add", "uuid=" + uuid, "param-name=tags", "param-key=prod")
+        r = self.xe("vm-list", "tags:contains=prod", "--minimal")
+        self.assertEqual(r.stdout.strip(), uuid)
+        r = self.xe("vm-list", "tags:contains=dev", "--minimal")
+        self.assertEqual(r.stdout.strip(), "")
+        # --debug: each call on stderr, no password or session in it
+        r = self.xe("--debug", "vm-list", "--minimal")
+        self.assertIn("xe: -> session.login_with_password", r.stderr)
+        self.assertIn("xe: -> VM.get_all_records", r.stderr)
+        self.assertNotIn(harness.PASSWORD, r.stderr)
+        self.assertNotIn("OpaqueRef", r.stderr.split("login_with_password")[1].split("\n", 1)[1])
+        r = self.xe("--debug-on-fail", "vm-list")
+        self.assertEqual(r.stderr, "")
+        r = self.xe("--debug-on-fail", "vm-shutdown", "vm=f1", check=False)
+        self.assertIn("xe: <- VM.clean_shutdown failed", r.stderr)
+        # vm-uninstall asks, and nobody answers here: nothing is destroyed
+        r = self.xe("vm-uninstall", "vm=f1", check=False, input="")
+        self.assertEqual((r.returncode, r.stderr), (1, "Aborted\n"))
+        self.assertIn("Type 'yes' to continue", r.stdout)
+        self.xe("vm-param-get", "uuid=" + uuid, "param-name=name-label")
+        self.xe("vm-uninstall", "vm=f1", "--force")
+
     def test_errors(self):
         r = self.xe("vm-param-get", "uuid=00000000-0000-0000-0000-000000000000", "param-name=name-label",
                     check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertEqual(r.stderr, "UUID_INVALID\nclass: VM\nuuid: 00000000-0000-0000-0000-000000000000\n")
+        # as real xe: the error's description, then its parameters
+        self.assertEqual(r.stderr, "%stype: VM\nuuid: 00000000-0000-0000-0000-000000000000\n" % UUID_INVALID)
         r = self.xe("vm-list", env={"XE_PASSWORD": "wrong"}, check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertTrue(r.stderr.startswith("SESSION_AUTHENTICATION_FAILED\nusername: root\n"), r.stderr)
+        self.assertEqual(r.stderr, "Authentication failed\n")
         r = self.xe("no-such-command", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("Unknown command: no-such-command", r.stderr)
@@ -299,18 +338,17 @@ class XeTest(harness.PoolTest):
         # no host agent is live: VM.start's XAPI error, exit 1
         r = self.xe("vm-start", "vm=p1", check=False)
         self.assertEqual((r.returncode, r.stdout), (1, ""))
-        self.assertRegex(r.stderr, r"^[A-Z][A-Z_]+\n")
+        self.assertRegex(r.stderr, r"^[A-Z][^\n]+[.]\n")
         r = self.xe("vm-shutdown", "uuid=" + uuid, check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
-        self.assertIn("halted", r.stderr)
+        self.assertEqual(r.stderr, "%svm: %s (p1)\nexpected: running\nactual: halted\n" % (BAD_POWER, uuid))
         r = self.xe("vm-shutdown", "vm=p1", "force=true", check=False)
-        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        self.assertTrue(r.stderr.startswith(BAD_POWER), r.stderr)
         r = self.xe("vm-pause", "uuid=" + uuid, check=False)
-        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        self.assertTrue(r.stderr.startswith(BAD_POWER), r.stderr)
         # selectors: field filters, no match, several without --multiple
         r = self.xe("vm-shutdown", "power-state=halted", "name-label=p1", check=False)
-        self.assertTrue(r.stderr.startswith("VM_BAD_POWER_STATE\n"), r.stderr)
+        self.assertTrue(r.stderr.startswith(BAD_POWER), r.stderr)
         r = self.xe("vm-start", "vm=nope", check=False)
         self.assertEqual((r.returncode, r.stderr), (1, "No VMs matched\n"))
         r = self.xe("vm-start", "name-label=nope", check=False)
@@ -331,15 +369,15 @@ class XeTest(harness.PoolTest):
     def test_sr_pbd_errors(self):
         bad = "00000000-0000-0000-0000-000000000000"
         r = self.xe("pbd-plug", "uuid=" + bad, check=False)
-        self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: PBD\nuuid: %s\n" % bad))
+        self.assertEqual((r.returncode, r.stderr), (1, "%stype: PBD\nuuid: %s\n" % (UUID_INVALID, bad)))
         r = self.xe("pbd-unplug", "uuid=" + bad, check=False)
-        self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: PBD\nuuid: %s\n" % bad))
+        self.assertEqual((r.returncode, r.stderr), (1, "%stype: PBD\nuuid: %s\n" % (UUID_INVALID, bad)))
         for cmd in ("sr-destroy", "sr-forget"):
             r = self.xe(cmd, "uuid=" + bad, check=False)
-            self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: SR\nuuid: %s\n" % bad))
+            self.assertEqual((r.returncode, r.stderr), (1, "%stype: SR\nuuid: %s\n" % (UUID_INVALID, bad)))
         r = self.xe("sr-create", "name-label=s", "type=file", "host-uuid=" + bad, "device-config:path=/x",
                     check=False)
-        self.assertEqual((r.returncode, r.stderr), (1, "UUID_INVALID\nclass: host\nuuid: %s\n" % bad))
+        self.assertEqual((r.returncode, r.stderr), (1, "%stype: host\nuuid: %s\n" % (UUID_INVALID, bad)))
         r = self.xe("sr-create", "name-label=s", check=False)
         self.assertEqual((r.returncode, r.stderr), (1, "Required parameter not found: type\n"))
 

@@ -27,6 +27,8 @@ TOTAL = 60 * SLOW  # seconds for the whole client run
 
 
 class XenApiNpmPoolTest(unittest.TestCase):
+    script, total = SCRIPT, TOTAL  # a subclass drives another script
+
     def setUp(self):
         if os.environ.get("POOLD_SKIP_NPM") == "1":
             self.skipTest("POOLD_SKIP_NPM=1")
@@ -38,9 +40,9 @@ class XenApiNpmPoolTest(unittest.TestCase):
 
     # -- the client process
     def start_client(self, *args):
-        script = os.path.join(npm.NPM_DIR, SCRIPT)
-        shutil.copyfile(os.path.join(HERE, SCRIPT), script)
-        env = dict(os.environ, XENAPI_TEST_TIMEOUT_MS=str(int(TOTAL * 1000)), NODE_NO_WARNINGS="1")
+        script = os.path.join(npm.NPM_DIR, self.script)
+        shutil.copyfile(os.path.join(HERE, self.script), script)
+        env = dict(os.environ, XENAPI_TEST_TIMEOUT_MS=str(int(self.total * 1000)), NODE_NO_WARNINGS="1")
         proc = subprocess.Popen(["node", script] + [str(a) for a in args], cwd=npm.NPM_DIR, env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines = queue.Queue()

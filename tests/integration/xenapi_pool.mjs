@@ -58,7 +58,7 @@ try {
   })
   out({
     running: all()
-      .filter(o => o.$type === 'VM' && !o.is_a_template && o.power_state === 'Running')
+      .filter(o => o.$type === 'VM' && !o.is_a_template && !o.is_control_domain && o.power_state === 'Running')
       .map(v => ({ ref: v.$ref, name_label: v.name_label, resident_on: v.resident_on, domid: v.domid })),
   })
   if (xapi.getObjectByRef(watchedRef, undefined) === undefined) throw new Error(`VM ${watchedRef} is not in the cache`)

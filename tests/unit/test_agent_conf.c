@@ -2,6 +2,7 @@
  * key and loads cleanly; a bad value is refused with its line. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,11 +51,46 @@ static void test_bad_vendor_refused(void **state)
 	unlink(path);
 }
 
+/* Where poold reaches the agent (the README's trap: listen-address set,
+ * address empty, and the agent joined from another local address). */
+static void test_address_choice(void **state)
+{
+	(void)state;
+	const struct {
+		const char *address, *listen, *local, *want;
+		bool odd;
+	} cases[] = {
+		/* listening on one address: that is where poold finds us */
+		{"", "127.0.0.10", "127.0.0.1", "127.0.0.10", false},
+		{"", "192.0.2.7", "", "192.0.2.7", false},
+		{"", "2001:db8::7", "2001:db8::1", "2001:db8::7", false},
+		/* listening everywhere: the address that routes to the master */
+		{"", "0.0.0.0", "192.0.2.1", "192.0.2.1", false},
+		{"", "::", "2001:db8::1", "2001:db8::1", false},
+		{"", "", "192.0.2.1", "192.0.2.1", false},
+		/* nothing at all: "" (the agent refuses to start) */
+		{"", "0.0.0.0", "", "", false},
+		/* the operator's address wins; another IP than the listened one is odd */
+		{"192.0.2.9", "0.0.0.0", "192.0.2.1", "192.0.2.9", false},
+		{"192.0.2.9", "192.0.2.9", "192.0.2.1", "192.0.2.9", false},
+		{"198.51.100.9", "192.0.2.9", "192.0.2.1", "198.51.100.9", true},
+		{"host9.example", "192.0.2.9", "", "host9.example", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		bool odd = !cases[i].odd;
+		const char *got = agent_address_choose(cases[i].address, cases[i].listen, cases[i].local, &odd);
+		if (strcmp(got, cases[i].want) || odd != cases[i].odd)
+			fail_msg("address '%s' listen '%s' local '%s': got '%s' (odd %d), want '%s' (odd %d)",
+				 cases[i].address, cases[i].listen, cases[i].local, got, odd, cases[i].want, cases[i].odd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sample_documents_every_key),
 		cmocka_unit_test(test_bad_vendor_refused),
+		cmocka_unit_test(test_address_choice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

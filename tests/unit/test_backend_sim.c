@@ -24,8 +24,11 @@
 #include "backend.h"
 #include "log.h"
 #include "simdom.h"
+#include "simfix.h"
+#include "backend_lock.h"
+#include "sim_save.h"
 
-#define MiB (1024ull * 1024)
+#define MiB SIMFIX_MiB
 #define HOST_MEM (256 * MiB)
 
 struct fixture {
@@ -34,46 +37,23 @@ struct fixture {
 	char disk[128];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
+#define now_ms simfix_now_ms
+#define sleep_ms simfix_sleep_ms
 
 static struct backend *new_be(struct fixture *f, uint64_t mem)
 {
 	char err[256] = "";
-	struct backend *be = backend_sim_new(f->dir, f->simdom, mem, 2, "AuthenticAMD",
-					     "178bfbff-f6f83203-2e500800-040001f3", err, sizeof err);
+	struct backend *be = simfix_backend(f->dir, f->simdom, mem, err, sizeof err);
 	if (!be)
 		fail_msg("backend_sim_new: %s", err);
 	return be;
 }
 
+/* the tests' workload mix: 30% zero pages, 40% text, 30% random */
 static struct be_domain_config cfg(const char *name, uint64_t mem, uint64_t touch, uint64_t rate,
 				   uint64_t ws)
 {
-	struct be_domain_config c;
-	memset(&c, 0, sizeof c);
-	snprintf(c.dc_uuid, sizeof c.dc_uuid, "00000000-0000-4000-8000-%012d", (int)(now_ms() % 1000000));
-	snprintf(c.dc_name, sizeof c.dc_name, "%s", name);
-	c.dc_memory = mem;
-	c.dc_vcpus = 2;
-	c.dc_workload.wl_touch_pages = touch;
-	c.dc_workload.wl_dirty_pages_per_s = rate;
-	c.dc_workload.wl_working_set_pages = ws;
-	c.dc_workload.wl_pct_zero = 30;
-	c.dc_workload.wl_pct_text = 40;
-	c.dc_workload.wl_pct_random = 30;
-	return c;
+	return simfix_config(name, mem, touch, rate, ws, 30, 40, 30);
 }
 
 static int create(struct backend *be, const struct be_domain_config *c)
@@ -189,13 +169,10 @@ static void destroy(struct backend *be, int domid)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/test_backend_sim.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	const char *bin = getenv("POOLD_BIN");
-	snprintf(f->simdom, sizeof f->simdom, "%s/pool-simdom", bin && *bin ? bin : "bin");
-	if (access(f->simdom, X_OK) != 0) {
-		fprintf(stderr, "%s not found: build it, or set POOLD_BIN\n", f->simdom);
+	char err[256];
+	if (!simfix_tmpdir(f->dir, sizeof f->dir, "test_backend_sim", err, sizeof err) ||
+	    !simfix_simdom(f->simdom, sizeof f->simdom, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
 	snprintf(f->disk, sizeof f->disk, "%s/vdi.img", f->dir);
@@ -212,30 +189,12 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	/* destroy anything a failed test left running */
 	char err[256];
-	struct backend *be = backend_sim_new(f->dir, f->simdom, HOST_MEM, 2, "AuthenticAMD", "", err,
-					     sizeof err);
+	struct backend *be = simfix_backend(f->dir, f->simdom, HOST_MEM, err, sizeof err);
 	if (be) {
-		struct be_domain_info *v;
-		int n;
-		if (be->be_ops->bo_domain_list(be, &v, &n) == 0) {
-			for (int i = 0; i < n; i++)
-				be->be_ops->bo_domain_destroy(be, v[i].di_domid);
-			free(v);
-		}
+		simfix_destroy_all(be);
 		be->be_ops->bo_free(be);
 	}
-	DIR *d = opendir(f->dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[PATH_MAX];
-		snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	simfix_wipe(f->dir);
 	free(f);
 	return 0;
 }
@@ -667,6 +626,68 @@ static void test_restore_hook(void **state)
 	be->be_ops->bo_free(be);
 }
 
+/* A suspend image (sim_save.c) and back: the memory, the vCPU state and
+ * the balloon come back byte for byte in a new domain, and the guest's
+ * heartbeat counter goes on from the saved one. */
+static void test_save_restore(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *be = backend_locked_new(new_be(f, HOST_MEM));
+	struct be_domain_config c = cfg("saved", 16 * MiB, 2048, 0, 0);
+	int domid = create(be, &c);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	assert_int_equal(be->be_ops->bo_set_memory_target(be, domid, 12 * MiB), 0);
+	assert_int_equal(be->be_ops->bo_set_vcpus(be, domid, 1), 0);
+	for (int i = 0; i < 100 && info(be, domid).di_heartbeat < 200; i++)
+		sleep_ms(10);
+	char err[512] = "", path[600];
+	snprintf(path, sizeof path, "%s/image", f->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	/* only a paused domain is saved */
+	assert_int_equal(sim_image_save(be, domid, c.dc_uuid, fd, err, sizeof err), -1);
+	assert_int_equal(be->be_ops->bo_domain_pause(be, domid), 0);
+	struct be_sim_map m;
+	backend_locked_lock(be);
+	assert_int_equal(backend_sim_map(backend_locked_inner(be), domid, &m), 0);
+	backend_locked_unlock(be);
+	unsigned char *ram = malloc(m.sm_ram_len);
+	memcpy(ram, m.sm_ram, m.sm_ram_len);
+	uint64_t hb = ((struct simdom_heartbeat *)(void *)m.sm_ram)->hb_counter, retired = m.sm_shared->ss_vcpu[0].vc_retired;
+	backend_sim_unmap(&m);
+	if (sim_image_save(be, domid, c.dc_uuid, fd, err, sizeof err) != 0)
+		fail_msg("save: %s", err);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, sim_image_size(16 * MiB));
+	assert_true((uint64_t)st.st_blocks * 512 < 15 * MiB); /* sparse: what the guest holds */
+	destroy(be, domid);
+	/* the image belongs to its VM and size */
+	struct be_domain_config other = cfg("other", 16 * MiB, 0, 0, 0);
+	assert_int_equal(sim_image_restore(be, &other, fd, &domid, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not VM"));
+	if (sim_image_restore(be, &c, fd, &domid, err, sizeof err) != 0)
+		fail_msg("restore: %s", err);
+	close(fd);
+	struct be_domain_info di = info(be, domid);
+	assert_int_equal(di.di_state, BE_STATE_PAUSED);
+	assert_int_equal(di.di_memory, 12 * MiB);
+	backend_locked_lock(be);
+	assert_int_equal(backend_sim_map(backend_locked_inner(be), domid, &m), 0);
+	backend_locked_unlock(be);
+	assert_memory_equal(m.sm_ram, ram, 12 * MiB);
+	assert_int_equal(m.sm_shared->ss_vcpu[0].vc_retired, retired);
+	assert_int_equal(m.sm_shared->ss_vcpus, 1);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	for (int i = 0; i < 100 && info(be, domid).di_heartbeat <= hb; i++)
+		sleep_ms(10);
+	assert_true(info(be, domid).di_heartbeat > hb);
+	backend_sim_unmap(&m);
+	free(ram);
+	destroy(be, domid);
+	be->be_ops->bo_free(be);
+}
+
 int main(void)
 {
 	log_init("test_backend_sim", LOG_LVL_WARN);
@@ -679,6 +700,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hook, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 
@@ -1137,6 +1138,34 @@ static void test_busy_fails_fast(void **state)
 	assert_false(db_last_busy(f->db));
 }
 
+/* Once a process has said it changes records only in transactions
+ * (poold does, at start), a change outside one stops it (assert) before
+ * anything is written; inside one it goes through. Needs assert() on. */
+static void test_require_txn(void **state)
+{
+#ifdef NDEBUG
+	skip();
+#endif
+	struct fx *f = *state;
+	db_require_txn(f->db);
+	char ref[64];
+	assert_null(db_txn(f->db, create_vm_txn, ref));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGABRT, SIG_DFL);
+		json_decref(db_obj_create_new(f->db, "VM", json_pack("{s:s}", "name_label", "outside"), ref));
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	json_t *all = db_refs_all(f->db, "VM");
+	assert_int_equal(json_array_size(all), 1);
+	json_decref(all);
+}
+
 static json_t *big_txn(struct db *db, void *ctx)
 {
 	(void)ctx;
@@ -1260,6 +1289,7 @@ int main(void)
 		T(test_disk_full),
 		T(test_quarantine),
 		T(test_store_hook),
+		T(test_require_txn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,9 +31,10 @@
 #include "log.h"
 #include "mig.h"
 #include "simdom.h"
+#include "simfix.h"
 #include "tls.h"
 
-#define MiB (1024ull * 1024)
+#define MiB SIMFIX_MiB
 #define HOST_MEM (1024 * MiB)
 #define TOKEN "7f3c0d9e-one-time-token"
 
@@ -43,47 +44,17 @@ struct fixture {
 	struct backend *a, *b; /* source host, destination host */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
+#define now_ms simfix_now_ms
+#define sleep_ms simfix_sleep_ms
+#define cfg simfix_config
 
 static struct backend *new_be(struct fixture *f, const char *dir)
 {
 	char err[256] = "";
-	struct backend *be = backend_sim_new(dir, f->simdom, HOST_MEM, 2, "AuthenticAMD",
-					     "178bfbff-f6f83203-2e500800-040001f3", err, sizeof err);
+	struct backend *be = simfix_backend(dir, f->simdom, HOST_MEM, err, sizeof err);
 	if (!be)
 		fail_msg("backend_sim_new: %s", err);
 	return be;
-}
-
-static struct be_domain_config cfg(const char *name, uint64_t mem, uint64_t touch, uint64_t rate,
-				   uint64_t ws, int zero, int text, int rnd)
-{
-	struct be_domain_config c;
-	memset(&c, 0, sizeof c);
-	snprintf(c.dc_uuid, sizeof c.dc_uuid, "00000000-0000-4000-8000-%012d",
-		 (int)(now_ms() % 1000000));
-	snprintf(c.dc_name, sizeof c.dc_name, "%s", name);
-	c.dc_memory = mem;
-	c.dc_vcpus = 2;
-	c.dc_workload.wl_touch_pages = touch;
-	c.dc_workload.wl_dirty_pages_per_s = rate;
-	c.dc_workload.wl_working_set_pages = ws;
-	c.dc_workload.wl_pct_zero = zero;
-	c.dc_workload.wl_pct_text = text;
-	c.dc_workload.wl_pct_random = rnd;
-	return c;
 }
 
 static struct be_domain_info info(struct backend *be, int domid)
@@ -145,69 +116,31 @@ static void assert_beating(struct backend *be, int domid)
 
 /* ---- fixture ---- */
 
-static void wipe(const char *dir)
-{
-	char err[256];
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[PATH_MAX];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		struct stat st;
-		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-			wipe(p);
-		else
-			unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-	(void)err;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/test_mig.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->dir_a, sizeof f->dir_a, "%s/a", f->dir);
-	snprintf(f->dir_b, sizeof f->dir_b, "%s/b", f->dir);
-	mkdir(f->dir_a, 0700);
-	mkdir(f->dir_b, 0700);
-	const char *bin = getenv("POOLD_BIN");
-	snprintf(f->simdom, sizeof f->simdom, "%s/pool-simdom", bin && *bin ? bin : "bin");
-	if (access(f->simdom, X_OK) != 0) {
-		fprintf(stderr, "%s not found: build it, or set POOLD_BIN\n", f->simdom);
+	char err[256];
+	if (!simfix_tmpdir(f->dir, sizeof f->dir, "test_mig", err, sizeof err) ||
+	    !simfix_simdom(f->simdom, sizeof f->simdom, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	snprintf(f->dir_a, sizeof f->dir_a, "%s/a", f->dir);
+	snprintf(f->dir_b, sizeof f->dir_b, "%s/b", f->dir);
 	f->a = new_be(f, f->dir_a);
 	f->b = new_be(f, f->dir_b);
 	*state = f;
 	return 0;
 }
 
-static void destroy_all(struct backend *be)
-{
-	struct be_domain_info *v;
-	int n;
-	if (be->be_ops->bo_domain_list(be, &v, &n) == 0) {
-		for (int i = 0; i < n; i++)
-			be->be_ops->bo_domain_destroy(be, v[i].di_domid);
-		free(v);
-	}
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	destroy_all(f->a);
-	destroy_all(f->b);
+	simfix_destroy_all(f->a);
+	simfix_destroy_all(f->b);
 	f->a->be_ops->bo_free(f->a);
 	f->b->be_ops->bo_free(f->b);
-	wipe(f->dir);
+	simfix_wipe(f->dir);
 	free(f);
 	return 0;
 }
@@ -220,25 +153,9 @@ struct tls_env {
 
 static void make_tls(const char *dir, struct tls_env *t)
 {
-	char ca[PATH_MAX], cak[PATH_MAX], a[PATH_MAX], ak[PATH_MAX], b[PATH_MAX], bk[PATH_MAX];
 	char err[256];
-	snprintf(ca, sizeof ca, "%.200s/ca.pem", dir);
-	snprintf(cak, sizeof cak, "%.200s/ca.key", dir);
-	snprintf(a, sizeof a, "%.200s/a.pem", dir);
-	snprintf(ak, sizeof ak, "%.200s/a.key", dir);
-	snprintf(b, sizeof b, "%.200s/b.pem", dir);
-	snprintf(bk, sizeof bk, "%.200s/b.key", dir);
-	if (!tls_ca_create(ca, cak, "test pool CA", err, sizeof err))
-		fail_msg("ca: %s", err);
-	if (!tls_cert_issue(ca, cak, "host-a", (const char *[]){"localhost", "127.0.0.1", NULL}, 2, a, ak, err,
-			    sizeof err) ||
-	    !tls_cert_issue(ca, cak, "host-b", (const char *[]){"localhost", "127.0.0.1", NULL}, 2, b, bk, err,
-			    sizeof err))
-		fail_msg("cert: %s", err);
-	t->srv = tls_server_ctx(b, bk, ca, 1, err, sizeof err);
-	t->cli = tls_client_ctx(ca, a, ak, err, sizeof err);
-	if (!t->srv || !t->cli)
-		fail_msg("ctx: %s", err);
+	if (!simfix_tls(dir, &t->srv, &t->cli, err, sizeof err))
+		fail_msg("TLS: %s", err);
 }
 
 struct recv_job {
@@ -331,7 +248,7 @@ static void run_migration(struct fixture *f, int domid, const struct be_domain_c
 		char probe[PATH_MAX];
 		snprintf(probe, sizeof probe, "%.200s/ca.pem", d);
 		if (access(probe, F_OK) == 0) {
-			wipe(d);
+			simfix_wipe(d);
 			mkdir(d, 0700);
 		}
 		make_tls(d, &t);
@@ -546,7 +463,7 @@ static void test_bare_hello_peers(void **state)
 		check_success(f, src, &r, hb);
 		assert_false(r.res.hash2);
 		assert_false(r.rj.res.hash2);
-		destroy_all(f->b);
+		simfix_destroy_all(f->b);
 	}
 }
 
@@ -789,8 +706,8 @@ static void test_bench(void **state)
 		print_result(k == 2 ? "bench 256 MiB plain" : comp ? "bench 256 MiB TLS zstd" : "bench 256 MiB TLS",
 			     &r, c.dc_memory);
 		assert_int_equal(r.rc, MIG_OK);
-		destroy_all(f->a);
-		destroy_all(f->b);
+		simfix_destroy_all(f->a);
+		simfix_destroy_all(f->b);
 	}
 }
 

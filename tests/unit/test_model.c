@@ -433,6 +433,51 @@ static void test_schema_version(void **state)
 	assert_int_equal(v, maxv);
 }
 
+/* Arguments read as XAPI reads them: int64 and floats given as text. */
+static void test_coerce(void **state)
+{
+	(void)state;
+	const struct model_class *vm = model_class_find("VM");
+	const struct model_field *mem = model_field_find(vm, "memory_static_max"),
+				 *mult = model_field_find(vm, "HVM_shadow_multiplier"),
+				 *name = model_field_find(vm, "name_label");
+	const struct {
+		const struct model_field *f;
+		const char *in, *out;
+	} cases[] = {
+		{mem, "\"1073741824\"", "1073741824"},
+		{mem, "\"-5\"", "-5"},
+		{mem, "\"9223372036854775807\"", "9223372036854775807"},
+		{mem, "\"9223372036854775808\"", "\"9223372036854775808\""}, /* out of range: left for the check */
+		{mem, "\"12abc\"", "\"12abc\""},
+		{mem, "\"\"", "\"\""},
+		{mem, "7", "7"},
+		{mem, "true", "true"},
+		{mult, "\"1.5\"", "1.5"},
+		{mult, "2", "2.0"},
+		{mult, "\"nan\"", "\"nan\""},
+		{mult, "\"x\"", "\"x\""},
+		{name, "\"123\"", "\"123\""}, /* a string field keeps its digits */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *in = json_loads(cases[i].in, JSON_DECODE_ANY, NULL), *want = json_loads(cases[i].out, JSON_DECODE_ANY, NULL);
+		json_t *got = model_coerce(cases[i].f, in);
+		if (!json_equal(got, want) || json_typeof(got) != json_typeof(want))
+			fail_msg("model_coerce(%s, %s) is not %s", cases[i].f->fld_name, cases[i].in, cases[i].out);
+		json_decref(got);
+		json_decref(in);
+		json_decref(want);
+	}
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:{s:s}}", "memory_static_max", "1024", "name_label", "42", "nosuch", "7",
+				"other_config", "a", "1");
+	model_record_coerce(vm, rec);
+	json_t *want = json_pack("{s:I, s:s, s:s, s:{s:s}}", "memory_static_max", (json_int_t)1024, "name_label", "42",
+				 "nosuch", "7", "other_config", "a", "1");
+	assert_true(json_equal(rec, want));
+	json_decref(rec);
+	json_decref(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -448,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_now),
 		cmocka_unit_test(test_class_lookups),
 		cmocka_unit_test(test_schema_version),
+		cmocka_unit_test(test_coerce),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

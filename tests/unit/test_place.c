@@ -61,6 +61,24 @@ static const struct place_host *src_of(const struct pair *p)
 	return p->flags & PLACE_START ? NULL : &p->src;
 }
 
+/* HA admission stand-ins: one refuses everything, one keeps a gigabyte
+ * free on every host (so it depends on what placements left). */
+static bool refuse_all(const struct place_ha *ha, const struct place_vm *vm, const struct place_host *src,
+		       const struct place_host *dst)
+{
+	(void)ha, (void)vm, (void)src, (void)dst;
+	return false;
+}
+
+static bool keep_a_gig(const struct place_ha *ha, const struct place_vm *vm, const struct place_host *src,
+		       const struct place_host *dst)
+{
+	(void)ha, (void)src;
+	return dst->ph_available - vm->pv_memory >= G;
+}
+
+static const struct place_ha ha_refuse = {refuse_all, NULL}, ha_gig = {keep_a_gig, NULL};
+
 /* Make row refuse, touching nothing another row reads. */
 static void break_row(struct pair *p, enum place_verdict row)
 {
@@ -81,6 +99,7 @@ static void break_row(struct pair *p, enum place_verdict row)
 	case PLACE_SR: p->dst.ph_srs = sr2; p->dst.ph_nsrs = 1; break;
 	case PLACE_NETWORK: p->dst.ph_networks = net_b; p->dst.ph_nnetworks = 1; break;
 	case PLACE_MEMORY: p->dst.ph_available = G - 1; break;
+	case PLACE_HA_PLAN: p->dst.ph_ha = &ha_refuse; break;
 	default: fail_msg("no way to break row %d", row);
 	}
 }
@@ -119,6 +138,8 @@ static json_t *expected(enum place_verdict row, unsigned flags)
 		return json_pack("[s,s,s]", code, "OpaqueRef:vm", "OpaqueRef:netA");
 	case PLACE_MEMORY:
 		return json_pack("[s,s,s]", code, "1073741824", "1073741823");
+	case PLACE_HA_PLAN:
+		return json_pack("[s]", code);
 	default:
 		return NULL;
 	}
@@ -199,7 +220,7 @@ static void test_order(void **st)
 	static const enum place_verdict order[] = {
 		PLACE_TEMPLATE, PLACE_POWER,   PLACE_IMMOBILE, PLACE_PCI,     PLACE_VUSB, PLACE_BUSY,
 		PLACE_SAME_HOST, PLACE_VERSION, PLACE_EVACUATING, PLACE_NOT_LIVE, PLACE_OFFLINE, PLACE_DISABLED,
-		PLACE_CPU,      PLACE_SR,      PLACE_NETWORK,  PLACE_MEMORY,
+		PLACE_CPU,      PLACE_SR,      PLACE_NETWORK,  PLACE_MEMORY,   PLACE_HA_PLAN,
 	};
 	assert_int_equal(sizeof order / sizeof *order, PLACE__COUNT - 1);
 	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
@@ -539,6 +560,7 @@ static void rpool_hosts(struct rpool *r, uint64_t *s, bool unique)
 		r->hg[i][0] = (struct place_group_count){grp[rnd(s) % 2], rnd(s) % 3};
 		h->ph_groups = r->hg[i];
 		h->ph_ngroups = 1;
+		h->ph_ha = rnd(s) % 4 == 0 ? &ha_gig : NULL;
 	}
 }
 
@@ -683,6 +705,8 @@ static json_t *oracle(const struct rpool *r, size_t v, size_t *best)
 	}
 	if (*best != PLACE_NONE)
 		return NULL;
+	if (far == PLACE_HA_PLAN) /* a host had room, the failover plan needs it */
+		return place_error(far, vm, p->pp_source, &r->h[furthest], p->pp_flags);
 	if (roomiest != PLACE_NONE)
 		return place_error(PLACE_MEMORY, vm, p->pp_source, &r->h[roomiest], p->pp_flags);
 	return place_error(far, vm, p->pp_source, &r->h[furthest], p->pp_flags);
@@ -708,6 +732,29 @@ static void test_pick_is_the_rule(void **st)
 	assert_true(picked > 100 && refused > 100);
 }
 
+/* An index that remembers pair verdicts picks as a fresh one does, the
+ * first time and every time after (the failover planner's use). */
+static void test_remembered_picks(void **st)
+{
+	(void)st;
+	for (uint64_t seed = 200; seed < 215; seed++)
+		for (size_t o = 0; o < NOPS; o++) {
+			struct rpool *r = rpool_new(seed, OPS[o], false);
+			struct place_index *ix = place_index_new(&r->pool);
+			place_index_remember(ix);
+			for (int round = 0; round < 3; round++)
+				for (size_t v = 0; v < RV; v++) {
+					size_t want, got;
+					json_t *e = NULL, *we = oracle(r, v, &want);
+					got = place_pick(ix, v, NULL, &e);
+					expect_json(e, we, "remembered pick");
+					assert_int_equal(got, want);
+				}
+			place_index_free(ix);
+			free(r);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_pick_start),
 		cmocka_unit_test(test_callers_agree),
 		cmocka_unit_test(test_pick_is_the_rule),
+		cmocka_unit_test(test_remembered_picks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -521,10 +521,17 @@ static void test_new_command_params(void **state)
 	ctx_for(&c, &o, 3, argv2);
 	assert_int_equal(xe_check_params(&c, xe_cmd_find("vm-shutdown")), 0);
 	ctx_done(&c, &o);
+	/* --flag is flag=true (XAPI's CLI server): a selector command takes it
+	 * as a field filter (refused when selecting), another refuses it */
 	char *argv3[] = {"vm-pause", "--bogus"};
 	ctx_for(&c, &o, 2, argv3);
-	assert_int_equal(xe_check_params(&c, xe_cmd_find("vm-pause")), -1);
-	assert_string_equal(c.msg, "Unknown parameter: --bogus");
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("vm-pause")), 0);
+	assert_string_equal(xe_param(&c, "bogus"), "true");
+	ctx_done(&c, &o);
+	char *argv3b[] = {"pbd-plug", "uuid=x", "--bogus"};
+	ctx_for(&c, &o, 3, argv3b);
+	assert_int_equal(xe_check_params(&c, xe_cmd_find("pbd-plug")), -1);
+	assert_string_equal(c.msg, "Unknown parameter: bogus");
 	ctx_done(&c, &o);
 	/* uuid-only commands */
 	static const char *const uuid_cmds[] = {"pbd-plug", "pbd-unplug", "sr-destroy", "sr-forget"};
@@ -600,10 +607,10 @@ static void test_vm_migrate_args(void **state)
 	ctx_done(&c, &o);
 
 	/* unknown parameters: a bare word, a key that is no VM field */
-	char *argv3[] = {"vm-migrate", "vm=a", "host=h", "--bogus"};
+	char *argv3[] = {"vm-migrate", "vm=a", "host=h", "bogus"};
 	ctx_for(&c, &o, 4, argv3);
 	assert_int_equal(xe_check_params(&c, cmd), -1);
-	assert_string_equal(c.msg, "Unknown parameter: --bogus");
+	assert_string_equal(c.msg, "Unknown parameter: bogus");
 	ctx_done(&c, &o);
 	char *argv4[] = {"vm-migrate", "vm=a", "host=h", "bogus=1"};
 	ctx_for(&c, &o, 4, argv4);
@@ -783,9 +790,45 @@ static void test_help_output(void **state)
 	xe_opts_free(&o);
 }
 
+/* Errors as real xe prints them (cli_util.ml's server_error, newcli's
+ * Error): the description, then each parameter by its declared name. */
+static void test_error_text(void **state)
+{
+	(void)state;
+	json_t *e = json_pack("[s,s,s,s]", "VM_BAD_POWER_STATE", "uuid-1 (web1)", "halted", "running");
+	char *t = xe_error_text(e);
+	assert_non_null(strstr(t, "You attempted an operation on a VM that was not in an appropriate power state"));
+	assert_non_null(strstr(t, ".\nvm: uuid-1 (web1)\nexpected: halted\nactual: running\n"));
+	free(t);
+	json_decref(e);
+	/* too few and too many values */
+	e = json_pack("[s,s]", "HANDLE_INVALID", "VM");
+	t = xe_error_text(e);
+	assert_non_null(strstr(t, "\nclass: VM\nhandle: <unknown>\n"));
+	free(t);
+	json_decref(e);
+	e = json_pack("[s,s,s]", "HOST_DISABLED", "h", "more");
+	t = xe_error_text(e);
+	assert_non_null(strstr(t, "\nhost: h\n<extra>: more\n"));
+	free(t);
+	json_decref(e);
+	/* an error XAPI's datamodel does not describe */
+	e = json_pack("[s,s,s]", "SOME_NEW_ERROR", "a", "b");
+	t = xe_error_text(e);
+	assert_string_equal(t, "Error code: SOME_NEW_ERROR\nError parameters: a, b\n");
+	free(t);
+	json_decref(e);
+	e = json_pack("[s,s,s]", "SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure");
+	t = xe_error_text(e);
+	assert_string_equal(t, "Authentication failed\n");
+	free(t);
+	json_decref(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_text),
 		cmocka_unit_test(test_record_layout), cmocka_unit_test(test_help_layout),
 		cmocka_unit_test(test_minimal_escape), cmocka_unit_test(test_qualifiers),
 		cmocka_unit_test(test_render), cmocka_unit_test(test_enum_cli),

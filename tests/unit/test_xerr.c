@@ -19,7 +19,7 @@ static const struct {
 	const char *name;
 	const char *params;
 } rows[] = {
-#define ROW(c, p) {XE_##c, #c, p},
+#define ROW(c, p, d) {XE_##c, #c, p},
 	XAPI_ERROR_LIST(ROW)
 #undef ROW
 };
@@ -269,7 +269,7 @@ static void test_xapi_parameter_lists(void **state)
 	assert_string_equal(xerr_param_names(XE_MESSAGE_PARAMETER_COUNT_MISMATCH), "method,expected,received");
 	assert_string_equal(xerr_param_names(XE_SESSION_INVALID), "handle");
 	assert_string_equal(xerr_param_names(XE_SESSION_AUTHENTICATION_FAILED), "username,message");
-	assert_string_equal(xerr_param_names(XE_UUID_INVALID), "class,uuid");
+	assert_string_equal(xerr_param_names(XE_UUID_INVALID), "type,uuid");
 	assert_string_equal(xerr_param_names(XE_MESSAGE_METHOD_UNKNOWN), "method");
 	assert_string_equal(xerr_param_names(XE_INVALID_VALUE), "field,value");
 	assert_string_equal(xerr_param_names(XE_EVENTS_LOST), "");
