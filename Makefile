@@ -37,7 +37,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo demo-ha uninstall xen-check
+NOBUILD_GOALS := deps clean distclean check demo demo-ha uninstall xen-check
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -61,7 +61,7 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm
 # lives in libxenguest; libxenctrl's pkg-config name is xencontrol.
 XEN_PKGS := xenlight xenstore xencontrol xentoollog xenguest
 HAVE_XEN := $(if $(BUILDING),$(shell pkg-config --exists $(XEN_PKGS) 2>/dev/null && echo 1))
-XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c agent/xen_util.c
+XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c agent/xen_util.c agent/xen_save.c
 ifeq ($(HAVE_XEN),1)
 CFLAGS  += -DHAVE_XEN -DLIBXL_API_VERSION=0x041400 $(shell pkg-config --cflags $(XEN_PKGS))
 LDLIBS  += $(shell pkg-config --libs $(XEN_PKGS))
@@ -104,7 +104,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:tests/lib/%.c=$(BUILD)/testlib/%.o)
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo demo-ha install clean xen-check
+.PHONY: all deps check unit integration bench demo demo-ha install clean distclean xen-check
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -246,7 +246,12 @@ uninstall:
 		$(INST_SHARE)/xapi.conf.sample $(INST_SHARE)/pool-agent.conf.sample
 	-rmdir $(INST_LIBEXEC) $(INST_SHARE) 2>/dev/null
 
+# clean keeps the nested-Xen dom0 image (XEN_CACHE: minutes and a Debian
+# mirror to rebuild, and its key rebuilds it when its inputs change);
+# distclean removes it too.
 clean:
-	rm -rf build bin
+	rm -rf bin $(filter-out $(XEN_CACHE),$(wildcard build/*))
+distclean: clean
+	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)

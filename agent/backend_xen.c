@@ -10,11 +10,12 @@
  * children of its own, so SIGCHLD is libxl's with selective reaping
  * (libxl_sigchld_owner_libxl_always_selective_reap). Everything libxl,
  * libxc and xenstore log goes to the agent's log; a failed call becomes
- * one line in be_error. Nothing here prints or exits.
+ * one line in be_error. Nothing here prints or exits. Suspend images are
+ * xen_save.c's, migration mig_xen.c's.
  *
- * Nothing of this was run on a hypervisor here (no Xen on the build
- * machine): the code is compiled, linked and unit-tested for what runs
- * without Xen (config conversion, cpuid masks, the no-Xen start-up line).
+ * Unit tests cover what runs without Xen (config conversion, cpuid masks,
+ * the no-Xen start-up line); `make xen-check` runs the rest on a real Xen
+ * 4.17 nested under QEMU (tests/xen).
  */
 #include <errno.h>
 #include <fcntl.h>

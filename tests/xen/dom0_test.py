@@ -8,8 +8,8 @@ of a migration on one host; each sees only the domains it made, see
 agent/xen_owner.c) and xe. A PV guest (pvgrub2 from its disk, then a
 busybox /init that prints "GUEST-TICK n uptime" every 0.1 s on its console)
 is started, paused, resized, migrated both ways, migrated to a destination
-killed mid-stream, and shut down clean and hard; the backend's refusals are
-checked. `xl` and xenstore are read only to observe; the xen-probe helper
+killed mid-stream, suspended and resumed on the other host, checkpointed and
+reverted, and shut down clean and hard; the backend's refusals are checked. `xl` and xenstore are read only to observe; the xen-probe helper
 makes the backend calls poold has no request for yet (memory target,
 vCPUs, disk hot-plug) through the agent's own code.
 
@@ -542,6 +542,79 @@ def t_agent_restart(c):
     expect_vm(c, "Running", c.h1)
 
 
+def image_of(c, vdi_ref):
+    """A suspend VDI's file: (path, MiB, its first 8 bytes)."""
+    loc = c.pool.rpc("VDI.get_record", vdi_ref)["location"]
+    with open(loc, "rb") as f:
+        return loc, os.path.getsize(loc) / 2**20, f.read(8)
+
+
+def host_uuid(c, i):
+    return c.pool.rpc("host.get_uuid", (c.h1, c.h2)[i - 1])
+
+
+def t_suspend_resume(c):
+    """xe vm-suspend: libxl saves the guest into a suspend VDI and its domain goes; xe vm-resume on the other
+    host restores it there (libxl_domain_create_restore): the guest counts on, it does not boot again."""
+    c.guest.wait_ticks(c.guest.last(), 5, 30)
+    t0 = time.time()
+    c.pool.xe("vm-suspend", "vm=tick", timeout=300)
+    timing("vm_suspend", time.time() - t0)
+    expect_vm(c, "Suspended", None)
+    if probe_list(c.pool, 1) or "tick" in xl_domains():
+        raise Fail("a domain is left after the suspend: %s" % xl_domains())
+    loc, mib, magic = image_of(c, c.pool.vm(c.ref)["suspend_VDI"])
+    if magic != b"XENSAVE1":
+        raise Fail("the suspend image %s starts with %r, not XENSAVE1" % (loc, magic))
+    timing("suspend_image_mib", mib)
+    n1 = c.guest.last()
+    t0 = time.time()
+    c.pool.xe("vm-resume", "vm=tick", "on=" + host_uuid(c, 2), timeout=300)
+    timing("vm_resume", time.time() - t0)
+    expect_vm(c, "Running", c.h2)
+    c.guest.wait_ticks(n1, 10, 60)
+    if c.guest.read()[0] != 1:
+        raise Fail("the resumed guest booted again")
+    d = probe_list(c.pool, 2)
+    if len(d) != 1 or d[0]["state"] != "running" or probe_list(c.pool, 1):
+        raise Fail("after the resume host2 lists %s, host1 %s" % (d, probe_list(c.pool, 1)))
+    if xs_read("/local/domain/%s/pool-agent-owner" % d[0]["domid"]) != owner_of(c.pool, 2):
+        raise Fail("the resumed domain does not carry host2's owner id")
+    if os.path.exists(loc):
+        raise Fail("the suspend image %s is left after the resume" % loc)
+
+
+def t_checkpoint_revert(c):
+    """xe vm-checkpoint: the guest's memory (libxl's save, the guest suspended for it) and disk, then it runs
+    on; snapshot-revert and vm-resume take it back to that instant: its tick counter goes back."""
+    t0 = time.time()
+    ck = c.pool.xe("vm-checkpoint", "vm=tick", "new-name-label=tick-ck", timeout=300).stdout.strip()
+    timing("vm_checkpoint", time.time() - t0)
+    at = c.guest.last()
+    expect_vm(c, "Running", c.h2)
+    c.guest.wait_ticks(at, 20, 60)
+    later = c.guest.last()
+    s = c.pool.vm(c.pool.rpc("VM.get_by_uuid", ck))
+    loc, mib, magic = image_of(c, s["suspend_VDI"])
+    if s["power_state"] != "Suspended" or magic != b"XENSAVE1":
+        raise Fail("the checkpoint is %s with image %s starting %r" % (s["power_state"], loc, magic))
+    t0 = time.time()
+    c.pool.xe("snapshot-revert", "snapshot-uuid=" + ck, timeout=300)
+    expect_vm(c, "Suspended", None)
+    c.guest.clear_logs()
+    c.pool.xe("vm-resume", "vm=tick", "on=" + host_uuid(c, 1), timeout=300)
+    timing("revert_and_resume", time.time() - t0)
+    expect_vm(c, "Running", c.h1)
+    wait("ticks of the reverted guest", lambda: len(c.guest.read()[1]) >= 10, 60)
+    ups, ticks = c.guest.read()
+    first = min(ticks)
+    if ups or first > at + 2 or first >= later:
+        raise Fail("after the revert the guest ticks from %d (booted %d times); checkpoint at %d, later %d"
+                   % (first, ups, at, later))
+    say("checkpoint at tick %d, %d later; reverted guest ticks on from %d" % (at, later, first))
+    c.pool.xe("snapshot-uninstall", "uuid=" + ck, "force=true", timeout=120)
+
+
 def t_shutdown_clean(c):
     """xe vm-shutdown: the guest powers itself off (control/shutdown); the domain is gone."""
     t0 = time.time()
@@ -624,7 +697,8 @@ def t_refuse_no_privcmd(c):
 
 
 TESTS = [t_join, t_setup_vm, t_start, t_pause, t_memory_vcpus, t_disk_hotplug, t_migrate,
-         t_migrate_back_compressed, t_dest_killed, t_agent_restart, t_shutdown_clean,
+         t_migrate_back_compressed, t_dest_killed, t_agent_restart, t_suspend_resume, t_checkpoint_revert,
+         t_shutdown_clean,
          t_shutdown_hard_and_death, t_xlcfg, t_refuse_hvm, t_refuse_no_privcmd]
 # a failure of these leaves nothing for the rest to test
 ESSENTIAL = {"t_join", "t_setup_vm", "t_start"}
