@@ -281,14 +281,35 @@ static int xen_domain_shutdown(struct backend *be, int domid, int timeout_ms)
 	}
 }
 
+/* After a failed destroy: did another toolstack process (the `xl` that
+ * restored a domain stays to watch it) destroy it meanwhile? */
+static bool gone_anyway(struct backend *be, int domid)
+{
+	for (int i = 0; i < 3000 / POLL_MS; i++) {
+		libxl_dominfo d;
+		if (dominfo(be, domid, &d) == 1)
+			return true;
+		libxl_dominfo_dispose(&d);
+		sleep_ms(POLL_MS);
+	}
+	return false;
+}
+
 static int xen_domain_destroy(struct backend *be, int domid)
 {
 	if (ours(be, domid) != 0)
 		return -1;
 	int rc = libxl_domain_destroy(X(be)->xn_ctx, (uint32_t)domid, NULL);
 	if (rc) {
+		char reason[sizeof be->be_error];
 		fail(be, rc, "libxl_domain_destroy %d", domid);
-		return -1;
+		snprintf(reason, sizeof reason, "%s", be->be_error);
+		if (!gone_anyway(be, domid)) {
+			be_set_error(be, "%s", reason);
+			return -1;
+		}
+		log_info("domain %d destroyed by another toolstack process (ours failed: %s)", domid, reason);
+		return 0;
 	}
 	log_info("domain %d destroyed", domid);
 	return 0;
