@@ -343,8 +343,10 @@ def t_setup_vm(c):
     shutil.copyfile(os.path.join(OPT, "guest.img"), os.path.join(srdir, c.vdi + ".img"))
     c.vm = xe("vm-install", "template=Generic VM", "new-name-label=tick").stdout.strip()
     mib = "%dMiB" % GUEST_MIB
-    xe("vm-param-set", "uuid=" + c.vm, "memory-static-min=" + mib, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib,
-       "memory-static-max=" + mib, "domain-type=pv", "VCPUs-max=2", "VCPUs-at-startup=2")
+    xe("vm-param-set", "uuid=" + c.vm, "memory-static-min=" + mib, "memory-dynamic-min=" + mib,
+       "memory-dynamic-max=" + mib,
+       "memory-static-max=" + mib, "domain-type=pv", "VCPUs-max=2", "VCPUs-at-startup=2",
+       "suspend-SR-uuid=" + c.sr)
     xe("vbd-create", "vm-uuid=" + c.vm, "vdi-uuid=" + c.vdi, "device=0", "bootable=true")
     c.ref = c.pool.rpc("VM.get_by_uuid", c.vm)
     c.h1, c.h2 = c.pool.host("host1"), c.pool.host("host2")
@@ -670,7 +672,8 @@ def t_refuse_hvm(c):
     xe = c.pool.xe
     vm = xe("vm-install", "template=Generic VM", "new-name-label=hvm1").stdout.strip()
     mib = "%dMiB" % GUEST_MIB
-    xe("vm-param-set", "uuid=" + vm, "memory-static-min=" + mib, "memory-dynamic-min=" + mib, "memory-dynamic-max=" + mib, "memory-static-max=" + mib)
+    xe("vm-param-set", "uuid=" + vm, "memory-static-min=" + mib, "memory-dynamic-min=" + mib,
+       "memory-dynamic-max=" + mib, "memory-static-max=" + mib)
     before = xl_domains()
     r = xe("vm-start", "vm=hvm1", check=False, timeout=120)
     if r.returncode == 0 or "no hardware virtualisation" not in r.stderr:
