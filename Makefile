@@ -166,7 +166,8 @@ demo: deps
 	@sh scripts/demo
 
 # The xen backend on a real hypervisor: a Debian 12 dom0 with Xen 4.17 booted
-# under QEMU (software emulation), the pool's own daemons in it (docs/XEN.md).
+# under QEMU (software emulation), the pool's own daemons in it (README: Running on a real Xen host;
+# docs/PERFORMANCE.md: Nested Xen).
 # Needs root (debootstrap builds the image once, cached in XEN_CACHE).
 XEN_CHECK_DEBS := debootstrap qemu-system-x86 busybox-static cpio e2fsprogs
 XEN_CACHE ?= build/xen-image
