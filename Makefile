@@ -3,6 +3,7 @@
 #   make check      unit + integration tests (installs deps first when root)
 #   make bench      benchmarks (tests/bench)
 #   make demo       a local pool doing real work
+#   make xen-check  the xen backend on a real Xen 4.17, nested under QEMU (tests/xen)
 #   make demo-ha    HA: a host dies, its VMs come back on the others
 #   make demo-upgrade  a rolling pool upgrade, host by host, no VM stopped
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
@@ -37,7 +38,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo demo-ha demo-upgrade uninstall
+NOBUILD_GOALS := deps clean distclean check demo demo-ha demo-upgrade uninstall xen-check
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -61,13 +62,13 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm
 # lives in libxenguest; libxenctrl's pkg-config name is xencontrol.
 XEN_PKGS := xenlight xenstore xencontrol xentoollog xenguest
 HAVE_XEN := $(if $(BUILDING),$(shell pkg-config --exists $(XEN_PKGS) 2>/dev/null && echo 1))
-XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c
+XEN_ONLY_SRC := agent/backend_xen.c agent/mig_xen.c agent/xen_domcfg.c agent/xen_log.c agent/xen_util.c agent/xen_save.c
 ifeq ($(HAVE_XEN),1)
 CFLAGS  += -DHAVE_XEN -DLIBXL_API_VERSION=0x041400 $(shell pkg-config --cflags $(XEN_PKGS))
 LDLIBS  += $(shell pkg-config --libs $(XEN_PKGS))
 XEN_LEFT_OUT :=
 # xenctrl.h's public headers use anonymous unions (a GNU extension)
-$(BUILD)/agent/backend_xen.o $(BUILD)/ha/fence.o: CFLAGS += -std=gnu11
+$(BUILD)/agent/backend_xen.o $(BUILD)/agent/xen_util.o $(BUILD)/ha/fence.o: CFLAGS += -std=gnu11
 else
 XEN_LEFT_OUT := $(XEN_ONLY_SRC)
 ifneq ($(BUILDING),)
@@ -104,7 +105,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:tests/lib/%.c=$(BUILD)/testlib/%.o)
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo demo-ha demo-upgrade install clean
+.PHONY: all deps check unit integration bench demo demo-ha demo-upgrade install clean distclean xen-check
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -167,6 +168,21 @@ bench: all $(BENCH_BIN)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo
+
+# The xen backend on a real hypervisor: a Debian 12 dom0 with Xen 4.17 booted
+# under QEMU (software emulation), the pool's own daemons in it (README: Running on a real Xen host;
+# docs/PERFORMANCE.md: Nested Xen).
+# Needs root (debootstrap builds the image once, cached in XEN_CACHE).
+XEN_CHECK_DEBS := debootstrap qemu-system-x86 busybox-static cpio e2fsprogs
+XEN_CACHE ?= build/xen-image
+xen-check: deps
+	@sh scripts/deps.sh $(XEN_CHECK_DEBS)
+	@$(MAKE) --no-print-directory all $(BUILD)/xen/xen-probe
+	@tests/xen/run --bin $(CURDIR)/$(BINDIR) --probe $(CURDIR)/$(BUILD)/xen/xen-probe --cache $(XEN_CACHE) \
+		--run-dir $(BUILD)/xen-run
+$(BUILD)/xen/xen-probe: tests/xen/xen_probe.c $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 # HA failover: a host dies, its VMs come back on the others (scripts/demo-ha)
 demo-ha: deps
@@ -240,7 +256,12 @@ uninstall:
 		$(INST_SHARE)/xapi.conf.sample $(INST_SHARE)/pool-agent.conf.sample
 	-rmdir $(INST_LIBEXEC) $(INST_SHARE) 2>/dev/null
 
+# clean keeps the nested-Xen dom0 image (XEN_CACHE: minutes and a Debian
+# mirror to rebuild, and its key rebuilds it when its inputs change);
+# distclean removes it too.
 clean:
-	rm -rf build bin
+	rm -rf bin $(filter-out $(XEN_CACHE),$(wildcard build/*))
+distclean: clean
+	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)

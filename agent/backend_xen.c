@@ -10,11 +10,12 @@
  * children of its own, so SIGCHLD is libxl's with selective reaping
  * (libxl_sigchld_owner_libxl_always_selective_reap). Everything libxl,
  * libxc and xenstore log goes to the agent's log; a failed call becomes
- * one line in be_error. Nothing here prints or exits.
+ * one line in be_error. Nothing here prints or exits. Suspend images are
+ * xen_save.c's, migration mig_xen.c's.
  *
- * Nothing of this was run on a hypervisor here (no Xen on the build
- * machine): the code is compiled, linked and unit-tested for what runs
- * without Xen (config conversion, cpuid masks, the no-Xen start-up line).
+ * Unit tests cover what runs without Xen (config conversion, cpuid masks,
+ * the no-Xen start-up line); `make xen-check` runs the rest on a real Xen
+ * 4.17 nested under QEMU (tests/xen).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "util.h"
 #include "xen_backend.h"
 #include "xen_cfg.h"
 #include "xen_log.h"
@@ -42,14 +44,6 @@
 #define WATCH_TOKEN "pool-agent-release"
 #define POLL_MS 50
 
-struct xen {
-	libxl_ctx *xn_ctx;
-	xentoollog_logger *xn_log;
-	xc_interface *xn_xch;
-	struct xs_handle *xn_xsh;
-	bool xn_watching;
-	char xn_dir[PATH_MAX];
-};
 
 /* Not copied by libxl: must outlive every ctx. */
 static const libxl_childproc_hooks xen_child_hooks = {
@@ -61,13 +55,18 @@ static struct xen *X(struct backend *be)
 	return be->be_priv;
 }
 
-void backend_xen_fail(struct backend *be, int rc, const char *what)
+/* 0 when domid is a guest this agent made, else -1 with be_error set. */
+static int ours(struct backend *be, int domid)
 {
-	char last[400];
-	xen_logger_take_last(X(be)->xn_log, last, sizeof last);
-	const char *name = libxl_error_to_string((libxl_error)rc);
-	be_set_error(be, "%s: %s%s%s%s", what, name ? name : "libxl error", last[0] ? " (" : "", last,
-		     last[0] ? ")" : "");
+	if (domid <= 0) {
+		be_set_error(be, "domain %d is not a guest", domid);
+		return -1;
+	}
+	if (!xen_owner_is_ours(X(be), (uint32_t)domid)) {
+		be_set_error(be, "domain %d does not exist or is not this agent's", domid);
+		return -1;
+	}
+	return 0;
 }
 
 static void fail(struct backend *be, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,81 +80,10 @@ static void fail(struct backend *be, int rc, const char *fmt, ...)
 	backend_xen_fail(be, rc, what);
 }
 
-libxl_ctx *backend_xen_ctx(struct backend *be)
-{
-	return be && be->be_ops && strcmp(be->be_ops->bo_name, "xen") == 0 ? X(be)->xn_ctx : NULL;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
-}
-
-/* ---- host ---- */
-
-/* CPUID leaf 0 in dom0: Xen passes the real vendor through. (<cpuid.h>
- * is shadowed by poold/cpuid.h on our include path: plain asm here.) */
-static void cpu_vendor(char out[16])
-{
-	snprintf(out, 16, "unknown");
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned a, b, c, d;
-	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0u), "c"(0u));
-	(void)a;
-	memcpy(out, &b, 4);
-	memcpy(out + 4, &d, 4);
-	memcpy(out + 8, &c, 4);
-	out[12] = 0;
-#endif
-}
-
-static int xen_host_info(struct backend *be, struct be_host_info *out)
-{
-	struct xen *x = X(be);
-	memset(out, 0, sizeof *out);
-	libxl_physinfo pi;
-	libxl_physinfo_init(&pi);
-	int rc = libxl_get_physinfo(x->xn_ctx, &pi);
-	if (rc) {
-		fail(be, rc, "libxl_get_physinfo");
-		libxl_physinfo_dispose(&pi);
-		return -1;
-	}
-	uint64_t page = 4096;
-	out->hi_total_memory = pi.total_pages * page;
-	out->hi_cpus = (int)pi.nr_cpus;
-	libxl_physinfo_dispose(&pi);
-	uint64_t free_kb = 0;
-	rc = libxl_get_free_memory(x->xn_ctx, &free_kb); /* net of claims and the slack */
-	if (rc) {
-		fail(be, rc, "libxl_get_free_memory");
-		return -1;
-	}
-	out->hi_free_memory = free_kb * 1024;
-	cpu_vendor(out->hi_cpu_vendor);
-	/* the HVM feature set: what levelling can offer an HVM/PVH guest here */
-	uint32_t words[64];
-	uint32_t nr = xc_get_cpu_featureset_size();
-	if (nr > 64)
-		nr = 64;
-	if (xc_get_cpu_featureset(x->xn_xch, XEN_SYSCTL_cpu_featureset_hvm, &nr, words) != 0) {
-		be_set_error(be, "xc_get_cpu_featureset: %s", strerror(errno));
-		return -1;
-	}
-	size_t len = 0;
-	for (uint32_t i = 0; i < nr && len + 10 < sizeof out->hi_featureset; i++)
-		len += (size_t)snprintf(out->hi_featureset + len, sizeof out->hi_featureset - len, "%s%08x",
-					i ? "-" : "", words[i]);
-	snprintf(out->hi_backend, sizeof out->hi_backend, "xen");
-	return 0;
 }
 
 /* ---- domains ---- */
@@ -205,15 +133,10 @@ static int xen_domain_list(struct backend *be, struct be_domain_info **out, int 
 		fail(be, ERROR_FAIL, "libxl_list_domain");
 		return -1;
 	}
-	struct be_domain_info *v = calloc((size_t)nd + 1, sizeof *v);
-	if (!v) {
-		libxl_dominfo_list_free(all, nd);
-		be_set_error(be, "out of memory");
-		return -1;
-	}
+	struct be_domain_info *v = xcalloc((size_t)nd + 1, sizeof *v);
 	int k = 0;
-	for (int i = 0; i < nd; i++)
-		if (all[i].domid != 0) /* dom0 is not a VM of the pool */
+	for (int i = 0; i < nd; i++) /* dom0 and others' domains are no VMs of ours */
+		if (all[i].domid != 0 && xen_owner_is_ours(X(be), all[i].domid))
 			info_of(be, &all[i], &v[k++]);
 	libxl_dominfo_list_free(all, nd);
 	*out = v;
@@ -225,6 +148,8 @@ static int xen_domain_list(struct backend *be, struct be_domain_info **out, int 
 static int dominfo(struct backend *be, int domid, libxl_dominfo *d)
 {
 	libxl_dominfo_init(d);
+	if (ours(be, domid) != 0)
+		return 1;
 	int rc = libxl_domain_info(X(be)->xn_ctx, d, (uint32_t)domid);
 	if (rc == ERROR_DOMAIN_NOTFOUND) {
 		be_set_error(be, "domain %d does not exist", domid);
@@ -240,10 +165,6 @@ static int dominfo(struct backend *be, int domid, libxl_dominfo *d)
 static int xen_domain_info(struct backend *be, int domid, struct be_domain_info *out)
 {
 	libxl_dominfo d;
-	if (domid <= 0) {
-		be_set_error(be, "domain %d is not a guest", domid);
-		return -1;
-	}
 	if (dominfo(be, domid, &d) != 0)
 		return -1;
 	info_of(be, &d, out);
@@ -251,46 +172,27 @@ static int xen_domain_info(struct backend *be, int domid, struct be_domain_info 
 	return 0;
 }
 
-static int write_file(const char *path, const char *text)
+/* A source resumed after a migration that did not hand over gets its name
+ * back (best effort: the name is cosmetic, the uuid is what counts). */
+static void unmigrate_name(struct backend *be, int domid)
 {
-	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -1;
-	bool ok = fputs(text, f) >= 0;
-	ok = fclose(f) == 0 && ok;
-	return ok && rename(tmp, path) == 0 ? 0 : -1;
-}
-
-void backend_xen_keep_config(struct backend *be, const struct be_domain_config *cfg, libxl_domain_config *dc)
-{
-	struct xen *x = X(be);
-	char path[PATH_MAX + 64], err[256];
-	char *json = xen_domcfg_json(dc);
-	snprintf(path, sizeof path, "%s/%s.libxl.json", x->xn_dir, cfg->dc_uuid);
-	if (!json || write_file(path, json) != 0)
-		log_warn("VM %s: cannot keep its libxl config in %s", cfg->dc_uuid, path);
-	else
-		log_debug("VM %s: libxl config %s", cfg->dc_uuid, json);
-	free(json);
-	char *text = malloc(16384);
-	snprintf(path, sizeof path, "%s/%s.xl.cfg", x->xn_dir, cfg->dc_uuid);
-	if (!text || xen_xlcfg_render(cfg, text, 16384, err, sizeof err) != 0 || write_file(path, text) != 0)
-		log_warn("VM %s: cannot keep its xl.cfg in %s", cfg->dc_uuid, path);
-	free(text);
+	char *name = libxl_domid_to_name(X(be)->xn_ctx, (uint32_t)domid);
+	size_t n = name ? strlen(name) : 0, sl = strlen(XEN_MIGRATEDAWAY_SUFFIX);
+	if (n > sl && strcmp(name + n - sl, XEN_MIGRATEDAWAY_SUFFIX) == 0) {
+		name[n - sl] = 0;
+		if (backend_xen_rename(be, domid, name, XEN_MIGRATEDAWAY_SUFFIX, "") != 0)
+			log_warn("domain %d: %s", domid, backend_error(be));
+	}
+	free(name);
 }
 
 static int xen_domain_create(struct backend *be, const struct be_domain_config *cfg, int *domid)
 {
 	libxl_domain_config dc;
-	char err[300];
-	if (xen_domcfg_build(cfg, NULL, &dc, err, sizeof err) != 0) {
-		be_set_error(be, "%s", err);
+	if (backend_xen_domcfg(be, cfg, NULL, &dc) != 0) {
 		libxl_domain_config_dispose(&dc);
 		return -1;
 	}
-	backend_xen_keep_config(be, cfg, &dc);
 	uint32_t d = INVALID_DOMID;
 	/* libxl leaves the new domain paused, as the interface wants */
 	int rc = libxl_domain_create_new(X(be)->xn_ctx, &dc, &d, NULL, NULL);
@@ -321,6 +223,7 @@ static int xen_domain_unpause(struct backend *be, int domid)
 			fail(be, rc, "libxl_domain_resume %d", domid);
 			return -1;
 		}
+		unmigrate_name(be, domid);
 		return 0;
 	}
 	rc = libxl_domain_unpause(X(be)->xn_ctx, (uint32_t)domid, NULL);
@@ -333,6 +236,8 @@ static int xen_domain_unpause(struct backend *be, int domid)
 
 static int xen_domain_pause(struct backend *be, int domid)
 {
+	if (ours(be, domid) != 0)
+		return -1;
 	int rc = libxl_domain_pause(X(be)->xn_ctx, (uint32_t)domid, NULL);
 	if (rc) {
 		fail(be, rc, "libxl_domain_pause %d", domid);
@@ -344,6 +249,8 @@ static int xen_domain_pause(struct backend *be, int domid)
 static int xen_domain_shutdown(struct backend *be, int domid, int timeout_ms)
 {
 	struct xen *x = X(be);
+	if (ours(be, domid) != 0)
+		return -1;
 	int rc = libxl_domain_shutdown(x->xn_ctx, (uint32_t)domid, NULL);
 	if (rc == ERROR_NOPARAVIRT) /* an HVM guest without PV drivers: press its power button */
 		rc = libxl_send_trigger(x->xn_ctx, (uint32_t)domid, LIBXL_TRIGGER_POWER, 0, NULL);
@@ -374,16 +281,35 @@ static int xen_domain_shutdown(struct backend *be, int domid, int timeout_ms)
 	}
 }
 
+/* After a failed destroy: did another toolstack process (the `xl` that
+ * restored a domain stays to watch it) destroy it meanwhile? */
+static bool gone_anyway(struct backend *be, int domid)
+{
+	for (int i = 0; i < 3000 / POLL_MS; i++) {
+		libxl_dominfo d;
+		if (dominfo(be, domid, &d) == 1)
+			return true;
+		libxl_dominfo_dispose(&d);
+		sleep_ms(POLL_MS);
+	}
+	return false;
+}
+
 static int xen_domain_destroy(struct backend *be, int domid)
 {
-	if (domid <= 0) {
-		be_set_error(be, "domain %d is not a guest", domid);
+	if (ours(be, domid) != 0)
 		return -1;
-	}
 	int rc = libxl_domain_destroy(X(be)->xn_ctx, (uint32_t)domid, NULL);
 	if (rc) {
+		char reason[sizeof be->be_error];
 		fail(be, rc, "libxl_domain_destroy %d", domid);
-		return -1;
+		snprintf(reason, sizeof reason, "%s", be->be_error);
+		if (!gone_anyway(be, domid)) {
+			be_set_error(be, "%s", reason);
+			return -1;
+		}
+		log_info("domain %d destroyed by another toolstack process (ours failed: %s)", domid, reason);
+		return 0;
 	}
 	log_info("domain %d destroyed", domid);
 	return 0;
@@ -391,6 +317,8 @@ static int xen_domain_destroy(struct backend *be, int domid)
 
 static int xen_set_memory_target(struct backend *be, int domid, uint64_t bytes)
 {
+	if (ours(be, domid) != 0)
+		return -1;
 	int rc = libxl_set_memory_target(X(be)->xn_ctx, (uint32_t)domid, (int64_t)(bytes / 1024), 0 /* absolute */,
 					 1 /* enforce */);
 	if (rc) {
@@ -432,6 +360,8 @@ static int xen_disk_add(struct backend *be, int domid, const struct be_disk *dis
 {
 	libxl_device_disk d;
 	char err[300];
+	if (ours(be, domid) != 0)
+		return -1;
 	if (xen_domcfg_disk(disk, &d, err, sizeof err) != 0) {
 		be_set_error(be, "%s", err);
 		libxl_device_disk_dispose(&d);
@@ -453,6 +383,8 @@ static int xen_disk_remove(struct backend *be, int domid, const char *device)
 		be_set_error(be, "disk device '%s' is not valid", device ? device : "");
 		return -1;
 	}
+	if (ours(be, domid) != 0)
+		return -1;
 	libxl_device_disk d;
 	libxl_device_disk_init(&d);
 	int rc = libxl_vdev_to_device_disk(X(be)->xn_ctx, (uint32_t)domid, vdev, &d);
@@ -496,6 +428,8 @@ static int xen_watch_drain(struct backend *be)
 		free(w);
 		n++;
 	}
+	if (n)
+		log_debug("backend xen: @releaseDomain fired (%d): a domain may have ended", n);
 	return n;
 }
 
@@ -550,14 +484,8 @@ struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char
 {
 	if (!backend_choose("xen", privcmd ? privcmd : BACKEND_XEN_PRIVCMD, true, err, errlen))
 		return NULL;
-	struct backend *be = calloc(1, sizeof *be);
-	struct xen *x = calloc(1, sizeof *x);
-	if (!be || !x) {
-		free(be);
-		free(x);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	struct backend *be = xcalloc(1, sizeof *be);
+	struct xen *x = xcalloc(1, sizeof *x);
 	be->be_ops = &xen_ops;
 	be->be_priv = x;
 	snprintf(x->xn_dir, sizeof x->xn_dir, "%s", state_dir && *state_dir ? state_dir : ".");
@@ -567,11 +495,6 @@ struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char
 		return NULL;
 	}
 	x->xn_log = xen_logger_new();
-	if (!x->xn_log) {
-		snprintf(err, errlen, "out of memory");
-		xen_free(be);
-		return NULL;
-	}
 	/* probing: what fails here makes one line, not libxl's stack of errors */
 	xen_logger_set_quiet(x->xn_log, true);
 	if (libxl_ctx_alloc(&x->xn_ctx, LIBXL_VERSION, 0, x->xn_log) != 0) {
@@ -592,6 +515,10 @@ struct backend *backend_xen_new(const char *state_dir, const char *privcmd, char
 		char what[128];
 		snprintf(what, sizeof what, "cannot reach xenstored (%s)", strerror(errno));
 		startup_fail(x, err, errlen, what);
+		xen_free(be);
+		return NULL;
+	}
+	if (xen_owner_load(x, err, errlen) != 0) { /* after the probing: no file on a host without Xen */
 		xen_free(be);
 		return NULL;
 	}

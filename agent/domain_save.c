@@ -6,8 +6,8 @@
  * Each runs on a thread (longcall.c) since an image costs what the guest
  * holds. Paths and SRs are resolved on the loop first; a failure leaves
  * what was there: the guest running (unpaused again) or still suspended,
- * and no file the step made. The memory image is the sim backend's
- * (sim_save.c); the xen backend refuses until libxl's save is wired in.
+ * and no file the step made. The memory image is the backend's own:
+ * sim_save.c's, or libxl's stream (xen_save.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 #include "sim_save.h"
 #include "sr.h"
 #include "util.h"
+#include "xen_save.h"
 #include "xerr.h"
 
 static const char *arg_str(json_t *args, size_t i)
@@ -29,12 +30,29 @@ static const char *arg_str(json_t *args, size_t i)
 	return s ? s : "";
 }
 
-static json_t *need_sim(struct agent *ag)
+/* How a backend saves a domain's memory. The sim copies a paused domain;
+ * a Xen guest suspends itself, so it must run, and is left suspended. */
+struct image_fmt {
+	int (*if_save)(struct backend *be, int domid, const char *uuid, int fd, char *err, size_t errlen);
+	int (*if_restore)(struct backend *be, const struct be_domain_config *cfg, int fd, int *domid, char *err,
+			  size_t errlen);
+	bool if_pause_first;
+};
+
+static const struct image_fmt sim_fmt = {sim_image_save, sim_image_restore, true};
+static const struct image_fmt xen_fmt = {xen_image_save, xen_image_restore, false};
+
+static const struct image_fmt *fmt_of(struct agent *ag)
 {
 	const char *name = backend_locked_inner(ag->ag_be)->be_ops->bo_name;
-	return strcmp(name, "sim") == 0 ? NULL
-					 : xerr_newf(XE_INTERNAL_ERROR, "the %s backend cannot save a domain's memory yet",
-						     name);
+	return strcmp(name, "sim") == 0 ? &sim_fmt : strcmp(name, "xen") == 0 ? &xen_fmt : NULL;
+}
+
+static json_t *need_fmt(struct agent *ag)
+{
+	return fmt_of(ag) ? NULL
+			  : xerr_newf(XE_INTERNAL_ERROR, "the %s backend cannot save a domain's memory",
+				      backend_locked_inner(ag->ag_be)->be_ops->bo_name);
 }
 
 /* The domain of VM uuid, running or paused. */
@@ -70,7 +88,7 @@ static int image_write(struct agent *ag, int domid, const char *uuid, struct ima
 		snprintf(err, errlen, "%.900s: %s", im->im_path, strerror(errno));
 		return -1;
 	}
-	int rc = sim_image_save(ag->ag_be, domid, uuid, fd, err, errlen);
+	int rc = fmt_of(ag)->if_save(ag->ag_be, domid, uuid, fd, err, errlen);
 	close(fd);
 	return rc;
 }
@@ -96,7 +114,8 @@ static json_t *suspend_work(struct agent *ag, void *arg, json_t **result)
 	struct suspend_job *j = arg;
 	struct backend *be = ag->ag_be;
 	char err[1024] = "";
-	if (j->sj_running && be->be_ops->bo_domain_pause(be, j->sj_domid) < 0) {
+	bool pause = j->sj_running && fmt_of(ag)->if_pause_first;
+	if (pause && be->be_ops->bo_domain_pause(be, j->sj_domid) < 0) {
 		snprintf(err, sizeof err, "cannot pause: %s", backend_error(be));
 	} else if (image_write(ag, j->sj_domid, j->sj_uuid, &j->sj_im, err, sizeof err) == 0) {
 		if (be->be_ops->bo_domain_destroy(be, j->sj_domid) == 0) {
@@ -106,9 +125,9 @@ static json_t *suspend_work(struct agent *ag, void *arg, json_t **result)
 		}
 		snprintf(err, sizeof err, "cannot destroy the saved domain: %s", backend_error(be));
 	}
-	/* the guest goes on as if nothing happened */
+	/* the guest goes on as if nothing happened (a failed Xen save resumed it) */
 	agent_vdi_unmake(&j->sj_im.im_sr, j->sj_im.im_vdi);
-	if (j->sj_running)
+	if (pause)
 		be->be_ops->bo_domain_unpause(be, j->sj_domid);
 	log_warn("VM %s: suspend failed: %s", j->sj_uuid, err);
 	return xerr_newf(XE_INTERNAL_ERROR, "suspend of VM %s failed: %s", j->sj_uuid, err);
@@ -120,7 +139,7 @@ json_t *agent_vm_suspend_start(struct agent *ag, struct evhttp_request *req, jso
 {
 	struct suspend_job *j = xcalloc(1, sizeof *j);
 	snprintf(j->sj_uuid, sizeof j->sj_uuid, "%s", arg_str(args, 0));
-	json_t *e = need_sim(ag);
+	json_t *e = need_fmt(ag);
 	if (!e)
 		e = live_domain(ag, j->sj_uuid, &j->sj_domid, &j->sj_running);
 	if (!e)
@@ -150,7 +169,7 @@ static json_t *resume_work(struct agent *ag, void *arg, json_t **result)
 	int fd = open(j->rj_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		snprintf(err, sizeof err, "%s: %s", j->rj_path, strerror(errno));
-	else if (sim_image_restore(be, &j->rj_cfg, fd, &j->rj_domid, err, sizeof err) == 0 &&
+	else if (fmt_of(ag)->if_restore(be, &j->rj_cfg, fd, &j->rj_domid, err, sizeof err) == 0 &&
 		 !j->rj_cfg.dc_start_paused && be->be_ops->bo_domain_unpause(be, j->rj_domid) < 0) {
 		snprintf(err, sizeof err, "cannot unpause: %s", backend_error(be));
 		be->be_ops->bo_domain_destroy(be, j->rj_domid);
@@ -191,7 +210,7 @@ json_t *agent_vm_resume_start(struct agent *ag, struct evhttp_request *req, json
 	struct be_disk img = {0};
 	snprintf(img.bd_sr_uuid, sizeof img.bd_sr_uuid, "%s", arg_str(args, 1));
 	snprintf(img.bd_vdi_uuid, sizeof img.bd_vdi_uuid, "%s", arg_str(args, 2));
-	json_t *e = need_sim(ag);
+	json_t *e = need_fmt(ag);
 	if (!e)
 		e = agent_domain_config(ag, json_array_get(args, 0), &j->rj_cfg);
 	if (!e)
@@ -228,6 +247,8 @@ struct ck_job {
 	char ck_uuid[48];
 	int ck_domid;
 	bool ck_running, ck_has_image;
+	bool ck_paused;	   /* paused here for the copies */
+	bool ck_suspended; /* a Xen guest suspended by its image (xen_save.h) */
 	struct image ck_im;
 	struct ck_disk ck_disks[CK_MAX_DISKS];
 	int ck_ndisks;
@@ -251,6 +272,7 @@ static json_t *ck_copy(struct agent *ag, struct ck_job *j)
 		log_warn("VM %s: checkpoint's memory image failed: %s", j->ck_uuid, err);
 		return xerr_new(XE_VM_CHECKPOINT_SUSPEND_FAILED, j->ck_uuid, NULL);
 	}
+	j->ck_suspended = j->ck_has_image && !fmt_of(ag)->if_pause_first;
 	for (int i = 0; i < j->ck_ndisks; i++) {
 		struct ck_disk *d = &j->ck_disks[i];
 		if (d->cd_sr.sf_drv->sd_vdi_snapshot(d->cd_sr.sf_sr, d->cd_vdi, d->cd_new, d->cd_path, err, sizeof err) < 0)
@@ -260,18 +282,30 @@ static json_t *ck_copy(struct agent *ag, struct ck_job *j)
 	return NULL;
 }
 
+/* The guest as it was before the copies: running, or paused. */
+static int ck_settle(struct backend *be, struct ck_job *j)
+{
+	if ((j->ck_paused || j->ck_suspended) && be->be_ops->bo_domain_unpause(be, j->ck_domid) < 0)
+		return -1;
+	if (j->ck_suspended && !j->ck_running)
+		return be->be_ops->bo_domain_pause(be, j->ck_domid);
+	return 0;
+}
+
 static json_t *ck_work(struct agent *ag, void *arg, json_t **result)
 {
 	struct ck_job *j = arg;
 	struct backend *be = ag->ag_be;
-	if (j->ck_running && be->be_ops->bo_domain_pause(be, j->ck_domid) < 0) {
+	/* a Xen guest's own suspend stops it for the copies */
+	j->ck_paused = j->ck_running && !(j->ck_has_image && !fmt_of(ag)->if_pause_first);
+	if (j->ck_paused && be->be_ops->bo_domain_pause(be, j->ck_domid) < 0) {
 		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot pause VM %s: %s", j->ck_uuid, backend_error(be));
 		ck_undo(j);
 		return e;
 	}
 	json_t *e = ck_copy(ag, j);
-	if (j->ck_running && be->be_ops->bo_domain_unpause(be, j->ck_domid) < 0 && !e) {
-		log_warn("VM %s: cannot unpause after its checkpoint: %s", j->ck_uuid, backend_error(be));
+	if (ck_settle(be, j) < 0 && !e) {
+		log_warn("VM %s: cannot run on after its checkpoint: %s", j->ck_uuid, backend_error(be));
 		e = xerr_new(XE_VM_CHECKPOINT_RESUME_FAILED, j->ck_uuid, NULL);
 	}
 	if (e) {
@@ -326,7 +360,7 @@ json_t *agent_vm_checkpoint_start(struct agent *ag, struct evhttp_request *req, 
 	json_t *e = live_domain(ag, j->ck_uuid, &j->ck_domid, &j->ck_running);
 	if (!e)
 		e = ck_disks(ag, json_object_get(opts, "disks"), j);
-	if (!e && json_is_object(img) && !(e = need_sim(ag))) {
+	if (!e && json_is_object(img) && !(e = need_fmt(ag))) {
 		const char *sr = json_string_value(json_object_get(img, "sr")),
 			   *vdi = json_string_value(json_object_get(img, "vdi"));
 		e = sr && vdi ? image_make(ag, sr, vdi, &j->ck_im) : xerr_new(XE_INVALID_VALUE, "image", "", NULL);

@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include <libxl.h>
+#include <libxl_utils.h>
 
 #include "log.h"
 #include "mig_owner.h"
@@ -145,6 +146,20 @@ static void resume_source(struct backend *be, const struct mig_backend_lock *lk,
 	lk_unlock(lk);
 }
 
+/* Before GO, as xl does: the source frees its name for the destination
+ * (its "<name>--incoming" becomes <name> at GO). A source resumed later
+ * gets it back (xen_domain_unpause). Best effort: names are cosmetic. */
+static void rename_away(struct backend *be, const struct mig_backend_lock *lk, int domid)
+{
+	lk_lock(lk);
+	char *name = libxl_domid_to_name(backend_xen_ctx(be), (uint32_t)domid);
+	if (!name || backend_xen_rename(be, domid, name, "", XEN_MIGRATEDAWAY_SUFFIX) != 0)
+		log_warn("migration of domain %d: cannot rename the source (%s); the destination keeps its "
+			 "--incoming name", domid, name ? backend_error(be) : "no name");
+	free(name);
+	lk_unlock(lk);
+}
+
 /* Stream libxl's output; 0 once the end marker is sent. */
 static int stream_out(struct mig_io *io, libxl_ctx *ctx, int domid, int level, struct send_progress *sp,
 		      struct xen_pump_stats *st, char *err, size_t errlen, enum mo_event *ev)
@@ -219,15 +234,15 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
-	if (o.verify) {
+	if (hello_exchange(io, o.proto_version ? o.proto_version : MIG_PROTO_VERSION, true, &b, &cap, err, errlen) != 0)
+		goto fail;
+	if (o.verify) { /* after the HELLO: the destination hears why at once and closes its endpoint */
 		mig_seterr(err, errlen, "verify is not available with the xen backend (libxl's stream carries no page "
 				    "checksums); the VM keeps running here");
 		(void)mig_send_text(io, MIG_REC_ABORT, err);
 		ev = MO_EV_LOCAL_ERROR;
 		goto fail;
 	}
-	if (hello_exchange(io, o.proto_version ? o.proto_version : MIG_PROTO_VERSION, true, &b, &cap, err, errlen) != 0)
-		goto fail;
 	{
 		struct be_domain_info di;
 		lk_lock(lk);
@@ -277,6 +292,7 @@ int mig_xen_send(struct mig_io *io, struct backend *be, const struct mig_backend
 	}
 	uint64_t t_ready = now_ns();
 	res->ready_wait_ms = (double)(t_ready - t_stream_end) / 1e6;
+	rename_away(be, lk, domid);
 	if (advance(MO_SOURCE, &st, MO_EV_OK, domid) == MO_ACT_SEND_GO &&
 	    mig_send_rec(io, MIG_REC_GO, 0, NULL, 0, err, errlen) != 0) {
 		char why[256];
@@ -348,7 +364,10 @@ static void destroy_dest(struct backend *be, const struct mig_backend_lock *lk, 
 	if (domid <= 0)
 		return;
 	lk_lock(lk);
-	if (be->be_ops->bo_domain_destroy(be, domid) != 0)
+	struct be_domain_info di;
+	if (be->be_ops->bo_domain_info(be, domid, &di) != 0) /* a failed restore: libxl destroyed it already */
+		log_info("migration failed: destination domain %d is gone already", domid);
+	else if (be->be_ops->bo_domain_destroy(be, domid) != 0)
 		log_error("migration failed and destination domain %d cannot be destroyed: %s", domid, backend_error(be));
 	lk_unlock(lk);
 }
@@ -404,7 +423,12 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 	{
 		char why[300];
 		dc_built = true;
-		if (xen_domcfg_build(&mc.mc_cfg, INCOMING_SUFFIX, &dc, why, sizeof why) != 0) {
+		lk_lock(lk);
+		int pr = backend_xen_domcfg(be, &mc.mc_cfg, INCOMING_SUFFIX, &dc);
+		if (pr != 0)
+			snprintf(why, sizeof why, "%s", backend_error(be));
+		lk_unlock(lk);
+		if (pr != 0) {
 			mig_seterr(err, errlen, "cannot build the destination domain's config: %s", why);
 			mig_refuse(io, err);
 			ev = MO_EV_LOCAL_ERROR;
@@ -461,7 +485,6 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 	if (opts && opts->on_created)
 		opts->on_created(domid, opts->arg);
 	lk_lock(lk);
-	backend_xen_keep_config(be, &mc.mc_cfg, &dc);
 	struct be_domain_info di;
 	int ir = be->be_ops->bo_domain_info(be, domid, &di);
 	if (ir != 0)
@@ -489,9 +512,8 @@ int mig_xen_receive(struct mig_io *io, struct backend *be, const struct mig_back
 	}
 	advance(MO_DEST, &st, MO_EV_OK, domid); /* -> go: unpause */
 	lk_lock(lk);
-	if (libxl_domain_rename(ctx, (uint32_t)domid, dc.c_info.name, mc.mc_cfg.dc_name) != 0)
-		log_warn("migration into domain %d: cannot rename it to %s (it keeps %s)", domid, mc.mc_cfg.dc_name,
-			 dc.c_info.name);
+	if (backend_xen_rename(be, domid, mc.mc_cfg.dc_name, INCOMING_SUFFIX, "") != 0)
+		log_warn("migration into domain %d: %s (it keeps its --incoming name)", domid, backend_error(be));
 	int ur = be->be_ops->bo_domain_unpause(be, domid);
 	if (ur != 0)
 		mig_seterr(err, errlen, "cannot unpause the destination domain %d after GO: %s", domid, backend_error(be));

@@ -13,7 +13,15 @@
 
 const char *xen_guest_type(const struct be_domain_config *cfg)
 {
+	if (strcmp(cfg->dc_guest_type, "pv") == 0)
+		return "pv";
 	return strcmp(cfg->dc_guest_type, "pvh") == 0 ? "pvh" : "hvm";
+}
+
+const char *xen_boot_kernel(const struct be_domain_config *cfg)
+{
+	const char *t = xen_guest_type(cfg);
+	return strcmp(t, "pv") == 0 ? XEN_PV_KERNEL : strcmp(t, "pvh") == 0 ? XEN_PVH_KERNEL : NULL;
 }
 
 int xen_vdev(const char *device, char *out, size_t n)
@@ -73,7 +81,8 @@ static bool plain(const char *s)
 	return true;
 }
 
-int xen_xlcfg_render(const struct be_domain_config *cfg, char *buf, size_t n, char *err, size_t errlen)
+int xen_xlcfg_render(const struct be_domain_config *cfg, const char *host_featureset, char *buf, size_t n, char *err,
+		     size_t errlen)
 {
 	if (!buf || n == 0)
 		return -1;
@@ -87,7 +96,7 @@ int xen_xlcfg_render(const struct be_domain_config *cfg, char *buf, size_t n, ch
 		return -1;
 	}
 	char masks[XEN_CPUID_MAX_STRS][XEN_CPUID_STR_LEN];
-	int nm = xen_cpuid_masks(cfg->dc_featureset, masks, XEN_CPUID_MAX_STRS, err, errlen);
+	int nm = xen_cpuid_masks(cfg->dc_featureset, host_featureset, masks, XEN_CPUID_MAX_STRS, err, errlen);
 	if (nm < 0)
 		return -1;
 	struct out o = {buf, n, 0, false};
@@ -96,8 +105,8 @@ int xen_xlcfg_render(const struct be_domain_config *cfg, char *buf, size_t n, ch
 	put(&o, "name = \"%s\"\n", cfg->dc_name);
 	put(&o, "uuid = \"%s\"\n", cfg->dc_uuid);
 	put(&o, "type = \"%s\"\n", type);
-	if (strcmp(type, "pvh") == 0)
-		put(&o, "kernel = \"%s\"\n", XEN_PVH_KERNEL);
+	if (xen_boot_kernel(cfg))
+		put(&o, "kernel = \"%s\"\n", xen_boot_kernel(cfg));
 	else
 		put(&o, "boot = \"c\"\n");
 	put(&o, "memory = %llu\nmaxmem = %llu\n", xen_memory_mib(cfg), xen_memory_mib(cfg));

@@ -48,23 +48,52 @@ static void reg_mask(uint32_t have, uint32_t dynamic, char out[33])
 	out[32] = 0;
 }
 
-int xen_cpuid_masks(const char *featureset, char out[][XEN_CPUID_STR_LEN], int max, char *err,
+static int parse(const char *fs, uint32_t w[64], char *err, size_t errlen)
+{
+	int n = be_featureset_parse(fs, w, 64);
+	if (n < 0)
+		snprintf(err, errlen, "feature set '%.64s' is malformed: expected 8-digit hex words joined "
+				      "with '-'", fs ? fs : "(null)");
+	return n;
+}
+
+/* Does any word of leaf/subleaf i (among the first n) have a host feature the pool lacks? */
+static bool leaf_hides(int i, int n, const uint32_t *pool, const uint32_t *host)
+{
+	const struct xen_cpuid_word *lw = &xen_cpuid_words[i];
+	for (int k = i; k < n; k++) {
+		const struct xen_cpuid_word *kw = &xen_cpuid_words[k];
+		if (kw->cw_leaf == lw->cw_leaf && kw->cw_subleaf == lw->cw_subleaf &&
+		    (host[k] & ~pool[k] & ~xen_cpuid_dynamic_bits(k)) != 0)
+			return true;
+	}
+	return false;
+}
+
+int xen_cpuid_masks(const char *featureset, const char *host, char out[][XEN_CPUID_STR_LEN], int max, char *err,
 		    size_t errlen)
 {
-	uint32_t w[64];
-	int n = be_featureset_parse(featureset, w, 64);
-	if (n < 0) {
-		snprintf(err, errlen, "feature set '%.64s' is malformed: expected 8-digit hex words joined "
-				      "with '-'", featureset ? featureset : "(null)");
+	uint32_t w[64], h[64];
+	int n = parse(featureset, w, err, errlen);
+	if (n < 0)
 		return -1;
-	}
 	if (n > XEN_CPUID_NWORDS)
 		n = XEN_CPUID_NWORDS;
+	memset(h, host ? 0 : 0xff, sizeof h);
+	if (host && parse(host, h, err, errlen) < 0)
+		return -1;
 	bool done[XEN_CPUID_NWORDS] = {false};
 	int count = 0;
 	for (int i = 0; i < n; i++) {
 		if (done[i])
 			continue;
+		if (!leaf_hides(i, n, w, h)) {
+			for (int k = i; k < n; k++)
+				if (xen_cpuid_words[k].cw_leaf == xen_cpuid_words[i].cw_leaf &&
+				    xen_cpuid_words[k].cw_subleaf == xen_cpuid_words[i].cw_subleaf)
+					done[k] = true;
+			continue;
+		}
 		const struct xen_cpuid_word *lw = &xen_cpuid_words[i];
 		/* every word of the same leaf/subleaf goes into this one string, eax..edx */
 		char regs[4][33] = {"", "", "", ""};

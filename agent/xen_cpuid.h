@@ -16,6 +16,12 @@
  *
  * Words Xen 4.17 defines (0..13) are mapped; words past them (a newer
  * host's) are ignored: no leaf to put them in here.
+ *
+ * Only leaves where the host's own default set for the guest has a feature
+ * the pool lacks get a string: the masks only hide, so other leaves need
+ * none, and a string for a leaf the host's policy does not have at all
+ * (leaf 7 subleaf 1 on an older CPU) makes libxl refuse to build the
+ * domain ("Missing leaf 0x7, subleaf 0x1", seen on a real Xen 4.17).
  */
 #ifndef XEN_CPUID_H
 #define XEN_CPUID_H
@@ -39,10 +45,13 @@ extern const struct xen_cpuid_word xen_cpuid_words[XEN_CPUID_NWORDS];
 /* Bits of word i that are always 'x' (Xen's special bits, see above). */
 uint32_t xen_cpuid_dynamic_bits(int word);
 
-/* featureset -> strings, in the order of their first word (leaf 1 first).
- * Returns how many were written (0 for ""), or -1 with a reason in err when
- * the feature set is malformed or max is too small. */
-int xen_cpuid_masks(const char *featureset, char out[][XEN_CPUID_STR_LEN], int max, char *err,
+/* featureset (the pool's) -> strings, in the order of their first word
+ * (leaf 1 first). host is the feature set this host gives such a guest by
+ * default (Xen's PV or HVM default policy); NULL = a host with every
+ * feature (a string for every leaf the pool's set reaches). Returns how
+ * many were written (0 for ""), or -1 with a reason in err when a feature
+ * set is malformed or max is too small. */
+int xen_cpuid_masks(const char *featureset, const char *host, char out[][XEN_CPUID_STR_LEN], int max, char *err,
 		    size_t errlen);
 
 #endif

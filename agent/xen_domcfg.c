@@ -10,18 +10,18 @@
 
 #include <libxl.h>
 #include <libxl_utils.h>
+#include "util.h"
 
 #include "xen_cfg.h"
 #include "xen_cpuid.h"
 
 /* A bitmap of n bits, allocated here (libxl_bitmap_alloc wants a ctx);
  * libxl_bitmap_dispose frees it with free(). */
-static int bitmap_alloc(libxl_bitmap *b, int nbits)
+static void bitmap_alloc(libxl_bitmap *b, int nbits)
 {
 	libxl_bitmap_init(b);
 	b->size = (uint32_t)((nbits + 7) / 8);
-	b->map = calloc(b->size ? b->size : 1, 1);
-	return b->map ? 0 : -1;
+	b->map = xcalloc(b->size ? b->size : 1, 1);
 }
 
 static int disk_fill(const struct be_disk *d, libxl_device_disk *out, char *err, size_t errlen)
@@ -33,17 +33,13 @@ static int disk_fill(const struct be_disk *d, libxl_device_disk *out, char *err,
 		return -1;
 	}
 	libxl_device_disk_init(out);
-	out->pdev_path = strdup(d->bd_path);
-	out->vdev = strdup(vdev);
+	out->pdev_path = xstrdup(d->bd_path);
+	out->vdev = xstrdup(vdev);
 	out->format = LIBXL_DISK_FORMAT_RAW;
 	out->backend = LIBXL_DISK_BACKEND_UNKNOWN; /* libxl picks phy/qdisk for the file */
 	out->readwrite = d->bd_readonly ? 0 : 1;
 	out->is_cdrom = 0;
 	out->removable = 0;
-	if (!out->pdev_path || !out->vdev) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	return 0;
 }
 
@@ -52,8 +48,8 @@ int xen_domcfg_disk(const struct be_disk *d, libxl_device_disk *out, char *err, 
 	return disk_fill(d, out, err, errlen);
 }
 
-int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix, libxl_domain_config *out,
-		     char *err, size_t errlen)
+int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix, const char *host_featureset,
+		     libxl_domain_config *out, char *err, size_t errlen)
 {
 	libxl_domain_config_init(out);
 	if (!cfg->dc_name[0] || cfg->dc_memory == 0 || cfg->dc_vcpus < 1 || cfg->dc_ndisks < 0 ||
@@ -62,15 +58,15 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 			 cfg->dc_uuid);
 		return -1;
 	}
-	bool pvh = strcmp(xen_guest_type(cfg), "pvh") == 0;
-	libxl_domain_type type = pvh ? LIBXL_DOMAIN_TYPE_PVH : LIBXL_DOMAIN_TYPE_HVM;
+	const char *gt = xen_guest_type(cfg);
+	libxl_domain_type type = strcmp(gt, "pv") == 0	  ? LIBXL_DOMAIN_TYPE_PV
+				 : strcmp(gt, "pvh") == 0 ? LIBXL_DOMAIN_TYPE_PVH
+							  : LIBXL_DOMAIN_TYPE_HVM;
 
 	libxl_domain_create_info *c = &out->c_info;
 	c->type = type;
 	size_t nl = strlen(cfg->dc_name) + (name_suffix ? strlen(name_suffix) : 0) + 1;
-	c->name = malloc(nl);
-	if (!c->name)
-		goto nomem;
+	c->name = xmalloc(nl);
 	snprintf(c->name, nl, "%s%s", cfg->dc_name, name_suffix ? name_suffix : "");
 	if (libxl_uuid_from_string(&c->uuid, cfg->dc_uuid) != 0) {
 		snprintf(err, errlen, "VM uuid '%s' is not a uuid", cfg->dc_uuid);
@@ -83,21 +79,15 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 	b->max_memkb = kb;
 	b->target_memkb = kb;
 	b->max_vcpus = cfg->dc_vcpus;
-	if (bitmap_alloc(&b->avail_vcpus, cfg->dc_vcpus) != 0)
-		goto nomem;
+	bitmap_alloc(&b->avail_vcpus, cfg->dc_vcpus);
 	for (int i = 0; i < cfg->dc_vcpus; i++)
 		libxl_bitmap_set(&b->avail_vcpus, i);
-	if (pvh) {
-		b->kernel = strdup(XEN_PVH_KERNEL);
-		if (!b->kernel)
-			goto nomem;
-	} else {
-		b->u.hvm.boot = strdup("c");
-		if (!b->u.hvm.boot)
-			goto nomem;
-	}
+	if (xen_boot_kernel(cfg))
+		b->kernel = xstrdup(xen_boot_kernel(cfg));
+	else
+		b->u.hvm.boot = xstrdup("c");
 	char masks[XEN_CPUID_MAX_STRS][XEN_CPUID_STR_LEN];
-	int nm = xen_cpuid_masks(cfg->dc_featureset, masks, XEN_CPUID_MAX_STRS, err, errlen);
+	int nm = xen_cpuid_masks(cfg->dc_featureset, host_featureset, masks, XEN_CPUID_MAX_STRS, err, errlen);
 	if (nm < 0)
 		return -1;
 	for (int i = 0; i < nm; i++) {
@@ -108,11 +98,8 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 		}
 	}
 
-	if (cfg->dc_ndisks) {
-		out->disks = calloc((size_t)cfg->dc_ndisks, sizeof *out->disks);
-		if (!out->disks)
-			goto nomem;
-	}
+	if (cfg->dc_ndisks)
+		out->disks = xcalloc((size_t)cfg->dc_ndisks, sizeof *out->disks);
 	for (int i = 0; i < cfg->dc_ndisks; i++) {
 		out->num_disks = i + 1; /* disposed with the config, even half filled */
 		if (disk_fill(&cfg->dc_disks[i], &out->disks[i], err, errlen) != 0)
@@ -122,9 +109,6 @@ int xen_domcfg_build(const struct be_domain_config *cfg, const char *name_suffix
 	out->on_reboot = LIBXL_ACTION_ON_SHUTDOWN_RESTART;
 	out->on_crash = LIBXL_ACTION_ON_SHUTDOWN_DESTROY;
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return -1;
 }
 
 char *xen_domcfg_json(libxl_domain_config *dc)

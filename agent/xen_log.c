@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 #include "xen_log.h"
 
 struct xen_logger {
@@ -55,9 +56,7 @@ static void xg_destroy(xentoollog_logger *lg)
 
 xentoollog_logger *xen_logger_new(void)
 {
-	struct xen_logger *x = calloc(1, sizeof *x);
-	if (!x)
-		return NULL;
+	struct xen_logger *x = xcalloc(1, sizeof *x);
 	x->xg_vtable.vmessage = xg_vmessage;
 	x->xg_vtable.progress = xg_progress;
 	x->xg_vtable.destroy = xg_destroy;

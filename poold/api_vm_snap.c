@@ -6,7 +6,10 @@
  *
  * A running (or paused) VM's disks are copied by its host's agent while
  * the guest is paused for the instant of the copy (agent.vm_checkpoint),
- * so disks and memory are one moment. A halted or suspended VM's disks are
+ * so disks and memory are one moment. Meanwhile the VM is held on its
+ * host (scheduled_to_be_resident_on, as a suspend): a report made while
+ * the guest is stopped for the copies (a Xen guest suspends itself and
+ * its domain is listed paused) decides nothing about it. A halted or suspended VM's disks are
  * copied by any host with the SR plugged (vdijob.c). Either way the new
  * records are written in one transaction once every copy exists; a failure
  * removes the copies. The VM's parent becomes the snapshot, as XAPI.
@@ -30,6 +33,7 @@ struct snapjob {
 	json_t *sj_uuids;  /* their copies' uuids (agent path) */
 	char sj_image_sr[64], sj_image_uuid[48]; /* checkpoint of a running VM */
 	char sj_image_src[64]; /* checkpoint of a suspended VM: its image, copied */
+	bool sj_live;	       /* the agent copies: the VM is held */
 };
 
 static void snapjob_free(void *p)
@@ -41,10 +45,17 @@ static void snapjob_free(void *p)
 	free(j);
 }
 
+/* The operation ends; a live VM's hold goes. */
+static json_t *snap_end(struct db *db, struct snapjob *j)
+{
+	json_t *e = j->sj_live ? db_obj_set(db, j->sj_vm, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF))
+			       : NULL;
+	return e ? e : ops_end(db, j->sj_vm, j->sj_id);
+}
+
 static json_t *end_txn(struct db *db, void *ctx)
 {
-	struct snapjob *j = ctx;
-	return ops_end(db, j->sj_vm, j->sj_id);
+	return snap_end(db, ctx);
 }
 
 static void snap_failed(struct poold *pd, void *ctx, json_t **err)
@@ -105,7 +116,7 @@ static json_t *records_txn(struct db *db, void *ctx)
 		e = vm_devices_copy(db, "VIF", "VM", j->sj_vm, r->sr_ref, NULL);
 	if (!e)
 		e = db_obj_set(db, j->sj_vm, "parent", json_string(r->sr_ref));
-	return e ? e : ops_end(db, j->sj_vm, j->sj_id);
+	return e ? e : snap_end(db, j);
 }
 
 /* ------------------------------------------ a halted or suspended VM */
@@ -189,6 +200,8 @@ static json_t *taken(struct api_call *c, struct poold *pd, void *ctx, json_t *an
 {
 	(void)c;
 	struct snapjob *j = ctx;
+	if (answer) /* reports from the copies' moment cannot undo what follows */
+		vm_changed_stamp(pd, j->sj_vm, j->sj_host, answer, true);
 	json_t *made = json_array(), *image = NULL, *e = err ? json_incref(err) : NULL;
 	if (!e)
 		e = record_copies(pd, j, answer, made, &image);
@@ -246,7 +259,8 @@ static json_t *live_options(struct db *db, struct snapjob *j)
 static json_t *begin_txn(struct db *db, void *ctx)
 {
 	struct snapjob *j = ctx;
-	return ops_begin(db, j->sj_vm, j->sj_checkpoint ? "checkpoint" : "snapshot", j->sj_id);
+	json_t *e = ops_begin(db, j->sj_vm, j->sj_checkpoint ? "checkpoint" : "snapshot", j->sj_id);
+	return e || !j->sj_live ? e : db_obj_set(db, j->sj_vm, "scheduled_to_be_resident_on", json_string(j->sj_host));
 }
 
 static json_t *snapshot_common(struct api_call *c, bool checkpoint)
@@ -267,6 +281,7 @@ static json_t *snapshot_common(struct api_call *c, bool checkpoint)
 	j->sj_disks = snap_disks(pd->pd_db, vm, ignore);
 	const char *ps = jstr(rec, "power_state");
 	bool live = strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0;
+	j->sj_live = live;
 	if (checkpoint && live)
 		e = vm_suspend_sr(pd->pd_db, pd->pd_pool_ref, rec, j->sj_host, j->sj_image_sr);
 	if (checkpoint && strcmp(ps, "Suspended") == 0)

@@ -63,9 +63,9 @@ static void test_xlcfg_hvm(void **state)
 	(void)state;
 	struct be_domain_config c = record("");
 	char text[8192], err[256] = "";
-	assert_int_equal(xen_xlcfg_render(&c, text, sizeof text, err, sizeof err), 0);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, sizeof text, err, sizeof err), 0);
 	char masks[XEN_CPUID_MAX_STRS][XEN_CPUID_STR_LEN];
-	assert_int_equal(xen_cpuid_masks(FS, masks, XEN_CPUID_MAX_STRS, err, sizeof err), 6);
+	assert_int_equal(xen_cpuid_masks(FS, NULL, masks, XEN_CPUID_MAX_STRS, err, sizeof err), 6);
 	char want[4096];
 	snprintf(want, sizeof want,
 		 "# VM " UUID ", as the pool-agent xen backend builds it\n"
@@ -91,7 +91,7 @@ static void test_xlcfg_pvh_and_rounding(void **state)
 	c.dc_featureset[0] = 0;		  /* no levelling: no cpuid line */
 	c.dc_ndisks = 0;
 	char text[8192], err[256] = "";
-	assert_int_equal(xen_xlcfg_render(&c, text, sizeof text, err, sizeof err), 0);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, sizeof text, err, sizeof err), 0);
 	assert_non_null(strstr(text, "type = \"pvh\"\nkernel = \"" XEN_PVH_KERNEL "\"\n"));
 	assert_null(strstr(text, "\nboot ="));
 	assert_non_null(strstr(text, "memory = 257\nmaxmem = 257\n"));
@@ -100,27 +100,51 @@ static void test_xlcfg_pvh_and_rounding(void **state)
 	assert_string_equal(xen_guest_type(&c), "pvh");
 }
 
+/* PV: pvgrub2 as the kernel; levelled against a host that has exactly the
+ * pool's features, nothing needs hiding (no cpuid line). */
+static void test_xlcfg_pv(void **state)
+{
+	(void)state;
+	struct be_domain_config c = record("pv");
+	char text[8192], err[256] = "";
+	assert_int_equal(xen_xlcfg_render(&c, FS, text, sizeof text, err, sizeof err), 0);
+	assert_non_null(strstr(text, "type = \"pv\"\nkernel = \"" XEN_PV_KERNEL "\"\n"));
+	assert_null(strstr(text, "cpuid"));
+	assert_string_equal(xen_guest_type(&c), "pv");
+	assert_string_equal(xen_boot_kernel(&c), XEN_PV_KERNEL);
+	/* a host with a feature the pool lacks (SSE3): only leaf 1 is masked */
+	const char *host = "1fcbfbff-f7fa3223-2d93fbff-00000023-00000001-000007ab-00000000-00000000-001000c8";
+	snprintf(c.dc_featureset, sizeof c.dc_featureset, "1fcbfbff-f7fa3222-2d93fbff-00000023-00000001-000007ab");
+	assert_int_equal(xen_xlcfg_render(&c, host, text, sizeof text, err, sizeof err), 0);
+	assert_non_null(strstr(text, "cpuid = [\n    \"0x00000001:ecx="));
+	assert_null(strstr(text, "0x00000007"));
+	/* anything but pv and pvh is HVM, without a kernel */
+	c = record("pv_in_pvh");
+	assert_string_equal(xen_guest_type(&c), "hvm");
+	assert_null(xen_boot_kernel(&c));
+}
+
 static void test_xlcfg_refusals(void **state)
 {
 	(void)state;
 	char text[8192], err[256] = "";
 	struct be_domain_config c = record("");
 	snprintf(c.dc_name, sizeof c.dc_name, "a\"b");
-	assert_int_equal(xen_xlcfg_render(&c, text, sizeof text, err, sizeof err), -1);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, sizeof text, err, sizeof err), -1);
 	assert_non_null(strstr(err, "cannot be a Xen domain name"));
 	c = record("");
 	snprintf(c.dc_disks[1].bd_device, sizeof c.dc_disks[1].bd_device, "99");
-	assert_int_equal(xen_xlcfg_render(&c, text, sizeof text, err, sizeof err), -1);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, sizeof text, err, sizeof err), -1);
 	assert_non_null(strstr(err, "disk 1 (device '99'"));
 	c = record("");
 	snprintf(c.dc_featureset, sizeof c.dc_featureset, "zz");
-	assert_int_equal(xen_xlcfg_render(&c, text, sizeof text, err, sizeof err), -1);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, sizeof text, err, sizeof err), -1);
 	assert_non_null(strstr(err, "malformed"));
 	c = record("");
 	c.dc_vcpus = 0;
-	assert_int_equal(xen_xlcfg_render(&c, text, sizeof text, err, sizeof err), -1);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, sizeof text, err, sizeof err), -1);
 	c = record("");
-	assert_int_equal(xen_xlcfg_render(&c, text, 100, err, sizeof err), -1);
+	assert_int_equal(xen_xlcfg_render(&c, NULL, text, 100, err, sizeof err), -1);
 	assert_non_null(strstr(err, "does not fit"));
 }
 
@@ -129,7 +153,7 @@ static json_t *build_json(const struct be_domain_config *c, const char *suffix)
 {
 	libxl_domain_config dc;
 	char err[256] = "";
-	if (xen_domcfg_build(c, suffix, &dc, err, sizeof err) != 0)
+	if (xen_domcfg_build(c, suffix, NULL, &dc, err, sizeof err) != 0)
 		fail_msg("xen_domcfg_build: %s", err);
 	char *text = xen_domcfg_json(&dc);
 	assert_non_null(text);
@@ -165,7 +189,7 @@ static void test_libxl_config_hvm(void **state)
 	json_t *leaf1 = json_array_get(cpuid, 0);
 	assert_int_equal(json_integer_value(json_object_get(leaf1, "leaf")), 1);
 	char masks[XEN_CPUID_MAX_STRS][XEN_CPUID_STR_LEN], err[256];
-	xen_cpuid_masks(FS, masks, XEN_CPUID_MAX_STRS, err, sizeof err);
+	xen_cpuid_masks(FS, NULL, masks, XEN_CPUID_MAX_STRS, err, sizeof err);
 	assert_non_null(strstr(masks[0], json_string_value(json_object_get(leaf1, "ecx"))));
 	json_t *disks = json_object_get(j, "disks");
 	assert_int_equal(json_array_size(disks), 2);
@@ -177,6 +201,30 @@ static void test_libxl_config_hvm(void **state)
 	assert_string_equal(json_string_value(json_object_get(d1, "vdev")), "xvdc");
 	assert_null(json_object_get(d1, "readwrite")); /* 0: libxl leaves defaults out */
 	assert_string_equal(json_string_value(json_object_get(j, "on_reboot")), "restart");
+	json_decref(j);
+#else
+	skip();
+#endif
+}
+
+static void test_libxl_config_pv(void **state)
+{
+	(void)state;
+#ifdef HAVE_XEN
+	struct be_domain_config c = record("pv");
+	libxl_domain_config dc;
+	char err[256] = "";
+	assert_int_equal(xen_domcfg_build(&c, NULL, FS, &dc, err, sizeof err), 0);
+	char *text = xen_domcfg_json(&dc);
+	libxl_domain_config_dispose(&dc);
+	json_t *j = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(j);
+	json_t *ci = json_object_get(j, "c_info"), *bi = json_object_get(j, "b_info");
+	assert_string_equal(json_string_value(json_object_get(ci, "type")), "pv");
+	assert_string_equal(json_string_value(json_object_get(bi, "kernel")), XEN_PV_KERNEL);
+	assert_null(json_object_get(bi, "cpuid")); /* the host has just the pool's features */
+	assert_int_equal(json_array_size(json_object_get(j, "disks")), 2);
 	json_decref(j);
 #else
 	skip();
@@ -201,12 +249,12 @@ static void test_libxl_config_pvh_incoming(void **state)
 	char err[256] = "";
 	c = record("");
 	snprintf(c.dc_uuid, sizeof c.dc_uuid, "not-a-uuid");
-	assert_int_equal(xen_domcfg_build(&c, NULL, &dc, err, sizeof err), -1);
+	assert_int_equal(xen_domcfg_build(&c, NULL, NULL, &dc, err, sizeof err), -1);
 	assert_non_null(strstr(err, "is not a uuid"));
 	libxl_domain_config_dispose(&dc);
 	c = record("");
 	c.dc_disks[1].bd_path[0] = 0;
-	assert_int_equal(xen_domcfg_build(&c, NULL, &dc, err, sizeof err), -1);
+	assert_int_equal(xen_domcfg_build(&c, NULL, NULL, &dc, err, sizeof err), -1);
 	assert_non_null(strstr(err, "cannot be given to Xen"));
 	libxl_domain_config_dispose(&dc);
 #else
@@ -220,8 +268,10 @@ int main(void)
 		cmocka_unit_test(test_vdev),
 		cmocka_unit_test(test_xlcfg_hvm),
 		cmocka_unit_test(test_xlcfg_pvh_and_rounding),
+		cmocka_unit_test(test_xlcfg_pv),
 		cmocka_unit_test(test_xlcfg_refusals),
 		cmocka_unit_test(test_libxl_config_hvm),
+		cmocka_unit_test(test_libxl_config_pv),
 		cmocka_unit_test(test_libxl_config_pvh_incoming),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
