@@ -4,6 +4,7 @@
 #   make bench      benchmarks (tests/bench)
 #   make demo       a local pool doing real work
 #   make demo-ha    HA: a host dies, its VMs come back on the others
+#   make demo-upgrade  a rolling pool upgrade, host by host, no VM stopped
 #   make SAN=1 ...  the same under AddressSanitizer + UBSan
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (and make uninstall)
 
@@ -36,7 +37,7 @@ endif
 # compiles. deps, clean, check and demo compile nothing themselves: check and
 # demo run `make deps`, then a new make for the build, which computes the
 # flags once the libraries exist (a fresh machine's first run).
-NOBUILD_GOALS := deps clean check demo demo-ha uninstall
+NOBUILD_GOALS := deps clean check demo demo-ha demo-upgrade uninstall
 BUILDING := $(if $(MAKECMDGOALS),$(filter-out $(NOBUILD_GOALS),$(MAKECMDGOALS)),all)
 ifneq ($(BUILDING),)
 # unit tests also need cmocka
@@ -103,7 +104,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:tests/lib/%.c=$(BUILD)/testlib/%.o)
 BINS := $(BINDIR)/poold $(BINDIR)/xe $(if $(wildcard agent/main.c),$(BINDIR)/pool-agent) \
 	$(if $(wildcard agent/simdom.c),$(BINDIR)/pool-simdom)
 
-.PHONY: all deps check unit integration bench demo demo-ha install clean
+.PHONY: all deps check unit integration bench demo demo-ha demo-upgrade install clean
 all: $(BINS)
 
 $(FLAGS_STAMP):
@@ -151,7 +152,7 @@ deps:
 unit: $(UNIT_BIN)
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	@BUILD=$(BUILD) SAN=$(SAN) POOLD_BIN=$(CURDIR)/$(BINDIR) sh tests/run-all
+	@BUILD=$(BUILD) SAN=$(SAN) POOLD_BIN=$(CURDIR)/$(BINDIR) bash tests/run-all
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
@@ -171,6 +172,11 @@ demo: deps
 demo-ha: deps
 	@$(MAKE) --no-print-directory all
 	@POOLD_BIN=$(CURDIR)/$(BINDIR) python3 scripts/demo-ha
+
+# a rolling pool upgrade: every host upgraded in turn, no VM stopped (scripts/demo-upgrade)
+demo-upgrade: deps
+	@$(MAKE) --no-print-directory all
+	@POOLD_BIN=$(CURDIR)/$(BINDIR) python3 scripts/demo-upgrade
 
 # What a Debian package would lay out: daemons in sbin, xe in bin, the sim
 # domain program in libexec/poold (where pool-agent looks for it), systemd

@@ -86,6 +86,8 @@ struct agent {
 	struct mig_gate ag_mig_gate;
 	struct mig_flights ag_flights; /* migration threads in flight */
 	struct send_job *ag_sends;     /* outgoing migrations (the loop's list) */
+	struct mirror *ag_mirrors;     /* disk mirrors, both ends (mirror_ops.c; under ag_mirror_mu) */
+	pthread_mutex_t ag_mirror_mu;
 	struct release *ag_releases;   /* source copies destroyed after a move (migrate_ops.c) */
 	char ag_exe[4096];             /* this program (the sim HA watchdog runs it) */
 	struct ha_monitor *ag_ha;      /* HA armed on this host (ha_ops.c), else NULL */
@@ -114,12 +116,12 @@ const char *agent_address_choose(const char *address, const char *listen, const 
 /* Join the pool when state-dir holds no certificate yet (blocking; before
  * the loop starts). 0, or -1 with a reason in err. */
 int agent_join_if_needed(struct agent *ag, char *err, size_t errlen);
-/* "host:port" -> parts. */
-int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
 /* The local address that routes to host:port (numeric; "" when none). */
 void agent_local_address(const char *host, int port, char *out, size_t outlen);
 
 /* ---- master.c: where the pool master is, as this agent follows it ---- */
+/* "host:port" -> parts (master.c). */
+int agent_split_master(const char *master, char *host, size_t hostlen, int *port);
 /* At start: state-dir/master.json over the configured master. */
 void agent_master_load(struct agent *ag);
 void agent_master_free(struct agent *ag);
@@ -144,6 +146,7 @@ struct report_in {
 	bool ri_state_lost;
 	json_t *ri_ha;            /* borrowed: HA on this host (ha_ops.c), NULL when not armed */
 	const char *ri_name, *ri_address, *ri_migration_address, *ri_version, *ri_boot;
+	const char *ri_platform, *ri_hw; /* platform version, virtual hardware versions ("0-2") */
 	int ri_port;
 	json_t *ri_srs;           /* borrowed */
 	uint64_t ri_seq;
@@ -177,6 +180,8 @@ void agent_beat_stop(struct agent *ag);
 /* ---- domain.c: domains and the power operations ---- */
 /* The domain of VM uuid (and its info), or -1. */
 int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out);
+/* The domain here that has VDI vdi as a disk (sim), or -1. */
+int agent_vdi_user(struct agent *ag, const char *vdi);
 /* poold's domain configuration, checked, with each disk found in an SR
  * this host has plugged; NULL or the XAPI error. */
 json_t *agent_domain_config(struct agent *ag, const json_t *cfg, struct be_domain_config *dc);
@@ -210,6 +215,9 @@ json_t *agent_srs_report(struct agent *ag);
  * SR_HAS_NO_PBDS / SR_BACKEND_FAILURE when the SR is not plugged here or
  * has no such VDI. */
 json_t *agent_disk_locate(struct agent *ag, struct be_disk *d);
+/* A plugged SR's space as agent_srs_report has it ({} when not plugged);
+ * new ref. */
+json_t *agent_sr_space(struct agent *ag, const char *sr_uuid);
 json_t *agent_m_sr_attach(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_sr_detach(struct agent *ag, json_t *args, json_t **result);
 json_t *agent_m_sr_destroy(struct agent *ag, json_t *args, json_t **result);
@@ -251,6 +259,52 @@ json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result
 void agent_migrations_stop(struct agent *ag);
 void agent_flights_init(struct mig_flights *f);
 void agent_flights_fini(struct mig_flights *f);
+/* A thread that moves data for this host (a migration, a disk mirror)
+ * takes a slot: its socket (fd_set) is shut down and the thread waited
+ * for when the agent stops. -1 when the agent is stopping or all slots
+ * are taken. */
+int agent_flight_enter(struct mig_flights *f);
+void agent_flight_fd_set(struct mig_flights *f, int slot, int fd);
+void agent_flight_leave(struct mig_flights *f, int slot);
+bool agent_flight_stopping(struct mig_flights *f);
+/* Cut every flight's socket and wait for its thread (the agent stops). */
+void agent_flights_stop(struct mig_flights *f);
+/* A one-time listening socket on addr (NULL or "": our management
+ * address), any free port; -1 with errno. */
+int agent_listen_one(struct agent *ag, const char *addr, int *port);
+/* A mutual-TLS connection to a peer agent's one-time endpoint, whose
+ * certificate must name peer_cn ("" = any pool member); the socket is
+ * registered in flight slot. 0, or -1 with err. *fd (the socket, or -1)
+ * and *ssl are the caller's to close and free either way. */
+int agent_peer_connect(struct agent *ag, int slot, const char *addr, int port, const char *peer_cn, int *fd,
+		       SSL **ssl, char *err, size_t errlen);
+
+/* ---- mirror_ops.c: storage migration's disk mirrors, both ends ---- */
+struct mirror;
+struct mirror_hook;
+void agent_mirrors_init(struct agent *ag);
+/* After agent_migrations_stop (no mirror thread runs any more). */
+void agent_mirrors_free(struct agent *ag);
+json_t *agent_m_vdi_mirror_receive(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_mirror_send(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_mirror_status(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_mirror_end(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_m_vdi_remove(struct agent *ag, json_t *args, json_t **result);
+json_t *agent_vdi_pivot_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
+json_t *agent_m_vm_disks(struct agent *ag, json_t *args, json_t **result);
+/* The memory migration's pause hook (mig_opts.paused_hook) over the
+ * source mirrors ids (a JSON array): NULL with err when one is not here. */
+struct mirror_hook *agent_mirror_hook_new(struct agent *ag, json_t *ids, char *err, size_t errlen);
+int agent_mirrors_paused(void *hook, bool wait, char *err, size_t errlen);
+/* The migration ended: after_go = the VM runs on the destination (or may:
+ * the mirrors then verify the source against what they sent), else it
+ * failed before GO. Frees h. */
+void agent_mirror_hook_free(struct mirror_hook *h, bool after_go);
+/* VM vm runs here now (a migration in, a pivot done): its copies' mirrors
+ * sync them (after the hand-over, never inside its pause). */
+void agent_mirrors_running(struct agent *ag, const char *vm);
+/* The disk a source mirror reads (VDI, SR, file), for a pivot. */
+json_t *agent_mirror_source_disk(struct agent *ag, const char *id, struct be_disk *d);
 
 /* ---- ha_ops.c: HA on this host (ha/ does the work) ---- */
 /* At start: a previous run that was armed and did not disarm is fenced

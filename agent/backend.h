@@ -166,6 +166,26 @@ void backend_sim_unmap(struct be_sim_map *m);
 /* Auto-converge: percent (0..100) of the guest's dirty rate taken away,
  * as QEMU's cpu-throttle-percentage; 0 = full speed. */
 int backend_sim_set_throttle(struct backend *be, int domid, int pct);
+/* A disk's dirty-block log (simdom.h: 1 bit per SIMDOM_DISK_BLOCK, set
+ * after each guest write), mapped read-write: the disk of domain domid
+ * that holds VDI vdi_uuid (writable disks only). Clear a word with an
+ * atomic exchange, then read the blocks it named. */
+struct be_sim_disk_log {
+	int dl_fd;
+	uint64_t *dl_bits;
+	size_t dl_len; /* bytes: dl_len * 8 bits at most */
+};
+int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out);
+/* A copy-on-write snapshot of that disk into the file path (sparse, the
+ * disk's size) from now on (simdom.h): *kept maps its bitmap (a block's
+ * bit set = its content at the snapshot's instant is in path). Ended with
+ * backend_sim_disk_snapshot_end, or by unlinking path. */
+int backend_sim_disk_snapshot(struct backend *be, int domid, const char *vdi_uuid, const char *path,
+			      struct be_sim_disk_log *kept);
+int backend_sim_disk_snapshot_end(struct backend *be, int domid, const char *vdi_uuid);
+void backend_sim_disk_log_unmap(struct be_sim_disk_log *l);
+/* The disks domain domid has now (at most max into out, *n of them). */
+int backend_sim_disks(struct backend *be, int domid, struct be_disk *out, int max, int *n);
 /* Change the running guest's workload (rates, working set, mix; no re-touch). */
 int backend_sim_set_workload(struct backend *be, int domid, const struct be_workload *wl);
 

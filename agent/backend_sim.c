@@ -172,9 +172,10 @@ static bool dom_file_exists(struct sim *s, int domid, const char *ext)
 
 /* One request, one answer. CALL_GONE when no process serves the socket
  * (no error set); CALL_FAIL with be_error set otherwise. With fds, the
- * three memfds of a GET_FDS answer are stored there. */
-static int sim_call(struct backend *be, int domid, struct simdom_req *rq, struct simdom_resp *rs,
-		    int *fds)
+ * memfds of the answer are stored there: exactly nfds of them (GET_FDS:
+ * three, DISK_LOG: one). */
+static int sim_call_fds(struct backend *be, int domid, struct simdom_req *rq, struct simdom_resp *rs, int *fds,
+			int nfds)
 {
 	struct sim *s = SIM(be);
 	rq->rq_magic = SIMDOM_MAGIC;
@@ -246,8 +247,8 @@ static int sim_call(struct backend *be, int domid, struct simdom_req *rq, struct
 		rs->rs_error[sizeof rs->rs_error - 1] = 0;
 		be_set_error(be, "domain %d: %s", domid, rs->rs_error);
 		rc = CALL_FAIL;
-	} else if (fds && ngot != 3) {
-		be_set_error(be, "domain %d: expected 3 descriptors, got %d", domid, ngot);
+	} else if (fds && ngot != nfds) {
+		be_set_error(be, "domain %d: expected %d descriptors, got %d", domid, nfds, ngot);
 		rc = CALL_FAIL;
 	}
 	for (int i = 0; i < ngot; i++) {
@@ -257,6 +258,11 @@ static int sim_call(struct backend *be, int domid, struct simdom_req *rq, struct
 			close(got[i]);
 	}
 	return rc;
+}
+
+static int sim_call(struct backend *be, int domid, struct simdom_req *rq, struct simdom_resp *rs, int *fds)
+{
+	return sim_call_fds(be, domid, rq, rs, fds, 3);
 }
 
 /* ---- records ---- */
@@ -1041,6 +1047,94 @@ void backend_sim_unmap(struct be_sim_map *m)
 		close(m->sm_shared_fd);
 	memset(m, 0, sizeof *m);
 	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+}
+
+/* A request about one disk whose answer carries one bitmap memfd, mapped. */
+static int disk_bits_call(struct backend *be, int domid, struct simdom_req *rq, struct be_sim_disk_log *out)
+{
+	memset(out, 0, sizeof *out);
+	out->dl_fd = -1;
+	if (!be || be->be_ops->bo_domain_create_restore != sim_domain_create_restore) {
+		if (be)
+			be_set_error(be, "backend_sim: not a sim backend");
+		return -1;
+	}
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	int fd = -1, rc = rs ? sim_call_fds(be, domid, rq, rs, &fd, 1) : CALL_FAIL;
+	free(rs);
+	if (rc == CALL_GONE)
+		be_set_error(be, "domain %d is not running", domid);
+	if (rc != CALL_OK)
+		return -1;
+	struct stat st;
+	void *p = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && st.st_size > 0)
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		be_set_error(be, "domain %d: cannot map a disk's bitmap: %s", domid, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	out->dl_fd = fd;
+	out->dl_bits = p;
+	out->dl_len = (size_t)st.st_size;
+	return 0;
+}
+
+int backend_sim_disk_log(struct backend *be, int domid, const char *vdi_uuid, struct be_sim_disk_log *out)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_LOG};
+	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
+	return disk_bits_call(be, domid, &rq, out);
+}
+
+int backend_sim_disk_snapshot(struct backend *be, int domid, const char *vdi_uuid, const char *path,
+			      struct be_sim_disk_log *kept)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_SNAPSHOT};
+	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
+	if (strlen(path) >= sizeof rq.rq_disk.bd_path) {
+		be_set_error(be, "snapshot path too long");
+		return -1;
+	}
+	memcpy(rq.rq_disk.bd_path, path, strlen(path) + 1);
+	return disk_bits_call(be, domid, &rq, kept);
+}
+
+int backend_sim_disk_snapshot_end(struct backend *be, int domid, const char *vdi_uuid)
+{
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_DISK_SNAPSHOT_END};
+	snprintf(rq.rq_disk.bd_vdi_uuid, sizeof rq.rq_disk.bd_vdi_uuid, "%s", vdi_uuid);
+	return simple(be, domid, &rq);
+}
+
+int backend_sim_disks(struct backend *be, int domid, struct be_disk *out, int max, int *n)
+{
+	*n = 0;
+	if (!be || be->be_ops->bo_domain_create_restore != sim_domain_create_restore) {
+		if (be)
+			be_set_error(be, "backend_sim_disks: not a sim backend");
+		return -1;
+	}
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_INFO};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	int rc = rs ? sim_call(be, domid, &rq, rs, NULL) : CALL_FAIL;
+	if (rc == CALL_GONE)
+		be_set_error(be, "domain %d is not running", domid);
+	for (int i = 0; rc == CALL_OK && i < rs->rs_info.in_ndisks && i < SIMDOM_MAX_DISKS && *n < max; i++)
+		out[(*n)++] = rs->rs_info.in_disks[i];
+	free(rs);
+	return rc == CALL_OK ? 0 : -1;
+}
+
+void backend_sim_disk_log_unmap(struct be_sim_disk_log *l)
+{
+	if (l->dl_bits)
+		munmap(l->dl_bits, l->dl_len);
+	if (l->dl_fd >= 0)
+		close(l->dl_fd);
+	memset(l, 0, sizeof *l);
+	l->dl_fd = -1;
 }
 
 /* ---- life ---- */

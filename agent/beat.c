@@ -162,6 +162,8 @@ json_t *agent_beat_report(struct agent *ag)
 	in.ri_port = ag->ag_port;
 	in.ri_migration_address = conf_str(ag->ag_conf, "migration-address");
 	in.ri_version = conf_str(ag->ag_conf, "software-version");
+	in.ri_platform = conf_str(ag->ag_conf, "platform-version");
+	in.ri_hw = conf_str(ag->ag_conf, "hardware-platform-versions");
 	in.ri_srs = agent_srs_report(ag);
 	in.ri_boot = ag->ag_boot;
 	in.ri_seq = ag->ag_seq;

@@ -48,8 +48,18 @@ const struct conf_key agent_conf_keys[] = {
 	 "how often the agent reports its host and domains to poold"},
 	{"software-version", CONF_STRING, "", 0, 0, NULL,
 	 "the product version reported (default: this build's); lets tests build mixed-version pools"},
+	{"platform-version", CONF_STRING, "", 0, 0, NULL,
+	 "the platform version reported (default: this build's XAPI platform, 3.4.0); with software-version, the keys "
+	 "of rolling-upgrade mode"},
+	{"hardware-platform-versions", CONF_STRING, "0-2", 0, 0, NULL,
+	 "the virtual hardware platform versions this host offers its VMs: a list (0,1,2) or a range (0-2)"},
 	{"fault-migration-cut-bytes", CONF_SIZE, "0", 0, 1LL << 50, NULL,
 	 "testing only: cut outgoing migration streams after this many bytes (0 = never)"},
+	{"fault-mirror-cut-bytes", CONF_SIZE, "0", 0, 1LL << 50, NULL,
+	 "testing only: cut outgoing disk mirror streams (storage migration) after this many bytes (0 = never)"},
+	{"fault-exit-after-handover", CONF_BOOL, "false", 0, 0, NULL,
+	 "testing only: exit at once when an outgoing migration has handed its VM over (after GO and RUNNING), "
+	 "before poold hears of it: a source host that dies right after the commit point"},
 	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe log line written"},
 };
 const size_t agent_nconf_keys = sizeof agent_conf_keys / sizeof agent_conf_keys[0];

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "agent.h"
+#include "backend_lock.h"
 #include "log.h"
 #include "xerr.h"
 
@@ -33,6 +34,28 @@ int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
 		}
 	free(d);
 	return domid;
+}
+
+int agent_vdi_user(struct agent *ag, const char *vdi)
+{
+	struct be_domain_info *di = NULL;
+	int n = 0, user = -1;
+	if (ag->ag_be->be_ops->bo_domain_list(ag->ag_be, &di, &n) < 0)
+		return -1;
+	backend_locked_lock(ag->ag_be);
+	struct backend *inner = backend_locked_inner(ag->ag_be);
+	for (int i = 0; i < n && user < 0; i++) {
+		struct be_disk d[BE_MAX_DISKS];
+		int nd = 0;
+		if (backend_sim_disks(inner, di[i].di_domid, d, BE_MAX_DISKS, &nd) < 0)
+			continue; /* gone meanwhile, or not a sim domain: nothing of ours to guard */
+		for (int k = 0; k < nd && user < 0; k++)
+			if (strcmp(d[k].bd_vdi_uuid, vdi) == 0)
+				user = di[i].di_domid;
+	}
+	backend_locked_unlock(ag->ag_be);
+	free(di);
+	return user;
 }
 
 json_t *agent_domain_config(struct agent *ag, const json_t *cfg, struct be_domain_config *dc)

@@ -73,20 +73,6 @@ void agent_local_address(const char *host, int port, char *out, size_t outlen)
 	freeaddrinfo(ai);
 }
 
-int agent_split_master(const char *master, char *host, size_t hostlen, int *port)
-{
-	const char *colon = strrchr(master, ':');
-	if (!colon || colon == master || !colon[1])
-		return -1;
-	char *end;
-	long p = strtol(colon + 1, &end, 10);
-	if (*end || p <= 0 || p > 65535 || (size_t)(colon - master) >= hostlen)
-		return -1;
-	snprintf(host, hostlen, "%.*s", (int)(colon - master), master);
-	*port = (int)p;
-	return 0;
-}
-
 static int write_file(const char *path, const char *text, mode_t mode, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "w");

@@ -266,6 +266,7 @@ int main(int argc, char **argv)
 	struct agent ag;
 	memset(&ag, 0, sizeof ag);
 	agent_flights_init(&ag.ag_flights);
+	agent_mirrors_init(&ag);
 	ag.ag_ha_notify = -1;
 	ssize_t el = readlink("/proc/self/exe", ag.ag_exe, sizeof ag.ag_exe - 1);
 	if (el <= 0)
@@ -274,6 +275,7 @@ int main(int argc, char **argv)
 	free(sets);
 	if (ag.ag_be)
 		ag.ag_be->be_ops->bo_free(ag.ag_be);
+	agent_mirrors_free(&ag);
 	agent_srs_free(&ag);
 	agent_master_free(&ag);
 	SSL_CTX_free(ag.ag_server_ctx);

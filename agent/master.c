@@ -10,9 +10,11 @@
  *     standby now, the master is at that address (the same port: every
  *     poold of a pool listens on one);
  *   - agent.set_master(address, port, epoch) from the new master itself;
- *   - after two failed beats, the next of the hosts that run a poold (the
- *     master lists them with each heartbeat's answer): a standby there
- *     answers HOST_IS_SLAVE with the master it knows.
+ *   - after two beats without an answer (an error the master answers is
+ *     not silence), the next of the hosts that run a poold (the master
+ *     lists them with each heartbeat's answer) or the configuration's
+ *     master: a standby there answers HOST_IS_SLAVE with the master it
+ *     knows.
  * An older epoch never moves the agent back. What it follows is kept in
  * state-dir/master.json, so a restarted agent goes to the right master,
  * unless the configuration's master was edited since: the operator's word
@@ -32,6 +34,21 @@
 #include "xerr.h"
 
 #define FAILS_BEFORE_ASKING 2
+
+/* "host:port" (the configuration's master) into its parts. */
+int agent_split_master(const char *master, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(master, ':');
+	if (!colon || colon == master || !colon[1])
+		return -1;
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || p <= 0 || p > 65535 || (size_t)(colon - master) >= hostlen)
+		return -1;
+	snprintf(host, hostlen, "%.*s", (int)(colon - master), master);
+	*port = (int)p;
+	return 0;
+}
 
 static void master_path(const struct agent *ag, char *out, size_t n, const char *suffix)
 {
@@ -152,15 +169,24 @@ void agent_master_heard(struct agent *ag, json_t *answer)
 		master_save(ag);
 }
 
-/* The next host that runs a poold, after the current master. */
+/* The next host that runs a poold, after the current master; the
+ * configuration's master is one of them whatever the list says (its poold
+ * may listen on another address than its host's agent, and the list a
+ * master sends names hosts). */
 static void master_ask_next(struct agent *ag)
 {
 	size_t n = json_array_size(ag->ag_masters);
-	for (size_t k = 1; k <= n; k++) {
-		const char *a = json_string_value(json_array_get(ag->ag_masters, (ag->ag_master_next + k) % n));
-		if (a && *a && strcmp(a, ag->ag_master_host)) {
-			ag->ag_master_next = (ag->ag_master_next + k) % n;
-			master_set(ag, a, ag->ag_master_port, ag->ag_epoch, "the master is silent: asking another host");
+	char conf_host[sizeof ag->ag_master_host];
+	int conf_port = 0;
+	bool have_conf = agent_split_master(conf_str(ag->ag_conf, "master"), conf_host, sizeof conf_host,
+					    &conf_port) == 0;
+	for (size_t k = 1; k <= n + 1; k++) {
+		size_t i = (ag->ag_master_next + k) % (n + 1);
+		const char *a = i < n ? json_string_value(json_array_get(ag->ag_masters, i)) : have_conf ? conf_host : NULL;
+		int port = i < n ? ag->ag_master_port : conf_port;
+		if (a && *a && (strcmp(a, ag->ag_master_host) || port != ag->ag_master_port)) {
+			ag->ag_master_next = i;
+			master_set(ag, a, port, ag->ag_epoch, "the master is silent: asking another host");
 			return;
 		}
 	}
@@ -172,6 +198,12 @@ void agent_master_failed(struct agent *ag, json_t *err)
 		const char *addr = json_string_value(json_array_get(err, 1));
 		if (addr)
 			master_set(ag, addr, ag->ag_master_port, ag->ag_epoch, "HOST_IS_SLAVE: that host is not the master");
+		return;
+	}
+	/* an error the master answered (a report refused, a version newer than
+	 * its own) is not silence: only a call that got no answer counts */
+	if (!xerr_is(err, XE_INTERNAL_ERROR)) {
+		ag->ag_master_fails = 0;
 		return;
 	}
 	if (++ag->ag_master_fails < FAILS_BEFORE_ASKING)

@@ -287,6 +287,14 @@ struct mig_opts {
 	int io_timeout_ms;	/* 0 = 60000 */
 	int max_bandwidth_mb_s;	/* sender paces itself to this (MB = 1e6); 0 = no limit */
 	struct mig_gate *gate;	/* shared with the process's other senders; NULL = none */
+	/* Storage migration: the disks' last dirty blocks go inside this
+	 * pause, not a second one. The sim sender calls it with wait=false
+	 * once the source is paused (start them), and with wait=true after its
+	 * last pages went (they are on the destination): 0, or -1 with a
+	 * reason in err, and the migration fails before GO (the source
+	 * resumes). NULL: no disks move. libxl's stream does not call it. */
+	int (*paused_hook)(void *arg, bool wait, char *err, size_t errlen);
+	void *paused_hook_arg;
 };
 void mig_opts_default(struct mig_opts *o);
 

@@ -62,69 +62,11 @@ static void opts_parse(json_t *o, struct mig_opts *m)
 	m->verify = json_is_true(json_object_get(o, "verify"));
 }
 
-/* ---- threads in flight (for a clean stop) ---- */
-
-void agent_flights_init(struct mig_flights *f)
-{
-	memset(f, 0, sizeof *f);
-	pthread_mutex_init(&f->mf_mu, NULL);
-	pthread_cond_init(&f->mf_cv, NULL);
-}
-
-void agent_flights_fini(struct mig_flights *f)
-{
-	pthread_mutex_destroy(&f->mf_mu);
-	pthread_cond_destroy(&f->mf_cv);
-}
-
-static int flight_enter(struct mig_flights *f)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	int slot = -1;
-	for (int i = 0; i < MIG_FLIGHTS_MAX && slot < 0 && !f->mf_stopping; i++)
-		if (f->mf_fd[i] == 0) {
-			f->mf_fd[i] = -1;
-			slot = i;
-		}
-	if (slot >= 0)
-		f->mf_n++;
-	pthread_mutex_unlock(&f->mf_mu);
-	return slot;
-}
-
-static void flight_fd_set(struct mig_flights *f, int slot, int fd)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	f->mf_fd[slot] = fd;
-	if (f->mf_stopping && fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-	pthread_mutex_unlock(&f->mf_mu);
-}
-
-static void flight_leave(struct mig_flights *f, int slot)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	f->mf_fd[slot] = 0;
-	f->mf_n--;
-	pthread_cond_broadcast(&f->mf_cv);
-	pthread_mutex_unlock(&f->mf_mu);
-}
-
 static void releases_forget(struct agent *ag);
 
 void agent_migrations_stop(struct agent *ag)
 {
-	struct mig_flights *f = &ag->ag_flights;
-	pthread_mutex_lock(&f->mf_mu);
-	f->mf_stopping = true;
-	for (int i = 0; i < MIG_FLIGHTS_MAX; i++)
-		if (f->mf_fd[i] > 0)
-			shutdown(f->mf_fd[i], SHUT_RDWR);
-	if (f->mf_n)
-		log_info("stopping: %d migration(s) in flight are cut (each fails before GO)", f->mf_n);
-	while (f->mf_n > 0)
-		pthread_cond_wait(&f->mf_cv, &f->mf_mu);
-	pthread_mutex_unlock(&f->mf_mu);
+	agent_flights_stop(&ag->ag_flights);
 	releases_forget(ag); /* no destroy thread is left: what they did is final */
 }
 
@@ -203,28 +145,20 @@ void agent_incoming_cleanup(struct agent *ag)
 #define MIG_ENDPOINT_MS 60000
 #define MIG_GREET_MS 5000
 
-static bool flight_is_stopping(struct mig_flights *f)
-{
-	pthread_mutex_lock(&f->mf_mu);
-	bool s = f->mf_stopping;
-	pthread_mutex_unlock(&f->mf_mu);
-	return s;
-}
-
 /* The source's connection, greeted: its fd (and *ssl), or -1 when none
  * came before the endpoint's deadline or the agent stops. */
 static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint32_t *version)
 {
 	for (;;) {
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, j->rj_lfd);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, j->rj_lfd);
 		int64_t left = deadline - mig_now_ms();
 		struct pollfd p = {j->rj_lfd, POLLIN, 0};
-		if (left <= 0 || flight_is_stopping(&j->rj_ag->ag_flights) || poll(&p, 1, (int)left) != 1)
+		if (left <= 0 || agent_flight_stopping(&j->rj_ag->ag_flights) || poll(&p, 1, (int)left) != 1)
 			return -1;
 		int fd = accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
 		int64_t greet = mig_now_ms() + MIG_GREET_MS;
 		/* the source must show a pool certificate */
 		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, j->rj_peer, version);
@@ -232,7 +166,7 @@ static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint
 			return fd;
 		log_warn("migration endpoint for VM %s: dropped a connection that did not greet as a pool member's "
 			 "migration within %d ms; still waiting", j->rj_uuid, MIG_GREET_MS);
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 		close(fd);
 	}
 }
@@ -262,12 +196,12 @@ static void *recv_thread(void *arg)
 		/* refused before its CONFIG (a wrong token): not our source, and
 		 * the prepared domain is untouched; a source of another protocol
 		 * version has been told why and is final */
-		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || flight_is_stopping(&j->rj_ag->ag_flights))
+		if (rc != MIG_FAILED || res.uuid[0] || version != MIG_PROTO_VERSION || agent_flight_stopping(&j->rj_ag->ag_flights))
 			break;
 		log_warn("migration endpoint for VM %s: refused a connection (%s); still waiting", j->rj_uuid, err);
 		SSL_free(ssl);
 		ssl = NULL;
-		flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
+		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 		close(fd);
 	}
 	close(j->rj_lfd);
@@ -277,6 +211,8 @@ static void *recv_thread(void *arg)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
 			 (unsigned long long)res.pages, (unsigned long long)res.zero_pages,
 			 res.verified ? "verified" : "not verified");
+	if (rc == MIG_OK)
+		agent_mirrors_running(ag, j->rj_uuid); /* its disks' copies, if it moved with them */
 	else
 		log_warn("migration in failed: %s", err);
 	if (rc == MIG_FAILED && j->rj_domid > 0) { /* the prepared domain never ran: nothing may be left */
@@ -294,35 +230,12 @@ static void *recv_thread(void *arg)
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
-	flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
+	agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, -1);
 	if (fd >= 0)
 		close(fd);
-	flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
+	agent_flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 	free(j);
 	return NULL;
-}
-
-/* A one-time listening socket on addr (else our management address). */
-static int listen_one(struct agent *ag, const char *addr, int *port)
-{
-	if (!addr || !*addr)
-		addr = ag->ag_address;
-	struct sockaddr_in sa = {0};
-	sa.sin_family = AF_INET;
-	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-		errno = EADDRNOTAVAIL;
-		return -1;
-	}
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	socklen_t sl = sizeof sa;
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 8) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
 }
 
 json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
@@ -343,7 +256,7 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	struct recv_job *j = calloc(1, sizeof *j);
 	int port = 0;
 	const char *addr = json_string_value(json_object_get(opts, "address"));
-	if (!j || (j->rj_lfd = listen_one(ag, addr, &port)) < 0) {
+	if (!j || (j->rj_lfd = agent_listen_one(ag, addr, &port)) < 0) {
 		json_t *e = xerr_newf(XE_INTERNAL_ERROR, "cannot open a migration endpoint on %s: %s",
 				      addr && *addr ? addr : ag->ag_address, strerror(errno));
 		free(j);
@@ -372,10 +285,10 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	j->rj_slot = flight_enter(&ag->ag_flights);
+	j->rj_slot = agent_flight_enter(&ag->ag_flights);
 	if (j->rj_slot < 0 || pthread_create(&t, &at, recv_thread, j) != 0) {
 		if (j->rj_slot >= 0)
-			flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
+			agent_flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
 		if (j->rj_domid > 0)
 			ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, j->rj_domid);
 		char marker[4200];
@@ -385,7 +298,7 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 		free(j);
 		pthread_attr_destroy(&at);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration receiver%s",
-				 flight_is_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
+				 agent_flight_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
 	}
 	pthread_attr_destroy(&at);
 	*result = json_pack("{s:i, s:i}", "port", port, "domid", j->rj_domid);
@@ -405,6 +318,7 @@ struct send_job {
 	char sj_peer[BE_UUID_LEN]; /* the destination host's uuid: its certificate's CN ("" = any pool member) */
 	int sj_port;
 	struct mig_opts sj_opts;
+	struct mirror_hook *sj_hook; /* storage migration: the disks' last rounds go in the pause */
 	int sj_slot;
 	pthread_mutex_t sj_mu;	  /* guards sj_prog (the send thread writes, the loop reads) */
 	struct mig_progress sj_prog;
@@ -414,23 +328,6 @@ struct send_job {
 	struct mig_send_result sj_res;
 	char sj_err[512];
 };
-
-static int connect_to(const char *addr, int port)
-{
-	struct addrinfo hints = {0}, *ai = NULL;
-	hints.ai_socktype = SOCK_STREAM;
-	char ps[16];
-	snprintf(ps, sizeof ps, "%d", port);
-	if (getaddrinfo(addr, ps, &hints, &ai) != 0)
-		return -1;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
 
 /* Outgoing migrations, for agent.migration_status (loop thread only). */
 
@@ -467,43 +364,40 @@ static void *send_thread(void *arg)
 {
 	struct send_job *j = arg;
 	struct agent *ag = j->sj_ag;
-	int fd = connect_to(j->sj_addr, j->sj_port);
-	flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, fd);
 	SSL *ssl = NULL;
+	int fd = -1;
 	j->sj_rc = MIG_FAILED;
-	if (fd < 0) {
-		snprintf(j->sj_err, sizeof j->sj_err, "cannot connect to the destination %s:%d: %s", j->sj_addr,
-			 j->sj_port, strerror(errno));
-		goto out;
+	if (agent_peer_connect(ag, j->sj_slot, j->sj_addr, j->sj_port, j->sj_peer, &fd, &ssl, j->sj_err,
+			       sizeof j->sj_err) == 0) {
+		struct mig_io io;
+		mig_io_init_ssl(&io, ssl);
+		io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
+		struct mig_backend_lock lk = lock_of(ag);
+		j->sj_opts.gate = &ag->ag_mig_gate;
+		j->sj_opts.paused_hook = j->sj_hook ? agent_mirrors_paused : NULL;
+		j->sj_opts.paused_hook_arg = j->sj_hook;
+		j->sj_rc = (xen_stream(ag) ? mig_xen_send : mig_send)(&io, backend_locked_inner(ag->ag_be), &lk,
+								      j->sj_domid, &j->sj_cfg, j->sj_token, &j->sj_opts,
+								      on_progress, j, &j->sj_res, j->sj_err,
+								      sizeof j->sj_err);
 	}
-	struct timeval tv = {60, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	/* the destination must show a pool certificate, the chosen host's */
-	ssl = SSL_new(ag->ag_client_ctx);
-	if (!ssl || (j->sj_peer[0] && tls_require_peer_cn(ssl, j->sj_peer) != 1) || SSL_set_fd(ssl, fd) != 1 ||
-	    SSL_connect(ssl) != 1) {
-		snprintf(j->sj_err, sizeof j->sj_err, "TLS to the destination %s:%d refused", j->sj_addr, j->sj_port);
-		goto out;
+	agent_mirror_hook_free(j->sj_hook, j->sj_rc != MIG_FAILED);
+	j->sj_hook = NULL;
+	if (j->sj_rc == MIG_OK && conf_bool(ag->ag_conf, "fault-exit-after-handover")) {
+		log_warn("fault-exit-after-handover: VM %s was handed over; exiting before poold hears of it",
+			 j->sj_cfg.dc_uuid);
+		_exit(3);
 	}
-	struct mig_io io;
-	mig_io_init_ssl(&io, ssl);
-	io.cut_after_bytes = (uint64_t)conf_int(ag->ag_conf, "fault-migration-cut-bytes");
-	struct mig_backend_lock lk = lock_of(ag);
-	j->sj_opts.gate = &ag->ag_mig_gate;
-	j->sj_rc = (xen_stream(ag) ? mig_xen_send : mig_send)(&io, backend_locked_inner(ag->ag_be), &lk, j->sj_domid,
-							      &j->sj_cfg, j->sj_token, &j->sj_opts, on_progress, j,
-							      &j->sj_res, j->sj_err, sizeof j->sj_err);
-out:
 	if (ssl) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
 	}
-	flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, -1);
+	agent_flight_fd_set(&j->sj_ag->ag_flights, j->sj_slot, -1);
 	if (fd >= 0)
 		close(fd);
 	int slot = j->sj_slot;
 	event_active(j->sj_done, EV_TIMEOUT, 1); /* finish on the loop's thread (j is its now) */
-	flight_leave(&ag->ag_flights, slot);
+	agent_flight_leave(&ag->ag_flights, slot);
 	return NULL;
 }
 
@@ -580,7 +474,7 @@ static void *destroy_thread(void *arg)
 			 "which destroys a paused copy of a VM running elsewhere)",
 			 r->rl_uuid, r->rl_domid, backend_error(ag->ag_be));
 	event_active(r->rl_ev, EV_TIMEOUT, 1);
-	flight_leave(&ag->ag_flights, slot);
+	agent_flight_leave(&ag->ag_flights, slot);
 	return NULL;
 }
 
@@ -626,7 +520,7 @@ static void source_copy_goes(struct evhttp_request *req, void *arg)
 	struct release *r = arg;
 	struct agent *ag = r->rl_ag;
 	r->rl_started = true;
-	r->rl_slot = flight_enter(&ag->ag_flights);
+	r->rl_slot = agent_flight_enter(&ag->ag_flights);
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
@@ -635,13 +529,13 @@ static void source_copy_goes(struct evhttp_request *req, void *arg)
 	pthread_attr_destroy(&at);
 	if (rc != 0) {
 		if (r->rl_slot < 0)
-			r->rl_slot = flight_enter(&ag->ag_flights);
+			r->rl_slot = agent_flight_enter(&ag->ag_flights);
 		if (r->rl_slot >= 0 && r->rl_ev) {
 			destroy_thread(r);
 		} else { /* stopping: the domain stays paused; the next agent's report settles it */
 			r->rl_started = false;
 			if (r->rl_slot >= 0)
-				flight_leave(&ag->ag_flights, r->rl_slot);
+				agent_flight_leave(&ag->ag_flights, r->rl_slot);
 		}
 	}
 }
@@ -772,8 +666,12 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	j->sj_req = req;
 	j->sj_id = json_incref(id);
 	j->sj_v2 = v2;
-	json_t *ce = agent_domain_config(ag, cfg, &j->sj_cfg);
+	/* a storage migration's config names the destination's disks (the
+	 * copies): the source has no need of them, the destination finds them */
+	json_t *ce = json_array_size(json_object_get(opts, "mirrors")) ? dcfg_from_json(cfg, &j->sj_cfg)
+									  : agent_domain_config(ag, cfg, &j->sj_cfg);
 	if (ce) {
+		json_decref(j->sj_id);
 		free(j);
 		return ce;
 	}
@@ -781,6 +679,14 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	snprintf(j->sj_token, sizeof j->sj_token, "%s", token);
 	j->sj_port = (int)port;
 	opts_parse(opts, &j->sj_opts);
+	json_t *mirrors = json_object_get(opts, "mirrors");
+	char herr[256] = "";
+	if (json_array_size(mirrors) &&
+	    (xen_stream(ag) || !(j->sj_hook = agent_mirror_hook_new(ag, mirrors, herr, sizeof herr)))) {
+		json_decref(j->sj_id);
+		free(j);
+		return xerr_newf(XE_INTERNAL_ERROR, "%s", herr[0] ? herr : "storage migration needs the sim backend");
+	}
 	const char *peer = json_string_value(json_object_get(opts, "destination_host"));
 	snprintf(j->sj_peer, sizeof j->sj_peer, "%s", peer ? peer : "");
 	j->sj_done = event_new(ag->ag_base, -1, 0, send_done, j);
@@ -789,19 +695,20 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	j->sj_slot = j->sj_done ? flight_enter(&ag->ag_flights) : -1;
+	j->sj_slot = j->sj_done ? agent_flight_enter(&ag->ag_flights) : -1;
 	int rc = j->sj_slot >= 0 ? pthread_create(&t, &at, send_thread, j) : -1;
 	pthread_attr_destroy(&at);
 	if (rc != 0) {
 		if (j->sj_slot >= 0)
-			flight_leave(&j->sj_ag->ag_flights, j->sj_slot);
+			agent_flight_leave(&j->sj_ag->ag_flights, j->sj_slot);
+		agent_mirror_hook_free(j->sj_hook, false);
 		if (j->sj_done)
 			event_free(j->sj_done);
 		pthread_mutex_destroy(&j->sj_mu);
 		json_decref(j->sj_id);
 		free(j);
 		return xerr_newf(XE_INTERNAL_ERROR, "cannot start the migration sender%s",
-				 flight_is_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
+				 agent_flight_stopping(&ag->ag_flights) ? ": the agent is stopping" : "");
 	}
 	j->sj_next = ag->ag_sends;
 	ag->ag_sends = j;

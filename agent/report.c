@@ -90,5 +90,9 @@ json_t *report_build(const struct report_in *in)
 			 in->ri_srs, "boot", in->ri_boot, "seq", (json_int_t)in->ri_seq);
 	if (in->ri_ha)
 		json_object_set(r, "ha", in->ri_ha);
+	/* the platform defaults to the XAPI platform this build serves; poold checks the set's form */
+	json_object_set_new(r, "platform_version",
+			    json_string(in->ri_platform && *in->ri_platform ? in->ri_platform : POOLD_PLATFORM_VERSION));
+	json_object_set_new(r, "hardware_platform_versions", json_string(in->ri_hw ? in->ri_hw : ""));
 	return r;
 }

@@ -121,10 +121,23 @@ static enum mo_event step_precopy(struct sim_sender *s)
 	return MO_EV_PAUSE;
 }
 
-/* Guest paused: the last dirty pages, the vCPUs, the checksum. */
+/* The disks' last blocks (storage migration: mig_opts.paused_hook). */
+static enum mo_event disks_hook(struct sim_sender *s, bool wait)
+{
+	if (!s->sd_o.paused_hook || s->sd_o.paused_hook(s->sd_o.paused_hook_arg, wait, s->sd_err, s->sd_errlen) == 0)
+		return MO_EV_OK;
+	return MO_EV_LOCAL_ERROR;
+}
+
+/* Guest paused: the disks' last blocks (beside the pages), the last dirty
+ * pages, the vCPUs, the checksum. */
 static enum mo_event step_stopcopy(struct sim_sender *s)
 {
-	enum mo_event ev = sim_send_round(s, true);
+	enum mo_event ev = disks_hook(s, false);
+	if (ev == MO_EV_OK)
+		ev = sim_send_round(s, true);
+	if (ev == MO_EV_OK)
+		ev = disks_hook(s, true);
 	if (ev != MO_EV_OK)
 		return ev;
 	const size_t voff = offsetof(struct simdom_shared, ss_vcpus);

@@ -7,7 +7,9 @@
  *   main       the control socket (and SIGTERM = clean shutdown)
  *   heartbeat  rewrites page 0 every 1 ms while running
  *   workload   dirties pages at the set rate once the guest has booted
- *   disk       writes the first writable disk at the set rate
+ *   disk       writes the first writable disk at the set rate, through
+ *              disk_write: the one tracked path (each write marks its
+ *              blocks in the disk's dirty-block log, simdom.h)
  *   boot       (wl_prealloc: allocates all of RAM first, MADV_POPULATE_WRITE)
  *              the guest's boot-time touch at the first unpause, then ends
  * A pause parks heartbeat, workload and disk at a safe point between two
@@ -128,6 +130,11 @@ struct dom {
 	int nguest;		/* guest threads that park */
 	bool ran;		/* unpaused at least once */
 	int disk_fd[SIMDOM_MAX_DISKS];
+	int disk_log_fd[SIMDOM_MAX_DISKS];	 /* each disk's dirty-block log (memfd) */
+	uint64_t disk_log_bits[SIMDOM_MAX_DISKS]; /* blocks it tracks */
+	int disk_cow_fd[SIMDOM_MAX_DISKS];	 /* its copy-on-write snapshot's file, or -1 */
+	int disk_kept_fd[SIMDOM_MAX_DISKS];	 /* the snapshot's "kept" bitmap (memfd), or -1 */
+	uint64_t disk_gen_seen;			 /* the disk writer has taken this disk_gen */
 	int lock_fd;		/* dom-N.lock: held while we live; says the memory we hold */
 	uint64_t disk_gen;	/* bumped on disk add/remove */
 	uint64_t cfg_gen;	/* bumped (with cv_wake) when the workload or the disks change */
@@ -486,6 +493,106 @@ static void *workload_main(void *arg)
 	return NULL;
 }
 
+/* The writer's own view of a disk: a dup of its fd and a mapping of its
+ * log (and of its snapshot's, when one is taken), so a concurrent
+ * DISK_REMOVE or DISK_SNAPSHOT_END closes and unmaps only its copies. */
+struct disk_view {
+	int dv_fd;
+	uint64_t *dv_log;
+	uint64_t dv_bits;
+	size_t dv_log_len;
+	int dv_cow;	   /* the snapshot's file, or -1 */
+	uint64_t *dv_kept; /* its kept bitmap (dv_log_len bytes) */
+	unsigned char *dv_old; /* a block's old content, on its way to the snapshot */
+};
+
+static void disk_view_drop(struct disk_view *v)
+{
+	if (v->dv_fd >= 0)
+		close(v->dv_fd);
+	if (v->dv_log)
+		munmap(v->dv_log, v->dv_log_len);
+	if (v->dv_cow >= 0)
+		close(v->dv_cow);
+	if (v->dv_kept)
+		munmap(v->dv_kept, v->dv_log_len);
+	free(v->dv_old);
+	*v = (struct disk_view){-1, NULL, 0, 0, -1, NULL, NULL};
+}
+
+static void *map_bits(int fd, size_t len)
+{
+	void *m = fd >= 0 ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+	return m == MAP_FAILED ? NULL : m;
+}
+
+/* Under d->mu: the writable disk on the lowest device (the guest's first
+ * disk, wherever a switch-over put it in the list), or none (dv_fd -1). */
+static void disk_view_take(struct dom *d, struct disk_view *v)
+{
+	disk_view_drop(v);
+	int best = -1;
+	for (int i = 0; i < d->cfg.dc_ndisks; i++)
+		if (!d->cfg.dc_disks[i].bd_readonly && d->disk_fd[i] >= 0 &&
+		    (best < 0 || strcmp(d->cfg.dc_disks[i].bd_device, d->cfg.dc_disks[best].bd_device) < 0))
+			best = i;
+	if (best < 0)
+		return;
+	v->dv_fd = dup(d->disk_fd[best]);
+	v->dv_bits = d->disk_log_bits[best];
+	v->dv_log_len = simdom_disk_log_bytes(v->dv_bits);
+	v->dv_log = map_bits(d->disk_log_fd[best], v->dv_log_len);
+	if (!v->dv_log)
+		log_warn("disk %s: no dirty-block log: its writes are not tracked", d->cfg.dc_disks[best].bd_device);
+	if (d->disk_cow_fd[best] >= 0) {
+		v->dv_kept = map_bits(d->disk_kept_fd[best], v->dv_log_len);
+		v->dv_old = xmalloc(SIMDOM_DISK_BLOCK);
+		v->dv_cow = v->dv_kept ? dup(d->disk_cow_fd[best]) : -1;
+		if (v->dv_cow < 0)
+			log_warn("disk %s: its snapshot cannot be kept", d->cfg.dc_disks[best].bd_device);
+	}
+}
+
+/* A snapshot is being taken: the old content of the blocks [off, off+len)
+ * touches goes to it before they are overwritten, once each. A snapshot
+ * file unlinked (its migration ended) takes no more. */
+static void disk_keep_old(struct disk_view *v, uint64_t off, uint64_t len)
+{
+	if (v->dv_cow < 0 || !len)
+		return;
+	uint64_t b = off / SIMDOM_DISK_BLOCK, e = (off + len - 1) / SIMDOM_DISK_BLOCK;
+	bool kept_any = false;
+	for (; b <= e && b < v->dv_bits; b++) {
+		uint64_t bit = 1ull << (b % 64);
+		if (__atomic_load_n(&v->dv_kept[b / 64], __ATOMIC_ACQUIRE) & bit)
+			continue;
+		ssize_t r = pread(v->dv_fd, v->dv_old, SIMDOM_DISK_BLOCK, (off_t)(b * SIMDOM_DISK_BLOCK));
+		bool zero = r <= 0 || (v->dv_old[0] == 0 && !memcmp(v->dv_old, v->dv_old + 1, (size_t)r - 1));
+		if (!zero && pwrite(v->dv_cow, v->dv_old, (size_t)r, (off_t)(b * SIMDOM_DISK_BLOCK)) != r)
+			log_warn("disk snapshot: block %" PRIu64 " not kept: %s", b, strerror(errno));
+		__atomic_fetch_or(&v->dv_kept[b / 64], bit, __ATOMIC_RELEASE); /* before the new content */
+		kept_any = true;
+	}
+	struct stat st;
+	if (kept_any && fstat(v->dv_cow, &st) == 0 && st.st_nlink == 0) {
+		close(v->dv_cow); /* its migration is over and removed it */
+		v->dv_cow = -1;
+	}
+}
+
+/* The guest's one way to write a disk: the old content kept for a
+ * snapshot, the data, then its blocks marked dirty (a reader clears a log
+ * word, then reads: a block written after that is marked again, so nothing
+ * written is ever missed). */
+static ssize_t disk_write(struct disk_view *v, const void *buf, size_t len, off_t off)
+{
+	disk_keep_old(v, (uint64_t)off, len);
+	ssize_t w = pwrite(v->dv_fd, buf, len, off);
+	if (w > 0)
+		simdom_disk_mark(v->dv_log, v->dv_bits, (uint64_t)off, (uint64_t)w);
+	return w;
+}
+
 static void *disk_main(void *arg)
 {
 	struct dom *d = arg;
@@ -497,7 +604,7 @@ static void *disk_main(void *arg)
 	fill_random(&r, buf, DISK_CHUNK);
 	uint64_t last = now_ns(), gen = UINT64_MAX, size_at = 0;
 	double budget = 0;
-	int fd = -1;
+	struct disk_view v = {-1, NULL, 0, 0, -1, NULL, NULL};
 	off_t size = 0;
 	for (;;) {
 		enum ckpt ck = guest_checkpoint(d);
@@ -513,20 +620,14 @@ static void *disk_main(void *arg)
 		rate = d->cfg.dc_workload.wl_disk_write_bytes_per_s;
 		cgen = d->cfg_gen;
 		if (gen != d->disk_gen) {
-			/* our own dup: a concurrent DISK_REMOVE closes only its copy */
 			gen = d->disk_gen;
-			if (fd >= 0)
-				close(fd);
-			fd = -1;
-			for (int i = 0; i < d->cfg.dc_ndisks; i++)
-				if (!d->cfg.dc_disks[i].bd_readonly && d->disk_fd[i] >= 0) {
-					fd = dup(d->disk_fd[i]);
-					break;
-				}
+			disk_view_take(d, &v);
 			size_at = 0;
+			d->disk_gen_seen = gen; /* a snapshot's instant: DISK_SNAPSHOT waits for it */
+			pthread_cond_broadcast(&d->cv_parked);
 		}
 		pthread_mutex_unlock(&d->mu);
-		if (fd < 0 || !rate) {
+		if (v.dv_fd < 0 || !rate) {
 			dom_idle(d, cgen);
 			last = now_ns();
 			budget = 0;
@@ -534,21 +635,21 @@ static void *disk_main(void *arg)
 		}
 		if (t - size_at > 1000000000ull) {
 			struct stat st;
-			size = fstat(fd, &st) == 0 ? st.st_size : 0;
+			size = fstat(v.dv_fd, &st) == 0 ? st.st_size : 0;
 			size_at = t;
 		}
 		budget += (double)rate * (double)(t - last) / 1e9;
 		last = t;
 		if (budget > (double)rate / 10 + DISK_CHUNK)
 			budget = (double)rate / 10 + DISK_CHUNK;
-		while (fd >= 0 && rate > 0 && size >= (off_t)SIMDOM_PAGE_SIZE && budget >= 1) {
+		while (rate > 0 && size >= (off_t)SIMDOM_PAGE_SIZE && budget >= 1) {
 			size_t len = budget < DISK_CHUNK ? (size_t)budget : DISK_CHUNK;
 			if ((off_t)len > size)
 				len = (size_t)size;
 			uint64_t blocks = (uint64_t)(size - (off_t)len) / SIMDOM_PAGE_SIZE + 1;
 			off_t off = (off_t)((rng_next(&r) % blocks) * SIMDOM_PAGE_SIZE);
 			buf[rng_next(&r) % DISK_CHUNK] ^= 1;
-			ssize_t w = pwrite(fd, buf, len, off);
+			ssize_t w = disk_write(&v, buf, len, off);
 			if (w <= 0) {
 				log_warn("disk write: %s", strerror(errno));
 				budget = 0;
@@ -559,8 +660,7 @@ static void *disk_main(void *arg)
 		}
 		dom_sleep_until(d, t + DISK_TICK_NS);
 	}
-	if (fd >= 0)
-		close(fd);
+	disk_view_drop(&v);
 	free(buf);
 	return NULL;
 }
@@ -638,6 +738,61 @@ static int open_disk(const struct be_disk *bd, char *err, size_t errlen)
 	return fd;
 }
 
+/* A disk's dirty-block log, sized for the disk as it is now (*bits: the
+ * blocks it tracks); -1 with err. */
+static int open_disk_log(int disk_fd, const struct be_disk *bd, uint64_t *bits, char *err, size_t errlen)
+{
+	struct stat st;
+	void *m;
+	*bits = fstat(disk_fd, &st) == 0 ? simdom_disk_blocks((uint64_t)st.st_size) : 0;
+	int fd = memfd_sized("simdom-disk-log", simdom_disk_log_bytes(*bits), &m);
+	if (fd < 0) {
+		snprintf(err, errlen, "disk %.16s: no dirty-block log: %s", bd->bd_device, strerror(errno));
+		return -1;
+	}
+	munmap(m, simdom_disk_log_bytes(*bits));
+	return fd;
+}
+
+/* Disk i of the configuration opened, with its log; -1 with err. */
+static int disk_open_slot(struct dom *d, int i, const struct be_disk *bd, char *err, size_t errlen)
+{
+	int fd = open_disk(bd, err, errlen);
+	if (fd < 0)
+		return -1;
+	uint64_t bits = 0;
+	int lfd = bd->bd_readonly ? -1 : open_disk_log(fd, bd, &bits, err, errlen);
+	if (!bd->bd_readonly && lfd < 0) {
+		close(fd);
+		return -1;
+	}
+	d->disk_fd[i] = fd;
+	d->disk_log_fd[i] = lfd;
+	d->disk_log_bits[i] = bits;
+	d->disk_cow_fd[i] = d->disk_kept_fd[i] = -1;
+	return 0;
+}
+
+static void disk_snapshot_close(struct dom *d, int i)
+{
+	if (d->disk_cow_fd[i] >= 0)
+		close(d->disk_cow_fd[i]);
+	if (d->disk_kept_fd[i] >= 0)
+		close(d->disk_kept_fd[i]);
+	d->disk_cow_fd[i] = d->disk_kept_fd[i] = -1;
+}
+
+static void disk_close_slot(struct dom *d, int i)
+{
+	if (d->disk_fd[i] >= 0)
+		close(d->disk_fd[i]);
+	if (d->disk_log_fd[i] >= 0)
+		close(d->disk_log_fd[i]);
+	disk_snapshot_close(d, i);
+	d->disk_fd[i] = d->disk_log_fd[i] = -1;
+	d->disk_log_bits[i] = 0;
+}
+
 static uint64_t fnv1a(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -657,7 +812,7 @@ static int dom_setup(struct dom *d, const struct simdom_boot *b, char *err, size
 	d->restore = b->sb_restore != 0;
 	d->ram_fd = d->dirty_fd = d->shared_fd = -1;
 	for (int i = 0; i < SIMDOM_MAX_DISKS; i++)
-		d->disk_fd[i] = -1;
+		d->disk_fd[i] = d->disk_log_fd[i] = d->disk_cow_fd[i] = d->disk_kept_fd[i] = -1;
 	if (c->dc_memory < SIMDOM_MIN_MEMORY || c->dc_ndisks < 0 ||
 	    c->dc_ndisks > SIMDOM_MAX_DISKS || c->dc_vcpus < 1 || c->dc_vcpus > SIMDOM_MAX_VCPUS) {
 		snprintf(err, errlen, "bad domain configuration");
@@ -705,7 +860,7 @@ static int dom_setup(struct dom *d, const struct simdom_boot *b, char *err, size
 		vc->vc_efer = 0;
 	}
 	for (int i = 0; i < c->dc_ndisks; i++)
-		if ((d->disk_fd[i] = open_disk(&c->dc_disks[i], err, errlen)) < 0)
+		if (disk_open_slot(d, i, &c->dc_disks[i], err, errlen) < 0)
 			return -1;
 	return 0;
 syserr:
@@ -834,12 +989,16 @@ static int disk_add(struct dom *d, const struct be_disk *in, char *err, size_t e
 		snprintf(err, errlen, "at most %d disks", SIMDOM_MAX_DISKS);
 		return -1;
 	}
-	int fd = open_disk(&bd, err, errlen);
-	if (fd < 0)
+	struct dom one = {0};
+	one.disk_fd[0] = one.disk_log_fd[0] = one.disk_cow_fd[0] = one.disk_kept_fd[0] = -1;
+	if (disk_open_slot(&one, 0, &bd, err, errlen) < 0)
 		return -1;
 	pthread_mutex_lock(&d->mu);
 	d->cfg.dc_disks[n] = bd;
-	d->disk_fd[n] = fd;
+	d->disk_fd[n] = one.disk_fd[0];
+	d->disk_log_fd[n] = one.disk_log_fd[0];
+	d->disk_log_bits[n] = one.disk_log_bits[0];
+	d->disk_cow_fd[n] = d->disk_kept_fd[n] = -1;
 	d->cfg.dc_ndisks = n + 1;
 	d->disk_gen++;
 	cfg_changed(d);
@@ -854,13 +1013,19 @@ static int disk_remove(struct dom *d, const char *dev, char *err, size_t errlen)
 	for (int i = 0; i < d->cfg.dc_ndisks; i++) {
 		if (strncmp(d->cfg.dc_disks[i].bd_device, dev, sizeof d->cfg.dc_disks[i].bd_device))
 			continue;
-		close(d->disk_fd[i]);
+		disk_close_slot(d, i);
 		for (int j = i; j + 1 < d->cfg.dc_ndisks; j++) {
 			d->cfg.dc_disks[j] = d->cfg.dc_disks[j + 1];
 			d->disk_fd[j] = d->disk_fd[j + 1];
+			d->disk_log_fd[j] = d->disk_log_fd[j + 1];
+			d->disk_log_bits[j] = d->disk_log_bits[j + 1];
+			d->disk_cow_fd[j] = d->disk_cow_fd[j + 1];
+			d->disk_kept_fd[j] = d->disk_kept_fd[j + 1];
 		}
 		d->cfg.dc_ndisks--;
-		d->disk_fd[d->cfg.dc_ndisks] = -1;
+		d->disk_fd[d->cfg.dc_ndisks] = d->disk_log_fd[d->cfg.dc_ndisks] = -1;
+		d->disk_cow_fd[d->cfg.dc_ndisks] = d->disk_kept_fd[d->cfg.dc_ndisks] = -1;
+		d->disk_log_bits[d->cfg.dc_ndisks] = 0;
 		memset(&d->cfg.dc_disks[d->cfg.dc_ndisks], 0, sizeof(struct be_disk));
 		d->disk_gen++;
 		cfg_changed(d);
@@ -871,6 +1036,78 @@ static int disk_remove(struct dom *d, const char *dev, char *err, size_t errlen)
 	if (rc != 0)
 		snprintf(err, errlen, "no disk on device %.16s", dev);
 	return rc;
+}
+
+/* The log of the writable disk holding VDI vdi, into fds[0]: 1, else 0
+ * with err. */
+static int disk_log_fd(struct dom *d, const char *vdi, int *fds, char *err, size_t errlen)
+{
+	int n = 0;
+	pthread_mutex_lock(&d->mu);
+	for (int i = 0; i < d->cfg.dc_ndisks && !n; i++)
+		if (strncmp(d->cfg.dc_disks[i].bd_vdi_uuid, vdi, BE_UUID_LEN) == 0 && d->disk_log_fd[i] >= 0) {
+			fds[0] = d->disk_log_fd[i];
+			n = 1;
+		}
+	pthread_mutex_unlock(&d->mu);
+	if (!n)
+		snprintf(err, errlen, "no writable disk holds VDI %.40s", vdi);
+	return n;
+}
+
+/* The writable disk holding VDI vdi (under d->mu), or -1. */
+static int disk_of(struct dom *d, const char *vdi)
+{
+	for (int i = 0; i < d->cfg.dc_ndisks; i++)
+		if (strncmp(d->cfg.dc_disks[i].bd_vdi_uuid, vdi, BE_UUID_LEN) == 0 && d->disk_log_fd[i] >= 0)
+			return i;
+	return -1;
+}
+
+/* DISK_SNAPSHOT: from the instant the writer takes it, the old content of
+ * each block goes to the file before the block is overwritten; answers
+ * with the kept bitmap (fds[0]): 1, else 0 with err. */
+static int disk_snapshot(struct dom *d, const struct be_disk *bd, int *fds, char *err, size_t errlen)
+{
+	int cow = open(bd->bd_path, O_RDWR | O_CLOEXEC), kept = -1;
+	void *m;
+	pthread_mutex_lock(&d->mu);
+	int i = disk_of(d, bd->bd_vdi_uuid);
+	uint64_t len = i >= 0 ? simdom_disk_log_bytes(d->disk_log_bits[i]) : 0;
+	if (i < 0 || cow < 0 || d->disk_cow_fd[i] >= 0 || (kept = memfd_sized("simdom-disk-kept", len, &m)) < 0) {
+		snprintf(err, errlen, "%s", i < 0 ? "no writable disk holds that VDI" : cow < 0 ? strerror(errno)
+					   : d->disk_cow_fd[i] >= 0 ? "a snapshot of it is being taken already"
+								     : "no memory for its bitmap");
+		pthread_mutex_unlock(&d->mu);
+		if (cow >= 0)
+			close(cow);
+		return 0;
+	}
+	munmap(m, len);
+	d->disk_cow_fd[i] = cow;
+	d->disk_kept_fd[i] = kept;
+	uint64_t gen = ++d->disk_gen;
+	cfg_changed(d);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1; /* a paused guest writes nothing meanwhile: its snapshot starts when it runs */
+	while (d->disk_gen_seen < gen && !d->stop && pthread_cond_timedwait(&d->cv_parked, &d->mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&d->mu);
+	fds[0] = kept;
+	return 1;
+}
+
+static void disk_snapshot_end(struct dom *d, const char *vdi)
+{
+	pthread_mutex_lock(&d->mu);
+	int i = disk_of(d, vdi);
+	if (i >= 0 && d->disk_cow_fd[i] >= 0) {
+		disk_snapshot_close(d, i);
+		d->disk_gen++;
+		cfg_changed(d);
+	}
+	pthread_mutex_unlock(&d->mu);
 }
 
 static void stop_threads(struct dom *d)
@@ -996,6 +1233,17 @@ static bool handle(struct dom *d, int cfd, const struct simdom_req *rq, ssize_t 
 		fds[2] = d->shared_fd;
 		nfds = 3;
 		break;
+	case SIMDOM_REQ_DISK_LOG:
+		nfds = disk_log_fd(d, rq->rq_disk.bd_vdi_uuid, fds, err, el);
+		rc = nfds == 1 ? 0 : -1;
+		break;
+	case SIMDOM_REQ_DISK_SNAPSHOT:
+		nfds = disk_snapshot(d, &rq->rq_disk, fds, err, el);
+		rc = nfds == 1 ? 0 : -1;
+		break;
+	case SIMDOM_REQ_DISK_SNAPSHOT_END:
+		disk_snapshot_end(d, rq->rq_disk.bd_vdi_uuid);
+		break;
 	case SIMDOM_REQ_SET_WORKLOAD:
 		rc = check_workload(&rq->rq_workload, err, el);
 		if (rc == 0) {
@@ -1035,8 +1283,7 @@ static void dom_release(struct dom *d)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	for (int i = 0; i < SIMDOM_MAX_DISKS; i++)
-		if (d->disk_fd[i] >= 0)
-			close(d->disk_fd[i]);
+		disk_close_slot(d, i);
 	free(d->text);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv_run);

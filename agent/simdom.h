@@ -20,7 +20,27 @@
  *           state a migration transfers. Not guest RAM, never dirty-logged.
  *
  * All three are sealed against shrinking and growing, so a mapping of them
- * can never SIGBUS. Ballooning below the static size punches holes in RAM
+ * can never SIGBUS.
+ *
+ * Each disk the domain opens gets a fourth kind of memfd, its dirty-block
+ * log: 1 bit per SIMDOM_DISK_BLOCK bytes of the disk (same word layout as
+ * DIRTY), set by the guest's disk writer with an atomic OR *after* its
+ * pwrite returned. Every guest write goes through that one tracked path
+ * (disk_write in simdom.c), so a storage migration's mirror (sr/mirror.c)
+ * clears a word with an atomic exchange, then reads the blocks it named,
+ * exactly as a RAM migration reads DIRTY. DISK_LOG hands the memfd out.
+ *
+ * A disk can have a copy-on-write snapshot (DISK_SNAPSHOT: storage
+ * migration's temporary snapshot): before the guest first overwrites a
+ * block after the snapshot's instant, disk_write copies the block's old
+ * content into the snapshot file and sets the block's bit in the "kept"
+ * bitmap (same layout), and only then writes. The disk as it was at the
+ * instant is then: a block whose kept bit is set, from the snapshot file;
+ * any other block, from the disk - read first, its kept bit checked after
+ * the read (a block the guest began to overwrite meanwhile has its bit
+ * set by then: its old content is in the snapshot). The snapshot is taken
+ * at the instant the guest's writer picks it up (DISK_SNAPSHOT answers
+ * after that), and stops when its file is unlinked or DISK_SNAPSHOT_END. Ballooning below the static size punches holes in RAM
  * (the pages go back to the host) and the guest stays below the target.
  *
  * Files in STATE_DIR (the backend's directory; "N" is the domid):
@@ -87,6 +107,12 @@ enum simdom_req_type {
 	SIMDOM_REQ_DISK_REMOVE,	     /* rq_disk.bd_device */
 	SIMDOM_REQ_GET_FDS,	     /* answer carries RAM, DIRTY, SHARED memfds */
 	SIMDOM_REQ_SET_WORKLOAD,     /* rq_workload: new rates/working set (no re-touch) */
+	SIMDOM_REQ_DISK_LOG,	     /* rq_disk.bd_vdi_uuid: answer carries that disk's dirty-block
+				      * log memfd (added after version 4: no layout changed) */
+	SIMDOM_REQ_DISK_SNAPSHOT,    /* rq_disk.bd_vdi_uuid, bd_path: a copy-on-write snapshot of that
+				      * disk into the (sparse, same size) file bd_path from now on;
+				      * answer carries its "kept" bitmap memfd */
+	SIMDOM_REQ_DISK_SNAPSHOT_END,/* rq_disk.bd_vdi_uuid: the snapshot takes no more blocks */
 };
 
 /* Page 0 of guest RAM. Each field is written with a single 64-bit atomic
@@ -219,6 +245,35 @@ static inline uint64_t simdom_shared_bytes(void)
 {
 	return (sizeof(struct simdom_shared) + SIMDOM_PAGE_SIZE - 1) / SIMDOM_PAGE_SIZE *
 	       SIMDOM_PAGE_SIZE;
+}
+
+/* ---- the disks' dirty-block logs ---- */
+#define SIMDOM_DISK_BLOCK (64u << 10) /* bytes a log bit stands for */
+
+/* Blocks of a disk of size bytes (a partial last block counts). */
+static inline uint64_t simdom_disk_blocks(uint64_t size)
+{
+	return (size + SIMDOM_DISK_BLOCK - 1) / SIMDOM_DISK_BLOCK;
+}
+
+/* Bytes of the log memfd for nblocks blocks (whole pages, at least one). */
+static inline uint64_t simdom_disk_log_bytes(uint64_t nblocks)
+{
+	uint64_t b = (nblocks + 63) / 64 * 8;
+	b = (b + SIMDOM_PAGE_SIZE - 1) / SIMDOM_PAGE_SIZE * SIMDOM_PAGE_SIZE;
+	return b ? b : SIMDOM_PAGE_SIZE;
+}
+
+/* Mark the blocks [off, off + len) touches, after the write landed; blocks
+ * past the log's capacity (nbits) are not tracked (a disk grown while
+ * attached: VDI.resize refuses that). */
+static inline void simdom_disk_mark(uint64_t *log, uint64_t nbits, uint64_t off, uint64_t len)
+{
+	if (!log || !len)
+		return;
+	uint64_t b = off / SIMDOM_DISK_BLOCK, e = (off + len - 1) / SIMDOM_DISK_BLOCK;
+	for (; b <= e && b < nbits; b++)
+		__atomic_fetch_or(&log[b / 64], 1ull << (b % 64), __ATOMIC_RELEASE);
 }
 
 #endif

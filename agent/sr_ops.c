@@ -277,6 +277,13 @@ json_t *agent_m_vdi_resize(struct agent *ag, json_t *args, json_t **result)
 	return vdi_answer(a, arg_str(args, 1), NULL, result);
 }
 
+json_t *agent_sr_space(struct agent *ag, const char *sr_uuid)
+{
+	struct agent_sr *a = find(ag, sr_uuid);
+	json_t *sp = a ? space_of(a) : NULL;
+	return sp ? sp : json_object();
+}
+
 /* ---- for work on other threads: an SR held by its driver and handle ---- */
 
 json_t *agent_sr_ref(struct agent *ag, const char *sr_uuid, struct agent_sr_ref *out)

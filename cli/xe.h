@@ -226,6 +226,8 @@ int xe_cmd_pool_ha_prevent_restarts_for(struct xe_ctx *c, const struct xe_cmd *c
 int xe_cmd_pool_ha_compute_max(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_compute_hypothetical(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_pool_ha_plan(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* xe_rpu.c */
+int xe_cmd_pool_rolling_upgrade(struct xe_ctx *c, const struct xe_cmd *cmd);
 /* xe_vmops.c */
 int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd);
 int xe_cmd_vm_suspend(struct xe_ctx *c, const struct xe_cmd *cmd);
@@ -263,10 +265,10 @@ int xe_cmd_network_create(struct xe_ctx *c, const struct xe_cmd *cmd);
 bool xe_confirmed(struct xe_ctx *c);
 /* The snapshot named by snapshot-uuid= or uuid= (it must be one); NULL + error. */
 char *xe_snapshot_select(struct xe_ctx *c);
-/* vm-migrate's checks before any call (storage migration refused, host or
+/* vm-migrate's checks before any call (another pool refused, host or
  * host-uuid required, booleans and max-downtime-ms parsed) and the options
- * map of strings for VM.pool_migrate without "network" (new ref), or NULL
- * with the error. */
+ * map of strings for VM.pool_migrate / VM.migrate_send without "network"
+ * (new ref), or NULL with the error. */
 json_t *xe_migrate_opts(struct xe_ctx *c);
 /* The in-place progress line (without \r) and the closing line of
  * vm-migrate; result is task.result, empty or a JSON object of the
@@ -282,12 +284,32 @@ int xe_each(struct xe_ctx *c, const struct xe_cmd *cmd, bool vms, int (*fn)(stru
 	    void *arg);
 /* A host by uuid or name-label (XAPI's get_host_by_name_or_id); NULL + error. */
 char *xe_host_by_name_or_id(struct xe_ctx *c, const char *v);
+/* ---- xe_sxm.c: storage migration ---- */
+/* Does vm-migrate ask for a storage migration (vdi:, vif:, copy)? */
+bool xe_sxm_wanted(struct xe_ctx *c);
+/* host.migrate_receive (on net, or host's management network) and
+ * Async.VM.migrate_send with the vdi:/vif: maps: the task ref, or NULL
+ * with the error. */
+char *xe_sxm_start(struct xe_ctx *c, const char *vm, const char *host, const char *net, json_t *opts);
+int xe_cmd_vdi_pool_migrate(struct xe_ctx *c, const struct xe_cmd *cmd);
+/* ---- xe_task.c: following a task on a terminal ---- */
 /* The terminal's size (80x24 when f is none). */
 void xe_term_size(FILE *f, int *cols, int *rows);
 /* A line that never wraps: at most cols - 1 characters. */
 void xe_put_line(FILE *f, const char *s, int cols);
 /* CLOCK_MONOTONIC in seconds. */
 double xe_now_s(void);
+/* Called on each poll of a followed task: its record, whether it ended,
+ * and whether it succeeded. */
+typedef void (*xe_task_draw_fn)(struct xe_ctx *c, json_t *rec, bool over, bool ok, void *arg);
+/* The one task-following loop: task.get_record every period_ms until the
+ * task ends, draw (if any) each time; 0 on success, -1 with the task's
+ * error_info (else "The <what> task ended with status S"). */
+int xe_task_follow(struct xe_ctx *c, const char *task, int period_ms, const char *what, xe_task_draw_fn draw,
+		   void *arg);
+/* Follow a migration's task (show: the progress line on c->out, then the
+ * summary); 0 on success, -1 with the task's error. */
+int xe_task_wait(struct xe_ctx *c, const char *task, double start, bool show);
 /* task.destroy, keeping the error that ended the command. */
 void xe_task_forget(struct xe_ctx *c, const char *task);
 /* VM ref from vm=NAME|UUID or uuid=; NULL with error. */

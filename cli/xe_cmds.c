@@ -230,18 +230,23 @@ const struct xe_cmd xe_cmds[] = {
 	 "Attempt to unplug the PBD from the host. If this succeeds then the referenced SR (and the VDIs "
 	 "contained within) should not be visible to the host.",
 	 xe_cmd_obj_op, 0},
-	/* XAPI's, within the pool only (remote-*, vdi:, vif:, copy are refused);
-	 * network-uuid, max-downtime-ms and verify are ours */
+	/* XAPI's, within the pool (remote-* is refused); network-uuid,
+	 * max-downtime-ms and verify are ours */
 	{"vm-migrate", "",
-	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify;remote-master,remote-username,"
-	 "remote-password,remote-network,copy,vif:,vdi:",
+	 "live,host,host-uuid,compress,force,network-uuid,max-downtime-ms,verify,copy,vdi:,vif:;remote-master,"
+	 "remote-username,remote-password,remote-network",
 	 "Migrate the selected VM(s). The parameter '--live' will migrate the VM without shutting it down. The "
 	 "'host' parameter matches can be either the name or the uuid of the host. compress=true compresses "
-	 "the memory stream, network-uuid selects the network it uses, max-downtime-ms bounds the final pause "
-	 "and verify=true checks the copied memory. Migration to a remote pool and storage migration (the "
-	 "remote-*, vdi: and vif: parameters) are not supported yet. Shows the progress on a terminal unless "
-	 "--minimal is given.",
+	 "the streams, network-uuid selects the network they use, max-downtime-ms bounds the final pause "
+	 "and verify=true checks the copied memory and disks. vdi:<vdi-uuid>=<sr-uuid> moves a disk to an SR "
+	 "of the destination (storage migration: VM.migrate_send), vif:<vif-uuid>=<network-uuid> puts a VIF "
+	 "on another network, copy=true keeps the source disks. Migration to a remote pool (the remote-* "
+	 "parameters) is not supported yet. Shows the progress on a terminal unless --minimal is given.",
 	 xe_cmd_vm_migrate, XE_CMD_VMSEL},
+	{"vdi-pool-migrate", "uuid,sr-uuid", "",
+	 "Migrate a VDI of a running VM to another SR of the same host while the VM runs; prints the new "
+	 "VDI's uuid.",
+	 xe_cmd_vdi_pool_migrate, 0},
 	{"host-enable", "", "", "Enable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
 	{"host-disable", "", "", "Disable the XE host.", xe_cmd_host_power, XE_CMD_HOSTSEL},
 	/* XAPI's; dry-run=true is ours (host.compute_evacuation_plan) */
@@ -293,6 +298,17 @@ const struct xe_cmd xe_cmds[] = {
 	 "turn) failed now, or why it would not, with the memory it needs and what is left; and how many host "
 	 "failures the pool tolerates.",
 	 xe_cmd_pool_ha_plan, 0},
+	/* ours: the rolling pool upgrade (xe_rpu.c) */
+	{"pool-rolling-upgrade", "",
+	 "upgrade-command,dry-run,batch-size,network-uuid,command-timeout,host-timeout",
+	 "Upgrade every host, the master first, without stopping a VM: each host is disabled, evacuated, "
+	 "upgraded by upgrade-command ({uuid}, {address} and {name} replaced by the host's), waited for until "
+	 "it is back with the new version (host-timeout seconds, 600 by default; the command gets "
+	 "command-timeout, 3600), and enabled; then the VMs go back home. HA and auto_poweron are suspended "
+	 "meanwhile and restored. Without upgrade-command the run waits for each host to be upgraded by hand. "
+	 "dry-run=true prints the plan and what would refuse it, and changes nothing. On a terminal each "
+	 "host's phase and the ETA are shown; a report ends it.",
+	 xe_cmd_pool_rolling_upgrade, 0},
 };
 const size_t xe_ncmds = sizeof xe_cmds / sizeof xe_cmds[0];
 

@@ -154,6 +154,27 @@ static int evacuate_draw(struct xe_ctx *c, json_t *st, double progress, double e
 	return lines + 1;
 }
 
+struct evac_draw {
+	double start;
+	const char *host;
+	json_t *names;
+	int drawn;
+};
+
+/* Each poll of host.evacuate's task: the VMs and the bar, then the end. */
+static void evacuate_follow(struct xe_ctx *c, json_t *rec, bool over, bool ok, void *arg)
+{
+	struct evac_draw *d = arg;
+	const char *evs = json_string_value(json_object_get(json_object_get(rec, "other_config"), "evacuation"));
+	json_t *ev = json_loads(evs ? evs : "{}", 0, NULL);
+	d->drawn = evacuate_draw(c, ev, over ? 1.0 : json_number_value(json_object_get(rec, "progress")),
+				 xe_now_s() - d->start, d->names, d->drawn);
+	json_decref(ev);
+	if (ok)
+		fprintf(c->out, "Host %s evacuated in %.1f s.\n", name_of(c, d->names, "host", d->host),
+			xe_now_s() - d->start);
+}
+
 int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd)
 {
 	bool dry = false;
@@ -200,41 +221,8 @@ int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd)
 			rc = -1;
 			break;
 		}
-		int drawn = 0;
-		for (;;) {
-			json_t *rec = xe_rpc(c, "task.get_record", "s", task);
-			if (!rec) {
-				rc = -1;
-				break;
-			}
-			const char *st = json_string_value(json_object_get(rec, "status"));
-			json_t *ev = json_loads(json_string_value(json_object_get(json_object_get(rec, "other_config"), "evacuation"))
-							? json_string_value(json_object_get(json_object_get(rec, "other_config"), "evacuation"))
-							: "{}",
-						0, NULL);
-			bool over = st && strcmp(st, "pending") && strcmp(st, "cancelling");
-			drawn = evacuate_draw(c, ev, over ? 1.0 : json_number_value(json_object_get(rec, "progress")),
-					      xe_now_s() - start, names, drawn);
-			json_decref(ev);
-			if (over) {
-				if (strcmp(st, "success") == 0) {
-					fprintf(c->out, "Host %s evacuated in %.1f s.\n", name_of(c, names, "host", host),
-						xe_now_s() - start);
-				} else {
-					json_t *ei = json_object_get(rec, "error_info");
-					if (json_array_size(ei) && !c->msg && !c->xerr)
-						c->xerr = json_incref(ei);
-					else
-						xe_fail(c, "The evacuation task ended with status %s", st);
-					rc = -1;
-				}
-				json_decref(rec);
-				break;
-			}
-			json_decref(rec);
-			struct timespec ts = {0, 200 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
+		struct evac_draw ed = {start, host, names, 0};
+		rc = xe_task_follow(c, task, 200, "evacuation", evacuate_follow, &ed);
 		xe_task_forget(c, task);
 		free(task);
 	}

@@ -89,6 +89,8 @@ static bool listed(const char *list, const char *word, size_t n)
 static bool own_param(const struct xe_cmd *cmd, const struct sel_kind *k, const char *key)
 {
 	size_t n = strcspn(key, ":");
+	if (key[n] == ':') /* a map parameter: "vdi:<uuid>" is the command's "vdi:" */
+		n++;
 	return listed(cmd->reqd, key, n) || listed(cmd->optn, key, n) || !strcmp(key, "multiple") ||
 	       !strcmp(key, k->pseudo);
 }
@@ -325,13 +327,12 @@ int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd)
 	return rc;
 }
 
-/* ---- vm-migrate (XAPI's pool migration; VM.migrate_send not yet) ---- */
+/* ---- vm-migrate (XAPI's: within the pool; with vdi:/vif:, storage migration) ---- */
 
-/* A parameter asking for storage migration or a cross-pool move. */
-static bool storage_param(const char *key)
+/* A parameter asking for a move to another pool. */
+static bool remote_param(const char *key)
 {
-	return strncmp(key, "remote-", 7) == 0 || strncmp(key, "vdi:", 4) == 0 || strncmp(key, "vif:", 4) == 0 ||
-	       strcmp(key, "copy") == 0;
+	return strncmp(key, "remote-", 7) == 0;
 }
 
 /* A boolean option (--key is key=true); into opts as "true"/"false". */
@@ -349,10 +350,11 @@ static int migrate_bool(struct xe_ctx *c, json_t *opts, const char *key)
 json_t *xe_migrate_opts(struct xe_ctx *c)
 {
 	for (size_t i = 0; i < c->opts->nkv; i++)
-		if (storage_param(c->opts->kv[i].key)) {
+		if (remote_param(c->opts->kv[i].key)) {
 			xe_fail(c,
-				"Storage migration (VM.migrate_send: remote-*, vdi:, vif:, copy) is not supported yet; "
-				"parameter '%s' refused. Only migration within the pool (host= or host-uuid=) is.",
+				"Migration to another pool (remote-master=, remote-*) is not supported yet; parameter "
+				"'%s' refused. Within the pool a VM moves with host= (and its disks with "
+				"vdi:<vdi-uuid>=<sr-uuid>).",
 				c->opts->kv[i].key);
 			return NULL;
 		}
@@ -361,7 +363,7 @@ json_t *xe_migrate_opts(struct xe_ctx *c)
 		return NULL;
 	}
 	json_t *opts = json_object();
-	static const char *const bools[] = {"live", "compress", "force", "verify"};
+	static const char *const bools[] = {"live", "compress", "force", "verify", "copy"};
 	for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
 		if (migrate_bool(c, opts, bools[i])) {
 			json_decref(opts);
@@ -383,181 +385,6 @@ json_t *xe_migrate_opts(struct xe_ctx *c)
 		json_object_set_new(opts, "max_downtime_ms", json_string(buf));
 	}
 	return opts;
-}
-
-char *xe_migrate_progress(double progress, double elapsed, const char *status)
-{
-	if (progress < 0)
-		progress = 0;
-	if (progress > 1)
-		progress = 1;
-	char *s = NULL;
-	if (asprintf(&s, "Migrating: %3d%%  %.1f s%s%s", (int)(progress * 100.0), elapsed,
-		     status && *status ? "  " : "", status && *status ? status : "") < 0)
-		s = NULL;
-	return s;
-}
-
-/* A number from the stats object: the first of the keys present. */
-static bool stat_num(const json_t *o, const char *const *keys, double *out)
-{
-	for (; *keys; keys++) {
-		json_t *v = json_object_get(o, *keys);
-		if (json_is_number(v)) {
-			*out = json_number_value(v);
-			return true;
-		}
-		if (json_is_string(v) && *json_string_value(v)) {
-			char *end;
-			double d = strtod(json_string_value(v), &end);
-			if (!*end) {
-				*out = d;
-				return true;
-			}
-		}
-	}
-	return false;
-}
-
-char *xe_migrate_summary(double elapsed, const char *result)
-{
-	json_t *r = result && *result ? json_loads(result, JSON_DECODE_ANY, NULL) : NULL;
-	if (json_is_string(r)) { /* the stats as a JSON text inside a string */
-		json_t *in = json_loads(json_string_value(r), 0, NULL);
-		json_decref(r);
-		r = in;
-	}
-	static const char *const dt_keys[] = {"downtime_ms", "downtime", NULL};
-	static const char *const by_keys[] = {"wire_bytes", "bytes", "bytes_sent", "bytes_transferred", NULL};
-	double dt = 0, by = 0;
-	bool has_dt = json_is_object(r) && stat_num(r, dt_keys, &dt);
-	bool has_by = json_is_object(r) && stat_num(r, by_keys, &by);
-	json_decref(r);
-	struct xe_buf b = {0};
-	char tmp[128];
-	snprintf(tmp, sizeof tmp, "Migrated in %.1f s", elapsed);
-	xe_buf_add(&b, tmp);
-	if (has_dt) {
-		snprintf(tmp, sizeof tmp, ", downtime %.1f ms", dt);
-		xe_buf_add(&b, tmp);
-	}
-	if (has_by) {
-		if (by >= 1024.0 * 1024.0)
-			snprintf(tmp, sizeof tmp, ", %.0f bytes (%.1f MiB) sent", by, by / (1024.0 * 1024.0));
-		else
-			snprintf(tmp, sizeof tmp, ", %.0f bytes sent", by);
-		xe_buf_add(&b, tmp);
-	}
-	return b.s;
-}
-
-void xe_term_size(FILE *f, int *cols, int *rows)
-{
-	struct winsize ws;
-	*cols = 80;
-	*rows = 24;
-	if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 && ws.ws_row > 0) {
-		*cols = ws.ws_col;
-		*rows = ws.ws_row;
-	}
-}
-
-/* A line that never wraps: at most cols - 1 characters (cut at a byte,
- * the progress texts are ASCII). */
-void xe_put_line(FILE *f, const char *s, int cols)
-{
-	int max = cols > 1 ? cols - 1 : 1;
-	fprintf(f, "%.*s", max, s);
-}
-
-double xe_now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* The status word a task may carry (ours, in other_config), or NULL. */
-static const char *task_phase(const json_t *rec)
-{
-	json_t *oc = json_object_get(rec, "other_config");
-	const char *s = json_string_value(json_object_get(oc, "phase"));
-	if (!s)
-		s = json_string_value(json_object_get(oc, "status"));
-	return s && *s ? s : NULL;
-}
-
-/* Follow a task until it ends; 0 on success (summary printed when
- * shown), -1 with the task's error. */
-static int migrate_wait(struct xe_ctx *c, const char *task, double start, bool show)
-{
-	size_t shown = 0;
-	int rc = -1;
-	for (;;) {
-		json_t *rec = xe_rpc(c, "task.get_record", "s", task);
-		if (!rec)
-			break;
-		const char *st = json_string_value(json_object_get(rec, "status"));
-		double elapsed = xe_now_s() - start;
-		if (show) {
-			char *line = xe_migrate_progress(json_number_value(json_object_get(rec, "progress")), elapsed,
-							 task_phase(rec));
-			if (line) {
-				/* one line, redrawn in place: never wider than the terminal (a
-				 * wrapped line would leave a copy per redraw) */
-				int cols, rows;
-				xe_term_size(c->out, &cols, &rows);
-				fputs("\r\033[2K", c->out);
-				xe_put_line(c->out, line, cols);
-				fflush(c->out);
-				shown = 1;
-				free(line);
-			}
-		}
-		if (st && strcmp(st, "pending") && strcmp(st, "cancelling")) {
-			if (show && shown)
-				fputs("\r\033[2K", c->out);
-			if (strcmp(st, "success") == 0) {
-				rc = 0;
-				if (show) {
-					/* XAPI's result is void: poold keeps the figures in
-					 * the task's other_config */
-					char *sum = xe_migrate_summary(
-						elapsed, json_string_value(json_object_get(
-								 json_object_get(rec, "other_config"), "migration_stats")));
-					fprintf(c->out, "%s\n", sum ? sum : "Migrated");
-					free(sum);
-				}
-			} else {
-				json_t *ei = json_object_get(rec, "error_info");
-				if (json_array_size(ei) && !c->msg && !c->xerr)
-					c->xerr = json_incref(ei);
-				else
-					xe_fail(c, "The migration task ended with status %s", st);
-			}
-			json_decref(rec);
-			break;
-		}
-		json_decref(rec);
-		struct timespec ts = {0, 100 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	if (show)
-		fflush(c->out);
-	return rc;
-}
-
-void xe_task_forget(struct xe_ctx *c, const char *task)
-{
-	json_t *save_x = c->xerr;
-	char *save_m = c->msg;
-	c->xerr = NULL;
-	c->msg = NULL;
-	json_decref(xe_rpc(c, "task.destroy", "s", task));
-	json_decref(c->xerr);
-	free(c->msg);
-	c->xerr = save_x;
-	c->msg = save_m;
 }
 
 int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -583,7 +410,8 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	char *host = hu ? xe_ref_by_uuid(c, "host", hu) : xe_host_by_name_or_id(c, hn);
 	char *net = host && nu ? xe_ref_by_uuid(c, "network", nu) : NULL;
 	json_t *vms = host && (net || !nu) ? select_objs(c, cmd, &sel_vm, false) : NULL;
-	if (net)
+	bool storage = xe_sxm_wanted(c);
+	if (net && !storage) /* a storage migration names it in host.migrate_receive */
 		json_object_set_new(opts, "network", json_string(net));
 	bool show = !c->opts->minimal && isatty(fileno(c->out));
 	int rc = vms ? 0 : -1;
@@ -593,13 +421,14 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 		if (rc)
 			break;
 		double start = xe_now_s();
-		char *task = str_result(
-			xe_rpc(c, "Async.VM.pool_migrate", "ssO", json_string_value(v), host, opts));
+		char *task = storage ? xe_sxm_start(c, json_string_value(v), host, net, opts)
+				     : str_result(xe_rpc(c, "Async.VM.pool_migrate", "ssO", json_string_value(v), host,
+							 opts));
 		if (!task) {
 			rc = c->xerr || c->msg ? -1 : xe_fail(c, "Error: unexpected answer to Async.VM.pool_migrate");
 			break;
 		}
-		rc = migrate_wait(c, task, start, show);
+		rc = xe_task_wait(c, task, start, show);
 		xe_task_forget(c, task);
 		free(task);
 	}

@@ -71,6 +71,14 @@ enum aproto_caller {
 	X(VIF_UNPLUG, "agent.vif_unplug", AP_MASTER, false, "vm:s,device:s") \
 	X(VDI_COPY_TO, "agent.vdi_copy_to", AP_MASTER, true, "sr:s,vdi:s,dst_sr:s,new_vdi:s") \
 	X(HOST_POWER, "agent.host_power", AP_MASTER, false, "action:s") \
+	X(VDI_MIRROR_RECEIVE, "agent.vdi_mirror_receive", AP_MASTER, false, "sr:s,vdi:s,size:i,token:s,options:o") \
+	X(VDI_MIRROR_SEND, "agent.vdi_mirror_send", AP_MASTER, false, \
+	  "vm:s,sr:s,vdi:s,snapshot:s,address:s,port:i,token:s,options:o") \
+	X(VDI_MIRROR_STATUS, "agent.vdi_mirror_status", AP_MASTER, false, "mirror:s") \
+	X(VDI_MIRROR_END, "agent.vdi_mirror_end", AP_MASTER, false, "mirror:s") \
+	X(VDI_REMOVE, "agent.vdi_remove", AP_MASTER, false, "sr:s,vdi:s") \
+	X(VDI_PIVOT, "agent.vdi_pivot", AP_MASTER, true, "vm:s,mirror:s,device:s,sr:s") \
+	X(VM_DISKS, "agent.vm_disks", AP_MASTER, false, "vm:s") \
 	X(SET_MASTER, "agent.set_master", AP_MASTER, false, "address:s,port:i,epoch:i")
 
 enum agent_method {

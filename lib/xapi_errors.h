@@ -74,6 +74,17 @@
 	  "An error occurred during the migration process.") \
 	X(VM_HOST_INCOMPATIBLE_VERSION_MIGRATE, "host,vm", \
 	  "Cannot migrate a VM to a destination host which is older than the source host.") \
+	/* rolling pool upgrade: XAPI declares NOT_SUPPORTED_DURING_UPGRADE []; \
+	 * ours names the operation and why */ \
+	X(NOT_SUPPORTED_DURING_UPGRADE, "operation,reason", \
+	  "This operation is not supported during an upgrade.") \
+	X(HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR, "host_xapi_version", \
+	  "The host xapi version is higher than the one in the coordinator") \
+	X(VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION, "host,host_versions,vm,vm_version", \
+	  "You attempted to run a VM on a host that cannot provide the VM's required Virtual Hardware Platform version.") \
+	/* ours: the run stopped (the task holds the report) */ \
+	X(ROLLING_UPGRADE_FAILED, "host,reason", \
+	  "") \
 	X(HOST_NOT_ENOUGH_FREE_MEMORY, "needed,available", \
 	  "Not enough server memory is available to perform this operation.") \
 	X(HOST_DISABLED, "host", \
@@ -92,7 +103,7 @@
 	  "This server cannot be evacuated.") \
 	X(HOST_EVACUATE_IN_PROGRESS, "host", \
 	  "This host is being evacuated.") \
-	X(SR_FULL, "requested,maximum", \
+	X(SR_FULL, "requested,maximum,sr", \
 	  "The SR is full. Requested new size exceeds the maximum size") \
 	X(SR_HAS_NO_PBDS, "sr", \
 	  "The SR has no attached PBDs") \
@@ -192,6 +203,26 @@
 	  "An HA statefile could not be created, perhaps because no SR with the appropriate capability was found.") \
 	X(HOST_EVACUATE_VM_NOT_HA_PROTECTED, "vm", \
 	  "") \
+	X(VDI_NOT_IN_MAP, "vdi", \
+	  "This VDI was not mapped to a destination SR in VM.migrate_send operation") \
+	X(VIF_NOT_IN_MAP, "vif", \
+	  "This VIF was not mapped to a destination Network in VM.migrate_send operation") \
+	X(SR_DOES_NOT_SUPPORT_MIGRATION, "sr,capabilities", \
+	  "You attempted to migrate a VDI to or from an SR which doesn't support migration") \
+	X(VDI_CBT_ENABLED, "vdi", \
+	  "The requested operation is not allowed for VDIs with CBT enabled or VMs having such VDIs, and CBT is enabled for the specified VDI.") \
+	X(VDI_ON_BOOT_MODE_INCOMPATIBLE_WITH_OPERATION, "vdi", \
+	  "This operation is not permitted on VDIs in the 'on-boot=reset' mode, or on VMs having such VDIs.") \
+	X(SR_SOURCE_SPACE_INSUFFICIENT, "sr,needed,available", \
+	  "The source SR does not have sufficient temporary space available to proceed the operation.") \
+	X(TOO_MANY_STORAGE_MIGRATES, "number", \
+	  "You reached the maximal number of concurrently migrating VMs.") \
+	X(MIRROR_FAILED, "vdi", \
+	  "The VDI mirroring cannot be performed") \
+	X(VDI_NEEDS_VM_FOR_MIGRATE, "vdi", \
+	  "You attempted to migrate a VDI which is not attached to a running VM.") \
+	X(HOST_CANNOT_ATTACH_NETWORK, "host,network", \
+	  "Host cannot attach network (in the case of NIC bonding, this may be because attaching the network on this host would require other networks - that are currently active - to be taken down).") \
 	X(CANNOT_CONTACT_HOST, "host", \
 	  "Cannot forward messages because the server cannot be contacted. The server may be switched off or there may be network connectivity problems.")
 

@@ -251,6 +251,8 @@ json_t *pool_enable_ha(struct api_call *c)
 		return xerr_new(XE_HA_ENABLE_IN_PROGRESS, NULL);
 	if (pd->pd_ha->hs_conf)
 		return xerr_new(XE_HA_IS_ENABLED, NULL);
+	if ((e = rpu_check_op(pd, "pool", "enable_ha"))) /* XAPI blocks it during an upgrade */
+		return e;
 	struct enable en = {0};
 	if ((e = parse_timeout(config, &en.timeout)) || (e = check_hosts(pd, &en.members)))
 		return e;

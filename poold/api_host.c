@@ -274,6 +274,8 @@ json_t *host_join(struct api_call *c)
 	json_decref(m);
 	if (dup)
 		return xerr_new(XE_INVALID_VALUE, "name_label", j.rep.name, NULL);
+	if ((e = rpu_report_check(c->ac_pd, NULL, &j.rep))) /* the master is upgraded first */
+		return e;
 	json_t *warnings = join_warnings(c->ac_pd->pd_db, &j.rep);
 	e = db_txn(c->ac_pd->pd_db, join_txn, &j);
 	if (e) {

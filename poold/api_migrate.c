@@ -47,6 +47,7 @@ struct reserve_ctx {
 	bool force;
 	char src[64];
 	char op_id[64]; /* its entry in the VM's current_operations */
+	const struct migrate_ext *x; /* inside a storage migration, else NULL */
 };
 
 static json_t *unreserve_txn(struct db *db, void *ctx);
@@ -61,6 +62,29 @@ static json_t *source_live(struct poold *pd, struct reserve_ctx *r)
 	return xerr_new(XE_HOST_OFFLINE, r->src, NULL);
 }
 
+/* Inside a storage migration the VM is placed as it will be once moved
+ * (its disks on the destination SRs, its VIFs on the mapped networks),
+ * and the operation that holds it is the caller's own. */
+static void as_moved(struct snap *sn, const struct migrate_ext *x, json_t *v, const char *dst)
+{
+	struct place_vm *pv = &sn->sn_vms[0];
+	json_t *ops = json_object_get(v, "current_operations");
+	const char *sched = jstr(v, "scheduled_to_be_resident_on");
+	bool ours = strcmp(sched, dst) == 0; /* the storage migration reserved it there already */
+	pv->pv_busy = (!ours && strcmp(sched, MODEL_NULL_REF) != 0) || json_object_size(ops) > 1 ||
+		      (json_object_size(ops) == 1 && !json_object_get(ops, x->x_op_id));
+	if (ours) /* its memory counts once */
+		sn->sn_hosts[0].ph_available += pv->pv_memory;
+	if (x->x_srs) {
+		pv->pv_srs = snap_strings(x->x_srs); /* borrows x_srs: freed below */
+		pv->pv_nsrs = json_array_size(x->x_srs);
+	}
+	if (x->x_nets) {
+		pv->pv_networks = snap_strings(x->x_nets);
+		pv->pv_nnetworks = json_array_size(x->x_nets);
+	}
+}
+
 static json_t *reserve_txn(struct db *db, void *ctx)
 {
 	struct reserve_ctx *r = ctx;
@@ -68,18 +92,28 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 	if (e)
 		return e;
 	snprintf(r->src, sizeof r->src, "%s", jstr(v, "resident_on"));
-	json_decref(v);
 	bool have_src = strcmp(r->src, MODEL_NULL_REF) != 0;
 	unsigned flags = PLACE_MIGRATE | (r->force ? PLACE_FORCE : 0);
 	json_t *vms = json_pack("[s]", r->vm), *hosts = json_pack("[s]", r->dst);
 	struct snap sn;
 	e = snap_build(db, have_src ? r->src : NULL, vms, hosts, flags, &sn);
+	const char **srs = NULL, **nets = NULL;
+	if (!e && r->x) {
+		as_moved(&sn, r->x, v, r->dst);
+		srs = r->x->x_srs ? (const char **)sn.sn_vms[0].pv_srs : NULL;
+		nets = r->x->x_nets ? (const char **)sn.sn_vms[0].pv_networks : NULL;
+	}
+	json_decref(v);
 	if (!e)
 		e = place_assert(&sn.sn_pool.pp_vms[0], sn.sn_pool.pp_source, &sn.sn_pool.pp_hosts[0], flags);
+	free(srs);
+	free(nets);
 	snap_free(&sn);
 	json_decref(vms);
 	json_decref(hosts);
-	if (!e)
+	if (!e && r->x)
+		snprintf(r->op_id, sizeof r->op_id, "%s", r->x->x_op_id);
+	else if (!e)
 		e = ops_begin(db, r->vm, "pool_migrate", r->op_id);
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(r->dst));
 }
@@ -87,7 +121,7 @@ static json_t *reserve_txn(struct db *db, void *ctx)
 static json_t *unreserve_txn(struct db *db, void *ctx)
 {
 	struct reserve_ctx *r = ctx;
-	json_t *e = ops_end(db, r->vm, r->op_id);
+	json_t *e = r->x ? NULL : ops_end(db, r->vm, r->op_id);
 	return e ? e : db_obj_set(db, r->vm, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 }
 
@@ -108,6 +142,12 @@ struct mig_job {
 	migrate_done_fn mj_done; /* NULL once called */
 	migrate_released_fn mj_released;
 	void *mj_arg;
+	/* inside a storage migration (migrate_start_ext) */
+	bool mj_keep_op;      /* the VM's operation is the caller's to end */
+	double mj_prog_lo, mj_prog_hi;
+	char mj_prefix[32];   /* before the phase notes: "memory: " */
+	db_txn_fn mj_commit;  /* run in the transaction that records the move */
+	char mj_commit_arg[64];
 };
 
 static void job_free(struct mig_job *j)
@@ -126,6 +166,7 @@ static void job_free(struct mig_job *j)
 struct end_ctx {
 	char vm[64], op_id[64];
 	bool unreserve;
+	bool keep_op;
 };
 
 /* The VM's operation ends (and, on a failure, its reservation): written
@@ -133,7 +174,7 @@ struct end_ctx {
 static json_t *end_op_txn(struct db *db, void *ctx)
 {
 	struct end_ctx *x = ctx;
-	json_t *e = ops_end(db, x->vm, x->op_id);
+	json_t *e = x->keep_op ? NULL : ops_end(db, x->vm, x->op_id);
 	if (!e && x->unreserve)
 		e = db_obj_set(db, x->vm, "scheduled_to_be_resident_on", json_string(MODEL_NULL_REF));
 	return e;
@@ -141,7 +182,7 @@ static json_t *end_op_txn(struct db *db, void *ctx)
 
 static void end_op(struct mig_job *j, bool unreserve)
 {
-	struct end_ctx x = {"", "", unreserve};
+	struct end_ctx x = {"", "", unreserve, j->mj_keep_op};
 	snprintf(x.vm, sizeof x.vm, "%s", j->mj_vm);
 	snprintf(x.op_id, sizeof x.op_id, "%s", j->mj_op_id);
 	txn_until_done(j->mj_pd, end_op_txn, &x, sizeof x, "the end of a migration");
@@ -178,14 +219,17 @@ static json_t *failed(struct mig_job *j, json_t *why, const char *more)
 struct moved_ctx {
 	char vm[64], dst[64];
 	json_int_t domid;
+	db_txn_fn commit; /* a storage migration's commit (its VBDs), in the same transaction */
+	char commit_arg[64];
 };
 
 static json_t *moved_txn(struct db *db, void *ctx)
 {
 	struct moved_ctx *m = ctx;
-	return db_obj_update_new(db, m->vm,
-				 json_pack("{s:s, s:s, s:s, s:I}", "resident_on", m->dst, "scheduled_to_be_resident_on",
-					   MODEL_NULL_REF, "power_state", "Running", "domid", m->domid));
+	json_t *e = db_obj_update_new(db, m->vm,
+				      json_pack("{s:s, s:s, s:s, s:I}", "resident_on", m->dst, "scheduled_to_be_resident_on",
+						MODEL_NULL_REF, "power_state", "Running", "domid", m->domid));
+	return e || !m->commit ? e : m->commit(db, m->commit_arg);
 }
 
 /* The destination runs the VM: the records say so (written even if the
@@ -193,7 +237,8 @@ static json_t *moved_txn(struct db *db, void *ctx)
 static json_t *record_move(struct mig_job *j, json_t *report)
 {
 	struct poold *pd = j->mj_pd;
-	struct moved_ctx m = {"", "", -1};
+	struct moved_ctx m = {"", "", -1, j->mj_commit, ""};
+	snprintf(m.commit_arg, sizeof m.commit_arg, "%s", j->mj_commit_arg);
 	snprintf(m.vm, sizeof m.vm, "%s", j->mj_vm);
 	snprintf(m.dst, sizeof m.dst, "%s", j->mj_dst);
 	size_t i;
@@ -247,11 +292,11 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 	if (frac < 0)
 		frac = 0;
 	double prog = 0.05 + 0.85 * frac + (round > 1 ? 0.03 : 0) + (paused ? 0.04 : 0);
-	api_task_progress(pd, j->mj_task, prog);
+	api_task_progress(pd, j->mj_task, j->mj_prog_lo + (j->mj_prog_hi - j->mj_prog_lo) * prog);
 	char phase[200];
 	double eta = rate > 0 ? left / 1e6 / rate : -1;
-	int n = snprintf(phase, sizeof phase, "%s round %d  %.0f MB/s  %.0f MB sent", paused ? "stop-and-copy," : "pre-copy",
-			 round, rate, sent / 1e6);
+	int n = snprintf(phase, sizeof phase, "%s%s round %d  %.0f MB/s  %.0f MB sent", j->mj_prefix,
+			 paused ? "stop-and-copy," : "pre-copy", round, rate, sent / 1e6);
 	if (eta >= 0 && !paused && n > 0 && (size_t)n < sizeof phase)
 		n += snprintf(phase + n, sizeof phase - (size_t)n, "  ETA %.1f s", eta);
 	if (thr && n > 0 && (size_t)n < sizeof phase)
@@ -361,7 +406,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		api_task_note(pd, j->mj_task, "migration_stats", stats ? stats : "{}");
 		api_task_note(pd, j->mj_task, "phase", "recording");
 		free(stats);
-		api_task_progress(pd, j->mj_task, 0.99);
+		api_task_progress(pd, j->mj_task, j->mj_prog_lo + (j->mj_prog_hi - j->mj_prog_lo) * 0.99);
 	}
 	return agent_call_done(pd, c, j->mj_dst, AGENT_REPORT, json_array(), reported, cell_of(j));
 }
@@ -421,8 +466,10 @@ static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	if (port <= 0)
 		return failed(j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"), NULL);
 	if (j->mj_task[0]) {
-		api_task_note(pd, j->mj_task, "phase", "streaming");
-		api_task_progress(pd, j->mj_task, 0.05);
+		char ph[64];
+		snprintf(ph, sizeof ph, "%sstreaming", j->mj_prefix);
+		api_task_note(pd, j->mj_task, "phase", ph);
+		api_task_progress(pd, j->mj_task, j->mj_prog_lo + (j->mj_prog_hi - j->mj_prog_lo) * 0.05);
 	}
 	struct timeval half = {0, 500000};
 	j->mj_poll = event_new(pd->pd_base, -1, EV_PERSIST, poll_tick, j);
@@ -464,8 +511,7 @@ static json_int_t opt_int(json_t *opts, json_t *pool, const char *k, const char 
 	return (json_int_t)v;
 }
 
-/* The destination's address on network (a PIF of dst on it with an IP). */
-static json_t *address_on(struct db *db, const char *dst, const char *net, char *out, size_t n)
+json_t *migrate_address(struct db *db, const char *dst, const char *net, char *out, size_t n)
 {
 	char cls[32];
 	if (!db_obj_class(db, net, cls, sizeof cls) || strcmp(cls, "network"))
@@ -484,35 +530,49 @@ static json_t *address_on(struct db *db, const char *dst, const char *net, char 
 				NULL); /* the destination has no address on it */
 }
 
-json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
-		      const char *task, migrate_done_fn done, migrate_released_fn released_fn, void *arg)
+/* The destination's disks: each VDI of the map replaced by its copy. */
+static void disks_moved(json_t *cfg, json_t *map)
 {
-	json_t *e = NULL;
-	json_t *pool = db_obj_get(pd->pd_db, pd->pd_pool_ref);
-	json_int_t max_dt = opt_int(opts, pool, "max_downtime_ms", "migration-max-downtime-ms", 50, &e);
-	json_int_t max_rounds = e ? 0 : opt_int(opts, pool, "max_rounds", "migration-max-rounds", 30, &e);
-	char address[64] = "";
-	const char *net = jstr(opts, "network");
-	if (!e && *net && strcmp(net, MODEL_NULL_REF))
-		e = address_on(pd->pd_db, host, net, address, sizeof address);
-	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), "", ""};
-	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r)) || (e = source_live(pd, &r))) {
-		json_decref(pool);
-		return e;
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(cfg, "disks"), i, d) {
+		json_t *to = json_object_get(map, jstr(d, "vdi_uuid"));
+		if (!to)
+			continue;
+		json_object_set_new(d, "vdi_uuid", json_string(jstr(to, "vdi_uuid")));
+		json_object_set_new(d, "sr", json_string(jstr(to, "sr")));
 	}
+}
+
+/* The job's fields a storage migration sets. */
+static void job_ext(struct mig_job *j, const struct migrate_ext *x)
+{
+	j->mj_prog_lo = x ? x->x_prog_lo : 0;
+	j->mj_prog_hi = x ? x->x_prog_hi : 1;
+	if (!x)
+		return;
+	j->mj_keep_op = true;
+	snprintf(j->mj_prefix, sizeof j->mj_prefix, "%s", x->x_phase_prefix ? x->x_phase_prefix : "");
+	j->mj_commit = x->x_commit;
+	snprintf(j->mj_commit_arg, sizeof j->mj_commit_arg, "%s", x->x_commit_arg ? x->x_commit_arg : "");
+	if (x->x_source_opts)
+		json_object_update(j->mj_opts, x->x_source_opts);
+	disks_moved(j->mj_cfg, x->x_disks);
+}
+
+/* The job, once the destination is reserved: its options and the domain's configuration. */
+static struct mig_job *job_new(struct poold *pd, const struct reserve_ctx *r, json_t *opts, json_t *pool,
+			       const char *address, json_int_t max_dt, json_int_t max_rounds)
+{
 	struct mig_job *j = xcalloc(1, sizeof *j);
 	j->mj_pd = pd;
-	j->mj_done = done;
-	j->mj_released = released_fn;
-	j->mj_arg = arg;
-	snprintf(j->mj_task, sizeof j->mj_task, "%s", task ? task : "");
-	json_t *v = db_obj_get(pd->pd_db, vm);
-	json_t *dst = db_obj_get(pd->pd_db, host);
-	snprintf(j->mj_vm, sizeof j->mj_vm, "%s", vm);
+	json_t *v = db_obj_get(pd->pd_db, r->vm);
+	json_t *dst = db_obj_get(pd->pd_db, r->dst);
+	snprintf(j->mj_vm, sizeof j->mj_vm, "%s", r->vm);
 	snprintf(j->mj_uuid, sizeof j->mj_uuid, "%s", jstr(v, "uuid"));
-	snprintf(j->mj_src, sizeof j->mj_src, "%s", r.src);
-	snprintf(j->mj_op_id, sizeof j->mj_op_id, "%s", r.op_id);
-	snprintf(j->mj_dst, sizeof j->mj_dst, "%s", host);
+	snprintf(j->mj_src, sizeof j->mj_src, "%s", r->src);
+	snprintf(j->mj_op_id, sizeof j->mj_op_id, "%s", r->op_id);
+	snprintf(j->mj_dst, sizeof j->mj_dst, "%s", r->dst);
 	/* network: the stream goes to the destination's address on it; else
 	 * to its management address */
 	snprintf(j->mj_address, sizeof j->mj_address, "%s",
@@ -529,18 +589,50 @@ json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, cons
 			       opt_bool(opts, "live", true), "address", j->mj_address, "source_host",
 			       jstr(src_rec, "uuid"), "destination_host", jstr(dst, "uuid"));
 	json_decref(src_rec);
-	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, vm, v, false);
+	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, r->vm, v, false);
 	/* the guest keeps the CPU it booted with, not today's pool level */
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
 	json_object_set_new(cfg, "cpu_vendor", json_string(jstr(flags, "vendor")));
 	json_object_set_new(cfg, "featureset", json_string(jstr(flags, "features")));
 	j->mj_cfg = cfg;
 	json_decref(v);
-	json_decref(pool);
 	json_decref(dst);
+	return j;
+}
+
+json_t *migrate_start_ext(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+			  const char *task, const struct migrate_ext *x, migrate_done_fn done,
+			  migrate_released_fn released_fn, void *arg)
+{
+	json_t *e = NULL;
+	json_t *pool = db_obj_get(pd->pd_db, pd->pd_pool_ref);
+	json_int_t max_dt = opt_int(opts, pool, "max_downtime_ms", "migration-max-downtime-ms", 50, &e);
+	json_int_t max_rounds = e ? 0 : opt_int(opts, pool, "max_rounds", "migration-max-rounds", 30, &e);
+	char address[64] = "";
+	const char *net = jstr(opts, "network");
+	if (!e && *net && strcmp(net, MODEL_NULL_REF))
+		e = migrate_address(pd->pd_db, host, net, address, sizeof address);
+	struct reserve_ctx r = {vm, host, opt_bool(opts, "force", false), "", "", x};
+	if (e || (e = db_txn(pd->pd_db, reserve_txn, &r)) || (e = source_live(pd, &r))) {
+		json_decref(pool);
+		return e;
+	}
+	struct mig_job *j = job_new(pd, &r, opts, pool, address, max_dt, max_rounds);
+	json_decref(pool);
+	j->mj_done = done;
+	j->mj_released = released_fn;
+	j->mj_arg = arg;
+	snprintf(j->mj_task, sizeof j->mj_task, "%s", task ? task : "");
+	job_ext(j, x);
 	log_info("VM %s: migrating from %s to %s (stream to %s)", vm, j->mj_src, host, j->mj_address);
-	return agent_call_done(pd, c, host, AGENT_MIGRATE_RECEIVE, json_pack("[O,s,O]", cfg, j->mj_token, j->mj_opts),
-			       prepared, cell_of(j));
+	return agent_call_done(pd, c, host, AGENT_MIGRATE_RECEIVE,
+			       json_pack("[O,s,O]", j->mj_cfg, j->mj_token, j->mj_opts), prepared, cell_of(j));
+}
+
+json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+		      const char *task, migrate_done_fn done, migrate_released_fn released_fn, void *arg)
+{
+	return migrate_start_ext(pd, c, vm, host, opts, task, NULL, done, released_fn, arg);
 }
 
 json_t *vm_pool_migrate(struct api_call *c)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ops.h"
 #include "poold.h"
 #include "xerr.h"
 
@@ -148,6 +149,12 @@ static json_t *gen_set_txn(struct db *db, void *ctx)
 		return e;
 	json_t *cur = json_deep_copy(json_object_get(rec, f->fld_name));
 	json_decref(rec);
+	/* the setters XAPI runs as a VM operation: what a rolling upgrade blocks */
+	const char *vm_op = strcmp(cls->mc_name, "VM") == 0 ? ops_vm_field_op(f->fld_name) : NULL;
+	if (vm_op && snap_rolling(db) && (e = ops_upgrade_check("VM", vm_op))) {
+		json_decref(cur);
+		return e;
+	}
 	if (s->op == 0 && strcmp(cls->mc_name, "VM") == 0 &&
 	    (strncmp(f->fld_name, "memory_", 7) == 0 || strncmp(f->fld_name, "VCPUs_", 6) == 0)) {
 		/* the limits hold after the change, or it does not happen */

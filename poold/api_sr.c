@@ -294,6 +294,8 @@ json_t *sr_create(struct api_call *c)
 		return e;
 	if (strcmp(s.type, "file") != 0)
 		return xerr_new(XE_SR_UNKNOWN_DRIVER, s.type, NULL);
+	if ((e = rpu_check_op(c->ac_pd, "SR", "create"))) /* XAPI blocks it during an upgrade */
+		return e;
 	s.path = jstr(s.device_config, "path");
 	if (s.path[0] != '/')
 		return xerr_new(XE_INVALID_VALUE, "device_config:path", s.path, NULL);

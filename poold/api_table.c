@@ -92,6 +92,10 @@ json_t *host_shutdown(struct api_call *c);
 json_t *host_restart_agent(struct api_call *c);
 json_t *pool_eject(struct api_call *c);
 json_t *host_heartbeat(struct api_call *c);
+json_t *host_migrate_receive(struct api_call *c);
+json_t *vm_migrate_send(struct api_call *c);
+json_t *vm_assert_can_migrate(struct api_call *c);
+json_t *vdi_pool_migrate(struct api_call *c);
 json_t *pool_enable_ha(struct api_call *c);
 json_t *pool_disable_ha(struct api_call *c);
 json_t *host_emergency_ha_disable(struct api_call *c);
@@ -110,6 +114,8 @@ json_t *pool_standby_join(struct api_call *c);
 json_t *pool_designate_new_master(struct api_call *c);
 json_t *pool_emergency_transition_to_master(struct api_call *c);
 json_t *pool_emergency_reset_master(struct api_call *c);
+json_t *pool_rolling_upgrade(struct api_call *c);
+json_t *pool_rolling_upgrade_plan(struct api_call *c);
 
 const struct api_method api_methods[] = {
 	{"session.login_with_password", 2, 4, API_NO_SESSION, session_login},
@@ -153,6 +159,11 @@ const struct api_method api_methods[] = {
 	{"VM.start", 4, 4, API_ASYNC, vm_start},
 	{"VM.pool_migrate", 4, 4, API_ASYNC, vm_pool_migrate},
 	{"VM.start_on", 5, 5, API_ASYNC, vm_start_on},
+	/* storage live migration (XAPI's signatures; vgpu_map optional) */
+	{"host.migrate_receive", 4, 4, API_ASYNC, host_migrate_receive},
+	{"VM.migrate_send", 7, 8, API_ASYNC, vm_migrate_send},
+	{"VM.assert_can_migrate", 7, 8, API_ASYNC, vm_assert_can_migrate},
+	{"VDI.pool_migrate", 4, 4, API_ASYNC, vdi_pool_migrate},
 	{"VM.shutdown", 2, 2, API_ASYNC, vm_shutdown_any},
 	{"VM.clean_shutdown", 2, 2, API_ASYNC, vm_clean_shutdown},
 	{"VM.hard_shutdown", 2, 2, API_ASYNC, vm_hard_shutdown_any},
@@ -226,6 +237,9 @@ const struct api_method api_methods[] = {
 	/* ours: standby pooldes (poold join; every couple of seconds) */
 	{"pool.standby_join", 2, 2, API_NO_SESSION, pool_standby_join},
 	{"pool.standby_sync", 1, 1, API_NO_SESSION | API_AGENT, pool_standby_sync},
+	/* ours: the rolling pool upgrade (api_rpu.c) */
+	{"pool.rolling_upgrade", 2, 2, API_ASYNC, pool_rolling_upgrade},
+	{"pool.rolling_upgrade_plan", 2, 2, 0, pool_rolling_upgrade_plan},
 };
 
 const size_t api_nmethods = sizeof api_methods / sizeof api_methods[0];

@@ -170,7 +170,7 @@ static json_t *limits_txn(struct db *db, void *ctx)
 			      "memory_dynamic_min", l->v[2], "memory_dynamic_max", l->v[3]);
 	json_t *after = json_deep_copy(rec);
 	json_object_update(after, f);
-	e = ops_check("VM", l->vm, rec, NULL, "changing_memory_limits");
+	e = ops_assert(db, l->vm, "changing_memory_limits"); /* with its facts: the upgrade blocks it */
 	if (!e)
 		e = vm_check_limits(l->vm, rec, after);
 	json_decref(after);

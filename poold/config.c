@@ -46,6 +46,15 @@ const struct conf_key poold_conf_keys[] = {
 	 "a finished task is destroyed this long after it ended (xapi collects them too)"},
 	{"evacuation-batch-size", CONF_INT, "10", 1, 1000, NULL,
 	 "migrations in flight during host.evacuate when the call gives no batch size (xapi: 10)"},
+	{"storage-migration-destination-space-factor", CONF_INT, "3", 0, 100, NULL,
+	 "storage migration: a destination SR needs this many times the virtual size of the disks moving to it "
+	 "free (R-11)"},
+	{"storage-migration-source-space-factor", CONF_INT, "2", 0, 100, NULL,
+	 "storage migration: a source SR needs this many times the virtual size of the disks leaving it free, for "
+	 "their temporary snapshots (R-11)"},
+	{"storage-migration-max-per-host", CONF_INT, "3", 1, 1000, NULL,
+	 "storage migrations from one host at once (R-13; xapi: 3); more wait in a queue, or are refused with "
+	 "TOO_MANY_STORAGE_MIGRATES when the call says queue=false"},
 	{"log-level", CONF_ENUM, "info", 0, 0, "debug|info|warn|error",
 	 "least severe log line written to stderr"},
 };

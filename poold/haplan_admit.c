@@ -80,6 +80,9 @@ static bool apply(const struct place_pool *pool, const struct haplan_vm *vms, si
 			c->pvms[nv] = *ch->hc_vm;
 			c->vms[c->n++] = (struct haplan_vm){nv++, HAPLAN_RESTART, 0, ch->hc_dst};
 		} else if (i != PLACE_NONE) {
+			/* the VM as it will be there: a storage migration moves its
+			 * disks too (a local SR ties its restart to that host) */
+			c->pvms[vms[i].hv_vm] = *ch->hc_vm;
 			c->vms[i].hv_home = ch->hc_dst;
 			c->vms[i].hv_priority = ch->hc_protected ? HAPLAN_RESTART : HAPLAN_NONE;
 		}

@@ -351,8 +351,9 @@ json_t *host_heartbeat(struct api_call *c)
 	json_t *cmp = json_deep_copy(report);
 	json_object_del(cmp, "memory_free");
 	json_object_del(cmp, "seq");
-	/* a run of this host's agent that HA declared fenced speaks no more */
-	if ((e = ha_host_report(pd, ref, report))) {
+	/* a run of this host's agent that HA declared fenced speaks no more,
+	 * nor a member newer than the master (the master is upgraded first) */
+	if ((e = ha_host_report(pd, ref, report)) || (e = rpu_report_check(pd, ref, &b.rep))) {
 		json_decref(cmp);
 		return e;
 	}

@@ -8,6 +8,7 @@
 #include "cpuid.h"
 #include "poold.h"
 #include "tls.h"
+#include "upgrade.h"
 #include "version.h"
 #include "xerr.h"
 #include "util.h"
@@ -33,6 +34,14 @@ json_t *host_report_parse(json_t *r, struct host_report *out)
 				NULL);
 	/* these go into certificates and records, at join and at every
 	 * heartbeat: names (an IP literal or a DNS name), not text */
+	/* an agent older than these fields offers hardware version 0, as XAPI's old hosts */
+	out->platform = jstr(r, "platform_version");
+	json_t *hw = json_object_get(r, "hardware_platform_versions");
+	int n = hw ? upgrade_hw_parse(json_string_value(hw), out->hw, sizeof out->hw / sizeof out->hw[0]) : 0;
+	if (n <= 0 && hw)
+		return xerr_new(XE_INVALID_VALUE, "hardware_platform_versions", jstr(r, "hardware_platform_versions"),
+				NULL);
+	out->nhw = n > 0 ? (size_t)n : 1;
 	if (tls_name_kind(out->address, NULL, NULL) == TLS_NAME_INVALID)
 		return xerr_new(XE_INVALID_VALUE, "address", out->address, NULL);
 	if (*out->migration_address && tls_name_kind(out->migration_address, NULL, NULL) == TLS_NAME_INVALID)
@@ -44,8 +53,8 @@ json_t *host_report_fields(const struct host_report *r)
 {
 	char cpus[16];
 	snprintf(cpus, sizeof cpus, "%lld", (long long)r->cpus);
-	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s},"
-			 " s:{s:s, s:s, s:s}}",
+	json_t *f = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s},"
+			      " s:{s:s, s:s, s:s}}",
 			 "name_label", r->name, "hostname", *r->hostname ? r->hostname : r->name, "address",
 			 r->address, "software_version", "product_brand", POOLD_PRODUCT, "product_version",
 			 r->version, "product_version_text", r->version, "platform_name", POOLD_PRODUCT,
@@ -54,6 +63,16 @@ json_t *host_report_fields(const struct host_report *r)
 			 "cpu_info", "vendor", r->vendor, "features", r->features, "cpu_count", cpus,
 			 "other_config", "agent_address", r->address, "agent_port", "", "migration_address",
 			 r->migration_address);
+	if (*r->platform)
+		json_object_set_new(json_object_get(f, "software_version"), "platform_version", json_string(r->platform));
+	json_t *hw = json_array(); /* the model declares a set of strings */
+	for (size_t i = 0; i < r->nhw; i++) {
+		char v[24];
+		snprintf(v, sizeof v, "%lld", (long long)r->hw[i]);
+		json_array_append_new(hw, json_string(v));
+	}
+	json_object_set_new(f, "virtual_hardware_platform_versions", hw);
+	return f;
 }
 
 /* The pool-wide network of a device (XAPI names them after the NIC):

@@ -51,6 +51,8 @@ int master_start(struct poold *pd, char *err, size_t errlen)
 	ha_start(pd);
 	ha_engine_start(pd);
 	evacuations_resume(pd);
+	sxm_resume(pd);
+	rpu_start(pd);
 	pd->pd_master = true;
 	log_info("poold %s: pool master of %s, %zu API methods%s", POOLD_VERSION, pd->pd_pool_ref, pd->pd_nmethods,
 		 db_is_shared(pd->pd_db) ? ", the database on shared storage" : "");
@@ -63,7 +65,9 @@ void master_stop(struct poold *pd)
 	if (!pd->pd_master)
 		return;
 	pd->pd_master = false;
+	rpu_stop(pd); /* before the evacuations it may have started */
 	evacuations_stop(pd);
+	sxm_stop(pd);
 	ha_engine_stop(pd);
 	ha_stop(pd);
 	host_liveness_stop(pd);

@@ -65,6 +65,7 @@ static const struct vm_rule {
 	{"resume", PS_S, true},
 	{"resume_on", PS_S, true},
 	{"pool_migrate", PS_R, true},
+	{"migrate_send", PS_R, true}, /* storage migration: a running VM and its disks */
 	{"clone", PS_H, true},
 	{"copy", PS_H, true},
 	{"provision", PS_H, true},
@@ -82,6 +83,99 @@ static const struct vm_rule {
 	{"power_state_reset", PS_ALL, false},
 };
 #define N_VM_RULES (sizeof vm_rules / sizeof vm_rules[0])
+
+/* ------------------------------------------------- rolling upgrade */
+
+/* What a rolling upgrade lets through, and why not (XAPI refuses with
+ * NOT_SUPPORTED_DURING_UPGRADE [] and no reason). VM and VDI operations
+ * are allowed only when listed without a reason (XAPI's
+ * rpu_allowed_vm_operations and its pre-Ely VDI operations, the ones every
+ * version knows); SR and pool operations are refused only when listed. */
+static const struct {
+	const char *cls, *op, *reason; /* reason NULL: allowed */
+} upgrade_ops[] = {
+	{"VM", "start", NULL},
+	{"VM", "start_on", NULL},
+	{"VM", "clean_shutdown", NULL},
+	{"VM", "hard_shutdown", NULL},
+	{"VM", "clean_reboot", NULL},
+	{"VM", "hard_reboot", NULL},
+	{"VM", "suspend", NULL},
+	{"VM", "resume", NULL},
+	{"VM", "resume_on", NULL},
+	{"VM", "pause", NULL},
+	{"VM", "unpause", NULL},
+	{"VM", "pool_migrate", NULL},
+	{"VM", "migrate_send", NULL},
+	{"VM", "clone", NULL},
+	{"VM", "copy", NULL},
+	{"VM", "export", NULL},
+	{"VM", "import", NULL},
+	{"VM", "destroy", NULL},
+	{"VM", "make_into_template", NULL},
+	{"VM", "provision", NULL},
+	{"VM", "power_state_reset", NULL},
+	{"VM", "changing_memory_live", NULL},
+	{"VM", "changing_VCPUs_live", NULL},
+	{"VM", "shutdown", "only clean_shutdown and hard_shutdown are allowed while the pool is upgraded (XAPI's set)"},
+	{"VM", "changing_memory_limits",
+	 "a halted VM's memory limits stay as they are while hosts of two versions may start it"},
+	{"VM", "changing_static_range", "a VM's static memory stays as it is while hosts of two versions may run it"},
+	{"VM", "changing_dynamic_range", "a VM's dynamic memory stays as it is while hosts of two versions may run it"},
+	{"VM", "changing_VCPUs", "a VM's vCPUs stay as they are while hosts of two versions may run it"},
+	{"VM", "snapshot", "a snapshot taken now might not be readable by the hosts of the older version"},
+	{"VM", "checkpoint", "a checkpoint taken now might not be readable by the hosts of the older version"},
+	{"VM", "revert", "a snapshot is not reverted while hosts of two versions may run the VM"},
+	{"VM", "reverting", "a snapshot is not reverted while hosts of two versions may run the VM"},
+	{"VDI", "clone", NULL},
+	{"VDI", "copy", NULL},
+	{"VDI", "resize", NULL},
+	{"VDI", "resize_online", NULL},
+	{"VDI", "snapshot", NULL},
+	{"VDI", "destroy", NULL},
+	{"VDI", "forget", NULL},
+	{"VDI", "update", NULL},
+	{"VDI", "force_unlock", NULL},
+	{"VDI", "generate_config", NULL},
+	{"VDI", "blocked", NULL},
+	{"VDI", "mirror", "storage migration waits until every host runs the same version"},
+	{"VDI", "enable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"VDI", "disable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"SR", "vdi_mirror", "storage migration waits until every host runs the same version"},
+	{"SR", "vdi_enable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"SR", "vdi_disable_cbt", "changed block tracking is not turned on or off while hosts of two versions share the disk"},
+	{"SR", "create", "a new SR waits until every host runs the same version"},
+	{"pool", "enable_ha", "HA plans across hosts of two versions; the rolling upgrade restores HA when it ends"},
+};
+
+json_t *ops_upgrade_check(const char *cls, const char *op)
+{
+	bool by_default = strcmp(cls, "VM") == 0 || strcmp(cls, "VDI") == 0;
+	const char *reason = by_default ? "not one of the operations allowed while the pool is upgraded" : NULL;
+	for (size_t i = 0; i < sizeof upgrade_ops / sizeof upgrade_ops[0]; i++)
+		if (strcmp(upgrade_ops[i].cls, cls) == 0 && strcmp(upgrade_ops[i].op, op) == 0)
+			reason = upgrade_ops[i].reason;
+	if (!reason)
+		return NULL;
+	char name[96];
+	snprintf(name, sizeof name, "%s.%s", cls, op);
+	return xerr_new(XE_NOT_SUPPORTED_DURING_UPGRADE, name, reason, NULL);
+}
+
+const char *ops_vm_field_op(const char *field)
+{
+	static const struct {
+		const char *field, *op;
+	} setters[] = {
+		{"memory_static_min", "changing_static_range"},	  {"memory_static_max", "changing_static_range"},
+		{"memory_dynamic_min", "changing_dynamic_range"}, {"memory_dynamic_max", "changing_dynamic_range"},
+		{"VCPUs_max", "changing_VCPUs"},		  {"VCPUs_at_startup", "changing_VCPUs"},
+	};
+	for (size_t i = 0; i < sizeof setters / sizeof setters[0]; i++)
+		if (is(setters[i].field, field))
+			return setters[i].op;
+	return NULL;
+}
 
 static const struct vm_rule *vm_rule(const char *op)
 {
@@ -158,8 +252,8 @@ static json_t *vm_kind_check(const char *ref, const json_t *rec, const char *op)
 }
 
 /* check_operation_error, in XAPI's order: power state, operations in
- * flight, template and snapshot rules, control domain. */
-static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
+ * flight, template and snapshot rules, control domain, rolling upgrade. */
+static json_t *vm_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
 	const struct vm_rule *r = vm_rule(op);
 	if (!r)
@@ -179,7 +273,7 @@ static json_t *vm_check(const char *ref, const json_t *rec, const char *op)
 		return e;
 	if (flag(rec, "is_control_domain"))
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VM %s is a control domain", ref);
-	return NULL;
+	return f->of_rolling ? ops_upgrade_check("VM", op) : NULL; /* last, as XAPI */
 }
 
 /* -------------------------------------------------------- VBD and VIF */
@@ -252,7 +346,9 @@ static json_t *vif_check(const char *ref, const json_t *rec, const struct ops_fa
 
 /* --------------------------------------------------------------- VDI */
 
-static const char *const vdi_ops[] = {"destroy", "resize", "resize_online", "snapshot", "clone", "copy", "forget", NULL};
+/* mirror: storage migration copies it (VM.migrate_send, VDI.pool_migrate) */
+static const char *const vdi_ops[] = {"destroy", "resize", "resize_online", "snapshot", "clone", "copy", "forget",
+				      "mirror", NULL};
 
 static json_t *vdi_check(const char *ref, const json_t *rec, const struct ops_facts *f, const char *op)
 {
@@ -266,7 +362,7 @@ static json_t *vdi_check(const char *ref, const json_t *rec, const struct ops_fa
 		return xerr_newf(XE_OPERATION_NOT_ALLOWED, "VDI %s is not attached to a running VM: use VDI.resize", ref);
 	if (busy(rec))
 		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "VDI", ref, NULL);
-	return NULL;
+	return f->of_rolling ? ops_upgrade_check("VDI", op) : NULL;
 }
 
 /* ---------------------------------------------------------------- SR */
@@ -288,7 +384,7 @@ static json_t *sr_check(const char *ref, const json_t *rec, const struct ops_fac
 	/* plugging on more hosts goes on in parallel; nothing else does */
 	if (busy(rec) && !is(op, "plug"))
 		return xerr_new(XE_OTHER_OPERATION_IN_PROGRESS, "SR", ref, NULL);
-	return NULL;
+	return f->of_rolling ? ops_upgrade_check("SR", op) : NULL;
 }
 
 /* -------------------------------------------------------------- host */
@@ -330,7 +426,7 @@ json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const str
 	if (!f)
 		f = &no_facts;
 	if (is(cls, "VM"))
-		return vm_check(ref, rec, op);
+		return vm_check(ref, rec, f, op);
 	if (is(cls, "VBD"))
 		return vbd_check(ref, rec, f, op);
 	if (is(cls, "VIF"))

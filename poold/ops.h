@@ -28,6 +28,7 @@ struct ops_facts {
 	int of_pbds;     /* SR: PBDs */
 	int of_plugged;  /* SR: PBDs currently attached */
 	int of_vdis;     /* SR: VDIs on it */
+	bool of_rolling; /* the pool is in rolling-upgrade mode (snap_rolling) */
 	/* VBD, VIF: their VM */
 	char of_vm[64];
 	char of_vm_power[16];      /* its power_state ("" when it is gone) */
@@ -41,12 +42,21 @@ struct ops_facts {
 
 /* The refusal of op on the object ref (record rec of class cls), or NULL.
  * An operation the class does not know is OPERATION_NOT_ALLOWED. */
+/* f may be NULL (no facts: an object with none, not in rolling-upgrade mode). */
 json_t *ops_check(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f, const char *op);
 /* The operations ops_check lets through, as XAPI's allowed_operations
  * (a new array); NULL for a class without operations. Operations XAPI
  * never lists (changing_memory_limits, power_state_reset, ...) are
  * checked when asked for but never listed. */
 json_t *ops_allowed(const char *cls, const char *ref, const json_t *rec, const struct ops_facts *f);
+/* In rolling-upgrade mode: NOT_SUPPORTED_DURING_UPGRADE [cls.op, reason]
+ * for an operation the upgrade blocks (the table in ops.c: object
+ * operations, and pool-level ones such as "SR" "create" or "pool"
+ * "enable_ha" that their handlers ask), else NULL. */
+json_t *ops_upgrade_check(const char *cls, const char *op);
+/* The VM operation XAPI's setter of field is (VM.set_memory_static_max is
+ * changing_static_range, VM.set_VCPUs_max changing_VCPUs, ...), or NULL. */
+const char *ops_vm_field_op(const char *field);
 /* Is op a VM operation poold knows (XAPI's vm_operations it implements)? */
 bool ops_vm_known(const char *op);
 
@@ -68,5 +78,8 @@ json_t *ops_end(struct db *db, const char *ref, const char *id);
  * power state or operations change). */
 json_t *ops_derive(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec, bool after,
 		   void *ctx);
+/* Inside a transaction: derive every record of cls again (the pool
+ * entered or left rolling-upgrade mode: their allowed_operations change). */
+json_t *ops_rederive(struct db *db, const char *cls);
 
 #endif

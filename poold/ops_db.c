@@ -10,6 +10,8 @@
 #include "db.h"
 #include "model.h"
 #include "ops.h"
+#include "poold.h"
+#include "upgrade.h"
 #include "xerr.h"
 #include "util.h"
 
@@ -96,6 +98,8 @@ static void facts_load(struct db *db, const char *cls, const char *ref, const js
 	} else if (strcmp(cls, "host") == 0) {
 		host_vm_facts(db, ref, f);
 	}
+	if (strcmp(cls, "VM") == 0 || strcmp(cls, "VDI") == 0 || strcmp(cls, "SR") == 0)
+		f->of_rolling = snap_rolling(db);
 }
 
 void ops_facts_load(struct db *db, const char *cls, const char *ref, struct ops_facts *f)
@@ -258,12 +262,42 @@ static json_t *propagate(struct db *db, const char *cls, const char *ref, const 
 	return NULL;
 }
 
+/* A running VM that arrived on a host offering only newer virtual
+ * hardware runs there at the host's lowest version: its own is raised
+ * (seed 000: old to new, one way; upgrade_hw_fit). */
+static void vm_hw_follow(struct db *db, const json_t *old, json_t *rec)
+{
+	const char *host = jstr(rec, "resident_on");
+	if (!vm_on(rec) || (old && vm_on(old) && strcmp(jstr(old, "resident_on"), host) == 0) ||
+	    strcmp(host, MODEL_NULL_REF) == 0)
+		return;
+	json_t *h = db_obj_get(db, host);
+	int64_t set[64], at;
+	size_t n = snap_hw_set(json_object_get(h, "virtual_hardware_platform_versions"), set, 64);
+	json_decref(h);
+	json_int_t v = json_integer_value(json_object_get(rec, "hardware_platform_version"));
+	if (upgrade_hw_fit(v, set, n, &at) == UPGRADE_HW_RAISED)
+		json_object_set_new(rec, "hardware_platform_version", json_integer(at));
+}
+
+json_t *ops_rederive(struct db *db, const char *cls)
+{
+	json_t *all = db_find(db, cls, NULL, NULL), *e = NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(all, k, v) if (!e) e = again(db, k);
+	json_decref(all);
+	return e;
+}
+
 json_t *ops_derive(struct db *db, const char *cls, const char *ref, const json_t *old, json_t *rec, bool after,
 		   void *ctx)
 {
 	(void)ctx;
 	if (after)
 		return propagate(db, cls, ref, old, rec);
+	if (rec && strcmp(cls, "VM") == 0)
+		vm_hw_follow(db, old, rec);
 	if (rec) {
 		struct ops_facts f;
 		facts_load(db, cls, ref, rec, &f);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "place.h"
+#include "upgrade.h"
 #include "xerr.h"
 
 struct row {
@@ -56,16 +57,18 @@ bool place_applies(enum place_verdict v, unsigned flags)
 
 int place_version_cmp(const char *a, const char *b)
 {
-	while (*a || *b) {
-		long x = strtol(a, (char **)&a, 10), y = strtol(b, (char **)&b, 10);
-		if (x != y)
-			return x < y ? -1 : 1;
-		while (*a && !isdigit((unsigned char)*a))
-			a++;
-		while (*b && !isdigit((unsigned char)*b))
-			b++;
-	}
-	return 0;
+	return upgrade_version_cmp(a, b);
+}
+
+static struct upgrade_ver ver_of(const struct place_host *h)
+{
+	return (struct upgrade_ver){h->ph_version, h->ph_platform};
+}
+
+static bool hw_refuses(const struct place_vm *vm, const struct place_host *dst)
+{
+	enum upgrade_hw fit = upgrade_hw_fit(vm->pv_hw_version, dst->ph_hw, dst->ph_nhw, NULL);
+	return fit == UPGRADE_HW_TOO_OLD || fit == UPGRADE_HW_TOO_NEW;
 }
 
 size_t place_first_missing(const char *const *need, size_t nneed, const char *const *have, size_t nhave)
@@ -137,8 +140,12 @@ bool place_fails(enum place_verdict v, const struct place_vm *vm, const struct p
 		return vm->pv_busy;
 	case PLACE_SAME_HOST:
 		return strcmp(nz(dst->ph_ref), nz(vm->pv_resident_on)) == 0;
-	case PLACE_VERSION:
-		return src && place_version_cmp(nz(dst->ph_version), nz(src->ph_version)) < 0;
+	case PLACE_VERSION: {
+		struct upgrade_ver d = ver_of(dst), s = src ? ver_of(src) : d;
+		return src && !upgrade_not_older(&d, &s);
+	}
+	case PLACE_NEWEST:
+		return dst->ph_upgrade_behind;
 	case PLACE_EVACUATING:
 		return dst->ph_evacuating;
 	case PLACE_NOT_LIVE:
@@ -147,6 +154,8 @@ bool place_fails(enum place_verdict v, const struct place_vm *vm, const struct p
 		return !dst->ph_live || !dst->ph_has_agent;
 	case PLACE_DISABLED:
 		return !dst->ph_enabled;
+	case PLACE_HW_PLATFORM:
+		return hw_refuses(vm, dst);
 	case PLACE_CPU:
 		return !cpu_fits_text(vm, dst);
 	case PLACE_SR:
@@ -193,7 +202,7 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 		    const struct place_host *dst, unsigned flags)
 {
 	(void)src;
-	char a[32], b[32];
+	char a[32], b[32], reason_buf[256];
 	enum xapi_err code = place_code(v);
 	switch (v) {
 	case PLACE_OK:
@@ -220,6 +229,17 @@ json_t *place_error(enum place_verdict v, const struct place_vm *vm, const struc
 	case PLACE_OFFLINE:
 	case PLACE_DISABLED:
 		return xerr_new(code, nz(dst->ph_ref), NULL);
+	case PLACE_NEWEST:
+		snprintf(reason_buf, sizeof reason_buf,
+			 "the pool is being upgraded: VMs %s only on the hosts of the newest version, and %s is not one",
+			 flags & PLACE_RESUME ? "resume" : "start", nz(dst->ph_ref));
+		return xerr_new(code, flags & PLACE_RESUME ? "VM.resume" : "VM.start", reason_buf, NULL);
+	case PLACE_HW_PLATFORM: {
+		char set[256], have[32];
+		upgrade_hw_text(dst->ph_hw, dst->ph_nhw, set, sizeof set);
+		snprintf(have, sizeof have, "%lld", (long long)vm->pv_hw_version);
+		return xerr_new(code, nz(dst->ph_ref), set, nz(vm->pv_ref), have, NULL);
+	}
 	case PLACE_CPU: {
 		char reason[512];
 		const char *r = cpuid_check_vm(vm->pv_boot_vendor, vm->pv_boot_features, dst->ph_vendor,

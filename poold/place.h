@@ -23,8 +23,14 @@
  * break that plan. The facts are a callback into the pure failover
  * planner (haplan.c), so this file stays free of it.
  *
- * Adding a check (storage migration's SR space and reach, the
- * rolling upgrade's "newest hosts only") is one row here, its predicate in
+ * The rolling upgrade's rules (upgrade.h) are three rows: VERSION (a
+ * migration goes to the same or a newer version, product and platform),
+ * NEWEST (while the pool is in rolling-upgrade mode a VM starts only on a
+ * host of the highest version: snapshot.c sets ph_upgrade_behind on the
+ * others) and HW_PLATFORM (the VM's virtual hardware version against what
+ * the host offers: seed 000's matrix).
+ *
+ * Adding a check (storage migration's SR space and reach) is one row here, its predicate in
  * place.c's place_fails() (and, for a PAIR row that the planners evaluate
  * for many pairs, a fast form in place_pick.c), the facts it reads in
  * place_vm / place_host, and its parameters in place_error(). A row that
@@ -76,10 +82,12 @@ enum place_scope { PLACE_SCOPE_VM, PLACE_SCOPE_HOST, PLACE_SCOPE_PAIR };
 	X(BUSY,       OTHER_OPERATION_IN_PROGRESS,          VM,   PLACE_ANY,     0, 0)           \
 	X(SAME_HOST,  OPERATION_NOT_ALLOWED,                PAIR, PLACE_MIGRATE, 0, 0)           \
 	X(VERSION,    VM_HOST_INCOMPATIBLE_VERSION_MIGRATE, HOST, PLACE_MIGRATE, 0, 0)           \
+	X(NEWEST,     NOT_SUPPORTED_DURING_UPGRADE,         HOST, PLACE_START,   0, 0)           \
 	X(EVACUATING, HOST_EVACUATE_IN_PROGRESS,            HOST, PLACE_ANY,     0, 0)           \
 	X(NOT_LIVE,   HOST_NOT_LIVE,                        HOST, PLACE_MIGRATE, 0, 0)           \
 	X(OFFLINE,    HOST_OFFLINE,                         HOST, PLACE_ANY,     0, 0)           \
 	X(DISABLED,   HOST_DISABLED,                        HOST, PLACE_ANY,     0, 0)           \
+	X(HW_PLATFORM, VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION, PAIR, PLACE_ANY, 0, 0) \
 	X(CPU,        VM_INCOMPATIBLE_WITH_THIS_HOST,       PAIR, PLACE_MIGRATE | PLACE_RESUME, 0, PLACE_FORCE) \
 	X(SR,         VM_REQUIRES_SR,                       PAIR, PLACE_ANY,     0, 0)           \
 	X(NETWORK,    VM_REQUIRES_NETWORK,                  PAIR, PLACE_ANY,     0, 0)           \
@@ -114,6 +122,7 @@ struct place_vm {
 	size_t pv_nnetworks;
 	const char *pv_group;          /* its anti-affinity VM_group, NULL when none */
 	bool pv_ha_protected;          /* ha_restart_priority "restart": HA restarts it when its host fails */
+	int64_t pv_hw_version;         /* hardware_platform_version (upgrade.h) */
 };
 
 struct place_host;
@@ -140,6 +149,10 @@ struct place_host {
 	bool ph_has_agent;             /* an agent address is known */
 	bool ph_evacuating;            /* host.evacuate runs on it */
 	const char *ph_vendor, *ph_features, *ph_version;
+	const char *ph_platform;       /* software_version:platform_version */
+	const int64_t *ph_hw;          /* virtual_hardware_platform_versions (none: [0]) */
+	size_t ph_nhw;
+	bool ph_upgrade_behind;        /* rolling-upgrade mode and not of the newest version */
 	int64_t ph_available;          /* bytes free after VMs resident, scheduled and in flight */
 	const char *const *ph_srs;     /* SRs plugged there */
 	size_t ph_nsrs;
@@ -200,7 +213,7 @@ bool place_cpu_fits(bool vendor_ok, enum place_cpu_kind vm_kind, const struct cp
 size_t place_first_missing(const char *const *need, size_t nneed, const char *const *have, size_t nhave);
 
 /* Software versions "1.2.10" vs "1.2.9": <0, 0, >0, numerically by part;
- * a missing part counts as 0. */
+ * a missing part counts as 0 (upgrade_version_cmp). */
 int place_version_cmp(const char *a, const char *b);
 
 /* ---- place_pick.c: choosing a host ----

@@ -352,6 +352,17 @@ static void orphan_tasks(struct poold *pd)
 		if (task)
 			json_object_set_new(o.keep, task, json_true());
 	}
+	/* a storage migration not yet decided ends its task itself (sxm_queue.c) */
+	json_t *sxm = sxm_journal_all(pd->pd_db);
+	json_object_foreach(sxm, k, v) {
+		const char *task = json_string_value(json_object_get(v, "task"));
+		if (task && *task && !json_is_true(json_object_get(v, "decided")))
+			json_object_set_new(o.keep, task, json_true());
+	}
+	json_decref(sxm);
+	char rpu[64]; /* a rolling upgrade's task goes on too (rpu.c) */
+	if (*rpu_task_of(pd->pd_db, rpu))
+		json_object_set_new(o.keep, rpu, json_true());
 	json_t *e = db_txn(pd->pd_db, orphan_tasks_txn, &o);
 	if (!e && o.n)
 		log_warn("%d tasks were running when the last master stopped: they end as failures", o.n);

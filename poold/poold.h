@@ -26,11 +26,13 @@ struct evt_waiter;
 struct agent_link;
 struct evac;
 struct httpsrv;
+struct sxm_job;
 struct ha_state;
 struct snap_ha;
 struct mfo;
 struct durable;
 struct http_held;
+struct rpu_state;
 
 /* The daemon: one per process, owned by main(). */
 struct poold {
@@ -56,9 +58,12 @@ struct poold {
 	struct ssl_ctx_st *pd_agent_ctx; /* client TLS to agents: our certificate, the pool CA */
 	struct agent_link *pd_links; /* kept connections to the agents (agentcall.c) */
 	struct evac *pd_evacs;       /* host evacuations running (api_evacuate.c) */
+	struct sxm_job *pd_sxm;      /* storage migrations running or queued (migrate_storage.c) */
+	struct event *pd_sxm_queue;  /* starts queued storage migrations (sxm_queue.c) */
 	struct pwcheck *pd_pwcheck;  /* password checks (made at the first login) */
 	struct throttle *pd_throttle; /* failed logins per address and user */
 	struct ha_state *pd_ha;      /* HA: its configuration, restarts, timers (ha_run.c) */
+	struct rpu_state *pd_rpu;    /* rolling upgrade: the mode, the run (rpu.h) */
 	uint64_t pd_calls;
 	bool pd_master;              /* master.c started: this poold is the pool master */
 	int pd_port;                 /* the XAPI port it really listens on */
@@ -261,6 +266,11 @@ struct snap {
  * the transaction that writes the decision. */
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn);
 void snap_free(struct snap *sn);
+/* The pool is in rolling-upgrade mode (pool.other_config:rolling_upgrade_in_progress). */
+bool snap_rolling(struct db *db);
+/* A host's virtual_hardware_platform_versions (strings, as the model
+ * declares them, or numbers) into out; the count. */
+size_t snap_hw_set(json_t *set, int64_t *out, size_t max);
 /* The strings of a JSON array as a C array borrowing them (free the array
  * only). */
 const char **snap_strings(json_t *arr);
@@ -371,6 +381,9 @@ char *evt_token(int64_t id);
 struct host_report {
 	const char *name, *hostname, *address, *migration_address, *backend, *version, *vendor, *features;
 	json_int_t port, memory_total, memory_free, cpus;
+	const char *platform;  /* platform_version ("" from an agent that predates it) */
+	int64_t hw[32];        /* virtual hardware platform versions offered ([0] when not said) */
+	size_t nhw;
 };
 /* Check a report (borrowed strings point into r): INVALID_VALUE when a
  * field is missing or malformed. */
@@ -418,10 +431,115 @@ typedef void (*migrate_released_fn)(struct poold *pd, void *arg, bool released, 
  * migration meanwhile). */
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
 		      const char *task, migrate_done_fn done, migrate_released_fn released, void *arg);
+/* The memory migration inside a storage migration (migrate_storage.c):
+ * the VM is placed as it will be once moved, under the operation the
+ * caller holds (and ends), the destination's domain takes the copies of
+ * the disks, the source finishes the disks' mirrors inside its pause, and
+ * the move is recorded together with the caller's commit. */
+struct migrate_ext {
+	const char *x_op_id;	   /* the VM's current operation, the caller's */
+	json_t *x_srs;		   /* the SRs of its disks once moved (array of refs; placement) */
+	json_t *x_nets;		   /* the networks of its VIFs once mapped (array of refs) */
+	json_t *x_disks;	   /* VDI uuid -> {vdi_uuid, sr}: the destination's disks instead */
+	json_t *x_source_opts;	   /* added to the agents' options ({"mirrors": [ids]}) */
+	double x_prog_lo, x_prog_hi; /* the memory phase's share of the task's progress */
+	const char *x_phase_prefix;  /* before its phase notes ("memory: ") */
+	db_txn_fn x_commit;	   /* run inside the transaction that records the move */
+	const char *x_commit_arg;  /* its ctx: a string (< 64 bytes), copied */
+};
+/* The destination's address on network net (a PIF of dst on it with an
+ * IP): NULL, or HANDLE_INVALID / INVALID_VALUE [network, net]. */
+json_t *migrate_address(struct db *db, const char *dst, const char *net, char *out, size_t n);
+json_t *migrate_start_ext(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+			  const char *task, const struct migrate_ext *x, migrate_done_fn done,
+			  migrate_released_fn released, void *arg);
 /* ---- heartbeat.c: after an agent answered an operation on vm, its reports
  * made before that answer (answer: {boot, seq}) must not undo it. Every
  * host's newest stamp is kept. */
 void vm_changed_stamp(struct poold *pd, const char *vm, const char *host, json_t *answer, bool first);
+
+/* ---- sxm_journal.c: storage migrations' journal (meta "storage_migrations") ---- */
+json_t *sxm_journal_all(struct db *db);
+json_t *sxm_journal_get(struct db *db, const char *id);
+/* Inside a transaction: the entry written (borrowed), or removed (NULL). */
+json_t *sxm_journal_put(struct db *db, const char *id, json_t *entry);
+/* Jobs still deciding the VM's fate from host. */
+int sxm_journal_running_from(struct db *db, const char *host);
+/* {SR ref: bytes} those jobs reserved (new object). */
+json_t *sxm_journal_reserved(struct db *db);
+/* The record of a temporary snapshot or a destination copy of src_vdi
+ * (answer: the agent's {location, physical_utilisation, sr space}). */
+json_t *sxm_vdi_record(struct db *db, const char *job, const char *src_vdi, const char *uuid, const char *sr,
+		       bool snapshot, json_t *answer, char *ref_out);
+/* A VDI's record gone (with its drives), the SR's space as reported. */
+json_t *sxm_vdi_forget(struct db *db, const char *vdi, json_t *space);
+/* The commit (ctx: the job id): the VM's drives name the copies, its VIFs
+ * the mapped networks, its operation ends, the journal says committed.
+ * Run in the transaction that records the move; idempotent. */
+json_t *sxm_commit_txn(struct db *db, void *ctx);
+
+/* ---- sxm_facts.c: a storage migration's checks on the database ---- */
+struct sxm_ask {
+	const char *sa_vm;
+	const char *sa_dst;	/* the destination host (VDI.pool_migrate: the VM's own) */
+	json_t *sa_vdi_map;	/* VDI ref -> SR ref (borrowed) */
+	json_t *sa_vif_map;	/* VIF ref -> network ref */
+	bool sa_force;		/* skip the CPU check, as XAPI's force */
+	bool sa_same_host;	/* VDI.pool_migrate: the VM stays where it runs */
+};
+/* Every check, in order (the maps, sxm_check_disks, placement of the VM as
+ * it will be, the space); NULL, or the first refusal. reserve (may be
+ * NULL): the bytes per SR this migration reserves, added to it. plan (may
+ * be NULL): gets "vdis" (the journal's row per moving disk), "vifs", and
+ * "srs", "nets" (the VM's SRs and networks once moved). */
+json_t *sxm_assert(struct poold *pd, const struct sxm_ask *a, json_t *reserve, json_t *plan);
+/* The space check again for a journal entry's disks (a queued migration's turn). */
+json_t *sxm_space_again(struct poold *pd, json_t *entry, json_t *reserve);
+
+/* ---- migrate_storage.c, sxm_cleanup.c: the storage migrations that run ---- */
+struct sxm_job {
+	struct poold *sj_pd;
+	char sj_id[48];
+	json_t *sj_j;		  /* its journal entry as last written */
+	struct api_call *sj_c;	  /* the call waiting for its end (NULL: gone, or resumed) */
+	char sj_task[64];
+	struct event *sj_timer;	  /* polls and retries */
+	struct sxm_job **sj_cell; /* the agent call in flight finds the job here (NULL: none) */
+	int sj_unreachable;	  /* polls in a row the source did not answer */
+	bool sj_queued;		  /* waiting for a slot of its source host */
+	bool sj_task_ended;
+	json_t *sj_error;	  /* the task's error, once decided */
+	int64_t sj_waited_ms;	  /* settling, verifying: how long it has waited */
+	size_t sj_row;		  /* verifying: the disk asked now */
+	int64_t sj_noted_ms;	  /* when the task's progress was last written */
+	struct sxm_job *sj_next;
+};
+/* A job admitted by api_sxm.c (its entry journaled, or queued): runs it.
+ * c (may be NULL) is finished at the end with the result. */
+void sxm_start(struct poold *pd, struct sxm_job *job);
+struct sxm_job *sxm_job_new(struct poold *pd, const char *id, json_t *entry, struct api_call *c, const char *task);
+void sxm_job_free(struct sxm_job *job);
+/* Write sj_j to the journal (a transaction of its own); false on failure. */
+bool sxm_save(struct sxm_job *job);
+/* The task's end: err NULL = success with result (taken). */
+void sxm_end_task(struct sxm_job *job, json_t *err, json_t *result);
+/* Decided: back to the source / forward. err (taken) is the task's error. */
+void sxm_roll_back(struct sxm_job *job, json_t *err);
+void sxm_roll_forward(struct sxm_job *job, json_t *err);
+/* Remove what the cleanup list names, retrying until every host answered;
+ * then the journal entry goes and the job is freed. */
+void sxm_cleanup(struct sxm_job *job);
+/* The memory migration (or pivot) failed or poold restarted in it: the
+ * hosts say where the VM runs, then forward or back (sxm_settle.c). */
+void sxm_settle(struct sxm_job *job);
+/* At start: the queue's timer, and the journal's jobs go on once the
+ * hosts have reported (sxm_queue.c). */
+void sxm_resume(struct poold *pd);
+void sxm_stop(struct poold *pd);
+/* An agent call for job (cell of it; NULL job once it is gone). */
+struct sxm_job **sxm_cell(struct sxm_job *job);
+/* Task notes. */
+void sxm_note(struct sxm_job *job, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- api_evacuate.c: host.evacuate ---- */
 /* Evacuations that were running when poold stopped go on (after the
@@ -521,6 +639,20 @@ void ha_status_update(struct poold *pd, bool force);
 /* host.disable and host.evacuate under HA (api_host.c, api_evacuate.c). */
 json_t *ha_check_disable(struct db *db, const char *host);
 json_t *ha_check_evacuation(struct db *db, const char *host, const struct place_pool *pool, struct evac_plan *plan);
+
+/* ---- rpu*.c: the rolling pool upgrade (rpu.h has the rest) ---- */
+/* The mode's timer; a run poold was doing when it stopped goes on. */
+void rpu_start(struct poold *pd);
+void rpu_stop(struct poold *pd);
+/* A report (join: host NULL) from a member whose product version is
+ * above the master's: HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR (said once
+ * in the log and as a message), else NULL. */
+json_t *rpu_report_check(struct poold *pd, const char *host, const struct host_report *rep);
+/* A pool-level operation (ops.c's table: "SR" "create", "pool"
+ * "enable_ha") while the pool is upgraded: NOT_SUPPORTED_DURING_UPGRADE. */
+json_t *rpu_check_op(struct poold *pd, const char *cls, const char *op);
+/* The task of a run the database holds (out, >= 64 bytes), "" when none. */
+const char *rpu_task_of(struct db *db, char *out);
 
 /* ---- txn_later.c: records that must be written ---- */
 /* Run fn(ctx) in a transaction; while another process holds the database's

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "poold.h"
+#include "upgrade.h"
 #include "util.h"
 #include "xerr.h"
 
@@ -198,6 +199,7 @@ static void vm_fill(struct snap *sn, struct db *db, const char *ref, struct plac
 		.pv_boot_features = jstr(flags, "features"),
 		.pv_group = aa_group(sn, v),
 		.pv_ha_protected = strcmp(jstr(v, "ha_restart_priority"), "restart") == 0,
+		.pv_hw_version = ival(v, "hardware_platform_version"),
 	};
 	out->pv_srs = strings(sn, vm_srs(db, ref), &out->pv_nsrs);
 	out->pv_networks = strings(sn, vm_networks(sn, db, ref), &out->pv_nnetworks);
@@ -284,6 +286,29 @@ static void host_attachments(struct snap *sn, struct db *db, const char *ref, st
 	h->ph_networks = strings(sn, nets, &h->ph_nnetworks);
 }
 
+/* The virtual hardware versions the host offers (strings, as the model
+ * declares the field, or numbers). */
+size_t snap_hw_set(json_t *set, int64_t *out, size_t max)
+{
+	size_t i, n = 0;
+	json_t *x;
+	json_array_foreach(set, i, x) {
+		const char *t = json_string_value(x);
+		if (n < max && t && *t)
+			out[n++] = strtoll(t, NULL, 10);
+		else if (n < max && json_is_integer(x))
+			out[n++] = json_integer_value(x);
+	}
+	return n;
+}
+
+static void host_hw(struct snap *sn, json_t *set, struct place_host *h)
+{
+	int64_t *hw = snap_alloc(sn, json_array_size(set), sizeof *hw);
+	h->ph_nhw = snap_hw_set(set, hw, json_array_size(set));
+	h->ph_hw = hw;
+}
+
 static void host_fill(struct snap *sn, struct db *db, const char *ref, struct place_host *h)
 {
 	json_t *rec = db_obj_get(db, ref);
@@ -297,7 +322,9 @@ static void host_fill(struct snap *sn, struct db *db, const char *ref, struct pl
 		.ph_vendor = jstr(cpu, "vendor"),
 		.ph_features = jstr(cpu, "features"),
 		.ph_version = jstr(json_object_get(rec, "software_version"), "product_version"),
+		.ph_platform = jstr(json_object_get(rec, "software_version"), "platform_version"),
 	};
+	host_hw(sn, json_object_get(rec, "virtual_hardware_platform_versions"), h);
 	host_memory(sn, db, ref, rec, h);
 	host_attachments(sn, db, ref, h);
 }
@@ -348,6 +375,7 @@ static json_t *check_hosts(struct db *db, json_t *hosts)
 }
 
 static void ha_attach(struct db *db, struct snap *sn);
+static void upgrade_attach(struct db *db, struct snap *sn);
 
 json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts, unsigned flags, struct snap *sn)
 {
@@ -374,9 +402,53 @@ json_t *snap_build(struct db *db, const char *source, json_t *vms, json_t *hosts
 	if (source)
 		host_fill(sn, db, source, &sn->sn_source);
 	sn->sn_pool = (struct place_pool){source ? &sn->sn_source : NULL, sn->sn_hosts, nh, sn->sn_vms, nv, flags};
+	upgrade_attach(db, sn);
 	if (vms && !(flags & PLACE_NO_HA))
 		ha_attach(db, sn);
 	return NULL;
+}
+
+/* ---- the rolling upgrade ---- */
+
+/* In rolling-upgrade mode (the pool's key, set by poold: rpu_mode.c),
+ * the hosts not of the newest version are marked: VMs start only on the
+ * newest (placement's NEWEST row). The newest of the whole pool, whatever
+ * the snapshot's candidates. */
+static void upgrade_attach(struct db *db, struct snap *sn)
+{
+	if (!snap_rolling(db))
+		return;
+	json_t *hosts = db_find(db, "host", NULL, NULL), *behind = json_object();
+	size_t n = json_object_size(hosts), i = 0;
+	struct upgrade_ver *v = xcalloc(n + 1, sizeof *v);
+	bool *newest = xcalloc(n + 1, sizeof *newest);
+	const char *ref;
+	json_t *h;
+	json_object_foreach(hosts, ref, h) {
+		json_t *sw = json_object_get(h, "software_version");
+		v[i++] = (struct upgrade_ver){jstr(sw, "product_version"), jstr(sw, "platform_version")};
+	}
+	upgrade_newest(v, n, newest);
+	i = 0;
+	json_object_foreach(hosts, ref, h) if (!newest[i++]) json_object_set_new(behind, ref, json_true());
+	for (size_t k = 0; k < sn->sn_pool.pp_nhosts; k++)
+		sn->sn_hosts[k].ph_upgrade_behind = json_object_get(behind, sn->sn_hosts[k].ph_ref) != NULL;
+	if (sn->sn_pool.pp_source)
+		sn->sn_source.ph_upgrade_behind = json_object_get(behind, sn->sn_source.ph_ref) != NULL;
+	free(v);
+	free(newest);
+	json_decref(behind);
+	json_decref(hosts);
+}
+
+bool snap_rolling(struct db *db)
+{
+	json_t *pools = db_find(db, "pool", NULL, NULL);
+	void *it = json_object_iter(pools);
+	bool on = it && strcmp(jstr(json_object_get(json_object_iter_value(it), "other_config"),
+				     "rolling_upgrade_in_progress"), "true") == 0;
+	json_decref(pools);
+	return on;
 }
 
 /* ---- HA: the failover planner's pool, and admission ---- */

@@ -530,6 +530,71 @@ static void test_disks(void **state)
 	be->be_ops->bo_free(be);
 }
 
+/* The guest's tracked datapath: every block it writes is in the disk's
+ * dirty-block log, and a copy-on-write snapshot taken while it is paused
+ * keeps exactly the disk as it was: a block whose kept bit is set from the
+ * snapshot's file, any other from the disk. Once ended, the snapshot takes
+ * no more. */
+static void test_disk_log_and_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct backend *be = new_be(f, HOST_MEM);
+	enum { NB = 4 * MiB / SIMDOM_DISK_BLOCK };
+	static unsigned char orig[4 * MiB], now[4 * MiB], snap[4 * MiB];
+	for (int b = 0; b < NB; b++) /* every third block a hole */
+		memset(orig + (size_t)b * SIMDOM_DISK_BLOCK, b % 3 ? b + 1 : 0, SIMDOM_DISK_BLOCK);
+	int fd = open(f->disk, O_RDWR);
+	assert_int_equal(pwrite(fd, orig, sizeof orig, 0), (ssize_t)sizeof orig);
+	char spath[160];
+	snprintf(spath, sizeof spath, "%s/snap.img", f->dir);
+	int sfd = open(spath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_int_equal(ftruncate(sfd, 4 * MiB), 0);
+	struct be_domain_config c = cfg("tracked", 8 * MiB, 0, 0, 0);
+	c.dc_workload.wl_disk_write_bytes_per_s = 8 * MiB;
+	c.dc_ndisks = 1;
+	snprintf(c.dc_disks[0].bd_path, sizeof c.dc_disks[0].bd_path, "%s", f->disk);
+	snprintf(c.dc_disks[0].bd_device, sizeof c.dc_disks[0].bd_device, "xvda");
+	snprintf(c.dc_disks[0].bd_vdi_uuid, sizeof c.dc_disks[0].bd_vdi_uuid, "vdi-a");
+	int domid = create(be, &c);
+	struct be_sim_disk_log log, kept, none;
+	assert_int_equal(backend_sim_disk_log(be, domid, "vdi-a", &log), 0);
+	assert_int_not_equal(backend_sim_disk_log(be, domid, "vdi-b", &none), 0); /* no such disk */
+	assert_true(log.dl_len * 8 >= NB);
+	assert_int_equal(backend_sim_disk_snapshot(be, domid, "vdi-a", spath, &kept), 0);
+	assert_int_not_equal(backend_sim_disk_snapshot(be, domid, "vdi-a", spath, &none), 0); /* one at a time */
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	sleep_ms(300);
+	assert_int_equal(be->be_ops->bo_domain_pause(be, domid), 0);
+	assert_int_equal(pread(fd, now, sizeof now, 0), (ssize_t)sizeof now);
+	assert_int_equal(pread(sfd, snap, sizeof snap, 0), (ssize_t)sizeof snap);
+	int changed = 0, kept_n = 0;
+	for (int b = 0; b < NB; b++) {
+		size_t off = (size_t)b * SIMDOM_DISK_BLOCK;
+		bool k = kept.dl_bits[b / 64] & (1ull << (b % 64)), dirty = log.dl_bits[b / 64] & (1ull << (b % 64));
+		bool differs = memcmp(now + off, orig + off, SIMDOM_DISK_BLOCK) != 0;
+		changed += differs;
+		kept_n += k;
+		assert_false(differs && !dirty); /* nothing written escapes the log */
+		assert_false(differs && !k);	 /* nor the snapshot */
+		assert_memory_equal(k ? snap + off : now + off, orig + off, SIMDOM_DISK_BLOCK); /* the instant */
+	}
+	print_message("disk: %d of %d blocks changed, %d kept by the snapshot\n", changed, NB, kept_n);
+	assert_true(changed > 3);
+	/* ended: writes go on, the snapshot keeps nothing more */
+	assert_int_equal(backend_sim_disk_snapshot_end(be, domid, "vdi-a"), 0);
+	uint64_t before[(NB + 63) / 64];
+	memcpy(before, kept.dl_bits, sizeof before);
+	assert_int_equal(be->be_ops->bo_domain_unpause(be, domid), 0);
+	sleep_ms(200);
+	assert_memory_equal(before, kept.dl_bits, sizeof before);
+	backend_sim_disk_log_unmap(&kept);
+	backend_sim_disk_log_unmap(&log);
+	close(fd);
+	close(sfd);
+	destroy(be, domid);
+	be->be_ops->bo_free(be);
+}
+
 /* A guest with nothing to dirty and no disk to write sleeps instead of
  * ticking; a new workload, a disk or a pause wakes it at once. */
 static void test_idle_wakes(void **state)
@@ -698,6 +763,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_adopts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_log_and_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),

@@ -242,6 +242,17 @@ static void test_admission(void **st)
 	/* migrating host 0's VM to host 1: its memory moves, the plan holds */
 	struct haplan_change mv = {&t.v[0], 1, 0, true, NULL, NULL};
 	assert_true(haplan_admits_change(p, t.hv, t.nv, 1, &mv));
+	/* a storage migration of host 1's VM to host 0 with its disk on
+	 * host 0's local SR: when host 0 fails it can restart nowhere */
+	struct place_vm moved = t.v[1];
+	struct haplan_change sx = {&t.v[1], 0, 1, true, NULL, NULL};
+	t.h[0].ph_available = 6 * G;
+	assert_true(haplan_admits_change(p, t.hv, t.nv, 1, &sx));
+	moved.pv_srs = sr_local0;
+	sx.hc_vm = &moved;
+	assert_false(haplan_admits_change(p, t.hv, t.nv, 1, &sx));
+	assert_true(haplan_admits_change(p, t.hv, t.nv, 0, &sx));
+	t.h[0].ph_available = 5 * G / 2;
 	/* disabling host 2: host 0's VM still has host 1, host 1's host 0 */
 	bool dis[3] = {false, false, true};
 	struct haplan_change d = {NULL, PLACE_NONE, PLACE_NONE, false, dis, NULL};

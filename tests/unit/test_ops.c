@@ -162,8 +162,8 @@ static void test_allowed_lists(void **state)
 		const char *ps, *want;
 	} want[] = {
 		{"Halted", "start start_on clone copy snapshot destroy changing_static_range changing_dynamic_range"},
-		{"Running", "clean_shutdown hard_shutdown clean_reboot hard_reboot pause suspend pool_migrate snapshot "
-			    "checkpoint changing_dynamic_range changing_VCPUs_live"},
+		{"Running", "clean_shutdown hard_shutdown clean_reboot hard_reboot pause suspend pool_migrate migrate_send "
+			    "snapshot checkpoint changing_dynamic_range changing_VCPUs_live"},
 		{"Paused", "hard_shutdown hard_reboot unpause snapshot checkpoint"},
 		{"Suspended", "hard_shutdown resume resume_on snapshot checkpoint destroy"},
 	};

@@ -25,8 +25,9 @@ static const char *const sr12[] = {"OpaqueRef:sr1", "OpaqueRef:sr2"};
 static const char *const net_a[] = {"OpaqueRef:netA"};
 static const char *const net_b[] = {"OpaqueRef:netB"};
 static const char *const net_ab[] = {"OpaqueRef:netA", "OpaqueRef:netB"};
+static const int64_t hw_new[] = {2, 3}, hw_old[] = {1, 2}, hw_all[] = {0, 1, 2, 3};
 
-static const unsigned OPS[] = {PLACE_START, PLACE_MIGRATE, PLACE_MIGRATE | PLACE_FORCE};
+static const unsigned OPS[] = {PLACE_START, PLACE_START | PLACE_RESUME, PLACE_MIGRATE, PLACE_MIGRATE | PLACE_FORCE};
 #define NOPS (sizeof OPS / sizeof *OPS)
 
 static struct place_host host(const char *ref)
@@ -48,7 +49,8 @@ static void pair_init(struct pair *p, unsigned flags)
 {
 	bool start = flags & PLACE_START;
 	p->flags = flags;
-	p->vm = (struct place_vm){.pv_ref = "OpaqueRef:vm", .pv_power_state = start ? "Halted" : "Running",
+	const char *ps = flags & PLACE_RESUME ? "Suspended" : start ? "Halted" : "Running";
+	p->vm = (struct place_vm){.pv_ref = "OpaqueRef:vm", .pv_power_state = ps,
 				  .pv_resident_on = start ? NULLREF : "OpaqueRef:h1", .pv_memory = G,
 				  .pv_boot_vendor = "GenuineIntel", .pv_boot_features = LEVEL, .pv_srs = sr1,
 				  .pv_nsrs = 1, .pv_networks = net_a, .pv_nnetworks = 1};
@@ -91,6 +93,8 @@ static void break_row(struct pair *p, enum place_verdict row)
 	case PLACE_BUSY: p->vm.pv_busy = true; break;
 	case PLACE_SAME_HOST: p->vm.pv_resident_on = "OpaqueRef:h2"; break;
 	case PLACE_VERSION: p->dst.ph_version = "1.1.9"; break;
+	case PLACE_NEWEST: p->dst.ph_upgrade_behind = true; break;
+	case PLACE_HW_PLATFORM: p->vm.pv_hw_version = 5; break;
 	case PLACE_EVACUATING: p->dst.ph_evacuating = true; break;
 	case PLACE_NOT_LIVE: p->dst.ph_live = false; break;
 	case PLACE_OFFLINE: p->dst.ph_has_agent = false; break;
@@ -111,6 +115,8 @@ static json_t *expected(enum place_verdict row, unsigned flags)
 	bool start = flags & PLACE_START;
 	switch (row) {
 	case PLACE_POWER:
+		if (flags & PLACE_RESUME)
+			return json_pack("[s,s,s,s]", code, "OpaqueRef:vm", "suspended", "running");
 		return json_pack("[s,s,s,s]", code, "OpaqueRef:vm", start ? "halted" : "running", start ? "running" : "halted");
 	case PLACE_TEMPLATE:
 	case PLACE_IMMOBILE:
@@ -123,6 +129,16 @@ static json_t *expected(enum place_verdict row, unsigned flags)
 		return json_pack("[s,s]", code, "VM OpaqueRef:vm already runs on host OpaqueRef:h2");
 	case PLACE_VERSION:
 		return json_pack("[s,s,s]", code, "OpaqueRef:h2", "OpaqueRef:vm");
+	case PLACE_NEWEST:
+		if (flags & PLACE_RESUME)
+			return json_pack("[s,s,s]", code, "VM.resume",
+					 "the pool is being upgraded: VMs resume only on the hosts of the newest version, and "
+					 "OpaqueRef:h2 is not one");
+		return json_pack("[s,s,s]", code, "VM.start",
+				 "the pool is being upgraded: VMs start only on the hosts of the newest version, and "
+				 "OpaqueRef:h2 is not one");
+	case PLACE_HW_PLATFORM:
+		return json_pack("[s,s,s,s,s]", code, "OpaqueRef:h2", "[0]", "OpaqueRef:vm", "5");
 	case PLACE_NOT_LIVE:
 		return json_pack("[s]", code);
 	case PLACE_EVACUATING:
@@ -219,8 +235,8 @@ static void test_order(void **st)
 	 * rows by name, so this pins the table's order too) */
 	static const enum place_verdict order[] = {
 		PLACE_TEMPLATE, PLACE_POWER,   PLACE_IMMOBILE, PLACE_PCI,     PLACE_VUSB, PLACE_BUSY,
-		PLACE_SAME_HOST, PLACE_VERSION, PLACE_EVACUATING, PLACE_NOT_LIVE, PLACE_OFFLINE, PLACE_DISABLED,
-		PLACE_CPU,      PLACE_SR,      PLACE_NETWORK,  PLACE_MEMORY,   PLACE_HA_PLAN,
+		PLACE_SAME_HOST, PLACE_VERSION, PLACE_NEWEST, PLACE_EVACUATING, PLACE_NOT_LIVE, PLACE_OFFLINE,
+		PLACE_DISABLED, PLACE_HW_PLATFORM, PLACE_CPU, PLACE_SR, PLACE_NETWORK, PLACE_MEMORY, PLACE_HA_PLAN,
 	};
 	assert_int_equal(sizeof order / sizeof *order, PLACE__COUNT - 1);
 	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
@@ -269,6 +285,45 @@ static void test_versions(void **st)
 	pair_init(&p, PLACE_START);
 	p.dst.ph_version = "0.1";
 	assert_int_equal(place_check(&p.vm, &p.src, &p.dst, p.flags), PLACE_OK);
+	/* the platform version counts too (R-8 on both keys) */
+	pair_init(&p, PLACE_MIGRATE);
+	p.src.ph_platform = "3.2.0";
+	p.dst.ph_platform = "3.1.9";
+	assert_int_equal(place_check(&p.vm, &p.src, &p.dst, p.flags), PLACE_VERSION);
+	p.dst.ph_platform = "3.2.0";
+	p.dst.ph_version = "1.3.0";
+	assert_int_equal(place_check(&p.vm, &p.src, &p.dst, p.flags), PLACE_OK);
+	/* a migration to a host behind in the upgrade is VERSION's business, not NEWEST's */
+	p.dst.ph_upgrade_behind = true;
+	assert_int_equal(place_check(&p.vm, &p.src, &p.dst, p.flags), PLACE_OK);
+}
+
+/* Seed 000's matrix as placement applies it: the VM's virtual hardware
+ * version against what the destination offers, for starts and moves. */
+static void test_hw_platform(void **st)
+{
+	(void)st;
+	for (size_t o = 0; o < NOPS; o++) {
+		struct pair p;
+		pair_init(&p, OPS[o]);
+		p.dst.ph_hw = hw_new, p.dst.ph_nhw = 2;
+		p.vm.pv_hw_version = 3; /* the newest: only on the newest hosts */
+		assert_int_equal(place_check(&p.vm, src_of(&p), &p.dst, p.flags), PLACE_OK);
+		p.dst.ph_hw = hw_old;
+		assert_int_equal(place_check(&p.vm, src_of(&p), &p.dst, p.flags), PLACE_HW_PLATFORM);
+		expect_json(place_assert(&p.vm, src_of(&p), &p.dst, p.flags),
+			    json_pack("[s,s,s,s,s]", "VM_HOST_INCOMPATIBLE_VIRTUAL_HARDWARE_PLATFORM_VERSION", "OpaqueRef:h2",
+				      "[1; 2]", "OpaqueRef:vm", "3"),
+			    "newest on old");
+		p.vm.pv_hw_version = 1; /* one generation below {2,3}: goes, raised */
+		p.dst.ph_hw = hw_new;
+		assert_int_equal(place_check(&p.vm, src_of(&p), &p.dst, p.flags), PLACE_OK);
+		p.vm.pv_hw_version = 0; /* two below: too old */
+		assert_int_equal(place_check(&p.vm, src_of(&p), &p.dst, p.flags), PLACE_HW_PLATFORM);
+		p.dst.ph_hw = hw_all;
+		p.dst.ph_nhw = 4;
+		assert_int_equal(place_check(&p.vm, src_of(&p), &p.dst, p.flags), PLACE_OK);
+	}
 }
 
 static void expect_cpu(struct pair *p, const char *reason)
@@ -551,6 +606,9 @@ static void rpool_hosts(struct rpool *r, uint64_t *s, bool unique)
 		else
 			h->ph_features = pick_of(s, sets, 6);
 		h->ph_version = pick_of(s, vers, 3);
+		h->ph_upgrade_behind = rnd(s) % 8 == 0;
+		if (rnd(s) % 3 == 0)
+			h->ph_hw = rnd(s) % 2 ? hw_new : hw_old, h->ph_nhw = 2;
 		h->ph_available = (int64_t)(rnd(s) % 18) * G / 2 - G;
 		size_t k = rnd(s) % 4;
 		h->ph_srs = srsets[k], h->ph_nsrs = nsrsets[k];
@@ -572,7 +630,8 @@ static void rpool_vms(struct rpool *r, uint64_t *s, unsigned flags, bool unique)
 		snprintf(r->vref[i], sizeof r->vref[i], "OpaqueRef:vm%02zu", i);
 		*v = (struct place_vm){.pv_ref = r->vref[i]};
 		bool odd = rnd(s) % 8 == 0;
-		v->pv_power_state = start != odd ? "Halted" : "Running";
+		const char *want = flags & PLACE_RESUME ? "Suspended" : "Halted";
+		v->pv_power_state = start != odd ? want : "Running";
 		v->pv_resident_on = start ? NULLREF : rnd(s) % 6 ? "OpaqueRef:src" : r->href[rnd(s) % RH];
 		v->pv_template = rnd(s) % 20 == 0;
 		v->pv_busy = rnd(s) % 20 == 0;
@@ -590,6 +649,7 @@ static void rpool_vms(struct rpool *r, uint64_t *s, unsigned flags, bool unique)
 		k = rnd(s) % 4;
 		v->pv_networks = netsets[k], v->pv_nnetworks = nsrsets[k];
 		v->pv_group = grp[rnd(s) % 3];
+		v->pv_hw_version = rnd(s) % 6 == 0 ? (int64_t)(rnd(s) % 4) : 0;
 	}
 }
 
@@ -762,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_each_check),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_versions),
+		cmocka_unit_test(test_hw_platform),
 		cmocka_unit_test(test_cpu),
 		cmocka_unit_test(test_memory_srs_networks),
 		cmocka_unit_test(test_pick_migrate),

@@ -633,21 +633,35 @@ static void test_vm_migrate_args(void **state)
 				   "integer, got 'soon'");
 	ctx_done(&c, &o);
 
-	/* storage migration is refused, not ignored (even with a host) */
-	static const char *const storage[] = {"remote-master=10.0.0.1", "remote-username=root", "vdi:v1=sr1",
-					      "vif:f1=n1", "copy=true"};
-	for (size_t i = 0; i < sizeof storage / sizeof storage[0]; i++) {
-		char *a[] = {"vm-migrate", "vm=a", "host=h", (char *)storage[i]};
+	/* another pool is refused, not ignored (even with a host), with a sentence */
+	static const char *const remote[] = {"remote-master=10.0.0.1", "remote-username=root", "remote-network=n"};
+	for (size_t i = 0; i < sizeof remote / sizeof remote[0]; i++) {
+		char *a[] = {"vm-migrate", "vm=a", "host=h", (char *)remote[i]};
 		ctx_for(&c, &o, 4, a);
 		assert_int_equal(xe_check_params(&c, cmd), 0);
 		assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
-		assert_non_null(strstr(c.msg, "Storage migration (VM.migrate_send"));
+		assert_non_null(strstr(c.msg, "Migration to another pool"));
 		assert_non_null(strstr(c.msg, "is not supported yet"));
 		char want[64];
-		snprintf(want, sizeof want, "parameter '%.*s' refused", (int)strcspn(storage[i], "="), storage[i]);
+		snprintf(want, sizeof want, "parameter '%.*s' refused", (int)strcspn(remote[i], "="), remote[i]);
 		assert_non_null(strstr(c.msg, want));
 		ctx_done(&c, &o);
 	}
+	/* vdi:, vif: and copy ask for a storage migration (VM.migrate_send) */
+	char *argv8[] = {"vm-migrate", "vm=a", "host=h", "vdi:v1=sr1", "vif:f1=n1", "copy=true"};
+	ctx_for(&c, &o, 6, argv8);
+	assert_int_equal(xe_check_params(&c, cmd), 0);
+	assert_true(xe_sxm_wanted(&c));
+	opts = xe_migrate_opts(&c);
+	assert_non_null(opts);
+	assert_string_equal(json_string_value(json_object_get(opts, "copy")), "true");
+	assert_null(json_object_get(opts, "vdi:v1")); /* the maps are built from the parameters, not options */
+	json_decref(opts);
+	ctx_done(&c, &o);
+	char *argv9[] = {"vm-migrate", "vm=a", "host=h"};
+	ctx_for(&c, &o, 3, argv9);
+	assert_false(xe_sxm_wanted(&c));
+	ctx_done(&c, &o);
 	char *argv7[] = {"vm-migrate", "vm=a", "remote-master=10.0.0.1", "remote-password=x"};
 	ctx_for(&c, &o, 4, argv7);
 	assert_int_equal(xe_cmd_vm_migrate(&c, cmd), -1);
@@ -672,6 +686,10 @@ static void test_vm_migrate_output(void **state)
 	free(s);
 	s = xe_migrate_summary(2.0, "{\"downtime_ms\": 12.34, \"wire_bytes\": 3145728, \"rounds\": 4}");
 	assert_string_equal(s, "Migrated in 2.0 s, downtime 12.3 ms, 3145728 bytes (3.0 MiB) sent");
+	free(s);
+	/* a storage migration: the disks' share of the bytes */
+	s = xe_migrate_summary(3.0, "{\"downtime_ms\": 5, \"wire_bytes\": 4194304, \"disk_wire_bytes\": 3145728}");
+	assert_string_equal(s, "Migrated in 3.0 s, downtime 5.0 ms, 4194304 bytes (4.0 MiB) sent (disks 3.0 MiB)");
 	free(s);
 	s = xe_migrate_summary(2.0, "{\"downtime_ms\": 8}");
 	assert_string_equal(s, "Migrated in 2.0 s, downtime 8.0 ms");
@@ -757,7 +775,7 @@ static void test_help_output(void **state)
 	assert_non_null(strstr(out, "command name            : vm-migrate\n"
 				    "        reqd params     : \n"
 				    "        optional params : live, host, host-uuid, compress, force, network-uuid, "
-				    "max-downtime-ms, verify, <vm-selectors>\n"
+				    "max-downtime-ms, verify, copy, vdi:, vif:, <vm-selectors>\n"
 				    "        description     : Migrate the selected VM(s)."));
 	assert_non_null(strstr(out, "not supported yet."));
 	assert_non_null(strstr(out, "VMs can be specified by filtering"));
