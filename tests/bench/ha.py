@@ -112,7 +112,7 @@ def takeover_case(timeout_s):
             if time.monotonic() > deadline:
                 raise RuntimeError("bench/ha: the master took no lease\n" + p.poold_log())
             time.sleep(0.1)
-        time.sleep(1)
+        time.sleep(3)  # the standbys keep up every 2 s: now they know where the database is
         died = time.monotonic()
         os.kill(p.poold_pid(1), signal.SIGKILL)
         kill_host(p, 1)

@@ -66,6 +66,13 @@ def mstate(p, i):
         return json.load(f)
 
 
+def standbys_know(p):
+    """Every standby has kept up since HA moved the database (it syncs every 2 s): until then a
+    standby cannot take over (it does not know where the database is), nor is it a candidate."""
+    wait_until(lambda: all(mstate(p, i).get("database") and mstate(p, i).get("ha") for i in (2, 3)), 10,
+               "the standbys know where the database is and HA's statefile")
+
+
 def touch(p, vm, mib):
     """The guest writes mib MiB at boot (a migration then has that much to move)."""
     p.rpc("VM.remove_from_other_config", vm, "sim-touch-mib")
@@ -118,6 +125,7 @@ class HaMasterDeath(unittest.TestCase):
         enable(p, tolerate=1)
         wait_until(lambda: "moved to" in p.poold_log(100000, 1), 10, "the database on the HA SR")
         wait_until(lambda: "master lease: holding the lease" in p.poold_log(100000, 1), 10, "the master's lease")
+        standbys_know(p)
         watch = DoubleWatch(p, ignore=[mover_rec["uuid"]])  # migrating: two processes on purpose
         # changes acknowledged up to the kill, and a migration in flight between host2 and host3
         names = []
@@ -160,6 +168,7 @@ class HaMasterDeath(unittest.TestCase):
         p = self.p
         enable(p)
         wait_until(lambda: "master lease: holding the lease" in p.poold_log(100000, 1), 10, "the master's lease")
+        standbys_know(p)
         wait_until(lambda: all("master's lease is current" in p.poold_log(100000, i) for i in (2, 3)), 10,
                    "the standbys watching")
         p.rpc("pool.set_name_label", p.rpc("pool.get_all")[0], "before")
