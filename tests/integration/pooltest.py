@@ -449,6 +449,9 @@ class DevPool:
                 self.assert_consistent()
             except AssertionError as e:
                 problem = e
+        if os.environ.get("KEEP_DIR"):
+            shutil.copytree(self.dir, "/tmp/keep-" + os.path.basename(self.dir), ignore_dangling_symlinks=True,
+                            ignore=shutil.ignore_patterns("*.img", "local-sr", "sr"), dirs_exist_ok=True)
         try:
             subprocess.run([sys.executable, DEVPOOL, "down", "--dir", self.dir], capture_output=True,
                            env=dict(os.environ, POOLD_BIN=BIN), timeout=60)
