@@ -258,6 +258,13 @@ int ha_word_encode(const struct ha_word *w, const unsigned char *key, char *buf,
 /* -1 when the text is not a word signed with key (garbage, an empty slot,
  * another pool's or a forged one). */
 int ha_word_decode(const char *buf, size_t len, const unsigned char *key, struct ha_word *out);
+/* The signed-record codec words and the master's lease share: o (taken)
+ * as "JSON\nHMAC-hex\n" NUL-padded into buf, its length or -1; and back,
+ * the JSON object or NULL when the MAC does not check. */
+int ha_signed_encode(json_t *o, const unsigned char *key, char *buf, size_t len);
+json_t *ha_signed_decode(const char *buf, size_t len, const unsigned char *key);
+/* o's string k copied into dst (n bytes); false when absent or too long. */
+bool ha_json_str(json_t *o, const char *k, char *dst, size_t n);
 
 /* ---- statefile.c: the file on the heartbeat SR ---- */
 

@@ -25,12 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include "ha.h"
 
-#define MAC_HEX 64
 
 void ha_lease_timing_for(int64_t timeout_ms, struct ha_lease_timing *lt)
 {
@@ -53,14 +49,6 @@ void ha_lease_timing_for(int64_t timeout_ms, struct ha_lease_timing *lt)
 
 /* ------------------------------------------------------------ codec */
 
-static void lease_mac(const unsigned char *key, const char *text, size_t len, char *out)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	HMAC(EVP_sha256(), key, HA_KEY_LEN, (const unsigned char *)text, len, md, &mdlen);
-	ha_hex_encode(md, 32, out);
-}
-
 int ha_lease_encode(const struct ha_lease *l, const unsigned char *key, char *buf, size_t len)
 {
 	char capable[20];
@@ -69,49 +57,19 @@ int ha_lease_encode(const struct ha_lease *l, const unsigned char *key, char *bu
 			      (json_int_t)l->hl_epoch, "h", l->hl_holder, "r", l->hl_run, "a", l->hl_address, "p",
 			      l->hl_port, "n", (json_int_t)l->hl_seq, "c", capable, "rel", l->hl_released, "off",
 			      l->hl_off);
-	char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	size_t n = text ? strlen(text) : 0;
-	if (!text || n + 2 + MAC_HEX > len) {
-		free(text);
-		return -1;
-	}
-	memset(buf, 0, len);
-	memcpy(buf, text, n);
-	buf[n] = '\n';
-	lease_mac(key, text, n, buf + n + 1);
-	buf[n + 1 + MAC_HEX] = '\n';
-	free(text);
-	return (int)(n + 2 + MAC_HEX);
-}
-
-static bool lease_str(json_t *o, const char *k, char *dst, size_t n)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	if (!s || strlen(s) >= n)
-		return false;
-	memcpy(dst, s, strlen(s) + 1);
-	return true;
+	return ha_signed_encode(o, key, buf, len);
 }
 
 int ha_lease_decode(const char *buf, size_t len, const unsigned char *key, struct ha_lease *out)
 {
 	memset(out, 0, sizeof *out);
-	const char *nl = memchr(buf, '\n', len);
-	if (!nl || nl == buf || len - (size_t)(nl - buf) - 1 < MAC_HEX)
-		return -1;
-	size_t n = (size_t)(nl - buf);
-	char want[MAC_HEX + 1];
-	lease_mac(key, buf, n, want);
-	if (CRYPTO_memcmp(want, nl + 1, MAC_HEX) != 0)
-		return -1;
-	json_t *o = json_loadb(buf, n, 0, NULL);
+	json_t *o = ha_signed_decode(buf, len, key);
 	const char *cap = json_string_value(json_object_get(o, "c"));
 	unsigned long long c;
 	int rc = -1;
-	if (json_is_object(o) && lease_str(o, "g", out->hl_generation, sizeof out->hl_generation) &&
-	    lease_str(o, "h", out->hl_holder, sizeof out->hl_holder) && lease_str(o, "r", out->hl_run, sizeof out->hl_run) &&
-	    lease_str(o, "a", out->hl_address, sizeof out->hl_address) && json_is_integer(json_object_get(o, "e")) &&
+	if (json_is_object(o) && ha_json_str(o, "g", out->hl_generation, sizeof out->hl_generation) &&
+	    ha_json_str(o, "h", out->hl_holder, sizeof out->hl_holder) && ha_json_str(o, "r", out->hl_run, sizeof out->hl_run) &&
+	    ha_json_str(o, "a", out->hl_address, sizeof out->hl_address) && json_is_integer(json_object_get(o, "e")) &&
 	    json_is_integer(json_object_get(o, "n")) && json_is_integer(json_object_get(o, "p")) && cap &&
 	    sscanf(cap, "%16llx", &c) == 1) {
 		out->hl_epoch = (uint64_t)json_integer_value(json_object_get(o, "e"));

@@ -23,18 +23,14 @@ static void mac_hex(const unsigned char *key, const char *text, size_t len, char
 	ha_hex_encode(md, 32, out);
 }
 
-int ha_word_encode(const struct ha_word *w, const unsigned char *key, char *buf, size_t len)
+/* o (taken) as a signed record in buf: its JSON text, '\n', the MAC in hex,
+ * '\n', zeros to len. Its length, or -1 when it does not fit. */
+int ha_signed_encode(json_t *o, const unsigned char *key, char *buf, size_t len)
 {
-	char hears[20], live[20];
-	snprintf(hears, sizeof hears, "%016llx", (unsigned long long)w->hw_hears);
-	snprintf(live, sizeof live, "%016llx", (unsigned long long)w->hw_liveset);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:b, s:s, s:b}", "g", w->hw_generation, "h",
-			      w->hw_host, "b", w->hw_boot, "n", (json_int_t)w->hw_seq, "hears", hears, "sf",
-			      w->hw_statefile, "f", w->hw_fenced, "x", w->hw_excluded, "live", live, "l", w->hw_losing);
 	char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	size_t n = text ? strlen(text) : 0;
-	if (!text || n + 1 + MAC_HEX + 2 > len) {
+	if (!text || n + 3 + MAC_HEX > len) { /* a zero after it: the slot stays a C string */
 		free(text);
 		return -1;
 	}
@@ -47,7 +43,26 @@ int ha_word_encode(const struct ha_word *w, const unsigned char *key, char *buf,
 	return (int)(n + 2 + MAC_HEX);
 }
 
-static bool field_str(json_t *o, const char *k, char *dst, size_t n)
+/* The JSON object of a record signed with key, or NULL. */
+json_t *ha_signed_decode(const char *buf, size_t len, const unsigned char *key)
+{
+	const char *nl = memchr(buf, '\n', len);
+	if (!nl || nl == buf || len - (size_t)(nl - buf) - 1 < MAC_HEX)
+		return NULL;
+	size_t n = (size_t)(nl - buf);
+	char want[MAC_HEX + 1];
+	mac_hex(key, buf, n, want);
+	if (CRYPTO_memcmp(want, nl + 1, MAC_HEX) != 0)
+		return NULL;
+	json_t *o = json_loadb(buf, n, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+bool ha_json_str(json_t *o, const char *k, char *dst, size_t n)
 {
 	const char *s = json_string_value(json_object_get(o, k));
 	if (!s || strlen(s) >= n)
@@ -56,15 +71,25 @@ static bool field_str(json_t *o, const char *k, char *dst, size_t n)
 	return true;
 }
 
-static int parse(const char *text, size_t n, struct ha_word *out)
+int ha_word_encode(const struct ha_word *w, const unsigned char *key, char *buf, size_t len)
 {
-	json_t *o = json_loadb(text, n, 0, NULL);
+	char hears[20], live[20];
+	snprintf(hears, sizeof hears, "%016llx", (unsigned long long)w->hw_hears);
+	snprintf(live, sizeof live, "%016llx", (unsigned long long)w->hw_liveset);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:b, s:b, s:b, s:s, s:b}", "g", w->hw_generation, "h",
+			      w->hw_host, "b", w->hw_boot, "n", (json_int_t)w->hw_seq, "hears", hears, "sf",
+			      w->hw_statefile, "f", w->hw_fenced, "x", w->hw_excluded, "live", live, "l", w->hw_losing);
+	return ha_signed_encode(o, key, buf, len);
+}
+
+static int parse(json_t *o, struct ha_word *out)
+{
 	const char *hears = json_string_value(json_object_get(o, "hears"));
 	unsigned long long h;
 	int rc = -1;
 	memset(out, 0, sizeof *out);
-	if (json_is_object(o) && field_str(o, "g", out->hw_generation, sizeof out->hw_generation) &&
-	    field_str(o, "h", out->hw_host, sizeof out->hw_host) && field_str(o, "b", out->hw_boot, sizeof out->hw_boot) &&
+	if (json_is_object(o) && ha_json_str(o, "g", out->hw_generation, sizeof out->hw_generation) &&
+	    ha_json_str(o, "h", out->hw_host, sizeof out->hw_host) && ha_json_str(o, "b", out->hw_boot, sizeof out->hw_boot) &&
 	    json_is_integer(json_object_get(o, "n")) && hears && sscanf(hears, "%16llx", &h) == 1) {
 		out->hw_seq = (uint64_t)json_integer_value(json_object_get(o, "n"));
 		out->hw_hears = (ha_set)h;
@@ -83,15 +108,8 @@ static int parse(const char *text, size_t n, struct ha_word *out)
 
 int ha_word_decode(const char *buf, size_t len, const unsigned char *key, struct ha_word *out)
 {
-	const char *nl = memchr(buf, '\n', len);
-	if (!nl)
+	json_t *o = ha_signed_decode(buf, len, key);
+	if (!o)
 		return -1;
-	size_t n = (size_t)(nl - buf);
-	if (n == 0 || len - n - 1 < MAC_HEX)
-		return -1;
-	char want[MAC_HEX + 1];
-	mac_hex(key, buf, n, want);
-	if (CRYPTO_memcmp(want, nl + 1, MAC_HEX) != 0)
-		return -1;
-	return parse(buf, n, out);
+	return parse(o, out);
 }
