@@ -648,12 +648,9 @@ void evacuations_resume(struct poold *pd)
 	json_decref(all);
 	if (!n)
 		return;
-	/* after a restart the records say where VMs were when poold stopped;
-	 * the agents' heartbeats say where they are: wait for them */
-	long long ms = conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	log_info("%zu evacuation(s) in progress when poold stopped: resumed in %lld ms", n, ms);
-	event_base_once(pd->pd_base, -1, EV_TIMEOUT, resume, pd, &tv);
+	log_info("%zu evacuation(s) in progress when poold stopped: resumed in %lld ms", n,
+		 (long long)host_reports_settle_ms(pd));
+	host_after_reports(pd, resume, pd);
 }
 
 void evacuations_stop(struct poold *pd)

@@ -468,3 +468,15 @@ void host_liveness_stop(struct poold *pd)
 	json_decref(pd->pd_doubles);
 	pd->pd_doubles = NULL;
 }
+
+int64_t host_reports_settle_ms(const struct poold *pd)
+{
+	return conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
+}
+
+void host_after_reports(struct poold *pd, event_callback_fn cb, void *arg)
+{
+	int64_t ms = host_reports_settle_ms(pd);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	event_base_once(pd->pd_base, -1, EV_TIMEOUT, cb, arg, &tv);
+}

@@ -249,7 +249,7 @@ static json_t *mfo_become_master(struct poold *pd, const char *why)
 		mfo_save(pd);
 	if (*why) {
 		/* HA restarts wait until the hosts have told this master what runs */
-		int64_t settle = conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
+		int64_t settle = host_reports_settle_ms(pd);
 		if (pd->pd_ha && pd->pd_ha->hs_prevent_until < mfo_now() + settle)
 			pd->pd_ha->hs_prevent_until = mfo_now() + settle;
 		json_decref(db_txn(pd->pd_db, mfo_transition_txn, m->mf_ms.ms_host_uuid));

@@ -410,6 +410,13 @@ void host_liveness_stop(struct poold *pd);
 void host_seen(struct poold *pd, const char *host);
 /* The host left the pool: forget what it said. */
 void host_forget_seen(struct poold *pd, const char *host);
+/* After a start, how long until every live host has reported (the records
+ * say where VMs were; the reports say where they are): what anything a
+ * start resumes (evacuations, storage migrations, an upgrade, HA restarts)
+ * waits for before it acts. */
+int64_t host_reports_settle_ms(const struct poold *pd);
+/* cb(arg) once, host_reports_settle_ms from now. */
+void host_after_reports(struct poold *pd, event_callback_fn cb, void *arg);
 
 /* ---- api_migrate.c: the one migration mechanism (VM.pool_migrate, host.evacuate) ---- */
 /* The outcome: err NULL = the VM runs on the destination (recorded); else

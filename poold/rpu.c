@@ -395,7 +395,7 @@ void rpu_start(struct poold *pd)
 	if (json_is_object(st)) {
 		struct rpu *r = rpu_new(pd, st, NULL);
 		/* where VMs run and which hosts are live: the heartbeats say it first */
-		r->rp_act_after = (int64_t)now_ms() + conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
+		r->rp_act_after = (int64_t)now_ms() + host_reports_settle_ms(pd);
 		log_info("rolling upgrade in progress when poold stopped (stage %s, host %lld of %zu): it goes on",
 			 jstr(st, "stage"), (long long)rpu_int(st, "current") + 1, json_array_size(json_object_get(st, "hosts")));
 	} else {

@@ -95,11 +95,9 @@ void sxm_resume(struct poold *pd)
 	json_decref(all);
 	if (!n)
 		return;
-	/* the records say where VMs were; the agents' reports say where they are */
-	long long ms = conf_duration_ms(pd->pd_conf, "host-heartbeat-timeout");
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	log_info("%zu storage migration(s) in the journal: resumed in %lld ms", n, ms);
-	event_base_once(pd->pd_base, -1, EV_TIMEOUT, resume_tick, pd, &tv);
+	log_info("%zu storage migration(s) in the journal: resumed in %lld ms", n,
+		 (long long)host_reports_settle_ms(pd));
+	host_after_reports(pd, resume_tick, pd);
 }
 
 void sxm_stop(struct poold *pd)
