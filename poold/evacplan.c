@@ -4,23 +4,6 @@
 #include "evacplan.h"
 #include "util.h"
 
-struct order_key {
-	int64_t mem;
-	const char *ref;
-	size_t idx;
-};
-
-static int by_size(const void *a, const void *b)
-{
-	const struct order_key *x = a, *y = b;
-	if (x->mem != y->mem)
-		return x->mem > y->mem ? -1 : 1;
-	int c = strcmp(x->ref, y->ref);
-	if (c)
-		return c;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 void evacplan_free(struct evac_plan *pl)
 {
 	if (!pl)
@@ -59,21 +42,19 @@ struct evac_plan *evacplan_plan(const struct place_pool *pool)
 {
 	size_t nv = pool->pp_nvms, nh = pool->pp_nhosts;
 	struct place_index *ix = place_index_new(pool);
-	struct order_key *keys = alloc0(nv, sizeof *keys);
+	size_t *order = alloc0(nv, sizeof *order);
 	struct evac_plan *pl = plan_new(nv, nh);
-	if (!ix || !keys || !pl) {
+	if (!ix || !order || !pl) {
 		place_index_free(ix);
-		free(keys);
+		free(order);
 		evacplan_free(pl);
 		return NULL;
 	}
-	for (size_t i = 0; i < nv; i++) {
-		const char *ref = pool->pp_vms[i].pv_ref;
-		keys[i] = (struct order_key){pool->pp_vms[i].pv_memory, ref ? ref : "", i};
-	}
-	qsort(keys, nv, sizeof *keys, by_size);
+	for (size_t i = 0; i < nv; i++)
+		order[i] = i;
+	place_order_by_size(pool->pp_vms, order, nv);
 	for (size_t k = 0; k < nv; k++) {
-		size_t v = keys[k].idx;
+		size_t v = order[k];
 		json_t *err;
 		pl->pl_order[k] = v;
 		size_t h = place_pick(ix, v, NULL, &err);
@@ -82,7 +63,7 @@ struct evac_plan *evacplan_plan(const struct place_pool *pool)
 			pl->pl_failed++;
 			continue;
 		}
-		pl->pl_vms[v] = (struct evac_place){h, keys[k].mem, NULL};
+		pl->pl_vms[v] = (struct evac_place){h, pool->pp_vms[v].pv_memory, NULL};
 		place_take(ix, v, h);
 		pl->pl_placed++;
 	}
@@ -90,7 +71,7 @@ struct evac_plan *evacplan_plan(const struct place_pool *pool)
 		pl->pl_left[h] = place_left(ix, h);
 		pl->pl_added[h] = place_added(ix, h);
 	}
-	free(keys);
+	free(order);
 	place_index_free(ix);
 	return pl;
 }

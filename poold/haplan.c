@@ -63,22 +63,6 @@ void haplan_pool_free(struct haplan_pool *hp)
 	free(hp);
 }
 
-/* Biggest first, then by ref: the order displaced VMs are placed in. */
-static int by_size(const void *a, const void *b, void *arg)
-{
-	const struct place_vm *vms = arg;
-	const struct place_vm *x = &vms[*(const size_t *)a], *y = &vms[*(const size_t *)b];
-	if (x->pv_memory != y->pv_memory)
-		return x->pv_memory > y->pv_memory ? -1 : 1;
-	int c = strcmp(x->pv_ref ? x->pv_ref : "", y->pv_ref ? y->pv_ref : "");
-	return c ? c : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
-}
-
-static void sort_by_size(const struct place_vm *vms, size_t *idx, size_t n)
-{
-	qsort_r(idx, n, sizeof *idx, by_size, (void *)vms);
-}
-
 /* The copy: VMs as for a start, hosts without admission control. */
 static bool pool_copy(struct haplan_pool *hp, const struct place_pool *pool, const struct haplan_vm *vms, size_t n)
 {
@@ -116,7 +100,7 @@ static bool pool_copy(struct haplan_pool *hp, const struct place_pool *pool, con
 	for (size_t i = 0; i < n; i++)
 		if (vms[i].hv_priority == HAPLAN_RESTART && vms[i].hv_vm < nv)
 			hp->hp_prot[hp->hp_nprot++] = vms[i].hv_vm;
-	sort_by_size(hp->hp_vms, hp->hp_prot, hp->hp_nprot);
+	place_order_by_size(hp->hp_vms, hp->hp_prot, hp->hp_nprot); /* biggest first */
 	hp->hp_pool = (struct place_pool){NULL, hp->hp_hosts, nh, hp->hp_vms, nv, PLACE_START};
 	return true;
 }

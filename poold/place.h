@@ -260,6 +260,9 @@ enum place_verdict place_index_verdict(const struct place_index *ix, size_t v, s
 /* The host for VM v by the rule above, hosts with excluded[h] set left out
  * (excluded may be NULL). PLACE_NONE and *err (new reference) when none. */
 size_t place_pick(const struct place_index *ix, size_t v, const bool *excluded, json_t **err);
+/* idx (n indexes into vms) in the order plans place VMs: biggest memory
+ * first, then by ref, then by index. */
+void place_order_by_size(const struct place_vm *vms, size_t *idx, size_t n);
 /* Record that VM v went to host h: its memory, one VM more, its group. */
 void place_take(struct place_index *ix, size_t v, size_t h);
 /* Forget every place_take: the index as place_index_new left it (the

@@ -636,3 +636,21 @@ json_t *place_choose(const struct place_pool *pool, size_t v, const char *const 
 	place_index_free(ix);
 	return e;
 }
+
+/* Biggest first, then by ref, then by index: one total order, so every
+ * plan that places VMs one by one takes them the same way. */
+static int by_size(const void *a, const void *b, void *arg)
+{
+	const struct place_vm *vms = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct place_vm *x = &vms[i], *y = &vms[j];
+	if (x->pv_memory != y->pv_memory)
+		return x->pv_memory > y->pv_memory ? -1 : 1;
+	int c = strcmp(x->pv_ref ? x->pv_ref : "", y->pv_ref ? y->pv_ref : "");
+	return c ? c : (i > j) - (i < j);
+}
+
+void place_order_by_size(const struct place_vm *vms, size_t *idx, size_t n)
+{
+	qsort_r(idx, n, sizeof *idx, by_size, (void *)vms);
+}

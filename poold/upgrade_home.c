@@ -20,16 +20,6 @@ struct plan {
 	size_t cap;
 };
 
-static int by_size(const void *a, const void *b, void *arg)
-{
-	const struct place_vm *vms = arg;
-	const struct place_vm *x = &vms[*(const size_t *)a], *y = &vms[*(const size_t *)b];
-	if (x->pv_memory != y->pv_memory)
-		return x->pv_memory > y->pv_memory ? -1 : 1;
-	int c = strcmp(x->pv_ref ? x->pv_ref : "", y->pv_ref ? y->pv_ref : "");
-	return c ? c : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
-}
-
 /* Placement's verdict for VM v going from where it is now to host h. */
 static enum place_verdict verdict(const struct plan *pl, size_t v, size_t h)
 {
@@ -168,7 +158,7 @@ struct upgrade_home *upgrade_home_plan(const struct place_pool *pool, const size
 		pl.order[v] = v;
 		pl.settled[v] = at[v] >= pl.nh || (home[v] != PLACE_NONE && home[v] >= pl.nh);
 	}
-	qsort_r(pl.order, pl.nv, sizeof *pl.order, by_size, (void *)pool->pp_vms);
+	place_order_by_size(pool->pp_vms, pl.order, pl.nv);
 	/* each wave settles a VM or parks one (at most once each) */
 	for (int wave = 0; wave <= (int)(2 * pl.nv); wave++) {
 		memset(pl.freed, 0, h1 * sizeof *pl.freed);
