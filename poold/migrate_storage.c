@@ -60,15 +60,6 @@ static void next_step(struct sxm_job *job);
 
 /* ---- the timer: polls, settling ---- */
 
-static void timer_set(struct sxm_job *job, int ms, event_callback_fn fn)
-{
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	if (job->sj_timer)
-		event_free(job->sj_timer);
-	job->sj_timer = evtimer_new(job->sj_pd->pd_base, fn, job);
-	evtimer_add(job->sj_timer, &tv);
-}
-
 static bool cancelling(struct sxm_job *job)
 {
 	json_t *t = job->sj_task[0] ? db_obj_get(job->sj_pd->pd_db, job->sj_task) : NULL;
@@ -220,7 +211,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		free(t);
 		return NULL;
 	}
-	timer_set(job, POLL_MS, poll_tick);
+	sxm_job_timer(job, POLL_MS, poll_tick);
 	return NULL;
 }
 
@@ -269,7 +260,7 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 		return NULL;
 	}
 	if (err)
-		return timer_set(job, POLL_MS, poll_tick), NULL;
+		return sxm_job_timer(job, POLL_MS, poll_tick), NULL;
 	job->sj_unreachable = 0;
 	json_t *snap = json_object_get(answer, "snapshot");
 	if (snap && !*jstr(row, "snap_ref") && !record(job, row, snap, true))
@@ -293,7 +284,7 @@ static json_t *status_done(struct api_call *c, struct poold *pd, void *ctx, json
 		next_step(job);
 		return NULL;
 	}
-	timer_set(job, POLL_MS, poll_tick);
+	sxm_job_timer(job, POLL_MS, poll_tick);
 	return NULL;
 }
 
@@ -302,7 +293,7 @@ static void poll_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	struct sxm_job *job = arg;
 	if (job->sj_cell) {
-		timer_set(job, POLL_MS, poll_tick);
+		sxm_job_timer(job, POLL_MS, poll_tick);
 		return;
 	}
 	if (cancelling(job)) {

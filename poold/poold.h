@@ -526,6 +526,8 @@ struct sxm_job {
 void sxm_start(struct poold *pd, struct sxm_job *job);
 struct sxm_job *sxm_job_new(struct poold *pd, const char *id, json_t *entry, struct api_call *c, const char *task);
 void sxm_job_free(struct sxm_job *job);
+/* fn(job) once, ms from now (the job's one timer: a new one replaces it). */
+void sxm_job_timer(struct sxm_job *job, int ms, event_callback_fn fn);
 /* Write sj_j to the journal (a transaction of its own); false on failure. */
 bool sxm_save(struct sxm_job *job);
 /* The task's end: err NULL = success with result (taken). */

@@ -148,13 +148,18 @@ static void retry_tick(evutil_socket_t fd, short what, void *arg)
 	sxm_cleanup(arg);
 }
 
-static void retry_later(struct sxm_job *job)
+void sxm_job_timer(struct sxm_job *job, int ms, event_callback_fn fn)
 {
-	struct timeval tv = {RETRY_MS / 1000, (RETRY_MS % 1000) * 1000};
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	if (job->sj_timer)
 		event_free(job->sj_timer);
-	job->sj_timer = evtimer_new(job->sj_pd->pd_base, retry_tick, job);
+	job->sj_timer = evtimer_new(job->sj_pd->pd_base, fn, job);
 	evtimer_add(job->sj_timer, &tv);
+}
+
+static void retry_later(struct sxm_job *job)
+{
+	sxm_job_timer(job, RETRY_MS, retry_tick);
 }
 
 struct item_done_ctx {

@@ -38,15 +38,6 @@ static struct sxm_job *job_of(void *ctx)
 	return job;
 }
 
-static void timer_set(struct sxm_job *job, int ms, event_callback_fn fn)
-{
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	if (job->sj_timer)
-		event_free(job->sj_timer);
-	job->sj_timer = evtimer_new(job->sj_pd->pd_base, fn, job);
-	evtimer_add(job->sj_timer, &tv);
-}
-
 static void settle_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -59,7 +50,7 @@ static void wait_more(struct sxm_job *job, const char *why)
 		log_warn("storage migration %s: %s; asking again every %d ms", job->sj_id, why, SETTLE_MS);
 	job->sj_waited_ms += SETTLE_MS;
 	sxm_note(job, "phase", "waiting %.0f s: %s", (double)job->sj_waited_ms / 1000, why);
-	timer_set(job, SETTLE_MS, settle_tick);
+	sxm_job_timer(job, SETTLE_MS, settle_tick);
 }
 
 struct moved_ctx {
@@ -194,7 +185,7 @@ static json_t *settle_vdi(struct api_call *c, struct poold *pd, void *ctx, json_
 void sxm_settle(struct sxm_job *job)
 {
 	if (job->sj_cell) { /* a call of this job is still out: after it */
-		timer_set(job, SETTLE_MS, settle_tick);
+		sxm_job_timer(job, SETTLE_MS, settle_tick);
 		return;
 	}
 	bool vdi = strcmp(jstr(job->sj_j, "kind"), "vdi") == 0;
