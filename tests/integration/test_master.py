@@ -161,7 +161,9 @@ class HaMasterDeath(unittest.TestCase):
         p.start_poold(1)
         wait_until(lambda: "standby" in p.poold_log(3000, 1), 20, "host1's poold a standby")
         self.assertEqual(master_now(p), new)
-        self.assertEqual(xe_on(p, 1, "pool-list", "params=uuid", "--minimal").returncode, 0)
+        # until the lease tells it who is master now, host1's poold sends no one on (not to itself)
+        wait_until(lambda: xe_on(p, 1, "pool-list", "params=uuid", "--minimal", check=False).returncode == 0, 20,
+                   "xe -s host1 sent on to the new master")
         self.assertEqual(mover_rec["uuid"], p.rpc("VM.get_uuid", mover))
 
     def test_new_master_killed_during_takeover(self):
