@@ -67,10 +67,15 @@ def mstate(p, i):
 
 
 def standbys_know(p):
-    """Every standby has kept up since HA moved the database (it syncs every 2 s): until then a
-    standby cannot take over (it does not know where the database is), nor is it a candidate."""
+    """Every standby has kept up since HA moved the database (it syncs every 2 s) and is a candidate
+    in the master's lease: until then a standby cannot take over (it does not know where the
+    database is, or the lease does not name it)."""
     wait_until(lambda: all(mstate(p, i).get("database") and mstate(p, i).get("ha") for i in (2, 3)), 10,
                "the standbys know where the database is and HA's statefile")
+    # and the master has written them into its lease as candidates since (a standby's verdict
+    # says "current" only once it ranks): a master killed before that has no successor
+    wait_until(lambda: all("master's lease is current" in p.poold_log(100000, i) for i in (2, 3)), 15,
+               "the standbys candidates in the master's lease")
 
 
 def touch(p, vm, mib):
@@ -171,8 +176,6 @@ class HaMasterDeath(unittest.TestCase):
         enable(p)
         wait_until(lambda: "master lease: holding the lease" in p.poold_log(100000, 1), 10, "the master's lease")
         standbys_know(p)
-        wait_until(lambda: all("master's lease is current" in p.poold_log(100000, i) for i in (2, 3)), 10,
-                   "the standbys watching")
         p.rpc("pool.set_name_label", p.rpc("pool.get_all")[0], "before")
         kill_master_host(p, 1)
         # whoever starts taking over is killed at once
