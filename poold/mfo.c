@@ -520,7 +520,7 @@ int mfo_start(struct poold *pd, char *err, size_t errlen)
 	 * (its database taken meanwhile): whoever is master now is not known
 	 * until the lease or a new master says it, and sending clients to
 	 * ourselves would loop them */
-	if (!strcmp(m->mf_ms.ms_master_uuid, m->mf_ms.ms_host_uuid))
+	if (*m->mf_ms.ms_host_uuid && !strcmp(m->mf_ms.ms_master_uuid, m->mf_ms.ms_host_uuid))
 		m->mf_ms.ms_master_address[0] = '\0';
 	log_info("standby: the pool master is %s:%d (epoch %llu)%s", *m->mf_ms.ms_master_address ? m->mf_ms.ms_master_address : "?",
 		 m->mf_ms.ms_port, (unsigned long long)m->mf_ms.ms_epoch,
