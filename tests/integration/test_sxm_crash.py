@@ -134,8 +134,14 @@ class CrashTest(unittest.TestCase):
         h = self.source_hash(vm)
         self.s.wait_phase(task, "memory: pre-copy")
         self.p.kill_agent(2)
-        # the destination cannot say whether it runs the VM: nothing is removed until it can
         phase = self.s.wait_phase(task, "waiting")
+        if phase.startswith("done"):
+            # the phase note (every 250 ms) lagged: the VM had been handed over before the kill;
+            # it runs on host2 without its agent, and the restarted agent lets the task end
+            self.p.start_agent(2)
+            self.ends(vm, task, 2, "success", want_hash=h)
+            return
+        # the destination cannot say whether it runs the VM: nothing is removed until it can
         self.assertIn("destination", phase)
         self.p.start_agent(2)
         self.ends(vm, task, 1, "failure", "VM_MIGRATE_FAILED", want_hash=h)
