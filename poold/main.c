@@ -195,6 +195,10 @@ static int serve(struct poold *pd, char **argv)
 	master_stop(pd);
 	pd->pd_reexec = mfo_reexec_wanted(pd);
 	mfo_stop(pd); /* the lease released, the last commits synced */
+	/* the connections closed above end on the loop (their TLS state is freed
+	 * by deferred callbacks): let them, or they outlive the process's end */
+	for (int i = 0; i < 4; i++)
+		event_base_loop(pd->pd_base, EVLOOP_NONBLOCK);
 	event_free(sigterm);
 	event_free(sigint);
 	return rc;
