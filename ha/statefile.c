@@ -79,16 +79,15 @@ int ha_statefile_write(const char *path, int index, const char *buf, char *err, 
 	return rc;
 }
 
-int ha_statefile_read(const char *path, int n, char *buf, char *err, size_t errlen)
+/* count blocks from block first (0: the header) into buf, read direct. */
+static int read_blocks(const char *path, int first, int count, char *buf, char *err, size_t errlen)
 {
-	if (n < 1 || n > HA_MAX_HOSTS)
-		return errf(err, errlen, "statefile: %d slots", n);
 	int fd = open_sf(path, O_RDONLY, err, errlen);
 	if (fd < 0)
 		return -1;
-	size_t len = (size_t)HA_SLOT_SIZE * (size_t)n;
+	size_t len = (size_t)HA_SLOT_SIZE * (size_t)count;
 	char *b = aligned(len);
-	ssize_t got = pread(fd, b, len, HA_SLOT_SIZE);
+	ssize_t got = pread(fd, b, len, (off_t)HA_SLOT_SIZE * first);
 	int rc = got == (ssize_t)len ? 0 : -1;
 	if (rc)
 		errf(err, errlen, "statefile %s: read: %s", path, got < 0 ? strerror(errno) : "short (not prepared?)");
@@ -99,24 +98,18 @@ int ha_statefile_read(const char *path, int n, char *buf, char *err, size_t errl
 	return rc;
 }
 
+int ha_statefile_read(const char *path, int n, char *buf, char *err, size_t errlen)
+{
+	if (n < 1 || n > HA_MAX_HOSTS)
+		return errf(err, errlen, "statefile: %d slots", n);
+	return read_blocks(path, 1, n, buf, err, errlen);
+}
+
 int ha_statefile_read_all(const char *path, int n, char *buf, char *err, size_t errlen)
 {
 	if (n < 1 || n > HA_MAX_HOSTS)
 		return errf(err, errlen, "statefile: %d slots", n);
-	int fd = open_sf(path, O_RDONLY, err, errlen);
-	if (fd < 0)
-		return -1;
-	size_t len = (size_t)HA_SLOT_SIZE * (size_t)(n + 1);
-	char *b = aligned(len);
-	ssize_t got = pread(fd, b, len, 0);
-	int rc = got == (ssize_t)len ? 0 : -1;
-	if (rc)
-		errf(err, errlen, "statefile %s: read: %s", path, got < 0 ? strerror(errno) : "short (not prepared?)");
-	else
-		memcpy(buf, b, len);
-	free(b);
-	close(fd);
-	return rc;
+	return read_blocks(path, 0, n + 1, buf, err, errlen);
 }
 
 /* The header block is written whole (O_DIRECT writes blocks): its first
