@@ -83,6 +83,10 @@ void xe_ctx_free(struct xe_ctx *c);
 json_t *xe_rpc(struct xe_ctx *c, const char *method, const char *fmt, ...);
 /* The same without a session parameter; params is stolen. */
 json_t *xe_call(struct xe_ctx *c, const char *method, json_t *params);
+/* An answer (taken, NULL after a failure) as a string to free, or NULL. */
+char *xe_str_result(json_t *r);
+/* An answer (taken) that only says success: 0, or -1 after a failure. */
+int xe_void_result(json_t *r);
 /* A CLI error text (printf); always returns -1. */
 int xe_fail(struct xe_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the pending error as XAPI's xe does: the error's description

@@ -11,12 +11,6 @@
 #include "util.h"
 #include "xerr.h"
 
-static int void_result(json_t *r)
-{
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 static char *str_of(json_t *r)
 {
 	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
@@ -44,7 +38,7 @@ static int vbd_create_plug(struct xe_ctx *c, const char *vm, const char *vdi, co
 	json_t *ps = vbd ? xe_rpc(c, "VM.get_power_state", "s", vm) : NULL;
 	int rc = ps ? 0 : -1;
 	if (!rc && strcmp(json_string_value(ps) ?: "", "Running") == 0)
-		rc = void_result(xe_rpc(c, "VBD.plug", "s", vbd));
+		rc = xe_void_result(xe_rpc(c, "VBD.plug", "s", vbd));
 	json_decref(ps);
 	free(vbd);
 	return rc;
@@ -138,9 +132,9 @@ static int disk_remove_one(struct xe_ctx *c, const char *vm, void *arg)
 	(void)arg;
 	char *vbd = vbd_on(c, vm, xe_param(c, "device"));
 	char *vdi = vbd ? str_of(xe_rpc(c, "VBD.get_VDI", "s", vbd)) : NULL;
-	int rc = vdi ? void_result(xe_rpc(c, "VBD.destroy", "s", vbd)) : -1;
+	int rc = vdi ? xe_void_result(xe_rpc(c, "VBD.destroy", "s", vbd)) : -1;
 	if (!rc)
-		rc = void_result(xe_rpc(c, "VDI.destroy", "s", vdi));
+		rc = xe_void_result(xe_rpc(c, "VDI.destroy", "s", vdi));
 	free(vdi);
 	free(vbd);
 	return rc;
@@ -268,7 +262,7 @@ static int cd_remove_one(struct xe_ctx *c, const char *vm, void *arg)
 		free(vdi);
 	}
 	json_decref(cds);
-	int rc = found ? void_result(xe_rpc(c, "VBD.destroy", "s", found)) : xe_fail(c, "Disk not found");
+	int rc = found ? xe_void_result(xe_rpc(c, "VBD.destroy", "s", found)) : xe_fail(c, "Disk not found");
 	free(found);
 	return rc;
 }
@@ -289,7 +283,7 @@ static int no_empty_cd(struct xe_ctx *c, const char *vm)
 static int cd_insert_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	json_t *cds = cd_vbds(c, vm, true);
-	int rc = json_array_size(cds) == 1 ? void_result(xe_rpc(c, "VBD.insert", "ss", json_string_value(json_array_get(cds, 0)), (const char *)arg))
+	int rc = json_array_size(cds) == 1 ? xe_void_result(xe_rpc(c, "VBD.insert", "ss", json_string_value(json_array_get(cds, 0)), (const char *)arg))
 		 : json_array_size(cds) ? xe_fail(c, "Two or more empty CD devices found. Please use vbd-insert")
 					: no_empty_cd(c, vm);
 	json_decref(cds);
@@ -313,7 +307,7 @@ static int cd_eject_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	(void)arg;
 	json_t *cds = cd_vbds(c, vm, false);
-	int rc = json_array_size(cds) == 1 ? void_result(xe_rpc(c, "VBD.eject", "s", json_string_value(json_array_get(cds, 0))))
+	int rc = json_array_size(cds) == 1 ? xe_void_result(xe_rpc(c, "VBD.eject", "s", json_string_value(json_array_get(cds, 0))))
 		 : json_array_size(cds) ? xe_fail(c, "Two or more CDs found. Please use vbd-eject")
 					: xe_fail(c, "No CDs found");
 	json_decref(cds);
@@ -385,7 +379,7 @@ int xe_cmd_dev_op(struct xe_ctx *c, const struct xe_cmd *cmd)
 		return -1;
 	char method[64];
 	snprintf(method, sizeof method, "%s.%s%s", cls, op, force ? "_force" : "");
-	int rc = void_result(xe_rpc(c, method, "s", ref));
+	int rc = xe_void_result(xe_rpc(c, method, "s", ref));
 	free(ref);
 	return rc;
 }
@@ -395,7 +389,7 @@ int xe_cmd_vbd_insert(struct xe_ctx *c, const struct xe_cmd *cmd)
 	(void)cmd;
 	char *vbd = xe_ref_by_uuid(c, "VBD", xe_param(c, "uuid"));
 	char *vdi = vbd ? xe_ref_by_uuid(c, "VDI", xe_param(c, "vdi-uuid")) : NULL;
-	int rc = vdi ? void_result(xe_rpc(c, "VBD.insert", "ss", vbd, vdi)) : -1;
+	int rc = vdi ? xe_void_result(xe_rpc(c, "VBD.insert", "ss", vbd, vdi)) : -1;
 	free(vdi);
 	free(vbd);
 	return rc;
@@ -427,9 +421,9 @@ int xe_cmd_vdi_copy_op(struct xe_ctx *c, const struct xe_cmd *cmd)
 		bool snap = strcmp(cmd->name, "vdi-snapshot") == 0;
 		out = str_of(xe_rpc(c, snap ? "VDI.snapshot" : "VDI.clone", "so", vdi, xe_map_params(c, "driver-params")));
 		const char *nl = snap ? NULL : xe_param(c, "new-name-label"), *nd = snap ? NULL : xe_param(c, "new-name-description");
-		if (out && nl && void_result(xe_rpc(c, "VDI.set_name_label", "ss", out, nl)))
+		if (out && nl && xe_void_result(xe_rpc(c, "VDI.set_name_label", "ss", out, nl)))
 			out = (free(out), NULL);
-		if (out && nd && void_result(xe_rpc(c, "VDI.set_name_description", "ss", out, nd)))
+		if (out && nd && xe_void_result(xe_rpc(c, "VDI.set_name_description", "ss", out, nd)))
 			out = (free(out), NULL);
 	}
 	free(vdi);
@@ -447,7 +441,7 @@ int xe_cmd_vdi_resize(struct xe_ctx *c, const struct xe_cmd *cmd)
 	if (xe_bool_param(c, "online", false, &online))
 		return -1;
 	char *vdi = xe_ref_by_uuid(c, "VDI", xe_param(c, "uuid"));
-	int rc = vdi ? void_result(xe_rpc(c, online ? "VDI.resize_online" : "VDI.resize", "sI", vdi, (json_int_t)size)) : -1;
+	int rc = vdi ? xe_void_result(xe_rpc(c, online ? "VDI.resize_online" : "VDI.resize", "sI", vdi, (json_int_t)size)) : -1;
 	free(vdi);
 	return rc;
 }

@@ -11,19 +11,6 @@
 #include "xe.h"
 #include "util.h"
 
-static char *str_result(json_t *r)
-{
-	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
-	json_decref(r);
-	return s;
-}
-
-static int void_result(json_t *r)
-{
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 /* ---- host-evacuate (XAPI's; dry-run=true is ours) ---- */
 
 /* name_label of ref, cached in names. */
@@ -210,12 +197,12 @@ int xe_cmd_host_evacuate(struct xe_ctx *c, const struct xe_cmd *cmd)
 		}
 		json_t *netj = json_string(net ? net : "OpaqueRef:NULL");
 		if (!show) { /* as XAPI: nothing printed on success */
-			rc = void_result(xe_rpc(c, "host.evacuate", "sOI", host, netj, (json_int_t)batch));
+			rc = xe_void_result(xe_rpc(c, "host.evacuate", "sOI", host, netj, (json_int_t)batch));
 			json_decref(netj);
 			continue;
 		}
 		double start = xe_now_s();
-		char *task = str_result(xe_rpc(c, "Async.host.evacuate", "sOI", host, netj, (json_int_t)batch));
+		char *task = xe_str_result(xe_rpc(c, "Async.host.evacuate", "sOI", host, netj, (json_int_t)batch));
 		json_decref(netj);
 		if (!task) {
 			rc = -1;

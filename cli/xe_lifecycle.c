@@ -16,19 +16,6 @@
 #include "xe.h"
 #include "util.h"
 
-static char *str_result(json_t *r)
-{
-	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
-	json_decref(r);
-	return s;
-}
-
-static int void_result(json_t *r)
-{
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 int xe_cmd_pool_join_token_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 {
 	(void)cmd;
@@ -44,7 +31,7 @@ int xe_cmd_pool_join_token_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 	} else {
 		r = xe_rpc(c, "pool.create_join_token", "");
 	}
-	char *token = str_result(r);
+	char *token = xe_str_result(r);
 	if (!token)
 		return r ? xe_fail(c, "Error: unexpected answer to pool.create_join_token") : -1;
 	fprintf(c->out, "%s\n", token);
@@ -244,13 +231,13 @@ int xe_cmd_vm_power(struct xe_ctx *c, const struct xe_cmd *cmd)
 			break;
 		const char *vm = json_string_value(v);
 		if (start && host)
-			rc = void_result(xe_rpc(c, "VM.start_on", "ssbb", vm, host, paused, force));
+			rc = xe_void_result(xe_rpc(c, "VM.start_on", "ssbb", vm, host, paused, force));
 		else if (start)
-			rc = void_result(xe_rpc(c, "VM.start", "sbb", vm, paused, force));
+			rc = xe_void_result(xe_rpc(c, "VM.start", "sbb", vm, paused, force));
 		else if (strcmp(op, "shutdown") == 0)
-			rc = void_result(xe_rpc(c, force ? "VM.hard_shutdown" : "VM.clean_shutdown", "s", vm));
+			rc = xe_void_result(xe_rpc(c, force ? "VM.hard_shutdown" : "VM.clean_shutdown", "s", vm));
 		else
-			rc = void_result(xe_rpc(c, strcmp(op, "pause") == 0 ? "VM.pause" : "VM.unpause", "s", vm));
+			rc = xe_void_result(xe_rpc(c, strcmp(op, "pause") == 0 ? "VM.pause" : "VM.unpause", "s", vm));
 	}
 	free(host);
 	json_decref(vms);
@@ -267,7 +254,7 @@ int xe_cmd_host_power(struct xe_ctx *c, const struct xe_cmd *cmd)
 	json_array_foreach(hosts, i, h) {
 		if (rc)
 			break;
-		rc = void_result(xe_rpc(c, method, "s", json_string_value(h)));
+		rc = xe_void_result(xe_rpc(c, method, "s", json_string_value(h)));
 	}
 	json_decref(hosts);
 	return rc;
@@ -282,7 +269,7 @@ static char *master_host(struct xe_ctx *c)
 	const char *pool = json_string_value(json_array_get(pools, 0));
 	char *host = NULL;
 	if (pool)
-		host = str_result(xe_rpc(c, "pool.get_master", "s", pool));
+		host = xe_str_result(xe_rpc(c, "pool.get_master", "s", pool));
 	else if (pools)
 		xe_fail(c, "Error: the server has no pool object");
 	json_decref(pools);
@@ -303,7 +290,7 @@ int xe_cmd_sr_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 		return -1;
 	const char *desc = xe_param(c, "name-description"), *ct = xe_param(c, "content-type");
 	json_t *dc = xe_map_params(c, "device-config"), *smc = xe_map_params(c, "sm-config");
-	char *sr = str_result(xe_rpc(c, "SR.create", "soIssssbo", host, dc, (json_int_t)size,
+	char *sr = xe_str_result(xe_rpc(c, "SR.create", "soIssssbo", host, dc, (json_int_t)size,
 				     xe_param(c, "name-label"), desc ? desc : "", xe_param(c, "type"), ct ? ct : "",
 				     shared, smc));
 	int rc = sr ? xe_print_uuid(c, "SR", sr) : -1;
@@ -322,7 +309,7 @@ int xe_cmd_obj_op(struct xe_ctx *c, const struct xe_cmd *cmd)
 		return -1;
 	char method[64];
 	snprintf(method, sizeof method, "%s.%s", cls, dash + 1);
-	int rc = void_result(xe_rpc(c, method, "s", ref));
+	int rc = xe_void_result(xe_rpc(c, method, "s", ref));
 	free(ref);
 	return rc;
 }
@@ -422,7 +409,7 @@ int xe_cmd_vm_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 			break;
 		double start = xe_now_s();
 		char *task = storage ? xe_sxm_start(c, json_string_value(v), host, net, opts)
-				     : str_result(xe_rpc(c, "Async.VM.pool_migrate", "ssO", json_string_value(v), host,
+				     : xe_str_result(xe_rpc(c, "Async.VM.pool_migrate", "ssO", json_string_value(v), host,
 							 opts));
 		if (!task) {
 			rc = c->xerr || c->msg ? -1 : xe_fail(c, "Error: unexpected answer to Async.VM.pool_migrate");

@@ -12,19 +12,12 @@
 #include "xe.h"
 #include "util.h"
 
-static char *str_result(json_t *r)
-{
-	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
-	json_decref(r);
-	return s;
-}
-
 /* Print the uuid of a new object of class cls. */
 int xe_print_uuid(struct xe_ctx *c, const char *cls, const char *ref)
 {
 	char method[96];
 	snprintf(method, sizeof method, "%s.get_uuid", cls);
-	char *u = str_result(xe_rpc(c, method, "s", ref));
+	char *u = xe_str_result(xe_rpc(c, method, "s", ref));
 	if (!u)
 		return -1;
 	fprintf(c->out, "%s\n", u);
@@ -71,7 +64,7 @@ char *xe_vm_select(struct xe_ctx *c)
 	if (model_is_uuid(vm)) {
 		json_t *r = xe_rpc(c, "VM.get_by_uuid", "s", vm);
 		if (r)
-			return str_result(r);
+			return xe_str_result(r);
 		json_decref(c->xerr);
 		c->xerr = NULL;
 	}
@@ -115,7 +108,7 @@ static char *template_select(struct xe_ctx *c)
 	if (model_is_uuid(t)) {
 		json_t *r = xe_rpc(c, "VM.get_by_uuid", "s", t);
 		if (r)
-			return str_result(r);
+			return xe_str_result(r);
 		json_decref(c->xerr);
 		c->xerr = NULL;
 	}
@@ -170,7 +163,7 @@ int xe_cmd_vm_install(struct xe_ctx *c, const struct xe_cmd *cmd)
 	if (rec && !is_t)
 		xe_fail(c, "Can only install from templates");
 	else if (rec && (sr = sr_select(c), sr || (!xe_param(c, "sr-uuid") && !xe_param(c, "sr-name-label"))))
-		vm = str_result(xe_rpc(c, "VM.clone", "ss", tmpl, xe_param(c, "new-name-label")));
+		vm = xe_str_result(xe_rpc(c, "VM.clone", "ss", tmpl, xe_param(c, "new-name-label")));
 	if (vm && install_steps(c, vm, sr) == 0)
 		rc = xe_print_uuid(c, "VM", vm);
 	if (vm && rc) { /* on failure the half-made VM goes */
@@ -324,7 +317,7 @@ int xe_cmd_vm_clone(struct xe_ctx *c, const struct xe_cmd *cmd)
 {
 	(void)cmd;
 	char *vm = xe_vm_select(c);
-	char *nvm = vm ? str_result(xe_rpc(c, "VM.clone", "ss", vm, xe_param(c, "new-name-label"))) : NULL;
+	char *nvm = vm ? xe_str_result(xe_rpc(c, "VM.clone", "ss", vm, xe_param(c, "new-name-label"))) : NULL;
 	const char *desc = xe_param(c, "new-name-description");
 	int rc = nvm ? 0 : -1;
 	if (nvm && desc) {
@@ -382,7 +375,7 @@ int xe_cmd_vdi_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 				 "virtual_size", (json_int_t)size, "type", type ? type : "user", "sharable",
 				 sharable, "read_only", ro, "other_config", xe_map_params(c, "other-config"),
 				 "xenstore_data", "sm_config", xe_map_params(c, "sm-config"), "tags");
-	char *vdi = str_result(xe_rpc(c, "VDI.create", "o", args));
+	char *vdi = xe_str_result(xe_rpc(c, "VDI.create", "o", args));
 	int rc = vdi ? xe_print_uuid(c, "VDI", vdi) : -1;
 	free(vdi);
 	free(sr);
@@ -410,7 +403,7 @@ int xe_cmd_vbd_create(struct xe_ctx *c, const struct xe_cmd *cmd)
 	int rc = -1;
 	json_t *args = vm && (vdi || !vdi_uuid) ? vbd_args(c, vm, vdi) : NULL;
 	if (args) {
-		char *vbd = str_result(xe_rpc(c, "VBD.create", "o", args));
+		char *vbd = xe_str_result(xe_rpc(c, "VBD.create", "o", args));
 		rc = vbd ? xe_print_uuid(c, "VBD", vbd) : -1;
 		free(vbd);
 	}

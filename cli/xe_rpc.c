@@ -423,3 +423,16 @@ void xe_forget(struct xe_ctx *c, const char *cls)
 	if (c->cache)
 		json_object_del(c->cache, cls);
 }
+
+char *xe_str_result(json_t *r)
+{
+	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
+	json_decref(r);
+	return s;
+}
+
+int xe_void_result(json_t *r)
+{
+	json_decref(r);
+	return r ? 0 : -1;
+}

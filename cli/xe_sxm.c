@@ -16,13 +16,6 @@
 #include "util.h"
 #include "xe.h"
 
-static char *str_result(json_t *r)
-{
-	char *s = json_is_string(r) ? xstrdup(json_string_value(r)) : NULL;
-	json_decref(r);
-	return s;
-}
-
 bool xe_sxm_wanted(struct xe_ctx *c)
 {
 	for (size_t i = 0; i < c->opts->nkv; i++) {
@@ -85,7 +78,7 @@ char *xe_sxm_start(struct xe_ctx *c, const char *vm, const char *host, const cha
 						: NULL;
 	char *task = NULL;
 	if (json_is_object(dest))
-		task = str_result(xe_rpc(c, "Async.VM.migrate_send", "sObOOO", vm, dest, 1, vdi_map, vif_map, opts));
+		task = xe_str_result(xe_rpc(c, "Async.VM.migrate_send", "sObOOO", vm, dest, 1, vdi_map, vif_map, opts));
 	if (dest && !task && !c->msg && !c->xerr)
 		xe_fail(c, "Error: unexpected answer to Async.VM.migrate_send");
 	json_decref(dest);
@@ -103,10 +96,10 @@ int xe_cmd_vdi_pool_migrate(struct xe_ctx *c, const struct xe_cmd *cmd)
 	bool show = !c->opts->minimal && isatty(fileno(c->out));
 	int rc = -1;
 	double start = xe_now_s();
-	char *task = sr ? str_result(xe_rpc(c, "Async.VDI.pool_migrate", "sso", vdi, sr, json_object())) : NULL;
+	char *task = sr ? xe_str_result(xe_rpc(c, "Async.VDI.pool_migrate", "sso", vdi, sr, json_object())) : NULL;
 	if (task) {
 		rc = xe_task_wait(c, task, start, show);
-		char *res = rc ? NULL : str_result(xe_rpc(c, "task.get_result", "s", task));
+		char *res = rc ? NULL : xe_str_result(xe_rpc(c, "task.get_result", "s", task));
 		/* the result is XML-RPC text: <value>OpaqueRef:...</value> */
 		char *ref = res ? strstr(res, "OpaqueRef:") : NULL;
 		if (ref)

@@ -8,12 +8,6 @@
 #include "xe.h"
 #include "util.h"
 
-static int void_result(json_t *r)
-{
-	json_decref(r);
-	return r ? 0 : -1;
-}
-
 /* XAPI's fail_without_force. */
 static int need_force(struct xe_ctx *c)
 {
@@ -27,7 +21,7 @@ static int need_force(struct xe_ctx *c)
 
 static int reboot_one(struct xe_ctx *c, const char *vm, void *arg)
 {
-	return void_result(xe_rpc(c, *(bool *)arg ? "VM.hard_reboot" : "VM.clean_reboot", "s", vm));
+	return xe_void_result(xe_rpc(c, *(bool *)arg ? "VM.hard_reboot" : "VM.clean_reboot", "s", vm));
 }
 
 int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -39,7 +33,7 @@ int xe_cmd_vm_reboot(struct xe_ctx *c, const struct xe_cmd *cmd)
 static int suspend_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	(void)arg;
-	return void_result(xe_rpc(c, "VM.suspend", "s", vm));
+	return xe_void_result(xe_rpc(c, "VM.suspend", "s", vm));
 }
 
 int xe_cmd_vm_suspend(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -56,8 +50,8 @@ static int resume_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	struct resume_arg *r = arg;
 	if (r->host)
-		return void_result(xe_rpc(c, "VM.resume_on", "ssbb", vm, r->host, 0, r->force));
-	return void_result(xe_rpc(c, "VM.resume", "sbb", vm, 0, r->force));
+		return xe_void_result(xe_rpc(c, "VM.resume_on", "ssbb", vm, r->host, 0, r->force));
+	return xe_void_result(xe_rpc(c, "VM.resume", "sbb", vm, 0, r->force));
 }
 
 int xe_cmd_vm_resume(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -76,7 +70,7 @@ int xe_cmd_vm_resume(struct xe_ctx *c, const struct xe_cmd *cmd)
 static int reset_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	(void)arg;
-	return void_result(xe_rpc(c, "VM.power_state_reset", "s", vm));
+	return xe_void_result(xe_rpc(c, "VM.power_state_reset", "s", vm));
 }
 
 int xe_cmd_vm_reset_powerstate(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -99,7 +93,7 @@ static int made_vm(struct xe_ctx *c, char *ref)
 	const char *desc = xe_param(c, "new-name-description");
 	int rc = ref ? 0 : -1;
 	if (ref && desc)
-		rc = void_result(xe_rpc(c, "VM.set_name_description", "ss", ref, desc));
+		rc = xe_void_result(xe_rpc(c, "VM.set_name_description", "ss", ref, desc));
 	if (!rc)
 		rc = xe_print_uuid(c, "VM", ref);
 	free(ref);
@@ -169,7 +163,7 @@ int xe_cmd_snapshot_revert(struct xe_ctx *c, const struct xe_cmd *cmd)
 {
 	(void)cmd;
 	char *snap = xe_snapshot_select(c);
-	int rc = snap ? void_result(xe_rpc(c, "VM.revert", "s", snap)) : -1;
+	int rc = snap ? xe_void_result(xe_rpc(c, "VM.revert", "s", snap)) : -1;
 	free(snap);
 	return rc;
 }
@@ -182,9 +176,9 @@ int xe_cmd_snapshot_destroy(struct xe_ctx *c, const struct xe_cmd *cmd)
 	json_t *ps = snap ? xe_rpc(c, "VM.get_power_state", "s", snap) : NULL;
 	int rc = ps ? 0 : -1;
 	if (!rc && strcmp(json_string_value(ps) ?: "", "Halted"))
-		rc = void_result(xe_rpc(c, "VM.hard_shutdown", "s", snap));
+		rc = xe_void_result(xe_rpc(c, "VM.hard_shutdown", "s", snap));
 	if (!rc)
-		rc = void_result(xe_rpc(c, "VM.destroy", "s", snap));
+		rc = xe_void_result(xe_rpc(c, "VM.destroy", "s", snap));
 	json_decref(ps);
 	free(snap);
 	return rc;
@@ -227,10 +221,10 @@ static int memory_one(struct xe_ctx *c, const char *vm, void *arg)
 {
 	struct mem_arg *m = arg;
 	switch (m->n) {
-	case 1: return void_result(xe_rpc(c, m->method, "sI", vm, (json_int_t)m->v[0]));
-	case 2: return void_result(xe_rpc(c, m->method, "sII", vm, (json_int_t)m->v[0], (json_int_t)m->v[1]));
+	case 1: return xe_void_result(xe_rpc(c, m->method, "sI", vm, (json_int_t)m->v[0]));
+	case 2: return xe_void_result(xe_rpc(c, m->method, "sII", vm, (json_int_t)m->v[0], (json_int_t)m->v[1]));
 	default:
-		return void_result(xe_rpc(c, m->method, "sIIII", vm, (json_int_t)m->v[0], (json_int_t)m->v[1],
+		return xe_void_result(xe_rpc(c, m->method, "sIIII", vm, (json_int_t)m->v[0], (json_int_t)m->v[1],
 					  (json_int_t)m->v[2], (json_int_t)m->v[3]));
 	}
 }
@@ -267,7 +261,7 @@ int xe_cmd_vm_memory(struct xe_ctx *c, const struct xe_cmd *cmd)
 
 static int vcpus_one(struct xe_ctx *c, const char *vm, void *arg)
 {
-	return void_result(xe_rpc(c, "VM.set_VCPUs_number_live", "sI", vm, *(json_int_t *)arg));
+	return xe_void_result(xe_rpc(c, "VM.set_VCPUs_number_live", "sI", vm, *(json_int_t *)arg));
 }
 
 int xe_cmd_vm_vcpu_hotplug(struct xe_ctx *c, const struct xe_cmd *cmd)
@@ -285,7 +279,7 @@ int xe_cmd_vm_vcpu_hotplug(struct xe_ctx *c, const struct xe_cmd *cmd)
 
 static int host_one(struct xe_ctx *c, const char *host, void *arg)
 {
-	return void_result(xe_rpc(c, arg, "s", host));
+	return xe_void_result(xe_rpc(c, arg, "s", host));
 }
 
 /* host-reboot, host-shutdown (Host_selectors) */
@@ -312,7 +306,7 @@ int xe_cmd_host_forget(struct xe_ctx *c, const struct xe_cmd *cmd)
 	if (!rc && !xe_confirmed(c))
 		rc = xe_fail(c, "Aborted");
 	if (!rc)
-		rc = void_result(xe_rpc(c, "host.destroy", "s", host));
+		rc = xe_void_result(xe_rpc(c, "host.destroy", "s", host));
 	free(host);
 	return rc;
 }
@@ -332,7 +326,7 @@ int xe_cmd_pool_eject(struct xe_ctx *c, const struct xe_cmd *cmd)
 		      c->out);
 	if (!rc && !xe_confirmed(c))
 		rc = xe_fail(c, "Aborted");
-	if (!rc && !(rc = void_result(xe_rpc(c, "pool.eject", "s", host))))
+	if (!rc && !(rc = xe_void_result(xe_rpc(c, "pool.eject", "s", host))))
 		fputs("Specified host left the pool: its agent has stopped, its pool identity kept aside in its state "
 		      "directory.\n",
 		      c->out);
