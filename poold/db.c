@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <sqlite3.h>
 #include "db.h"
+#include "db_cache.h"
 #include "log.h"
 #include "xerr.h"
 #include "util.h"
@@ -50,6 +51,9 @@ static const char *const db_sql[ST__COUNT] = {
 			"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
+/* Records kept parsed: a large pool's VMs and their metrics fit. */
+#define DB_CACHE_MAX 16384
+
 struct db {
 	bool db_was_busy; /* the last db_txn found another process holding the lock */
 	bool db_shared;   /* on shared storage: one writer, held for the connection's life */
@@ -66,6 +70,7 @@ struct db {
 	int64_t db_txn_last_event; /* newest event appended by the open transaction */
 	void (*db_hook)(void *, int64_t);
 	void *db_hook_ctx;
+	struct db_cache *db_cache; /* records parsed before (db_cache.h) */
 };
 
 static sqlite3_stmt *db_stmt(struct db *db, enum db_stmt_id id)
@@ -315,6 +320,7 @@ static struct db *db_open_mode(const char *path, bool create, bool shared, bool 
 	if (busy)
 		*busy = false;
 	struct db *db = xcalloc(1, sizeof *db);
+	db->db_cache = db_cache_new(DB_CACHE_MAX);
 	db->db_shared = shared;
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(path, &db->db_sql, flags, NULL) != SQLITE_OK) {
@@ -397,6 +403,7 @@ void db_close(struct db *db)
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(db->db_stmts[i]);
 	sqlite3_close(db->db_sql);
+	db_cache_free(db->db_cache);
 	free(db);
 }
 
@@ -622,7 +629,8 @@ static json_t *db_load(struct db *db, const char *ref, char *cls, size_t clslen)
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		if (cls)
 			snprintf(cls, clslen, "%s", (const char *)sqlite3_column_text(s, 0));
-		rec = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, NULL);
+		rec = db_cache_parse(db->db_cache, ref, (const char *)sqlite3_column_text(s, 1),
+				     (size_t)sqlite3_column_bytes(s, 1));
 	}
 	sqlite3_reset(s);
 	return rec;
@@ -1017,14 +1025,35 @@ int db_page_text(struct db *db, const char *cls, int64_t *after, int limit,
 }
 
 struct db_find_ctx {
+	struct db *db;
 	const char *field, *value;
+	char *quoted; /* "value" as it appears in a record's text, or NULL */
+	size_t qlen;
 	json_t *out;
 };
+
+/* A value that jansson writes as it is (printable ASCII, no quote or
+ * backslash) appears quoted in the text of any record holding it: a record
+ * whose text lacks it is skipped without being parsed. */
+static char *db_find_quoted(const char *value, size_t *len)
+{
+	if (!value)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+			return NULL;
+	*len = strlen(value) + 2;
+	char *q = xmalloc(*len + 1);
+	snprintf(q, *len + 1, "\"%s\"", value);
+	return q;
+}
 
 static int db_find_one(void *ctx, const char *ref, const char *text, int len)
 {
 	struct db_find_ctx *f = ctx;
-	json_t *rec = json_loadb(text, (size_t)len, 0, NULL);
+	if (f->quoted && !memmem(text, (size_t)len, f->quoted, f->qlen))
+		return 0;
+	json_t *rec = db_cache_parse(f->db->db_cache, ref, text, (size_t)len);
 	if (!rec)
 		return 0;
 	const char *v = f->field ? json_string_value(json_object_get(rec, f->field)) : NULL;
@@ -1036,8 +1065,11 @@ static int db_find_one(void *ctx, const char *ref, const char *text, int len)
 
 json_t *db_find(struct db *db, const char *cls, const char *field, const char *value)
 {
-	struct db_find_ctx f = {field, value, json_object()};
+	struct db_find_ctx f = {db, field, value, NULL, 0, json_object()};
+	if (field)
+		f.quoted = db_find_quoted(value, &f.qlen);
 	db_foreach_text(db, cls, db_find_one, &f);
+	free(f.quoted);
 	return f.out;
 }
 

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "db.h"
+#include "db_cache.h"
 #include "log.h"
 #include "model.h"
 #include "xerr.h"
@@ -1264,6 +1265,94 @@ static void test_store_hook(void **state)
 	db_set_store_hook(f->db, NULL, NULL);
 }
 
+/* name_label set, read back (so the cache has it), then the transaction fails. */
+static json_t *set_read_fail(struct db *db, void *ctx)
+{
+	json_t *e = db_obj_set(db, ctx, "name_label", json_string("rolled back"));
+	if (e)
+		return e;
+	json_t *r = db_obj_get(db, ctx);
+	e = xerr_newf(XE_INTERNAL_ERROR, "read: %s", json_string_value(json_object_get(r, "name_label")));
+	json_decref(r);
+	return e;
+}
+
+/* Records are parsed once and kept (db_cache.c); every read still sees the
+ * stored text: a copy the caller may change, another process's write, a
+ * rolled back change, and db_find's filter on a quoted value. */
+static void test_cached_records(void **state)
+{
+	struct fx *f = *state;
+	char vm[48], other[48];
+	create(f->db, "VM", "{\"name_label\":\"one\"}", vm);
+	char rec[160];
+	snprintf(rec, sizeof rec, "{\"name_label\":\"two\", \"name_description\":\"%s\"}", vm);
+	create(f->db, "VM", rec, other);
+
+	json_t *r = db_obj_get(f->db, vm);
+	json_object_set_new(r, "name_label", json_string("changed by the caller"));
+	json_decref(r);
+	assert_string_equal(field_s(f->db, vm, "name_label"), "one");
+
+	/* written under it by another connection */
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "UPDATE objects SET rec = json_set(rec, '$.name_label', 'from outside') WHERE ref = '%s';", vm);
+	raw_exec(f->path, sql);
+	assert_string_equal(field_s(f->db, vm, "name_label"), "from outside");
+	json_t *found = db_find(f->db, "VM", "name_label", "from outside");
+	assert_int_equal(json_object_size(found), 1);
+	assert_non_null(json_object_get(found, vm));
+	json_decref(found);
+
+	/* written and read inside a transaction that is rolled back */
+	set(f->db, vm, "name_label", "\"during\"");
+	json_t *e = db_txn(f->db, set_read_fail, vm);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_array_get(e, 1)), "read: rolled back");
+	json_decref(e);
+	assert_string_equal(field_s(f->db, vm, "name_label"), "during");
+
+	/* the ref appears in other's text, in another field: not a match */
+	found = db_find(f->db, "VM", "name_label", vm);
+	assert_int_equal(json_object_size(found), 0);
+	json_decref(found);
+	found = db_find(f->db, "VM", "name_description", vm);
+	assert_int_equal(json_object_size(found), 1);
+	assert_non_null(json_object_get(found, other));
+	json_decref(found);
+	/* a value with a quote is not pre-filtered, and still found */
+	set(f->db, other, "name_label", "\"say \\\"hi\\\"\"");
+	found = db_find(f->db, "VM", "name_label", "say \"hi\"");
+	assert_int_equal(json_object_size(found), 1);
+	json_decref(found);
+}
+
+/* The cache on its own: a bound that empties it, a changed text re-parsed,
+ * text that is no object refused. */
+static void test_record_cache(void **state)
+{
+	(void)state;
+	struct db_cache *c = db_cache_new(2);
+	const char *a = "{\"x\":1}", *b = "{\"x\":2}", *d = "{\"x\":3}";
+	for (int round = 0; round < 3; round++) {
+		json_t *ra = db_cache_parse(c, "a", a, strlen(a)), *rb = db_cache_parse(c, "b", b, strlen(b));
+		json_t *rd = db_cache_parse(c, "d", d, strlen(d));
+		assert_int_equal(json_integer_value(json_object_get(ra, "x")), 1);
+		assert_int_equal(json_integer_value(json_object_get(rb, "x")), 2);
+		assert_int_equal(json_integer_value(json_object_get(rd, "x")), 3);
+		json_decref(ra);
+		json_decref(rb);
+		json_decref(rd);
+	}
+	json_t *ra = db_cache_parse(c, "a", b, strlen(b));
+	assert_int_equal(json_integer_value(json_object_get(ra, "x")), 2);
+	json_decref(ra);
+	assert_null(db_cache_parse(c, "a", "[1]", 3));
+	assert_null(db_cache_parse(c, "a", "{bad", 4));
+	db_cache_free(c);
+}
+
 int main(void)
 {
 	log_init("test_db", LOG_LVL_ERROR);
@@ -1290,6 +1379,8 @@ int main(void)
 		T(test_quarantine),
 		T(test_store_hook),
 		T(test_require_txn),
+		T(test_cached_records),
+		T(test_record_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
