@@ -143,7 +143,7 @@ static void job_answer(void *arg, json_t *result, json_t *err)
 
 bool agent_target(struct poold *pd, const char *host, struct agent_addr *out)
 {
-	json_t *h = db_obj_get(pd->pd_db, host);
+	const json_t *h = db_obj_peek(pd->pd_db, host);
 	json_t *oc = json_object_get(h, "other_config");
 	const char *a = json_string_value(json_object_get(oc, "agent_address"));
 	const char *p = json_string_value(json_object_get(oc, "agent_port"));
@@ -154,7 +154,7 @@ bool agent_target(struct poold *pd, const char *host, struct agent_addr *out)
 		snprintf(out->aa_uuid, sizeof out->aa_uuid, "%s", u);
 		out->aa_port = atoi(p);
 	}
-	json_decref(h);
+	db_peek_done(h);
 	return ok;
 }
 

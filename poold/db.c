@@ -618,8 +618,9 @@ bool db_obj_class(struct db *db, const char *ref, char *cls, size_t clslen)
 	return found;
 }
 
-/* Record and class of ref; NULL when absent. */
-static json_t *db_load(struct db *db, const char *ref, char *cls, size_t clslen)
+/* Record and class of ref (shared: the cache's, else the caller's own);
+ * NULL when absent. */
+static json_t *db_load_as(struct db *db, const char *ref, char *cls, size_t clslen, bool shared)
 {
 	sqlite3_stmt *s = db_stmt(db, ST_GET);
 	if (!s)
@@ -629,16 +630,31 @@ static json_t *db_load(struct db *db, const char *ref, char *cls, size_t clslen)
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		if (cls)
 			snprintf(cls, clslen, "%s", (const char *)sqlite3_column_text(s, 0));
-		rec = db_cache_parse(db->db_cache, ref, (const char *)sqlite3_column_text(s, 1),
-				     (size_t)sqlite3_column_bytes(s, 1));
+		rec = (shared ? db_cache_share : db_cache_parse)(db->db_cache, ref, (const char *)sqlite3_column_text(s, 1),
+								 (size_t)sqlite3_column_bytes(s, 1));
 	}
 	sqlite3_reset(s);
 	return rec;
 }
 
+static json_t *db_load(struct db *db, const char *ref, char *cls, size_t clslen)
+{
+	return db_load_as(db, ref, cls, clslen, false);
+}
+
 json_t *db_obj_get(struct db *db, const char *ref)
 {
 	return db_load(db, ref, NULL, 0);
+}
+
+const json_t *db_obj_peek(struct db *db, const char *ref)
+{
+	return db_load_as(db, ref, NULL, 0, true);
+}
+
+void db_peek_done(const json_t *rec)
+{
+	json_decref((json_t *)rec);
 }
 
 json_t *db_obj_get_checked(struct db *db, const char *cls, const char *ref, json_t **rec)
@@ -1024,12 +1040,13 @@ int db_page_text(struct db *db, const char *cls, int64_t *after, int limit,
 	return rc == SQLITE_DONE ? n : -1;
 }
 
-struct db_find_ctx {
+struct db_each_ctx {
 	struct db *db;
 	const char *field, *value;
 	char *quoted; /* "value" as it appears in a record's text, or NULL */
 	size_t qlen;
-	json_t *out;
+	db_each_fn fn;
+	void *ctx;
 };
 
 /* A value that jansson writes as it is (printable ASCII, no quote or
@@ -1048,29 +1065,41 @@ static char *db_find_quoted(const char *value, size_t *len)
 	return q;
 }
 
-static int db_find_one(void *ctx, const char *ref, const char *text, int len)
+static int db_each_one(void *ctx, const char *ref, const char *text, int len)
 {
-	struct db_find_ctx *f = ctx;
+	struct db_each_ctx *f = ctx;
 	if (f->quoted && !memmem(text, (size_t)len, f->quoted, f->qlen))
 		return 0;
-	json_t *rec = db_cache_parse(f->db->db_cache, ref, text, (size_t)len);
+	json_t *rec = db_cache_share(f->db->db_cache, ref, text, (size_t)len);
 	if (!rec)
 		return 0;
 	const char *v = f->field ? json_string_value(json_object_get(rec, f->field)) : NULL;
-	if (!f->field || (v && strcmp(v, f->value) == 0))
-		json_object_set(f->out, ref, rec);
+	int stop = !f->field || (v && strcmp(v, f->value) == 0) ? f->fn(f->ctx, ref, rec) : 0;
 	json_decref(rec);
+	return stop;
+}
+
+int db_each(struct db *db, const char *cls, const char *field, const char *value, db_each_fn fn, void *ctx)
+{
+	struct db_each_ctx f = {db, field, value, NULL, 0, fn, ctx};
+	if (field)
+		f.quoted = db_find_quoted(value, &f.qlen);
+	int rc = db_foreach_text(db, cls, db_each_one, &f);
+	free(f.quoted);
+	return rc;
+}
+
+static int db_find_add(void *ctx, const char *ref, const json_t *rec)
+{
+	json_object_set_new(ctx, ref, json_deep_copy(rec));
 	return 0;
 }
 
 json_t *db_find(struct db *db, const char *cls, const char *field, const char *value)
 {
-	struct db_find_ctx f = {db, field, value, NULL, 0, json_object()};
-	if (field)
-		f.quoted = db_find_quoted(value, &f.qlen);
-	db_foreach_text(db, cls, db_find_one, &f);
-	free(f.quoted);
-	return f.out;
+	json_t *out = json_object();
+	db_each(db, cls, field, value, db_find_add, out);
+	return out;
 }
 
 /* ----------------------------------------------------------- users, meta */

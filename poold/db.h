@@ -74,6 +74,11 @@ bool db_last_busy(struct db *db);
 bool db_obj_class(struct db *db, const char *ref, char *cls, size_t clslen);
 /* The record (new reference) or NULL. */
 json_t *db_obj_get(struct db *db, const char *ref);
+/* The record shared with the cache of parsed records: read it, never
+ * change it; db_peek_done when finished. NULL when absent. The cheap read
+ * for hot paths that only look (a heartbeat reads every VM of its host). */
+const json_t *db_obj_peek(struct db *db, const char *ref);
+void db_peek_done(const json_t *rec);
 /* Record of ref if it is of class cls, else HANDLE_INVALID [cls, ref]. */
 json_t *db_obj_get_checked(struct db *db, const char *cls, const char *ref, json_t **rec);
 /* Stored text of a record of class cls (malloc'ed) or NULL. */
@@ -106,6 +111,11 @@ int db_page_text(struct db *db, const char *cls, int64_t *after, int limit,
 /* Records of a class whose field equals a string value (e.g. VBDs of a VM);
  * the result is an object ref -> record. */
 json_t *db_find(struct db *db, const char *cls, const char *field, const char *value);
+/* The same records one by one, shared with the cache (as db_obj_peek: fn
+ * reads, never changes or keeps them); field NULL: every record of cls. fn
+ * returns non-zero to stop. -1 on a database error. */
+typedef int (*db_each_fn)(void *ctx, const char *ref, const json_t *rec);
+int db_each(struct db *db, const char *cls, const char *field, const char *value, db_each_fn fn, void *ctx);
 /* Calls fn for every record of cls with the stored text; stops when fn
  * returns non-zero. */
 int db_foreach_text(struct db *db, const char *cls,

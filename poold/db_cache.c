@@ -29,12 +29,12 @@ void db_cache_free(struct db_cache *c)
 	free(c);
 }
 
-json_t *db_cache_parse(struct db_cache *c, const char *ref, const char *text, size_t len)
+json_t *db_cache_share(struct db_cache *c, const char *ref, const char *text, size_t len)
 {
 	json_t *e = json_object_get(c->dc_map, ref);
 	json_t *t = json_array_get(e, 0);
 	if (t && json_string_length(t) == len && memcmp(json_string_value(t), text, len) == 0)
-		return json_deep_copy(json_array_get(e, 1));
+		return json_incref(json_array_get(e, 1));
 	json_t *rec = json_loadb(text, len, 0, NULL);
 	if (!json_is_object(rec)) {
 		json_decref(rec);
@@ -43,13 +43,15 @@ json_t *db_cache_parse(struct db_cache *c, const char *ref, const char *text, si
 	}
 	if (json_object_size(c->dc_map) >= c->dc_max)
 		json_object_clear(c->dc_map);
-	json_t *copy = json_deep_copy(rec);
-	json_t *s = json_stringn_nocheck(text, len);
-	if (copy && s)
-		json_object_set_new(c->dc_map, ref, json_pack("[o,o]", s, copy));
-	else {
-		json_decref(copy);
-		json_decref(s);
-	}
+	/* a record shared before stays valid for whoever holds it */
+	json_object_set_new(c->dc_map, ref, json_pack("[s%,O]", text, len, rec));
 	return rec;
+}
+
+json_t *db_cache_parse(struct db_cache *c, const char *ref, const char *text, size_t len)
+{
+	json_t *shared = db_cache_share(c, ref, text, len);
+	json_t *own = json_deep_copy(shared);
+	json_decref(shared);
+	return own;
 }

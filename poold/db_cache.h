@@ -19,8 +19,11 @@ struct db_cache;
 struct db_cache *db_cache_new(size_t max);
 void db_cache_free(struct db_cache *c);
 
-/* The record ref whose stored text is text[0, len): a new object the
- * caller owns; NULL when the text is not a JSON object. */
+/* The record ref whose stored text is text[0, len), shared with the cache
+ * (a new reference the caller must not change); NULL when the text is not
+ * a JSON object. */
+json_t *db_cache_share(struct db_cache *c, const char *ref, const char *text, size_t len);
+/* The same record as an object of the caller's own. */
 json_t *db_cache_parse(struct db_cache *c, const char *ref, const char *text, size_t len);
 
 #endif

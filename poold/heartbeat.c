@@ -124,7 +124,7 @@ static json_t *record_from(struct beat_ctx *b, const char *host, const char *uui
 			 json_integer_value(json_object_get(d, "domid")));
 }
 
-static json_t *double_alarm(struct beat_ctx *b, struct db *db, const char *vm, json_t *v, const char *host)
+static json_t *double_alarm(struct beat_ctx *b, struct db *db, const char *vm, const json_t *v, const char *host)
 {
 	json_t *known = json_object_get(b->pd->pd_doubles, vm);
 	if (json_object_get(known, host))
@@ -142,7 +142,7 @@ static json_t *double_alarm(struct beat_ctx *b, struct db *db, const char *vm, j
 	return msg_add(db, "VM_RUNNING_ON_TWO_HOSTS", 1, "VM", jstr(v, "uuid"), body);
 }
 
-static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *v, json_t *hosts,
+static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, const json_t *v, json_t *hosts,
 		     const struct rc_decision *d)
 {
 	json_t *want = NULL, *e = NULL;
@@ -181,10 +181,10 @@ static json_t *apply(struct beat_ctx *b, struct db *db, const char *vm, json_t *
 
 static json_t *reconcile_one(struct beat_ctx *b, struct db *db, const char *vm, json_t *hosts)
 {
-	json_t *v = db_obj_get(db, vm);
+	const json_t *v = db_obj_peek(db, vm);
 	if (!v || json_is_true(json_object_get(v, "is_a_template")) || json_is_true(json_object_get(v, "is_a_snapshot")) ||
 	    json_is_true(json_object_get(v, "is_control_domain"))) { /* dom0 is no domain the agent lists */
-		json_decref(v);
+		db_peek_done(v);
 		return NULL;
 	}
 	size_t n = json_array_size(hosts);
@@ -204,18 +204,24 @@ static json_t *reconcile_one(struct beat_ctx *b, struct db *db, const char *vm, 
 	json_t *e = apply(b, db, vm, v, hosts, &d);
 	free(seen);
 	free(copy);
-	json_decref(v);
+	db_peek_done(v);
 	return e;
+}
+
+static int ref_into(void *ctx, const char *ref, const json_t *rec)
+{
+	(void)rec;
+	json_object_set_new(ctx, ref, json_true());
+	return 0;
 }
 
 /* Decide again every VM the reporter's word may concern: those in its
  * report and those the record puts on it. */
 static json_t *reconcile_vms(struct db *db, struct beat_ctx *b)
 {
-	json_t *hosts = db_refs_all(db, "host"), *todo = db_find(db, "VM", "resident_on", b->host), *e = NULL;
-	json_t *sched = db_find(db, "VM", "scheduled_to_be_resident_on", b->host);
-	json_object_update(todo, sched);
-	json_decref(sched);
+	json_t *hosts = db_refs_all(db, "host"), *todo = json_object(), *e = NULL;
+	db_each(db, "VM", "resident_on", b->host, ref_into, todo);
+	db_each(db, "VM", "scheduled_to_be_resident_on", b->host, ref_into, todo);
 	size_t i;
 	json_t *d;
 	json_array_foreach(json_object_get(b->report, "domains"), i, d) {

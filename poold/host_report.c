@@ -201,10 +201,11 @@ static json_t *guest_sync_one(struct db *db, const char *host, const json_t *d)
 	char vm[64], now[32];
 	if (!json_is_object(json_object_get(d, "guest")) || !db_ref_by_uuid(db, "VM", jstr(d, "uuid"), vm))
 		return NULL;
-	json_t *v = db_obj_get(db, vm), *e = NULL;
+	const json_t *v = db_obj_peek(db, vm);
+	json_t *e = NULL;
 	const char *ps = jstr(v, "power_state");
 	if (!v || strcmp(jstr(v, "resident_on"), host) || (strcmp(ps, "Running") && strcmp(ps, "Paused"))) {
-		json_decref(v);
+		db_peek_done(v);
 		return NULL; /* not (or not yet) recorded here: its guest speaks once it is */
 	}
 	json_t *want = guest_fields(json_object_get(d, "guest"));
@@ -226,7 +227,7 @@ static json_t *guest_sync_one(struct db *db, const char *host, const json_t *d)
 		json_decref(want);
 	}
 	json_decref(have);
-	json_decref(v);
+	db_peek_done(v);
 	return e;
 }
 

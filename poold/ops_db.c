@@ -68,18 +68,19 @@ static void vbd_vdi_facts(struct db *db, const char *vbd, const json_t *rec, str
 }
 
 /* A guest running on the host (XAPI's HOST_IN_USE names the first). */
+static int running_guest(void *ctx, const char *ref, const json_t *v)
+{
+	struct ops_facts *f = ctx;
+	const char *ps = jstr(v, "power_state");
+	if (json_is_true(json_object_get(v, "is_control_domain")) || (strcmp(ps, "Running") && strcmp(ps, "Paused")))
+		return 0;
+	snprintf(f->of_vm, sizeof f->of_vm, "%s", ref);
+	return 1;
+}
+
 static void host_vm_facts(struct db *db, const char *host, struct ops_facts *f)
 {
-	json_t *vms = db_find(db, "VM", "resident_on", host);
-	const char *k;
-	json_t *v;
-	json_object_foreach(vms, k, v) {
-		const char *ps = jstr(v, "power_state");
-		if (!*f->of_vm && !json_is_true(json_object_get(v, "is_control_domain")) &&
-		    (strcmp(ps, "Running") == 0 || strcmp(ps, "Paused") == 0))
-			snprintf(f->of_vm, sizeof f->of_vm, "%s", k);
-	}
-	json_decref(vms);
+	db_each(db, "VM", "resident_on", host, running_guest, f);
 }
 
 static void facts_load(struct db *db, const char *cls, const char *ref, const json_t *rec, struct ops_facts *f)

@@ -17,7 +17,7 @@
 #include "util.h"
 #include "xerr.h"
 
-static json_int_t ival(json_t *o, const char *k)
+static json_int_t ival(const json_t *o, const char *k)
 {
 	return json_integer_value(json_object_get(o, k));
 }
@@ -81,7 +81,7 @@ void snap_free(struct snap *sn)
 
 /* The first of the VM's groups whose placement is anti_affinity (the ref
  * as a key of sn_groups, so it lives as long as the snapshot). */
-static const char *aa_group(struct snap *sn, json_t *v)
+static const char *aa_group(struct snap *sn, const json_t *v)
 {
 	size_t i;
 	json_t *g;
@@ -219,31 +219,59 @@ static bool host_evacuating(json_t *h)
 	return false;
 }
 
+struct residents {
+	struct snap *sn;
+	struct place_host *h;
+	json_int_t held;
+	struct place_group_count *gc; /* grows; the snapshot gets a copy */
+	size_t cap;
+};
+
+static int resident_one(void *ctx, const char *ref, const json_t *v)
+{
+	(void)ref;
+	struct residents *r = ctx;
+	struct place_host *h = r->h;
+	h->ph_nresident++;
+	r->held += ival(v, "memory_static_max");
+	const char *g = aa_group(r->sn, v);
+	if (!g)
+		return 0;
+	size_t j = 0;
+	while (j < h->ph_ngroups && strcmp(r->gc[j].gc_group, g))
+		j++;
+	if (j == h->ph_ngroups) {
+		if (j == r->cap) {
+			r->cap = r->cap ? 2 * r->cap : 8;
+			r->gc = xrealloc(r->gc, r->cap * sizeof *r->gc);
+		}
+		r->gc[h->ph_ngroups++] = (struct place_group_count){.gc_group = g};
+	}
+	r->gc[j].gc_count++;
+	return 0;
+}
+
 /* The VMs resident on the host: how many, per anti-affinity group, and
  * the memory they hold. */
 static json_int_t host_residents(struct snap *sn, struct db *db, const char *ref, struct place_host *h)
 {
-	json_t *res = db_find(db, "VM", "resident_on", ref);
-	struct place_group_count *gc = snap_alloc(sn, json_object_size(res), sizeof *gc);
-	json_int_t held = 0;
-	const char *k;
-	json_t *v;
-	h->ph_nresident = json_object_size(res);
-	json_object_foreach(res, k, v) {
-		held += ival(v, "memory_static_max");
-		const char *g = aa_group(sn, v);
-		if (!g)
-			continue;
-		size_t j = 0;
-		while (j < h->ph_ngroups && strcmp(gc[j].gc_group, g))
-			j++;
-		if (j == h->ph_ngroups)
-			gc[h->ph_ngroups++].gc_group = g;
-		gc[j].gc_count++;
-	}
-	json_decref(res);
+	struct residents r = {sn, h, 0, NULL, 0};
+	h->ph_nresident = 0;
+	h->ph_ngroups = 0;
+	db_each(db, "VM", "resident_on", ref, resident_one, &r);
+	struct place_group_count *gc = snap_alloc(sn, h->ph_ngroups, sizeof *gc);
+	if (h->ph_ngroups)
+		memcpy(gc, r.gc, h->ph_ngroups * sizeof *gc);
+	free(r.gc);
 	h->ph_groups = gc;
-	return held;
+	return r.held;
+}
+
+static int scheduled_one(void *ctx, const char *ref, const json_t *v)
+{
+	(void)ref;
+	*(json_int_t *)ctx += ival(v, "memory_static_max");
+	return 0;
 }
 
 /* Bytes the host can still give: its total minus what the VMs running and
@@ -256,11 +284,9 @@ static void host_memory(struct snap *sn, struct db *db, const char *ref, json_t 
 	h->ph_live = json_is_true(json_object_get(m, "live"));
 	json_decref(m);
 	avail -= host_residents(sn, db, ref, h);
-	json_t *sch = db_find(db, "VM", "scheduled_to_be_resident_on", ref);
-	const char *k;
-	json_t *v;
-	json_object_foreach(sch, k, v) avail -= ival(v, "memory_static_max");
-	json_decref(sch);
+	json_int_t scheduled = 0;
+	db_each(db, "VM", "scheduled_to_be_resident_on", ref, scheduled_one, &scheduled);
+	avail -= scheduled;
 	h->ph_available = avail < reported ? avail : reported;
 }
 
