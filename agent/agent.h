@@ -44,6 +44,10 @@ struct mig_flights {
 	pthread_cond_t mf_cv;
 	int mf_n;                   /* migration threads running */
 	int mf_fd[MIG_FLIGHTS_MAX]; /* their sockets (0 free, -1 none yet) */
+	/* an endpoint still waiting for its source: named by its VM's uuid,
+	 * it may be taken back (agent_flight_cancel) */
+	char mf_name[MIG_FLIGHTS_MAX][BE_UUID_LEN];
+	bool mf_waiting[MIG_FLIGHTS_MAX], mf_cancelled[MIG_FLIGHTS_MAX];
 	bool mf_stopping;
 };
 struct send_job;
@@ -254,6 +258,10 @@ void agent_incoming_cleanup(struct agent *ag);
 json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 json_t *agent_vm_released_start(struct agent *ag, struct evhttp_request *req, json_t *args, json_t *id, bool v2);
 json_t *agent_m_migration_status(struct agent *ag, json_t *args, json_t **result);
+/* agent.migrate_receive_cancel(vm): the endpoint prepared for vm taken back
+ * while no source has connected to it (its domain is destroyed as for an
+ * endpoint nobody came to). {cancelled}: false when none was waiting. */
+json_t *agent_m_migrate_receive_cancel(struct agent *ag, json_t *args, json_t **result);
 /* Cut the migrations in flight (each fails as before GO) and wait for their
  * threads; afterwards none starts. Call before freeing what they use. */
 void agent_migrations_stop(struct agent *ag);
@@ -265,6 +273,15 @@ void agent_flights_fini(struct mig_flights *f);
  * are taken. */
 int agent_flight_enter(struct mig_flights *f);
 void agent_flight_fd_set(struct mig_flights *f, int slot, int fd);
+/* A migration's endpoint: the slot is named after the VM (uuid), and
+ * while it waits on its listening socket lfd (flight_listen) poold may
+ * take it back (flight_cancel: the socket is shut down; true when one was
+ * waiting). Setting any other fd ends the wait. cancelled: whether it was
+ * taken back. */
+void agent_flight_name(struct mig_flights *f, int slot, const char *uuid);
+void agent_flight_listen(struct mig_flights *f, int slot, int lfd);
+bool agent_flight_cancel(struct mig_flights *f, const char *uuid);
+bool agent_flight_cancelled(struct mig_flights *f, int slot);
 void agent_flight_leave(struct mig_flights *f, int slot);
 bool agent_flight_stopping(struct mig_flights *f);
 /* Cut every flight's socket and wait for its thread (the agent stops). */

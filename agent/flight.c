@@ -41,6 +41,8 @@ int agent_flight_enter(struct mig_flights *f)
 	for (int i = 0; i < MIG_FLIGHTS_MAX && slot < 0 && !f->mf_stopping; i++)
 		if (f->mf_fd[i] == 0) {
 			f->mf_fd[i] = -1;
+			f->mf_name[i][0] = 0;
+			f->mf_waiting[i] = f->mf_cancelled[i] = false;
 			slot = i;
 		}
 	if (slot >= 0)
@@ -49,13 +51,56 @@ int agent_flight_enter(struct mig_flights *f)
 	return slot;
 }
 
+static void fd_set_locked(struct mig_flights *f, int slot, int fd, bool waiting)
+{
+	f->mf_fd[slot] = fd;
+	f->mf_waiting[slot] = waiting;
+	if ((f->mf_stopping || (waiting && f->mf_cancelled[slot])) && fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
 void agent_flight_fd_set(struct mig_flights *f, int slot, int fd)
 {
 	pthread_mutex_lock(&f->mf_mu);
-	f->mf_fd[slot] = fd;
-	if (f->mf_stopping && fd >= 0)
-		shutdown(fd, SHUT_RDWR);
+	fd_set_locked(f, slot, fd, false);
 	pthread_mutex_unlock(&f->mf_mu);
+}
+
+void agent_flight_name(struct mig_flights *f, int slot, const char *uuid)
+{
+	pthread_mutex_lock(&f->mf_mu);
+	snprintf(f->mf_name[slot], sizeof f->mf_name[slot], "%s", uuid);
+	pthread_mutex_unlock(&f->mf_mu);
+}
+
+void agent_flight_listen(struct mig_flights *f, int slot, int lfd)
+{
+	pthread_mutex_lock(&f->mf_mu);
+	fd_set_locked(f, slot, lfd, true);
+	pthread_mutex_unlock(&f->mf_mu);
+}
+
+bool agent_flight_cancel(struct mig_flights *f, const char *uuid)
+{
+	bool cut = false;
+	pthread_mutex_lock(&f->mf_mu);
+	for (int i = 0; i < MIG_FLIGHTS_MAX; i++)
+		if (f->mf_fd[i] != 0 && f->mf_waiting[i] && !f->mf_cancelled[i] && strcmp(f->mf_name[i], uuid) == 0) {
+			f->mf_cancelled[i] = true;
+			if (f->mf_fd[i] > 0)
+				shutdown(f->mf_fd[i], SHUT_RDWR);
+			cut = true;
+		}
+	pthread_mutex_unlock(&f->mf_mu);
+	return cut;
+}
+
+bool agent_flight_cancelled(struct mig_flights *f, int slot)
+{
+	pthread_mutex_lock(&f->mf_mu);
+	bool c = f->mf_cancelled[slot];
+	pthread_mutex_unlock(&f->mf_mu);
+	return c;
 }
 
 void agent_flight_leave(struct mig_flights *f, int slot)

@@ -149,15 +149,20 @@ void agent_incoming_cleanup(struct agent *ag)
  * came before the endpoint's deadline or the agent stops. */
 static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint32_t *version)
 {
+	struct mig_flights *fl = &j->rj_ag->ag_flights;
 	for (;;) {
-		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, j->rj_lfd);
+		agent_flight_listen(fl, j->rj_slot, j->rj_lfd);
 		int64_t left = deadline - mig_now_ms();
 		struct pollfd p = {j->rj_lfd, POLLIN, 0};
-		if (left <= 0 || agent_flight_stopping(&j->rj_ag->ag_flights) || poll(&p, 1, (int)left) != 1)
+		if (left <= 0 || agent_flight_stopping(fl) || agent_flight_cancelled(fl, j->rj_slot) ||
+		    poll(&p, 1, (int)left) != 1)
 			return -1;
 		int fd = accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (agent_flight_cancelled(fl, j->rj_slot))
+				return -1;
 			continue;
+		}
 		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
 		int64_t greet = mig_now_ms() + MIG_GREET_MS;
 		/* the source must show a pool certificate */
@@ -205,7 +210,10 @@ static void *recv_thread(void *arg)
 		close(fd);
 	}
 	close(j->rj_lfd);
-	if (fd < 0)
+	bool cancelled = fd < 0 && agent_flight_cancelled(&ag->ag_flights, j->rj_slot);
+	if (cancelled)
+		log_info("migration endpoint for VM %s: taken back by poold before its source came", j->rj_uuid);
+	else if (fd < 0)
 		log_warn("migration endpoint for VM %s: no source connected within %d s", j->rj_uuid, MIG_ENDPOINT_MS / 1000);
 	else if (rc == MIG_OK)
 		log_info("migration in: VM %s runs here as domain %d (%llu pages, %llu zero, %s)", res.uuid, res.domid,
@@ -213,7 +221,7 @@ static void *recv_thread(void *arg)
 			 res.verified ? "verified" : "not verified");
 	if (rc == MIG_OK)
 		agent_mirrors_running(ag, j->rj_uuid); /* its disks' copies, if it moved with them */
-	else
+	else if (!cancelled)
 		log_warn("migration in failed: %s", err);
 	if (rc == MIG_FAILED && j->rj_domid > 0) { /* the prepared domain never ran: nothing may be left */
 		struct be_domain_info di;
@@ -286,6 +294,8 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	j->rj_slot = agent_flight_enter(&ag->ag_flights);
+	if (j->rj_slot >= 0)
+		agent_flight_name(&ag->ag_flights, j->rj_slot, j->rj_uuid);
 	if (j->rj_slot < 0 || pthread_create(&t, &at, recv_thread, j) != 0) {
 		if (j->rj_slot >= 0)
 			agent_flight_leave(&j->rj_ag->ag_flights, j->rj_slot);
@@ -302,6 +312,16 @@ json_t *agent_m_migrate_receive(struct agent *ag, json_t *args, json_t **result)
 	}
 	pthread_attr_destroy(&at);
 	*result = json_pack("{s:i, s:i}", "port", port, "domid", j->rj_domid);
+	return NULL;
+}
+
+json_t *agent_m_migrate_receive_cancel(struct agent *ag, json_t *args, json_t **result)
+{
+	const char *uuid = json_string_value(json_array_get(args, 0));
+	bool cut = agent_flight_cancel(&ag->ag_flights, uuid);
+	if (cut)
+		log_info("migration endpoint for VM %s: poold takes it back", uuid);
+	*result = json_pack("{s:b}", "cancelled", cut);
 	return NULL;
 }
 

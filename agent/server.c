@@ -62,6 +62,7 @@ static const struct {
 	[AGENT_MIGRATE_RECEIVE] = {agent_m_migrate_receive, NULL, true},
 	[AGENT_MIGRATE_SEND] = {NULL, agent_migrate_send_start, true},
 	[AGENT_MIGRATION_STATUS] = {agent_m_migration_status, NULL, false},
+	[AGENT_MIGRATE_RECEIVE_CANCEL] = {agent_m_migrate_receive_cancel, NULL, false},
 	[AGENT_VDI_MIRROR_RECEIVE] = {agent_m_vdi_mirror_receive, NULL, true},
 	[AGENT_VDI_MIRROR_SEND] = {agent_m_vdi_mirror_send, NULL, true},
 	[AGENT_VDI_MIRROR_STATUS] = {agent_m_vdi_mirror_status, NULL, false},

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,6 +89,8 @@ uint64_t sim_ram_verify(const struct be_sim_map *m, mig_hash_fn hash, const uint
 
 static void *unmap_main(void *arg)
 {
+	/* nice 19: the streams that follow go first */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 	backend_sim_unmap(arg);
 	free(arg);
 	return NULL;

@@ -56,6 +56,7 @@ enum aproto_caller {
 	X(MIGRATE_SEND, "agent.migrate_send", AP_MASTER, true, \
 	  "vm:s,address:s,port:i,token:s,options:o,config:c") \
 	X(MIGRATION_STATUS, "agent.migration_status", AP_MASTER, false, "vm:s") \
+	X(MIGRATE_RECEIVE_CANCEL, "agent.migrate_receive_cancel", AP_MASTER, false, "vm:s") \
 	X(VM_RELEASED, "agent.vm_released", AP_MASTER, true, "vm:s") \
 	X(HA_ARM, "agent.ha_arm", AP_MASTER, false, "config:o") \
 	X(HA_DISARM, "agent.ha_disarm", AP_MASTER, false, "generation:s") \

@@ -20,8 +20,15 @@
  *   VM that was being migrated and is still there is tried again (an agent
  *   refuses a second migration of a VM it is already sending, so none runs
  *   twice), and the task ends as it would have.
+ * - While the window is full, the next VM is prepared ahead
+ *   (migrate_prepare: its destination reserved, its empty domain made, the
+ *   endpoint listening) and its stream starts the moment a slot frees, so
+ *   a VM's set-up overlaps the stream before it. At most one is held; one
+ *   held EVAC_HOLD_MS (its endpoint waits 60 s) is taken back and prepared
+ *   again after the next stream ends.
  * - Cancelling the task stops new migrations; those in flight finish or
- *   roll back on their own, then the task ends TASK_CANCELLED.
+ *   roll back on their own, one prepared ahead is taken back, then the task
+ *   ends TASK_CANCELLED.
  *
  * host.compute_evacuation_plan (ours) and host.get_vms_which_prevent_
  * evacuation / host.assert_can_evacuate (XAPI's) run the same planner and
@@ -38,6 +45,10 @@
 #include "xerr.h"
 
 #define EVAC_TRIES 3
+#define EVAC_HOLD_MS 40000 /* a destination's endpoint waits 60 s for its source */
+#ifndef EVAC_AHEAD_DELAY_MS
+#define EVAC_AHEAD_DELAY_MS 10 /* after a stream starts, before the next VM is prepared */
+#endif
 #define META_KEY "evacuations"
 
 /* The pool as the planner sees it (snapshot.c): host src evacuated, the
@@ -67,6 +78,9 @@ struct evac_vm_st {
 	double vs_stream_ms;      /* its migration, from the source's first byte to the hand-over */
 	json_int_t vs_memory;
 	json_int_t vs_wire_bytes; /* what its migration put on the wire */
+	struct mig_job *vs_job;   /* its migration, until it ends (done, then released after a move) */
+	bool vs_held;             /* prepared ahead: its stream waits for a slot */
+	bool vs_dropping;         /* prepared ahead and taken back: pending again, not a failure */
 };
 
 struct evac {
@@ -78,8 +92,12 @@ struct evac {
 	size_t ev_nvms;
 	int ev_in_flight, ev_max_in_flight;
 	int ev_releasing; /* moved VMs whose copy on the host is still being destroyed */
+	struct evac_vm_st *ev_ahead; /* prepared ahead, or NULL */
+	uint64_t ev_ahead_since;     /* when (ms) */
+	bool ev_no_ahead;            /* one was held too long: none until a stream ends */
 	bool ev_cancelled, ev_pumping;
 	struct event *ev_tick;
+	struct event *ev_ahead_timer; /* the next VM is prepared when it fires */
 	struct evac *ev_next;
 };
 
@@ -200,6 +218,8 @@ static void ev_free(struct evac *ev)
 		}
 	if (ev->ev_tick)
 		event_free(ev->ev_tick);
+	if (ev->ev_ahead_timer)
+		event_free(ev->ev_ahead_timer);
 	for (size_t i = 0; i < ev->ev_nvms; i++) {
 		json_decref(ev->ev_vms[i].vs_tried);
 		json_decref(ev->ev_vms[i].vs_error);
@@ -295,8 +315,19 @@ static void vm_done(struct poold *pd, void *arg, json_t *err, json_t *stats)
 	(void)pd;
 	struct evac_vm_st *v = arg;
 	struct evac *ev = v->vs_ev;
-	ev->ev_in_flight--;
-	if (!err) {
+	if (v->vs_held) { /* its preparation failed, or it was taken back */
+		v->vs_held = false;
+		ev->ev_ahead = NULL;
+	} else {
+		ev->ev_in_flight--;
+		ev->ev_no_ahead = false;
+	}
+	if (err)
+		v->vs_job = NULL; /* ended: no release follows a failure */
+	if (err && v->vs_dropping) {
+		v->vs_dropping = false;
+		v->vs_state = EV_PENDING;
+	} else if (!err) {
 		ev->ev_releasing++; /* vm_released comes next */
 		v->vs_state = EV_DONE;
 		v->vs_downtime_ms = json_number_value(json_object_get(stats, "downtime_ms"));
@@ -318,12 +349,23 @@ static void vm_released(struct poold *pd, void *arg, bool released, const char *
 	(void)pd, (void)released, (void)why;
 	struct evac_vm_st *v = arg;
 	struct evac *ev = v->vs_ev;
+	v->vs_job = NULL;
 	ev->ev_releasing--;
 	pump(ev);
 }
 
-/* Start v's migration (or find it needs none). */
-static void vm_start(struct evac *ev, struct evac_vm_st *v)
+/* v's stream starts (in flight from now). */
+static void vm_go(struct evac *ev, struct evac_vm_st *v)
+{
+	v->vs_held = false;
+	ev->ev_in_flight++;
+	if (ev->ev_in_flight > ev->ev_max_in_flight)
+		ev->ev_max_in_flight = ev->ev_in_flight;
+	migrate_go(v->vs_job);
+}
+
+/* Start v's migration, or only prepare it (ahead), or find it needs none. */
+static void vm_start(struct evac *ev, struct evac_vm_st *v, bool ahead)
 {
 	struct poold *pd = ev->ev_pd;
 	json_t *rec = db_obj_get(pd->pd_db, v->vs_ref);
@@ -337,17 +379,32 @@ static void vm_start(struct evac *ev, struct evac_vm_st *v)
 	json_t *opts = json_pack("{s:s}", "live", "true");
 	if (ev->ev_network[0])
 		json_object_set_new(opts, "network", json_string(ev->ev_network));
-	v->vs_state = EV_MIGRATING;
-	ev->ev_in_flight++;
-	if (ev->ev_in_flight > ev->ev_max_in_flight)
-		ev->ev_max_in_flight = ev->ev_in_flight;
-	json_t *e = migrate_start(pd, NULL, v->vs_ref, v->vs_target, opts, NULL, vm_done, vm_released, v);
+	json_t *e = migrate_prepare(pd, v->vs_ref, v->vs_target, opts, vm_done, vm_released, v, &v->vs_job);
 	json_decref(opts);
 	if (e != API_PENDING) { /* refused before anything moved */
-		ev->ev_in_flight--;
+		v->vs_job = NULL;
 		vm_failed(v, e);
 		json_decref(e);
+		return;
 	}
+	v->vs_state = EV_MIGRATING;
+	v->vs_held = true;
+	if (!ahead) {
+		vm_go(ev, v);
+		return;
+	}
+	ev->ev_ahead = v;
+	ev->ev_ahead_since = now_ms();
+}
+
+/* The one prepared ahead is not to run now (cancelled, or held too long). */
+static void drop_ahead(struct evac *ev)
+{
+	struct evac_vm_st *v = ev->ev_ahead;
+	if (!v || v->vs_dropping)
+		return;
+	v->vs_dropping = true;
+	migrate_drop(v->vs_job); /* vm_done follows: pending again */
 }
 
 static bool task_cancelling(struct evac *ev)
@@ -358,6 +415,20 @@ static bool task_cancelling(struct evac *ev)
 	bool yes = t && strcmp(jstr(t, "status"), "cancelling") == 0;
 	json_decref(t);
 	return yes;
+}
+
+static bool ahead_wanted(const struct evac *ev)
+{
+	return !ev->ev_cancelled && !ev->ev_no_ahead && !ev->ev_ahead && ev->ev_in_flight >= ev->ev_batch;
+}
+
+static void on_ahead(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct evac *ev = arg;
+	for (size_t i = 0; ahead_wanted(ev) && i < ev->ev_nvms; i++)
+		if (ev->ev_vms[i].vs_state == EV_PENDING)
+			vm_start(ev, &ev->ev_vms[i], true);
 }
 
 /* Keep batch migrations in flight while there is work; end when none is left. */
@@ -373,19 +444,35 @@ static void pump(struct evac *ev)
 	bool progress = true;
 	while (progress && !ev->ev_cancelled && ev->ev_in_flight < ev->ev_batch) {
 		progress = false;
+		if (ev->ev_ahead && !ev->ev_ahead->vs_dropping) { /* prepared: it goes first */
+			struct evac_vm_st *v = ev->ev_ahead;
+			ev->ev_ahead = NULL;
+			vm_go(ev, v);
+			progress = true;
+			continue;
+		}
 		for (size_t i = 0; i < ev->ev_nvms && ev->ev_in_flight < ev->ev_batch; i++)
 			if (ev->ev_vms[i].vs_state == EV_PENDING) {
-				vm_start(ev, &ev->ev_vms[i]);
+				vm_start(ev, &ev->ev_vms[i], false);
 				progress = true;
 			}
 	}
+	/* the window is full: the next VM's set-up overlaps the streams, a
+	 * moment after the last one started (its call leaves first, and the
+	 * set-up's CPU does not delay its first bytes) */
+	if (ev->ev_ahead_timer && ahead_wanted(ev) && !evtimer_pending(ev->ev_ahead_timer, NULL)) {
+		struct timeval tv = {0, EVAC_AHEAD_DELAY_MS * 1000};
+		evtimer_add(ev->ev_ahead_timer, &tv);
+	}
+	if (ev->ev_cancelled)
+		drop_ahead(ev);
 	ev->ev_pumping = false;
 	bool pending = false;
 	for (size_t i = 0; i < ev->ev_nvms; i++)
 		pending |= ev->ev_vms[i].vs_state == EV_PENDING;
 	ev_save(ev);
 	/* the end once nothing moves and the host holds no copy of a moved VM */
-	if (ev->ev_in_flight == 0 && ev->ev_releasing == 0 && (!pending || ev->ev_cancelled))
+	if (ev->ev_in_flight == 0 && ev->ev_releasing == 0 && !ev->ev_ahead && (!pending || ev->ev_cancelled))
 		ev_finish(ev);
 }
 
@@ -393,6 +480,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct evac *ev = arg;
+	if (ev->ev_ahead && now_ms() - ev->ev_ahead_since > EVAC_HOLD_MS) {
+		log_info("evacuation of %s: VM %s waited %d s for a slot; its destination is taken back until a "
+			 "stream ends", ev->ev_host, ev->ev_ahead->vs_ref, EVAC_HOLD_MS / 1000);
+		ev->ev_no_ahead = true;
+		drop_ahead(ev);
+	}
 	if (!ev->ev_cancelled && task_cancelling(ev))
 		pump(ev);
 }
@@ -420,6 +513,7 @@ static struct evac *ev_new(struct poold *pd, const char *host, const char *task,
 	ev->ev_tick = event_new(pd->pd_base, -1, EV_PERSIST, on_tick, ev);
 	if (ev->ev_tick)
 		event_add(ev->ev_tick, &quarter);
+	ev->ev_ahead_timer = evtimer_new(pd->pd_base, on_ahead, ev);
 	ev->ev_next = pd->pd_evacs;
 	pd->pd_evacs = ev;
 	return ev;
@@ -655,7 +749,11 @@ void evacuations_resume(struct poold *pd)
 
 void evacuations_stop(struct poold *pd)
 {
-	(void)pd;
-	while (pd->pd_evacs) /* the state stays in the database: the next start resumes */
-		ev_free(pd->pd_evacs);
+	while (pd->pd_evacs) { /* the state stays in the database: the next start resumes */
+		struct evac *ev = pd->pd_evacs;
+		for (size_t i = 0; i < ev->ev_nvms; i++) /* their migrations end on their own */
+			if (ev->ev_vms[i].vs_job)
+				migrate_detach(ev->ev_vms[i].vs_job);
+		ev_free(ev);
+	}
 }

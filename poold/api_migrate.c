@@ -148,6 +148,11 @@ struct mig_job {
 	char mj_prefix[32];   /* before the phase notes: "memory: " */
 	db_txn_fn mj_commit;  /* run in the transaction that records the move */
 	char mj_commit_arg[64];
+	/* prepared ahead (migrate_prepare): the source waits for migrate_go */
+	bool mj_hold;        /* not yet: the destination is only prepared */
+	bool mj_ready;       /* the destination listens on mj_port */
+	bool mj_drop;        /* not wanted: the destination takes its endpoint back once it answers */
+	json_int_t mj_port;
 };
 
 static void job_free(struct mig_job *j)
@@ -455,16 +460,12 @@ static json_t *arbitrated(struct api_call *c, struct poold *pd, void *ctx, json_
 	return failed(j, json_incref(j->mj_send_err), more);
 }
 
-/* Step 1 done: the destination listens (or refused). */
-static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
+static json_t *dropped(struct mig_job *j);
+
+/* Step 2: the source streams to the destination's endpoint. */
+static json_t *stream(struct mig_job *j, struct api_call *c)
 {
-	(void)result;
-	struct mig_job *j = *(struct mig_job **)ctx;
-	if (err)
-		return failed(j, json_incref(err), NULL);
-	json_int_t port = json_integer_value(json_object_get(answer, "port"));
-	if (port <= 0)
-		return failed(j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"), NULL);
+	struct poold *pd = j->mj_pd;
 	if (j->mj_task[0]) {
 		char ph[64];
 		snprintf(ph, sizeof ph, "%sstreaming", j->mj_prefix);
@@ -476,8 +477,63 @@ static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	if (j->mj_poll)
 		event_add(j->mj_poll, &half);
 	return agent_call_done(pd, c, j->mj_src, AGENT_MIGRATE_SEND,
-			       json_pack("[s,s,I,s,O,O]", j->mj_uuid, j->mj_address, port, j->mj_token, j->mj_opts, j->mj_cfg), sent,
-			       cell_of(j));
+			       json_pack("[s,s,I,s,O,O]", j->mj_uuid, j->mj_address, j->mj_port, j->mj_token, j->mj_opts,
+					 j->mj_cfg),
+			       sent, cell_of(j));
+}
+
+/* Step 1 done: the destination listens (or refused). A migration prepared
+ * ahead waits there for migrate_go (or migrate_drop). */
+static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
+{
+	(void)result, (void)pd;
+	struct mig_job *j = *(struct mig_job **)ctx;
+	if (err)
+		return failed(j, json_incref(err), NULL);
+	j->mj_port = json_integer_value(json_object_get(answer, "port"));
+	if (j->mj_port <= 0)
+		return failed(j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"), NULL);
+	j->mj_ready = true;
+	if (j->mj_drop)
+		return dropped(j);
+	if (j->mj_hold)
+		return NULL;
+	return stream(j, c);
+}
+
+/* Not wanted after all: the destination's endpoint (and its empty domain)
+ * taken back, the reservation dropped, done told. Nothing has moved: the
+ * source was never asked. */
+static json_t *dropped(struct mig_job *j)
+{
+	agent_tell(j->mj_pd, j->mj_dst, AGENT_MIGRATE_RECEIVE_CANCEL, json_pack("[s]", j->mj_uuid));
+	end_op(j, true);
+	log_info("VM %s: the migration prepared on %s was not started", j->mj_vm, j->mj_dst);
+	return finish(j, xerr_newf(XE_INTERNAL_ERROR, "the migration prepared on %s was not started", j->mj_dst), NULL);
+}
+
+void migrate_go(struct mig_job *j)
+{
+	j->mj_hold = false;
+	if (j->mj_ready)
+		(void)stream(j, NULL); /* API_PENDING: the steps go on from the loop */
+}
+
+void migrate_detach(struct mig_job *j)
+{
+	j->mj_done = NULL;
+	j->mj_released = NULL;
+	j->mj_arg = NULL;
+	if (j->mj_hold) /* never started: nothing may stay reserved or prepared */
+		migrate_drop(j);
+}
+
+void migrate_drop(struct mig_job *j)
+{
+	if (j->mj_ready)
+		json_decref(dropped(j));
+	else
+		j->mj_drop = true; /* when the destination answers */
 }
 
 /* options: XAPI's map of strings (live, compress, force, network) plus
@@ -600,9 +656,9 @@ static struct mig_job *job_new(struct poold *pd, const struct reserve_ctx *r, js
 	return j;
 }
 
-json_t *migrate_start_ext(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
-			  const char *task, const struct migrate_ext *x, migrate_done_fn done,
-			  migrate_released_fn released_fn, void *arg)
+static json_t *start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+		     const char *task, const struct migrate_ext *x, migrate_done_fn done, migrate_released_fn released_fn,
+		     void *arg, struct mig_job **held)
 {
 	json_t *e = NULL;
 	json_t *pool = db_obj_get(pd->pd_db, pd->pd_pool_ref);
@@ -624,9 +680,26 @@ json_t *migrate_start_ext(struct poold *pd, struct api_call *c, const char *vm, 
 	j->mj_arg = arg;
 	snprintf(j->mj_task, sizeof j->mj_task, "%s", task ? task : "");
 	job_ext(j, x);
-	log_info("VM %s: migrating from %s to %s (stream to %s)", vm, j->mj_src, host, j->mj_address);
+	j->mj_hold = held != NULL;
+	if (held)
+		*held = j;
+	log_info("VM %s: migrating from %s to %s (stream to %s)%s", vm, j->mj_src, host, j->mj_address,
+		 held ? ", prepared ahead" : "");
 	return agent_call_done(pd, c, host, AGENT_MIGRATE_RECEIVE,
 			       json_pack("[O,s,O]", j->mj_cfg, j->mj_token, j->mj_opts), prepared, cell_of(j));
+}
+
+json_t *migrate_start_ext(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
+			  const char *task, const struct migrate_ext *x, migrate_done_fn done,
+			  migrate_released_fn released_fn, void *arg)
+{
+	return start(pd, c, vm, host, opts, task, x, done, released_fn, arg, NULL);
+}
+
+json_t *migrate_prepare(struct poold *pd, const char *vm, const char *host, json_t *opts, migrate_done_fn done,
+			migrate_released_fn released_fn, void *arg, struct mig_job **job)
+{
+	return start(pd, NULL, vm, host, opts, NULL, NULL, done, released_fn, arg, job);
 }
 
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,

@@ -438,6 +438,25 @@ typedef void (*migrate_released_fn)(struct poold *pd, void *arg, bool released, 
  * migration meanwhile). */
 json_t *migrate_start(struct poold *pd, struct api_call *c, const char *vm, const char *host, json_t *opts,
 		      const char *task, migrate_done_fn done, migrate_released_fn released, void *arg);
+/* The same, prepared ahead: checked, reserved and the destination
+ * prepared now (its empty paused domain, its endpoint listening), but the
+ * source is asked to stream only at migrate_go (at once if the destination
+ * is ready, else as soon as it is). An evacuation prepares its next VM
+ * while the one before streams. *job: as migrate_detach says. */
+struct mig_job;
+json_t *migrate_prepare(struct poold *pd, const char *vm, const char *host, json_t *opts, migrate_done_fn done,
+			migrate_released_fn released, void *arg, struct mig_job **job);
+void migrate_go(struct mig_job *job);
+/* A migration prepared ahead that is not to run (a cancelled evacuation;
+ * one held too long for its endpoint): the destination takes its endpoint
+ * and empty domain back (agent.migrate_receive_cancel), the reservation
+ * goes, done is called with an error. Only before migrate_go. */
+void migrate_drop(struct mig_job *job);
+/* Its caller goes away (poold stops being master): done and released are
+ * not called any more; the job ends on its own (one prepared ahead is
+ * dropped). job is valid until done is called, and after a move until
+ * released is. */
+void migrate_detach(struct mig_job *job);
 /* The memory migration inside a storage migration (migrate_storage.c):
  * the VM is placed as it will be once moved, under the operation the
  * caller holds (and ends), the destination's domain takes the copies of

@@ -220,6 +220,23 @@ class DevPool:
         with open(os.path.join(self.state_dir(i), "host.json")) as f:
             return json.load(f)["host_uuid"]
 
+    def agent_call(self, i, method, *params):
+        """Call host i's agent as poold does (its client certificate): the JSON-RPC answer."""
+        oc = self.rpc("host.get_other_config", self.host_ref(i))
+        master = os.path.join(self.dir, "master")
+        ctx = ssl.create_default_context(cafile=self.cafile)
+        ctx.check_hostname = False
+        ctx.load_cert_chain(os.path.join(master, "server.pem"), os.path.join(master, "server.key"))
+        conn = http.client.HTTPSConnection(oc["agent_address"], int(oc["agent_port"]), context=ctx,
+                                           timeout=20 * SLOW)
+        try:
+            conn.request("POST", "/jsonrpc", json.dumps({"jsonrpc": "2.0", "method": method,
+                                                         "params": list(params), "id": 1}),
+                         {"Content-Type": "application/json"})
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
     def host_ref(self, i):
         return self.rpc("host.get_by_uuid", self.host_uuid(i))
 

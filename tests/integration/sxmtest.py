@@ -6,11 +6,8 @@ and started again, an agent restarted with a fault setting, and the check
 that nothing of a storage migration is left behind.
 """
 import hashlib
-import http.client
-import json
 import os
 import signal
-import ssl
 import subprocess
 import time
 
@@ -145,21 +142,7 @@ class Sxm:
         return wait_until(one, 30, "the VM runs on exactly one host and poold agrees")
 
     def agent_call(self, i, method, *params):
-        """Call host i's agent as poold does (its client certificate): the JSON-RPC answer."""
-        oc = self.rpc("host.get_other_config", self.p.host_ref(i))
-        master = os.path.join(self.p.dir, "master")
-        ctx = ssl.create_default_context(cafile=self.p.cafile)
-        ctx.check_hostname = False
-        ctx.load_cert_chain(os.path.join(master, "server.pem"), os.path.join(master, "server.key"))
-        conn = http.client.HTTPSConnection(oc["agent_address"], int(oc["agent_port"]), context=ctx,
-                                           timeout=20 * SLOW)
-        try:
-            conn.request("POST", "/jsonrpc", json.dumps({"jsonrpc": "2.0", "method": method,
-                                                         "params": list(params), "id": 1}),
-                         {"Content-Type": "application/json"})
-            return json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
+        return self.p.agent_call(i, method, *params)
 
     # -- faults
     def agent_with(self, i, line):
