@@ -69,6 +69,7 @@ struct agent {
 	SSL_CTX *ag_server_ctx;     /* our certificate; clients must show a pool one */
 	SSL_CTX *ag_client_ctx;     /* our certificate; the master must show a pool one */
 	struct event *ag_beat_timer;
+	struct event *ag_beat_exit;    /* a beat shortly after domains ended (coalesced) */
 	struct event *ag_be_watch;     /* the backend's domain-death fd, if it has one */
 	struct evrpc_conn *ag_master;  /* kept alive: one handshake, not one per beat */
 	json_t *ag_watched;            /* domain pid -> its pidfd watch (struct event *, as an integer) */

@@ -74,19 +74,34 @@ void agent_beat_soon(struct agent *ag)
 		agent_beat_now(ag);
 }
 
-/* A domain's process ended: tell poold now. */
+/* Domains ended a moment ago: report them, together. */
+static void on_exits(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	agent_beat_soon(arg);
+}
+
+/* A domain's process ended: tell poold within EXIT_BEAT_MS. Not at once:
+ * the end of a migration's source copy (destroyed right after the answer)
+ * would otherwise put a report in front of the next migration's call, and
+ * several domains ending together make one report. */
+#define EXIT_BEAT_MS 20
 static void on_domain_exit(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct watch *w = arg;
 	struct agent *ag = w->w_ag;
-	log_info("domain process %s ended: reporting now", w->w_pid);
+	log_info("domain process %s ended: reporting it", w->w_pid);
 	json_object_del(ag->ag_watched, w->w_pid);
 	event_free(w->w_ev);
 	close(w->w_fd);
 	free(w);
-	agent_beat_soon(ag);
+	struct timeval tv = {0, EXIT_BEAT_MS * 1000};
+	if (!ag->ag_beat_exit)
+		agent_beat_soon(ag);
+	else if (!evtimer_pending(ag->ag_beat_exit, NULL))
+		evtimer_add(ag->ag_beat_exit, &tv);
 }
 
 static void watch_domains(struct agent *ag, const struct be_domain_info *d, int n)
@@ -282,6 +297,7 @@ void agent_beat_start(struct agent *ag)
 	ag->ag_watched = json_object();
 	ag->ag_beat_timer = event_new(ag->ag_base, -1, EV_PERSIST, on_beat, ag);
 	event_add(ag->ag_beat_timer, &tv);
+	ag->ag_beat_exit = evtimer_new(ag->ag_base, on_exits, ag);
 	on_beat(-1, 0, ag); /* say hello now, not in one interval */
 }
 
@@ -293,6 +309,9 @@ void agent_beat_stop(struct agent *ag)
 	if (ag->ag_beat_timer)
 		event_free(ag->ag_beat_timer);
 	ag->ag_beat_timer = NULL;
+	if (ag->ag_beat_exit)
+		event_free(ag->ag_beat_exit);
+	ag->ag_beat_exit = NULL;
 	if (ag->ag_be_watch)
 		event_free(ag->ag_be_watch);
 	ag->ag_be_watch = NULL;

@@ -287,6 +287,9 @@ struct mig_opts {
 	int io_timeout_ms;	/* 0 = 60000 */
 	int max_bandwidth_mb_s;	/* sender paces itself to this (MB = 1e6); 0 = no limit */
 	struct mig_gate *gate;	/* shared with the process's other senders; NULL = none */
+	bool unmap_later;	/* sim sender: unmap the guest's pages on a thread of their own,
+				 * after mig_send returns (the agent answers sooner); off, the
+				 * unmap is part of the call (benchmarks count its CPU) */
 	/* Storage migration: the disks' last dirty blocks go inside this
 	 * pause, not a second one. The sim sender calls it with wait=false
 	 * once the source is paused (start them), and with wait=true after its

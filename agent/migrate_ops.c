@@ -704,6 +704,7 @@ json_t *agent_migrate_send_start(struct agent *ag, struct evhttp_request *req, j
 	snprintf(j->sj_token, sizeof j->sj_token, "%s", token);
 	j->sj_port = (int)port;
 	opts_parse(opts, &j->sj_opts);
+	j->sj_opts.unmap_later = true;
 	json_t *mirrors = json_object_get(opts, "mirrors");
 	char herr[256] = "";
 	if (json_array_size(mirrors) &&
