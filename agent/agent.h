@@ -281,6 +281,10 @@ void agent_flight_fd_set(struct mig_flights *f, int slot, int fd);
  * taken back. */
 void agent_flight_name(struct mig_flights *f, int slot, const char *uuid);
 void agent_flight_listen(struct mig_flights *f, int slot, int lfd);
+/* The endpoint's connection fd (-1: accept failed) becomes the slot's,
+ * unless the endpoint was taken back first: false then (one or the other,
+ * never both). */
+bool agent_flight_accepted(struct mig_flights *f, int slot, int fd);
 bool agent_flight_cancel(struct mig_flights *f, const char *uuid);
 bool agent_flight_cancelled(struct mig_flights *f, int slot);
 void agent_flight_leave(struct mig_flights *f, int slot);

@@ -505,9 +505,6 @@ static void info_from(struct be_domain_info *o, const struct simdom_info *in)
 	o->di_heartbeat_ns = in->in_heartbeat_ns;
 }
 
-/* The domain's info: from the live process, or from its record when the
- * process is gone (SHUTDOWN if it said so, CRASHED otherwise). *alive
- * tells which. -1 with be_error set when there is no such domain. */
 static int probe_gone(struct backend *be, int domid, struct be_domain_info *out);
 
 /* The INFO call's outcome rc (its answer in rs) as probe says. */
@@ -522,6 +519,9 @@ static int probe_answered(struct backend *be, int domid, int rc, const struct si
 	return probe_gone(be, domid, out);
 }
 
+/* The domain's info: from the live process, or from its record when the
+ * process is gone (SHUTDOWN if it said so, CRASHED otherwise). *alive
+ * tells which. -1 with be_error set when there is no such domain. */
 static int probe(struct backend *be, int domid, struct be_domain_info *out, bool *alive)
 {
 	struct simdom_req rq = {.rq_type = SIMDOM_REQ_INFO};
@@ -599,18 +599,6 @@ static int probe_gone(struct backend *be, int domid, struct be_domain_info *out)
 
 /* ---- host ---- */
 
-/* How much RAM a live domain holds (0 when it is not live). */
-static uint64_t held_by(struct backend *be, int domid)
-{
-	struct simdom_req rq = {.rq_type = SIMDOM_REQ_INFO};
-	struct simdom_resp *rs = malloc(sizeof *rs);
-	uint64_t held = 0;
-	if (rs && sim_call(be, domid, &rq, rs, NULL) == CALL_OK)
-		held = rs->rs_info.in_memory_held;
-	free(rs);
-	return held;
-}
-
 static int sim_host_info(struct backend *be, struct be_host_info *out)
 {
 	struct sim *s = SIM(be);
@@ -621,21 +609,23 @@ static int sim_host_info(struct backend *be, struct be_host_info *out)
 	}
 	idset_sort(&live);
 	uint64_t used = 0;
+	/* what each live domain holds (a domain gone meanwhile: nothing) */
 	struct be_domain_info *v = calloc(live.n ? (size_t)live.n : 1, sizeof *v);
 	bool *alive = calloc(live.n ? (size_t)live.n : 1, sizeof *alive);
 	int *rcs = calloc(live.n ? (size_t)live.n : 1, sizeof *rcs);
-	if (v && alive && rcs) {
+	bool ok = v && alive && rcs;
+	if (ok)
 		probe_all(be, live.ids, live.n, v, alive, rcs);
-		for (int i = 0; i < live.n; i++)
-			used += rcs[i] == 0 && alive[i] ? v[i].di_memory : 0;
-	} else {
-		for (int i = 0; i < live.n; i++)
-			used += held_by(be, live.ids[i]);
-	}
+	for (int i = 0; ok && i < live.n; i++)
+		used += rcs[i] == 0 && alive[i] ? v[i].di_memory : 0;
 	free(v);
 	free(alive);
 	free(rcs);
 	free(live.ids);
+	if (!ok) {
+		be_set_error(be, "out of memory");
+		return -1;
+	}
 	memset(out, 0, sizeof *out);
 	out->hi_total_memory = s->host_memory;
 	out->hi_free_memory = used >= s->host_memory ? 0 : s->host_memory - used;

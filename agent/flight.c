@@ -80,6 +80,16 @@ void agent_flight_listen(struct mig_flights *f, int slot, int lfd)
 	pthread_mutex_unlock(&f->mf_mu);
 }
 
+bool agent_flight_accepted(struct mig_flights *f, int slot, int fd)
+{
+	pthread_mutex_lock(&f->mf_mu);
+	bool cancelled = f->mf_cancelled[slot];
+	if (!cancelled && fd >= 0)
+		fd_set_locked(f, slot, fd, false);
+	pthread_mutex_unlock(&f->mf_mu);
+	return !cancelled;
+}
+
 bool agent_flight_cancel(struct mig_flights *f, const char *uuid)
 {
 	bool cut = false;

@@ -158,12 +158,13 @@ static int endpoint_accept(struct recv_job *j, int64_t deadline, SSL **ssl, uint
 		    poll(&p, 1, (int)left) != 1)
 			return -1;
 		int fd = accept4(j->rj_lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (agent_flight_cancelled(fl, j->rj_slot))
-				return -1;
-			continue;
+		if (!agent_flight_accepted(fl, j->rj_slot, fd)) { /* taken back: whoever came is too late */
+			if (fd >= 0)
+				close(fd);
+			return -1;
 		}
-		agent_flight_fd_set(&j->rj_ag->ag_flights, j->rj_slot, fd);
+		if (fd < 0)
+			continue;
 		int64_t greet = mig_now_ms() + MIG_GREET_MS;
 		/* the source must show a pool certificate */
 		*ssl = mig_greet(j->rj_ag->ag_server_ctx, fd, greet < deadline ? greet : deadline, j->rj_peer, version);

@@ -46,9 +46,7 @@
 
 #define EVAC_TRIES 3
 #define EVAC_HOLD_MS 40000 /* a destination's endpoint waits 60 s for its source */
-#ifndef EVAC_AHEAD_DELAY_MS
 #define EVAC_AHEAD_DELAY_MS 10 /* after a stream starts, before the next VM is prepared */
-#endif
 #define META_KEY "evacuations"
 
 /* The pool as the planner sees it (snapshot.c): host src evacuated, the
@@ -395,6 +393,7 @@ static void vm_start(struct evac *ev, struct evac_vm_st *v, bool ahead)
 	}
 	ev->ev_ahead = v;
 	ev->ev_ahead_since = now_ms();
+	log_info("evacuation of %s: VM %s prepared ahead on %s", ev->ev_host, v->vs_ref, v->vs_target);
 }
 
 /* The one prepared ahead is not to run now (cancelled, or held too long). */

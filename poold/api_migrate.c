@@ -683,8 +683,7 @@ static json_t *start(struct poold *pd, struct api_call *c, const char *vm, const
 	j->mj_hold = held != NULL;
 	if (held)
 		*held = j;
-	log_info("VM %s: migrating from %s to %s (stream to %s)%s", vm, j->mj_src, host, j->mj_address,
-		 held ? ", prepared ahead" : "");
+	log_info("VM %s: migrating from %s to %s (stream to %s)", vm, j->mj_src, host, j->mj_address);
 	return agent_call_done(pd, c, host, AGENT_MIGRATE_RECEIVE,
 			       json_pack("[O,s,O]", j->mj_cfg, j->mj_token, j->mj_opts), prepared, cell_of(j));
 }

@@ -170,6 +170,27 @@ class EvacuateTest(unittest.TestCase):
 
 
 class EvacuateFaultTest(unittest.TestCase):
+    def finishes_after_restart(self, p, task, vms, sig):
+        """poold stopped with sig and started again: the evacuation ends
+        well, every VM runs once, off host1, where poold records it."""
+        rpc, h1 = p.rpc, p.host_ref(1)
+        p.restart_poold(sig=sig, pause=1)
+
+        def ended():
+            try:
+                return rpc("task.get_status", task) != "pending"
+            except Exception:
+                return False
+        wait_until(ended, 120 * SLOW, "the evacuation ends after the restart", 0.1)
+        rec = rpc("task.get_record", task)
+        self.assertEqual(rec["status"], "success", rec["error_info"])
+        for vm in vms:
+            where = rpc("VM.get_resident_on", vm)
+            self.assertNotEqual(where, h1)
+            copies = running_copies(p, rpc("VM.get_uuid", vm), (1, 2, 3))
+            self.assertEqual([p.host_ref(i) for i in copies], [where], vm)
+        self.assertEqual(rpc("host.get_current_operations", h1), {})
+
     def test_destination_agent_killed(self):
         """A destination dies mid-evacuation: its VMs are re-placed on the
         host that is left, and the evacuation completes."""
@@ -205,27 +226,10 @@ class EvacuateFaultTest(unittest.TestCase):
             rpc = p.rpc
             h1 = p.host_ref(1)
             vms = make_vms(p, 10, "r", h1, touch=110)
-            uuids = [rpc("VM.get_uuid", vm) for vm in vms]
             task = rpc("Async.host.evacuate", h1, NULL, 2)
             wait_until(lambda: sum(1 for vm in vms if rpc("VM.get_resident_on", vm) != h1) >= 2
                        or rpc("task.get_status", task) != "pending", 60 * SLOW, "some VMs moved", 0.01)
-            p.restart_poold(pause=1)
-
-            def ended():
-                try:
-                    return rpc("task.get_status", task) != "pending"
-                except Exception:
-                    return False
-            wait_until(ended, 120 * SLOW, "the evacuation ends after the restart", 0.1)
-            rec = rpc("task.get_record", task)
-            self.assertEqual(rec["status"], "success", rec["error_info"])
-            for vm, uuid in zip(vms, uuids):
-                where = rpc("VM.get_resident_on", vm)
-                self.assertNotEqual(where, h1)
-                copies = running_copies(p, uuid, (1, 2, 3))
-                self.assertEqual(len(copies), 1, (vm, copies))
-                self.assertEqual(p.host_ref(copies[0]), where)
-            self.assertEqual(rpc("host.get_current_operations", h1), {})
+            self.finishes_after_restart(p, task, vms, signal.SIGKILL)
             self.assertIn("resumed after a restart", p.poold_log(20000))
         finally:
             p.close()
@@ -242,21 +246,7 @@ class EvacuateFaultTest(unittest.TestCase):
             task = rpc("Async.host.evacuate", h1, NULL, 1)
             wait_until(lambda: "prepared ahead" in p.poold_log(20000) or rpc("task.get_status", task) != "pending",
                        60 * SLOW, "a VM prepared ahead", 0.01)
-            p.restart_poold(sig=signal.SIGTERM, pause=1)
-
-            def ended():
-                try:
-                    return rpc("task.get_status", task) != "pending"
-                except Exception:
-                    return False
-            wait_until(ended, 120 * SLOW, "the evacuation ends after the restart", 0.1)
-            rec = rpc("task.get_record", task)
-            self.assertEqual(rec["status"], "success", rec["error_info"])
-            for vm in vms:
-                where = rpc("VM.get_resident_on", vm)
-                self.assertNotEqual(where, h1)
-                copies = running_copies(p, rpc("VM.get_uuid", vm), (1, 2, 3))
-                self.assertEqual([p.host_ref(i) for i in copies], [where], vm)
+            self.finishes_after_restart(p, task, vms, signal.SIGTERM)
         finally:
             p.close()
 
