@@ -158,6 +158,8 @@ struct report_in {
 };
 /* What we tell poold about this host (join and heartbeats). */
 json_t *report_build(const struct report_in *in);
+/* One domain as a report lists it (backend NULL: without what its guest says). */
+json_t *report_domain(const char *backend, const struct be_domain_info *d);
 /* What domain d's guest says of itself ({os_version, address}), or NULL
  * (a backend without a guest agent reader, a domain not running). */
 json_t *report_guest(const char *backend, const struct be_domain_info *d);
@@ -185,6 +187,13 @@ void agent_beat_stop(struct agent *ag);
 /* ---- domain.c: domains and the power operations ---- */
 /* The domain of VM uuid (and its info), or -1. */
 int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out);
+/* The same, tried first at domid hint (poold knows where it should be:
+ * one domain asked, not every one listed); hint <= 0: none. */
+int domid_of_hint(struct agent *ag, const char *uuid, int hint, struct be_domain_info *out);
+/* agent.vm_state(vm, domid): {domains: [the VM's domain as a report lists
+ * it]} (or [] when none), stamped as an operation's answer (agent_stamp):
+ * what poold records a migration's move from, without a whole report. */
+json_t *agent_m_vm_state(struct agent *ag, json_t *args, json_t **result);
 /* The domain here that has VDI vdi as a disk (sim), or -1. */
 int agent_vdi_user(struct agent *ag, const char *vdi);
 /* poold's domain configuration, checked, with each disk found in an SR

@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -92,22 +91,6 @@ static void proc_close(struct proc *p)
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	p->pidfd = -1;
-}
-
-/* Every thread of the process at nice 19: a domain being destroyed frees
- * its memory in its own threads' exit, after the work that runs on. Best
- * effort (a thread may end meanwhile). */
-static void proc_lower(const struct proc *p)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
-	DIR *d = opendir(path);
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.')
-			(void)setpriority(PRIO_PROCESS, (id_t)atoi(de->d_name), 19);
-	if (d)
-		closedir(d);
 }
 
 static int proc_kill(struct proc *p, int sig)
@@ -995,7 +978,6 @@ static int sim_domain_destroy(struct backend *be, int domid)
 	if (alive) {
 		struct proc pr;
 		if (proc_open(&pr, di.di_pid)) {
-			proc_lower(&pr);
 			if (proc_kill(&pr, SIGKILL) != 0 && errno != ESRCH) {
 				be_set_error(be, "domain %d: kill %d: %s", domid, (int)di.di_pid,
 					     strerror(errno));

@@ -36,6 +36,29 @@ int domid_of(struct agent *ag, const char *uuid, struct be_domain_info *out)
 	return domid;
 }
 
+int domid_of_hint(struct agent *ag, const char *uuid, int hint, struct be_domain_info *out)
+{
+	struct be_domain_info di;
+	if (hint > 0 && ag->ag_be->be_ops->bo_domain_info(ag->ag_be, hint, &di) == 0 && strcmp(di.di_uuid, uuid) == 0) {
+		if (out)
+			*out = di;
+		return hint;
+	}
+	return domid_of(ag, uuid, out);
+}
+
+json_t *agent_m_vm_state(struct agent *ag, json_t *args, json_t **result)
+{
+	const char *uuid = json_string_value(json_array_get(args, 0));
+	int hint = (int)json_integer_value(json_array_get(args, 1));
+	struct be_domain_info di;
+	json_t *doms = json_array();
+	if (domid_of_hint(ag, uuid, hint, &di) >= 0)
+		json_array_append_new(doms, report_domain(NULL, &di));
+	*result = agent_stamp(ag, json_pack("{s:o}", "domains", doms));
+	return NULL;
+}
+
 int agent_vdi_user(struct agent *ag, const char *vdi)
 {
 	struct be_domain_info *di = NULL;

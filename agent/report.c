@@ -65,19 +65,21 @@ json_t *report_guest(const char *backend, const struct be_domain_info *d)
 			 ver[0], "minor", ver[1], "micro", ver[2], "PV_drivers_detected", 1);
 }
 
+json_t *report_domain(const char *backend, const struct be_domain_info *d)
+{
+	json_t *dom = json_pack("{s:s, s:i, s:s, s:I, s:i}", "uuid", d->di_uuid, "domid", d->di_domid, "power_state",
+				state_name(d->di_state), "memory", (json_int_t)d->di_memory, "vcpus", d->di_vcpus);
+	json_t *guest = backend ? report_guest(backend, d) : NULL;
+	if (guest)
+		json_object_set_new(dom, "guest", guest);
+	return dom;
+}
+
 json_t *report_build(const struct report_in *in)
 {
 	json_t *doms = json_array();
-	for (int i = 0; i < in->ri_ndomains; i++) {
-		const struct be_domain_info *d = &in->ri_domains[i];
-		json_t *dom = json_pack("{s:s, s:i, s:s, s:I, s:i}", "uuid", d->di_uuid, "domid", d->di_domid,
-					"power_state", state_name(d->di_state), "memory", (json_int_t)d->di_memory,
-					"vcpus", d->di_vcpus);
-		json_t *guest = report_guest(in->ri_host.hi_backend, d);
-		if (guest)
-			json_object_set_new(dom, "guest", guest);
-		json_array_append_new(doms, dom);
-	}
+	for (int i = 0; i < in->ri_ndomains; i++)
+		json_array_append_new(doms, report_domain(in->ri_host.hi_backend, &in->ri_domains[i]));
 	const struct be_host_info *hi = &in->ri_host;
 	json_t *r = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:i}, s:o, s:b, s:b, s:O, s:s, "
 			 "s:I}",

@@ -48,6 +48,7 @@ static const struct {
 	bool needs_state;
 } handlers[AGENT_NMETHODS] = {
 	[AGENT_REPORT] = {m_report, NULL, false},
+	[AGENT_VM_STATE] = {agent_m_vm_state, NULL, false},
 	[AGENT_VM_START] = {agent_m_vm_start, NULL, true},
 	[AGENT_VM_SHUTDOWN] = {agent_m_vm_shutdown, NULL, true},
 	[AGENT_VM_PAUSE] = {agent_m_vm_pause, NULL, false},

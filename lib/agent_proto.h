@@ -41,6 +41,7 @@ enum aproto_caller {
  * types: s string, b bool, i integer, o object, c domain config. */
 #define AGENT_METHODS(X) \
 	X(REPORT, "agent.report", AP_MASTER, false, "") \
+	X(VM_STATE, "agent.vm_state", AP_MASTER, false, "vm:s,domid:i") \
 	X(VM_START, "agent.vm_start", AP_MASTER, false, "config:c") \
 	X(VM_SHUTDOWN, "agent.vm_shutdown", AP_MASTER, false, "vm:s,hard:b") \
 	X(VM_PAUSE, "agent.vm_pause", AP_MASTER, false, "vm:s") \

@@ -11,8 +11,9 @@
  * 3. The source's agent streams to it (agent.migrate_send) and answers when
  *    the destination has said RUNNING; before GO any failure leaves the VM
  *    running on the source.
- * 4. poold moves resident_on in one transaction; the destination's report
- *    taken right after stamps the order for later heartbeats.
+ * 4. poold moves resident_on in one transaction; the destination's word on
+ *    its domain, taken right after (agent.vm_state, stamped as any VM
+ *    operation's answer), orders it before that host's later heartbeats.
  * 5. The source destroys its paused copy once its answer has left; poold
  *    waits for that (agent.vm_released) before the migration ends.
  * While the source streams, poold asks it for progress twice a second
@@ -153,6 +154,7 @@ struct mig_job {
 	bool mj_ready;       /* the destination listens on mj_port */
 	bool mj_drop;        /* not wanted: the destination takes its endpoint back once it answers */
 	json_int_t mj_port;
+	json_int_t mj_dst_domid; /* the domain the destination prepared (0: it makes one from the stream) */
 };
 
 static void job_free(struct mig_job *j)
@@ -365,7 +367,7 @@ static json_t *released(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	return finish(j, NULL, result);
 }
 
-/* Step 3: the destination's report after the move; then the records. */
+/* Step 3: the destination's word on its domain after the move (agent.vm_state); then the records. */
 static json_t *reported(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
 {
 	(void)err, (void)result;
@@ -403,7 +405,8 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		j->mj_send_err = json_incref(err);
 		if (j->mj_task[0])
 			api_task_note(pd, j->mj_task, "phase", "the source failed: asking the destination");
-		return agent_call_done(pd, c, j->mj_dst, AGENT_REPORT, json_array(), arbitrated, cell_of(j));
+		return agent_call_done(pd, c, j->mj_dst, AGENT_VM_STATE, json_pack("[s,I]", j->mj_uuid, j->mj_dst_domid),
+				       arbitrated, cell_of(j));
 	}
 	j->mj_stats = json_incref(answer);
 	if (j->mj_task[0]) {
@@ -413,7 +416,10 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		free(stats);
 		api_task_progress(pd, j->mj_task, j->mj_prog_lo + (j->mj_prog_hi - j->mj_prog_lo) * 0.99);
 	}
-	return agent_call_done(pd, c, j->mj_dst, AGENT_REPORT, json_array(), reported, cell_of(j));
+	/* the destination's word on its domain, stamped: its reports from
+	 * before it must not undo the move */
+	return agent_call_done(pd, c, j->mj_dst, AGENT_VM_STATE, json_pack("[s,I]", j->mj_uuid, j->mj_dst_domid),
+			       reported, cell_of(j));
 }
 
 /* The source failed: where does the VM run? */
@@ -491,6 +497,7 @@ static json_t *prepared(struct api_call *c, struct poold *pd, void *ctx, json_t 
 	if (err)
 		return failed(j, json_incref(err), NULL);
 	j->mj_port = json_integer_value(json_object_get(answer, "port"));
+	j->mj_dst_domid = json_integer_value(json_object_get(answer, "domid"));
 	if (j->mj_port <= 0)
 		return failed(j, xerr_newf(XE_INTERNAL_ERROR, "the destination gave no endpoint"), NULL);
 	j->mj_ready = true;
@@ -645,6 +652,8 @@ static struct mig_job *job_new(struct poold *pd, const struct reserve_ctx *r, js
 			       opt_bool(opts, "live", true), "address", j->mj_address, "source_host",
 			       jstr(src_rec, "uuid"), "destination_host", jstr(dst, "uuid"));
 	json_decref(src_rec);
+	/* where the source's domain is: one domain asked there, not all listed */
+	json_object_set_new(j->mj_opts, "source_domid", json_integer(json_integer_value(json_object_get(v, "domid"))));
 	json_t *cfg = start_config(pd->pd_db, pd->pd_pool_ref, r->vm, v, false);
 	/* the guest keeps the CPU it booted with, not today's pool level */
 	json_t *flags = json_object_get(v, "last_boot_CPU_flags");
