@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "agent.h"
 #include "backend_lock.h"
 #include "util.h"
@@ -31,6 +32,19 @@ void backend_locked_lock(void *be)
 void backend_locked_unlock(void *be)
 {
 	pthread_mutex_unlock(&L(be)->mu);
+}
+
+bool backend_locked_hold(void *be, int timeout_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_mutex_timedlock(&L(be)->mu, &ts) == 0;
 }
 
 struct backend *backend_locked_inner(struct backend *be)

@@ -11,5 +11,8 @@ struct backend *backend_locked_inner(struct backend *be);
  * same mutex; be is the wrapper. */
 void backend_locked_lock(void *be);
 void backend_locked_unlock(void *be);
+/* Take the mutex for good (the host fences; the agent exits next), waiting
+ * at most timeout_ms for a call in progress: false when it did not come. */
+bool backend_locked_hold(void *be, int timeout_ms);
 
 #endif

@@ -56,6 +56,15 @@ static void stop(struct agent *ag)
 	ag->ag_ha_notify = -1;
 }
 
+/* Fencing: the backend's lock is taken for good (within 2 s), so no
+ * domain starts here while the fence kills them all and the agent exits. */
+static void quiesce(void *arg)
+{
+	struct agent *ag = arg;
+	if (!backend_locked_hold(ag->ag_be, 2000))
+		log_error("HA: a backend call still runs after 2 s; fencing regardless");
+}
+
 /* The watchdog of this host's hypervisor. */
 static struct ha_fence *fence_for(struct agent *ag, char *err, size_t errlen)
 {
@@ -106,6 +115,7 @@ json_t *agent_m_ha_arm(struct agent *ag, json_t *args, json_t **result)
 	struct ha_fence *f = fence_for(ag, err, sizeof err);
 	if (!f)
 		return xerr_newf(XE_INTERNAL_ERROR, "%s", err);
+	ha_fence_on_fire(f, quiesce, ag);
 	ag->ag_ha_notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ha_armed_mark(ag->ag_state, true) < 0)
 		log_warn("HA: cannot mark %s/ha-armed: %s", ag->ag_state, strerror(errno));

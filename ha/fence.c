@@ -11,8 +11,11 @@
  * its deadline from a page shared with the agent. When the deadline
  * passes (the agent hung, was killed, or stopped kicking) or the agent
  * says fire, it SIGKILLs every domain whose record is in the backend's
- * directory, then exits. A watchdog that vanished is protection gone: the
- * agent fences (kick fails).
+ * directory. Then, as a reset host runs nothing, it goes on killing any
+ * domain that appears (an agent that had not yet noticed could still
+ * start one) until the agent is gone or disarms it. A watchdog that
+ * fired or vanished is protection gone: the agent fences (kick fails)
+ * and exits.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -50,6 +53,8 @@ struct wd_page {
 
 struct ha_fence {
 	bool hf_xen;
+	void (*hf_quiesce)(void *arg); /* before firing: nothing new starts */
+	void *hf_quiesce_arg;
 	/* sim */
 	struct wd_page *hf_page;
 	int hf_fd;
@@ -163,6 +168,15 @@ int ha_watchdog_main(int argc, char **argv)
 			int n = ha_kill_domains(dir);
 			log_error("HA watchdog: fenced: %d domain(s) killed", n);
 			atomic_store(&p->wp_fired, 1);
+			/* the host stays down until its agent is: each pass follows
+			 * the check, so what the agent started before it ended dies */
+			bool agent_alive = true;
+			while (agent_alive && atomic_load(&p->wp_cmd) != WD_EXIT) {
+				usleep(POLL_MS * 1000);
+				agent_alive = getppid() == parent;
+				if ((n = ha_kill_domains(dir)) > 0)
+					log_error("HA watchdog: %d domain(s) started after the fence: killed", n);
+			}
 			return 0;
 		}
 		struct stat st;
@@ -291,15 +305,23 @@ int ha_fence_kick(struct ha_fence *f, int64_t deadline_ms)
 	if (f->hf_xen)
 		return xen_kick(f, deadline_ms);
 #endif
-	if (waitpid(f->hf_pid, NULL, WNOHANG) != 0)
-		return -1; /* the watchdog is gone: no protection left */
+	if (waitpid(f->hf_pid, NULL, WNOHANG) != 0 || atomic_load(&f->hf_page->wp_fired))
+		return -1; /* the watchdog is gone, or fired: no protection left */
 	atomic_store(&f->hf_page->wp_deadline_ms, deadline_ms);
 	atomic_store(&f->hf_page->wp_cmd, deadline_ms < 0 ? WD_UNARMED : WD_ARMED);
 	return 0;
 }
 
+void ha_fence_on_fire(struct ha_fence *f, void (*quiesce)(void *arg), void *arg)
+{
+	f->hf_quiesce = quiesce;
+	f->hf_quiesce_arg = arg;
+}
+
 int ha_fence_fire(struct ha_fence *f)
 {
+	if (f->hf_quiesce)
+		f->hf_quiesce(f->hf_quiesce_arg);
 #ifdef HAVE_XEN
 	if (f->hf_xen) {
 		if (!f->hf_wdid)
@@ -311,11 +333,15 @@ int ha_fence_fire(struct ha_fence *f)
 	}
 #endif
 	atomic_store(&f->hf_page->wp_cmd, WD_FIRE);
-	bool gone = sim_reap(f, KILL_WAIT_MS + 1000);
-	if (!gone || !atomic_load(&f->hf_page->wp_fired)) {
+	/* fired: the domains are gone (the watchdog stays until we exit); or
+	 * it is gone without firing */
+	uint64_t until = now_ms() + KILL_WAIT_MS + 1000;
+	while (!atomic_load(&f->hf_page->wp_fired) && waitpid(f->hf_pid, NULL, WNOHANG) == 0 && now_ms() < until)
+		usleep(5000);
+	if (!atomic_load(&f->hf_page->wp_fired))
 		log_error("HA watchdog did not fence: killing the domains from the agent");
-		ha_kill_domains(f->hf_dir);
-	}
+	/* and whatever started between the watchdog's last pass and the quiesce */
+	ha_kill_domains(f->hf_dir);
 	return 0;
 }
 

@@ -303,8 +303,10 @@ struct ha_fence *ha_fence_xen_new(char *err, size_t errlen);
  * watchdog (joining: no verdict acts yet). */
 int ha_fence_kick(struct ha_fence *f, int64_t deadline_ms);
 /* Stop every domain now; returns once they are gone (sim) or never (xen:
- * the host resets). */
+ * the host resets). The quiesce hook (if set) runs first: the host's own
+ * toolstack starts nothing from then on. */
 int ha_fence_fire(struct ha_fence *f);
+void ha_fence_on_fire(struct ha_fence *f, void (*quiesce)(void *arg), void *arg);
 /* Clean stop (HA disabled): the watchdog is disarmed and goes. */
 void ha_fence_free(struct ha_fence *f);
 /* `pool-agent --ha-watchdog FD DOMAINS-DIR`: the sim watchdog process. */

@@ -192,10 +192,15 @@ static void test_watchdog(void **state)
 	assert_int_equal(ha_fence_kick(f, (int64_t)now_ms() + 200), 0);
 	assert_true(gone(a, 3000));
 	assert_true(gone(b, 3000));
-	/* the watchdog is gone after firing: kicking fails (fail closed) */
+	/* fired: kicking fails (fail closed), and the host stays down: a
+	 * domain started after the fence dies too, until the watchdog is freed */
 	usleep(100000);
 	assert_int_equal(ha_fence_kick(f, (int64_t)now_ms() + 2000), -1);
+	pid_t late = fake_domain(dir);
+	assert_true(gone(late, 1000));
+	uint64_t t0 = now_ms();
 	ha_fence_free(f);
+	assert_true(now_ms() - t0 < 1000);
 	/* fire: at once; free: leaves the domains alone */
 	pid_t c = fake_domain(dir);
 	f = ha_fence_sim_new(exe, dir, tmpdir, err, sizeof err);
