@@ -163,6 +163,11 @@ struct be_sim_map {
 };
 int backend_sim_map(struct backend *be, int domid, struct be_sim_map *out);
 void backend_sim_unmap(struct be_sim_map *m);
+/* The same on a thread of its own, at nice 19; m is emptied. Unmapping the
+ * pages a migration faulted in, or freeing a destroyed guest's memory,
+ * takes milliseconds (~4 for 64 MiB of data) that the caller need not
+ * wait for. Where no thread can be had, at once. */
+void backend_sim_unmap_later(struct be_sim_map *m);
 /* Auto-converge: percent (0..100) of the guest's dirty rate taken away,
  * as QEMU's cpu-throttle-percentage; 0 = full speed. */
 int backend_sim_set_throttle(struct backend *be, int domid, int pct);

@@ -19,12 +19,14 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -968,6 +970,26 @@ static int sim_domain_shutdown(struct backend *be, int domid, int timeout_ms)
 	return 0;
 }
 
+/* A live domain's memory: its memfds (not mapped) into m, the call's
+ * outcome (m's fds stay -1 unless CALL_OK). */
+static int hold_memory(struct backend *be, int domid, struct be_sim_map *m)
+{
+	memset(m, 0, sizeof *m);
+	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+	struct simdom_req rq = {.rq_type = SIMDOM_REQ_GET_FDS};
+	struct simdom_resp *rs = malloc(sizeof *rs);
+	int fds[3] = {-1, -1, -1};
+	int rc = rs ? sim_call(be, domid, &rq, rs, fds) : CALL_FAIL;
+	free(rs);
+	if (rc != CALL_OK)
+		return rc;
+	m->sm_domid = domid;
+	m->sm_ram_fd = fds[0];
+	m->sm_dirty_fd = fds[1];
+	m->sm_shared_fd = fds[2];
+	return rc;
+}
+
 static int sim_domain_destroy(struct backend *be, int domid)
 {
 	struct sim *s = SIM(be);
@@ -976,22 +998,28 @@ static int sim_domain_destroy(struct backend *be, int domid)
 	if (probe(be, domid, &di, &alive) != 0)
 		return -1;
 	if (alive) {
+		/* its memory held across the kill: the process's exit only drops its
+		 * references, and the pages are freed after this call, off the
+		 * backend's lock the next call (a migration's) waits for */
+		struct be_sim_map hold;
+		(void)hold_memory(be, domid, &hold);
 		struct proc pr;
+		int rc = 0;
 		if (proc_open(&pr, di.di_pid)) {
 			if (proc_kill(&pr, SIGKILL) != 0 && errno != ESRCH) {
 				be_set_error(be, "domain %d: kill %d: %s", domid, (int)di.di_pid,
 					     strerror(errno));
-				proc_close(&pr);
-				return -1;
-			}
-			bool gone = proc_wait(&pr, KILL_WAIT_MS);
-			proc_close(&pr);
-			if (!gone) {
+				rc = -1;
+			} else if (!proc_wait(&pr, KILL_WAIT_MS)) {
 				be_set_error(be, "domain %d: process %d still there %d ms after SIGKILL",
 					     domid, (int)di.di_pid, KILL_WAIT_MS);
-				return -1;
+				rc = -1;
 			}
+			proc_close(&pr);
 		}
+		backend_sim_unmap_later(&hold);
+		if (rc)
+			return -1;
 	}
 	static const char *const exts[] = {"shutdown", "crashed", "log", "lock", "json"};
 	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
@@ -1058,19 +1086,12 @@ int backend_sim_map(struct backend *be, int domid, struct be_sim_map *m)
 			be_set_error(be, "backend_sim_map: not a sim backend");
 		return -1;
 	}
-	struct simdom_req rq = {.rq_type = SIMDOM_REQ_GET_FDS};
-	struct simdom_resp *rs = malloc(sizeof *rs);
-	int fds[3] = {-1, -1, -1};
-	int rc = rs ? sim_call(be, domid, &rq, rs, fds) : CALL_FAIL;
-	free(rs);
+	int rc = hold_memory(be, domid, m);
 	if (rc == CALL_GONE)
 		be_set_error(be, "domain %d is not running", domid);
 	if (rc != CALL_OK)
 		return -1;
-	m->sm_domid = domid;
-	m->sm_ram_fd = fds[0];
-	m->sm_dirty_fd = fds[1];
-	m->sm_shared_fd = fds[2];
+	int fds[3] = {m->sm_ram_fd, m->sm_dirty_fd, m->sm_shared_fd};
 	struct stat st[3];
 	void *p[3] = {MAP_FAILED, MAP_FAILED, MAP_FAILED};
 	for (int i = 0; i < 3; i++) {
@@ -1118,6 +1139,35 @@ void backend_sim_unmap(struct be_sim_map *m)
 		close(m->sm_shared_fd);
 	memset(m, 0, sizeof *m);
 	m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+}
+
+static void *unmap_main(void *arg)
+{
+	/* nice 19: the work that follows (the next migration) goes first */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
+	backend_sim_unmap(arg);
+	free(arg);
+	return NULL;
+}
+
+void backend_sim_unmap_later(struct be_sim_map *m)
+{
+	struct be_sim_map *own = malloc(sizeof *own);
+	pthread_attr_t at;
+	pthread_t t;
+	if (own && pthread_attr_init(&at) == 0) {
+		*own = *m;
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		int rc = pthread_create(&t, &at, unmap_main, own);
+		pthread_attr_destroy(&at);
+		if (rc == 0) {
+			memset(m, 0, sizeof *m);
+			m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
+			return;
+		}
+	}
+	free(own);
+	backend_sim_unmap(m); /* no thread to be had: now */
 }
 
 /* A request about one disk whose answer carries one bitmap memfd, mapped. */

@@ -489,16 +489,7 @@ static void *destroy_thread(void *arg)
 	struct release *r = arg;
 	struct agent *ag = r->rl_ag;
 	int slot = r->rl_slot;
-	/* sim: hold the guest's memory across the destroy, so its pages are
-	 * freed here when the hold ends, not in the domain's exit while the
-	 * destroy holds the backend lock the loop and the next migration wait for */
-	struct be_sim_map hold;
-	backend_locked_lock(ag->ag_be);
-	bool held = backend_sim_map(backend_locked_inner(ag->ag_be), r->rl_domid, &hold) == 0;
-	backend_locked_unlock(ag->ag_be);
 	r->rl_ok = ag->ag_be->be_ops->bo_domain_destroy(ag->ag_be, r->rl_domid) == 0;
-	if (held)
-		backend_sim_unmap(&hold);
 	if (!r->rl_ok)
 		log_warn("VM %s: the source domain %d could not be destroyed: %s (the next heartbeat asks poold, "
 			 "which destroys a paused copy of a VM running elsewhere)",

@@ -70,11 +70,6 @@ bool sim_ram_next_data(int fd, uint64_t p, uint64_t npages, uint64_t *ds, uint64
 int sim_ram_pwrite(int fd, const void *buf, uint64_t p, uint64_t n);
 /* Page p becomes zero and goes back to the host (a hole); -1 with errno. */
 int sim_ram_punch(int fd, uint64_t p);
-/* m unmapped (and its fds closed) on a thread of its own; m is emptied.
- * Unmapping the pages a migration faulted in takes milliseconds (~4 for a
- * guest with 64 MiB of data) that the migration's answer need not wait
- * for. Where no thread can be had, at once. */
-void sim_ram_unmap_later(struct be_sim_map *m);
 /* Hash every page of a mapped domain's RAM (holes hash as zero pages
  * without being read) and compare with want[]: the number of pages that
  * differ (the first into *bad). */

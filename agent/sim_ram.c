@@ -6,10 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sys/resource.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "sim_mig.h"
@@ -85,33 +81,4 @@ uint64_t sim_ram_verify(const struct be_sim_map *m, mig_hash_fn hash, const uint
 				*bad = p;
 	}
 	return diff;
-}
-
-static void *unmap_main(void *arg)
-{
-	/* nice 19: the streams that follow go first */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
-	backend_sim_unmap(arg);
-	free(arg);
-	return NULL;
-}
-
-void sim_ram_unmap_later(struct be_sim_map *m)
-{
-	struct be_sim_map *own = malloc(sizeof *own);
-	pthread_attr_t at;
-	pthread_t t;
-	if (own && pthread_attr_init(&at) == 0) {
-		*own = *m;
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		int rc = pthread_create(&t, &at, unmap_main, own);
-		pthread_attr_destroy(&at);
-		if (rc == 0) {
-			memset(m, 0, sizeof *m);
-			m->sm_ram_fd = m->sm_dirty_fd = m->sm_shared_fd = -1;
-			return;
-		}
-	}
-	free(own);
-	backend_sim_unmap(m); /* no thread to be had: now */
 }

@@ -330,7 +330,7 @@ static void send_free(struct sim_sender *s)
 	sim_send_buffers_free(s);
 	gate_leave(s);
 	if (s->sd_mapped && s->sd_o.unmap_later) { /* the answer goes out meanwhile */
-		sim_ram_unmap_later(&s->sd_m);
+		backend_sim_unmap_later(&s->sd_m);
 	} else if (s->sd_mapped) {
 		mig_lock(s->sd_lk);
 		backend_sim_unmap(&s->sd_m);

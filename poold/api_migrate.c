@@ -394,6 +394,15 @@ static struct mig_job **cell_of(struct mig_job *j)
 	return p;
 }
 
+/* The destination's word on the VM's domain (agent.vm_state, at the domid
+ * it prepared), stamped: its reports from before it must not undo what
+ * poold decides from it. */
+static json_t *ask_destination(struct mig_job *j, struct api_call *c, agent_done_fn then)
+{
+	return agent_call_done(j->mj_pd, c, j->mj_dst, AGENT_VM_STATE, json_pack("[s,I]", j->mj_uuid, j->mj_dst_domid),
+			       then, cell_of(j));
+}
+
 /* Step 2 done: the source streamed (answer: its figures), or failed. */
 static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *answer, json_t *err, json_t **result)
 {
@@ -405,8 +414,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		j->mj_send_err = json_incref(err);
 		if (j->mj_task[0])
 			api_task_note(pd, j->mj_task, "phase", "the source failed: asking the destination");
-		return agent_call_done(pd, c, j->mj_dst, AGENT_VM_STATE, json_pack("[s,I]", j->mj_uuid, j->mj_dst_domid),
-				       arbitrated, cell_of(j));
+		return ask_destination(j, c, arbitrated);
 	}
 	j->mj_stats = json_incref(answer);
 	if (j->mj_task[0]) {
@@ -416,10 +424,7 @@ static json_t *sent(struct api_call *c, struct poold *pd, void *ctx, json_t *ans
 		free(stats);
 		api_task_progress(pd, j->mj_task, j->mj_prog_lo + (j->mj_prog_hi - j->mj_prog_lo) * 0.99);
 	}
-	/* the destination's word on its domain, stamped: its reports from
-	 * before it must not undo the move */
-	return agent_call_done(pd, c, j->mj_dst, AGENT_VM_STATE, json_pack("[s,I]", j->mj_uuid, j->mj_dst_domid),
-			       reported, cell_of(j));
+	return ask_destination(j, c, reported);
 }
 
 /* The source failed: where does the VM run? */

@@ -5,7 +5,8 @@
  * cache only saves parsing it again. An entry is used when its text is
  * byte for byte the text read now, so it needs no invalidation: a write by
  * this process or another, a rolled back transaction or a restored
- * database simply makes the texts differ. The caller gets its own copy.
+ * database simply makes the texts differ. A caller gets the record shared
+ * (read only) or a copy of its own.
  */
 #ifndef DB_CACHE_H
 #define DB_CACHE_H
